@@ -1,0 +1,210 @@
+"""The YAML site file: regions, sites (canteens), people, sensors, edge boxes and cameras.
+
+One file describes a deployment's registry. Validation errors name the key path
+(``sites[0].sensors[2].profile: ...``) so an installer can fix the file without
+reading code. ``brightkitchen registry sync`` loads it into the database; the
+edge box reads its own cameras from it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bkcommon.errors import ConfigError
+from bkcommon.profiles import Profile, RuleParams, params_for
+from bkcommon.settings import format_validation_error
+
+ID = r"^[A-Za-z0-9_.\-]{1,64}$"
+
+
+class Strict(BaseModel):
+    """Base of site-file models: unknown keys are errors (typos must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Role(StrEnum):
+    """Responsibilities a person can hold for a site (包保)."""
+
+    OFFICER = "officer"  # 食品安全员
+    DIRECTOR = "director"  # 食品安全总监
+    REGULATOR = "regulator"  # 包保 regulator
+    INSURER = "insurer"
+
+
+class ChannelKind(StrEnum):
+    """Ways a person can be alerted."""
+
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+    WECOM = "wecom"
+    DINGTALK = "dingtalk"
+    SMS = "sms"
+
+
+class Channel(Strict):
+    """One way to reach a person: a kind and an address (URL, e-mail address, phone)."""
+
+    kind: ChannelKind
+    address: str = Field(min_length=3, max_length=500)
+    secret: str | None = Field(default=None, description="Signing secret (DingTalk) if any")
+
+
+class Person(Strict):
+    """A named person with their alert channels."""
+
+    id: str = Field(pattern=ID)
+    name: str = Field(min_length=1, max_length=100)
+    channels: list[Channel] = Field(default_factory=list)
+
+
+class Region(Strict):
+    """An administrative region; ``parent`` makes districts part of a prefecture."""
+
+    id: str = Field(pattern=ID)
+    name: str
+    parent: str | None = None
+
+
+class Sensor(Strict):
+    """A temperature sensor on a piece of equipment; ``rules`` overrides the profile defaults."""
+
+    id: str = Field(pattern=ID)
+    name: str = ""
+    profile: Profile
+    zigbee_name: str | None = Field(default=None, max_length=100, description="Zigbee2MQTT friendly name")
+    rules: dict[str, Any] = Field(default_factory=dict)
+
+    def params(self) -> RuleParams:
+        """Effective rule parameters: profile defaults plus this sensor's overrides."""
+        return params_for(self.profile, self.rules)
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Sensor:
+        try:
+            self.params()
+        except ValidationError as exc:
+            raise ValueError("rules: " + format_validation_error(exc).replace("\n", "; ")) from exc
+        return self
+
+
+class Zone(Strict):
+    """A polygon on a camera image (pixel coordinates of the camera's native frame)."""
+
+    id: str = Field(pattern=ID)
+    kind: str = Field(
+        description="raw_area, cooked_area, prep_room (专间), dish_up, board_station",
+        pattern="^(raw_area|cooked_area|prep_room|dish_up|board_station)$",
+    )
+    polygon: list[tuple[float, float]] = Field(min_length=3)
+    mask_required: bool | None = Field(default=None, description="Default: true for prep_room and dish_up")
+    board_type: str | None = Field(default=None, description="Board type a station must hold")
+
+
+class Camera(Strict):
+    """A camera attached to an edge box."""
+
+    id: str = Field(pattern=ID)
+    name: str = ""
+    url: str = Field(description="rtsp://, http://, a video file path, or a device index")
+    analyse_fps: float = Field(default=5.0, gt=0, le=30)
+    zones: list[Zone] = Field(default_factory=list)
+    rules: dict[str, Any] = Field(default_factory=dict, description="Per-rule settings for this camera")
+
+
+class EdgeBox(Strict):
+    """An edge box in a kitchen and its cameras."""
+
+    id: str = Field(pattern=ID)
+    cameras: list[Camera] = Field(default_factory=list)
+
+
+class Site(Strict):
+    """A canteen (食品经营主体) with its people, sensors and edge boxes."""
+
+    id: str = Field(pattern=ID)
+    name: str = Field(min_length=1, max_length=200)
+    region: str
+    address: str = ""
+    people: dict[Role, list[str]] = Field(default_factory=dict, description="role → person ids")
+    sensors: list[Sensor] = Field(default_factory=list)
+    edge_boxes: list[EdgeBox] = Field(default_factory=list)
+
+
+class SiteFile(Strict):
+    """The whole registry of one deployment."""
+
+    version: int = Field(default=1, ge=1, le=1)
+    regions: list[Region] = Field(min_length=1)
+    people: list[Person] = Field(default_factory=list)
+    sites: list[Site] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> SiteFile:
+        region_ids = {r.id for r in self.regions}
+        person_ids = {p.id for p in self.people}
+        for i, r in enumerate(self.regions):
+            if r.parent is not None and r.parent not in region_ids:
+                raise ValueError(f"regions[{i}].parent: unknown region {r.parent!r}")
+        seen_sensors: set[str] = set()
+        seen_sites: set[str] = set()
+        seen_zigbee: set[str] = set()
+        for i, s in enumerate(self.sites):
+            if s.id in seen_sites:
+                raise ValueError(f"sites[{i}].id: duplicate site id {s.id!r}")
+            seen_sites.add(s.id)
+            if s.region not in region_ids:
+                raise ValueError(f"sites[{i}].region: unknown region {s.region!r}")
+            for role, ids in s.people.items():
+                for pid in ids:
+                    if pid not in person_ids:
+                        raise ValueError(f"sites[{i}].people.{role.value}: unknown person {pid!r}")
+            for j, sn in enumerate(s.sensors):
+                if sn.id in seen_sensors:
+                    raise ValueError(f"sites[{i}].sensors[{j}].id: duplicate sensor id {sn.id!r}")
+                seen_sensors.add(sn.id)
+                if sn.zigbee_name:
+                    if sn.zigbee_name in seen_zigbee:
+                        raise ValueError(
+                            f"sites[{i}].sensors[{j}].zigbee_name: duplicate {sn.zigbee_name!r}"
+                        )
+                    seen_zigbee.add(sn.zigbee_name)
+        return self
+
+    def sensor_index(self) -> dict[str, tuple[Site, Sensor]]:
+        """Map sensor id → (site, sensor)."""
+        return {sn.id: (s, sn) for s in self.sites for sn in s.sensors}
+
+    def person(self, person_id: str) -> Person:
+        """Return a person by id (KeyError when absent)."""
+        for p in self.people:
+            if p.id == person_id:
+                return p
+        raise KeyError(person_id)
+
+
+def parse_site_file(data: object, source: str = "<site file>") -> SiteFile:
+    """Validate parsed YAML; raise ConfigError listing each problem with its key path."""
+    try:
+        return SiteFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source} is invalid:\n{format_validation_error(exc)}") from exc
+
+
+def load_site_file(path: str | Path) -> SiteFile:
+    """Read and validate a YAML site file; raise ConfigError with the path and key path."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read site file {p}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p} is not valid YAML: {exc}") from exc
+    return parse_site_file(data, str(p))

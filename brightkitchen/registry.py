@@ -1,0 +1,121 @@
+"""Load the site file into the registry tables (regions, sites, people, sensors, boxes, cameras).
+
+Upserts are idempotent; sensors no longer in the file are marked inactive, never deleted
+(their readings and tickets stay attached).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from bkcommon.sitefile import SiteFile
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """Counts of what a registry sync wrote."""
+
+    regions: int
+    sites: int
+    people: int
+    sensors: int
+    cameras: int
+
+
+def sync_registry(conn: psycopg.Connection[tuple[object, ...]], site_file: SiteFile) -> SyncResult:
+    """Upsert the whole registry of ``site_file`` in one transaction."""
+    n_cam = 0
+    with conn.transaction(), conn.cursor() as cur:
+        # Parents first so the self-reference holds.
+        pending = list(site_file.regions)
+        written: set[str] = set()
+        while pending:
+            progressed = False
+            for r in list(pending):
+                if r.parent is None or r.parent in written:
+                    cur.execute(
+                        """INSERT INTO regions (id, name, parent_id) VALUES (%s, %s, %s)
+                           ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name,
+                                                          parent_id = EXCLUDED.parent_id""",
+                        (r.id, r.name, r.parent),
+                    )
+                    written.add(r.id)
+                    pending.remove(r)
+                    progressed = True
+            if not progressed:
+                raise ValueError("regions: parent cycle among " + ", ".join(r.id for r in pending))
+        for p in site_file.people:
+            cur.execute(
+                "INSERT INTO people (id, name) VALUES (%s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
+                (p.id, p.name),
+            )
+            cur.execute("DELETE FROM person_channels WHERE person_id = %s", (p.id,))
+            for ch in p.channels:
+                cur.execute(
+                    "INSERT INTO person_channels (person_id, kind, address, secret) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (p.id, ch.kind.value, ch.address, ch.secret),
+                )
+        for s in site_file.sites:
+            cur.execute(
+                """INSERT INTO sites (id, region_id, name, address) VALUES (%s, %s, %s, %s)
+                   ON CONFLICT (id) DO UPDATE SET region_id = EXCLUDED.region_id,
+                       name = EXCLUDED.name, address = EXCLUDED.address""",
+                (s.id, s.region, s.name, s.address),
+            )
+            cur.execute("DELETE FROM site_people WHERE site_id = %s", (s.id,))
+            for role, ids in s.people.items():
+                for pid in ids:
+                    cur.execute(
+                        "INSERT INTO site_people (site_id, person_id, role) VALUES (%s, %s, %s)",
+                        (s.id, pid, role.value),
+                    )
+            ids_in_file = [sn.id for sn in s.sensors]
+            for sn in s.sensors:
+                cur.execute(
+                    """INSERT INTO sensors (id, site_id, name, profile, zigbee_name, params, active)
+                       VALUES (%s, %s, %s, %s, %s, %s, true)
+                       ON CONFLICT (id) DO UPDATE SET site_id = EXCLUDED.site_id,
+                           name = EXCLUDED.name, profile = EXCLUDED.profile,
+                           zigbee_name = EXCLUDED.zigbee_name, params = EXCLUDED.params,
+                           active = true, updated_at = now()""",
+                    (sn.id, s.id, sn.name, sn.profile.value, sn.zigbee_name,
+                     Jsonb(sn.params().model_dump())),
+                )
+            cur.execute(
+                "UPDATE sensors SET active = false WHERE site_id = %s AND NOT (id = ANY(%s))",
+                (s.id, ids_in_file),
+            )
+            for box in s.edge_boxes:
+                cur.execute(
+                    "INSERT INTO edge_boxes (id, site_id) VALUES (%s, %s) "
+                    "ON CONFLICT (id) DO UPDATE SET site_id = EXCLUDED.site_id",
+                    (box.id, s.id),
+                )
+                for cam in box.cameras:
+                    cur.execute(
+                        """INSERT INTO cameras (id, site_id, box_id, name, zones)
+                           VALUES (%s, %s, %s, %s, %s)
+                           ON CONFLICT (id) DO UPDATE SET site_id = EXCLUDED.site_id,
+                               box_id = EXCLUDED.box_id, name = EXCLUDED.name,
+                               zones = EXCLUDED.zones""",
+                        (cam.id, s.id, box.id, cam.name,
+                         Jsonb([z.model_dump(mode="json") for z in cam.zones])),
+                    )
+                    n_cam += 1
+    result = SyncResult(
+        regions=len(site_file.regions),
+        sites=len(site_file.sites),
+        people=len(site_file.people),
+        sensors=sum(len(s.sensors) for s in site_file.sites),
+        cameras=n_cam,
+    )
+    logger.info("registry synced: %s", result)
+    return result

@@ -1,0 +1,118 @@
+"""Real services for tests: PostgreSQL and Mosquitto on this machine, or throwaway ones.
+
+Where 127.0.0.1:5432 / :1883 answer, tests use them (each test in its own database and
+topic prefix). Where they do not, a throwaway server is started: ``pgserver`` for
+PostgreSQL, the ``mosquitto`` binary (or the embedded amqtt broker) for MQTT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Return True when something accepts TCP connections on host:port."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(pred: object, timeout: float = 10.0, interval: float = 0.05, what: str = "") -> None:
+    """Poll ``pred()`` until true or raise AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():  # type: ignore[operator]
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or pred}")
+
+
+@dataclass
+class Broker:
+    """A Mosquitto process the test owns (so it may stop and restart it)."""
+
+    port: int
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """mqtt:// URL of this broker."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start mosquitto with the deploy/ settings (persistence on) and wait for the port."""
+        conf = self.workdir / "mosquitto.conf"
+        base = (REPO / "deploy/mosquitto/mosquitto.conf").read_text()
+        base = base.replace("persistence_location /var/lib/mosquitto/",
+                            f"persistence_location {self.workdir}/")
+        base = base.replace("listener 1883", f"listener {self.port} 127.0.0.1")
+        conf.write_text(base)
+        log = (self.workdir / "mosquitto.log").open("ab")
+        self.proc = subprocess.Popen(
+            [mosquitto_binary(), "-c", str(conf)], stdout=log, stderr=log
+        )
+        wait_until(lambda: port_open("127.0.0.1", self.port), 10, what="mosquitto to listen")
+
+    def stop(self, hard: bool = False) -> None:
+        """Stop the broker (SIGKILL when ``hard``) and wait for it to exit."""
+        if self.proc is None:
+            return
+        if hard:
+            self.proc.kill()
+        else:
+            self.proc.terminate()
+        self.proc.wait(10)
+        self.proc = None
+
+
+def mosquitto_binary() -> str:
+    """Path of the mosquitto binary, or raise FileNotFoundError."""
+    path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if not path:
+        raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto)")
+    return path
+
+
+@contextlib.contextmanager
+def private_broker() -> Iterator[Broker]:
+    """A private Mosquitto on a free port with persistence, torn down afterwards."""
+    with tempfile.TemporaryDirectory(prefix="bk-mosq-") as d:
+        b = Broker(port=free_port(), workdir=Path(d))
+        b.start()
+        try:
+            yield b
+        finally:
+            b.stop()
+
+
+def postgres_base_url() -> tuple[str, object | None]:
+    """Return (server URL without database, handle) for the test PostgreSQL server."""
+    env = os.environ.get("BK_TEST_PG_URL")
+    if env:
+        return env.rstrip("/"), None
+    if port_open("127.0.0.1", 5432):
+        return "postgresql://postgres@127.0.0.1:5432", None
+    import pgserver  # throwaway embedded server on a fresh machine
+
+    srv = pgserver.get_server(tempfile.mkdtemp(prefix="bk-pg-"), cleanup_mode="stop")
+    uri = srv.get_uri()
+    return uri.rsplit("/", 1)[0], srv
