@@ -1,0 +1,65 @@
+"""The sensor directory: registered sensors loaded from the database, refreshed periodically.
+
+Ingest validates every reading against it (unknown sensor = dead letter) and the rule
+engine reads each sensor's site and rule parameters from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import psycopg
+
+from bkcommon.profiles import Profile, RuleParams
+from ingest.types import SensorInfo
+
+logger = logging.getLogger(__name__)
+
+
+class SensorDirectory:
+    """Thread-safe map of active sensors by id and by Zigbee2MQTT name."""
+
+    def __init__(self, sensors: list[SensorInfo] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[str, SensorInfo] = {}
+        self._by_zigbee: dict[str, SensorInfo] = {}
+        if sensors:
+            self._set(sensors)
+
+    def _set(self, sensors: list[SensorInfo]) -> None:
+        by_id = {s.sensor_id: s for s in sensors}
+        by_zb = {s.zigbee_name: s for s in sensors if s.zigbee_name}
+        with self._lock:
+            self._by_id, self._by_zigbee = by_id, by_zb
+
+    def refresh(self, conn: psycopg.Connection[Any]) -> int:
+        """Reload active sensors from the ``sensors`` table; return how many there are."""
+        rows = conn.execute(
+            "SELECT id, site_id, profile, params, zigbee_name FROM sensors WHERE active"
+        ).fetchall()
+        sensors = []
+        for sid, site_id, profile, params, zb in rows:
+            try:
+                sensors.append(
+                    SensorInfo(sid, site_id, Profile(profile), RuleParams.model_validate(params), zb)
+                )
+            except ValueError:
+                logger.exception("sensor %s has invalid params in the registry; ignored", sid)
+        self._set(sensors)
+        return len(sensors)
+
+    def get(self, sensor_id: str) -> SensorInfo | None:
+        """Return the sensor or None when it is not registered (or inactive)."""
+        with self._lock:
+            return self._by_id.get(sensor_id)
+
+    def by_zigbee(self, name: str) -> SensorInfo | None:
+        """Return the sensor mapped to a Zigbee2MQTT friendly name, if any."""
+        with self._lock:
+            return self._by_zigbee.get(name)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_id)
