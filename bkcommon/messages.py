@@ -22,7 +22,6 @@ from pydantic import (
     field_validator,
 )
 
-from bkcommon import SCHEMA_VERSION
 from bkcommon.errors import PayloadError
 from bkcommon.timeutil import to_utc, utcnow
 
@@ -48,7 +47,7 @@ class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: Literal[1] = Field(
-        default=SCHEMA_VERSION, description="Payload schema version; bump on breaking change."
+        default=1, description="Payload schema version; bump on breaking change."
     )
 
 
@@ -60,7 +59,7 @@ class SensorReading(Contract):
     """One reading of a temperature sensor.
 
     Example:
-        >>> r = SensorReading.model_validate({"ts": "2026-01-01T00:00:00Z", "seq": 1, "temp_c": 4.5})
+        >>> r = SensorReading.model_validate({"ts": "2026-01-01T00:00:00Z", "temp_c": 4.5})
         >>> r.temp_c
         4.5
     """
@@ -231,7 +230,9 @@ def decode(model: type[M], raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> M:
         raise PayloadError(f"invalid {model.__name__}: {_first_error(exc)}") from exc
 
 
-def check_not_future(ts: datetime, now: datetime | None = None, skew: timedelta = MAX_FUTURE_SKEW) -> None:
+def check_not_future(
+    ts: datetime, now: datetime | None = None, skew: timedelta = MAX_FUTURE_SKEW
+) -> None:
     """Raise PayloadError when ``ts`` is further in the future than ``skew`` (a clock fault)."""
     now = now or utcnow()
     if ts - now > skew:

@@ -39,10 +39,18 @@ class RuleParams(BaseModel):
 
     low_c: float | None = Field(default=None, description="Lowest compliant temperature, °C")
     high_c: float | None = Field(default=None, description="Highest compliant temperature, °C")
-    delay_s: int = Field(default=300, ge=0, le=86400, description="Time beyond a limit before alarming")
-    hysteresis_c: float = Field(default=0.5, ge=0, le=10, description="Margin inside the limit to clear")
-    door_grace_s: int = Field(default=120, ge=0, le=3600, description="Ignore time after a door closes")
-    offline_after_s: int = Field(default=600, ge=30, le=7 * 86400, description="No reading for this long = offline")
+    delay_s: int = Field(
+        default=300, ge=0, le=86400, description="Time beyond a limit before alarming"
+    )
+    hysteresis_c: float = Field(
+        default=0.5, ge=0, le=10, description="Margin inside the limit to clear"
+    )
+    door_grace_s: int = Field(
+        default=120, ge=0, le=3600, description="Ignore time after a door closes"
+    )
+    offline_after_s: int = Field(
+        default=600, ge=30, le=7 * 86400, description="No reading for this long = offline"
+    )
     low_battery_pct: float = Field(default=15.0, ge=0, le=100)
     excursion_tier: int = Field(default=2, ge=1, le=3)
     offline_tier: int = Field(default=2, ge=1, le=3)

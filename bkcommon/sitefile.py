@@ -77,7 +77,9 @@ class Sensor(Strict):
     id: str = Field(pattern=ID)
     name: str = ""
     profile: Profile
-    zigbee_name: str | None = Field(default=None, max_length=100, description="Zigbee2MQTT friendly name")
+    zigbee_name: str | None = Field(
+        default=None, max_length=100, description="Zigbee2MQTT friendly name"
+    )
     rules: dict[str, Any] = Field(default_factory=dict)
 
     def params(self) -> RuleParams:
@@ -102,7 +104,9 @@ class Zone(Strict):
         pattern="^(raw_area|cooked_area|prep_room|dish_up|board_station)$",
     )
     polygon: list[tuple[float, float]] = Field(min_length=3)
-    mask_required: bool | None = Field(default=None, description="Default: true for prep_room and dish_up")
+    mask_required: bool | None = Field(
+        default=None, description="Default: true for prep_room and dish_up"
+    )
     board_type: str | None = Field(default=None, description="Board type a station must hold")
 
 
@@ -114,7 +118,9 @@ class Camera(Strict):
     url: str = Field(description="rtsp://, http://, a video file path, or a device index")
     analyse_fps: float = Field(default=5.0, gt=0, le=30)
     zones: list[Zone] = Field(default_factory=list)
-    rules: dict[str, Any] = Field(default_factory=dict, description="Per-rule settings for this camera")
+    rules: dict[str, Any] = Field(
+        default_factory=dict, description="Per-rule settings for this camera"
+    )
 
 
 class EdgeBox(Strict):
@@ -150,28 +156,28 @@ class SiteFile(Strict):
         person_ids = {p.id for p in self.people}
         for i, r in enumerate(self.regions):
             if r.parent is not None and r.parent not in region_ids:
-                raise ValueError(f"regions[{i}].parent: unknown region {r.parent!r}")
+                raise ValueError(f"regions.{i}.parent: unknown region {r.parent!r}")
         seen_sensors: set[str] = set()
         seen_sites: set[str] = set()
         seen_zigbee: set[str] = set()
         for i, s in enumerate(self.sites):
             if s.id in seen_sites:
-                raise ValueError(f"sites[{i}].id: duplicate site id {s.id!r}")
+                raise ValueError(f"sites.{i}.id: duplicate site id {s.id!r}")
             seen_sites.add(s.id)
             if s.region not in region_ids:
-                raise ValueError(f"sites[{i}].region: unknown region {s.region!r}")
+                raise ValueError(f"sites.{i}.region: unknown region {s.region!r}")
             for role, ids in s.people.items():
                 for pid in ids:
                     if pid not in person_ids:
-                        raise ValueError(f"sites[{i}].people.{role.value}: unknown person {pid!r}")
+                        raise ValueError(f"sites.{i}.people.{role.value}: unknown person {pid!r}")
             for j, sn in enumerate(s.sensors):
                 if sn.id in seen_sensors:
-                    raise ValueError(f"sites[{i}].sensors[{j}].id: duplicate sensor id {sn.id!r}")
+                    raise ValueError(f"sites.{i}.sensors.{j}.id: duplicate sensor id {sn.id!r}")
                 seen_sensors.add(sn.id)
                 if sn.zigbee_name:
                     if sn.zigbee_name in seen_zigbee:
                         raise ValueError(
-                            f"sites[{i}].sensors[{j}].zigbee_name: duplicate {sn.zigbee_name!r}"
+                            f"sites.{i}.sensors.{j}.zigbee_name: duplicate {sn.zigbee_name!r}"
                         )
                     seen_zigbee.add(sn.zigbee_name)
         return self

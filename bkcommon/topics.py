@@ -60,12 +60,16 @@ def reading_topic(site_id: str, sensor_id: str, prefix: str = DEFAULT_PREFIX) ->
         >>> reading_topic("s1", "fridge-1")
         'bk/v1/s1/sensor/fridge-1/reading'
     """
-    return f"{_p(prefix)}/{check_id(site_id, 'site')}/sensor/{check_id(sensor_id, 'sensor')}/reading"
+    return (
+        f"{_p(prefix)}/{check_id(site_id, 'site')}/sensor/{check_id(sensor_id, 'sensor')}/reading"
+    )
 
 
 def readings_topic(site_id: str, sensor_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     """Topic of a gateway batch of readings for one sensor."""
-    return f"{_p(prefix)}/{check_id(site_id, 'site')}/sensor/{check_id(sensor_id, 'sensor')}/readings"
+    return (
+        f"{_p(prefix)}/{check_id(site_id, 'site')}/sensor/{check_id(sensor_id, 'sensor')}/readings"
+    )
 
 
 def violation_topic(site_id: str, box_id: str, prefix: str = DEFAULT_PREFIX) -> str:

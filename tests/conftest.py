@@ -88,11 +88,17 @@ def cli_env(db_url: str, mqtt_url: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run the brightkitchen CLI in a subprocess and return the completed process."""
     import sys
 
     return subprocess.run(
         [sys.executable, "-m", "brightkitchen.cli", *args],
-        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

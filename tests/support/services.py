@@ -62,14 +62,13 @@ class Broker:
         """Start mosquitto with the deploy/ settings (persistence on) and wait for the port."""
         conf = self.workdir / "mosquitto.conf"
         base = (REPO / "deploy/mosquitto/mosquitto.conf").read_text()
-        base = base.replace("persistence_location /var/lib/mosquitto/",
-                            f"persistence_location {self.workdir}/")
+        base = base.replace(
+            "persistence_location /var/lib/mosquitto/", f"persistence_location {self.workdir}/"
+        )
         base = base.replace("listener 1883", f"listener {self.port} 127.0.0.1")
         conf.write_text(base)
         log = (self.workdir / "mosquitto.log").open("ab")
-        self.proc = subprocess.Popen(
-            [mosquitto_binary(), "-c", str(conf)], stdout=log, stderr=log
-        )
+        self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=log, stderr=log)
         wait_until(lambda: port_open("127.0.0.1", self.port), 10, what="mosquitto to listen")
 
     def stop(self, hard: bool = False) -> None:
@@ -86,7 +85,9 @@ class Broker:
 
 def mosquitto_binary() -> str:
     """Path of the mosquitto binary, or raise FileNotFoundError."""
-    path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    path = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
     if not path:
         raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto)")
     return path
