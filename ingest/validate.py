@@ -1,0 +1,217 @@
+"""Turn one MQTT message (topic, raw bytes, arrival time) into accepted data or a rejection.
+
+Pure: no I/O. The fast path lets pydantic-core parse JSON straight into the model; only a
+failing payload goes through :func:`bkcommon.messages.decode` again to get its reason.
+Every rejection carries a short ``code`` (for counters) and a human ``reason`` (for the
+dead-letter table).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from bkcommon.errors import PayloadError, TopicError
+from bkcommon.messages import (
+    MAX_PAYLOAD_BYTES,
+    EdgeStatus,
+    ReadingBatch,
+    SensorReading,
+    Violation,
+    ZigbeeState,
+    check_not_future,
+    decode,
+)
+from bkcommon.topics import DEFAULT_PREFIX, TopicKind, parse_topic
+from ingest.directory import SensorDirectory
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_REASON_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedReadings:
+    """Valid readings of one registered sensor (one message or a gateway batch)."""
+
+    sensor_id: str
+    readings: tuple[SensorReading, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedViolation:
+    """A valid violation from an edge box, with its decoded evidence image if any."""
+
+    site_id: str
+    box_id: str
+    violation: Violation
+    evidence_jpeg: bytes | None
+    evidence_sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedStatus:
+    """A valid edge-box status (the box's registration is checked by the writer)."""
+
+    site_id: str
+    box_id: str
+    status: EdgeStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Bad input: dead-lettered with ``reason``; ``code`` names the class of fault."""
+
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """Not ours to judge (e.g. a Zigbee device that maps to no sensor): counted, not stored."""
+
+    reason: str
+
+
+Outcome = AcceptedReadings | AcceptedViolation | AcceptedStatus | Rejected | Ignored
+
+
+def clean_text(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """Make untrusted text storable in a PostgreSQL text column (no NUL, bounded length)."""
+    text = text.replace("\x00", "\\x00")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _payload_code(exc: PayloadError) -> str:
+    msg = str(exc)
+    if msg.startswith("oversized"):
+        return "oversized"
+    if msg.startswith(("not JSON", "not a JSON")):
+        return "not_json"
+    if "in the future" in msg:
+        return "future"
+    return "invalid"
+
+
+def _reject(exc: PayloadError) -> Rejected:
+    return Rejected(_payload_code(exc), clean_text(str(exc)))
+
+
+def _fast_decode(model: type[M], raw: bytes) -> M:
+    """Parse with pydantic-core's JSON parser; on failure redo it the slow way for the reason."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(f"oversized: {len(raw)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        return model.model_validate_json(raw)
+    except (ValidationError, ValueError):
+        return decode(model, raw)
+
+
+class Validator:
+    """Validates messages against the contract and the sensor directory."""
+
+    def __init__(
+        self,
+        directory: SensorDirectory,
+        prefix: str = DEFAULT_PREFIX,
+        zigbee_base: str | None = None,
+    ) -> None:
+        self.directory = directory
+        self.prefix = prefix
+        self.zigbee_base = zigbee_base
+
+    def __call__(self, topic: str, raw: bytes, received_at: datetime) -> Outcome:
+        """Validate one message; never raises for bad input."""
+        try:
+            return self._validate(topic, raw, received_at)
+        except PayloadError as exc:
+            return _reject(exc)
+        except TopicError as exc:
+            return Rejected("topic", clean_text(str(exc)))
+
+    def _validate(  # noqa: PLR0911 - one return per topic kind and fault
+        self, topic: str, raw: bytes, received_at: datetime
+    ) -> Outcome:
+        parsed = parse_topic(topic, self.prefix, self.zigbee_base)
+        kind, site_id, device_id = parsed.kind, parsed.site_id, parsed.device_id
+        if kind is TopicKind.READING or kind is TopicKind.READINGS:
+            assert site_id is not None
+            assert device_id is not None
+            bad = self._check_sensor(site_id, device_id)
+            if bad is not None:
+                return bad
+            if kind is TopicKind.READING:
+                reading = _fast_decode(SensorReading, raw)
+                check_not_future(reading.ts, received_at)
+                return AcceptedReadings(device_id, (reading,))
+            batch = _fast_decode(ReadingBatch, raw)
+            for i, r in enumerate(batch.readings):
+                try:
+                    check_not_future(r.ts, received_at)
+                except PayloadError as exc:
+                    return Rejected("future", clean_text(f"readings.{i}: {exc}"))
+            return AcceptedReadings(device_id, tuple(batch.readings))
+        if kind is TopicKind.ZIGBEE:
+            assert device_id is not None
+            info = self.directory.by_zigbee(device_id)
+            if info is None:
+                return Ignored(f"zigbee device {device_id!r} maps to no sensor")
+            state = _fast_decode(ZigbeeState, raw)
+            return AcceptedReadings(info.sensor_id, (state.to_reading(received_at),))
+        if kind is TopicKind.VIOLATION:
+            assert site_id is not None
+            assert device_id is not None
+            return self._violation(site_id, device_id, raw, received_at)
+        if kind is TopicKind.STATUS:
+            assert site_id is not None
+            assert device_id is not None
+            status = _fast_decode(EdgeStatus, raw)
+            if status.box_id != device_id:
+                return Rejected(
+                    "box_mismatch",
+                    clean_text(
+                        f"box mismatch: payload box_id {status.box_id!r}, topic {device_id!r}"
+                    ),
+                )
+            check_not_future(status.ts, received_at)
+            return AcceptedStatus(site_id, device_id, status)
+        return Rejected("topic", clean_text(f"not an ingest topic: {topic!r}"))
+
+    def _check_sensor(self, site_id: str, sensor_id: str) -> Rejected | None:
+        info = self.directory.get(sensor_id)
+        if info is None:
+            return Rejected("unknown_sensor", f"unknown sensor: {sensor_id!r} is not registered")
+        if info.site_id != site_id:
+            return Rejected(
+                "site_mismatch",
+                f"site mismatch: sensor {sensor_id!r} belongs to {info.site_id!r}, topic says "
+                f"{site_id!r}",
+            )
+        return None
+
+    def _violation(self, site_id: str, box_id: str, raw: bytes, received_at: datetime) -> Outcome:
+        v = _fast_decode(Violation, raw)
+        check_not_future(v.started_at, received_at)
+        jpeg: bytes | None = None
+        sha: str | None = None
+        ev = v.evidence
+        if ev is not None:
+            sha = ev.sha256
+            if ev.jpeg_b64 is not None:
+                try:
+                    jpeg = base64.b64decode(ev.jpeg_b64, validate=True)
+                except (binascii.Error, ValueError) as exc:
+                    return Rejected("evidence", clean_text(f"evidence.jpeg_b64: not base64: {exc}"))
+                digest = hashlib.sha256(jpeg).hexdigest()
+                if sha is not None and sha != digest:
+                    return Rejected(
+                        "evidence", f"evidence.sha256 mismatch: payload {sha}, image {digest}"
+                    )
+                sha = digest
+        return AcceptedViolation(site_id, box_id, v, jpeg, sha)

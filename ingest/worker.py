@@ -1,0 +1,512 @@
+"""The ingest worker: MQTT (QoS 1, persistent session, shared subscription) → PostgreSQL.
+
+Threads: paho's network thread runs ``on_message``, which only validates and appends to a
+bounded queue (blocking when it is full, so the socket is not read and memory stays
+bounded); the calling thread runs the writer loop: it takes a batch, writes it in one
+transaction, commits, and only then acknowledges the batch's MQTT messages. A crash before
+the commit leaves the messages unacknowledged in the broker's session, which redelivers
+them; ``ON CONFLICT DO NOTHING`` turns the redelivery into a no-op.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import FrameType
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from bkcommon.errors import DatabaseError
+from bkcommon.settings import CommonSettings, parse_mqtt_url
+from bkcommon.timeutil import utcnow
+from bkcommon.topics import ingest_subscriptions
+from ingest.directory import SensorDirectory
+from ingest.settings import IngestSettings
+from ingest.validate import AcceptedReadings, Validator
+from ingest.writer import BatchWriter, Item, NoRules, RuleHook, WriteResult
+
+logger = logging.getLogger(__name__)
+
+
+class SweepHook(RuleHook, Protocol):
+    """A rule engine that also sweeps for silent sensors (the offline rule)."""
+
+    def sweep(self, conn: psycopg.Connection[Any], now: datetime) -> int:
+        """Raise alarms for sensors that stopped reporting; return findings written."""
+        ...
+
+
+class _NoSweep(NoRules):
+    def sweep(self, conn: psycopg.Connection[Any], now: datetime) -> int:
+        return 0
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters of one worker (exported to Prometheus and logged)."""
+
+    received: int = 0
+    readings_received: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    violations: int = 0
+    statuses: int = 0
+    findings: int = 0
+    batches: int = 0
+    flush_ms_total: float = 0.0
+    db_errors: int = 0
+    broker_disconnects: int = 0
+    dead: Counter[str] = field(default_factory=Counter)
+
+    def add(self, res: WriteResult, flush_ms: float) -> None:
+        """Account one committed batch."""
+        self.inserted += res.inserted
+        self.duplicates += res.duplicates
+        self.ignored += res.ignored
+        self.violations += res.violations
+        self.statuses += res.statuses
+        self.findings += res.findings
+        self.dead.update(res.dead)
+        self.batches += 1
+        self.flush_ms_total += flush_ms
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    item: Item
+    n_readings: int
+    mid: int
+    qos: int
+    gen: int
+
+
+def make_rule_engine(directory: SensorDirectory) -> SweepHook:
+    """The rule engine of ``ingest.rules`` when it is installed, else a no-op hook."""
+    try:
+        mod = importlib.import_module("ingest.rules.engine")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("ingest.rules"):
+            logger.warning("ingest.rules.engine not found: readings are stored, no rules run")
+            return _NoSweep()
+        raise
+    factory: Callable[[SensorDirectory], SweepHook] = mod.RuleEngine
+    return factory(directory)
+
+
+class IngestWorker:
+    """One ingest worker; ``run()`` blocks until ``stop`` is set (usable in a thread)."""
+
+    def __init__(
+        self,
+        common: CommonSettings,
+        settings: IngestSettings,
+        stop: threading.Event | None = None,
+        rules: SweepHook | None = None,
+    ) -> None:
+        self.common = common
+        self.settings = settings
+        self.stop = stop or threading.Event()
+        self.directory = SensorDirectory()
+        self.rules: SweepHook = rules if rules is not None else make_rule_engine(self.directory)
+        self.validator = Validator(self.directory, common.mqtt_prefix, settings.zigbee_base)
+        self.writer = BatchWriter(self.rules, settings.worker_id)
+        self.stats = Stats()
+        self.connected = threading.Event()
+        self._cond = threading.Condition()
+        self._queue: deque[_Pending] = deque()
+        self._queued_readings = 0
+        self._inflight = 0  # messages taken by the writer, not yet committed and acked
+        self._ack_lock = threading.Lock()
+        self._gen = 0  # bumped on every connect / disconnect: acks never cross connections
+        self._conn: psycopg.Connection[Any] | None = None
+        self._client: mqtt.Client | None = None
+
+    # ---------------------------------------------------------------- MQTT side
+    def _make_client(self) -> mqtt.Client:
+        ep = parse_mqtt_url(self.common.mqtt_url)
+        v5 = self.settings.mqtt_protocol == "5"
+        if v5:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.settings.client_id,
+                protocol=mqtt.MQTTv5,
+                manual_ack=True,
+            )
+        else:
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.settings.client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=False,
+                manual_ack=True,
+            )
+        if ep.username:
+            client.username_pw_set(ep.username, ep.password)
+        if ep.tls:
+            client.tls_set()
+        client.reconnect_delay_set(1, self.settings.broker_backoff_max_s)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        props = None
+        if v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self.settings.session_expiry_s
+            props.ReceiveMaximum = self.settings.receive_maximum
+        client.connect_async(
+            ep.host,
+            ep.port,
+            keepalive=self.settings.keepalive_s,
+            clean_start=False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=props,
+        )
+        return client
+
+    def _subscriptions(self) -> list[str]:
+        group = self.settings.group or None
+        return ingest_subscriptions(self.common.mqtt_prefix, group, self.settings.zigbee_base)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            logger.error("broker refused the connection: %s", reason_code)
+            return
+        with self._ack_lock:
+            self._gen += 1
+        subs = self._subscriptions()
+        client.subscribe([(t, 1) for t in subs])
+        logger.info(
+            "connected to the broker (session present: %s); subscribed to %s",
+            flags.session_present,
+            ", ".join(subs),
+        )
+        self.connected.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        with self._ack_lock:
+            self._gen += 1
+        self.connected.clear()
+        self.stats.broker_disconnects += 1
+        if not self.stop.is_set():
+            logger.warning("disconnected from the broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        now = utcnow()
+        topic = msg.topic
+        payload = bytes(msg.payload)
+        outcome = self.validator(topic, payload, now)
+        n = len(outcome.readings) if isinstance(outcome, AcceptedReadings) else 0
+        gen = self._gen
+        p = _Pending(Item(topic, payload, now, outcome), n, msg.mid, msg.qos, gen)
+        limit = self.settings.max_pending
+        with self._cond:
+            # Back-pressure: while the database is behind, do not return to the socket.
+            while len(self._queue) + self._inflight >= limit:
+                if self.stop.is_set():
+                    return  # not acked: the broker redelivers it after restart
+                self._cond.wait(0.5)
+            self._queue.append(p)
+            self._queued_readings += n
+            self.stats.received += 1
+            self.stats.readings_received += n
+            if self._queued_readings >= self.settings.batch_max:
+                self._cond.notify_all()
+
+    def _ack(self, batch: list[_Pending]) -> None:
+        client = self._client
+        if client is None:
+            return
+        with self._ack_lock:
+            gen = self._gen
+            for p in batch:
+                if p.qos > 0 and p.gen == gen:
+                    client.ack(p.mid, p.qos)
+
+    # ---------------------------------------------------------------- database side
+    def _backoff_sleep(self, attempt: int) -> None:
+        delay = min(self.settings.db_backoff_max_s, 0.25 * 2**attempt)
+        self.stop.wait(delay)
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """Return a live connection, reconnecting with exponential backoff (until stop)."""
+        if self._conn is not None and not self._conn.closed and not self._conn.broken:
+            return self._conn
+        self._close_db()
+        attempt = 0
+        url = self.common.database_url.get_secret_value()
+        while True:
+            try:
+                conn = psycopg.connect(url, connect_timeout=10)
+                self.writer.prepare(conn)
+            except psycopg.OperationalError as exc:
+                self.stats.db_errors += 1
+                if self.stop.is_set():
+                    raise DatabaseError(f"database unavailable at shutdown: {exc}") from exc
+                logger.warning("database unavailable (%s); retry %d", exc, attempt + 1)
+                self._backoff_sleep(attempt)
+                attempt += 1
+            else:
+                self._conn = conn
+                if attempt:
+                    logger.info("database connection restored")
+                return conn
+
+    def _close_db(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                logger.debug("closing a broken connection failed", exc_info=True)
+            self._conn = None
+
+    def _commit_batch(self, batch: list[_Pending], final: bool = False) -> bool:
+        """Write ``batch`` until it commits (retrying with backoff); False if stopped first."""
+        items = [p.item for p in batch]
+        attempt = 0
+        while True:
+            try:
+                conn = self._connection()
+                t0 = time.perf_counter()
+                res = self.writer.write(conn, items)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self.stats.db_errors += 1
+                conn_bad = self._conn is None or self._conn.closed or self._conn.broken
+                logger.warning(
+                    "batch of %d not written (%s: %s); retrying",
+                    len(items),
+                    type(exc).__name__,
+                    exc,
+                )
+                if conn_bad:
+                    self._close_db()
+                else:
+                    try:
+                        self._conn.rollback()  # type: ignore[union-attr]
+                    except psycopg.Error:
+                        self._close_db()
+            except DatabaseError:
+                return False
+            else:
+                self.stats.add(res, (time.perf_counter() - t0) * 1000)
+                return True
+            if self.stop.is_set() and (final or attempt > 3):
+                return False
+            self._backoff_sleep(attempt)
+            attempt += 1
+
+    def _take_batch(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        n = 0
+        with self._cond:
+            while (
+                self._queue and n < self.settings.batch_max and len(batch) < self.settings.batch_max
+            ):
+                p = self._queue.popleft()
+                batch.append(p)
+                n += p.n_readings
+            self._queued_readings -= n
+            self._inflight += len(batch)
+        return batch
+
+    def _release(self, batch: list[_Pending]) -> None:
+        with self._cond:
+            self._inflight -= len(batch)
+            self._cond.notify_all()
+
+    def flush_once(self, final: bool = False) -> int:
+        """Write, commit and acknowledge one batch; return how many messages it held."""
+        batch = self._take_batch()
+        if not batch:
+            return 0
+        try:
+            if self._commit_batch(batch, final):
+                self._ack(batch)
+        finally:
+            self._release(batch)
+        return len(batch)
+
+    # ---------------------------------------------------------------- periodic work
+    def _periodic(self, last: dict[str, float]) -> None:
+        mono = time.monotonic()
+        s = self.settings
+        try:
+            if mono - last["directory"] >= s.directory_refresh_s:
+                last["directory"] = mono
+                conn = self._connection()
+                self.directory.refresh(conn)
+                conn.commit()
+            if mono - last["sweep"] >= s.sweep_interval_s:
+                last["sweep"] = mono
+                conn = self._connection()
+                with conn.transaction():
+                    n = self.rules.sweep(conn, utcnow())
+                    if n:
+                        conn.execute("NOTIFY bk_findings")
+                self.stats.findings += n
+        except (psycopg.Error, DatabaseError) as exc:
+            self.stats.db_errors += 1
+            logger.warning("periodic task failed (%s); will retry", exc)
+            if self._conn is not None and (self._conn.broken or self._conn.closed):
+                self._close_db()
+            elif self._conn is not None:
+                self._conn.rollback()
+        if mono - last["stats"] >= s.stats_log_s:
+            last["stats"] = mono
+            self.log_stats()
+
+    def log_stats(self) -> None:
+        """Log the counters in one line."""
+        st = self.stats
+        avg = st.flush_ms_total / st.batches if st.batches else 0.0
+        logger.info(
+            "received=%d readings=%d inserted=%d duplicates=%d dead=%s ignored=%d "
+            "violations=%d findings=%d batches=%d avg_flush_ms=%.1f pending=%d",
+            st.received,
+            st.readings_received,
+            st.inserted,
+            st.duplicates,
+            dict(st.dead),
+            st.ignored,
+            st.violations,
+            st.findings,
+            st.batches,
+            avg,
+            self.pending(),
+        )
+
+    def pending(self) -> int:
+        """Messages received and not yet committed."""
+        with self._cond:
+            return len(self._queue) + self._inflight
+
+    # ---------------------------------------------------------------- main loop
+    def run(self) -> None:
+        """Connect, consume until ``stop`` is set, then flush, acknowledge and disconnect."""
+        conn = self._connection()
+        n = self.directory.refresh(conn)
+        conn.commit()
+        logger.info(
+            "ingest worker %s starting: %d sensors, group %r, protocol %s",
+            self.settings.client_id,
+            n,
+            self.settings.group,
+            self.settings.mqtt_protocol,
+        )
+        self._client = self._make_client()
+        self._client.loop_start()
+        now = time.monotonic()
+        last = {"directory": now, "sweep": now - self.settings.sweep_interval_s, "stats": now}
+        interval = self.settings.flush_interval_ms / 1000
+        try:
+            while not self.stop.is_set():
+                with self._cond:
+                    self._cond.wait_for(
+                        lambda: (
+                            self.stop.is_set() or self._queued_readings >= self.settings.batch_max
+                        ),
+                        timeout=interval,
+                    )
+                while self.flush_once() and not self.stop.is_set():
+                    pass
+                self._periodic(last)
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        self.stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        try:
+            while self.flush_once(final=True):
+                pass
+        finally:
+            if self._client is not None:
+                self._client.disconnect()
+                self._client.loop_stop()
+            self._close_db()
+            self.log_stats()
+            logger.info("ingest worker %s stopped", self.settings.client_id)
+
+
+def _serve_metrics(worker: IngestWorker, port: int) -> None:
+    """Expose the worker's counters on ``port`` for Prometheus."""
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    class _Collector:
+        def collect(self) -> Iterator[Any]:
+            st = worker.stats
+            for name, value, doc in (
+                ("received", st.received, "MQTT messages received"),
+                ("readings_received", st.readings_received, "readings in valid messages"),
+                ("inserted", st.inserted, "readings inserted"),
+                ("duplicates", st.duplicates, "redelivered readings ignored"),
+                ("ignored", st.ignored, "messages ignored (unmapped Zigbee devices)"),
+                ("violations", st.violations, "new violations stored"),
+                ("findings", st.findings, "findings written"),
+                ("batches", st.batches, "batches committed"),
+                ("db_errors", st.db_errors, "database errors (retried)"),
+                ("broker_disconnects", st.broker_disconnects, "broker disconnects"),
+            ):
+                yield CounterMetricFamily(f"bk_ingest_{name}", doc, value=value)
+            dead = CounterMetricFamily("bk_ingest_dead_letters", "dead letters", labels=["reason"])
+            for code, value in sorted(st.dead.items()):
+                dead.add_metric([code], value)
+            yield dead
+            yield CounterMetricFamily(
+                "bk_ingest_flush_ms", "milliseconds spent writing batches", value=st.flush_ms_total
+            )
+            yield GaugeMetricFamily(
+                "bk_ingest_pending", "messages not yet committed", value=worker.pending()
+            )
+
+    registry = CollectorRegistry()
+    registry.register(_Collector())
+    start_http_server(port, addr="0.0.0.0", registry=registry)  # noqa: S104
+    logger.info("metrics on :%d/metrics", port)
+
+
+def run_worker(
+    common: CommonSettings, settings: IngestSettings, stop: threading.Event | None = None
+) -> None:
+    """Entry point: run one ingest worker until ``stop`` is set or SIGTERM / SIGINT arrives."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+
+        def _on_signal(signum: int, frame: FrameType | None) -> None:
+            logger.info("signal %d: stopping after the current batch", signum)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+    worker = IngestWorker(common, settings, stop)
+    if settings.metrics_port:
+        _serve_metrics(worker, settings.metrics_port)
+    worker.run()

@@ -1,0 +1,417 @@
+"""Write one batch of validated messages to PostgreSQL in one transaction.
+
+Readings go in with one COPY into a temporary staging table and one
+``INSERT … ON CONFLICT DO NOTHING RETURNING``: a reading redelivered after a crash is a
+no-op, so at-least-once delivery gives exactly-once rows. The same statement updates
+``sensors.last_reading_at`` and, on plain PostgreSQL, the 5 min / 1 h rollup tables from
+the new rows only. The rule hook sees the new rows in the same transaction, so rule state,
+alarms and findings commit (or not) with the readings that caused them.
+
+A batch that the database rejects for its content (not for a lost connection) is retried
+item by item under savepoints; an item that still fails is dead-lettered with the
+database's reason, so one poison message never stops the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from bkcommon.timeutil import utcnow
+from ingest.types import NewReading
+from ingest.validate import (
+    AcceptedReadings,
+    AcceptedStatus,
+    AcceptedViolation,
+    Ignored,
+    Outcome,
+    Rejected,
+    clean_text,
+)
+
+logger = logging.getLogger(__name__)
+
+FINDINGS_CHANNEL = "bk_findings"
+
+RULE_TIERS: dict[str, int] = {"pest": 1, "no_chef_hat": 3, "no_uniform": 3}
+"""Tier of a violation finding by rule (DOMAIN.md); every other rule is tier 2."""
+
+
+class RuleHook(Protocol):
+    """What the writer needs of the rule engine: judge new readings inside the transaction."""
+
+    def apply(self, cur: psycopg.Cursor[Any], readings: Sequence[NewReading], now: datetime) -> int:
+        """Update rule state for ``readings`` and return the number of findings written."""
+        ...
+
+
+class NoRules:
+    """A rule hook that does nothing (tests, or a worker without the rule engine)."""
+
+    def apply(self, cur: psycopg.Cursor[Any], readings: Sequence[NewReading], now: datetime) -> int:
+        """Write no findings."""
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One received message and what validation made of it."""
+
+    topic: str
+    raw: bytes
+    received_at: datetime
+    outcome: Outcome
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What one batch wrote."""
+
+    inserted: int = 0
+    duplicates: int = 0
+    dead: Counter[str] = field(default_factory=Counter)
+    ignored: int = 0
+    violations: int = 0
+    statuses: int = 0
+    findings: int = 0
+    new_readings: list[NewReading] = field(default_factory=list)
+
+
+_STAGE_COLS = "sensor_id, ts, temp_c, humidity_pct, door_open, battery_pct, seq, received_at"
+
+_CREATE_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS bk_stage (
+    sensor_id text, ts timestamptz, temp_c double precision, humidity_pct real,
+    door_open boolean, battery_pct real, seq bigint, received_at timestamptz
+) ON COMMIT DELETE ROWS
+"""
+
+_ROLLUP = """
+, r{name} AS (
+    INSERT INTO readings_{name}_store AS r (sensor_id, bucket, temp_min, temp_max, temp_sum, n)
+    SELECT sensor_id, date_bin(INTERVAL '{interval}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
+           min(temp_c), max(temp_c), sum(temp_c), count(*)
+    FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (sensor_id, bucket) DO UPDATE SET
+        temp_min = LEAST(r.temp_min, EXCLUDED.temp_min),
+        temp_max = GREATEST(r.temp_max, EXCLUDED.temp_max),
+        temp_sum = r.temp_sum + EXCLUDED.temp_sum,
+        n = r.n + EXCLUDED.n
+)"""
+
+
+def _insert_sql(plain: bool) -> str:
+    rollups = ""
+    if plain:
+        rollups = _ROLLUP.format(name="5m", interval="5 minutes") + _ROLLUP.format(
+            name="1h", interval="1 hour"
+        )
+    return f"""
+WITH ins AS (
+    INSERT INTO sensor_readings ({_STAGE_COLS})
+    SELECT {_STAGE_COLS} FROM bk_stage ORDER BY sensor_id, ts
+    ON CONFLICT (sensor_id, ts) DO NOTHING
+    RETURNING sensor_id, ts, temp_c, door_open, battery_pct
+), last AS (
+    UPDATE sensors s SET last_reading_at = m.ts
+    FROM (SELECT sensor_id, max(ts) AS ts FROM ins GROUP BY sensor_id) m
+    WHERE s.id = m.sensor_id AND (s.last_reading_at IS NULL OR s.last_reading_at < m.ts)
+){rollups}
+SELECT sensor_id, ts, temp_c, door_open, battery_pct FROM ins
+"""
+
+
+def schema_path(conn: psycopg.Connection[Any]) -> str:
+    """Return 'plain' or 'timescale': the path recorded by the migrations runner."""
+    row = conn.execute(
+        "SELECT path FROM schema_migrations WHERE path IN ('plain', 'timescale') LIMIT 1"
+    ).fetchone()
+    return str(row[0]) if row else "plain"
+
+
+class BatchWriter:
+    """Writes batches of validated items; one instance per worker, any number of connections."""
+
+    def __init__(
+        self,
+        rules: RuleHook | None = None,
+        worker_id: str = "",
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.rules: RuleHook = rules if rules is not None else NoRules()
+        self.worker_id = worker_id
+        self.clock = clock
+        self._prepared: psycopg.Connection[Any] | None = None
+        self._insert = _insert_sql(plain=True)
+        self._clear_stage = False  # True while several writes share one transaction
+
+    def prepare(self, conn: psycopg.Connection[Any]) -> None:
+        """Create the staging table and learn the schema path of a (new) connection."""
+        plain = schema_path(conn) == "plain"
+        conn.execute(_CREATE_STAGE)
+        conn.commit()
+        self._insert = _insert_sql(plain)
+        self._prepared = conn
+
+    def write(self, conn: psycopg.Connection[Any], items: Sequence[Item]) -> WriteResult:
+        """Write ``items`` in one transaction and commit; raise psycopg.OperationalError on
+        connection or concurrency trouble (the caller retries the same batch)."""
+        if self._prepared is not conn:
+            self.prepare(conn)
+        try:
+            with conn.transaction():
+                return self._write(conn, items)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            if len(items) == 1:
+                res = WriteResult()
+                self._dead_letter(conn, items[0], f"database rejected: {exc}", "database", res)
+                return res
+            logger.warning("batch of %d rejected (%s); retrying item by item", len(items), exc)
+            return self._write_one_by_one(conn, items)
+
+    def _write_one_by_one(
+        self, conn: psycopg.Connection[Any], items: Sequence[Item]
+    ) -> WriteResult:
+        total = WriteResult()
+        self._clear_stage = True
+        try:
+            return self._items_in_savepoints(conn, items, total)
+        finally:
+            self._clear_stage = False
+
+    def _items_in_savepoints(
+        self, conn: psycopg.Connection[Any], items: Sequence[Item], total: WriteResult
+    ) -> WriteResult:
+        with conn.transaction():
+            for item in items:
+                try:
+                    with conn.transaction():
+                        part = self._write(conn, [item])
+                except psycopg.OperationalError:
+                    raise
+                except psycopg.Error as exc:
+                    self._dead_letter(conn, item, f"database rejected: {exc}", "database", total)
+                    continue
+                total.inserted += part.inserted
+                total.duplicates += part.duplicates
+                total.dead.update(part.dead)
+                total.ignored += part.ignored
+                total.violations += part.violations
+                total.statuses += part.statuses
+                total.findings += part.findings
+                total.new_readings.extend(part.new_readings)
+        return total
+
+    def _dead_letter(
+        self,
+        conn: psycopg.Connection[Any],
+        item: Item,
+        reason: str,
+        code: str,
+        res: WriteResult,
+    ) -> None:
+        with conn.transaction():
+            conn.execute(
+                "INSERT INTO dead_letters (received_at, topic, reason, raw, worker) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (
+                    item.received_at,
+                    clean_text(item.topic),
+                    clean_text(reason),
+                    item.raw,
+                    self.worker_id,
+                ),
+            )
+        res.dead[code] += 1
+
+    def _write(self, conn: psycopg.Connection[Any], items: Sequence[Item]) -> WriteResult:
+        res = WriteResult()
+        now = self.clock()
+        readings: list[tuple[Item, AcceptedReadings]] = []
+        violations: list[tuple[Item, AcceptedViolation]] = []
+        statuses: list[tuple[Item, AcceptedStatus]] = []
+        dead: list[tuple[Item, Rejected]] = []
+        for it in items:
+            o = it.outcome
+            if isinstance(o, AcceptedReadings):
+                readings.append((it, o))
+            elif isinstance(o, Rejected):
+                dead.append((it, o))
+            elif isinstance(o, AcceptedViolation):
+                violations.append((it, o))
+            elif isinstance(o, AcceptedStatus):
+                statuses.append((it, o))
+            elif isinstance(o, Ignored):
+                res.ignored += 1
+        with conn.cursor() as cur:
+            if violations or statuses:
+                boxes = self._box_sites(cur, [o.box_id for _, o in violations + statuses])
+                violations = self._known_boxes(violations, boxes, dead)
+                statuses = self._known_boxes(statuses, boxes, dead)
+            if readings:
+                self._write_readings(cur, readings, res)
+            for it, v in violations:
+                res.findings += self._write_violation(cur, it, v, res)
+            for _it, s in statuses:
+                res.statuses += self._write_status(cur, s)
+            if res.new_readings:
+                res.findings += self.rules.apply(cur, res.new_readings, now)
+            if dead:
+                with cur.copy(
+                    "COPY dead_letters (received_at, topic, reason, raw, worker) FROM STDIN"
+                ) as cp:
+                    for it, rej in dead:
+                        cp.write_row(
+                            (
+                                it.received_at,
+                                clean_text(it.topic),
+                                rej.reason,
+                                it.raw,
+                                self.worker_id,
+                            )
+                        )
+                        res.dead[rej.code] += 1
+            if res.findings:
+                cur.execute(f"NOTIFY {FINDINGS_CHANNEL}")
+        return res
+
+    @staticmethod
+    def _box_sites(cur: psycopg.Cursor[Any], box_ids: list[str]) -> dict[str, str]:
+        rows = cur.execute(
+            "SELECT id, site_id FROM edge_boxes WHERE id = ANY(%s)", (sorted(set(box_ids)),)
+        ).fetchall()
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    @staticmethod
+    def _known_boxes(
+        pairs: list[tuple[Item, Any]], boxes: dict[str, str], dead: list[tuple[Item, Rejected]]
+    ) -> list[tuple[Item, Any]]:
+        kept = []
+        for it, o in pairs:
+            site = boxes.get(o.box_id)
+            if site is None:
+                dead.append((it, Rejected("unknown_box", f"unknown edge box {o.box_id!r}")))
+            elif site != o.site_id:
+                dead.append(
+                    (
+                        it,
+                        Rejected(
+                            "site_mismatch",
+                            f"site mismatch: box {o.box_id!r} belongs to {site!r}, topic says "
+                            f"{o.site_id!r}",
+                        ),
+                    )
+                )
+            else:
+                kept.append((it, o))
+        return kept
+
+    def _write_readings(
+        self,
+        cur: psycopg.Cursor[Any],
+        readings: list[tuple[Item, AcceptedReadings]],
+        res: WriteResult,
+    ) -> None:
+        n = 0
+        with cur.copy(f"COPY bk_stage ({_STAGE_COLS}) FROM STDIN") as cp:
+            write = cp.write_row
+            for it, acc in readings:
+                sid, rat = acc.sensor_id, it.received_at
+                for r in acc.readings:
+                    write(
+                        (
+                            sid,
+                            r.ts,
+                            r.temp_c,
+                            r.humidity_pct,
+                            r.door_open,
+                            r.battery_pct,
+                            r.seq,
+                            rat,
+                        )
+                    )
+                    n += 1
+        cur.execute(self._insert)
+        rows = cur.fetchall()
+        if self._clear_stage:
+            cur.execute("DELETE FROM bk_stage")
+        new = [NewReading(str(r[0]), r[1], float(r[2]), r[3], r[4]) for r in rows]
+        new.sort(key=lambda x: (x.ts, x.sensor_id))
+        res.new_readings = new
+        res.inserted = len(new)
+        res.duplicates = n - len(new)
+
+    def _write_violation(
+        self, cur: psycopg.Cursor[Any], it: Item, acc: AcceptedViolation, res: WriteResult
+    ) -> int:
+        v = acc.violation
+        row = cur.execute(
+            """INSERT INTO violations (event_id, site_id, box_id, camera_id, zone, rule,
+                   started_at, ended_at, confidence, track_id, model_version, evidence_sha256,
+                   details, received_at)
+               VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)
+               ON CONFLICT (event_id) DO NOTHING RETURNING event_id""",
+            (
+                v.event_id,
+                acc.site_id,
+                acc.box_id,
+                v.camera_id,
+                v.zone,
+                v.rule,
+                v.started_at,
+                v.ended_at,
+                v.confidence,
+                v.track_id,
+                v.model_version,
+                acc.evidence_sha256,
+                Jsonb(v.details),
+                it.received_at,
+            ),
+        ).fetchone()
+        if row is None:
+            return 0  # redelivered: already stored, finding already written
+        res.violations += 1
+        if acc.evidence_jpeg is not None and acc.evidence_sha256 is not None:
+            cur.execute(
+                "INSERT INTO evidence_blobs (sha256, media_type, bytes) VALUES (%s, %s, %s) "
+                "ON CONFLICT (sha256) DO NOTHING",
+                (acc.evidence_sha256, "image/jpeg", acc.evidence_jpeg),
+            )
+        payload = v.model_dump(mode="json", exclude={"evidence": {"jpeg_b64"}})
+        payload["box_id"] = acc.box_id
+        payload["evidence_sha256"] = acc.evidence_sha256
+        cur.execute(
+            """INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier,
+                   occurred_at, payload)
+               VALUES (%s, 'violation', %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (finding_key) DO NOTHING""",
+            (
+                f"violation:{v.event_id}",
+                acc.site_id,
+                v.camera_id,
+                v.rule,
+                RULE_TIERS.get(v.rule, 2),
+                v.started_at,
+                Jsonb(payload),
+            ),
+        )
+        return cur.rowcount
+
+    @staticmethod
+    def _write_status(cur: psycopg.Cursor[Any], acc: AcceptedStatus) -> int:
+        s = acc.status
+        cur.execute(
+            """UPDATE edge_boxes SET online = %s, status = %s, status_at = %s
+               WHERE id = %s AND (status_at IS NULL OR status_at <= %s)""",
+            (s.online, Jsonb(s.model_dump(mode="json")), s.ts, acc.box_id, s.ts),
+        )
+        return cur.rowcount
