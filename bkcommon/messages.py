@@ -171,6 +171,9 @@ class EdgeStatus(Contract):
     online: bool
     cameras: list[CameraStatus] = Field(default_factory=list)
     outbox_depth: int = Field(default=0, ge=0)
+    outbox_dropped_total: int = Field(
+        default=0, ge=0, description="Messages the box dropped oldest-first because its outbox was full"
+    )
     model_version: str = ""
 
 
