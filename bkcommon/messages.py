@@ -172,7 +172,7 @@ class EdgeStatus(Contract):
     cameras: list[CameraStatus] = Field(default_factory=list)
     outbox_depth: int = Field(default=0, ge=0)
     outbox_dropped_total: int = Field(
-        default=0, ge=0, description="Messages the box dropped oldest-first because its outbox was full"
+        default=0, ge=0, description="Messages dropped oldest-first from a full outbox"
     )
     model_version: str = ""
 
