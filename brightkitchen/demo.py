@@ -1,0 +1,507 @@
+"""``brightkitchen demo``: the whole backend on one machine with nothing else installed.
+
+Servers: the PostgreSQL at ``BK_DATABASE_URL`` and the broker at ``BK_MQTT_URL`` when
+they are set; otherwise an embedded PostgreSQL (pgserver) and a private broker (the
+``mosquitto`` binary with the production config when it is installed, else the
+embedded amqtt broker, which speaks MQTT 3.1.1 only, so ingest is told to use 3.1.1
+and a plain subscription). Then the same processes as production, started through
+the same CLI: migrations, registry sync, ``ingest run``, ``api run`` and the sensor
+simulator (accelerated, so an excursion becomes a ticket and a webhook within a
+minute), plus a local webhook sink that prints each alert as it arrives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import IO, Any
+
+from bkcommon.errors import BrightKitchenError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """What the demo runs and for how long."""
+
+    api_port: int = 8000
+    hook_port: int = 8765
+    duration_s: float = 0.0  # 0 = until Ctrl-C
+    keep_data: bool = False
+    data_dir: Path = Path("var/demo")
+    sites: int = 2
+    speed: float = 60.0
+    history_s: float = 2 * 3600.0
+    status_every_s: float = 5.0
+    quiet: bool = False
+    broker: str = "auto"  # auto, mosquitto or amqtt (when BK_MQTT_URL is unset)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something accepts TCP connections on host:port."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+def wait_for(
+    pred: Any, timeout_s: float, what: str, proc: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Poll ``pred()`` until true; raise BrightKitchenError on timeout or if ``proc`` died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise BrightKitchenError(f"{what}: the process exited with code {proc.returncode}")
+        time.sleep(0.1)
+    raise BrightKitchenError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+# ---------------------------------------------------------------- webhook sink
+
+
+@dataclass
+class Sink:
+    """Alerts received by the local webhook sink (what an officer's phone would get)."""
+
+    received: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    echo: bool = True
+
+    def add(self, path: str, body: bytes) -> None:
+        """Record (and print) one delivered alert."""
+        try:
+            data: Any = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            data = {"text": body.decode("utf-8", "replace")}
+        if not isinstance(data, dict):
+            data = {"body": data}
+        item = {"path": path, "at": time.time(), "payload": data}
+        with self.lock:
+            self.received.append(item)
+        if self.echo:
+            print(f"🔔 {describe_alert(data)}  (→ {path})", flush=True)
+
+
+def describe_alert(data: dict[str, Any]) -> str:
+    """One line for a webhook payload, whatever its exact shape."""
+    ticket = data.get("ticket") if isinstance(data.get("ticket"), dict) else data
+    assert isinstance(ticket, dict)
+    no = ticket.get("ticket_no") or data.get("ticket_no")
+    title = data.get("subject") or ticket.get("title") or data.get("title") or data.get("text")
+    event = data.get("event") or data.get("kind") or ""
+    if no:
+        verb = "opened" if not event or "open" in str(event) else str(event)
+        return f"ticket {no} {verb}: {title or ''}".strip()
+    return str(title or json.dumps(data, ensure_ascii=False)[:200])
+
+
+def start_sink(port: int, sink: Sink) -> ThreadingHTTPServer:
+    """Serve POST /hook/... on 127.0.0.1:port in a daemon thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n)
+            sink.add(self.path, body)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"ok":true}')
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    try:
+        srv = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    except OSError as exc:
+        raise ConfigError(f"webhook sink port {port} is taken: {exc}") from exc
+    threading.Thread(target=srv.serve_forever, name="webhook-sink", daemon=True).start()
+    return srv
+
+
+# ---------------------------------------------------------------- servers
+
+
+@dataclass
+class Services:
+    """Where the database and broker are, and how ingest must talk to the broker."""
+
+    database_url: str
+    mqtt_url: str
+    ingest_env: dict[str, str]
+    description: list[str]
+
+
+@contextlib.contextmanager
+def embedded_postgres(data_dir: Path, keep: bool) -> Iterator[str]:
+    """Start pgserver in ``data_dir``; yield the URL of database ``brightkitchen``."""
+    from pgserver.postgres_server import get_server
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    srv = get_server(data_dir, cleanup_mode="stop" if keep else "delete")
+    try:
+        yield str(srv.get_uri("brightkitchen"))
+    finally:
+        srv.cleanup()
+
+
+def mosquitto_path() -> str | None:
+    """The mosquitto binary, if installed."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+
+
+@contextlib.contextmanager
+def private_mosquitto(binary: str, workdir: Path, logs: Path) -> Iterator[str]:
+    """Run mosquitto with the production config on a free port; yield its URL."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = (REPO_ROOT / "deploy/mosquitto/mosquitto.conf").read_text(encoding="utf-8")
+    conf = conf.replace(
+        "persistence_location /var/lib/mosquitto/", f"persistence_location {workdir.resolve()}/"
+    )
+    conf = conf.replace("listener 1883", f"listener {port} 127.0.0.1")
+    path = workdir / "mosquitto.conf"
+    path.write_text(conf, encoding="utf-8")
+    with (logs / "mosquitto.log").open("ab") as log:
+        proc = subprocess.Popen([binary, "-c", str(path)], stdout=log, stderr=log)  # noqa: S603
+    try:
+        wait_for(lambda: port_open(port), 10, "mosquitto to listen", proc)
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        stop_process(proc, "mosquitto")
+
+
+@contextlib.contextmanager
+def embedded_amqtt(logs: Path) -> Iterator[str]:
+    """Run the embedded amqtt broker (MQTT 3.1.1) in a child process; yield its URL."""
+    port = free_port()
+    with (logs / "amqtt.log").open("ab") as log:
+        proc = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+            [sys.executable, "-m", "brightkitchen.demo", "amqtt", str(port)],
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        wait_for(lambda: port_open(port), 20, "the amqtt broker to listen", proc)
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        stop_process(proc, "amqtt")
+
+
+def run_amqtt(port: int) -> None:
+    """Serve amqtt on 127.0.0.1:port until SIGTERM (entry point of the broker child)."""
+    import asyncio
+
+    from amqtt.broker import Broker
+
+    config = {
+        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+    }
+
+    async def main() -> None:
+        broker = Broker(config)
+        await broker.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        await stop.wait()
+        await broker.shutdown()
+
+    asyncio.run(main())
+
+
+def stop_process(proc: subprocess.Popen[Any], name: str, timeout_s: float = 15) -> None:
+    """SIGTERM a child we started, then SIGKILL it if it does not exit in time."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        logger.warning("%s did not stop in %.0f s; killing it", name, timeout_s)
+        proc.kill()
+        proc.wait(5)
+
+
+@contextlib.contextmanager
+def services(opts: DemoOptions, stack: contextlib.ExitStack) -> Iterator[Services]:
+    """Resolve or start the database and the broker."""
+    logs = opts.data_dir / "logs"
+    desc: list[str] = []
+    db = os.environ.get("BK_DATABASE_URL")
+    if db:
+        desc.append("database: BK_DATABASE_URL")
+    else:
+        db = stack.enter_context(embedded_postgres(opts.data_dir / "pg", opts.keep_data))
+        desc.append(f"database: embedded PostgreSQL (pgserver) in {opts.data_dir / 'pg'}")
+    mqtt = os.environ.get("BK_MQTT_URL")
+    ingest_env: dict[str, str] = {}
+    if mqtt:
+        desc.append(f"broker: BK_MQTT_URL ({mqtt})")
+    elif opts.broker != "amqtt" and (binary := mosquitto_path()) is not None:
+        mqtt = stack.enter_context(private_mosquitto(binary, opts.data_dir / "mqtt", logs))
+        desc.append(f"broker: private Mosquitto {mqtt} (production config)")
+    else:
+        if opts.broker == "mosquitto":
+            raise ConfigError("--broker mosquitto: the mosquitto binary is not installed")
+        mqtt = stack.enter_context(embedded_amqtt(logs))
+        ingest_env = {"BK_INGEST_MQTT_PROTOCOL": "3.1.1", "BK_INGEST_GROUP": ""}
+        desc.append(f"broker: embedded amqtt {mqtt} (MQTT 3.1.1, plain subscription)")
+    yield Services(db, mqtt, ingest_env, desc)
+
+
+# ---------------------------------------------------------------- the demo
+
+
+@dataclass
+class Counts:
+    """What the status line shows."""
+
+    readings: int = 0
+    alarms: int = 0
+    tickets: int = 0
+    sent: int = 0
+    dead_letters: int = 0
+
+
+def read_counts(url: str) -> Counts:
+    """Count readings stored, alarms, tickets and notifications sent."""
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        row = conn.execute(
+            """SELECT (SELECT count(*) FROM sensor_readings), (SELECT count(*) FROM alarms),
+                      (SELECT count(*) FROM tickets),
+                      (SELECT count(*) FROM notifications WHERE status = 'sent'),
+                      (SELECT count(*) FROM dead_letters)"""
+        ).fetchone()
+    assert row is not None
+    return Counts(*(int(x) for x in row))
+
+
+class Demo:
+    """Runs every piece; ``run`` blocks until the duration is over or Ctrl-C."""
+
+    def __init__(self, opts: DemoOptions, out: IO[str] | None = None) -> None:
+        self.opts = opts
+        self.out = out or sys.stdout
+        self.sink = Sink(echo=not opts.quiet)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.stop = threading.Event()
+        self.database_url = ""
+
+    def say(self, text: str) -> None:
+        """Print one line for the person running the demo."""
+        print(text, file=self.out, flush=True)
+
+    def run(self) -> int:
+        """Start everything, stream status, shut down cleanly; return the exit code."""
+        from brightkitchen.db import migrate
+        from brightkitchen.registry import sync_registry
+        from brightkitchen.simulate.fleet import generate_site_file, site_file_yaml
+
+        opts = self.opts
+        data = opts.data_dir
+        if not opts.keep_data and data.exists():
+            shutil.rmtree(data, ignore_errors=True)
+        (data / "logs").mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            sink_srv = start_sink(opts.hook_port, self.sink)
+            stack.callback(sink_srv.shutdown)
+            svc = stack.enter_context(services(opts, stack))
+            self.database_url = svc.database_url
+            for line in svc.description:
+                self.say(f"  {line}")
+            result = migrate(svc.database_url)
+            self.say(
+                f"  schema version {result.current} "
+                f"({'TimescaleDB' if result.timescale else 'plain PostgreSQL'})"
+            )
+            hook = f"http://127.0.0.1:{opts.hook_port}/hook/officer-1"
+            site_file = generate_site_file(
+                opts.sites,
+                1,
+                site_prefix="demo",
+                webhook_url=hook,
+                rules=_demo_rules(),
+            )
+            site_path = data / "site.yaml"
+            site_path.write_text(site_file_yaml(site_file), encoding="utf-8")
+            import psycopg
+
+            with psycopg.connect(svc.database_url) as conn:
+                res = sync_registry(conn, site_file)
+            self.say(f"  registry: {res.sites} sites, {res.sensors} sensors ({site_path})")
+            env = dict(os.environ)
+            env.update(
+                {
+                    "BK_DATABASE_URL": svc.database_url,
+                    "BK_MQTT_URL": svc.mqtt_url,
+                    "BK_SITE_FILE": str(site_path),
+                    "PYTHONUNBUFFERED": "1",
+                }
+            )
+            env.update(svc.ingest_env)
+            stack.callback(self._stop_all)
+            self._spawn("ingest", ["ingest", "run"], env)
+            api = self._spawn(
+                "api", ["api", "run", "--host", "127.0.0.1", "--port", str(opts.api_port)], env
+            )
+            base = f"http://127.0.0.1:{opts.api_port}"
+            wait_for(lambda: _http_ok(f"{base}/healthz"), 60, "the API (/healthz)", api)
+            self._spawn(
+                "simulator",
+                [
+                    "simulate",
+                    "sensors",
+                    "--sites",
+                    str(opts.sites),
+                    "--per-profile",
+                    "1",
+                    "--site-prefix",
+                    "demo",
+                    "--speed",
+                    str(opts.speed),
+                    "--duration",
+                    str(opts.history_s),
+                    "--follow",
+                    "--mqtt-url",
+                    svc.mqtt_url,
+                ],
+                env,
+            )
+            self.say("")
+            self.say("brightkitchen demo is running. Look at:")
+            self.say(f"  alarms         {base}/api/v1/alarms")
+            self.say(f"  tickets        {base}/api/v1/tickets")
+            self.say(f"  sites          {base}/api/v1/sites")
+            self.say(f"  notifications  {base}/api/v1/notifications")
+            self.say(f"  API docs       {base}/docs")
+            self.say(f"  alerts arrive at the officer's webhook {hook} and are printed here")
+            self.say(f"  logs in {data / 'logs'}; stop with Ctrl-C")
+            self.say("")
+            return self._watch()
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.opts.data_dir / "logs" / f"{name}.log").open("ab")
+        proc = subprocess.Popen(  # noqa: S603 (our own CLI)
+            [sys.executable, "-m", "brightkitchen.cli", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+        )
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def _stop_all(self) -> None:
+        for name in ("simulator", "api", "ingest"):
+            proc = self.procs.get(name)
+            if proc is not None:
+                stop_process(proc, name)
+
+    def _watch(self) -> int:
+        opts = self.opts
+        t0 = time.monotonic()
+        last = Counts()
+        next_status = t0
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if opts.duration_s and now - t0 >= opts.duration_s:
+                break
+            for name in ("ingest", "api"):
+                proc = self.procs[name]
+                if proc.poll() is not None:
+                    self.say(
+                        f"{name} exited with code {proc.returncode}; "
+                        f"see {opts.data_dir / 'logs' / (name + '.log')}"
+                    )
+                    return 1
+            if now >= next_status:
+                next_status = now + opts.status_every_s
+                try:
+                    c = read_counts(self.database_url)
+                except Exception as exc:  # a status line must never end the demo
+                    logger.warning("status query failed: %s", exc)
+                else:
+                    if c != last and not opts.quiet:
+                        self.say(
+                            f"[{now - t0:5.0f} s] readings stored {c.readings}, alarms {c.alarms}, "
+                            f"tickets {c.tickets}, notifications sent {c.sent}, "
+                            f"webhooks received {len(self.sink.received)}"
+                            + (f", dead letters {c.dead_letters}" if c.dead_letters else "")
+                        )
+                    last = c
+            self.stop.wait(0.2)
+        self.say("stopping...")
+        return 0
+
+
+def _demo_rules() -> dict[Any, dict[str, object]]:
+    """Rule overrides of the demo fleet: notice an offline sensor within minutes."""
+    from bkcommon.profiles import Profile
+
+    return {p: {"offline_after_s": 180} for p in Profile}
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (our own localhost URL)
+            return int(resp.status) == 200
+    except OSError:
+        return False
+
+
+def run_demo(opts: DemoOptions) -> int:
+    """Run the demo until Ctrl-C or the duration; SIGTERM stops it cleanly too."""
+    demo = Demo(opts)
+
+    def _term(_sig: int, _frm: object) -> None:
+        demo.stop.set()
+
+    signal.signal(signal.SIGTERM, _term)
+    try:
+        return demo.run()
+    except KeyboardInterrupt:
+        demo.say("stopped")
+        return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "amqtt":
+        run_amqtt(int(sys.argv[2]))
+    else:
+        sys.exit("usage: python -m brightkitchen.demo amqtt PORT (internal: the demo's broker)")

@@ -1,0 +1,219 @@
+"""``brightkitchen simulate sensors`` and ``brightkitchen bench ingest`` (light imports only)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``simulate`` and ``bench`` command groups."""
+    sim = subparsers.add_parser("simulate", help="simulated devices for demos, tests, benchmarks")
+    sim_sub = sim.add_subparsers(dest="simulate_command", required=True)
+    p = sim_sub.add_parser(
+        "sensors",
+        help="publish a realistic sensor fleet over MQTT (faults included)",
+        description=(
+            "N sites x M sensors of each profile (fridge, freezer, prep_room, sample_fridge, "
+            "hot_holding) with door openings, defrost cycles, a compressor failure, a sensor "
+            "going offline and a gateway replaying an hour of buffered readings. Simulated "
+            "time starts DURATION seconds in the past and runs SPEED times faster than the "
+            "clock, so readings are never stamped in the future."
+        ),
+    )
+    p.add_argument("--sites", type=int, default=2, help="number of sites (default 2)")
+    p.add_argument("--per-profile", type=int, default=1, help="sensors per profile per site")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=60.0,
+        help="simulated seconds per real second; 0 = as fast as possible (default 60)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=6 * 3600.0,
+        help="simulated seconds of history to publish (default 21600 = 6 h)",
+    )
+    p.add_argument("--interval", type=float, default=60.0, help="seconds between readings")
+    p.add_argument("--rate", type=float, default=0.0, help="cap in readings/s (0 = none)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--scenario",
+        default="compressor,offline,replay",
+        help="comma list of faults: compressor, offline, replay; or 'none'",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        help="publish every sensor as gateway batches of this many readings",
+    )
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="after catching up with the clock keep publishing in real time",
+    )
+    p.add_argument("--site-prefix", default="sim", help="prefix of the generated ids")
+    p.add_argument(
+        "--webhook-url",
+        default="http://127.0.0.1:8765/hook/officer-1",
+        help="officer webhook written into the generated site file",
+    )
+    p.add_argument(
+        "--write-site-file",
+        metavar="PATH",
+        help="write the matching site file (YAML) and exit unless --publish",
+    )
+    p.add_argument(
+        "--sync-registry",
+        action="store_true",
+        help="load the matching site file into BK_DATABASE_URL before publishing",
+    )
+    p.add_argument("--mqtt-url", help="override BK_MQTT_URL")
+    p.add_argument(
+        "--validate-config",
+        action="store_true",
+        help="validate the options and the BK_* environment, print the plan, exit",
+    )
+    p.set_defaults(handler=_cmd_sensors)
+
+    bench = subparsers.add_parser("bench", help="benchmarks (not tests)")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    b = bench_sub.add_parser(
+        "ingest",
+        help="end-to-end ingest throughput, latency to the webhook, worker memory",
+    )
+    b.add_argument("--readings", type=int, default=200_000, help="readings per throughput run")
+    b.add_argument("--batch-size", type=int, default=100, help="readings per gateway batch")
+    b.add_argument("--latency-probes", type=int, default=20, help="excursions to time")
+    b.add_argument("--background-rate", type=float, default=5000.0, help="readings/s of load")
+    b.add_argument("--skip", default="", help="comma list of parts to skip: single,batch,latency")
+    b.add_argument("--mqtt-url", help="broker to use (default: a private Mosquitto, deploy config)")
+    b.add_argument("--pg-url", help="server URL without database (default from BK_DATABASE_URL)")
+    b.add_argument(
+        "--json",
+        dest="json_path",
+        default="var/bench/ingest.json",
+        help="where to write the results as JSON",
+    )
+    b.set_defaults(handler=_cmd_bench)
+
+
+def _faults(text: str) -> frozenset[Any]:
+    from bkcommon.errors import ConfigError
+    from brightkitchen.simulate.fleet import Fault
+
+    if text.strip() in ("", "none"):
+        return frozenset()
+    try:
+        return frozenset(Fault(x.strip()) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise ConfigError(f"--scenario: {exc}; choose from compressor, offline, replay") from exc
+
+
+def _cmd_sensors(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bkcommon.errors import ConfigError
+    from bkcommon.settings import load_common_settings, parse_mqtt_url
+    from brightkitchen.simulate.fleet import Fleet, FleetConfig, generate_site_file, site_file_yaml
+
+    if args.sites < 1 or args.per_profile < 1:
+        raise ConfigError("--sites and --per-profile must be at least 1")
+    if args.speed < 0 or args.duration <= 0 or args.interval <= 0 or args.rate < 0:
+        raise ConfigError("--speed/--rate must be >= 0, --duration/--interval > 0")
+    settings = load_common_settings()
+    url = args.mqtt_url or settings.mqtt_url
+    try:
+        parse_mqtt_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"--mqtt-url: {exc}") from exc
+    cfg = FleetConfig(
+        sites=args.sites,
+        per_profile=args.per_profile,
+        duration_s=args.duration,
+        interval_s=args.interval,
+        seed=args.seed,
+        faults=_faults(args.scenario),
+        batch_every=args.batch,
+        prefix=settings.mqtt_prefix,
+        site_prefix=args.site_prefix,
+    )
+    site_file = generate_site_file(
+        args.sites, args.per_profile, site_prefix=args.site_prefix, webhook_url=args.webhook_url
+    )
+    fleet = Fleet(cfg)
+    n_sensors = len(fleet.sensors)
+    real_s = args.duration / args.speed if args.speed else 0
+    plan = (
+        f"fleet: {args.sites} sites x {len(fleet.sensors) // args.sites} sensors = {n_sensors}; "
+        f"{fleet.ticks()} readings each over {args.duration:.0f} simulated s "
+        f"(~{real_s:.0f} s real at speed {args.speed:g}); faults: "
+        f"compressor={fleet.targets.compressor_sensor} offline={fleet.targets.offline_sensor} "
+        f"replay={fleet.targets.replay_site}; broker {url}"
+    )
+    if args.validate_config:
+        print(plan)
+        print("configuration OK")
+        return 0
+    if args.write_site_file:
+        Path(args.write_site_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.write_site_file).write_text(site_file_yaml(site_file), encoding="utf-8")
+        print(f"wrote site file {args.write_site_file} ({n_sensors} sensors)")
+    if args.sync_registry:
+        import psycopg
+
+        from brightkitchen.registry import sync_registry
+
+        with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+            res = sync_registry(conn, site_file)
+        print(f"registry synced: {res.sites} sites, {res.sensors} sensors")
+    print(plan, flush=True)
+    return _publish(fleet, url, args)
+
+
+def _publish(fleet: Any, url: str, args: argparse.Namespace) -> int:
+    import signal
+    import uuid
+
+    from brightkitchen.simulate.publisher import Publisher, connect, print_progress
+
+    client = connect(url, client_id=f"bk-sim-{uuid.uuid4().hex[:8]}")
+    pub = Publisher(client, speed=args.speed, rate=args.rate, progress=print_progress)
+
+    def _stop(_sig: int, _frm: object) -> None:
+        pub.stop_event.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        stats = pub.run(fleet.emissions(follow=args.follow))
+    except KeyboardInterrupt:
+        pub.stop_event.set()
+        return 130
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    print(
+        f"done: {stats.messages} messages ({stats.batches} batches), {stats.readings} readings "
+        f"in {stats.elapsed_s:.1f} s",
+        flush=True,
+    )
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from brightkitchen.bench.ingest_bench import BenchOptions, run_bench
+
+    opts = BenchOptions(
+        readings=args.readings,
+        batch_size=args.batch_size,
+        latency_probes=args.latency_probes,
+        background_rate=args.background_rate,
+        skip=frozenset(x.strip() for x in args.skip.split(",") if x.strip()),
+        mqtt_url=args.mqtt_url,
+        pg_url=args.pg_url,
+        json_path=args.json_path,
+    )
+    return run_bench(opts, out=sys.stdout)
