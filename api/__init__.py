@@ -1,0 +1,1 @@
+"""The backend service: REST API, ticket engine and notification delivery."""

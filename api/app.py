@@ -1,0 +1,80 @@
+"""The FastAPI application: REST under ``/api/v1`` plus the ticket engine and dispatcher.
+
+Routes are unauthenticated for now: login, roles (officer, director, regulator, insurer)
+and per-site scoping arrive with the ticket-lifecycle work, as a dependency added to the
+routers here. Until then run the API on a trusted network only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from api.routes import alarms, health, notifications, sensors, sites, tickets
+from api.settings import ApiSettings, load_api_settings
+from api.workers import Workers
+from bkcommon.settings import CommonSettings, load_common_settings
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: ApiSettings | None = None, *, common: CommonSettings | None = None
+) -> FastAPI:
+    """Build the app; settings default to the environment (``BK_API_*`` and ``BK_*``)."""
+    api_settings = settings or load_api_settings()
+    common_settings = common or load_common_settings()
+    database_url = common_settings.database_url.get_secret_value()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool: ConnectionPool = ConnectionPool(
+            database_url,
+            min_size=1,
+            max_size=10,
+            kwargs={"autocommit": True},
+            open=False,
+            name="bk-api",
+        )
+        pool.open(wait=False)
+        app.state.pool = pool
+        workers: Workers | None = None
+        if api_settings.workers_enabled:
+            workers = Workers(database_url=database_url, settings=api_settings)
+            workers.start()
+            app.state.workers = workers
+        logger.info("API ready (workers %s)", "running" if workers else "disabled")
+        try:
+            yield
+        finally:
+            if workers is not None:
+                workers.stop()
+            pool.close()
+
+    app = FastAPI(
+        title="brightkitchen API",
+        version="1",
+        summary="明厨亮灶: alarms, rectification tickets (整改单) and notifications.",
+        description=__doc__,
+        lifespan=lifespan,
+    )
+    app.state.settings = api_settings
+    app.state.workers = None
+    for module in (alarms, tickets, sites, sensors, notifications, health):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(psycopg.OperationalError)
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "database unavailable"}, status_code=503)
+
+    return app

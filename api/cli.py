@@ -1,0 +1,113 @@
+"""``brightkitchen api ...`` subcommands; heavy imports live inside the handlers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bkcommon.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``api run`` and ``api worker``."""
+    api = subparsers.add_parser("api", help="REST API, ticket engine and notifications")
+    sub = api.add_subparsers(dest="api_command", required=True)
+
+    run = sub.add_parser("run", help="serve the HTTP API (and run the workers unless told not)")
+    run.add_argument("--host", help="override BK_API_HOST")
+    run.add_argument("--port", type=int, help="override BK_API_PORT")
+    run.add_argument("--no-workers", action="store_true", help="HTTP only: no ticket engine")
+    _add_validate(run)
+    run.set_defaults(handler=_cmd_run)
+
+    worker = sub.add_parser("worker", help="ticket engine and notification dispatcher, no HTTP")
+    _add_validate(worker)
+    worker.set_defaults(handler=_cmd_worker)
+
+
+def _add_validate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--validate-config",
+        action="store_true",
+        help="validate the BK_* and BK_API_* environment, print OK or the errors, and exit",
+    )
+
+
+def _load() -> tuple[object, object]:
+    """Validate both settings groups, collecting every error before raising ConfigError."""
+    from api.settings import load_api_settings
+    from bkcommon.settings import load_common_settings
+
+    errors: list[str] = []
+    common = api = None
+    try:
+        common = load_common_settings()
+    except ConfigError as exc:
+        errors.append(str(exc))
+    try:
+        api = load_api_settings()
+    except ConfigError as exc:
+        errors.append(str(exc))
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return common, api
+
+
+def _validate_only() -> int:
+    try:
+        _load()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    print("configuration OK (BK_*, BK_API_*)")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.validate_config:
+        return _validate_only()
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import ApiSettings
+    from bkcommon.settings import CommonSettings
+
+    common, api = _load()
+    assert isinstance(common, CommonSettings)
+    assert isinstance(api, ApiSettings)
+    updates: dict[str, object] = {}
+    if args.host:
+        updates["host"] = args.host
+    if args.port:
+        updates["port"] = args.port
+    if args.no_workers:
+        updates["workers_enabled"] = False
+    api = api.model_copy(update=updates)
+    app = create_app(api, common=common)
+    uvicorn.run(app, host=api.host, port=api.port, log_config=None)
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    if args.validate_config:
+        return _validate_only()
+    import signal
+    import threading
+
+    from api.settings import ApiSettings
+    from api.workers import Workers
+    from bkcommon.settings import CommonSettings
+
+    common, api = _load()
+    assert isinstance(common, CommonSettings)
+    assert isinstance(api, ApiSettings)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    workers = Workers(database_url=common.database_url.get_secret_value(), settings=api)
+    workers.run_until(stop)
+    return 0

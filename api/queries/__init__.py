@@ -1,0 +1,1 @@
+"""Read queries of the HTTP API, one module per resource, apart from the routes."""

@@ -1,0 +1,79 @@
+"""Notification queries: the outbox with each row's delivery log."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg.rows import dict_row
+
+from api.schemas import NotificationPublic, NotificationsPublic
+
+Conn = psycopg.Connection[Any]
+
+_FILTER = """
+WHERE (%(ticket)s::bigint IS NULL OR n.ticket_id = %(ticket)s)
+  AND (%(status)s::text IS NULL OR n.status = %(status)s)
+  AND (%(channel)s::text IS NULL OR n.channel = %(channel)s)
+"""
+
+
+def mask_address(address: str) -> str:
+    """Hide query values of a URL address (robot keys, tokens); e-mail addresses pass.
+
+    Example:
+        >>> mask_address("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc")
+        'https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=%2A%2A%2A'
+    """
+    parts = urlsplit(address)
+    if not parts.scheme or not parts.query:
+        return address
+    masked = urlencode([(k, "***") for k, _ in parse_qsl(parts.query, keep_blank_values=True)])
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, masked, ""))
+
+
+def list_notifications(
+    *,
+    conn: Conn,
+    ticket_id: int | None,
+    status: str | None,
+    channel: str | None,
+    limit: int,
+    offset: int,
+) -> NotificationsPublic:
+    """One page of notifications, newest first, each with its attempts (oldest first)."""
+    params = {
+        "ticket": ticket_id,
+        "status": status,
+        "channel": channel,
+        "limit": limit,
+        "offset": offset,
+    }
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"""SELECT n.id, n.ticket_id, n.person_id, n.channel, n.address, n.subject,
+                       n.status, n.attempts, n.max_attempts, n.next_attempt_at, n.last_error,
+                       n.created_at, n.sent_at,
+                       COALESCE((SELECT json_agg(json_build_object(
+                                    'id', a.id, 'at', a.at, 'ok', a.ok, 'detail', a.detail,
+                                    'duration_ms', a.duration_ms) ORDER BY a.id)
+                                 FROM notification_attempts a
+                                 WHERE a.notification_id = n.id), '[]'::json) AS log
+                FROM notifications n {_FILTER}
+                ORDER BY n.created_at DESC, n.id DESC LIMIT %(limit)s OFFSET %(offset)s""",
+            params,
+        ).fetchall()
+        total = cur.execute(
+            f"SELECT count(*) AS n FROM notifications n {_FILTER}", params
+        ).fetchone()
+    data = [
+        NotificationPublic.model_validate({**r, "address": mask_address(r["address"])})
+        for r in rows
+    ]
+    return NotificationsPublic(
+        data=data, count=int(total["n"]) if total else 0, limit=limit, offset=offset
+    )

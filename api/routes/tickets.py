@@ -1,0 +1,45 @@
+"""Rectification tickets (整改单)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from api.deps import ConnDep, not_found
+from api.queries.tickets import get_ticket, list_tickets
+from api.schemas import TicketDetailPublic, TicketsPublic, TicketStatus
+
+router = APIRouter(prefix="/tickets", tags=["tickets"])
+
+
+@router.get("", response_model=TicketsPublic)
+def read_tickets(
+    *,
+    conn: ConnDep,
+    site_id: str | None = None,
+    status: TicketStatus | None = None,
+    rule: str | None = None,
+    tier: Annotated[int | None, Query(ge=1, le=3)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TicketsPublic:
+    """List tickets, newest opened first, filtered by site, status, rule and tier."""
+    return list_tickets(
+        conn=conn,
+        site_id=site_id,
+        status=status,
+        rule=rule,
+        tier=tier,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/{ticket_id}", response_model=TicketDetailPublic, responses=not_found("ticket"))
+def read_ticket(conn: ConnDep, ticket_id: int) -> TicketDetailPublic:
+    """One ticket with its timeline (opened, occurrences, alarm cleared...) and findings."""
+    ticket = get_ticket(conn=conn, ticket_id=ticket_id)
+    if ticket is None:
+        raise HTTPException(status_code=404, detail=f"ticket {ticket_id} not found")
+    return ticket

@@ -1,0 +1,227 @@
+"""HTTP response and request models (``XPublic`` is what the API returns about X)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Public(BaseModel):
+    """Base of response models: built from database rows."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorPublic(BaseModel):
+    """Body of every error response."""
+
+    detail: str = Field(description="What went wrong, in one sentence.")
+
+
+class AlarmStatus(StrEnum):
+    """Life of an alarm: raised (active), acknowledged by a person, cleared by the data."""
+
+    ACTIVE = "active"
+    ACKNOWLEDGED = "acknowledged"
+    CLEARED = "cleared"
+
+
+class TicketStatus(StrEnum):
+    """Life of a rectification ticket (整改单)."""
+
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RECTIFIED = "rectified"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+
+
+class Resolution(StrEnum):
+    """Granularity of a reading series: raw readings or 5-minute / 1-hour rollups."""
+
+    RAW = "raw"
+    FIVE_MIN = "5m"
+    ONE_HOUR = "1h"
+
+
+class AlarmPublic(Public):
+    """A temperature, offline, battery or camera alarm, with the ticket it opened or joined."""
+
+    id: int
+    alarm_key: str
+    site_id: str
+    sensor_id: str | None
+    camera_id: str | None
+    rule: str
+    tier: int
+    status: AlarmStatus
+    started_at: datetime
+    raised_at: datetime
+    cleared_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    peak_temp_c: float | None
+    details: dict[str, Any]
+    ticket_id: int | None = Field(description="Ticket this alarm opened or added to, if any.")
+
+
+class AlarmsPublic(BaseModel):
+    """A page of alarms, newest first."""
+
+    data: list[AlarmPublic]
+    count: int = Field(description="Alarms matching the filters, over all pages.")
+    limit: int
+    offset: int
+
+
+class AlarmAcknowledge(BaseModel):
+    """Who acknowledges an alarm (no login yet: the caller names themselves)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(min_length=1, max_length=100, description="Person id or name.")
+    note: str = Field(default="", max_length=2000)
+
+
+class TicketPublic(Public):
+    """A rectification ticket (整改单) as listed."""
+
+    id: int
+    ticket_no: str
+    site_id: str
+    source: str
+    rule: str
+    subject: str
+    tier: int
+    status: TicketStatus
+    title: str
+    opened_at: datetime
+    due_at: datetime
+    acknowledged_at: datetime | None
+    closed_at: datetime | None
+    escalation_level: int
+    occurrences: int
+    last_occurrence_at: datetime
+    close_proposed_at: datetime | None = Field(
+        description="When the data showed the fix (e.g. the alarm cleared); a person confirms."
+    )
+    overdue: bool = Field(description="Not closed and past its deadline.")
+
+
+class TicketsPublic(BaseModel):
+    """A page of tickets, newest first."""
+
+    data: list[TicketPublic]
+    count: int
+    limit: int
+    offset: int
+
+
+class TicketEventPublic(Public):
+    """One entry of a ticket's append-only timeline."""
+
+    id: int
+    at: datetime
+    actor: str
+    kind: str
+    note: str
+    data: dict[str, Any]
+
+
+class TicketDetailPublic(TicketPublic):
+    """A ticket with its details, timeline and the findings that make it up."""
+
+    details: dict[str, Any]
+    events: list[TicketEventPublic]
+    finding_ids: list[int]
+
+
+class SitePublic(Public):
+    """A canteen with what is wrong there right now."""
+
+    id: str
+    region_id: str
+    name: str
+    address: str
+    open_tickets: int
+    overdue_tickets: int
+    active_alarms: int
+
+
+class SitesPublic(BaseModel):
+    """Every site, by id."""
+
+    data: list[SitePublic]
+    count: int
+
+
+class ReadingPointPublic(Public):
+    """One point of a series: a raw reading, or a bucket's average with min and max."""
+
+    ts: datetime
+    temp_c: float = Field(description="The reading, or the bucket's average.")
+    temp_min_c: float | None = None
+    temp_max_c: float | None = None
+    n: int = Field(default=1, description="Readings in the point.")
+    humidity_pct: float | None = None
+    door_open: bool | None = None
+    battery_pct: float | None = None
+
+
+class ReadingsPublic(BaseModel):
+    """A sensor's readings between two times."""
+
+    sensor_id: str
+    resolution: Resolution
+    from_ts: datetime
+    to_ts: datetime
+    truncated: bool = Field(description="More points exist than the limit returned.")
+    points: list[ReadingPointPublic]
+
+
+class AttemptPublic(Public):
+    """One delivery attempt of a notification."""
+
+    id: int
+    at: datetime
+    ok: bool
+    detail: str
+    duration_ms: float
+
+
+class NotificationPublic(Public):
+    """A notification in the outbox with its delivery log (secrets in URLs are masked)."""
+
+    id: int
+    ticket_id: int | None
+    person_id: str | None
+    channel: str
+    address: str
+    subject: str
+    status: str
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    log: list[AttemptPublic]
+
+
+class NotificationsPublic(BaseModel):
+    """A page of notifications, newest first."""
+
+    data: list[NotificationPublic]
+    count: int
+    limit: int
+    offset: int
+
+
+class HealthPublic(BaseModel):
+    """Liveness and database reachability."""
+
+    status: str
+    database: bool

@@ -1,0 +1,1 @@
+"""Domain logic of the backend: the ticket engine and notification delivery."""

@@ -1,0 +1,65 @@
+"""Human labels (Chinese + English) of rules and equipment, for ticket titles and messages."""
+
+from __future__ import annotations
+
+RULE_LABELS: dict[str, tuple[str, str]] = {
+    "temp_high": ("温度超标", "over temperature limit"),
+    "temp_low": ("温度过低", "under temperature limit"),
+    "sensor_offline": ("传感器离线", "sensor offline"),
+    "low_battery": ("传感器电量低", "sensor battery low"),
+    "camera_offline": ("视频离线", "camera offline"),
+    "camera_blurred": ("视频遮挡", "camera covered or blurred"),
+    "no_mask": ("未戴口罩", "no mask"),
+    "mixed_cutting_board": ("生熟砧板混用", "raw/cooked cutting boards mixed"),
+    "no_chef_hat": ("未戴厨师帽", "no chef hat"),
+    "no_uniform": ("未穿工作服", "no work uniform"),
+    "smoking": ("吸烟", "smoking"),
+    "phone": ("玩手机", "phone use"),
+    "pest": ("鼠患", "pest in kitchen"),
+    "bin_uncovered": ("垃圾桶未盖", "bin uncovered"),
+}
+"""Rule id → (zh, en); unknown rules fall back to the id itself."""
+
+PROFILE_LABELS: dict[str, tuple[str, str]] = {
+    "fridge": ("冷藏", "fridge"),
+    "freezer": ("冷冻", "freezer"),
+    "prep_room": ("专间", "prep room"),
+    "sample_fridge": ("留样柜", "sample fridge"),
+    "hot_holding": ("保温", "hot holding"),
+    "disinfection": ("消毒柜", "disinfection cabinet"),
+}
+"""Equipment profile → (zh, en)."""
+
+TIER_LABELS: dict[int, tuple[str, str]] = {
+    1: ("立即预警", "immediate warning"),
+    2: ("限期整改", "rectify by deadline"),
+    3: ("日常监督", "routine supervision"),
+}
+"""Tier → (zh, en), after Hubei's grading (DOMAIN.md)."""
+
+_TEMP_RULES = {"temp_high", "temp_low"}
+
+
+def rule_label(rule: str, profile: str | None = None) -> tuple[str, str]:
+    """Return the (zh, en) label of ``rule``, prefixed by the equipment for temperature rules.
+
+    Example:
+        >>> rule_label("temp_high", "fridge")
+        ('冷藏温度超标', 'fridge over temperature limit')
+    """
+    zh, en = RULE_LABELS.get(rule, (rule, rule.replace("_", " ")))
+    if rule in _TEMP_RULES and profile in PROFILE_LABELS:
+        pzh, pen = PROFILE_LABELS[profile]
+        return pzh + zh, f"{pen} {en}"
+    return zh, en
+
+
+def ticket_title(rule: str, subject_name: str, profile: str | None = None) -> str:
+    """Title of a ticket in Chinese and English, e.g. ``冷藏温度超标 fridge over ...: 冷藏柜 1``.
+
+    Example:
+        >>> ticket_title("no_mask", "凉菜专间")
+        '未戴口罩 no mask: 凉菜专间'
+    """
+    zh, en = rule_label(rule, profile)
+    return f"{zh} {en}: {subject_name}"

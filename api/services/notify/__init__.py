@@ -1,0 +1,1 @@
+"""Notification delivery: the message content, one module per channel, and the dispatcher."""

@@ -1,0 +1,71 @@
+"""What a notification says: one bilingual text and one JSON payload, built once at enqueue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from api.services.labels import TIER_LABELS
+from bkcommon.timeutil import rfc3339
+
+PAYLOAD_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFacts:
+    """The facts of a ticket that a notification about it carries."""
+
+    ticket_id: int
+    ticket_no: str
+    site_id: str
+    site_name: str
+    rule: str
+    subject: str
+    tier: int
+    title: str
+    opened_at: datetime
+    due_at: datetime
+    link: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContent:
+    """Subject line, plain-text body (zh + en) and JSON payload of one notification."""
+
+    subject: str
+    body: str
+    payload: dict[str, Any]
+
+
+def ticket_opened(facts: TicketFacts) -> MessageContent:
+    """Content of the notice sent to a site's officer when a rectification ticket opens."""
+    tier_zh, tier_en = TIER_LABELS.get(facts.tier, ("", ""))
+    due = facts.due_at.strftime("%Y-%m-%d %H:%M UTC")
+    subject = f"【整改通知 Rectification notice】{facts.ticket_no} {facts.title}"
+    body = "\n".join(
+        [
+            f"【整改通知 Rectification notice】{facts.ticket_no}",
+            f"食堂 Site: {facts.site_name} ({facts.site_id})",
+            f"问题 Problem: {facts.title}",
+            f"等级 Tier: {facts.tier}（{tier_zh} {tier_en}）",
+            f"整改期限 Due: {due}",
+            f"详情 Details: {facts.link}",
+        ]
+    )
+    payload: dict[str, Any] = {
+        "schema_version": PAYLOAD_SCHEMA_VERSION,
+        "event": "ticket_opened",
+        "ticket_id": facts.ticket_id,
+        "ticket_no": facts.ticket_no,
+        "site_id": facts.site_id,
+        "site_name": facts.site_name,
+        "rule": facts.rule,
+        "subject": facts.subject,
+        "tier": facts.tier,
+        "title": facts.title,
+        "opened_at": rfc3339(facts.opened_at),
+        "due_at": rfc3339(facts.due_at),
+        "link": facts.link,
+    }
+    return MessageContent(subject=subject, body=body, payload=payload)

@@ -1,0 +1,97 @@
+"""Settings of the API service and its workers, read from the environment (prefix ``BK_API_``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bkcommon.errors import ConfigError
+
+_MAX_DEADLINE_H = 90 * 24
+
+
+class ApiSettings(BaseSettings):
+    """How the API listens, how tickets get deadlines, and how notifications are delivered."""
+
+    model_config = SettingsConfigDict(env_prefix="BK_API_", extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers_enabled: bool = Field(
+        default=True,
+        description="Run the ticket engine and the notification dispatcher inside the API process.",
+    )
+    deadline_tier1_h: float = Field(default=24.0, gt=0, le=_MAX_DEADLINE_H)
+    deadline_tier2_h: float = Field(default=72.0, gt=0, le=_MAX_DEADLINE_H)
+    deadline_tier3_h: float = Field(default=168.0, gt=0, le=_MAX_DEADLINE_H)
+
+    smtp_host: str = Field(default="localhost", min_length=1)
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = Field(default="brightkitchen@localhost", pattern=r"^[^@\s]+@[^@\s]+$")
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=120)
+
+    max_attempts: int = Field(default=8, ge=1, le=100, description="Attempts before 'dead'.")
+    backoff_base_s: float = Field(default=2.0, gt=0, le=3600, description="First retry delay.")
+    backoff_max_s: float = Field(default=600.0, gt=0, le=86400, description="Retry delay cap.")
+    backoff_jitter: float = Field(
+        default=0.2, ge=0, le=1, description="Fraction of the delay drawn at random (±)."
+    )
+    send_lease_s: float = Field(
+        default=60.0, gt=0, le=3600, description="A claimed notification is hidden this long."
+    )
+    send_concurrency: int = Field(default=8, ge=1, le=64)
+    batch_size: int = Field(default=100, ge=1, le=10_000, description="Rows claimed per round.")
+    poll_interval_s: float = Field(
+        default=5.0, gt=0, le=300, description="Workers also poll this often (missed NOTIFYs)."
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://\S+$",
+        description="Base URL of the console, for links in messages.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ApiSettings:
+        if not (self.deadline_tier1_h <= self.deadline_tier2_h <= self.deadline_tier3_h):
+            raise ValueError(
+                "deadlines must not shrink with a lower tier: deadline_tier1_h <= "
+                "deadline_tier2_h <= deadline_tier3_h"
+            )
+        if self.backoff_base_s > self.backoff_max_s:
+            raise ValueError("backoff_base_s must not exceed backoff_max_s")
+        return self
+
+    def deadline(self, tier: int) -> timedelta:
+        """Time allowed to rectify a ticket of ``tier`` (1 = most urgent)."""
+        hours = {1: self.deadline_tier1_h, 2: self.deadline_tier2_h, 3: self.deadline_tier3_h}
+        if tier not in hours:
+            raise ValueError(f"tier must be 1, 2 or 3, got {tier}")
+        return timedelta(hours=hours[tier])
+
+    def link(self, path: str) -> str:
+        """Absolute console URL of ``path`` (for links in messages)."""
+        return self.public_base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def load_api_settings() -> ApiSettings:
+    """Build ApiSettings from the environment; raise ConfigError naming each bad variable."""
+    try:
+        return ApiSettings()
+    except ValidationError as exc:
+        raise ConfigError("invalid environment (BK_API_*):\n" + _env_errors(exc)) from exc
+
+
+def _env_errors(exc: ValidationError) -> str:
+    """One line per problem, named by its environment variable (or the model for cross-checks)."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        name = "BK_API_" + loc[0].upper() if loc else "BK_API_*"
+        lines.append(f"{name}: {err['msg']}")
+    return "\n".join(lines)
