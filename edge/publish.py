@@ -1,0 +1,276 @@
+"""Deliver the outbox to the broker with QoS 1 and keep the box's retained status.
+
+A sender thread takes outbox rows oldest-first into a bounded in-flight window and
+publishes them with QoS 1; a row is deleted only when its PUBACK arrives. paho
+calls ``on_publish`` while holding its own lock, so the callback only queues the
+message id and the sender thread does the bookkeeping (no lock-order deadlock, no
+SQLite writes on the network thread). After a disconnect paho resends its
+in-flight messages with the same ids; a row still unacked after ``resend_after_s``
+while connected is published again (same event id, the backend dedupes), and a
+restarted process sends every row still on disk. Delivery is at least once;
+event ids make the effect exactly once.
+
+The last will is a retained ``EdgeStatus`` with ``online=false`` on the status
+topic; while connected, a retained ``online=true`` status is published on connect
+and every ``status_interval_s``.
+
+Kitchen-display alerts are published directly with QoS 1 and are not stored in
+the outbox: a pop-up that arrives hours late is noise, while the violation
+itself (with its evidence) is in the outbox and reaches the backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bkcommon.messages import Alert, EdgeStatus, encode
+from bkcommon.settings import parse_mqtt_url
+from bkcommon.timeutil import utcnow
+from bkcommon.topics import DEFAULT_PREFIX, alert_topic, status_topic
+from edge.outbox import Outbox
+
+logger = logging.getLogger(__name__)
+
+StatusFn = Callable[[], EdgeStatus]
+
+
+class EdgePublisher:
+    """MQTT side of the box: outbox sender, retained status with last will, alerts."""
+
+    def __init__(
+        self,
+        *,
+        mqtt_url: str,
+        client_id: str,
+        site_id: str,
+        box_id: str,
+        outbox: Outbox,
+        prefix: str = DEFAULT_PREFIX,
+        status_fn: StatusFn | None = None,
+        inflight_max: int = 20,
+        resend_after_s: float = 60.0,
+        status_interval_s: float = 30.0,
+        keepalive_s: int = 30,
+        reconnect_max_s: int = 10,
+        on_ack: Callable[[int], None] | None = None,
+    ) -> None:
+        """Configure the client; nothing connects until :meth:`start`."""
+        self.outbox = outbox
+        self.site_id = site_id
+        self.box_id = box_id
+        self.status_topic = status_topic(site_id, box_id, prefix)
+        self.alert_topic = alert_topic(site_id, prefix)
+        self._status_fn = status_fn or self._default_status
+        self._inflight_max = inflight_max
+        self._resend_after_s = resend_after_s
+        self._status_interval_s = status_interval_s
+        self._keepalive_s = keepalive_s
+        self._on_ack = on_ack
+        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (row id, sent monotonic)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._status_due = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn_gen = 0
+        self.acked_total = 0
+
+        ep = parse_mqtt_url(mqtt_url)
+        self._endpoint = ep
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        if ep.username:
+            c.username_pw_set(ep.username, ep.password)
+        if ep.tls:
+            c.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        c.max_inflight_messages_set(inflight_max)
+        c.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_s)
+        c.will_set(self.status_topic, self._offline_payload(), qos=1, retain=True)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_publish = self._on_publish
+        self.client = c
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background (retrying while the broker is down) and start sending."""
+        self.client.connect_async(self._endpoint.host, self._endpoint.port, self._keepalive_s)
+        self.client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="edge-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        """Publish ``online=false``, disconnect cleanly and stop the threads; rows stay on disk."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._connected.is_set():
+            info = self.client.publish(
+                self.status_topic, self._offline_payload(), qos=1, retain=True
+            )
+            try:
+                info.wait_for_publish(timeout_s)
+            except (RuntimeError, ValueError):
+                logger.warning("could not publish offline status before stopping")
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        """True while connected to the broker."""
+        return self._connected.is_set()
+
+    def wake(self) -> None:
+        """Tell the sender a row was put (it would notice within 200 ms anyway)."""
+        self._wake.set()
+
+    def in_flight(self) -> int:
+        """Rows published and waiting for their PUBACK."""
+        return len(self._inflight)
+
+    # -- payloads ------------------------------------------------------------------
+
+    def _default_status(self) -> EdgeStatus:
+        st = self.outbox.stats()
+        return EdgeStatus(
+            box_id=self.box_id,
+            ts=utcnow(),
+            online=True,
+            outbox_depth=st.depth,
+            outbox_dropped_total=st.dropped_total,
+        )
+
+    def _offline_payload(self) -> bytes:
+        return encode(EdgeStatus(box_id=self.box_id, ts=utcnow(), online=False))
+
+    def publish_status(self) -> None:
+        """Publish the retained online status now (also done periodically by the sender)."""
+        self._status_due.set()
+        self._wake.set()
+
+    def publish_alert(self, alert: Alert) -> bool:
+        """Publish a pop-up alert for other kitchen displays (QoS 1, not stored if offline)."""
+        if not self.connected:
+            logger.info("alert %s not sent to other displays: broker not connected", alert.alert_id)
+            return False
+        info = self.client.publish(self.alert_topic, encode(alert), qos=1)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    # -- paho callbacks (network thread) ---------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        if reason_code.is_failure:
+            logger.warning("broker refused connection: %s", reason_code)
+            return
+        logger.info(
+            "connected to broker %s:%d as box %s",
+            self._endpoint.host,
+            self._endpoint.port,
+            self.box_id,
+        )
+        self._conn_gen += 1
+        self._connected.set()
+        self._status_due.set()
+        self._wake.set()
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        if self._connected.is_set():
+            logger.warning(
+                "disconnected from broker: %s; %d message(s) in flight will be resent",
+                reason_code,
+                len(self._inflight),
+            )
+        self._connected.clear()
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any
+    ) -> None:
+        self._acks.put(mid)
+        self._wake.set()
+
+    # -- sender thread --------------------------------------------------------------
+
+    def _drain_acks(self) -> None:
+        while True:
+            try:
+                mid = self._acks.get_nowait()
+            except queue.Empty:
+                return
+            entry = self._inflight.pop(mid, None)
+            if entry is None:
+                continue  # status, alert, or a superseded resend
+            if self.outbox.ack(entry[0]):
+                self.acked_total += 1
+                if self._on_ack is not None:
+                    self._on_ack(1)
+
+    def _send_status(self) -> None:
+        try:
+            payload = encode(self._status_fn())
+        except Exception:
+            logger.exception("building the status failed")
+            return
+        self.client.publish(self.status_topic, payload, qos=1, retain=True)
+
+    def _fill_window(self) -> None:
+        now = time.monotonic()
+        for mid, (row_id, sent) in list(self._inflight.items()):
+            if now - sent > self._resend_after_s:
+                logger.warning("row %d unacked for %.0fs: publishing it again", row_id, now - sent)
+                del self._inflight[mid]
+        room = self._inflight_max - len(self._inflight)
+        if room <= 0:
+            return
+        busy = {row_id for row_id, _ in self._inflight.values()}
+        for row in self.outbox.peek(room, exclude=busy):
+            info = self.client.publish(row.topic, row.payload, qos=1)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                logger.warning(
+                    "publish of event %s failed: %s", row.event_id, mqtt.error_string(info.rc)
+                )
+                return
+            self._inflight[info.mid] = (row.id, time.monotonic())
+            self.outbox.mark_attempt(row.id)
+
+    def _run(self) -> None:
+        next_status = 0.0
+        seen_gen = 0
+        while not self._stop.is_set():
+            try:
+                self._drain_acks()
+                if self._connected.is_set():
+                    now = time.monotonic()
+                    if seen_gen != self._conn_gen:  # paho resends in-flight rows itself
+                        seen_gen = self._conn_gen
+                        self._inflight = {m: (r, now) for m, (r, _) in self._inflight.items()}
+                    if self._status_due.is_set() or now >= next_status:
+                        self._status_due.clear()
+                        self._send_status()
+                        next_status = now + self._status_interval_s
+                    self._fill_window()
+            except Exception:
+                logger.exception("sender loop error; continuing")
+                self._stop.wait(1.0)
+            self._wake.wait(0.2)
+            self._wake.clear()
+        self._drain_acks()
