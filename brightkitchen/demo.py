@@ -378,7 +378,7 @@ class Demo:
                 "api", ["api", "run", "--host", "127.0.0.1", "--port", str(opts.api_port)], env
             )
             base = f"http://127.0.0.1:{opts.api_port}"
-            wait_for(lambda: _http_ok(f"{base}/healthz"), 60, "the API (/healthz)", api)
+            wait_for(lambda: http_up(f"{base}/healthz"), 60, "the API (/healthz)", api)
             self._spawn(
                 "simulator",
                 [
@@ -475,12 +475,16 @@ def _demo_rules() -> dict[Any, dict[str, object]]:
     return {p: {"offline_after_s": 180} for p in Profile}
 
 
-def _http_ok(url: str) -> bool:
+def http_up(url: str) -> bool:
+    """True when an HTTP server answers ``url`` with anything below 500."""
+    import urllib.error
     import urllib.request
 
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 (our own localhost URL)
-            return int(resp.status) == 200
+            return int(resp.status) < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
     except OSError:
         return False
 
