@@ -39,7 +39,8 @@ def create_app(
         pool: ConnectionPool = ConnectionPool(
             database_url,
             min_size=1,
-            max_size=10,
+            max_size=api_settings.db_pool_size,
+            timeout=api_settings.db_timeout_s,
             kwargs={"autocommit": True},
             open=False,
             name="bk-api",

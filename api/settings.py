@@ -50,6 +50,10 @@ class ApiSettings(BaseSettings):
     poll_interval_s: float = Field(
         default=5.0, gt=0, le=300, description="Workers also poll this often (missed NOTIFYs)."
     )
+    db_pool_size: int = Field(default=10, ge=1, le=200, description="HTTP connection pool size.")
+    db_timeout_s: float = Field(
+        default=5.0, gt=0, le=120, description="Wait this long for a database connection."
+    )
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         pattern=r"^https?://\S+$",

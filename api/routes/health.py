@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"])
 
+_HEALTH_TIMEOUT_S = 3.0
+
 
 @router.get(
     "/healthz",
@@ -23,10 +25,11 @@ router = APIRouter(tags=["operations"])
     responses={503: {"model": HealthPublic, "description": "The database is unreachable."}},
 )
 def healthz(request: Request) -> Response:
-    """Answer 200 when the database answers a query within 3 s, else 503."""
+    """Answer 200 when the database answers a query within 3 s (or the pool timeout), else 503."""
+    timeout = min(_HEALTH_TIMEOUT_S, request.app.state.settings.db_timeout_s)
     ok = True
     try:
-        with request.app.state.pool.connection(timeout=3) as conn:
+        with request.app.state.pool.connection(timeout=timeout) as conn:
             conn.execute("SELECT 1")
     except Exception as exc:  # any failure here means "not healthy"
         logger.warning("health check: database unreachable: %s", exc)
@@ -39,7 +42,7 @@ def healthz(request: Request) -> Response:
 def metrics(request: Request) -> Response:
     """Prometheus metrics, with the current depth of the findings and notifications outboxes."""
     try:
-        with request.app.state.pool.connection(timeout=3) as conn:
+        with request.app.state.pool.connection(timeout=_HEALTH_TIMEOUT_S) as conn:
             row = conn.execute(
                 """SELECT (SELECT count(*) FROM findings WHERE processed_at IS NULL),
                           (SELECT count(*) FROM notifications WHERE status = 'pending')"""

@@ -7,8 +7,8 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import message_from_bytes
-from email.message import Message
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -90,7 +90,7 @@ class SmtpServer:
     """A real SMTP server (aiosmtpd) collecting the messages it accepts."""
 
     port: int
-    messages: list[Message] = field(default_factory=list)
+    messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
 
 
@@ -104,7 +104,9 @@ def smtp() -> Iterator[SmtpServer]:
     class Handler:
         async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
             state.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-            state.messages.append(message_from_bytes(envelope.original_content))
+            mail = message_from_bytes(envelope.original_content, policy=policy.default)
+            assert isinstance(mail, EmailMessage)
+            state.messages.append(mail)
             return "250 OK"
 
     controller = Controller(Handler(), hostname="127.0.0.1", port=state.port)

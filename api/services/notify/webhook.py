@@ -39,8 +39,10 @@ def post_json(
 ) -> httpx.Response:
     """POST JSON and return the response; raise DeliveryError on a transport error or non-2xx."""
     try:
-        resp = client.post(url, json=body, headers=headers, params=params)
-    except httpx.HTTPError as exc:
+        # Merge, not replace: robot URLs already carry their key / access_token.
+        target = httpx.URL(url).copy_merge_params(params) if params else httpx.URL(url)
+        resp = client.post(target, json=body, headers=headers)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
     if not resp.is_success:
         raise DeliveryError(f"HTTP {resp.status_code}: {resp.text[:_DETAIL_CHARS]}")
