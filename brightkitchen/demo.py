@@ -108,15 +108,15 @@ class Sink:
 
 
 def describe_alert(data: dict[str, Any]) -> str:
-    """One line for a webhook payload, whatever its exact shape."""
-    ticket = data.get("ticket") if isinstance(data.get("ticket"), dict) else data
-    assert isinstance(ticket, dict)
-    no = ticket.get("ticket_no") or data.get("ticket_no")
-    title = data.get("subject") or ticket.get("title") or data.get("title") or data.get("text")
-    event = data.get("event") or data.get("kind") or ""
+    """One line for a webhook payload, e.g. ``ticket ZG-... opened: <title> (<subject>)``."""
+    no = data.get("ticket_no")
+    title = data.get("title") or data.get("text") or ""
+    subject = data.get("subject")
+    where = f" ({data.get('site_name') or data.get('site_id')}, {subject})" if subject else ""
     if no:
-        verb = "opened" if not event or "open" in str(event) else str(event)
-        return f"ticket {no} {verb}: {title or ''}".strip()
+        event = str(data.get("event") or "ticket_opened")
+        verb = event.removeprefix("ticket_") if event.startswith("ticket_") else event
+        return f"ticket {no} {verb}: {title}{where}"
     return str(title or json.dumps(data, ensure_ascii=False)[:200])
 
 
