@@ -57,9 +57,10 @@ class Driver:
         for k, v in extra.items():
             self.args += [f"--{k.replace('_', '-')}", v]
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.log = (db.parent / "driver.log").open("ab")
 
     def start(self) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(self.args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(self.args, cwd=REPO, stdout=subprocess.PIPE, stderr=self.log)
         self.procs.append(p)
         return p
 
@@ -94,6 +95,9 @@ def test_kill9_while_broker_down_every_violation_arrives_once(
         client_id=f"sub-{uuid.uuid4().hex[:8]}",
         persistent=True,
     )
+    # mosquitto started as root drops to user "mosquitto", which cannot write the fixture's
+    # 0700 workdir: without this its persistence (our subscriber's session) is lost on restart
+    broker.workdir.chmod(0o777)
     try:
         broker.stop()  # uplink outage: the subscriber's session persists in the broker
         d = Driver(db, broker.url, topic_prefix, n, put_delay="0.01")
@@ -110,11 +114,17 @@ def test_kill9_while_broker_down_every_violation_arrives_once(
         assert _depth(db) == n
         assert rec.payloads() == []
         broker.start()  # uplink back
-        wait_until(
-            lambda: len(_distinct_violations(rec)) == n and _depth(db) == 0,
-            60,
-            what="every violation delivered and acked",
-        )
+        try:
+            wait_until(
+                lambda: len(_distinct_violations(rec)) == n and _depth(db) == 0,
+                30,
+                what="every violation delivered and acked",
+            )
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}: received {len(_distinct_violations(rec))}/{n} distinct, "
+                f"{len(rec.payloads())} messages, outbox depth {_depth(db)}"
+            ) from exc
         received = _distinct_violations(rec)
         # exactly once counting distinct event ids; the backend dedupes wire duplicates
         assert received == {event_id(i) for i in range(n)}
