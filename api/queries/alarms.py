@@ -18,8 +18,7 @@ SELECT a.id, a.alarm_key, a.site_id, a.sensor_id, a.camera_id, a.rule, a.tier, a
        a.started_at, a.raised_at, a.cleared_at, a.acknowledged_at, a.acknowledged_by,
        a.peak_temp_c, a.details,
        (SELECT f.ticket_id FROM findings f
-        WHERE f.kind = 'alarm_raised' AND f.payload->>'alarm_id' = a.id::text
-        ORDER BY f.id LIMIT 1) AS ticket_id
+        WHERE f.finding_key = 'alarm:' || a.id || ':raised') AS ticket_id
 FROM alarms a
 """
 
