@@ -1,0 +1,72 @@
+"""The data-layer scope: every query that touches site data takes a ``SiteScope``.
+
+Scoping lives here, in the queries, not only in the routes: a route that forgets a
+check still cannot return another canteen's rows, because the SQL it runs is
+restricted by ``SiteScope.clause``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """Roles of console and API users, and of devices."""
+
+    ADMIN = "admin"
+    REGULATOR = "regulator"  # scoped to a region and its sub-regions
+    OFFICER = "officer"  # 食品安全员: their sites
+    DIRECTOR = "director"  # 食品安全总监: their sites
+    INSURER = "insurer"  # sites it insures, read-only
+    DEVICE = "device"  # edge boxes and ingest workers
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated user or device."""
+
+    user_id: str
+    username: str
+    role: Role
+    region_id: str | None = None
+    person_id: str | None = None
+    insurer: str | None = None
+
+    @property
+    def read_only(self) -> bool:
+        """Insurers only read."""
+        return self.role is Role.INSURER
+
+
+@dataclass(frozen=True, slots=True)
+class SiteScope:
+    """The set of sites a principal may see: all of them, or an explicit list.
+
+    Example:
+        >>> s = SiteScope(all_sites=False, site_ids=("s1",))
+        >>> s.clause("t.site_id")
+        '(%(scope_all)s OR t.site_id = ANY(%(scope_sites)s))'
+        >>> s.allows("s2")
+        False
+    """
+
+    all_sites: bool
+    site_ids: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def everything(cls) -> SiteScope:
+        """Scope of an admin and of internal jobs (ticket engine, escalation)."""
+        return cls(all_sites=True)
+
+    def clause(self, column: str = "site_id") -> str:
+        """SQL boolean restricting ``column`` to this scope; bind with ``params()``."""
+        return f"(%(scope_all)s OR {column} = ANY(%(scope_sites)s))"
+
+    def params(self) -> dict[str, object]:
+        """Bind parameters for ``clause``."""
+        return {"scope_all": self.all_sites, "scope_sites": list(self.site_ids)}
+
+    def allows(self, site_id: str) -> bool:
+        """True when ``site_id`` is inside this scope."""
+        return self.all_sites or site_id in self.site_ids
