@@ -10,13 +10,12 @@ them; ``ON CONFLICT DO NOTHING`` turns the redelivery into a no-op.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import signal
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType
@@ -36,7 +35,7 @@ from bkcommon.topics import ingest_subscriptions
 from ingest.directory import SensorDirectory
 from ingest.settings import IngestSettings
 from ingest.validate import AcceptedReadings, Validator
-from ingest.writer import BatchWriter, Item, NoRules, RuleHook, WriteResult
+from ingest.writer import BatchWriter, Item, RuleHook, WriteResult
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +46,6 @@ class SweepHook(RuleHook, Protocol):
     def sweep(self, conn: psycopg.Connection[Any], now: datetime) -> int:
         """Raise alarms for sensors that stopped reporting; return findings written."""
         ...
-
-
-class _NoSweep(NoRules):
-    def sweep(self, conn: psycopg.Connection[Any], now: datetime) -> int:
-        return 0
 
 
 @dataclass(slots=True)
@@ -95,16 +89,10 @@ class _Pending:
 
 
 def make_rule_engine(directory: SensorDirectory) -> SweepHook:
-    """The rule engine of ``ingest.rules`` when it is installed, else a no-op hook."""
-    try:
-        mod = importlib.import_module("ingest.rules.engine")
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("ingest.rules"):
-            logger.warning("ingest.rules.engine not found: readings are stored, no rules run")
-            return _NoSweep()
-        raise
-    factory: Callable[[SensorDirectory], SweepHook] = mod.RuleEngine
-    return factory(directory)
+    """The cold-chain rule engine of ``ingest.rules`` (imported here: it is the heavy part)."""
+    from ingest.rules.engine import RuleEngine
+
+    return RuleEngine(directory)
 
 
 class IngestWorker:

@@ -1,0 +1,211 @@
+"""The batch writer against a real PostgreSQL: readings, duplicates, rollups, violations,
+statuses, dead letters, the rule hook and poison messages."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from ingest.directory import SensorDirectory
+from ingest.types import NewReading
+from ingest.validate import Validator
+from ingest.writer import BatchWriter, Item
+from tests.ingest.conftest import count
+
+NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+P = "bk/v1"
+
+
+class RecordingHook:
+    """A rule hook that records what it saw and writes one finding per call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[NewReading]] = []
+
+    def apply(self, cur: psycopg.Cursor[Any], readings: Sequence[NewReading], now: datetime) -> int:
+        self.calls.append(list(readings))
+        cur.execute(
+            "INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at) "
+            "VALUES (%s, 'manual', 'site-a', 'fridge-1', 'test', 2, %s)",
+            (f"test:{len(self.calls)}", now),
+        )
+        return 1
+
+
+@pytest.fixture
+def conn(registry_db: str) -> Any:
+    with psycopg.connect(registry_db) as c:
+        yield c
+
+
+@pytest.fixture
+def validator(conn: psycopg.Connection[Any]) -> Validator:
+    d = SensorDirectory()
+    d.refresh(conn)
+    conn.commit()
+    return Validator(d, P, "zigbee2mqtt")
+
+
+def items(v: Validator, *msgs: tuple[str, bytes]) -> list[Item]:
+    return [Item(t, raw, NOW, v(t, raw, NOW)) for t, raw in msgs]
+
+
+def reading(i: int, temp: float = 4.0) -> bytes:
+    ts = (NOW - timedelta(hours=1) + timedelta(minutes=i)).isoformat()
+    return json.dumps({"ts": ts, "seq": i, "temp_c": temp}).encode()
+
+
+def test_readings_duplicates_rollups_and_rule_hook(
+    conn: psycopg.Connection[Any], validator: Validator, registry_db: str
+) -> None:
+    hook = RecordingHook()
+    w = BatchWriter(hook, "w1", clock=lambda: NOW)
+    t = f"{P}/site-a/sensor/fridge-1/reading"
+    batch = items(validator, *[(t, reading(i, float(i))) for i in range(10)], (t, reading(3, 3.0)))
+    conn.execute("LISTEN bk_findings")
+    conn.commit()
+    res = w.write(conn, batch)
+    assert (res.inserted, res.duplicates) == (10, 1)
+    assert [r.temp_c for r in hook.calls[0]] == [float(i) for i in range(10)]
+    assert res.findings == 1
+    assert [n.channel for n in conn.notifies(timeout=1, stop_after=1)] == ["bk_findings"]
+    again = w.write(conn, batch[:5])
+    assert (again.inserted, again.duplicates) == (0, 5)
+    assert len(hook.calls) == 1  # no new rows: the rule engine is not asked
+    rows = conn.execute(
+        "SELECT bucket, temp_min, temp_max, temp_avg, n FROM readings_5m ORDER BY bucket"
+    ).fetchall()
+    assert [r[4] for r in rows] == [5, 5]
+    assert (rows[0][1], rows[0][2], rows[0][3]) == (0.0, 4.0, 2.0)
+    hourly = conn.execute("SELECT sum(n), max(temp_max) FROM readings_1h").fetchone()
+    assert hourly == (10, 9.0)
+    last = conn.execute("SELECT last_reading_at FROM sensors WHERE id='fridge-1'").fetchone()
+    assert last == (NOW - timedelta(hours=1) + timedelta(minutes=9),)
+
+
+def test_violation_twice_gives_one_row_one_finding_one_blob(
+    conn: psycopg.Connection[Any], validator: Validator, registry_db: str
+) -> None:
+    img = b"\xff\xd8\xff fake jpeg"
+    v = {
+        "schema_version": 1,
+        "event_id": "evt-0000000042",
+        "rule": "no_mask",
+        "camera_id": "cam-a",
+        "zone": "prep",
+        "started_at": "2026-03-01T07:58:00Z",
+        "confidence": 0.87,
+        "model_version": "m1",
+        "evidence": {
+            "jpeg_b64": base64.b64encode(img).decode(),
+            "sha256": hashlib.sha256(img).hexdigest(),
+        },
+    }
+    t = f"{P}/site-a/edge/box-a/violation"
+    raw = json.dumps(v).encode()
+    w = BatchWriter(None, "w1")
+    first = w.write(conn, items(validator, (t, raw), (t, raw)))
+    second = w.write(conn, items(validator, (t, raw)))
+    assert (first.violations, first.findings) == (1, 1)
+    assert (second.violations, second.findings) == (0, 0)
+    db = registry_db
+    assert count(db, "SELECT count(*) FROM violations") == 1
+    assert count(db, "SELECT count(*) FROM evidence_blobs WHERE bytes = %s", img) == 1
+    row = conn.execute(
+        "SELECT finding_key, kind, subject, rule, tier, payload FROM findings"
+    ).fetchall()
+    assert len(row) == 1
+    key, kind, subject, rule, tier, payload = row[0]
+    assert (key, kind, subject, rule, tier) == (
+        "violation:evt-0000000042",
+        "violation",
+        "cam-a",
+        "no_mask",
+        2,
+    )
+    assert "jpeg_b64" not in json.dumps(payload)
+    assert payload["evidence_sha256"] == hashlib.sha256(img).hexdigest()
+
+
+def test_status_updates_box_and_unknown_box_is_dead_lettered(
+    conn: psycopg.Connection[Any], validator: Validator, registry_db: str
+) -> None:
+    def st(box: str, ts: str, online: bool) -> bytes:
+        return json.dumps({"box_id": box, "ts": ts, "online": online}).encode()
+
+    w = BatchWriter(None, "w1")
+    res = w.write(
+        conn,
+        items(
+            validator,
+            (f"{P}/site-a/edge/box-a/status", st("box-a", "2026-03-01T07:00:00Z", True)),
+            (f"{P}/site-a/edge/box-zz/status", st("box-zz", "2026-03-01T07:00:00Z", True)),
+            (
+                f"{P}/site-b/edge/box-a/violation",
+                b'{"event_id":"evt-00000001","rule":"pest",'
+                b'"camera_id":"c","started_at":"2026-03-01T07:00:00Z","confidence":0.5}',
+            ),
+        ),
+    )
+    assert res.statuses == 1
+    assert res.dead == {"unknown_box": 1, "site_mismatch": 1}
+    # an older status (retained message seen again) does not overwrite a newer one
+    w.write(
+        conn,
+        items(
+            validator, (f"{P}/site-a/edge/box-a/status", st("box-a", "2026-03-01T06:00:00Z", False))
+        ),
+    )
+    assert conn.execute("SELECT online FROM edge_boxes WHERE id='box-a'").fetchone() == (True,)
+    reasons = sorted(r[0] for r in conn.execute("SELECT reason FROM dead_letters"))
+    assert reasons[0].startswith("site mismatch: box 'box-a' belongs to 'site-a'")
+    assert reasons[1].startswith("unknown edge box 'box-zz'")
+
+
+def test_dead_letters_keep_topic_reason_raw_and_worker(
+    conn: psycopg.Connection[Any], validator: Validator
+) -> None:
+    w = BatchWriter(None, "worker-7")
+    raw = b'{"ts": "2026-03-01T07:00:00Z", "temp_c": 999}'
+    w.write(conn, items(validator, (f"{P}/site-a/sensor/fridge-1/reading", raw)))
+    row = conn.execute("SELECT topic, reason, raw, worker FROM dead_letters").fetchone()
+    assert row is not None
+    assert row[0] == f"{P}/site-a/sensor/fridge-1/reading"
+    assert row[1].startswith("invalid SensorReading: temp_c")
+    assert bytes(row[2]) == raw
+    assert row[3] == "worker-7"
+
+
+def test_poison_message_is_dead_lettered_and_the_rest_is_written(
+    conn: psycopg.Connection[Any], validator: Validator, registry_db: str
+) -> None:
+    # valid for the contract, refused by PostgreSQL (NUL in jsonb): must not block the batch
+    poison = (
+        b'{"event_id":"evt-00000009","rule":"no_mask","camera_id":"cam-a",'
+        b'"started_at":"2026-03-01T07:00:00Z","confidence":0.5,"details":{"a":"\\u0000"}}'
+    )
+    t = f"{P}/site-a/sensor/fridge-1/reading"
+    w = BatchWriter(None, "w1")
+    res = w.write(
+        conn,
+        items(
+            validator,
+            (t, reading(1)),
+            (f"{P}/site-a/edge/box-a/violation", poison),
+            (t, reading(2)),
+        ),
+    )
+    assert res.inserted == 2
+    assert res.duplicates == 0
+    assert res.dead == {"database": 1}
+    assert count(registry_db, "SELECT count(*) FROM sensor_readings") == 2
+    reason = conn.execute("SELECT reason FROM dead_letters").fetchone()
+    assert reason is not None
+    assert reason[0].startswith("database rejected")
