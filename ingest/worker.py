@@ -251,7 +251,7 @@ class IngestWorker:
         url = self.common.database_url.get_secret_value()
         while True:
             try:
-                conn = psycopg.connect(url, connect_timeout=10)
+                conn = psycopg.connect(url, connect_timeout=10, application_name="bk-ingest")
                 self.writer.prepare(conn)
             except psycopg.OperationalError as exc:
                 self.stats.db_errors += 1

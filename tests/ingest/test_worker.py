@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -76,5 +77,59 @@ def test_batches_zigbee_bad_input_and_status(
     assert count(db, "SELECT count(*) FROM edge_boxes WHERE id='box-a' AND online") == 1
     assert w.worker.stats.ignored == 1
     assert w.worker.stats.dead == {"not_json": 1, "unknown_sensor": 1, "site_mismatch": 1}
+    pub.loop_stop()
+    w.close()
+
+
+def test_back_pressure_bounds_pending_while_the_database_is_blocked(
+    start_worker: Callable[..., RunningWorker], registry_db: str, mqtt_url: str, topic_prefix: str
+) -> None:
+    w = start_worker(mqtt_url, max_pending=50, batch_max=20)
+    pub = publisher(mqtt_url)
+    topic = reading_topic("site-a", "fridge-1", topic_prefix)
+    with psycopg.connect(registry_db) as blocker:
+        blocker.execute("LOCK TABLE sensor_readings IN EXCLUSIVE MODE")  # the database "stalls"
+        infos = [pub.publish(topic, _reading(i), qos=1) for i in range(400)]
+        wait_until(lambda: w.worker.stats.received >= 50, 10, what="the queue to fill")
+        peak = 0
+        for _ in range(20):  # watch it for a while: it stays at the bound
+            peak = max(peak, w.worker.pending())
+            time.sleep(0.05)
+        assert 50 <= w.worker.stats.received <= 51  # one message may wait inside on_message
+        assert peak <= 50
+        blocker.rollback()  # the database is back
+    infos[-1].wait_for_publish(10)
+    wait_until(
+        lambda: count(registry_db, "SELECT count(*) FROM sensor_readings") == 400,
+        20,
+        what="all 400 rows after the stall",
+    )
+    pub.loop_stop()
+    w.close()
+
+
+def test_database_connection_lost_mid_stream_loses_nothing(
+    start_worker: Callable[..., RunningWorker], registry_db: str, mqtt_url: str, topic_prefix: str
+) -> None:
+    w = start_worker(mqtt_url)
+    pub = publisher(mqtt_url)
+    topic = reading_topic("site-a", "fridge-1", topic_prefix)
+    for i in range(100):
+        pub.publish(topic, _reading(i), qos=1)
+    wait_until(lambda: count(registry_db, "SELECT count(*) FROM sensor_readings") == 100, 10)
+    with psycopg.connect(registry_db, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = 'bk-ingest'"
+        ).fetchone()
+    assert killed == (1,)
+    infos = [pub.publish(topic, _reading(i), qos=1) for i in range(100, 300)]
+    infos[-1].wait_for_publish(10)
+    wait_until(
+        lambda: count(registry_db, "SELECT count(*) FROM sensor_readings") == 300,
+        20,
+        what="300 rows after the reconnect",
+    )
+    assert w.worker.stats.db_errors >= 1
     pub.loop_stop()
     w.close()
