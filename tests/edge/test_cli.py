@@ -33,15 +33,26 @@ sites:
 
 
 def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "brightkitchen.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "brightkitchen.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     e = dict(os.environ)
-    e.update({"BK_EDGE_DATA_DIR": str(tmp_path / "edge"),
-              "BK_EDGE_MODEL_PATH": str(build_colour_model(tmp_path / "m.onnx", MASK_CLASSES))})
+    e.update(
+        {
+            "BK_EDGE_DATA_DIR": str(tmp_path / "edge"),
+            "BK_EDGE_MODEL_PATH": str(build_colour_model(tmp_path / "m.onnx", MASK_CLASSES)),
+        }
+    )
     e.pop("BK_EDGE_BOX_ID", None)
     return e
 
@@ -71,13 +82,17 @@ def test_validate_prints_cameras_zones_rules_model(site: Path, env: dict[str, st
         (["--box", "nope"], {}, "edge box 'nope' is not in the site file"),
         (["--box", "box-empty"], {}, "has no cameras"),
         ([], {}, "no edge box"),
-        (["--box", "box-c"], {"BK_EDGE_MODEL_PATH": "/nonexistent/m.onnx"},
-         "model_path: file not found"),
+        (
+            ["--box", "box-c"],
+            {"BK_EDGE_MODEL_PATH": "/nonexistent/m.onnx"},
+            "model_path: file not found",
+        ),
         (["--box", "box-c"], {"BK_EDGE_JPEG_QUALITY": "500"}, "jpeg_quality"),
     ],
 )
-def test_validate_errors_exit_2(site: Path, env: dict[str, str], args: list[str],
-                                extra_env: dict[str, str], message: str) -> None:
+def test_validate_errors_exit_2(
+    site: Path, env: dict[str, str], args: list[str], extra_env: dict[str, str], message: str
+) -> None:
     env.update(extra_env)
     r = _run("edge", "run", "--config", str(site), "--validate-config", *args, env=env)
     assert r.returncode == 2
@@ -106,8 +121,16 @@ def test_outbox_command_shows_depth_and_oldest(tmp_path: Path, env: dict[str, st
 
 
 def test_cli_module_imports_nothing_heavy() -> None:
-    code = ("import sys, edge.cli; heavy = {'cv2', 'numpy', 'onnxruntime', 'paho'} & "
-            "{m.split('.')[0] for m in sys.modules}; print(sorted(heavy))")
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                       timeout=30, check=True)
+    code = (
+        "import sys, edge.cli; heavy = {'cv2', 'numpy', 'onnxruntime', 'paho'} & "
+        "{m.split('.')[0] for m in sys.modules}; print(sorted(heavy))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     assert r.stdout.strip() == "[]"

@@ -1,0 +1,169 @@
+"""``brightkitchen edge ...``: run a box, validate its config, inspect its outbox.
+
+Imports only argparse and bkcommon at module level; OpenCV, ONNX Runtime and
+numpy are imported inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bkcommon.errors import ConfigError
+
+
+def _site_file(args: argparse.Namespace) -> str:
+    from bkcommon.settings import load_common_settings
+
+    path = args.config or load_common_settings().site_file
+    if not path:
+        raise ConfigError("no site file: pass --config FILE or set BK_SITE_FILE")
+    return str(path)
+
+
+def _box_id(args: argparse.Namespace) -> str:
+    from edge.settings import load_edge_settings
+
+    box = args.box or load_edge_settings().box_id
+    if not box:
+        raise ConfigError("no edge box: pass --box BOX_ID or set BK_EDGE_BOX_ID")
+    return str(box)
+
+
+def _model_summary(path: Path) -> dict[str, Any]:
+    """Read the model's metadata without running it; raise ConfigError when unusable."""
+    if not path.is_file():
+        raise ConfigError(
+            f"model_path: file not found: {path} (set BK_EDGE_MODEL_PATH or export a model)"
+        )
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises untyped errors
+        raise ConfigError(f"model_path: cannot load {path}: {exc}") from exc
+    meta = dict(sess.get_modelmeta().custom_metadata_map)
+    shape = sess.get_inputs()[0].shape
+    return {"path": str(path), "input": shape, **{k: meta[k] for k in sorted(meta)}}
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from bkcommon.settings import load_common_settings
+    from bkcommon.sitefile import load_site_file
+    from edge.settings import load_edge_settings
+    from edge.worker import find_box
+
+    settings = load_edge_settings()
+    load_common_settings()
+    path = _site_file(args)
+    sf = load_site_file(path)
+    site, box = find_box(sf, _box_id(args))
+    if not box.cameras:
+        raise ConfigError(f"edge box {box.id!r} has no cameras in {path}")
+    print(f"{path}: OK: edge box {box.id} of site {site.id} ({site.name})")
+    for cam in box.cameras:
+        print(f"  camera {cam.id} {cam.name!r} url={_safe_url(cam.url)} fps={cam.analyse_fps}")
+        for z in cam.zones:
+            mask = (
+                z.mask_required
+                if z.mask_required is not None
+                else z.kind in ("prep_room", "dish_up")
+            )
+            print(
+                f"    zone {z.id} kind={z.kind} points={len(z.polygon)} mask_required={mask}"
+                + (f" board_type={z.board_type}" if z.board_type else "")
+            )
+        if cam.rules:
+            print(f"    rules {json.dumps(cam.rules, ensure_ascii=False)}")
+    model = _model_summary(Path(settings.model_path))
+    print("  model " + json.dumps(model, ensure_ascii=False))
+    print(
+        f"  outbox {Path(settings.data_dir) / f'outbox-{box.id}.sqlite'}"
+        f" (max {settings.outbox_max_mb} MB, {settings.outbox_max_rows} rows)"
+    )
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    if args.validate_config:
+        return _cmd_validate(args)
+    import signal
+    import threading
+
+    from edge.settings import load_edge_settings
+    from edge.worker import run_edge
+
+    settings = load_edge_settings()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_edge(_site_file(args), _box_id(args), settings, stop)
+    return 0
+
+
+def _cmd_outbox(args: argparse.Namespace) -> int:
+    from edge.outbox import Outbox
+    from edge.settings import load_edge_settings
+
+    settings = load_edge_settings()
+    box = _box_id(args)
+    path = Path(settings.data_dir) / f"outbox-{box}.sqlite"
+    if not path.exists():
+        print(f"{path}: no outbox yet (depth 0)")
+        return 0
+    ob = Outbox(
+        path, max_bytes=int(settings.outbox_max_mb * 1024 * 1024), max_rows=settings.outbox_max_rows
+    )
+    st = ob.stats()
+    oldest = (
+        "-"
+        if st.oldest_created_at is None
+        else datetime.fromtimestamp(st.oldest_created_at, UTC).isoformat()
+    )
+    print(
+        f"{path}: depth {st.depth}, {st.bytes_total} bytes, oldest {oldest}, "
+        f"dropped when full {st.dropped_total}"
+    )
+    for row in ob.peek(args.limit):
+        print(
+            f"  {row.id} {row.event_id} {row.topic} {len(row.payload)} bytes "
+            f"attempts={row.attempts}"
+        )
+    ob.close()
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``edge run`` and ``edge outbox`` to the brightkitchen command."""
+    edge = subparsers.add_parser("edge", help="the edge box: cameras, detection, delivery")
+    sub = edge.add_subparsers(dest="edge_command", required=True)
+    run = sub.add_parser("run", help="run every camera of one box until stopped")
+    run.add_argument("--config", help="YAML site file (default: $BK_SITE_FILE)")
+    run.add_argument(
+        "--box",
+        default=os.environ.get("BK_EDGE_BOX_ID"),
+        help="edge box id in the site file (default: $BK_EDGE_BOX_ID)",
+    )
+    run.add_argument(
+        "--validate-config",
+        action="store_true",
+        help="print the box's cameras, zones, rules and model, or the errors; exit",
+    )
+    run.set_defaults(handler=_cmd_run)
+    ob = sub.add_parser("outbox", help="show the outbox depth and the oldest messages")
+    ob.add_argument("--box", default=os.environ.get("BK_EDGE_BOX_ID"))
+    ob.add_argument("--limit", type=int, default=10)
+    ob.set_defaults(handler=_cmd_outbox)
