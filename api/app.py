@@ -1,8 +1,9 @@
 """The FastAPI application: REST under ``/api/v1`` plus the ticket engine and dispatcher.
 
-Routes are unauthenticated for now: login, roles (officer, director, regulator, insurer)
-and per-site scoping arrive with the ticket-lifecycle work, as a dependency added to the
-routers here. Until then run the API on a trusted network only.
+Every route under ``/api/v1`` but health and metrics needs a bearer token (or the
+console's session cookie) from ``POST /api/v1/auth/login``; what a user sees is limited
+to their sites in the queries themselves (regulator: region and sub-regions; officer and
+director: their canteens; insurer: insured canteens, read-only; admin: everything).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from api.auth.settings import AuthSettings, load_auth_settings
 from api.routes import alarms, health, notifications, sensors, sites, tickets
 from api.settings import ApiSettings, load_api_settings
 from api.workers import Workers
@@ -27,9 +29,12 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(
-    settings: ApiSettings | None = None, *, common: CommonSettings | None = None
+    settings: ApiSettings | None = None,
+    *,
+    common: CommonSettings | None = None,
+    auth: AuthSettings | None = None,
 ) -> FastAPI:
-    """Build the app; settings default to the environment (``BK_API_*`` and ``BK_*``)."""
+    """Build the app; settings default to the environment (BK_API_*, BK_AUTH_*, BK_*)."""
     api_settings = settings or load_api_settings()
     common_settings = common or load_common_settings()
     database_url = common_settings.database_url.get_secret_value()
@@ -68,6 +73,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = api_settings
+    app.state.auth_settings = auth or load_auth_settings()
     app.state.workers = None
     for module in (alarms, tickets, sites, sensors, notifications, health):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -1,0 +1,47 @@
+"""Settings of sign-in and sessions, read from the environment (prefix ``BK_AUTH_``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bkcommon.errors import ConfigError
+
+
+class AuthSettings(BaseSettings):
+    """How long sessions last, when sign-in locks, and how the console cookie is set."""
+
+    model_config = SettingsConfigDict(env_prefix="BK_AUTH_", extra="ignore")
+
+    session_ttl_h: float = Field(default=12.0, gt=0, le=24 * 90, description="Session lifetime.")
+    max_failures: int = Field(
+        default=10, ge=1, le=1000, description="Failed sign-ins in a row before the lock."
+    )
+    lock_s: float = Field(default=300.0, gt=0, le=86400, description="How long a lock lasts.")
+    cookie_secure: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (set in production)."
+    )
+
+    @property
+    def session_ttl(self) -> timedelta:
+        """Lifetime of a console session token."""
+        return timedelta(hours=self.session_ttl_h)
+
+    @property
+    def lock(self) -> timedelta:
+        """How long a username stays locked after too many failures."""
+        return timedelta(seconds=self.lock_s)
+
+
+def load_auth_settings() -> AuthSettings:
+    """Build AuthSettings from the environment; raise ConfigError naming each bad variable."""
+    try:
+        return AuthSettings()
+    except ValidationError as exc:
+        lines = [
+            f"BK_AUTH_{str(e['loc'][0]).upper() if e['loc'] else '*'}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        raise ConfigError("invalid environment (BK_AUTH_*):\n" + "\n".join(lines)) from exc
