@@ -47,7 +47,7 @@ class DemoOptions:
     data_dir: Path = Path("var/demo")
     sites: int = 2
     speed: float = 60.0
-    history_s: float = 2 * 3600.0
+    history_s: float = 5400.0  # simulated time starts 90 min back: the gateway replay shows
     status_every_s: float = 5.0
     quiet: bool = False
     broker: str = "auto"  # auto, mosquitto or amqtt (when BK_MQTT_URL is unset)
@@ -103,8 +103,9 @@ class Sink:
         item = {"path": path, "at": time.time(), "payload": data}
         with self.lock:
             self.received.append(item)
-        if self.echo:
-            print(f"🔔 {describe_alert(data)}  (→ {path})", flush=True)
+            if self.echo:  # one write per line, under the lock: handler threads interleave
+                sys.stdout.write(f"🔔 {describe_alert(data)}  (→ {path})\n")
+                sys.stdout.flush()
 
 
 def describe_alert(data: dict[str, Any]) -> str:
@@ -162,6 +163,7 @@ def embedded_postgres(data_dir: Path, keep: bool) -> Iterator[str]:
     """Start pgserver in ``data_dir``; yield the URL of database ``brightkitchen``."""
     from pgserver.postgres_server import get_server
 
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every pg_ctl call
     data_dir.mkdir(parents=True, exist_ok=True)
     srv = get_server(data_dir, cleanup_mode="stop" if keep else "delete")
     try:
@@ -353,7 +355,7 @@ class Demo:
                 1,
                 site_prefix="demo",
                 webhook_url=hook,
-                rules=_demo_rules(),
+                rules=_demo_rules(opts.history_s),
             )
             site_path = data / "site.yaml"
             site_path.write_text(site_file_yaml(site_file), encoding="utf-8")
@@ -468,11 +470,16 @@ class Demo:
         return 0
 
 
-def _demo_rules() -> dict[Any, dict[str, object]]:
-    """Rule overrides of the demo fleet: notice an offline sensor within minutes."""
+def _demo_rules(history_s: float) -> dict[Any, dict[str, object]]:
+    """Rule overrides of the demo fleet.
+
+    The offline rule compares the newest reading time with the clock, and simulated time
+    starts ``history_s`` in the past, so the offline limit must exceed that lag or every
+    sensor would look offline while the simulator catches up.
+    """
     from bkcommon.profiles import Profile
 
-    return {p: {"offline_after_s": 180} for p in Profile}
+    return {p: {"offline_after_s": int(history_s) + 600} for p in Profile}
 
 
 def http_up(url: str) -> bool:
