@@ -29,6 +29,7 @@ from bkcommon.sitefile import Camera, EdgeBox, Site, SiteFile, load_site_file
 from bkcommon.timeutil import utcnow
 from edge.capture import CameraHealth, CameraReader, HealthProblem
 from edge.delivery import Delivery
+from edge.detect.base import Detections, Detector
 from edge.display import KitchenDisplay
 from edge.events import ViolationEvent
 from edge.metrics import EdgeMetrics
@@ -78,30 +79,49 @@ def vision_pipeline_factory(settings: EdgeSettings) -> tuple[PipelineFactory, st
         )
     try:
         from edge.detect.onnx import OnnxDetector
-        from edge.pipeline import CameraPipeline  # type: ignore[import-not-found,unused-ignore]
+        from edge.pipeline import CameraPipeline
     except ImportError as exc:
         raise ConfigError(f"the vision pipeline is not available in this build: {exc}") from exc
     try:
         detector = OnnxDetector(settings.model_path)
     except ModelError as exc:
         raise ConfigError(str(exc)) from exc
-    lock = threading.Lock()
-
-    class _Locked:
-        """Serialise access to the shared ONNX session across camera threads."""
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(detector, name)
-
-        def detect(self, images: list[npt.NDArray[np.uint8]]) -> object:
-            with lock:
-                return detector.detect(images)
+    shared = SharedDetector(detector)
 
     def factory(camera: Camera) -> Pipeline:
-        p: Pipeline = CameraPipeline(camera, _Locked(), None)
+        p: Pipeline = CameraPipeline(camera, shared, None)
         return p
 
     return factory, detector.model_version
+
+
+class SharedDetector:
+    """One detector shared by every camera thread; calls are serialised (one ONNX session)."""
+
+    def __init__(self, inner: Detector) -> None:
+        """Wrap ``inner``."""
+        self._inner = inner
+        self._lock = threading.Lock()
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names of the wrapped model."""
+        return self._inner.class_names
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Input size of the wrapped model."""
+        return self._inner.input_size
+
+    @property
+    def model_version(self) -> str:
+        """Version of the wrapped model."""
+        return self._inner.model_version
+
+    def detect(self, images: list[npt.NDArray[np.uint8]]) -> list[Detections]:
+        """Run the wrapped detector, one camera at a time."""
+        with self._lock:
+            return self._inner.detect(images)
 
 
 @dataclass
