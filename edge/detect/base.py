@@ -65,6 +65,10 @@ class Detections:
             None if self.tracker_id is None else self.tracker_id[keep],
         )
 
+    def with_tracker_ids(self, tracker_id: IntArray) -> Detections:
+        """The same boxes with tracker ids set."""
+        return Detections(self.xyxy, self.confidence, self.class_id, tracker_id)
+
     def shifted(self, dx: float, dy: float, scale: float = 1.0) -> Detections:
         """Boxes scaled by ``scale`` then moved by (dx, dy): crop → frame coordinates."""
         xyxy = self.xyxy * np.float32(scale) + np.array([dx, dy, dx, dy], np.float32)
