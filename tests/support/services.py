@@ -97,6 +97,9 @@ def mosquitto_binary() -> str:
 def private_broker() -> Iterator[Broker]:
     """A private Mosquitto on a free port with persistence, torn down afterwards."""
     with tempfile.TemporaryDirectory(prefix="bk-mosq-") as d:
+        # Mosquitto started as root drops to the `mosquitto` user: it must be able to
+        # write its persistence file here, or sessions are lost across a restart.
+        Path(d).chmod(0o777)
         b = Broker(port=free_port(), workdir=Path(d))
         b.start()
         try:
