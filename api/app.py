@@ -18,7 +18,9 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from api.auth.settings import AuthSettings, load_auth_settings
-from api.routes import alarms, health, notifications, sensors, sites, tickets
+from api.deps import AUTH_RESPONSES
+from api.routes import alarms, health, notifications, sensors, sites, tickets, users
+from api.routes import auth as auth_routes
 from api.settings import ApiSettings, load_api_settings
 from api.workers import Workers
 from bkcommon.settings import CommonSettings, load_common_settings
@@ -75,8 +77,11 @@ def create_app(
     app.state.settings = api_settings
     app.state.auth_settings = auth or load_auth_settings()
     app.state.workers = None
-    for module in (alarms, tickets, sites, sensors, notifications, health):
-        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(health.router, prefix=API_PREFIX)  # unauthenticated: operators
+    app.include_router(auth_routes.router, prefix=API_PREFIX)
+    # Every other router needs a signed-in user: 401/403 are documented on each route.
+    for module in (alarms, tickets, sites, sensors, notifications, users):
+        app.include_router(module.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)

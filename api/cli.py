@@ -9,7 +9,7 @@ from bkcommon.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``api run`` and ``api worker``."""
+    """Add ``api run``, ``api worker`` and the ``users`` group."""
     api = subparsers.add_parser("api", help="REST API, ticket engine and notifications")
     sub = api.add_subparsers(dest="api_command", required=True)
 
@@ -23,6 +23,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     worker = sub.add_parser("worker", help="ticket engine and notification dispatcher, no HTTP")
     _add_validate(worker)
     worker.set_defaults(handler=_cmd_worker)
+
+    from api.auth.cli import register_users  # argparse only at import time
+
+    register_users(subparsers)
 
 
 def _add_validate(parser: argparse.ArgumentParser) -> None:

@@ -27,11 +27,11 @@ Conn = psycopg.Connection[Any]
 
 SESSION_COOKIE = "bk_session"
 
-_bearer = HTTPBearer(
+bearer_scheme = HTTPBearer(
     auto_error=False,
     description="A session token from POST /api/v1/auth/login, or a device token.",
 )
-_cookie = APIKeyCookie(
+cookie_scheme = APIKeyCookie(
     name=SESSION_COOKIE,
     auto_error=False,
     description="The console's HttpOnly session cookie, set by POST /api/v1/auth/login.",
@@ -75,8 +75,8 @@ def request_token(bearer: HTTPAuthorizationCredentials | None, cookie: str | Non
 
 def get_current_user(
     conn: ConnDep,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    cookie: Annotated[str | None, Security(_cookie)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    cookie: Annotated[str | None, Security(cookie_scheme)],
 ) -> Principal:
     """The principal of a valid, unexpired, unrevoked token of an active user, else 401."""
     token = request_token(bearer, cookie)

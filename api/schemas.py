@@ -78,11 +78,16 @@ class AlarmsPublic(BaseModel):
 
 
 class AlarmAcknowledge(BaseModel):
-    """Who acknowledges an alarm (no login yet: the caller names themselves)."""
+    """An acknowledgement; the signed-in user is recorded as the one who acknowledged."""
 
     model_config = ConfigDict(extra="forbid")
 
-    by: str = Field(min_length=1, max_length=100, description="Person id or name.")
+    by: str | None = Field(
+        default=None,
+        max_length=100,
+        deprecated=True,
+        description="Ignored: the signed-in user (their person id, else username) is recorded.",
+    )
     note: str = Field(default="", max_length=2000)
 
 

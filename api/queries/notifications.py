@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg.rows import dict_row
 
+from api.auth.scope import SiteScope
 from api.schemas import NotificationPublic, NotificationsPublic
 
 Conn = psycopg.Connection[Any]
@@ -16,6 +17,7 @@ _FILTER = """
 WHERE (%(ticket)s::bigint IS NULL OR n.ticket_id = %(ticket)s)
   AND (%(status)s::text IS NULL OR n.status = %(status)s)
   AND (%(channel)s::text IS NULL OR n.channel = %(channel)s)
+  AND (%(scope_all)s OR EXISTS (SELECT 1 FROM tickets t WHERE t.id = n.ticket_id AND {scope}))
 """
 
 
@@ -39,20 +41,27 @@ def mask_address(address: str) -> str:
 def list_notifications(
     *,
     conn: Conn,
+    scope: SiteScope,
     ticket_id: int | None,
     status: str | None,
     channel: str | None,
     limit: int,
     offset: int,
 ) -> NotificationsPublic:
-    """One page of notifications, newest first, each with its attempts (oldest first)."""
+    """One page of notifications, newest first, each with its attempts (oldest first).
+
+    A notification is in ``scope`` through its ticket's site; one without a ticket is
+    seen only with every site in scope.
+    """
     params = {
         "ticket": ticket_id,
         "status": status,
         "channel": channel,
         "limit": limit,
         "offset": offset,
+        **scope.params(),
     }
+    where = _FILTER.format(scope=scope.clause("t.site_id"))
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"""SELECT n.id, n.ticket_id, n.person_id, n.channel, n.address, n.subject,
@@ -63,13 +72,11 @@ def list_notifications(
                                     'duration_ms', a.duration_ms) ORDER BY a.id)
                                  FROM notification_attempts a
                                  WHERE a.notification_id = n.id), '[]'::json) AS log
-                FROM notifications n {_FILTER}
+                FROM notifications n {where}
                 ORDER BY n.created_at DESC, n.id DESC LIMIT %(limit)s OFFSET %(offset)s""",
             params,
         ).fetchall()
-        total = cur.execute(
-            f"SELECT count(*) AS n FROM notifications n {_FILTER}", params
-        ).fetchone()
+        total = cur.execute(f"SELECT count(*) AS n FROM notifications n {where}", params).fetchone()
     data = [
         NotificationPublic.model_validate({**r, "address": mask_address(r["address"])})
         for r in rows

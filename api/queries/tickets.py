@@ -7,6 +7,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from api.auth.scope import SiteScope
 from api.schemas import (
     TicketDetailPublic,
     TicketEventPublic,
@@ -29,12 +30,14 @@ WHERE (%(site)s::text IS NULL OR t.site_id = %(site)s)
   AND (%(status)s::text IS NULL OR t.status = %(status)s)
   AND (%(rule)s::text IS NULL OR t.rule = %(rule)s)
   AND (%(tier)s::smallint IS NULL OR t.tier = %(tier)s)
+  AND {scope}
 """
 
 
 def list_tickets(
     *,
     conn: Conn,
+    scope: SiteScope,
     site_id: str | None,
     status: TicketStatus | None,
     rule: str | None,
@@ -50,14 +53,16 @@ def list_tickets(
         "tier": tier,
         "limit": limit,
         "offset": offset,
+        **scope.params(),
     }
+    where = _FILTER.format(scope=scope.clause("t.site_id"))
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            f"SELECT {_COLUMNS} FROM tickets t {_FILTER} "
+            f"SELECT {_COLUMNS} FROM tickets t {where} "
             "ORDER BY t.opened_at DESC, t.id DESC LIMIT %(limit)s OFFSET %(offset)s",
             params,
         ).fetchall()
-        total = cur.execute(f"SELECT count(*) AS n FROM tickets t {_FILTER}", params).fetchone()
+        total = cur.execute(f"SELECT count(*) AS n FROM tickets t {where}", params).fetchone()
     return TicketsPublic(
         data=[TicketPublic.model_validate(r) for r in rows],
         count=int(total["n"]) if total else 0,
@@ -66,10 +71,14 @@ def list_tickets(
     )
 
 
-def get_ticket(*, conn: Conn, ticket_id: int) -> TicketDetailPublic | None:
-    """One ticket with its events (oldest first) and finding ids, or None."""
+def get_ticket(*, conn: Conn, scope: SiteScope, ticket_id: int) -> TicketDetailPublic | None:
+    """One ticket with its events (oldest first) and finding ids, or None (also out of scope)."""
     with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(f"SELECT {_COLUMNS} FROM tickets t WHERE t.id = %s", (ticket_id,))
+        row = cur.execute(
+            f"SELECT {_COLUMNS} FROM tickets t WHERE t.id = %(id)s AND "
+            + scope.clause("t.site_id"),
+            {"id": ticket_id, **scope.params()},
+        )
         ticket = row.fetchone()
         if ticket is None:
             return None

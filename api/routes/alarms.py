@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import ConnDep, not_found
+from api.deps import ConnDep, ScopeDep, WriterUser, not_found
 from api.queries.alarms import acknowledge_alarm, list_alarms
 from api.schemas import AlarmAcknowledge, AlarmPublic, AlarmsPublic, AlarmStatus, ErrorPublic
 from bkcommon.timeutil import utcnow
@@ -18,6 +18,7 @@ router = APIRouter(prefix="/alarms", tags=["alarms"])
 def read_alarms(
     *,
     conn: ConnDep,
+    scope: ScopeDep,
     site_id: str | None = None,
     status: AlarmStatus | None = None,
     rule: str | None = None,
@@ -27,9 +28,16 @@ def read_alarms(
     """List alarms, newest raised first, filtered by site, status and rule.
 
     Each alarm names the rectification ticket it opened or added an occurrence to.
+    Only alarms of your sites are listed.
     """
     return list_alarms(
-        conn=conn, site_id=site_id, status=status, rule=rule, limit=limit, offset=offset
+        conn=conn,
+        scope=scope,
+        site_id=site_id,
+        status=status,
+        rule=rule,
+        limit=limit,
+        offset=offset,
     )
 
 
@@ -41,13 +49,22 @@ def read_alarms(
         409: {"model": ErrorPublic, "description": "The alarm has already cleared."},
     },
 )
-def acknowledge(conn: ConnDep, alarm_id: int, body: AlarmAcknowledge) -> AlarmPublic:
+def acknowledge(
+    conn: ConnDep, user: WriterUser, scope: ScopeDep, alarm_id: int, body: AlarmAcknowledge
+) -> AlarmPublic:
     """Acknowledge an active alarm (someone is on it); repeating it changes nothing.
 
-    The acknowledgement is written to the audit log. A cleared alarm cannot be acknowledged.
+    The signed-in user is recorded and the acknowledgement written to the audit log.
+    A cleared alarm cannot be acknowledged. Insurers and devices may not acknowledge.
     """
     alarm, _changed = acknowledge_alarm(
-        conn=conn, alarm_id=alarm_id, by=body.by, note=body.note, now=utcnow()
+        conn=conn,
+        scope=scope,
+        alarm_id=alarm_id,
+        by=user.person_id or user.username,
+        actor=user.username,
+        note=body.note,
+        now=utcnow(),
     )
     if alarm is None:
         raise HTTPException(status_code=404, detail=f"alarm {alarm_id} not found")

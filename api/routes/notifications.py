@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import ConnDep
+from api.deps import ConnDep, ScopeDep
 from api.queries.notifications import list_notifications
 from api.schemas import NotificationsPublic
 
@@ -17,6 +17,7 @@ router = APIRouter(prefix="/notifications", tags=["notifications"])
 def read_notifications(
     *,
     conn: ConnDep,
+    scope: ScopeDep,
     ticket_id: int | None = None,
     status: Literal["pending", "sent", "dead"] | None = None,
     channel: str | None = None,
@@ -25,8 +26,15 @@ def read_notifications(
 ) -> NotificationsPublic:
     """List notifications newest first, each with every delivery attempt (the delivery log).
 
-    Query values of URL addresses (robot keys, tokens) are masked.
+    Query values of URL addresses (robot keys, tokens) are masked. Only notifications of
+    tickets at your sites are listed.
     """
     return list_notifications(
-        conn=conn, ticket_id=ticket_id, status=status, channel=channel, limit=limit, offset=offset
+        conn=conn,
+        scope=scope,
+        ticket_id=ticket_id,
+        status=status,
+        channel=channel,
+        limit=limit,
+        offset=offset,
     )

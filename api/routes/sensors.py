@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import ConnDep, not_found
+from api.deps import ConnDep, ScopeDep, not_found
 from api.queries.readings import sensor_exists, sensor_readings
 from api.schemas import ErrorPublic, ReadingsPublic, Resolution
 from bkcommon.timeutil import to_utc, utcnow
@@ -26,6 +26,7 @@ router = APIRouter(prefix="/sensors", tags=["sensors"])
 def read_readings(
     *,
     conn: ConnDep,
+    scope: ScopeDep,
     sensor_id: str,
     from_ts: Annotated[datetime | None, Query(alias="from")] = None,
     to_ts: Annotated[datetime | None, Query(alias="to")] = None,
@@ -35,7 +36,8 @@ def read_readings(
     """Readings of a sensor in ``[from, to)`` (default: the last 24 h), oldest first.
 
     ``resolution`` is ``raw`` (every reading), ``5m`` or ``1h`` (rollups with average,
-    minimum and maximum per bucket). Times are RFC 3339 with an offset.
+    minimum and maximum per bucket). Times are RFC 3339 with an offset. A sensor of a
+    site outside yours answers 404.
     """
     try:
         end = to_utc(to_ts) if to_ts else utcnow()
@@ -44,10 +46,11 @@ def read_readings(
         raise HTTPException(status_code=422, detail=str(exc)) from exc
     if start >= end:
         raise HTTPException(status_code=422, detail="'from' must be before 'to'")
-    if not sensor_exists(conn=conn, sensor_id=sensor_id):
+    if not sensor_exists(conn=conn, scope=scope, sensor_id=sensor_id):
         raise HTTPException(status_code=404, detail=f"sensor {sensor_id!r} not found")
     return sensor_readings(
         conn=conn,
+        scope=scope,
         sensor_id=sensor_id,
         from_ts=start,
         to_ts=end,

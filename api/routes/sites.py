@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import ConnDep
+from api.deps import ConnDep, ScopeDep
 from api.queries.sites import list_sites
 from api.schemas import SitesPublic
 
@@ -12,6 +12,6 @@ router = APIRouter(prefix="/sites", tags=["sites"])
 
 
 @router.get("", response_model=SitesPublic)
-def read_sites(conn: ConnDep, region_id: str | None = None) -> SitesPublic:
-    """List every canteen with its open and overdue tickets and its uncleared alarms."""
-    return list_sites(conn=conn, region_id=region_id)
+def read_sites(conn: ConnDep, scope: ScopeDep, region_id: str | None = None) -> SitesPublic:
+    """List your canteens with their open and overdue tickets and their uncleared alarms."""
+    return list_sites(conn=conn, scope=scope, region_id=region_id)

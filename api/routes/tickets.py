@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import ConnDep, not_found
+from api.deps import ConnDep, ScopeDep, not_found
 from api.queries.tickets import get_ticket, list_tickets
 from api.schemas import TicketDetailPublic, TicketsPublic, TicketStatus
 
@@ -17,6 +17,7 @@ router = APIRouter(prefix="/tickets", tags=["tickets"])
 def read_tickets(
     *,
     conn: ConnDep,
+    scope: ScopeDep,
     site_id: str | None = None,
     status: TicketStatus | None = None,
     rule: str | None = None,
@@ -24,9 +25,10 @@ def read_tickets(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TicketsPublic:
-    """List tickets, newest opened first, filtered by site, status, rule and tier."""
+    """List tickets of your sites, newest opened first, filtered by site, status, rule, tier."""
     return list_tickets(
         conn=conn,
+        scope=scope,
         site_id=site_id,
         status=status,
         rule=rule,
@@ -37,9 +39,9 @@ def read_tickets(
 
 
 @router.get("/{ticket_id}", response_model=TicketDetailPublic, responses=not_found("ticket"))
-def read_ticket(conn: ConnDep, ticket_id: int) -> TicketDetailPublic:
+def read_ticket(conn: ConnDep, scope: ScopeDep, ticket_id: int) -> TicketDetailPublic:
     """One ticket with its timeline (opened, occurrences, alarm cleared...) and findings."""
-    ticket = get_ticket(conn=conn, ticket_id=ticket_id)
+    ticket = get_ticket(conn=conn, scope=scope, ticket_id=ticket_id)
     if ticket is None:
         raise HTTPException(status_code=404, detail=f"ticket {ticket_id} not found")
     return ticket

@@ -229,3 +229,48 @@ def insert_alarm(
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def make_user_token(
+    conn: psycopg.Connection[Any],
+    *,
+    username: str,
+    role: str = "admin",
+    password: str | None = "correct horse battery",
+    site_ids: tuple[str, ...] = (),
+    **anchors: str,
+) -> str:
+    """Create a user (any role) and return a fresh session token of it."""
+    from datetime import timedelta
+
+    from api.auth.scope import Role
+    from api.auth.users import create_device, create_user, issue_token
+    from bkcommon.timeutil import utcnow
+
+    if role == "device":
+        return create_device(conn, name=username, site_ids=site_ids, now=utcnow()).token
+    principal = create_user(
+        conn,
+        username=username,
+        role=Role(role),
+        password=password,
+        site_ids=site_ids,
+        region_id=anchors.get("region_id"),
+        person_id=anchors.get("person_id"),
+        insurer=anchors.get("insurer"),
+    )
+    return issue_token(
+        conn, principal=principal, kind="session", ttl=timedelta(hours=1), now=utcnow()
+    ).token
+
+
+@pytest.fixture
+def admin_token(conn: psycopg.Connection[Any]) -> str:
+    """A session token of an admin user (sees every site)."""
+    return make_user_token(conn, username="admin")
+
+
+@pytest.fixture
+def admin_headers(admin_token: str) -> dict[str, str]:
+    """Authorization header of the admin."""
+    return {"Authorization": f"Bearer {admin_token}"}

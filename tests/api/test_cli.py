@@ -70,7 +70,7 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("registry")
-def test_api_run_serves_http(cli_env: dict[str, str]) -> None:
+def test_api_run_serves_http(cli_env: dict[str, str], admin_headers: dict[str, str]) -> None:
     port = free_port()
     proc = _spawn(["api", "run", "--port", str(port), "--no-workers"], cli_env)
     try:
@@ -82,7 +82,8 @@ def test_api_run_serves_http(cli_env: dict[str, str]) -> None:
                 return False
 
         wait_until(healthy, timeout=20, what="api run to answer /healthz")
-        sites = httpx.get(f"http://127.0.0.1:{port}/api/v1/sites").json()
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/sites").status_code == 401
+        sites = httpx.get(f"http://127.0.0.1:{port}/api/v1/sites", headers=admin_headers).json()
         assert [s["id"] for s in sites["data"]] == ["school-001", "school-002"]
     finally:
         code, out = _stop(proc)

@@ -28,11 +28,12 @@ def test_notified_finding_reaches_the_webhook_within_2_s(
     settings: ApiSettings,
     hook: HookServer,
     smtp: SmtpServer,
+    admin_headers: dict[str, str],
 ) -> None:
     # Polling slower than the deadline proves the NOTIFY, not the poll, woke the workers.
     live = settings.model_copy(update={"workers_enabled": True, "poll_interval_s": 30.0})
     app = create_app(live, common=CommonSettings(database_url=db_url))
-    with TestClient(app) as client:
+    with TestClient(app, headers=admin_headers) as client:
         assert app.state.workers.wait_connected(10)
         latencies = []
         for i, sensor in enumerate(["fridge-1", "freezer-1", "cam-1"]):

@@ -1,0 +1,93 @@
+"""HTTP models of sign-in, the current user and user administration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth.scope import Role
+
+
+class LoginIn(BaseModel):
+    """Username and password of a console user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class MePublic(BaseModel):
+    """The signed-in user, with the sites they may see."""
+
+    id: int
+    username: str
+    role: Role
+    region_id: str | None
+    person_id: str | None
+    insurer: str | None
+    read_only: bool = Field(description="Insurers and devices only read.")
+    all_sites: bool = Field(description="Every site is in scope (admin).")
+    site_ids: list[str] = Field(description="Sites in scope when not all_sites.")
+
+
+class TokenPublic(BaseModel):
+    """A session token, shown once; the console uses the cookie set with it instead."""
+
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 (the OAuth token type, not a secret)
+    expires_at: datetime | None
+    user: MePublic
+
+
+class UserCreate(BaseModel):
+    """A new console user (devices are created with ``POST /users/devices``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@\-]+$")
+    password: str = Field(min_length=8, max_length=1000)
+    role: Role
+    region_id: str | None = Field(default=None, description="Regulator: region (and below).")
+    person_id: str | None = Field(default=None, description="Officer/director: their person.")
+    insurer: str | None = Field(default=None, max_length=200, description="Insurer: company.")
+    site_ids: list[str] = Field(default_factory=list, max_length=1000, description="Grants.")
+
+
+class DeviceCreate(BaseModel):
+    """A new device credential (edge box, ingest worker) for some sites."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+    site_ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class UserPublic(BaseModel):
+    """A user as the admin sees it (never its password hash)."""
+
+    id: int
+    username: str
+    role: Role
+    region_id: str | None
+    person_id: str | None
+    insurer: str | None
+    active: bool
+    created_at: datetime
+    locked_until: datetime | None
+    site_ids: list[str]
+
+
+class UsersPublic(BaseModel):
+    """Every user, by username."""
+
+    data: list[UserPublic]
+    count: int
+
+
+class DeviceTokenPublic(BaseModel):
+    """A device's token, shown once."""
+
+    username: str
+    token: str

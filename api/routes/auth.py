@@ -1,0 +1,114 @@
+"""Sign-in, sign-out and the current user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request, Response, Security
+from fastapi.security import HTTPAuthorizationCredentials
+
+from api.auth.resolve import resolve_scope
+from api.auth.schemas import LoginIn, MePublic, TokenPublic
+from api.auth.scope import Principal, SiteScope
+from api.auth.users import AuthError, login, revoke_token
+from api.deps import (
+    AUTH_RESPONSES,
+    SESSION_COOKIE,
+    AuthSettingsDep,
+    ConnDep,
+    CurrentUser,
+    ScopeDep,
+    bearer_scheme,
+    cookie_scheme,
+    request_token,
+    unauthorized,
+)
+from api.schemas import ErrorPublic
+from bkcommon.timeutil import utcnow
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def me_public(user: Principal, scope: SiteScope) -> MePublic:
+    """The current user and their scope as the API shows it."""
+    return MePublic(
+        id=int(user.user_id),
+        username=user.username,
+        role=user.role,
+        region_id=user.region_id,
+        person_id=user.person_id,
+        insurer=user.insurer,
+        read_only=user.role.value in ("insurer", "device"),
+        all_sites=scope.all_sites,
+        site_ids=list(scope.site_ids),
+    )
+
+
+@router.post(
+    "/login",
+    response_model=TokenPublic,
+    responses={
+        401: {
+            "model": ErrorPublic,
+            "description": "Wrong username or password, disabled or locked account.",
+        }
+    },
+)
+def sign_in(
+    conn: ConnDep, settings: AuthSettingsDep, body: LoginIn, request: Request, response: Response
+) -> TokenPublic:
+    """Check a password and return a bearer token; also set the console's session cookie.
+
+    The cookie is HttpOnly and SameSite=Strict. After too many failures in a row the
+    account is locked for a while; every attempt is written to the audit log. The answer
+    to a failure never says which part was wrong.
+    """
+    try:
+        issued = login(
+            conn,
+            username=body.username,
+            password=body.password,
+            now=utcnow(),
+            ttl=settings.session_ttl,
+            max_failures=settings.max_failures,
+            lock=settings.lock,
+            client=request.client.host if request.client else "",
+        )
+    except AuthError as exc:
+        raise unauthorized("invalid username or password") from exc
+    response.set_cookie(
+        SESSION_COOKIE,
+        issued.token,
+        max_age=int(settings.session_ttl.total_seconds()),
+        httponly=True,
+        samesite="strict",
+        secure=settings.cookie_secure,
+        path="/",
+    )
+    return TokenPublic(
+        access_token=issued.token,
+        expires_at=issued.expires_at,
+        user=me_public(issued.principal, resolve_scope(conn, issued.principal)),
+    )
+
+
+@router.post("/logout", status_code=204, responses=AUTH_RESPONSES)
+def sign_out(
+    conn: ConnDep,
+    user: CurrentUser,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    cookie: Annotated[str | None, Security(cookie_scheme)],
+) -> Response:
+    """Revoke the token this request used and clear the session cookie."""
+    token = request_token(bearer, cookie)
+    if token is not None:
+        revoke_token(conn, token=token, now=utcnow(), actor=user.username)
+    out = Response(status_code=204)
+    out.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return out
+
+
+@router.get("/me", response_model=MePublic, responses=AUTH_RESPONSES)
+def read_me(user: CurrentUser, scope: ScopeDep) -> MePublic:
+    """Who you are signed in as, your role and the sites you may see."""
+    return me_public(user, scope)

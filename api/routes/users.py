@@ -1,0 +1,85 @@
+"""User and device administration (admin only); every change is in the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+
+from api.auth.schemas import DeviceCreate, DeviceTokenPublic, UserCreate, UserPublic, UsersPublic
+from api.auth.scope import Role
+from api.auth.users import UserError, create_device, create_user, list_users, set_active
+from api.deps import AdminUser, ConnDep
+from api.schemas import ErrorPublic
+from bkcommon.timeutil import utcnow
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+_BAD: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorPublic, "description": "Invalid user, or unknown region/person/site."}
+}
+_MISSING: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorPublic, "description": "No such user."}
+}
+
+
+@router.get("", response_model=UsersPublic)
+def read_users(conn: ConnDep, admin: AdminUser) -> UsersPublic:
+    """List every user and device with role, scope anchors, site grants and state."""
+    rows = [UserPublic.model_validate(r) for r in list_users(conn)]
+    return UsersPublic(data=rows, count=len(rows))
+
+
+@router.post("", response_model=UserPublic, status_code=201, responses=_BAD)
+def add_user(conn: ConnDep, admin: AdminUser, body: UserCreate) -> UserPublic:
+    """Create a console user; the password is stored as an argon2id hash."""
+    if body.role is Role.DEVICE:
+        raise HTTPException(status_code=422, detail="create devices with POST /users/devices")
+    try:
+        created = create_user(
+            conn,
+            username=body.username,
+            role=body.role,
+            password=body.password,
+            region_id=body.region_id,
+            person_id=body.person_id,
+            insurer=body.insurer,
+            site_ids=tuple(body.site_ids),
+            actor=admin.username,
+        )
+    except UserError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    return _one(conn, created.username)
+
+
+@router.post("/devices", response_model=DeviceTokenPublic, status_code=201, responses=_BAD)
+def add_device(conn: ConnDep, admin: AdminUser, body: DeviceCreate) -> DeviceTokenPublic:
+    """Create a device credential for some sites; its token is shown in this answer only."""
+    try:
+        issued = create_device(
+            conn, name=body.name, site_ids=tuple(body.site_ids), now=utcnow(), actor=admin.username
+        )
+    except UserError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    return DeviceTokenPublic(username=issued.principal.username, token=issued.token)
+
+
+@router.post("/{username}/disable", response_model=UserPublic, responses=_MISSING)
+def disable_user(conn: ConnDep, admin: AdminUser, username: str) -> UserPublic:
+    """Disable a user or device and revoke its tokens."""
+    if not set_active(conn, username=username, active=False, actor=admin.username, now=utcnow()):
+        raise HTTPException(status_code=404, detail=f"user {username!r} not found")
+    return _one(conn, username)
+
+
+@router.post("/{username}/enable", response_model=UserPublic, responses=_MISSING)
+def enable_user(conn: ConnDep, admin: AdminUser, username: str) -> UserPublic:
+    """Enable a disabled user again (it signs in anew; old tokens stay revoked)."""
+    if not set_active(conn, username=username, active=True, actor=admin.username, now=utcnow()):
+        raise HTTPException(status_code=404, detail=f"user {username!r} not found")
+    return _one(conn, username)
+
+
+def _one(conn: ConnDep, username: str) -> UserPublic:
+    row = next(r for r in list_users(conn) if r["username"] == username)
+    return UserPublic.model_validate(row)
