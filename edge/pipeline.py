@@ -1,0 +1,197 @@
+"""One camera's vision pipeline: motion → crops → detector → tracker → zones → rules → events.
+
+The delivery side drives it::
+
+    pipe = CameraPipeline(camera, OnnxDetector(path), VisionSettings())
+    for frame in reader:                       # edge.capture.CameraReader.take()
+        for event in pipe.process(frame.image, frame.ts):
+            ...                                # evidence JPEG + outbox
+    pipe.stats                                 # analysed / motion-skipped / inference ms
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from bkcommon.sitefile import Camera
+from edge.boards import BoardColourConfig, BoardColourModel
+from edge.capture import CaptureSettings
+from edge.crops import plan_regions
+from edge.detect.base import Detections, Detector, nms_per_class
+from edge.events import ViolationEvent
+from edge.motion import MotionDetector, MotionSettings
+from edge.rules.base import FrameContext, Rule
+from edge.rules.registry import build_rules
+from edge.track import Tracker, TrackSettings
+from edge.zones import ZoneSet
+
+logger = logging.getLogger(__name__)
+
+
+class VisionSettings(BaseModel):
+    """Tuning of the vision half of the edge box (capture, motion, crops, tracking, boards)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    motion: MotionSettings = Field(default_factory=MotionSettings)
+    track: TrackSettings = Field(default_factory=TrackSettings)
+    boards: BoardColourConfig = Field(default_factory=BoardColourConfig)
+    crop_pad_frac: float = Field(default=0.25, ge=0, le=2, description="Padding around motion.")
+    max_regions: int = Field(default=4, ge=1, le=32, description="Crops per frame at most.")
+    full_frame_share: float = Field(
+        default=0.6, gt=0, le=1, description="Crops covering more of the frame: use the frame."
+    )
+    refresh_every_s: float | None = Field(
+        default=30.0, gt=0, description="Full-frame detection this often even without motion."
+    )
+    merge_iou: float = Field(default=0.5, gt=0, le=1, description="NMS across overlapping crops.")
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    """Counters of one camera's pipeline (read by metrics and status)."""
+
+    frames_analysed: int = 0
+    frames_motion_skipped: int = 0
+    detector_calls: int = 0
+    regions: int = 0
+    detections: int = 0
+    events: int = 0
+    inference_ms_last: float = 0.0
+    inference_ms_avg: float = 0.0
+    process_ms_avg: float = 0.0
+
+
+class CameraPipeline:
+    """Turn one camera's analysed frames into violation events."""
+
+    def __init__(
+        self,
+        camera: Camera,
+        detector: Detector,
+        settings: VisionSettings | None = None,
+        rules: list[Rule] | None = None,
+    ) -> None:
+        """Build motion gate, tracker, zones and the camera's rules (ConfigError on bad rules)."""
+        self.camera = camera
+        self.detector = detector
+        self.settings = settings or VisionSettings()
+        self.zones = ZoneSet(camera.zones)
+        self.motion = MotionDetector(self.settings.motion)
+        self.tracker = Tracker(camera.analyse_fps, self.settings.track)
+        self.class_names = list(detector.class_names)
+        self.rules = (
+            rules
+            if rules is not None
+            else build_rules(camera, self.class_names, BoardColourModel(self.settings.boards))
+        )
+        self._stats = PipelineStats()
+        self._last_full: datetime | None = None
+        self._track_boxes: npt.NDArray[np.float32] = np.zeros((0, 4), np.float32)
+        self._track_seen: datetime | None = None
+
+    @property
+    def stats(self) -> PipelineStats:
+        """Counters so far (a live object; copy it if you keep it)."""
+        return self._stats
+
+    def process(self, frame_bgr: npt.NDArray[np.uint8], ts: datetime) -> list[ViolationEvent]:
+        """Analyse one frame taken at ``ts`` (aware UTC) and return the violations decided on it."""
+        t0 = time.perf_counter()
+        st = self._stats
+        st.frames_analysed += 1
+        h, w = frame_bgr.shape[:2]
+        boxes = self.motion.detect(frame_bgr)
+        if (
+            self._track_seen is not None
+            and len(self._track_boxes)
+            and (ts - self._track_seen).total_seconds() <= self.settings.track.lost_after_s
+        ):
+            boxes = np.concatenate([boxes, self._track_boxes]) if len(boxes) else self._track_boxes
+        refresh = self._refresh_due(ts)
+        detected = bool(len(boxes)) or refresh
+        dets = Detections.empty()
+        if detected:
+            if refresh or len(boxes) == 0:
+                regions = np.array([[0, 0, w, h]], np.int32)
+            else:
+                regions = plan_regions(
+                    boxes,
+                    (w, h),
+                    self.detector.input_size,
+                    self.settings.crop_pad_frac,
+                    self.settings.max_regions,
+                )
+                area = float(
+                    ((regions[:, 2] - regions[:, 0]) * (regions[:, 3] - regions[:, 1])).sum()
+                )
+                if area >= self.settings.full_frame_share * w * h:
+                    regions = np.array([[0, 0, w, h]], np.int32)
+            if regions[0].tolist() == [0, 0, w, h]:
+                self._last_full = ts
+            dets = self._detect(frame_bgr, regions)
+            dets = self.tracker.update(dets, ts.timestamp())
+            confirmed = dets.tracker_id is not None and dets.tracker_id >= 0
+            if np.any(confirmed):
+                self._track_boxes = dets.xyxy[confirmed].copy()
+                self._track_seen = ts
+            st.detections += len(dets)
+        else:
+            st.frames_motion_skipped += 1
+        ctx = FrameContext(
+            camera_id=self.camera.id,
+            ts=ts,
+            frame=frame_bgr,
+            detections=dets,
+            detected=detected,
+            class_names=self.class_names,
+            zones=self.zones,
+            model_version=self.detector.model_version,
+        )
+        events: list[ViolationEvent] = []
+        for rule in self.rules:
+            try:
+                events.extend(rule.update(ctx))
+            except Exception:  # one broken rule must not stop the camera
+                logger.exception("camera %s: rule %s failed", self.camera.id, rule.name)
+        st.events += len(events)
+        ms = (time.perf_counter() - t0) * 1000
+        st.process_ms_avg = ms if st.frames_analysed == 1 else 0.9 * st.process_ms_avg + 0.1 * ms
+        return events
+
+    def _refresh_due(self, ts: datetime) -> bool:
+        every = self.settings.refresh_every_s
+        if every is None:
+            return False
+        if self._last_full is None:
+            self._last_full = ts  # the first frame only initialises the motion background
+            return False
+        return (ts - self._last_full).total_seconds() >= every
+
+    def _detect(self, frame: npt.NDArray[np.uint8], regions: npt.NDArray[np.int32]) -> Detections:
+        """Run the detector on the crops in one batch and map boxes back to frame pixels."""
+        st = self._stats
+        crops = [frame[y1:y2, x1:x2] for x1, y1, x2, y2 in regions.tolist()]
+        t0 = time.perf_counter()
+        results = self.detector.detect(crops)
+        ms = (time.perf_counter() - t0) * 1000
+        st.detector_calls += 1
+        st.regions += len(crops)
+        st.inference_ms_last = ms
+        st.inference_ms_avg = ms if st.detector_calls == 1 else 0.9 * st.inference_ms_avg + 0.1 * ms
+        parts = [
+            r.shifted(float(x1), float(y1))
+            for r, (x1, y1, _, _) in zip(results, regions.tolist(), strict=True)
+        ]
+        merged = Detections.merge(parts)
+        if len(parts) > 1:
+            merged = nms_per_class(merged, self.settings.merge_iou)
+        return merged
