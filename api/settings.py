@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +62,43 @@ class ApiSettings(BaseSettings):
         description="Base URL of the console, for links in messages.",
     )
 
+    # Rectification closed loop (tickets, escalation, evidence, triage, ack links, SMS).
+    evidence_dir: Path = Field(
+        default=Path("var/evidence"), description="Local evidence store root (content-addressed)."
+    )
+    max_upload_mb: float = Field(default=10.0, gt=0, le=200, description="Largest evidence file.")
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs acknowledge links; no links in messages when unset."
+    )
+    ack_link_ttl_h: float = Field(default=72.0, gt=0, le=24 * 30)
+    escalation_interval_s: float = Field(default=60.0, gt=0, le=3600)
+    reminder_before_h: float = Field(default=4.0, ge=0, le=_MAX_DEADLINE_H)
+    unack_after_h: float = Field(
+        default=2.0, gt=0, le=_MAX_DEADLINE_H, description="Not acknowledged → director."
+    )
+    regulator_after_h: float = Field(
+        default=24.0, ge=0, le=_MAX_DEADLINE_H, description="Overdue this long → regulator."
+    )
+    yellow_card_after_d: float = Field(default=5.0, ge=0, le=365, description="Tier 1 overdue.")
+    red_card_after_d: float = Field(default=10.0, ge=0, le=365, description="Tier 1 overdue.")
+    close_stable_min: float = Field(
+        default=30.0, ge=0, le=7 * 24 * 60, description="Back in range this long: close proposed."
+    )
+    triage_default: Literal["direct", "review"] = Field(
+        default="direct", description="Vision violations open tickets or wait for review."
+    )
+    sms_url_template: str | None = Field(
+        default=None, description="SMS gateway URL; {phone} and {text} are URL-encoded into it."
+    )
+    sms_method: Literal["GET", "POST"] = "POST"
+    sms_body_template: str = Field(
+        default='{"phone": "{phone}", "text": "{text}"}',
+        description="POST body; {phone} and {text} escaped for sms_content_type.",
+    )
+    sms_content_type: Literal["application/json", "application/x-www-form-urlencoded"] = (
+        "application/json"
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> ApiSettings:
         if not (self.deadline_tier1_h <= self.deadline_tier2_h <= self.deadline_tier3_h):
@@ -67,6 +106,8 @@ class ApiSettings(BaseSettings):
                 "deadlines must not shrink with a lower tier: deadline_tier1_h <= "
                 "deadline_tier2_h <= deadline_tier3_h"
             )
+        if self.red_card_after_d < self.yellow_card_after_d:
+            raise ValueError("red_card_after_d must not be before yellow_card_after_d")
         if self.backoff_base_s > self.backoff_max_s:
             raise ValueError("backoff_base_s must not exceed backoff_max_s")
         return self

@@ -16,12 +16,16 @@ from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
-from psycopg.rows import class_row, dict_row
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from api.metrics import FINDINGS_PROCESSED, NOTIFICATIONS_ENQUEUED, TICKETS_OPENED
+from api.metrics import FINDINGS_PROCESSED, TICKETS_OPENED
+from api.services.deadlines import resolve_deadline
 from api.services.labels import ticket_title
+from api.services.notify import routing
 from api.services.notify.message import TicketFacts, ticket_opened
+from api.services.notify.routing import enqueue_for_roles
+from api.services.triage import queue_for_review, triage_mode
 from api.settings import ApiSettings
 
 logger = logging.getLogger(__name__)
@@ -29,7 +33,7 @@ logger = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
 
 FINDINGS_CHANNEL = "bk_findings"
-NOTIFICATIONS_CHANNEL = "bk_notifications"
+NOTIFICATIONS_CHANNEL = routing.NOTIFICATIONS_CHANNEL
 
 OPENING_KINDS: dict[str, str] = {
     "alarm_raised": "alarm",
@@ -62,7 +66,9 @@ class Outcome:
     """What handling one finding did."""
 
     finding_id: int
-    action: Literal["opened", "occurrence", "close_proposed", "no_ticket", "error", "deferred"]
+    action: Literal[
+        "opened", "occurrence", "close_proposed", "no_ticket", "error", "deferred", "review"
+    ]
     ticket_id: int | None = None
 
 
@@ -142,6 +148,21 @@ def process_one(
 
 def _apply(conn: Conn, finding: Finding, *, now: datetime, settings: ApiSettings) -> Outcome:
     """Apply one finding inside the caller's transaction."""
+    if finding.kind == "violation" and _open_ticket_id(conn, finding) is None:
+        mode = triage_mode(
+            conn, camera_id=finding.subject, rule=finding.rule, default=settings.triage_default
+        )
+        if mode == "review":
+            queue_for_review(
+                conn,
+                finding_id=finding.id,
+                site_id=finding.site_id,
+                camera_id=finding.subject,
+                rule=finding.rule,
+                payload=finding.payload,
+                now=now,
+            )
+            return Outcome(finding.id, "review")
     if finding.kind in OPENING_KINDS:
         return _open_or_add_occurrence(conn, finding, now=now, settings=settings)
     if finding.kind == "alarm_cleared":
@@ -158,6 +179,28 @@ def _open_ticket_id(conn: Conn, finding: Finding) -> tuple[int, str] | None:
         (finding.site_id, finding.rule, finding.subject),
     ).fetchone()
     return None if row is None else (int(row[0]), str(row[1]))
+
+
+def load_finding(conn: Conn, finding_id: int) -> Finding | None:
+    """One finding by id, locked for the caller's transaction."""
+    with conn.cursor(row_factory=class_row(Finding)) as cur:
+        return cur.execute(
+            """SELECT id, finding_key, kind, site_id, subject, rule, tier, occurred_at, payload
+               FROM findings WHERE id = %s FOR UPDATE""",
+            (finding_id,),
+        ).fetchone()
+
+
+def open_or_add(conn: Conn, finding: Finding, *, now: datetime, settings: ApiSettings) -> Outcome:
+    """Open a ticket for ``finding`` or add it as an occurrence, skipping triage, and mark it
+    processed (inside the caller's transaction): manual entries and confirmed captures."""
+    outcome = _open_or_add_occurrence(conn, finding, now=now, settings=settings)
+    conn.execute(
+        "UPDATE findings SET processed_at = %s, ticket_id = %s, error = NULL WHERE id = %s",
+        (now, outcome.ticket_id, finding.id),
+    )
+    FINDINGS_PROCESSED.labels(finding.kind, outcome.action).inc()
+    return outcome
 
 
 def _open_or_add_occurrence(
@@ -222,7 +265,9 @@ def _insert_ticket(
     """Insert the open ticket; None when a concurrent engine already holds the open one."""
     subject_name, profile = _subject_info(conn, finding.subject)
     title = ticket_title(finding.rule, subject_name, profile)
-    due_at = now + settings.deadline(finding.tier)
+    due_at = now + resolve_deadline(
+        conn, site_id=finding.site_id, rule=finding.rule, tier=finding.tier, settings=settings
+    )
     details = {
         "first_finding_id": finding.id,
         "finding_key": finding.finding_key,
@@ -292,52 +337,17 @@ def _event(conn: Conn, ticket_id: int, now: datetime, kind: str, finding: Findin
 def _enqueue_officer_notifications(
     conn: Conn, facts: TicketFacts, *, now: datetime, settings: ApiSettings
 ) -> int:
-    """Queue the opening notice for every channel of every officer of the site; NOTIFY."""
-    content = ticket_opened(facts)
-    with conn.cursor(row_factory=dict_row) as cur:
-        targets = cur.execute(
-            """SELECT sp.person_id, pc.id AS channel_id, pc.kind, pc.address
-               FROM site_people sp JOIN person_channels pc ON pc.person_id = sp.person_id
-               WHERE sp.site_id = %s AND sp.role = 'officer'
-               ORDER BY sp.person_id, pc.id""",
-            (facts.site_id,),
-        ).fetchall()
-    if not targets:
-        logger.warning(
-            "site %s has no officer with an alert channel; ticket %s notifies nobody",
-            facts.site_id,
-            facts.ticket_no,
-            extra={"site_id": facts.site_id, "ticket_id": facts.ticket_id},
-        )
-        return 0
-    inserted = 0
-    for t in targets:
-        row = conn.execute(
-            """INSERT INTO notifications (dedupe_key, ticket_id, person_id, channel, address,
-                                          subject, body, payload, max_attempts,
-                                          next_attempt_at, created_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (dedupe_key) DO NOTHING RETURNING id""",
-            (
-                f"ticket:{facts.ticket_id}:opened:{t['person_id']}:{t['channel_id']}",
-                facts.ticket_id,
-                t["person_id"],
-                t["kind"],
-                t["address"],
-                content.subject,
-                content.body,
-                Jsonb(content.payload),
-                settings.max_attempts,
-                now,
-                now,
-            ),
-        ).fetchone()
-        if row is not None:
-            inserted += 1
-            NOTIFICATIONS_ENQUEUED.labels(t["kind"]).inc()
-    if inserted:
-        conn.execute("SELECT pg_notify(%s, %s)", (NOTIFICATIONS_CHANNEL, str(facts.ticket_id)))
-    return inserted
+    """Queue the opening notice (with an acknowledge link) for every officer channel; NOTIFY."""
+    return enqueue_for_roles(
+        conn,
+        facts=facts,
+        roles=("officer",),
+        key="opened",
+        build=lambda link: ticket_opened(facts, link),
+        now=now,
+        settings=settings,
+        with_ack_link=True,
+    )
 
 
 def _propose_close(conn: Conn, finding: Finding, *, now: datetime) -> Outcome:

@@ -38,7 +38,7 @@ class MessageContent:
     payload: dict[str, Any]
 
 
-def ticket_opened(facts: TicketFacts) -> MessageContent:
+def ticket_opened(facts: TicketFacts, ack_link: str | None = None) -> MessageContent:
     """Content of the notice sent to a site's officer when a rectification ticket opens."""
     tier_zh, tier_en = TIER_LABELS.get(facts.tier, ("", ""))
     due = facts.due_at.strftime("%Y-%m-%d %H:%M UTC")
@@ -52,6 +52,7 @@ def ticket_opened(facts: TicketFacts) -> MessageContent:
             f"整改期限 Due: {due}",
             f"详情 Details: {facts.link}",
         ]
+        + ([f"确认收到 Acknowledge: {ack_link}"] if ack_link else [])
     )
     payload: dict[str, Any] = {
         "schema_version": PAYLOAD_SCHEMA_VERSION,
@@ -68,4 +69,59 @@ def ticket_opened(facts: TicketFacts) -> MessageContent:
         "due_at": rfc3339(facts.due_at),
         "link": facts.link,
     }
+    if ack_link:
+        payload["ack_link"] = ack_link
     return MessageContent(subject=subject, body=body, payload=payload)
+
+
+EVENT_HEADINGS: dict[str, tuple[str, str]] = {
+    "reminder": ("整改提醒", "Reminder: deadline approaching"),
+    "warning": ("整改预警", "Warning: deadline reached"),
+    "director": ("未确认升级", "Escalated: not acknowledged"),
+    "regulator": ("逾期升级", "Escalated: overdue"),
+    "yellow_card": ("黄牌警告", "Yellow card: tier-1 item overdue"),
+    "red_card": ("红牌警告", "Red card: tier-1 item long overdue"),
+    "rectified": ("整改已提交待复核", "Rectification submitted, please verify"),
+    "rejected": ("整改被驳回", "Rectification rejected"),
+    "reopened": ("整改单重新打开", "Ticket reopened"),
+}
+"""Event of a ticket's life or escalation → (zh, en) heading of its notice."""
+
+
+def ticket_event(
+    facts: TicketFacts, event: str, *, note: str = "", ack_link: str | None = None
+) -> MessageContent:
+    """Content of a notice about an escalation step or a state change of a ticket."""
+    zh, en = EVENT_HEADINGS.get(event, (event, event))
+    due = facts.due_at.strftime("%Y-%m-%d %H:%M UTC")
+    subject = f"【{zh} {en}】{facts.ticket_no} {facts.title}"
+    lines = [
+        f"【{zh} {en}】{facts.ticket_no}",
+        f"食堂 Site: {facts.site_name} ({facts.site_id})",
+        f"问题 Problem: {facts.title}",
+        f"整改期限 Due: {due}",
+    ]
+    if note:
+        lines.append(f"说明 Note: {note}")
+    lines.append(f"详情 Details: {facts.link}")
+    if ack_link:
+        lines.append(f"确认收到 Acknowledge: {ack_link}")
+    payload: dict[str, Any] = {
+        "schema_version": PAYLOAD_SCHEMA_VERSION,
+        "event": f"ticket_{event}",
+        "ticket_id": facts.ticket_id,
+        "ticket_no": facts.ticket_no,
+        "site_id": facts.site_id,
+        "site_name": facts.site_name,
+        "rule": facts.rule,
+        "subject": facts.subject,
+        "tier": facts.tier,
+        "title": facts.title,
+        "opened_at": rfc3339(facts.opened_at),
+        "due_at": rfc3339(facts.due_at),
+        "link": facts.link,
+        "note": note,
+    }
+    if ack_link:
+        payload["ack_link"] = ack_link
+    return MessageContent(subject=subject, body="\n".join(lines), payload=payload)

@@ -1,0 +1,60 @@
+"""Rectification deadlines: tier defaults from settings, overridden per rule and region.
+
+Overrides live in the ``deadline_rules`` table (migration 0009). The most specific row wins:
+region + rule, then rule alone, then region + tier, then the tier default of ``ApiSettings``.
+A site's region counts with its ancestors, the nearest first, so a district can tighten what
+its city set.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+
+from api.settings import ApiSettings
+
+Conn = psycopg.Connection[Any]
+
+
+def resolve_deadline(
+    conn: Conn, *, site_id: str, rule: str, tier: int, settings: ApiSettings
+) -> timedelta:
+    """Time allowed to rectify a ticket of ``rule`` / ``tier`` at ``site_id``."""
+    row = conn.execute(
+        """WITH RECURSIVE up(id, depth) AS (
+               SELECT region_id, 0 FROM sites WHERE id = %(site)s
+               UNION ALL
+               SELECT r.parent_id, up.depth + 1 FROM regions r JOIN up ON r.id = up.id
+               WHERE r.parent_id IS NOT NULL AND up.depth < 32
+           )
+           SELECT d.hours FROM deadline_rules d LEFT JOIN up ON up.id = d.region_id
+           WHERE (d.region_id IS NULL OR up.id IS NOT NULL)
+             AND (d.rule = %(rule)s OR (d.rule IS NULL AND d.tier = %(tier)s))
+           ORDER BY (d.rule IS NULL), (d.region_id IS NULL), up.depth NULLS LAST
+           LIMIT 1""",
+        {"site": site_id, "rule": rule, "tier": tier},
+    ).fetchone()
+    if row is not None:
+        return timedelta(hours=float(row[0]))
+    return settings.deadline(tier)
+
+
+def set_deadline_rule(
+    conn: Conn,
+    *,
+    hours: float,
+    region_id: str | None = None,
+    rule: str | None = None,
+    tier: int | None = None,
+) -> None:
+    """Create or replace one override (``rule`` or ``tier`` must be given)."""
+    if rule is None and tier is None:
+        raise ValueError("a deadline rule needs a rule or a tier")
+    conn.execute(
+        """INSERT INTO deadline_rules (region_id, rule, tier, hours) VALUES (%s, %s, %s, %s)
+           ON CONFLICT (coalesce(region_id, ''), coalesce(rule, ''), coalesce(tier, 0))
+           DO UPDATE SET hours = excluded.hours""",
+        (region_id, rule, tier, hours),
+    )

@@ -1,0 +1,332 @@
+"""Evidence files (photos of a fix, edge snapshots): checked, stored by hash, served by scope.
+
+- Only JPEG and PNG are accepted, decided from the bytes (magic number and a parsed image
+  header with a sane size), never from the client's content type or file name.
+- Size is limited while reading (``BK_API_MAX_UPLOAD_MB``).
+- The client's file name is never a path: it is sanitised and kept as display metadata.
+- Files live in an ``EvidenceStore`` by sha256 (``LocalDirStore``: ``root/ab/cd/<sha256>``);
+  edge snapshots that ingest stored in ``evidence_blobs`` are served the same way.
+- A file is served only to a principal whose scope covers a ticket or violation that
+  references it; to everyone else it does not exist (404).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import struct
+import tempfile
+import unicodedata
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+import psycopg
+
+from api.auth.scope import SiteScope
+
+logger = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[Any]
+
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_MAX_SIDE_PX = 20_000
+_FILENAME_MAX = 100
+_CHUNK = 64 * 1024
+
+
+class EvidenceError(ValueError):
+    """An upload was refused; ``status_code`` is the HTTP answer."""
+
+    status_code = 422
+
+
+class UnsupportedMediaError(EvidenceError):
+    """Not a JPEG or PNG image."""
+
+    status_code = 415
+
+
+class TooLargeError(EvidenceError):
+    """Bigger than the upload limit."""
+
+    status_code = 413
+
+
+class EvidenceStore(Protocol):
+    """Where evidence bytes live, addressed by their sha256."""
+
+    def put(self, sha256: str, data: bytes) -> None:
+        """Store ``data`` under ``sha256`` (a no-op when it is already there)."""
+
+    def get(self, sha256: str) -> bytes | None:
+        """The bytes stored under ``sha256``, or None."""
+
+
+class LocalDirStore:
+    """A directory of content-addressed files: ``root/ab/cd/<sha256>``, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, sha256: str) -> Path:
+        """Where ``sha256`` lives; only ever built from a validated hash."""
+        if not _SHA_RE.match(sha256):
+            raise ValueError("not a sha256 hex digest")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def put(self, sha256: str, data: bytes) -> None:
+        """Write to a temporary file in the same folder, fsync, then rename into place."""
+        target = self.path(sha256)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".up-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, sha256: str) -> bytes | None:
+        """The file's bytes, or None."""
+        try:
+            return self.path(sha256).read_bytes()
+        except (FileNotFoundError, ValueError):
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What the bytes are: media type and pixel size from the parsed header."""
+
+    media_type: str
+    width_px: int
+    height_px: int
+
+
+def read_limited(stream: BinaryIO, max_bytes: int) -> bytes:
+    """Read the whole stream, refusing as soon as it passes ``max_bytes``."""
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            return b"".join(parts)
+        total += len(chunk)
+        if total > max_bytes:
+            raise TooLargeError(f"file larger than the {max_bytes // (1024 * 1024)} MB limit")
+        parts.append(chunk)
+
+
+def sniff_image(data: bytes) -> ImageInfo:
+    """Decide JPEG or PNG from magic bytes and a valid header, or raise UnsupportedMediaError.
+
+    Example:
+        >>> sniff_image(b"GIF89a...")
+        Traceback (most recent call last):
+        ...
+        api.services.evidence.UnsupportedMediaError: only JPEG and PNG images are accepted
+    """
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return _png(data)
+    if data.startswith(b"\xff\xd8\xff"):
+        return _jpeg(data)
+    raise UnsupportedMediaError("only JPEG and PNG images are accepted")
+
+
+def _sane(media_type: str, w: int, h: int) -> ImageInfo:
+    if not (0 < w <= _MAX_SIDE_PX and 0 < h <= _MAX_SIDE_PX):
+        raise UnsupportedMediaError(f"{media_type} header has an impossible size {w}x{h}")
+    return ImageInfo(media_type, w, h)
+
+
+def _png(data: bytes) -> ImageInfo:
+    """IHDR must follow the signature, be 13 bytes long and carry a correct CRC."""
+    if len(data) < 33 or data[12:16] != b"IHDR" or struct.unpack(">I", data[8:12])[0] != 13:
+        raise UnsupportedMediaError("PNG without a valid IHDR header")
+    (crc,) = struct.unpack(">I", data[29:33])
+    if zlib.crc32(data[12:29]) != crc:
+        raise UnsupportedMediaError("PNG header checksum is wrong")
+    w, h = struct.unpack(">II", data[16:24])
+    return _sane("image/png", w, h)
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg(data: bytes) -> ImageInfo:
+    """Walk the marker segments up to the start-of-frame and read its size."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            raise UnsupportedMediaError("JPEG marker structure is broken")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):
+            break  # end of image or start of scan before any frame header
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if length < 2:
+            raise UnsupportedMediaError("JPEG segment length is broken")
+        if marker in _SOF:
+            if i + 9 > len(data):
+                break
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return _sane("image/jpeg", w, h)
+        i += 2 + length
+    raise UnsupportedMediaError("JPEG without a frame header")
+
+
+_STRIP_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def sanitise_filename(name: str | None) -> str:
+    """A display name safe anywhere: no folders, control or direction characters, short.
+
+    Example:
+        >>> sanitise_filename("../../etc/passwd")
+        'passwd'
+        >>> sanitise_filename("photo\\u202egnp.exe")
+        'photognp.exe'
+    """
+    text = unicodedata.normalize("NFC", name or "")
+    text = re.split(r"[/\\\\]", text)[-1]
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _STRIP_CATEGORIES)
+    text = re.sub(r"\s+", " ", text).strip().lstrip(".").strip()
+    if len(text) > _FILENAME_MAX:
+        stem, dot, ext = text.rpartition(".")
+        if dot and 0 < len(ext) <= 10:
+            text = stem[: _FILENAME_MAX - len(ext) - 1] + "." + ext
+        else:
+            text = text[:_FILENAME_MAX]
+    return text or "upload"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvidence:
+    """A file attached to a ticket."""
+
+    sha256: str
+    kind: str
+    media_type: str
+    size_bytes: int
+    filename: str
+    width_px: int
+    height_px: int
+    created: bool
+
+
+def attach_photo(
+    conn: Conn,
+    store: EvidenceStore,
+    *,
+    ticket_id: int,
+    data: bytes,
+    filename: str | None,
+    uploaded_by: str,
+    scope: SiteScope,
+    now: datetime,
+) -> StoredEvidence:
+    """Check, store and attach a photo to an open ticket in ``scope``.
+
+    Raises LookupError when the ticket is not in scope, EvidenceError when refused.
+    """
+    info = sniff_image(data)
+    row = conn.execute(
+        f"SELECT status FROM tickets t WHERE id = %(id)s AND {scope.clause('t.site_id')}",
+        {"id": ticket_id, **scope.params()},
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"ticket {ticket_id} not found")
+    if row[0] == "closed":
+        raise EvidenceError("ticket is closed; reopen it before adding evidence")
+    sha = hashlib.sha256(data).hexdigest()
+    store.put(sha, data)
+    name = sanitise_filename(filename)
+    inserted = conn.execute(
+        """INSERT INTO ticket_evidence (ticket_id, sha256, kind, media_type, size_bytes,
+                                        filename, uploaded_by, at)
+           VALUES (%s, %s, 'photo', %s, %s, %s, %s, %s)
+           ON CONFLICT (ticket_id, sha256) DO NOTHING RETURNING id""",
+        (ticket_id, sha, info.media_type, len(data), name, uploaded_by, now),
+    ).fetchone()
+    logger.info(
+        "ticket %s: evidence %s (%s, %d bytes) from %s",
+        ticket_id,
+        sha[:12],
+        info.media_type,
+        len(data),
+        uploaded_by,
+        extra={"ticket_id": ticket_id},
+    )
+    return StoredEvidence(
+        sha256=sha,
+        kind="photo",
+        media_type=info.media_type,
+        size_bytes=len(data),
+        filename=name,
+        width_px=info.width_px,
+        height_px=info.height_px,
+        created=inserted is not None,
+    )
+
+
+def visible(conn: Conn, *, sha256: str, scope: SiteScope) -> bool:
+    """True when a ticket or violation in ``scope`` references the file."""
+    if not _SHA_RE.match(sha256):
+        return False
+    row = conn.execute(
+        f"""SELECT EXISTS (SELECT 1 FROM ticket_evidence te JOIN tickets t ON t.id = te.ticket_id
+                           WHERE te.sha256 = %(sha)s AND {scope.clause("t.site_id")})
+               OR EXISTS (SELECT 1 FROM violations v
+                          WHERE v.evidence_sha256 = %(sha)s AND {scope.clause("v.site_id")})""",
+        {"sha": sha256, **scope.params()},
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def load_bytes(conn: Conn, store: EvidenceStore, sha256: str) -> tuple[str, bytes] | None:
+    """(media type, bytes) from the file store, else from ``evidence_blobs``; None if absent."""
+    data = store.get(sha256)
+    if data is not None:
+        try:
+            return sniff_image(data).media_type, data
+        except UnsupportedMediaError:
+            logger.error("evidence %s in the store is not an image", sha256)
+            return None
+    row = conn.execute(
+        "SELECT media_type, bytes FROM evidence_blobs WHERE sha256 = %s", (sha256,)
+    ).fetchone()
+    return None if row is None else (str(row[0]), bytes(row[1]))
+
+
+def fetch_evidence(
+    conn: Conn, store: EvidenceStore, *, sha256: str, scope: SiteScope
+) -> tuple[str, bytes] | None:
+    """The file if ``scope`` may see it, else None (the caller answers 404 either way)."""
+    if not visible(conn, sha256=sha256, scope=scope):
+        return None
+    return load_bytes(conn, store, sha256)
+
+
+def ticket_evidence(conn: Conn, *, ticket_id: int) -> Iterable[tuple[Any, ...]]:
+    """Rows (sha256, kind, media_type, size_bytes, filename, uploaded_by, at, event_id)."""
+    return conn.execute(
+        """SELECT sha256, kind, media_type, size_bytes, filename, uploaded_by, at, event_id
+           FROM ticket_evidence WHERE ticket_id = %s ORDER BY id""",
+        (ticket_id,),
+    ).fetchall()
