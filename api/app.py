@@ -19,7 +19,18 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from api.auth.settings import AuthSettings, load_auth_settings
 from api.deps import AUTH_RESPONSES
-from api.routes import alarms, health, notifications, sensors, sites, tickets, users
+from api.routes import (
+    alarms,
+    health,
+    inspections,
+    insurance,
+    notifications,
+    risk,
+    sensors,
+    sites,
+    tickets,
+    users,
+)
 from api.routes import auth as auth_routes
 from api.settings import ApiSettings, load_api_settings
 from api.workers import Workers
@@ -80,7 +91,17 @@ def create_app(
     app.include_router(health.router, prefix=API_PREFIX)  # unauthenticated: operators
     app.include_router(auth_routes.router, prefix=API_PREFIX)
     # Every other router needs a signed-in user: 401/403 are documented on each route.
-    for module in (alarms, tickets, sites, sensors, notifications, users):
+    for module in (
+        alarms,
+        tickets,
+        sites,
+        sensors,
+        notifications,
+        users,
+        inspections,
+        insurance,
+        risk,
+    ):
         app.include_router(module.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)
 
     @app.exception_handler(PoolTimeout)

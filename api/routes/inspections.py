@@ -1,0 +1,206 @@
+"""Inspections (检查): checklists, results, photos, the rectification notice, random plans."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from api.auth.scope import Principal, Role
+from api.deps import ConnDep, CurrentUser, ScopeDep, SettingsDep, not_found, require_role
+from api.services.evidence import EvidenceError, EvidenceStore, LocalDirStore
+from api.services.inspection_plan import PlanPublic, PlanRequest, plan_inspections
+from api.services.inspections import (
+    ConflictError,
+    InspectionCreate,
+    InspectionPublic,
+    InspectionSummary,
+    NotFoundError,
+    TemplateCreate,
+    TemplatePublic,
+    add_photo,
+    create_inspection,
+    create_template,
+    get_inspection,
+    list_inspections,
+    list_templates,
+    sign_notice,
+)
+from api.services.notice import load_notice, render_html, render_text
+from bkcommon.timeutil import utcnow
+
+router = APIRouter(tags=["inspections"])
+
+Inspector = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
+
+
+def evidence_store(settings: SettingsDep) -> EvidenceStore:
+    """The content-addressed evidence store of this API (``BK_API_EVIDENCE_DIR``)."""
+    return LocalDirStore(settings.evidence_dir)
+
+
+StoreDep = Annotated[EvidenceStore, Depends(evidence_store)]
+
+
+@router.post("/checklist-templates", response_model=TemplatePublic, status_code=201)
+def post_template(conn: ConnDep, user: Inspector, body: TemplateCreate) -> TemplatePublic:
+    """Create a checklist template (items with code, text, tier and the rule of their ticket)."""
+    return create_template(conn=conn, data=body)
+
+
+@router.get("/checklist-templates", response_model=list[TemplatePublic])
+def get_templates(conn: ConnDep, user: CurrentUser) -> list[TemplatePublic]:
+    """All checklist templates."""
+    return list_templates(conn=conn)
+
+
+@router.post(
+    "/inspections",
+    response_model=InspectionPublic,
+    status_code=201,
+    responses=not_found("site or inspection"),
+)
+def post_inspection(
+    conn: ConnDep, user: Inspector, scope: ScopeDep, body: InspectionCreate
+) -> InspectionPublic:
+    """Record an inspection with its results; failed items open tickets, a follow-up closes them."""
+    try:
+        return create_inspection(
+            conn=conn, data=body, scope=scope, actor=user.username, now=utcnow()
+        )
+    except NotFoundError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+
+
+@router.get("/inspections", response_model=list[InspectionSummary])
+def get_inspections(
+    conn: ConnDep,
+    scope: ScopeDep,
+    site_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[InspectionSummary]:
+    """Inspections of your sites, newest first."""
+    return list_inspections(conn=conn, scope=scope, site_id=site_id, limit=limit, offset=offset)
+
+
+@router.post("/inspections/plan", response_model=PlanPublic)
+def post_plan(conn: ConnDep, user: Inspector, scope: ScopeDep, body: PlanRequest) -> PlanPublic:
+    """Draw sites for random inspection, weighted by risk score; the same seed, the same list."""
+    return plan_inspections(conn=conn, request=body, scope=scope)
+
+
+@router.get(
+    "/inspections/{inspection_id}",
+    response_model=InspectionPublic,
+    responses=not_found("inspection"),
+)
+def get_one(conn: ConnDep, scope: ScopeDep, inspection_id: int) -> InspectionPublic:
+    """One inspection with its items, their tickets and photos."""
+    found = get_inspection(conn=conn, inspection_id=inspection_id, scope=scope)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"inspection {inspection_id} not found")
+    return found
+
+
+class PhotoPublic(BaseModel):
+    """A stored photo."""
+
+    sha256: str
+    item_code: str
+
+
+@router.post(
+    "/inspections/{inspection_id}/photos",
+    response_model=PhotoPublic,
+    status_code=201,
+    responses=not_found("inspection or item"),
+)
+async def post_photo(  # noqa: PLR0917 - FastAPI dependencies
+    request: Request,
+    conn: ConnDep,
+    user: Inspector,
+    scope: ScopeDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    inspection_id: int,
+    item_code: Annotated[str, Query(max_length=40)] = "",
+) -> PhotoPublic:
+    """Attach a photo (the request body: JPEG or PNG bytes) to the inspection or one item."""
+    limit = int(settings.max_upload_mb * 1024 * 1024)
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise HTTPException(status_code=413, detail="photo too large")
+    try:
+        sha = await run_in_threadpool(
+            add_photo,
+            conn=conn,
+            store=store,
+            inspection_id=inspection_id,
+            item_code=item_code,
+            content=bytes(data),
+            scope=scope,
+        )
+    except NotFoundError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except EvidenceError as exc:
+        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
+    return PhotoPublic(sha256=sha, item_code=item_code)
+
+
+class SignRequest(BaseModel):
+    """Who signs the notice (defaults to the signed-in user)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signed_by: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+@router.post(
+    "/inspections/{inspection_id}/sign",
+    response_model=InspectionPublic,
+    responses=not_found("inspection"),
+)
+def post_sign(
+    conn: ConnDep, user: Inspector, scope: ScopeDep, inspection_id: int, body: SignRequest
+) -> InspectionPublic:
+    """Sign the rectification notice (整改通知书); 409 when signed already or nothing failed."""
+    try:
+        return sign_notice(
+            conn=conn,
+            inspection_id=inspection_id,
+            signed_by=body.signed_by or user.username,
+            scope=scope,
+            now=utcnow(),
+        )
+    except NotFoundError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except ConflictError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+
+
+@router.get(
+    "/inspections/{inspection_id}/notice",
+    response_class=HTMLResponse,
+    responses=not_found("inspection"),
+)
+def get_notice(
+    conn: ConnDep,
+    scope: ScopeDep,
+    inspection_id: int,
+    format: Literal["html", "text"] = "html",
+) -> Response:
+    """The rectification notice: failed items, deadlines, responsible person, evidence, signer."""
+    notice = load_notice(conn=conn, inspection_id=inspection_id, scope=scope)
+    if notice is None:
+        raise HTTPException(status_code=404, detail=f"inspection {inspection_id} not found")
+    if format == "text":
+        return PlainTextResponse(render_text(notice))
+    return HTMLResponse(render_html(notice))

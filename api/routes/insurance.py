@@ -1,0 +1,148 @@
+"""Insurance (食品安全责任险): policies, incidents and claims, the claim bundle, the risk record."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import Response
+
+from api.auth.scope import Principal, Role
+from api.deps import ConnDep, ScopeDep, WriterUser, not_found, require_role
+from api.routes.inspections import StoreDep
+from api.routes.risk import RiskSettingsDep
+from api.services.inspections import NotFoundError
+from api.services.insurance import (
+    IncidentCreate,
+    IncidentPublic,
+    PolicyCreate,
+    PolicyPublic,
+    RiskRecordPublic,
+    claim_bundle,
+    create_incident,
+    create_policy,
+    get_incident,
+    list_incidents,
+    list_policies,
+    policy_in_force,
+    risk_record,
+    ticket_policy,
+)
+from bkcommon.timeutil import utcnow
+
+router = APIRouter(tags=["insurance"])
+
+PolicyAdmin = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
+
+
+@router.post("/policies", response_model=PolicyPublic, status_code=201, responses=not_found("site"))
+def post_policy(
+    conn: ConnDep, user: PolicyAdmin, scope: ScopeDep, body: PolicyCreate
+) -> PolicyPublic:
+    """Register a site's liability policy (insurer, number, cover, premium, period)."""
+    try:
+        return create_policy(conn=conn, data=body, scope=scope)
+    except NotFoundError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+
+
+@router.get("/policies", response_model=list[PolicyPublic])
+def get_policies(conn: ConnDep, scope: ScopeDep, site_id: str | None = None) -> list[PolicyPublic]:
+    """Policies of your sites, newest period first."""
+    return list_policies(conn=conn, scope=scope, site_id=site_id)
+
+
+@router.get(
+    "/policies/in-force", response_model=PolicyPublic, responses=not_found("policy in force")
+)
+def get_policy_in_force(
+    conn: ConnDep, scope: ScopeDep, site_id: str, at: datetime | None = None
+) -> PolicyPublic:
+    """The site's policy in force at ``at`` (default now)."""
+    found = policy_in_force(conn=conn, site_id=site_id, at=at or utcnow(), scope=scope)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"no policy of {site_id} in force then")
+    return found
+
+
+@router.get(
+    "/tickets/{ticket_id}/policy",
+    response_model=PolicyPublic | None,
+    responses=not_found("ticket"),
+)
+def get_ticket_policy(conn: ConnDep, scope: ScopeDep, ticket_id: int) -> PolicyPublic | None:
+    """The policy in force when the ticket opened (null when the site was uninsured)."""
+    try:
+        return ticket_policy(conn=conn, ticket_id=ticket_id, scope=scope)
+    except NotFoundError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+
+
+@router.post(
+    "/incidents", response_model=IncidentPublic, status_code=201, responses=not_found("site")
+)
+def post_incident(
+    conn: ConnDep, user: WriterUser, scope: ScopeDep, body: IncidentCreate
+) -> IncidentPublic:
+    """Record an incident; it links to the policy in force when it occurred."""
+    try:
+        return create_incident(conn=conn, data=body, scope=scope, actor=user.username)
+    except NotFoundError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+
+
+@router.get("/incidents", response_model=list[IncidentPublic])
+def get_incidents(
+    conn: ConnDep, scope: ScopeDep, site_id: str | None = None
+) -> list[IncidentPublic]:
+    """Incidents of your sites, newest first."""
+    return list_incidents(conn=conn, scope=scope, site_id=site_id)
+
+
+@router.get(
+    "/incidents/{incident_id}", response_model=IncidentPublic, responses=not_found("incident")
+)
+def get_one_incident(conn: ConnDep, scope: ScopeDep, incident_id: int) -> IncidentPublic:
+    """One incident."""
+    found = get_incident(conn=conn, incident_id=incident_id, scope=scope)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"incident {incident_id} not found")
+    return found
+
+
+@router.get(
+    "/incidents/{incident_id}/bundle.zip",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "The claim evidence bundle."},
+        **not_found("incident"),
+    },
+)
+def get_bundle(conn: ConnDep, scope: ScopeDep, store: StoreDep, incident_id: int) -> Response:
+    """One zip for a claim: manifest, tickets with timelines, evidence files, sensor trace ±24 h."""
+    try:
+        data = claim_bundle(
+            conn=conn, store=store, incident_id=incident_id, scope=scope, now=utcnow()
+        )
+    except NotFoundError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="incident-{incident_id}.zip"'},
+    )
+
+
+@router.get("/insurance/risk-record", response_model=RiskRecordPublic, responses=not_found("site"))
+def get_risk_record(
+    conn: ConnDep, scope: ScopeDep, risk: RiskSettingsDep, site_id: str
+) -> RiskRecordPublic:
+    """Read-only risk record of a site: open / overdue / repeated tickets, excursion minutes,
+    camera and sensor uptime, inspections, incidents, policies and the score history."""
+    found = risk_record(conn=conn, site_id=site_id, scope=scope, now=utcnow(), settings=risk)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"site {site_id} not found")
+    return found

@@ -1,0 +1,415 @@
+"""Food-safety liability insurance (食品安全责任险): policies, incidents, claim evidence.
+
+A ticket or incident belongs to the policy of its site in force at the time (opened_at,
+occurred_at), resolved by ``bk_policy_in_force`` (migration 0010; policy periods are whole
+days in China Standard Time, both ends included). The claim bundle packs what a claim
+needs into one zip: the incident and its policy, the tickets of the site around it with
+their full timelines, the evidence files, and the sensor trace around the incident.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import zipfile
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.auth.scope import SiteScope
+from api.services.evidence import EvidenceStore, load_bytes
+from api.services.inspections import NotFoundError
+from api.services.risk import RiskPoint, RiskSettings, compute, history
+
+logger = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[Any]
+
+BUNDLE_WINDOW = timedelta(hours=24)
+"""Sensor trace and tickets are taken from this long before to this long after an incident."""
+
+
+class PolicyCreate(BaseModel):
+    """A new policy of a site."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site_id: str = Field(min_length=1)
+    insurer: str = Field(min_length=1, max_length=200)
+    policy_no: str = Field(min_length=1, max_length=100)
+    cover_cny: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
+    premium_cny: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
+    starts_on: date
+    ends_on: date
+
+    @model_validator(mode="after")
+    def _period(self) -> PolicyCreate:
+        if self.ends_on < self.starts_on:
+            raise ValueError("ends_on is before starts_on")
+        return self
+
+
+class PolicyPublic(BaseModel):
+    """A policy."""
+
+    id: int
+    site_id: str
+    insurer: str
+    policy_no: str
+    cover_cny: Decimal
+    premium_cny: Decimal
+    starts_on: date
+    ends_on: date
+
+
+class ClaimStatus(StrEnum):
+    """Where the claim of an incident stands."""
+
+    NONE = "none"
+    FILED = "filed"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    PAID = "paid"
+
+
+class IncidentCreate(BaseModel):
+    """A food-safety incident (illness, complaint, foreign object...) at a site."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site_id: str = Field(min_length=1)
+    occurred_at: datetime
+    kind: str = Field(min_length=1, max_length=60)
+    description: str = Field(default="", max_length=5000)
+    claim_status: ClaimStatus = ClaimStatus.NONE
+    amount_cny: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+
+    @model_validator(mode="after")
+    def _aware(self) -> IncidentCreate:
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must carry a time zone")
+        return self
+
+
+class IncidentPublic(BaseModel):
+    """An incident with the policy in force when it happened (None: uninsured then)."""
+
+    id: int
+    site_id: str
+    occurred_at: datetime
+    kind: str
+    description: str
+    policy_id: int | None
+    claim_status: ClaimStatus
+    amount_cny: Decimal | None
+    created_at: datetime
+
+
+_POLICY_COLS = "id, site_id, insurer, policy_no, cover_cny, premium_cny, starts_on, ends_on"
+_INCIDENT_COLS = (
+    "id, site_id, occurred_at, kind, description, policy_id, claim_status, amount_cny, created_at"
+)
+
+
+def create_policy(*, conn: Conn, data: PolicyCreate, scope: SiteScope) -> PolicyPublic:
+    """Store a policy; ValueError when the number exists, NotFoundError for an unknown site."""
+    if not scope.allows(data.site_id):
+        raise NotFoundError(f"site {data.site_id} not found")
+    if conn.execute("SELECT 1 FROM sites WHERE id = %s", (data.site_id,)).fetchone() is None:
+        raise NotFoundError(f"site {data.site_id} not found")
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"""INSERT INTO policies (site_id, insurer, policy_no, cover_cny, premium_cny,
+                                      starts_on, ends_on)
+                VALUES (%(site_id)s, %(insurer)s, %(policy_no)s, %(cover_cny)s, %(premium_cny)s,
+                        %(starts_on)s, %(ends_on)s)
+                ON CONFLICT (policy_no) DO NOTHING RETURNING {_POLICY_COLS}""",
+            data.model_dump(),
+        ).fetchone()
+    if row is None:
+        raise ValueError(f"policy number {data.policy_no} already exists")
+    return PolicyPublic.model_validate(row)
+
+
+def list_policies(*, conn: Conn, scope: SiteScope, site_id: str | None) -> list[PolicyPublic]:
+    """Policies in scope, newest period first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"""SELECT {_POLICY_COLS} FROM policies
+                WHERE (%(site)s::text IS NULL OR site_id = %(site)s) AND {scope.clause()}
+                ORDER BY starts_on DESC, id DESC""",
+            {"site": site_id, **scope.params()},
+        ).fetchall()
+    return [PolicyPublic.model_validate(r) for r in rows]
+
+
+def policy_in_force(
+    *, conn: Conn, site_id: str, at: datetime, scope: SiteScope
+) -> PolicyPublic | None:
+    """The site's policy in force at ``at``, or None."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"""SELECT {_POLICY_COLS} FROM policies
+                WHERE id = bk_policy_in_force(%(site)s, %(at)s) AND {scope.clause()}""",
+            {"site": site_id, "at": at, **scope.params()},
+        ).fetchone()
+    return None if row is None else PolicyPublic.model_validate(row)
+
+
+def ticket_policy(*, conn: Conn, ticket_id: int, scope: SiteScope) -> PolicyPublic | None:
+    """The policy in force when the ticket opened; NotFoundError for an unknown ticket."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        t = cur.execute(
+            f"SELECT site_id FROM tickets WHERE id = %(id)s AND {scope.clause()}",
+            {"id": ticket_id, **scope.params()},
+        ).fetchone()
+        if t is None:
+            raise NotFoundError(f"ticket {ticket_id} not found")
+        row = cur.execute(
+            f"""SELECT {_POLICY_COLS} FROM policies
+                WHERE id = (SELECT policy_id FROM ticket_policies WHERE ticket_id = %s)""",
+            (ticket_id,),
+        ).fetchone()
+    return None if row is None else PolicyPublic.model_validate(row)
+
+
+def create_incident(
+    *, conn: Conn, data: IncidentCreate, scope: SiteScope, actor: str
+) -> IncidentPublic:
+    """Record an incident, linked to the policy in force when it occurred."""
+    if not scope.allows(data.site_id):
+        raise NotFoundError(f"site {data.site_id} not found")
+    if conn.execute("SELECT 1 FROM sites WHERE id = %s", (data.site_id,)).fetchone() is None:
+        raise NotFoundError(f"site {data.site_id} not found")
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"""INSERT INTO incidents (site_id, occurred_at, kind, description, policy_id,
+                                       claim_status, amount_cny, created_by)
+                VALUES (%(site_id)s, %(occurred_at)s, %(kind)s, %(description)s,
+                        bk_policy_in_force(%(site_id)s, %(occurred_at)s),
+                        %(claim_status)s, %(amount_cny)s, %(actor)s)
+                RETURNING {_INCIDENT_COLS}""",
+            {**data.model_dump(), "claim_status": data.claim_status.value, "actor": actor},
+        ).fetchone()
+    assert row is not None
+    return IncidentPublic.model_validate(row)
+
+
+def get_incident(*, conn: Conn, incident_id: int, scope: SiteScope) -> IncidentPublic | None:
+    """One incident, or None (absent or out of scope)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"SELECT {_INCIDENT_COLS} FROM incidents WHERE id = %(id)s AND {scope.clause()}",
+            {"id": incident_id, **scope.params()},
+        ).fetchone()
+    return None if row is None else IncidentPublic.model_validate(row)
+
+
+def list_incidents(*, conn: Conn, scope: SiteScope, site_id: str | None) -> list[IncidentPublic]:
+    """Incidents in scope, newest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"""SELECT {_INCIDENT_COLS} FROM incidents
+                WHERE (%(site)s::text IS NULL OR site_id = %(site)s) AND {scope.clause()}
+                ORDER BY occurred_at DESC, id DESC""",
+            {"site": site_id, **scope.params()},
+        ).fetchall()
+    return [IncidentPublic.model_validate(r) for r in rows]
+
+
+def _json_default(o: object) -> str:
+    if isinstance(o, datetime | date):
+        return o.isoformat()
+    if isinstance(o, Decimal):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, indent=2, default=_json_default).encode()
+
+
+_EXT = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+def claim_bundle(
+    *, conn: Conn, store: EvidenceStore, incident_id: int, scope: SiteScope, now: datetime
+) -> bytes:
+    """The evidence bundle of an incident as zip bytes; NotFoundError when absent.
+
+    Layout: ``manifest.json`` (incident, policy, window, file list), ``tickets/<no>.json``
+    (ticket, timeline, findings, evidence refs), ``evidence/<sha256>.<ext>`` (snapshots,
+    rectification and inspection photos), ``sensors.csv`` (readings of the site's sensors
+    from 24 h before to 24 h after the incident).
+    """
+    incident = get_incident(conn=conn, incident_id=incident_id, scope=scope)
+    if incident is None:
+        raise NotFoundError(f"incident {incident_id} not found")
+    lo, hi = incident.occurred_at - BUNDLE_WINDOW, incident.occurred_at + BUNDLE_WINDOW
+    buf = io.BytesIO()
+    files: list[str] = []
+    with (
+        conn.cursor(row_factory=dict_row) as cur,
+        zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf,
+    ):
+        policy = None
+        if incident.policy_id is not None:
+            policy = cur.execute(
+                f"SELECT {_POLICY_COLS} FROM policies WHERE id = %s", (incident.policy_id,)
+            ).fetchone()
+        site = cur.execute(
+            "SELECT id, name, address, region_id FROM sites WHERE id = %s", (incident.site_id,)
+        ).fetchone()
+        # Tickets active in the window: opened before its end, not closed before its start.
+        tickets = cur.execute(
+            """SELECT t.*, tp.policy_id FROM tickets t
+               JOIN ticket_policies tp ON tp.ticket_id = t.id
+               WHERE t.site_id = %s AND t.opened_at <= %s
+                 AND (t.closed_at IS NULL OR t.closed_at >= %s)
+               ORDER BY t.opened_at, t.id""",
+            (incident.site_id, hi, lo),
+        ).fetchall()
+        shas: dict[str, str] = {}
+        for t in tickets:
+            events = cur.execute(
+                "SELECT id, at, actor, kind, note, data FROM ticket_events "
+                "WHERE ticket_id = %s ORDER BY id",
+                (t["id"],),
+            ).fetchall()
+            findings = cur.execute(
+                "SELECT id, finding_key, kind, subject, rule, tier, occurred_at, payload "
+                "FROM findings WHERE ticket_id = %s ORDER BY id",
+                (t["id"],),
+            ).fetchall()
+            refs = [
+                str(r["sha256"])
+                for r in cur.execute(
+                    """SELECT v.evidence_sha256 AS sha256 FROM violations v
+                       JOIN findings f ON f.ticket_id = %(t)s AND f.kind = 'violation'
+                            AND f.payload->>'event_id' = v.event_id
+                       WHERE v.evidence_sha256 IS NOT NULL
+                       UNION
+                       SELECT te.sha256 FROM ticket_evidence te WHERE te.ticket_id = %(t)s""",
+                    {"t": t["id"]},
+                ).fetchall()
+            ]
+            for s in refs:
+                shas.setdefault(s, f"ticket {t['ticket_no']}")
+            name = f"tickets/{t['ticket_no']}.json"
+            zf.writestr(
+                name,
+                _dumps({"ticket": t, "events": events, "findings": findings, "evidence": refs}),
+            )
+            files.append(name)
+        for r in cur.execute(
+            """SELECT p.sha256, i.id FROM inspection_photos p
+               JOIN inspections i ON i.id = p.inspection_id
+               WHERE i.site_id = %s AND i.started_at BETWEEN %s AND %s""",
+            (incident.site_id, lo - timedelta(days=30), hi),
+        ).fetchall():
+            shas.setdefault(str(r["sha256"]), f"inspection {r['id']}")
+        missing: list[str] = []
+        for sha, why in sorted(shas.items()):
+            blob = load_bytes(conn, store, sha)
+            if blob is None:
+                missing.append(sha)
+                continue
+            name = f"evidence/{sha}.{_EXT.get(blob[0], 'bin')}"
+            zf.writestr(name, blob[1])
+            files.append(name)
+            logger.debug("bundle %s: evidence %s from %s", incident_id, sha, why)
+        trace = io.StringIO()
+        w = csv.writer(trace)
+        w.writerow(["sensor_id", "ts", "temp_c", "humidity_pct", "door_open", "battery_pct"])
+        rows = 0
+        with conn.cursor() as raw_cur:
+            raw_cur.execute(
+                """SELECT r.sensor_id, r.ts, r.temp_c, r.humidity_pct, r.door_open, r.battery_pct
+                   FROM sensor_readings r JOIN sensors s ON s.id = r.sensor_id
+                   WHERE s.site_id = %s AND r.ts BETWEEN %s AND %s
+                   ORDER BY r.sensor_id, r.ts""",
+                (incident.site_id, lo, hi),
+            )
+            for rec in raw_cur:
+                w.writerow([rec[0], rec[1].isoformat(), *("" if v is None else v for v in rec[2:])])
+                rows += 1
+        zf.writestr("sensors.csv", trace.getvalue())
+        files.append("sensors.csv")
+        manifest = {
+            "schema_version": 1,
+            "generated_at": now,
+            "incident": incident.model_dump(),
+            "policy": policy,
+            "site": site,
+            "window": {"from": lo, "to": hi},
+            "tickets": [t["ticket_no"] for t in tickets],
+            "sensor_readings": rows,
+            "evidence_missing": missing,
+            "files": files,
+        }
+        zf.writestr("manifest.json", _dumps(manifest))
+    logger.info(
+        "claim bundle of incident %s: %d ticket(s), %d evidence file(s), %d reading(s)",
+        incident_id,
+        len(tickets),
+        len(shas) - len(missing),
+        rows,
+        extra={"site_id": incident.site_id},
+    )
+    return buf.getvalue()
+
+
+class RiskRecordPublic(BaseModel):
+    """What an insurer sees of a site it insures: the record behind the risk score."""
+
+    site_id: str
+    site_name: str
+    policies: list[PolicyPublic]
+    open_tickets: int
+    overdue_tickets: int
+    repeated_tickets: int
+    excursion_min: float
+    camera_uptime: float | None
+    sensor_uptime: float | None
+    inspection_fail_rate: float | None
+    score: float
+    window_days: float
+    incidents: list[IncidentPublic]
+    history: list[RiskPoint]
+
+
+def risk_record(
+    *, conn: Conn, site_id: str, scope: SiteScope, now: datetime, settings: RiskSettings
+) -> RiskRecordPublic | None:
+    """The read-only risk record of one site; None when absent or out of scope."""
+    if not scope.allows(site_id):
+        return None
+    scores = compute(conn=conn, now=now, scope=scope, settings=settings, site_id=site_id)
+    if not scores:
+        return None
+    s = scores[0]
+    name = conn.execute("SELECT name FROM sites WHERE id = %s", (site_id,)).fetchone()
+    done = s.raw.items_passed + s.raw.items_failed
+    return RiskRecordPublic(
+        site_id=site_id,
+        site_name=str(name[0]) if name else site_id,
+        policies=list_policies(conn=conn, scope=scope, site_id=site_id),
+        open_tickets=s.raw.open_tickets,
+        overdue_tickets=s.raw.overdue_tickets,
+        repeated_tickets=s.raw.repeated_tickets,
+        excursion_min=round(s.raw.excursion_min, 1),
+        camera_uptime=s.raw.camera_uptime,
+        sensor_uptime=s.raw.sensor_uptime,
+        inspection_fail_rate=None if done == 0 else s.raw.items_failed / done,
+        score=s.score,
+        window_days=settings.window_days,
+        incidents=list_incidents(conn=conn, scope=scope, site_id=site_id),
+        history=history(conn=conn, site_id=site_id, scope=scope),
+    )

@@ -1,0 +1,250 @@
+"""Insurance over HTTP: policy in force, incidents, the claim bundle, the insurer's view."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg.types.json import Jsonb
+
+from api.app import create_app
+from api.services.tickets import process_findings
+from api.settings import ApiSettings
+from bkcommon.settings import CommonSettings
+from bkcommon.timeutil import utcnow
+from tests.api.conftest import T0, insert_alarm, insert_finding, make_user_token
+
+pytestmark = pytest.mark.usefixtures("registry")
+
+POLICY_2025 = {
+    "site_id": "school-001",
+    "insurer": "PICC",
+    "policy_no": "PICC-2025-001",
+    "cover_cny": "5000000.00",
+    "premium_cny": "3200.00",
+    "starts_on": "2025-01-01",
+    "ends_on": "2025-12-31",
+}
+POLICY_2026 = {
+    **POLICY_2025,
+    "policy_no": "PICC-2026-001",
+    "starts_on": "2026-01-01",
+    "ends_on": "2026-12-31",
+}
+
+
+@pytest.fixture
+def app_settings(settings: ApiSettings, tmp_path: Any) -> ApiSettings:
+    return settings.model_copy(update={"evidence_dir": tmp_path / "evidence"})
+
+
+@pytest.fixture
+def client(
+    db_url: str, app_settings: ApiSettings, admin_headers: dict[str, str]
+) -> Iterator[TestClient]:
+    app = create_app(app_settings, common=CommonSettings(database_url=db_url))
+    with TestClient(app, headers=admin_headers) as c:
+        yield c
+
+
+def test_policy_in_force_follows_china_dates_and_links_tickets(
+    client: TestClient, conn: psycopg.Connection[Any], app_settings: ApiSettings
+) -> None:
+    p25 = client.post("/api/v1/policies", json=POLICY_2025)
+    assert p25.status_code == 201, p25.text
+    p26 = client.post("/api/v1/policies", json=POLICY_2026).json()
+    assert client.post("/api/v1/policies", json=POLICY_2025).status_code == 409  # number taken
+    bad = {**POLICY_2025, "policy_no": "x", "ends_on": "2024-01-01"}
+    assert client.post("/api/v1/policies", json=bad).status_code == 422
+
+    def in_force(at: str) -> Any:
+        r = client.get("/api/v1/policies/in-force", params={"site_id": "school-001", "at": at})
+        return r.json()["policy_no"] if r.status_code == 200 else r.status_code
+
+    assert in_force("2025-12-31T15:59:00Z") == "PICC-2025-001"  # 23:59 in Beijing
+    assert in_force("2025-12-31T16:00:00Z") == "PICC-2026-001"  # 00:00 on 1 January
+    assert in_force("2027-01-01T00:00:00Z") == 404
+    assert (
+        client.get(
+            "/api/v1/policies/in-force", params={"site_id": "school-002", "at": "2026-03-01T00:00Z"}
+        ).status_code
+        == 404
+    )
+
+    insert_finding(conn, key="f1", notify=False)
+    process_findings(conn, now=T0, settings=app_settings)  # ticket opened 2026-03-02
+    ticket_id = conn.execute("SELECT id FROM tickets").fetchone()
+    assert ticket_id is not None
+    linked = client.get(f"/api/v1/tickets/{ticket_id[0]}/policy")
+    assert linked.status_code == 200
+    assert linked.json()["id"] == p26["id"]
+    assert client.get("/api/v1/tickets/999999/policy").status_code == 404
+
+    inc = client.post(
+        "/api/v1/incidents",
+        json={"site_id": "school-001", "occurred_at": "2025-06-01T04:00:00Z", "kind": "illness"},
+    ).json()
+    assert inc["policy_id"] == p25.json()["id"]
+    uninsured = client.post(
+        "/api/v1/incidents",
+        json={"site_id": "school-002", "occurred_at": "2026-06-01T04:00:00Z", "kind": "complaint"},
+    ).json()
+    assert uninsured["policy_id"] is None
+
+
+def _readings(conn: psycopg.Connection[Any], at: Any) -> int:
+    """Readings of fridge-1 every 30 min from at - 30 h to at + 30 h; return how many lie ±24 h."""
+    inside = 0
+    for k in range(-60, 61):
+        ts = at + timedelta(minutes=30 * k)
+        conn.execute(
+            "INSERT INTO sensor_readings (sensor_id, ts, temp_c) VALUES ('fridge-1', %s, %s)",
+            (ts, 4.0 + (k % 7)),
+        )
+        inside += abs(k) <= 48
+    return inside
+
+
+def test_claim_bundle_is_one_zip_with_manifest_tickets_evidence_and_sensor_trace(
+    client: TestClient, conn: psycopg.Connection[Any], app_settings: ApiSettings
+) -> None:
+    client.post("/api/v1/policies", json=POLICY_2026)
+    incident_at = T0 + timedelta(hours=6)
+    inside = _readings(conn, incident_at)
+    aid = insert_alarm(conn, key="fridge-1:temp_high:1", raised_at=T0)
+    insert_finding(conn, key=f"alarm:{aid}:raised", payload={"alarm_id": aid}, notify=False)
+    snapshot = b"\xff\xd8\xff\xe0 not really a jpeg but stored by ingest"
+    conn.execute(
+        "INSERT INTO evidence_blobs (sha256, media_type, bytes) VALUES (%s, 'image/jpeg', %s)",
+        ("ab" * 32, snapshot),
+    )
+    conn.execute(
+        """INSERT INTO violations (event_id, site_id, box_id, camera_id, rule, started_at,
+                                   confidence, evidence_sha256)
+           VALUES ('ev-1', 'school-001', 'box-1', 'cam-1', 'no_mask', %s, 0.9, %s)""",
+        (T0, "ab" * 32),
+    )
+    insert_finding(
+        conn,
+        key="violation:ev-1",
+        kind="violation",
+        subject="cam-1",
+        rule="no_mask",
+        payload={"event_id": "ev-1"},
+        notify=False,
+    )
+    # A ticket of the other site and one closed long before must stay out.
+    insert_finding(conn, key="other", site_id="school-002", subject="x", notify=False)
+    process_findings(conn, now=T0, settings=app_settings)
+    old = conn.execute(
+        """INSERT INTO tickets (ticket_no, site_id, source, rule, subject, tier, status, title,
+                                opened_at, due_at, closed_at, last_occurrence_at)
+           VALUES ('OLD-1', 'school-001', 'manual', 'r', 's', 2, 'closed', 'old', %s, %s, %s, %s)
+           RETURNING id""",
+        (T0 - timedelta(days=30), T0, T0 - timedelta(days=20), T0 - timedelta(days=30)),
+    ).fetchone()
+    assert old is not None
+    conn.execute(
+        "INSERT INTO ticket_events (ticket_id, actor, kind, note, data) "
+        "VALUES (%s, 'officer-1', 'comment', 'fixed', %s)",
+        (conn.execute("SELECT min(id) FROM tickets").fetchone()[0], Jsonb({})),  # type: ignore[index]
+    )
+
+    incident = client.post(
+        "/api/v1/incidents",
+        json={
+            "site_id": "school-001",
+            "occurred_at": incident_at.isoformat(),
+            "kind": "illness",
+            "description": "3 pupils with stomach ache",
+            "claim_status": "filed",
+            "amount_cny": "12000.50",
+        },
+    ).json()
+    r = client.get(f"/api/v1/incidents/{incident['id']}/bundle.zip")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip"
+    zf = zipfile.ZipFile(io.BytesIO(r.content))
+    names = set(zf.namelist())
+    manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["incident"]["id"] == incident["id"]
+    assert manifest["incident"]["amount_cny"] == "12000.50"
+    assert manifest["policy"]["policy_no"] == "PICC-2026-001"
+    assert len(manifest["tickets"]) == 2
+    assert "OLD-1" not in manifest["tickets"]
+    assert set(manifest["files"]) == names - {"manifest.json"}
+    for no in manifest["tickets"]:
+        doc = json.loads(zf.read(f"tickets/{no}.json"))
+        assert doc["ticket"]["site_id"] == "school-001"
+        assert doc["events"][0]["kind"] == "opened"
+        assert doc["findings"]
+    mask = next(
+        json.loads(zf.read(f"tickets/{no}.json"))
+        for no in manifest["tickets"]
+        if json.loads(zf.read(f"tickets/{no}.json"))["ticket"]["rule"] == "no_mask"
+    )
+    assert mask["evidence"] == ["ab" * 32]
+    assert zf.read(f"evidence/{'ab' * 32}.jpg") == snapshot
+    rows = list(csv.DictReader(io.StringIO(zf.read("sensors.csv").decode())))
+    assert len(rows) == inside == manifest["sensor_readings"] == 97
+    assert {row["sensor_id"] for row in rows} == {"fridge-1"}
+    assert client.get("/api/v1/incidents/999/bundle.zip").status_code == 404
+
+
+def test_insurer_reads_the_risk_record_of_insured_sites_only_and_writes_nothing(
+    client: TestClient, conn: psycopg.Connection[Any], db_url: str, app_settings: ApiSettings
+) -> None:
+    client.post("/api/v1/policies", json=POLICY_2026)
+    insert_finding(conn, key="f1", notify=False)
+    process_findings(conn, now=utcnow() - timedelta(days=10), settings=app_settings)  # overdue
+    client.post(
+        "/api/v1/incidents",
+        json={"site_id": "school-001", "occurred_at": T0.isoformat(), "kind": "complaint"},
+    )
+    client.post("/api/v1/risk/compute")
+    token = make_user_token(conn, username="picc", role="insurer", insurer="PICC")
+    other = make_user_token(conn, username="other", role="insurer", insurer="Ping An")
+    app = create_app(app_settings, common=CommonSettings(database_url=db_url))
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as insurer:
+        r = insurer.get("/api/v1/insurance/risk-record", params={"site_id": "school-001"})
+        assert r.status_code == 200, r.text
+        rec = r.json()
+        assert (rec["open_tickets"], rec["overdue_tickets"]) == (1, 1)
+        assert rec["policies"][0]["policy_no"] == "PICC-2026-001"
+        assert len(rec["incidents"]) == 1
+        assert len(rec["history"]) == 1
+        assert rec["camera_uptime"] == 1.0
+        assert rec["score"] > 0
+        assert (
+            insurer.get(
+                "/api/v1/insurance/risk-record", params={"site_id": "school-002"}
+            ).status_code
+            == 404
+        )  # not insured by PICC
+        assert insurer.get("/api/v1/sites/school-001/risk").status_code == 200
+        writes = [
+            insurer.post("/api/v1/policies", json={**POLICY_2026, "policy_no": "n"}),
+            insurer.post(
+                "/api/v1/incidents",
+                json={"site_id": "school-001", "occurred_at": T0.isoformat(), "kind": "x"},
+            ),
+            insurer.post("/api/v1/risk/compute"),
+            insurer.post("/api/v1/inspections/plan", json={"n": 1, "seed": 1}),
+        ]
+        assert [w.status_code for w in writes] == [403, 403, 403, 403]
+    with TestClient(app, headers={"Authorization": f"Bearer {other}"}) as stranger:
+        assert (
+            stranger.get(
+                "/api/v1/insurance/risk-record", params={"site_id": "school-001"}
+            ).status_code
+            == 404
+        )
+        assert stranger.get("/api/v1/policies").json() == []
