@@ -22,6 +22,7 @@ from api.metrics import WORKER_ERRORS
 from api.services.notify.base import Channel
 from api.services.notify.channels import build_channels, close_channels
 from api.services.notify.dispatcher import dispatch_due
+from api.services.risk import RISK_CHANNEL, RiskSettings, compute_due
 from api.services.tickets import FINDINGS_CHANNEL, NOTIFICATIONS_CHANNEL, process_findings
 from api.settings import ApiSettings
 from bkcommon.timeutil import utcnow
@@ -129,11 +130,21 @@ class Workers:
             poll_interval_s=min(settings.poll_interval_s, settings.backoff_base_s),
             stop_event=self._stop,
         )
+        risk = RiskSettings()
+        self.risk = ListenWorker(  # daily risk scores; checks every 10 min which are due
+            name="risk-score",
+            database_url=database_url,
+            channels=(RISK_CHANNEL,),
+            step=lambda c: compute_due(c, now=utcnow(), settings=risk),
+            poll_interval_s=600.0,
+            stop_event=self._stop,
+        )
 
     def start(self) -> None:
         """Start both threads."""
         self.engine.start()
         self.dispatcher.start()
+        self.risk.start()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
         """Block until both workers are listening (for tests and start-up logs)."""
@@ -146,7 +157,7 @@ class Workers:
     def stop(self, timeout: float = 10.0) -> None:
         """Ask both threads to stop, wait for them, close the channel senders."""
         self._stop.set()
-        for w in (self.engine, self.dispatcher):
+        for w in (self.engine, self.dispatcher, self.risk):
             if w.is_alive():
                 w.join(timeout)
         close_channels(self._channels)

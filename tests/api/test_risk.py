@@ -202,3 +202,21 @@ def test_daily_job_stores_history_and_the_site_view_shows_it(
     stored = client.post("/api/v1/risk/compute")
     assert stored.status_code == 200
     assert len(stored.json()) == 2
+
+
+def test_workers_store_the_daily_scores_on_their_own(
+    db_url: str, settings: ApiSettings, conn: psycopg.Connection[Any], registry: None
+) -> None:
+    from api.workers import Workers
+    from tests.support.services import wait_until
+
+    workers = Workers(database_url=db_url, settings=settings)
+    workers.start()
+    try:
+        wait_until(
+            lambda: conn.execute("SELECT count(*) FROM risk_scores").fetchone() == (2,),
+            timeout=20,
+            what="two stored risk scores",
+        )
+    finally:
+        workers.stop()
