@@ -20,7 +20,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from api.auth.settings import AuthSettings, load_auth_settings
 from api.deps import AUTH_RESPONSES
 from api.routes import (
+    ack,
     alarms,
+    evidence,
     health,
     inspections,
     insurance,
@@ -28,7 +30,9 @@ from api.routes import (
     risk,
     sensors,
     sites,
+    ticket_actions,
     tickets,
+    triage,
     users,
 )
 from api.routes import auth as auth_routes
@@ -90,6 +94,7 @@ def create_app(
     app.state.workers = None
     app.include_router(health.router, prefix=API_PREFIX)  # unauthenticated: operators
     app.include_router(auth_routes.router, prefix=API_PREFIX)
+    app.include_router(ack.router, prefix=API_PREFIX)  # unauthenticated: signed one-time links
     # Every other router needs a signed-in user: 401/403 are documented on each route.
     for module in (
         alarms,
@@ -103,6 +108,8 @@ def create_app(
         risk,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)
+    for loop in (ticket_actions, evidence, triage):  # the rectification closed loop
+        app.include_router(loop.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)

@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from api.metrics import WORKER_ERRORS
+from api.services.escalation import ESCALATION_CHANNEL, run_escalation
 from api.services.notify.base import Channel
 from api.services.notify.channels import build_channels, close_channels
 from api.services.notify.dispatcher import dispatch_due
@@ -139,12 +140,21 @@ class Workers:
             poll_interval_s=600.0,
             stop_event=self._stop,
         )
+        self.escalation = ListenWorker(  # escalation falls due with time: polls on its interval
+            name="escalation",
+            database_url=database_url,
+            channels=(ESCALATION_CHANNEL,),
+            step=lambda c: run_escalation(c, now=utcnow(), settings=settings),
+            poll_interval_s=settings.escalation_interval_s,
+            stop_event=self._stop,
+        )
 
     def start(self) -> None:
         """Start both threads."""
         self.engine.start()
         self.dispatcher.start()
         self.risk.start()
+        self.escalation.start()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
         """Block until both workers are listening (for tests and start-up logs)."""
@@ -157,7 +167,7 @@ class Workers:
     def stop(self, timeout: float = 10.0) -> None:
         """Ask both threads to stop, wait for them, close the channel senders."""
         self._stop.set()
-        for w in (self.engine, self.dispatcher, self.risk):
+        for w in (self.engine, self.dispatcher, self.risk, self.escalation):
             if w.is_alive():
                 w.join(timeout)
         close_channels(self._channels)

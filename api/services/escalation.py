@@ -39,6 +39,9 @@ Conn = psycopg.Connection[Any]
 
 _UNRESOLVED = ("open", "acknowledged", "rejected")
 
+ESCALATION_CHANNEL = "bk_escalation"
+"""NOTIFY this to make the escalation workers look now (they also poll)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StepRule:

@@ -1,0 +1,177 @@
+"""Evidence files: upload a photo to a ticket, list a ticket's files, fetch one by its hash."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
+from fastapi.responses import Response
+
+from api.deps import ConnDep, ScopeDep, SettingsDep, WriterUser, not_found
+from api.schemas_loop import EvidencePublic
+from api.services.evidence import (
+    EvidenceError,
+    EvidenceStore,
+    LocalDirStore,
+    TooLargeError,
+    attach_photo,
+    fetch_evidence,
+    ticket_evidence,
+)
+from bkcommon.timeutil import utcnow
+
+router = APIRouter(tags=["evidence"])
+
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+def get_store(settings: SettingsDep) -> EvidenceStore:
+    """The configured evidence store (a local directory, ``BK_API_EVIDENCE_DIR``)."""
+    return LocalDirStore(settings.evidence_dir)
+
+
+StoreDep = Annotated[EvidenceStore, Depends(get_store)]
+
+
+def max_upload_bytes(settings: SettingsDep) -> int:
+    """The upload limit in bytes."""
+    return int(settings.max_upload_mb * 1024 * 1024)
+
+
+def check_content_length(request: Request, settings: SettingsDep) -> None:
+    """Refuse an announced oversized body before reading it (413)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit():
+        limit = max_upload_bytes(settings) * 4 + _MULTIPART_OVERHEAD  # rectify: several photos
+        if int(declared) > limit:
+            raise HTTPException(status_code=413, detail="request body too large")
+
+
+async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
+    """The upload's bytes, read in chunks and refused past ``max_bytes`` (413)."""
+    parts: list[bytes] = []
+    total = 0
+    while chunk := await upload.read(64 * 1024):
+        total += len(chunk)
+        if total > max_bytes:
+            raise HTTPException(
+                status_code=413,
+                detail=f"file larger than the {max_bytes // (1024 * 1024)} MB limit",
+            )
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def evidence_url(sha256: str) -> str:
+    """API path of a stored file."""
+    return f"/api/v1/evidence/{sha256}"
+
+
+@router.post(
+    "/tickets/{ticket_id}/evidence",
+    response_model=EvidencePublic,
+    status_code=201,
+    responses={
+        **not_found("ticket"),
+        413: {"description": "File too large."},
+        415: {"description": "Not a JPEG or PNG image."},
+    },
+    dependencies=[Depends(check_content_length)],
+)
+async def upload_evidence(
+    *,
+    ticket_id: int,
+    conn: ConnDep,
+    scope: ScopeDep,
+    user: WriterUser,
+    settings: SettingsDep,
+    store: StoreDep,
+    file: Annotated[UploadFile, File(description="A JPEG or PNG photo.")],
+) -> EvidencePublic:
+    """Attach a photo (JPEG or PNG, checked from its bytes) to a ticket; stored by sha256."""
+    data = await read_upload(file, max_upload_bytes(settings))
+    return store_photo(
+        conn,
+        store,
+        ticket_id=ticket_id,
+        data=data,
+        filename=file.filename,
+        uploaded_by=user.username,
+        scope=scope,
+    )
+
+
+def store_photo(
+    conn: ConnDep,
+    store: EvidenceStore,
+    *,
+    ticket_id: int,
+    data: bytes,
+    filename: str | None,
+    uploaded_by: str,
+    scope: ScopeDep,
+) -> EvidencePublic:
+    """Attach ``data`` to the ticket and describe it; errors become HTTP answers."""
+    try:
+        stored = attach_photo(
+            conn,
+            store,
+            ticket_id=ticket_id,
+            data=data,
+            filename=filename,
+            uploaded_by=uploaded_by,
+            scope=scope,
+            now=utcnow(),
+        )
+    except LookupError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except (EvidenceError, TooLargeError) as exc:
+        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
+    row = next(r for r in ticket_evidence(conn, ticket_id=ticket_id) if r[0] == stored.sha256)
+    return _public(row)
+
+
+def _public(row: tuple[object, ...]) -> EvidencePublic:
+    keys = ("sha256", "kind", "media_type", "size_bytes", "filename", "uploaded_by", "at")
+    data = dict(zip(keys, row[:7], strict=True))
+    return EvidencePublic.model_validate(
+        {**data, "event_id": row[7], "url": evidence_url(str(row[0]))}
+    )
+
+
+@router.get(
+    "/tickets/{ticket_id}/evidence",
+    response_model=list[EvidencePublic],
+    responses=not_found("ticket"),
+)
+def list_evidence(ticket_id: int, conn: ConnDep, scope: ScopeDep) -> list[EvidencePublic]:
+    """The files attached to a ticket, oldest first."""
+    row = conn.execute(
+        f"SELECT 1 FROM tickets t WHERE id = %(id)s AND {scope.clause('t.site_id')}",
+        {"id": ticket_id, **scope.params()},
+    ).fetchone()
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"ticket {ticket_id} not found")
+    return [_public(r) for r in ticket_evidence(conn, ticket_id=ticket_id)]
+
+
+@router.get(
+    "/evidence/{sha256}",
+    response_class=Response,
+    responses={**not_found("file"), 200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+)
+def get_evidence(sha256: str, conn: ConnDep, scope: ScopeDep, store: StoreDep) -> Response:
+    """An evidence file, only for those who may see a ticket or violation that references it."""
+    found = fetch_evidence(conn, store, sha256=sha256.lower(), scope=scope)
+    if found is None:
+        raise HTTPException(status_code=404, detail="evidence not found")
+    media_type, data = found
+    return Response(
+        content=data,
+        media_type=media_type,
+        headers={
+            "Cache-Control": "private, max-age=3600",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Disposition": "inline",
+        },
+    )

@@ -1,0 +1,212 @@
+"""Ticket actions: open by hand, acknowledge, rectify (note + photos), verify, reject, reopen.
+
+Every action is one transition of ``api.services.lifecycle`` and writes one timeline entry.
+Answers: 404 (no such ticket in your sites), 403 (your role may not), 409 (not from the
+ticket's current state; the message says what is allowed), 422 (note or photo missing).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+
+from api.auth.scope import Principal
+from api.deps import ConnDep, CurrentUser, ScopeDep, SettingsDep, WriterUser, not_found
+from api.routes.evidence import (
+    StoreDep,
+    check_content_length,
+    max_upload_bytes,
+    read_upload,
+    store_photo,
+)
+from api.schemas import ErrorPublic
+from api.schemas_loop import ActionIn, ActionResultPublic, TicketCreate, TicketCreatedPublic
+from api.services.lifecycle import (
+    Action,
+    Actor,
+    LifecycleError,
+    allowed_actions,
+    apply_action,
+    create_manual_ticket,
+)
+from bkcommon.timeutil import utcnow
+
+router = APIRouter(prefix="/tickets", tags=["tickets"])
+
+_ANSWERS: dict[int | str, dict[str, object]] = {
+    **not_found("ticket"),
+    409: {"model": ErrorPublic, "description": "Not allowed from the ticket's current state."},
+    422: {"model": ErrorPublic, "description": "A note or a photo is missing."},
+}
+
+
+def actor_of(user: Principal) -> Actor:
+    """The timeline actor of a signed-in user."""
+    return Actor(user.username, user.role, user_id=user.user_id, person_id=user.person_id)
+
+
+@router.post("", response_model=TicketCreatedPublic, status_code=201, responses=_ANSWERS)
+def create_ticket(
+    body: TicketCreate, conn: ConnDep, scope: ScopeDep, user: WriterUser, settings: SettingsDep
+) -> TicketCreatedPublic:
+    """Open a ticket by hand (source ``manual``); a repeat while one is open is an occurrence."""
+    try:
+        ticket_id, opened = create_manual_ticket(
+            conn,
+            site_id=body.site_id,
+            rule=body.rule,
+            subject=body.subject,
+            tier=body.tier,
+            note=body.note,
+            actor=actor_of(user),
+            scope=scope,
+            now=utcnow(),
+            settings=settings,
+        )
+    except LifecycleError as exc:
+        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
+    return TicketCreatedPublic(ticket_id=ticket_id, opened=opened)
+
+
+def _act(
+    *,
+    conn: ConnDep,
+    scope: ScopeDep,
+    user: Principal,
+    settings: SettingsDep,
+    ticket_id: int,
+    action: Action,
+    note: str,
+    evidence: list[str] | None = None,
+) -> ActionResultPublic:
+    try:
+        res = apply_action(
+            conn,
+            ticket_id=ticket_id,
+            action=action,
+            actor=actor_of(user),
+            scope=scope,
+            now=utcnow(),
+            settings=settings,
+            note=note,
+            evidence=evidence,
+        )
+    except LifecycleError as exc:
+        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
+    return ActionResultPublic(
+        ticket_id=res.ticket_id,
+        previous=res.previous,
+        status=res.status,
+        event_id=res.event_id,
+        allowed_actions=[a.value for a in allowed_actions(res.status, user.role)],
+    )
+
+
+def _simple_action(action: Action, summary: str) -> None:
+    """Register ``POST /tickets/{id}/<action>`` taking an optional note."""
+
+    def endpoint(
+        *,
+        ticket_id: int,
+        conn: ConnDep,
+        scope: ScopeDep,
+        user: CurrentUser,
+        settings: SettingsDep,
+        body: ActionIn | None = None,
+    ) -> ActionResultPublic:
+        return _act(
+            conn=conn,
+            scope=scope,
+            user=user,
+            settings=settings,
+            ticket_id=ticket_id,
+            action=action,
+            note=body.note if body else "",
+        )
+
+    endpoint.__doc__ = summary
+    router.add_api_route(
+        f"/{{ticket_id}}/{action.value.replace('_', '-')}",
+        endpoint,
+        methods=["POST"],
+        response_model=ActionResultPublic,
+        responses=_ANSWERS,
+        name=f"ticket_{action.value}",
+        summary=summary.split(".", maxsplit=1)[0],
+        description=summary,
+    )
+
+
+_simple_action(Action.ACKNOWLEDGE, "Acknowledge the ticket (officer, director, regulator).")
+_simple_action(
+    Action.VERIFY, "Verify the rectification and close the ticket (director, regulator)."
+)
+_simple_action(Action.REJECT, "Reject the rectification with a reason; back to the officer.")
+_simple_action(Action.REOPEN, "Reopen a closed ticket with a reason; a new deadline starts.")
+_simple_action(Action.CLOSE, "Close without rectification, with a reason (regulator, admin).")
+_simple_action(
+    Action.CONFIRM_CLOSE,
+    "Confirm the close the data proposed (sensor back in range for the stable time).",
+)
+
+
+@router.post(
+    "/{ticket_id}/rectify",
+    response_model=ActionResultPublic,
+    responses={**_ANSWERS, 413: {"description": "A photo is too large."}},
+    dependencies=[Depends(check_content_length)],
+)
+async def rectify(
+    *,
+    ticket_id: int,
+    conn: ConnDep,
+    scope: ScopeDep,
+    user: WriterUser,
+    settings: SettingsDep,
+    store: StoreDep,
+    note: Annotated[str, Form(max_length=4000, description="What was done.")] = "",
+    evidence: Annotated[
+        list[str] | None, Form(description="sha256 of photos uploaded to this ticket before.")
+    ] = None,
+    photos: Annotated[list[UploadFile] | None, File(description="Photos of the fix.")] = None,
+) -> ActionResultPublic:
+    """Submit the rectification: a note and at least one photo (uploaded now or before)."""
+    shas = list(evidence or [])
+    limit = max_upload_bytes(settings)
+    for photo in photos or []:
+        data = await read_upload(photo, limit)
+        stored = store_photo(
+            conn,
+            store,
+            ticket_id=ticket_id,
+            data=data,
+            filename=photo.filename,
+            uploaded_by=user.username,
+            scope=scope,
+        )
+        shas.append(stored.sha256)
+    if photos and evidence is None:
+        shas = list(dict.fromkeys(shas))
+    return _act(
+        conn=conn,
+        scope=scope,
+        user=user,
+        settings=settings,
+        ticket_id=ticket_id,
+        action=Action.RECTIFY,
+        note=note,
+        evidence=shas or None,
+    )
+
+
+@router.get("/{ticket_id}/actions", response_model=list[str], responses=not_found("ticket"))
+def ticket_actions(ticket_id: int, conn: ConnDep, scope: ScopeDep, user: CurrentUser) -> list[str]:
+    """The actions you may take on the ticket now (for the console's buttons)."""
+    row = conn.execute(
+        f"SELECT status FROM tickets t WHERE id = %(id)s AND {scope.clause('t.site_id')}",
+        {"id": ticket_id, **scope.params()},
+    ).fetchone()
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"ticket {ticket_id} not found")
+    return [a.value for a in allowed_actions(str(row[0]), user.role)]

@@ -1,0 +1,148 @@
+"""Capture triage: the review queue, confirm / dismiss, false-alarm rates, VOC export."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import StreamingResponse
+
+from api.deps import ConnDep, ScopeDep, SettingsDep, WriterUser, not_found
+from api.routes.evidence import StoreDep
+from api.schemas_loop import (
+    DismissIn,
+    FalseAlarmRatePublic,
+    ReviewPublic,
+    ReviewsPublic,
+    ReviewStatsPublic,
+)
+from api.services.reviews import (
+    ReviewError,
+    confirm_review,
+    dismiss_review,
+    export_voc,
+    false_alarm_rates,
+    get_review,
+    list_reviews,
+)
+from bkcommon.timeutil import to_utc, utcnow
+
+router = APIRouter(prefix="/reviews", tags=["capture triage"])
+
+_CHUNK = 256 * 1024
+
+
+@router.get("", response_model=ReviewsPublic)
+def read_reviews(
+    conn: ConnDep,
+    scope: ScopeDep,
+    status: Literal["pending", "confirmed", "dismissed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ReviewsPublic:
+    """Captures of your sites in the review queue (``status=pending``) or reviewed, oldest first."""
+    rows, total = list_reviews(conn, scope=scope, status=status, limit=limit, offset=offset)
+    return ReviewsPublic(data=[ReviewPublic.model_validate(r) for r in rows], count=total)
+
+
+@router.get("/stats", response_model=ReviewStatsPublic)
+def review_stats(conn: ConnDep, scope: ScopeDep) -> ReviewStatsPublic:
+    """False-alarm rate (dismissed / reviewed) per rule, camera and model version."""
+
+    def group(by: str) -> list[FalseAlarmRatePublic]:
+        return [
+            FalseAlarmRatePublic(
+                key=r.key,
+                confirmed=r.confirmed,
+                dismissed=r.dismissed,
+                pending=r.pending,
+                false_alarm_rate=r.false_alarm_rate,
+            )
+            for r in false_alarm_rates(conn, scope=scope, by=by)
+        ]
+
+    return ReviewStatsPublic(
+        by_rule=group("rule"), by_camera=group("camera_id"), by_model_version=group("model_version")
+    )
+
+
+@router.get(
+    "/export.zip",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}}},
+)
+def export_dataset(
+    conn: ConnDep,
+    scope: ScopeDep,
+    store: StoreDep,
+    from_: Annotated[datetime, Query(alias="from")],
+    to: datetime,
+) -> StreamingResponse:
+    """Reviewed captures as a Pascal VOC dataset (JPEGImages, Annotations, confirmed/dismissed)."""
+    if to_utc(to) <= to_utc(from_):
+        raise HTTPException(status_code=422, detail="'to' must be after 'from'")
+    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115
+    export_voc(conn, store, spool, scope=scope, from_ts=to_utc(from_), to_ts=to_utc(to))
+    spool.seek(0)
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            while chunk := spool.read(_CHUNK):
+                yield chunk
+        finally:
+            spool.close()
+
+    name = f"captures-{to_utc(from_):%Y%m%d}-{to_utc(to):%Y%m%d}.zip"
+    return StreamingResponse(
+        chunks(),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.post("/{review_id}/confirm", response_model=ReviewPublic, responses=not_found("review"))
+def confirm(
+    review_id: int, conn: ConnDep, scope: ScopeDep, user: WriterUser, settings: SettingsDep
+) -> ReviewPublic:
+    """Confirm the capture: its ticket opens (or the open one gets an occurrence)."""
+    try:
+        confirm_review(
+            conn,
+            review_id=review_id,
+            reviewer=user.username,
+            scope=scope,
+            now=utcnow(),
+            settings=settings,
+        )
+    except ReviewError as exc:
+        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
+    return _one(conn, scope, review_id)
+
+
+@router.post("/{review_id}/dismiss", response_model=ReviewPublic, responses=not_found("review"))
+def dismiss(
+    review_id: int, body: DismissIn, conn: ConnDep, scope: ScopeDep, user: WriterUser
+) -> ReviewPublic:
+    """Dismiss the capture as a false positive; the reason is kept (and exported)."""
+    try:
+        dismiss_review(
+            conn,
+            review_id=review_id,
+            reviewer=user.username,
+            reason=body.reason,
+            scope=scope,
+            now=utcnow(),
+        )
+    except ReviewError as exc:
+        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
+    return _one(conn, scope, review_id)
+
+
+def _one(conn: ConnDep, scope: ScopeDep, review_id: int) -> ReviewPublic:
+    row = get_review(conn, review_id=review_id, scope=scope)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"review {review_id} not found")
+    return ReviewPublic.model_validate(row)
