@@ -7,7 +7,9 @@ embedded amqtt broker, which speaks MQTT 3.1.1 only, so ingest is told to use 3.
 and a plain subscription). Then the same processes as production, started through
 the same CLI: migrations, registry sync, ``ingest run``, ``api run`` and the sensor
 simulator (accelerated, so an excursion becomes a ticket and a webhook within a
-minute), plus a local webhook sink that prints each alert as it arrives.
+minute), an edge box (``edge run``) watching a rendered kitchen video in which a raw-meat
+board lands on the cooked station (a ``mixed_cutting_board`` violation, then a ticket),
+plus a local webhook sink that prints each alert as it arrives.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,6 +54,7 @@ class DemoOptions:
     status_every_s: float = 5.0
     quiet: bool = False
     broker: str = "auto"  # auto, mosquitto or amqtt (when BK_MQTT_URL is unset)
+    edge: bool = True  # run an edge box on the synthetic kitchen video
 
 
 def free_port() -> int:
@@ -294,6 +298,7 @@ class Counts:
     tickets: int = 0
     sent: int = 0
     dead_letters: int = 0
+    violations: int = 0
 
 
 def read_counts(url: str) -> Counts:
@@ -305,7 +310,8 @@ def read_counts(url: str) -> Counts:
             """SELECT (SELECT count(*) FROM sensor_readings), (SELECT count(*) FROM alarms),
                       (SELECT count(*) FROM tickets),
                       (SELECT count(*) FROM notifications WHERE status = 'sent'),
-                      (SELECT count(*) FROM dead_letters)"""
+                      (SELECT count(*) FROM dead_letters),
+                      (SELECT count(*) FROM violations)"""
         ).fetchone()
     assert row is not None
     return Counts(*(int(x) for x in row))
@@ -321,6 +327,8 @@ class Demo:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.stop = threading.Event()
         self.database_url = ""
+        self.display_url = ""
+        self._edge_reported = False
 
     def say(self, text: str) -> None:
         """Print one line for the person running the demo."""
@@ -335,9 +343,17 @@ class Demo:
         opts = self.opts
         data = opts.data_dir
         if not opts.keep_data and data.exists():
-            shutil.rmtree(data, ignore_errors=True)
+            for child in data.iterdir():  # the rendered video and model in cache/ are kept
+                if child.name == CACHE_DIR:
+                    continue
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
         (data / "logs").mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as stack:
+            pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="demo-video"))
+            video = pool.submit(ensure_demo_video, data / CACHE_DIR) if opts.edge else None
             sink_srv = start_sink(opts.hook_port, self.sink)
             stack.callback(sink_srv.shutdown)
             svc = stack.enter_context(services(opts, stack))
@@ -357,13 +373,18 @@ class Demo:
                 webhook_url=hook,
                 rules=_demo_rules(opts.history_s),
             )
+            if video is not None:
+                site_file = with_edge_box(site_file, video_path(data / CACHE_DIR))
             site_path = data / "site.yaml"
             site_path.write_text(site_file_yaml(site_file), encoding="utf-8")
             import psycopg
 
             with psycopg.connect(svc.database_url) as conn:
                 res = sync_registry(conn, site_file)
-            self.say(f"  registry: {res.sites} sites, {res.sensors} sensors ({site_path})")
+            self.say(
+                f"  registry: {res.sites} sites, {res.sensors} sensors, {res.cameras} camera(s) "
+                f"({site_path})"
+            )
             env = dict(os.environ)
             env.update(
                 {
@@ -402,6 +423,8 @@ class Demo:
                 ],
                 env,
             )
+            if video is not None:
+                self._start_edge(site_file, site_path, video.result(), env)
             self.say("")
             self.say("brightkitchen demo is running. Look at:")
             self.say(f"  alarms         {base}/api/v1/alarms")
@@ -409,6 +432,8 @@ class Demo:
             self.say(f"  sites          {base}/api/v1/sites")
             self.say(f"  notifications  {base}/api/v1/notifications")
             self.say(f"  API docs       {base}/docs")
+            if self.display_url:
+                self.say(f"  kitchen display: {self.display_url}")
             self.say(f"  alerts arrive at the officer's webhook {hook} and are printed here")
             self.say(f"  logs in {data / 'logs'}; stop with Ctrl-C")
             self.say("")
@@ -427,8 +452,36 @@ class Demo:
         self.procs[name] = proc
         return proc
 
+    def _start_edge(
+        self, site_file: Any, site_path: Path, video_file: Path, env: dict[str, str]
+    ) -> None:
+        """Run ``edge run`` for the demo box on the rendered video (BK_EDGE_* under data_dir)."""
+        from brightkitchen.demo_model import demo_model_path
+
+        data = self.opts.data_dir
+        model, note = demo_model_path(data / CACHE_DIR)
+        port = free_port()
+        site_id, box_id = demo_box_ids(site_file)
+        edge_env = dict(env)
+        edge_env.update(
+            {
+                "BK_EDGE_DATA_DIR": str((data / "edge").resolve()),
+                "BK_EDGE_DISPLAY_PORT": str(port),
+                "BK_EDGE_METRICS_PORT": "0",
+                "BK_EDGE_MODEL_PATH": str(model.resolve()),
+                "BK_EDGE_CLIENT_ID": f"demo-edge-{box_id}"[:64],
+                "BK_EDGE_STATUS_INTERVAL_S": "10",
+            }
+        )
+        self._spawn(
+            "edge", ["edge", "run", "--config", str(site_path.resolve()), "--box", box_id], edge_env
+        )
+        self.display_url = f"http://127.0.0.1:{port}/"
+        self.say(f"  edge box {box_id} of {site_id}: camera on {video_file} (SYNTHETIC video)")
+        self.say(f"  edge {note}")
+
     def _stop_all(self) -> None:
-        for name in ("simulator", "api", "ingest"):
+        for name in ("edge", "simulator", "api", "ingest"):
             proc = self.procs.get(name)
             if proc is not None:
                 stop_process(proc, name)
@@ -450,6 +503,13 @@ class Demo:
                         f"see {opts.data_dir / 'logs' / (name + '.log')}"
                     )
                     return 1
+            edge = self.procs.get("edge")
+            if edge is not None and edge.poll() is not None and not self._edge_reported:
+                self._edge_reported = True  # the backend demo goes on without the camera
+                self.say(
+                    f"edge exited with code {edge.returncode}; "
+                    f"see {opts.data_dir / 'logs' / 'edge.log'}"
+                )
             if now >= next_status:
                 next_status = now + opts.status_every_s
                 try:
@@ -460,7 +520,8 @@ class Demo:
                     if c != last and not opts.quiet:
                         self.say(
                             f"[{now - t0:5.0f} s] readings stored {c.readings}, alarms {c.alarms}, "
-                            f"tickets {c.tickets}, notifications sent {c.sent}, "
+                            f"violations {c.violations}, tickets {c.tickets}, "
+                            f"notifications sent {c.sent}, "
                             f"webhooks received {len(self.sink.received)}"
                             + (f", dead letters {c.dead_letters}" if c.dead_letters else "")
                         )
@@ -468,6 +529,55 @@ class Demo:
             self.stop.wait(0.2)
         self.say("stopping...")
         return 0
+
+
+CACHE_DIR = "cache"
+DEMO_BOX = "box-1"
+DEMO_CAMERA = "cam-kitchen"
+
+
+def video_path(cache_dir: Path) -> Path:
+    """Where the default demo video is cached (rendered by ``ensure_demo_video``)."""
+    from brightkitchen.demo_video import video_file_for
+
+    return video_file_for(cache_dir)
+
+
+def ensure_demo_video(cache_dir: Path) -> Path:
+    """Render (once) and return the demo's synthetic kitchen video."""
+    from brightkitchen.demo_video import ensure_demo_video as ensure
+
+    return ensure(cache_dir)
+
+
+def demo_box_ids(site_file: Any) -> tuple[str, str]:
+    """(site id, box id) of the demo's edge box: the first site's box."""
+    site = site_file.sites[0]
+    return str(site.id), f"{site.id}-{DEMO_BOX}"
+
+
+def with_edge_box(site_file: Any, video_file: Path) -> Any:
+    """Add the demo edge box (one camera on the video, cooked and raw board stations) to site 0."""
+    from bkcommon.sitefile import parse_site_file
+    from brightkitchen.demo_video import demo_zones
+
+    data = site_file.model_dump(mode="json", exclude_defaults=True)
+    site = data["sites"][0]
+    site["edge_boxes"] = [
+        {
+            "id": f"{site['id']}-{DEMO_BOX}",
+            "cameras": [
+                {
+                    "id": f"{site['id']}-{DEMO_CAMERA}",
+                    "name": "后厨砧板区 (synthetic kitchen video)",
+                    "url": str(video_file.resolve()),
+                    "analyse_fps": 5,
+                    "zones": demo_zones(),
+                }
+            ],
+        }
+    ]
+    return parse_site_file(data, "<demo site file>")
 
 
 def _demo_rules(history_s: float) -> dict[Any, dict[str, object]]:

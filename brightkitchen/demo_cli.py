@@ -48,6 +48,11 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="embedded broker when BK_MQTT_URL is unset (auto: mosquitto if installed)",
     )
+    p.add_argument(
+        "--no-edge",
+        action="store_true",
+        help="no edge box (by default one watches a rendered kitchen video)",
+    )
     p.add_argument("--quiet", action="store_true", help="no status lines")
     p.set_defaults(handler=_cmd_demo)
 
@@ -70,5 +75,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         speed=args.speed,
         broker=args.broker,
         quiet=args.quiet,
+        edge=not args.no_edge,
     )
     return run_demo(opts)
