@@ -1,0 +1,376 @@
+"""The authorisation matrix: every role x every /api/v1 route x own and other site/region.
+
+Routes are read from ``app.routes``; a route missing from ``ROUTES`` fails the test, so a
+new endpoint cannot ship unclassified. Leaks are found by text: every row of the test
+world carries its site id, so an out-of-scope site id in a response body is a leak.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import psycopg
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from api.app import API_PREFIX, create_app
+from api.settings import ApiSettings
+from bkcommon.settings import CommonSettings
+from tests.api.authz_world import EXPECTED_SCOPE, ROLES, SITES, WRITERS, World, build_world
+
+Kind = Literal["public", "signed", "login", "logout", "self", "list", "read", "write", "admin"]
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How a route is authorised and what a call of it needs."""
+
+    kind: Kind
+    body: Callable[[], dict[str, Any]] | None = None
+    query: dict[str, str] = field(default_factory=dict)
+    ok: frozenset[int] = frozenset({200})
+    roles: frozenset[str] = WRITERS  # who may write ("write" routes)
+    strict: bool = True  # the call is complete: check own 2xx / other 404 exactly
+    site_query: bool = False  # the site is named by the ``site_id`` query parameter
+
+
+INSPECTORS = frozenset({"admin", "regulator"})
+
+
+def _loose_write(roles: frozenset[str] = INSPECTORS) -> Spec:
+    """A write whose body the matrix does not build: only the role gate is checked exactly."""
+    return Spec("write", roles=roles, strict=False)
+
+
+_SPAN = {"from": "2026-03-02T07:00:00Z", "to": "2026-03-02T09:00:00Z"}
+
+ROUTES: dict[tuple[str, str], Spec] = {
+    ("GET", "/healthz"): Spec("public"),
+    ("GET", "/metrics"): Spec("public"),
+    ("POST", "/auth/login"): Spec("login"),
+    ("POST", "/auth/logout"): Spec("logout"),
+    ("GET", "/auth/me"): Spec("self"),
+    ("GET", "/alarms"): Spec("list"),
+    ("POST", "/alarms/{alarm_id}/acknowledge"): Spec("write", body=lambda: {"note": "on it"}),
+    ("GET", "/tickets"): Spec("list"),
+    ("GET", "/tickets/{ticket_id}"): Spec("read"),
+    ("GET", "/sites"): Spec("list"),
+    ("GET", "/sensors/{sensor_id}/readings"): Spec("read", query=_SPAN),
+    ("GET", "/notifications"): Spec("list"),
+    ("GET", "/users"): Spec("admin"),
+    (
+        "POST",
+        "/users",
+    ): Spec(
+        "admin",
+        body=lambda: {
+            "username": f"new-{next(_counter)}",
+            "password": "long enough password",
+            "role": "insurer",
+            "insurer": "PICC",
+            "site_ids": ["site-b1"],
+        },
+        ok=frozenset({201}),
+    ),
+    ("POST", "/users/devices"): Spec(
+        "admin",
+        body=lambda: {"name": f"box-{next(_counter)}", "site_ids": ["site-b1"]},
+        ok=frozenset({201}),
+    ),
+    ("POST", "/users/{username}/disable"): Spec("admin"),
+    ("POST", "/users/{username}/enable"): Spec("admin"),
+    # inspections, insurance and risk
+    ("POST", "/checklist-templates"): _loose_write(),
+    ("GET", "/checklist-templates"): Spec("self"),  # shared templates, no site data
+    ("POST", "/inspections"): _loose_write(),
+    ("GET", "/inspections"): Spec("list"),
+    ("POST", "/inspections/plan"): _loose_write(),
+    ("GET", "/inspections/{inspection_id}"): Spec("read"),
+    ("POST", "/inspections/{inspection_id}/photos"): _loose_write(),
+    ("POST", "/inspections/{inspection_id}/sign"): _loose_write(),
+    ("GET", "/inspections/{inspection_id}/notice"): Spec("read"),
+    ("POST", "/policies"): _loose_write(),
+    ("GET", "/policies"): Spec("list"),
+    ("GET", "/policies/in-force"): Spec("read", site_query=True),
+    ("GET", "/tickets/{ticket_id}/policy"): Spec("read"),
+    ("POST", "/incidents"): _loose_write(WRITERS),
+    ("GET", "/incidents"): Spec("list"),
+    ("GET", "/incidents/{incident_id}"): Spec("read"),
+    ("GET", "/incidents/{incident_id}/bundle.zip"): Spec("read"),
+    ("GET", "/insurance/risk-record"): Spec("read", site_query=True),
+    ("GET", "/sites/{site_id}/risk"): Spec("read"),
+    ("POST", "/risk/compute"): _loose_write(frozenset({"admin"})),
+    # the rectification loop: per-action rules live in the lifecycle, so only the gate
+    # (no read-only role writes) and the zero-leak / no-change-elsewhere checks apply
+    ("GET", "/ack/{token}"): Spec("signed"),
+    ("POST", "/ack/{token}"): Spec("signed"),
+    ("POST", "/tickets"): _loose_write(WRITERS),
+    **{
+        ("POST", f"/tickets/{{ticket_id}}/{action}"): _loose_write(WRITERS)
+        for action in (
+            "acknowledge",
+            "verify",
+            "reject",
+            "reopen",
+            "close",
+            "confirm-close",
+            "rectify",
+            "evidence",
+        )
+    },
+    ("GET", "/tickets/{ticket_id}/actions"): Spec("read"),
+    ("GET", "/tickets/{ticket_id}/evidence"): Spec("read"),
+    ("GET", "/evidence/{sha256}"): Spec("read", strict=False),
+    ("GET", "/reviews"): Spec("list"),
+    ("GET", "/reviews/stats"): Spec("list"),
+    ("GET", "/reviews/export.zip"): Spec("list", query=_SPAN),
+    ("POST", "/reviews/{review_id}/confirm"): _loose_write(WRITERS),
+    ("POST", "/reviews/{review_id}/dismiss"): _loose_write(WRITERS),
+}
+
+
+# Lists where the world has a row of every site: each own site must show up.
+OWN_DATA_LISTS = frozenset(
+    {"/alarms", "/tickets", "/sites", "/notifications", "/inspections", "/incidents", "/policies"}
+)
+
+
+def _flat_routes(app: FastAPI) -> Iterator[tuple[str, APIRoute]]:
+    """(full path, route) of every API route, through included routers of any FastAPI."""
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            yield route.path, route
+        elif hasattr(route, "effective_route_contexts"):  # FastAPI >= 0.16x include
+            for ctx in route.effective_route_contexts():
+                if isinstance(ctx.original_route, APIRoute):
+                    yield ctx.path, ctx.original_route
+
+
+def _api_routes(app: FastAPI) -> Iterator[tuple[str, str, APIRoute]]:
+    """(method, path below /api/v1, route) of every route under /api/v1."""
+    for path, route in _flat_routes(app):
+        if path.startswith(API_PREFIX):
+            for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+                yield method, path.removeprefix(API_PREFIX), route
+
+
+def _param_values(world: World, site: str) -> dict[str, str]:
+    """The value of each path parameter that points at ``site``'s data."""
+    return {
+        "alarm_id": str(world.alarm[site]),
+        "ticket_id": str(world.ticket[site]),
+        "sensor_id": world.sensor[site],
+        "notification_id": str(world.notification[site]),
+        "site_id": site,
+        "username": "victim",
+        "sha256": world.sha[site],
+        **{name: str(ids[site]) for name, ids in world.extra.items()},
+    }
+
+
+def _url(path: str, values: dict[str, str]) -> str:
+    names = re.findall(r"{(\w+)}", path)
+    missing = [n for n in names if n not in values]
+    assert not missing, f"{path}: no test value for path parameter(s) {missing}"
+    return API_PREFIX + path.format(**{n: values[n] for n in names})
+
+
+def _leaks(text: str, allowed: frozenset[str], echo: tuple[str, ...] = ()) -> list[str]:
+    """Out-of-scope site ids in ``text``, after removing what the caller itself sent."""
+    for value in sorted(echo, key=len, reverse=True):
+        text = text.replace(value, "")
+    return [s for s in SITES if s not in allowed and s in text]
+
+
+def _fingerprint(conn: psycopg.Connection[Any], site: str) -> tuple[Any, ...]:
+    """A hash of every row of ``site`` that a write could change."""
+    row = conn.execute(
+        """SELECT (SELECT md5(coalesce(string_agg(a::text, '|' ORDER BY a.id), ''))
+                   FROM alarms a WHERE a.site_id = %(s)s),
+                  (SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.id), ''))
+                   FROM tickets t WHERE t.site_id = %(s)s),
+                  (SELECT count(*) FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id
+                   WHERE t.site_id = %(s)s),
+                  (SELECT count(*) FROM findings f WHERE f.site_id = %(s)s)""",
+        {"s": site},
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+@pytest.fixture
+def app(db_url: str, settings: ApiSettings) -> FastAPI:
+    return create_app(settings, common=CommonSettings(database_url=db_url))
+
+
+@pytest.fixture
+def world(conn: psycopg.Connection[Any]) -> World:
+    return build_world(conn)
+
+
+def test_every_api_route_is_classified_and_documents_its_errors(app: FastAPI) -> None:
+    seen = set()
+    spec_doc = app.openapi()["paths"]
+    assert len(list(_api_routes(app))) >= len(ROUTES) // 2  # the walk finds routes at all
+    for method, path, route in _api_routes(app):
+        key = (method, path)
+        seen.add(key)
+        assert key in ROUTES, f"route {method} {path} is not in the authorisation matrix"
+        spec = ROUTES[key]
+        responses = spec_doc[API_PREFIX + path][method.lower()]["responses"]
+        if spec.kind not in ("public", "signed", "login"):
+            assert {"401", "403"} <= set(responses), f"{method} {path} must document 401/403"
+        if "{" in path and spec.kind != "signed":
+            assert "404" in responses, f"{method} {path} must document 404"
+        assert route.description, f"{method} {path} needs a docstring"
+    stale = set(ROUTES) - seen
+    assert not stale, f"classified routes that no longer exist: {stale}"
+
+
+def test_unauthenticated_and_bad_tokens_get_401(app: FastAPI, world: World) -> None:
+    with TestClient(app) as client:
+        for method, path, _route in _api_routes(app):
+            spec = ROUTES.get((method, path))
+            if spec is None:
+                continue  # reported by the classification test
+            url = _url(path, {**_param_values(world, "site-a1"), "token": "bk-forged-link"})
+            body = spec.body() if spec.body else None
+            if spec.kind == "public":
+                assert client.request(method, url).status_code == 200, url
+                continue
+            if spec.kind == "signed":  # its own signed token instead of a login
+                r = client.request(method, url)
+                assert 400 <= r.status_code < 500, (method, url, r.status_code)
+                assert not _leaks(r.text, frozenset(), ("site-a1",))
+                continue
+            if spec.kind == "login":
+                continue
+            for headers in ({}, {"Authorization": "Bearer bk_not-a-token"}):
+                r = client.request(method, url, json=body, params=spec.query, headers=headers)
+                assert r.status_code == 401, (method, url, headers, r.text)
+                assert r.headers["www-authenticate"] == "Bearer"
+                assert not _leaks(r.text, frozenset())
+            r = client.request(method, url, json=body, cookies={"bk_session": "bk_bogus"})
+            assert r.status_code == 401
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_matrix(role: str, app: FastAPI, world: World, conn: psycopg.Connection[Any]) -> None:
+    scope = EXPECTED_SCOPE[role]
+    failures: list[str] = []
+    before = {s: _fingerprint(conn, s) for s in SITES}
+    calls = 0
+
+    def check(cond: bool, what: str) -> None:
+        if not cond:
+            failures.append(what)
+
+    with TestClient(app, headers=world.headers(role)) as client:
+        for method, path, route in _api_routes(app):
+            spec = ROUTES.get((method, path))
+            if spec is None:
+                failures.append(f"{method} {path} is not classified")
+                continue
+            if spec.kind in ("public", "signed", "login", "logout"):
+                continue  # public; sign-in and sign-out have their own tests
+            query_names = {p.alias for p in route.dependant.query_params}
+            for site in SITES:
+                values = _param_values(world, site)
+                url = _url(path, values)
+                body = spec.body() if spec.body else None
+                query = {**spec.query, **({"site_id": site} if spec.site_query else {})}
+                r = client.request(method, url, json=body, params=query)
+                calls += 1
+                got = f"{role} {method} {url} ({site}) -> {r.status_code} {r.text[:200]}"
+                sent = tuple(v for k, v in values.items() if "{" + k + "}" in path)
+                echo = sent + ((site,) if spec.site_query else ()) if r.status_code >= 400 else ()
+                leaks = _leaks(r.text, scope, echo)
+                if spec.kind == "admin":
+                    check(r.status_code in (spec.ok if role == "admin" else {403}), got)
+                elif spec.kind in ("self", "list"):
+                    check(r.status_code == 200, got)
+                    check(not leaks, f"LEAK {leaks}: {got}")
+                elif spec.kind == "read" and spec.strict:
+                    check(r.status_code == (200 if site in scope else 404), got)
+                    check(not leaks, f"LEAK {leaks}: {got}")
+                elif spec.kind == "read":
+                    ok = r.status_code < 500 and r.status_code not in (401, 403)
+                    check(ok if site in scope else r.status_code == 404, got)
+                    check(not leaks, f"LEAK {leaks}: {got}")
+                elif spec.kind == "write":
+                    hidden = site not in scope and "{" in path
+                    if role not in spec.roles:
+                        # read-only roles are refused; outside their sites 404 says no more
+                        # (a loose lifecycle write may answer 409 on state first; the
+                        # fingerprint below proves nothing changed)
+                        refused = {403, 404} if hidden else {403}
+                        check(r.status_code in (refused if spec.strict else refused | {409}), got)
+                    elif spec.strict:
+                        check(r.status_code in (spec.ok if site in scope else {404}), got)
+                    elif hidden:  # no body built: any refusal, and nothing may change
+                        check(400 <= r.status_code < 500 and r.status_code != 401, got)
+                    else:
+                        check(r.status_code < 500, got)
+                    check(not leaks, f"LEAK {leaks}: {got}")
+                if spec.kind == "list" and "site_id" in query_names:
+                    # asking for another site by filter must not open a door
+                    f = client.request(method, url, params={**spec.query, "site_id": site})
+                    calls += 1
+                    check(f.status_code == 200, f"{got} filtered -> {f.status_code}")
+                    check(not _leaks(f.text, scope), f"LEAK by filter {site}: {got}")
+                if spec.kind in ("self", "list") or ("{" not in path and not spec.site_query):
+                    break  # same URL for every site
+            if spec.kind == "list" and path in OWN_DATA_LISTS:
+                r = client.request(method, API_PREFIX + path, params=spec.query)
+                missing = [s for s in scope if s not in r.text]
+                check(not missing, f"{role} {method} {path}: own sites missing {missing}")
+
+        me = client.get(f"{API_PREFIX}/auth/me").json()
+        check(me["role"] == role, f"me: {me}")
+        check(me["all_sites"] == (role == "admin"), f"me: {me}")
+        if role != "admin":
+            check(set(me["site_ids"]) == scope, f"me scope {me['site_ids']} != {sorted(scope)}")
+        check(me["read_only"] == (role not in WRITERS), f"me: {me}")
+
+    after = {s: _fingerprint(conn, s) for s in SITES}
+    for site in SITES:
+        if site not in scope or role not in WRITERS:
+            check(after[site] == before[site], f"{role} changed {site}, outside what it may write")
+    assert calls > 0
+    assert not failures, "\n".join(failures)
+
+
+def test_regulator_of_the_province_sees_every_district(
+    app: FastAPI, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    from tests.api.conftest import make_user_token
+
+    token = make_user_token(conn, username="reg-prov", role="regulator", region_id="prov")
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as client:
+        sites = client.get(f"{API_PREFIX}/sites").json()
+        assert [s["id"] for s in sites["data"]] == sorted(SITES)
+        tickets = client.get(f"{API_PREFIX}/tickets").json()
+        assert tickets["count"] == len(SITES)
+
+
+def test_policies_add_insured_sites_when_the_table_exists(
+    app: FastAPI, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    """Insurer scope = explicit grants plus the sites its policies cover."""
+    conn.execute(
+        """INSERT INTO policies (site_id, insurer, policy_no, cover_cny, premium_cny,
+                                 starts_on, ends_on)
+           VALUES ('site-b1', 'PICC', 'P-extra-b1', 5000000, 3000, '2026-01-01', '2026-12-31')"""
+    )
+    with TestClient(app, headers=world.headers("insurer")) as client:
+        me = client.get(f"{API_PREFIX}/auth/me").json()
+        assert me["site_ids"] == ["site-a2", "site-b1"]
+        alarms = client.get(f"{API_PREFIX}/alarms").json()
+        assert sorted(a["site_id"] for a in alarms["data"]) == ["site-a2", "site-b1"]
