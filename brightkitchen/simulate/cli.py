@@ -99,6 +99,9 @@ def register(subparsers: Any) -> None:
         help="where to write the results as JSON",
     )
     b.set_defaults(handler=_cmd_bench)
+    from brightkitchen.bench.cli import register_api  # light: argparse only
+
+    register_api(bench_sub)
 
 
 def _faults(text: str) -> frozenset[Any]:
