@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 
 from api.deps import ConnDep, ScopeDep, SettingsDep, WriterUser, not_found
 from api.schemas_loop import EvidencePublic
@@ -18,11 +20,35 @@ from api.services.evidence import (
     fetch_evidence,
     ticket_evidence,
 )
+from api.settings import ApiSettings
 from bkcommon.timeutil import utcnow
 
-router = APIRouter(tags=["evidence"])
-
 _MULTIPART_OVERHEAD = 64 * 1024
+_PHOTOS_PER_REQUEST = 4
+
+
+class LimitedBodyRoute(APIRoute):
+    """A route that refuses an announced oversized body (413) before FastAPI reads it."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap the handler with a Content-Length check against ``BK_API_MAX_UPLOAD_MB``."""
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            declared = request.headers.get("content-length", "")
+            settings: ApiSettings = request.app.state.settings
+            limit = (
+                int(settings.max_upload_mb * 1024 * 1024) * _PHOTOS_PER_REQUEST
+                + _MULTIPART_OVERHEAD
+            )
+            if declared.isdigit() and int(declared) > limit:
+                return JSONResponse({"detail": "request body too large"}, status_code=413)
+            return await original(request)
+
+        return handler
+
+
+router = APIRouter(tags=["evidence"], route_class=LimitedBodyRoute)
 
 
 def get_store(settings: SettingsDep) -> EvidenceStore:
@@ -36,15 +62,6 @@ StoreDep = Annotated[EvidenceStore, Depends(get_store)]
 def max_upload_bytes(settings: SettingsDep) -> int:
     """The upload limit in bytes."""
     return int(settings.max_upload_mb * 1024 * 1024)
-
-
-def check_content_length(request: Request, settings: SettingsDep) -> None:
-    """Refuse an announced oversized body before reading it (413)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit():
-        limit = max_upload_bytes(settings) * 4 + _MULTIPART_OVERHEAD  # rectify: several photos
-        if int(declared) > limit:
-            raise HTTPException(status_code=413, detail="request body too large")
 
 
 async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
@@ -76,7 +93,6 @@ def evidence_url(sha256: str) -> str:
         413: {"description": "File too large."},
         415: {"description": "Not a JPEG or PNG image."},
     },
-    dependencies=[Depends(check_content_length)],
 )
 async def upload_evidence(
     *,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 
 from api.auth.scope import Principal
 from api.deps import ConnDep, CurrentUser, ScopeDep, SettingsDep, WriterUser, not_found
 from api.routes.evidence import (
+    LimitedBodyRoute,
     StoreDep,
-    check_content_length,
     max_upload_bytes,
     read_upload,
     store_photo,
@@ -32,7 +32,7 @@ from api.services.lifecycle import (
 )
 from bkcommon.timeutil import utcnow
 
-router = APIRouter(prefix="/tickets", tags=["tickets"])
+router = APIRouter(prefix="/tickets", tags=["tickets"], route_class=LimitedBodyRoute)
 
 _ANSWERS: dict[int | str, dict[str, object]] = {
     **not_found("ticket"),
@@ -111,7 +111,7 @@ def _simple_action(action: Action, summary: str) -> None:
         ticket_id: int,
         conn: ConnDep,
         scope: ScopeDep,
-        user: CurrentUser,
+        user: WriterUser,
         settings: SettingsDep,
         body: ActionIn | None = None,
     ) -> ActionResultPublic:
@@ -155,7 +155,6 @@ _simple_action(
     "/{ticket_id}/rectify",
     response_model=ActionResultPublic,
     responses={**_ANSWERS, 413: {"description": "A photo is too large."}},
-    dependencies=[Depends(check_content_length)],
 )
 async def rectify(
     *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import cv2
@@ -106,3 +107,51 @@ def notices(conn: psycopg.Connection[Any], ticket_id: int) -> list[tuple[str, st
         (ticket_id,),
     ).fetchall()
     return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+@pytest.fixture
+def loop_client(db_url: str, loop_settings: ApiSettings, loop_registry: None) -> Iterator[Any]:
+    """A TestClient of the app (workers off) over the loop registry."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from bkcommon.settings import CommonSettings
+
+    app = create_app(loop_settings, common=CommonSettings(database_url=db_url))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def who(conn: psycopg.Connection[Any], loop_registry: None) -> dict[str, dict[str, str]]:
+    """Authorization headers by role: officer, director, regulator (region d1), insurer,
+    an officer of another canteen (stranger) and an admin."""
+    from tests.api.conftest import make_user_token
+
+    tokens = {
+        "officer": make_user_token(conn, username="wang", role="officer", person_id="officer-1"),
+        "director": make_user_token(conn, username="li", role="director", person_id="director-1"),
+        "regulator": make_user_token(conn, username="zhang", role="regulator", region_id="d1"),
+        "insurer": make_user_token(
+            conn, username="ins", role="insurer", insurer="PICC", site_ids=("school-001",)
+        ),
+        "stranger": make_user_token(
+            conn, username="other", role="officer", site_ids=("school-002",)
+        ),
+        "admin": make_user_token(conn, username="root", role="admin"),
+    }
+    return {k: {"Authorization": f"Bearer {v}"} for k, v in tokens.items()}
+
+
+def open_alarm_ticket(conn: psycopg.Connection[Any], settings: ApiSettings, key: str = "a1") -> int:
+    """A fridge over-temperature ticket at school-001 (through the engine); its id."""
+    from api.services.tickets import process_findings
+    from tests.api.conftest import T0, insert_finding
+
+    insert_finding(conn, key=f"alarm:{key}:raised", payload={"alarm_id": 1}, notify=False)
+    process_findings(conn, now=T0, settings=settings)
+    row = conn.execute(
+        "SELECT ticket_id FROM findings WHERE finding_key = %s", (f"alarm:{key}:raised",)
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
