@@ -117,4 +117,11 @@ def create_app(
         logger.warning("%s %s: database unavailable: %s", request.method, request.url.path, exc)
         return JSONResponse({"detail": "database unavailable"}, status_code=503)
 
+    @app.exception_handler(psycopg.DataError)
+    async def _unstorable_input(request: Request, exc: Exception) -> JSONResponse:
+        # e.g. a NUL character in a text field, or a number out of the column's range
+        logger.info("%s %s: input the database cannot store: %s", request.method,
+                    request.url.path, exc)  # fmt: skip
+        return JSONResponse({"detail": f"invalid input: {exc}"}, status_code=422)
+
     return app
