@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import cv2
@@ -143,13 +144,18 @@ def who(conn: psycopg.Connection[Any], loop_registry: None) -> dict[str, dict[st
     return {k: {"Authorization": f"Bearer {v}"} for k, v in tokens.items()}
 
 
-def open_alarm_ticket(conn: psycopg.Connection[Any], settings: ApiSettings, key: str = "a1") -> int:
+def open_alarm_ticket(
+    conn: psycopg.Connection[Any],
+    settings: ApiSettings,
+    key: str = "a1",
+    now: datetime | None = None,
+) -> int:
     """A fridge over-temperature ticket at school-001 (through the engine); its id."""
     from api.services.tickets import process_findings
     from tests.api.conftest import T0, insert_finding
 
     insert_finding(conn, key=f"alarm:{key}:raised", payload={"alarm_id": 1}, notify=False)
-    process_findings(conn, now=T0, settings=settings)
+    process_findings(conn, now=now or T0, settings=settings)
     row = conn.execute(
         "SELECT ticket_id FROM findings WHERE finding_key = %s", (f"alarm:{key}:raised",)
     ).fetchone()
