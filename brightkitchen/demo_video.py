@@ -174,7 +174,7 @@ def render_frame(base: Image, t: float, spec: SceneSpec, noise: Image, noise_neg
     v0, v1 = spec.violation_from_s, spec.violation_to_s
     violating = v0 <= t < v1
     # The worker walks from the raw side to the cooked side and back over one loop.
-    u = (t / spec.loop_s) % 1.0
+    u = (t / spec.loop_s + 0.37 * spec.seed) % 1.0  # seeds shift the walk (bench cameras differ)
     cx = int(320 + 560 * (0.5 - 0.5 * math.cos(2 * math.pi * u)))
     _worker(img, cx, t * 2 * math.pi * 0.8)
     if violating:

@@ -1,4 +1,4 @@
-"""``brightkitchen simulate sensors`` and ``brightkitchen bench ingest`` (light imports only)."""
+"""``brightkitchen simulate sensors``, ``bench ingest`` and ``bench edge`` (light imports only)."""
 
 from __future__ import annotations
 
@@ -99,6 +99,31 @@ def register(subparsers: Any) -> None:
         help="where to write the results as JSON",
     )
     b.set_defaults(handler=_cmd_bench)
+    e = bench_sub.add_parser(
+        "edge",
+        help="largest number of 1280x720 cameras one edge box sustains at 5 fps (and a baseline)",
+    )
+    e.add_argument(
+        "--cameras",
+        default="1,2,4,8,12,16,20,24",
+        help="camera counts to try, ascending; stops at the first not sustained",
+    )
+    e.add_argument("--duration", type=float, default=60.0, help="measured seconds per trial")
+    e.add_argument("--warmup", type=float, default=8.0, help="unmeasured seconds per trial")
+    e.add_argument("--model", help="ONNX model (default: models/weights/mask_yolo.onnx)")
+    e.add_argument(
+        "--baseline", action="store_true", help="also run ultralytics predict(imgsz=640)"
+    )
+    e.add_argument(
+        "--baseline-model", help="model for the baseline (.pt or .onnx; default --model)"
+    )
+    e.add_argument("--baseline-cameras", default="1,2,3,4,6,8", help="baseline camera counts")
+    e.add_argument("--keep-going", action="store_true", help="try every count even after a miss")
+    e.add_argument("--mqtt-url", help="broker (default: a private Mosquitto, else outbox only)")
+    e.add_argument("--json", default="var/bench/edge.json", help="where to write the results")
+    e.add_argument("--cache-dir", default="var/bench/cache", help="where the videos are cached")
+    e.add_argument("--video-seconds", type=float, default=20.0, help="length of the video loop")
+    e.set_defaults(handler=_cmd_bench_edge)
     from brightkitchen.bench.cli import register_api  # light: argparse only
 
     register_api(bench_sub)
@@ -204,6 +229,40 @@ def _publish(fleet: Any, url: str, args: argparse.Namespace) -> int:
         flush=True,
     )
     return 0
+
+
+def _cmd_bench_edge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bkcommon.errors import ConfigError
+    from brightkitchen.bench.edge_bench import EdgeBenchOptions, run_edge_bench
+
+    def counts(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(x) for x in text.split(",") if x.strip())
+        except ValueError as exc:
+            raise ConfigError(f"camera counts must be integers: {text!r}") from exc
+        if not values or min(values) < 1:
+            raise ConfigError(f"camera counts must be >= 1: {text!r}")
+        return values
+
+    if args.duration <= 0 or args.warmup < 0:
+        raise ConfigError("--duration must be > 0 and --warmup >= 0")
+    opts = EdgeBenchOptions(
+        cameras=counts(args.cameras),
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        model=Path(args.model) if args.model else None,
+        baseline=args.baseline,
+        baseline_model=Path(args.baseline_model) if args.baseline_model else None,
+        baseline_cameras=counts(args.baseline_cameras),
+        json_path=Path(args.json),
+        cache_dir=Path(args.cache_dir),
+        mqtt_url=args.mqtt_url,
+        keep_going=args.keep_going,
+        video_loop_s=args.video_seconds,
+    )
+    return run_edge_bench(opts, out=sys.stdout)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -1,0 +1,138 @@
+"""``brightkitchen bench edge``: the trial measures the real worker; the search and verdicts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bkcommon.errors import ConfigError
+from brightkitchen.bench.edge_bench import (
+    EdgeBenchOptions,
+    TrialResult,
+    judge,
+    pct,
+    run_edge_bench,
+    run_edge_trial,
+    summarise,
+)
+from brightkitchen.demo_video import SceneSpec, ensure_demo_video
+from tests.support.services import REPO
+
+
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [([], 95, 0.0), ([3.0], 95, 3.0), ([1.0, 2.0, 3.0, 4.0], 50, 2.0), ([*range(1, 101)], 95, 95)],
+)
+def test_percentile(values: list[float], q: float, expected: float) -> None:
+    assert pct([float(v) for v in values], q) == expected
+
+
+@pytest.mark.parametrize(
+    ("fps", "skipped", "growth", "sustained"),
+    [
+        ([5.0, 4.9], [0.0, 0.1], 0.0, True),
+        ([5.0, 4.2], [0.0, 0.8], 0.0, False),  # one camera falls behind
+        ([5.0, 5.0], [0.0, 0.0], 1.5, False),  # frames wait longer and longer
+        ([], [], 0.0, False),
+    ],
+)
+def test_judge(fps: list[float], skipped: list[float], growth: float, sustained: bool) -> None:
+    r = TrialResult("edge", len(fps), 10, frame_age_growth_s=growth)
+    judge(r, fps, skipped, 5.0)
+    assert r.sustained is sustained
+    assert bool(r.reasons) is not sustained
+
+
+def test_summary_reports_largest_sustained_and_ratio() -> None:
+    rs = [
+        TrialResult("edge", 4, 60, sustained=True),
+        TrialResult("edge", 8, 60, sustained=True),
+        TrialResult("edge", 12, 60, sustained=False),
+        TrialResult("baseline", 1, 60, sustained=True),
+        TrialResult("baseline", 2, 60, sustained=True),
+        TrialResult("baseline", 3, 60, sustained=False),
+    ]
+    s = summarise(rs)
+    assert s["largest_sustained"] == {"edge": 8, "baseline": 2}
+    assert s["ratio_edge_over_baseline"] == 4.0
+
+
+def test_missing_model_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="model not found"):
+        run_edge_bench(EdgeBenchOptions(model=tmp_path / "none.onnx", cache_dir=tmp_path))
+
+
+@pytest.mark.slow
+def test_edge_trial_measures_rates_latency_and_memory(
+    tmp_path: Path, mask_model_path: Path, mqtt_url: str
+) -> None:
+    # A 4 s loop: the raw board sits on the cooked station from 0.5 s to 3.8 s.
+    spec = SceneSpec(loop_s=4.0, violation_from_s=0.5, violation_to_s=3.8)
+    video = ensure_demo_video(tmp_path, spec)
+    r = run_edge_trial(2, 6.0, 1.0, mask_model_path, [video], mqtt_url=mqtt_url)
+    assert r.kind == "edge"
+    assert r.cameras == 2
+    assert 3.0 <= r.analysed_fps_mean <= 5.5, r
+    assert r.frame_age_p95_s < 2.0, r
+    assert r.peak_rss_mb > 50
+    assert r.cpu_pct > 0
+    assert r.inference_ms_p50 > 0
+    # Each camera decides the violation once (10 s cooldown); its frame reached the outbox.
+    assert r.events >= 1, r
+    assert r.event_latency_p95_s is not None
+    assert 0 < r.event_latency_p95_s < 2.0, r
+
+
+@pytest.mark.slow
+def test_bench_edge_cli_searches_upward_and_writes_json(
+    tmp_path: Path, mask_model_path: Path, mqtt_url: str
+) -> None:
+    out = tmp_path / "edge.json"
+    env = dict(os.environ)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "brightkitchen.cli",
+            "--log-level",
+            "WARNING",
+            "bench",
+            "edge",
+            "--cameras",
+            "1,2",
+            "--duration",
+            "3",
+            "--warmup",
+            "1",
+            "--video-seconds",
+            "2",
+            "--model",
+            str(mask_model_path),
+            "--mqtt-url",
+            mqtt_url,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--json",
+            str(out),
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(out.read_text())
+    trials = data["trials"]
+    assert [t["cameras"] for t in trials][:1] == [1]
+    assert all(t["kind"] == "edge" for t in trials)
+    assert all(t["error"] is None for t in trials), trials
+    assert trials[0]["analysed_fps_mean"] > 0
+    assert "largest N sustained, edge" in proc.stdout
+    assert len(list((tmp_path / "cache").glob("kitchen-1280x720-*.mp4"))) == 4
