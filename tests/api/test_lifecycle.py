@@ -279,3 +279,21 @@ def test_manual_ticket_and_reopen_blocked_by_a_newer_open_ticket(
             settings=loop_settings, note="why not",
         )  # fmt: skip
     assert _status(conn, tid) == "closed"
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "api.services.lifecycle",
+        "api.services.evidence",
+        "api.services.acklink",
+        "api.services.notify.sms",
+    ],
+)
+def test_doctests(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0
+    assert result.failed == 0
