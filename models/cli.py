@@ -1,0 +1,211 @@
+"""``brightkitchen models …``: prepare, train, export, evaluate, calibrate-boards, synth-boards.
+
+Light at import (argparse and the standard library); each handler imports what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATA_ROOT = Path(os.environ.get("BK_DATASETS_DIR", "../shared/datasets"))
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "mask.yaml"
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from models.prepare import load_config, prepare
+
+    report = prepare(
+        load_config(Path(args.config)),
+        Path(args.data_root),
+        Path(args.out),
+        max_side_px=args.max_side,
+    )
+    print(f"wrote {report.data_yaml}: {report.train_images} train, {report.val_images} val images")
+    for split, counts in report.boxes_per_class.items():
+        print(f"  {split}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for issue in report.issues:
+        print(f"  skipped {issue.path}: {issue.reason}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from models.train import TrainOptions, train
+
+    start = args.start
+    if args.coco_start:
+        from models.offline import setup_offline
+
+        setup_offline()
+        from models.pretrained import build_start_checkpoint
+
+        start_path = Path(args.project) / "yolov5n_coco_start.pt"
+        build_start_checkpoint(start_path, Path(args.coco_weights))
+        start = str(start_path)
+    best = train(
+        TrainOptions(
+            data=Path(args.data),
+            start=start,
+            imgsz=args.imgsz,
+            epochs=args.epochs,
+            batch=args.batch,
+            device=args.device,
+            workers=args.workers,
+            project=Path(args.project),
+            name=args.name,
+            resume=args.resume,
+            time_h=args.time_hours,
+            seed=args.seed,
+            patience=args.patience,
+            cache=args.cache,
+            extra=tuple(_parse_extra(args.set)),
+        )
+    )
+    print(f"best weights: {best}")
+    return 0
+
+
+def _parse_extra(items: list[str]) -> list[tuple[str, Any]]:
+    """``key=value`` pairs for ultralytics, values parsed as YAML scalars."""
+    import yaml
+
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set needs key=value, got {item!r}")
+        out.append((key, yaml.safe_load(value)))
+    return out
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from models.export import export
+
+    res = export(
+        Path(args.weights),
+        Path(args.out),
+        imgsz=args.imgsz,
+        version=args.version,
+        conf_threshold=args.conf,
+        iou_threshold=args.iou,
+        opset=args.opset,
+    )
+    print(
+        f"wrote {res.path} ({res.size_bytes / 1e6:.1f} MB); ONNX Runtime vs framework: "
+        f"boxes {res.max_abs_diff_boxes_px:.4f} px, scores {res.max_abs_diff_scores:.2e}"
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from models.evaluate import evaluate, format_report
+    from models.prepare import load_config
+
+    class_map = load_config(Path(args.config)).class_map if args.config else {}
+    report, _ = evaluate(
+        Path(args.data),
+        Path(args.weights),
+        class_map=class_map,
+        threads=args.threads,
+        conf_threshold=args.conf,
+    )
+    print(format_report(report))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(report.to_json() + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from edge.boards import BoardColourModel
+    from models.boards import calibrate, load_crops
+
+    crops = load_crops(Path(args.crops))
+    if not crops:
+        print(f"no crops found under {args.crops}/<board_type>/")
+        return 2
+    config = calibrate(crops, min_fraction=args.min_fraction)
+    config.save(args.out)
+    model = BoardColourModel(config)
+    right = sum(model.classify(c)[0] == t for t, cs in crops.items() for c in cs)
+    total = sum(len(cs) for cs in crops.values())
+    print(f"wrote {args.out}: {', '.join(config.types)}; {right}/{total} calibration crops right")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from models.boards import write_synthetic
+
+    n = sum(1 for _ in write_synthetic(Path(args.out), args.count, args.seed))
+    print(f"wrote {n} SYNTHETIC board scenes to {args.out} (VOC)")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``models`` commands to the brightkitchen command."""
+    models = subparsers.add_parser("models", help="train, export and evaluate the detectors")
+    sub = models.add_subparsers(dest="models_command", required=True)
+
+    p = sub.add_parser("prepare", help="VOC/YOLO folders -> ultralytics dataset (group split)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="dataset recipe YAML")
+    p.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="base of source paths")
+    p.add_argument("--out", default="runs/datasets/mask", help="output dataset folder")
+    p.add_argument("--max-side", type=int, default=None, help="downscale larger images (px)")
+    p.set_defaults(handler=_cmd_prepare)
+
+    t = sub.add_parser("train", help="train with ultralytics (offline, CPU or GPU, resumable)")
+    t.add_argument("--data", default="runs/datasets/mask/data.yaml")
+    t.add_argument("--start", default="yolov5n.yaml", help="model YAML or an earlier run's .pt")
+    t.add_argument("--coco-start", action="store_true", help="start from COCO YOLOv5n weights")
+    t.add_argument("--coco-weights", default="../shared/weights/yolov5n-coco.pt")
+    t.add_argument("--imgsz", type=int, default=640)
+    t.add_argument("--epochs", type=int, default=100)
+    t.add_argument("--time-hours", type=float, default=None, help="stop after this many hours")
+    t.add_argument("--batch", type=int, default=16)
+    t.add_argument("--device", default="auto", help="auto, cpu, 0, …")
+    t.add_argument("--workers", type=int, default=2)
+    t.add_argument("--project", default="runs/train")
+    t.add_argument("--name", default="mask")
+    t.add_argument("--resume", action="store_true", help="resume runs/train/NAME/weights/last.pt")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--patience", type=int, default=50)
+    t.add_argument("--cache", action="store_true", help="cache images in RAM")
+    t.add_argument("--set", action="append", default=[], help="extra ultralytics key=value")
+    t.set_defaults(handler=_cmd_train)
+
+    e = sub.add_parser("export", help="weights -> ONNX with edge metadata, checked vs torch")
+    e.add_argument("--weights", required=True)
+    e.add_argument("--out", default="models/weights/mask_yolo.onnx")
+    e.add_argument("--imgsz", type=int, default=640)
+    e.add_argument("--version", required=True, help="model version string (bk_model_version)")
+    e.add_argument("--conf", type=float, default=0.25, help="shipped confidence threshold")
+    e.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
+    e.add_argument("--opset", type=int, default=17)
+    e.set_defaults(handler=_cmd_export)
+
+    v = sub.add_parser("evaluate", help="mAP, P/R, confusion, speed of an ONNX on a VOC folder")
+    v.add_argument("--data", required=True, help="Pascal VOC folder (images/ + annotations/)")
+    v.add_argument("--weights", default="models/weights/mask_yolo.onnx")
+    v.add_argument("--json", default=None, help="also write the report here")
+    v.add_argument("--config", default=str(DEFAULT_CONFIG), help="recipe whose class_map to use")
+    v.add_argument("--threads", type=int, default=2)
+    v.add_argument("--conf", type=float, default=None, help="override the shipped threshold")
+    v.set_defaults(handler=_cmd_evaluate)
+
+    c = sub.add_parser("calibrate-boards", help="learn board HSV ranges from labelled crops")
+    c.add_argument("--crops", required=True, help="folder with <board_type>/*.jpg crops")
+    c.add_argument("--out", default="board_colours.yaml")
+    c.add_argument("--min-fraction", type=float, default=0.2)
+    c.set_defaults(handler=_cmd_calibrate)
+
+    s = sub.add_parser("synth-boards", help="render SYNTHETIC board stations (VOC)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--count", type=int, default=20)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(handler=_cmd_synth)

@@ -1,0 +1,292 @@
+"""Evaluate a shipped ONNX detector on any Pascal VOC folder through the edge box's own code.
+
+Detection uses ``edge.detect.onnx.OnnxDetector`` (the same letterbox, decoding and NMS as the
+box). mAP50 and mAP50-95 follow ultralytics/COCO (101-point interpolated AP over IoU 0.50:0.95);
+precision, recall and the confusion matrix are taken at the model's shipped confidence threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from models.sources import Issue, Sample, read_folder
+
+logger = logging.getLogger(__name__)
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+MAP_CONF = 0.001  # detections kept for the precision-recall curve (as ultralytics val)
+
+
+@dataclass(frozen=True, slots=True)
+class ClassMetrics:
+    """Per-class numbers: AP, and precision/recall at the shipped threshold."""
+
+    name: str
+    instances: int
+    ap50: float
+    ap50_95: float
+    precision: float
+    recall: float
+    tp: int
+    fp: int
+    fn: int
+
+
+@dataclass(frozen=True, slots=True)
+class EvalReport:
+    """Everything ``evaluate`` prints and writes."""
+
+    model: str
+    model_version: str
+    data: str
+    images: int
+    skipped: int
+    input_size: list[int]
+    conf_threshold: float
+    iou_threshold: float
+    map50: float
+    map50_95: float
+    classes: list[ClassMetrics]
+    confusion_matrix: list[list[int]]
+    confusion_labels: list[str]
+    images_per_s: float
+    ms_per_image: float
+    threads: int
+
+    def to_json(self) -> str:
+        """JSON text of the report."""
+        return json.dumps(asdict(self), indent=2)
+
+
+def box_iou(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Pairwise IoU of two xyxy arrays: (len(a), len(b))."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
+    area_a = np.prod(a[:, 2:] - a[:, :2], axis=1)
+    area_b = np.prod(b[:, 2:] - b[:, :2], axis=1)
+    out: npt.NDArray[np.float32] = (
+        inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+    ).astype(np.float32)
+    return out
+
+
+def match_tp(  # noqa: PLR0917 - mirrors the array pairs
+    det_xyxy: npt.NDArray[np.float32],
+    det_cls: npt.NDArray[np.int64],
+    det_conf: npt.NDArray[np.float32],
+    gt_xyxy: npt.NDArray[np.float32],
+    gt_cls: npt.NDArray[np.int64],
+    thresholds: npt.NDArray[np.float64] = IOU_THRESHOLDS,
+) -> npt.NDArray[np.bool_]:
+    """True-positive flags (n_det, n_thresholds): same class, best free GT, highest conf first."""
+    tp = np.zeros((len(det_xyxy), len(thresholds)), bool)
+    if len(det_xyxy) == 0 or len(gt_xyxy) == 0:
+        return tp
+    iou = box_iou(det_xyxy, gt_xyxy)
+    iou[det_cls[:, None] != gt_cls[None, :]] = 0.0
+    order = np.argsort(-det_conf, kind="stable")
+    for ti, thr in enumerate(thresholds):
+        taken = np.zeros(len(gt_xyxy), bool)
+        for d in order:
+            cand = np.where(~taken & (iou[d] >= thr))[0]
+            if cand.size:
+                g = cand[np.argmax(iou[d, cand])]
+                taken[g] = True
+                tp[d, ti] = True
+    return tp
+
+
+def average_precision(recall: npt.NDArray[np.float64], precision: npt.NDArray[np.float64]) -> float:
+    """101-point interpolated AP of one precision-recall curve (as ultralytics/COCO)."""
+    mrec = np.concatenate(([0.0], recall, [1.0]))
+    mpre = np.concatenate(([1.0], precision, [0.0]))
+    mpre = np.flip(np.maximum.accumulate(np.flip(mpre)))
+    x = np.linspace(0, 1, 101)
+    return float(np.trapezoid(np.interp(x, mrec, mpre), x))
+
+
+def ap_per_class(
+    tp: npt.NDArray[np.bool_],
+    conf: npt.NDArray[np.float32],
+    pred_cls: npt.NDArray[np.int64],
+    n_gt: Sequence[int],
+) -> npt.NDArray[np.float64]:
+    """AP (n_classes, n_thresholds) from pooled detections of the whole set."""
+    nc = len(n_gt)
+    ap = np.zeros((nc, tp.shape[1]))
+    order = np.argsort(-conf, kind="stable")
+    tp, pred_cls = tp[order], pred_cls[order]
+    for c in range(nc):
+        sel = pred_cls == c
+        if n_gt[c] == 0 or not sel.any():
+            continue
+        tpc = np.cumsum(tp[sel], axis=0)
+        fpc = np.cumsum(~tp[sel], axis=0)
+        recall = tpc / n_gt[c]
+        precision = tpc / (tpc + fpc)
+        for t in range(tp.shape[1]):
+            ap[c, t] = average_precision(recall[:, t], precision[:, t])
+    return ap
+
+
+def confusion(  # noqa: PLR0917 - mirrors the array pairs
+    det_xyxy: npt.NDArray[np.float32],
+    det_cls: npt.NDArray[np.int64],
+    gt_xyxy: npt.NDArray[np.float32],
+    gt_cls: npt.NDArray[np.int64],
+    nc: int,
+    iou_thr: float = 0.5,
+) -> npt.NDArray[np.int64]:
+    """Confusion matrix (rows: predicted class + background, cols: true class + background)."""
+    m = np.zeros((nc + 1, nc + 1), np.int64)
+    iou = box_iou(det_xyxy, gt_xyxy)
+    det_used = np.zeros(len(det_xyxy), bool)
+    gt_used = np.zeros(len(gt_xyxy), bool)
+    pairs = np.argwhere(iou >= iou_thr)
+    if len(pairs):
+        pairs = pairs[np.argsort(-iou[pairs[:, 0], pairs[:, 1]], kind="stable")]
+        for d, g in pairs:
+            if not det_used[d] and not gt_used[g]:
+                det_used[d] = gt_used[g] = True
+                m[det_cls[d], gt_cls[g]] += 1
+    for d in np.where(~det_used)[0]:
+        m[det_cls[d], nc] += 1  # false positive on background
+    for g in np.where(~gt_used)[0]:
+        m[nc, gt_cls[g]] += 1  # missed
+    return m
+
+
+def evaluate(
+    data: Path,
+    weights: Path,
+    *,
+    class_map: Mapping[str, str | None] | None = None,
+    threads: int = 2,
+    conf_threshold: float | None = None,
+) -> tuple[EvalReport, list[Issue]]:
+    """Run the ONNX model over a VOC folder the way the edge box does and compute the metrics."""
+    import cv2
+
+    from edge.detect.onnx import OnnxDetector
+
+    probe = OnnxDetector(weights, threads=threads)
+    names = probe.class_names
+    shipped_conf = conf_threshold if conf_threshold is not None else probe.info.conf_threshold
+    det = OnnxDetector(weights, threads=threads, conf_threshold=MAP_CONF)
+    res = read_folder(data, "auto", class_map or {}, names)
+    for issue in res.issues:
+        logger.warning("skipped %s: %s", issue.path, issue.reason)
+    nc = len(names)
+    all_tp, all_conf, all_cls = [], [], []
+    n_gt = [0] * nc
+    tp_fp_fn = np.zeros((nc, 3), np.int64)
+    cm = np.zeros((nc + 1, nc + 1), np.int64)
+    elapsed = 0.0
+    samples: list[Sample] = res.samples
+    for s in samples:
+        img = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        t0 = time.perf_counter()
+        d = det.detect([np.asarray(img, np.uint8)])[0]
+        elapsed += time.perf_counter() - t0
+        gt_xyxy = np.array([[b.x1, b.y1, b.x2, b.y2] for b in s.boxes], np.float32).reshape(-1, 4)
+        gt_cls = np.array([names.index(b.cls) for b in s.boxes], np.int64)
+        for c in gt_cls:
+            n_gt[int(c)] += 1
+        all_tp.append(match_tp(d.xyxy, d.class_id, d.confidence, gt_xyxy, gt_cls))
+        all_conf.append(d.confidence)
+        all_cls.append(d.class_id)
+        keep = d.confidence >= shipped_conf
+        tp50 = match_tp(
+            d.xyxy[keep],
+            d.class_id[keep],
+            d.confidence[keep],
+            gt_xyxy,
+            gt_cls,
+            np.array([0.5]),
+        )[:, 0]
+        for c in range(nc):
+            pc = d.class_id[keep] == c
+            tp_c = int(tp50[pc].sum())
+            tp_fp_fn[c] += (tp_c, int(pc.sum()) - tp_c, int((gt_cls == c).sum()) - tp_c)
+        cm += confusion(d.xyxy[keep], d.class_id[keep], gt_xyxy, gt_cls, nc)
+    if all_tp:
+        ap = ap_per_class(
+            np.concatenate(all_tp), np.concatenate(all_conf), np.concatenate(all_cls), n_gt
+        )
+    else:
+        ap = np.zeros((nc, len(IOU_THRESHOLDS)))
+    present = [c for c in range(nc) if n_gt[c] > 0]
+    classes = []
+    for c in range(nc):
+        tp, fp, fn = (int(v) for v in tp_fp_fn[c])
+        classes.append(
+            ClassMetrics(
+                name=names[c],
+                instances=n_gt[c],
+                ap50=round(float(ap[c, 0]), 4),
+                ap50_95=round(float(ap[c].mean()), 4),
+                precision=round(tp / (tp + fp), 4) if tp + fp else 0.0,
+                recall=round(tp / (tp + fn), 4) if tp + fn else 0.0,
+                tp=tp,
+                fp=fp,
+                fn=fn,
+            )
+        )
+    n = len(samples)
+    report = EvalReport(
+        model=str(weights),
+        model_version=probe.model_version,
+        data=str(data),
+        images=n,
+        skipped=len(res.issues),
+        input_size=list(probe.input_size),
+        conf_threshold=shipped_conf,
+        iou_threshold=probe.info.iou_threshold,
+        map50=round(float(ap[present, 0].mean()), 4) if present else 0.0,
+        map50_95=round(float(ap[present].mean()), 4) if present else 0.0,
+        classes=classes,
+        confusion_matrix=cm.tolist(),
+        confusion_labels=[*names, "background"],
+        images_per_s=round(n / elapsed, 2) if elapsed else 0.0,
+        ms_per_image=round(1000 * elapsed / n, 2) if n else 0.0,
+        threads=threads,
+    )
+    return report, res.issues
+
+
+def format_report(r: EvalReport) -> str:
+    """Human-readable table of a report."""
+    lines = [
+        f"model {r.model} ({r.model_version}), input {r.input_size[0]}x{r.input_size[1]}, "
+        f"conf {r.conf_threshold:g}, iou {r.iou_threshold:g}",
+        f"data {r.data}: {r.images} images ({r.skipped} skipped)",
+        f"mAP50 {r.map50:.4f}  mAP50-95 {r.map50_95:.4f}",
+        f"{'class':<24}{'inst':>6}{'AP50':>8}{'AP50-95':>9}{'P':>8}{'R':>8}",
+    ]
+    for c in r.classes:
+        lines.append(
+            f"{c.name:<24}{c.instances:>6}{c.ap50:>8.3f}{c.ap50_95:>9.3f}"
+            f"{c.precision:>8.3f}{c.recall:>8.3f}"
+        )
+    lines.append(
+        "confusion matrix (rows predicted, columns true): " + ", ".join(r.confusion_labels)
+    )
+    lines.extend("  " + " ".join(f"{v:>5}" for v in row) for row in r.confusion_matrix)
+    lines.append(
+        f"speed: {r.images_per_s:.1f} images/s ({r.ms_per_image:.1f} ms/image, "
+        f"{r.threads} threads, pre+inference+post)"
+    )
+    return "\n".join(lines)

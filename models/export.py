@@ -1,0 +1,126 @@
+"""Export trained weights to the ONNX file the edge box loads, with our metadata, and check it."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.offline import disable_sync, setup_offline
+
+logger = logging.getLogger(__name__)
+
+# ONNX Runtime >= 1.14 (any edge box image we support) runs opset 17.
+DEFAULT_OPSET = 17
+BK_KEYS = ("bk_model_version", "bk_conf_threshold", "bk_iou_threshold", "bk_task")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    """The written file and how closely ONNX Runtime matched the framework."""
+
+    path: Path
+    max_abs_diff_boxes_px: float
+    max_abs_diff_scores: float
+    size_bytes: int
+
+
+def add_metadata(path: Path, meta: dict[str, str]) -> None:
+    """Add or replace ``metadata_props`` entries of an ONNX file in place."""
+    import onnx
+
+    model = onnx.load(str(path))
+    existing = {p.key: p for p in model.metadata_props}
+    for key, value in meta.items():
+        if key in existing:
+            existing[key].value = value
+        else:
+            prop = model.metadata_props.add()
+            prop.key, prop.value = key, value
+    onnx.save(model, str(path))
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file as a dict."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def compare_outputs(
+    weights: Path, onnx_path: Path, imgsz: int, seed: int = 0
+) -> tuple[float, float]:
+    """Run the framework model and ONNX Runtime on one input; return max |diff| (boxes, scores)."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    from ultralytics import YOLO  # type: ignore[attr-defined]
+
+    rng = np.random.default_rng(seed)
+    x = rng.random((1, 3, imgsz, imgsz), dtype=np.float32)
+    yolo: Any = YOLO(str(weights))
+    model = yolo.model.float().eval()
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x))
+    ref_np = (ref[0] if isinstance(ref, list | tuple) else ref).numpy()
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    if got.shape != ref_np.shape:
+        raise ValueError(f"ONNX output {got.shape} != framework output {ref_np.shape}")
+    diff = np.abs(got - ref_np)
+    return float(diff[:, :4].max()), float(diff[:, 4:].max())
+
+
+def export(
+    weights: Path,
+    out: Path,
+    *,
+    imgsz: int,
+    version: str,
+    conf_threshold: float,
+    iou_threshold: float,
+    task: str = "detect",
+    opset: int = DEFAULT_OPSET,
+    box_tolerance_px: float = 0.5,
+    score_tolerance: float = 5e-3,
+) -> ExportResult:
+    """Export ``weights`` to ``out`` (fixed input size), add bk_* metadata, verify against torch."""
+    setup_offline()
+    from ultralytics import YOLO  # type: ignore[attr-defined]
+
+    disable_sync()
+    model: Any = YOLO(str(weights))
+    produced = Path(
+        model.export(
+            format="onnx",
+            imgsz=imgsz,
+            opset=opset,
+            simplify=True,
+            dynamic=False,
+            half=False,
+            device="cpu",
+        )
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if produced.resolve() != out.resolve():
+        shutil.move(str(produced), out)
+    add_metadata(
+        out,
+        {
+            "bk_model_version": version,
+            "bk_conf_threshold": f"{conf_threshold:g}",
+            "bk_iou_threshold": f"{iou_threshold:g}",
+            "bk_task": task,
+        },
+    )
+    d_box, d_score = compare_outputs(weights, out, imgsz)
+    logger.info("ONNX vs framework: max |diff| boxes %.4f px, scores %.5f", d_box, d_score)
+    if d_box > box_tolerance_px or d_score > score_tolerance:
+        raise ValueError(
+            f"ONNX Runtime output differs from the framework: boxes {d_box:.4f} px "
+            f"(limit {box_tolerance_px}), scores {d_score:.5f} (limit {score_tolerance})"
+        )
+    return ExportResult(out, d_box, d_score, out.stat().st_size)

@@ -1,0 +1,246 @@
+"""Turn labelled folders into an ultralytics dataset with a reproducible, group-aware split.
+
+Near-duplicate images (listed pairs plus a perceptual-hash check) share a group, and a group
+goes to train or val as a whole, decided by a hash of its key: the same inputs always give the
+same split, whatever order the files are listed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.sources import Issue, Sample, read_folder
+
+logger = logging.getLogger(__name__)
+
+# Two images whose 64-bit difference hashes differ in at most this many bits are one group.
+DHASH_MAX_BITS = 6
+
+
+class SourceConfig(BaseModel):
+    """One labelled folder that feeds the dataset."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="folder, relative to the data root unless absolute")
+    format: Literal["voc", "yolo", "auto"] = "auto"
+    split: Literal["auto", "train", "val"] = Field(
+        "auto", description="auto: group-aware split; train/val: all of it goes there"
+    )
+    groups_file: str | None = Field(
+        None, description="JSON list of near-duplicate file-name groups inside the folder"
+    )
+
+
+class DatasetConfig(BaseModel):
+    """A dataset recipe: project classes, the name mapping, sources and the split."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    classes: list[str] = Field(min_length=1)
+    class_map: dict[str, str | None] = Field(
+        default_factory=dict, description="source class name -> project class (null: drop)"
+    )
+    sources: list[SourceConfig] = Field(min_length=1)
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PrepareReport:
+    """What ``prepare`` wrote and skipped."""
+
+    data_yaml: Path
+    train_images: int
+    val_images: int
+    boxes_per_class: dict[str, dict[str, int]]
+    issues: list[Issue]
+
+
+def load_config(path: Path) -> DatasetConfig:
+    """Load and validate a dataset recipe YAML."""
+    return DatasetConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def dhash(image: Path) -> int | None:
+    """64-bit difference hash of an image (None if unreadable) for near-duplicate grouping."""
+    import cv2
+
+    img = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        return None
+    small = cv2.resize(img, (9, 8), interpolation=cv2.INTER_AREA)
+    bits = (small[:, 1:] > small[:, :-1]).flatten()
+    return int(sum(1 << i for i, b in enumerate(bits) if b))
+
+
+class _UnionFind:
+    """Tiny union-find over sample indices."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def group_samples(samples: Sequence[Sample], pairs: Sequence[Sequence[str]]) -> list[str]:
+    """Return a group key per sample: listed near-duplicates and dHash look-alikes share one."""
+    import numpy as np
+
+    uf = _UnionFind(len(samples))
+    by_name = {s.image.name: i for i, s in enumerate(samples)}
+    for group in pairs:
+        idx = [by_name[n] for n in group if n in by_name]
+        for j in idx[1:]:
+            uf.union(idx[0], j)
+    hashes = [dhash(s.image) for s in samples]
+    valid = [i for i, h in enumerate(hashes) if h is not None]
+    if len(valid) > 1:
+        arr = np.array([hashes[i] for i in valid], dtype=np.uint64)
+        for a in range(len(valid)):
+            x = np.bitwise_xor(arr[a + 1 :], arr[a])
+            dist = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+            for b in np.nonzero(dist <= DHASH_MAX_BITS)[0]:
+                uf.union(valid[a], valid[a + 1 + int(b)])
+    roots = [uf.find(i) for i in range(len(samples))]
+    key_of_root: dict[int, str] = {}
+    for i, r in enumerate(roots):
+        name = samples[i].image.name
+        key_of_root[r] = min(key_of_root.get(r, name), name)
+    return [key_of_root[r] for r in roots]
+
+
+def is_val(group_key: str, fraction: float, seed: int) -> bool:
+    """Deterministic split of one group: a hash of seed+key below ``fraction`` means val."""
+    digest = hashlib.sha256(f"{seed}:{group_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def yolo_lines(sample: Sample, classes: Sequence[str]) -> list[str]:
+    """YOLO label lines (``cls cx cy w h`` normalised) for a sample."""
+    lines = []
+    for b in sample.boxes:
+        cx = (b.x1 + b.x2) / 2 / sample.width_px
+        cy = (b.y1 + b.y2) / 2 / sample.height_px
+        w = (b.x2 - b.x1) / sample.width_px
+        h = (b.y2 - b.y1) / sample.height_px
+        lines.append(f"{classes.index(b.cls)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
+    return lines
+
+
+def write_voc_copy(sample: Sample, folder: Path, stem: str) -> None:
+    """Copy one sample as Pascal VOC (classes already mapped): ``evaluate`` reads the val split."""
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "annotations").mkdir(parents=True, exist_ok=True)
+    name = f"{stem}{sample.image.suffix.lower()}"
+    shutil.copyfile(sample.image, folder / "images" / name)
+    objs = "".join(
+        f"<object><name>{b.cls}</name><bndbox><xmin>{b.x1:g}</xmin><ymin>{b.y1:g}</ymin>"
+        f"<xmax>{b.x2:g}</xmax><ymax>{b.y2:g}</ymax></bndbox></object>"
+        for b in sample.boxes
+    )
+    (folder / "annotations" / f"{stem}.xml").write_text(
+        f"<annotation><filename>{name}</filename><size><width>{sample.width_px}</width>"
+        f"<height>{sample.height_px}</height><depth>3</depth></size>{objs}</annotation>",
+        encoding="utf-8",
+    )
+
+
+def prepare(
+    config: DatasetConfig, data_root: Path, out: Path, *, max_side_px: int | None = None
+) -> PrepareReport:
+    """Read every source, split by group, and write ``out`` as an ultralytics dataset."""
+    import cv2
+
+    issues: list[Issue] = []
+    split_of: list[tuple[Sample, str, str]] = []  # sample, split, unique stem
+    for si, src in enumerate(config.sources):
+        folder = Path(src.path) if Path(src.path).is_absolute() else data_root / src.path
+        res = read_folder(folder, src.format, config.class_map, config.classes)
+        issues.extend(res.issues)
+        for issue in res.issues:
+            logger.warning("skipped %s: %s", issue.path, issue.reason)
+        pairs: list[list[str]] = []
+        if src.groups_file and (folder / src.groups_file).is_file():
+            pairs = json.loads((folder / src.groups_file).read_text(encoding="utf-8"))
+        keys = group_samples(res.samples, pairs) if src.split == "auto" else []
+        for i, sample in enumerate(res.samples):
+            if src.split == "auto":
+                split = "val" if is_val(keys[i], config.val_fraction, config.seed) else "train"
+            else:
+                split = src.split
+            split_of.append((sample, split, f"s{si}_{sample.image.stem}"))
+    if out.exists():
+        shutil.rmtree(out)
+    counts: dict[str, dict[str, int]] = {
+        s: dict.fromkeys(config.classes, 0) for s in ("train", "val")
+    }
+    n = {"train": 0, "val": 0}
+    for sample, split, stem in split_of:
+        img_dir, lbl_dir = out / "images" / split, out / "labels" / split
+        img_dir.mkdir(parents=True, exist_ok=True)
+        lbl_dir.mkdir(parents=True, exist_ok=True)
+        scale = 1.0
+        if max_side_px and max(sample.width_px, sample.height_px) > max_side_px:
+            scale = max_side_px / max(sample.width_px, sample.height_px)
+        if scale < 1.0:
+            img = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
+            if img is None:
+                continue
+            img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(img_dir / f"{stem}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        else:
+            shutil.copyfile(sample.image, img_dir / f"{stem}{sample.image.suffix.lower()}")
+        lines = yolo_lines(sample, config.classes)  # normalised: independent of the scale
+        (lbl_dir / f"{stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+        n[split] += 1
+        if split == "val":
+            write_voc_copy(sample, out / "val_voc", stem)
+        for b in sample.boxes:
+            counts[split][b.cls] += 1
+    data_yaml = out / "data.yaml"
+    data_yaml.write_text(
+        yaml.safe_dump(
+            {
+                "path": ".",
+                "train": "images/train",
+                "val": "images/val",
+                "names": dict(enumerate(config.classes)),
+            },
+            sort_keys=False,
+        )
+    )
+    report = PrepareReport(data_yaml, n["train"], n["val"], counts, issues)
+    (out / "prepare_report.json").write_text(
+        json.dumps(
+            {
+                "train_images": n["train"],
+                "val_images": n["val"],
+                "boxes": counts,
+                "skipped": [{"path": str(i.path), "reason": i.reason} for i in issues],
+            },
+            indent=2,
+        )
+    )
+    logger.info("prepared %s: %d train, %d val, %d skipped", out, n["train"], n["val"], len(issues))
+    return report

@@ -1,0 +1,107 @@
+"""Train a detector with ultralytics, offline, on CPU or GPU, resumable."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from models.offline import disable_sync, setup_offline
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainOptions:
+    """What one training run needs; defaults suit the mask detector on a GPU."""
+
+    data: Path
+    start: str = "yolov5n.yaml"
+    imgsz: int = 640
+    epochs: int = 100
+    batch: int = 16
+    device: str = "auto"
+    workers: int = 2
+    project: Path = Path("runs/train")
+    name: str = "mask"
+    resume: bool = False
+    time_h: float | None = None
+    seed: int = 0
+    patience: int = 50
+    cache: bool = False
+    threads: int | None = None
+    extra: tuple[tuple[str, Any], ...] = ()
+
+
+def absolute_data_yaml(data: Path, out_dir: Path) -> Path:
+    """Copy a dataset YAML with its ``path`` made absolute (ultralytics' relative rule differs)."""
+    spec = yaml.safe_load(data.read_text(encoding="utf-8"))
+    base = Path(spec.get("path") or ".")
+    spec["path"] = str((data.parent / base).resolve()) if not base.is_absolute() else str(base)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{data.parent.name}_data.yaml"
+    out.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return out
+
+
+def pick_device(device: str) -> str:
+    """``auto`` → first CUDA GPU if there is one, else CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "0" if torch.cuda.is_available() else "cpu"
+
+
+def train(opts: TrainOptions) -> Path:
+    """Run (or resume) training and return the best weights file."""
+    setup_offline()
+    import torch
+    from ultralytics import YOLO  # type: ignore[attr-defined]
+
+    disable_sync()
+    threads = opts.threads or os.cpu_count() or 1
+
+    def _threads(_trainer: Any) -> None:
+        torch.set_num_threads(threads)  # ultralytics otherwise trains on 1 thread on CPU
+
+    project = opts.project.resolve()
+    last = project / opts.name / "weights" / "last.pt"
+    if opts.resume:
+        if not last.is_file():
+            raise FileNotFoundError(f"nothing to resume: {last} does not exist")
+        model: Any = YOLO(str(last))
+        model.add_callback("on_pretrain_routine_start", _threads)
+        model.train(resume=True)
+    else:
+        data = absolute_data_yaml(opts.data, project / "_data")
+        model = YOLO(opts.start)
+        model.add_callback("on_pretrain_routine_start", _threads)
+        kwargs: dict[str, Any] = {
+            "data": str(data),
+            "imgsz": opts.imgsz,
+            "epochs": opts.epochs,
+            "batch": opts.batch,
+            "device": pick_device(opts.device),
+            "workers": opts.workers,
+            "project": str(project),
+            "name": opts.name,
+            "exist_ok": True,
+            "seed": opts.seed,
+            "deterministic": False,
+            "patience": opts.patience,
+            "cache": "ram" if opts.cache else False,
+            "plots": False,
+            "amp": pick_device(opts.device) != "cpu",
+            "verbose": True,
+        }
+        if opts.time_h:
+            kwargs["time"] = opts.time_h
+        kwargs.update(dict(opts.extra))
+        model.train(**kwargs)
+    best = project / opts.name / "weights" / "best.pt"
+    return best if best.is_file() else last

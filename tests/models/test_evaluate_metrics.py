@@ -1,0 +1,40 @@
+"""Metric arithmetic of evaluate: AP, matching, confusion matrix on hand-made cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.evaluate import ap_per_class, confusion, match_tp
+
+GT = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+GT_CLS = np.array([0, 1])
+
+
+def test_perfect_detections_give_ap_one() -> None:
+    conf = np.array([0.9, 0.8], np.float32)
+    tp = match_tp(GT, GT_CLS, conf, GT, GT_CLS)
+    assert tp.all()
+    ap = ap_per_class(tp, conf, GT_CLS, [1, 1])
+    assert ap == pytest.approx(np.ones((2, 10)), abs=0.006)  # 101-point trapezoid: 0.995
+
+
+def test_wrong_class_duplicate_and_miss() -> None:
+    det = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
+    cls = np.array([0, 0, 0])
+    conf = np.array([0.9, 0.8, 0.7], np.float32)
+    tp = match_tp(det, cls, conf, GT, GT_CLS)
+    assert tp[:, 0].tolist() == [True, False, False]
+    ap = ap_per_class(tp, conf, cls, [1, 1])
+    assert ap[0, 0] == pytest.approx(1.0, abs=0.006)
+    assert ap[1, 0] == 0.0
+    cm = confusion(det, cls, GT, GT_CLS, nc=2)
+    # rows predicted (0, 1, background), columns true (0, 1, background)
+    assert cm.tolist() == [[1, 1, 1], [0, 0, 0], [0, 0, 0]]
+
+
+def test_loose_box_counts_at_05_not_at_095() -> None:
+    det = np.array([[0, 0, 10, 12]], np.float32)  # IoU 0.833 with GT[0]
+    tp = match_tp(det, np.array([0]), np.array([0.9], np.float32), GT[:1], GT_CLS[:1])
+    assert tp[0, 0]
+    assert not tp[0, -1]

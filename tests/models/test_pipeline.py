@@ -1,0 +1,119 @@
+"""Tiny end-to-end run: prepare -> train -> export -> evaluate on images the test renders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.models.helpers import CLASSES, write_voc
+
+pytest.importorskip("ultralytics")
+pytest.importorskip("onnxslim")
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    repo = Path(__file__).resolve().parents[2]
+    env = {
+        "PYTHONPATH": str(repo),
+        "BK_ULTRALYTICS_DIR": str(cwd / "ultra"),
+        "PATH": "/usr/bin:/bin",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "brightkitchen.cli", "models", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_prepare_train_export_evaluate(tmp_path: Path) -> None:
+    write_voc(tmp_path / "src" / "faces", 16, seed=1)
+    (tmp_path / "recipe.yaml").write_text(
+        "name: tiny\n"
+        f"classes: {CLASSES}\n"
+        "sources: [{path: faces, format: voc, split: auto}]\n"
+        "val_fraction: 0.3\n"
+    )
+    out = _cli(
+        "prepare", "--config", "recipe.yaml", "--data-root", "src", "--out", "ds", cwd=tmp_path
+    ).stdout
+    assert "train" in out
+    assert (tmp_path / "ds" / "data.yaml").is_file()
+    assert list((tmp_path / "ds" / "val_voc" / "annotations").glob("*.xml"))
+
+    _cli(
+        "train",
+        "--data",
+        "ds/data.yaml",
+        "--imgsz",
+        "64",
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--project",
+        "run",
+        "--name",
+        "tiny",
+        cwd=tmp_path,
+    )
+    best = tmp_path / "run" / "tiny" / "weights" / "best.pt"
+    assert best.is_file()
+
+    out = _cli(
+        "export",
+        "--weights",
+        str(best),
+        "--out",
+        "tiny.onnx",
+        "--imgsz",
+        "64",
+        "--version",
+        "tiny-test",
+        "--conf",
+        "0.2",
+        cwd=tmp_path,
+    ).stdout
+    assert "ONNX Runtime vs framework" in out
+
+    from edge.detect.onnx import OnnxDetector
+
+    det = OnnxDetector(tmp_path / "tiny.onnx")
+    assert det.class_names == CLASSES
+    assert det.input_size == (64, 64)
+    assert det.model_version == "tiny-test"
+    assert det.info.conf_threshold == pytest.approx(0.2)
+
+    out = _cli(
+        "evaluate",
+        "--data",
+        "ds/val_voc",
+        "--weights",
+        "tiny.onnx",
+        "--json",
+        "m.json",
+        cwd=tmp_path,
+    ).stdout
+    assert "mAP50" in out
+    report = json.loads((tmp_path / "m.json").read_text())
+    for key in ("map50", "map50_95", "classes", "confusion_matrix", "images_per_s"):
+        assert key in report
+    assert [c["name"] for c in report["classes"]] == CLASSES
+    assert {"precision", "recall", "ap50"} <= set(report["classes"][0])
+    assert len(report["confusion_matrix"]) == len(CLASSES) + 1
+    assert report["images"] >= 1
+    assert report["images_per_s"] > 0

@@ -1,0 +1,64 @@
+"""prepare: reproducible group-aware split, near-duplicates together, bad files skipped."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from models.prepare import DatasetConfig, SourceConfig, prepare
+from tests.models.helpers import CLASSES, write_voc
+
+
+def _config(**kw: object) -> DatasetConfig:
+    return DatasetConfig(
+        name="t",
+        classes=CLASSES,
+        sources=[SourceConfig(path="a", format="voc", **kw)],  # type: ignore[arg-type]
+        val_fraction=0.4,
+    )
+
+
+def _split(out: Path) -> dict[str, set[str]]:
+    return {s: {p.stem for p in (out / "images" / s).glob("*")} for s in ("train", "val")}
+
+
+def test_split_is_reproducible_and_keeps_pairs_together(tmp_path: Path) -> None:
+    src = write_voc(tmp_path / "a", 20, seed=5)
+    pairs = [
+        ["img000.jpg", "img001.jpg"],
+        ["img002.jpg", "img003.jpg"],
+        ["img004.jpg", "img005.jpg"],
+    ]
+    (src / "pairs.json").write_text(json.dumps(pairs))
+    (src / "annotations" / "broken.xml").write_text("<annotation>")
+    r1 = prepare(_config(groups_file="pairs.json"), tmp_path, tmp_path / "o1")
+    r2 = prepare(_config(groups_file="pairs.json"), tmp_path, tmp_path / "o2")
+    s1, s2 = _split(tmp_path / "o1"), _split(tmp_path / "o2")
+    assert s1 == s2
+    assert s1["train"]
+    assert s1["val"]
+    assert r1.train_images + r1.val_images == 20
+    assert [i.path.name for i in r1.issues] == ["broken.xml"]
+    assert r2.issues
+    for a, b in pairs:
+        stem_a, stem_b = f"s0_{Path(a).stem}", f"s0_{Path(b).stem}"
+        assert (stem_a in s1["val"]) == (stem_b in s1["val"])
+    labels = (tmp_path / "o1" / "labels" / "train").glob("*.txt")
+    first = next(iter(labels)).read_text().split()
+    assert len(first) % 5 == 0
+    assert all(0 <= float(v) <= 1 for v in first[1:5])
+
+
+def test_exact_copy_under_another_name_is_grouped(tmp_path: Path) -> None:
+    src = write_voc(tmp_path / "a", 12, seed=6)
+    shutil.copy(src / "images" / "img000.jpg", src / "images" / "zz_copy.jpg")
+    shutil.copy(src / "annotations" / "img000.xml", src / "annotations" / "zz_copy.xml")
+    xml = (src / "annotations" / "zz_copy.xml").read_text().replace("img000.jpg", "zz_copy.jpg")
+    (src / "annotations" / "zz_copy.xml").write_text(xml)
+    for seed in range(5):
+        cfg = _config()
+        cfg.seed = seed
+        prepare(cfg, tmp_path, tmp_path / f"o{seed}")
+        split = _split(tmp_path / f"o{seed}")
+        assert ("s0_img000" in split["val"]) == ("s0_zz_copy" in split["val"])

@@ -1,0 +1,97 @@
+"""Parsers: good and malformed Pascal VOC and YOLO-txt files are read or reported, never fatal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from models.sources import read_folder, read_voc, read_yolo
+from tests.models.helpers import CLASSES, voc_xml
+
+MAP = {"mask": "with_mask", "ignored_thing": None}
+
+
+def _img(path: Path, w: int = 100, h: int = 80) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.zeros((h, w, 3), np.uint8))
+
+
+@pytest.mark.parametrize(
+    ("xml", "reason"),
+    [
+        ("<annotation><object>", "malformed XML"),
+        (voc_xml("a.jpg", 100, 80, [("cat", 1, 1, 10, 10)]), "unknown class 'cat'"),
+        (voc_xml("a.jpg", 100, 80, [("with_mask", 50, 10, 140, 30)]), "outside"),
+        (voc_xml("a.jpg", 100, 80, [("with_mask", 50, 10, 40, 30)]), "outside"),
+        (voc_xml("a.jpg", 100, 80, [("with_mask", "x", 1, 2, 3)]), "non-numeric"),
+        ("<annotation><object><name>with_mask</name></object></annotation>", "bndbox"),
+    ],
+)
+def test_bad_voc_file_is_reported_and_skipped(tmp_path: Path, xml: str, reason: str) -> None:
+    _img(tmp_path / "images" / "a.jpg")
+    _img(tmp_path / "images" / "b.jpg")
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "a.xml").write_text(xml)
+    good = voc_xml("b.jpg", 100, 80, [("mask", 1, 1, 101, 20), ("ignored_thing", 1, 1, 5, 5)])
+    (tmp_path / "annotations" / "b.xml").write_text(good)
+    res = read_voc(tmp_path, MAP, CLASSES)
+    assert [s.image.name for s in res.samples] == ["b.jpg"]
+    # mapped name, dropped class, and a 1 px overhang clipped to the image
+    assert [(b.cls, b.x2) for b in res.samples[0].boxes] == [("with_mask", 100.0)]
+    assert len(res.issues) == 1
+    assert reason in res.issues[0].reason
+
+
+def test_unreadable_image_and_missing_image_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "a.xml").write_text(voc_xml("a.jpg", 10, 10, []))
+    (tmp_path / "annotations" / "c.xml").write_text(voc_xml("c.jpg", 10, 10, []))
+    res = read_voc(tmp_path, {}, CLASSES)
+    assert res.samples == []
+    assert sorted(i.reason for i in res.issues) == [
+        "no image for this annotation",
+        "unreadable image",
+    ]
+
+
+def test_not_a_voc_folder(tmp_path: Path) -> None:
+    res = read_voc(tmp_path, {}, CLASSES)
+    assert res.samples == []
+    assert "not a VOC folder" in res.issues[0].reason
+
+
+@pytest.mark.parametrize(
+    ("label", "reason"),
+    [
+        ("0 0.5 0.5 0.2", "expected 5 fields"),
+        ("0 0.5 0.5 zero 0.2", "line 1"),
+        ("7 0.5 0.5 0.2 0.2", "unknown class index 7"),
+        ("0 0.95 0.5 0.3 0.2", "outside"),
+    ],
+)
+def test_bad_yolo_file_is_reported_and_skipped(tmp_path: Path, label: str, reason: str) -> None:
+    (tmp_path / "classes.txt").write_text("mask\nwithout_mask\n")
+    _img(tmp_path / "images" / "a.jpg")
+    _img(tmp_path / "images" / "b.jpg")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "a.txt").write_text(label + "\n")
+    (tmp_path / "labels" / "b.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.25 0.25 0.1 0.1\n")
+    res = read_folder(tmp_path, "auto", MAP, CLASSES)
+    assert [s.image.name for s in res.samples] == ["b.jpg"]
+    assert [b.cls for b in res.samples[0].boxes] == ["with_mask", "without_mask"]
+    assert res.samples[0].boxes[0].x1 == pytest.approx(40.0)
+    assert reason in res.issues[0].reason
+
+
+def test_yolo_without_names_and_missing_label_is_background(tmp_path: Path) -> None:
+    _img(tmp_path / "images" / "a.jpg")
+    assert "no classes.txt" in read_yolo(tmp_path, {}, CLASSES).issues[0].reason
+    (tmp_path / "data.yaml").write_text("names: {0: with_mask}\n")
+    res = read_yolo(tmp_path, {}, CLASSES)
+    assert len(res.samples) == 1
+    assert res.samples[0].boxes == ()
