@@ -224,7 +224,10 @@ class IngestWorker:
             self._queued_readings += n
             self.stats.received += 1
             self.stats.readings_received += n
-            if self._queued_readings >= self.settings.batch_max:
+            if (
+                self._queued_readings >= self.settings.batch_max
+                or len(self._queue) >= self.settings.batch_max
+            ):
                 self._cond.notify_all()
 
     def _ack(self, batch: list[_Pending]) -> None:
@@ -412,17 +415,23 @@ class IngestWorker:
         now = time.monotonic()
         last = {"directory": now, "sweep": now - self.settings.sweep_interval_s, "stats": now}
         interval = self.settings.flush_interval_ms / 1000
+        batch_max = self.settings.batch_max
+        last_flush = time.monotonic()
         try:
             while not self.stop.is_set():
+                # One flush per interval, sooner only when a full batch is waiting: big
+                # batches amortise the transaction, the rollups and the rule engine.
                 with self._cond:
                     self._cond.wait_for(
                         lambda: (
-                            self.stop.is_set() or self._queued_readings >= self.settings.batch_max
+                            self.stop.is_set()
+                            or self._queued_readings >= batch_max
+                            or len(self._queue) >= batch_max
                         ),
-                        timeout=interval,
+                        timeout=max(0.0, last_flush + interval - time.monotonic()),
                     )
-                while self.flush_once() and not self.stop.is_set():
-                    pass
+                last_flush = time.monotonic()
+                self.flush_once()
                 self._periodic(last)
         finally:
             self._shutdown()
