@@ -39,9 +39,11 @@ def _cmd_db_migrate(args: argparse.Namespace) -> int:
     settings = load_common_settings()
     url = args.database_url or settings.database_url.get_secret_value()
     result = migrate(url, force_plain=args.plain)
-    path = "TimescaleDB (hypertable, continuous aggregates, compression, retention)" if (
-        result.timescale
-    ) else "plain PostgreSQL (BRIN on time, app-maintained rollups)"
+    path = (
+        "TimescaleDB (hypertable, continuous aggregates, compression, retention)"
+        if (result.timescale)
+        else "plain PostgreSQL (BRIN on time, app-maintained rollups)"
+    )
     print(f"schema path: {path}")
     if result.applied:
         print("applied: " + ", ".join(result.applied))

@@ -86,8 +86,14 @@ def sync_registry(conn: psycopg.Connection[tuple[object, ...]], site_file: SiteF
                            name = EXCLUDED.name, profile = EXCLUDED.profile,
                            zigbee_name = EXCLUDED.zigbee_name, params = EXCLUDED.params,
                            active = true, updated_at = now()""",
-                    (sn.id, s.id, sn.name, sn.profile.value, sn.zigbee_name,
-                     Jsonb(sn.params().model_dump())),
+                    (
+                        sn.id,
+                        s.id,
+                        sn.name,
+                        sn.profile.value,
+                        sn.zigbee_name,
+                        Jsonb(sn.params().model_dump()),
+                    ),
                 )
             cur.execute(
                 "UPDATE sensors SET active = false WHERE site_id = %s AND NOT (id = ANY(%s))",
@@ -106,8 +112,13 @@ def sync_registry(conn: psycopg.Connection[tuple[object, ...]], site_file: SiteF
                            ON CONFLICT (id) DO UPDATE SET site_id = EXCLUDED.site_id,
                                box_id = EXCLUDED.box_id, name = EXCLUDED.name,
                                zones = EXCLUDED.zones""",
-                        (cam.id, s.id, box.id, cam.name,
-                         Jsonb([z.model_dump(mode="json") for z in cam.zones])),
+                        (
+                            cam.id,
+                            s.id,
+                            box.id,
+                            cam.name,
+                            Jsonb([z.model_dump(mode="json") for z in cam.zones]),
+                        ),
                     )
                     n_cam += 1
     result = SyncResult(

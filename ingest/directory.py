@@ -43,7 +43,9 @@ class SensorDirectory:
         for sid, site_id, profile, params, zb in rows:
             try:
                 sensors.append(
-                    SensorInfo(sid, site_id, Profile(profile), RuleParams.model_validate(params), zb)
+                    SensorInfo(
+                        sid, site_id, Profile(profile), RuleParams.model_validate(params), zb
+                    )
                 )
             except ValueError:
                 logger.exception("sensor %s has invalid params in the registry; ignored", sid)
