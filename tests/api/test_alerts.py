@@ -30,7 +30,6 @@ from tests.api.loop_support import (
 
 __all__ = ["loop_client", "loop_registry", "loop_settings"]
 
-pytestmark = pytest.mark.usefixtures("loop_registry")
 
 _LINK = re.compile(r"https?://\S+/api/v1/ack/(\S+)")
 
@@ -62,6 +61,7 @@ def test_token_signature_and_expiry() -> None:
         verify_ack_token("k1", "a.b", now=T0)
 
 
+@pytest.mark.usefixtures("loop_registry")
 def test_acknowledge_from_a_phone_once(
     loop_client: TestClient, conn: psycopg.Connection[Any], loop_settings: ApiSettings
 ) -> None:
@@ -104,6 +104,7 @@ def test_acknowledge_from_a_phone_once(
     assert loop_client.get("/api/v1/ack/../../etc").status_code == 404
 
 
+@pytest.mark.usefixtures("loop_registry")
 def test_failed_acknowledge_does_not_use_up_the_link(
     loop_client: TestClient, conn: psycopg.Connection[Any], loop_settings: ApiSettings
 ) -> None:
@@ -127,6 +128,7 @@ def channels(loop_settings: ApiSettings) -> Iterator[dict[str, Channel]]:
     close_channels(chans)
 
 
+@pytest.mark.usefixtures("loop_registry")
 def test_escalation_notices_reach_real_servers_with_retry(
     conn: psycopg.Connection[Any],
     loop_settings: ApiSettings,
@@ -176,6 +178,7 @@ def test_escalation_notices_reach_real_servers_with_retry(
     assert "/api/v1/ack/" in smtp.messages[0].get_content()
 
 
+@pytest.mark.usefixtures("loop_registry")
 def test_sms_gateway_through_http_template(
     conn: psycopg.Connection[Any], loop_settings: ApiSettings, hook: HookServer
 ) -> None:

@@ -26,8 +26,6 @@ from tests.api.loop_support import (
 
 __all__ = ["loop_registry", "loop_settings"]
 
-pytestmark = pytest.mark.usefixtures("loop_registry")
-
 
 def _open(conn: psycopg.Connection[Any], settings: ApiSettings, *, tier: int = 2) -> int:
     insert_finding(conn, key=f"alarm:{tier}:raised", tier=tier, notify=False)
@@ -74,6 +72,7 @@ def test_pure_schedule_from_stored_times(loop_settings: ApiSettings) -> None:
     assert names(due + timedelta(days=11), status="rectified") == []  # waiting for verification
 
 
+@pytest.mark.usefixtures("loop_registry")
 def test_ladder_across_the_deadline_each_step_once(
     conn: psycopg.Connection[Any], loop_settings: ApiSettings
 ) -> None:
@@ -126,6 +125,7 @@ def test_ladder_across_the_deadline_each_step_once(
     ]  # fmt: skip
 
 
+@pytest.mark.usefixtures("loop_registry")
 def test_late_worker_catches_up_without_skipping(
     conn: psycopg.Connection[Any], loop_settings: ApiSettings
 ) -> None:
@@ -137,6 +137,7 @@ def test_late_worker_catches_up_without_skipping(
     assert _ticket(conn, tid)[:2] == (4, None)
 
 
+@pytest.mark.usefixtures("loop_registry")
 def test_concurrent_workers_do_each_step_exactly_once(
     db_url: str, conn: psycopg.Connection[Any], loop_settings: ApiSettings
 ) -> None:
@@ -178,6 +179,7 @@ def test_concurrent_workers_do_each_step_exactly_once(
     assert events == (12 * 6,)
 
 
+@pytest.mark.usefixtures("loop_registry")
 def test_reopen_starts_a_new_cycle(
     conn: psycopg.Connection[Any], loop_settings: ApiSettings
 ) -> None:
@@ -202,6 +204,7 @@ def test_reopen_starts_a_new_cycle(
     assert cycles == [(0, 3), (1, 3)]
 
 
+@pytest.mark.usefixtures("loop_registry")
 def test_deadline_overrides_by_rule_and_region(
     conn: psycopg.Connection[Any], loop_settings: ApiSettings
 ) -> None:

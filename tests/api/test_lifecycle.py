@@ -42,7 +42,6 @@ from tests.api.loop_support import (
 
 __all__ = ["loop_registry", "loop_settings"]
 
-pytestmark = pytest.mark.usefixtures("loop_registry")
 
 NOW = T0 + timedelta(minutes=1)
 
@@ -99,6 +98,7 @@ def test_every_state_has_a_way_out_and_officer_buttons() -> None:
     assert allowed_actions("rectified", Role.INSURER) == []
 
 
+@pytest.mark.usefixtures("loop_registry")
 def test_whole_life_with_rejection_and_reopen(
     conn: psycopg.Connection[Any], loop_settings: ApiSettings, tmp_path: Path
 ) -> None:
@@ -201,6 +201,7 @@ def test_whole_life_with_rejection_and_reopen(
         conn.execute("UPDATE ticket_events SET note = 'x' WHERE ticket_id = %s", (tid,))
 
 
+@pytest.mark.usefixtures("loop_registry")
 def test_out_of_scope_and_read_only_roles(
     conn: psycopg.Connection[Any], loop_settings: ApiSettings
 ) -> None:
@@ -218,6 +219,7 @@ def test_out_of_scope_and_read_only_roles(
     assert _status(conn, tid) == "open"
 
 
+@pytest.mark.usefixtures("loop_registry")
 def test_sensor_ticket_proposes_close_and_a_person_confirms_after_stable_time(
     conn: psycopg.Connection[Any], loop_settings: ApiSettings
 ) -> None:
@@ -239,6 +241,7 @@ def test_sensor_ticket_proposes_close_and_a_person_confirms_after_stable_time(
     assert events(conn, tid)[-1][:2] == ("close_confirmed", "officer-user")
 
 
+@pytest.mark.usefixtures("loop_registry")
 def test_manual_ticket_and_reopen_blocked_by_a_newer_open_ticket(
     conn: psycopg.Connection[Any], loop_settings: ApiSettings
 ) -> None:
