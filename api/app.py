@@ -17,7 +17,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from api.auth.cache import AuthCache
 from api.auth.settings import AuthSettings, load_auth_settings
+from api.console import routes as console
 from api.deps import AUTH_RESPONSES
 from api.routes import (
     ack,
@@ -90,7 +92,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = api_settings
-    app.state.auth_settings = auth or load_auth_settings()
+    auth_settings = auth or load_auth_settings()
+    app.state.auth_settings = auth_settings
+    app.state.auth_cache = AuthCache(
+        ttl_s=auth_settings.cache_ttl_s, max_entries=auth_settings.cache_max_entries
+    )
     app.state.workers = None
     app.include_router(health.router, prefix=API_PREFIX)  # unauthenticated: operators
     app.include_router(auth_routes.router, prefix=API_PREFIX)
@@ -110,6 +116,7 @@ def create_app(
         app.include_router(module.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)
     for loop in (ticket_actions, evidence, triage):  # the rectification closed loop
         app.include_router(loop.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)
+    app.include_router(console.router)  # the regulator console at /console/ (static + export)
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)

@@ -1,24 +1,34 @@
 """FastAPI dependencies: settings, a database connection, the signed-in user and their scope.
 
 Routes use ``CurrentUser`` (401 without a valid token or session cookie), ``ScopeDep``
-(the sites the user may see, resolved once per request; pass it to every query),
+(the sites the user may see; pass it to every query),
 ``WriterUser`` (403 for read-only roles: insurer, device) and ``require_role(...)``.
 Document the answers with ``responses={**AUTH_RESPONSES, **not_found("x")}``.
+
+The hot path stays on the event loop: a pooled connection is taken without a thread hop
+when one is free, and the token's user and scope come from a short-lived cache
+(``api.auth.cache``); only a cache miss or an empty pool goes to the thread pool.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 import psycopg
 from fastapi import Depends, HTTPException, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool, PoolTimeout
 
+from api.auth.cache import AuthCache, CachedAuth
+from api.auth.passwords import token_hash
 from api.auth.resolve import resolve_scope
 from api.auth.scope import Principal, Role, SiteScope
 from api.auth.settings import AuthSettings
-from api.auth.users import principal_for_token
+from api.auth.users import token_principal
 from api.schemas import ErrorPublic
 from api.settings import ApiSettings
 from bkcommon.timeutil import utcnow
@@ -38,22 +48,39 @@ cookie_scheme = APIKeyCookie(
 )
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_settings(request: Request) -> ApiSettings:
     """The settings the app was created with (tests pass their own to ``create_app``)."""
     settings: ApiSettings = request.app.state.settings
     return settings
 
 
-def get_auth_settings(request: Request) -> AuthSettings:
+async def get_auth_settings(request: Request) -> AuthSettings:
     """Sign-in and session settings the app was created with."""
     settings: AuthSettings = request.app.state.auth_settings
     return settings
 
 
-def get_conn(request: Request) -> Iterator[Conn]:
-    """An autocommit connection from the app's pool, returned after the request."""
-    with request.app.state.pool.connection() as conn:
+_FREE_CONN_WAIT_S = 0.0005  # on the event loop: take a free connection, never wait there
+
+
+async def get_conn(request: Request) -> AsyncIterator[Conn]:
+    """An autocommit connection from the app's pool, returned after the request.
+
+    A free connection is taken on the event loop; when none is free the wait (up to
+    ``BK_API_DB_TIMEOUT_S``, then 503) happens in the thread pool.
+    """
+    pool: ConnectionPool[Conn] = request.app.state.pool
+    try:
+        conn = pool.getconn(timeout=_FREE_CONN_WAIT_S)
+    except PoolTimeout:
+        conn = await run_in_threadpool(pool.getconn)
+    try:
         yield conn
+    finally:
+        if conn.info.transaction_status is TransactionStatus.IDLE:
+            pool.putconn(conn)  # no I/O for an idle autocommit connection
+        else:
+            await run_in_threadpool(pool.putconn, conn)  # rollback or close: I/O
 
 
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
@@ -73,40 +100,76 @@ def request_token(bearer: HTTPAuthorizationCredentials | None, cookie: str | Non
     return cookie or None
 
 
-def get_current_user(
+async def get_auth_cache(request: Request) -> AuthCache:
+    """The app's cache of resolved tokens (sign-out and user changes drop entries)."""
+    cache: AuthCache = request.app.state.auth_cache
+    return cache
+
+
+AuthCacheDep = Annotated[AuthCache, Depends(get_auth_cache)]
+
+
+def _look_up(conn: Conn, token: str, now: datetime) -> CachedAuth | None:
+    found = token_principal(conn, token=token, now=now)
+    if found is None:
+        return None
+    principal, expires_at = found
+    return CachedAuth(principal, resolve_scope(conn, principal), expires_at)
+
+
+async def get_auth(
+    request: Request,
     conn: ConnDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     cookie: Annotated[str | None, Security(cookie_scheme)],
-) -> Principal:
-    """The principal of a valid, unexpired, unrevoked token of an active user, else 401."""
+) -> CachedAuth:
+    """The user and scope of a valid, unexpired, unrevoked token of an active user, else 401.
+
+    Served from the auth cache when fresh; looked up (two queries) in the thread pool
+    otherwise. The request's own connection is used, so a lookup never waits for a second.
+    """
     token = request_token(bearer, cookie)
     if token is None:
         raise unauthorized()
-    principal = principal_for_token(conn, token=token, now=utcnow())
-    if principal is None:
-        raise unauthorized("invalid or expired token")
-    return principal
+    cache: AuthCache = request.app.state.auth_cache
+    key = token_hash(token)
+    now = utcnow()
+    entry = cache.get(key, now=now)
+    if entry is None:
+        entry = await run_in_threadpool(_look_up, conn, token, now)
+        if entry is None:
+            raise unauthorized("invalid or expired token")
+        cache.put(key, entry)
+    return entry
+
+
+AuthDep = Annotated[CachedAuth, Depends(get_auth)]
+
+
+async def get_current_user(auth: AuthDep) -> Principal:
+    """The principal of the request's token (401 without a valid one)."""
+    return auth.principal
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
 
 
-def get_scope(conn: ConnDep, user: CurrentUser) -> SiteScope:
-    """The sites ``user`` may see (FastAPI caches it for the rest of the request)."""
-    return resolve_scope(conn, user)
+async def get_scope(auth: AuthDep) -> SiteScope:
+    """The sites the request's user may see, resolved with the token."""
+    return auth.scope
 
 
 ScopeDep = Annotated[SiteScope, Depends(get_scope)]
 
 
-def require_role(*roles: Role) -> Callable[..., Principal]:
+def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """Dependency factory: the current user if their role is one of ``roles``, else 403.
 
     Example: ``user: Annotated[Principal, Depends(require_role(Role.ADMIN))]``.
     """
     allowed = frozenset(roles)
 
-    def _check(user: CurrentUser) -> Principal:
+    async def _check(user: CurrentUser) -> Principal:
         if user.role not in allowed:
             raise HTTPException(status_code=403, detail=f"role {user.role.value} may not do this")
         return user

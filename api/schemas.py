@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -114,13 +114,31 @@ class TicketPublic(Public):
         description="When the data showed the fix (e.g. the alarm cleared); a person confirms."
     )
     overdue: bool = Field(description="Not closed and past its deadline.")
+    rectified_at: datetime | None = Field(description="When the fix (note + photo) came in.")
+    rectified_by: str | None = None
+    verified_at: datetime | None = Field(
+        description="When a person verified the fix and closed the ticket."
+    )
+    verified_by: str | None = None
+    rejected_at: datetime | None = Field(description="Last time a fix was rejected.")
+    reopened_count: int = Field(description="Times the ticket was reopened after closing.")
+    reopened_at: datetime | None = None
+    card: Literal["yellow", "red"] | None = Field(
+        description="Tier-1 overdue warning card (黄牌 / 红牌); escalation_level is the step."
+    )
 
 
 class TicketsPublic(BaseModel):
     """A page of tickets, newest first."""
 
     data: list[TicketPublic]
-    count: int
+    count: int = Field(
+        description="Tickets matching the filters over all pages: exact up to 10,000, "
+        "past that PostgreSQL's estimate (see count_is_estimate)."
+    )
+    count_is_estimate: bool = Field(
+        default=False, description="True when more than 10,000 match and count is an estimate."
+    )
     limit: int
     offset: int
 
@@ -136,12 +154,25 @@ class TicketEventPublic(Public):
     data: dict[str, Any]
 
 
+class TicketPolicyPublic(Public):
+    """The insurance policy (食品安全责任险) of the site in force when the ticket opened."""
+
+    id: int
+    insurer: str
+    policy_no: str
+    starts_on: date
+    ends_on: date
+
+
 class TicketDetailPublic(TicketPublic):
-    """A ticket with its details, timeline and the findings that make it up."""
+    """A ticket with its details, timeline, findings and the policy in force."""
 
     details: dict[str, Any]
     events: list[TicketEventPublic]
     finding_ids: list[int]
+    policy: TicketPolicyPublic | None = Field(
+        default=None, description="The site's policy in force when the ticket was opened."
+    )
 
 
 class SitePublic(Public):

@@ -20,6 +20,14 @@ class AuthSettings(BaseSettings):
         default=10, ge=1, le=1000, description="Failed sign-ins in a row before the lock."
     )
     lock_s: float = Field(default=300.0, gt=0, le=86400, description="How long a lock lasts.")
+    cache_ttl_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="Remember a token's user and sites this long (0: look up every request). "
+        "Sign-out and user changes through this process apply at once; elsewhere within this.",
+    )
+    cache_max_entries: int = Field(default=10_000, ge=1, le=1_000_000)
     cookie_secure: bool = Field(
         default=False, description="Send the session cookie over HTTPS only (set in production)."
     )

@@ -217,10 +217,21 @@ def login(
 
 def principal_for_token(conn: Conn, *, token: str, now: datetime) -> Principal | None:
     """The active user of an unexpired, unrevoked token, or None; notes when it was used."""
+    found = token_principal(conn, token=token, now=now)
+    return found[0] if found is not None else None
+
+
+def token_principal(
+    conn: Conn, *, token: str, now: datetime
+) -> tuple[Principal, datetime | None] | None:
+    """The active user of a live token and the token's expiry, or None; notes the use.
+
+    ``last_used_at`` is written at most once a minute per token, not on every request.
+    """
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             """SELECT u.id, u.username, u.role, u.region_id, u.person_id, u.insurer,
-                      t.id AS token_id, t.last_used_at
+                      t.id AS token_id, t.last_used_at, t.expires_at
                FROM api_tokens t JOIN users u ON u.id = t.user_id
                WHERE t.token_hash = %s AND t.revoked_at IS NULL
                  AND (t.expires_at IS NULL OR t.expires_at > %s) AND u.active""",
@@ -233,7 +244,7 @@ def principal_for_token(conn: Conn, *, token: str, now: datetime) -> Principal |
             cur.execute(
                 "UPDATE api_tokens SET last_used_at = %s WHERE id = %s", (now, row["token_id"])
             )
-    return _principal(row)
+    return _principal(row), row["expires_at"]
 
 
 def revoke_token(conn: Conn, *, token: str, now: datetime, actor: str) -> bool:

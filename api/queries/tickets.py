@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
@@ -11,6 +12,7 @@ from api.auth.scope import SiteScope
 from api.schemas import (
     TicketDetailPublic,
     TicketEventPublic,
+    TicketPolicyPublic,
     TicketPublic,
     TicketsPublic,
     TicketStatus,
@@ -22,16 +24,23 @@ _COLUMNS = """
 t.id, t.ticket_no, t.site_id, t.source, t.rule, t.subject, t.tier, t.status, t.title,
 t.opened_at, t.due_at, t.acknowledged_at, t.closed_at, t.escalation_level, t.occurrences,
 t.last_occurrence_at, t.close_proposed_at, t.details,
+t.rectified_at, t.rectified_by, t.verified_by,
+CASE WHEN t.verified_by IS NOT NULL THEN t.closed_at END AS verified_at,
+t.rejected_at, t.reopened_count, t.reopened_at, t.card,
 (t.status <> 'closed' AND t.due_at < now()) AS overdue
 """
 
-_FILTER = """
-WHERE (%(site)s::text IS NULL OR t.site_id = %(site)s)
-  AND (%(status)s::text IS NULL OR t.status = %(status)s)
-  AND (%(rule)s::text IS NULL OR t.rule = %(rule)s)
-  AND (%(tier)s::smallint IS NULL OR t.tier = %(tier)s)
-  AND {scope}
-"""
+COUNT_CAP = 10_000
+"""Lists count matches exactly up to this many; past it ``count`` is the planner's estimate."""
+
+# Only the filters given go into the SQL: each query gets a plan for its own filters
+# (an "IS NULL OR" for every absent filter hides the indexes from a generic plan).
+_FILTERS = {
+    "site": "t.site_id = %(site)s",
+    "status": "t.status = %(status)s",
+    "rule": "t.rule = %(rule)s",
+    "tier": "t.tier = %(tier)s",
+}
 
 
 def list_tickets(
@@ -45,30 +54,65 @@ def list_tickets(
     limit: int,
     offset: int,
 ) -> TicketsPublic:
-    """One page of tickets matching the filters, newest opened first."""
-    params = {
+    """One page of tickets matching the filters, newest opened first, with the total.
+
+    The total is exact up to ``COUNT_CAP`` matches; past that it is PostgreSQL's row
+    estimate (never below the cap) and ``count_is_estimate`` is true, so a page of a
+    100,000-ticket region costs a page, not a count of every row.
+    """
+    given: dict[str, object] = {
         "site": site_id,
         "status": status.value if status else None,
         "rule": rule,
         "tier": tier,
+    }
+    params: dict[str, object] = {
+        **{k: v for k, v in given.items() if v is not None},
         "limit": limit,
         "offset": offset,
-        **scope.params(),
+        "cap": COUNT_CAP + 1,
     }
-    where = _FILTER.format(scope=scope.clause("t.site_id"))
+    conditions = [_FILTERS[k] for k, v in given.items() if v is not None]
+    if not scope.all_sites:
+        conditions.append("t.site_id = ANY(%(scope_sites)s)")
+        params["scope_sites"] = list(scope.site_ids)
+    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"SELECT {_COLUMNS} FROM tickets t {where} "
             "ORDER BY t.opened_at DESC, t.id DESC LIMIT %(limit)s OFFSET %(offset)s",
             params,
         ).fetchall()
-        total = cur.execute(f"SELECT count(*) AS n FROM tickets t {where}", params).fetchone()
+        if offset == 0 and len(rows) < limit:
+            total, estimate = len(rows), False  # the whole answer is on this page
+        else:
+            counted = cur.execute(
+                f"SELECT count(*) AS n FROM (SELECT 1 FROM tickets t {where} LIMIT %(cap)s) m",
+                params,
+            ).fetchone()
+            total = int(counted["n"]) if counted else 0
+            estimate = total > COUNT_CAP
+            if estimate:
+                matching = f"SELECT 1 FROM tickets t {where}"
+                total = max(total, _estimated_rows(conn, matching, params))
     return TicketsPublic(
         data=[TicketPublic.model_validate(r) for r in rows],
-        count=int(total["n"]) if total else 0,
+        count=total,
+        count_is_estimate=estimate,
         limit=limit,
         offset=offset,
     )
+
+
+def _estimated_rows(conn: Conn, query: str, params: dict[str, object]) -> int:
+    """PostgreSQL's estimate of the rows ``query`` returns (planning only, no execution)."""
+    row = conn.execute(f"EXPLAIN (FORMAT JSON) {query}", params, prepare=False).fetchone()
+    if row is None:
+        return 0
+    plan = row[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 def get_ticket(*, conn: Conn, scope: SiteScope, ticket_id: int) -> TicketDetailPublic | None:
@@ -90,10 +134,17 @@ def get_ticket(*, conn: Conn, scope: SiteScope, ticket_id: int) -> TicketDetailP
         findings = cur.execute(
             "SELECT id FROM findings WHERE ticket_id = %s ORDER BY id", (ticket_id,)
         ).fetchall()
+        policy = cur.execute(
+            """SELECT p.id, p.insurer, p.policy_no, p.starts_on, p.ends_on
+               FROM ticket_policies tp JOIN policies p ON p.id = tp.policy_id
+               WHERE tp.ticket_id = %s""",
+            (ticket_id,),
+        ).fetchone()
     return TicketDetailPublic.model_validate(
         {
             **ticket,
             "events": [TicketEventPublic.model_validate(e) for e in events],
             "finding_ids": [int(f["id"]) for f in findings],
+            "policy": TicketPolicyPublic.model_validate(policy) if policy else None,
         }
     )

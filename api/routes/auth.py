@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials
 
+from api.auth.passwords import token_hash
 from api.auth.resolve import resolve_scope
 from api.auth.schemas import LoginIn, MePublic, TokenPublic
 from api.auth.scope import Principal, SiteScope
@@ -14,6 +15,7 @@ from api.auth.users import AuthError, login, revoke_token
 from api.deps import (
     AUTH_RESPONSES,
     SESSION_COOKIE,
+    AuthCacheDep,
     AuthSettingsDep,
     ConnDep,
     CurrentUser,
@@ -95,6 +97,7 @@ def sign_in(
 @router.post("/logout", status_code=204, responses=AUTH_RESPONSES)
 def sign_out(
     conn: ConnDep,
+    cache: AuthCacheDep,
     user: CurrentUser,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     cookie: Annotated[str | None, Security(cookie_scheme)],
@@ -103,6 +106,7 @@ def sign_out(
     token = request_token(bearer, cookie)
     if token is not None:
         revoke_token(conn, token=token, now=utcnow(), actor=user.username)
+        cache.forget(token_hash(token))
     out = Response(status_code=204)
     out.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return out

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException
 from api.auth.schemas import DeviceCreate, DeviceTokenPublic, UserCreate, UserPublic, UsersPublic
 from api.auth.scope import Role
 from api.auth.users import UserError, create_device, create_user, list_users, set_active
-from api.deps import AdminUser, ConnDep
+from api.deps import AdminUser, AuthCacheDep, ConnDep
 from api.schemas import ErrorPublic
 from bkcommon.timeutil import utcnow
 
@@ -65,18 +65,20 @@ def add_device(conn: ConnDep, admin: AdminUser, body: DeviceCreate) -> DeviceTok
 
 
 @router.post("/{username}/disable", response_model=UserPublic, responses=_MISSING)
-def disable_user(conn: ConnDep, admin: AdminUser, username: str) -> UserPublic:
+def disable_user(conn: ConnDep, admin: AdminUser, cache: AuthCacheDep, username: str) -> UserPublic:
     """Disable a user or device and revoke its tokens."""
     if not set_active(conn, username=username, active=False, actor=admin.username, now=utcnow()):
         raise HTTPException(status_code=404, detail=f"user {username!r} not found")
+    cache.clear()  # its cached sessions end now, not when they go stale
     return _one(conn, username)
 
 
 @router.post("/{username}/enable", response_model=UserPublic, responses=_MISSING)
-def enable_user(conn: ConnDep, admin: AdminUser, username: str) -> UserPublic:
+def enable_user(conn: ConnDep, admin: AdminUser, cache: AuthCacheDep, username: str) -> UserPublic:
     """Enable a disabled user again (it signs in anew; old tokens stay revoked)."""
     if not set_active(conn, username=username, active=True, actor=admin.username, now=utcnow()):
         raise HTTPException(status_code=404, detail=f"user {username!r} not found")
+    cache.clear()  # its cached sessions end now, not when they go stale
     return _one(conn, username)
 
 

@@ -141,7 +141,6 @@ def test_expired_and_revoked_tokens_are_refused(
     token = _login(client, officer).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     fresh = TestClient(client.app)  # no cookie jar: the header only
-    assert fresh.get("/api/v1/auth/me", headers=headers).status_code == 200
     conn.execute(
         "UPDATE api_tokens SET expires_at = now() - interval '1 s' WHERE token_hash = %s",
         (token_hash(token),),
@@ -297,3 +296,54 @@ def test_users_cli(cli_env: dict[str, str], conn: psycopg.Connection[Any]) -> No
     assert run_cli("users", "disable", "zhao", env=cli_env).returncode == 0
     assert conn.execute("SELECT active FROM users WHERE username = 'zhao'").fetchone() == (False,)
     assert run_cli("users", "disable", "nobody", env=cli_env).returncode == 1
+
+
+def _app_with_cache(db_url: str, settings: ApiSettings, ttl_s: float) -> TestClient:
+    auth = AuthSettings(cache_ttl_s=ttl_s, session_ttl_h=1)
+    return TestClient(create_app(settings, common=CommonSettings(database_url=db_url), auth=auth))
+
+
+def test_cached_token_still_ends_at_its_expiry_and_sign_out(
+    db_url: str, settings: ApiSettings, conn: psycopg.Connection[Any], officer: str
+) -> None:
+    from api.auth.scope import Principal, Role
+    from api.auth.users import issue_token
+    from tests.support.services import wait_until
+
+    row = conn.execute("SELECT id FROM users WHERE username = 'wang'").fetchone()
+    assert row is not None
+    who = Principal(user_id=str(row[0]), username="wang", role=Role.OFFICER)
+    short = issue_token(conn, principal=who, kind="session", ttl=timedelta(seconds=1.5),
+                        now=utcnow())  # fmt: skip
+    with _app_with_cache(db_url, settings, ttl_s=60) as c:
+        headers = {"Authorization": f"Bearer {short.token}"}
+        assert c.get("/api/v1/auth/me", headers=headers).status_code == 200  # now cached
+        assert len(c.app.state.auth_cache) == 1  # type: ignore[attr-defined]
+        wait_until(lambda: c.get("/api/v1/auth/me", headers=headers).status_code == 401, 5)
+        token = _login(c, officer).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert c.get("/api/v1/tickets", headers=headers).status_code == 200
+        assert c.post("/api/v1/auth/logout", headers=headers).status_code == 204
+        assert c.get("/api/v1/tickets", headers=headers).status_code == 401
+
+
+def test_out_of_band_disable_applies_within_the_cache_ttl(
+    db_url: str, settings: ApiSettings, conn: psycopg.Connection[Any], officer: str
+) -> None:
+    from api.auth.users import set_active
+    from tests.support.services import wait_until
+
+    with _app_with_cache(db_url, settings, ttl_s=1) as c:
+        token = _login(c, officer).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert c.get("/api/v1/tickets", headers=headers).status_code == 200
+        # as `brightkitchen users disable` in another process would: this app is not told
+        set_active(conn, username=officer, active=False, actor="cli", now=utcnow())
+        wait_until(lambda: c.get("/api/v1/tickets", headers=headers).status_code == 401, 5)
+    with _app_with_cache(db_url, settings, ttl_s=0) as c:  # no cache: at once
+        set_active(conn, username=officer, active=True, actor="cli", now=utcnow())
+        token = _login(c, officer).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        assert c.get("/api/v1/tickets", headers=headers).status_code == 200
+        set_active(conn, username=officer, active=False, actor="cli", now=utcnow())
+        assert c.get("/api/v1/tickets", headers=headers).status_code == 401
