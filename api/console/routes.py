@@ -1,0 +1,313 @@
+"""The regulator console: static pages under ``/console/``, its CSV export and two small reads.
+
+The pages are plain HTML, CSS and ES modules shipped in this package (no CDN, no external
+fonts: the console runs on an intranet). Every data request goes to ``/api/v1`` with the
+session cookie; the few reads the REST API lacks live here, scoped like every query.
+Every answer of this router carries a ``Content-Security-Policy`` of ``default-src 'self'``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from psycopg.rows import dict_row
+from pydantic import BaseModel, Field
+
+from api.auth.scope import SiteScope
+from api.deps import ConnDep, ScopeDep
+from api.queries.sites import list_sites
+from api.queries.tickets import list_tickets
+from api.schemas import TicketPublic, TicketStatus
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+_MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+
+EXPORT_PAGE = 500
+EXPORT_MAX_ROWS = 100_000
+
+CSV_COLUMNS = (
+    "ticket_no",
+    "site_id",
+    "site_name",
+    "rule",
+    "subject",
+    "tier",
+    "status",
+    "title",
+    "opened_at",
+    "due_at",
+    "acknowledged_at",
+    "closed_at",
+    "escalation_level",
+    "occurrences",
+    "overdue",
+)
+
+
+class ConsoleRoute(APIRoute):
+    """A route whose every answer (errors included) carries the console's security headers."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap the handler to add CSP, nosniff, referrer and framing headers."""
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            try:
+                response = await original(request)
+            except HTTPException as exc:
+                headers = {**(exc.headers or {}), **SECURITY_HEADERS}
+                raise HTTPException(exc.status_code, exc.detail, headers) from exc
+            response.headers.update(SECURITY_HEADERS)
+            return response
+
+        return handler
+
+
+router = APIRouter(prefix="/console", tags=["console"], route_class=ConsoleRoute)
+
+
+class SiteRiskBrief(BaseModel):
+    """The latest stored risk score of a site (the daily job stores them)."""
+
+    score: float = Field(ge=0, le=100)
+    computed_at: datetime
+
+
+class ConsoleSummary(BaseModel):
+    """What the overview needs beyond ``/api/v1/sites``: region names and latest risk scores."""
+
+    regions: dict[str, str]
+    risk: dict[str, SiteRiskBrief]
+
+
+class SensorBrief(BaseModel):
+    """A sensor of a site with its effective rule parameters (limits)."""
+
+    id: str
+    name: str
+    profile: str
+    active: bool
+    last_reading_at: datetime | None
+    params: dict[str, Any]
+
+
+def console_summary(*, conn: ConnDep, scope: SiteScope) -> ConsoleSummary:
+    """Region names of the sites in scope, and each site's latest stored risk score."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        regions = cur.execute(
+            f"""SELECT DISTINCT r.id, r.name FROM regions r JOIN sites s ON s.region_id = r.id
+                WHERE {scope.clause("s.id")}""",
+            scope.params(),
+        ).fetchall()
+        risk = cur.execute(
+            f"""SELECT DISTINCT ON (site_id) site_id, score, computed_at FROM risk_scores
+                WHERE {scope.clause("site_id")} ORDER BY site_id, computed_at DESC""",
+            scope.params(),
+        ).fetchall()
+    return ConsoleSummary(
+        regions={str(r["id"]): str(r["name"]) for r in regions},
+        risk={
+            str(r["site_id"]): SiteRiskBrief(score=r["score"], computed_at=r["computed_at"])
+            for r in risk
+        },
+    )
+
+
+def site_sensors(*, conn: ConnDep, scope: SiteScope, site_id: str) -> list[SensorBrief] | None:
+    """The sensors of one site in scope (None when the site is absent or out of scope)."""
+    params = {"site": site_id, **scope.params()}
+    with conn.cursor(row_factory=dict_row) as cur:
+        site = cur.execute(
+            f"SELECT 1 FROM sites s WHERE s.id = %(site)s AND {scope.clause('s.id')}", params
+        ).fetchone()
+        if site is None:
+            return None
+        rows = cur.execute(
+            f"""SELECT id, name, profile, active, last_reading_at, params FROM sensors
+                WHERE site_id = %(site)s AND {scope.clause("site_id")} ORDER BY id""",
+            params,
+        ).fetchall()
+    return [SensorBrief.model_validate(r) for r in rows]
+
+
+def matching_tickets(
+    *,
+    conn: ConnDep,
+    scope: SiteScope,
+    site_id: str | None,
+    status: TicketStatus | None,
+    rule: str | None,
+    tier: int | None,
+    overdue: bool,
+    max_rows: int = EXPORT_MAX_ROWS,
+) -> Iterator[TicketPublic]:
+    """Every ticket of the filters (through the API's own query, page by page), newest first."""
+    offset = 0
+    yielded = 0
+    while yielded < max_rows:
+        page = list_tickets(
+            conn=conn,
+            scope=scope,
+            site_id=site_id,
+            status=status,
+            rule=rule,
+            tier=tier,
+            limit=EXPORT_PAGE,
+            offset=offset,
+        )
+        for ticket in page.data:
+            if overdue and not ticket.overdue:
+                continue
+            yield ticket
+            yielded += 1
+            if yielded >= max_rows:
+                return
+        if len(page.data) < EXPORT_PAGE:
+            return
+        offset += EXPORT_PAGE
+
+
+def csv_cell(value: object) -> str:
+    """A CSV cell; text starting like a spreadsheet formula is quoted with ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def tickets_csv(tickets: Iterator[TicketPublic], site_names: dict[str, str]) -> str:
+    """The rectification ledger as CSV text (header row first)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for t in tickets:
+        row = t.model_dump()
+        row["site_name"] = site_names.get(t.site_id, "")
+        row["status"] = t.status.value
+        writer.writerow([csv_cell(row[c]) for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+@router.get("/export/tickets.csv", include_in_schema=False)
+def export_tickets(
+    *,
+    conn: ConnDep,
+    scope: ScopeDep,
+    site_id: str | None = None,
+    status: TicketStatus | None = None,
+    rule: str | None = None,
+    tier: Annotated[int | None, Query(ge=1, le=3)] = None,
+    overdue: bool = False,
+) -> Response:
+    """The rectification ledger (整改台账) of the current filter as CSV, only your sites."""
+    names = {s.id: s.name for s in list_sites(conn=conn, scope=scope).data}
+    body = tickets_csv(
+        matching_tickets(
+            conn=conn,
+            scope=scope,
+            site_id=site_id or None,
+            status=status,
+            rule=rule or None,
+            tier=tier,
+            overdue=overdue,
+        ),
+        names,
+    )
+    logger.info("ticket ledger exported (%d bytes)", len(body))
+    return Response(
+        content="\ufeff" + body,  # BOM: spreadsheet programs then read UTF-8 (Chinese) right
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="tickets.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/api/summary", response_model=ConsoleSummary, include_in_schema=False)
+def read_summary(conn: ConnDep, scope: ScopeDep) -> ConsoleSummary:
+    """Region names and latest risk scores of your sites (the overview table)."""
+    return console_summary(conn=conn, scope=scope)
+
+
+@router.get(
+    "/api/sites/{site_id}/sensors", response_model=list[SensorBrief], include_in_schema=False
+)
+def read_site_sensors(conn: ConnDep, scope: ScopeDep, site_id: str) -> list[SensorBrief]:
+    """The sensors of one of your sites (the site page draws their last 24 h)."""
+    found = site_sensors(conn=conn, scope=scope, site_id=site_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"site {site_id} not found")
+    return found
+
+
+@router.get("", include_in_schema=False)
+def console_root() -> RedirectResponse:
+    """``/console`` → ``/console/``."""
+    return RedirectResponse("/console/", status_code=308)
+
+
+def static_file(name: str) -> Path | None:
+    """The file ``static/<name>`` of this package, never anything outside it."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    path = STATIC_DIR / name
+    if path.suffix not in _MEDIA_TYPES or not path.is_file():
+        return None
+    return path
+
+
+@router.get("/static/{name}", include_in_schema=False)
+def console_static(name: str) -> FileResponse:
+    """A script, style sheet or image of the console."""
+    path = static_file(name)
+    if path is None:
+        raise HTTPException(status_code=404, detail="not found")
+    return FileResponse(
+        path, media_type=_MEDIA_TYPES[path.suffix], headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.get("/", include_in_schema=False)
+@router.get("/{page:path}", include_in_schema=False)
+def console_page(page: str = "") -> FileResponse:
+    """The console's one HTML page; the script shows the view the path names."""
+    return FileResponse(
+        STATIC_DIR / "index.html",
+        media_type=_MEDIA_TYPES[".html"],
+        headers={"Cache-Control": "no-cache"},
+    )

@@ -1,0 +1,40 @@
+// Calls to the REST API (/api/v1) with the HttpOnly session cookie (same origin).
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail || `HTTP ${status}`);
+    this.status = status;
+  }
+}
+
+let onUnauthorized = () => {};
+
+/** Who is told when a call answers 401 (the app shows the sign-in page). */
+export function setUnauthorizedHandler(fn) {
+  onUnauthorized = fn;
+}
+
+function detailOf(body, status) {
+  const d = body && body.detail;
+  if (typeof d === "string") return d;
+  if (Array.isArray(d)) return d.map((e) => `${(e.loc || []).slice(1).join(".")}: ${e.msg}`).join("; ");
+  return `HTTP ${status}`;
+}
+
+/** Fetch JSON from `path` (below /api/v1, or absolute when it starts with /console/). */
+export async function api(path, { method = "GET", json, form, quiet401 = false } = {}) {
+  const url = path.startsWith("/console/") ? path : `/api/v1${path}`;
+  const opts = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (json !== undefined) {
+    opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    opts.body = form;
+  }
+  const r = await fetch(url, opts);
+  if (r.status === 204) return null;
+  const body = await r.json().catch(() => null);
+  if (r.status === 401 && !quiet401) onUnauthorized();
+  if (!r.ok) throw new ApiError(r.status, detailOf(body, r.status));
+  return body;
+}

@@ -1,0 +1,203 @@
+// Every string of the console, in Chinese (default) and English.
+
+const DICT = {
+  "zh-CN": {
+    app_title: "明厨亮灶 监管平台",
+    skip: "跳到正文",
+    lang_name: "中文",
+    switch_lang: "English",
+    switch_lang_label: "切换语言为英文",
+    signin_title: "登录",
+    username: "用户名",
+    password: "密码",
+    signin: "登录",
+    signin_failed: "用户名或密码错误，或账号已锁定。",
+    signout: "退出",
+    signed_in_as: "当前用户",
+    role_admin: "管理员", role_regulator: "监管人员", role_officer: "食品安全员",
+    role_director: "食品安全总监", role_insurer: "保险机构", role_device: "设备",
+    nav: "主导航",
+    nav_overview: "总览", nav_tickets: "整改台账", nav_reviews: "抓拍审核",
+    overview_title: "食堂总览",
+    filter_name: "按名称筛选",
+    canteens: "食堂", open_tickets: "未关闭整改单", overdue_tickets: "逾期整改单",
+    active_alarms: "未消除报警", risk: "风险分", region: "区域", name: "名称", state: "状态",
+    state_red: "有逾期", state_amber: "待整改", state_green: "正常",
+    no_sites: "没有可显示的食堂。",
+    sort_by: "排序：{col}",
+    tickets_title: "整改台账",
+    filters: "筛选",
+    status: "状态", tier: "级别", rule: "规则", site: "食堂", overdue: "仅逾期",
+    any: "全部", apply: "应用", reset: "重置",
+    export_csv: "导出 CSV",
+    ticket_no: "编号", title: "标题", opened_at: "开单时间", due_at: "整改期限",
+    escalation: "升级级别", occurrences: "发生次数",
+    count_of: "共 {n} 条", page_of: "第 {p} / {n} 页", prev: "上一页", next: "下一页",
+    no_tickets: "没有符合条件的整改单。",
+    overdue_badge: "已逾期",
+    status_open: "待处理", status_acknowledged: "已接收", status_rectified: "已整改",
+    status_closed: "已关闭", status_rejected: "已驳回",
+    tier_n: "{n} 级",
+    ticket: "整改单", facts: "基本信息", subject: "对象", source: "来源",
+    acknowledged_at: "接收时间", closed_at: "关闭时间", close_proposed_at: "数据建议关闭",
+    last_occurrence_at: "最近发生",
+    cards: "警示牌", card_yellow: "黄牌", card_red: "红牌", no_card: "无",
+    level_n: "第 {n} 级",
+    actions: "处理", note: "说明 / 理由", photos: "整改照片",
+    no_actions: "您当前无可执行的操作。",
+    needs_note: "此操作需要填写说明或理由。",
+    needs_photo: "提交整改需要至少一张照片。",
+    action_done: "已完成：{a}",
+    act_acknowledge: "接收", act_rectify: "提交整改", act_verify: "验收通过",
+    act_reject: "驳回", act_reopen: "重新打开", act_close: "关闭", act_confirm_close: "确认关闭",
+    evidence: "证据", no_evidence: "暂无证据照片。",
+    uploaded_by: "上传：{who}",
+    timeline: "处理记录",
+    ev_opened: "开单", ev_occurrence: "再次发生", ev_acknowledged: "已接收", ev_rectified: "提交整改",
+    ev_verified: "验收通过", ev_rejected: "驳回", ev_reopened: "重新打开", ev_closed: "关闭",
+    ev_close_confirmed: "确认关闭", ev_close_proposed: "数据建议关闭", ev_alarm_cleared: "报警已消除",
+    ev_escalation_reminder: "提醒", ev_escalation_warning: "预警", ev_escalation_director: "升级至总监",
+    ev_escalation_regulator: "升级至监管", ev_escalation_yellow_card: "黄牌警示",
+    ev_escalation_red_card: "红牌警示",
+    back_to_ledger: "返回整改台账",
+    reviews_title: "抓拍审核",
+    reviews_read_only: "您的角色只能查看，不能审核。",
+    no_reviews: "没有待审核的抓拍。",
+    camera: "摄像头", model_version: "模型版本", created_at: "时间", capture: "抓拍",
+    confirm: "确认违规", dismiss: "误报驳回", reason: "理由",
+    needs_reason: "驳回需要填写理由。",
+    site_title: "食堂：{name}",
+    address: "地址", sensors: "传感器", no_sensors: "没有传感器。",
+    last_24h: "最近 24 小时（5 分钟）", no_readings: "最近 24 小时没有数据。",
+    limits: "限值", latest: "最新", min: "最低", max: "最高",
+    risk_now: "当前风险分", risk_history: "风险分历史", components: "构成", no_history: "暂无历史。",
+    alarms: "未消除报警", no_alarms: "没有未消除的报警。",
+    inspections: "检查记录", no_inspections: "没有检查记录。", notice: "整改通知书",
+    kind: "类型", items: "检查项", failed: "不合格",
+    not_found: "未找到，或不在您的管辖范围内。",
+    error: "出错了：{msg}",
+    loading: "加载中…",
+    comp_overdue: "逾期整改", comp_repeated: "重复问题", comp_excursion: "温度超限",
+    comp_sensor_downtime: "传感器离线", comp_camera_downtime: "摄像头离线", comp_inspection_fail: "检查不合格",
+    yes: "是", no: "否",
+  },
+  en: {
+    app_title: "Bright Kitchen · Regulator console",
+    skip: "Skip to content",
+    lang_name: "English",
+    switch_lang: "中文",
+    switch_lang_label: "Switch language to Chinese",
+    signin_title: "Sign in",
+    username: "Username",
+    password: "Password",
+    signin: "Sign in",
+    signin_failed: "Wrong username or password, or the account is locked.",
+    signout: "Sign out",
+    signed_in_as: "Signed in as",
+    role_admin: "Administrator", role_regulator: "Regulator", role_officer: "Food-safety officer",
+    role_director: "Food-safety director", role_insurer: "Insurer", role_device: "Device",
+    nav: "Main navigation",
+    nav_overview: "Overview", nav_tickets: "Rectification ledger", nav_reviews: "Capture review",
+    overview_title: "Canteens at a glance",
+    filter_name: "Filter by name",
+    canteens: "Canteens", open_tickets: "Open tickets", overdue_tickets: "Overdue tickets",
+    active_alarms: "Active alarms", risk: "Risk score", region: "Region", name: "Name", state: "State",
+    state_red: "Overdue", state_amber: "Open tickets", state_green: "All clear",
+    no_sites: "No canteens to show.",
+    sort_by: "Sort by {col}",
+    tickets_title: "Rectification ledger",
+    filters: "Filters",
+    status: "Status", tier: "Tier", rule: "Rule", site: "Canteen", overdue: "Overdue only",
+    any: "Any", apply: "Apply", reset: "Reset",
+    export_csv: "Export CSV",
+    ticket_no: "No.", title: "Title", opened_at: "Opened", due_at: "Due",
+    escalation: "Escalation", occurrences: "Occurrences",
+    count_of: "{n} in all", page_of: "Page {p} of {n}", prev: "Previous", next: "Next",
+    no_tickets: "No tickets match.",
+    overdue_badge: "Overdue",
+    status_open: "Open", status_acknowledged: "Acknowledged", status_rectified: "Rectified",
+    status_closed: "Closed", status_rejected: "Rejected",
+    tier_n: "Tier {n}",
+    ticket: "Ticket", facts: "Facts", subject: "Subject", source: "Source",
+    acknowledged_at: "Acknowledged", closed_at: "Closed", close_proposed_at: "Close proposed by data",
+    last_occurrence_at: "Last occurrence",
+    cards: "Cards", card_yellow: "Yellow card", card_red: "Red card", no_card: "None",
+    level_n: "Level {n}",
+    actions: "Actions", note: "Note / reason", photos: "Photos of the fix",
+    no_actions: "You have no action to take now.",
+    needs_note: "This action needs a note or a reason.",
+    needs_photo: "A rectification needs at least one photo.",
+    action_done: "Done: {a}",
+    act_acknowledge: "Acknowledge", act_rectify: "Submit rectification", act_verify: "Verify",
+    act_reject: "Reject", act_reopen: "Reopen", act_close: "Close", act_confirm_close: "Confirm close",
+    evidence: "Evidence", no_evidence: "No evidence photos yet.",
+    uploaded_by: "Uploaded by {who}",
+    timeline: "Timeline",
+    ev_opened: "Opened", ev_occurrence: "Occurred again", ev_acknowledged: "Acknowledged",
+    ev_rectified: "Rectification submitted", ev_verified: "Verified", ev_rejected: "Rejected",
+    ev_reopened: "Reopened", ev_closed: "Closed", ev_close_confirmed: "Close confirmed",
+    ev_close_proposed: "Close proposed by data", ev_alarm_cleared: "Alarm cleared",
+    ev_escalation_reminder: "Reminder", ev_escalation_warning: "Warning",
+    ev_escalation_director: "Escalated to director", ev_escalation_regulator: "Escalated to regulator",
+    ev_escalation_yellow_card: "Yellow card", ev_escalation_red_card: "Red card",
+    back_to_ledger: "Back to the ledger",
+    reviews_title: "Capture review",
+    reviews_read_only: "Your role may look but not review.",
+    no_reviews: "No captures wait for review.",
+    camera: "Camera", model_version: "Model version", created_at: "Time", capture: "Capture",
+    confirm: "Confirm", dismiss: "Dismiss", reason: "Reason",
+    needs_reason: "Dismissing needs a reason.",
+    site_title: "Canteen: {name}",
+    address: "Address", sensors: "Sensors", no_sensors: "No sensors.",
+    last_24h: "Last 24 h (5 min)", no_readings: "No readings in the last 24 h.",
+    limits: "Limits", latest: "Latest", min: "Min", max: "Max",
+    risk_now: "Risk score now", risk_history: "Risk history", components: "Components", no_history: "No history yet.",
+    alarms: "Active alarms", no_alarms: "No active alarms.",
+    inspections: "Inspections", no_inspections: "No inspections.", notice: "Rectification notice",
+    kind: "Kind", items: "Items", failed: "Failed",
+    not_found: "Not found, or outside your sites.",
+    error: "Something went wrong: {msg}",
+    loading: "Loading…",
+    comp_overdue: "Overdue tickets", comp_repeated: "Repeated problems", comp_excursion: "Temperature excursions",
+    comp_sensor_downtime: "Sensor downtime", comp_camera_downtime: "Camera downtime", comp_inspection_fail: "Failed inspection items",
+    yes: "yes", no: "no",
+  },
+};
+
+export const LANGS = Object.keys(DICT);
+let lang = LANGS.includes(localStorage.getItem("bk.lang")) ? localStorage.getItem("bk.lang") : "zh-CN";
+
+/** The current language tag. */
+export function getLang() {
+  return lang;
+}
+
+/** Switch language (kept in localStorage); the caller re-renders. */
+export function setLang(next) {
+  lang = LANGS.includes(next) ? next : "zh-CN";
+  localStorage.setItem("bk.lang", lang);
+  document.documentElement.lang = lang;
+}
+
+/** The text of `key` in the current language with {name} placeholders filled. */
+export function t(key, vars = {}) {
+  const s = DICT[lang][key] ?? DICT["zh-CN"][key] ?? key;
+  return s.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? String(vars[k]) : `{${k}}`));
+}
+
+/** `key` translated when the dictionary knows it, else `fallback`. */
+export function tOr(key, fallback) {
+  return key in DICT[lang] ? t(key) : fallback;
+}
+
+/** A time in the current language, local time zone. */
+export function fmtTime(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  return new Intl.DateTimeFormat(lang, { dateStyle: "short", timeStyle: "short" }).format(d);
+}
+
+/** A number with `digits` decimals, or a dash. */
+export function fmtNum(x, digits = 1) {
+  return x === null || x === undefined ? "—" : Number(x).toFixed(digits);
+}

@@ -1,0 +1,111 @@
+// One canteen: sensors with their last 24 h (an inline SVG drawn here), tickets, alarms, risk.
+import { api } from "./api.js";
+import { h, mount, qs } from "./dom.js";
+import { fmtNum, fmtTime, t, tOr } from "./i18n.js";
+import { siteState, statusBadge } from "./views.js";
+
+const BASE = "/console";
+const W = 320;
+const H = 90;
+const PAD = 4;
+
+/**
+ * A line chart of `points` ([{x: ms, y}]) with optional horizontal limit lines, as SVG.
+ * The y range covers the data and the limits; gaps over 3 buckets break the line.
+ */
+export function lineChart(points, { limits = [], from, to, label, gapMs = 15 * 60 * 1000 } = {}) {
+  const ys = points.map((p) => p.y).concat(limits.filter((v) => v !== null && v !== undefined));
+  let lo = Math.min(...ys), hi = Math.max(...ys);
+  if (!(hi > lo)) { lo -= 1; hi += 1; }
+  const margin = (hi - lo) * 0.1;
+  lo -= margin; hi += margin;
+  const x0 = from ?? points[0].x, x1 = to ?? points[points.length - 1].x;
+  const sx = (x) => PAD + ((x - x0) / Math.max(1, x1 - x0)) * (W - 2 * PAD);
+  const sy = (y) => H - PAD - ((y - lo) / (hi - lo)) * (H - 2 * PAD);
+  const segments = [];
+  let seg = [];
+  points.forEach((p, i) => {
+    if (i > 0 && p.x - points[i - 1].x > gapMs && seg.length) { segments.push(seg); seg = []; }
+    seg.push(`${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`);
+  });
+  if (seg.length) segments.push(seg);
+  return h("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": label, preserveAspectRatio: "none" },
+    h("title", {}, label),
+    h("rect", { x: 0, y: 0, width: W, height: H, class: "chart-bg" }),
+    limits.filter((v) => v !== null && v !== undefined).map((v) => h("line", { x1: PAD, x2: W - PAD, y1: sy(v), y2: sy(v), class: "chart-limit" })),
+    segments.map((s) => (s.length === 1
+      ? h("circle", { cx: s[0].split(",")[0], cy: s[0].split(",")[1], r: 1.5, class: "chart-dot" })
+      : h("polyline", { points: s.join(" "), class: "chart-line" }))));
+}
+
+async function sensorCard(sensor, to) {
+  const from = new Date(to.getTime() - 24 * 3600 * 1000);
+  const data = await api(`/sensors/${encodeURIComponent(sensor.id)}/readings${qs({ resolution: "5m", from: from.toISOString(), to: to.toISOString(), limit: 400 })}`);
+  const pts = data.points.map((p) => ({ x: new Date(p.ts).getTime(), y: p.temp_c }));
+  const lim = [sensor.params.low_c, sensor.params.high_c];
+  const limText = lim.every((v) => v === null || v === undefined) ? "—" : `${fmtNum(lim[0])} … ${fmtNum(lim[1])} °C`;
+  const last = data.points.length ? data.points[data.points.length - 1] : null;
+  const mins = data.points.map((p) => p.temp_min_c ?? p.temp_c), maxs = data.points.map((p) => p.temp_max_c ?? p.temp_c);
+  return h("li", { class: "card sensor", dataset: { sensorId: sensor.id } },
+    h("h3", {}, sensor.name || sensor.id, " ", h("small", {}, `${sensor.id} · ${sensor.profile}`)),
+    h("p", { class: "muted" }, `${t("limits")}: ${limText}`,
+      last ? ` · ${t("latest")}: ${fmtNum(last.temp_c)} °C · ${t("min")} ${fmtNum(Math.min(...mins))} · ${t("max")} ${fmtNum(Math.max(...maxs))}` : ""),
+    pts.length
+      ? lineChart(pts, { limits: lim, from: from.getTime(), to: to.getTime(), label: `${sensor.name || sensor.id}: ${t("last_24h")}` })
+      : h("p", { class: "muted no-readings" }, t("no_readings")),
+    h("p", { class: "muted small" }, t("last_24h")));
+}
+
+export async function renderSite(main, siteId) {
+  const [sites, sensors, risk, tickets, alarms, inspections] = await Promise.all([
+    api("/sites"),
+    api(`/console/api/sites/${encodeURIComponent(siteId)}/sensors`),
+    api(`/sites/${encodeURIComponent(siteId)}/risk`),
+    api(`/tickets${qs({ site_id: siteId, limit: 500 })}`),
+    api(`/alarms${qs({ site_id: siteId, status: "active", limit: 100 })}`),
+    api(`/inspections${qs({ site_id: siteId, limit: 20 })}`),
+  ]);
+  const site = sites.data.find((s) => s.id === siteId);
+  const open = tickets.data.filter((x) => x.status !== "closed");
+  const now = new Date();
+  const cards = await Promise.all(sensors.map((s) => sensorCard(s, now)));
+  const hist = [...risk.history].reverse();
+  document.title = `${site.name} · ${t("app_title")}`;
+  const state = siteState(site);
+  mount(main,
+    h("h1", {}, t("site_title", { name: site.name }), " ", h("span", { class: `light light-${state}` }, t(`state_${state}`))),
+    site.address ? h("p", { class: "muted" }, `${t("address")}: ${site.address}`) : null,
+    h("div", { class: "grid2" },
+      h("section", { class: "card", "aria-labelledby": "risk-h" },
+        h("h2", { id: "risk-h" }, t("risk_now"), ": ", h("span", { id: "risk-now" }, fmtNum(risk.current.score, 0))),
+        h("table", { class: "compact" }, h("caption", {}, t("components")), h("tbody", {},
+          Object.entries(risk.current.components).map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, tOr(`comp_${k}`, k)), h("td", { class: "num" }, fmtNum(v, 2)))))),
+        h("h3", {}, t("risk_history")),
+        hist.length > 1
+          ? lineChart(hist.map((p) => ({ x: new Date(p.computed_at).getTime(), y: p.score })), { label: t("risk_history"), gapMs: Infinity })
+          : h("p", { class: "muted" }, hist.length ? `${fmtTime(hist[0].computed_at)}: ${fmtNum(hist[0].score, 0)}` : t("no_history"))),
+      h("section", { class: "card", "aria-labelledby": "alarms-h" },
+        h("h2", { id: "alarms-h" }, t("alarms")),
+        alarms.data.length ? h("ul", { id: "site-alarms" }, alarms.data.map((a) => h("li", {},
+          h("code", {}, a.rule), ` ${a.sensor_id || a.camera_id || ""} · ${fmtTime(a.raised_at)}`,
+          a.peak_temp_c !== null ? ` · ${fmtNum(a.peak_temp_c)} °C` : "",
+          a.ticket_id ? [" · ", h("a", { href: `${BASE}/tickets/${a.ticket_id}`, "data-link": true }, `#${a.ticket_id}`)] : null)))
+          : h("p", {}, t("no_alarms")))),
+    h("section", { "aria-labelledby": "sensors-h" },
+      h("h2", { id: "sensors-h" }, t("sensors")),
+      cards.length ? h("ul", { class: "sensors", id: "sensors" }, cards) : h("p", {}, t("no_sensors"))),
+    h("section", { class: "card", "aria-labelledby": "open-h" },
+      h("h2", { id: "open-h" }, t("open_tickets"), ` (${open.length})`),
+      open.length ? h("ul", { id: "site-tickets" }, open.map((x) => h("li", { class: x.overdue ? "overdue" : null },
+        h("a", { href: `${BASE}/tickets/${x.id}`, "data-link": true }, x.ticket_no), " ", statusBadge(x.status), ` ${x.title} · ${t("due_at")} ${fmtTime(x.due_at)}`,
+        x.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null)))
+        : h("p", {}, t("no_tickets"))),
+    h("section", { class: "card", "aria-labelledby": "insp-h" },
+      h("h2", { id: "insp-h" }, t("inspections")),
+      inspections.length ? h("table", { class: "compact", id: "site-inspections" },
+        h("thead", {}, h("tr", {}, [t("created_at"), t("kind"), t("items"), t("failed"), t("notice")].map((x) => h("th", { scope: "col" }, x)))),
+        h("tbody", {}, inspections.map((i) => h("tr", {},
+          h("td", {}, fmtTime(i.started_at)), h("td", {}, i.kind), h("td", { class: "num" }, i.items), h("td", { class: "num" }, i.failed),
+          h("td", {}, i.notice_no ? h("a", { href: `/api/v1/inspections/${i.id}/notice?format=html`, target: "_blank", rel: "noopener" }, i.notice_no) : "—")))))
+        : h("p", {}, t("no_inspections"))));
+}

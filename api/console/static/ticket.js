@@ -1,0 +1,172 @@
+// One ticket (facts, escalation, actions, evidence, timeline) and the capture review queue.
+import { api, ApiError } from "./api.js";
+import { me, render } from "./app.js";
+import { h, mount } from "./dom.js";
+import { fmtTime, t, tOr } from "./i18n.js";
+import { statusBadge } from "./views.js";
+
+const BASE = "/console";
+const NEEDS_NOTE = new Set(["reject", "reopen", "close", "rectify"]);
+const SHA_RE = /^[0-9a-f]{64}$/;
+
+/** sha256 values named in a ticket's details (e.g. a violation's capture). */
+function detailShas(obj, out = new Set()) {
+  if (obj && typeof obj === "object") {
+    for (const [k, v] of Object.entries(obj)) {
+      if (typeof v === "string" && /sha256/.test(k) && SHA_RE.test(v)) out.add(v);
+      else detailShas(v, out);
+    }
+  }
+  return out;
+}
+
+function cardsOf(ticket) {
+  const kinds = new Set(ticket.events.map((e) => e.kind));
+  const cards = [];
+  if (kinds.has("escalation_yellow_card") || ticket.escalation_level >= 5) cards.push("yellow");
+  if (kinds.has("escalation_red_card") || ticket.escalation_level >= 6) cards.push("red");
+  return cards;
+}
+
+function fact(label, value) {
+  return [h("dt", {}, label), h("dd", {}, value)];
+}
+
+export async function renderTicket(main, id) {
+  const [ticket, actions, evidence, sites] = await Promise.all([
+    api(`/tickets/${id}`), api(`/tickets/${id}/actions`), api(`/tickets/${id}/evidence`), api("/sites"),
+  ]);
+  const site = sites.data.find((s) => s.id === ticket.site_id);
+  const cards = cardsOf(ticket);
+  const images = [
+    ...evidence.map((e) => ({ url: e.url, caption: `${e.filename || e.sha256.slice(0, 12)} · ${t("uploaded_by", { who: e.uploaded_by })} · ${fmtTime(e.at)}` })),
+    ...[...detailShas(ticket.details)].filter((s) => !evidence.some((e) => e.sha256 === s))
+      .map((s) => ({ url: `/api/v1/evidence/${s}`, caption: t("capture") })),
+  ];
+  document.title = `${ticket.ticket_no} · ${t("app_title")}`;
+  mount(main,
+    h("p", {}, h("a", { href: `${BASE}/tickets`, "data-link": true }, `← ${t("back_to_ledger")}`)),
+    h("h1", {}, `${t("ticket")} ${ticket.ticket_no} `, statusBadge(ticket.status), ticket.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null),
+    h("p", { class: "lead", id: "ticket-title" }, ticket.title),
+    h("div", { class: "grid2" },
+      h("section", { class: "card", "aria-labelledby": "facts-h" },
+        h("h2", { id: "facts-h" }, t("facts")),
+        h("dl", { class: "facts", id: "ticket-facts" },
+          fact(t("site"), h("a", { href: `${BASE}/sites/${encodeURIComponent(ticket.site_id)}`, "data-link": true }, site ? site.name : ticket.site_id)),
+          fact(t("rule"), h("code", {}, ticket.rule)),
+          fact(t("subject"), ticket.details && ticket.details.subject_name ? `${ticket.details.subject_name} (${ticket.subject})` : ticket.subject),
+          fact(t("tier"), t("tier_n", { n: ticket.tier })),
+          fact(t("status"), h("span", { id: "ticket-status", dataset: { status: ticket.status } }, t(`status_${ticket.status}`))),
+          fact(t("source"), ticket.source),
+          fact(t("opened_at"), fmtTime(ticket.opened_at)),
+          fact(t("due_at"), h("span", { class: ticket.overdue ? "overdue-text" : null }, fmtTime(ticket.due_at))),
+          fact(t("acknowledged_at"), fmtTime(ticket.acknowledged_at)),
+          fact(t("closed_at"), fmtTime(ticket.closed_at)),
+          ticket.close_proposed_at ? fact(t("close_proposed_at"), fmtTime(ticket.close_proposed_at)) : null,
+          fact(t("occurrences"), `${ticket.occurrences} · ${t("last_occurrence_at")} ${fmtTime(ticket.last_occurrence_at)}`),
+          fact(t("escalation"), h("span", { id: "escalation-level" }, t("level_n", { n: ticket.escalation_level }))),
+          fact(t("cards"), cards.length ? cards.map((c) => h("span", { class: `card-chip card-${c}` }, t(`card_${c}`))) : t("no_card")))),
+      actionsSection(ticket, actions)),
+    h("section", { class: "card", "aria-labelledby": "evidence-h" },
+      h("h2", { id: "evidence-h" }, t("evidence")),
+      images.length ? h("div", { class: "gallery", id: "evidence" }, images.map((im) => h("figure", {},
+        h("a", { href: im.url, target: "_blank", rel: "noopener" }, h("img", { src: im.url, alt: im.caption, loading: "lazy", class: "evidence-img" })),
+        h("figcaption", {}, im.caption)))) : h("p", { id: "evidence" }, t("no_evidence"))),
+    h("section", { class: "card", "aria-labelledby": "timeline-h" },
+      h("h2", { id: "timeline-h" }, t("timeline")),
+      h("ol", { class: "timeline", id: "timeline" }, ticket.events.map((e) => h("li", { dataset: { kind: e.kind } },
+        h("time", { datetime: e.at }, fmtTime(e.at)), " ",
+        h("strong", {}, tOr(`ev_${e.kind}`, e.kind)), " · ", h("span", { class: "actor" }, e.actor),
+        e.note ? h("p", { class: "note" }, e.note) : null)))));
+}
+
+function actionsSection(ticket, actions) {
+  const msg = h("p", { id: "action-message", role: "status", "aria-live": "polite" });
+  if (!actions.length) {
+    return h("section", { class: "card", "aria-labelledby": "actions-h" }, h("h2", { id: "actions-h" }, t("actions")), h("p", {}, t("no_actions")));
+  }
+  const note = h("textarea", { id: "action-note", rows: 3, maxlength: 4000 });
+  const photos = actions.includes("rectify") ? h("input", { id: "action-photos", type: "file", accept: "image/jpeg,image/png", multiple: true }) : null;
+  async function act(action) {
+    msg.className = "";
+    const text = note.value.trim();
+    if (NEEDS_NOTE.has(action) && !text) {
+      msg.className = "error";
+      msg.textContent = t("needs_note");
+      note.focus();
+      return;
+    }
+    try {
+      if (action === "rectify") {
+        if (!photos.files.length) {
+          msg.className = "error";
+          msg.textContent = t("needs_photo");
+          return;
+        }
+        const form = new FormData();
+        form.set("note", text);
+        for (const f of photos.files) form.append("photos", f);
+        await api(`/tickets/${ticket.id}/rectify`, { method: "POST", form });
+      } else {
+        await api(`/tickets/${ticket.id}/${action.replace("_", "-")}`, { method: "POST", json: { note: text } });
+      }
+      await render();
+      const after = document.getElementById("action-message");
+      if (after) after.textContent = t("action_done", { a: t(`act_${action}`) });
+    } catch (e) {
+      msg.className = "error";
+      msg.textContent = t("error", { msg: e.message });
+    }
+  }
+  return h("section", { class: "card", "aria-labelledby": "actions-h" },
+    h("h2", { id: "actions-h" }, t("actions")),
+    h("label", { for: "action-note" }, t("note")), note,
+    photos ? [h("label", { for: "action-photos" }, t("photos")), photos] : null,
+    h("div", { class: "row", id: "action-buttons" }, actions.map((a) => h("button", {
+      type: "button", id: `act-${a}`, class: a === "reject" || a === "close" ? "danger" : null, onclick: () => act(a),
+    }, t(`act_${a}`)))),
+    msg);
+}
+
+export async function renderReviews(main) {
+  const user = me();
+  const [reviews, sites] = await Promise.all([api("/reviews?status=pending&limit=200"), api("/sites")]);
+  const names = Object.fromEntries(sites.data.map((s) => [s.id, s.name]));
+  const msg = h("p", { id: "review-message", role: "status", "aria-live": "polite" });
+  function row(r) {
+    const reason = h("input", { id: `reason-${r.id}`, maxlength: 2000, "aria-label": t("reason"), placeholder: t("reason") });
+    const act = async (kind) => {
+      msg.className = "";
+      if (kind === "dismiss" && !reason.value.trim()) {
+        msg.className = "error";
+        msg.textContent = t("needs_reason");
+        reason.focus();
+        return;
+      }
+      try {
+        await api(`/reviews/${r.id}/${kind}`, { method: "POST", json: kind === "dismiss" ? { reason: reason.value.trim() } : undefined });
+        await render();
+        const after = document.getElementById("review-message");
+        if (after) after.textContent = t("action_done", { a: t(kind) });
+      } catch (e) {
+        msg.className = "error";
+        msg.textContent = e instanceof ApiError ? t("error", { msg: e.message }) : String(e);
+      }
+    };
+    return h("li", { class: "card review", dataset: { reviewId: r.id } },
+      r.evidence_sha256 ? h("img", { src: `/api/v1/evidence/${r.evidence_sha256}`, alt: `${t("capture")} ${r.camera_id}`, class: "evidence-img" }) : null,
+      h("dl", { class: "facts" },
+        fact(t("site"), names[r.site_id] || r.site_id), fact(t("camera"), r.camera_id),
+        fact(t("rule"), h("code", {}, r.rule)), fact(t("model_version"), r.model_version || "—"),
+        fact(t("created_at"), fmtTime(r.created_at))),
+      user.read_only ? null : h("div", { class: "row" },
+        h("button", { type: "button", id: `confirm-${r.id}`, onclick: () => act("confirm") }, t("confirm")),
+        reason,
+        h("button", { type: "button", class: "danger", id: `dismiss-${r.id}`, onclick: () => act("dismiss") }, t("dismiss"))));
+  }
+  mount(main,
+    h("h1", {}, t("reviews_title")),
+    user.read_only ? h("p", {}, t("reviews_read_only")) : null,
+    msg,
+    reviews.data.length ? h("ul", { class: "reviews", id: "reviews" }, reviews.data.map(row)) : h("p", { id: "reviews" }, t("no_reviews")));
+}

@@ -1,0 +1,176 @@
+// Overview (every canteen at a glance) and the rectification ledger (整改台账).
+import { api } from "./api.js";
+import { navigate } from "./app.js";
+import { h, mount, qs } from "./dom.js";
+import { fmtNum, fmtTime, t } from "./i18n.js";
+
+const BASE = "/console";
+const STATUSES = ["open", "acknowledged", "rectified", "rejected", "closed"];
+const PAGE = 25;
+const OVERDUE_SCAN_PAGES = 20;
+
+/** A site's traffic light: red with overdue tickets, amber with open ones, else green. */
+export function siteState(s) {
+  if (s.overdue_tickets > 0) return "red";
+  if (s.open_tickets > 0 || s.active_alarms > 0) return "amber";
+  return "green";
+}
+
+/** A coloured status badge (the text says it too, never colour alone). */
+export function statusBadge(status) {
+  return h("span", { class: `badge st-${status}` }, t(`status_${status}`));
+}
+
+const sortState = { key: "state", dir: "desc", filter: "" };
+const STATE_RANK = { red: 2, amber: 1, green: 0 };
+
+export async function renderOverview(main) {
+  const [sites, summary] = await Promise.all([api("/sites"), api("/console/api/summary")]);
+  const rows = sites.data.map((s) => ({
+    ...s,
+    region: summary.regions[s.region_id] || s.region_id,
+    risk: summary.risk[s.id] ? summary.risk[s.id].score : null,
+    state: siteState(s),
+  }));
+  const total = (k) => rows.reduce((a, r) => a + r[k], 0);
+  const tbody = h("tbody");
+  const cols = [
+    ["name", "name"], ["region", "region"], ["state", "state"], ["open_tickets", "open_tickets"],
+    ["overdue_tickets", "overdue_tickets"], ["active_alarms", "active_alarms"], ["risk", "risk"],
+  ];
+  const ths = cols.map(([key, label]) => {
+    const th = h("th", { scope: "col", dataset: { key } },
+      h("button", { type: "button", class: "sort", title: t("sort_by", { col: t(label) }), onclick: () => {
+        sortState.dir = sortState.key === key && sortState.dir === "asc" ? "desc" : "asc";
+        sortState.key = key;
+        draw();
+      } }, t(label)));
+    return th;
+  });
+  const filter = h("input", { id: "site-filter", type: "search", value: sortState.filter, placeholder: t("filter_name"), "aria-label": t("filter_name") });
+  filter.addEventListener("input", () => { sortState.filter = filter.value; draw(); });
+
+  function value(r, key) {
+    if (key === "state") return STATE_RANK[r.state] * 1e6 + r.overdue_tickets * 1e3 + r.open_tickets;
+    if (key === "risk") return r.risk ?? -1;
+    return r[key];
+  }
+
+  function draw() {
+    const f = sortState.filter.trim().toLowerCase();
+    const shown = rows.filter((r) => !f || r.name.toLowerCase().includes(f) || r.id.toLowerCase().includes(f));
+    const sign = sortState.dir === "asc" ? 1 : -1;
+    shown.sort((a, b) => {
+      const va = value(a, sortState.key), vb = value(b, sortState.key);
+      const c = typeof va === "string" ? va.localeCompare(vb, "zh-CN") : va - vb;
+      return c * sign || a.id.localeCompare(b.id);
+    });
+    for (const th of ths) {
+      th.setAttribute("aria-sort", th.dataset.key === sortState.key ? (sortState.dir === "asc" ? "ascending" : "descending") : "none");
+    }
+    mount(tbody, shown.length ? shown.map((r) => h("tr", { class: `site-row state-${r.state}`, dataset: { siteId: r.id, state: r.state } },
+      h("th", { scope: "row" }, h("a", { href: `${BASE}/sites/${encodeURIComponent(r.id)}`, "data-link": true }, r.name)),
+      h("td", {}, r.region),
+      h("td", {}, h("span", { class: `light light-${r.state}` }, t(`state_${r.state}`))),
+      h("td", { class: "num" }, r.open_tickets ? h("a", { href: `${BASE}/tickets${qs({ site_id: r.id })}`, "data-link": true }, r.open_tickets) : "0"),
+      h("td", { class: "num" }, r.overdue_tickets ? h("a", { href: `${BASE}/tickets${qs({ site_id: r.id, overdue: 1 })}`, "data-link": true }, r.overdue_tickets) : "0"),
+      h("td", { class: "num" }, r.active_alarms),
+      h("td", { class: "num" }, fmtNum(r.risk, 0))))
+      : h("tr", {}, h("td", { colspan: cols.length }, t("no_sites"))));
+  }
+  draw();
+  mount(main,
+    h("h1", {}, t("overview_title")),
+    h("ul", { class: "stats" },
+      h("li", {}, h("strong", { id: "stat-sites" }, rows.length), t("canteens")),
+      h("li", { class: "amber" }, h("strong", {}, total("open_tickets")), t("open_tickets")),
+      h("li", { class: "red" }, h("strong", {}, total("overdue_tickets")), t("overdue_tickets")),
+      h("li", {}, h("strong", {}, total("active_alarms")), t("active_alarms"))),
+    h("div", { class: "toolbar" }, filter),
+    h("div", { class: "table-wrap" }, h("table", { id: "sites-table" }, h("caption", { class: "sr-only" }, t("overview_title")),
+      h("thead", {}, h("tr", {}, ths)), tbody)));
+}
+
+/** The ticket filters of a URL query. */
+function filtersOf(params) {
+  return {
+    status: params.get("status") || "",
+    tier: params.get("tier") || "",
+    rule: params.get("rule") || "",
+    site_id: params.get("site_id") || "",
+    overdue: params.get("overdue") === "1" || params.get("overdue") === "true",
+  };
+}
+
+/** One page of tickets; the overdue filter is applied over the API's pages (it has no such filter). */
+async function ticketPage(f, page) {
+  const base = { status: f.status, tier: f.tier, rule: f.rule, site_id: f.site_id };
+  if (!f.overdue) {
+    const out = await api(`/tickets${qs({ ...base, limit: PAGE, offset: (page - 1) * PAGE })}`);
+    return { data: out.data, count: out.count };
+  }
+  const all = [];
+  for (let i = 0; i < OVERDUE_SCAN_PAGES; i++) {
+    const out = await api(`/tickets${qs({ ...base, limit: 500, offset: i * 500 })}`);
+    all.push(...out.data.filter((x) => x.overdue));
+    if (out.data.length < 500) break;
+  }
+  return { data: all.slice((page - 1) * PAGE, page * PAGE), count: all.length };
+}
+
+export async function renderTickets(main, params) {
+  const f = filtersOf(params);
+  const page = Math.max(1, Number(params.get("page") || 1));
+  const [sites, result] = await Promise.all([api("/sites"), ticketPage(f, page)]);
+  const names = Object.fromEntries(sites.data.map((s) => [s.id, s.name]));
+  const pages = Math.max(1, Math.ceil(result.count / PAGE));
+
+  const select = (id, label, options, value) => h("div", { class: "field" },
+    h("label", { for: id }, label),
+    h("select", { id, name: id.replace("f-", "") },
+      h("option", { value: "" }, t("any")),
+      options.map(([v, text]) => h("option", { value: v, selected: String(v) === String(value) }, text))));
+  const form = h("form", { id: "ticket-filters", class: "filters", "aria-label": t("filters") },
+    select("f-status", t("status"), STATUSES.map((s) => [s, t(`status_${s}`)]), f.status),
+    select("f-tier", t("tier"), [1, 2, 3].map((n) => [n, t("tier_n", { n })]), f.tier),
+    h("div", { class: "field" }, h("label", { for: "f-rule" }, t("rule")),
+      h("input", { id: "f-rule", name: "rule", value: f.rule, size: 14 })),
+    select("f-site_id", t("site"), sites.data.map((s) => [s.id, s.name]), f.site_id),
+    h("div", { class: "field check" }, h("input", { id: "f-overdue", name: "overdue", type: "checkbox", value: "1", checked: f.overdue }),
+      h("label", { for: "f-overdue" }, t("overdue"))),
+    h("div", { class: "field buttons" },
+      h("button", { type: "submit", id: "f-apply" }, t("apply")),
+      h("a", { href: `${BASE}/tickets`, "data-link": true, class: "button secondary" }, t("reset"))));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const d = new FormData(form);
+    navigate(`${BASE}/tickets${qs({ status: d.get("status"), tier: d.get("tier"), rule: d.get("rule").trim(), site_id: d.get("site_id"), overdue: d.get("overdue") ? 1 : "" })}`);
+  });
+  const exportQuery = qs({ status: f.status, tier: f.tier, rule: f.rule, site_id: f.site_id, overdue: f.overdue ? "true" : "" });
+  const go = (p) => `${BASE}/tickets${qs({ ...f, overdue: f.overdue ? 1 : "", page: p })}`;
+
+  mount(main,
+    h("h1", {}, t("tickets_title")),
+    form,
+    h("div", { class: "toolbar" },
+      h("span", { id: "ticket-count" }, t("count_of", { n: result.count })),
+      h("a", { id: "export-csv", class: "button", href: `${BASE}/export/tickets.csv${exportQuery}`, download: "tickets.csv" }, t("export_csv"))),
+    h("div", { class: "table-wrap" }, h("table", { id: "tickets-table" },
+      h("caption", { class: "sr-only" }, t("tickets_title")),
+      h("thead", {}, h("tr", {}, ["ticket_no", "site", "title", "rule", "tier", "status", "opened_at", "due_at", "escalation"].map((k) => h("th", { scope: "col" }, t(k))))),
+      h("tbody", {}, result.data.length ? result.data.map((x) => h("tr", { class: x.overdue ? "overdue" : null, dataset: { ticketId: x.id } },
+        h("th", { scope: "row" }, h("a", { href: `${BASE}/tickets/${x.id}`, "data-link": true }, x.ticket_no)),
+        h("td", {}, h("a", { href: `${BASE}/sites/${encodeURIComponent(x.site_id)}`, "data-link": true }, names[x.site_id] || x.site_id)),
+        h("td", {}, x.title),
+        h("td", {}, h("code", {}, x.rule)),
+        h("td", {}, t("tier_n", { n: x.tier })),
+        h("td", {}, statusBadge(x.status)),
+        h("td", {}, fmtTime(x.opened_at)),
+        h("td", {}, fmtTime(x.due_at), x.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null),
+        h("td", { class: "num" }, x.escalation_level)))
+        : h("tr", {}, h("td", { colspan: 9 }, t("no_tickets")))))),
+    h("nav", { class: "pager", "aria-label": t("page_of", { p: page, n: pages }) },
+      page > 1 ? h("a", { href: go(page - 1), "data-link": true, rel: "prev" }, t("prev")) : null,
+      h("span", { id: "page-info" }, t("page_of", { p: page, n: pages })),
+      page < pages ? h("a", { href: go(page + 1), "data-link": true, rel: "next", id: "next-page" }, t("next")) : null));
+}
