@@ -62,8 +62,10 @@ def test_worker_raises_one_alarm_for_a_held_excursion(
         kinds = "SELECT count(*) FROM findings WHERE kind = %s AND subject = 'fridge-1'"
         assert count(registry_db, kinds, "alarm_raised") == 1
         assert count(registry_db, kinds, "alarm_cleared") == 1
+        # Raise and clear may commit in one batch or two: one NOTIFY per committing batch.
         notes = list(listener.notifies(timeout=5, stop_after=1))
-        assert [n.channel for n in notes] == ["bk_findings"]
+        assert notes
+        assert {n.channel for n in notes} == {"bk_findings"}
     finally:
         listener.close()
         pub.loop_stop()
