@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ class DemoOptions:
     quiet: bool = False
     broker: str = "auto"  # auto, mosquitto or amqtt (when BK_MQTT_URL is unset)
     edge: bool = True  # run an edge box on the synthetic kitchen video
+    admin_user: str = "admin"
+    # A demo on localhost only; printed at start so the person can sign in.
+    admin_password: str = "brightkitchen-demo"  # noqa: S105
 
 
 def free_port() -> int:
@@ -395,6 +399,7 @@ class Demo:
                 }
             )
             env.update(svc.ingest_env)
+            self._create_admin(env)
             stack.callback(self._stop_all)
             self._spawn("ingest", ["ingest", "run"], env)
             api = self._spawn(
@@ -402,6 +407,7 @@ class Demo:
             )
             base = f"http://127.0.0.1:{opts.api_port}"
             wait_for(lambda: http_up(f"{base}/healthz"), 60, "the API (/healthz)", api)
+            token = self._sign_in(base)
             self._spawn(
                 "simulator",
                 [
@@ -432,12 +438,58 @@ class Demo:
             self.say(f"  sites          {base}/api/v1/sites")
             self.say(f"  notifications  {base}/api/v1/notifications")
             self.say(f"  API docs       {base}/docs")
+            self.say(
+                f"  console        {base}/console/  (sign in: {opts.admin_user} / "
+                f"{opts.admin_password})"
+            )
+            self.say(f"  API token      {token}  (also in {data / 'api-token.txt'})")
+            self.say(f"  e.g. curl -H 'Authorization: Bearer {token}' {base}/api/v1/tickets")
             if self.display_url:
                 self.say(f"  kitchen display: {self.display_url}")
             self.say(f"  alerts arrive at the officer's webhook {hook} and are printed here")
             self.say(f"  logs in {data / 'logs'}; stop with Ctrl-C")
             self.say("")
             return self._watch()
+
+    def _create_admin(self, env: dict[str, str]) -> None:
+        """Create the demo's admin account through the same CLI an operator uses."""
+        opts = self.opts
+        done = subprocess.run(  # noqa: S603 (our own CLI)
+            [
+                sys.executable,
+                "-m",
+                "brightkitchen.cli",
+                "users",
+                "create",
+                "--username",
+                opts.admin_user,
+                "--role",
+                "admin",
+                "--password-stdin",
+            ],
+            input=opts.admin_password,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO_ROOT,
+            timeout=60,
+        )
+        if done.returncode != 0 and "exists" not in (done.stdout + done.stderr):
+            raise BrightKitchenError(f"could not create the demo admin: {done.stderr.strip()}")
+
+    def _sign_in(self, base: str) -> str:
+        """Log in as the demo admin over HTTP; keep the bearer token for the person and tests."""
+        body = json.dumps(
+            {"username": self.opts.admin_user, "password": self.opts.admin_password}
+        ).encode()
+        req = urllib.request.Request(  # noqa: S310 (localhost)
+            f"{base}/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            token = str(json.loads(resp.read())["access_token"])
+        (self.opts.data_dir / "api-token.txt").write_text(token + "\n", encoding="utf-8")
+        return token
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.opts.data_dir / "logs" / f"{name}.log").open("ab")

@@ -88,9 +88,13 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
             == 1
         )
         assert _count(db_url, "SELECT count(*) FROM tickets") >= 1
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{api_port}/api/v1/tickets", timeout=5
-        ) as resp:
+        assert "console" in text()
+        token = (tmp_path / "demo" / "api-token.txt").read_text().strip()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{api_port}/api/v1/tickets",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(req, timeout=5) as resp:
             assert resp.status == 200
             assert b"demo-000-fridge-0" in resp.read()
     finally:
