@@ -9,7 +9,7 @@ from bkcommon.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``api run``, ``api worker`` and the ``users`` group."""
+    """Add ``api run``, ``api worker``, ``risk compute`` and the ``users`` group."""
     api = subparsers.add_parser("api", help="REST API, ticket engine and notifications")
     sub = api.add_subparsers(dest="api_command", required=True)
 
@@ -24,6 +24,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_validate(worker)
     worker.set_defaults(handler=_cmd_worker)
 
+    risk = subparsers.add_parser("risk", help="canteen risk scores")
+    risk_sub = risk.add_subparsers(dest="risk_command", required=True)
+    compute = risk_sub.add_parser(
+        "compute", help="store a risk score for every site whose latest is older than the interval"
+    )
+    compute.add_argument("--all", action="store_true", help="score every site now, fresh or not")
+    compute.set_defaults(handler=_cmd_risk_compute)
+
     from api.auth.cli import register_users  # argparse only at import time
 
     register_users(subparsers)
@@ -33,12 +41,21 @@ def _add_validate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--validate-config",
         action="store_true",
-        help="validate the BK_* and BK_API_* environment, print OK or the errors, and exit",
+        help="validate the BK_*, BK_API_*, BK_AUTH_* and BK_RISK_* environment, print OK or "
+        "the errors, and exit",
     )
 
 
 def _load() -> tuple[object, object]:
-    """Validate both settings groups, collecting every error before raising ConfigError."""
+    """Validate every settings group, collecting all errors before raising ConfigError.
+
+    BK_* and BK_API_* are returned; BK_AUTH_* and BK_RISK_* are checked here so a bad value
+    stops the service at start, not at the first sign-in or the first risk run.
+    """
+    from pydantic import ValidationError
+
+    from api.auth.settings import load_auth_settings
+    from api.services.risk import RiskSettings
     from api.settings import load_api_settings
     from bkcommon.settings import load_common_settings
 
@@ -52,6 +69,18 @@ def _load() -> tuple[object, object]:
         api = load_api_settings()
     except ConfigError as exc:
         errors.append(str(exc))
+    try:
+        load_auth_settings()
+    except ConfigError as exc:
+        errors.append(str(exc))
+    try:
+        RiskSettings()
+    except ValidationError as exc:
+        lines = [
+            f"BK_RISK_{str(e['loc'][0]).upper() if e['loc'] else '*'}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        errors.append("invalid environment (BK_RISK_*):\n" + "\n".join(lines))
     if errors:
         raise ConfigError("\n".join(errors))
     return common, api
@@ -63,7 +92,7 @@ def _validate_only() -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    print("configuration OK (BK_*, BK_API_*)")
+    print("configuration OK (BK_*, BK_API_*, BK_AUTH_*, BK_RISK_*)")
     return 0
 
 
@@ -88,7 +117,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         updates["workers_enabled"] = False
     api = api.model_copy(update=updates)
     app = create_app(api, common=common)
-    uvicorn.run(app, host=api.host, port=api.port, log_config=None)
+    # uvloop and httptools when installed; no access log (one line per request costs CPU)
+    uvicorn.run(app, host=api.host, port=api.port, log_config=None, access_log=False)
     return 0
 
 
@@ -114,4 +144,33 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     workers = Workers(database_url=common.database_url.get_secret_value(), settings=api)
     workers.run_until(stop)
+    return 0
+
+
+def _cmd_risk_compute(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from api.auth.scope import SiteScope
+    from api.services.risk import RiskSettings, compute, compute_due, store
+    from bkcommon.settings import CommonSettings
+    from bkcommon.timeutil import utcnow
+
+    try:
+        common, _ = _load()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    assert isinstance(common, CommonSettings)
+    settings = RiskSettings()
+    url = common.database_url.get_secret_value()
+    with psycopg.connect(url, autocommit=True) as conn:
+        if args.all:
+            with conn.transaction():
+                scores = compute(
+                    conn=conn, now=utcnow(), scope=SiteScope.everything(), settings=settings
+                )
+                n = store(conn, scores)
+        else:
+            n = compute_due(conn, now=utcnow(), settings=settings)
+    print(f"risk scores stored for {n} site(s)")
     return 0

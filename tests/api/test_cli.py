@@ -41,6 +41,34 @@ def test_validate_config_names_every_bad_variable(cli_env: dict[str, str]) -> No
     assert "mqtt_url" in bad_common.stderr
 
 
+def test_validate_config_checks_auth_and_risk_settings(cli_env: dict[str, str]) -> None:
+    env = {**cli_env, "BK_AUTH_MAX_FAILURES": "0", "BK_RISK_W_OVERDUE": "-1"}
+    res = run_cli("api", "run", "--validate-config", env=env)
+    assert res.returncode == 2
+    assert "BK_AUTH_MAX_FAILURES" in res.stderr
+    assert "BK_RISK_W_OVERDUE" in res.stderr
+
+
+@pytest.mark.usefixtures("registry")
+def test_risk_compute_stores_due_scores_once(
+    cli_env: dict[str, str], conn: psycopg.Connection[Any]
+) -> None:
+    sites = conn.execute("SELECT count(*) FROM sites").fetchone()
+    assert sites is not None
+    assert sites[0] > 0
+    first = run_cli("risk", "compute", env=cli_env)
+    assert first.returncode == 0, first.stderr
+    assert f"stored for {sites[0]} site(s)" in first.stdout
+    stored = conn.execute("SELECT count(DISTINCT site_id) FROM risk_scores").fetchone()
+    assert stored == (sites[0],)
+    again = run_cli("risk", "compute", env=cli_env)  # all fresh: nothing due
+    assert "stored for 0 site(s)" in again.stdout
+    forced = run_cli("risk", "compute", "--all", env=cli_env)
+    assert f"stored for {sites[0]} site(s)" in forced.stdout
+    total = conn.execute("SELECT count(*) FROM risk_scores").fetchone()
+    assert total == (2 * sites[0],)
+
+
 def test_validate_config_cross_field_rule(cli_env: dict[str, str]) -> None:
     env = {**cli_env, "BK_API_DEADLINE_TIER1_H": "200"}
     res = run_cli("api", "worker", "--validate-config", env=env)
