@@ -20,6 +20,12 @@ def register_api(bench_sub: Any) -> None:
     )
     b.add_argument("--api-procs", type=int, default=1, help="API processes (round-robin clients)")
     b.add_argument("--pg-url", help="server URL without database (default from BK_DATABASE_URL)")
+    b.add_argument(
+        "--client",
+        choices=("auto", "wrk", "httpx"),
+        default="auto",
+        help="load generator: wrk (C, light) when installed, else httpx in this process",
+    )
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--json", dest="json_path", default="var/bench/api.json")
     b.set_defaults(handler=_cmd_api)
@@ -37,5 +43,6 @@ def _cmd_api(args: argparse.Namespace) -> int:
         pg_url=args.pg_url,
         json_path=args.json_path,
         seed=args.seed,
+        client=args.client,
     )
     return run_api_bench(opts, out=sys.stdout)
