@@ -177,7 +177,7 @@ def list_evidence(ticket_id: int, conn: ConnDep, scope: ScopeDep) -> list[Eviden
     responses={**not_found("file"), 200: {"content": {"image/jpeg": {}, "image/png": {}}}},
 )
 def get_evidence(sha256: str, conn: ConnDep, scope: ScopeDep, store: StoreDep) -> Response:
-    """An evidence file, only for those who may see a ticket or violation that references it."""
+    """An evidence file or inspection photo, only for those who may see what references it."""
     found = fetch_evidence(conn, store, sha256=sha256.lower(), scope=scope)
     if found is None:
         raise HTTPException(status_code=404, detail="evidence not found")

@@ -286,14 +286,17 @@ def attach_photo(
 
 
 def visible(conn: Conn, *, sha256: str, scope: SiteScope) -> bool:
-    """True when a ticket or violation in ``scope`` references the file."""
+    """True when a ticket, violation or inspection in ``scope`` references the file."""
     if not _SHA_RE.match(sha256):
         return False
     row = conn.execute(
         f"""SELECT EXISTS (SELECT 1 FROM ticket_evidence te JOIN tickets t ON t.id = te.ticket_id
                            WHERE te.sha256 = %(sha)s AND {scope.clause("t.site_id")})
                OR EXISTS (SELECT 1 FROM violations v
-                          WHERE v.evidence_sha256 = %(sha)s AND {scope.clause("v.site_id")})""",
+                          WHERE v.evidence_sha256 = %(sha)s AND {scope.clause("v.site_id")})
+               OR EXISTS (SELECT 1 FROM inspection_photos p
+                          JOIN inspections i ON i.id = p.inspection_id
+                          WHERE p.sha256 = %(sha)s AND {scope.clause("i.site_id")})""",
         {"sha": sha256, **scope.params()},
     ).fetchone()
     return bool(row and row[0])

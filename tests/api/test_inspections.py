@@ -151,6 +151,30 @@ def test_failed_items_open_tickets_listed_on_the_signed_notice_and_closed_by_fol
     assert [(i["id"], i["failed"]) for i in listed] == [(follow["id"], 1), (first["id"], 2)]
 
 
+def test_inspection_photos_are_served_to_those_who_see_the_inspection(
+    client: TestClient, conn: psycopg.Connection[Any]
+) -> None:
+    first = _inspect(client, {"c1": "fail", "c2": "pass", "c3": "pass"})
+    png = _png()
+    photo = client.post(
+        f"/api/v1/inspections/{first['id']}/photos",
+        content=png,
+        headers={"Content-Type": "image/png"},
+    )
+    assert photo.status_code == 201, photo.text
+    path = f"/api/v1/evidence/{photo.json()['sha256']}"
+    got = client.get(path)  # admin
+    assert got.status_code == 200
+    assert got.content == png
+    assert got.headers["content-type"] == "image/png"
+    own = make_user_token(conn, username="wang", role="officer", site_ids=("school-001",))
+    other = make_user_token(conn, username="li", role="officer", site_ids=("school-002",))
+    anon = TestClient(client.app)
+    assert anon.get(path, headers={"Authorization": f"Bearer {own}"}).content == png
+    assert anon.get(path, headers={"Authorization": f"Bearer {other}"}).status_code == 404
+    assert anon.get(path).status_code == 401
+
+
 def test_inspection_input_is_checked_and_insurers_may_not_write(
     client: TestClient, conn: psycopg.Connection[Any], db_url: str, app_settings: ApiSettings
 ) -> None:
