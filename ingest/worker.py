@@ -33,11 +33,14 @@ from bkcommon.settings import CommonSettings, parse_mqtt_url
 from bkcommon.timeutil import utcnow
 from bkcommon.topics import ingest_subscriptions
 from ingest.directory import SensorDirectory
+from ingest.mqtt_fast import FastClient, fast_path_supported
 from ingest.settings import IngestSettings
 from ingest.validate import AcceptedReadings, Validator
 from ingest.writer import BatchWriter, Item, RuleHook, WriteResult
 
 logger = logging.getLogger(__name__)
+
+_TOPIC_CACHE_MAX = 200_000
 
 
 class SweepHook(RuleHook, Protocol):
@@ -122,26 +125,22 @@ class IngestWorker:
         self._gen = 0  # bumped on every connect / disconnect: acks never cross connections
         self._conn: psycopg.Connection[Any] | None = None
         self._client: mqtt.Client | None = None
+        self._topics: dict[bytes, str] = {}  # topic bytes -> text (decoding is per message)
 
     # ---------------------------------------------------------------- MQTT side
     def _make_client(self) -> mqtt.Client:
         ep = parse_mqtt_url(self.common.mqtt_url)
         v5 = self.settings.mqtt_protocol == "5"
+        kwargs: dict[str, Any] = {"client_id": self.settings.client_id, "manual_ack": True}
         if v5:
-            client = mqtt.Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=self.settings.client_id,
-                protocol=mqtt.MQTTv5,
-                manual_ack=True,
-            )
+            kwargs["protocol"] = mqtt.MQTTv5
         else:
-            client = mqtt.Client(
-                CallbackAPIVersion.VERSION2,
-                client_id=self.settings.client_id,
-                protocol=mqtt.MQTTv311,
-                clean_session=False,
-                manual_ack=True,
-            )
+            kwargs.update(protocol=mqtt.MQTTv311, clean_session=False)
+        client: mqtt.Client
+        if fast_path_supported():
+            client = FastClient(CallbackAPIVersion.VERSION2, raw_handler=self._on_raw, **kwargs)
+        else:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
         if ep.username:
             client.username_pw_set(ep.username, ep.password)
         if ep.tls:
@@ -206,13 +205,21 @@ class IngestWorker:
             logger.warning("disconnected from the broker (%s); reconnecting", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        # paho's own path (QoS 2, topic aliases, or a paho without the fast client)
+        self._on_raw(msg._topic, bytes(msg.payload), msg.mid, msg.qos)
+
+    def _on_raw(self, topic_raw: bytes, payload: bytes, mid: int, qos: int) -> None:
         now = utcnow()
-        topic = msg.topic
-        payload = bytes(msg.payload)
+        topic = self._topics.get(topic_raw)
+        if topic is None:
+            topic = topic_raw.decode("utf-8", errors="replace")
+            if len(self._topics) >= _TOPIC_CACHE_MAX:
+                self._topics.clear()
+            self._topics[topic_raw] = topic
         outcome = self.validator(topic, payload, now)
         n = len(outcome.readings) if isinstance(outcome, AcceptedReadings) else 0
         gen = self._gen
-        p = _Pending(Item(topic, payload, now, outcome), n, msg.mid, msg.qos, gen)
+        p = _Pending(Item(topic, payload, now, outcome), n, mid, qos, gen)
         limit = self.settings.max_pending
         with self._cond:
             # Back-pressure: while the database is behind, do not return to the socket.
@@ -236,6 +243,9 @@ class IngestWorker:
             return
         with self._ack_lock:
             gen = self._gen
+            if isinstance(client, FastClient):
+                client.ack_many([p.mid for p in batch if p.qos == 1 and p.gen == gen])
+                batch = [p for p in batch if p.qos > 1]
             for p in batch:
                 if p.qos > 0 and p.gen == gen:
                     client.ack(p.mid, p.qos)
