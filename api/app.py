@@ -38,6 +38,7 @@ from api.routes import (
     users,
 )
 from api.routes import auth as auth_routes
+from api.routes import settings as settings_routes
 from api.settings import ApiSettings, load_api_settings
 from api.workers import Workers
 from bkcommon.settings import CommonSettings, load_common_settings
@@ -112,6 +113,7 @@ def create_app(
         inspections,
         insurance,
         risk,
+        settings_routes,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)
     for loop in (ticket_actions, evidence, triage):  # the rectification closed loop

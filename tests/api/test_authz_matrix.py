@@ -24,7 +24,9 @@ from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
 from tests.api.authz_world import EXPECTED_SCOPE, ROLES, SITES, WRITERS, World, build_world
 
-Kind = Literal["public", "signed", "login", "logout", "self", "list", "read", "write", "admin"]
+Kind = Literal[
+    "public", "signed", "login", "logout", "self", "list", "read", "write", "admin", "gated"
+]
 _counter = itertools.count()
 
 
@@ -41,7 +43,7 @@ class Spec:
     site_query: bool = False  # the site is named by the ``site_id`` query parameter
 
 
-INSPECTORS = frozenset({"admin", "regulator"})
+INSPECTORS = frozenset({"admin", "regulator"})  # also: who sees and sets deadlines, triage
 
 
 def _loose_write(roles: frozenset[str] = INSPECTORS) -> Spec:
@@ -107,6 +109,11 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/insurance/risk-record"): Spec("read", site_query=True),
     ("GET", "/sites/{site_id}/risk"): Spec("read"),
     ("POST", "/risk/compute"): _loose_write(frozenset({"admin"})),
+    # deadline overrides and triage modes: admins and regulators (in their region) only
+    ("GET", "/settings/deadlines"): Spec("gated", roles=INSPECTORS),
+    ("PUT", "/settings/deadlines"): _loose_write(INSPECTORS),
+    ("GET", "/settings/triage"): Spec("gated", roles=INSPECTORS),
+    ("PUT", "/settings/triage"): _loose_write(INSPECTORS),
     # the rectification loop: per-action rules live in the lifecycle, so only the gate
     # (no read-only role writes) and the zero-leak / no-change-elsewhere checks apply
     ("GET", "/ack/{token}"): Spec("signed"),
@@ -294,6 +301,9 @@ def test_matrix(role: str, app: FastAPI, world: World, conn: psycopg.Connection[
                 leaks = _leaks(r.text, scope, echo)
                 if spec.kind == "admin":
                     check(r.status_code in (spec.ok if role == "admin" else {403}), got)
+                elif spec.kind == "gated":  # a read for some roles; each sees its own part
+                    check(r.status_code in (spec.ok if role in spec.roles else {403}), got)
+                    check(not leaks, f"LEAK {leaks}: {got}")
                 elif spec.kind in ("self", "list"):
                     check(r.status_code == 200, got)
                     check(not leaks, f"LEAK {leaks}: {got}")
@@ -307,11 +317,14 @@ def test_matrix(role: str, app: FastAPI, world: World, conn: psycopg.Connection[
                 elif spec.kind == "write":
                     hidden = site not in scope and "{" in path
                     if role not in spec.roles:
-                        # read-only roles are refused; outside their sites 404 says no more
-                        # (a loose lifecycle write may answer 409 on state first; the
-                        # fingerprint below proves nothing changed)
+                        # read-only roles are refused by their role, before any state
+                        # check; outside their sites 404 says no more. A writer outside
+                        # a loose write's roles may meet a lifecycle 409 first (the
+                        # fingerprint below proves nothing changed).
                         refused = {403, 404} if hidden else {403}
-                        check(r.status_code in (refused if spec.strict else refused | {409}), got)
+                        if not spec.strict and role in WRITERS:
+                            refused |= {409}
+                        check(r.status_code in refused, got)
                     elif spec.strict:
                         check(r.status_code in (spec.ok if site in scope else {404}), got)
                     elif hidden:  # no body built: any refusal, and nothing may change

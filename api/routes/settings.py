@@ -1,0 +1,237 @@
+"""Rectification deadlines and capture triage modes, set by admins and regulators.
+
+An admin sees and sets everything. A regulator sees the overrides that can apply to its
+sites (its region and sub-regions, plus the province-wide ones) and sets only those of its
+own region tree (deadlines) or of cameras at its sites (triage). Other roles get 403.
+Every change is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.auth.scope import Principal, Role
+from api.auth.users import audit
+from api.deps import Conn, ConnDep, ScopeDep, SettingsDep, require_role
+from api.schemas import ErrorPublic
+from api.services.deadlines import set_deadline_rule
+from api.services.triage import set_triage_mode
+
+router = APIRouter(prefix="/settings", tags=["settings"])
+
+SettingsUser = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
+
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorPublic, "description": "Outside your region or sites, or your role."},
+}
+
+
+class DeadlineRuleIn(BaseModel):
+    """One override: hours to rectify tickets of a rule, or of a tier, in a region (or all)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    region_id: str | None = Field(
+        default=None, max_length=100, description="Region (with sub-regions); none: everywhere."
+    )
+    rule: str | None = Field(default=None, min_length=1, max_length=100)
+    tier: int | None = Field(default=None, ge=1, le=3)
+    hours: float = Field(gt=0, le=2160, description="Time allowed to rectify.")
+
+    @model_validator(mode="after")
+    def _rule_or_tier(self) -> DeadlineRuleIn:
+        if self.rule is None and self.tier is None:
+            raise ValueError("give a rule or a tier")
+        if self.rule is not None and self.tier is not None:
+            raise ValueError("give a rule or a tier, not both")
+        return self
+
+
+class DeadlineRulePublic(DeadlineRuleIn):
+    """A stored override, and whether you may change it."""
+
+    editable: bool
+
+
+class DeadlinesPublic(BaseModel):
+    """Tier defaults (``BK_API_DEADLINE_TIER*_H``) and the overrides you can see.
+
+    The most specific override wins: region + rule, rule, region + tier, then the default;
+    a nearer region beats its parent.
+    """
+
+    defaults_h: dict[int, float]
+    rules: list[DeadlineRulePublic]
+
+
+class TriageModeIn(BaseModel):
+    """Whether captures of a camera and/or rule open tickets at once or wait for review."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    camera_id: str | None = Field(default=None, min_length=1, max_length=100)
+    rule: str | None = Field(default=None, min_length=1, max_length=100)
+    mode: Literal["direct", "review"]
+
+    @model_validator(mode="after")
+    def _camera_or_rule(self) -> TriageModeIn:
+        if self.camera_id is None and self.rule is None:
+            raise ValueError("give a camera or a rule (the default is BK_API_TRIAGE_DEFAULT)")
+        return self
+
+
+class TriageModePublic(TriageModeIn):
+    """A stored mode, and whether you may change it."""
+
+    editable: bool
+
+
+class TriageModesPublic(BaseModel):
+    """The default mode and the per-camera / per-rule modes you can see."""
+
+    default: Literal["direct", "review"]
+    modes: list[TriageModePublic]
+
+
+def _region_tree(conn: Conn, region_id: str | None) -> list[str]:
+    """``region_id`` and every region under it."""
+    if region_id is None:
+        return []
+    rows = conn.execute(
+        """WITH RECURSIVE tree(id) AS (
+               SELECT id FROM regions WHERE id = %s
+               UNION SELECT r.id FROM regions r JOIN tree ON r.parent_id = tree.id)
+           SELECT id FROM tree""",
+        (region_id,),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _ancestors_and_tree(conn: Conn, region_id: str | None) -> list[str]:
+    """The regions whose overrides can reach ``region_id``'s sites: its tree and its parents."""
+    if region_id is None:
+        return []
+    rows = conn.execute(
+        """WITH RECURSIVE up(id, depth) AS (
+               SELECT id, 0 FROM regions WHERE id = %s
+               UNION ALL SELECT r.parent_id, up.depth + 1 FROM regions r JOIN up ON r.id = up.id
+               WHERE r.parent_id IS NOT NULL AND up.depth < 32)
+           SELECT id FROM up""",
+        (region_id,),
+    ).fetchall()
+    return sorted({str(r[0]) for r in rows} | set(_region_tree(conn, region_id)))
+
+
+def _deadlines(conn: Conn, user: Principal, settings: SettingsDep) -> DeadlinesPublic:
+    admin = user.role is Role.ADMIN
+    own = set(_region_tree(conn, user.region_id))
+    reach = _ancestors_and_tree(conn, user.region_id)
+    rows = conn.execute(
+        """SELECT region_id, rule, tier, hours FROM deadline_rules
+           WHERE %(all)s OR region_id IS NULL OR region_id = ANY(%(reach)s)
+           ORDER BY region_id NULLS FIRST, rule NULLS LAST, tier""",
+        {"all": admin, "reach": reach},
+    ).fetchall()
+    return DeadlinesPublic(
+        defaults_h={t: settings.deadline(t).total_seconds() / 3600 for t in (1, 2, 3)},
+        rules=[
+            DeadlineRulePublic(
+                region_id=r[0],
+                rule=r[1],
+                tier=r[2],
+                hours=float(r[3]),
+                editable=admin or (r[0] is not None and r[0] in own),
+            )
+            for r in rows
+        ],
+    )
+
+
+@router.get("/deadlines", response_model=DeadlinesPublic, responses=_REFUSED)
+def read_deadlines(conn: ConnDep, user: SettingsUser, settings: SettingsDep) -> DeadlinesPublic:
+    """Deadline defaults per tier and the overrides that can apply to your sites."""
+    return _deadlines(conn, user, settings)
+
+
+@router.put("/deadlines", response_model=DeadlinesPublic, responses=_REFUSED)
+def put_deadline(
+    conn: ConnDep, user: SettingsUser, settings: SettingsDep, body: DeadlineRuleIn
+) -> DeadlinesPublic:
+    """Create or replace one override; a regulator only for its region or a sub-region.
+
+    New tickets get the new deadline; open tickets keep theirs.
+    """
+    if user.role is not Role.ADMIN and (
+        body.region_id is None or body.region_id not in _region_tree(conn, user.region_id)
+    ):
+        raise HTTPException(status_code=403, detail="only deadlines of your region tree")
+    if body.region_id is not None and not _region_tree(conn, body.region_id):
+        raise HTTPException(status_code=422, detail=f"unknown region {body.region_id!r}")
+    with conn.transaction():
+        set_deadline_rule(
+            conn, hours=body.hours, region_id=body.region_id, rule=body.rule, tier=body.tier
+        )
+        audit(conn, actor=user.username, action="settings.deadline", target=body.region_id or "*",
+              data=body.model_dump())  # fmt: skip
+    return _deadlines(conn, user, settings)
+
+
+def _triage(
+    conn: Conn, user: Principal, scope: ScopeDep, settings: SettingsDep
+) -> TriageModesPublic:
+    admin = user.role is Role.ADMIN
+    rows = conn.execute(
+        f"""SELECT m.camera_id, m.rule, m.mode, c.site_id FROM triage_modes m
+            LEFT JOIN cameras c ON c.id = m.camera_id
+            WHERE m.camera_id IS NULL OR {scope.clause("c.site_id")}
+            ORDER BY m.camera_id NULLS FIRST, m.rule NULLS FIRST""",
+        scope.params(),
+    ).fetchall()
+    return TriageModesPublic(
+        default=settings.triage_default,
+        modes=[
+            TriageModePublic(
+                camera_id=r[0],
+                rule=r[1],
+                mode="review" if r[2] == "review" else "direct",
+                editable=admin or (r[0] is not None and r[3] is not None),
+            )
+            for r in rows
+        ],
+    )
+
+
+@router.get("/triage", response_model=TriageModesPublic, responses=_REFUSED)
+def read_triage(
+    conn: ConnDep, user: SettingsUser, scope: ScopeDep, settings: SettingsDep
+) -> TriageModesPublic:
+    """The default triage mode and the camera / rule modes that apply to your sites."""
+    return _triage(conn, user, scope, settings)
+
+
+@router.put("/triage", response_model=TriageModesPublic, responses=_REFUSED)
+def put_triage(
+    conn: ConnDep, user: SettingsUser, scope: ScopeDep, settings: SettingsDep, body: TriageModeIn
+) -> TriageModesPublic:
+    """Create or replace a mode; a regulator only for a camera at one of its sites.
+
+    ``review`` holds that camera's (or rule's) captures for a person to confirm or dismiss;
+    ``direct`` opens tickets at once.
+    """
+    site = None
+    if body.camera_id is not None:
+        row = conn.execute("SELECT site_id FROM cameras WHERE id = %s", (body.camera_id,))
+        found = row.fetchone()
+        site = str(found[0]) if found else None
+    if user.role is not Role.ADMIN and (site is None or not scope.allows(site)):
+        raise HTTPException(status_code=403, detail="only cameras at your sites")
+    if body.camera_id is not None and site is None:
+        raise HTTPException(status_code=422, detail=f"unknown camera {body.camera_id!r}")
+    with conn.transaction():
+        set_triage_mode(conn, mode=body.mode, camera_id=body.camera_id, rule=body.rule)
+        audit(conn, actor=user.username, action="settings.triage", target=body.camera_id or "*",
+              data=body.model_dump())  # fmt: skip
+    return _triage(conn, user, scope, settings)
