@@ -50,6 +50,9 @@ _MEDIA_TYPES = {
     ".svg": "image/svg+xml",
 }
 
+_NOT_PAGES = frozenset({"static", "api", "export"})
+"""First path segments that never fall back to the page (a missing asset is a 404)."""
+
 EXPORT_PAGE = 500
 EXPORT_MAX_ROWS = 100_000
 
@@ -306,6 +309,8 @@ def console_static(name: str) -> FileResponse:
 @router.get("/{page:path}", include_in_schema=False)
 def console_page(page: str = "") -> FileResponse:
     """The console's one HTML page; the script shows the view the path names."""
+    if page.split("/", 1)[0] in _NOT_PAGES:
+        raise HTTPException(status_code=404, detail="not found")
     return FileResponse(
         STATIC_DIR / "index.html",
         media_type=_MEDIA_TYPES[".html"],

@@ -19,7 +19,7 @@ from tests.support.services import wait_until
 pytestmark = pytest.mark.slow
 
 
-def find(driver: WebDriver, css: str, timeout: float = 10.0) -> Any:
+def find(driver: WebDriver, css: str, timeout: float = 20.0) -> Any:
     """The first element matching ``css``, waiting for it to appear."""
     found: list[Any] = []
 
@@ -56,7 +56,7 @@ def sign_in(driver: WebDriver, console: Console, username: str, path: str = "/co
     find(driver, "#username").send_keys(username)
     find(driver, "#password").send_keys(PASSWORD)
     find(driver, "#login-submit").click()
-    wait_until(lambda: driver.find_elements(By.ID, "logout"), timeout=10, what="signed in")
+    wait_until(lambda: driver.find_elements(By.ID, "logout"), timeout=20, what="signed in")
 
 
 def test_regulator_sees_only_its_district_with_status_colours(
@@ -95,7 +95,7 @@ def test_regulator_sees_only_its_district_with_status_colours(
     find(browser, "#lang-switch").click()
     wait_until(lambda: text(browser, "#logout") == "Sign out", what="English labels")
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
-    assert text(browser, "h1") == "Canteens at a glance"
+    wait_until(lambda: text(browser, "h1") == "Canteens at a glance", what="English title")
     assert text(browser, "#user-role") == "Regulator"
     nav = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "header nav a")]
     assert nav == ["Overview", "Rectification ledger", "Capture review"]

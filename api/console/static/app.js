@@ -67,7 +67,8 @@ async function logout() {
     // already signed out
   }
   state.me = null;
-  navigate(`${BASE}/`, { replace: true });
+  history.replaceState(null, "", `${BASE}/`);
+  renderLogin();
 }
 
 function renderLogin(message = "") {

@@ -1,0 +1,123 @@
+"""The console's own routes over real HTTP: pages, headers, export scope, reads, and no internet."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from api.console.routes import STATIC_DIR, csv_cell
+from tests.console.conftest import PASSWORD, Console
+
+
+@contextmanager
+def signed_in(console: Console, username: str) -> Iterator[httpx.Client]:
+    """A client holding the session cookie of ``username``."""
+    with httpx.Client(base_url=console.url, timeout=10) as client:
+        r = client.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        assert "bk_session" in client.cookies
+        yield client
+
+
+def test_pages_and_assets_carry_the_csp_and_need_nothing_outside(console: Console) -> None:
+    with httpx.Client(base_url=console.url, timeout=10) as client:
+        for path in ("/console/", "/console/tickets/12", "/console/sites/east-1"):
+            r = client.get(path)
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/html")
+            assert "default-src 'self'" in r.headers["content-security-policy"]
+            assert r.headers["x-content-type-options"] == "nosniff"
+            assert '<script type="module" src="/console/static/app.js">' in r.text
+        r = client.get("/console", follow_redirects=False)
+        assert r.status_code == 308
+        assert r.headers["location"] == "/console/"
+        for asset in sorted(STATIC_DIR.iterdir()):
+            r = client.get(f"/console/static/{asset.name}")
+            assert r.status_code == 200, asset.name
+            assert "default-src 'self'" in r.headers["content-security-policy"]
+            # nothing fetched from another host: no absolute URLs, no inline script or style
+            body = r.text.replace("http://www.w3.org/2000/svg", "")  # a namespace, not a fetch
+            assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", body), asset.name
+            assert "<style" not in r.text
+            assert not re.search(r"<script(?![^>]*\bsrc=)", r.text), asset.name
+        assert (
+            client.get("/console/static/app.js")
+            .headers["content-type"]
+            .startswith("text/javascript")
+        )
+        for bad in (
+            "/console/static/..%2Froutes.py",
+            "/console/static/routes.py",
+            "/console/static/.x.js",
+        ):
+            r = client.get(bad)
+            assert r.status_code == 404, bad
+            assert "default-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_export_and_reads_need_sign_in_and_keep_to_the_users_sites(console: Console) -> None:
+    with httpx.Client(base_url=console.url, timeout=10) as anon:
+        for path in (
+            "/console/export/tickets.csv",
+            "/console/api/summary",
+            "/console/api/sites/east-1/sensors",
+        ):
+            r = anon.get(path)
+            assert r.status_code == 401, path
+            assert "default-src 'self'" in r.headers["content-security-policy"]
+    with signed_in(console, "reg-east") as reg:
+        r = reg.get("/console/export/tickets.csv")
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "text/csv; charset=utf-8"
+        assert r.headers["content-disposition"] == 'attachment; filename="tickets.csv"'
+        rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+        assert sorted(x["site_id"] for x in rows) == ["east-1", "east-1", "east-2"]
+        assert "west" not in r.text
+        r = reg.get("/console/export/tickets.csv", params={"site_id": "west-1"})
+        lines = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+        assert len(lines) == 1  # the header only: west-1 is outside the district
+        assert lines[0][0] == "ticket_no"
+        r = reg.get("/console/export/tickets.csv", params={"tier": 1, "overdue": "true"})
+        rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+        assert [(x["site_id"], x["tier"], x["overdue"]) for x in rows] == [("east-1", "1", "true")]
+        assert reg.get("/console/export/tickets.csv", params={"tier": 9}).status_code == 422
+
+        summary = reg.get("/console/api/summary").json()
+        assert summary["regions"] == {"d-east": "东区"}
+        assert set(summary["risk"]) == {"east-1", "east-2", "east-3"}
+        assert all(0 <= v["score"] <= 100 for v in summary["risk"].values())
+
+        sensors = reg.get("/console/api/sites/east-1/sensors").json()
+        assert [s["id"] for s in sensors] == ["freezer-e1", "fridge-e1"]
+        assert sensors[1]["params"]["high_c"] == 8.0
+        assert reg.get("/console/api/sites/west-1/sensors").status_code == 404
+        assert reg.get("/console/api/sites/nowhere/sensors").status_code == 404
+    with signed_in(console, "officer-e1") as officer:
+        rows = list(
+            csv.DictReader(
+                io.StringIO(officer.get("/console/export/tickets.csv").content.decode("utf-8-sig"))
+            )
+        )
+        assert {x["site_id"] for x in rows} == {"east-1"}
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+        ("+1", "'+1"),
+        ("@x", "'@x"),
+        ("冷藏柜 1 温度过高", "冷藏柜 1 温度过高"),
+        (None, ""),
+        (True, "true"),
+        (3, "3"),
+    ],
+)
+def test_csv_cells_never_start_a_formula(value: object, cell: str) -> None:
+    assert csv_cell(value) == cell
