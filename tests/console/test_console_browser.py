@@ -13,7 +13,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
-from tests.console.conftest import PASSWORD, Console
+from tests.console.conftest import PASSWORD, Console, png_bytes
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.slow
@@ -153,7 +153,9 @@ def test_ticket_detail_shows_timeline_escalation_and_evidence(
     wait_until(lambda: "未找到" in (text(browser, "main .error") or ""), what="not found")
 
 
-def test_officer_acknowledges_and_the_status_changes(console: Console, browser: WebDriver) -> None:
+def test_officer_acknowledges_and_the_status_changes(
+    console: Console, browser: WebDriver, tmp_path: Path
+) -> None:
     tid = console.world.tickets["east-1:temp_high"]
     sign_in(browser, console, "officer-e1", f"/console/tickets/{tid}")
     find(browser, "#act-acknowledge")
@@ -172,9 +174,27 @@ def test_officer_acknowledges_and_the_status_changes(console: Console, browser: 
     with psycopg.connect(console.db_url) as conn:
         row = conn.execute("SELECT status FROM tickets WHERE id = %s", (tid,)).fetchone()
     assert row == ("acknowledged",)
-    # what is allowed next comes from the API: rectify (with a photo)
-    find(browser, "#act-rectify")
+    # what is allowed next comes from the API: rectify, with a note and a photo
     assert browser.find_elements(By.ID, "act-acknowledge") == []
+    photo = tmp_path / "fixed.png"
+    photo.write_bytes(png_bytes(80, 60))
+    find(browser, "#action-note").send_keys("压缩机已更换，温度恢复正常")
+    find(browser, "#act-rectify").click()  # no photo yet: refused in the page
+    wait_until(lambda: text(browser, "#action-message") == "提交整改需要至少一张照片。")
+    find(browser, "#action-photos").send_keys(str(photo))
+    find(browser, "#act-rectify").click()
+    wait_until(
+        lambda: attr(browser, "#ticket-status", "data-status") == "rectified", what="rectified"
+    )
+    wait_until(
+        lambda: (
+            browser.execute_script(
+                "return [...document.querySelectorAll('#evidence img')].map(i => i.naturalWidth)"
+            )
+            == [64, 80]
+        ),
+        what="both photos shown",
+    )
 
 
 def _downloaded(folder: Path) -> Path:

@@ -107,7 +107,7 @@ async function ticketPage(f, page) {
   const base = { status: f.status, tier: f.tier, rule: f.rule, site_id: f.site_id };
   if (!f.overdue) {
     const out = await api(`/tickets${qs({ ...base, limit: PAGE, offset: (page - 1) * PAGE })}`);
-    return { data: out.data, count: out.count };
+    return { data: out.data, count: out.count, estimate: Boolean(out.count_is_estimate) };
   }
   const all = [];
   for (let i = 0; i < OVERDUE_SCAN_PAGES; i++) {
@@ -153,7 +153,7 @@ export async function renderTickets(main, params) {
     h("h1", {}, t("tickets_title")),
     form,
     h("div", { class: "toolbar" },
-      h("span", { id: "ticket-count" }, t("count_of", { n: result.count })),
+      h("span", { id: "ticket-count" }, t("count_of", { n: result.estimate ? `≈${result.count}` : result.count })),
       h("a", { id: "export-csv", class: "button", href: `${BASE}/export/tickets.csv${exportQuery}`, download: "tickets.csv" }, t("export_csv"))),
     h("div", { class: "table-wrap" }, h("table", { id: "tickets-table" },
       h("caption", { class: "sr-only" }, t("tickets_title")),
