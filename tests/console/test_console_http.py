@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import re
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -37,7 +40,8 @@ def test_pages_and_assets_carry_the_csp_and_need_nothing_outside(console: Consol
         r = client.get("/console", follow_redirects=False)
         assert r.status_code == 308
         assert r.headers["location"] == "/console/"
-        for asset in sorted(STATIC_DIR.iterdir()):
+        assets = [p for p in STATIC_DIR.iterdir() if p.suffix in {".html", ".js", ".css"}]
+        for asset in sorted(assets):
             r = client.get(f"/console/static/{asset.name}")
             assert r.status_code == 200, asset.name
             assert "default-src 'self'" in r.headers["content-security-policy"]
@@ -55,6 +59,8 @@ def test_pages_and_assets_carry_the_csp_and_need_nothing_outside(console: Consol
             "/console/static/..%2Froutes.py",
             "/console/static/routes.py",
             "/console/static/.x.js",
+            "/console/static/__init__.py",
+            "/console/static/nothing.js",
         ):
             r = client.get(bad)
             assert r.status_code == 404, bad
@@ -105,6 +111,17 @@ def test_export_and_reads_need_sign_in_and_keep_to_the_users_sites(console: Cons
             )
         )
         assert {x["site_id"] for x in rows} == {"east-1"}
+
+
+def test_every_console_file_ships_as_package_data() -> None:
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["*"]
+    assert (STATIC_DIR / "__init__.py").is_file()  # a package, so the patterns apply to it
+    files = [p for p in STATIC_DIR.iterdir() if p.is_file() and p.suffix != ".py"]
+    assert {p.suffix for p in files} == {".html", ".js", ".css"}
+    for path in files:
+        assert any(fnmatch.fnmatch(path.name, pat) for pat in patterns), path.name
 
 
 @pytest.mark.parametrize(
