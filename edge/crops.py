@@ -21,19 +21,27 @@ def plan_regions(
     model_size: tuple[int, int],
     pad_frac: float = 0.25,
     max_regions: int = 4,
+    *,
+    zoom: float = 1.0,
 ) -> IntBoxes:
     """Return up to ``max_regions`` crop boxes (k, 4) xyxy int covering ``boxes``.
 
-    Each region is padded, grown to at least the model input size (so small
-    things are seen at native resolution, never shrunk), shaped like the model
-    input, kept inside the frame, and overlapping regions are merged.
+    Each region is padded, grown to at least the model input size divided by
+    ``zoom`` (so small things are seen at native resolution or enlarged up to
+    ``zoom`` times, never shrunk), shaped like the model input, kept inside the
+    frame, and overlapping regions are merged. Small faces need the zoom: the
+    model card's scale study measured mAP50 0.48 on crops fed 1:1 and 0.66 on
+    crops enlarged ×2.
 
     Example:
         >>> plan_regions(np.array([[600, 300, 640, 340]], np.float32), (1280, 720), (320, 320))
         array([[460, 160, 780, 480]], dtype=int32)
+        >>> plan_regions(np.array([[600, 300, 640, 340]], np.float32), (1280, 720), (320, 320),
+        ...              zoom=2.0)
+        array([[540, 240, 700, 400]], dtype=int32)
     """
     fw, fh = frame_size
-    mw, mh = model_size
+    mw, mh = model_size[0] / max(zoom, 1e-6), model_size[1] / max(zoom, 1e-6)
     if len(boxes) == 0:
         return np.zeros((0, 4), np.int32)
     regions = []

@@ -53,6 +53,20 @@ class VisionSettings(BaseModel):
         default=30.0, gt=0, description="Full-frame detection this often even without motion."
     )
     merge_iou: float = Field(default=0.5, gt=0, le=1, description="NMS across overlapping crops.")
+    crop_zoom: float = Field(
+        default=2.0,
+        ge=1,
+        le=4,
+        description="Crops may be as small as the model input / this, i.e. enlarged up to this "
+        "many times (small faces need it: see the model card's scale study).",
+    )
+    detect_every_n_frames: int = Field(
+        default=3,
+        ge=1,
+        le=25,
+        description="Run the detector on every n-th analysed frame that has motion or tracks "
+        "(the first frame of new motion always); rules count only frames the detector saw.",
+    )
 
 
 @dataclass(slots=True)
@@ -61,6 +75,7 @@ class PipelineStats:
 
     frames_analysed: int = 0
     frames_motion_skipped: int = 0
+    frames_stride_skipped: int = 0
     detector_calls: int = 0
     regions: int = 0
     detections: int = 0
@@ -86,7 +101,9 @@ class CameraPipeline:
         self.settings = settings or VisionSettings()
         self.zones = ZoneSet(camera.zones)
         self.motion = MotionDetector(self.settings.motion)
-        self.tracker = Tracker(camera.analyse_fps, self.settings.track)
+        self.tracker = Tracker(
+            camera.analyse_fps / self.settings.detect_every_n_frames, self.settings.track
+        )
         self.class_names = list(detector.class_names)
         self.rules = (
             rules
@@ -97,6 +114,7 @@ class CameraPipeline:
         self._last_full: datetime | None = None
         self._track_boxes: npt.NDArray[np.float32] = np.zeros((0, 4), np.float32)
         self._track_seen: datetime | None = None
+        self._stride_wait = 0
 
     @property
     def stats(self) -> PipelineStats:
@@ -118,6 +136,14 @@ class CameraPipeline:
             boxes = np.concatenate([boxes, self._track_boxes]) if len(boxes) else self._track_boxes
         refresh = self._refresh_due(ts)
         detected = bool(len(boxes)) or refresh
+        stride_skip = False
+        if not detected:
+            self._stride_wait = 0  # the next motion is looked at at once
+        elif not refresh and self._stride_wait > 0:
+            self._stride_wait -= 1
+            detected, stride_skip = False, True
+        else:
+            self._stride_wait = self.settings.detect_every_n_frames - 1
         dets = Detections.empty()
         if detected:
             if refresh or len(boxes) == 0:
@@ -129,6 +155,7 @@ class CameraPipeline:
                     self.detector.input_size,
                     self.settings.crop_pad_frac,
                     self.settings.max_regions,
+                    zoom=self.settings.crop_zoom,
                 )
                 area = float(
                     ((regions[:, 2] - regions[:, 0]) * (regions[:, 3] - regions[:, 1])).sum()
@@ -139,11 +166,12 @@ class CameraPipeline:
                 self._last_full = ts
             dets = self._detect(frame_bgr, regions)
             dets = self.tracker.update(dets, ts.timestamp())
-            confirmed = dets.tracker_id is not None and dets.tracker_id >= 0
-            if np.any(confirmed):
-                self._track_boxes = dets.xyxy[confirmed].copy()
+            if len(dets):  # look there again (a track needs hits to be confirmed)
+                self._track_boxes = dets.xyxy.copy()
                 self._track_seen = ts
             st.detections += len(dets)
+        elif stride_skip:
+            st.frames_stride_skipped += 1
         else:
             st.frames_motion_skipped += 1
         ctx = FrameContext(

@@ -12,7 +12,9 @@ from bkcommon.errors import ConfigError
 from bkcommon.settings import format_validation_error
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "weights" / "mask_yolo.onnx"
+# The edge box runs the shipped mask model exported at 320 px with a dynamic batch axis (same
+# weights as mask_yolo.onnx; crops are zoomed up to 2x, see models/MODEL_CARD.md).
+DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "weights" / "mask_yolo_320.onnx"
 
 
 def _default_client_id() -> str:
@@ -57,6 +59,23 @@ class EdgeSettings(BaseSettings):
     metrics_host: str = Field(default="127.0.0.1")
     metrics_port: int = Field(default=9108, ge=0, le=65535, description="0 = any free port.")
     model_path: Path = Field(default=DEFAULT_MODEL_PATH, description="ONNX detector file.")
+    detector_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="ONNX Runtime intra-op threads of the one shared detector (1 = least CPU "
+        "per image; the other core decodes video).",
+    )
+    detector_max_batch: int = Field(
+        default=8, ge=1, le=64, description="Crops of all cameras run in one detector call."
+    )
+    detect_every_n_frames: int = Field(
+        default=3,
+        ge=1,
+        le=25,
+        description="Run the detector on every n-th analysed frame with motion; the tracker "
+        "carries boxes between (rules count only frames the detector saw).",
+    )
     jpeg_quality: int = Field(default=85, ge=10, le=100)
     evidence_max_width_px: int = Field(default=1280, ge=160)
     inline_evidence: bool = Field(

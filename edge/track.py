@@ -33,7 +33,8 @@ class Tracker:
         """Create a tracker for a camera analysed at ``fps``."""
         s = settings or TrackSettings()
         self._tracker = ByteTrackTracker(
-            lost_track_buffer=max(1, round(s.lost_after_s * fps)),
+            # the library counts this buffer in 30 fps frames (seconds × 30), whatever ``fps`` is
+            lost_track_buffer=max(1, round(s.lost_after_s * 30)),
             frame_rate=fps,
             track_activation_threshold=s.activation_threshold,
             minimum_consecutive_frames=s.confirm_frames,

@@ -68,8 +68,15 @@ def find_box(site_file: SiteFile, box_id: str) -> tuple[Site, EdgeBox]:
     raise ConfigError(f"edge box {box_id!r} is not in the site file (boxes: {known or 'none'})")
 
 
-def vision_pipeline_factory(settings: EdgeSettings) -> tuple[PipelineFactory, str]:
-    """Load the detector once and return a per-camera pipeline factory and the model version."""
+def vision_pipeline_factory(
+    settings: EdgeSettings, wrap: Callable[[Detector], Detector] | None = None
+) -> tuple[PipelineFactory, str]:
+    """Load the detector once and return a per-camera pipeline factory and the model version.
+
+    Every camera's pipeline shares one :class:`BatchingDetector` (a scheduler thread that runs
+    the crops of all cameras queued at that moment as one batch); ``wrap`` may wrap the raw
+    detector (the benchmark times it).
+    """
     from bkcommon.errors import ModelError
 
     if not Path(settings.model_path).is_file():
@@ -78,25 +85,33 @@ def vision_pipeline_factory(settings: EdgeSettings) -> tuple[PipelineFactory, st
             "with `brightkitchen models export`)"
         )
     try:
+        from edge.detect.batching import BatchingDetector
         from edge.detect.onnx import OnnxDetector
-        from edge.pipeline import CameraPipeline
+        from edge.pipeline import CameraPipeline, VisionSettings
     except ImportError as exc:
         raise ConfigError(f"the vision pipeline is not available in this build: {exc}") from exc
     try:
-        detector = OnnxDetector(settings.model_path)
+        detector = OnnxDetector(
+            settings.model_path,
+            threads=settings.detector_threads,
+            max_batch=settings.detector_max_batch,
+        )
     except ModelError as exc:
         raise ConfigError(str(exc)) from exc
-    shared = SharedDetector(detector)
+    inner: Detector = wrap(detector) if wrap is not None else detector
+    shared = BatchingDetector(inner, max_batch=settings.detector_max_batch).start()
+    vision = VisionSettings(detect_every_n_frames=settings.detect_every_n_frames)
 
     def factory(camera: Camera) -> Pipeline:
-        p: Pipeline = CameraPipeline(camera, shared, None)
+        p: Pipeline = CameraPipeline(camera, shared, vision)
         return p
 
     return factory, detector.model_version
 
 
 class SharedDetector:
-    """One detector shared by every camera thread; calls are serialised (one ONNX session)."""
+    """One detector shared by camera threads behind a lock (tests and simple tools; the box
+    itself uses :class:`edge.detect.batching.BatchingDetector`)."""
 
     def __init__(self, inner: Detector) -> None:
         """Wrap ``inner``."""

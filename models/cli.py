@@ -94,6 +94,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         conf_threshold=args.conf,
         iou_threshold=args.iou,
         opset=args.opset,
+        dynamic_batch=args.dynamic_batch,
     )
     print(
         f"wrote {res.path} ({res.size_bytes / 1e6:.1f} MB); ONNX Runtime vs framework: "
@@ -187,6 +188,9 @@ def register(subparsers: Any) -> None:
     e.add_argument("--conf", type=float, default=0.25, help="shipped confidence threshold")
     e.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
     e.add_argument("--opset", type=int, default=17)
+    e.add_argument(
+        "--dynamic-batch", action="store_true", help="dynamic batch axis (crops batched per call)"
+    )
     e.set_defaults(handler=_cmd_export)
 
     v = sub.add_parser("evaluate", help="mAP, P/R, confusion, speed of an ONNX on a VOC folder")

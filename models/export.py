@@ -42,6 +42,20 @@ def add_metadata(path: Path, meta: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
+def fix_spatial_dims(path: Path, imgsz: int) -> None:
+    """Pin the height and width of a dynamic export to ``imgsz`` (batch stays dynamic)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for d in (dims[2], dims[3]):
+        d.ClearField("dim_param")
+        d.dim_value = imgsz
+    model = onnx.shape_inference.infer_shapes(model)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
 def read_metadata(path: Path) -> dict[str, str]:
     """The ``metadata_props`` of an ONNX file as a dict."""
     import onnx
@@ -86,8 +100,13 @@ def export(
     opset: int = DEFAULT_OPSET,
     box_tolerance_px: float = 0.5,
     score_tolerance: float = 5e-3,
+    dynamic_batch: bool = False,
 ) -> ExportResult:
-    """Export ``weights`` to ``out`` (fixed input size), add bk_* metadata, verify against torch."""
+    """Export ``weights`` to ``out`` (fixed input size), add bk_* metadata, verify against torch.
+
+    ``dynamic_batch`` makes only the batch axis dynamic (height and width stay fixed), so
+    the edge box can run crops of several cameras in one ONNX Runtime call.
+    """
     setup_offline()
     from ultralytics import YOLO  # type: ignore[attr-defined]
 
@@ -99,7 +118,7 @@ def export(
             imgsz=imgsz,
             opset=opset,
             simplify=True,
-            dynamic=False,
+            dynamic=dynamic_batch,
             half=False,
             device="cpu",
         )
@@ -107,6 +126,8 @@ def export(
     out.parent.mkdir(parents=True, exist_ok=True)
     if produced.resolve() != out.resolve():
         shutil.move(str(produced), out)
+    if dynamic_batch:
+        fix_spatial_dims(out, imgsz)
     add_metadata(
         out,
         {

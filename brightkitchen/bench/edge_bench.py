@@ -237,11 +237,9 @@ def run_edge_trial(
 ) -> TrialResult:
     """Run the real edge worker with ``n`` cameras in this process and measure it."""
     from bkcommon.settings import CommonSettings
-    from edge.detect.base import Detections
-    from edge.detect.onnx import OnnxDetector
-    from edge.pipeline import CameraPipeline
+    from edge.detect.base import Detections, Detector
     from edge.settings import EdgeSettings
-    from edge.worker import EdgeWorker, Pipeline, SharedDetector
+    from edge.worker import EdgeWorker, Pipeline, vision_pipeline_factory
 
     res = TrialResult("edge", n, duration_s, model=str(model), loadavg_before=_loadavg())
     samples = _Samples()
@@ -249,9 +247,9 @@ def run_edge_trial(
     site, box = sf.sites[0], sf.sites[0].edge_boxes[0]
 
     class TimedDetector:
-        """The ONNX detector, timing each call inside the shared lock (pure inference)."""
+        """The ONNX detector, timing each batched call of the scheduler (pure inference)."""
 
-        def __init__(self, inner: OnnxDetector) -> None:
+        def __init__(self, inner: Detector) -> None:
             self.inner = inner
             self.class_names = inner.class_names
             self.input_size = inner.input_size
@@ -267,22 +265,17 @@ def run_edge_trial(
     class TimedPipeline:
         """A camera pipeline that records frame age and processing time."""
 
-        def __init__(self, inner: CameraPipeline) -> None:
+        def __init__(self, inner: Pipeline, camera_id: str) -> None:
             self.inner = inner
+            self.camera_id = camera_id
 
         def process(self, frame_bgr: Any, ts: datetime) -> list[Any]:
-            samples.frame(self.inner.camera.id, ts)
+            samples.frame(self.camera_id, ts)
             t0 = time.perf_counter()
             out = self.inner.process(frame_bgr, ts)
             with samples.lock:
                 samples.process_ms.append((time.perf_counter() - t0) * 1000)
             return out
-
-    detector = OnnxDetector(model)
-    shared = SharedDetector(TimedDetector(detector))
-
-    def factory(camera: Any) -> Pipeline:
-        return TimedPipeline(CameraPipeline(camera, shared, None))
 
     with tempfile.TemporaryDirectory(prefix="bk-edge-bench-") as tmp:
         settings = EdgeSettings(
@@ -294,13 +287,19 @@ def run_edge_trial(
             status_interval_s=10,
         )
         common = CommonSettings(mqtt_url=mqtt_url)
+        # the box's own detector set-up (shared batching detector, stride, threads, zoom)
+        inner_factory, model_version = vision_pipeline_factory(settings, wrap=TimedDetector)
+
+        def factory(camera: Any) -> Pipeline:
+            return TimedPipeline(inner_factory(camera), camera.id)
+
         worker = EdgeWorker(
             site=site,
             box=box,
             settings=settings,
             common=common,
             pipeline_factory=factory,
-            model_version=detector.model_version,
+            model_version=model_version,
         )
         deliver = worker.delivery.deliver
 

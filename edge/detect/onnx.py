@@ -71,17 +71,34 @@ def letterbox(
     image: npt.NDArray[np.uint8], size: tuple[int, int]
 ) -> tuple[npt.NDArray[np.float32], float, float, float]:
     """Resize keeping aspect, pad to ``size`` (w, h); return CHW RGB 0..1, scale, pad x, pad y."""
-    w, h = size
+    chw = np.empty((3, size[1], size[0]), np.float32)
+    scale, px, py = letterbox_into(image, chw)
+    return chw, scale, px, py
+
+
+def letterbox_into(
+    image: npt.NDArray[np.uint8], out: npt.NDArray[np.float32]
+) -> tuple[float, float, float]:
+    """Letterbox ``image`` into the preallocated CHW RGB 0..1 slot ``out``; return scale, pads.
+
+    One resize, one border fill, then the channels copied (BGR→RGB, HWC→CHW) straight into
+    the batch array and scaled in place: no intermediate float image.
+    """
+    h, w = out.shape[1], out.shape[2]
     ih, iw = image.shape[:2]
     scale = min(w / iw, h / ih)
-    nw, nh = max(1, round(iw * scale)), max(1, round(ih * scale))
+    nw, nh = min(w, max(1, round(iw * scale))), min(h, max(1, round(ih * scale)))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (nw, nh), interpolation=interp)
-    canvas = np.full((h, w, 3), LETTERBOX_FILL, np.uint8)
+    resized = image if (nw, nh) == (iw, ih) else cv2.resize(image, (nw, nh), interpolation=interp)
     px, py = (w - nw) // 2, (h - nh) // 2
-    canvas[py : py + nh, px : px + nw] = resized
-    chw = canvas[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255)
-    return np.ascontiguousarray(chw), scale, float(px), float(py)
+    fill = (LETTERBOX_FILL, LETTERBOX_FILL, LETTERBOX_FILL)
+    canvas = cv2.copyMakeBorder(
+        resized, py, h - nh - py, px, w - nw - px, cv2.BORDER_CONSTANT, value=fill
+    )
+    for k, channel in enumerate(cv2.split(canvas)[::-1]):
+        out[k] = channel
+    out *= np.float32(1 / 255)
+    return scale, float(px), float(py)
 
 
 def decode_output(
@@ -111,12 +128,17 @@ class OnnxDetector:
         path: str | Path = DEFAULT_MODEL_PATH,
         *,
         threads: int = 2,
+        spinning: bool = False,
         conf_threshold: float | None = None,
         iou_threshold: float | None = None,
         providers: list[str] | None = None,
         max_batch: int = 8,
     ) -> None:
-        """Load the model and its metadata; raise ModelError if it is missing or malformed."""
+        """Load the model and its metadata; raise ModelError if it is missing or malformed.
+
+        ``threads`` is ONNX Runtime's intra-op pool; ``spinning`` lets idle pool threads
+        busy-wait (faster alone, but it burns the CPU that camera threads need on a loaded box).
+        """
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -126,6 +148,10 @@ class OnnxDetector:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if not spinning:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(
                 str(self.path), opts, providers=providers or ["CPUExecutionProvider"]
@@ -194,17 +220,20 @@ class OnnxDetector:
         """Detect on BGR images; batched in one run when the model has a dynamic batch."""
         if not images:
             return []
-        prepared = [letterbox(img, self.info.input_size) for img in images]
+        w, h = self.info.input_size
         step = self.max_batch if self.info.dynamic_batch else 1
         outputs: list[npt.NDArray[np.float32]] = []
-        for i in range(0, len(prepared), step):
-            batch = np.stack([p[0] for p in prepared[i : i + step]])
+        geometry: list[tuple[float, float, float]] = []
+        for i in range(0, len(images), step):
+            chunk = images[i : i + step]
+            batch = np.empty((len(chunk), 3, h, w), np.float32)
+            geometry.extend(letterbox_into(img, batch[k]) for k, img in enumerate(chunk))
             out = self._session.run(None, {self._input_name: batch})[0]
             if out.ndim != 3 or out.shape[0] != batch.shape[0]:
                 raise ModelError(f"{self.path}: output shape {out.shape} for batch {batch.shape}")
             outputs.extend(np.asarray(o, np.float32) for o in out)
         results = []
-        for out, (_, scale, px, py), img in zip(outputs, prepared, images, strict=True):
+        for out, (scale, px, py), img in zip(outputs, geometry, images, strict=True):
             dets = decode_output(out, self.info.conf_threshold, self.info.iou_threshold)
             if len(dets):
                 dets = dets.shifted(-px, -py).shifted(0, 0, 1 / scale)

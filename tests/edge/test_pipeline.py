@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from bkcommon.sitefile import Camera, Zone
 from edge.capture import CameraReader, CaptureSettings
@@ -120,8 +121,9 @@ def test_face_with_mask_raises_nothing(tmp_path: Path, mask_model_path: Path) ->
     video = face_video(tmp_path / "mask.mp4", 6.0, lambda i: GREEN)
     events, pipe, det = replay(video, camera(video, [PREP, RAW]), mask_model_path)
     assert events == []
-    assert det.calls > 10  # the face was looked at, and it wore a mask
-    assert pipe.stats.detections > 10
+    # the face was looked at (every 3rd analysed frame: 25 frames with something to see)
+    assert det.calls >= 8
+    assert pipe.stats.detections >= 8
 
 
 def test_face_without_mask_in_raw_area_raises_nothing(
@@ -130,7 +132,7 @@ def test_face_without_mask_in_raw_area_raises_nothing(
     video = face_video(tmp_path / "raw.avi", 6.0, lambda i: RED, where=(480, 180))
     events, _, det = replay(video, camera(video, [PREP, RAW]), mask_model_path)
     assert events == []
-    assert det.calls > 10
+    assert det.calls >= 8
 
 
 def test_flicker_below_share_raises_nothing(tmp_path: Path, mask_model_path: Path) -> None:
@@ -197,3 +199,25 @@ def test_two_workers_far_apart_are_tracked_separately(
     centres = sorted(round((e.boxes[0].x1 + e.boxes[0].x2) / 2) for e in events)
     assert centres == [200, 1000]
     assert max(s[1] for s in det.crop_shapes) < 1280  # two crops, not the shrunk frame
+
+
+@pytest.mark.parametrize(("every", "calls", "stride_skipped"), [(1, 25, 0), (3, 9, 16)])
+def test_detector_stride_keeps_the_violation(
+    tmp_path: Path, mask_model_path: Path, every: int, calls: int, stride_skipped: int
+) -> None:
+    video = face_video(tmp_path / "stride.avi", 6.0, lambda i: RED)
+    settings = VisionSettings(detect_every_n_frames=every)
+    events, pipe, det = replay(video, camera(video, [PREP]), mask_model_path, settings)
+    assert [e.rule for e in events] == ["no_mask"]  # the tracker carries the face between looks
+    assert det.calls == calls
+    assert pipe.stats.frames_stride_skipped == stride_skipped
+    assert pipe.stats.frames_motion_skipped == 5
+    assert events[0].details["frames"] >= 3  # the window counts only the frames the model saw
+
+
+def test_small_face_crops_are_zoomed(tmp_path: Path, mask_model_path: Path) -> None:
+    video = face_video(tmp_path / "zoom.avi", 3.0, lambda i: RED)
+    _, _, det = replay(video, camera(video, [PREP]), mask_model_path, VisionSettings(crop_zoom=2))
+    # the 320 px model sees crops of about 160 px: a 16 px face fills twice as many pixels
+    assert det.crop_shapes
+    assert max(max(s[:2]) for s in det.crop_shapes) <= 200
