@@ -59,7 +59,7 @@ class ApiSettings(BaseSettings):
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
         pattern=r"^https?://\S+$",
-        description="Base URL of the console, for links in messages.",
+        description="Public base URL of this server, for links in messages.",
     )
 
     # Rectification closed loop (tickets, escalation, evidence, triage, ack links, SMS).
@@ -120,7 +120,7 @@ class ApiSettings(BaseSettings):
         return timedelta(hours=hours[tier])
 
     def link(self, path: str) -> str:
-        """Absolute console URL of ``path`` (for links in messages)."""
+        """Absolute URL of ``path`` on this server (for links in messages)."""
         return self.public_base_url.rstrip("/") + "/" + path.lstrip("/")
 
 

@@ -313,7 +313,7 @@ def _insert_ticket(
         title=title,
         opened_at=now,
         due_at=due_at,
-        link=settings.link(f"/tickets/{ticket_id}"),
+        link=settings.link(f"/console/tickets/{ticket_id}"),
     )
 
 

@@ -179,7 +179,7 @@ def settings(smtp: SmtpServer) -> ApiSettings:
         max_attempts=8,
         poll_interval_s=1,
         workers_enabled=False,
-        public_base_url="https://bk.example/console",
+        public_base_url="https://bk.example",
     )
 
 

@@ -66,7 +66,7 @@ def load_facts(conn: Conn, ticket_id: int, *, settings: ApiSettings) -> TicketFa
         title=str(row["title"]),
         opened_at=row["opened_at"],
         due_at=row["due_at"],
-        link=settings.link(f"/tickets/{ticket_id}"),
+        link=settings.link(f"/console/tickets/{ticket_id}"),
     )
 
 
