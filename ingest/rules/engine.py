@@ -18,10 +18,28 @@ from ingest.directory import SensorDirectory
 from ingest.rules.alarms import alarm_key, clear_offline, update_peaks, write_transition
 from ingest.rules.excursion import ExcursionState, Phase, rule_for, step
 from ingest.rules.offline import sweep_offline
-from ingest.rules.state_store import load_states, save_states
-from ingest.types import NewReading
+from ingest.rules.state_store import advance_quiet, load_states, save_states
+from ingest.types import NewReading, SensorInfo
 
 logger = logging.getLogger(__name__)
+
+
+def _quiet(readings: list[NewReading], info: SensorInfo) -> bool:
+    """True when every reading is inside the limits, door closed and battery not low.
+
+    Such readings change a quiet state (see :func:`advance_quiet`) only in ``last_ts``.
+    """
+    p = info.params
+    high = p.high_c
+    low = p.low_c
+    batt = p.low_battery_pct
+    for r in readings:
+        t = r.temp_c
+        if (high is not None and t > high) or (low is not None and t < low) or r.door_open:
+            return False
+        if r.battery_pct is not None and r.battery_pct < batt:
+            return False
+    return True
 
 
 class RuleEngine:
@@ -45,6 +63,25 @@ class RuleEngine:
                 logger.debug("readings of unregistered sensor %s not evaluated", sid)
             else:
                 sensors[sid] = info
+        if not sensors:
+            return 0
+        latest = {sid: max(r.ts for r in by_sensor[sid]) for sid in sensors}
+        quiet = {sid: latest[sid] for sid, info in sensors.items() if _quiet(by_sensor[sid], info)}
+        handled = advance_quiet(cur, list(sensors), quiet, now)
+        written = self._step_all(
+            cur, {s: i for s, i in sensors.items() if s not in handled}, by_sensor, now
+        )
+        written += clear_offline(cur, latest)
+        return written
+
+    @staticmethod
+    def _step_all(
+        cur: psycopg.Cursor[Any],
+        sensors: dict[str, SensorInfo],
+        by_sensor: dict[str, list[NewReading]],
+        now: datetime,
+    ) -> int:
+        """Run the state machine for ``sensors`` (state loaded and stored under row locks)."""
         if not sensors:
             return 0
         ids = sorted(sensors)
@@ -73,7 +110,6 @@ class RuleEngine:
                 peaks[key] = state.peak_c
         update_peaks(cur, peaks)
         save_states(cur, changed, now)
-        written += clear_offline(cur, {sid: max(r.ts for r in by_sensor[sid]) for sid in ids})
         return written
 
     def sweep(self, conn: psycopg.Connection[Any], now: datetime) -> int:

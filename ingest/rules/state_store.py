@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from ingest.rules.alarms import iso_utc_sql
 from ingest.rules.excursion import ExcursionState
 
 logger = logging.getLogger(__name__)
@@ -61,3 +62,48 @@ def save_states(cur: psycopg.Cursor[Any], states: dict[str, ExcursionState], now
            FROM jsonb_each(%s) AS v WHERE r.rule = %s AND r.sensor_id = v.key""",
         (now, Jsonb({k: s.to_json() for k, s in states.items()}), STATE_RULE),
     )
+
+
+_LOCK = (
+    "SELECT 1 FROM rule_state WHERE rule = %s AND sensor_id = ANY(%s) ORDER BY sensor_id FOR UPDATE"
+)
+
+_ADVANCE_QUIET = f"""
+WITH v AS (
+    SELECT unnest(%(sensors)s::text[]) AS sensor_id, unnest(%(ts)s::timestamptz[]) AS ts
+)
+UPDATE rule_state AS r SET
+    state = r.state || jsonb_build_object(
+        'last_ts', {iso_utc_sql("GREATEST((r.state->>'last_ts')::timestamptz, v.ts)")}),
+    updated_at = %(now)s
+FROM v
+WHERE r.rule = %(rule)s AND r.sensor_id = v.sensor_id
+  AND COALESCE(r.state->>'phase', 'normal') = 'normal'
+  AND NOT COALESCE((r.state->>'door_open')::boolean, false)
+  AND NOT COALESCE((r.state->>'battery_low')::boolean, false)
+RETURNING r.sensor_id
+"""
+
+
+def advance_quiet(
+    cur: psycopg.Cursor[Any], sensor_ids: Sequence[str], latest: dict[str, datetime], now: datetime
+) -> set[str]:
+    """Lock the states of ``sensor_ids``; advance ``last_ts`` of the quiet ones in ``latest``.
+
+    For a sensor in the normal phase with its door closed and no low-battery alarm,
+    readings inside its limits, with the door closed and the battery not low change
+    nothing but ``last_ts`` (see :func:`ingest.rules.excursion.step`), so the caller
+    passes such sensors' newest reading time in ``latest`` instead of running the state
+    machine. Returns the sensors handled; any other sensor (no state row yet, or a state
+    that is not quiet) must go through the state machine. All rows are locked first in
+    sensor order, as :func:`load_states` does, so two workers never deadlock.
+    """
+    if not latest:
+        return set()
+    cur.execute(_LOCK, (STATE_RULE, sorted(set(sensor_ids))))
+    ids = sorted(latest)
+    cur.execute(
+        _ADVANCE_QUIET,
+        {"sensors": ids, "ts": [latest[i] for i in ids], "rule": STATE_RULE, "now": now},
+    )
+    return {str(r[0]) for r in cur.fetchall()}
