@@ -86,6 +86,8 @@ class WriteResult:
 
 _STAGE_COLS = "sensor_id, ts, temp_c, humidity_pct, door_open, battery_pct, seq, received_at"
 
+_STAGE_TYPES = ["text", "timestamptz", "float8", "float4", "bool", "float4", "int8", "timestamptz"]
+
 _CREATE_STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS bk_stage (
     sensor_id text, ts timestamptz, temp_c double precision, humidity_pct real,
@@ -124,7 +126,8 @@ WITH ins AS (
     FROM (SELECT sensor_id, max(ts) AS ts FROM ins GROUP BY sensor_id) m
     WHERE s.id = m.sensor_id AND (s.last_reading_at IS NULL OR s.last_reading_at < m.ts)
 ){rollups}
-SELECT sensor_id, ts, temp_c, door_open, battery_pct FROM ins
+SELECT sensor_id, ts, temp_c, door_open, battery_pct::float8 FROM ins
+ORDER BY ts, sensor_id COLLATE "C"
 """
 
 
@@ -322,7 +325,8 @@ class BatchWriter:
         res: WriteResult,
     ) -> None:
         n = 0
-        with cur.copy(f"COPY bk_stage ({_STAGE_COLS}) FROM STDIN") as cp:
+        with cur.copy(f"COPY bk_stage ({_STAGE_COLS}) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(_STAGE_TYPES)
             write = cp.write_row
             for it, acc in readings:
                 sid, rat = acc.sensor_id, it.received_at
@@ -344,8 +348,7 @@ class BatchWriter:
         rows = cur.fetchall()
         if self._clear_stage:
             cur.execute("DELETE FROM bk_stage")
-        new = [NewReading(str(r[0]), r[1], float(r[2]), r[3], r[4]) for r in rows]
-        new.sort(key=lambda x: (x.ts, x.sensor_id))
+        new = [NewReading(*r) for r in rows]  # ordered by (ts, sensor_id) in SQL
         res.new_readings = new
         res.inserted = len(new)
         res.duplicates = n - len(new)
