@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -92,10 +93,31 @@ class RuleEngine:
         for sid in ids:
             info = sensors[sid]
             before = state = states[sid]
+            params = info.params
+            high, low, batt = params.high_c, params.low_c, params.low_battery_pct
+            last = state.last_ts
             for r in sorted(by_sensor[sid], key=lambda x: x.ts):
-                state, transitions = step(state, r, info.params)
+                if (
+                    state.phase is Phase.NORMAL
+                    and not state.door_open
+                    and not state.battery_low
+                    and not r.door_open
+                    and (high is None or r.temp_c <= high)
+                    and (low is None or r.temp_c >= low)
+                    and (r.battery_pct is None or r.battery_pct >= batt)
+                ):
+                    # a quiet reading on a quiet state moves only last_ts (as advance_quiet)
+                    if last is None or r.ts > last:
+                        last = r.ts
+                    continue
+                if last != state.last_ts:
+                    state = replace(state, last_ts=last)
+                state, transitions = step(state, r, params)
+                last = state.last_ts
                 for t in transitions:
                     written += write_transition(cur, info, t)
+            if last != state.last_ts:
+                state = replace(state, last_ts=last)
             if state != before:
                 changed[sid] = state
             if (
