@@ -223,7 +223,11 @@ class IngestWorker:
         limit = self.settings.max_pending
         with self._cond:
             # Back-pressure: while the database is behind, do not return to the socket.
-            while len(self._queue) + self._inflight >= limit:
+            # Readings count too: a few gateway batches hold as many readings as thousands
+            # of single messages, and memory follows readings.
+            while len(self._queue) + self._inflight >= limit or (
+                self._queued_readings >= limit and self._queue
+            ):
                 if self.stop.is_set():
                     return  # not acked: the broker redelivers it after restart
                 self._cond.wait(0.5)

@@ -1,11 +1,13 @@
 """Write one batch of validated messages to PostgreSQL in one transaction.
 
-Readings go in with one COPY into a temporary staging table and one
-``INSERT … ON CONFLICT DO NOTHING RETURNING``: a reading redelivered after a crash is a
-no-op, so at-least-once delivery gives exactly-once rows. The same statement updates
+Readings go in with one binary COPY into a temporary staging table and one
+``INSERT … ON CONFLICT DO NOTHING``: a reading redelivered after a crash is a no-op, so
+at-least-once delivery gives exactly-once rows. The same statement updates
 ``sensors.last_reading_at`` and, on plain PostgreSQL, the 5 min / 1 h rollup tables from
-the new rows only. The rule hook sees the new rows in the same transaction, so rule state,
-alarms and findings commit (or not) with the readings that caused them.
+the new rows only, and returns their count (and the keys of rows that were already
+stored, only when there are any). The rule hook sees the new readings in the same
+transaction, so rule state, alarms and findings commit (or not) with the readings that
+caused them.
 
 A batch that the database rejects for its content (not for a lost connection) is retried
 item by item under savepoints; an item that still fails is dead-lettered with the
@@ -82,6 +84,7 @@ class WriteResult:
     statuses: int = 0
     findings: int = 0
     new_readings: list[NewReading] = field(default_factory=list)
+    """Readings this batch inserted (not redelivered duplicates), for the rules."""
 
 
 _STAGE_COLS = "sensor_id, ts, temp_c, humidity_pct, door_open, battery_pct, seq, received_at"
@@ -120,14 +123,18 @@ WITH ins AS (
     INSERT INTO sensor_readings ({_STAGE_COLS})
     SELECT {_STAGE_COLS} FROM bk_stage ORDER BY sensor_id, ts
     ON CONFLICT (sensor_id, ts) DO NOTHING
-    RETURNING sensor_id, ts, temp_c, door_open, battery_pct
+    RETURNING sensor_id, ts, temp_c
 ), last AS (
     UPDATE sensors s SET last_reading_at = m.ts
     FROM (SELECT sensor_id, max(ts) AS ts FROM ins GROUP BY sensor_id) m
     WHERE s.id = m.sensor_id AND (s.last_reading_at IS NULL OR s.last_reading_at < m.ts)
 ){rollups}
-SELECT sensor_id, ts, temp_c, door_open, battery_pct::float8 FROM ins
-ORDER BY ts, sensor_id COLLATE "C"
+SELECT c.n, d.sensor_ids, d.ts FROM (SELECT count(*) AS n FROM ins) AS c
+LEFT JOIN LATERAL (
+    SELECT array_agg(s.sensor_id) AS sensor_ids, array_agg(s.ts) AS ts FROM bk_stage AS s
+    WHERE c.n < %(staged)s
+      AND NOT EXISTS (SELECT 1 FROM ins AS i WHERE i.sensor_id = s.sensor_id AND i.ts = s.ts)
+) AS d ON true
 """
 
 
@@ -325,12 +332,19 @@ class BatchWriter:
         res: WriteResult,
     ) -> None:
         n = 0
+        new: list[NewReading] = []
+        seen: set[tuple[str, datetime]] = set()
         with cur.copy(f"COPY bk_stage ({_STAGE_COLS}) FROM STDIN (FORMAT BINARY)") as cp:
             cp.set_types(_STAGE_TYPES)
             write = cp.write_row
             for it, acc in readings:
                 sid, rat = acc.sensor_id, it.received_at
                 for r in acc.readings:
+                    n += 1
+                    key = (sid, r.ts)
+                    if key in seen:  # same sensor and time twice in a batch: the first counts
+                        continue
+                    seen.add(key)
                     write(
                         (
                             sid,
@@ -343,15 +357,20 @@ class BatchWriter:
                             rat,
                         )
                     )
-                    n += 1
-        cur.execute(self._insert)
-        rows = cur.fetchall()
+                    new.append(NewReading(sid, r.ts, r.temp_c, r.door_open, r.battery_pct))
+        # The statement returns the count of new rows and, only when some were already
+        # stored (redelivered), their keys: the rules see new readings only.
+        cur.execute(self._insert, {"staged": len(new)})
+        row = cur.fetchone()
+        inserted = int(row[0]) if row else 0
+        if row is not None and row[1]:
+            old = set(zip(row[1], row[2], strict=True))
+            new = [r for r in new if (r.sensor_id, r.ts) not in old]
         if self._clear_stage:
             cur.execute("DELETE FROM bk_stage")
-        new = [NewReading(*r) for r in rows]  # ordered by (ts, sensor_id) in SQL
         res.new_readings = new
-        res.inserted = len(new)
-        res.duplicates = n - len(new)
+        res.inserted = inserted
+        res.duplicates = n - inserted
 
     def _write_violation(
         self, cur: psycopg.Cursor[Any], it: Item, acc: AcceptedViolation, res: WriteResult
