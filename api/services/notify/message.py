@@ -38,6 +38,28 @@ class MessageContent:
     payload: dict[str, Any]
 
 
+def _payload(facts: TicketFacts, event: str, ack_link: str | None) -> dict[str, Any]:
+    """The JSON payload every ticket notice carries (webhook receivers parse it)."""
+    payload: dict[str, Any] = {
+        "schema_version": PAYLOAD_SCHEMA_VERSION,
+        "event": event,
+        "ticket_id": facts.ticket_id,
+        "ticket_no": facts.ticket_no,
+        "site_id": facts.site_id,
+        "site_name": facts.site_name,
+        "rule": facts.rule,
+        "subject": facts.subject,
+        "tier": facts.tier,
+        "title": facts.title,
+        "opened_at": rfc3339(facts.opened_at),
+        "due_at": rfc3339(facts.due_at),
+        "link": facts.link,
+    }
+    if ack_link:
+        payload["ack_link"] = ack_link
+    return payload
+
+
 def ticket_opened(facts: TicketFacts, ack_link: str | None = None) -> MessageContent:
     """Content of the notice sent to a site's officer when a rectification ticket opens."""
     tier_zh, tier_en = TIER_LABELS.get(facts.tier, ("", ""))
@@ -54,23 +76,7 @@ def ticket_opened(facts: TicketFacts, ack_link: str | None = None) -> MessageCon
         ]
         + ([f"确认收到 Acknowledge: {ack_link}"] if ack_link else [])
     )
-    payload: dict[str, Any] = {
-        "schema_version": PAYLOAD_SCHEMA_VERSION,
-        "event": "ticket_opened",
-        "ticket_id": facts.ticket_id,
-        "ticket_no": facts.ticket_no,
-        "site_id": facts.site_id,
-        "site_name": facts.site_name,
-        "rule": facts.rule,
-        "subject": facts.subject,
-        "tier": facts.tier,
-        "title": facts.title,
-        "opened_at": rfc3339(facts.opened_at),
-        "due_at": rfc3339(facts.due_at),
-        "link": facts.link,
-    }
-    if ack_link:
-        payload["ack_link"] = ack_link
+    payload = _payload(facts, "ticket_opened", ack_link)
     return MessageContent(subject=subject, body=body, payload=payload)
 
 
@@ -106,22 +112,6 @@ def ticket_event(
     lines.append(f"详情 Details: {facts.link}")
     if ack_link:
         lines.append(f"确认收到 Acknowledge: {ack_link}")
-    payload: dict[str, Any] = {
-        "schema_version": PAYLOAD_SCHEMA_VERSION,
-        "event": f"ticket_{event}",
-        "ticket_id": facts.ticket_id,
-        "ticket_no": facts.ticket_no,
-        "site_id": facts.site_id,
-        "site_name": facts.site_name,
-        "rule": facts.rule,
-        "subject": facts.subject,
-        "tier": facts.tier,
-        "title": facts.title,
-        "opened_at": rfc3339(facts.opened_at),
-        "due_at": rfc3339(facts.due_at),
-        "link": facts.link,
-        "note": note,
-    }
-    if ack_link:
-        payload["ack_link"] = ack_link
+    payload = _payload(facts, f"ticket_{event}", ack_link)
+    payload["note"] = note
     return MessageContent(subject=subject, body="\n".join(lines), payload=payload)
