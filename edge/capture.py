@@ -64,6 +64,13 @@ class CaptureSettings(BaseModel):
         "every sampled frame is handed over (the reader waits) and stamped with video time.",
     )
     loop_files: bool = Field(default=True, description="Restart a video file at its end.")
+    decoder_threads: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description="FFmpeg decoder threads per camera (0 = FFmpeg's choice, one per core): "
+        "one thread per camera costs less CPU and memory once cameras outnumber cores.",
+    )
 
 
 class HealthProblem(StrEnum):
@@ -124,10 +131,12 @@ def open_capture(url: str, settings: CaptureSettings) -> cv2.VideoCapture:
     kind = source_kind(url)
     if kind == "device":
         return cv2.VideoCapture(int(url))
+    threads = [cv2.CAP_PROP_N_THREADS, settings.decoder_threads] if settings.decoder_threads else []
     if kind == "file":
         path = url.removeprefix("file://")
-        return cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+        return cv2.VideoCapture(path, cv2.CAP_FFMPEG, threads)
     params = [
+        *threads,
         cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
         int(settings.open_timeout_s * 1000),
         cv2.CAP_PROP_READ_TIMEOUT_MSEC,

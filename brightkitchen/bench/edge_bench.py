@@ -451,6 +451,18 @@ def run_baseline_trial(
 # ------------------------------------------------------------------ driver
 
 
+def trial_env() -> dict[str, str]:
+    """The trial's environment: glibc capped at 2 malloc arenas, as the edge service runs.
+
+    glibc gives every thread that allocates its own arena (up to 8 per core) and keeps
+    freed frame buffers there; the service sets ``MALLOC_ARENA_MAX=2`` in its unit file
+    (it must be in the environment before the process starts), so the bench does too.
+    """
+    env = dict(os.environ)
+    env.setdefault("MALLOC_ARENA_MAX", "2")
+    return env
+
+
 def _trial_subprocess(
     kind: str, n: int, opts: EdgeBenchOptions, model: Path, videos: list[Path], *, mqtt_url: str
 ) -> TrialResult:
@@ -472,6 +484,7 @@ def _trial_subprocess(
         proc = subprocess.run(  # noqa: S603 (our own interpreter and module)
             [sys.executable, "-m", "brightkitchen.bench.edge_bench", json.dumps(spec)],
             cwd=REPO_ROOT,
+            env=trial_env(),
             capture_output=True,
             text=True,
             timeout=timeout,

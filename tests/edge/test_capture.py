@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.capture import CameraReader, CaptureSettings, HealthProblem, source_kind
+from edge.capture import CameraReader, CaptureSettings, HealthProblem, open_capture, source_kind
 from tests.edge.support import GREEN, Patch, kitchen_background, render, write_video
 from tests.support.services import free_port, wait_until
 
@@ -36,6 +36,17 @@ def moving_video(path: Path, seconds: float = 2.0, fps: float = 10.0) -> Path:
 )
 def test_source_kind(url: str, kind: str) -> None:
     assert source_kind(url) == kind
+
+
+def test_one_decoder_thread_per_camera_by_default(tmp_path: Path) -> None:
+    video = moving_video(tmp_path / "threads.avi", seconds=0.5)
+    cap = open_capture(str(video), CaptureSettings())
+    try:
+        assert cap.isOpened()
+        assert cap.grab()
+        assert cap.get(cv2.CAP_PROP_N_THREADS) == 1.0
+    finally:
+        cap.release()
 
 
 def test_lossless_file_samples_at_analyse_rate_with_video_time(tmp_path: Path) -> None:
