@@ -1,7 +1,8 @@
 """Which detector the demo's edge box loads: the shipped mask model, or a placeholder.
 
-The shipped model lives at ``models/weights/mask_yolo.onnx`` (``BK_EDGE_MODEL_PATH``
-overrides it). Until it exists the demo writes a placeholder: a valid ONNX graph in
+The demo uses the edge box's default model (``edge.settings.DEFAULT_MODEL_PATH``, the
+shipped mask model exported for 320 px crops; ``BK_EDGE_MODEL_PATH`` overrides it).
+Until it exists the demo writes a placeholder: a valid ONNX graph in
 the ultralytics export layout, with the mask classes in its metadata, that never
 detects anything. The cutting-board rule judges board colours at fixed stations and
 needs no detections, so the demo's violations still arrive; ``no_mask`` stays silent.
@@ -13,10 +14,12 @@ import logging
 import os
 from pathlib import Path
 
+from edge.settings import DEFAULT_MODEL_PATH
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_MODEL = REPO_ROOT / "models" / "weights" / "mask_yolo.onnx"
+SHIPPED_MODEL = DEFAULT_MODEL_PATH
 MASK_CLASSES = ("with_mask", "without_mask", "mask_weared_incorrect")
 PLACEHOLDER_VERSION = "placeholder-no-detections-1"
 
