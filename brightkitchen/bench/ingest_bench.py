@@ -40,6 +40,7 @@ from paho.mqtt.properties import Properties
 
 from bkcommon.errors import BrightKitchenError, ConfigError
 from bkcommon.messages import SensorReading, encode
+from bkcommon.profiles import Profile
 from bkcommon.settings import load_common_settings, parse_mqtt_url
 from bkcommon.sitefile import SiteFile, parse_site_file
 from bkcommon.timeutil import utcnow
@@ -360,7 +361,20 @@ def _latency(
     prefix = f"bench/{uuid.uuid4().hex[:6]}"
     hook_port = free_port()
     hook = f"http://127.0.0.1:{hook_port}/hook/officer"
-    bg = generate_site_file(opts.sites, opts.per_profile, site_prefix="bg", webhook_url=None)
+    # Background readings are stamped in simulated time that starts ``history`` seconds in
+    # the past and catches up with the clock; the offline rule compares reading times with
+    # the clock, so the background fleet's offline limit must exceed that lag, or every
+    # background sensor raises a false offline alarm that queues ahead of the probes.
+    span_s = 40 + opts.latency_probes * 2.0
+    n_sensors = opts.sites * 5 * opts.per_profile
+    history = span_s * opts.background_rate / n_sensors * 60
+    bg = generate_site_file(
+        opts.sites,
+        opts.per_profile,
+        site_prefix="bg",
+        webhook_url=None,
+        rules={p: {"offline_after_s": int(history) + 600} for p in Profile},
+    )
     probes = [f"probe-{i:03d}" for i in range(opts.latency_probes)]
     data = bg.model_dump(mode="json")
     data["people"].append(
@@ -415,9 +429,6 @@ def _latency(
             )
             wait_for(lambda: http_up(f"http://127.0.0.1:{api_port}/healthz"), 60, "the API", api)
             # Background: the simulator at a fixed rate, long enough to outlast the probes.
-            span_s = 40 + opts.latency_probes * 2.0
-            n_sensors = opts.sites * 5 * opts.per_profile
-            history = span_s * opts.background_rate / n_sensors * 60
             sim = _spawn_cli(
                 [
                     "simulate",
@@ -491,10 +502,14 @@ def _latency(
     return res
 
 
-def _stages(db: str, probes: list[str]) -> dict[str, float]:
-    """Median seconds between the pipeline's steps for the probes, from the database."""
+def _stages(db: str, probes: list[str]) -> dict[str, Any]:
+    """Median and worst seconds between the pipeline's steps for the probes, from the database.
+
+    The worst probe's stages are kept too, so a slow outlier says where its time went
+    (a webhook retry shows as notification_to_sent, a queued reading as reading_to_finding).
+    """
     q = """
-    SELECT extract(epoch FROM f.created_at - r.received_at),
+    SELECT f.subject, n.attempts, extract(epoch FROM f.created_at - r.received_at),
            extract(epoch FROM f.processed_at - f.created_at),
            extract(epoch FROM n.created_at - f.processed_at),
            extract(epoch FROM n.sent_at - n.created_at)
@@ -513,7 +528,16 @@ def _stages(db: str, probes: list[str]) -> dict[str, float]:
     )
     if not rows:
         return {}
-    return {n: round(statistics.median(float(r[i]) for r in rows), 3) for i, n in enumerate(names)}
+    out: dict[str, Any] = {
+        n: round(statistics.median(float(r[i + 2]) for r in rows), 3) for i, n in enumerate(names)
+    }
+    worst = max(rows, key=lambda r: sum(float(x) for x in r[2:]))
+    out["worst_probe"] = {
+        "sensor": worst[0],
+        "delivery_attempts": int(worst[1]),
+        **{n: round(float(worst[i + 2]), 3) for i, n in enumerate(names)},
+    }
+    return out
 
 
 def _arrivals(sink: Sink, probes: list[str]) -> dict[str, float]:
