@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Debian/Ubuntu packages the tests use: Mosquitto (broker restarts), Chromium (console tests).
+# Debian/Ubuntu packages the tests use: Mosquitto (broker restarts), Chromium and its driver
+# (console and kitchen-display tests); wrk for `bench api`.
 # Installs only what is missing; does nothing without root or apt.
 set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
-command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)  # the API benchmark's load generator
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   echo "missing system packages: ${need[*]} (install them with your package manager)" >&2
