@@ -25,6 +25,13 @@ class ApiSettings(BaseSettings):
         default=True,
         description="Run the ticket engine and the notification dispatcher inside the API process.",
     )
+    engine_threads: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Ticket-engine threads per process; they share the findings outbox with "
+        "SKIP LOCKED, so a burst (a district's sensors going offline) is worked off in parallel.",
+    )
     deadline_tier1_h: float = Field(default=24.0, gt=0, le=_MAX_DEADLINE_H)
     deadline_tier2_h: float = Field(default=72.0, gt=0, le=_MAX_DEADLINE_H)
     deadline_tier3_h: float = Field(default=168.0, gt=0, le=_MAX_DEADLINE_H)

@@ -114,14 +114,18 @@ class Workers:
         self._stop = threading.Event()
         self._channels: dict[str, Channel] = build_channels(settings)
         channels = self._channels
-        self.engine = ListenWorker(
-            name="ticket-engine",
-            database_url=database_url,
-            channels=(FINDINGS_CHANNEL,),
-            step=lambda c: process_findings(c, now=utcnow(), settings=settings),
-            poll_interval_s=settings.poll_interval_s,
-            stop_event=self._stop,
-        )
+        self.engines = [
+            ListenWorker(
+                name=f"ticket-engine-{i}",
+                database_url=database_url,
+                channels=(FINDINGS_CHANNEL,),
+                step=lambda c: process_findings(c, now=utcnow(), settings=settings),
+                poll_interval_s=settings.poll_interval_s,
+                stop_event=self._stop,
+            )
+            for i in range(settings.engine_threads)
+        ]
+        self.engine = self.engines[0]
         self.dispatcher = ListenWorker(
             name="dispatcher",
             database_url=database_url,
@@ -151,7 +155,8 @@ class Workers:
 
     def start(self) -> None:
         """Start both threads."""
-        self.engine.start()
+        for engine in self.engines:
+            engine.start()
         self.dispatcher.start()
         self.risk.start()
         self.escalation.start()
@@ -159,7 +164,7 @@ class Workers:
     def wait_connected(self, timeout: float = 10.0) -> bool:
         """Block until both workers are listening (for tests and start-up logs)."""
         deadline = time.monotonic() + timeout
-        for w in (self.engine, self.dispatcher):
+        for w in (*self.engines, self.dispatcher):
             if not w.connected.wait(max(0.0, deadline - time.monotonic())):
                 return False
         return True
@@ -167,7 +172,7 @@ class Workers:
     def stop(self, timeout: float = 10.0) -> None:
         """Ask both threads to stop, wait for them, close the channel senders."""
         self._stop.set()
-        for w in (self.engine, self.dispatcher, self.risk, self.escalation):
+        for w in (*self.engines, self.dispatcher, self.risk, self.escalation):
             if w.is_alive():
                 w.join(timeout)
         close_channels(self._channels)
@@ -177,7 +182,7 @@ class Workers:
         self.start()
         try:
             while not stop.wait(1.0):
-                if not (self.engine.is_alive() and self.dispatcher.is_alive()):
+                if not (all(e.is_alive() for e in self.engines) and self.dispatcher.is_alive()):
                     logger.error("a worker thread died; stopping")
                     break
         finally:
