@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
-bash scripts/install.sh
+BK_EXTRAS=${BK_EXTRAS:-backend,edge,demo,dev,train} bash scripts/install.sh
 exec .venv/bin/python -m pytest "$@"
