@@ -417,7 +417,9 @@ def run_edge(
 ) -> None:
     """Run one edge box until ``stop_event`` is set (or SIGINT / SIGTERM in the CLI)."""
     from bkcommon.settings import load_common_settings
+    from edge.proctune import tune_process
 
+    tune_process()
     worker = build_worker(
         site_file,
         box_id,

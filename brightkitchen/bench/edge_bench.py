@@ -238,6 +238,7 @@ def run_edge_trial(
     """Run the real edge worker with ``n`` cameras in this process and measure it."""
     from bkcommon.settings import CommonSettings
     from edge.detect.base import Detections, Detector
+    from edge.proctune import tune_process
     from edge.settings import EdgeSettings
     from edge.worker import EdgeWorker, Pipeline, vision_pipeline_factory
 
@@ -287,6 +288,7 @@ def run_edge_trial(
             status_interval_s=10,
         )
         common = CommonSettings(mqtt_url=mqtt_url)
+        tune_process()  # as run_edge does: one OpenCV thread, frames mmapped
         # the box's own detector set-up (shared batching detector, stride, threads, zoom)
         inner_factory, model_version = vision_pipeline_factory(settings, wrap=TimedDetector)
 
