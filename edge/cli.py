@@ -26,12 +26,23 @@ def _site_file(args: argparse.Namespace) -> str:
 
 
 def _box_id(args: argparse.Namespace) -> str:
+    """The box to run: --box, else BK_EDGE_BOX_ID, else the only box in the site file."""
     from edge.settings import load_edge_settings
 
     box = args.box or load_edge_settings().box_id
-    if not box:
-        raise ConfigError("no edge box: pass --box BOX_ID or set BK_EDGE_BOX_ID")
-    return str(box)
+    if box:
+        return str(box)
+    if getattr(args, "config", None) or os.environ.get("BK_SITE_FILE"):
+        from bkcommon.sitefile import load_site_file
+
+        boxes = [b.id for s in load_site_file(_site_file(args)).sites for b in s.edge_boxes]
+        if len(boxes) == 1:
+            return boxes[0]
+        if boxes:
+            raise ConfigError(
+                f"the site file has {len(boxes)} edge boxes ({', '.join(boxes)}): pass --box"
+            )
+    raise ConfigError("no edge box: pass --box BOX_ID or set BK_EDGE_BOX_ID")
 
 
 def _model_summary(path: Path) -> dict[str, Any]:
@@ -155,7 +166,7 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--box",
         default=os.environ.get("BK_EDGE_BOX_ID"),
-        help="edge box id in the site file (default: $BK_EDGE_BOX_ID)",
+        help="edge box id in the site file (default: $BK_EDGE_BOX_ID, else the file's only box)",
     )
     run.add_argument(
         "--validate-config",

@@ -81,7 +81,7 @@ def test_validate_prints_cameras_zones_rules_model(site: Path, env: dict[str, st
     [
         (["--box", "nope"], {}, "edge box 'nope' is not in the site file"),
         (["--box", "box-empty"], {}, "has no cameras"),
-        ([], {}, "no edge box"),
+        ([], {}, "2 edge boxes (box-c, box-empty): pass --box"),
         (
             ["--box", "box-c"],
             {"BK_EDGE_MODEL_PATH": "/nonexistent/m.onnx"},
@@ -97,6 +97,13 @@ def test_validate_errors_exit_2(
     r = _run("edge", "run", "--config", str(site), "--validate-config", *args, env=env)
     assert r.returncode == 2
     assert message in r.stderr
+
+
+def test_the_only_box_of_a_site_file_needs_no_box_flag(env: dict[str, str]) -> None:
+    example = Path(__file__).resolve().parents[2] / "brightkitchen/examples/site.yaml"
+    r = _run("edge", "run", "--config", str(example), "--validate-config", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "OK: edge box s001-box-1" in r.stdout
 
 
 def test_bad_site_file_names_key_path(tmp_path: Path, env: dict[str, str]) -> None:
