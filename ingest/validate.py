@@ -13,13 +13,9 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
-
-from pydantic import BaseModel, ValidationError
 
 from bkcommon.errors import PayloadError, TopicError
 from bkcommon.messages import (
-    MAX_PAYLOAD_BYTES,
     EdgeStatus,
     ReadingBatch,
     SensorReading,
@@ -30,8 +26,6 @@ from bkcommon.messages import (
 )
 from bkcommon.topics import DEFAULT_PREFIX, TopicKind, parse_topic
 from ingest.directory import SensorDirectory
-
-M = TypeVar("M", bound=BaseModel)
 
 MAX_REASON_CHARS = 1000
 
@@ -103,16 +97,6 @@ def _reject(exc: PayloadError) -> Rejected:
     return Rejected(_payload_code(exc), clean_text(str(exc)))
 
 
-def _fast_decode(model: type[M], raw: bytes) -> M:
-    """Parse with pydantic-core's JSON parser; on failure redo it the slow way for the reason."""
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise PayloadError(f"oversized: {len(raw)} bytes > {MAX_PAYLOAD_BYTES}")
-    try:
-        return model.model_validate_json(raw)
-    except (ValidationError, ValueError):
-        return decode(model, raw)
-
-
 class Validator:
     """Validates messages against the contract and the sensor directory."""
 
@@ -147,10 +131,10 @@ class Validator:
             if bad is not None:
                 return bad
             if kind is TopicKind.READING:
-                reading = _fast_decode(SensorReading, raw)
+                reading = decode(SensorReading, raw)
                 check_not_future(reading.ts, received_at)
                 return AcceptedReadings(device_id, (reading,))
-            batch = _fast_decode(ReadingBatch, raw)
+            batch = decode(ReadingBatch, raw)
             for i, r in enumerate(batch.readings):
                 try:
                     check_not_future(r.ts, received_at)
@@ -162,7 +146,7 @@ class Validator:
             info = self.directory.by_zigbee(device_id)
             if info is None:
                 return Ignored(f"zigbee device {device_id!r} maps to no sensor")
-            state = _fast_decode(ZigbeeState, raw)
+            state = decode(ZigbeeState, raw)
             return AcceptedReadings(info.sensor_id, (state.to_reading(received_at),))
         if kind is TopicKind.VIOLATION:
             assert site_id is not None
@@ -171,7 +155,7 @@ class Validator:
         if kind is TopicKind.STATUS:
             assert site_id is not None
             assert device_id is not None
-            status = _fast_decode(EdgeStatus, raw)
+            status = decode(EdgeStatus, raw)
             if status.box_id != device_id:
                 return Rejected(
                     "box_mismatch",
@@ -196,7 +180,7 @@ class Validator:
         return None
 
     def _violation(self, site_id: str, box_id: str, raw: bytes, received_at: datetime) -> Outcome:
-        v = _fast_decode(Violation, raw)
+        v = decode(Violation, raw)
         check_not_future(v.started_at, received_at)
         jpeg: bytes | None = None
         sha: str | None = None
