@@ -3,75 +3,28 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from brightkitchen.demo import Sink, describe_alert, start_sink
-from tests.support.services import REPO, free_port, wait_until
-
-
-def _count(url: str, sql: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(sql).fetchone()
-    return int(row[0]) if row else 0
+from tests.brightkitchen.demo_support import count, running_demo
+from tests.support.services import free_port, wait_until
 
 
 @pytest.mark.slow
 def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
     db_url: str, tmp_path: Path
 ) -> None:
-    api_port, hook_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k != "BK_MQTT_URL"}
-    env.update({"BK_DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1"})
-    out = (tmp_path / "demo.out").open("w+")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "brightkitchen.cli",
-            "demo",
-            "--broker",
-            "amqtt",
-            "--no-edge",  # the edge box in the demo has its own test (test_demo_edge.py)
-            "--port",
-            str(api_port),
-            "--hook-port",
-            str(hook_port),
-            "--speed",
-            "120",
-            "--duration",
-            "110",
-            "--data-dir",
-            str(tmp_path / "demo"),
-        ],
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-
-    def text() -> str:
-        return (tmp_path / "demo.out").read_text()
-
-    try:
-        wait_until(
-            lambda: "demo is running" in text() or proc.poll() is not None,
-            60,
-            what="the demo to start",
-        )
-        assert proc.poll() is None, text()
+    # The edge box in the demo has its own test (test_demo_edge.py).
+    with running_demo(db_url, tmp_path, "--no-edge", "--speed", "120", "--duration", "110") as run:
+        text = run.text
         assert "embedded amqtt" in text()
-        assert f"http://127.0.0.1:{api_port}/api/v1/tickets" in text()
+        assert f"http://127.0.0.1:{run.api_port}/api/v1/tickets" in text()
         wait_until(
-            lambda: _count(db_url, "SELECT count(*) FROM sensor_readings") > 100,
+            lambda: count(db_url, "SELECT count(*) FROM sensor_readings") > 100,
             60,
             what="readings stored",
         )
@@ -79,46 +32,37 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
         wait_until(
             lambda: (
                 "demo-000-fridge-0" in "".join(line for line in text().splitlines() if "🔔" in line)
-                or proc.poll() is not None
+                or run.proc.poll() is not None
             ),
             90,
             what="the officer's webhook for the failed fridge",
         )
-        assert proc.poll() is None, text()
+        assert run.proc.poll() is None, text()
         assert (
-            _count(
+            count(
                 db_url,
                 "SELECT count(*) FROM alarms WHERE rule = 'temp_high' "
                 "AND sensor_id = 'demo-000-fridge-0'",
             )
             == 1
         )
-        assert _count(db_url, "SELECT count(*) FROM tickets") >= 1
+        assert count(db_url, "SELECT count(*) FROM tickets") >= 1
         assert "console" in text()
-        token = (tmp_path / "demo" / "api-token.txt").read_text().strip()
+        token = (run.data_dir / "api-token.txt").read_text().strip()
         req = urllib.request.Request(
-            f"http://127.0.0.1:{api_port}/api/v1/tickets",
+            f"http://127.0.0.1:{run.api_port}/api/v1/tickets",
             headers={"Authorization": f"Bearer {token}"},
         )
         with urllib.request.urlopen(req, timeout=5) as resp:
             assert resp.status == 200
             assert b"demo-000-fridge-0" in resp.read()
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(40)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
-    out.close()
     assert "readings stored" in text()
-    assert proc.returncode == 0, text()
+    assert run.proc.returncode == 0, text()
     # Every child is gone: nothing listens on the API port any more.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{api_port}/healthz", timeout=1)
+            urllib.request.urlopen(f"http://127.0.0.1:{run.api_port}/healthz", timeout=1)
         except OSError:
             break
         time.sleep(0.2)

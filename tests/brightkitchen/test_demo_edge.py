@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -27,13 +23,8 @@ from brightkitchen.demo_video import (
 from brightkitchen.simulate.fleet import generate_site_file
 from edge.boards import BoardColourModel
 from edge.detect.onnx import OnnxDetector
-from tests.support.services import REPO, free_port, wait_until
-
-
-def _count(url: str, sql: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(sql).fetchone()
-    return int(row[0]) if row else 0
+from tests.brightkitchen.demo_support import count, running_demo
+from tests.support.services import wait_until
 
 
 def _frame_at(path: Path, t_s: float, fps: float) -> npt.NDArray[np.uint8]:
@@ -103,51 +94,12 @@ def test_demo_site_file_gets_one_box_with_stations(tmp_path: Path) -> None:
 def test_demo_edge_box_turns_the_raw_board_on_the_cooked_station_into_a_ticket(
     db_url: str, tmp_path: Path
 ) -> None:
-    api_port, hook_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BK_MQTT_URL", "BK_EDGE_"))}
-    env.update({"BK_DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1"})
-    out_path = tmp_path / "demo.out"
-    out = out_path.open("w+")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "brightkitchen.cli",
-            "demo",
-            "--broker",
-            "amqtt",
-            "--port",
-            str(api_port),
-            "--hook-port",
-            str(hook_port),
-            "--sites",
-            "1",
-            "--duration",
-            "100",
-            "--data-dir",
-            str(tmp_path / "demo"),
-        ],
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-
-    def text() -> str:
-        return out_path.read_text()
-
-    try:
-        wait_until(
-            lambda: "demo is running" in text() or proc.poll() is not None,
-            60,
-            what="the demo to start",
-        )
-        assert proc.poll() is None, text()
-        assert "kitchen display: http://127.0.0.1:" in text()
-        assert "SYNTHETIC" in text()
+    with running_demo(db_url, tmp_path, "--sites", "1", "--duration", "100") as run:
+        assert "kitchen display: http://127.0.0.1:" in run.text()
+        assert "SYNTHETIC" in run.text()
         wait_until(
             lambda: (
-                _count(db_url, "SELECT count(*) FROM violations WHERE rule = 'mixed_cutting_board'")
+                count(db_url, "SELECT count(*) FROM violations WHERE rule = 'mixed_cutting_board'")
                 > 0
             ),
             45,
@@ -161,21 +113,12 @@ def test_demo_edge_box_turns_the_raw_board_on_the_cooked_station_into_a_ticket(
         assert row[1] == "cooked-board", row
         wait_until(
             lambda: (
-                _count(db_url, "SELECT count(*) FROM tickets WHERE rule = 'mixed_cutting_board'")
+                count(db_url, "SELECT count(*) FROM tickets WHERE rule = 'mixed_cutting_board'")
                 == 1
             ),
             20,
             what="a ticket for the violation",
         )
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(40)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
-    out.close()
-    assert proc.returncode == 0, text()
-    logs = (tmp_path / "demo" / "logs" / "edge.log").read_text()
+    assert run.proc.returncode == 0, run.text()
+    logs = (run.data_dir / "logs" / "edge.log").read_text()
     assert "stopped" in logs, logs[-2000:]
