@@ -161,3 +161,9 @@ def open_alarm_ticket(
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+@pytest.fixture
+def tid(conn: psycopg.Connection[Any], loop_settings: ApiSettings, loop_registry: None) -> int:
+    """Id of an open alarm ticket at the loop site."""
+    return open_alarm_ticket(conn, loop_settings)

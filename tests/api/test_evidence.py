@@ -25,19 +25,14 @@ from tests.api.loop_support import (
     loop_client,
     loop_registry,
     loop_settings,
-    open_alarm_ticket,
     png_bytes,
+    tid,
     who,
 )
 
-__all__ = ["loop_client", "loop_registry", "loop_settings", "who"]
+__all__ = ["loop_client", "loop_registry", "loop_settings", "tid", "who"]
 
 H = dict[str, dict[str, str]]
-
-
-@pytest.fixture
-def tid(conn: psycopg.Connection[Any], loop_settings: ApiSettings, loop_registry: None) -> int:
-    return open_alarm_ticket(conn, loop_settings)
 
 
 @pytest.mark.parametrize(

@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import psycopg
-import pytest
 from fastapi.testclient import TestClient
 
-from api.settings import ApiSettings
 from tests.api.loop_support import (
     jpeg_bytes,
     loop_client,
     loop_registry,
     loop_settings,
-    open_alarm_ticket,
     png_bytes,
+    tid,
     who,
 )
 
-__all__ = ["loop_client", "loop_registry", "loop_settings", "who"]
+__all__ = ["loop_client", "loop_registry", "loop_settings", "tid", "who"]
 
 H = dict[str, dict[str, str]]
-
-
-@pytest.fixture
-def tid(conn: psycopg.Connection[Any], loop_settings: ApiSettings, loop_registry: None) -> int:
-    return open_alarm_ticket(conn, loop_settings)
 
 
 def test_whole_life_over_http(loop_client: TestClient, who: H, tid: int) -> None:
