@@ -1,4 +1,4 @@
-"""``brightkitchen models …``: prepare, train, export, evaluate, calibrate-boards, synth-boards.
+"""``brightkitchen models …``: prepare, train, export, evaluate, recover, boards commands.
 
 Light at import (argparse and the standard library); each handler imports what it needs.
 """
@@ -123,6 +123,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recover(args: argparse.Namespace) -> int:
+    from models.recover import recover
+
+    res = recover(
+        Path(args.onnx),
+        Path(args.out),
+        images=Path(args.images),
+        cfg=args.cfg,
+        calibration_images=args.calibration_images,
+    )
+    print(
+        f"wrote {res.path}: {res.tensors} tensors, BatchNorm statistics from "
+        f"{res.calibration_images} images; checkpoint vs ONNX: boxes "
+        f"{res.max_abs_diff_boxes_px:.4f} px, scores {res.max_abs_diff_scores:.2e}"
+    )
+    print(f"fine-tune it with: brightkitchen models train --start {res.path} …")
+    return 0
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> int:
     from edge.boards import BoardColourModel
     from models.boards import calibrate, load_crops
@@ -201,6 +220,16 @@ def register(subparsers: Any) -> None:
     v.add_argument("--threads", type=int, default=2)
     v.add_argument("--conf", type=float, default=None, help="override the shipped threshold")
     v.set_defaults(handler=_cmd_evaluate)
+
+    r = sub.add_parser(
+        "recover", help="shipped ONNX -> trainable checkpoint (to fine-tune without the run)"
+    )
+    r.add_argument("--onnx", default="models/weights/mask_yolo.onnx")
+    r.add_argument("--out", default="runs/recovered/mask_yolo.pt")
+    r.add_argument("--images", required=True, help="training-like images for BatchNorm statistics")
+    r.add_argument("--cfg", default="yolov5n.yaml", help="architecture the ONNX came from")
+    r.add_argument("--calibration-images", type=int, default=64)
+    r.set_defaults(handler=_cmd_recover)
 
     c = sub.add_parser("calibrate-boards", help="learn board HSV ranges from labelled crops")
     c.add_argument("--crops", required=True, help="folder with <board_type>/*.jpg crops")

@@ -40,6 +40,12 @@ class SourceConfig(BaseModel):
     groups_file: str | None = Field(
         None, description="JSON list of near-duplicate file-name groups inside the folder"
     )
+    max_images: int | None = Field(
+        None,
+        ge=1,
+        description="keep at most this many images (a reproducible choice): how much a "
+        "helper source weighs against the real photos",
+    )
 
 
 class DatasetConfig(BaseModel):
@@ -136,6 +142,15 @@ def is_val(group_key: str, fraction: float, seed: int) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
+def subsample(samples: Sequence[Sample], n: int, seed: int) -> list[str]:
+    """File names of ``n`` samples chosen by a hash of seed + name (same files on any machine)."""
+    ranked = sorted(
+        samples,
+        key=lambda s: hashlib.sha256(f"{seed}:{s.image.name}".encode()).hexdigest(),
+    )
+    return [s.image.name for s in ranked[:n]]
+
+
 def yolo_lines(sample: Sample, classes: Sequence[str]) -> list[str]:
     """YOLO label lines (``cls cx cy w h`` normalised) for a sample."""
     lines = []
@@ -177,6 +192,10 @@ def prepare(
     for si, src in enumerate(config.sources):
         folder = Path(src.path) if Path(src.path).is_absolute() else data_root / src.path
         res = read_folder(folder, src.format, config.class_map, config.classes)
+        if src.max_images is not None and len(res.samples) > src.max_images:
+            chosen = set(subsample(res.samples, src.max_images, config.seed))
+            logger.info("%s: %d of %d images kept", src.path, len(chosen), len(res.samples))
+            res.samples[:] = [s for s in res.samples if s.image.name in chosen]
         issues.extend(res.issues)
         for issue in res.issues:
             logger.warning("skipped %s: %s", issue.path, issue.reason)

@@ -57,6 +57,29 @@ def pick_device(device: str) -> str:
     return "0" if torch.cuda.is_available() else "cpu"
 
 
+def keep_architecture_trainer() -> Any:
+    """A detection trainer that fine-tunes an earlier model of ours as it is.
+
+    ultralytics rebuilds the network from its YAML with the dataset's class count and copies
+    the tensors whose shapes match. A model first built for 80 COCO classes keeps an 80-wide
+    classification branch in its head while predicting our 3 classes (see
+    ``models.recover.build_model``); the rebuild would make that branch 64 wide and start it
+    from random weights. When the start model already predicts the dataset's classes, this
+    trainer trains that very network instead.
+    """
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    class KeepArchitectureTrainer(DetectionTrainer):
+        def get_model(self, cfg: Any = None, weights: Any = None, verbose: bool = True) -> Any:
+            names = getattr(weights, "names", None)
+            if weights is not None and names is not None and len(names) == self.data["nc"]:
+                logger.info("fine-tuning the start model as it is (%d classes)", len(names))
+                return weights
+            return super().get_model(cfg, weights, verbose)
+
+    return KeepArchitectureTrainer
+
+
 def train(opts: TrainOptions) -> Path:
     """Run (or resume) training and return the best weights file."""
     setup_offline()
@@ -76,7 +99,7 @@ def train(opts: TrainOptions) -> Path:
             raise FileNotFoundError(f"nothing to resume: {last} does not exist")
         model: Any = YOLO(str(last))
         model.add_callback("on_pretrain_routine_start", _threads)
-        model.train(resume=True)
+        model.train(resume=True, trainer=keep_architecture_trainer())
     else:
         data = absolute_data_yaml(opts.data, project / "_data")
         model = YOLO(opts.start)
@@ -102,6 +125,6 @@ def train(opts: TrainOptions) -> Path:
         if opts.time_h:
             kwargs["time"] = opts.time_h
         kwargs.update(dict(opts.extra))
-        model.train(**kwargs)
+        model.train(trainer=keep_architecture_trainer(), **kwargs)
     best = project / opts.name / "weights" / "best.pt"
     return best if best.is_file() else last

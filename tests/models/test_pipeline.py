@@ -90,6 +90,43 @@ def test_prepare_train_export_evaluate(tmp_path: Path) -> None:
     ).stdout
     assert "ONNX Runtime vs framework" in out
 
+    # The ONNX alone is enough to fine-tune again: rebuild a checkpoint, train it one epoch.
+    out = _cli(
+        "recover",
+        "--onnx",
+        "tiny.onnx",
+        "--images",
+        "ds/images/train",
+        "--out",
+        "rec.pt",
+        "--calibration-images",
+        "8",
+        cwd=tmp_path,
+    ).stdout
+    assert "checkpoint vs ONNX" in out
+    tuned = _cli(
+        "train",
+        "--data",
+        "ds/data.yaml",
+        "--start",
+        "rec.pt",
+        "--imgsz",
+        "64",
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+        "--device",
+        "cpu",
+        "--project",
+        "run",
+        "--name",
+        "tuned",
+        cwd=tmp_path,
+    )
+    assert "fine-tuning the start model as it is" in tuned.stdout + tuned.stderr
+    assert (tmp_path / "run" / "tuned" / "weights" / "last.pt").is_file()
+
     from edge.detect.onnx import OnnxDetector
 
     det = OnnxDetector(tmp_path / "tiny.onnx")

@@ -62,3 +62,20 @@ def test_exact_copy_under_another_name_is_grouped(tmp_path: Path) -> None:
         prepare(cfg, tmp_path, tmp_path / f"o{seed}")
         split = _split(tmp_path / f"o{seed}")
         assert ("s0_img000" in split["val"]) == ("s0_zz_copy" in split["val"])
+
+
+def test_max_images_keeps_the_same_reproducible_subset(tmp_path: Path) -> None:
+    write_voc(tmp_path / "a", 12, seed=2)
+    cfg = DatasetConfig(
+        name="t",
+        classes=CLASSES,
+        sources=[SourceConfig(path="a", format="voc", split="train", max_images=5)],
+        val_fraction=0.4,
+    )
+    r1 = prepare(cfg, tmp_path, tmp_path / "o1")
+    r2 = prepare(cfg, tmp_path, tmp_path / "o2")
+    assert r1.train_images == r2.train_images == 5
+    assert _split(tmp_path / "o1") == _split(tmp_path / "o2")
+    labels = list((tmp_path / "o1" / "labels" / "train").glob("*.txt"))
+    assert len(labels) == 5
+    assert sum(r1.boxes_per_class["train"].values()) == 10  # 2 objects per rendered image

@@ -1,0 +1,295 @@
+"""Rebuild a trainable ultralytics checkpoint from a shipped ONNX detector.
+
+Why: a site, or the next engineer, gets the ONNX file, not the training run. Fine-tuning on a
+site's own labelled frames (or continuing our own training when the run folder is gone) needs
+a ``.pt`` to start from. The ONNX holds every weight, but with each BatchNorm folded into the
+convolution before it (``W_f = W·γ/σ``, ``b_f = β − μ·γ/σ``), and the fold cannot be undone
+exactly: only the products survive. We do not need the originals, only a network that computes
+the same function *and trains well*:
+
+- the convolution keeps ``W_f``;
+- its BatchNorm gets the running mean ``m`` and variance ``v`` of ``W_f·x`` measured on real
+  training images, ``γ = sqrt(v + eps)`` and ``β = b_f + m``.
+
+In eval mode that BatchNorm computes ``(W_f·x − m)/sqrt(v+eps)·sqrt(v+eps) + b_f + m =
+W_f·x + b_f`` exactly, so the checkpoint reproduces the ONNX (checked before it is written). In
+train mode BatchNorm uses batch statistics, which are close to ``m`` and ``v`` because they were
+measured on the same kind of images, so fine-tuning starts from the shipped model instead of
+from a network whose activations were suddenly renormalised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from models.offline import disable_sync, setup_offline
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverResult:
+    """What ``recover`` wrote and how closely the checkpoint matches the ONNX file."""
+
+    path: Path
+    tensors: int
+    calibration_images: int
+    max_abs_diff_boxes_px: float
+    max_abs_diff_scores: float
+
+
+def onnx_weights(path: Path) -> tuple[dict[str, npt.NDArray[np.float32]], dict[str, str]]:
+    """Every float initializer of an ONNX file by name, and its metadata."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    tensors = {
+        init.name: numpy_helper.to_array(init).astype(np.float32)
+        for init in model.graph.initializer
+        if init.data_type in {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
+    }
+    meta = {p.key: p.value for p in model.metadata_props}
+    return tensors, meta
+
+
+def calibration_batch(images: Iterable[Path], imgsz: int, limit: int) -> npt.NDArray[np.float32]:
+    """Up to ``limit`` images letterboxed to ``imgsz`` as one NCHW float batch in [0, 1]."""
+    import cv2
+
+    from edge.detect.onnx import letterbox
+
+    out: list[npt.NDArray[np.float32]] = []
+    for path in images:
+        if len(out) >= limit:
+            break
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            logger.warning("calibration: cannot read %s, skipped", path)
+            continue
+        chw, _, _, _ = letterbox(np.asarray(img, np.uint8), (imgsz, imgsz))
+        out.append(chw)
+    if not out:
+        raise ValueError("no readable calibration images")
+    return np.stack(out)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files under ``folder`` in a stable order (sorted paths)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"calibration image folder {folder} does not exist")
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _parse_names(meta: dict[str, str]) -> list[str]:
+    from edge.detect.onnx import parse_names
+
+    raw = meta.get("names")
+    if not raw:
+        raise ValueError("the ONNX file has no 'names' metadata: not an ultralytics export")
+    return parse_names(raw)
+
+
+def build_model(cfg: str, names: Sequence[str], head_width: int | None = None) -> Any:
+    """An untrained ultralytics DetectionModel of ``cfg`` with ``len(names)`` classes.
+
+    ``head_width``: the width of the classification branch of the head in the ONNX file. It
+    follows ``max(P3 channels, min(nc, 100))`` where ``nc`` is the class count the network was
+    *built* with; a model fine-tuned from an 80-class start keeps 80 there while predicting 3
+    classes, so we build with that width and give the last convolutions ``len(names)`` outputs.
+    """
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    nc = len(names)
+    factory: Any = DetectionModel
+    model: Any = factory(cfg, nc=nc, verbose=False)
+    head: Any = model.model[-1]
+    if head_width is not None and head.cv3[0][0].conv.out_channels != head_width:
+        model = factory(cfg, nc=head_width, verbose=False)
+        head = model.model[-1]
+        if head.cv3[0][0].conv.out_channels != head_width:
+            raise ValueError(
+                f"{cfg} cannot have a classification head {head_width} wide: the ONNX file "
+                "is of a different architecture"
+            )
+        for branch in head.cv3:
+            last = branch[-1]
+            branch[-1] = torch.nn.Conv2d(last.in_channels, nc, 1)
+        head.nc = nc
+        head.no = nc + head.reg_max * 4
+        model.nc = nc
+        model.yaml["nc"] = nc
+    model.names = dict(enumerate(names))
+    return model
+
+
+def load_folded(model: Any, tensors: dict[str, npt.NDArray[np.float32]]) -> int:
+    """Copy the folded weights into ``model``: conv ← W_f, BatchNorm ← identity with β = b_f.
+
+    Returns the number of ONNX tensors used. Raises if any layer of the model is left without
+    a weight (the ONNX is of a different architecture).
+    """
+    import torch
+
+    used = 0
+    folded: set[str] = set()
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            conv = getattr(module, "conv", None)
+            bn = getattr(module, "bn", None)
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+                _copy(conv.weight, tensors, f"{name}.conv.weight")
+                bias = tensors.get(f"{name}.conv.bias")
+                if bias is None:
+                    raise ValueError(f"the ONNX file has no folded bias for layer {name}")
+                stats: Any = bn
+                stats.running_mean.zero_()
+                stats.running_var.fill_(1.0 - bn.eps)
+                bn.weight.fill_(1.0)
+                _copy(bn.bias, tensors, f"{name}.conv.bias")
+                folded.add(f"{name}.conv")
+                used += 2
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Conv2d) and name not in folded:
+                _copy(module.weight, tensors, f"{name}.weight")
+                used += 1
+                if module.bias is not None:
+                    _copy(module.bias, tensors, f"{name}.bias")
+                    used += 1
+    return used
+
+
+def _copy(param: Any, tensors: dict[str, npt.NDArray[np.float32]], key: str) -> None:
+    """``param`` ← ``tensors[key]``, with errors that name the layer."""
+    import torch
+
+    value = tensors.get(key)
+    if value is None:
+        raise ValueError(f"the ONNX file has no tensor {key} (different architecture?)")
+    if tuple(value.shape) != tuple(param.shape):
+        raise ValueError(
+            f"{key}: ONNX {tuple(value.shape)} != model {tuple(param.shape)} "
+            "(different architecture or class count)"
+        )
+    param.copy_(torch.from_numpy(value))
+
+
+def calibrate_batchnorm(model: Any, batch: npt.NDArray[np.float32]) -> None:
+    """Give every folded BatchNorm the statistics of its convolution's output on ``batch``.
+
+    The model must hold identity BatchNorms (``load_folded``): its eval output is then the
+    ONNX's, so one eval pass sees every convolution's true input.
+    """
+    import torch
+
+    stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    hooks = []
+
+    def _hook(mod: torch.nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        flat = out.detach().transpose(0, 1).reshape(out.shape[1], -1).double()
+        stats[id(mod)] = (flat.mean(dim=1), flat.var(dim=1, unbiased=False))
+
+    pairs = []
+    for module in model.modules():
+        conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
+        if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+            pairs.append((conv, bn))
+            hooks.append(conv.register_forward_hook(_hook))
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.from_numpy(batch))
+    finally:
+        for h in hooks:
+            h.remove()
+    with torch.no_grad():
+        for conv, bn in pairs:
+            mean, var = stats[id(conv)]
+            b_f = bn.bias.detach().double().clone()
+            running: Any = bn
+            running.running_mean.copy_(mean.float())
+            running.running_var.copy_(var.float())
+            bn.weight.copy_(torch.sqrt(var + bn.eps).float())
+            bn.bias.copy_((b_f + mean).float())
+
+
+def compare_with_onnx(
+    model: Any, onnx_path: Path, batch: npt.NDArray[np.float32]
+) -> tuple[float, float]:
+    """Max |diff| (boxes px, scores) between the checkpoint in eval mode and ONNX Runtime."""
+    import onnxruntime as ort
+    import torch
+
+    model.eval()
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
+    x = batch[:1] if fixed_batch == 1 else batch[: min(len(batch), 4)]
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x))
+    ref_np = (ref[0] if isinstance(ref, list | tuple) else ref).numpy()
+    got = sess.run(None, {inp.name: x})[0]
+    if got.shape != ref_np.shape:
+        raise ValueError(f"ONNX output {got.shape} != checkpoint output {ref_np.shape}")
+    diff = np.abs(got - ref_np)
+    return float(diff[:, :4].max()), float(diff[:, 4:].max())
+
+
+def recover(
+    onnx_path: Path,
+    out: Path,
+    *,
+    images: Path,
+    cfg: str = "yolov5n.yaml",
+    calibration_images: int = 64,
+    box_tolerance_px: float = 0.5,
+    score_tolerance: float = 5e-3,
+) -> RecoverResult:
+    """Write ``out``: an ultralytics checkpoint that computes what ``onnx_path`` computes.
+
+    ``images``: a folder of training-like images for the BatchNorm statistics (the dataset's
+    ``images/train``). ``cfg``: the architecture the ONNX was exported from.
+    """
+    setup_offline()
+    import torch
+
+    disable_sync()
+    tensors, meta = onnx_weights(onnx_path)
+    names = _parse_names(meta)
+    imgsz_raw = meta.get("imgsz", "[640, 640]").strip("[]").split(",")
+    imgsz = int(imgsz_raw[0])
+    width = tensors.get("model.24.cv3.0.0.conv.weight")
+    model = build_model(cfg, names, None if width is None else int(width.shape[0]))
+    used = load_folded(model, tensors)
+    batch = calibration_batch(list_images(images), imgsz, calibration_images)
+    calibrate_batchnorm(model, batch)
+    d_box, d_score = compare_with_onnx(model, onnx_path, batch)
+    logger.info("checkpoint vs ONNX: max |diff| boxes %.4f px, scores %.6f", d_box, d_score)
+    if d_box > box_tolerance_px or d_score > score_tolerance:
+        raise ValueError(
+            f"the rebuilt checkpoint differs from {onnx_path}: boxes {d_box:.4f} px "
+            f"(limit {box_tolerance_px}), scores {d_score:.5f} (limit {score_tolerance})"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    version = meta.get("bk_model_version", onnx_path.stem)
+    torch.save(
+        {
+            "model": model.float(),
+            "ema": None,
+            "train_args": {"imgsz": imgsz},
+            "epoch": -1,
+            "bk_recovered_from": version,
+        },
+        out,
+    )
+    return RecoverResult(out, used, len(batch), d_box, d_score)
