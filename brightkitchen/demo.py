@@ -375,7 +375,6 @@ class Demo:
                 1,
                 site_prefix="demo",
                 webhook_url=hook,
-                rules=_demo_rules(opts.history_s),
             )
             if video is not None:
                 site_file = with_edge_box(site_file, video_path(data / CACHE_DIR))
@@ -630,18 +629,6 @@ def with_edge_box(site_file: Any, video_file: Path) -> Any:
         }
     ]
     return parse_site_file(data, "<demo site file>")
-
-
-def _demo_rules(history_s: float) -> dict[Any, dict[str, object]]:
-    """Rule overrides of the demo fleet.
-
-    The offline rule compares the newest reading time with the clock, and simulated time
-    starts ``history_s`` in the past, so the offline limit must exceed that lag or every
-    sensor would look offline while the simulator catches up.
-    """
-    from bkcommon.profiles import Profile
-
-    return {p: {"offline_after_s": int(history_s) + 600} for p in Profile}
 
 
 def http_up(url: str) -> bool:

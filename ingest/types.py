@@ -10,13 +10,19 @@ from bkcommon.profiles import Profile, RuleParams
 
 @dataclass(frozen=True, slots=True)
 class NewReading:
-    """A reading that was just inserted (not a redelivered duplicate); drives the rules."""
+    """A reading that was just inserted (not a redelivered duplicate); drives the rules.
+
+    ``ts`` is the sensor's own time (excursions are judged on it); ``received_at`` is when
+    the ingest worker received it (the offline rule is judged on it: a late or back-dated
+    reading still proves the sensor is heard from). None: the batch's write time.
+    """
 
     sensor_id: str
     ts: datetime
     temp_c: float
     door_open: bool | None
     battery_pct: float | None
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,14 @@
 
 Readings go in with one binary COPY into a temporary staging table and one
 ``INSERT … ON CONFLICT DO NOTHING``: a reading redelivered after a crash is a no-op, so
-at-least-once delivery gives exactly-once rows. The same statement updates
-``sensors.last_reading_at`` and, on plain PostgreSQL, the 5 min / 1 h rollup tables from
-the new rows only, and returns their count (and the keys of rows that were already
-stored, only when there are any). The rule hook sees the new readings in the same
-transaction, so rule state, alarms and findings commit (or not) with the readings that
-caused them.
+at-least-once delivery gives exactly-once rows. The same statement moves forward (never
+back) ``sensors.last_reading_at``, the newest reading time, and
+``sensors.last_received_at``, the newest time a new reading reached the worker (what the
+offline rule judges), updates on plain PostgreSQL the 5 min / 1 h rollup tables from the
+new rows only, and returns their count (and the keys of rows that were already stored,
+only when there are any). The rule hook sees the new readings, each with its receive
+time, in the same transaction, so rule state, alarms and findings commit (or not) with
+the readings that caused them.
 
 A batch that the database rejects for its content (not for a lost connection) is retried
 item by item under savepoints; an item that still fails is dead-lettered with the
@@ -123,11 +125,15 @@ WITH ins AS (
     INSERT INTO sensor_readings ({_STAGE_COLS})
     SELECT {_STAGE_COLS} FROM bk_stage ORDER BY sensor_id, ts
     ON CONFLICT (sensor_id, ts) DO NOTHING
-    RETURNING sensor_id, ts, temp_c
+    RETURNING sensor_id, ts, temp_c, received_at
 ), last AS (
-    UPDATE sensors s SET last_reading_at = m.ts
-    FROM (SELECT sensor_id, max(ts) AS ts FROM ins GROUP BY sensor_id) m
-    WHERE s.id = m.sensor_id AND (s.last_reading_at IS NULL OR s.last_reading_at < m.ts)
+    UPDATE sensors s SET last_reading_at = GREATEST(s.last_reading_at, m.ts),
+                         last_received_at = GREATEST(s.last_received_at, m.received_at)
+    FROM (SELECT sensor_id, max(ts) AS ts, max(received_at) AS received_at
+          FROM ins GROUP BY sensor_id) m
+    WHERE s.id = m.sensor_id
+      AND (s.last_reading_at IS NULL OR s.last_reading_at < m.ts
+           OR s.last_received_at IS NULL OR s.last_received_at < m.received_at)
 ){rollups}
 SELECT c.n, d.sensor_ids, d.ts FROM (SELECT count(*) AS n FROM ins) AS c
 LEFT JOIN LATERAL (
@@ -357,7 +363,7 @@ class BatchWriter:
                             rat,
                         )
                     )
-                    new.append(NewReading(sid, r.ts, r.temp_c, r.door_open, r.battery_pct))
+                    new.append(NewReading(sid, r.ts, r.temp_c, r.door_open, r.battery_pct, rat))
         # The statement returns the count of new rows and, only when some were already
         # stored (redelivered), their keys: the rules see new readings only.
         cur.execute(self._insert, {"staged": len(new)})

@@ -111,13 +111,18 @@ class ConsoleSummary(BaseModel):
 
 
 class SensorBrief(BaseModel):
-    """A sensor of a site with its effective rule parameters (limits)."""
+    """A sensor of a site with its effective rule parameters (limits).
+
+    ``last_reading_at`` is the newest reading's own time; ``last_received_at`` when the
+    newest reading arrived (what the offline rule judges).
+    """
 
     id: str
     name: str
     profile: str
     active: bool
     last_reading_at: datetime | None
+    last_received_at: datetime | None
     params: dict[str, Any]
 
 
@@ -153,7 +158,8 @@ def site_sensors(*, conn: ConnDep, scope: SiteScope, site_id: str) -> list[Senso
         if site is None:
             return None
         rows = cur.execute(
-            f"""SELECT id, name, profile, active, last_reading_at, params FROM sensors
+            f"""SELECT id, name, profile, active, last_reading_at, last_received_at, params
+                FROM sensors
                 WHERE site_id = %(site)s AND {scope.clause("site_id")} ORDER BY id""",
             params,
         ).fetchall()

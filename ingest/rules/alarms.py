@@ -166,16 +166,19 @@ ON CONFLICT (finding_key) DO NOTHING
 """
 
 
-def clear_offline(cur: psycopg.Cursor[Any], latest: dict[str, datetime]) -> int:
-    """Clear open ``sensor_offline`` alarms of sensors with a reading newer than the alarm's start.
+def clear_offline(cur: psycopg.Cursor[Any], arrived: dict[str, datetime]) -> int:
+    """Clear open ``sensor_offline`` alarms of sensors heard from after the alarm's start.
 
-    ``latest`` maps sensor id to its newest reading time in the batch; a late reading
-    older than the last one seen before the outage does not clear. One statement.
+    ``arrived`` maps sensor id to the newest receive time of its new readings in the
+    batch; the alarm started at the last receive time before the silence, so any reading
+    that arrives later clears it at its arrival, whatever its own timestamp (a gateway
+    replaying an old backlog, a sensor whose clock lags): offline means "not heard from".
+    One statement.
     """
-    if not latest:
+    if not arrived:
         return 0
-    ids = list(latest)
-    cur.execute(_CLEAR_OFFLINE, {"sensors": ids, "ts": [latest[i] for i in ids]})
+    ids = list(arrived)
+    cur.execute(_CLEAR_OFFLINE, {"sensors": ids, "ts": [arrived[i] for i in ids]})
     n = max(cur.rowcount, 0)
     if n:
         logger.info("sensor_offline cleared for %d sensor(s)", n)

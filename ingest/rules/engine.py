@@ -67,12 +67,13 @@ class RuleEngine:
         if not sensors:
             return 0
         latest = {sid: max(r.ts for r in by_sensor[sid]) for sid in sensors}
+        arrived = {sid: max(r.received_at or now for r in by_sensor[sid]) for sid in sensors}
         quiet = {sid: latest[sid] for sid, info in sensors.items() if _quiet(by_sensor[sid], info)}
         handled = advance_quiet(cur, list(sensors), quiet, now)
         written = self._step_all(
             cur, {s: i for s, i in sensors.items() if s not in handled}, by_sensor, now
         )
-        written += clear_offline(cur, latest)
+        written += clear_offline(cur, arrived)
         return written
 
     @staticmethod

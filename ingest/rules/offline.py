@@ -1,4 +1,10 @@
-"""The sensor-offline sweep: one set-based statement raising alarms for silent sensors."""
+"""The sensor-offline sweep: one set-based statement raising alarms for silent sensors.
+
+"Silent" is judged on arrival: ``sensors.last_received_at`` (when the ingest worker last
+received a new reading of the sensor) or, for a sensor never heard from, its registration
+time. The readings' own timestamps do not count: a sensor whose clock lags is still
+reporting, and a gateway replaying a backlog of old readings has just been heard from.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +19,20 @@ from ingest.rules.alarms import iso_utc_sql
 logger = logging.getLogger(__name__)
 
 # Candidates are locked with SKIP LOCKED: a sensor whose row a writer is updating
-# (last_reading_at) is receiving readings, and a sensor another sweep holds is that
-# sweep's. alarm_key (sensor, rule, last reading time) makes a repeat a no-op.
+# (last_received_at) is receiving readings, and a sensor another sweep holds is that
+# sweep's. alarm_key (sensor, rule, last receive time) makes a repeat a no-op: one alarm
+# per silence, and the next silence (after a reading arrived) has a new key.
 _SWEEP = f"""
 WITH cand AS (
     SELECT s.id, s.site_id,
-           COALESCE(s.last_reading_at, s.updated_at) AS ref,
-           s.last_reading_at IS NULL AS never_seen,
+           COALESCE(s.last_received_at, s.updated_at) AS ref,
+           s.last_reading_at, s.last_received_at,
+           s.last_received_at IS NULL AS never_seen,
            COALESCE((s.params->>'offline_after_s')::int, 600) AS after_s,
            COALESCE((s.params->>'offline_tier')::int, 2) AS tier
     FROM sensors AS s
     WHERE s.active
-      AND COALESCE(s.last_reading_at, s.updated_at) < %(now)s
+      AND COALESCE(s.last_received_at, s.updated_at) < %(now)s
           - make_interval(secs => COALESCE((s.params->>'offline_after_s')::int, 600))
       AND NOT EXISTS (SELECT 1 FROM alarms AS a
                       WHERE a.sensor_id = s.id AND a.rule = 'sensor_offline'
@@ -36,7 +44,9 @@ WITH cand AS (
                         raised_at, details)
     SELECT c.id || ':sensor_offline:' || {iso_utc_sql("c.ref")}, c.site_id, c.id,
            'sensor_offline', c.tier, 'active', c.ref, %(now)s,
-           jsonb_build_object('offline_after_s', c.after_s, 'last_reading_at', c.ref,
+           jsonb_build_object('offline_after_s', c.after_s,
+                              'last_received_at', c.last_received_at,
+                              'last_reading_at', c.last_reading_at,
                               'never_seen', c.never_seen)
     FROM cand AS c
     ON CONFLICT (alarm_key) DO NOTHING
@@ -55,6 +65,9 @@ ON CONFLICT (finding_key) DO NOTHING
 
 def sweep_offline(conn: psycopg.Connection[Any], now: datetime) -> int:
     """Raise ``sensor_offline`` for active sensors silent past ``offline_after_s``; NOTIFY if any.
+
+    Silent means no new reading arrived (receive time, not reading time) for that long;
+    the alarm starts at the last arrival (or at registration, ``never_seen``).
 
     Runs in its own transaction on ``conn`` (which must not be inside one); safe with
     several workers sweeping at once. Returns the findings rows written.

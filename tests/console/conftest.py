@@ -169,6 +169,11 @@ def seed(conn: psycopg.Connection[Any], settings: ApiSettings) -> World:
                 for i in range(1, 144)
             ],
         )
+        # as the ingest writer leaves them: newest reading time, and when it arrived
+        cur.execute(
+            "UPDATE sensors SET last_reading_at = %s, last_received_at = %s WHERE id = 'fridge-e1'",
+            (w.now - timedelta(minutes=10), w.now - timedelta(minutes=9)),
+        )
     has_store = conn.execute("SELECT to_regclass('readings_5m_store')").fetchone()
     if has_store and has_store[0]:  # plain PostgreSQL: the rollup ingest maintains
         conn.execute(

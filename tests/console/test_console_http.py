@@ -9,6 +9,7 @@ import re
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -102,6 +103,12 @@ def test_export_and_reads_need_sign_in_and_keep_to_the_users_sites(console: Cons
         sensors = reg.get("/console/api/sites/east-1/sensors").json()
         assert [s["id"] for s in sensors] == ["freezer-e1", "fridge-e1"]
         assert sensors[1]["params"]["high_c"] == 8.0
+        # the newest reading's own time, and when it arrived (the offline rule's clock)
+        now = console.world.now
+        assert [
+            datetime.fromisoformat(sensors[1][k]) for k in ("last_reading_at", "last_received_at")
+        ] == [now - timedelta(minutes=10), now - timedelta(minutes=9)]
+        assert sensors[0]["last_received_at"] is None  # freezer-e1: never heard from
         assert reg.get("/console/api/sites/west-1/sensors").status_code == 404
         assert reg.get("/console/api/sites/nowhere/sensors").status_code == 404
     with signed_in(console, "officer-e1") as officer:

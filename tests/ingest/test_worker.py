@@ -27,6 +27,7 @@ def test_readings_published_reach_the_table(
     w = start_worker(mqtt_url)
     pub = publisher(mqtt_url)
     topic = reading_topic("site-a", "fridge-1", topic_prefix)
+    started = datetime.now(UTC)
     infos = [pub.publish(topic, _reading(i), qos=1) for i in range(200)]
     infos[-1].wait_for_publish(10)
     # the same readings again (a sensor replaying): no new rows
@@ -38,10 +39,19 @@ def test_readings_published_reach_the_table(
     assert n_rows == 200
     assert w.worker.stats.duplicates == 50
     with psycopg.connect(registry_db) as conn:
-        last = conn.execute("SELECT last_reading_at FROM sensors WHERE id='fridge-1'").fetchone()
+        last = conn.execute(
+            "SELECT last_reading_at, last_received_at FROM sensors WHERE id='fridge-1'"
+        ).fetchone()
+        newest_arrival = conn.execute(
+            "SELECT max(received_at) FROM sensor_readings WHERE sensor_id='fridge-1'"
+        ).fetchone()
         roll = conn.execute("SELECT sum(n) FROM readings_5m").fetchone()
     assert last is not None
     assert last[0] == T0 + timedelta(seconds=199)
+    # Stamped in 2026-03 but received now: the offline rule's clock is the worker's.
+    assert newest_arrival is not None
+    assert last[1] == newest_arrival[0]
+    assert started <= last[1] <= datetime.now(UTC)
     assert roll is not None
     assert roll[0] == 200
     pub.loop_stop()

@@ -90,6 +90,39 @@ def test_readings_duplicates_rollups_and_rule_hook(
     assert last == (NOW - timedelta(hours=1) + timedelta(minutes=9),)
 
 
+def test_last_received_at_follows_arrival_and_never_moves_back(
+    conn: psycopg.Connection[Any], validator: Validator
+) -> None:
+    hook = RecordingHook()
+    w = BatchWriter(hook, "w1", clock=lambda: NOW)
+    t = f"{P}/site-a/sensor/fridge-1/reading"
+
+    def received(at: datetime, *minutes: int) -> list[Item]:
+        return [Item(t, reading(i), at, validator(t, reading(i), at)) for i in minutes]
+
+    def last() -> tuple[Any, ...] | None:
+        return conn.execute(
+            "SELECT last_reading_at, last_received_at FROM sensors WHERE id='fridge-1'"
+        ).fetchone()
+
+    newest = NOW - timedelta(hours=1) + timedelta(minutes=30)
+    assert w.write(conn, received(NOW, 30)).inserted == 1
+    assert last() == (newest, NOW)
+    assert [r.received_at for r in hook.calls[-1]] == [NOW]
+    # A gateway replays a backlog: old stamps, arriving later. The sensor was heard from
+    # (arrival moves), its newest reading time does not.
+    later = NOW + timedelta(minutes=5)
+    assert w.write(conn, received(later, 1, 2)).inserted == 2
+    assert last() == (newest, later)
+    assert [r.received_at for r in hook.calls[-1]] == [later, later]
+    # A batch received earlier and committed after it (a slower worker): no step back.
+    assert w.write(conn, received(NOW + timedelta(minutes=1), 3)).inserted == 1
+    assert last() == (newest, later)
+    # A redelivered duplicate is no new reading: it moves nothing.
+    assert w.write(conn, received(NOW + timedelta(minutes=9), 30)).duplicates == 1
+    assert last() == (newest, later)
+
+
 def test_violation_twice_gives_one_row_one_finding_one_blob(
     conn: psycopg.Connection[Any], validator: Validator, registry_db: str
 ) -> None:

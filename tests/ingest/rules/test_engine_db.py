@@ -56,23 +56,36 @@ def engine_for(conn: psycopg.Connection[Any]) -> RuleEngine:
 
 
 def insert_and_apply(
-    cur: psycopg.Cursor[Any], engine: RuleEngine, sensor: str, rows: list[Row], base: datetime = T0
+    cur: psycopg.Cursor[Any],
+    engine: RuleEngine,
+    sensor: str,
+    rows: list[Row],
+    base: datetime = T0,
+    arrived: datetime | None = None,
 ) -> int:
-    """Insert readings as the writer does (duplicates skipped) and apply the new ones."""
+    """Insert readings as the writer does (duplicates skipped) and apply the new ones.
+
+    ``arrived`` is their receive time; by default the newest reading's own time (as if
+    the batch was delivered the moment it was taken).
+    """
     new: list[NewReading] = []
+    newest = max(base + timedelta(minutes=m) for m, *_ in rows)
+    at = arrived or newest
     for minute, temp, door, batt in rows:
         ts = base + timedelta(minutes=minute)
         cur.execute(
-            "INSERT INTO sensor_readings (sensor_id, ts, temp_c, door_open, battery_pct) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING ts",
-            (sensor, ts, temp, door, batt),
+            "INSERT INTO sensor_readings (sensor_id, ts, temp_c, door_open, battery_pct, "
+            "received_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING ts",
+            (sensor, ts, temp, door, batt, at),
         )
         if cur.fetchone() is not None:
-            new.append(NewReading(sensor, ts, temp, door, batt))
-    cur.execute(
-        "UPDATE sensors SET last_reading_at = GREATEST(last_reading_at, %s) WHERE id = %s",
-        (max(base + timedelta(minutes=m) for m, *_ in rows), sensor),
-    )
+            new.append(NewReading(sensor, ts, temp, door, batt, at))
+    if new:
+        cur.execute(
+            "UPDATE sensors SET last_reading_at = GREATEST(last_reading_at, %s), "
+            "last_received_at = GREATEST(last_received_at, %s) WHERE id = %s",
+            (max(r.ts for r in new), at, sensor),
+        )
     return engine.apply(cur, new, datetime.now(UTC))
 
 
@@ -82,9 +95,10 @@ def batch(
     sensor: str,
     rows: list[Row],
     base: datetime = T0,
+    arrived: datetime | None = None,
 ) -> int:
     with conn.transaction(), conn.cursor() as cur:
-        return insert_and_apply(cur, engine, sensor, rows, base)
+        return insert_and_apply(cur, engine, sensor, rows, base, arrived)
 
 
 def temps(minutes: range, temp: float) -> list[Row]:
@@ -274,7 +288,7 @@ def test_two_engines_on_the_same_sensor_raise_one_alarm(
     assert len(findings(conn)) == 1
 
 
-def test_offline_sweep_raises_once_and_clears_on_next_reading(
+def test_offline_sweep_raises_once_and_clears_when_a_reading_arrives(
     conn: psycopg.Connection[Any],
 ) -> None:
     engine = engine_for(conn)
@@ -282,6 +296,7 @@ def test_offline_sweep_raises_once_and_clears_on_next_reading(
     last = now - timedelta(minutes=20)
     for sid in ("fridge-1", "hot-1"):  # fresh: not offline
         batch(conn, engine, sid, [(0, 5.0 if sid == "fridge-1" else 65.0, False, None)], now)
+    # fridge-2 (offline after 300 s) was last heard from 20 minutes ago.
     batch(conn, engine, "fridge-2", [(-25, 5.0, False, None), (-20, 5.0, False, None)], now)
 
     listener = psycopg.connect(conn.info.dsn, autocommit=True)
@@ -303,16 +318,49 @@ def test_offline_sweep_raises_once_and_clears_on_next_reading(
     )
     f = findings(conn)[-1]
     assert f[0] == f"alarm:{a[0]}:raised"
-    assert f[7]["last_reading_at"] is not None
+    assert datetime.fromisoformat(f[7]["last_received_at"]) == last
+    assert datetime.fromisoformat(f[7]["last_reading_at"]) == last
+    assert f[7]["never_seen"] is False
 
-    # A late reading from before the outage does not prove the sensor is back.
-    assert batch(conn, engine, "fridge-2", [(-22, 5.0, False, None)], now) == 0
-    assert alarms(conn, "sensor_offline")[0][4] == "active"
-    assert batch(conn, engine, "fridge-2", [(1, 5.0, False, None)], now) == 1
+    # This used to stay offline ("a late reading from before the outage does not prove the
+    # sensor is back"). Offline means "not heard from": a reading that ARRIVES after the
+    # alarm started clears it, at its arrival, even though its own timestamp (-22 min, a
+    # gateway's buffered reading) is older than the alarm's start.
+    back = now + timedelta(minutes=1)
+    assert batch(conn, engine, "fridge-2", [(-22, 5.0, False, None)], now, arrived=back) == 1
     (a,) = alarms(conn, "sensor_offline")
-    assert (a[4], a[7]) == ("cleared", now + timedelta(minutes=1))
+    assert (a[4], a[7]) == ("cleared", back)
     assert findings(conn)[-1][0] == f"alarm:{a[0]}:cleared"
+    seen = conn.execute(
+        "SELECT last_reading_at, last_received_at FROM sensors WHERE id = 'fridge-2'"
+    ).fetchone()
+    assert seen == (last, back)  # the reading time stays, the arrival moves
     assert engine.sweep(conn, now + timedelta(minutes=2)) == 0
+    # Silent again past the limit: a new outage is a new alarm, starting at the last arrival.
+    assert engine.sweep(conn, back + timedelta(seconds=301)) == 1
+    assert [(r[4], r[5]) for r in alarms(conn, "sensor_offline")] == [
+        ("cleared", last),
+        ("active", back),
+    ]
+
+
+def test_sensor_with_a_lagging_clock_is_not_offline_while_it_reports(
+    conn: psycopg.Connection[Any],
+) -> None:
+    engine = engine_for(conn)
+    now = datetime.now(UTC).replace(microsecond=0)
+    # fridge-2's clock is 30 minutes behind (offline after 300 s); its readings arrive now.
+    for k in range(3):
+        arrived = now + timedelta(minutes=k)
+        batch(conn, engine, "fridge-2", [(k - 30, 5.0, False, None)], now, arrived=arrived)
+        assert engine.sweep(conn, arrived + timedelta(seconds=299)) == 0
+    assert alarms(conn, "sensor_offline") == []
+    # When it does fall silent, the alarm starts at its last arrival, not its last stamp.
+    assert engine.sweep(conn, now + timedelta(minutes=2, seconds=301)) == 1
+    (a,) = alarms(conn, "sensor_offline")
+    assert (a[1], a[5]) == ("fridge-2", now + timedelta(minutes=2))
+    details = scalar(conn, "SELECT details FROM alarms WHERE id = %s", (a[0],))
+    assert datetime.fromisoformat(details["last_reading_at"]) == now - timedelta(minutes=28)
 
 
 def test_concurrent_sweeps_raise_once_and_never_seen_uses_registration_time(
