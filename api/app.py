@@ -41,6 +41,7 @@ from api.routes import auth as auth_routes
 from api.routes import settings as settings_routes
 from api.settings import ApiSettings, load_api_settings
 from api.workers import Workers
+from bkcommon.errors import RequestError
 from bkcommon.settings import CommonSettings, load_common_settings
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,13 @@ def create_app(
     for loop in (ticket_actions, evidence, triage):  # the rectification closed loop
         app.include_router(loop.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)
     app.include_router(console.router)  # the regulator console at /console/ (static + export)
+
+    @app.exception_handler(RequestError)
+    async def _refused(request: Request, exc: Exception) -> JSONResponse:
+        # Every service refusal (unknown ticket, wrong state or role, bad upload...) is a
+        # RequestError whose class knows its status: one answer here, none per route.
+        assert isinstance(exc, RequestError)
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status_code)
 
     @app.exception_handler(PoolTimeout)
     @app.exception_handler(psycopg.OperationalError)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class BrightKitchenError(Exception):
     """Base class of every error brightkitchen raises on purpose."""
@@ -41,3 +43,14 @@ class DeliveryError(BrightKitchenError):
 
 class ModelError(BrightKitchenError):
     """A detector model file is missing, unreadable or lacks its metadata."""
+
+
+class RequestError(BrightKitchenError):
+    """A caller's request was refused on purpose: unknown thing, wrong state or role, bad input.
+
+    The message is written for the caller and is safe to show. ``status_code`` is the HTTP
+    answer the API gives; the app maps this class once (``{"detail": message}``), so a
+    service raises the fitting subclass and a route needs no handler of its own.
+    """
+
+    status_code: ClassVar[int] = 400

@@ -13,22 +13,28 @@ from psycopg.types.json import Jsonb
 
 from api.auth.passwords import hash_password, new_token, token_hash, verify_password
 from api.auth.scope import Principal, Role
+from bkcommon.errors import BrightKitchenError, RequestError
 
 logger = logging.getLogger(__name__)
 
 Conn = psycopg.Connection[Any]
 
 
-class AuthError(Exception):
-    """Sign-in refused; ``reason`` is for the audit log, never for the caller."""
+class AuthError(BrightKitchenError):
+    """Sign-in refused; ``reason`` is for the audit log, never for the caller.
+
+    Not a RequestError on purpose: the app must never answer with its message.
+    """
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
-class UserError(ValueError):
+class UserError(RequestError, ValueError):
     """A user cannot be created or changed as asked (unknown region, duplicate name...)."""
+
+    status_code = 422
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,7 @@ def ack_page(token: TokenPath, conn: ConnDep, settings: Settings) -> HTMLRespons
     try:
         claim = _claim(token, settings)
     except AckLinkError as exc:
-        return _page("链接无效 Link not valid", html.escape(str(exc)), status=403)
+        return _page("链接无效 Link not valid", html.escape(str(exc)), status=exc.status_code)
     row = conn.execute(
         "SELECT ticket_no, title, status, due_at FROM tickets WHERE id = %s", (claim.ticket_id,)
     ).fetchone()
@@ -92,7 +92,7 @@ def ack_submit(token: TokenPath, conn: ConnDep, settings: Settings) -> HTMLRespo
     try:
         claim = _claim(token, settings)
     except AckLinkError as exc:
-        return _page("链接无效 Link not valid", html.escape(str(exc)), status=403)
+        return _page("链接无效 Link not valid", html.escape(str(exc)), status=exc.status_code)
     now = utcnow()
     try:
         with conn.transaction():

@@ -12,10 +12,8 @@ from fastapi.routing import APIRoute
 from api.deps import ConnDep, ScopeDep, SettingsDep, WriterUser, not_found
 from api.schemas_loop import EvidencePublic
 from api.services.evidence import (
-    EvidenceError,
     EvidenceStore,
     LocalDirStore,
-    TooLargeError,
     attach_photo,
     fetch_evidence,
     ticket_evidence,
@@ -127,7 +125,11 @@ def store_photo(
     uploaded_by: str,
     scope: ScopeDep,
 ) -> EvidencePublic:
-    """Attach ``data`` to the ticket and describe it; errors become HTTP answers."""
+    """Attach ``data`` to the ticket and describe it.
+
+    An unknown ticket is a 404 here; a refused photo (EvidenceError: 415, 413, 422) is
+    answered by the app's RequestError handler.
+    """
     try:
         stored = attach_photo(
             conn,
@@ -141,8 +143,6 @@ def store_photo(
         )
     except LookupError as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from exc
-    except (EvidenceError, TooLargeError) as exc:
-        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
     row = next(r for r in ticket_evidence(conn, ticket_id=ticket_id) if r[0] == stored.sha256)
     return _public(row)
 

@@ -11,14 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth.scope import Principal, Role
 from api.deps import ConnDep, CurrentUser, ScopeDep, SettingsDep, not_found, require_role
-from api.services.evidence import EvidenceError, EvidenceStore, LocalDirStore
+from api.services.evidence import EvidenceStore, LocalDirStore
 from api.services.inspection_plan import PlanPublic, PlanRequest, plan_inspections
 from api.services.inspections import (
-    ConflictError,
     InspectionCreate,
     InspectionPublic,
     InspectionSummary,
-    NotFoundError,
     TemplateCreate,
     TemplatePublic,
     add_photo,
@@ -71,9 +69,7 @@ def post_inspection(
         return create_inspection(
             conn=conn, data=body, scope=scope, actor=user.username, now=utcnow()
         )
-    except NotFoundError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
-    except ValueError as exc:
+    except ValueError as exc:  # NotFoundError is no ValueError: the app answers it 404
         raise HTTPException(status_code=422, detail=str(exc)) from exc
 
 
@@ -138,20 +134,15 @@ async def post_photo(  # noqa: PLR0917 - FastAPI dependencies
         data += chunk
         if len(data) > limit:
             raise HTTPException(status_code=413, detail="photo too large")
-    try:
-        sha = await run_in_threadpool(
-            add_photo,
-            conn=conn,
-            store=store,
-            inspection_id=inspection_id,
-            item_code=item_code,
-            content=bytes(data),
-            scope=scope,
-        )
-    except NotFoundError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
-    except EvidenceError as exc:
-        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
+    sha = await run_in_threadpool(
+        add_photo,
+        conn=conn,
+        store=store,
+        inspection_id=inspection_id,
+        item_code=item_code,
+        content=bytes(data),
+        scope=scope,
+    )
     return PhotoPublic(sha256=sha, item_code=item_code)
 
 
@@ -172,18 +163,13 @@ def post_sign(
     conn: ConnDep, user: Inspector, scope: ScopeDep, inspection_id: int, body: SignRequest
 ) -> InspectionPublic:
     """Sign the rectification notice (整改通知书); 409 when signed already or nothing failed."""
-    try:
-        return sign_notice(
-            conn=conn,
-            inspection_id=inspection_id,
-            signed_by=body.signed_by or user.username,
-            scope=scope,
-            now=utcnow(),
-        )
-    except NotFoundError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
-    except ConflictError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    return sign_notice(
+        conn=conn,
+        inspection_id=inspection_id,
+        signed_by=body.signed_by or user.username,
+        scope=scope,
+        now=utcnow(),
+    )
 
 
 @router.get(

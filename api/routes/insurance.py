@@ -12,7 +12,6 @@ from api.auth.scope import Principal, Role
 from api.deps import ConnDep, ScopeDep, WriterUser, not_found, require_role
 from api.routes.inspections import StoreDep
 from api.routes.risk import RiskSettingsDep
-from api.services.inspections import NotFoundError
 from api.services.insurance import (
     IncidentCreate,
     IncidentPublic,
@@ -43,9 +42,7 @@ def post_policy(
     """Register a site's liability policy (insurer, number, cover, premium, period)."""
     try:
         return create_policy(conn=conn, data=body, scope=scope)
-    except NotFoundError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
-    except ValueError as exc:
+    except ValueError as exc:  # NotFoundError is no ValueError: the app answers it 404
         raise HTTPException(status_code=409, detail=str(exc)) from exc
 
 
@@ -75,10 +72,7 @@ def get_policy_in_force(
 )
 def get_ticket_policy(conn: ConnDep, scope: ScopeDep, ticket_id: int) -> PolicyPublic | None:
     """The policy in force when the ticket opened (null when the site was uninsured)."""
-    try:
-        return ticket_policy(conn=conn, ticket_id=ticket_id, scope=scope)
-    except NotFoundError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    return ticket_policy(conn=conn, ticket_id=ticket_id, scope=scope)
 
 
 @router.post(
@@ -88,10 +82,7 @@ def post_incident(
     conn: ConnDep, user: WriterUser, scope: ScopeDep, body: IncidentCreate
 ) -> IncidentPublic:
     """Record an incident; it links to the policy in force when it occurred."""
-    try:
-        return create_incident(conn=conn, data=body, scope=scope, actor=user.username)
-    except NotFoundError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    return create_incident(conn=conn, data=body, scope=scope, actor=user.username)
 
 
 @router.get("/incidents", response_model=list[IncidentPublic])
@@ -123,12 +114,7 @@ def get_one_incident(conn: ConnDep, scope: ScopeDep, incident_id: int) -> Incide
 )
 def get_bundle(conn: ConnDep, scope: ScopeDep, store: StoreDep, incident_id: int) -> Response:
     """One zip for a claim: manifest, tickets with timelines, evidence files, sensor trace ±24 h."""
-    try:
-        data = claim_bundle(
-            conn=conn, store=store, incident_id=incident_id, scope=scope, now=utcnow()
-        )
-    except NotFoundError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    data = claim_bundle(conn=conn, store=store, incident_id=incident_id, scope=scope, now=utcnow())
     return Response(
         data,
         media_type="application/zip",

@@ -25,7 +25,6 @@ from api.schemas_loop import ActionIn, ActionResultPublic, TicketCreate, TicketC
 from api.services.lifecycle import (
     Action,
     Actor,
-    LifecycleError,
     allowed_actions,
     apply_action,
     create_manual_ticket,
@@ -51,21 +50,18 @@ def create_ticket(
     body: TicketCreate, conn: ConnDep, scope: ScopeDep, user: WriterUser, settings: SettingsDep
 ) -> TicketCreatedPublic:
     """Open a ticket by hand (source ``manual``); a repeat while one is open is an occurrence."""
-    try:
-        ticket_id, opened = create_manual_ticket(
-            conn,
-            site_id=body.site_id,
-            rule=body.rule,
-            subject=body.subject,
-            tier=body.tier,
-            note=body.note,
-            actor=actor_of(user),
-            scope=scope,
-            now=utcnow(),
-            settings=settings,
-        )
-    except LifecycleError as exc:
-        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
+    ticket_id, opened = create_manual_ticket(
+        conn,
+        site_id=body.site_id,
+        rule=body.rule,
+        subject=body.subject,
+        tier=body.tier,
+        note=body.note,
+        actor=actor_of(user),
+        scope=scope,
+        now=utcnow(),
+        settings=settings,
+    )
     return TicketCreatedPublic(ticket_id=ticket_id, opened=opened)
 
 
@@ -80,20 +76,17 @@ def _act(
     note: str,
     evidence: list[str] | None = None,
 ) -> ActionResultPublic:
-    try:
-        res = apply_action(
-            conn,
-            ticket_id=ticket_id,
-            action=action,
-            actor=actor_of(user),
-            scope=scope,
-            now=utcnow(),
-            settings=settings,
-            note=note,
-            evidence=evidence,
-        )
-    except LifecycleError as exc:
-        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
+    res = apply_action(
+        conn,
+        ticket_id=ticket_id,
+        action=action,
+        actor=actor_of(user),
+        scope=scope,
+        now=utcnow(),
+        settings=settings,
+        note=note,
+        evidence=evidence,
+    )
     return ActionResultPublic(
         ticket_id=res.ticket_id,
         previous=res.previous,

@@ -20,7 +20,6 @@ from api.schemas_loop import (
     ReviewStatsPublic,
 )
 from api.services.reviews import (
-    ReviewError,
     confirm_review,
     dismiss_review,
     export_voc,
@@ -108,17 +107,14 @@ def confirm(
     review_id: int, conn: ConnDep, scope: ScopeDep, user: WriterUser, settings: SettingsDep
 ) -> ReviewPublic:
     """Confirm the capture: its ticket opens (or the open one gets an occurrence)."""
-    try:
-        confirm_review(
-            conn,
-            review_id=review_id,
-            reviewer=user.username,
-            scope=scope,
-            now=utcnow(),
-            settings=settings,
-        )
-    except ReviewError as exc:
-        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
+    confirm_review(
+        conn,
+        review_id=review_id,
+        reviewer=user.username,
+        scope=scope,
+        now=utcnow(),
+        settings=settings,
+    )
     return _one(conn, scope, review_id)
 
 
@@ -127,17 +123,14 @@ def dismiss(
     review_id: int, body: DismissIn, conn: ConnDep, scope: ScopeDep, user: WriterUser
 ) -> ReviewPublic:
     """Dismiss the capture as a false positive; the reason is kept (and exported)."""
-    try:
-        dismiss_review(
-            conn,
-            review_id=review_id,
-            reviewer=user.username,
-            reason=body.reason,
-            scope=scope,
-            now=utcnow(),
-        )
-    except ReviewError as exc:
-        raise HTTPException(status_code=exc.status_code, detail=str(exc)) from exc
+    dismiss_review(
+        conn,
+        review_id=review_id,
+        reviewer=user.username,
+        reason=body.reason,
+        scope=scope,
+        now=utcnow(),
+    )
     return _one(conn, scope, review_id)
 
 

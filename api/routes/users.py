@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException
 
 from api.auth.schemas import DeviceCreate, DeviceTokenPublic, UserCreate, UserPublic, UsersPublic
 from api.auth.scope import Role
-from api.auth.users import UserError, create_device, create_user, list_users, set_active
+from api.auth.users import create_device, create_user, list_users, set_active
 from api.deps import AdminUser, AuthCacheDep, ConnDep
 from api.schemas import ErrorPublic
 from bkcommon.timeutil import utcnow
@@ -35,32 +35,26 @@ def add_user(conn: ConnDep, admin: AdminUser, body: UserCreate) -> UserPublic:
     """Create a console user; the password is stored as an argon2id hash."""
     if body.role is Role.DEVICE:
         raise HTTPException(status_code=422, detail="create devices with POST /users/devices")
-    try:
-        created = create_user(
-            conn,
-            username=body.username,
-            role=body.role,
-            password=body.password,
-            region_id=body.region_id,
-            person_id=body.person_id,
-            insurer=body.insurer,
-            site_ids=tuple(body.site_ids),
-            actor=admin.username,
-        )
-    except UserError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    created = create_user(
+        conn,
+        username=body.username,
+        role=body.role,
+        password=body.password,
+        region_id=body.region_id,
+        person_id=body.person_id,
+        insurer=body.insurer,
+        site_ids=tuple(body.site_ids),
+        actor=admin.username,
+    )
     return _one(conn, created.username)
 
 
 @router.post("/devices", response_model=DeviceTokenPublic, status_code=201, responses=_BAD)
 def add_device(conn: ConnDep, admin: AdminUser, body: DeviceCreate) -> DeviceTokenPublic:
     """Create a device credential for some sites; its token is shown in this answer only."""
-    try:
-        issued = create_device(
-            conn, name=body.name, site_ids=tuple(body.site_ids), now=utcnow(), actor=admin.username
-        )
-    except UserError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    issued = create_device(
+        conn, name=body.name, site_ids=tuple(body.site_ids), now=utcnow(), actor=admin.username
+    )
     return DeviceTokenPublic(username=issued.principal.username, token=issued.token)
 
 

@@ -13,9 +13,13 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bkcommon.errors import RequestError
 
-class AckLinkError(ValueError):
-    """The token is malformed, forged or expired."""
+
+class AckLinkError(RequestError, ValueError):
+    """The token is malformed, forged or expired (the link's page answers 403)."""
+
+    status_code = 403
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO, Protocol
 import psycopg
 
 from api.auth.scope import SiteScope
+from bkcommon.errors import RequestError
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +41,8 @@ _FILENAME_MAX = 100
 _CHUNK = 64 * 1024
 
 
-class EvidenceError(ValueError):
-    """An upload was refused; ``status_code`` is the HTTP answer."""
+class EvidenceError(RequestError, ValueError):
+    """An upload was refused; ``status_code`` is the HTTP answer (still a ValueError)."""
 
     status_code = 422
 

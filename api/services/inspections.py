@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from api.auth.scope import SiteScope
 from api.services.evidence import EvidenceStore, sniff_image
 from api.services.tickets import FINDINGS_CHANNEL
+from bkcommon.errors import RequestError
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +32,16 @@ Conn = psycopg.Connection[Any]
 _CODE = r"^[A-Za-z0-9_.-]{1,40}$"
 
 
-class NotFoundError(LookupError):
+class NotFoundError(RequestError, LookupError):
     """The thing does not exist, or lies outside the caller's scope (same answer for both)."""
 
+    status_code = 404
 
-class ConflictError(Exception):
+
+class ConflictError(RequestError):
     """The request contradicts the current state (e.g. a notice signed twice)."""
+
+    status_code = 409
 
 
 class InspectionKind(StrEnum):

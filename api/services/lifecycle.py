@@ -33,6 +33,7 @@ from api.services.notify.message import ticket_event
 from api.services.notify.routing import enqueue_for_roles, load_facts
 from api.services.tickets import OPENING_KINDS, Finding, open_or_add
 from api.settings import ApiSettings
+from bkcommon.errors import RequestError
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +88,8 @@ TRANSITIONS: dict[tuple[str, Action], Transition] = {
 """(status, action) → transition: the whole state machine."""
 
 
-class LifecycleError(Exception):
-    """Base of the errors a ticket action answers with (routes map them to HTTP)."""
+class LifecycleError(RequestError):
+    """Base of the errors a ticket action answers with (the app maps them to HTTP)."""
 
     status_code = 400
 

@@ -21,9 +21,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from api.auth.scope import SiteScope
-from api.services.evidence import EvidenceStore, load_bytes, sniff_image
+from api.services.evidence import EvidenceStore, UnsupportedMediaError, load_bytes, sniff_image
 from api.services.tickets import load_finding, open_or_add
 from api.settings import ApiSettings
+from bkcommon.errors import BrightKitchenError, RequestError
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ _COLUMNS = """id, finding_id, event_id, site_id, camera_id, rule, model_version,
 status, reason, reviewed_by, reviewed_at, ticket_id, created_at"""
 
 
-class ReviewError(Exception):
+class ReviewError(RequestError):
     """A review action was refused; ``status_code`` is the HTTP answer."""
 
     status_code = 409
@@ -238,7 +239,14 @@ def export_voc(
             if found is None:
                 continue
             data = found[1]
-            info = sniff_image(data)
+            try:
+                info = sniff_image(data)
+            except UnsupportedMediaError as exc:
+                # Bytes an edge box sent, not the caller's upload: a server fault (500), never
+                # a 415 from the app's RequestError handler.
+                raise BrightKitchenError(
+                    f"capture {r['event_id']}: stored evidence {sha} is not an image"
+                ) from exc
             name = f"{r['event_id']}"
             payload = r["payload"] or {}
             boxes = list((payload.get("evidence") or {}).get("boxes") or [])
