@@ -24,7 +24,7 @@ from api.auth.scope import SiteScope
 from api.services.evidence import EvidenceStore, UnsupportedMediaError, load_bytes, sniff_image
 from api.services.tickets import load_finding, open_or_add
 from api.settings import ApiSettings
-from bkcommon.errors import BrightKitchenError, RequestError
+from bkcommon.errors import RequestError
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,8 @@ def export_voc(
 
     Layout: ``JPEGImages/<event>.jpg``, ``Annotations/<event>.xml`` (boxes from the
     violation's ``evidence.boxes``, label = box label or rule), ``ImageSets/Main/
-    confirmed.txt`` and ``dismissed.txt``. Captures without an image are left out.
+    confirmed.txt`` and ``dismissed.txt``. Captures without an image, or whose stored
+    evidence is not an image, are left out (logged).
     """
     with conn.cursor(row_factory=dict_row) as cur:
         reviews = cur.execute(
@@ -241,12 +242,15 @@ def export_voc(
             data = found[1]
             try:
                 info = sniff_image(data)
-            except UnsupportedMediaError as exc:
-                # Bytes an edge box sent, not the caller's upload: a server fault (500), never
-                # a 415 from the app's RequestError handler.
-                raise BrightKitchenError(
-                    f"capture {r['event_id']}: stored evidence {sha} is not an image"
-                ) from exc
+            except UnsupportedMediaError:
+                # Bytes an edge box sent, not the caller's upload: one broken capture must not
+                # cost the reviewer the whole export (nor answer them with a 415).
+                logger.warning(
+                    "VOC export: capture %s left out, stored evidence %s is not an image",
+                    r["event_id"],
+                    sha,
+                )
+                continue
             name = f"{r['event_id']}"
             payload = r["payload"] or {}
             boxes = list((payload.get("evidence") or {}).get("boxes") or [])
