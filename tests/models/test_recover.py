@@ -31,7 +31,10 @@ def test_shipped_model_round_trips_and_batchnorm_matches_its_data(tmp_path: Path
     assert list(model.names.values()) == ["with_mask", "without_mask", "mask_weared_incorrect"]
     # In train mode BatchNorm normalises with the batch's own statistics. They were measured on
     # these very images, so fine-tuning starts from the shipped function, not a renormalised one.
-    batch = torch.from_numpy(calibration_batch(list_images(images), 640, 4))
+    from edge.detect.onnx import OnnxDetector
+
+    side = OnnxDetector(SHIPPED).input_size[0]
+    batch = torch.from_numpy(calibration_batch(list_images(images), side, 4))
     with torch.no_grad():
         _, eval_raw = model.eval()(batch)
         train_raw = model.train()(batch)
