@@ -18,7 +18,7 @@ def test_shipped_model_is_the_edge_default_and_loads() -> None:
     assert onnx_path.stat().st_size < 15 * 1024 * 1024
     det = OnnxDetector()
     assert det.class_names == ["with_mask", "without_mask", "mask_weared_incorrect"]
-    assert det.input_size == (640, 640)
+    assert det.input_size == (800, 800)
     assert det.model_version.startswith("mask-")
     blank = np.full((480, 640, 3), 114, np.uint8)
     assert len(det.detect([blank])[0]) == 0
