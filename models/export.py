@@ -69,14 +69,21 @@ def compare_outputs(
 ) -> tuple[float, float]:
     """Run the framework model and ONNX Runtime on one input; return max |diff| (boxes, scores)."""
     import numpy as np
-    import onnxruntime as ort
-    import torch
     from ultralytics import YOLO  # type: ignore[attr-defined]
 
     rng = np.random.default_rng(seed)
     x = rng.random((1, 3, imgsz, imgsz), dtype=np.float32)
     yolo: Any = YOLO(str(weights))
-    model = yolo.model.float().eval()
+    return compare_model_outputs(yolo.model.float(), onnx_path, x)
+
+
+def compare_model_outputs(model: Any, onnx_path: Path, x: Any) -> tuple[float, float]:
+    """Max |diff| (boxes px, scores) of a framework model in eval mode and ONNX Runtime on ``x``."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    model.eval()
     with torch.no_grad():
         ref = model(torch.from_numpy(x))
     ref_np = (ref[0] if isinstance(ref, list | tuple) else ref).numpy()

@@ -21,7 +21,7 @@ from a network whose activations were suddenly renormalised.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,19 +47,17 @@ class RecoverResult:
     max_abs_diff_scores: float
 
 
-def onnx_weights(path: Path) -> tuple[dict[str, npt.NDArray[np.float32]], dict[str, str]]:
-    """Every float initializer of an ONNX file by name, and its metadata."""
+def onnx_weights(path: Path) -> dict[str, npt.NDArray[np.float32]]:
+    """Every float initializer of an ONNX file by name."""
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
-    tensors = {
+    return {
         init.name: numpy_helper.to_array(init).astype(np.float32)
         for init in model.graph.initializer
         if init.data_type in {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
     }
-    meta = {p.key: p.value for p in model.metadata_props}
-    return tensors, meta
 
 
 def calibration_batch(images: Iterable[Path], imgsz: int, limit: int) -> npt.NDArray[np.float32]:
@@ -88,15 +86,6 @@ def list_images(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"calibration image folder {folder} does not exist")
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _parse_names(meta: dict[str, str]) -> list[str]:
-    from edge.detect.onnx import parse_names
-
-    raw = meta.get("names")
-    if not raw:
-        raise ValueError("the ONNX file has no 'names' metadata: not an ultralytics export")
-    return parse_names(raw)
 
 
 def build_model(cfg: str, names: Sequence[str], head_width: int | None = None) -> Any:
@@ -133,6 +122,16 @@ def build_model(cfg: str, names: Sequence[str], head_width: int | None = None) -
     return model
 
 
+def conv_bn_blocks(model: Any) -> Iterator[tuple[str, Any, Any]]:
+    """(name, Conv2d, BatchNorm2d) of every ultralytics ``Conv`` block: what export folds."""
+    import torch
+
+    for name, module in model.named_modules():
+        conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
+        if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+            yield name, conv, bn
+
+
 def load_folded(model: Any, tensors: dict[str, npt.NDArray[np.float32]]) -> int:
     """Copy the folded weights into ``model``: conv ← W_f, BatchNorm ← identity with β = b_f.
 
@@ -144,21 +143,14 @@ def load_folded(model: Any, tensors: dict[str, npt.NDArray[np.float32]]) -> int:
     used = 0
     folded: set[str] = set()
     with torch.no_grad():
-        for name, module in model.named_modules():
-            conv = getattr(module, "conv", None)
-            bn = getattr(module, "bn", None)
-            if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
-                _copy(conv.weight, tensors, f"{name}.conv.weight")
-                bias = tensors.get(f"{name}.conv.bias")
-                if bias is None:
-                    raise ValueError(f"the ONNX file has no folded bias for layer {name}")
-                stats: Any = bn
-                stats.running_mean.zero_()
-                stats.running_var.fill_(1.0 - bn.eps)
-                bn.weight.fill_(1.0)
-                _copy(bn.bias, tensors, f"{name}.conv.bias")
-                folded.add(f"{name}.conv")
-                used += 2
+        for name, conv, bn in conv_bn_blocks(model):
+            _copy(conv.weight, tensors, f"{name}.conv.weight")
+            _copy(bn.bias, tensors, f"{name}.conv.bias")
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1.0 - bn.eps)
+            bn.weight.fill_(1.0)
+            folded.add(f"{name}.conv")
+            used += 2
         for name, module in model.named_modules():
             if isinstance(module, torch.nn.Conv2d) and name not in folded:
                 _copy(module.weight, tensors, f"{name}.weight")
@@ -193,18 +185,13 @@ def calibrate_batchnorm(model: Any, batch: npt.NDArray[np.float32]) -> None:
     import torch
 
     stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    hooks = []
 
     def _hook(mod: torch.nn.Module, _inp: Any, out: torch.Tensor) -> None:
         flat = out.detach().transpose(0, 1).reshape(out.shape[1], -1).double()
         stats[id(mod)] = (flat.mean(dim=1), flat.var(dim=1, unbiased=False))
 
-    pairs = []
-    for module in model.modules():
-        conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
-        if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
-            pairs.append((conv, bn))
-            hooks.append(conv.register_forward_hook(_hook))
+    pairs = [(conv, bn) for _, conv, bn in conv_bn_blocks(model)]
+    hooks = [conv.register_forward_hook(_hook) for conv, _ in pairs]
     model.eval()
     try:
         with torch.no_grad():
@@ -221,28 +208,6 @@ def calibrate_batchnorm(model: Any, batch: npt.NDArray[np.float32]) -> None:
             running.running_var.copy_(var.float())
             bn.weight.copy_(torch.sqrt(var + bn.eps).float())
             bn.bias.copy_((b_f + mean).float())
-
-
-def compare_with_onnx(
-    model: Any, onnx_path: Path, batch: npt.NDArray[np.float32]
-) -> tuple[float, float]:
-    """Max |diff| (boxes px, scores) between the checkpoint in eval mode and ONNX Runtime."""
-    import onnxruntime as ort
-    import torch
-
-    model.eval()
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
-    x = batch[:1] if fixed_batch == 1 else batch[: min(len(batch), 4)]
-    with torch.no_grad():
-        ref = model(torch.from_numpy(x))
-    ref_np = (ref[0] if isinstance(ref, list | tuple) else ref).numpy()
-    got = sess.run(None, {inp.name: x})[0]
-    if got.shape != ref_np.shape:
-        raise ValueError(f"ONNX output {got.shape} != checkpoint output {ref_np.shape}")
-    diff = np.abs(got - ref_np)
-    return float(diff[:, :4].max()), float(diff[:, 4:].max())
 
 
 def recover(
@@ -263,17 +228,20 @@ def recover(
     setup_offline()
     import torch
 
+    from edge.detect.onnx import OnnxDetector
+    from models.export import compare_model_outputs
+
     disable_sync()
-    tensors, meta = onnx_weights(onnx_path)
-    names = _parse_names(meta)
-    imgsz_raw = meta.get("imgsz", "[640, 640]").strip("[]").split(",")
-    imgsz = int(imgsz_raw[0])
-    width = tensors.get("model.24.cv3.0.0.conv.weight")
-    model = build_model(cfg, names, None if width is None else int(width.shape[0]))
+    shipped = OnnxDetector(onnx_path, threads=1)  # names, input size, batch: as the box reads them
+    imgsz = shipped.input_size[0]
+    tensors = onnx_weights(onnx_path)
+    width = next((v for k, v in tensors.items() if k.endswith(".cv3.0.0.conv.weight")), None)
+    model = build_model(cfg, shipped.class_names, None if width is None else int(width.shape[0]))
     used = load_folded(model, tensors)
     batch = calibration_batch(list_images(images), imgsz, calibration_images)
     calibrate_batchnorm(model, batch)
-    d_box, d_score = compare_with_onnx(model, onnx_path, batch)
+    check = batch[: 4 if shipped.info.dynamic_batch else 1]
+    d_box, d_score = compare_model_outputs(model, onnx_path, check)
     logger.info("checkpoint vs ONNX: max |diff| boxes %.4f px, scores %.6f", d_box, d_score)
     if d_box > box_tolerance_px or d_score > score_tolerance:
         raise ValueError(
@@ -281,7 +249,7 @@ def recover(
             f"(limit {box_tolerance_px}), scores {d_score:.5f} (limit {score_tolerance})"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    version = meta.get("bk_model_version", onnx_path.stem)
+    version = shipped.model_version
     torch.save(
         {
             "model": model.float(),

@@ -35,6 +35,15 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+def _train_tiny(cwd: Path, name: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """One CPU epoch at 64 px on the prepared tiny dataset, into run/NAME."""
+    return _cli(
+        "train", "--data", "ds/data.yaml", "--imgsz", "64", "--epochs", "1", "--batch", "8",
+        "--device", "cpu", "--workers", "0", "--project", "run", "--name", name, *extra,
+        cwd=cwd,
+    )  # fmt: skip
+
+
 @pytest.mark.slow
 def test_prepare_train_export_evaluate(tmp_path: Path) -> None:
     write_voc(tmp_path / "src" / "faces", 16, seed=1)
@@ -51,26 +60,7 @@ def test_prepare_train_export_evaluate(tmp_path: Path) -> None:
     assert (tmp_path / "ds" / "data.yaml").is_file()
     assert list((tmp_path / "ds" / "val_voc" / "annotations").glob("*.xml"))
 
-    _cli(
-        "train",
-        "--data",
-        "ds/data.yaml",
-        "--imgsz",
-        "64",
-        "--epochs",
-        "1",
-        "--batch",
-        "8",
-        "--device",
-        "cpu",
-        "--workers",
-        "0",
-        "--project",
-        "run",
-        "--name",
-        "tiny",
-        cwd=tmp_path,
-    )
+    _train_tiny(tmp_path, "tiny")
     best = tmp_path / "run" / "tiny" / "weights" / "best.pt"
     assert best.is_file()
 
@@ -104,26 +94,7 @@ def test_prepare_train_export_evaluate(tmp_path: Path) -> None:
         cwd=tmp_path,
     ).stdout
     assert "checkpoint vs ONNX" in out
-    tuned = _cli(
-        "train",
-        "--data",
-        "ds/data.yaml",
-        "--start",
-        "rec.pt",
-        "--imgsz",
-        "64",
-        "--epochs",
-        "1",
-        "--batch",
-        "8",
-        "--device",
-        "cpu",
-        "--project",
-        "run",
-        "--name",
-        "tuned",
-        cwd=tmp_path,
-    )
+    tuned = _train_tiny(tmp_path, "tuned", "--start", "rec.pt")
     assert "fine-tuning the start model as it is" in tuned.stdout + tuned.stderr
     assert (tmp_path / "run" / "tuned" / "weights" / "last.pt").is_file()
 
