@@ -1,4 +1,4 @@
-"""``brightkitchen models …``: prepare, train, export, evaluate, recover, boards commands.
+"""``brightkitchen models …``: prepare, train, export, mirror-average, evaluate, recover, boards.
 
 Light at import (argparse and the standard library); each handler imports what it needs.
 """
@@ -95,6 +95,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         iou_threshold=args.iou,
         opset=args.opset,
         dynamic_batch=args.dynamic_batch,
+        mirror=args.mirror_average,
     )
     print(
         f"wrote {res.path} ({res.size_bytes / 1e6:.1f} MB); ONNX Runtime vs framework: "
@@ -120,6 +121,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(report.to_json() + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_mirror(args: argparse.Namespace) -> int:
+    from models.export import add_metadata
+    from models.mirror_average import mirror_average
+
+    src, out = Path(args.onnx), Path(args.out)
+    if src.resolve() == out.resolve():
+        raise SystemExit("--out must differ from --onnx (the plain model is the reference)")
+    res = mirror_average(src, out, version=args.version)
+    if args.conf is not None:
+        add_metadata(out, {"bk_conf_threshold": f"{args.conf:g}"})
+    print(
+        f"wrote {res.path} ({out.stat().st_size / 1e6:.1f} MB); vs two passes of {src}: "
+        f"boxes {res.max_abs_diff_boxes_px:.1e} px, scores {res.max_abs_diff_scores:.1e}"
+    )
     return 0
 
 
@@ -210,7 +228,22 @@ def register(subparsers: Any) -> None:
     e.add_argument(
         "--dynamic-batch", action="store_true", help="dynamic batch axis (crops batched per call)"
     )
+    e.add_argument(
+        "--mirror-average",
+        action="store_true",
+        help="build mirror averaging into the file (two passes per image, see mirror-average)",
+    )
     e.set_defaults(handler=_cmd_export)
+
+    m = sub.add_parser(
+        "mirror-average",
+        help="ONNX -> ONNX that averages its output on the image and its mirror image",
+    )
+    m.add_argument("--onnx", required=True, help="a plain YOLO ONNX export")
+    m.add_argument("--out", required=True)
+    m.add_argument("--version", default=None, help="new bk_model_version (default: keep)")
+    m.add_argument("--conf", type=float, default=None, help="new shipped confidence threshold")
+    m.set_defaults(handler=_cmd_mirror)
 
     v = sub.add_parser("evaluate", help="mAP, P/R, confusion, speed of an ONNX on a VOC folder")
     v.add_argument("--data", required=True, help="Pascal VOC folder (images/ + annotations/)")

@@ -60,6 +60,7 @@ class EvalReport:
     images_per_s: float
     ms_per_image: float
     threads: int
+    augmentation: str = "none"
 
     def to_json(self) -> str:
         """JSON text of the report."""
@@ -263,6 +264,7 @@ def evaluate(
         images_per_s=round(n / elapsed, 2) if elapsed else 0.0,
         ms_per_image=round(1000 * elapsed / n, 2) if n else 0.0,
         threads=threads,
+        augmentation=probe.info.augmentation,
     )
     return report, res.issues
 
@@ -271,7 +273,8 @@ def format_report(r: EvalReport) -> str:
     """Human-readable table of a report."""
     lines = [
         f"model {r.model} ({r.model_version}), input {r.input_size[0]}x{r.input_size[1]}, "
-        f"conf {r.conf_threshold:g}, iou {r.iou_threshold:g}",
+        f"conf {r.conf_threshold:g}, iou {r.iou_threshold:g}"
+        + ("" if r.augmentation == "none" else f", test-time augmentation {r.augmentation}"),
         f"data {r.data}: {r.images} images ({r.skipped} skipped)",
         f"mAP50 {r.map50:.4f}  mAP50-95 {r.map50_95:.4f}",
         f"{'class':<24}{'inst':>6}{'AP50':>8}{'AP50-95':>9}{'P':>8}{'R':>8}",

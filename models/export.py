@@ -108,11 +108,14 @@ def export(
     box_tolerance_px: float = 0.5,
     score_tolerance: float = 5e-3,
     dynamic_batch: bool = False,
+    mirror: bool = False,
 ) -> ExportResult:
     """Export ``weights`` to ``out`` (fixed input size), add bk_* metadata, verify against torch.
 
     ``dynamic_batch`` makes only the batch axis dynamic (height and width stay fixed), so
-    the edge box can run crops of several cameras in one ONNX Runtime call.
+    the edge box can run crops of several cameras in one ONNX Runtime call. ``mirror`` then
+    builds mirror averaging into the file (``models.mirror_average``), checked against two
+    passes of the verified plain export.
     """
     setup_offline()
     from ultralytics import YOLO  # type: ignore[attr-defined]
@@ -151,4 +154,13 @@ def export(
             f"ONNX Runtime output differs from the framework: boxes {d_box:.4f} px "
             f"(limit {box_tolerance_px}), scores {d_score:.5f} (limit {score_tolerance})"
         )
+    if mirror:
+        from models.mirror_average import mirror_average
+
+        plain = out.with_name(out.stem + ".plain.onnx")
+        shutil.move(str(out), plain)
+        try:
+            mirror_average(plain, out)
+        finally:
+            plain.unlink(missing_ok=True)
     return ExportResult(out, d_box, d_score, out.stat().st_size)

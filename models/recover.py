@@ -223,13 +223,16 @@ def recover(
     """Write ``out``: an ultralytics checkpoint that computes what ``onnx_path`` computes.
 
     ``images``: a folder of training-like images for the BatchNorm statistics (the dataset's
-    ``images/train``). ``cfg``: the architecture the ONNX was exported from.
+    ``images/train``). ``cfg``: the architecture the ONNX was exported from. A file with
+    mirror averaging built in (``models.mirror_average``) gives the plain network, checked
+    through the same averaging; ``export --mirror-average`` puts it back.
     """
     setup_offline()
     import torch
 
     from edge.detect.onnx import OnnxDetector
     from models.export import compare_model_outputs
+    from models.mirror_average import TTA_VALUE, torch_mirror_average
 
     disable_sync()
     shipped = OnnxDetector(onnx_path, threads=1)  # names, input size, batch: as the box reads them
@@ -241,7 +244,13 @@ def recover(
     batch = calibration_batch(list_images(images), imgsz, calibration_images)
     calibrate_batchnorm(model, batch)
     check = batch[: 4 if shipped.info.dynamic_batch else 1]
-    d_box, d_score = compare_model_outputs(model, onnx_path, check)
+    reference = model
+    if shipped.info.augmentation == TTA_VALUE:  # the file runs the network on x and its mirror
+        reference = torch_mirror_average(model, imgsz, shipped.input_size[1])
+        logger.info(
+            "%s has mirror averaging built in; the checkpoint is the plain network", onnx_path
+        )
+    d_box, d_score = compare_model_outputs(reference, onnx_path, check)
     logger.info("checkpoint vs ONNX: max |diff| boxes %.4f px, scores %.6f", d_box, d_score)
     if d_box > box_tolerance_px or d_score > score_tolerance:
         raise ValueError(

@@ -10,7 +10,8 @@ The model file is the standard ultralytics YOLO export: input ``images``
 (B,3,H,W) float32 RGB 0..1 letterboxed; output ``(B, 4+nc, N)`` with cx, cy, w,
 h in input pixels then per-class scores; metadata ``names`` (a dict literal),
 ``imgsz`` and ours ``bk_model_version``, ``bk_conf_threshold``,
-``bk_iou_threshold``.
+``bk_iou_threshold`` and, for a file with mirror averaging built in
+(``models.mirror_average``), ``bk_tta``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class ModelInfo:
     conf_threshold: float
     iou_threshold: float
     dynamic_batch: bool
+    augmentation: str = "none"  # "hflip-mean": mirror averaging is inside the graph
 
 
 def parse_names(raw: str) -> list[str]:
@@ -165,12 +167,13 @@ class OnnxDetector:
         self.max_batch = max(1, max_batch)
         self._input_name = self._session.get_inputs()[0].name
         logger.info(
-            "loaded model %s version=%s classes=%s input=%s batch=%s",
+            "loaded model %s version=%s classes=%s input=%s batch=%s augmentation=%s",
             self.path,
             self.info.version,
             self.info.class_names,
             self.info.input_size,
             "dynamic" if self.info.dynamic_batch else 1,
+            self.info.augmentation,
         )
 
     def _read_info(self, conf: float | None, iou: float | None) -> ModelInfo:
@@ -202,6 +205,7 @@ class OnnxDetector:
             conf_threshold=conf if conf is not None else float(meta.get("bk_conf_threshold", 0.25)),
             iou_threshold=iou if iou is not None else float(meta.get("bk_iou_threshold", 0.45)),
             dynamic_batch=not isinstance(shape[0], int) or shape[0] < 1,
+            augmentation=str(meta.get("bk_tta") or "none"),
         )
 
     @property

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from models.export import read_metadata
 from tests.models.helpers import CLASSES, write_voc
 
 pytest.importorskip("ultralytics")
@@ -125,3 +126,60 @@ def test_prepare_train_export_evaluate(tmp_path: Path) -> None:
     assert len(report["confusion_matrix"]) == len(CLASSES) + 1
     assert report["images"] >= 1
     assert report["images_per_s"] > 0
+
+    # Mirror averaging built into a copy: evaluate reports it, recover gives the plain network.
+    out = _cli(
+        "mirror-average",
+        "--onnx",
+        "tiny.onnx",
+        "--out",
+        "tiny_m.onnx",
+        "--conf",
+        "0.1",
+        cwd=tmp_path,
+    ).stdout
+    assert "vs two passes" in out
+    _cli(
+        "evaluate",
+        "--data",
+        "ds/val_voc",
+        "--weights",
+        "tiny_m.onnx",
+        "--json",
+        "mm.json",
+        cwd=tmp_path,
+    )
+    mirrored = json.loads((tmp_path / "mm.json").read_text())
+    assert mirrored["augmentation"] == "hflip-mean"
+    assert mirrored["conf_threshold"] == pytest.approx(0.1)
+    assert report["augmentation"] == "none"
+    out = _cli(
+        "recover",
+        "--onnx",
+        "tiny_m.onnx",
+        "--images",
+        "ds/images/train",
+        "--out",
+        "rec_m.pt",
+        "--calibration-images",
+        "8",
+        cwd=tmp_path,
+    ).stdout
+    assert "checkpoint vs ONNX" in out
+    out = _cli(
+        "export",
+        "--weights",
+        str(best),
+        "--out",
+        "tiny_em.onnx",
+        "--imgsz",
+        "64",
+        "--version",
+        "tiny-m",
+        "--dynamic-batch",
+        "--mirror-average",
+        cwd=tmp_path,
+    ).stdout
+    assert "ONNX Runtime vs framework" in out
+    assert read_metadata(tmp_path / "tiny_em.onnx")["bk_tta"] == "hflip-mean"
+    assert not list(tmp_path.glob("*.plain.onnx"))
