@@ -1,4 +1,4 @@
-"""``brightkitchen models …``: prepare, train, export, mirror-average, evaluate, recover, boards.
+"""``brightkitchen models …``: prepare, train, export, average, mirror-average, evaluate, …
 
 Light at import (argparse and the standard library); each handler imports what it needs.
 """
@@ -141,6 +141,14 @@ def _cmd_mirror(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_average(args: argparse.Namespace) -> int:
+    from models.average import average_onnx
+
+    res = average_onnx([Path(p) for p in args.onnx], Path(args.out), version=args.version)
+    print(f"wrote {res.path}: {res.tensors} conv tensors, uniform mean of {', '.join(res.sources)}")
+    return 0
+
+
 def _cmd_recover(args: argparse.Namespace) -> int:
     from models.recover import recover
 
@@ -244,6 +252,20 @@ def register(subparsers: Any) -> None:
     m.add_argument("--version", default=None, help="new bk_model_version (default: keep)")
     m.add_argument("--conf", type=float, default=None, help="new shipped confidence threshold")
     m.set_defaults(handler=_cmd_mirror)
+
+    a = sub.add_parser(
+        "average", help="uniform weight average of ONNX models fine-tuned from one another"
+    )
+    a.add_argument(
+        "--onnx",
+        action="append",
+        required=True,
+        help="a plain export; give two or more "
+        "(the first one's graph, input size and metadata are kept)",
+    )
+    a.add_argument("--out", required=True)
+    a.add_argument("--version", default=None, help="new bk_model_version (default: the first's)")
+    a.set_defaults(handler=_cmd_average)
 
     v = sub.add_parser("evaluate", help="mAP, P/R, confusion, speed of an ONNX on a VOC folder")
     v.add_argument("--data", required=True, help="Pascal VOC folder (images/ + annotations/)")

@@ -183,3 +183,17 @@ def test_prepare_train_export_evaluate(tmp_path: Path) -> None:
     assert "ONNX Runtime vs framework" in out
     assert read_metadata(tmp_path / "tiny_em.onnx")["bk_tta"] == "hflip-mean"
     assert not list(tmp_path.glob("*.plain.onnx"))
+    out = _cli(
+        "average",
+        "--onnx",
+        "tiny.onnx",
+        "--onnx",
+        "tiny.onnx",
+        "--out",
+        "avg.onnx",
+        "--version",
+        "tiny-avg",
+        cwd=tmp_path,
+    ).stdout
+    assert "uniform mean of tiny-test, tiny-test" in out
+    assert OnnxDetector(tmp_path / "avg.onnx").model_version == "tiny-avg"
