@@ -127,22 +127,19 @@ def store_photo(
 ) -> EvidencePublic:
     """Attach ``data`` to the ticket and describe it.
 
-    An unknown ticket is a 404 here; a refused photo (EvidenceError: 415, 413, 422) is
-    answered by the app's RequestError handler.
+    An unknown ticket (TicketNotFoundError: 404) and a refused photo (EvidenceError: 415,
+    413, 422) are answered by the app's RequestError handler.
     """
-    try:
-        stored = attach_photo(
-            conn,
-            store,
-            ticket_id=ticket_id,
-            data=data,
-            filename=filename,
-            uploaded_by=uploaded_by,
-            scope=scope,
-            now=utcnow(),
-        )
-    except LookupError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    stored = attach_photo(
+        conn,
+        store,
+        ticket_id=ticket_id,
+        data=data,
+        filename=filename,
+        uploaded_by=uploaded_by,
+        scope=scope,
+        now=utcnow(),
+    )
     row = next(r for r in ticket_evidence(conn, ticket_id=ticket_id) if r[0] == stored.sha256)
     return _public(row)
 

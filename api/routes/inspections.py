@@ -65,12 +65,7 @@ def post_inspection(
     conn: ConnDep, user: Inspector, scope: ScopeDep, body: InspectionCreate
 ) -> InspectionPublic:
     """Record an inspection with its results; failed items open tickets, a follow-up closes them."""
-    try:
-        return create_inspection(
-            conn=conn, data=body, scope=scope, actor=user.username, now=utcnow()
-        )
-    except ValueError as exc:  # NotFoundError is no ValueError: the app answers it 404
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    return create_inspection(conn=conn, data=body, scope=scope, actor=user.username, now=utcnow())
 
 
 @router.get("/inspections", response_model=list[InspectionSummary])

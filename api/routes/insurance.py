@@ -12,6 +12,7 @@ from api.auth.scope import Principal, Role
 from api.deps import ConnDep, ScopeDep, WriterUser, not_found, require_role
 from api.routes.inspections import StoreDep
 from api.routes.risk import RiskSettingsDep
+from api.schemas import ErrorPublic
 from api.services.insurance import (
     IncidentCreate,
     IncidentPublic,
@@ -35,15 +36,20 @@ router = APIRouter(tags=["insurance"])
 PolicyAdmin = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
 
 
-@router.post("/policies", response_model=PolicyPublic, status_code=201, responses=not_found("site"))
+@router.post(
+    "/policies",
+    response_model=PolicyPublic,
+    status_code=201,
+    responses={
+        **not_found("site"),
+        409: {"model": ErrorPublic, "description": "The policy number exists."},
+    },
+)
 def post_policy(
     conn: ConnDep, user: PolicyAdmin, scope: ScopeDep, body: PolicyCreate
 ) -> PolicyPublic:
     """Register a site's liability policy (insurer, number, cover, premium, period)."""
-    try:
-        return create_policy(conn=conn, data=body, scope=scope)
-    except ValueError as exc:  # NotFoundError is no ValueError: the app answers it 404
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    return create_policy(conn=conn, data=body, scope=scope)
 
 
 @router.get("/policies", response_model=list[PolicyPublic])

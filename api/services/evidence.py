@@ -29,6 +29,7 @@ from typing import Any, BinaryIO, Protocol
 import psycopg
 
 from api.auth.scope import SiteScope
+from api.services.lifecycle import TicketNotFoundError
 from bkcommon.errors import RequestError
 
 logger = logging.getLogger(__name__)
@@ -244,7 +245,8 @@ def attach_photo(
 ) -> StoredEvidence:
     """Check, store and attach a photo to an open ticket in ``scope``.
 
-    Raises LookupError when the ticket is not in scope, EvidenceError when refused.
+    Raises TicketNotFoundError (404) when the ticket is not in scope, EvidenceError when
+    refused; the app answers both, so a route passes them through.
     """
     info = sniff_image(data)
     row = conn.execute(
@@ -252,7 +254,7 @@ def attach_photo(
         {"id": ticket_id, **scope.params()},
     ).fetchone()
     if row is None:
-        raise LookupError(f"ticket {ticket_id} not found")
+        raise TicketNotFoundError(f"ticket {ticket_id} not found")
     if row[0] == "closed":
         raise EvidenceError("ticket is closed; reopen it before adding evidence")
     sha = hashlib.sha256(data).hexdigest()

@@ -44,6 +44,13 @@ class ConflictError(RequestError):
     status_code = 409
 
 
+class UnprocessableError(RequestError):
+    """The request is well-formed but does not fit what it refers to (an item not in its
+    template, a follow-up of another site's inspection)."""
+
+    status_code = 422
+
+
 class InspectionKind(StrEnum):
     """Routine, special (专项), joint (联合检查), random (随机查), public spot check (百姓点检)."""
 
@@ -233,13 +240,13 @@ def _resolve_items(conn: Conn, data: InspectionCreate) -> list[dict[str, Any]]:
             "SELECT items FROM checklist_templates WHERE id = %s", (data.template_id,)
         ).fetchone()
         if row is None:
-            raise ValueError(f"checklist template {data.template_id} does not exist")
+            raise UnprocessableError(f"checklist template {data.template_id} does not exist")
         template = {i["code"]: ChecklistItem.model_validate(i) for i in row[0]}
     out = []
     for r in data.items:
         t = template.get(r.code)
         if template and t is None:
-            raise ValueError(f"item {r.code!r} is not in template {data.template_id}")
+            raise UnprocessableError(f"item {r.code!r} is not in template {data.template_id}")
         out.append(
             {
                 "code": r.code,
@@ -259,8 +266,9 @@ def create_inspection(
 ) -> InspectionPublic:
     """Record an inspection; failed items become findings; a follow-up closes what passes.
 
-    Raises NotFoundError (site or earlier inspection unknown / out of scope) and
-    ValueError (items that do not fit the template, a follow-up of another site).
+    Raises NotFoundError (404: site or earlier inspection unknown / out of scope) and
+    UnprocessableError (422: an unknown template, items that do not fit it, a follow-up
+    of another site); the app answers both.
     """
     if not scope.allows(data.site_id):
         raise NotFoundError(f"site {data.site_id} not found")
@@ -276,7 +284,7 @@ def create_inspection(
             if prev is None:
                 raise NotFoundError(f"inspection {data.follow_up_of} not found")
             if prev[0] != data.site_id:
-                raise ValueError("a follow-up inspection must be of the same site")
+                raise UnprocessableError("a follow-up inspection must be of the same site")
         row = conn.execute(
             """INSERT INTO inspections (site_id, kind, template_id, inspectors, started_at,
                                         finished_at, follow_up_of, notes, created_by)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth.scope import SiteScope
 from api.services.evidence import EvidenceStore, load_bytes
-from api.services.inspections import NotFoundError
+from api.services.inspections import ConflictError, NotFoundError
 from api.services.risk import RiskPoint, RiskSettings, compute, history
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,8 @@ _INCIDENT_COLS = (
 
 
 def create_policy(*, conn: Conn, data: PolicyCreate, scope: SiteScope) -> PolicyPublic:
-    """Store a policy; ValueError when the number exists, NotFoundError for an unknown site."""
+    """Store a policy; ConflictError (409) when the number exists, NotFoundError (404) for an
+    unknown site."""
     if not scope.allows(data.site_id):
         raise NotFoundError(f"site {data.site_id} not found")
     if conn.execute("SELECT 1 FROM sites WHERE id = %s", (data.site_id,)).fetchone() is None:
@@ -134,7 +135,7 @@ def create_policy(*, conn: Conn, data: PolicyCreate, scope: SiteScope) -> Policy
             data.model_dump(),
         ).fetchone()
     if row is None:
-        raise ValueError(f"policy number {data.policy_no} already exists")
+        raise ConflictError(f"policy number {data.policy_no} already exists")
     return PolicyPublic.model_validate(row)
 
 

@@ -141,7 +141,6 @@ def generate_site_file(
     *,
     site_prefix: str = "sim",
     webhook_url: str | None = "http://127.0.0.1:8765/hook/officer-1",
-    rules: dict[Profile, dict[str, object]] | None = None,
 ) -> SiteFile:
     """Build the site file registering exactly the simulated fleet (sync it before publishing)."""
     channels: list[dict[str, object]] = []
@@ -156,8 +155,6 @@ def generate_site_file(
             "name": f"{s.profile.value} {s.sensor_id}",
             "profile": s.profile.value,
         }
-        if rules and s.profile in rules:
-            entry["rules"] = dict(rules[s.profile])
         by_site.setdefault(s.site_id, []).append(entry)
     for i in range(n_sites):
         sid = site_id_for(site_prefix, i)

@@ -18,7 +18,7 @@ from api.app import create_app
 from api.auth.users import AuthError, UserError
 from api.services.acklink import AckLinkError
 from api.services.evidence import EvidenceError, TooLargeError, UnsupportedMediaError
-from api.services.inspections import ConflictError, NotFoundError
+from api.services.inspections import ConflictError, NotFoundError, UnprocessableError
 from api.services.lifecycle import (
     LifecycleError,
     MissingInputError,
@@ -34,7 +34,7 @@ from bkcommon.errors import BrightKitchenError, RequestError
 from bkcommon.settings import CommonSettings
 from bkcommon.timeutil import utcnow
 from tests.api.conftest import T0, insert_finding
-from tests.api.loop_support import loop_client, loop_registry, loop_settings, tid, who
+from tests.api.loop_support import loop_client, loop_registry, loop_settings, png_bytes, tid, who
 
 __all__ = ["loop_client", "loop_registry", "loop_settings", "tid", "who"]
 
@@ -54,6 +54,7 @@ REFUSALS: list[tuple[type[RequestError], int, type[Exception]]] = [
     (ReviewNotFoundError, 404, Exception),
     (NotFoundError, 404, LookupError),
     (ConflictError, 409, Exception),
+    (UnprocessableError, 422, Exception),
     (AckLinkError, 403, ValueError),
     (UserError, 422, ValueError),
 ]
@@ -162,6 +163,88 @@ def test_routes_answer_refusals_as_before(
         {"detail": "username 'wang' is taken"},
     )
     assert c.post("/api/v1/ack/not.a-token").status_code == 403  # an HTML page, as before
+
+
+def test_service_refusals_pass_through_routes_with_the_same_answer(
+    loop_client: TestClient, who: H, tid: int, conn: psycopg.Connection[Any]
+) -> None:
+    """Refusals the services raise and the routes used to map by hand: same status, same body,
+    and nothing stored by the refused request."""
+    c = loop_client
+    admin, officer, stranger = who["admin"], who["officer"], who["stranger"]
+
+    def answer(r: Any) -> tuple[int, Any]:
+        return r.status_code, r.json()
+
+    # A real photo for an unknown ticket, or one outside the caller's sites: 404, same body.
+    png = {"file": ("p.png", png_bytes(), "image/png")}
+    assert answer(c.post("/api/v1/tickets/999999/evidence", headers=officer, files=png)) == (
+        404,
+        {"detail": "ticket 999999 not found"},
+    )
+    assert answer(c.post(f"/api/v1/tickets/{tid}/evidence", headers=stranger, files=png)) == (
+        404,
+        {"detail": f"ticket {tid} not found"},
+    )
+    rectify = c.post(
+        "/api/v1/tickets/999999/rectify", headers=officer, data={"note": "done"}, files=png
+    )
+    assert answer(rectify) == (404, {"detail": "ticket 999999 not found"})
+    assert conn.execute("SELECT count(*) FROM ticket_evidence").fetchone() == (0,)
+
+    # A policy number that is taken: 409.
+    policy = {
+        "site_id": "school-001",
+        "insurer": "PICC",
+        "policy_no": "PICC-2026-001",
+        "cover_cny": "5000000.00",
+        "premium_cny": "3200.00",
+        "starts_on": "2026-01-01",
+        "ends_on": "2026-12-31",
+    }
+    assert c.post("/api/v1/policies", headers=admin, json=policy).status_code == 201
+    again = {**policy, "site_id": "school-002", "starts_on": "2027-01-01", "ends_on": "2027-12-31"}
+    assert answer(c.post("/api/v1/policies", headers=admin, json=again)) == (
+        409,
+        {"detail": "policy number PICC-2026-001 already exists"},
+    )
+    assert conn.execute("SELECT count(*) FROM policies").fetchone() == (1,)
+
+    # Inspections that do not fit their template or their earlier inspection: 422.
+    template = {
+        "name": "日常检查",
+        "kind": "routine",
+        "items": [{"code": "c1", "text_zh": "冷藏柜温度记录完整"}],
+    }
+    tpl = c.post("/api/v1/checklist-templates", headers=admin, json=template)
+    assert tpl.status_code == 201, tpl.text
+    tpl_id = tpl.json()["id"]
+    base = {
+        "site_id": "school-001",
+        "kind": "routine",
+        "template_id": tpl_id,
+        "inspectors": ["张三"],
+        "started_at": T0.isoformat(),
+        "items": [{"code": "c1", "result": "fail"}],
+    }
+    unknown_tpl = {**base, "template_id": 999999}
+    assert answer(c.post("/api/v1/inspections", headers=admin, json=unknown_tpl)) == (
+        422,
+        {"detail": "checklist template 999999 does not exist"},
+    )
+    stray = {**base, "items": [{"code": "zz", "result": "pass"}]}
+    assert answer(c.post("/api/v1/inspections", headers=admin, json=stray)) == (
+        422,
+        {"detail": f"item 'zz' is not in template {tpl_id}"},
+    )
+    first = c.post("/api/v1/inspections", headers=admin, json=base)
+    assert first.status_code == 201, first.text
+    elsewhere = {**base, "site_id": "school-002", "follow_up_of": first.json()["id"]}
+    assert answer(c.post("/api/v1/inspections", headers=admin, json=elsewhere)) == (
+        422,
+        {"detail": "a follow-up inspection must be of the same site"},
+    )
+    assert conn.execute("SELECT site_id FROM inspections").fetchall() == [("school-001",)]
 
 
 def test_a_stored_snapshot_that_is_no_image_is_left_out_of_the_export(
