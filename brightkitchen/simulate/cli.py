@@ -64,7 +64,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--write-site-file",
         metavar="PATH",
-        help="write the matching site file (YAML) and exit unless --publish",
+        help="also write the matching site file (YAML) before publishing",
     )
     p.add_argument(
         "--sync-registry",
