@@ -73,13 +73,35 @@ def image_size(path: Path) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def normalise_class_name(name: str) -> str:
+    """Case, spaces and hyphens folded: labelling tools write "Without Mask", "no-mask", …
+
+    Example:
+        >>> normalise_class_name(" Without-Mask ")
+        'without_mask'
+    """
+    return "_".join(name.strip().lower().replace("-", " ").split())
+
+
 def map_class(name: str, class_map: Mapping[str, str | None], classes: Iterable[str]) -> str | None:
-    """Map a source class name to ours; None: drop the box; unknown raises SkipFileError."""
+    """Map a source class name to ours; None: drop the box; unknown raises SkipFileError.
+
+    An exact match wins; otherwise names are compared after ``normalise_class_name``, so a
+    folder labelled by another tool or person (the ``evaluate`` case) is not skipped for
+    writing "With Mask" where the table says ``with_mask``.
+    """
     key = name.strip()
     if key in class_map:
         return class_map[key]
     if key in set(classes):
         return key
+    norm = normalise_class_name(key)
+    for source, target in class_map.items():
+        if normalise_class_name(source) == norm:
+            return target
+    for ours in classes:
+        if normalise_class_name(ours) == norm:
+            return ours
     raise SkipFileError(f"unknown class {key!r}")
 
 

@@ -95,3 +95,23 @@ def test_yolo_without_names_and_missing_label_is_background(tmp_path: Path) -> N
     res = read_yolo(tmp_path, {}, CLASSES)
     assert len(res.samples) == 1
     assert res.samples[0].boxes == ()
+
+
+def test_class_names_of_another_labeller_are_folded_not_skipped(tmp_path: Path) -> None:
+    """An unseen folder may write "Without Mask" or "MASK"; the table's names still apply."""
+    _img(tmp_path / "images" / "a.jpg")
+    (tmp_path / "annotations").mkdir()
+    boxes = [
+        ("Without Mask", 1, 1, 10, 10),
+        ("MASK", 1, 1, 10, 10),
+        ("mask-weared-incorrect", 1, 1, 10, 10),
+        ("Ignored Thing", 1, 1, 10, 10),
+    ]
+    (tmp_path / "annotations" / "a.xml").write_text(voc_xml("a.jpg", 100, 80, boxes))
+    res = read_voc(tmp_path, MAP, CLASSES)
+    assert res.issues == []
+    assert [b.cls for b in res.samples[0].boxes] == [
+        "without_mask",
+        "with_mask",
+        "mask_weared_incorrect",
+    ]
