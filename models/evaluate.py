@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 MAP_CONF = 0.001  # detections kept for the precision-recall curve (as ultralytics val)
+PROGRESS_EVERY_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +196,11 @@ def evaluate(
     cm = np.zeros((nc + 1, nc + 1), np.int64)
     elapsed = 0.0
     samples: list[Sample] = res.samples
-    for s in samples:
+    last_report = time.monotonic()
+    for k, s in enumerate(samples):
+        if time.monotonic() - last_report >= PROGRESS_EVERY_S:  # a big folder takes minutes
+            last_report = time.monotonic()
+            logger.info("evaluated %d of %d photos", k, len(samples))
         img = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
         if img is None:
             continue

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from models.evaluate import ap_per_class, confusion, match_tp
+from tests.models.helpers import write_voc
 
 GT = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32)
 GT_CLS = np.array([0, 1])
@@ -38,3 +42,18 @@ def test_loose_box_counts_at_05_not_at_095() -> None:
     tp = match_tp(det, np.array([0]), np.array([0.9], np.float32), GT[:1], GT_CLS[:1])
     assert tp[0, 0]
     assert not tp[0, -1]
+
+
+def test_long_evaluation_reports_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import models.evaluate
+
+    write_voc(tmp_path / "voc", 3, seed=4)
+    monkeypatch.setattr(models.evaluate, "PROGRESS_EVERY_S", 0.0)
+    weights = Path(__file__).resolve().parents[2] / "models" / "weights" / "mask_yolo_320.onnx"
+    with caplog.at_level(logging.INFO, logger="models.evaluate"):
+        report, issues = models.evaluate.evaluate(tmp_path / "voc", weights, threads=1)
+    assert report.images == 3
+    assert issues == []
+    assert "evaluated 2 of 3 photos" in caplog.text
