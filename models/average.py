@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from bkcommon.errors import ModelError
+from models.export import set_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +89,10 @@ def average_onnx(paths: list[Path], out: Path, *, version: str | None = None) ->
         init.CopyFrom(numpy_helper.from_array(mean, name))
     sources = [_version(m, p) for p, m in zip(paths, models, strict=True)]
     result = models[0]
-    meta = {p.key: p.value for p in result.metadata_props}
-    meta[AVERAGED_KEY] = ", ".join(sources)
+    updates = {AVERAGED_KEY: ", ".join(sources)}
     if version:
-        meta["bk_model_version"] = version
-    del result.metadata_props[:]
-    for key, value in meta.items():
-        prop = result.metadata_props.add()
-        prop.key, prop.value = key, value
+        updates["bk_model_version"] = version
+    set_metadata(result, updates)
     onnx.checker.check_model(result)
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(result, str(out))

@@ -125,15 +125,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_mirror(args: argparse.Namespace) -> int:
-    from models.export import add_metadata
     from models.mirror_average import mirror_average
 
     src, out = Path(args.onnx), Path(args.out)
     if src.resolve() == out.resolve():
         raise SystemExit("--out must differ from --onnx (the plain model is the reference)")
-    res = mirror_average(src, out, version=args.version)
-    if args.conf is not None:
-        add_metadata(out, {"bk_conf_threshold": f"{args.conf:g}"})
+    res = mirror_average(src, out, version=args.version, conf_threshold=args.conf)
     print(
         f"wrote {res.path} ({out.stat().st_size / 1e6:.1f} MB); vs two passes of {src}: "
         f"boxes {res.max_abs_diff_boxes_px:.1e} px, scores {res.max_abs_diff_scores:.1e}"

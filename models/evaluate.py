@@ -97,16 +97,28 @@ def match_tp(  # noqa: PLR0917 - mirrors the array pairs
         return tp
     iou = box_iou(det_xyxy, gt_xyxy)
     iou[det_cls[:, None] != gt_cls[None, :]] = 0.0
-    order = np.argsort(-det_conf, kind="stable")
     for ti, thr in enumerate(thresholds):
-        taken = np.zeros(len(gt_xyxy), bool)
-        for d in order:
-            cand = np.where(~taken & (iou[d] >= thr))[0]
-            if cand.size:
-                g = cand[np.argmax(iou[d, cand])]
-                taken[g] = True
-                tp[d, ti] = True
+        tp[:, ti] = greedy_match(iou, det_conf, float(thr)) >= 0
     return tp
+
+
+def greedy_match(
+    iou: npt.NDArray[np.float32], det_conf: npt.NDArray[np.float32], threshold: float
+) -> npt.NDArray[np.int64]:
+    """For each detection, the labelled box it matches (-1: none): most confident first,
+    each taking the free labelled box it overlaps most at IoU >= ``threshold``.
+
+    ``iou`` is (n_det, n_gt), already zero where the classes differ.
+    """
+    matched = np.full(iou.shape[0], -1, np.int64)
+    taken = np.zeros(iou.shape[1], bool)
+    for d in np.argsort(-det_conf, kind="stable"):
+        cand = np.where(~taken & (iou[d] >= threshold))[0]
+        if cand.size:
+            g = cand[np.argmax(iou[d, cand])]
+            taken[g] = True
+            matched[d] = g
+    return matched
 
 
 def average_precision(recall: npt.NDArray[np.float64], precision: npt.NDArray[np.float64]) -> float:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bkcommon.errors import ModelError
 from models.offline import disable_sync, setup_offline
 
 logger = logging.getLogger(__name__)
@@ -27,11 +28,8 @@ class ExportResult:
     size_bytes: int
 
 
-def add_metadata(path: Path, meta: dict[str, str]) -> None:
-    """Add or replace ``metadata_props`` entries of an ONNX file in place."""
-    import onnx
-
-    model = onnx.load(str(path))
+def set_metadata(model: Any, meta: dict[str, str]) -> None:
+    """Add or replace ``metadata_props`` entries of a loaded ONNX model."""
     existing = {p.key: p for p in model.metadata_props}
     for key, value in meta.items():
         if key in existing:
@@ -39,7 +37,26 @@ def add_metadata(path: Path, meta: dict[str, str]) -> None:
         else:
             prop = model.metadata_props.add()
             prop.key, prop.value = key, value
+
+
+def add_metadata(path: Path, meta: dict[str, str]) -> None:
+    """Add or replace ``metadata_props`` entries of an ONNX file in place."""
+    import onnx
+
+    model = onnx.load(str(path))
+    set_metadata(model, meta)
     onnx.save(model, str(path))
+
+
+def require_agreement(
+    what: str, d_box: float, d_score: float, box_tolerance_px: float, score_tolerance: float
+) -> None:
+    """Raise ModelError when two computations of one model differ beyond the tolerances."""
+    if d_box > box_tolerance_px or d_score > score_tolerance:
+        raise ModelError(
+            f"{what}: boxes {d_box:.4f} px (limit {box_tolerance_px}), "
+            f"scores {d_score:.2e} (limit {score_tolerance})"
+        )
 
 
 def fix_spatial_dims(path: Path, imgsz: int) -> None:
@@ -149,11 +166,13 @@ def export(
     )
     d_box, d_score = compare_outputs(weights, out, imgsz)
     logger.info("ONNX vs framework: max |diff| boxes %.4f px, scores %.5f", d_box, d_score)
-    if d_box > box_tolerance_px or d_score > score_tolerance:
-        raise ValueError(
-            f"ONNX Runtime output differs from the framework: boxes {d_box:.4f} px "
-            f"(limit {box_tolerance_px}), scores {d_score:.5f} (limit {score_tolerance})"
-        )
+    require_agreement(
+        "ONNX Runtime output differs from the framework",
+        d_box,
+        d_score,
+        box_tolerance_px,
+        score_tolerance,
+    )
     if mirror:
         from models.mirror_average import mirror_average
 

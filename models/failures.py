@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from models.evaluate import box_iou
+from models.evaluate import box_iou, greedy_match
 from models.sources import Sample, read_folder
 
 logger = logging.getLogger(__name__)
@@ -65,13 +65,10 @@ def photo_errors(
     out = PhotoErrors(sample, det_xyxy, det_cls)
     iou = box_iou(det_xyxy, gt_xyxy)
     same = iou * (det_cls[:, None] == gt_cls[None, :])
+    matched = greedy_match(same, det_conf, MATCH_IOU)  # evaluate's own matching
+    used = matched >= 0
     found = np.zeros(len(gt), bool)
-    used = np.zeros(len(det_xyxy), bool)
-    for d in np.argsort(-det_conf, kind="stable"):  # greedy, most confident first
-        cand = np.where(~found & (same[d] >= MATCH_IOU))[0]
-        if cand.size:
-            found[cand[np.argmax(same[d, cand])]] = True
-            used[d] = True
+    found[matched[used]] = True
     out.false_dets = [int(d) for d in np.where(~used)[0]]
     out.counts["false_alarm"] = len(out.false_dets)
     for g in np.where(~found)[0]:

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bkcommon.errors import ModelError
+from models.export import require_agreement, set_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ def add_mirror_average(
     *,
     strides: tuple[int, ...] = DEFAULT_STRIDES,
     version: str | None = None,
+    conf_threshold: float | None = None,
 ) -> None:
     """Write ``dst``: ``src`` run on its input and on the mirror image, outputs averaged.
 
@@ -202,13 +204,12 @@ def add_mirror_average(
     del graph.node[:]
     graph.node.extend([head, *plain_nodes, *mirror_nodes, *tail])
     del graph.value_info[:]
-    meta[TTA_KEY] = TTA_VALUE
+    updates = {TTA_KEY: TTA_VALUE}
     if version:
-        meta["bk_model_version"] = version
-    del model.metadata_props[:]
-    for key, value in meta.items():
-        prop = model.metadata_props.add()
-        prop.key, prop.value = key, value
+        updates["bk_model_version"] = version
+    if conf_threshold is not None:  # averaged scores may want another threshold
+        updates["bk_conf_threshold"] = f"{conf_threshold:g}"
+    set_metadata(model, updates)
     model = onnx.shape_inference.infer_shapes(model)
     onnx.checker.check_model(model)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -242,17 +243,23 @@ def mirror_average(
     *,
     strides: tuple[int, ...] = DEFAULT_STRIDES,
     version: str | None = None,
+    conf_threshold: float | None = None,
     box_tolerance_px: float = 0.01,
     score_tolerance: float = 1e-5,
 ) -> MirrorResult:
     """Write the mirror-averaged ``dst`` and check it against two passes of ``src``."""
-    add_mirror_average(src, dst, strides=strides, version=version)
+    add_mirror_average(src, dst, strides=strides, version=version, conf_threshold=conf_threshold)
     d_box, d_score = compare_with_two_passes(src, dst, strides=strides)
     logger.info("mirror-averaged vs two passes: boxes %.2e px, scores %.2e", d_box, d_score)
-    if d_box > box_tolerance_px or d_score > score_tolerance:
-        dst.unlink(missing_ok=True)
-        raise ModelError(
-            f"mirror-averaged model differs from two passes of {src}: boxes {d_box:.4f} px, "
-            f"scores {d_score:.2e}"
+    try:
+        require_agreement(
+            f"mirror-averaged model differs from two passes of {src}",
+            d_box,
+            d_score,
+            box_tolerance_px,
+            score_tolerance,
         )
+    except ModelError:
+        dst.unlink(missing_ok=True)
+        raise
     return MirrorResult(dst, d_box, d_score)

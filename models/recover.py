@@ -231,7 +231,7 @@ def recover(
     import torch
 
     from edge.detect.onnx import OnnxDetector
-    from models.export import compare_model_outputs
+    from models.export import compare_model_outputs, require_agreement
     from models.mirror_average import TTA_VALUE, torch_mirror_average
 
     disable_sync()
@@ -252,11 +252,13 @@ def recover(
         )
     d_box, d_score = compare_model_outputs(reference, onnx_path, check)
     logger.info("checkpoint vs ONNX: max |diff| boxes %.4f px, scores %.6f", d_box, d_score)
-    if d_box > box_tolerance_px or d_score > score_tolerance:
-        raise ValueError(
-            f"the rebuilt checkpoint differs from {onnx_path}: boxes {d_box:.4f} px "
-            f"(limit {box_tolerance_px}), scores {d_score:.5f} (limit {score_tolerance})"
-        )
+    require_agreement(
+        f"the rebuilt checkpoint differs from {onnx_path}",
+        d_box,
+        d_score,
+        box_tolerance_px,
+        score_tolerance,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     version = shipped.model_version
     torch.save(

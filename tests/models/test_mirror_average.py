@@ -92,3 +92,10 @@ def test_refuses_a_file_already_mirrored_and_wrong_strides(mirrored: Path, tmp_p
     with pytest.raises(ModelError, match="do not match strides"):
         add_mirror_average(EDGE_MODEL, tmp_path / "bad.onnx", strides=(8, 16))
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_a_file_that_disagrees_with_two_passes_is_not_left_behind(tmp_path: Path) -> None:
+    out = tmp_path / "strict.onnx"
+    with pytest.raises(ModelError, match="differs from two passes"):
+        mirror_average(EDGE_MODEL, out, box_tolerance_px=-1.0)
+    assert not out.exists()
