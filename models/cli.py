@@ -104,12 +104,44 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_class_maps(items: list[str]) -> dict[str, str | None]:
+    """``--map SRC=DST`` options as a class table (``SRC=`` drops the source class).
+
+    Example:
+        >>> parse_class_maps(["face_no_mask=without_mask", "hat="])
+        {'face_no_mask': 'without_mask', 'hat': None}
+    """
+    out: dict[str, str | None] = {}
+    for item in items:
+        src, sep, dst = item.partition("=")
+        if not sep or not src.strip():
+            raise SystemExit(f"--map {item!r}: expected SOURCE=CLASS (or SOURCE= to drop it)")
+        out[src.strip()] = dst.strip() or None
+    return out
+
+
+def summarise_skipped(issues: list[Any]) -> list[str]:
+    """One line per reason a file was skipped, most frequent first, with what to do."""
+    from collections import Counter
+
+    counts = Counter(i.reason for i in issues)
+    lines = []
+    for reason, n in counts.most_common():
+        hint = ""
+        if reason.startswith("unknown class "):
+            name = reason.removeprefix("unknown class ")
+            hint = f" (map it: --map {name}=without_mask, or --map {name}= to drop it)"
+        lines.append(f"skipped {n} file(s): {reason}{hint}")
+    return lines
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from models.evaluate import evaluate, format_report
     from models.prepare import load_config
 
     class_map = load_config(Path(args.config)).class_map if args.config else {}
-    report, _ = evaluate(
+    class_map = {**class_map, **parse_class_maps(args.map)}
+    report, issues = evaluate(
         Path(args.data),
         Path(args.weights),
         class_map=class_map,
@@ -117,6 +149,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         conf_threshold=args.conf,
     )
     print(format_report(report))
+    for line in summarise_skipped(issues):
+        print(line)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(report.to_json() + "\n", encoding="utf-8")
@@ -265,12 +299,25 @@ def register(subparsers: Any) -> None:
     a.set_defaults(handler=_cmd_average)
 
     v = sub.add_parser("evaluate", help="mAP, P/R, confusion, speed of an ONNX on a VOC folder")
-    v.add_argument("--data", required=True, help="Pascal VOC folder (images/ + annotations/)")
+    v.add_argument(
+        "--data",
+        required=True,
+        help="Pascal VOC folder (images/ + annotations/, JPEGImages/ + Annotations/, or .xml "
+        "beside each image) or YOLO-txt folder",
+    )
     v.add_argument("--weights", default="models/weights/mask_yolo.onnx")
     v.add_argument("--json", default=None, help="also write the report here")
     v.add_argument("--config", default=str(DEFAULT_CONFIG), help="recipe whose class_map to use")
     v.add_argument("--threads", type=int, default=2)
     v.add_argument("--conf", type=float, default=None, help="override the shipped threshold")
+    v.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="SOURCE=CLASS",
+        help="map a class name of the folder to ours (repeatable; SOURCE= drops it), "
+        "on top of the recipe's class_map",
+    )
     v.set_defaults(handler=_cmd_evaluate)
 
     r = sub.add_parser(

@@ -3,6 +3,9 @@
 Detection uses ``edge.detect.onnx.OnnxDetector`` (the same letterbox, decoding and NMS as the
 box). mAP50 and mAP50-95 follow ultralytics/COCO (101-point interpolated AP over IoU 0.50:0.95);
 precision, recall and the confusion matrix are taken at the model's shipped confidence threshold.
+Boxes a folder marks ``difficult`` (Pascal VOC) are neither required nor penalised, as in the
+VOC protocol: they do not count as faces to find, and a detection that finds one is ignored
+instead of being a false alarm.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from models.sources import Issue, Sample, read_folder
+from models.sources import Issue, Sample, load_image, read_folder
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ class EvalReport:
     ms_per_image: float
     threads: int
     augmentation: str = "none"
+    difficult: int = 0  # boxes marked difficult in the folder: ignored, as in VOC
 
     def to_json(self) -> str:
         """JSON text of the report."""
@@ -102,6 +106,28 @@ def match_tp(  # noqa: PLR0917 - mirrors the array pairs
     return tp
 
 
+def ignored_detections(  # noqa: PLR0917 - mirrors the array pairs
+    det_xyxy: npt.NDArray[np.float32],
+    det_cls: npt.NDArray[np.int64],
+    tp: npt.NDArray[np.bool_],
+    hard_xyxy: npt.NDArray[np.float32],
+    hard_cls: npt.NDArray[np.int64],
+    thresholds: npt.NDArray[np.float64] = IOU_THRESHOLDS,
+) -> npt.NDArray[np.bool_]:
+    """(n_det, n_thresholds): detections that match no required face but do find a
+    ``difficult`` one of their class; VOC leaves them out of precision instead of calling
+    them false alarms."""
+    out = np.zeros((len(det_xyxy), len(thresholds)), bool)
+    if len(det_xyxy) == 0 or len(hard_xyxy) == 0:
+        return out
+    iou = box_iou(det_xyxy, hard_xyxy)
+    iou[det_cls[:, None] != hard_cls[None, :]] = 0.0
+    best = iou.max(axis=1)
+    for ti, thr in enumerate(thresholds):
+        out[:, ti] = ~tp[:, ti] & (best >= thr)
+    return out
+
+
 def greedy_match(
     iou: npt.NDArray[np.float32], det_conf: npt.NDArray[np.float32], threshold: float
 ) -> npt.NDArray[np.int64]:
@@ -135,22 +161,28 @@ def ap_per_class(
     conf: npt.NDArray[np.float32],
     pred_cls: npt.NDArray[np.int64],
     n_gt: Sequence[int],
+    ignored: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[np.float64]:
-    """AP (n_classes, n_thresholds) from pooled detections of the whole set."""
+    """AP (n_classes, n_thresholds) from pooled detections of the whole set.
+
+    ``ignored`` (same shape as ``tp``) leaves detections out of the curve at a threshold.
+    """
     nc = len(n_gt)
     ap = np.zeros((nc, tp.shape[1]))
     order = np.argsort(-conf, kind="stable")
     tp, pred_cls = tp[order], pred_cls[order]
+    kept = np.ones_like(tp) if ignored is None else ~ignored[order]
     for c in range(nc):
         sel = pred_cls == c
         if n_gt[c] == 0 or not sel.any():
             continue
-        tpc = np.cumsum(tp[sel], axis=0)
-        fpc = np.cumsum(~tp[sel], axis=0)
-        recall = tpc / n_gt[c]
-        precision = tpc / (tpc + fpc)
         for t in range(tp.shape[1]):
-            ap[c, t] = average_precision(recall[:, t], precision[:, t])
+            tp_t = tp[sel, t][kept[sel, t]]
+            if tp_t.size == 0:
+                continue
+            tpc = np.cumsum(tp_t)
+            fpc = np.cumsum(~tp_t)
+            ap[c, t] = average_precision(tpc / n_gt[c], tpc / (tpc + fpc))
     return ap
 
 
@@ -190,8 +222,6 @@ def evaluate(
     conf_threshold: float | None = None,
 ) -> tuple[EvalReport, list[Issue]]:
     """Run the ONNX model over a VOC folder the way the edge box does and compute the metrics."""
-    import cv2
-
     from edge.detect.onnx import OnnxDetector
 
     probe = OnnxDetector(weights, threads=threads)
@@ -202,47 +232,62 @@ def evaluate(
     for issue in res.issues:
         logger.warning("skipped %s: %s", issue.path, issue.reason)
     nc = len(names)
-    all_tp, all_conf, all_cls = [], [], []
+    all_tp, all_ign, all_conf, all_cls = [], [], [], []
     n_gt = [0] * nc
+    n_difficult = 0
     tp_fp_fn = np.zeros((nc, 3), np.int64)
     cm = np.zeros((nc + 1, nc + 1), np.int64)
     elapsed = 0.0
     samples: list[Sample] = res.samples
     last_report = time.monotonic()
+    at50 = np.array([0.5])
     for k, s in enumerate(samples):
         if time.monotonic() - last_report >= PROGRESS_EVERY_S:  # a big folder takes minutes
             last_report = time.monotonic()
             logger.info("evaluated %d of %d photos", k, len(samples))
-        img = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
+        img = load_image(s)
         if img is None:
             continue
         t0 = time.perf_counter()
-        d = det.detect([np.asarray(img, np.uint8)])[0]
+        d = det.detect([img])[0]
         elapsed += time.perf_counter() - t0
         gt_xyxy = np.array([[b.x1, b.y1, b.x2, b.y2] for b in s.boxes], np.float32).reshape(-1, 4)
         gt_cls = np.array([names.index(b.cls) for b in s.boxes], np.int64)
+        hard = np.array([b.difficult for b in s.boxes], bool)
+        n_difficult += int(hard.sum())
+        gt_xyxy, gt_cls, hard_xyxy, hard_cls = (
+            gt_xyxy[~hard],
+            gt_cls[~hard],
+            gt_xyxy[hard],
+            gt_cls[hard],
+        )
         for c in gt_cls:
             n_gt[int(c)] += 1
-        all_tp.append(match_tp(d.xyxy, d.class_id, d.confidence, gt_xyxy, gt_cls))
+        tp_curve = match_tp(d.xyxy, d.class_id, d.confidence, gt_xyxy, gt_cls)
+        all_tp.append(tp_curve)
+        all_ign.append(ignored_detections(d.xyxy, d.class_id, tp_curve, hard_xyxy, hard_cls))
         all_conf.append(d.confidence)
         all_cls.append(d.class_id)
         keep = d.confidence >= shipped_conf
-        tp50 = match_tp(
-            d.xyxy[keep],
-            d.class_id[keep],
-            d.confidence[keep],
-            gt_xyxy,
-            gt_cls,
-            np.array([0.5]),
+        tp50 = match_tp(d.xyxy[keep], d.class_id[keep], d.confidence[keep], gt_xyxy, gt_cls, at50)[
+            :, 0
+        ]
+        counted = ~ignored_detections(
+            d.xyxy[keep], d.class_id[keep], tp50[:, None], hard_xyxy, hard_cls, at50
         )[:, 0]
         for c in range(nc):
-            pc = d.class_id[keep] == c
+            pc = (d.class_id[keep] == c) & counted
             tp_c = int(tp50[pc].sum())
             tp_fp_fn[c] += (tp_c, int(pc.sum()) - tp_c, int((gt_cls == c).sum()) - tp_c)
-        cm += confusion(d.xyxy[keep], d.class_id[keep], gt_xyxy, gt_cls, nc)
+        kept_xyxy, kept_cls = d.xyxy[keep][counted], d.class_id[keep][counted]
+        cm += confusion(kept_xyxy, kept_cls, gt_xyxy, gt_cls, nc)
     if all_tp:
         ap = ap_per_class(
-            np.concatenate(all_tp), np.concatenate(all_conf), np.concatenate(all_cls), n_gt
+            np.concatenate(all_tp),
+            np.concatenate(all_conf),
+            np.concatenate(all_cls),
+            n_gt,
+            np.concatenate(all_ign),
         )
     else:
         ap = np.zeros((nc, len(IOU_THRESHOLDS)))
@@ -282,6 +327,7 @@ def evaluate(
         ms_per_image=round(1000 * elapsed / n, 2) if n else 0.0,
         threads=threads,
         augmentation=probe.info.augmentation,
+        difficult=n_difficult,
     )
     return report, res.issues
 
@@ -292,7 +338,8 @@ def format_report(r: EvalReport) -> str:
         f"model {r.model} ({r.model_version}), input {r.input_size[0]}x{r.input_size[1]}, "
         f"conf {r.conf_threshold:g}, iou {r.iou_threshold:g}"
         + ("" if r.augmentation == "none" else f", test-time augmentation {r.augmentation}"),
-        f"data {r.data}: {r.images} images ({r.skipped} skipped)",
+        f"data {r.data}: {r.images} images ({r.skipped} skipped)"
+        + (f", {r.difficult} boxes marked difficult ignored" if r.difficult else ""),
         f"mAP50 {r.map50:.4f}  mAP50-95 {r.map50_95:.4f}",
         f"{'class':<24}{'inst':>6}{'AP50':>8}{'AP50-95':>9}{'P':>8}{'R':>8}",
     ]

@@ -21,12 +21,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from models.evaluate import box_iou, greedy_match
-from models.sources import Sample, read_folder
+from models.sources import Sample, load_image, read_folder
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +101,10 @@ def draw(err: PhotoErrors, names: Sequence[str], min_side: int = 640) -> npt.NDA
     """
     import cv2
 
-    img = cv2.imread(str(err.sample.image), cv2.IMREAD_COLOR)
-    if img is None:
+    photo = load_image(err.sample)
+    if photo is None:
         raise ValueError(f"cannot read {err.sample.image}")
+    img: Any = photo
     scale = max(1, -(-min_side // max(img.shape[:2])))  # whole-number zoom, rounded up
     if scale > 1:
         img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
@@ -124,7 +126,6 @@ def find_failures(
     data: Path, weights: Path, *, threads: int = 2
 ) -> tuple[list[PhotoErrors], list[str]]:
     """Run ``weights`` at its shipped threshold over a VOC folder; every photo's errors."""
-    import cv2
 
     from edge.detect.onnx import OnnxDetector
 
@@ -133,7 +134,7 @@ def find_failures(
     res = read_folder(data, "auto", {}, names)
     errors = []
     for s in res.samples:
-        img = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
+        img = load_image(s)
         if img is None:
             continue
         d = det.detect([np.asarray(img, np.uint8)])[0]

@@ -19,7 +19,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.sources import Issue, Sample, read_folder
+from bkcommon.errors import ModelError
+from models.sources import Issue, Sample, load_image, read_folder
 
 logger = logging.getLogger(__name__)
 
@@ -163,14 +164,35 @@ def yolo_lines(sample: Sample, classes: Sequence[str]) -> list[str]:
     return lines
 
 
+def copy_image(sample: Sample, folder: Path, stem: str) -> str:
+    """Copy a sample's image as ``stem``; return the new file name.
+
+    A photo labelled on its stored pixel grid while its EXIF says to rotate it is written
+    decoded that way (PNG, no EXIF), so that every reader sees the pixels its boxes are on.
+    """
+    if not sample.ignore_orientation:
+        name = f"{stem}{sample.image.suffix.lower()}"
+        shutil.copyfile(sample.image, folder / name)
+        return name
+    import cv2
+
+    img = load_image(sample)
+    if img is None:
+        raise ModelError(f"{sample.image}: cannot decode the image it was read from")
+    name = f"{stem}.png"
+    cv2.imwrite(str(folder / name), img)
+    return name
+
+
 def write_voc_copy(sample: Sample, folder: Path, stem: str) -> None:
     """Copy one sample as Pascal VOC (classes already mapped): ``evaluate`` reads the val split."""
     (folder / "images").mkdir(parents=True, exist_ok=True)
     (folder / "annotations").mkdir(parents=True, exist_ok=True)
-    name = f"{stem}{sample.image.suffix.lower()}"
-    shutil.copyfile(sample.image, folder / "images" / name)
+    name = copy_image(sample, folder / "images", stem)
     objs = "".join(
-        f"<object><name>{b.cls}</name><bndbox><xmin>{b.x1:g}</xmin><ymin>{b.y1:g}</ymin>"
+        f"<object><name>{b.cls}</name>"
+        + ("<difficult>1</difficult>" if b.difficult else "")
+        + f"<bndbox><xmin>{b.x1:g}</xmin><ymin>{b.y1:g}</ymin>"
         f"<xmax>{b.x2:g}</xmax><ymax>{b.y2:g}</ymax></bndbox></object>"
         for b in sample.boxes
     )
@@ -223,13 +245,13 @@ def prepare(
         if max_side_px and max(sample.width_px, sample.height_px) > max_side_px:
             scale = max_side_px / max(sample.width_px, sample.height_px)
         if scale < 1.0:
-            img = cv2.imread(str(sample.image), cv2.IMREAD_COLOR)
+            img = load_image(sample)
             if img is None:
                 continue
-            img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            cv2.imwrite(str(img_dir / f"{stem}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            cv2.imwrite(str(img_dir / f"{stem}.jpg"), small, [cv2.IMWRITE_JPEG_QUALITY, 92])
         else:
-            shutil.copyfile(sample.image, img_dir / f"{stem}{sample.image.suffix.lower()}")
+            copy_image(sample, img_dir, stem)
         lines = yolo_lines(sample, config.classes)  # normalised: independent of the scale
         (lbl_dir / f"{stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
         n[split] += 1

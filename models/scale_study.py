@@ -17,7 +17,7 @@ import numpy as np
 
 from models.evaluate import evaluate
 from models.prepare import write_voc_copy
-from models.sources import Box, Sample, read_folder
+from models.sources import Box, Sample, load_image, read_folder
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def build_views(data: Path, out: Path, shrink: float, crop_px: int, seed: int = 
     rng = np.random.default_rng(seed)
     res = read_folder(data, "auto", {}, ["with_mask", "without_mask", "mask_weared_incorrect"])
     for s in res.samples:
-        img = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
+        img = load_image(s)
         if img is None:
             continue
         small = cv2.resize(img, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)

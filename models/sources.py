@@ -1,7 +1,15 @@
 """Readers for labelled image folders (Pascal VOC and YOLO txt) into one in-memory form.
 
 Every problem with a file (unreadable image, malformed XML/txt, box outside the image, unknown
-class) becomes an ``Issue`` and the file is skipped; reading a folder never raises for bad data.
+class, an annotation written for another image size) becomes an ``Issue`` and the file is
+skipped; reading a folder never raises for bad data.
+
+Folders come from many labelling tools, so the VOC reader accepts the layouts they write
+(``images/`` + ``annotations/``, VOC's ``JPEGImages/`` + ``Annotations/``, and labelImg's
+default of each ``.xml`` next to its image), keeps VOC's ``difficult`` flag (``evaluate``
+ignores such faces, as the VOC protocol does), and reconciles the annotation's ``<size>`` with
+the image file: a tool that ignored a photo's EXIF rotation labelled the stored pixel grid, and
+an image downscaled after labelling gets its boxes scaled with it.
 """
 
 from __future__ import annotations
@@ -12,10 +20,19 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+ANNOTATION_DIRS = ("annotations", "Annotations", "xml", "xmls", "labels")
+IMAGE_DIRS = ("images", "JPEGImages", "imgs", "img")
+# An annotation whose <size> has the image's aspect ratio within this fraction was written
+# for the same picture at another resolution; its boxes are scaled to the file.
+ASPECT_TOLERANCE = 0.01
 # Boxes may overhang the image by this many pixels (annotation tools round outwards); beyond
 # it the file is reported and skipped.
 EDGE_TOLERANCE_PX = 2.0
@@ -30,16 +47,22 @@ class Box:
     y1: float
     x2: float
     y2: float
+    difficult: bool = False  # VOC's flag: evaluation neither requires nor penalises it
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One readable image with its boxes (possibly none: a background image)."""
+    """One readable image with its boxes (possibly none: a background image).
+
+    ``ignore_orientation``: the boxes are on the stored pixel grid of a photo whose EXIF says
+    to rotate it (the labelling tool did not rotate); read it with ``load_image``.
+    """
 
     image: Path
     width_px: int
     height_px: int
     boxes: tuple[Box, ...]
+    ignore_orientation: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +85,29 @@ class SkipFileError(ValueError):
     """Raised inside the readers to skip one file with a reason."""
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """Return (width, height) of an image file, raising SkipFileError if it cannot be decoded."""
+def _read(path: Path, ignore_orientation: bool) -> Any:
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    flags = cv2.IMREAD_COLOR | (cv2.IMREAD_IGNORE_ORIENTATION if ignore_orientation else 0)
+    return cv2.imread(str(path), flags)
+
+
+def image_size(path: Path, *, ignore_orientation: bool = False) -> tuple[int, int]:
+    """Return (width, height) of an image file, raising SkipFileError if it cannot be decoded.
+
+    OpenCV applies a JPEG's EXIF orientation unless ``ignore_orientation``.
+    """
+    img = _read(path, ignore_orientation)
     if img is None or img.size == 0:
         raise SkipFileError("unreadable image")
     h, w = img.shape[:2]
     return int(w), int(h)
+
+
+def load_image(sample: Sample) -> npt.NDArray[np.uint8] | None:
+    """The BGR pixels a sample's boxes refer to (None if the file cannot be decoded)."""
+    img = _read(sample.image, sample.ignore_orientation)
+    return None if img is None else np.asarray(img, np.uint8)
 
 
 def normalise_class_name(name: str) -> str:
@@ -126,20 +163,54 @@ def _check_box(box: Box, width: int, height: int) -> Box:
         max(0.0, box.y1),
         min(float(width), box.x2),
         min(float(height), box.y2),
+        box.difficult,
     )
 
 
-def _find_image(folder: Path, stem: str, filename: str | None) -> Path:
+def _find_image(folders: Iterable[Path], stem: str, filename: str | None) -> Path:
     """Find the image for an annotation by its <filename> or by the same stem."""
+    folders = list(dict.fromkeys(folders))
     if filename:
-        cand = folder / Path(filename).name
-        if cand.is_file():
-            return cand
-    for suffix in IMAGE_SUFFIXES:
-        for cand in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
+        for folder in folders:
+            cand = folder / Path(filename.replace("\\", "/")).name
             if cand.is_file():
                 return cand
+    for folder in folders:
+        for suffix in IMAGE_SUFFIXES:
+            for cand in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
+                if cand.is_file():
+                    return cand
     raise SkipFileError("no image for this annotation")
+
+
+def _annotated_size(root: ET.Element) -> tuple[int, int] | None:
+    """The ``<size>`` the annotation was written for, or None where a tool left it out or 0."""
+    try:
+        w = int(float(root.findtext("size/width") or 0))
+        h = int(float(root.findtext("size/height") or 0))
+    except ValueError:
+        return None
+    return (w, h) if w > 0 and h > 0 else None
+
+
+def _reconcile_size(image: Path, annotated: tuple[int, int] | None) -> tuple[int, int, bool, float]:
+    """Image (width, height), whether to ignore EXIF orientation, and the box scale factor.
+
+    Raises SkipFileError when the annotation was plainly written for another picture.
+    """
+    width, height = image_size(image)
+    if annotated is None or annotated == (width, height):
+        return width, height, False, 1.0
+    aw, ah = annotated
+    if (aw, ah) == (height, width) and image_size(image, ignore_orientation=True) == annotated:
+        return aw, ah, True, 1.0  # labelled on the stored grid of an EXIF-rotated photo
+    if abs((aw / ah) / (width / height) - 1) <= ASPECT_TOLERANCE:
+        return width, height, False, width / aw  # resized after labelling
+    raise SkipFileError(f"annotation is for a {aw}x{ah} image, the file is {width}x{height}")
+
+
+def _is_difficult(obj: ET.Element) -> bool:
+    return (obj.findtext("difficult") or "0").strip().lower() in {"1", "true", "yes"}
 
 
 def parse_voc_xml(
@@ -150,8 +221,8 @@ def parse_voc_xml(
         root = ET.parse(xml_path).getroot()  # noqa: S314 - local files
     except (ET.ParseError, OSError) as exc:
         raise SkipFileError(f"malformed XML: {exc}") from exc
-    image = _find_image(images_dir, xml_path.stem, root.findtext("filename"))
-    width, height = image_size(image)
+    image = _find_image((images_dir, xml_path.parent), xml_path.stem, root.findtext("filename"))
+    width, height, ignore_orientation, scale = _reconcile_size(image, _annotated_size(root))
     boxes: list[Box] = []
     for obj in root.iter("object"):
         name = obj.findtext("name")
@@ -169,22 +240,24 @@ def parse_voc_xml(
         cls = map_class(name, class_map, classes)
         if cls is None:
             continue
-        boxes.append(_check_box(Box(cls, x1, y1, x2, y2), width, height))
-    return Sample(image, width, height, tuple(boxes))
+        x1, y1, x2, y2 = (v * scale for v in (x1, y1, x2, y2))
+        boxes.append(_check_box(Box(cls, x1, y1, x2, y2, _is_difficult(obj)), width, height))
+    return Sample(image, width, height, tuple(boxes), ignore_orientation)
 
 
 def read_voc(
     folder: Path, class_map: Mapping[str, str | None], classes: Iterable[str]
 ) -> ReadResult:
-    """Read a Pascal VOC folder (``images/`` + ``annotations/*.xml``; VOC's own layout too)."""
+    """Read a Pascal VOC folder: ``images/`` + ``annotations/*.xml``, VOC's own
+    ``JPEGImages/`` + ``Annotations/``, or each ``.xml`` beside its image (labelImg)."""
     classes = list(classes)
-    ann_dir = next(
-        (folder / d for d in ("annotations", "Annotations") if (folder / d).is_dir()), None
-    )
-    img_dir = next((folder / d for d in ("images", "JPEGImages") if (folder / d).is_dir()), None)
+    ann_dir = _voc_annotation_dir(folder)
+    img_dir = next((folder / d for d in IMAGE_DIRS if (folder / d).is_dir()), folder)
     result = ReadResult()
-    if ann_dir is None or img_dir is None:
-        result.issues.append(Issue(folder, "not a VOC folder (needs images/ and annotations/)"))
+    if ann_dir is None:
+        result.issues.append(
+            Issue(folder, "not a VOC folder (needs annotations/*.xml and images/, or .xml files)")
+        )
         return result
     for xml_path in sorted(ann_dir.glob("*.xml")):
         try:
@@ -192,6 +265,14 @@ def read_voc(
         except SkipFileError as exc:
             result.issues.append(Issue(xml_path, str(exc)))
     return result
+
+
+def _voc_annotation_dir(folder: Path) -> Path | None:
+    """Where a folder keeps its VOC ``.xml`` files, or None if it has none."""
+    for d in (*(folder / name for name in ANNOTATION_DIRS), folder):
+        if d.is_dir() and any(d.glob("*.xml")):
+            return d
+    return None
 
 
 def _yolo_names(folder: Path) -> list[str]:
@@ -282,9 +363,7 @@ def read_folder(
 ) -> ReadResult:
     """Read a folder in the named format (``voc`` or ``yolo``; ``auto`` looks at its layout)."""
     if fmt == "auto":
-        fmt = (
-            "voc" if any((folder / d).is_dir() for d in ("annotations", "Annotations")) else "yolo"
-        )
+        fmt = "voc" if _voc_annotation_dir(folder) is not None else "yolo"
     if fmt == "voc":
         return read_voc(folder, class_map, classes)
     if fmt == "yolo":

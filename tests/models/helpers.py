@@ -48,3 +48,22 @@ def write_voc(folder: Path, count: int, seed: int = 0, size: int = 96) -> Path:
         cv2.imwrite(str(folder / "images" / name), img)
         (folder / "annotations" / f"img{i:03d}.xml").write_text(voc_xml(name, size, size, objects))
     return folder
+
+
+def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """The JPEG with a minimal EXIF block whose Orientation tag is ``orientation``.
+
+    6 means "rotate 90° clockwise to display": what phones write for a portrait photo.
+    """
+    if jpeg[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG")
+    tiff = (
+        b"MM\x00\x2a\x00\x00\x00\x08"  # big-endian TIFF header, first IFD at 8
+        + b"\x00\x01"  # one entry
+        + b"\x01\x12\x00\x03\x00\x00\x00\x01"  # Orientation, SHORT, count 1
+        + orientation.to_bytes(2, "big")
+        + b"\x00\x00"
+        + b"\x00\x00\x00\x00"  # no next IFD
+    )
+    body = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body + jpeg[2:]

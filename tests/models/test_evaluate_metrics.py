@@ -57,3 +57,42 @@ def test_long_evaluation_reports_progress(
     assert report.images == 3
     assert issues == []
     assert "evaluated 2 of 3 photos" in caplog.text
+
+
+def test_difficult_faces_are_neither_required_nor_false_alarms() -> None:
+    """VOC protocol: a detection on a ``difficult`` face is left out of the curve."""
+    from models.evaluate import ignored_detections
+
+    det = np.array([[0, 0, 10, 10], [40, 40, 50, 50], [80, 80, 90, 90]], np.float32)
+    cls = np.array([0, 0, 0])
+    conf = np.array([0.9, 0.8, 0.7], np.float32)
+    easy, easy_cls = GT[:1], GT_CLS[:1]
+    hard, hard_cls = np.array([[40, 40, 50, 51]], np.float32), np.array([0])
+    tp = match_tp(det, cls, conf, easy, easy_cls)
+    ign = ignored_detections(det, cls, tp, hard, hard_cls)
+    assert tp[:, 0].tolist() == [True, False, False]
+    assert ign[:, 0].tolist() == [False, True, False]  # found the difficult face
+    assert not ign[1, -1]  # IoU 0.91 < 0.95: at 0.95 it is a false alarm like any other
+    # one required face, one true and one false detection: with the difficult one ignored
+    # the curve is (1.0 precision up to recall 1), without the flag it would include it as FP
+    ap = ap_per_class(tp, conf, cls, [1], ign)
+    assert ap[0, 0] == pytest.approx(1.0, abs=0.006)
+    no_flag = ap_per_class(tp, conf, cls, [1])
+    assert no_flag[0, 0] == pytest.approx(ap[0, 0])  # the FP comes after full recall
+    late = np.array([0.8, 0.9, 0.5], np.float32)  # the difficult hit now ranks first
+    assert ap_per_class(tp, late, cls, [1], ign)[0, 0] == pytest.approx(1.0, abs=0.006)
+    assert ap_per_class(tp, late, cls, [1])[0, 0] < 0.6
+
+
+def test_evaluate_leaves_difficult_boxes_out_of_the_counts(tmp_path: Path) -> None:
+    import models.evaluate
+
+    folder = write_voc(tmp_path / "voc", 2, seed=4)
+    first = folder / "annotations" / "img000.xml"
+    first.write_text(first.read_text().replace("<bndbox>", "<difficult>1</difficult><bndbox>", 1))
+    weights = Path(__file__).resolve().parents[2] / "models" / "weights" / "mask_yolo_320.onnx"
+    report, issues = models.evaluate.evaluate(folder, weights, threads=1)
+    assert issues == []
+    assert report.difficult == 1
+    assert sum(c.instances for c in report.classes) == 3  # 4 boxes, one difficult
+    assert "1 boxes marked difficult ignored" in models.evaluate.format_report(report)

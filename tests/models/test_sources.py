@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from models.sources import read_folder, read_voc, read_yolo
-from tests.models.helpers import CLASSES, voc_xml
+from models.sources import load_image, read_folder, read_voc, read_yolo
+from tests.models.helpers import CLASSES, voc_xml, with_exif_orientation
 
 MAP = {"mask": "with_mask", "ignored_thing": None}
 
@@ -114,4 +114,93 @@ def test_class_names_of_another_labeller_are_folded_not_skipped(tmp_path: Path) 
         "without_mask",
         "with_mask",
         "mask_weared_incorrect",
+    ]
+
+
+def test_labelimg_layout_xml_beside_each_image(tmp_path: Path) -> None:
+    """labelImg saves each .xml next to its image; a Windows path in <filename> still finds it."""
+    _img(tmp_path / "photo.png")
+    xml = voc_xml("C:\\labels\\photo.png", 100, 80, [("no_mask", 10, 10, 30, 30)])
+    (tmp_path / "a.xml").write_text(xml)
+    res = read_folder(tmp_path, "auto", {"no_mask": "without_mask"}, CLASSES)
+    assert res.issues == []
+    assert [(s.image.name, [b.cls for b in s.boxes]) for s in res.samples] == [
+        ("photo.png", ["without_mask"])
+    ]
+
+
+def test_voc_devkit_layout(tmp_path: Path) -> None:
+    _img(tmp_path / "JPEGImages" / "a.jpg")
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "Annotations" / "a.xml").write_text(
+        voc_xml("a.jpg", 100, 80, [("with_mask", 1, 1, 20, 20)])
+    )
+    res = read_folder(tmp_path, "auto", {}, CLASSES)
+    assert [s.image.name for s in res.samples] == ["a.jpg"]
+
+
+def test_difficult_flag_is_kept(tmp_path: Path) -> None:
+    _img(tmp_path / "images" / "a.jpg")
+    (tmp_path / "annotations").mkdir()
+    xml = voc_xml("a.jpg", 100, 80, [("with_mask", 1, 1, 20, 20), ("with_mask", 30, 1, 50, 20)])
+    xml = xml.replace("<bndbox>", "<difficult>1</difficult><bndbox>", 1)
+    (tmp_path / "annotations" / "a.xml").write_text(xml)
+    res = read_voc(tmp_path, {}, CLASSES)
+    assert [b.difficult for b in res.samples[0].boxes] == [True, False]
+
+
+def test_photo_labelled_without_its_exif_rotation(tmp_path: Path) -> None:
+    """A portrait phone photo stored 120x60 with "rotate 90°" in EXIF: OpenCV shows it 60x120,
+    but a tool that ignored EXIF labelled the stored 120x60 grid, and <size> says so."""
+    stored = np.zeros((60, 120, 3), np.uint8)
+    stored[10:30, 80:110] = 255  # the face, on the stored grid
+    ok, jpeg = cv2.imencode(".jpg", stored)
+    assert ok
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "p.jpg").write_bytes(with_exif_orientation(jpeg.tobytes(), 6))
+    assert cv2.imread(str(tmp_path / "images" / "p.jpg")).shape[:2] == (120, 60)
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "p.xml").write_text(
+        voc_xml("p.jpg", 120, 60, [("with_mask", 80, 10, 110, 30)])
+    )
+    res = read_voc(tmp_path, {}, CLASSES)
+    assert res.issues == []
+    sample = res.samples[0]
+    assert (sample.width_px, sample.height_px, sample.ignore_orientation) == (120, 60, True)
+    img = load_image(sample)
+    assert img is not None
+    assert img.shape[:2] == (60, 120)
+    b = sample.boxes[0]
+    assert img[int(b.y1) : int(b.y2), int(b.x1) : int(b.x2)].mean() > 200  # the face is there
+
+
+def test_image_downscaled_after_labelling_gets_its_boxes_scaled(tmp_path: Path) -> None:
+    _img(tmp_path / "images" / "a.jpg", 100, 80)
+    _img(tmp_path / "images" / "b.jpg", 100, 80)
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "a.xml").write_text(
+        voc_xml("a.jpg", 400, 320, [("with_mask", 40, 40, 120, 200)])
+    )
+    (tmp_path / "annotations" / "b.xml").write_text(
+        voc_xml("b.jpg", 300, 80, [("with_mask", 40, 40, 120, 60)])
+    )
+    res = read_voc(tmp_path, {}, CLASSES)
+    assert [(b.x1, b.y1, b.x2, b.y2) for b in res.samples[0].boxes] == [(10, 10, 30, 50)]
+    assert [(i.path.name, i.reason) for i in res.issues] == [
+        ("b.xml", "annotation is for a 300x80 image, the file is 100x80")
+    ]
+
+
+def test_recipe_maps_names_of_other_public_mask_sets() -> None:
+    from models.prepare import load_config
+    from models.sources import map_class
+
+    table = load_config(Path(__file__).resolve().parents[2] / "models/configs/mask.yaml").class_map
+    names = ["face_with_mask", "face_no_mask", "face_with_mask_incorrect", "No Mask", "Masked"]
+    assert [map_class(n, table, CLASSES) for n in names] == [
+        "with_mask",
+        "without_mask",
+        "mask_weared_incorrect",
+        "without_mask",
+        "with_mask",
     ]

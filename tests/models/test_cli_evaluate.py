@@ -1,0 +1,56 @@
+"""``models evaluate`` on a folder labelled by someone else: class maps and skipped files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.cli import parse_class_maps, summarise_skipped
+from models.sources import Issue
+from tests.models.helpers import write_voc
+
+WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "weights" / "mask_yolo_320.onnx"
+
+
+def test_map_options_parse_and_refuse_bad_items() -> None:
+    assert parse_class_maps(["Bare Face=without_mask", "hat="]) == {
+        "Bare Face": "without_mask",
+        "hat": None,
+    }
+    with pytest.raises(SystemExit, match="SOURCE=CLASS"):
+        parse_class_maps(["without_mask"])
+
+
+def test_skipped_summary_counts_reasons_and_says_how_to_map() -> None:
+    issues = [
+        Issue(Path("a.xml"), "unknown class 'bare'"),
+        Issue(Path("b.xml"), "unknown class 'bare'"),
+        Issue(Path("c.xml"), "unreadable image"),
+    ]
+    assert summarise_skipped(issues) == [
+        "skipped 2 file(s): unknown class 'bare' (map it: --map 'bare'=without_mask, "
+        "or --map 'bare'= to drop it)",
+        "skipped 1 file(s): unreadable image",
+    ]
+
+
+def test_evaluate_command_with_a_foreign_class_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from brightkitchen.cli import main
+
+    folder = write_voc(tmp_path / "voc", 3, seed=2)
+    for xml in (folder / "annotations").glob("*.xml"):
+        xml.write_text(xml.read_text().replace(">without_mask<", ">bare face<"))
+    args = ["models", "evaluate", "--data", str(folder), "--weights", str(WEIGHTS)]
+    assert main([*args, "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 2 file(s): unknown class 'bare face'" in out
+    report = tmp_path / "r.json"
+    argv = [*args, "--threads", "1", "--map", "bare face=without_mask", "--json", str(report)]
+    assert main(argv) == 0
+    data = json.loads(report.read_text())
+    assert (data["images"], data["skipped"]) == (3, 0)
+    assert [c["instances"] for c in data["classes"]] == [2, 2, 2]
