@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from bkcommon.errors import ModelError
 from models.sources import Issue, Sample, load_image, read_folder
 
 logger = logging.getLogger(__name__)
@@ -228,9 +229,14 @@ def evaluate(
     names = probe.class_names
     shipped_conf = conf_threshold if conf_threshold is not None else probe.info.conf_threshold
     det = OnnxDetector(weights, threads=threads, conf_threshold=MAP_CONF)
+    if not data.is_dir():
+        raise ModelError(f"{data}: no such folder")
     res = read_folder(data, "auto", class_map or {}, names)
     for issue in res.issues:
         logger.warning("skipped %s: %s", issue.path, issue.reason)
+    if not res.samples:
+        reasons = sorted({i.reason for i in res.issues}) or ["no annotation files"]
+        raise ModelError(f"{data}: no labelled image could be read ({'; '.join(reasons)[:300]})")
     nc = len(names)
     all_tp, all_ign, all_conf, all_cls = [], [], [], []
     n_gt = [0] * nc

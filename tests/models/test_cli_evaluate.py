@@ -54,3 +54,17 @@ def test_evaluate_command_with_a_foreign_class_name(
     data = json.loads(report.read_text())
     assert (data["images"], data["skipped"]) == (3, 0)
     assert [c["instances"] for c in data["classes"]] == [2, 2, 2]
+
+
+def test_evaluate_refuses_a_missing_or_empty_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from brightkitchen.cli import main
+
+    base = ["models", "evaluate", "--weights", str(WEIGHTS), "--threads", "1", "--data"]
+    assert main([*base, str(tmp_path / "nowhere")]) != 0
+    assert "no such folder" in capsys.readouterr().err
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "a.xml").write_text("<annotation><object>")
+    assert main([*base, str(tmp_path)]) != 0
+    assert "no labelled image could be read (malformed XML" in capsys.readouterr().err
