@@ -8,8 +8,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.sources import Issue
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +124,7 @@ def parse_class_maps(items: list[str]) -> dict[str, str | None]:
     return out
 
 
-def summarise_skipped(issues: list[Any]) -> list[str]:
+def summarise_skipped(issues: Sequence[Issue], classes: Sequence[str]) -> list[str]:
     """One line per reason a file was skipped, most frequent first, with what to do."""
     from collections import Counter
 
@@ -130,7 +134,10 @@ def summarise_skipped(issues: list[Any]) -> list[str]:
         hint = ""
         if reason.startswith("unknown class "):
             name = reason.removeprefix("unknown class ")
-            hint = f" (map it: --map {name}=without_mask, or --map {name}= to drop it)"
+            hint = (
+                f" (map it to one of {', '.join(classes)}: --map {name}=CLASS,"
+                f" or --map {name}= to drop it)"
+            )
         lines.append(f"skipped {n} file(s): {reason}{hint}")
     return lines
 
@@ -149,7 +156,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         conf_threshold=args.conf,
     )
     print(format_report(report))
-    for line in summarise_skipped(issues):
+    for line in summarise_skipped(issues, [c.name for c in report.classes]):
         print(line)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bkcommon.errors import ModelError
-from models.sources import Issue, Sample, load_image, read_folder
+from models.sources import Box, Issue, Sample, load_image, read_folder
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,18 @@ def box_iou(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArr
     return out
 
 
+def class_iou(
+    det_xyxy: npt.NDArray[np.float32],
+    det_cls: npt.NDArray[np.int64],
+    gt_xyxy: npt.NDArray[np.float32],
+    gt_cls: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float32]:
+    """Pairwise IoU (n_det, n_gt), zero where the classes differ: what a match may use."""
+    iou = box_iou(det_xyxy, gt_xyxy)
+    iou[det_cls[:, None] != gt_cls[None, :]] = 0.0
+    return iou
+
+
 def match_tp(  # noqa: PLR0917 - mirrors the array pairs
     det_xyxy: npt.NDArray[np.float32],
     det_cls: npt.NDArray[np.int64],
@@ -100,8 +112,7 @@ def match_tp(  # noqa: PLR0917 - mirrors the array pairs
     tp = np.zeros((len(det_xyxy), len(thresholds)), bool)
     if len(det_xyxy) == 0 or len(gt_xyxy) == 0:
         return tp
-    iou = box_iou(det_xyxy, gt_xyxy)
-    iou[det_cls[:, None] != gt_cls[None, :]] = 0.0
+    iou = class_iou(det_xyxy, det_cls, gt_xyxy, gt_cls)
     for ti, thr in enumerate(thresholds):
         tp[:, ti] = greedy_match(iou, det_conf, float(thr)) >= 0
     return tp
@@ -118,15 +129,11 @@ def ignored_detections(  # noqa: PLR0917 - mirrors the array pairs
     """(n_det, n_thresholds): detections that match no required face but do find a
     ``difficult`` one of their class; VOC leaves them out of precision instead of calling
     them false alarms."""
-    out = np.zeros((len(det_xyxy), len(thresholds)), bool)
     if len(det_xyxy) == 0 or len(hard_xyxy) == 0:
-        return out
-    iou = box_iou(det_xyxy, hard_xyxy)
-    iou[det_cls[:, None] != hard_cls[None, :]] = 0.0
-    best = iou.max(axis=1)
-    for ti, thr in enumerate(thresholds):
-        out[:, ti] = ~tp[:, ti] & (best >= thr)
-    return out
+        return np.zeros((len(det_xyxy), len(thresholds)), bool)
+    best = class_iou(det_xyxy, det_cls, hard_xyxy, hard_cls).max(axis=1)
+    found: npt.NDArray[np.bool_] = ~tp & (best[:, None] >= thresholds[None, :])
+    return found
 
 
 def greedy_match(
@@ -214,6 +221,14 @@ def confusion(  # noqa: PLR0917 - mirrors the array pairs
     return m
 
 
+def box_arrays(
+    boxes: Sequence[Box], names: Sequence[str]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Labelled boxes as an xyxy array and a class-id array."""
+    xyxy = np.array([[b.x1, b.y1, b.x2, b.y2] for b in boxes], np.float32).reshape(-1, 4)
+    return xyxy, np.array([names.index(b.cls) for b in boxes], np.int64)
+
+
 def evaluate(
     data: Path,
     weights: Path,
@@ -257,16 +272,9 @@ def evaluate(
         t0 = time.perf_counter()
         d = det.detect([img])[0]
         elapsed += time.perf_counter() - t0
-        gt_xyxy = np.array([[b.x1, b.y1, b.x2, b.y2] for b in s.boxes], np.float32).reshape(-1, 4)
-        gt_cls = np.array([names.index(b.cls) for b in s.boxes], np.int64)
-        hard = np.array([b.difficult for b in s.boxes], bool)
-        n_difficult += int(hard.sum())
-        gt_xyxy, gt_cls, hard_xyxy, hard_cls = (
-            gt_xyxy[~hard],
-            gt_cls[~hard],
-            gt_xyxy[hard],
-            gt_cls[hard],
-        )
+        gt_xyxy, gt_cls = box_arrays([b for b in s.boxes if not b.difficult], names)
+        hard_xyxy, hard_cls = box_arrays([b for b in s.boxes if b.difficult], names)
+        n_difficult += len(hard_cls)
         for c in gt_cls:
             n_gt[int(c)] += 1
         tp_curve = match_tp(d.xyxy, d.class_id, d.confidence, gt_xyxy, gt_cls)
@@ -274,19 +282,17 @@ def evaluate(
         all_ign.append(ignored_detections(d.xyxy, d.class_id, tp_curve, hard_xyxy, hard_cls))
         all_conf.append(d.confidence)
         all_cls.append(d.class_id)
-        keep = d.confidence >= shipped_conf
-        tp50 = match_tp(d.xyxy[keep], d.class_id[keep], d.confidence[keep], gt_xyxy, gt_cls, at50)[
-            :, 0
-        ]
+        shipped = d.select(d.confidence >= shipped_conf)
+        tp50 = match_tp(shipped.xyxy, shipped.class_id, shipped.confidence, gt_xyxy, gt_cls, at50)
         counted = ~ignored_detections(
-            d.xyxy[keep], d.class_id[keep], tp50[:, None], hard_xyxy, hard_cls, at50
+            shipped.xyxy, shipped.class_id, tp50, hard_xyxy, hard_cls, at50
         )[:, 0]
+        shipped, tp50 = shipped.select(counted), tp50[counted, 0]
         for c in range(nc):
-            pc = (d.class_id[keep] == c) & counted
+            pc = shipped.class_id == c
             tp_c = int(tp50[pc].sum())
             tp_fp_fn[c] += (tp_c, int(pc.sum()) - tp_c, int((gt_cls == c).sum()) - tp_c)
-        kept_xyxy, kept_cls = d.xyxy[keep][counted], d.class_id[keep][counted]
-        cm += confusion(kept_xyxy, kept_cls, gt_xyxy, gt_cls, nc)
+        cm += confusion(shipped.xyxy, shipped.class_id, gt_xyxy, gt_cls, nc)
     if all_tp:
         ap = ap_per_class(
             np.concatenate(all_tp),

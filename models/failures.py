@@ -21,7 +21,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -101,13 +100,14 @@ def draw(err: PhotoErrors, names: Sequence[str], min_side: int = 640) -> npt.NDA
     """
     import cv2
 
-    photo = load_image(err.sample)
-    if photo is None:
+    img = load_image(err.sample)
+    if img is None:
         raise ValueError(f"cannot read {err.sample.image}")
-    img: Any = photo
     scale = max(1, -(-min_side // max(img.shape[:2])))  # whole-number zoom, rounded up
     if scale > 1:
-        img = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        img = np.asarray(
+            cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST), np.uint8
+        )
     gt = [b for b in err.sample.boxes if b.cls in names]
     for g in err.bad_gt:
         b = gt[g]

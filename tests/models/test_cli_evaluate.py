@@ -29,9 +29,9 @@ def test_skipped_summary_counts_reasons_and_says_how_to_map() -> None:
         Issue(Path("b.xml"), "unknown class 'bare'"),
         Issue(Path("c.xml"), "unreadable image"),
     ]
-    assert summarise_skipped(issues) == [
-        "skipped 2 file(s): unknown class 'bare' (map it: --map 'bare'=without_mask, "
-        "or --map 'bare'= to drop it)",
+    assert summarise_skipped(issues, ["with_mask", "without_mask"]) == [
+        "skipped 2 file(s): unknown class 'bare' (map it to one of with_mask, without_mask: "
+        "--map 'bare'=CLASS, or --map 'bare'= to drop it)",
         "skipped 1 file(s): unreadable image",
     ]
 
