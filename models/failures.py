@@ -7,7 +7,9 @@ the shipped threshold (ties broken by file name, so a rerun draws the same photo
 
 Kinds: ``missed`` (labelled faces with no detection of their class), ``false_alarm``
 (detections matching no labelled face of their class), ``wrong_class`` (a labelled face
-found in the wrong class, the typical fate of masks worn incorrectly).
+found in the wrong class, the typical fate of masks worn incorrectly). Faces the folder marks
+``difficult`` are treated as ``evaluate`` treats them: never missed, and a detection finding one
+is no false alarm.
 
 Usage::
 
@@ -25,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from models.evaluate import box_iou, greedy_match
-from models.sources import Sample, load_image, read_folder
+from models.evaluate import box_arrays, box_iou, greedy_match, ignored_detections
+from models.sources import Box, Sample, load_image, read_folder
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,11 @@ class PhotoErrors:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
 
 
+def required_boxes(sample: Sample, names: Sequence[str]) -> list[Box]:
+    """The labelled faces a model must find: of a known class and not marked ``difficult``."""
+    return [b for b in sample.boxes if b.cls in names and not b.difficult]
+
+
 def photo_errors(
     sample: Sample,
     names: Sequence[str],
@@ -59,17 +66,20 @@ def photo_errors(
     det_conf: npt.NDArray[np.float32],
 ) -> PhotoErrors:
     """Count one photo's misses, false alarms and wrong classes (IoU 0.5, one match per box)."""
-    gt = [b for b in sample.boxes if b.cls in names]
-    gt_xyxy = np.array([[b.x1, b.y1, b.x2, b.y2] for b in gt], np.float32).reshape(-1, 4)
-    gt_cls = np.array([names.index(b.cls) for b in gt], np.int64)
+    gt_xyxy, gt_cls = box_arrays(required_boxes(sample, names), names)
+    hard_xyxy, hard_cls = box_arrays(
+        [b for b in sample.boxes if b.cls in names and b.difficult], names
+    )
     out = PhotoErrors(sample, det_xyxy, det_cls)
     iou = box_iou(det_xyxy, gt_xyxy)
     same = iou * (det_cls[:, None] == gt_cls[None, :])
     matched = greedy_match(same, det_conf, MATCH_IOU)  # evaluate's own matching
     used = matched >= 0
-    found = np.zeros(len(gt), bool)
+    found = np.zeros(len(gt_cls), bool)
     found[matched[used]] = True
-    out.false_dets = [int(d) for d in np.where(~used)[0]]
+    at50 = np.array([MATCH_IOU])
+    hard = ignored_detections(det_xyxy, det_cls, used[:, None], hard_xyxy, hard_cls, at50)[:, 0]
+    out.false_dets = [int(d) for d in np.where(~used & ~hard)[0]]
     out.counts["false_alarm"] = len(out.false_dets)
     for g in np.where(~found)[0]:
         out.bad_gt.append(int(g))
@@ -108,7 +118,7 @@ def draw(err: PhotoErrors, names: Sequence[str], min_side: int = 640) -> npt.NDA
         img = np.asarray(
             cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST), np.uint8
         )
-    gt = [b for b in err.sample.boxes if b.cls in names]
+    gt = required_boxes(err.sample, names)
     for g in err.bad_gt:
         b = gt[g]
         p1 = (round(b.x1 * scale), round(b.y1 * scale))

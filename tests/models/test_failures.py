@@ -50,6 +50,24 @@ def test_one_detection_cannot_match_two_faces(tmp_path: Path) -> None:
     assert err.counts == {"missed": 0, "false_alarm": 0, "wrong_class": 1}
 
 
+def test_difficult_faces_are_neither_missed_nor_false_alarms(tmp_path: Path) -> None:
+    s = _sample(
+        tmp_path / "d.jpg",
+        [
+            Box("without_mask", 10, 10, 30, 30, difficult=True),  # found: no false alarm
+            Box("with_mask", 50, 10, 70, 30, difficult=True),  # not found: no miss
+            Box("with_mask", 100, 10, 120, 30),  # required and missed
+        ],
+    )
+    det = np.array([[10, 10, 30, 30], [150, 50, 170, 70]], np.float32)
+    err = photo_errors(s, CLASSES, det, np.array([1, 1]), np.array([0.9, 0.8], np.float32))
+    assert err.counts == {"missed": 1, "false_alarm": 1, "wrong_class": 0}
+    assert err.false_dets == [1]
+    img = draw(err, CLASSES)
+    assert (img[4 * 10 : 4 * 30, 4 * 100] == 255).all()  # the required miss is outlined
+    assert not (img[4 * 10 : 4 * 30, 4 * 50] == 255).all()  # the difficult one is not
+
+
 def test_select_ranks_by_count_then_name_and_skips(tmp_path: Path) -> None:
     errs = []
     for name, misses in (("c.jpg", 2), ("a.jpg", 2), ("b.jpg", 5), ("d.jpg", 0)):
