@@ -31,6 +31,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         max_side_px=args.max_side,
     )
     print(f"wrote {report.data_yaml}: {report.train_images} train, {report.val_images} val images")
+    if report.train_listed > report.train_images:
+        print(f"  train.txt lists {report.train_listed} an epoch (repeat_with)")
     for split, counts in report.boxes_per_class.items():
         print(f"  {split}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for issue in report.issues:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bkcommon.errors import ModelError
 from models.sources import Issue, Sample, load_image, read_folder
@@ -47,6 +47,19 @@ class SourceConfig(BaseModel):
         description="keep at most this many images (a reproducible choice): how much a "
         "helper source weighs against the real photos",
     )
+    repeat_with: dict[str, int] = Field(
+        default_factory=dict,
+        description="class -> N: a training image of this source holding a box of the class "
+        "is listed N times an epoch (repeat-factor sampling for a rare class; never val)",
+    )
+
+    @field_validator("repeat_with")
+    @classmethod
+    def _repeats_are_counts(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {k: v for k, v in value.items() if v < 1}
+        if bad:
+            raise ValueError(f"repeat counts must be at least 1: {bad}")
+        return value
 
 
 class DatasetConfig(BaseModel):
@@ -63,6 +76,14 @@ class DatasetConfig(BaseModel):
     val_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _repeats_name_classes(self) -> DatasetConfig:
+        for src in self.sources:
+            unknown = sorted(set(src.repeat_with) - set(self.classes))
+            if unknown:
+                raise ValueError(f"{src.path}: repeat_with names unknown classes {unknown}")
+        return self
+
 
 @dataclass(frozen=True, slots=True)
 class PrepareReport:
@@ -73,6 +94,7 @@ class PrepareReport:
     val_images: int
     boxes_per_class: dict[str, dict[str, int]]
     issues: list[Issue]
+    train_listed: int = 0  # training images an epoch, counting repeats (``repeat_with``)
 
 
 def load_config(path: Path) -> DatasetConfig:
@@ -203,6 +225,11 @@ def write_voc_copy(sample: Sample, folder: Path, stem: str) -> None:
     )
 
 
+def repeats(sample: Sample, repeat_with: dict[str, int]) -> int:
+    """How many times a training image is listed an epoch: the largest factor of its classes."""
+    return max((repeat_with.get(b.cls, 1) for b in sample.boxes), default=1)
+
+
 def prepare(
     config: DatasetConfig, data_root: Path, out: Path, *, max_side_px: int | None = None
 ) -> PrepareReport:
@@ -210,7 +237,7 @@ def prepare(
     import cv2
 
     issues: list[Issue] = []
-    split_of: list[tuple[Sample, str, str]] = []  # sample, split, unique stem
+    split_of: list[tuple[Sample, str, str, int]] = []  # sample, split, unique stem, repeats
     for si, src in enumerate(config.sources):
         folder = Path(src.path) if Path(src.path).is_absolute() else data_root / src.path
         res = read_folder(folder, src.format, config.class_map, config.classes)
@@ -230,14 +257,16 @@ def prepare(
                 split = "val" if is_val(keys[i], config.val_fraction, config.seed) else "train"
             else:
                 split = src.split
-            split_of.append((sample, split, f"s{si}_{sample.image.stem}"))
+            times = repeats(sample, src.repeat_with) if split == "train" else 1
+            split_of.append((sample, split, f"s{si}_{sample.image.stem}", times))
     if out.exists():
         shutil.rmtree(out)
     counts: dict[str, dict[str, int]] = {
         s: dict.fromkeys(config.classes, 0) for s in ("train", "val")
     }
     n = {"train": 0, "val": 0}
-    for sample, split, stem in split_of:
+    train_list: list[str] = []  # ./images/train/<file>, repeated images listed repeatedly
+    for sample, split, stem, times in split_of:
         img_dir, lbl_dir = out / "images" / split, out / "labels" / split
         img_dir.mkdir(parents=True, exist_ok=True)
         lbl_dir.mkdir(parents=True, exist_ok=True)
@@ -249,9 +278,12 @@ def prepare(
             if img is None:
                 continue
             small = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            cv2.imwrite(str(img_dir / f"{stem}.jpg"), small, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            name = f"{stem}.jpg"
+            cv2.imwrite(str(img_dir / name), small, [cv2.IMWRITE_JPEG_QUALITY, 92])
         else:
-            copy_image(sample, img_dir, stem)
+            name = copy_image(sample, img_dir, stem)
+        if split == "train":
+            train_list.extend([f"./images/train/{name}"] * times)
         lines = yolo_lines(sample, config.classes)  # normalised: independent of the scale
         (lbl_dir / f"{stem}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
         n[split] += 1
@@ -259,23 +291,29 @@ def prepare(
             write_voc_copy(sample, out / "val_voc", stem)
         for b in sample.boxes:
             counts[split][b.cls] += 1
+    train: str = "images/train"
+    if len(train_list) > n["train"]:  # ultralytics reads "./" lines relative to the list
+        (out / "train.txt").write_text("\n".join(train_list) + "\n", encoding="utf-8")
+        train = "train.txt"
+        logger.info("%d training images listed %d times an epoch", n["train"], len(train_list))
     data_yaml = out / "data.yaml"
     data_yaml.write_text(
         yaml.safe_dump(
             {
                 "path": ".",
-                "train": "images/train",
+                "train": train,
                 "val": "images/val",
                 "names": dict(enumerate(config.classes)),
             },
             sort_keys=False,
         )
     )
-    report = PrepareReport(data_yaml, n["train"], n["val"], counts, issues)
+    report = PrepareReport(data_yaml, n["train"], n["val"], counts, issues, len(train_list))
     (out / "prepare_report.json").write_text(
         json.dumps(
             {
                 "train_images": n["train"],
+                "train_listed": len(train_list),
                 "val_images": n["val"],
                 "boxes": counts,
                 "skipped": [{"path": str(i.path), "reason": i.reason} for i in issues],

@@ -51,7 +51,8 @@ def test_prepare_train_export_evaluate(tmp_path: Path) -> None:
     (tmp_path / "recipe.yaml").write_text(
         "name: tiny\n"
         f"classes: {CLASSES}\n"
-        "sources: [{path: faces, format: voc, split: auto}]\n"
+        "sources: [{path: faces, format: voc, split: auto,"
+        " repeat_with: {mask_weared_incorrect: 2}}]\n"
         "val_fraction: 0.3\n"
     )
     out = _cli(
@@ -60,8 +61,11 @@ def test_prepare_train_export_evaluate(tmp_path: Path) -> None:
     assert "train" in out
     assert (tmp_path / "ds" / "data.yaml").is_file()
     assert list((tmp_path / "ds" / "val_voc" / "annotations").glob("*.xml"))
+    listed = len((tmp_path / "ds" / "train.txt").read_text().splitlines())
+    assert f"train.txt lists {listed} an epoch" in out
 
-    _train_tiny(tmp_path, "tiny")
+    trained = _train_tiny(tmp_path, "tiny")
+    assert f"Using {listed} train" in trained.stdout + trained.stderr  # repeats reach the loader
     best = tmp_path / "run" / "tiny" / "weights" / "best.pt"
     assert best.is_file()
 

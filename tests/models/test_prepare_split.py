@@ -6,6 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+import yaml
+from pydantic import ValidationError
+
 from models.prepare import DatasetConfig, SourceConfig, prepare
 from tests.models.helpers import CLASSES, write_voc
 
@@ -79,3 +83,33 @@ def test_max_images_keeps_the_same_reproducible_subset(tmp_path: Path) -> None:
     labels = list((tmp_path / "o1" / "labels" / "train").glob("*.txt"))
     assert len(labels) == 5
     assert sum(r1.boxes_per_class["train"].values()) == 10  # 2 objects per rendered image
+
+
+def test_repeat_with_lists_rare_class_training_images_again(tmp_path: Path) -> None:
+    write_voc(tmp_path / "a", 15, seed=7)
+    plain = prepare(_config(), tmp_path, tmp_path / "plain")
+    assert plain.train_listed == plain.train_images
+    assert not (tmp_path / "plain" / "train.txt").exists()
+    rep = prepare(_config(repeat_with={"mask_weared_incorrect": 3}), tmp_path, tmp_path / "rep")
+    out = tmp_path / "rep"
+    spec = yaml.safe_load((out / "data.yaml").read_text())
+    assert spec["train"] == "train.txt"
+    assert spec["val"] == "images/val"  # validation is never repeated
+    lines = (out / "train.txt").read_text().splitlines()
+    assert all(line.startswith("./images/train/") for line in lines)
+    assert all((out / line[2:]).is_file() for line in lines)  # ultralytics: "./" = list's folder
+    rare = {
+        p.stem for p in (out / "labels" / "train").glob("*.txt") if "\n2 " in "\n" + p.read_text()
+    }
+    assert rare
+    assert rep.train_images == plain.train_images
+    assert len(lines) == rep.train_listed == rep.train_images + 2 * len(rare)
+    assert all(lines.count(f"./images/train/{s}.jpg") == 3 for s in rare)
+    assert json.loads((out / "prepare_report.json").read_text())["train_listed"] == len(lines)
+
+
+def test_repeat_with_rejects_unknown_classes_and_counts_below_one() -> None:
+    with pytest.raises(ValidationError, match="unknown classes"):
+        _config(repeat_with={"hat": 2})
+    with pytest.raises(ValidationError, match="at least 1"):
+        _config(repeat_with={"with_mask": 0})
