@@ -12,8 +12,9 @@ from bkcommon.errors import ConfigError
 from bkcommon.settings import format_validation_error
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The edge box runs the shipped mask model exported at 320 px with a dynamic batch axis (same
-# weights as mask_yolo.onnx; crops are zoomed up to 2x, see models/MODEL_CARD.md).
+# The edge box runs the mask model's v1 weights exported at 320 px with a dynamic batch axis, on
+# person/motion crops zoomed up to 2x: measured better there than the reference model's weights
+# (models/MODEL_CARD.md, "The edge box's file"); its numbers: mask_yolo_320.metrics.json.
 DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "weights" / "mask_yolo_320.onnx"
 
 

@@ -6,13 +6,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from edge.detect.onnx import DEFAULT_MODEL_PATH, OnnxDetector
+from edge.settings import DEFAULT_MODEL_PATH as EDGE_WORKER_MODEL
+from edge.settings import EdgeSettings
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "weights"
 
 
-def test_shipped_model_is_the_edge_default_and_loads() -> None:
+def test_reference_model_is_the_detector_default_and_loads() -> None:
     onnx_path = WEIGHTS / "mask_yolo.onnx"
     assert DEFAULT_MODEL_PATH.resolve() == onnx_path.resolve()
     assert onnx_path.stat().st_size < 15 * 1024 * 1024
@@ -24,11 +27,26 @@ def test_shipped_model_is_the_edge_default_and_loads() -> None:
     assert len(det.detect([blank])[0]) == 0
 
 
-def test_metrics_file_matches_the_model_metadata() -> None:
-    metrics = json.loads((WEIGHTS / "mask_yolo.metrics.json").read_text())
-    det = OnnxDetector()
+def test_edge_worker_loads_the_shipped_320_model_by_default() -> None:
+    path = WEIGHTS / "mask_yolo_320.onnx"
+    assert EDGE_WORKER_MODEL.resolve() == path.resolve()
+    assert EdgeSettings().model_path.resolve() == path.resolve()
+    assert path.stat().st_size < 15 * 1024 * 1024
+    det = OnnxDetector(EDGE_WORKER_MODEL)
+    assert det.class_names == ["with_mask", "without_mask", "mask_weared_incorrect"]
+    assert det.input_size == (320, 320)
+    crops = [np.full((160, 160, 3), 114, np.uint8)] * 3  # a batch of crops, as the box runs it
+    assert [len(d) for d in det.detect(crops)] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("name", ["mask_yolo", "mask_yolo_320"])
+def test_metrics_file_matches_the_model_metadata(name: str) -> None:
+    metrics = json.loads((WEIGHTS / f"{name}.metrics.json").read_text())
+    det = OnnxDetector(WEIGHTS / f"{name}.onnx")
+    assert metrics["model"] == f"models/weights/{name}.onnx"
     assert metrics["model_version"] == det.model_version
     assert metrics["conf_threshold"] == det.info.conf_threshold
+    assert list(metrics["input_size"]) == list(det.input_size)
     assert 0 < metrics["map50"] <= 1
     names = [c["name"] for c in metrics["classes"]]
     assert names == det.class_names
