@@ -51,3 +51,24 @@ def test_metrics_file_matches_the_model_metadata(name: str) -> None:
     names = [c["name"] for c in metrics["classes"]]
     assert names == det.class_names
     assert (WEIGHTS.parent / "MODEL_CARD.md").is_file()
+
+
+def test_model_card_quotes_the_shipped_metrics_file() -> None:
+    """The card's headline table is the metrics file rounded, so the two cannot drift apart."""
+    metrics = json.loads((WEIGHTS / "mask_yolo.metrics.json").read_text())
+    card = (WEIGHTS.parent / "MODEL_CARD.md").read_text()
+    assert card.splitlines()[0] == f"# Model card: mask detector `{metrics['model_version']}`"
+    section = card.split("## Metrics of the shipped model", 1)[1].split("\n\n")[1]  # first table
+    rows = {
+        cells[0].strip("* "): cells[1:]
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| class")
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    for cls in metrics["classes"]:
+        expected = [
+            str(cls["instances"]),
+            *(f"{cls[k]:.3f}" for k in ("ap50", "ap50_95", "precision", "recall")),
+        ]
+        assert rows[cls["name"]] == expected
+    assert rows["all"][1:3] == [f"**{metrics['map50']:.3f}**", f"**{metrics['map50_95']:.3f}**"]
