@@ -21,6 +21,7 @@ from api.auth.cache import AuthCache
 from api.auth.settings import AuthSettings, load_auth_settings
 from api.console import routes as console
 from api.deps import AUTH_RESPONSES
+from api.metrics import instrument
 from api.routes import (
     ack,
     alarms,
@@ -100,6 +101,7 @@ def create_app(
         ttl_s=auth_settings.cache_ttl_s, max_entries=auth_settings.cache_max_entries
     )
     app.state.workers = None
+    instrument(app)  # bk_api_request_seconds for every route
     app.include_router(health.router, prefix=API_PREFIX)  # unauthenticated: operators
     app.include_router(auth_routes.router, prefix=API_PREFIX)
     app.include_router(ack.router, prefix=API_PREFIX)  # unauthenticated: signed one-time links

@@ -68,6 +68,20 @@ class Stats:
     db_errors: int = 0
     broker_disconnects: int = 0
     dead: Counter[str] = field(default_factory=Counter)
+    # Readings per committed batch as a Prometheus histogram: cumulative counts per bound.
+    batch_bounds: tuple[int, ...] = (1, 10, 100, 1000, 5000, 10000, 50000)
+    batch_counts: list[int] = field(default_factory=lambda: [0] * 8)
+    batch_readings_total: int = 0
+    last_commit_at: float = 0.0  # wall clock of the last commit (0: none yet)
+
+    def add_batch_size(self, readings: int) -> None:
+        """Account the size (in readings) of one committed batch in the histogram."""
+        for i, bound in enumerate(self.batch_bounds):
+            if readings <= bound:
+                self.batch_counts[i] += 1
+        self.batch_counts[-1] += 1  # +Inf
+        self.batch_readings_total += readings
+        self.last_commit_at = time.time()
 
     def add(self, res: WriteResult, flush_ms: float) -> None:
         """Account one committed batch."""
@@ -320,6 +334,7 @@ class IngestWorker:
                 return False
             else:
                 self.stats.add(res, (time.perf_counter() - t0) * 1000)
+                self.stats.add_batch_size(sum(p.n_readings for p in batch))
                 return True
             if self.stop.is_set() and (final or attempt > 3):
                 return False
@@ -406,6 +421,14 @@ class IngestWorker:
             self.pending(),
         )
 
+    def lag_seconds(self) -> float:
+        """Age of the oldest received message not yet taken by the writer (0 when none)."""
+        with self._cond:
+            if not self._queue:
+                return 0.0
+            oldest = self._queue[0].item.received_at
+        return max(0.0, (utcnow() - oldest).total_seconds())
+
     def pending(self) -> int:
         """Messages received and not yet committed."""
         with self._cond:
@@ -466,10 +489,14 @@ class IngestWorker:
             logger.info("ingest worker %s stopped", self.settings.client_id)
 
 
-def _serve_metrics(worker: IngestWorker, port: int) -> None:
-    """Expose the worker's counters on ``port`` for Prometheus."""
+def _serve_metrics(worker: IngestWorker, port: int, addr: str = "0.0.0.0") -> Any:  # noqa: S104
+    """Expose the worker's counters on ``port`` for Prometheus; return the HTTP server."""
     from prometheus_client import CollectorRegistry, start_http_server
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+    )
 
     class _Collector:
         def collect(self) -> Iterator[Any]:
@@ -497,11 +524,33 @@ def _serve_metrics(worker: IngestWorker, port: int) -> None:
             yield GaugeMetricFamily(
                 "bk_ingest_pending", "messages not yet committed", value=worker.pending()
             )
+            yield GaugeMetricFamily(
+                "bk_ingest_lag_seconds",
+                "age of the oldest received message waiting for the writer",
+                value=worker.lag_seconds(),
+            )
+            yield GaugeMetricFamily(
+                "bk_ingest_last_commit_timestamp_seconds",
+                "Unix time of the last committed batch (0: none since start)",
+                value=st.last_commit_at,
+            )
+            buckets = [
+                (str(float(bound)), count)
+                for bound, count in zip(st.batch_bounds, st.batch_counts, strict=False)
+            ]
+            buckets.append(("+Inf", st.batch_counts[-1]))
+            yield HistogramMetricFamily(
+                "bk_ingest_batch_readings",
+                "readings per committed batch",
+                buckets=buckets,
+                sum_value=st.batch_readings_total,
+            )
 
     registry = CollectorRegistry()
     registry.register(_Collector())
-    start_http_server(port, addr="0.0.0.0", registry=registry)  # noqa: S104
+    server, _thread = start_http_server(port, addr=addr, registry=registry)
     logger.info("metrics on :%d/metrics", port)
+    return server
 
 
 def run_worker(

@@ -29,6 +29,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from api.metrics import ESCALATION_STEPS, SLA_BREACHES
 from api.services.notify.message import ticket_event
 from api.services.notify.routing import enqueue_for_roles, load_facts
 from api.settings import ApiSettings
@@ -169,6 +170,9 @@ def _perform(
 ) -> None:
     """Raise the level (and card), write the timeline entry, queue the notices."""
     ticket_id = int(ticket["id"])
+    ESCALATION_STEPS.labels(step.name).inc()
+    if step.name == "warning":  # the deadline passed without rectification
+        SLA_BREACHES.labels(str(ticket["tier"])).inc()
     conn.execute(
         """UPDATE tickets SET escalation_level = greatest(escalation_level, %s),
                card = CASE WHEN %s::text = 'red' THEN 'red'
