@@ -17,6 +17,7 @@ from bkcommon.errors import BrightKitchenError, ConfigError
 from bkcommon.logs import setup_logging
 from bkcommon.settings import load_common_settings
 from bkcommon.sitefile import load_site_file
+from brightkitchen.mqtt_auth_cli import register_mqtt_auth
 
 logger = logging.getLogger("brightkitchen")
 
@@ -30,21 +31,25 @@ _PARTS = (
     "models.cli",
     "brightkitchen.simulate.cli",
     "brightkitchen.demo_cli",
+    "brightkitchen.chaos.cli",
 )
 
 
 def _cmd_db_migrate(args: argparse.Namespace) -> int:
-    from brightkitchen.db import migrate
+    from brightkitchen.db import TimescaleMode, migrate
 
     settings = load_common_settings()
     url = args.database_url or settings.database_url.get_secret_value()
-    result = migrate(url, force_plain=args.plain)
+    mode: TimescaleMode = "off" if args.plain else "require" if args.timescale else "auto"
+    result = migrate(url, timescale=mode)
     path = (
         "TimescaleDB (hypertable, continuous aggregates, compression, retention)"
         if (result.timescale)
         else "plain PostgreSQL (BRIN on time, app-maintained rollups)"
     )
     print(f"schema path: {path}")
+    if result.reason:
+        print(f"why: {result.reason}")
     if result.applied:
         print("applied: " + ", ".join(result.applied))
     else:
@@ -107,7 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     mig = db_sub.add_parser("migrate", help="apply pending migrations (idempotent)")
     mig.add_argument("--database-url", help="override BK_DATABASE_URL")
-    mig.add_argument("--plain", action="store_true", help="ignore TimescaleDB even if available")
+    path_opt = mig.add_mutually_exclusive_group()
+    path_opt.add_argument(
+        "--plain", action="store_true", help="ignore TimescaleDB even if available"
+    )
+    path_opt.add_argument(
+        "--timescale",
+        action="store_true",
+        help="require TimescaleDB: fail with the reason where it cannot be used",
+    )
     mig.set_defaults(handler=_cmd_db_migrate)
 
     reg = sub.add_parser("registry", help="the registry of regions, sites, people, sensors")
@@ -116,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--config", help="YAML site file (default: $BK_SITE_FILE)")
     sync.add_argument("--database-url", help="override BK_DATABASE_URL")
     sync.set_defaults(handler=_cmd_registry_sync)
+    register_mqtt_auth(reg_sub)
 
     val = sub.add_parser("validate-config", help="validate a site file and exit")
     val.add_argument("config", help="YAML site file")
