@@ -4,22 +4,31 @@ Every payload carries ``schema_version``; times are RFC 3339 with an offset and
 are normalised to UTC; units are in field names. ``decode_*`` helpers turn raw
 bytes into models and raise :class:`PayloadError` with a reason suitable for the
 dead-letter table.
+
+Every numeric, time and text field is bounded by what stores or consumes it (the
+columns of ``brightkitchen/migrations`` and physical sense), so a payload that passes
+the contract also fits the database: one message that validates and then cannot be
+written would otherwise be redelivered forever and stop ingest.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from bkcommon.errors import PayloadError
@@ -31,14 +40,93 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_BATCH_READINGS = 5000
 """Largest gateway batch; a gateway replaying an hour of 1/s readings needs 3600."""
 
-TEMP_MIN_C = -60.0
-TEMP_MAX_C = 150.0
-"""Physical range of food-service temperature probes; outside it is a broken sensor."""
+TEMP_MIN_C = -80.0
+TEMP_MAX_C = 300.0
+"""Physical range of kitchen temperature probes (ultra-low freezers to fryers and ovens);
+outside it is a broken sensor."""
 
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 """Readings stamped further in the future than this are rejected (clock fault)."""
 
-UtcTime = Annotated[AwareDatetime, Field(description="RFC 3339 time with offset, stored as UTC")]
+TIME_FLOOR = datetime(2000, 1, 1, tzinfo=UTC)
+"""No brightkitchen device existed before this: an earlier time (the epoch, year 1) is a
+clock that was never set. Ingest also refuses times before the site's registration."""
+
+INT32_MAX = 2**31 - 1
+"""Largest PostgreSQL ``integer`` (violations.track_id)."""
+
+BIGINT_MAX = 2**63 - 1
+"""Largest PostgreSQL ``bigint`` (sensor_readings.seq; counters read back as bigint)."""
+
+MAX_ID_CHARS = 64
+"""Longest device, camera, zone or event id (what the registry and the topics allow)."""
+
+MAX_DETAILS_DEPTH = 8
+"""Deepest nesting of a violation's free-form ``details`` (stored as jsonb)."""
+
+MAX_BOX_PX = 100_000.0
+"""Largest pixel coordinate or image side anyone will draw (and far above any camera)."""
+
+
+def _storable_text(v: str) -> str:
+    """Refuse text PostgreSQL cannot store: NUL (text and jsonb reject it) and lone UTF-16
+    surrogates (not encodable as UTF-8, so the driver would raise on the whole batch)."""
+    if "\x00" in v:
+        raise ValueError("contains a NUL character")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"not valid Unicode text: {exc.reason}") from None
+    return v
+
+
+def _utc_not_ancient(v: datetime) -> datetime:
+    """Normalise to UTC and refuse a time before :data:`TIME_FLOOR` (an unset clock)."""
+    v = to_utc(v)
+    if v < TIME_FLOOR:
+        raise ValueError(f"{v.isoformat()} is before {TIME_FLOOR.date()}: a clock that was not set")
+    return v
+
+
+Text = Annotated[str, AfterValidator(_storable_text)]
+"""Text that a PostgreSQL text or jsonb column accepts."""
+
+UtcTime = Annotated[
+    AwareDatetime,
+    AfterValidator(_utc_not_ancient),
+    Field(description="RFC 3339 time with offset, stored as UTC; not before 2000-01-01"),
+]
+
+
+def _check_json_value(v: Any, path: str, depth: int) -> None:
+    """Walk free-form JSON: storable text, finite numbers within bigint, bounded depth."""
+    if depth > MAX_DETAILS_DEPTH:
+        raise ValueError(f"{path}: nested deeper than {MAX_DETAILS_DEPTH}")
+    if isinstance(v, str):
+        try:
+            _storable_text(v)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    elif isinstance(v, bool) or v is None:
+        return
+    elif isinstance(v, int):
+        if not -BIGINT_MAX - 1 <= v <= BIGINT_MAX:
+            raise ValueError(f"{path}: integer outside the 64-bit range")
+    elif isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"{path}: not a finite number")
+    elif isinstance(v, dict):
+        for k, item in v.items():
+            try:
+                _storable_text(str(k))
+            except ValueError as exc:
+                raise ValueError(f"{path}: key {exc}") from None
+            _check_json_value(item, f"{path}.{k}", depth + 1)
+    elif isinstance(v, list):
+        for i, item in enumerate(v):
+            _check_json_value(item, f"{path}.{i}", depth + 1)
+    else:
+        raise ValueError(f"{path}: not a JSON value ({type(v).__name__})")
 
 
 class Contract(BaseModel):
@@ -51,10 +139,6 @@ class Contract(BaseModel):
     )
 
 
-def _utc(v: datetime) -> datetime:
-    return to_utc(v)
-
-
 class SensorReading(Contract):
     """One reading of a temperature sensor.
 
@@ -65,13 +149,16 @@ class SensorReading(Contract):
     """
 
     ts: UtcTime
-    seq: int | None = Field(default=None, ge=0, description="Sender's monotonically rising counter")
+    seq: int | None = Field(
+        default=None,
+        ge=0,
+        le=BIGINT_MAX,
+        description="Sender's monotonically rising counter (sensor_readings.seq is bigint)",
+    )
     temp_c: float = Field(ge=TEMP_MIN_C, le=TEMP_MAX_C, allow_inf_nan=False)
     humidity_pct: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
     door_open: bool | None = None
     battery_pct: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
-
-    _norm_ts = field_validator("ts")(_utc)
 
 
 class ReadingBatch(Contract):
@@ -107,12 +194,12 @@ class BoxXYXY(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    x1: float
-    y1: float
-    x2: float
-    y2: float
-    label: str = ""
-    confidence: float = Field(default=0.0, ge=0, le=1)
+    x1: float = Field(ge=-MAX_BOX_PX, le=MAX_BOX_PX, allow_inf_nan=False)
+    y1: float = Field(ge=-MAX_BOX_PX, le=MAX_BOX_PX, allow_inf_nan=False)
+    x2: float = Field(ge=-MAX_BOX_PX, le=MAX_BOX_PX, allow_inf_nan=False)
+    y2: float = Field(ge=-MAX_BOX_PX, le=MAX_BOX_PX, allow_inf_nan=False)
+    label: Text = Field(default="", max_length=MAX_ID_CHARS)
+    confidence: float = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)
 
 
 class Evidence(BaseModel):
@@ -122,9 +209,9 @@ class Evidence(BaseModel):
 
     jpeg_b64: str | None = Field(default=None, max_length=MAX_PAYLOAD_BYTES)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
-    width_px: int | None = Field(default=None, gt=0)
-    height_px: int | None = Field(default=None, gt=0)
-    boxes: list[BoxXYXY] = Field(default_factory=list)
+    width_px: int | None = Field(default=None, gt=0, le=int(MAX_BOX_PX))
+    height_px: int | None = Field(default=None, gt=0, le=int(MAX_BOX_PX))
+    boxes: list[BoxXYXY] = Field(default_factory=list, max_length=1000)
 
 
 class Violation(Contract):
@@ -132,22 +219,29 @@ class Violation(Contract):
 
     event_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
     rule: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
-    camera_id: str = Field(min_length=1, max_length=64)
-    zone: str | None = Field(default=None, max_length=64)
+    camera_id: Text = Field(min_length=1, max_length=MAX_ID_CHARS)
+    zone: Text | None = Field(default=None, max_length=MAX_ID_CHARS)
     started_at: UtcTime
     ended_at: UtcTime | None = None
-    confidence: float = Field(ge=0, le=1)
-    track_id: int | None = None
-    model_version: str = Field(default="", max_length=128)
+    confidence: float = Field(ge=0, le=1, allow_inf_nan=False)
+    track_id: int | None = Field(
+        default=None, ge=0, le=INT32_MAX, description="violations.track_id is an integer"
+    )
+    model_version: Text = Field(default="", max_length=128)
     evidence: Evidence | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
-    _norm_started = field_validator("started_at")(_utc)
-
-    @field_validator("ended_at")
+    @field_validator("details")
     @classmethod
-    def _norm_ended(cls, v: datetime | None) -> datetime | None:
-        return None if v is None else to_utc(v)
+    def _details_fit_jsonb(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _check_json_value(v, "details", 1)
+        return v
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> Violation:
+        if self.ended_at is not None and self.ended_at < self.started_at:
+            raise ValueError("ended_at is before started_at")
+        return self
 
 
 class CameraStatus(BaseModel):
@@ -155,26 +249,31 @@ class CameraStatus(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    camera_id: str
+    camera_id: Text = Field(min_length=1, max_length=MAX_ID_CHARS)
     online: bool
-    fps: float = 0.0
-    skipped_fps: float = 0.0
-    inference_ms: float = 0.0
-    problem: str | None = Field(default=None, description="offline, frozen, covered, blurred")
+    fps: float = Field(default=0.0, ge=0, le=1000, allow_inf_nan=False)
+    skipped_fps: float = Field(default=0.0, ge=0, le=1000, allow_inf_nan=False)
+    inference_ms: float = Field(default=0.0, ge=0, le=3_600_000, allow_inf_nan=False)
+    problem: Text | None = Field(
+        default=None, max_length=200, description="offline, frozen, covered, blurred"
+    )
 
 
 class EdgeStatus(Contract):
     """Retained status of an edge box; the last will publishes ``online=false``."""
 
-    box_id: str
+    box_id: Text = Field(min_length=1, max_length=MAX_ID_CHARS)
     ts: UtcTime
     online: bool
-    cameras: list[CameraStatus] = Field(default_factory=list)
-    outbox_depth: int = Field(default=0, ge=0)
+    cameras: list[CameraStatus] = Field(default_factory=list, max_length=256)
+    outbox_depth: int = Field(default=0, ge=0, le=BIGINT_MAX)
     outbox_dropped_total: int = Field(
-        default=0, ge=0, description="Messages dropped oldest-first from a full outbox"
+        default=0,
+        ge=0,
+        le=BIGINT_MAX,
+        description="Messages dropped oldest-first from a full outbox",
     )
-    model_version: str = ""
+    model_version: Text = Field(default="", max_length=128)
 
 
 class AlertLevel(StrEnum):
@@ -188,15 +287,15 @@ class AlertLevel(StrEnum):
 class Alert(Contract):
     """A pop-up reminder for kitchen displays (自动弹窗提醒)."""
 
-    alert_id: str
+    alert_id: Text = Field(min_length=1, max_length=128)
     ts: UtcTime
     level: AlertLevel
-    rule: str
-    title: str = Field(max_length=200)
-    message: str = Field(default="", max_length=2000)
-    camera_id: str | None = None
-    sensor_id: str | None = None
-    snapshot_url: str | None = None
+    rule: Text = Field(max_length=MAX_ID_CHARS)
+    title: Text = Field(max_length=200)
+    message: Text = Field(default="", max_length=2000)
+    camera_id: Text | None = Field(default=None, max_length=MAX_ID_CHARS)
+    sensor_id: Text | None = Field(default=None, max_length=MAX_ID_CHARS)
+    snapshot_url: Text | None = Field(default=None, max_length=2000)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -238,12 +337,37 @@ def decode(model: type[M], raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> M:
 
 
 def check_not_future(
-    ts: datetime, now: datetime | None = None, skew: timedelta = MAX_FUTURE_SKEW
+    ts: datetime,
+    now: datetime | None = None,
+    skew: timedelta = MAX_FUTURE_SKEW,
+    field: str = "ts",
 ) -> None:
     """Raise PayloadError when ``ts`` is further in the future than ``skew`` (a clock fault)."""
     now = now or utcnow()
     if ts - now > skew:
-        raise PayloadError(f"timestamp {ts.isoformat()} is {ts - now} in the future")
+        raise PayloadError(f"{field}: timestamp {ts.isoformat()} is {ts - now} in the future")
+
+
+def check_not_before(ts: datetime, floor: datetime, what: str, field: str = "ts") -> None:
+    """Raise PayloadError when ``ts`` is before ``floor`` (for example the site's registration)."""
+    if ts < floor:
+        raise PayloadError(f"{field}: timestamp {ts.isoformat()} is before {what}")
+
+
+def times_of(model: BaseModel) -> Iterator[tuple[str, datetime]]:
+    """Yield (field path, time) of every time in a payload, for checks that need "now" or
+    the registry (future skew, site registration), which the contract alone cannot know."""
+    if isinstance(model, SensorReading):
+        yield "ts", model.ts
+    elif isinstance(model, ReadingBatch):
+        for i, r in enumerate(model.readings):
+            yield f"readings.{i}.ts", r.ts
+    elif isinstance(model, Violation):
+        yield "started_at", model.started_at
+        if model.ended_at is not None:
+            yield "ended_at", model.ended_at
+    elif isinstance(model, EdgeStatus | Alert):
+        yield "ts", model.ts
 
 
 def encode(model: BaseModel) -> bytes:

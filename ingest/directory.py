@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -25,14 +26,17 @@ class SensorDirectory:
         self._lock = threading.Lock()
         self._by_id: dict[str, SensorInfo] = {}
         self._by_zigbee: dict[str, SensorInfo] = {}
+        self._site_registered: dict[str, datetime] = {}
         if sensors:
             self._set(sensors)
 
-    def _set(self, sensors: list[SensorInfo]) -> None:
+    def _set(self, sensors: list[SensorInfo], sites: dict[str, datetime] | None = None) -> None:
         by_id = {s.sensor_id: s for s in sensors}
         by_zb = {s.zigbee_name: s for s in sensors if s.zigbee_name}
         with self._lock:
             self._by_id, self._by_zigbee = by_id, by_zb
+            if sites is not None:
+                self._site_registered = sites
 
     def refresh(self, conn: psycopg.Connection[Any]) -> int:
         """Reload active sensors from the ``sensors`` table; return how many there are."""
@@ -49,8 +53,15 @@ class SensorDirectory:
                 )
             except ValueError:
                 logger.exception("sensor %s has invalid params in the registry; ignored", sid)
-        self._set(sensors)
+        sites = {str(r[0]): r[1] for r in conn.execute("SELECT id, created_at FROM sites")}
+        self._set(sensors, sites)
         return len(sensors)
+
+    def site_registered_at(self, site_id: str) -> datetime | None:
+        """When the site was entered in the registry (``sites.created_at``), if known:
+        a device of the site cannot have measured anything long before."""
+        with self._lock:
+            return self._site_registered.get(site_id)
 
     def get(self, sensor_id: str) -> SensorInfo | None:
         """Return the sensor or None when it is not registered (or inactive)."""

@@ -60,6 +60,17 @@ class IngestSettings(BaseSettings):
     zigbee_base: str | None = Field(
         default=None, description="Zigbee2MQTT base topic (e.g. zigbee2mqtt); None = adapter off."
     )
+    max_future_skew_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="How far ahead of arrival a device's timestamp may be (clock skew).",
+    )
+    backfill_grace_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long before its site's registration a reading may be stamped.",
+    )
     directory_refresh_s: float = Field(default=30.0, gt=0)
     sweep_interval_s: float = Field(default=30.0, gt=0, description="Offline-sensor sweep period.")
     metrics_port: int | None = Field(default=None, ge=1, le=65535)

@@ -12,22 +12,31 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
 
 from bkcommon.errors import PayloadError, TopicError
 from bkcommon.messages import (
+    MAX_FUTURE_SKEW,
     EdgeStatus,
     ReadingBatch,
     SensorReading,
     Violation,
     ZigbeeState,
+    check_not_before,
     check_not_future,
     decode,
+    times_of,
 )
 from bkcommon.topics import DEFAULT_PREFIX, TopicKind, parse_topic
 from ingest.directory import SensorDirectory
 
 MAX_REASON_CHARS = 1000
+
+BACKFILL_GRACE = timedelta(days=30)
+"""How long before its site's registration a reading may be stamped (sensors installed and
+buffering before the site was entered in the registry); earlier is a wrong clock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +88,8 @@ Outcome = AcceptedReadings | AcceptedViolation | AcceptedStatus | Rejected | Ign
 def clean_text(text: str, limit: int = MAX_REASON_CHARS) -> str:
     """Make untrusted text storable in a PostgreSQL text column (no NUL, bounded length)."""
     text = text.replace("\x00", "\\x00")
+    if not text.isascii():  # lone surrogates cannot be encoded for the database
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -90,6 +101,8 @@ def _payload_code(exc: PayloadError) -> str:
         return "not_json"
     if "in the future" in msg:
         return "future"
+    if "before the site" in msg:
+        return "too_old"
     return "invalid"
 
 
@@ -105,10 +118,26 @@ class Validator:
         directory: SensorDirectory,
         prefix: str = DEFAULT_PREFIX,
         zigbee_base: str | None = None,
+        max_future_skew: timedelta = MAX_FUTURE_SKEW,
+        backfill_grace: timedelta = BACKFILL_GRACE,
     ) -> None:
         self.directory = directory
         self.prefix = prefix
         self.zigbee_base = zigbee_base
+        self.max_future_skew = max_future_skew
+        self.backfill_grace = backfill_grace
+
+    def _check_times(self, model: BaseModel, site_id: str, received_at: datetime) -> None:
+        """Every time of ``model``: not further ahead of arrival than the allowed clock skew,
+        not before the site's registration (less the backfill grace) where it is known."""
+        registered = self.directory.site_registered_at(site_id)
+        floor = None if registered is None else registered - self.backfill_grace
+        for field, ts in times_of(model):
+            check_not_future(ts, received_at, self.max_future_skew, field)
+            if floor is not None:
+                check_not_before(
+                    ts, floor, f"the site {site_id!r} was registered ({registered:%Y-%m-%d})", field
+                )
 
     def __call__(self, topic: str, raw: bytes, received_at: datetime) -> Outcome:
         """Validate one message; never raises for bad input."""
@@ -132,14 +161,10 @@ class Validator:
                 return bad
             if kind is TopicKind.READING:
                 reading = decode(SensorReading, raw)
-                check_not_future(reading.ts, received_at)
+                self._check_times(reading, site_id, received_at)
                 return AcceptedReadings(device_id, (reading,))
             batch = decode(ReadingBatch, raw)
-            for i, r in enumerate(batch.readings):
-                try:
-                    check_not_future(r.ts, received_at)
-                except PayloadError as exc:
-                    return Rejected("future", clean_text(f"readings.{i}: {exc}"))
+            self._check_times(batch, site_id, received_at)
             return AcceptedReadings(device_id, tuple(batch.readings))
         if kind is TopicKind.ZIGBEE:
             assert device_id is not None
@@ -163,7 +188,7 @@ class Validator:
                         f"box mismatch: payload box_id {status.box_id!r}, topic {device_id!r}"
                     ),
                 )
-            check_not_future(status.ts, received_at)
+            self._check_times(status, site_id, received_at)
             return AcceptedStatus(site_id, device_id, status)
         return Rejected("topic", clean_text(f"not an ingest topic: {topic!r}"))
 
@@ -181,7 +206,7 @@ class Validator:
 
     def _violation(self, site_id: str, box_id: str, raw: bytes, received_at: datetime) -> Outcome:
         v = decode(Violation, raw)
-        check_not_future(v.started_at, received_at)
+        self._check_times(v, site_id, received_at)
         jpeg: bytes | None = None
         sha: str | None = None
         ev = v.evidence

@@ -17,7 +17,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any, Protocol
 
@@ -127,7 +127,13 @@ class IngestWorker:
         self.stop = stop or threading.Event()
         self.directory = SensorDirectory()
         self.rules: SweepHook = rules if rules is not None else make_rule_engine(self.directory)
-        self.validator = Validator(self.directory, common.mqtt_prefix, settings.zigbee_base)
+        self.validator = Validator(
+            self.directory,
+            common.mqtt_prefix,
+            settings.zigbee_base,
+            max_future_skew=timedelta(seconds=settings.max_future_skew_s),
+            backfill_grace=timedelta(days=settings.backfill_grace_days),
+        )
         self.writer = BatchWriter(self.rules, settings.worker_id)
         self.stats = Stats()
         self.connected = threading.Event()
@@ -314,7 +320,7 @@ class IngestWorker:
                 conn = self._connection()
                 t0 = time.perf_counter()
                 res = self.writer.write(conn, items)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            except psycopg.Error as exc:  # the writer raises only what is not the content's
                 self.stats.db_errors += 1
                 conn_bad = self._conn is None or self._conn.closed or self._conn.broken
                 logger.warning(

@@ -11,9 +11,9 @@ only when there are any). The rule hook sees the new readings, each with its rec
 time, in the same transaction, so rule state, alarms and findings commit (or not) with
 the readings that caused them.
 
-A batch that the database rejects for its content (not for a lost connection) is retried
-item by item under savepoints; an item that still fails is dead-lettered with the
-database's reason, so one poison message never stops the worker.
+A batch that the database rejects for its content (not for a lost connection) is bisected
+under savepoints until each refused message is alone; that one is dead-lettered with the
+database's reason and the rest commits, so one poison message never stops the worker.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from psycopg.types.json import Jsonb
 from bkcommon.timeutil import utcnow
 from ingest.types import NewReading
 from ingest.validate import (
+    MAX_REASON_CHARS,
     AcceptedReadings,
     AcceptedStatus,
     AcceptedViolation,
@@ -88,6 +89,40 @@ class WriteResult:
     new_readings: list[NewReading] = field(default_factory=list)
     """Readings this batch inserted (not redelivered duplicates), for the rules."""
 
+    def merge(self, part: WriteResult) -> None:
+        """Add what a part of the batch wrote (bisection writes a batch in parts)."""
+        self.inserted += part.inserted
+        self.duplicates += part.duplicates
+        self.dead.update(part.dead)
+        self.ignored += part.ignored
+        self.violations += part.violations
+        self.statuses += part.statuses
+        self.findings += part.findings
+        self.new_readings.extend(part.new_readings)
+
+
+def is_transient(exc: BaseException, conn: psycopg.Connection[Any]) -> bool:
+    """True when a failed write says nothing about the messages: the connection is gone,
+    or the server is in a state that passes (shutting down, out of disk or memory, read
+    only during a failover, a deadlock or serialization conflict, a cancelled statement).
+    Then the batch is retried whole: nothing is dead-lettered and nothing acknowledged.
+    Anything else (a value that does not fit its column, a constraint, text the driver
+    cannot encode, a statement the content makes too large) is the content's fault."""
+    if conn.closed or conn.broken:
+        return True
+    if isinstance(exc, psycopg.errors.ProgramLimitExceeded):
+        return False
+    return isinstance(
+        exc,
+        psycopg.OperationalError | psycopg.InterfaceError | psycopg.errors.InvalidTransactionState,
+    )
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming an error: its class and first line (for logs and dead letters)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
 
 _STAGE_COLS = "sensor_id, ts, temp_c, humidity_pct, door_open, battery_pct, seq, received_at"
 
@@ -105,7 +140,7 @@ _ROLLUP = """
     INSERT INTO readings_{name}_store AS r (sensor_id, bucket, temp_min, temp_max, temp_sum, n)
     SELECT sensor_id, date_bin(INTERVAL '{interval}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
            min(temp_c), max(temp_c), sum(temp_c), count(*)
-    FROM ins GROUP BY 1, 2 ORDER BY 1, 2
+    FROM {source} GROUP BY 1, 2 ORDER BY 1, 2
     ON CONFLICT (sensor_id, bucket) DO UPDATE SET
         temp_min = LEAST(r.temp_min, EXCLUDED.temp_min),
         temp_max = GREATEST(r.temp_max, EXCLUDED.temp_max),
@@ -114,12 +149,42 @@ _ROLLUP = """
 )"""
 
 
+def _rollups_sql(plain: bool, source: str) -> str:
+    if not plain:
+        return ""
+    return _ROLLUP.format(name="5m", interval="5 minutes", source=source) + _ROLLUP.format(
+        name="1h", interval="1 hour", source=source
+    )
+
+
+def _fast_insert_sql(plain: bool) -> str:
+    """The common case, no staged row stored yet: a plain INSERT, no ON CONFLICT.
+
+    Without ON CONFLICT PostgreSQL skips the speculative insertion (an index probe, a
+    token and a confirmation per row), and the rollups and ``sensors`` read the staging
+    table instead of the insert's RETURNING rows. A redelivered row makes the statement
+    fail with a unique violation; the writer then rolls back to a savepoint and runs
+    :func:`_insert_sql`, which skips stored rows one by one.
+    """
+    return f"""
+WITH ins AS (
+    INSERT INTO sensor_readings ({_STAGE_COLS})
+    SELECT {_STAGE_COLS} FROM bk_stage ORDER BY sensor_id, ts
+), last AS (
+    UPDATE sensors s SET last_reading_at = GREATEST(s.last_reading_at, m.ts),
+                         last_received_at = GREATEST(s.last_received_at, m.received_at)
+    FROM (SELECT sensor_id, max(ts) AS ts, max(received_at) AS received_at
+          FROM bk_stage GROUP BY sensor_id) m
+    WHERE s.id = m.sensor_id
+      AND (s.last_reading_at IS NULL OR s.last_reading_at < m.ts
+           OR s.last_received_at IS NULL OR s.last_received_at < m.received_at)
+){_rollups_sql(plain, "bk_stage")}
+SELECT 1
+"""
+
+
 def _insert_sql(plain: bool) -> str:
-    rollups = ""
-    if plain:
-        rollups = _ROLLUP.format(name="5m", interval="5 minutes") + _ROLLUP.format(
-            name="1h", interval="1 hour"
-        )
+    rollups = _rollups_sql(plain, "ins")
     return f"""
 WITH ins AS (
     INSERT INTO sensor_readings ({_STAGE_COLS})
@@ -166,6 +231,7 @@ class BatchWriter:
         self.clock = clock
         self._prepared: psycopg.Connection[Any] | None = None
         self._insert = _insert_sql(plain=True)
+        self._fast_insert = _fast_insert_sql(plain=True)
         self._clear_stage = False  # True while several writes share one transaction
 
     def prepare(self, conn: psycopg.Connection[Any]) -> None:
@@ -174,58 +240,66 @@ class BatchWriter:
         conn.execute(_CREATE_STAGE)
         conn.commit()
         self._insert = _insert_sql(plain)
+        self._fast_insert = _fast_insert_sql(plain)
         self._prepared = conn
 
     def write(self, conn: psycopg.Connection[Any], items: Sequence[Item]) -> WriteResult:
-        """Write ``items`` in one transaction and commit; raise psycopg.OperationalError on
-        connection or concurrency trouble (the caller retries the same batch)."""
+        """Write ``items`` in one transaction and commit.
+
+        A batch refused for its content (by the database or by the driver, say a number
+        that does not fit its column) is bisected under savepoints until each refused
+        message is alone; that message is dead-lettered with the reason and the rest
+        commits, so one message can never stop ingest. Trouble that is not the content's
+        (a lost connection, a transient server condition: :func:`is_transient`) is raised
+        with nothing written or dead-lettered; the caller retries the same batch.
+        """
         if self._prepared is not conn:
             self.prepare(conn)
         try:
             with conn.transaction():
                 return self._write(conn, items)
-        except psycopg.OperationalError:
-            raise
-        except psycopg.Error as exc:
-            if len(items) == 1:
-                res = WriteResult()
-                self._dead_letter(conn, items[0], f"database rejected: {exc}", "database", res)
-                return res
-            logger.warning("batch of %d rejected (%s); retrying item by item", len(items), exc)
-            return self._write_one_by_one(conn, items)
-
-    def _write_one_by_one(
-        self, conn: psycopg.Connection[Any], items: Sequence[Item]
-    ) -> WriteResult:
+        except Exception as exc:
+            if is_transient(exc, conn):
+                raise
+            refused = exc
+        logger.warning(
+            "batch of %d refused (%s); bisecting to isolate the bad message",
+            len(items),
+            describe_error(refused),
+        )
         total = WriteResult()
         self._clear_stage = True
         try:
-            return self._items_in_savepoints(conn, items, total)
+            with conn.transaction():
+                self._bisect(conn, items, refused, total)
         finally:
             self._clear_stage = False
-
-    def _items_in_savepoints(
-        self, conn: psycopg.Connection[Any], items: Sequence[Item], total: WriteResult
-    ) -> WriteResult:
-        with conn.transaction():
-            for item in items:
-                try:
-                    with conn.transaction():
-                        part = self._write(conn, [item])
-                except psycopg.OperationalError:
-                    raise
-                except psycopg.Error as exc:
-                    self._dead_letter(conn, item, f"database rejected: {exc}", "database", total)
-                    continue
-                total.inserted += part.inserted
-                total.duplicates += part.duplicates
-                total.dead.update(part.dead)
-                total.ignored += part.ignored
-                total.violations += part.violations
-                total.statuses += part.statuses
-                total.findings += part.findings
-                total.new_readings.extend(part.new_readings)
         return total
+
+    def _bisect(
+        self,
+        conn: psycopg.Connection[Any],
+        items: Sequence[Item],
+        refused: BaseException,
+        total: WriteResult,
+    ) -> None:
+        """``items`` were refused with ``refused``: write each half under a savepoint and
+        recurse into a refused half; a refused single message is dead-lettered."""
+        if len(items) == 1:
+            reason = f"database rejected: {describe_error(refused)}"
+            self._dead_letter(conn, items[0], reason, "database", total)
+            return
+        mid = len(items) // 2
+        for half in (items[:mid], items[mid:]):
+            try:
+                with conn.transaction():
+                    part = self._write(conn, half)
+            except Exception as exc:
+                if is_transient(exc, conn):
+                    raise
+                self._bisect(conn, half, exc, total)
+            else:
+                total.merge(part)
 
     def _dead_letter(
         self,
@@ -235,18 +309,31 @@ class BatchWriter:
         code: str,
         res: WriteResult,
     ) -> None:
-        with conn.transaction():
-            conn.execute(
-                "INSERT INTO dead_letters (received_at, topic, reason, raw, worker) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                (
-                    item.received_at,
-                    clean_text(item.topic),
-                    clean_text(reason),
-                    item.raw,
-                    self.worker_id,
-                ),
-            )
+        row = (item.received_at, clean_text(item.topic), clean_text(reason), item.raw)
+        try:
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO dead_letters (received_at, topic, reason, raw, worker) "
+                    "VALUES (%s, %s, %s, %s, %s)",
+                    (*row, clean_text(self.worker_id)),
+                )
+        except Exception as exc:
+            if is_transient(exc, conn):
+                raise
+            # Whatever made the text unstorable, ASCII with escapes is storable; the raw
+            # bytes (bytea) are kept as they came.
+            logger.warning("dead letter stored with escaped text (%s)", describe_error(exc))
+            with conn.transaction():
+                conn.execute(
+                    "INSERT INTO dead_letters (received_at, topic, reason, raw, worker) "
+                    "VALUES (now(), %s, %s, %s, %s)",
+                    (
+                        ascii(item.topic)[:MAX_REASON_CHARS],
+                        ascii(reason)[:MAX_REASON_CHARS],
+                        item.raw,
+                        ascii(self.worker_id),
+                    ),
+                )
         res.dead[code] += 1
 
     def _write(self, conn: psycopg.Connection[Any], items: Sequence[Item]) -> WriteResult:
@@ -364,19 +451,34 @@ class BatchWriter:
                         )
                     )
                     new.append(NewReading(sid, r.ts, r.temp_c, r.door_open, r.battery_pct, rat))
-        # The statement returns the count of new rows and, only when some were already
-        # stored (redelivered), their keys: the rules see new readings only.
-        cur.execute(self._insert, {"staged": len(new)})
-        row = cur.fetchone()
-        inserted = int(row[0]) if row else 0
-        if row is not None and row[1]:
-            old = set(zip(row[1], row[2], strict=True))
-            new = [r for r in new if (r.sensor_id, r.ts) not in old]
+        inserted = len(new)
+        if not self._insert_staged_fast(cur):
+            # The statement returns the count of new rows and, only when some were already
+            # stored (redelivered), their keys: the rules see new readings only.
+            cur.execute(self._insert, {"staged": len(new)})
+            row = cur.fetchone()
+            inserted = int(row[0]) if row else 0
+            if row is not None and row[1]:
+                old = set(zip(row[1], row[2], strict=True))
+                new = [r for r in new if (r.sensor_id, r.ts) not in old]
         if self._clear_stage:
             cur.execute("DELETE FROM bk_stage")
         res.new_readings = new
         res.inserted = inserted
         res.duplicates = n - inserted
+
+    def _insert_staged_fast(self, cur: psycopg.Cursor[Any]) -> bool:
+        """Insert the staged rows with :func:`_fast_insert_sql` under a savepoint.
+
+        False when one of them is already stored (a redelivery): nothing of the attempt
+        remains and the caller takes the ON CONFLICT path.
+        """
+        try:
+            with cur.connection.transaction():
+                cur.execute(self._fast_insert)
+        except psycopg.errors.UniqueViolation:
+            return False
+        return True
 
     def _write_violation(
         self, cur: psycopg.Cursor[Any], it: Item, acc: AcceptedViolation, res: WriteResult

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from bkcommon.errors import PayloadError
 from bkcommon.messages import (
+    BIGINT_MAX,
+    INT32_MAX,
     MAX_PAYLOAD_BYTES,
+    Contract,
+    EdgeStatus,
     ReadingBatch,
     SensorReading,
     Violation,
@@ -17,6 +22,7 @@ from bkcommon.messages import (
     check_not_future,
     decode,
     encode,
+    times_of,
 )
 
 
@@ -85,3 +91,69 @@ def test_violation_round_trip() -> None:
     assert decode(Violation, encode(v)) == v
     with pytest.raises(PayloadError, match="rule"):
         decode(Violation, encode(v).replace(b"no_mask", b"No Mask!"))
+
+
+READING = {"ts": "2026-01-01T00:00:00Z", "temp_c": 4.0}
+VIOLATION = {
+    "event_id": "evt-0001-abc",
+    "rule": "no_mask",
+    "camera_id": "cam1",
+    "started_at": "2026-01-01T00:00:00Z",
+    "confidence": 0.5,
+}
+STATUS = {"box_id": "box-1", "ts": "2026-01-01T00:00:00Z", "online": True}
+
+
+@pytest.mark.parametrize(
+    ("model", "base", "field", "bad", "good"),
+    [
+        (SensorReading, READING, "temp_c", -80.001, -80.0),
+        (SensorReading, READING, "temp_c", 300.001, 300.0),
+        (SensorReading, READING, "humidity_pct", -0.1, 0.0),
+        (SensorReading, READING, "humidity_pct", 100.1, 100.0),
+        (SensorReading, READING, "battery_pct", 100.1, 100.0),
+        (SensorReading, READING, "seq", BIGINT_MAX + 1, BIGINT_MAX),
+        (SensorReading, READING, "seq", -1, 0),
+        (SensorReading, READING, "ts", "1970-01-01T00:00:00Z", "2000-01-01T00:00:00Z"),
+        (SensorReading, READING, "ts", "0001-01-01T00:00:00Z", "2000-01-01T08:00:00+08:00"),
+        (ZigbeeState, {"temperature": 4.0}, "temperature", 300.5, 300.0),
+        (ZigbeeState, {"temperature": 4.0}, "battery", 101, 100),
+        (Violation, VIOLATION, "track_id", INT32_MAX + 1, INT32_MAX),
+        (Violation, VIOLATION, "track_id", -1, 0),
+        (Violation, VIOLATION, "camera_id", "cam\x00", "cam-é"),
+        (Violation, VIOLATION, "camera_id", "c" * 65, "c" * 64),
+        (Violation, VIOLATION, "started_at", "1999-12-31T23:59:59Z", "2000-01-01T00:00:00Z"),
+        (Violation, VIOLATION, "details", {"a": "x\x00"}, {"a": "x"}),
+        (Violation, VIOLATION, "details", {"k\x00": 1}, {"k": 1}),
+        (Violation, VIOLATION, "details", {"n": 2**63}, {"n": BIGINT_MAX}),
+        (Violation, VIOLATION, "details", {"a": [[[[[[[[1]]]]]]]]}, {"a": [[[[[[1]]]]]]}),
+        (EdgeStatus, STATUS, "outbox_depth", BIGINT_MAX + 1, BIGINT_MAX),
+        (EdgeStatus, STATUS, "ts", "1970-01-01T00:00:00Z", "2026-01-01T00:00:00Z"),
+        (EdgeStatus, STATUS, "model_version", "m" * 129, "m" * 128),
+    ],
+)
+def test_every_field_is_bounded_by_what_stores_it(
+    model: type[Contract | ZigbeeState], base: dict[str, Any], field: str, bad: Any, good: Any
+) -> None:
+    decode(model, json.dumps({**base, field: good}).encode())
+    with pytest.raises(PayloadError, match=field):
+        decode(model, json.dumps({**base, field: bad}).encode())
+
+
+def test_non_finite_json_numbers_and_lone_surrogates_are_refused() -> None:
+    with pytest.raises(PayloadError, match="details"):
+        decode(Violation, json.dumps({**VIOLATION, "details": {"x": float("inf")}}).encode())
+    with pytest.raises(PayloadError, match="camera_id"):
+        decode(Violation, json.dumps({**VIOLATION, "camera_id": "\ud800"}).encode())
+    with pytest.raises(PayloadError, match="ended_at"):
+        decode(Violation, json.dumps({**VIOLATION, "ended_at": "2025-12-31T00:00:00Z"}).encode())
+
+
+def test_times_of_names_every_time_field() -> None:
+    batch = decode(ReadingBatch, json.dumps({"readings": [READING, READING]}).encode())
+    assert [f for f, _ in times_of(batch)] == ["readings.0.ts", "readings.1.ts"]
+    v = decode(Violation, json.dumps({**VIOLATION, "ended_at": "2026-01-02T00:00:00Z"}).encode())
+    assert [f for f, _ in times_of(v)] == ["started_at", "ended_at"]
+    noon = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    with pytest.raises(PayloadError, match="ended_at: timestamp"):
+        check_not_future(dict(times_of(v))["ended_at"], noon, field="ended_at")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -44,11 +45,17 @@ SITE = {
 }
 
 
+SITES_REGISTERED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
 @pytest.fixture
 def registry_db(db_url: str) -> str:
     """A test database with the registry of SITE synced into it."""
     with psycopg.connect(db_url) as conn:
         sync_registry(conn, parse_site_file(SITE))
+        # Registered before the fixed reading times of the tests (ingest refuses readings
+        # stamped long before their site's registration).
+        conn.execute("UPDATE sites SET created_at = %s", (SITES_REGISTERED,))
     return db_url
 
 

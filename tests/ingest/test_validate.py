@@ -107,7 +107,7 @@ VIOLATION = {
                 ]
             ),
             "future",
-            "readings.1: timestamp",
+            "readings.1.ts: timestamp",
         ),
         ("zigbee2mqtt/kitchen_fridge", j(temperature="x"), "invalid", "invalid ZigbeeState"),
         ("zigbee2mqtt/kitchen_fridge", j(humidity=40), "invalid", "invalid ZigbeeState"),

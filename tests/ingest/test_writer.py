@@ -13,9 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from bkcommon.messages import SensorReading, Violation, encode
 from ingest.directory import SensorDirectory
 from ingest.types import NewReading
-from ingest.validate import Validator
+from ingest.validate import AcceptedReadings, AcceptedViolation, Validator
 from ingest.writer import BatchWriter, Item
 from tests.ingest.conftest import count
 
@@ -216,29 +217,65 @@ def test_dead_letters_keep_topic_reason_raw_and_worker(
     assert row[3] == "worker-7"
 
 
-def test_poison_message_is_dead_lettered_and_the_rest_is_written(
-    conn: psycopg.Connection[Any], validator: Validator, registry_db: str
-) -> None:
-    # valid for the contract, refused by PostgreSQL (NUL in jsonb): must not block the batch
-    poison = (
-        b'{"event_id":"evt-00000009","rule":"no_mask","camera_id":"cam-a",'
-        b'"started_at":"2026-03-01T07:00:00Z","confidence":0.5,"details":{"a":"\\u0000"}}'
-    )
+def _unchecked_reading(i: int, **fields: Any) -> Item:
+    """A reading as a contract wider than its column would have accepted it."""
+    values: dict[str, Any] = {"ts": NOW - timedelta(hours=2, seconds=-i), "seq": i, "temp_c": 4.0}
+    r = SensorReading.model_construct(**(values | fields))
     t = f"{P}/site-a/sensor/fridge-1/reading"
-    w = BatchWriter(None, "w1")
-    res = w.write(
-        conn,
-        items(
-            validator,
-            (t, reading(1)),
-            (f"{P}/site-a/edge/box-a/violation", poison),
-            (t, reading(2)),
-        ),
+    return Item(t, encode(r), NOW, AcceptedReadings("fridge-1", (r,)))
+
+
+def _unchecked_violation(details: dict[str, Any]) -> Item:
+    v = Violation.model_construct(
+        event_id="evt-00000009",
+        rule="no_mask",
+        camera_id="cam-a",
+        started_at=NOW - timedelta(hours=1),
+        confidence=0.5,
+        details=details,
     )
-    assert res.inserted == 2
-    assert res.duplicates == 0
-    assert res.dead == {"database": 1}
-    assert count(registry_db, "SELECT count(*) FROM sensor_readings") == 2
-    reason = conn.execute("SELECT reason FROM dead_letters").fetchone()
-    assert reason is not None
-    assert reason[0].startswith("database rejected")
+    return Item(
+        f"{P}/site-a/edge/box-a/violation",
+        encode(v),
+        NOW,
+        AcceptedViolation("site-a", "box-a", v, None, None),
+    )
+
+
+def test_values_their_columns_cannot_hold_are_bisected_out_and_the_rest_commits(
+    conn: psycopg.Connection[Any], registry_db: str
+) -> None:
+    # Independently of the contract: a seq beyond bigint (the driver refuses it) and NUL in
+    # jsonb (PostgreSQL refuses it) inside a batch of 300 good readings.
+    batch = [_unchecked_reading(i) for i in range(300)]
+    batch[137] = _unchecked_reading(137, seq=2**63)
+    batch.insert(42, _unchecked_violation({"a": "\x00"}))
+    res = BatchWriter(None, "w1").write(conn, batch)
+    assert res.inserted == 299
+    assert res.dead == {"database": 2}
+    assert count(registry_db, "SELECT count(*) FROM sensor_readings") == 299
+    assert count(registry_db, "SELECT count(*) FROM sensor_readings WHERE seq = 137") == 0
+    rows = sorted(
+        conn.execute("SELECT topic, reason, raw FROM dead_letters").fetchall(),
+        key=lambda r: str(r[0]).rsplit("/", 1)[1],
+    )
+    assert [r[0].rsplit("/", 1)[1] for r in rows] == ["reading", "violation"]
+    assert rows[0][1].startswith("database rejected: OverflowError")
+    assert json.loads(bytes(rows[0][2]))["seq"] == 2**63
+    assert rows[1][1].startswith("database rejected: ")
+    again = BatchWriter(None, "w1").write(conn, batch)  # redelivered: no duplicates
+    assert (again.inserted, again.duplicates) == (0, 299)
+
+
+def test_a_lost_connection_is_not_a_bad_message(
+    conn: psycopg.Connection[Any], registry_db: str
+) -> None:
+    w = BatchWriter(None, "w1")
+    w.prepare(conn)
+    pid = conn.info.backend_pid
+    with psycopg.connect(registry_db, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(psycopg.OperationalError):
+        w.write(conn, [_unchecked_reading(i) for i in range(10)])
+    assert count(registry_db, "SELECT count(*) FROM dead_letters") == 0
+    assert count(registry_db, "SELECT count(*) FROM sensor_readings") == 0
