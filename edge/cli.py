@@ -146,7 +146,8 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
     )
     print(
         f"{path}: depth {st.depth}, {st.bytes_total} bytes, oldest {oldest}, "
-        f"dropped when full {st.dropped_total}"
+        f"evidence images pruned over the disk budget {st.evidence_pruned_total}, "
+        f"events dropped when full {st.dropped_total}"
     )
     for row in ob.peek(args.limit):
         print(

@@ -7,13 +7,19 @@ loss; violations are a few per minute, so one fsync each costs nothing.) The
 evidence JPEG travels inside the payload, so a row is atomic: message and
 evidence together or neither.
 
-The outbox is bounded by bytes and rows. When full, the OLDEST rows are dropped
-first (the newest evidence is the most useful after an outage), each drop is
-logged, counted in a persistent counter and reported in the box status.
+The outbox is bounded by bytes (the box's disk budget) and rows. Over the byte
+budget, the evidence images of the OLDEST rows are pruned first: the inline JPEG
+is removed from the payload, its hash, size and boxes stay, and
+``details.evidence_pruned`` says why it is missing. Events are never given up to
+make room for pictures: only when the rows are still over the budget with every
+image pruned (or over the row bound) are the oldest rows dropped, as a last
+resort. Prunes and drops are logged, counted in persistent counters and
+reported in the box status.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -32,7 +38,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL,
     bytes INTEGER NOT NULL,
     created_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    pruned INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS outbox_counters (
     name TEXT PRIMARY KEY,
@@ -63,6 +70,7 @@ class OutboxStats:
     dropped_total: int
     max_bytes: int
     max_rows: int
+    evidence_pruned_total: int = 0
 
 
 class Outbox:
@@ -89,6 +97,9 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
+        if "pruned" not in cols:  # an outbox written before evidence pruning existed
+            self._db.execute("ALTER TABLE outbox ADD COLUMN pruned INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         """Close the database (rows stay on disk)."""
@@ -115,14 +126,23 @@ class Outbox:
                     (event_id, topic, payload, size, now),
                 )
                 inserted = cur.rowcount == 1
-                dropped = self._enforce_bounds() if inserted else []
+                pruned, dropped = self._enforce_bounds() if inserted else ([], [])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        if dropped:
+        if pruned:
             logger.warning(
-                "outbox full (max %d bytes, %d rows): dropped %d oldest message(s), event ids %s",
+                "outbox over its disk budget (%d bytes): evidence images of the %d oldest "
+                "event(s) pruned, the events are kept (event ids %s)",
+                self.max_bytes,
+                len(pruned),
+                ", ".join(pruned[:5]),
+            )
+        if dropped:
+            logger.error(
+                "outbox full (max %d bytes, %d rows) with every image pruned: dropped %d oldest "
+                "message(s), event ids %s",
                 self.max_bytes,
                 self.max_rows,
                 len(dropped),
@@ -132,10 +152,43 @@ class Outbox:
                 self._on_drop(len(dropped))
         return inserted
 
-    def _enforce_bounds(self) -> list[str]:
+    def _prune_evidence(self, total: int) -> tuple[int, list[str]]:
+        """Strip inline images, oldest first, until ``total`` fits; return it and the ids."""
+        pruned: list[str] = []
+        cur = self._db.execute(
+            "SELECT id, event_id, payload, bytes FROM outbox WHERE pruned = 0 ORDER BY id"
+        )
+        for oid, eid, payload, size in cur.fetchall():
+            if total <= self.max_bytes:
+                break
+            slim = strip_evidence(bytes(payload))
+            if slim is None:
+                self._db.execute("UPDATE outbox SET pruned = 1 WHERE id = ?", (oid,))
+                continue
+            self._db.execute(
+                "UPDATE outbox SET payload = ?, bytes = ?, pruned = 1 WHERE id = ?",
+                (slim, len(slim), oid),
+            )
+            total -= size - len(slim)
+            pruned.append(eid)
+        if pruned:
+            self._count("evidence_pruned", len(pruned))
+        return total, pruned
+
+    def _count(self, name: str, n: int) -> None:
+        self._db.execute(
+            "INSERT INTO outbox_counters(name, value) VALUES (?, ?)"
+            " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            (name, n),
+        )
+
+    def _enforce_bounds(self) -> tuple[list[str], list[str]]:
         rows, total = self._db.execute(
             "SELECT count(*), coalesce(sum(bytes), 0) FROM outbox"
         ).fetchone()
+        pruned: list[str] = []
+        if total > self.max_bytes:
+            total, pruned = self._prune_evidence(total)
         dropped: list[str] = []
         while rows > self.max_rows or total > self.max_bytes:
             oid, eid, size = self._db.execute(
@@ -146,12 +199,8 @@ class Outbox:
             rows -= 1
             total -= size
         if dropped:
-            self._db.execute(
-                "INSERT INTO outbox_counters(name, value) VALUES ('dropped', ?)"
-                " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                (len(dropped),),
-            )
-        return dropped
+            self._count("dropped", len(dropped))
+        return pruned, dropped
 
     def peek(self, n: int, exclude: set[int] | None = None) -> list[OutboxRow]:
         """Return up to ``n`` oldest rows, skipping the row ids in ``exclude`` (in flight)."""
@@ -193,14 +242,30 @@ class Outbox:
             n, total, oldest = self._db.execute(
                 "SELECT count(*), coalesce(sum(bytes), 0), min(created_at) FROM outbox"
             ).fetchone()
-            row = self._db.execute(
-                "SELECT value FROM outbox_counters WHERE name = 'dropped'"
-            ).fetchone()
+            counters = dict(self._db.execute("SELECT name, value FROM outbox_counters").fetchall())
         return OutboxStats(
             depth=int(n),
             bytes_total=int(total),
             oldest_created_at=None if oldest is None else float(oldest),
-            dropped_total=0 if row is None else int(row[0]),
+            dropped_total=int(counters.get("dropped", 0)),
             max_bytes=self.max_bytes,
             max_rows=self.max_rows,
+            evidence_pruned_total=int(counters.get("evidence_pruned", 0)),
         )
+
+
+def strip_evidence(payload: bytes) -> bytes | None:
+    """The violation payload without its inline JPEG (hash, size and boxes kept, and
+    ``details.evidence_pruned`` set), or None when it carries no inline image."""
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    evidence = data.get("evidence") if isinstance(data, dict) else None
+    if not isinstance(evidence, dict) or not evidence.get("jpeg_b64"):
+        return None
+    del evidence["jpeg_b64"]
+    details = data.get("details")
+    if isinstance(details, dict):
+        details["evidence_pruned"] = "outbox over its disk budget"
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
