@@ -91,6 +91,23 @@ def test_readings_duplicates_rollups_and_rule_hook(
     assert last == (NOW - timedelta(hours=1) + timedelta(minutes=9),)
 
 
+def test_a_batch_mixing_stored_and_new_rows_stores_and_counts_each_row_once(
+    conn: psycopg.Connection[Any], validator: Validator
+) -> None:
+    # The plain-INSERT fast path fails on the stored row; the writer must fall back to
+    # ON CONFLICT for the whole batch without keeping anything of the failed attempt.
+    hook = RecordingHook()
+    w = BatchWriter(hook, "w1", clock=lambda: NOW)
+    t = f"{P}/site-a/sensor/fridge-1/reading"
+    w.write(conn, items(validator, *[(t, reading(i)) for i in range(0, 10, 2)]))
+    res = w.write(conn, items(validator, *[(t, reading(i, float(i))) for i in range(10)]))
+    assert (res.inserted, res.duplicates) == (5, 5)
+    assert [r.temp_c for r in hook.calls[1]] == [1.0, 3.0, 5.0, 7.0, 9.0]
+    assert conn.execute("SELECT count(*) FROM sensor_readings").fetchone() == (10,)
+    assert conn.execute("SELECT sum(n) FROM readings_5m").fetchone() == (10,)
+    assert conn.execute("SELECT sum(n) FROM readings_1h").fetchone() == (10,)
+
+
 def test_last_received_at_follows_arrival_and_never_moves_back(
     conn: psycopg.Connection[Any], validator: Validator
 ) -> None:
