@@ -142,6 +142,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    if api.worker_metrics_port:  # tickets opened, SLA breaches, delivery failures
+        from prometheus_client import start_http_server
+
+        start_http_server(api.worker_metrics_port, addr=api.host)
     workers = Workers(database_url=common.database_url.get_secret_value(), settings=api)
     workers.run_until(stop)
     return 0

@@ -25,6 +25,12 @@ class ApiSettings(BaseSettings):
         default=True,
         description="Run the ticket engine and the notification dispatcher inside the API process.",
     )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port where `api worker` (no HTTP API of its own) serves /metrics.",
+    )
     engine_threads: int = Field(
         default=2,
         ge=1,
