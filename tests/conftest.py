@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.databases import PathDb, PathUnavailableError, SchemaPath, Templates, clone, drop
 from tests.support.services import (
     Broker,
     port_open,
@@ -27,30 +28,44 @@ def pg_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def template_db(pg_server: str) -> Iterator[str]:
-    """Name of a database migrated once per session, used as the template of test databases."""
-    import psycopg
+def db_templates(pg_server: str) -> Iterator[Templates]:
+    """Migrated template databases of this session, one per schema path, made on first use."""
+    templates = Templates(pg_server, f"bk_tpl_{os.getpid()}")
+    yield templates
+    templates.cleanup()
 
-    from brightkitchen.db import migrate
 
-    name = f"bk_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    migrate(f"{pg_server}/{name}")
-    yield name
-    with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@pytest.fixture(scope="session")
+def template_db(db_templates: Templates) -> str:
+    """Name of the database migrated once per session (on the path ``migrate`` chooses for
+    the server), used as the template of test databases."""
+    return db_templates.default()[0]
 
 
 @pytest.fixture
 def db_url(pg_server: str, template_db: str) -> Iterator[str]:
     """URL of a fresh, migrated database for one test, dropped afterwards."""
-    import psycopg
-
     name = f"bk_t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    yield f"{pg_server}/{name}"
-    with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = clone(pg_server, template_db, name)
+    yield url
+    drop(pg_server, name)
+
+
+@pytest.fixture(params=["plain", "timescale"])
+def path_db(
+    request: pytest.FixtureRequest, pg_server: str, db_templates: Templates
+) -> Iterator[PathDb]:
+    """A fresh database on each schema path: tests using it run on plain PostgreSQL and, where
+    the server can create the extension, on TimescaleDB (skipped with the reason otherwise)."""
+    path: SchemaPath = request.param
+    try:
+        template = db_templates.for_path(path)
+    except PathUnavailableError as exc:
+        pytest.skip(str(exc))
+    name = f"bk_t_{uuid.uuid4().hex[:12]}"
+    url = clone(pg_server, template, name)
+    yield PathDb(path, url)
+    drop(pg_server, name)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -109,10 +110,17 @@ def private_broker() -> Iterator[Broker]:
 
 
 def postgres_base_url() -> tuple[str, object | None]:
-    """Return (server URL without database, handle) for the test PostgreSQL server."""
-    env = os.environ.get("BK_TEST_PG_URL")
+    """Return (server URL without database, handle) for the test PostgreSQL server.
+
+    ``BK_TEST_DATABASE_URL`` (or the older ``BK_TEST_PG_URL``) points the whole suite at
+    another server, e.g. a TimescaleDB one: ``postgresql://user@host:5432``. A database
+    name in it is ignored (each test gets its own database); options such as the SSL mode
+    go in libpq's environment (``PGSSLMODE``, ``PGPASSWORD``), since test URLs are built
+    as ``<server>/<database>``.
+    """
+    env = os.environ.get("BK_TEST_DATABASE_URL") or os.environ.get("BK_TEST_PG_URL")
     if env:
-        return env.rstrip("/"), None
+        return server_url(env), None
     if port_open("127.0.0.1", 5432):
         return "postgresql://postgres@127.0.0.1:5432", None
     import pgserver  # throwaway embedded server on a fresh machine
@@ -120,3 +128,17 @@ def postgres_base_url() -> tuple[str, object | None]:
     srv = pgserver.get_server(tempfile.mkdtemp(prefix="bk-pg-"), cleanup_mode="stop")
     uri = srv.get_uri()
     return uri.rsplit("/", 1)[0], srv
+
+
+def server_url(url: str) -> str:
+    """``url`` without its database name; refuse a query string, which would not survive
+    appending a database name."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"BK_TEST_DATABASE_URL must be a postgresql:// URL, not {parts.scheme!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(
+            "BK_TEST_DATABASE_URL must have no ?options: set them in the environment "
+            "(PGSSLMODE, PGPASSWORD, ...) instead"
+        )
+    return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
