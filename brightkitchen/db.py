@@ -165,7 +165,29 @@ def probe_timescale(url: str) -> TimescaleProbe:
             f"({preload or 'empty'}): its background workers (refresh, compression, "
             "retention policies) would never run",
         )
-    return TimescaleProbe(True, f"timescaledb {version} can be created here")
+    return TimescaleProbe(
+        True, f"timescaledb {version} can be created here{_version_note(version)}"
+    )
+
+
+SAFE_TIMESCALE = (2, 18, 1)
+"""Oldest TimescaleDB whose ``INSERT … ON CONFLICT DO NOTHING`` into compressed chunks keeps
+going after the first conflict (timescale/timescaledb#7672, fixed by #7673): before it, a
+redelivered late reading could make the rows after it in the same batch vanish."""
+
+
+def _version_note(version: str) -> str:
+    try:
+        parts = tuple(int(p) for p in version.split("-", maxsplit=1)[0].split(".")[:3])
+    except ValueError:
+        return ""
+    if parts >= SAFE_TIMESCALE:
+        return ""
+    return (
+        f"; warning: versions before {'.'.join(map(str, SAFE_TIMESCALE))} can skip the rows "
+        "after a duplicate in one INSERT into compressed chunks (late readings older than "
+        "the 7-day compression horizon): upgrade the extension"
+    )
 
 
 def _preload_names(setting: str) -> set[str]:
@@ -246,7 +268,8 @@ def _choose_path(url: str, mode: TimescaleMode, recorded: set[str]) -> tuple[boo
         return False, "plain PostgreSQL requested"
     probe = probe_timescale(url)
     if probe.usable:
-        logger.info("TimescaleDB path: %s", probe.reason)
+        log = logger.warning if "warning:" in probe.reason else logger.info
+        log("TimescaleDB path: %s", probe.reason)
         return True, probe.reason
     if mode == "require":
         raise MigrationError(f"TimescaleDB was required but is not usable: {probe.reason}")

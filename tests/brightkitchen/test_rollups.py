@@ -217,15 +217,16 @@ def test_policies_compression_and_retention(db: PathDb) -> None:
         run_jobs(db.url, job_ids(db.url, "j.proc_name = 'policy_retention'"))
         run_jobs(db.url, job_ids(db.url, REFRESH))  # must not reach the dropped range
 
-    # Redelivery into a compressed chunk is a duplicate, a new late reading is stored.
-    assert write(db.url, batch[:3]) == 0
-    assert write(db.url, [(month_ago + timedelta(minutes=30), 40.0)]) == 1
+    # Redelivered readings in a compressed chunk are duplicates; the new late readings
+    # after them in the same batch are stored (TimescaleDB before 2.18.1 dropped them).
+    late = [(month_ago + timedelta(minutes=30 + i), 40.0 + i) for i in range(2)]
+    assert write(db.url, batch[:3] + late) == 2
     raw = series(db.url, Resolution.RAW, month_ago, month_ago + timedelta(hours=1))
-    assert [p.temp_c for p in raw] == [3.0 + i for i in range(10)] + [40.0]
+    assert [p.temp_c for p in raw] == [3.0 + i for i in range(10)] + [40.0, 41.0]
     if db.path == "timescale":
         run_jobs(db.url, job_ids(db.url, REFRESH))
     hourly = summary(series(db.url, Resolution.ONE_HOUR, month_ago, month_ago + timedelta(hours=1)))
-    assert hourly == [(month_ago, 11, 3.0, 40.0, round((sum(range(3, 13)) + 40.0) / 11, 3))]
+    assert hourly == [(month_ago, 12, 3.0, 41.0, round((sum(range(3, 13)) + 81.0) / 12, 3))]
 
     old_raw = series(db.url, Resolution.RAW, ancient, ancient + timedelta(hours=1))
     assert [p.temp_c for p in old_raw] == ([] if db.path == "timescale" else [-18.0] * 6)
