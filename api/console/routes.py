@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
@@ -23,10 +25,12 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.auth.scope import SiteScope
-from api.deps import ConnDep, ScopeDep
+from api.console import events
+from api.deps import ConnDep, CurrentUser, ScopeDep
 from api.queries.sites import list_sites
 from api.queries.tickets import list_tickets
 from api.schemas import TicketPublic, TicketStatus
+from api.services.labels import PROFILE_LABELS, RULE_LABELS, TIER_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +55,8 @@ _MEDIA_TYPES = {
 
 _NOT_PAGES = frozenset({"static", "api", "export"})
 """First path segments that never fall back to the page (a missing asset is a 404)."""
+
+DEFAULT_TIME_ZONE = "Asia/Shanghai"
 
 EXPORT_PAGE = 500
 EXPORT_MAX_ROWS = 100_000
@@ -94,6 +100,7 @@ class ConsoleRoute(APIRoute):
 
 
 router = APIRouter(prefix="/console", tags=["console"], route_class=ConsoleRoute)
+router.include_router(events.router, prefix="/api")  # live updates; starts the hub
 
 
 class SiteRiskBrief(BaseModel):
@@ -108,6 +115,37 @@ class ConsoleSummary(BaseModel):
 
     regions: dict[str, str]
     risk: dict[str, SiteRiskBrief]
+
+
+class ConsoleConfig(BaseModel):
+    """What every page needs once: the region's time zone and the human labels of codes."""
+
+    time_zone: str
+    rules: dict[str, tuple[str, str]]
+    profiles: dict[str, tuple[str, str]]
+    tiers: dict[str, tuple[str, str]]
+
+
+def console_config() -> ConsoleConfig:
+    """Time zone (``BK_CONSOLE_TIME_ZONE``, default Asia/Shanghai) and (zh, en) labels."""
+    return ConsoleConfig(
+        time_zone=console_time_zone(),
+        rules=RULE_LABELS,
+        profiles=PROFILE_LABELS,
+        tiers={str(k): v for k, v in TIER_LABELS.items()},
+    )
+
+
+def console_time_zone() -> str:
+    """The region's IANA time zone; a name the system does not know falls back with a warning."""
+    name = os.environ.get("BK_CONSOLE_TIME_ZONE", "").strip() or DEFAULT_TIME_ZONE
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        logger.warning("BK_CONSOLE_TIME_ZONE=%r is not a known time zone; using %s", name,
+                       DEFAULT_TIME_ZONE)  # fmt: skip
+        return DEFAULT_TIME_ZONE
+    return name
 
 
 class SensorBrief(BaseModel):
@@ -164,6 +202,72 @@ def site_sensors(*, conn: ConnDep, scope: SiteScope, site_id: str) -> list[Senso
             params,
         ).fetchall()
     return [SensorBrief.model_validate(r) for r in rows]
+
+
+class CameraBrief(BaseModel):
+    """A camera of a site: its box's last report and the latest evidence it produced.
+
+    ``state`` is ``online`` or ``offline`` from the box's own report (``unknown`` before
+    the first one), ``frozen`` when an open ``camera_blurred`` alarm says the picture
+    is covered or stuck, ``offline`` too when a ``camera_offline`` alarm is active.
+    """
+
+    id: str
+    name: str
+    box_id: str
+    state: str
+    status_at: datetime | None
+    last_violation_at: datetime | None
+    last_evidence_sha256: str | None
+
+
+def site_cameras(*, conn: ConnDep, scope: SiteScope, site_id: str) -> list[CameraBrief] | None:
+    """The cameras of one site in scope (None when the site is absent or out of scope)."""
+    params = {"site": site_id, **scope.params()}
+    with conn.cursor(row_factory=dict_row) as cur:
+        site = cur.execute(
+            f"SELECT 1 FROM sites s WHERE s.id = %(site)s AND {scope.clause('s.id')}", params
+        ).fetchone()
+        if site is None:
+            return None
+        rows = cur.execute(
+            f"""SELECT c.id, c.name, c.box_id, b.online, b.status_at,
+                       (SELECT array_agg(DISTINCT a.rule) FROM alarms a
+                         WHERE a.camera_id = c.id AND a.status <> 'cleared') AS open_rules,
+                       v.started_at AS last_violation_at, v.evidence_sha256
+                FROM cameras c JOIN edge_boxes b ON b.id = c.box_id
+                LEFT JOIN LATERAL (
+                    SELECT started_at, evidence_sha256 FROM violations
+                    WHERE camera_id = c.id ORDER BY started_at DESC LIMIT 1) v ON true
+                WHERE c.site_id = %(site)s AND {scope.clause("c.site_id")} ORDER BY c.id""",
+            params,
+        ).fetchall()
+    return [
+        CameraBrief(
+            id=r["id"],
+            name=r["name"],
+            box_id=r["box_id"],
+            state=camera_state(r["online"], r["open_rules"] or []),
+            status_at=r["status_at"],
+            last_violation_at=r["last_violation_at"],
+            last_evidence_sha256=r["evidence_sha256"],
+        )
+        for r in rows
+    ]
+
+
+def camera_state(box_online: bool | None, open_rules: list[str]) -> str:
+    """``offline`` / ``frozen`` / ``online`` / ``unknown`` from the box and open alarms.
+
+    Example:
+        >>> camera_state(True, ["camera_blurred"])
+        'frozen'
+    """
+    if box_online is False or "camera_offline" in open_rules:
+        return "offline"
+    if "camera_blurred" in open_rules:
+        return "frozen"
+    return "unknown" if box_online is None else "online"
 
 
 def matching_tickets(
@@ -272,12 +376,29 @@ def read_summary(conn: ConnDep, scope: ScopeDep) -> ConsoleSummary:
     return console_summary(conn=conn, scope=scope)
 
 
+@router.get("/api/config", response_model=ConsoleConfig, include_in_schema=False)
+def read_config(_user: CurrentUser) -> ConsoleConfig:
+    """The time zone and labels every page uses (signed-in users only)."""
+    return console_config()
+
+
 @router.get(
     "/api/sites/{site_id}/sensors", response_model=list[SensorBrief], include_in_schema=False
 )
 def read_site_sensors(conn: ConnDep, scope: ScopeDep, site_id: str) -> list[SensorBrief]:
     """The sensors of one of your sites (the site page draws their last 24 h)."""
     found = site_sensors(conn=conn, scope=scope, site_id=site_id)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"site {site_id} not found")
+    return found
+
+
+@router.get(
+    "/api/sites/{site_id}/cameras", response_model=list[CameraBrief], include_in_schema=False
+)
+def read_site_cameras(conn: ConnDep, scope: ScopeDep, site_id: str) -> list[CameraBrief]:
+    """The cameras of one of your sites with state and latest evidence (site and kitchen pages)."""
+    found = site_cameras(conn=conn, scope=scope, site_id=site_id)
     if found is None:
         raise HTTPException(status_code=404, detail=f"site {site_id} not found")
     return found

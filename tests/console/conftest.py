@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import shutil
 import threading
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -198,35 +200,35 @@ class Console:
     settings: ApiSettings
 
 
-@pytest.fixture
-def console(db_url: str, tmp_path: Path) -> Iterator[Console]:
-    """The API with the console on a free port of 127.0.0.1 (workers off), over a seeded world."""
-    settings = ApiSettings(workers_enabled=False, evidence_dir=tmp_path / "evidence")
+@contextmanager
+def serving(db_url: str, folder: Path) -> Iterator[Console]:
+    """Seed ``db_url`` and serve the API with the console on a free port (workers off)."""
+    settings = ApiSettings(workers_enabled=False, evidence_dir=folder / "evidence")
     with psycopg.connect(db_url, autocommit=True) as conn:
         world = seed(conn, settings)
     app = create_app(settings, common=CommonSettings(database_url=db_url))
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=1,  # open event streams must not hold the teardown
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_until(lambda: server.started, timeout=15, what="uvicorn start")
+    wait_until(lambda: app.state.live.wait_listening(0.1), timeout=10, what="live hub")
     yield Console(url=f"http://127.0.0.1:{port}", world=world, db_url=db_url, settings=settings)
     server.should_exit = True
     thread.join(timeout=10)
 
 
-@pytest.fixture
-def downloads(tmp_path: Path) -> Path:
-    """Where the browser saves downloads."""
-    path = tmp_path / "downloads"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def browser(tmp_path: Path, downloads: Path) -> Iterator[Any]:
+@contextmanager
+def chromium(folder: Path, downloads: Path, size: str = "1280,900") -> Iterator[Any]:
     """A headless Chromium through chromedriver (the system's; Selenium Manager never runs)."""
     if not (shutil.which(CHROMEDRIVER) and shutil.which(CHROMIUM)):
         pytest.fail("chromium and chromium-driver are required (scripts/system-deps.sh)")
@@ -243,8 +245,9 @@ def browser(tmp_path: Path, downloads: Path) -> Iterator[Any]:
         "--disable-background-networking",
         "--disable-component-update",
         "--no-first-run",
-        "--window-size=1280,900",
-        f"--user-data-dir={tmp_path / 'chrome-profile'}",
+        "--autoplay-policy=user-gesture-required",
+        f"--window-size={size}",
+        f"--user-data-dir={folder / 'chrome-profile'}",
     ):
         options.add_argument(arg)
     options.add_experimental_option(
@@ -255,9 +258,65 @@ def browser(tmp_path: Path, downloads: Path) -> Iterator[Any]:
             "intl.accept_languages": "zh-CN",
         },
     )
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(20)
     try:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def console(db_url: str, tmp_path: Path) -> Iterator[Console]:
+    """The API with the console over a seeded world, for one test."""
+    with serving(db_url, tmp_path) as c:
+        yield c
+
+
+@pytest.fixture
+def downloads(tmp_path: Path) -> Path:
+    """Where the browser saves downloads."""
+    path = tmp_path / "downloads"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def browser(tmp_path: Path, downloads: Path) -> Iterator[Any]:
+    """A headless Chromium for one test."""
+    with chromium(tmp_path, downloads) as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def module_db(pg_server: str, template_db: str) -> Iterator[str]:
+    """A fresh migrated database shared by the tests of one module (they share one server)."""
+    name = f"bk_tm_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    yield f"{pg_server}/{name}"
+    with psycopg.connect(f"{pg_server}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def module_console(module_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    """One API server over one seeded world for every test of a module."""
+    with serving(module_db, tmp_path_factory.mktemp("console")) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def module_downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the module's browser saves downloads."""
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def module_browser(
+    tmp_path_factory: pytest.TempPathFactory, module_downloads: Path
+) -> Iterator[Any]:
+    """One headless Chromium for every test of a module."""
+    with chromium(tmp_path_factory.mktemp("chrome"), module_downloads) as driver:
+        yield driver

@@ -1,15 +1,18 @@
 // The console shell: sign-in, header (language, user, sign-out), navigation and the router.
 import { api, ApiError, setUnauthorizedHandler } from "./api.js";
 import { h, mount } from "./dom.js";
-import { getLang, setLang, t } from "./i18n.js";
+import { getLang, setLang, setTimeZone, t } from "./i18n.js";
+import { ruleLabel, setConfig } from "./labels.js";
+import { clearLiveViews, liveBadge, onLiveGlobal, startLive, stopLive } from "./live.js";
 import { renderOverview, renderTickets } from "./views.js";
 import { renderReviews, renderTicket } from "./ticket.js";
 import { renderSite } from "./site.js";
+import { renderKitchen } from "./kitchen.js";
 
 const BASE = "/console";
 const main = document.getElementById("main");
 const top = document.getElementById("top");
-const state = { me: null };
+const state = { me: null, configured: false, siteNames: {} };
 
 /** Go to a console path (pushState) and render it. */
 export function navigate(path, { replace = false } = {}) {
@@ -23,8 +26,43 @@ export function me() {
   return state.me;
 }
 
+/** The name of a site in scope (its id until the names are loaded). */
+export function siteName(id) {
+  return state.siteNames[id] || id;
+}
+
+/** Load the time zone, labels and site names once per sign-in. */
+async function configure() {
+  if (state.configured) return;
+  const [config, sites] = await Promise.all([api("/console/api/config"), api("/sites")]);
+  setConfig(config);
+  setTimeZone(config.time_zone);
+  state.siteNames = Object.fromEntries(sites.data.map((s) => [s.id, s.name]));
+  state.configured = true;
+  startLive();
+}
+
+const TOAST_MS = 8000;
+
+/** A short notice of a new alarm, violation or ticket, linking to where it happened. */
+function toast(ev) {
+  const fresh = ev.op === "insert" && ["alarm", "violation", "ticket"].includes(ev.kind);
+  const cleared = ev.kind === "alarm" && ev.status === "cleared";
+  if (!fresh && !cleared) return;
+  const box = document.getElementById("toasts");
+  const key = cleared ? "toast_cleared" : `toast_${ev.kind}`;
+  const href = ev.kind === "ticket" ? `${BASE}/tickets/${ev.id}` : `${BASE}/sites/${encodeURIComponent(ev.site_id)}`;
+  const item = h("li", { class: `toast toast-${cleared ? "cleared" : ev.kind}`, dataset: { kind: ev.kind } },
+    h("a", { href, "data-link": true }, t(key, { what: ruleLabel(ev.rule), site: siteName(ev.site_id) })));
+  box.prepend(item);
+  while (box.children.length > 4) box.lastChild.remove();
+  setTimeout(() => item.remove(), TOAST_MS);
+}
+onLiveGlobal(toast);
+
 const ROUTES = [
   [/^\/?$/, () => renderOverview(main)],
+  [/^\/kitchen\/?$/, () => renderKitchen(main, new URLSearchParams(location.search))],
   [/^\/tickets\/?$/, () => renderTickets(main, new URLSearchParams(location.search))],
   [/^\/tickets\/(\d+)$/, (m) => renderTicket(main, Number(m[1]))],
   [/^\/sites\/([^/]+)$/, (m) => renderSite(main, decodeURIComponent(m[1]))],
@@ -47,8 +85,9 @@ function header() {
     top,
     h("span", { class: "brand" }, t("app_title")),
     h("nav", { "aria-label": t("nav") },
-      h("ul", {}, link("/", "nav_overview"), link("/tickets", "nav_tickets"), u.read_only ? null : link("/reviews", "nav_reviews"))),
+      h("ul", {}, link("/", "nav_overview"), link("/tickets", "nav_tickets"), u.read_only ? null : link("/reviews", "nav_reviews"), link("/kitchen", "nav_kitchen"))),
     h("div", { class: "who" },
+      liveBadge(),
       h("button", {
         type: "button", id: "lang-switch", class: "secondary", lang: getLang() === "en" ? "zh-CN" : "en",
         "aria-label": t("switch_lang_label"),
@@ -67,6 +106,8 @@ async function logout() {
     // already signed out
   }
   state.me = null;
+  state.configured = false;
+  stopLive();
   history.replaceState(null, "", `${BASE}/`);
   renderLogin();
 }
@@ -101,8 +142,64 @@ function renderLogin(message = "") {
   form.querySelector("#username").focus();
 }
 
+/** Values typed into the page (by element id) and the focused element, kept over a refresh. */
+function typedState() {
+  const values = {};
+  for (const el of main.querySelectorAll("input[id], textarea[id], select[id]")) {
+    if (el.type !== "file" && el.type !== "checkbox") values[el.id] = el.value;
+  }
+  const notes = {};
+  for (const el of main.querySelectorAll("[data-keep][id]")) notes[el.id] = [el.textContent, el.className];
+  return { values, notes, focus: document.activeElement && document.activeElement.id, y: window.scrollY };
+}
+
+function restoreTyped(kept) {
+  for (const [id, value] of Object.entries(kept.values)) {
+    const el = document.getElementById(id);
+    if (el && el.value !== value && el.type !== "file") el.value = value;
+  }
+  for (const [id, [text, cls]] of Object.entries(kept.notes)) {
+    const el = document.getElementById(id);
+    if (el && !el.textContent) {
+      el.textContent = text;
+      el.className = cls;
+    }
+  }
+  const f = kept.focus && document.getElementById(kept.focus);
+  if (f && main.contains(f)) f.focus({ preventScroll: true });
+  window.scrollTo(0, kept.y);
+}
+
+let refreshing = null;
+
+/** "This page has changed: reload" at the top of the page, instead of redrawing it. */
+function staleNotice() {
+  if (document.getElementById("stale-notice")) return;
+  main.prepend(h("p", { id: "stale-notice", class: "notice", role: "status" }, t("stale_notice"), " ",
+    h("button", { type: "button", class: "secondary", onclick: () => render() }, t("reload"))));
+}
+
+/** Redraw the current view with fresh data, in place: no loading notice, typing kept. */
+export async function refresh() {
+  if (!state.me || refreshing) return refreshing;
+  if ([...main.querySelectorAll("input[type=file]")].some((i) => i.files && i.files.length)) {
+    staleNotice(); // photos chosen: never throw them away, offer the reload instead
+    return null;
+  }
+  refreshing = (async () => {
+    const kept = typedState();
+    try {
+      await render({ quiet: true });
+      restoreTyped(kept);
+    } finally {
+      refreshing = null;
+    }
+  })();
+  return refreshing;
+}
+
 /** Render the view of the current path (the sign-in page when nobody is signed in). */
-export async function render() {
+export async function render({ quiet = false } = {}) {
   document.documentElement.lang = getLang();
   document.getElementById("skip-link").textContent = t("skip");
   if (!state.me) {
@@ -113,13 +210,21 @@ export async function render() {
       return;
     }
   }
+  try {
+    await configure();
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return;
+    mount(main, h("p", { class: "error", role: "alert" }, t("error", { msg: e.message })));
+    return;
+  }
   header();
   document.title = t("app_title");
+  clearLiveViews();
   const path = currentPath();
   for (const [re, view] of ROUTES) {
     const m = path.match(re);
     if (m) {
-      mount(main, h("p", { class: "loading", role: "status" }, t("loading")));
+      if (!quiet) mount(main, h("p", { class: "loading", role: "status" }, t("loading")));
       try {
         await view(m);
       } catch (e) {
@@ -130,11 +235,16 @@ export async function render() {
       return;
     }
   }
-  mount(main, h("p", { class: "error", role: "alert" }, t("not_found")));
+  mount(main, h("div", { class: "card", id: "page-missing" },
+    h("h1", {}, t("page_missing")),
+    h("p", {}, t("page_missing_hint")),
+    h("p", {}, h("a", { href: `${BASE}/`, "data-link": true }, t("nav_overview")))));
 }
 
 setUnauthorizedHandler(() => {
   state.me = null;
+  state.configured = false;
+  stopLive();
   renderLogin();
 });
 

@@ -80,6 +80,36 @@ const DICT = {
     comp_overdue: "逾期整改", comp_repeated: "重复问题", comp_excursion: "温度超限",
     comp_sensor_downtime: "传感器离线", comp_camera_downtime: "摄像头离线", comp_inspection_fail: "检查不合格",
     yes: "是", no: "否",
+    live_connecting: "● 连接中", live_open: "● 实时", live_down: "● 已断开",
+    live_connecting_hint: "正在连接实时更新…", live_open_hint: "新报警和整改单变化会自动显示。",
+    live_down_hint: "实时更新已断开，正在自动重连；页面数据可能不是最新的。",
+    toast_alarm: "新报警：{what} · {site}", toast_violation: "新违规抓拍：{what} · {site}",
+    toast_ticket: "新整改单：{what} · {site}", toast_cleared: "报警已消除：{what} · {site}",
+    page_missing: "没有这个页面", page_missing_hint: "地址可能输错了，或该页面已移动。请从导航进入。",
+    source_alarm: "设备报警", source_violation: "视频违规", source_inspection: "现场检查", source_manual: "人工开单",
+    advice_temp_high: "立即检查柜门是否关严、压缩机是否运转；把食品转移到正常的冷柜，并记录温度。",
+    advice_temp_low: "检查温控设定和柜门；确认食品未被冻坏，必要时转移并记录。",
+    advice_sensor_offline: "检查传感器电源和信号，确认设备在位；恢复前人工记录温度。",
+    advice_low_battery: "今天内更换传感器电池。",
+    advice_camera_offline: "检查摄像头电源和网线，恢复画面。",
+    advice_camera_blurred: "擦拭镜头、移开遮挡物。",
+    advice_no_mask: "请立即戴好口罩。", advice_no_chef_hat: "请立即戴好工作帽。",
+    advice_no_uniform: "请立即穿好工作服。", advice_smoking: "后厨禁止吸烟，请立即熄灭。",
+    advice_phone: "操作时请放下手机，洗手后再继续。",
+    advice_mixed_cutting_board: "立即停用混用的砧板，按颜色区分生熟，清洗消毒后再用。",
+    advice_pest: "立即检查并清理，联系消杀，封堵入口。", advice_bin_uncovered: "请盖好垃圾桶。",
+    advice_default: "请立即检查现场并处理，处理后点“已处理”。",
+    device: "设备",
+    stale_notice: "此页内容已有更新。", reload: "刷新",
+    nav_kitchen: "后厨看板",
+    kitchen_title: "后厨看板", kitchen_pick: "选择要显示的食堂：",
+    kitchen_do_now: "现在要做：", kitchen_since: "开始于 {at}", kitchen_peak: "最高 {v} °C",
+    kitchen_acked_by: "已于 {at} 确认处理", kitchen_ack: "已处理", kitchen_ack_note: "后厨看板确认",
+    kitchen_acked: "已确认，正在处理。", kitchen_already_cleared: "该报警已经消除。",
+    kitchen_more: "另有 {n} 条报警未消除", kitchen_all_clear: "一切正常",
+    kitchen_arm: "🔔 点击开启提示音", kitchen_armed: "🔔 提示音已开启",
+    kitchen_recent: "最近报警", kitchen_no_recent: "最近没有报警。",
+    alarm_active: "未消除", alarm_acknowledged: "处理中", alarm_cleared: "已消除",
   },
   en: {
     app_title: "Bright Kitchen · Regulator console",
@@ -161,6 +191,36 @@ const DICT = {
     comp_overdue: "Overdue tickets", comp_repeated: "Repeated problems", comp_excursion: "Temperature excursions",
     comp_sensor_downtime: "Sensor downtime", comp_camera_downtime: "Camera downtime", comp_inspection_fail: "Failed inspection items",
     yes: "yes", no: "no",
+    live_connecting: "● Connecting", live_open: "● Live", live_down: "● Offline",
+    live_connecting_hint: "Connecting to live updates…", live_open_hint: "New alarms and ticket changes appear by themselves.",
+    live_down_hint: "Live updates are disconnected and reconnecting; what you see may be out of date.",
+    toast_alarm: "New alarm: {what} · {site}", toast_violation: "New violation: {what} · {site}",
+    toast_ticket: "New ticket: {what} · {site}", toast_cleared: "Alarm cleared: {what} · {site}",
+    page_missing: "No such page", page_missing_hint: "The address may be mistyped or the page has moved. Use the navigation.",
+    source_alarm: "Device alarm", source_violation: "Camera violation", source_inspection: "Inspection", source_manual: "Opened by hand",
+    advice_temp_high: "Check the door is shut and the compressor runs; move the food to a working fridge and note the temperature.",
+    advice_temp_low: "Check the thermostat and the door; make sure the food is not frozen, move it if needed and note it.",
+    advice_sensor_offline: "Check the sensor's power and signal; note temperatures by hand until it is back.",
+    advice_low_battery: "Replace the sensor's battery today.",
+    advice_camera_offline: "Check the camera's power and cable to bring the picture back.",
+    advice_camera_blurred: "Wipe the lens and remove whatever covers it.",
+    advice_no_mask: "Put on a mask now.", advice_no_chef_hat: "Put on a hat now.",
+    advice_no_uniform: "Put on work clothes now.", advice_smoking: "No smoking in the kitchen: put it out now.",
+    advice_phone: "Put the phone away and wash your hands before going on.",
+    advice_mixed_cutting_board: "Stop using the mixed board; keep raw and cooked boards by colour, wash and disinfect.",
+    advice_pest: "Check and clean now, call pest control, close the way in.", advice_bin_uncovered: "Close the bin lid.",
+    advice_default: "Check on the spot and fix it, then press “Done”.",
+    device: "device",
+    stale_notice: "This page has changed since you opened it.", reload: "Reload",
+    nav_kitchen: "Kitchen display",
+    kitchen_title: "Kitchen display", kitchen_pick: "Pick the canteen to show:",
+    kitchen_do_now: "Do now:", kitchen_since: "since {at}", kitchen_peak: "peak {v} °C",
+    kitchen_acked_by: "acknowledged at {at}", kitchen_ack: "Done", kitchen_ack_note: "acknowledged on the kitchen display",
+    kitchen_acked: "Acknowledged: someone is on it.", kitchen_already_cleared: "That alarm has already cleared.",
+    kitchen_more: "{n} more active alarms", kitchen_all_clear: "All clear",
+    kitchen_arm: "🔔 Click to turn on the alert sound", kitchen_armed: "🔔 Alert sound on",
+    kitchen_recent: "Recent alarms", kitchen_no_recent: "No recent alarms.",
+    alarm_active: "active", alarm_acknowledged: "being handled", alarm_cleared: "cleared",
   },
 };
 
@@ -190,11 +250,36 @@ export function tOr(key, fallback) {
   return key in DICT[lang] ? t(key) : fallback;
 }
 
-/** A time in the current language, local time zone. */
+let timeZone = "Asia/Shanghai";
+
+/** Show times in the region's time zone (from the server's console config). */
+export function setTimeZone(tz) {
+  try {
+    new Intl.DateTimeFormat("en", { timeZone: tz });
+    timeZone = tz;
+  } catch (e) {
+    console.warn("unknown time zone", tz);
+  }
+}
+
+/** The time zone times are shown in. */
+export function getTimeZone() {
+  return timeZone;
+}
+
+/** A date and time in the current language, in the region's time zone: 2026/12/4 21:05. */
 export function fmtTime(iso) {
   if (!iso) return "—";
   const d = new Date(iso);
-  return new Intl.DateTimeFormat(lang, { dateStyle: "short", timeStyle: "short" }).format(d);
+  return new Intl.DateTimeFormat(lang, {
+    timeZone, year: "numeric", month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+  }).format(d);
+}
+
+/** Only the time of day (HH:MM:SS) in the region's time zone. */
+export function fmtClock(iso) {
+  const d = iso ? new Date(iso) : new Date();
+  return new Intl.DateTimeFormat(lang, { timeZone, hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }).format(d);
 }
 
 /** A number with `digits` decimals, or a dash. */

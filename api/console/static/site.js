@@ -1,7 +1,10 @@
 // One canteen: sensors with their last 24 h (an inline SVG drawn here), tickets, alarms, risk.
 import { api } from "./api.js";
+import { refresh } from "./app.js";
 import { h, mount, qs } from "./dom.js";
 import { fmtNum, fmtTime, t, tOr } from "./i18n.js";
+import { profileLabel, ruleLabel } from "./labels.js";
+import { onLiveView } from "./live.js";
 import { siteState, statusBadge } from "./views.js";
 
 const BASE = "/console";
@@ -47,7 +50,7 @@ async function sensorCard(sensor, to) {
   const last = data.points.length ? data.points[data.points.length - 1] : null;
   const mins = data.points.map((p) => p.temp_min_c ?? p.temp_c), maxs = data.points.map((p) => p.temp_max_c ?? p.temp_c);
   return h("li", { class: "card sensor", dataset: { sensorId: sensor.id } },
-    h("h3", {}, sensor.name || sensor.id, " ", h("small", {}, `${sensor.id} · ${sensor.profile}`)),
+    h("h3", {}, sensor.name || profileLabel(sensor.profile), " ", h("small", {}, profileLabel(sensor.profile))),
     h("p", { class: "muted" }, `${t("limits")}: ${limText}`,
       last ? ` · ${t("latest")}: ${fmtNum(last.temp_c)} °C · ${t("min")} ${fmtNum(Math.min(...mins))} · ${t("max")} ${fmtNum(Math.max(...maxs))}` : ""),
     pts.length
@@ -70,6 +73,9 @@ export async function renderSite(main, siteId) {
   const now = new Date();
   const cards = await Promise.all(sensors.map((s) => sensorCard(s, now)));
   const hist = [...risk.history].reverse();
+  const deviceNames = Object.fromEntries(sensors.map((x) => [x.id, x.name || profileLabel(x.profile)]));
+  const profiles = Object.fromEntries(sensors.map((x) => [x.id, x.profile]));
+  onLiveView((ev) => ev.site_id === siteId, refresh);
   document.title = `${site.name} · ${t("app_title")}`;
   const state = siteState(site);
   mount(main,
@@ -86,10 +92,10 @@ export async function renderSite(main, siteId) {
           : h("p", { class: "muted" }, hist.length ? `${fmtTime(hist[0].computed_at)}: ${fmtNum(hist[0].score, 0)}` : t("no_history"))),
       h("section", { class: "card", "aria-labelledby": "alarms-h" },
         h("h2", { id: "alarms-h" }, t("alarms")),
-        alarms.data.length ? h("ul", { id: "site-alarms" }, alarms.data.map((a) => h("li", {},
-          h("code", {}, a.rule), ` ${a.sensor_id || a.camera_id || ""} · ${fmtTime(a.raised_at)}`,
+        alarms.data.length ? h("ul", { id: "site-alarms" }, alarms.data.map((a) => h("li", { dataset: { alarmId: a.id } },
+          h("strong", {}, ruleLabel(a.rule, profiles[a.sensor_id])), ` · ${deviceNames[a.sensor_id] || t("device")} · ${fmtTime(a.raised_at)}`,
           a.peak_temp_c !== null ? ` · ${fmtNum(a.peak_temp_c)} °C` : "",
-          a.ticket_id ? [" · ", h("a", { href: `${BASE}/tickets/${a.ticket_id}`, "data-link": true }, `#${a.ticket_id}`)] : null)))
+          a.ticket_id ? [" · ", h("a", { href: `${BASE}/tickets/${a.ticket_id}`, "data-link": true }, t("to_ticket"))] : null)))
           : h("p", {}, t("no_alarms")))),
     h("section", { "aria-labelledby": "sensors-h" },
       h("h2", { id: "sensors-h" }, t("sensors")),
@@ -105,7 +111,7 @@ export async function renderSite(main, siteId) {
       inspections.length ? h("table", { class: "compact", id: "site-inspections" },
         h("thead", {}, h("tr", {}, [t("created_at"), t("kind"), t("items"), t("failed"), t("notice")].map((x) => h("th", { scope: "col" }, x)))),
         h("tbody", {}, inspections.map((i) => h("tr", {},
-          h("td", {}, fmtTime(i.started_at)), h("td", {}, i.kind), h("td", { class: "num" }, i.items), h("td", { class: "num" }, i.failed),
+          h("td", {}, fmtTime(i.started_at)), h("td", {}, tOr(`insp_${i.kind}`, i.kind)), h("td", { class: "num" }, i.items), h("td", { class: "num" }, i.failed),
           h("td", {}, i.notice_no ? h("a", { href: `/api/v1/inspections/${i.id}/notice?format=html`, target: "_blank", rel: "noopener" }, i.notice_no) : "—")))))
         : h("p", {}, t("no_inspections"))));
 }

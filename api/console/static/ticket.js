@@ -1,8 +1,10 @@
 // One ticket (facts, escalation, actions, evidence, timeline) and the capture review queue.
 import { api, ApiError } from "./api.js";
-import { me, render } from "./app.js";
+import { me, refresh, render } from "./app.js";
 import { h, mount } from "./dom.js";
 import { fmtTime, t, tOr } from "./i18n.js";
+import { ruleLabel, sourceLabel, tierLabel } from "./labels.js";
+import { onLiveView } from "./live.js";
 import { statusBadge } from "./views.js";
 
 const BASE = "/console";
@@ -44,6 +46,9 @@ export async function renderTicket(main, id) {
       .map((s) => ({ url: `/api/v1/evidence/${s}`, caption: t("capture") })),
   ];
   document.title = `${ticket.ticket_no} · ${t("app_title")}`;
+  const shown = [ticket.status, ticket.escalation_level, ticket.occurrences];
+  onLiveView((ev) => ev.kind === "ticket" && Number(ev.id) === ticket.id
+    && [ev.status, ev.escalation_level, ev.occurrences].some((v, i) => v !== shown[i]), refresh);
   mount(main,
     h("p", {}, h("a", { href: `${BASE}/tickets`, "data-link": true }, `← ${t("back_to_ledger")}`)),
     h("h1", {}, `${t("ticket")} ${ticket.ticket_no} `, statusBadge(ticket.status), ticket.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null),
@@ -53,11 +58,11 @@ export async function renderTicket(main, id) {
         h("h2", { id: "facts-h" }, t("facts")),
         h("dl", { class: "facts", id: "ticket-facts" },
           fact(t("site"), h("a", { href: `${BASE}/sites/${encodeURIComponent(ticket.site_id)}`, "data-link": true }, site ? site.name : ticket.site_id)),
-          fact(t("rule"), h("code", {}, ticket.rule)),
-          fact(t("subject"), ticket.details && ticket.details.subject_name ? `${ticket.details.subject_name} (${ticket.subject})` : ticket.subject),
-          fact(t("tier"), t("tier_n", { n: ticket.tier })),
+          fact(t("rule"), ruleLabel(ticket.rule, ticket.details && ticket.details.profile)),
+          fact(t("subject"), ticket.details && ticket.details.subject_name ? ticket.details.subject_name : t("device")),
+          fact(t("tier"), tierLabel(ticket.tier)),
           fact(t("status"), h("span", { id: "ticket-status", dataset: { status: ticket.status } }, t(`status_${ticket.status}`))),
-          fact(t("source"), ticket.source),
+          fact(t("source"), sourceLabel(ticket.source)),
           fact(t("opened_at"), fmtTime(ticket.opened_at)),
           fact(t("due_at"), h("span", { class: ticket.overdue ? "overdue-text" : null }, fmtTime(ticket.due_at))),
           fact(t("acknowledged_at"), fmtTime(ticket.acknowledged_at)),
@@ -81,7 +86,7 @@ export async function renderTicket(main, id) {
 }
 
 function actionsSection(ticket, actions) {
-  const msg = h("p", { id: "action-message", role: "status", "aria-live": "polite" });
+  const msg = h("p", { id: "action-message", role: "status", "aria-live": "polite", "data-keep": true });
   if (!actions.length) {
     return h("section", { class: "card", "aria-labelledby": "actions-h" }, h("h2", { id: "actions-h" }, t("actions")), h("p", {}, t("no_actions")));
   }
@@ -132,7 +137,10 @@ export async function renderReviews(main) {
   const user = me();
   const [reviews, sites] = await Promise.all([api("/reviews?status=pending&limit=200"), api("/sites")]);
   const names = Object.fromEntries(sites.data.map((s) => [s.id, s.name]));
-  const msg = h("p", { id: "review-message", role: "status", "aria-live": "polite" });
+  const siteIds = [...new Set(reviews.data.map((r) => r.site_id))];
+  const cameraLists = await Promise.all(siteIds.map((s) => api(`/console/api/sites/${encodeURIComponent(s)}/cameras`)));
+  const cameraNames = Object.fromEntries(cameraLists.flat().map((c) => [c.id, c.name]));
+  const msg = h("p", { id: "review-message", role: "status", "aria-live": "polite", "data-keep": true });
   function row(r) {
     const reason = h("input", { id: `reason-${r.id}`, maxlength: 2000, "aria-label": t("reason"), placeholder: t("reason") });
     const act = async (kind) => {
@@ -156,14 +164,15 @@ export async function renderReviews(main) {
     return h("li", { class: "card review", dataset: { reviewId: r.id } },
       r.evidence_sha256 ? h("img", { src: `/api/v1/evidence/${r.evidence_sha256}`, alt: `${t("capture")} ${r.camera_id}`, class: "evidence-img" }) : null,
       h("dl", { class: "facts" },
-        fact(t("site"), names[r.site_id] || r.site_id), fact(t("camera"), r.camera_id),
-        fact(t("rule"), h("code", {}, r.rule)), fact(t("model_version"), r.model_version || "—"),
+        fact(t("site"), names[r.site_id] || r.site_id), fact(t("camera"), cameraNames[r.camera_id] || t("device")),
+        fact(t("rule"), ruleLabel(r.rule)), fact(t("model_version"), r.model_version || "—"),
         fact(t("created_at"), fmtTime(r.created_at))),
       user.read_only ? null : h("div", { class: "row" },
         h("button", { type: "button", id: `confirm-${r.id}`, onclick: () => act("confirm") }, t("confirm")),
         reason,
         h("button", { type: "button", class: "danger", id: `dismiss-${r.id}`, onclick: () => act("dismiss") }, t("dismiss"))));
   }
+  onLiveView((ev) => ev.kind === "review", refresh);
   mount(main,
     h("h1", {}, t("reviews_title")),
     user.read_only ? h("p", {}, t("reviews_read_only")) : null,

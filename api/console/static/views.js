@@ -1,8 +1,10 @@
 // Overview (every canteen at a glance) and the rectification ledger (整改台账).
 import { api } from "./api.js";
-import { navigate } from "./app.js";
+import { navigate, refresh } from "./app.js";
 import { h, mount, qs } from "./dom.js";
 import { fmtNum, fmtTime, t } from "./i18n.js";
+import { ruleLabel, ruleOptions, tierLabel } from "./labels.js";
+import { onLiveView } from "./live.js";
 
 const BASE = "/console";
 const STATUSES = ["open", "acknowledged", "rectified", "rejected", "closed"];
@@ -79,13 +81,14 @@ export async function renderOverview(main) {
       : h("tr", {}, h("td", { colspan: cols.length }, t("no_sites"))));
   }
   draw();
+  onLiveView((ev) => ev.kind !== "review", refresh);
   mount(main,
     h("h1", {}, t("overview_title")),
     h("ul", { class: "stats" },
       h("li", {}, h("strong", { id: "stat-sites" }, rows.length), t("canteens")),
       h("li", { class: "amber" }, h("strong", {}, total("open_tickets")), t("open_tickets")),
       h("li", { class: "red" }, h("strong", {}, total("overdue_tickets")), t("overdue_tickets")),
-      h("li", {}, h("strong", {}, total("active_alarms")), t("active_alarms"))),
+      h("li", {}, h("strong", { id: "stat-alarms" }, total("active_alarms")), t("active_alarms"))),
     h("div", { class: "toolbar" }, filter),
     h("div", { class: "table-wrap" }, h("table", { id: "sites-table" }, h("caption", { class: "sr-only" }, t("overview_title")),
       h("thead", {}, h("tr", {}, ths)), tbody)));
@@ -133,8 +136,7 @@ export async function renderTickets(main, params) {
   const form = h("form", { id: "ticket-filters", class: "filters", "aria-label": t("filters") },
     select("f-status", t("status"), STATUSES.map((s) => [s, t(`status_${s}`)]), f.status),
     select("f-tier", t("tier"), [1, 2, 3].map((n) => [n, t("tier_n", { n })]), f.tier),
-    h("div", { class: "field" }, h("label", { for: "f-rule" }, t("rule")),
-      h("input", { id: "f-rule", name: "rule", value: f.rule, size: 14 })),
+    select("f-rule", t("rule"), ruleOptions(), f.rule),
     select("f-site_id", t("site"), sites.data.map((s) => [s.id, s.name]), f.site_id),
     h("div", { class: "field check" }, h("input", { id: "f-overdue", name: "overdue", type: "checkbox", value: "1", checked: f.overdue }),
       h("label", { for: "f-overdue" }, t("overdue"))),
@@ -144,8 +146,9 @@ export async function renderTickets(main, params) {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const d = new FormData(form);
-    navigate(`${BASE}/tickets${qs({ status: d.get("status"), tier: d.get("tier"), rule: d.get("rule").trim(), site_id: d.get("site_id"), overdue: d.get("overdue") ? 1 : "" })}`);
+    navigate(`${BASE}/tickets${qs({ status: d.get("status"), tier: d.get("tier"), rule: d.get("rule"), site_id: d.get("site_id"), overdue: d.get("overdue") ? 1 : "" })}`);
   });
+  onLiveView((ev) => ev.kind === "ticket", refresh);
   const exportQuery = qs({ status: f.status, tier: f.tier, rule: f.rule, site_id: f.site_id, overdue: f.overdue ? "true" : "" });
   const go = (p) => `${BASE}/tickets${qs({ ...f, overdue: f.overdue ? 1 : "", page: p })}`;
 
@@ -162,8 +165,8 @@ export async function renderTickets(main, params) {
         h("th", { scope: "row" }, h("a", { href: `${BASE}/tickets/${x.id}`, "data-link": true }, x.ticket_no)),
         h("td", {}, h("a", { href: `${BASE}/sites/${encodeURIComponent(x.site_id)}`, "data-link": true }, names[x.site_id] || x.site_id)),
         h("td", {}, x.title),
-        h("td", {}, h("code", {}, x.rule)),
-        h("td", {}, t("tier_n", { n: x.tier })),
+        h("td", {}, ruleLabel(x.rule, x.details && x.details.profile)),
+        h("td", {}, tierLabel(x.tier)),
         h("td", {}, statusBadge(x.status)),
         h("td", {}, fmtTime(x.opened_at)),
         h("td", {}, fmtTime(x.due_at), x.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null),

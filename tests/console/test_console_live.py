@@ -1,0 +1,253 @@
+"""Live updates end to end: a row written to PostgreSQL reaches the open pages without reload.
+
+One API server and one Chromium serve the whole module. Alarms are inserted as ingest
+writes them; the migration's trigger announces them, the API's hub fans them out over
+server-sent events, and the pages redraw.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from bkcommon.timeutil import utcnow
+from tests.console.conftest import PASSWORD, Console
+from tests.console.test_console_browser import attr, find, sign_in, text
+from tests.support.services import wait_until
+
+pytestmark = pytest.mark.slow
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+LIVE_S = 2.0  # the issue's promise: a change shows within 2 s
+
+
+def raise_alarm(db_url: str, *, site: str, rule: str, sensor: str | None = None,
+                camera: str | None = None, tier: int = 1) -> int:  # fmt: skip
+    """Insert an active alarm as the ingest rules do; return its id."""
+    now = utcnow()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(
+            """INSERT INTO alarms (alarm_key, site_id, sensor_id, camera_id, rule, tier,
+                                   started_at, raised_at, peak_temp_c)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+            (f"{sensor or camera}:{rule}:{now.isoformat()}", site, sensor, camera, rule, tier,
+             now - timedelta(minutes=20), now, 11.5 if rule == "temp_high" else None),
+        ).fetchone()  # fmt: skip
+    assert row is not None
+    return int(row[0])
+
+
+def clear_alarm(db_url: str, alarm_id: int) -> None:
+    """Clear an alarm as the rules do when the temperature is back."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE alarms SET status = 'cleared', cleared_at = now() WHERE id = %s", (alarm_id,)
+        )
+
+
+EXPECTED = ("/api/v1/auth/me - Failed to load resource: the server responded with a status of 401",)
+"""Asking who is signed in before anyone is: the sign-in page follows, not an error."""
+
+
+def console_errors(driver: WebDriver) -> list[str]:
+    """Severe messages of the browser console since the last call (JS errors, failed loads)."""
+    logs: list[dict[str, str]] = driver.get_log("browser")  # type: ignore[attr-defined]
+    return [
+        e["message"]
+        for e in logs
+        if e["level"] == "SEVERE" and not any(x in e["message"] for x in EXPECTED)
+    ]
+
+
+def viewport(driver: WebDriver, width: int, height: int, *, mobile: bool = False) -> None:
+    """Make the page's viewport exactly ``width`` × ``height`` CSS pixels (a screen, a phone)."""
+    driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+    )
+
+
+def shot(driver: WebDriver, name: str) -> None:
+    """Keep a screenshot of a main page for the docs."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOTS / name))
+
+
+@contextmanager
+def event_stream(console: Console, username: str, **headers: str) -> Iterator[queue.Queue[str]]:
+    """Lines of ``/console/api/events`` for ``username``, read in a thread into a queue."""
+    lines: queue.Queue[str] = queue.Queue()
+    stop = threading.Event()
+    client = httpx.Client(base_url=console.url, timeout=httpx.Timeout(10, read=None))
+    r = client.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+
+    def read() -> None:
+        try:
+            with client.stream("GET", "/console/api/events", headers=headers) as resp:
+                lines.put(f"status: {resp.status_code}")
+                for line in resp.iter_lines():
+                    if stop.is_set():
+                        return
+                    lines.put(line)
+        except httpx.HTTPError:
+            if not stop.is_set():
+                raise
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    try:
+        yield lines
+    finally:
+        stop.set()
+        client.close()
+
+
+def next_event(lines: queue.Queue[str], timeout: float = LIVE_S) -> dict[str, str]:
+    """The next whole SSE event (its fields) within ``timeout`` seconds; comments skipped."""
+    ends = time.monotonic() + timeout
+    fields: dict[str, str] = {}
+    while True:
+        line = lines.get(timeout=max(0.01, ends - time.monotonic()))
+        if line.startswith("status:") or line.startswith(":"):
+            continue
+        if not line:
+            if "event" in fields:
+                return fields
+            continue
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+
+
+def test_stream_is_scoped_replays_and_resyncs(module_console: Console) -> None:
+    c = module_console
+    with event_stream(c, "reg-east") as lines:
+        hello = next_event(lines, timeout=10)
+        assert hello["event"] == "hello"
+        raise_alarm(c.db_url, site="west-1", rule="temp_high")  # another district: never seen
+        east = raise_alarm(c.db_url, site="east-2", rule="sensor_offline")
+        ev = next_event(lines)
+        assert ev["event"] == "alarm"
+        assert '"site_id": "east-2"' in ev["data"]
+        assert f'"id": {east}' in ev["data"]
+        assert '"rule": "sensor_offline"' in ev["data"]
+        assert '"op": "insert"' in ev["data"]
+        clear_alarm(c.db_url, east)
+        cleared = next_event(lines)
+        assert '"status": "cleared"' in cleared["data"]
+        assert '"op": "update"' in cleared["data"]
+        with pytest.raises(queue.Empty):
+            next_event(lines, timeout=0.5)  # the west-1 alarm never arrived
+    # reconnecting with the last id replays what was missed meanwhile, in scope only
+    missed = raise_alarm(c.db_url, site="east-2", rule="low_battery", tier=3)
+    raise_alarm(c.db_url, site="west-1", rule="low_battery", tier=3)
+    time.sleep(0.3)
+    with event_stream(c, "reg-east", **{"Last-Event-ID": cleared["id"]}) as lines:
+        assert next_event(lines, timeout=10)["event"] == "hello"
+        replayed = next_event(lines)
+        assert replayed["event"] == "alarm"
+        assert f'"id": {missed}' in replayed["data"]
+        with pytest.raises(queue.Empty):
+            next_event(lines, timeout=0.5)
+    # an id from another process (or a restart) cannot be replayed: the page reloads
+    with event_stream(c, "officer-e1", **{"Last-Event-ID": "0000-7"}) as lines:
+        assert next_event(lines, timeout=10)["event"] == "hello"
+        assert next_event(lines)["event"] == "resync"
+    with httpx.Client(base_url=c.url, timeout=5) as anon:
+        assert anon.get("/console/api/events").status_code == 401
+
+
+def test_new_alarm_appears_on_the_overview_without_reload(
+    module_console: Console, module_browser: WebDriver
+) -> None:
+    c, b = module_console, module_browser
+    sign_in(b, c, "reg-east")
+    find(b, "#sites-table tr.site-row")
+    wait_until(lambda: attr(b, "#live-state", "data-state") == "open", what="live badge open")
+    assert text(b, "#live-state") == "● 实时"
+    marker = b.execute_script("window.bkNoReload = 1; return window.bkNoReload;")
+    assert marker == 1
+    before = int(text(b, "#stat-alarms") or 0)
+    assert attr(b, "tr[data-site-id='east-3']", "data-state") == "green"
+    started = time.monotonic()
+    raise_alarm(c.db_url, site="east-3", rule="temp_high", tier=1)
+    wait_until(
+        lambda: attr(b, "tr[data-site-id='east-3']", "data-state") == "amber",
+        timeout=LIVE_S,
+        what="east-3 turns amber",
+    )
+    assert time.monotonic() - started < LIVE_S
+    assert int(text(b, "#stat-alarms") or 0) == before + 1
+    toast = find(b, "#toasts li[data-kind='alarm']", timeout=1)
+    assert "温度超标" in toast.text
+    assert "东区幼儿园食堂" in toast.text
+    assert b.execute_script("return window.bkNoReload") == 1  # the same page, never reloaded
+    shot(b, "overview.png")
+    assert console_errors(b) == []
+
+
+def test_kitchen_page_speaks_plain_words_and_acknowledges(
+    module_console: Console, module_browser: WebDriver
+) -> None:
+    c, b = module_console, module_browser
+    b.delete_all_cookies()
+    sign_in(b, c, "officer-e1", "/console/kitchen")
+    find(b, "#kitchen .kitchen-ok")  # the officer's one canteen, all clear for now
+    find(b, "#kitchen-arm").click()
+    wait_until(lambda: attr(b, "#kitchen-arm", "aria-pressed") == "true", what="sound armed")
+    alarm = raise_alarm(c.db_url, site="east-1", rule="temp_high", sensor="fridge-e1")
+    alert = find(b, f"#kitchen-alert[data-alarm-id='{alarm}']", timeout=LIVE_S)
+    words = alert.text
+    assert "冷藏温度超标" in words
+    assert "冷藏柜 1" in words
+    assert "现在要做" in words
+    assert "压缩机" in words
+    body = b.find_element(By.TAG_NAME, "body").text
+    for internal in ("fridge-e1", "temp_high", "east-1", f"#{alarm}"):
+        assert internal not in body
+    wait_until(lambda: (b.execute_script("return window.bkKitchenBeeps || 0") or 0) >= 2,
+               what="alert sound played")  # fmt: skip
+    first = find(b, "#kitchen-recent li")
+    assert "未消除" in first.text
+    for width, height in ((1280, 720), (1920, 1080)):
+        viewport(b, width, height)
+        inner = b.execute_script("return [window.innerWidth, window.innerHeight]")
+        overflow = b.execute_script(
+            "const e = document.scrollingElement;"
+            "return [e.scrollWidth - e.clientWidth, e.scrollHeight - e.clientHeight];"
+        )
+        assert overflow[0] <= 0, (width, inner, overflow)
+        assert overflow[1] <= 0, (width, inner, overflow)
+        shot(b, f"kitchen-{width}x{height}.png")
+    b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})  # type: ignore[attr-defined]
+    find(b, "#kitchen-ack").click()
+    wait_until(lambda: text(b, "#kitchen-message") == "已确认，正在处理。", what="acknowledged")
+    with psycopg.connect(c.db_url) as conn:
+        row = conn.execute(
+            "SELECT status, acknowledged_by FROM alarms WHERE id = %s", (alarm,)
+        ).fetchone()
+    assert row == ("acknowledged", "officer-1")
+    clear_alarm(c.db_url, alarm)
+    find(b, "#kitchen .kitchen-ok", timeout=LIVE_S)
+    assert console_errors(b) == []
+
+
+def test_missing_page_is_not_a_permission_error(
+    module_console: Console, module_browser: WebDriver
+) -> None:
+    b = module_browser
+    b.get(module_console.url + "/console/no-such-page")
+    find(b, "#page-missing")
+    assert "没有这个页面" in (text(b, "#page-missing") or "")
+    assert "管辖" not in (text(b, "main") or "")
