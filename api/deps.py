@@ -24,6 +24,7 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from api.auth.cache import AuthCache, CachedAuth
+from api.auth.device import device_allowed, device_refused
 from api.auth.passwords import token_hash
 from api.auth.resolve import resolve_scope
 from api.auth.scope import Principal, Role, SiteScope
@@ -125,6 +126,8 @@ async def get_auth(
 ) -> CachedAuth:
     """The user and scope of a valid, unexpired, unrevoked token of an active user, else 401.
 
+    A device token gets 403 here on every route not marked ``DEVICE_ALLOWED``.
+
     Served from the auth cache when fresh; looked up (two queries) in the thread pool
     otherwise. The request's own connection is used, so a lookup never waits for a second.
     """
@@ -140,6 +143,8 @@ async def get_auth(
         if entry is None:
             raise unauthorized("invalid or expired token")
         cache.put(key, entry)
+    if entry.principal.role is Role.DEVICE and not device_allowed(request):
+        raise device_refused()  # deny by default: see api.auth.device
     return entry
 
 

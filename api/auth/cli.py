@@ -1,4 +1,4 @@
-"""``brightkitchen users ...``: create users and devices, list, disable; heavy imports inside."""
+"""``brightkitchen users ...``: users, devices, tokens and revocation; heavy imports inside."""
 
 from __future__ import annotations
 
@@ -42,6 +42,16 @@ def register_users(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         p = sub.add_parser(name, help=helptext)
         p.add_argument("username")
         p.set_defaults(handler=_cmd_set_active, active=name == "enable")
+
+    tokens = sub.add_parser("tokens", help="list tokens (id, owner, kind, expiry, state)")
+    tokens.add_argument("--user", help="only this user's or device's tokens")
+    tokens.set_defaults(handler=_cmd_tokens)
+    one = sub.add_parser("revoke-token", help="revoke one token by its id (see `users tokens`)")
+    one.add_argument("token_id", type=int)
+    one.set_defaults(handler=_cmd_revoke_token)
+    every = sub.add_parser("revoke-tokens", help="revoke every token of a user or device")
+    every.add_argument("username")
+    every.set_defaults(handler=_cmd_revoke_tokens)
 
 
 def _connect() -> psycopg.Connection[Any]:
@@ -96,18 +106,23 @@ def _cmd_create(args: argparse.Namespace) -> int:
 def _cmd_create_device(args: argparse.Namespace) -> int:
     import psycopg
 
+    from api.auth.settings import load_auth_settings
     from api.auth.users import UserError, create_device
     from bkcommon.errors import ConfigError
     from bkcommon.timeutil import utcnow
 
     try:
+        ttl = load_auth_settings().device_token_ttl
         conn = _connect()
         with conn:
-            issued = create_device(conn, name=args.name, site_ids=tuple(args.site), now=utcnow())
+            issued = create_device(
+                conn, name=args.name, site_ids=tuple(args.site), now=utcnow(), ttl=ttl
+            )
     except (UserError, ConfigError, psycopg.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"device {args.name} created; its token (shown once):", file=sys.stderr)
+    expiry = issued.expires_at.isoformat() if issued.expires_at else "never"
+    print(f"device {args.name} created; its token (shown once, expires {expiry}):", file=sys.stderr)
     print(issued.token)
     return 0
 
@@ -142,4 +157,51 @@ def _cmd_set_active(args: argparse.Namespace) -> int:
         print(f"error: no user {args.username!r}", file=sys.stderr)
         return 1
     print(f"{args.username} {'enabled' if args.active else 'disabled'}")
+    return 0
+
+
+def _cmd_tokens(args: argparse.Namespace) -> int:
+    from api.auth.users import list_tokens
+
+    def when(value: Any) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
+
+    conn = _connect()
+    with conn:
+        rows = list_tokens(conn, username=args.user)
+    print(f"{'id':>6} {'username':<20} {'kind':<8} {'expires':<16} {'last used':<16} state")
+    for r in rows:
+        state = f"revoked {when(r['revoked_at'])}" if r["revoked_at"] else "live"
+        print(
+            f"{r['id']:>6} {r['username']:<20} {r['kind']:<8} {when(r['expires_at']):<16} "
+            f"{when(r['last_used_at']):<16} {state}"
+        )
+    return 0
+
+
+def _cmd_revoke_token(args: argparse.Namespace) -> int:
+    from api.auth.users import revoke_token_id
+    from bkcommon.timeutil import utcnow
+
+    conn = _connect()
+    with conn:
+        done = revoke_token_id(conn, token_id=args.token_id, now=utcnow(), actor="cli")
+    if done is None:
+        print(f"error: no token {args.token_id}", file=sys.stderr)
+        return 1
+    print(f"token {args.token_id} {'revoked' if done else 'was already revoked'}")
+    return 0
+
+
+def _cmd_revoke_tokens(args: argparse.Namespace) -> int:
+    from api.auth.users import revoke_user_tokens
+    from bkcommon.timeutil import utcnow
+
+    conn = _connect()
+    with conn:
+        count = revoke_user_tokens(conn, username=args.username, now=utcnow(), actor="cli")
+    if count is None:
+        print(f"error: no user {args.username!r}", file=sys.stderr)
+        return 1
+    print(f"{count} token(s) of {args.username} revoked")
     return 0

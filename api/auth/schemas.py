@@ -91,3 +91,30 @@ class DeviceTokenPublic(BaseModel):
 
     username: str
     token: str
+
+
+class TokenInfoPublic(BaseModel):
+    """A token as the admin sees it: owner, kind and state, never the token or its hash."""
+
+    id: int
+    username: str
+    role: Role
+    kind: str = Field(description="session (sign-in) or device.")
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokensPublic(BaseModel):
+    """Tokens, newest first (at most 1000)."""
+
+    data: list[TokenInfoPublic]
+    count: int
+
+
+class RevokedPublic(BaseModel):
+    """How many tokens a revocation ended."""
+
+    revoked: int

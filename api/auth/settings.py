@@ -28,6 +28,27 @@ class AuthSettings(BaseSettings):
         "Sign-out and user changes through this process apply at once; elsewhere within this.",
     )
     cache_max_entries: int = Field(default=10_000, ge=1, le=1_000_000)
+    client_max_failures: int = Field(
+        default=30,
+        ge=1,
+        le=100_000,
+        description="Failed sign-ins from one client address within client_window_s before "
+        "that address gets 429 (any username): stops password spraying across accounts.",
+    )
+    client_window_s: float = Field(default=600.0, gt=0, le=86400)
+    device_token_ttl_d: float = Field(
+        default=180.0,
+        gt=0,
+        le=3650,
+        description="Lifetime of a device token; a device rotates it with POST /auth/rotate.",
+    )
+    rotate_grace_s: float = Field(
+        default=600.0,
+        ge=0,
+        le=86400,
+        description="After a rotation the old device token keeps working this long, so a "
+        "device that lost the answer can still fetch it again.",
+    )
     cookie_secure: bool = Field(
         default=False, description="Send the session cookie over HTTPS only (set in production)."
     )
@@ -41,6 +62,21 @@ class AuthSettings(BaseSettings):
     def lock(self) -> timedelta:
         """How long a username stays locked after too many failures."""
         return timedelta(seconds=self.lock_s)
+
+    @property
+    def client_window(self) -> timedelta:
+        """The window in which failures of one client address are counted."""
+        return timedelta(seconds=self.client_window_s)
+
+    @property
+    def device_token_ttl(self) -> timedelta:
+        """Lifetime of a device token."""
+        return timedelta(days=self.device_token_ttl_d)
+
+    @property
+    def rotate_grace(self) -> timedelta:
+        """How long a rotated-out device token stays valid."""
+        return timedelta(seconds=self.rotate_grace_s)
 
 
 def load_auth_settings() -> AuthSettings:

@@ -143,17 +143,92 @@ def issue_token(
     return IssuedToken(token=token, token_id=int(row[0]), expires_at=expires, principal=principal)
 
 
+DEFAULT_DEVICE_TOKEN_TTL = timedelta(days=180)  # BK_AUTH_DEVICE_TOKEN_TTL_D
+
+
 def create_device(
-    conn: Conn, *, name: str, site_ids: tuple[str, ...], now: datetime, actor: str = "cli"
+    conn: Conn,
+    *,
+    name: str,
+    site_ids: tuple[str, ...],
+    now: datetime,
+    actor: str = "cli",
+    ttl: timedelta = DEFAULT_DEVICE_TOKEN_TTL,
 ) -> IssuedToken:
-    """A device user (edge box, ingest worker) for ``site_ids`` and its non-expiring token."""
+    """A device user (edge box, gateway) for ``site_ids`` and its token, expiring after ``ttl``.
+
+    Device tokens expire like sessions, only later: a box that is stolen and never seen
+    again loses its API access by itself; a working box rotates its token before then.
+    """
     if not site_ids:
         raise UserError("a device needs at least one --site")
     with conn.transaction():
         principal = create_user(
             conn, username=name, role=Role.DEVICE, password=None, site_ids=site_ids, actor=actor
         )
-        return issue_token(conn, principal=principal, kind="device", ttl=None, now=now, name=name)
+        return issue_token(conn, principal=principal, kind="device", ttl=ttl, now=now, name=name)
+
+
+def rotate_device_token(
+    conn: Conn,
+    *,
+    token: str,
+    principal: Principal,
+    now: datetime,
+    ttl: timedelta,
+    grace: timedelta,
+) -> IssuedToken:
+    """Issue a fresh device token and let ``token`` expire ``grace`` from now.
+
+    The old token is not revoked at once: a device whose connection dropped before it
+    stored the answer can still rotate again with it during the grace period.
+    """
+    with conn.transaction():
+        row = conn.execute(
+            """UPDATE api_tokens SET expires_at = LEAST(COALESCE(expires_at, 'infinity'), %s)
+               WHERE token_hash = %s AND revoked_at IS NULL RETURNING id""",
+            (now + grace, token_hash(token)),
+        ).fetchone()
+        if row is None:
+            raise UserError("the token used is no longer live")
+        issued = issue_token(
+            conn, principal=principal, kind="device", ttl=ttl, now=now, name=principal.username
+        )
+        audit(
+            conn,
+            actor=principal.username,
+            action="auth.rotate",
+            target=f"token:{row[0]}",
+            data={"new_token": issued.token_id},
+        )
+    return issued
+
+
+class RateLimitedError(AuthError):
+    """Too many failed sign-ins from one client address: answered 429 with Retry-After."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("client rate limited")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimit:
+    """At most ``max_failures`` failed sign-ins per client address within ``window``."""
+
+    max_failures: int
+    window: timedelta
+
+
+def _client_failures(conn: Conn, client: str, since: datetime) -> tuple[int, datetime | None]:
+    """Failed sign-ins of ``client`` since ``since`` and the oldest of them (audit log)."""
+    row = conn.execute(
+        """SELECT count(*), min(at) FROM audit_log
+           WHERE action = 'auth.login_failed' AND data->>'client' = %s AND at > %s""",
+        (client, since),
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), row[1]
 
 
 def login(
@@ -166,11 +241,30 @@ def login(
     max_failures: int,
     lock: timedelta,
     client: str = "",
+    client_limit: ClientLimit | None = None,
 ) -> IssuedToken:
     """Check a password and issue a session token; lock after ``max_failures`` in a row.
 
-    Every attempt, good or bad, is written to the audit log with its reason.
+    Two limits: a username locks after ``max_failures`` failures in a row (guessing one
+    account), and a client address that failed ``client_limit.max_failures`` times in the
+    window is refused before any password is checked (spraying many accounts; it also
+    spares the argon2 work). Every attempt, good or bad, is written to the audit log with
+    its reason; the client count is read from there, so it holds across API replicas.
     """
+    if client and client_limit is not None:
+        failures, oldest = _client_failures(conn, client, now - client_limit.window)
+        if failures >= client_limit.max_failures:
+            audit(
+                conn,
+                actor=username,
+                action="auth.login_failed",
+                target=f"user:{username}",
+                data={"client": client, "reason": "client rate limited"},
+            )
+            logger.info("sign-in refused for client %s: rate limited", client)
+            start = oldest or now
+            retry = max(1, int((start + client_limit.window - now).total_seconds()) + 1)
+            raise RateLimitedError(retry)
     with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             """SELECT id, username, password_hash, role, region_id, person_id, insurer, active,
@@ -263,6 +357,55 @@ def revoke_token(conn: Conn, *, token: str, now: datetime, actor: str) -> bool:
     if row is not None:
         audit(conn, actor=actor, action="auth.logout", target=f"token:{row[0]}", data={})
     return row is not None
+
+
+def list_tokens(conn: Conn, *, username: str | None = None) -> list[dict[str, Any]]:
+    """Tokens with owner, kind, times and state (never the token or its hash), newest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            """SELECT t.id, u.username, u.role, t.kind, t.name, t.created_at, t.expires_at,
+                      t.last_used_at, t.revoked_at
+               FROM api_tokens t JOIN users u ON u.id = t.user_id
+               WHERE %(user)s::text IS NULL OR u.username = %(user)s
+               ORDER BY t.id DESC LIMIT 1000""",
+            {"user": username},
+        ).fetchall()
+
+
+def revoke_token_id(conn: Conn, *, token_id: int, now: datetime, actor: str) -> bool | None:
+    """Revoke one token by id: True when revoked now, False when it already was, None unknown."""
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT revoked_at IS NOT NULL FROM api_tokens WHERE id = %s FOR UPDATE", (token_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        if row[0]:
+            return False
+        conn.execute("UPDATE api_tokens SET revoked_at = %s WHERE id = %s", (now, token_id))
+        audit(conn, actor=actor, action="auth.revoke", target=f"token:{token_id}", data={})
+    return True
+
+
+def revoke_user_tokens(conn: Conn, *, username: str, now: datetime, actor: str) -> int | None:
+    """Revoke every live token of ``username`` (the account stays enabled); None: no user."""
+    with conn.transaction():
+        user = conn.execute("SELECT id FROM users WHERE username = %s", (username,)).fetchone()
+        if user is None:
+            return None
+        rows = conn.execute(
+            "UPDATE api_tokens SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL "
+            "RETURNING id",
+            (now, user[0]),
+        ).fetchall()
+        audit(
+            conn,
+            actor=actor,
+            action="auth.revoke",
+            target=f"user:{username}",
+            data={"tokens": [r[0] for r in rows]},
+        )
+    return len(rows)
 
 
 def list_users(conn: Conn) -> list[dict[str, Any]]:

@@ -162,7 +162,7 @@ def test_expired_and_revoked_tokens_are_refused(
     assert len(_audit(conn, "auth.logout")) == 1
 
 
-def test_device_token_reads_its_site_and_cannot_write_or_sign_in(
+def test_device_token_knows_itself_but_reads_nothing_and_cannot_sign_in(
     client: TestClient, conn: psycopg.Connection[Any]
 ) -> None:
     from api.auth.users import create_device
@@ -171,8 +171,8 @@ def test_device_token_reads_its_site_and_cannot_write_or_sign_in(
     headers = {"Authorization": f"Bearer {issued.token}"}
     me = client.get("/api/v1/auth/me", headers=headers).json()
     assert (me["role"], me["site_ids"], me["read_only"]) == ("device", ["school-002"], True)
-    sites = client.get("/api/v1/sites", headers=headers).json()
-    assert [s["id"] for s in sites["data"]] == ["school-002"]
+    for path in ("/api/v1/sites", "/api/v1/tickets", "/api/v1/notifications", "/api/v1/alarms"):
+        assert client.get(path, headers=headers).status_code == 403, path  # not the ledger
     assert client.post("/api/v1/alarms/1/acknowledge", headers=headers, json={}).status_code == 403
     assert client.get("/api/v1/users", headers=headers).status_code == 403
     assert _login(client, "box-1-dev", "").status_code == 422  # no password at all
@@ -288,7 +288,9 @@ def test_users_cli(cli_env: dict[str, str], conn: psycopg.Connection[Any]) -> No
         "WHERE t.token_hash = %s",
         (token_hash(token),),
     ).fetchone()
-    assert row == ("device", "device", None)
+    assert row is not None
+    assert row[:2] == ("device", "device")
+    assert timedelta(days=179) < row[2] - utcnow() <= timedelta(days=180)  # it expires
     listing = run_cli("users", "list", env=cli_env)
     assert "zhao" in listing.stdout
     assert "box-9" in listing.stdout

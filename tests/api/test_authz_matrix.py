@@ -59,6 +59,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/auth/login"): Spec("login"),
     ("POST", "/auth/logout"): Spec("logout"),
     ("GET", "/auth/me"): Spec("self"),
+    ("POST", "/auth/rotate"): Spec("gated", roles=frozenset({"device"})),
     ("GET", "/alarms"): Spec("list"),
     ("POST", "/alarms/{alarm_id}/acknowledge"): Spec("write", body=lambda: {"note": "on it"}),
     ("GET", "/tickets"): Spec("list"),
@@ -88,6 +89,9 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ),
     ("POST", "/users/{username}/disable"): Spec("admin"),
     ("POST", "/users/{username}/enable"): Spec("admin"),
+    ("GET", "/users/tokens"): Spec("admin"),
+    ("POST", "/users/tokens/{token_id}/revoke"): Spec("admin", ok=frozenset({404})),
+    ("POST", "/users/{username}/tokens/revoke"): Spec("admin"),
     # inspections, insurance and risk
     ("POST", "/checklist-templates"): _loose_write(),
     ("GET", "/checklist-templates"): Spec("self"),  # shared templates, no site data
@@ -143,6 +147,9 @@ ROUTES: dict[tuple[str, str], Spec] = {
 }
 
 
+# The only routes a device token may call; every other one answers it 403 (api.auth.device).
+DEVICE_ROUTES = frozenset({("GET", "/auth/me"), ("POST", "/auth/logout"), ("POST", "/auth/rotate")})
+
 # Lists where the world has a row of every site: each own site must show up.
 OWN_DATA_LISTS = frozenset(
     {"/alarms", "/tickets", "/sites", "/notifications", "/inspections", "/incidents", "/policies"}
@@ -177,6 +184,7 @@ def _param_values(world: World, site: str) -> dict[str, str]:
         "notification_id": str(world.notification[site]),
         "site_id": site,
         "username": "victim",
+        "token_id": "987654321",  # no such token: revoking real ones is tested in test_auth
         "sha256": world.sha[site],
         **{name: str(ids[site]) for name, ids in world.extra.items()},
     }
@@ -287,6 +295,16 @@ def test_matrix(role: str, app: FastAPI, world: World, conn: psycopg.Connection[
                 continue
             if spec.kind in ("public", "signed", "login", "logout"):
                 continue  # public; sign-in and sign-out have their own tests
+            if role == "device" and (method, path) not in DEVICE_ROUTES:
+                # refused before the route runs, whatever the site: one call per route
+                url = _url(path, _param_values(world, "site-a1"))
+                body = spec.body() if spec.body else None
+                r = client.request(method, url, json=body, params=spec.query)
+                calls += 1
+                got = f"device {method} {url} -> {r.status_code} {r.text[:200]}"
+                check(r.status_code == 403, f"device not refused: {got}")
+                check(not _leaks(r.text, frozenset()), f"LEAK: {got}")
+                continue
             query_names = {p.alias for p in route.dependant.query_params}
             for site in SITES:
                 values = _param_values(world, site)
