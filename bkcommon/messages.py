@@ -326,7 +326,10 @@ def decode(model: type[M], raw: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> M:
         pass  # redo it step by step below, for a precise reason
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers bad UTF-8, bad JSON and integers of more than 4300 digits;
+        # RecursionError, arrays or objects nested thousands deep: all bad input, none a
+        # reason to raise out of the worker's network thread.
         raise PayloadError(f"not JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise PayloadError(f"not a JSON object: {type(data).__name__}")
