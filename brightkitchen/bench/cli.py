@@ -1,4 +1,5 @@
-"""``brightkitchen bench api`` (argparse only; the benchmark is imported by the handler)."""
+"""``brightkitchen bench api`` and ``bench district`` (argparse only; the benchmarks are
+imported by the handlers)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,56 @@ def _cmd_api(args: argparse.Namespace) -> int:
         client=args.client,
     )
     return run_api_bench(opts, out=sys.stdout)
+
+
+def register_district(bench_sub: Any) -> None:
+    """Add ``bench district`` to the ``bench`` command group."""
+    d = bench_sub.add_parser(
+        "district",
+        help="a district's sensors and cameras through broker, ingest, database and API, "
+        "then an outage burst: throughput, lag, alarm-to-alert latency, resources",
+    )
+    d.add_argument("--canteens", type=int, default=500, help="canteens, 5 sensors + 1 box each")
+    d.add_argument("--steady-hours", type=float, default=2.0, help="simulated hours of phase 1")
+    d.add_argument("--speed", type=float, default=120.0, help="simulated seconds per real second")
+    d.add_argument("--interval", type=float, default=60.0, help="seconds between readings")
+    d.add_argument(
+        "--violations-per-hour",
+        type=float,
+        default=1.0,
+        help="camera violations per canteen per simulated hour",
+    )
+    d.add_argument("--status-every-s", type=float, default=60.0, help="edge status period (sim)")
+    d.add_argument("--evidence-kb", type=int, default=30, help="inline evidence JPEG size")
+    d.add_argument("--outage-s", type=float, default=3600.0, help="buffered outage, sim seconds")
+    d.add_argument(
+        "--outage-share", type=float, default=1.0, help="share of gateways that were cut off"
+    )
+    d.add_argument("--probes", type=int, default=20, help="alarms timed per phase")
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--mqtt-url", help="broker to use (default: a private Mosquitto, deploy config)")
+    d.add_argument("--pg-url", help="server URL without database (default from BK_DATABASE_URL)")
+    d.add_argument("--json", dest="json_path", default="var/bench/district.json")
+    d.set_defaults(handler=_cmd_district)
+
+
+def _cmd_district(args: argparse.Namespace) -> int:
+    from brightkitchen.bench.district import DistrictOptions, run_district
+
+    opts = DistrictOptions(
+        canteens=args.canteens,
+        steady_hours=args.steady_hours,
+        speed=args.speed,
+        interval_s=args.interval,
+        violations_per_canteen_hour=args.violations_per_hour,
+        status_every_s=args.status_every_s,
+        evidence_kb=args.evidence_kb,
+        outage_s=args.outage_s,
+        outage_share=args.outage_share,
+        probes=args.probes,
+        seed=args.seed,
+        mqtt_url=args.mqtt_url,
+        pg_url=args.pg_url,
+        json_path=args.json_path,
+    )
+    return run_district(opts, out=sys.stdout)
