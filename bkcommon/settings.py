@@ -7,6 +7,8 @@ a whole deployment without names colliding.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -34,6 +36,12 @@ class CommonSettings(BaseSettings):
         title="MQTT URL",
         description="mqtt://[user:pass@]host:port of the broker (mqtts:// for TLS).",
     )
+    mqtt_ca_file: str | None = Field(
+        default=None,
+        title="MQTT CA file",
+        description="PEM file of the CA that signed the broker's certificate, for mqtts:// "
+        "(default: the system's trusted CAs). Read by every MQTT client: ingest, edge, simulate.",
+    )
     mqtt_prefix: str = Field(default=DEFAULT_PREFIX, description="Topic prefix of the contract.")
     site_file: str | None = Field(default=None, description="Path of the YAML site file.")
     log_format: str = Field(default="text", pattern="^(text|json)$")
@@ -42,30 +50,52 @@ class CommonSettings(BaseSettings):
     @field_validator("mqtt_url")
     @classmethod
     def _check_mqtt(cls, v: str) -> str:
-        parse_mqtt_url(v)
+        parse_mqtt_url(v, ca_file="")
         return v
+
+    @field_validator("mqtt_ca_file")
+    @classmethod
+    def _check_ca_file(cls, v: str | None) -> str | None:
+        if v and not Path(v).is_file():
+            raise ValueError(f"no such CA file: {v}")
+        return v or None
+
+
+MQTT_CA_FILE_ENV = "BK_MQTT_CA_FILE"
 
 
 class MqttEndpoint:
-    """Host, port, credentials and TLS flag parsed from an MQTT URL."""
+    """Host, port, credentials, TLS flag and CA file of an MQTT URL; repr hides the password."""
 
-    __slots__ = ("host", "password", "port", "tls", "username")
+    __slots__ = ("ca_file", "host", "password", "port", "tls", "username")
 
     def __init__(
-        self, host: str, port: int, username: str | None, password: str | None, tls: bool
+        self,
+        host: str,
+        port: int,
+        username: str | None,
+        password: str | None,
+        tls: bool,
+        *,
+        ca_file: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.username = username
         self.password = password
         self.tls = tls
+        self.ca_file = ca_file
 
     def __repr__(self) -> str:
         return f"MqttEndpoint({self.host}:{self.port}, tls={self.tls}, user={self.username!r})"
 
 
-def parse_mqtt_url(url: str) -> MqttEndpoint:
+def parse_mqtt_url(url: str, *, ca_file: str | None = None) -> MqttEndpoint:
     """Parse ``mqtt://user:pass@host:port``; raise ValueError on anything else.
+
+    For ``mqtts://`` the CA file that verifies the broker is ``ca_file``, else
+    ``$BK_MQTT_CA_FILE``, else none (the system's trusted CAs); clients pass it to
+    ``tls_set(ca_certs=...)``, which checks the chain and the host name.
 
     Example:
         >>> parse_mqtt_url("mqtt://127.0.0.1:1884").port
@@ -83,6 +113,7 @@ def parse_mqtt_url(url: str) -> MqttEndpoint:
         username=parts.username,
         password=parts.password,
         tls=tls,
+        ca_file=(ca_file if ca_file is not None else os.environ.get(MQTT_CA_FILE_ENV)) or None,
     )
 
 

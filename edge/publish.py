@@ -96,7 +96,7 @@ class EdgePublisher:
         if ep.username:
             c.username_pw_set(ep.username, ep.password)
         if ep.tls:
-            c.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            c.tls_set(ca_certs=ep.ca_file, cert_reqs=ssl.CERT_REQUIRED)  # BK_MQTT_CA_FILE
         c.max_inflight_messages_set(inflight_max)
         c.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_s)
         c.will_set(self.status_topic, self._offline_payload(), qos=1, retain=True)

@@ -50,7 +50,7 @@ def connect(url: str, client_id: str = "", timeout_s: float = 10.0) -> mqtt.Clie
     if ep.username:
         client.username_pw_set(ep.username, ep.password)
     if ep.tls:
-        client.tls_set()
+        client.tls_set(ca_certs=ep.ca_file)  # BK_MQTT_CA_FILE, else the system's CAs
     connected = threading.Event()
 
     def on_connect(_c: mqtt.Client, _u: object, _f: object, rc: object, _p: object) -> None:
