@@ -21,6 +21,7 @@ from api.auth.cache import AuthCache
 from api.auth.settings import AuthSettings, load_auth_settings
 from api.console import routes as console
 from api.deps import AUTH_RESPONSES
+from api.errors import install_error_contract
 from api.metrics import instrument
 from api.routes import (
     ack,
@@ -101,6 +102,7 @@ def create_app(
         ttl_s=auth_settings.cache_ttl_s, max_entries=auth_settings.cache_max_entries
     )
     app.state.workers = None
+    install_error_contract(app)  # 422 bodies and every documented error are ErrorPublic
     instrument(app)  # bk_api_request_seconds for every route
     app.include_router(health.router, prefix=API_PREFIX)  # unauthenticated: operators
     app.include_router(auth_routes.router, prefix=API_PREFIX)

@@ -15,10 +15,21 @@ class Public(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class FieldErrorPublic(BaseModel):
+    """One refused input of a request: where it is, why, and pydantic's error type."""
+
+    loc: list[str | int] = Field(description='Where: e.g. ["body", "site_ids", 0].')
+    msg: str
+    type: str
+
+
 class ErrorPublic(BaseModel):
-    """Body of every error response."""
+    """Body of every error response: ``detail`` is always one string a person can read."""
 
     detail: str = Field(description="What went wrong, in one sentence.")
+    errors: list[FieldErrorPublic] | None = Field(
+        default=None, description="On a refused request (422): each field and why."
+    )
 
 
 class AlarmStatus(StrEnum):

@@ -26,6 +26,23 @@ TokenPath = Annotated[str, Path(max_length=512, pattern=r"^[A-Za-z0-9_\-.]+$")]
 _ROLE_ORDER = {"officer": Role.OFFICER, "director": Role.DIRECTOR, "regulator": Role.REGULATOR}
 
 
+def _html_page(description: str) -> dict[str, object]:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+# A phone shows the answer: refusals are pages too, not JSON (422 is a malformed token).
+_PAGES: dict[int | str, dict[str, object]] = {
+    200: _html_page("The ticket and the acknowledge button, or the confirmation."),
+    400: _html_page("The ticket cannot be acknowledged as it is."),
+    403: _html_page(
+        "The link is not valid (bad signature, expired, not enabled) or the "
+        "person is no longer responsible for the canteen."
+    ),
+    404: _html_page("The link's ticket no longer exists."),
+    409: _html_page("The link was used before, or the ticket is past acknowledging."),
+}
+
+
 def _page(title: str, message: str, *, status: int = 200, button: bool = False) -> HTMLResponse:
     """A small self-contained mobile page (no scripts, no external assets)."""
     form = (
@@ -62,7 +79,7 @@ def get_settings_dep(settings: SettingsDep) -> ApiSettings:
 Settings = Annotated[ApiSettings, Depends(get_settings_dep)]
 
 
-@router.get("/{token}", response_class=HTMLResponse)
+@router.get("/{token}", response_class=HTMLResponse, responses=_PAGES)
 def ack_page(token: TokenPath, conn: ConnDep, settings: Settings) -> HTMLResponse:
     """The page behind the link in a notice: what the ticket is, and one button."""
     try:
@@ -86,7 +103,7 @@ def ack_page(token: TokenPath, conn: ConnDep, settings: Settings) -> HTMLRespons
     return _page("整改通知 Rectification notice", info, button=row[2] == "open")
 
 
-@router.post("/{token}", response_class=HTMLResponse)
+@router.post("/{token}", response_class=HTMLResponse, responses=_PAGES)
 def ack_submit(token: TokenPath, conn: ConnDep, settings: Settings) -> HTMLResponse:
     """Acknowledge the ticket as the link's person; the link is then used up."""
     try:

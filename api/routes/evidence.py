@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Message, Receive
 
 from api.deps import ConnDep, ScopeDep, SettingsDep, WriterUser, not_found
 from api.schemas_loop import EvidencePublic
@@ -15,6 +17,7 @@ from api.services.evidence import (
     EvidenceStore,
     LocalDirStore,
     attach_photo,
+    check_declared_type,
     fetch_evidence,
     ticket_evidence,
 )
@@ -25,23 +28,48 @@ _MULTIPART_OVERHEAD = 64 * 1024
 _PHOTOS_PER_REQUEST = 4
 
 
+def body_limit(settings: ApiSettings) -> int:
+    """Largest request body of an upload route: its photos at the file limit, plus framing."""
+    return int(settings.max_upload_mb * 1024 * 1024) * _PHOTOS_PER_REQUEST + _MULTIPART_OVERHEAD
+
+
+def _too_large(limit: int) -> str:
+    return f"request body larger than {limit} bytes ({_PHOTOS_PER_REQUEST} photos at the limit)"
+
+
+def limited_receive(receive: Receive, limit: int) -> Receive:
+    """``receive`` that fails with 413 as soon as the body passes ``limit`` bytes.
+
+    The multipart parser spools files to disk as they arrive; counting here stops a
+    chunked upload (no Content-Length) before it is written anywhere, not after.
+    """
+    received = 0
+
+    async def counted() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise HTTPException(status_code=413, detail=_too_large(limit))
+        return message
+
+    return counted
+
+
 class LimitedBodyRoute(APIRoute):
-    """A route that refuses an announced oversized body (413) before FastAPI reads it."""
+    """A route whose request body is limited while it streams in (413), announced or not."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """Wrap the handler with a Content-Length check against ``BK_API_MAX_UPLOAD_MB``."""
+        """Wrap the handler: refuse a Content-Length over the limit, then count the bytes."""
         original = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
             declared = request.headers.get("content-length", "")
-            settings: ApiSettings = request.app.state.settings
-            limit = (
-                int(settings.max_upload_mb * 1024 * 1024) * _PHOTOS_PER_REQUEST
-                + _MULTIPART_OVERHEAD
-            )
+            limit = body_limit(request.app.state.settings)
             if declared.isdigit() and int(declared) > limit:
-                return JSONResponse({"detail": "request body too large"}, status_code=413)
-            return await original(request)
+                return JSONResponse({"detail": _too_large(limit)}, status_code=413)
+            return await original(Request(request.scope, limited_receive(request.receive, limit)))
 
         return handler
 
@@ -63,7 +91,12 @@ def max_upload_bytes(settings: SettingsDep) -> int:
 
 
 async def read_upload(upload: UploadFile, max_bytes: int) -> bytes:
-    """The upload's bytes, read in chunks and refused past ``max_bytes`` (413)."""
+    """The upload's bytes, read in chunks and refused past ``max_bytes`` (413).
+
+    A part declared as something other than a photo (text/plain, text/html...) is
+    refused first (415); the bytes decide between JPEG and PNG later.
+    """
+    check_declared_type(upload.content_type)
     parts: list[bytes] = []
     total = 0
     while chunk := await upload.read(64 * 1024):
@@ -88,8 +121,9 @@ def evidence_url(sha256: str) -> str:
     status_code=201,
     responses={
         **not_found("ticket"),
-        413: {"description": "File too large."},
-        415: {"description": "Not a JPEG or PNG image."},
+        413: {"description": "File or request body too large."},
+        415: {"description": "Not a JPEG or PNG image, or declared as something else."},
+        422: {"description": "Invalid input, a closed ticket, or a decompression bomb."},
     },
 )
 async def upload_evidence(
@@ -104,7 +138,8 @@ async def upload_evidence(
 ) -> EvidencePublic:
     """Attach a photo (JPEG or PNG, checked from its bytes) to a ticket; stored by sha256."""
     data = await read_upload(file, max_upload_bytes(settings))
-    return store_photo(
+    return await run_in_threadpool(  # decoding the photo and the database: off the event loop
+        store_photo,
         conn,
         store,
         ticket_id=ticket_id,

@@ -11,7 +11,13 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth.scope import Principal, Role
 from api.deps import ConnDep, CurrentUser, ScopeDep, SettingsDep, not_found, require_role
-from api.services.evidence import EvidenceStore, LocalDirStore
+from api.schemas import ErrorPublic
+from api.services.evidence import (
+    EvidenceStore,
+    LocalDirStore,
+    TooLargeError,
+    check_declared_type,
+)
 from api.services.inspection_plan import PlanPublic, PlanRequest, plan_inspections
 from api.services.inspections import (
     InspectionCreate,
@@ -106,11 +112,33 @@ class PhotoPublic(BaseModel):
     item_code: str
 
 
+_PHOTO_BODY = {"type": "string", "format": "binary"}
+
+
 @router.post(
     "/inspections/{inspection_id}/photos",
     response_model=PhotoPublic,
     status_code=201,
-    responses=not_found("inspection or item"),
+    responses={
+        **not_found("inspection or item"),
+        413: {"model": ErrorPublic, "description": "The photo is larger than the upload limit."},
+        415: {
+            "model": ErrorPublic,
+            "description": "Not a JPEG or PNG image, or declared as something else.",
+        },
+        422: {"model": ErrorPublic, "description": "Invalid input, or a decompression bomb."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The photo's bytes (JPEG or PNG; the bytes decide which).",
+            "content": {
+                "image/jpeg": {"schema": _PHOTO_BODY},
+                "image/png": {"schema": _PHOTO_BODY},
+                "application/octet-stream": {"schema": _PHOTO_BODY},
+            },
+        }
+    },
 )
 async def post_photo(  # noqa: PLR0917 - FastAPI dependencies
     request: Request,
@@ -122,13 +150,23 @@ async def post_photo(  # noqa: PLR0917 - FastAPI dependencies
     inspection_id: int,
     item_code: Annotated[str, Query(max_length=40)] = "",
 ) -> PhotoPublic:
-    """Attach a photo (the request body: JPEG or PNG bytes) to the inspection or one item."""
+    """Attach a photo (the request body: JPEG or PNG bytes) to the inspection or one item.
+
+    The declared type must be a photo's, the size is limited while the body streams in
+    (an announced Content-Length over the limit is refused before reading), and the
+    bytes must decode as the JPEG or PNG they claim to be, within the pixel limit.
+    """
+    check_declared_type(request.headers.get("content-type"))
     limit = int(settings.max_upload_mb * 1024 * 1024)
+    too_large = f"photo larger than the {settings.max_upload_mb:g} MB limit"
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLargeError(too_large)
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
         if len(data) > limit:
-            raise HTTPException(status_code=413, detail="photo too large")
+            raise TooLargeError(too_large)
     sha = await run_in_threadpool(
         add_photo,
         conn=conn,
@@ -152,7 +190,10 @@ class SignRequest(BaseModel):
 @router.post(
     "/inspections/{inspection_id}/sign",
     response_model=InspectionPublic,
-    responses=not_found("inspection"),
+    responses={
+        **not_found("inspection"),
+        409: {"model": ErrorPublic, "description": "Signed already, or no item failed."},
+    },
 )
 def post_sign(
     conn: ConnDep, user: Inspector, scope: ScopeDep, inspection_id: int, body: SignRequest
@@ -170,7 +211,16 @@ def post_sign(
 @router.get(
     "/inspections/{inspection_id}/notice",
     response_class=HTMLResponse,
-    responses=not_found("inspection"),
+    responses={
+        **not_found("inspection"),
+        200: {
+            "description": "The notice as a printable page, or as plain text (format=text).",
+            "content": {
+                "text/html": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        },
+    },
 )
 def get_notice(
     conn: ConnDep,

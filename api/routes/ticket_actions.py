@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from api.auth.scope import Principal
 from api.deps import ConnDep, CurrentUser, ScopeDep, SettingsDep, WriterUser, not_found
@@ -147,7 +148,11 @@ _simple_action(
 @router.post(
     "/{ticket_id}/rectify",
     response_model=ActionResultPublic,
-    responses={**_ANSWERS, 413: {"description": "A photo is too large."}},
+    responses={
+        **_ANSWERS,
+        413: {"description": "A photo or the request body is too large."},
+        415: {"description": "A photo is not a JPEG or PNG image, or declared as something else."},
+    },
 )
 async def rectify(
     *,
@@ -168,7 +173,8 @@ async def rectify(
     limit = max_upload_bytes(settings)
     for photo in photos or []:
         data = await read_upload(photo, limit)
-        stored = store_photo(
+        stored = await run_in_threadpool(  # decoding the photo: off the event loop
+            store_photo,
             conn,
             store,
             ticket_id=ticket_id,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import ConnDep, ScopeDep, SettingsDep, WriterUser, not_found
 from api.routes.evidence import StoreDep
+from api.schemas import ErrorPublic
 from api.schemas_loop import (
     DismissIn,
     FalseAlarmRatePublic,
@@ -102,7 +103,13 @@ def export_dataset(
     )
 
 
-@router.post("/{review_id}/confirm", response_model=ReviewPublic, responses=not_found("review"))
+_DECIDE: dict[int | str, dict[str, Any]] = {
+    **not_found("review"),
+    409: {"model": ErrorPublic, "description": "The capture was decided already."},
+}
+
+
+@router.post("/{review_id}/confirm", response_model=ReviewPublic, responses=_DECIDE)
 def confirm(
     review_id: int, conn: ConnDep, scope: ScopeDep, user: WriterUser, settings: SettingsDep
 ) -> ReviewPublic:
@@ -118,7 +125,7 @@ def confirm(
     return _one(conn, scope, review_id)
 
 
-@router.post("/{review_id}/dismiss", response_model=ReviewPublic, responses=not_found("review"))
+@router.post("/{review_id}/dismiss", response_model=ReviewPublic, responses=_DECIDE)
 def dismiss(
     review_id: int, body: DismissIn, conn: ConnDep, scope: ScopeDep, user: WriterUser
 ) -> ReviewPublic:

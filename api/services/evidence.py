@@ -1,7 +1,12 @@
 """Evidence files (photos of a fix, edge snapshots): checked, stored by hash, served by scope.
 
 - Only JPEG and PNG are accepted, decided from the bytes (magic number and a parsed image
-  header with a sane size), never from the client's content type or file name.
+  header with a sane size), never from the client's file name; a declared content type
+  that is not an image is refused too (a client that says text/plain is confused or lying).
+- Decompression bombs (a small file declaring a huge picture) are refused from the header,
+  before any decoding: at most ``MAX_PIXELS``. An upload is then decoded to prove it is an
+  image: a JPEG at 1/8 scale (libjpeg's DCT scaling), a PNG by inflating its pixel stream
+  in bounded pieces and checking it has exactly the size the header announces.
 - Size is limited while reading (``BK_API_MAX_UPLOAD_MB``).
 - The client's file name is never a path: it is sanitised and kept as display metadata.
 - Files live in an ``EvidenceStore`` by sha256 (``LocalDirStore``: ``root/ab/cd/<sha256>``);
@@ -13,6 +18,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import re
@@ -27,6 +33,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 import psycopg
+from PIL import Image
 
 from api.auth.scope import SiteScope
 from api.services.lifecycle import TicketNotFoundError
@@ -38,6 +45,12 @@ Conn = psycopg.Connection[Any]
 
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _MAX_SIDE_PX = 20_000
+MAX_PIXELS = 50_000_000  # more than a phone's or camera's photo; a bomb declares far more
+_INFLATE_PIECE = 1024 * 1024
+# Declared types that may carry a photo; the bytes still decide which one it is.
+_PHOTO_TYPES = frozenset(
+    {"image/jpeg", "image/jpg", "image/pjpeg", "image/png", "application/octet-stream"}
+)
 _FILENAME_MAX = 100
 _CHUNK = 64 * 1024
 
@@ -58,6 +71,10 @@ class TooLargeError(EvidenceError):
     """Bigger than the upload limit."""
 
     status_code = 413
+
+
+class TooManyPixelsError(EvidenceError):
+    """The header declares more pixels than ``MAX_PIXELS``: a decompression bomb (422)."""
 
 
 class EvidenceStore(Protocol):
@@ -147,9 +164,123 @@ def sniff_image(data: bytes) -> ImageInfo:
 
 
 def _sane(media_type: str, w: int, h: int) -> ImageInfo:
-    if not (0 < w <= _MAX_SIDE_PX and 0 < h <= _MAX_SIDE_PX):
+    if w <= 0 or h <= 0:
         raise UnsupportedMediaError(f"{media_type} header has an impossible size {w}x{h}")
+    if w > _MAX_SIDE_PX or h > _MAX_SIDE_PX or w * h > MAX_PIXELS:
+        raise TooManyPixelsError(
+            f"{media_type} declares {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); "
+            f"the limit is {MAX_PIXELS // 1_000_000} megapixels and {_MAX_SIDE_PX} px a side"
+        )
     return ImageInfo(media_type, w, h)
+
+
+def check_declared_type(declared: str | None) -> None:
+    """Refuse an upload whose declared content type cannot be a photo (415).
+
+    Example:
+        >>> check_declared_type("image/png; charset=x")
+        >>> try:
+        ...     check_declared_type("text/html")
+        ... except UnsupportedMediaError as e:
+        ...     print(e)
+        declared content type text/html is not a photo; send image/jpeg or image/png
+    """
+    media = (declared or "").split(";", 1)[0].strip().lower()
+    if media and media not in _PHOTO_TYPES:
+        shown = media[:60].encode("ascii", "backslashreplace").decode()
+        raise UnsupportedMediaError(
+            f"declared content type {shown} is not a photo; send image/jpeg or image/png"
+        )
+
+
+def check_image(data: bytes) -> ImageInfo:
+    """``sniff_image`` and then decode the image, so what is stored is a picture.
+
+    Raises UnsupportedMediaError (415) for what is not a JPEG / PNG or does not decode,
+    TooManyPixelsError (422) for a declared size past ``MAX_PIXELS``, before decoding.
+    """
+    info = sniff_image(data)
+    if info.media_type == "image/png":
+        _inflate_png(data, info)
+    else:
+        _decode_jpeg(data, info)
+    return info
+
+
+def _decode_jpeg(data: bytes, info: ImageInfo) -> None:
+    """Decode at 1/8 scale (libjpeg's DCT scaling): every byte is read, few pixels kept."""
+    try:
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as im:
+            if im.size != (info.width_px, info.height_px):
+                raise UnsupportedMediaError("JPEG frame headers disagree about the size")
+            im.draft("RGB", (max(1, info.width_px // 8), max(1, info.height_px // 8)))
+            im.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, EvidenceError):
+            raise
+        raise UnsupportedMediaError(f"JPEG image data does not decode: {exc}") from exc
+
+
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+          (0, 1, 1, 2))  # fmt: skip
+
+
+def _png_raw_size(w: int, h: int, bits: int, interlaced: bool) -> int:
+    """Bytes of the inflated pixel stream: each row is a filter byte plus its samples."""
+    passes = _ADAM7 if interlaced else ((0, 0, 1, 1),)
+    total = 0
+    for x0, y0, dx, dy in passes:
+        pw, ph = (w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy
+        if pw > 0 and ph > 0:
+            total += ph * (1 + (pw * bits + 7) // 8)
+    return total
+
+
+def _png_chunks(data: bytes) -> Iterable[tuple[bytes, bytes]]:
+    """(type, data) of each chunk after the signature, checksums verified, up to IEND."""
+    i = 8
+    while i + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[i : i + 8])
+        end = i + 12 + length
+        if end > len(data):
+            raise UnsupportedMediaError("PNG is truncated")
+        body = data[i + 8 : i + 8 + length]
+        if zlib.crc32(kind + body) != struct.unpack(">I", data[end - 4 : end])[0]:
+            raise UnsupportedMediaError(f"PNG {kind.decode('latin-1')!r} chunk checksum is wrong")
+        yield kind, body
+        if kind == b"IEND":
+            return
+        i = end
+    raise UnsupportedMediaError("PNG is truncated (no IEND chunk)")
+
+
+def _inflate_png(data: bytes, info: ImageInfo) -> None:
+    """Inflate the IDAT stream in bounded pieces; it must be exactly the announced size."""
+    bit_depth, colour, _, _, interlace = struct.unpack(">BBBBB", data[24:29])
+    if colour not in _CHANNELS or bit_depth not in {1, 2, 4, 8, 16}:
+        raise UnsupportedMediaError(f"PNG colour type {colour} / bit depth {bit_depth} is invalid")
+    expected = _png_raw_size(
+        info.width_px, info.height_px, _CHANNELS[colour] * bit_depth, interlace == 1
+    )
+    inflater = zlib.decompressobj()
+    produced = 0
+    try:
+        for kind, body in _png_chunks(data):
+            if kind != b"IDAT":
+                continue
+            pending = body
+            while pending and not inflater.eof:
+                produced += len(inflater.decompress(pending, _INFLATE_PIECE))
+                pending = inflater.unconsumed_tail
+                if produced > expected:
+                    raise UnsupportedMediaError("PNG pixel data is larger than its header says")
+    except zlib.error as exc:
+        raise UnsupportedMediaError(f"PNG pixel data does not inflate: {exc}") from exc
+    if not inflater.eof or produced != expected:
+        raise UnsupportedMediaError(
+            f"PNG pixel data is {produced} bytes, its header announces {expected}"
+        )
 
 
 def _png(data: bytes) -> ImageInfo:
@@ -248,7 +379,7 @@ def attach_photo(
     Raises TicketNotFoundError (404) when the ticket is not in scope, EvidenceError when
     refused; the app answers both, so a route passes them through.
     """
-    info = sniff_image(data)
+    info = check_image(data)
     row = conn.execute(
         f"SELECT status FROM tickets t WHERE id = %(id)s AND {scope.clause('t.site_id')}",
         {"id": ticket_id, **scope.params()},

@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth.scope import SiteScope
-from api.services.evidence import EvidenceStore, sniff_image
+from api.services.evidence import EvidenceStore, check_image
 from api.services.tickets import FINDINGS_CHANNEL
 from bkcommon.errors import RequestError
 
@@ -501,7 +501,7 @@ def add_photo(
     Raises the evidence store's errors for what is not a JPEG / PNG, NotFoundError for an
     unknown inspection or item.
     """
-    info = sniff_image(content)
+    info = check_image(content)
     sha = hashlib.sha256(content).hexdigest()
     with conn.transaction():
         row = conn.execute(

@@ -117,9 +117,10 @@ def test_upload_checks_bytes_not_the_clients_word(
         r = loop_client.post(
             url, headers={**who["officer"], "Content-Type": "multipart/form-data; boundary=B0"},
             content=b"--B0\r\nContent-Disposition: form-data; name=\"file\"; filename=\""
-            + hostile + b"\"\r\nContent-Type: text/plain\r\n\r\n" + data + b"\r\n--B0--\r\n",
+            + hostile + b"\"\r\nContent-Type: image/png\r\n\r\n" + data + b"\r\n--B0--\r\n",
         )  # fmt: skip
-        assert r.status_code == 201, (hostile, r.text)  # content type ignored; bytes decide
+        assert r.status_code == 201, (hostile, r.text)  # declared PNG, the bytes say JPEG
+        assert r.json()["media_type"] == "image/jpeg"
         assert r.json()["sha256"] == shas[-1]
     listing = loop_client.get(url, headers=who["officer"]).json()
     assert [e["filename"] for e in listing] == [
