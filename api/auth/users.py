@@ -312,7 +312,10 @@ def login(
         logger.info("sign-in refused for %s: %s", username, reason)
         raise AuthError(reason)
     assert row is not None
-    return issue_token(conn, principal=_principal(row), kind="session", ttl=ttl, now=now)
+    issued = issue_token(conn, principal=_principal(row), kind="session", ttl=ttl, now=now)
+    # ids only: the password and the token itself are never logged, at any level
+    logger.debug("signed in %s from %s: session token id %d", username, client, issued.token_id)
+    return issued
 
 
 def principal_for_token(conn: Conn, *, token: str, now: datetime) -> Principal | None:

@@ -138,3 +138,32 @@ def broker_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="bk-mqauth-") as d:
         Path(d).chmod(0o755)
         yield Path(d)
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca(d: Path, name: str) -> Path:
+    """A self-signed CA ``<name>.crt`` / ``<name>.key`` in ``d`` (openssl CLI), valid 2 days."""
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+             f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.crt", cwd=d)  # fmt: skip
+    return d / f"{name}.crt"
+
+
+def make_server_cert(d: Path, ca: str) -> dict[str, Path]:
+    """``server.crt`` / ``server.key`` signed by CA ``ca``, for 127.0.0.1 and localhost.
+
+    Returns the files under the names deploy/mosquitto/tls.conf uses.
+    """
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+             "-keyout", "server.key", "-out", "server.csr", cwd=d)  # fmt: skip
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+             "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt",
+             cwd=d)  # fmt: skip
+    return {
+        "ca.crt": d / f"{ca}.crt",
+        "server.crt": d / "server.crt",
+        "server.key": d / "server.key",
+    }

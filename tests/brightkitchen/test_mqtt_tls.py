@@ -7,7 +7,6 @@ real publisher and the simulator's client connect with ``mqtts://`` and BK_MQTT_
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,27 +19,14 @@ from brightkitchen.mqtt_auth import Account, AccountKind, RegistryView, hash_pas
 from brightkitchen.simulate.publisher import connect as sim_connect
 from edge.outbox import Outbox
 from edge.publish import EdgePublisher
-from tests.brightkitchen.mqtt_auth_support import SecuredBroker, broker_dir, secured_broker
+from tests.brightkitchen.mqtt_auth_support import (
+    SecuredBroker,
+    broker_dir,
+    make_ca,
+    make_server_cert,
+    secured_broker,
+)
 from tests.support.services import wait_until
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _ca(d: Path, name: str) -> None:
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-             f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.crt", cwd=d)  # fmt: skip
-
-
-def _server_cert(d: Path, ca: str) -> None:
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-             "-keyout", "server.key", "-out", "server.csr", cwd=d)  # fmt: skip
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
-             "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt",
-             cwd=d)  # fmt: skip
-
 
 PASSWORDS = {"edge.box-1": "box-password-1", "svc.ingest": "ingest-password-1"}
 
@@ -48,9 +34,9 @@ PASSWORDS = {"edge.box-1": "box-password-1", "svc.ingest": "ingest-password-1"}
 @pytest.fixture(scope="module")
 def tls_broker() -> Iterator[SecuredBroker]:
     with broker_dir() as d:
-        _ca(d, "ca")
-        _ca(d, "rogue-ca")  # a CA the broker's certificate does not chain to
-        _server_cert(d, "ca")
+        make_ca(d, "ca")
+        make_ca(d, "rogue-ca")  # a CA the broker's certificate does not chain to
+        tls = make_server_cert(d, "ca")
         accounts = [
             Account(
                 "edge.box-1", AccountKind.EDGE, "box-1", hash_password(PASSWORDS["edge.box-1"])
@@ -62,11 +48,6 @@ def tls_broker() -> Iterator[SecuredBroker]:
         files = render(accounts, RegistryView(sites=frozenset({"s1"}), box_site={"box-1": "s1"}))
         (d / "passwd").write_text(files.passwd)
         (d / "acl").write_text(files.acl)
-        tls = {
-            "ca.crt": d / "ca.crt",
-            "server.crt": d / "server.crt",
-            "server.key": d / "server.key",
-        }
         with secured_broker(d, passwd=d / "passwd", acl=d / "acl", tls=tls) as broker:
             yield broker
 
