@@ -17,14 +17,38 @@ ALTER MATERIALIZED VIEW readings_1h SET (timescaledb.materialized_only = false);
 -- they are meant to outlive the raw readings. The end offsets leave the current,
 -- still-filling bucket to the real-time part. Replaced (not kept) so that databases with
 -- the first policies (3 and 7 days) get these.
-SELECT remove_continuous_aggregate_policy('readings_5m', true);
-SELECT add_continuous_aggregate_policy('readings_5m',
-    start_offset => INTERVAL '390 days', end_offset => INTERVAL '5 minutes',
-    schedule_interval => INTERVAL '5 minutes', if_not_exists => true);
-SELECT remove_continuous_aggregate_policy('readings_1h', true);
-SELECT add_continuous_aggregate_policy('readings_1h',
-    start_offset => INTERVAL '390 days', end_offset => INTERVAL '1 hour',
-    schedule_interval => INTERVAL '15 minutes', if_not_exists => true);
+--
+-- Where the policy refreshes in batches (newer 2.x: max_batches_per_execution, default
+-- 10 batches a run, newest first), the number of batches a run may take is unlimited:
+-- batches are made only where something was invalidated, and a cap would leave the
+-- oldest late readings behind a stream of newer ones. Older versions refresh the window
+-- in one pass. Removed and added in one block, so an aggregate is never left without one.
+DO $$
+DECLARE
+    batched boolean := EXISTS (
+        SELECT 1 FROM pg_proc
+        WHERE proname = 'add_continuous_aggregate_policy'
+          AND 'max_batches_per_execution' = ANY (proargnames));
+    p record;
+BEGIN
+    FOR p IN SELECT * FROM (VALUES
+            ('readings_5m'::regclass, INTERVAL '5 minutes', INTERVAL '5 minutes'),
+            ('readings_1h'::regclass, INTERVAL '1 hour', INTERVAL '15 minutes'))
+            AS t (agg, end_offset, every) LOOP
+        PERFORM remove_continuous_aggregate_policy(p.agg, true);
+        IF batched THEN
+            PERFORM add_continuous_aggregate_policy(p.agg,
+                start_offset => INTERVAL '390 days', end_offset => p.end_offset,
+                schedule_interval => p.every, if_not_exists => true,
+                max_batches_per_execution => 0);
+        ELSE
+            PERFORM add_continuous_aggregate_policy(p.agg,
+                start_offset => INTERVAL '390 days', end_offset => p.end_offset,
+                schedule_interval => p.every, if_not_exists => true);
+        END IF;
+    END LOOP;
+END
+$$;
 
 -- Chunks ahead of time. The transaction that creates a chunk holds a lock that makes
 -- every other transaction needing the same new chunk wait until it commits; an ingest

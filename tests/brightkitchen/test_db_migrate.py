@@ -234,7 +234,7 @@ _RERUNNABLE = re.compile(
         |ALTER\ MATERIALIZED\ VIEW\ \w+\ SET
         |SELECT\ remove_\w+_policy\('\w+',\ true\)
         |SELECT\ (create_hypertable|add_\w+_policy)\(.*if_not_exists\ =>\ true
-        |DO\ \$\$.*IF\ NOT\ EXISTS
+        |DO\ \$\$.*(IF\ NOT\ EXISTS|if_not_exists\ =>\ true)
         |CALL\ bk_precreate_reading_chunks)""",
     re.VERBOSE | re.DOTALL,
 )
