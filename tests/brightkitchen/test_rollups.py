@@ -4,9 +4,8 @@ Each test runs on plain PostgreSQL and on TimescaleDB (``path_db``); the Timesca
 skipped, with the reason, where the test server cannot create the extension. Readings go
 in through the ingest writer (which maintains the plain path's rollup tables) and the
 5-minute / 1-hour series are read with the API's own query, so what is checked is what a
-client sees. On TimescaleDB the background scheduler may run a policy at any moment, so
-the tests run the policies themselves (``run_job``) and never assert that something is
-still missing.
+client sees. On TimescaleDB the policies are unscheduled in the test database and the
+tests run them themselves (``run_job``), at the points they choose.
 """
 
 from __future__ import annotations
@@ -56,6 +55,11 @@ def db(path_db: PathDb) -> PathDb:
     with psycopg.connect(path_db.url) as conn:
         sync_registry(conn, parse_site_file(SITE))
         conn.execute("UPDATE sites SET created_at = now() - INTERVAL '800 days'")
+        if path_db.path == "timescale":  # user jobs have ids from 1000
+            conn.execute(
+                "SELECT alter_job(job_id, scheduled => false) "
+                "FROM timescaledb_information.jobs WHERE job_id >= 1000"
+            )
     return path_db
 
 
