@@ -9,7 +9,9 @@ body the document does not describe. ``install_error_contract`` fixes both sides
   naming each field; the refused values are not echoed (they can be a password);
 - the document gets 422 on every operation with inputs, 503 (database unavailable) on
   every operation, 400 on multipart uploads (a body that cannot be parsed), and every
-  4xx/5xx answer built from ``ErrorPublic`` is documented as ``application/json``.
+  4xx/5xx answer built from ``ErrorPublic`` is documented as ``application/json``;
+- a media type declared without a schema (a JPEG, a zip, a CSV) is documented as a string,
+  binary unless it is text.
 """
 
 from __future__ import annotations
@@ -83,9 +85,9 @@ def _document_operation(operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     body = operation.get("requestBody", {}).get("content", {})
     if operation.get("parameters") or body:
-        declared = responses.get("422", {})
+        declared = responses.get("422", {}).get("description")
         responses["422"] = {
-            "description": declared.get("description") or INVALID_INPUT,
+            "description": INVALID_INPUT if declared in {None, "Validation Error"} else declared,
             "content": _json_error(),  # replaces FastAPI's HTTPValidationError
         }
     responses.setdefault("503", {"description": UNAVAILABLE})
@@ -94,6 +96,14 @@ def _document_operation(operation: dict[str, Any]) -> None:
     for code, response in responses.items():
         if code[:1] in {"4", "5"}:
             _document_error(response)
+        for media, spec in response.get("content", {}).items():
+            if not spec.get("schema"):  # e.g. image/jpeg, application/zip, text/csv: say so
+                spec["schema"] = {"type": "string"} | _binary(media)
+
+
+def _binary(media: str) -> dict[str, str]:
+    text = media.startswith("text/") or media.endswith(("json", "xml"))
+    return {} if text else {"format": "binary"}
 
 
 def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
