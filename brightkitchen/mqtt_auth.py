@@ -28,6 +28,7 @@ import hmac
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -225,12 +226,15 @@ def render(
     )
 
 
-def write_atomically(path: Path, text: str, mode: int = 0o640) -> None:
+def write_atomically(path: Path, text: str, mode: int = 0o640, group: str | None = None) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename.
 
-    Mosquitto rereads the files on SIGHUP; it must never see half a file.
+    Mosquitto rereads the files on SIGHUP, after it dropped root for its own user: it must
+    never see half a file, and ``group`` (e.g. ``mosquitto``) lets it read a 0640 file.
     """
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.chmod(mode)
+    if group is not None:
+        shutil.chown(tmp, group=group)
     tmp.replace(path)

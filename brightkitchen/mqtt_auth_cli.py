@@ -51,8 +51,9 @@ def register_mqtt_auth(registry_sub: argparse._SubParsersAction[argparse.Argumen
         "--mode",
         default="640",
         type=lambda v: int(v, 8),
-        help="file mode, octal (default 640: chgrp the files to mosquitto's group)",
+        help="file mode, octal (default 640, with --group so that Mosquitto reads them)",
     )
+    write.add_argument("--group", help="group of the files, e.g. mosquitto")
     write.set_defaults(handler=_cmd_write)
 
 
@@ -118,8 +119,8 @@ def _cmd_write(args: argparse.Namespace) -> int:
         files = render(
             live_accounts(conn), registry_view(conn), prefix=prefix, zigbee_base=args.zigbee_base
         )
-    write_atomically(args.passwd, files.passwd, args.mode)
-    write_atomically(args.acl, files.acl, args.mode)
+    write_atomically(args.passwd, files.passwd, args.mode, args.group)
+    write_atomically(args.acl, files.acl, args.mode, args.group)
     print(f"wrote {len(files.usernames)} account(s) to {args.passwd} and {args.acl}")
     for name in files.skipped:
         print(f"skipped {name}: its box or site is not in the registry", file=sys.stderr)

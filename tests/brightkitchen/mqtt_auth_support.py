@@ -44,7 +44,12 @@ class SecuredBroker:
 
 @contextlib.contextmanager
 def secured_broker(
-    workdir: Path, *, passwd: Path, acl: Path, tls: dict[str, Path] | None = None
+    workdir: Path,
+    *,
+    passwd: Path,
+    acl: Path,
+    tls: dict[str, Path] | None = None,
+    readable: bool = True,
 ) -> Iterator[SecuredBroker]:
     """Mosquitto with ``allow_anonymous false`` and the given files (plus a TLS listener).
 
@@ -55,7 +60,7 @@ def secured_broker(
     port = free_port()
     # Started as root, Mosquitto drops to the mosquitto user: it must read these files.
     workdir.chmod(0o755)
-    for p in (passwd, acl, *(tls or {}).values()):
+    for p in (*((passwd, acl) if readable else ()), *(tls or {}).values()):
         p.chmod(0o644)
     conf = (repo / "deploy/mosquitto/auth.conf").read_text()
     conf = conf.replace("/etc/mosquitto/brightkitchen.passwd", str(passwd))

@@ -99,8 +99,10 @@ def test_registry_accounts_are_enforced_by_mosquitto(
     assert "no edge box 'no-such-box'" in unknown.stderr
 
     passwd, acl = work / "bk.passwd", work / "bk.acl"
-    wrote = run_cli("registry", "mqtt-auth", "write", "--passwd", str(passwd), "--acl", str(acl),
-                    env=cli_env)  # fmt: skip
+    # as in production: mode 0640, group mosquitto (the user Mosquitto drops to)
+    write = ("registry", "mqtt-auth", "write", "--passwd", str(passwd), "--acl", str(acl),
+             "--group", "mosquitto")  # fmt: skip
+    wrote = run_cli(*write, env=cli_env)
     assert wrote.returncode == 0, wrote.stderr
     assert "wrote 4 account(s)" in wrote.stdout
     text = acl.read_text()
@@ -108,7 +110,8 @@ def test_registry_accounts_are_enforced_by_mosquitto(
     assert ingest_pw not in passwd.read_text()
     assert gw1.password not in passwd.read_text()
 
-    with secured_broker(work, passwd=passwd, acl=acl) as broker:
+    assert passwd.stat().st_mode & 0o777 == 0o640
+    with secured_broker(work, passwd=passwd, acl=acl, readable=False) as broker:
         port = broker.port
         ingest = connect(
             port,
@@ -160,11 +163,8 @@ def test_registry_accounts_are_enforced_by_mosquitto(
         with psycopg.connect(db_url, autocommit=True) as conn:
             assert revoke_account(conn, username="edge.box-1", now=utcnow())
             gw1b = issue_account(conn, kind=AccountKind.GATEWAY, subject="school-001", now=now)
-        wrote = run_cli("registry", "mqtt-auth", "write", "--passwd", str(passwd), "--acl",
-                        str(acl), env=cli_env)  # fmt: skip
+        wrote = run_cli(*write, env=cli_env)
         assert "wrote 3 account(s)" in wrote.stdout, wrote.stdout + wrote.stderr
-        for path in (passwd, acl):
-            path.chmod(0o644)
         broker.reload()
         for user, password, ok in (
             ("edge.box-1", box1.password, False),
