@@ -7,20 +7,27 @@ loss; violations are a few per minute, so one fsync each costs nothing.) The
 evidence JPEG travels inside the payload, so a row is atomic: message and
 evidence together or neither.
 
-The outbox is bounded by bytes (the box's disk budget) and rows. Over the byte
-budget, the evidence images of the OLDEST rows are pruned first: the inline JPEG
+The outbox is bounded by bytes (the box's disk budget) and rows, and it watches
+the free space of its filesystem: it keeps ``disk_reserve_bytes`` free for
+SQLite's own files, so a disk filled by something else counts as a smaller
+budget. Over the budget, the evidence images of the OLDEST rows are pruned first: the inline JPEG
 is removed from the payload, its hash, size and boxes stay, and
 ``details.evidence_pruned`` says why it is missing. Events are never given up to
 make room for pictures: only when the rows are still over the budget with every
 image pruned (or over the row bound) are the oldest rows dropped, as a last
 resort. Prunes and drops are logged, counted in persistent counters and
-reported in the box status.
+reported in the box status. A free-space estimate alone never drops an event:
+only the configured bounds do. If the disk fills anyway (SQLite answers "database
+or disk is full"), every image still in the outbox is pruned and the event is
+stored again, without its own image if need be; only when even that fails does
+``put`` raise :class:`OutboxFullError`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sqlite3
 import threading
 import time
@@ -46,6 +53,18 @@ CREATE TABLE IF NOT EXISTS outbox_counters (
     value INTEGER NOT NULL
 );
 """
+
+
+DEFAULT_DISK_RESERVE_BYTES = 32 * 1024 * 1024
+"""Free space the outbox leaves on its filesystem (SQLite's WAL, the OS, logs)."""
+
+
+class OutboxFullError(RuntimeError):
+    """The disk is full: an event could not be stored even with every image pruned."""
+
+
+def _disk_full(exc: sqlite3.OperationalError) -> bool:
+    return "full" in str(exc).lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +102,20 @@ class Outbox:
         max_bytes: int = 512 * 1024 * 1024,
         max_rows: int = 100_000,
         on_drop: Callable[[int], None] | None = None,
+        disk_reserve_bytes: int | None = DEFAULT_DISK_RESERVE_BYTES,
+        free_bytes: Callable[[], int] | None = None,
     ) -> None:
-        """Open or create the outbox at ``path``; ``on_drop(n)`` is told of dropped rows."""
+        """Open or create the outbox at ``path``; ``on_drop(n)`` is told of dropped rows.
+
+        ``disk_reserve_bytes`` (None: ignore free space) is left free on the filesystem;
+        ``free_bytes`` measures the free space (default: of ``path``'s directory).
+        """
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self.max_rows = max_rows
+        self.disk_reserve_bytes = disk_reserve_bytes
+        self._free_bytes = free_bytes or (lambda: shutil.disk_usage(self.path.parent).free)
         self._on_drop = on_drop
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
@@ -96,6 +123,10 @@ class Outbox:
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # Checkpoint the WAL every 64 pages and keep it small: on a nearly full disk the WAL
+        # is what grows, and freed pages are reused only once checkpointed.
+        self._db.execute("PRAGMA wal_autocheckpoint=64")
+        self._db.execute("PRAGMA journal_size_limit=1048576")
         self._db.executescript(_SCHEMA)
         cols = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
         if "pruned" not in cols:  # an outbox written before evidence pruning existed
@@ -118,24 +149,20 @@ class Outbox:
             raise ValueError(f"payload of {size} bytes exceeds the outbox limit {self.max_bytes}")
         now = time.time() if created_at is None else created_at
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                cur = self._db.execute(
-                    "INSERT OR IGNORE INTO outbox(event_id, topic, payload, bytes, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (event_id, topic, payload, size, now),
+                inserted, pruned, dropped = self._put(event_id, topic, payload, now)
+            except sqlite3.OperationalError as exc:
+                if not _disk_full(exc):
+                    raise
+                inserted, pruned, dropped = self._put_on_full_disk(
+                    event_id, topic, payload, now, exc
                 )
-                inserted = cur.rowcount == 1
-                pruned, dropped = self._enforce_bounds() if inserted else ([], [])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
         if pruned:
             logger.warning(
-                "outbox over its disk budget (%d bytes): evidence images of the %d oldest "
-                "event(s) pruned, the events are kept (event ids %s)",
+                "outbox over its disk budget (%d bytes, %s bytes free on disk): evidence images "
+                "of the %d oldest event(s) pruned, the events are kept (event ids %s)",
                 self.max_bytes,
+                self._free_text(),
                 len(pruned),
                 ", ".join(pruned[:5]),
             )
@@ -152,14 +179,99 @@ class Outbox:
                 self._on_drop(len(dropped))
         return inserted
 
-    def _prune_evidence(self, total: int) -> tuple[int, list[str]]:
-        """Strip inline images, oldest first, until ``total`` fits; return it and the ids."""
+    def _free_text(self) -> str:
+        try:
+            return str(self._free_bytes())
+        except OSError:
+            return "?"
+
+    def _put(
+        self, event_id: str, topic: str, payload: bytes, now: float
+    ) -> tuple[bool, list[str], list[str]]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO outbox(event_id, topic, payload, bytes, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (event_id, topic, payload, len(payload), now),
+            )
+            inserted = cur.rowcount == 1
+            pruned, dropped = self._enforce_bounds() if inserted else ([], [])
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        return inserted, pruned, dropped
+
+    def _put_on_full_disk(
+        self, event_id: str, topic: str, payload: bytes, now: float, exc: Exception
+    ) -> tuple[bool, list[str], list[str]]:
+        """The disk filled before the budget said so: prune every image, store the event."""
+        logger.error(
+            "outbox: the disk is full (%s); pruning evidence images to keep event %s", exc, event_id
+        )
+        pruned: list[str] = []
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL's pages back first
+            self._db.execute("BEGIN IMMEDIATE")
+            (total,) = self._db.execute("SELECT coalesce(sum(bytes), 0) FROM outbox").fetchone()
+            _, pruned = self._prune_evidence(int(total), 0)
+            self._db.execute("COMMIT")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            pruned = []
+        slim = strip_evidence(payload)
+        for body in (payload, slim):
+            if body is None:
+                continue
+            try:
+                inserted, more, dropped = self._put(event_id, topic, body, now)
+            except sqlite3.OperationalError as again:
+                if not _disk_full(again):
+                    raise
+                continue
+            if body is slim:
+                more = [*more, event_id]
+                self._count_safely("evidence_pruned", 1)
+            return inserted, pruned + more, dropped
+        raise OutboxFullError(
+            f"the disk holding {self.path} is full: event {event_id} could not be stored even "
+            "without its image"
+        ) from exc
+
+    def _count_safely(self, name: str, n: int) -> None:
+        try:
+            self._count(name, n)
+        except sqlite3.OperationalError:
+            logger.warning("outbox counter %s not updated (disk full)", name)
+
+    def _disk_budget(self, total: int) -> int:
+        """Bytes the rows may use: the configured budget, less what the disk lacks."""
+        if self.disk_reserve_bytes is None:
+            return self.max_bytes
+        try:
+            free = self._free_bytes()
+        except OSError:
+            return self.max_bytes
+        pages, size = (
+            self._db.execute("PRAGMA freelist_count").fetchone()[0],
+            self._db.execute("PRAGMA page_size").fetchone()[0],
+        )
+        free += int(pages) * int(size)  # free pages inside the file are reused first
+        return min(self.max_bytes, total + free - self.disk_reserve_bytes)
+
+    def _prune_evidence(self, total: int, limit: int) -> tuple[int, list[str]]:
+        """Strip inline images, oldest first, until ``total`` fits ``limit``; return it and
+        the ids."""
         pruned: list[str] = []
         cur = self._db.execute(
             "SELECT id, event_id, payload, bytes FROM outbox WHERE pruned = 0 ORDER BY id"
         )
         for oid, eid, payload, size in cur.fetchall():
-            if total <= self.max_bytes:
+            if total <= limit:
                 break
             slim = strip_evidence(bytes(payload))
             if slim is None:
@@ -187,9 +299,10 @@ class Outbox:
             "SELECT count(*), coalesce(sum(bytes), 0) FROM outbox"
         ).fetchone()
         pruned: list[str] = []
-        if total > self.max_bytes:
-            total, pruned = self._prune_evidence(total)
-        dropped: list[str] = []
+        budget = self._disk_budget(total)
+        if total > budget:
+            total, pruned = self._prune_evidence(total, budget)
+        dropped: list[str] = []  # only the configured bounds drop events, never a disk estimate
         while rows > self.max_rows or total > self.max_bytes:
             oid, eid, size = self._db.execute(
                 "SELECT id, event_id, bytes FROM outbox ORDER BY id LIMIT 1"

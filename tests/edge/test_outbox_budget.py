@@ -86,3 +86,65 @@ def test_outbox_written_before_pruning_existed_opens(tmp_path: Path) -> None:
     assert ob.depth() == 1
     assert ob.put("evt-000001", "t/v", _violation(1))
     assert ob.stats().evidence_pruned_total == 0
+
+
+def test_little_free_disk_prunes_evidence_but_never_drops_an_event(tmp_path: Path) -> None:
+    free = {"bytes": 10_000_000}
+    ob = Outbox(
+        tmp_path / "o.sqlite", disk_reserve_bytes=1_000_000, free_bytes=lambda: free["bytes"]
+    )
+    for i in range(10):
+        ob.put(f"evt-{i:06d}", "t/v", _violation(i))
+    assert ob.stats().evidence_pruned_total == 0
+    free["bytes"] = 990_000  # something else filled the disk: 10 KB into the reserve
+    for i in range(10, 20):
+        ob.put(f"evt-{i:06d}", "t/v", _violation(i))
+    st = ob.stats()
+    assert st.evidence_pruned_total > 0
+    assert st.depth == 20
+    assert st.dropped_total == 0
+    free["bytes"] = 0  # past the reserve: every image goes, still no event
+    ob.put("evt-000020", "t/v", _violation(20))
+    st = ob.stats()
+    assert (st.depth, st.dropped_total) == (21, 0)
+
+
+def _can_mount_tmpfs(path: Path) -> bool:
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        return False
+    path.mkdir(exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        return False
+    subprocess.run(["umount", str(path)], check=False)
+    return True
+
+
+def test_a_really_full_disk_keeps_every_event(tmp_path: Path) -> None:
+    import subprocess
+
+    import pytest
+
+    mnt = tmp_path / "disk"
+    if not _can_mount_tmpfs(mnt):
+        pytest.skip("mounting a tiny tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
+    try:
+        ob = Outbox(mnt / "o.sqlite", disk_reserve_bytes=200_000)
+        for i in range(40):  # 40 x ~27 KB images: about 1 MB of pictures on a 1 MB disk
+            ob.put(f"evt-{i:06d}", "t/v", _violation(i, image_bytes=20_000))
+        st = ob.stats()
+        assert st.depth == 40
+        assert st.dropped_total == 0
+        assert st.evidence_pruned_total > 0
+        assert [r.event_id for r in ob.peek(40)] == [f"evt-{i:06d}" for i in range(40)]
+        ob.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
