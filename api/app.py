@@ -26,6 +26,7 @@ from api.metrics import instrument
 from api.routes import (
     ack,
     alarms,
+    enrol,
     evidence,
     health,
     inspections,
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(health.router, prefix=API_PREFIX)  # unauthenticated: operators
     app.include_router(auth_routes.router, prefix=API_PREFIX)
     app.include_router(ack.router, prefix=API_PREFIX)  # unauthenticated: signed one-time links
+    app.include_router(enrol.router, prefix=API_PREFIX)  # codes: admins; redeeming: the code
     # Every other router needs a signed-in user: 401/403 are documented on each route.
     for module in (
         alarms,

@@ -27,6 +27,7 @@ Handler = Callable[[argparse.Namespace], int]
 _PARTS = (
     "ingest.cli",
     "api.cli",
+    "api.enrol_cli",
     "edge.cli",
     "models.cli",
     "brightkitchen.simulate.cli",

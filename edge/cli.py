@@ -158,8 +158,25 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_enrol(args: argparse.Namespace) -> int:
+    import sys
+
+    from edge.enrol import enrol
+
+    code = sys.stdin.readline().strip() if args.code == "-" else args.code
+    done = enrol(
+        api_url=args.api, box_id=args.box, code=code, broker=args.broker,
+        out_dir=Path(args.out_dir), owner=args.owner,
+    )  # fmt: skip
+    print(
+        f"box {done.box_id} (site {done.site_id}) enrolled as {done.mqtt_username}; "
+        f"credentials in {', '.join(str(f) for f in done.files)} (mode 0600)"
+    )
+    return 0
+
+
 def register(subparsers: Any) -> None:
-    """Add ``edge run`` and ``edge outbox`` to the brightkitchen command."""
+    """Add ``edge run``, ``edge outbox`` and ``edge enrol`` to the brightkitchen command."""
     edge = subparsers.add_parser("edge", help="the edge box: cameras, detection, delivery")
     sub = edge.add_subparsers(dest="edge_command", required=True)
     run = sub.add_parser("run", help="run every camera of one box until stopped")
@@ -179,3 +196,11 @@ def register(subparsers: Any) -> None:
     ob.add_argument("--box", default=os.environ.get("BK_EDGE_BOX_ID"))
     ob.add_argument("--limit", type=int, default=10)
     ob.set_defaults(handler=_cmd_outbox)
+    en = sub.add_parser("enrol", help="trade a one-time enrolment code for the box's credentials")
+    en.add_argument("--api", required=True, help="backend URL, e.g. https://bk.example.org")
+    en.add_argument("--box", required=True, help="this box's id in the registry")
+    en.add_argument("--code", required=True, help="the one-time code ('-': read from stdin)")
+    en.add_argument("--broker", required=True, help="mqtts://host:8883 (or mqtt://host:1883)")
+    en.add_argument("--out-dir", default="/etc/brightkitchen", help="where device.env goes")
+    en.add_argument("--owner", help="service user that owns the credential files")
+    en.set_defaults(handler=_cmd_enrol)

@@ -120,6 +120,11 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("PUT", "/settings/triage"): _loose_write(INSPECTORS),
     # the rectification loop: per-action rules live in the lifecycle, so only the gate
     # (no read-only role writes) and the zero-leak / no-change-elsewhere checks apply
+    # edge-box enrolment: admins create codes; a box redeems one with the code itself
+    ("POST", "/enrol/codes"): Spec(
+        "admin", body=lambda: {"box_id": "no-such-box"}, ok=frozenset({422})
+    ),
+    ("POST", "/enrol"): Spec("signed"),
     ("GET", "/ack/{token}"): Spec("signed"),
     ("POST", "/ack/{token}"): Spec("signed"),
     ("POST", "/tickets"): _loose_write(WRITERS),
