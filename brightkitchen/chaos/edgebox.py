@@ -11,8 +11,9 @@ resumes at the number after the last one it stored (the progress file is written
 the durable put, so at worst one event is put twice and the outbox ignores the copy).
 
 Control files in ``--data-dir`` let the run steer it without restarting: ``budget_mb``
-(the outbox's disk budget, the emulated disk quota) and ``stop_producing``. The box writes
-``state.json`` (produced, outbox depth, drops, evidence pruned) for the report.
+(the outbox's disk budget, the emulated disk quota where no small filesystem can be
+mounted) and ``stop_producing``. The box writes ``state.json`` (produced, outbox depth,
+drops, evidence pruned, free disk) for the report.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> None:
         data / f"outbox-{args.box}.sqlite",
         max_bytes=int(args.outbox_max_mb * 1024 * 1024),
         max_rows=args.outbox_max_rows,
+        disk_reserve_bytes=int(args.disk_reserve_kb * 1024),
     )
     publisher = EdgePublisher(
         mqtt_url=args.mqtt_url,
@@ -130,9 +133,10 @@ def run(args: argparse.Namespace) -> None:
                         "depth": st.depth,
                         "bytes": st.bytes_total,
                         "dropped_total": st.dropped_total,
-                        "evidence_pruned_total": getattr(st, "evidence_pruned_total", 0),
+                        "evidence_pruned_total": st.evidence_pruned_total,
                         "max_bytes": st.max_bytes,
                         "connected": publisher.connected,
+                        "disk_free": shutil.disk_usage(data).free,
                         "at": time.time(),
                     },
                 )
@@ -174,6 +178,9 @@ def main() -> None:
     p.add_argument("--outbox-max-mb", type=float, default=64.0)
     p.add_argument("--outbox-max-rows", type=int, default=100_000)
     p.add_argument("--resend-after-s", type=float, default=10.0)
+    p.add_argument(
+        "--disk-reserve-kb", type=float, default=32 * 1024, help="free disk the outbox keeps"
+    )
     args = p.parse_args()
     setup_logging(os.environ.get("BK_LOG_LEVEL", "INFO"), "text")
     run(args)

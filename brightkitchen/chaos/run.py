@@ -7,6 +7,10 @@ edge box (the edge delivery stack behind a TCP proxy that plays its uplink) and 
 numbered sensors. While they flow, the faults run one after another, each followed by a
 settle gap; then production stops, everything drains, and the database is reconciled
 against what was produced, window by window.
+
+The edge disk: run as root, the box's data directory is a small tmpfs of its own and the
+disk-full fault fills it with a ballast file until less than the outbox's reserve is
+free; otherwise the fault lowers the outbox's byte budget (the emulated quota).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import urllib.error
@@ -62,6 +67,7 @@ class ChaosOptions:
     disk_full_s: float
     disk_budget_kb: float
     drain_timeout_s: float
+    disk_reserve_kb: float = 1024.0  # free space the box's outbox keeps (tmpfs of 64 MB)
     reading_rate_hz: float = 5.0  # per sensor
     event_rate_hz: float = 2.0
     keep_dir: bool = False
@@ -160,6 +166,21 @@ def chaos_site_file() -> SiteFile:
     )
 
 
+TMPFS_MB = 64
+
+
+def _mount_tmpfs(path: Path, size_mb: int) -> bool:
+    """Mount a tmpfs of ``size_mb`` on ``path`` when running as root; False otherwise."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    done = subprocess.run(  # noqa: S603
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(path)],  # noqa: S607
+        capture_output=True,
+        check=False,
+    )
+    return done.returncode == 0
+
+
 SENSORS = [
     ChaosSensor(SITE, "chaos-fridge-1", per_message=1),
     ChaosSensor(SITE, "chaos-fridge-2", per_message=10),
@@ -198,6 +219,7 @@ class ChaosRun:
         self.edge_dir = self.dir / "edge"
         self.db_url = ""
         self.api_port = free_port()
+        self.edge_tmpfs = False
 
     def say(self, text: str) -> None:
         """One progress line with the seconds since traffic started."""
@@ -274,11 +296,20 @@ class ChaosRun:
                 str(self.edge_dir),
                 "--rate",
                 str(self.opts.event_rate_hz),
+                "--disk-reserve-kb",
+                str(self.opts.disk_reserve_kb),
             ],
             env,
             self.logs,
         )
         self.edge_dir.mkdir()
+        self.edge_tmpfs = _mount_tmpfs(self.edge_dir, TMPFS_MB)
+        self.say(
+            f"edge data directory: a {TMPFS_MB} MB tmpfs of its own"
+            if self.edge_tmpfs
+            else "edge data directory: the run's directory (not root: the disk-full fault "
+            "lowers the outbox budget instead of filling a filesystem)"
+        )
         (self.edge_dir / "stop_producing").touch()  # the box starts once ingest listens
         for svc in self.services.values():
             svc.start()
@@ -367,6 +398,34 @@ class ChaosRun:
         return f"cut {seconds:g} s; outbox depth at reconnect {depth}"
 
     def _disk_full(self) -> str:
+        return self._disk_full_tmpfs() if self.edge_tmpfs else self._disk_full_budget()
+
+    def _disk_full_tmpfs(self) -> str:
+        """Fill the box's filesystem to 256 KB short of the outbox's reserve, offline."""
+        assert self.proxy is not None
+        before = self._edge_state()
+        ballast = self.edge_dir / "ballast"
+        target = int(self.opts.disk_reserve_kb * 1024) - 256 * 1024
+        free = shutil.disk_usage(self.edge_dir).free
+        with ballast.open("wb") as f:
+            if free > target:
+                os.posix_fallocate(f.fileno(), 0, free - target)
+        self.proxy.cut()
+        self._sleep(self.opts.disk_full_s)
+        st = self._edge_state()
+        self.proxy.open()
+        ballast.unlink()
+        pruned = int(st.get("evidence_pruned_total", 0)) - int(
+            before.get("evidence_pruned_total", 0)
+        )
+        dropped = int(st.get("dropped_total", 0)) - int(before.get("dropped_total", 0))
+        return (
+            f"tmpfs filled to {st.get('disk_free', '?')} bytes free (reserve "
+            f"{self.opts.disk_reserve_kb:g} KB), uplink cut {self.opts.disk_full_s:g} s: depth "
+            f"{st.get('depth', '?')}; evidence pruned {pruned}, events dropped {dropped}"
+        )
+
+    def _disk_full_budget(self) -> str:
         assert self.proxy is not None
         budget = self.dir / "edge" / "budget_mb"
         budget.write_text(str(self.opts.disk_budget_kb / 1024), encoding="utf-8")
@@ -398,7 +457,7 @@ class ChaosRun:
             ("PostgreSQL pg_ctl stop -m fast, start", lambda: self._postgres("fast")),
             ("PostgreSQL pg_ctl stop -m immediate, start", lambda: self._postgres("immediate")),
             ("edge uplink cut", lambda: self._uplink_cut(self.opts.uplink_cut_s)),
-            ("edge disk full (outbox budget) during an uplink cut", self._disk_full),
+            ("edge disk full during an uplink cut", self._disk_full),
         ]
 
     def _snapshot(self) -> tuple[dict[str, int], int]:
@@ -521,6 +580,8 @@ class ChaosRun:
             self.sensors.close()
         for svc in self.services.values():
             svc.kill(signal.SIGTERM)
+        if self.edge_tmpfs:
+            subprocess.run(["umount", "-l", str(self.edge_dir)], check=False)  # noqa: S603,S607
         if self.proxy is not None:
             self.proxy.cut()
         if self.mqtt is not None:
