@@ -11,9 +11,11 @@ Every broker account has one job, and the ACL says exactly that job:
 * ``svc.ingest`` reads every ingest topic, as a plain or a shared (``$share/<group>/``)
   subscription. It publishes nothing.
 
-Mosquitto drops a publish the ACL denies (the client still gets its PUBACK: MQTT 3.1.1
-has no way to refuse one) and refuses a denied subscription (SUBACK 0x80). So a stolen
-box or gateway can neither write another canteen's topics nor read anything.
+Mosquitto drops a publish the ACL denies (a 3.1.1 client still gets its PUBACK: that
+protocol has no way to refuse one) and delivers to a subscriber only what the ACL lets
+it read (Mosquitto 2.0 grants the SUBACK of a filter like ``#``, then delivers nothing
+outside the account's read lines). So a stolen box or gateway can neither write another
+canteen's topics nor read anything.
 
 Passwords are random (32 bytes) and stored only as Mosquitto's PBKDF2-SHA512 hash
 (``$7$<iterations>$<salt>$<hash>``, the format ``mosquitto_passwd`` writes since 2.0),
