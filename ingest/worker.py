@@ -164,7 +164,7 @@ class IngestWorker:
         if ep.username:
             client.username_pw_set(ep.username, ep.password)
         if ep.tls:
-            client.tls_set()
+            client.tls_set(ca_certs=ep.ca_file)  # BK_MQTT_CA_FILE, else the system's CAs
         client.reconnect_delay_set(1, self.settings.broker_backoff_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
