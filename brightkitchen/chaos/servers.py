@@ -110,14 +110,30 @@ class PrivateMosquitto:
         wait_port(self.port, 10, "mosquitto to close its port", up=False)
 
 
-def _pg_bin() -> Path:
+def pg_bin_dir() -> Path | None:
+    """Directory of initdb / pg_ctl: the system's PostgreSQL 15 (or 16), one on PATH, or
+    the binaries bundled with pgserver; None when there are none."""
     for d in PG_BIN_DIRS:
         if (d / "initdb").exists():
             return d
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
-    raise ConfigError("chaos needs PostgreSQL server binaries (/usr/lib/postgresql/15/bin)")
+    try:
+        import pgserver
+    except ImportError:
+        return None
+    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin"
+    return bundled if (bundled / "initdb").exists() else None
+
+
+def _pg_bin() -> Path:
+    found = pg_bin_dir()
+    if found is None:
+        raise ConfigError(
+            "chaos needs PostgreSQL server binaries (/usr/lib/postgresql/15/bin or pgserver)"
+        )
+    return found
 
 
 class PrivatePostgres:
@@ -135,6 +151,15 @@ class PrivatePostgres:
         workdir.chmod(0o755)
         self._as: list[str] = []
         if os.geteuid() == 0:  # initdb refuses root: run the cluster as the postgres user
+            import pwd
+
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError as exc:
+                raise ConfigError(
+                    "running as root, chaos starts PostgreSQL as the 'postgres' user, and there "
+                    "is none: create it (useradd -r postgres) or run as another user"
+                ) from exc
             self._as = ["runuser", "-u", "postgres", "--"]
             for p in (self.data, self.sock):
                 p.mkdir(exist_ok=True)
