@@ -144,7 +144,7 @@ async def get_auth(
             raise unauthorized("invalid or expired token")
         cache.put(key, entry)
     if entry.principal.role is Role.DEVICE and not device_allowed(request):
-        raise device_refused()  # deny by default: see api.auth.device
+        raise device_refused(request, entry.principal.username)  # deny by default
     return entry
 
 

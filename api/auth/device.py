@@ -11,9 +11,12 @@ therefore closed to devices unless someone decides otherwise.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final
 
 from fastapi import HTTPException, Request
+
+logger = logging.getLogger(__name__)
 
 DEVICE_ALLOWED_KEY: Final = "x-device-allowed"
 # Mark a route a device may call: ``@router.get(..., openapi_extra=DEVICE_ALLOWED)``.
@@ -28,6 +31,16 @@ def device_allowed(request: Request) -> bool:
     return bool(extra.get(DEVICE_ALLOWED_KEY, False))
 
 
-def device_refused() -> HTTPException:
-    """The 403 a device gets on any route outside its allow-list."""
+def device_refused(request: Request, device: str) -> HTTPException:
+    """The 403 a device gets on any route outside its allow-list, logged as a warning.
+
+    A real box never calls those routes: one that does runs someone else's code (a stolen
+    or tampered box), which an operator wants to see.
+    """
+    logger.warning(
+        "device %s refused on %s %s (outside the device allow-list)",
+        device,
+        request.method,
+        request.url.path,
+    )
     return HTTPException(status_code=403, detail="device tokens may not call this route")

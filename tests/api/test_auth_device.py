@@ -62,7 +62,7 @@ def _device(conn: psycopg.Connection[Any], name: str = "box-x", **kw: Any) -> st
 
 
 def test_a_device_is_refused_on_every_route_but_its_own(
-    db_url: str, settings: ApiSettings, conn: psycopg.Connection[Any]
+    db_url: str, settings: ApiSettings, conn: psycopg.Connection[Any], caplog: Any
 ) -> None:
     app = _app(db_url, settings)
     token = _device(conn)
@@ -84,6 +84,10 @@ def test_a_device_is_refused_on_every_route_but_its_own(
     wrong = {k: v for k, v in answered.items() if (v == 403) == (k in ALLOWED)}
     assert not wrong, f"device answers outside the allow-list rule: {wrong}"
     assert answered[("GET", "/api/v1/auth/me")] == 200
+    # every refusal is a warning an operator can alert on (a real box never calls these)
+    warned = [r.getMessage() for r in caplog.records if r.name == "api.auth.device"]
+    assert len(warned) == sum(1 for v in answered.values() if v == 403)
+    assert "device box-x refused on GET /api/v1/tickets (outside" in "\n".join(warned)
 
 
 def test_device_tokens_expire_and_rotate_with_a_grace_period(
