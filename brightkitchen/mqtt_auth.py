@@ -38,7 +38,10 @@ from pathlib import Path
 
 from bkcommon.topics import DEFAULT_PREFIX, check_id
 
-PBKDF2_ITERATIONS = 1000  # Mosquitto's own default is 101; passwords here are random anyway
+# Mosquitto's own default is 101; passwords here are random anyway. EMQX reads the same
+# hashes from mqtt_accounts with a fixed iteration count (deploy/k8s/base/emqx.yaml):
+# change both together.
+PBKDF2_ITERATIONS = 1000
 _SALT_BYTES = 12  # what mosquitto_passwd uses
 # A Zigbee friendly name becomes one topic level in an ACL line: no wildcard, separator or
 # blank (the ACL file splits on blanks). Other names get no write permission at all.
