@@ -144,12 +144,12 @@ def seed(conn: psycopg.Connection[Any], settings: ApiSettings) -> World:
         (fid,) = conn.execute(
             """INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at,
                                      processed_at)
-               VALUES (%s, 'violation', 'east-1', %s, 'no_hat', 2, %s, %s) RETURNING id""",
+               VALUES (%s, 'violation', 'east-1', %s, 'no_chef_hat', 2, %s, %s) RETURNING id""",
             (key, camera, recent, recent),
         ).fetchone() or (0,)
         conn.execute(
             """INSERT INTO capture_reviews (finding_id, event_id, site_id, camera_id, rule)
-               VALUES (%s, %s, 'east-1', %s, 'no_hat')""",
+               VALUES (%s, %s, 'east-1', %s, 'no_chef_hat')""",
             (fid, f"ev-{key}", camera),
         )
     stored = attach_photo(

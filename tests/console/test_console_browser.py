@@ -98,7 +98,15 @@ def test_regulator_sees_only_its_district_with_status_colours(
     wait_until(lambda: text(browser, "h1") == "Canteens at a glance", what="English title")
     assert text(browser, "#user-role") == "Regulator"
     nav = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "header nav a")]
-    assert nav == ["Overview", "Rectification ledger", "Capture review", "Kitchen display"]
+    assert nav == [
+        "Overview",
+        "Rectification ledger",
+        "Capture review",
+        "Inspections",
+        "Insurance",
+        "Kitchen display",
+        "Users & settings",
+    ]
 
     # the choice survives a reload; sign out returns to the sign-in form
     browser.refresh()

@@ -72,7 +72,7 @@ def console_errors(driver: WebDriver) -> list[str]:
 
 def viewport(driver: WebDriver, width: int, height: int, *, mobile: bool = False) -> None:
     """Make the page's viewport exactly ``width`` × ``height`` CSS pixels (a screen, a phone)."""
-    driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+    driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride",
         {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
     )
@@ -230,7 +230,7 @@ def test_kitchen_page_speaks_plain_words_and_acknowledges(
         assert overflow[0] <= 0, (width, inner, overflow)
         assert overflow[1] <= 0, (width, inner, overflow)
         shot(b, f"kitchen-{width}x{height}.png")
-    b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})  # type: ignore[attr-defined]
+    b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     find(b, "#kitchen-ack").click()
     wait_until(lambda: text(b, "#kitchen-message") == "已确认，正在处理。", what="acknowledged")
     with psycopg.connect(c.db_url) as conn:

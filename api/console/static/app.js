@@ -1,13 +1,16 @@
 // The console shell: sign-in, header (language, user, sign-out), navigation and the router.
 import { api, ApiError, setUnauthorizedHandler } from "./api.js";
 import { h, mount } from "./dom.js";
-import { getLang, setLang, setTimeZone, t } from "./i18n.js";
+import { explain, getLang, setLang, setTimeZone, t } from "./i18n.js";
 import { ruleLabel, setConfig } from "./labels.js";
 import { clearLiveViews, liveBadge, onLiveGlobal, startLive, stopLive } from "./live.js";
 import { renderOverview, renderTickets } from "./views.js";
 import { renderReviews, renderTicket } from "./ticket.js";
 import { renderSite } from "./site.js";
 import { renderKitchen } from "./kitchen.js";
+import { renderInspection, renderInspections, renderNewInspection } from "./inspections.js";
+import { renderInsurance } from "./insurance.js";
+import { renderSettings } from "./settings.js";
 
 const BASE = "/console";
 const main = document.getElementById("main");
@@ -67,6 +70,11 @@ const ROUTES = [
   [/^\/tickets\/(\d+)$/, (m) => renderTicket(main, Number(m[1]))],
   [/^\/sites\/([^/]+)$/, (m) => renderSite(main, decodeURIComponent(m[1]))],
   [/^\/reviews\/?$/, () => renderReviews(main)],
+  [/^\/inspections\/?$/, () => renderInspections(main)],
+  [/^\/inspections\/new$/, () => renderNewInspection(main, new URLSearchParams(location.search))],
+  [/^\/inspections\/(\d+)$/, (m) => renderInspection(main, Number(m[1]))],
+  [/^\/insurance\/?$/, () => renderInsurance(main)],
+  [/^\/settings\/?$/, () => renderSettings(main)],
 ];
 
 function currentPath() {
@@ -85,7 +93,8 @@ function header() {
     top,
     h("span", { class: "brand" }, t("app_title")),
     h("nav", { "aria-label": t("nav") },
-      h("ul", {}, link("/", "nav_overview"), link("/tickets", "nav_tickets"), u.read_only ? null : link("/reviews", "nav_reviews"), link("/kitchen", "nav_kitchen"))),
+      h("ul", {}, link("/", "nav_overview"), link("/tickets", "nav_tickets"), u.read_only ? null : link("/reviews", "nav_reviews"),
+        link("/inspections", "nav_inspections"), link("/insurance", "nav_insurance"), link("/kitchen", "nav_kitchen"), link("/settings", "nav_settings"))),
     h("div", { class: "who" },
       liveBadge(),
       h("button", {
@@ -229,7 +238,7 @@ export async function render({ quiet = false } = {}) {
         await view(m);
       } catch (e) {
         if (e instanceof ApiError && e.status === 401) return;
-        const msg = e instanceof ApiError && e.status === 404 ? t("not_found") : t("error", { msg: e.message });
+        const msg = explain(e);
         mount(main, h("p", { class: "error", role: "alert" }, msg));
       }
       return;

@@ -76,6 +76,22 @@ export function startLive() {
   };
 }
 
+// A page left for another keeps no stream open (the browser allows few connections per
+// server, and a page kept in the back/forward cache would hold one); coming back reopens it.
+window.addEventListener("pagehide", () => {
+  if (!source) return;
+  source.close();
+  source = null;
+  resumeOnShow = true;
+});
+let resumeOnShow = false;
+window.addEventListener("pageshow", () => {
+  if (resumeOnShow) {
+    resumeOnShow = false;
+    startLive();
+  }
+});
+
 /** Close the stream (sign-out). */
 export function stopLive() {
   clearTimeout(retryTimer);

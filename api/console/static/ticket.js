@@ -2,7 +2,7 @@
 import { api, ApiError } from "./api.js";
 import { me, refresh, render } from "./app.js";
 import { h, mount } from "./dom.js";
-import { fmtTime, t, tOr } from "./i18n.js";
+import { explain, fmtTime, t, tOr } from "./i18n.js";
 import { ruleLabel, sourceLabel, tierLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
 import { statusBadge } from "./views.js";
@@ -120,7 +120,7 @@ function actionsSection(ticket, actions) {
       if (after) after.textContent = t("action_done", { a: t(`act_${action}`) });
     } catch (e) {
       msg.className = "error";
-      msg.textContent = t("error", { msg: e.message });
+      msg.textContent = explain(e);
     }
   }
   return h("section", { class: "card", "aria-labelledby": "actions-h" },
@@ -133,15 +133,60 @@ function actionsSection(ticket, actions) {
     msg);
 }
 
+let keysBound = false;
+
+/** Review with the keyboard: J / K move, C confirms, D dismisses, R types the reason. */
+function bindReviewKeys() {
+  if (keysBound) return;
+  keysBound = true;
+  document.addEventListener("keydown", (ev) => {
+    const list = document.getElementById("reviews");
+    if (!list || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const typing = ev.target.matches && ev.target.matches("input, textarea, select");
+    if (typing && ev.key !== "Escape" && ev.key !== "Enter") return;
+    const items = [...list.querySelectorAll("li[data-review-id]")];
+    if (!items.length) return;
+    const at = Math.max(0, items.findIndex((li) => li.classList.contains("selected")));
+    const current = items[at];
+    const id = current.dataset.reviewId;
+    const select = (i) => {
+      items.forEach((li) => li.classList.remove("selected"));
+      const li = items[Math.min(items.length - 1, Math.max(0, i))];
+      li.classList.add("selected");
+      li.focus();
+    };
+    const key = ev.key.toLowerCase();
+    if (typing && ev.key === "Enter") { ev.preventDefault(); document.getElementById(`dismiss-${id}`).click(); return; }
+    if (typing) { ev.target.blur(); return; }
+    if (key === "j") select(at + 1);
+    else if (key === "k") select(at - 1);
+    else if (key === "c") document.getElementById(`confirm-${id}`)?.click();
+    else if (key === "d") document.getElementById(`dismiss-${id}`)?.click();
+    else if (key === "r") document.getElementById(`reason-${id}`)?.focus();
+    else return;
+    ev.preventDefault();
+  });
+}
+
+function rateTable(id, caption, rows, label) {
+  return h("table", { class: "compact", id },
+    h("caption", {}, caption),
+    h("tbody", {}, rows.map((r) => {
+      const n = r.confirmed + r.dismissed;
+      const rate = r.false_alarm_rate === null ? "—" : `${(r.false_alarm_rate * 100).toFixed(0)}%`;
+      return h("tr", {}, h("th", { scope: "row" }, label(r.key)), h("td", {}, t("reviews_rate", { rate, n })));
+    })));
+}
+
 export async function renderReviews(main) {
   const user = me();
-  const [reviews, sites] = await Promise.all([api("/reviews?status=pending&limit=200"), api("/sites")]);
+  const [reviews, sites, stats] = await Promise.all([api("/reviews?status=pending&limit=200"), api("/sites"), api("/reviews/stats")]);
   const names = Object.fromEntries(sites.data.map((s) => [s.id, s.name]));
-  const siteIds = [...new Set(reviews.data.map((r) => r.site_id))];
+  const siteIds = [...new Set([...reviews.data.map((r) => r.site_id), ...sites.data.map((s) => s.id)])].slice(0, 50);
   const cameraLists = await Promise.all(siteIds.map((s) => api(`/console/api/sites/${encodeURIComponent(s)}/cameras`)));
   const cameraNames = Object.fromEntries(cameraLists.flat().map((c) => [c.id, c.name]));
   const msg = h("p", { id: "review-message", role: "status", "aria-live": "polite", "data-keep": true });
-  function row(r) {
+  function row(r, index) {
     const reason = h("input", { id: `reason-${r.id}`, maxlength: 2000, "aria-label": t("reason"), placeholder: t("reason") });
     const act = async (kind) => {
       msg.className = "";
@@ -156,26 +201,34 @@ export async function renderReviews(main) {
         await render();
         const after = document.getElementById("review-message");
         if (after) after.textContent = t("action_done", { a: t(kind) });
+        const next = document.querySelector("#reviews li[data-review-id]");
+        if (next) { next.classList.add("selected"); next.focus(); }
       } catch (e) {
         msg.className = "error";
-        msg.textContent = e instanceof ApiError ? t("error", { msg: e.message }) : String(e);
+        msg.textContent = explain(e);
       }
     };
-    return h("li", { class: "card review", dataset: { reviewId: r.id } },
-      r.evidence_sha256 ? h("img", { src: `/api/v1/evidence/${r.evidence_sha256}`, alt: `${t("capture")} ${r.camera_id}`, class: "evidence-img" }) : null,
+    return h("li", { class: `card review${index === 0 ? " selected" : ""}`, tabindex: -1, dataset: { reviewId: r.id } },
+      r.evidence_sha256 ? h("img", { src: `/api/v1/evidence/${r.evidence_sha256}`, alt: `${t("capture")} ${cameraNames[r.camera_id] || ""}`, class: "evidence-img" }) : null,
       h("dl", { class: "facts" },
         fact(t("site"), names[r.site_id] || r.site_id), fact(t("camera"), cameraNames[r.camera_id] || t("device")),
         fact(t("rule"), ruleLabel(r.rule)), fact(t("model_version"), r.model_version || "—"),
         fact(t("created_at"), fmtTime(r.created_at))),
       user.read_only ? null : h("div", { class: "row" },
-        h("button", { type: "button", id: `confirm-${r.id}`, onclick: () => act("confirm") }, t("confirm")),
+        h("button", { type: "button", id: `confirm-${r.id}`, onclick: () => act("confirm"), "aria-keyshortcuts": "C" }, t("confirm")),
         reason,
-        h("button", { type: "button", class: "danger", id: `dismiss-${r.id}`, onclick: () => act("dismiss") }, t("dismiss"))));
+        h("button", { type: "button", class: "danger", id: `dismiss-${r.id}`, onclick: () => act("dismiss"), "aria-keyshortcuts": "D" }, t("dismiss"))));
   }
   onLiveView((ev) => ev.kind === "review", refresh);
+  if (!user.read_only) bindReviewKeys();
   mount(main,
     h("h1", {}, t("reviews_title")),
-    user.read_only ? h("p", {}, t("reviews_read_only")) : null,
+    user.read_only ? h("p", {}, t("reviews_read_only")) : h("p", { class: "muted", id: "review-keys" }, t("reviews_keys")),
     msg,
-    reviews.data.length ? h("ul", { class: "reviews", id: "reviews" }, reviews.data.map(row)) : h("p", { id: "reviews" }, t("no_reviews")));
+    reviews.data.length ? h("ul", { class: "reviews", id: "reviews" }, reviews.data.map(row)) : h("p", { id: "reviews" }, t("no_reviews")),
+    h("section", { class: "card", "aria-labelledby": "stats-h" },
+      h("h2", { id: "stats-h" }, t("reviews_stats")),
+      h("div", { class: "grid2" },
+        rateTable("stats-camera", t("reviews_by_camera"), stats.by_camera, (k) => cameraNames[k] || t("device")),
+        rateTable("stats-rule", t("reviews_by_rule"), stats.by_rule, (k) => ruleLabel(k)))));
 }

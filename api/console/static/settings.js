@@ -1,0 +1,68 @@
+// Users and settings: the canteens, sensors and cameras in your scope with their profiles
+// and limits; deadlines and capture triage (admins and regulators); users (admins).
+import { api } from "./api.js";
+import { me } from "./app.js";
+import { h, mount } from "./dom.js";
+import { explain, fmtNum, fmtTime, t } from "./i18n.js";
+import { profileLabel, ruleLabel, tierLabel } from "./labels.js";
+
+const BASE = "/console";
+
+function deviceTable(site, sensors, cameras) {
+  return h("section", { class: "card", dataset: { siteId: site.id } },
+    h("h2", {}, h("a", { href: `${BASE}/sites/${encodeURIComponent(site.id)}`, "data-link": true }, site.name)),
+    sensors.length ? h("div", { class: "table-wrap" }, h("table", { class: "compact" },
+      h("caption", {}, t("sensors")),
+      h("thead", {}, h("tr", {}, [t("name"), t("set_profile"), t("limits"), t("set_last_heard")].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, sensors.map((s) => h("tr", {},
+        h("td", {}, s.name || profileLabel(s.profile)), h("td", {}, profileLabel(s.profile)),
+        h("td", {}, `${fmtNum(s.params.low_c)} … ${fmtNum(s.params.high_c)} °C`),
+        h("td", {}, fmtTime(s.last_received_at))))))) : null,
+    cameras.length ? h("div", { class: "table-wrap" }, h("table", { class: "compact" },
+      h("caption", {}, t("cameras")),
+      h("thead", {}, h("tr", {}, [t("name"), t("state"), t("set_last_heard")].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, cameras.map((c) => h("tr", {},
+        h("td", {}, c.name || t("device")), h("td", {}, h("span", { class: `cam cam-${c.state}` }, t(`cam_${c.state}`))),
+        h("td", {}, fmtTime(c.status_at))))))) : null);
+}
+
+async function deadlinesSection() {
+  const d = await api("/settings/deadlines");
+  return h("section", { class: "card", id: "deadlines" },
+    h("h2", {}, t("set_deadlines")),
+    h("ul", {}, Object.entries(d.defaults_h).map(([tier, hours]) => h("li", {}, `${tierLabel(tier)}: ${t("hours_n", { n: hours })}`))),
+    d.rules.length ? h("ul", {}, d.rules.map((r) => h("li", {},
+      `${r.rule ? ruleLabel(r.rule) : tierLabel(r.tier)}: ${t("hours_n", { n: r.hours })}`,
+      r.editable ? "" : ` (${t("set_read_only")})`))) : null);
+}
+
+async function usersSection() {
+  const users = await api("/users");
+  return h("section", { class: "card", id: "users" },
+    h("h2", {}, t("set_users")),
+    h("div", { class: "table-wrap" }, h("table", { class: "compact", id: "users-table" },
+      h("thead", {}, h("tr", {}, [t("username"), t("set_role"), t("state")].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, users.data.filter((u) => u.role !== "device").map((u) => h("tr", {},
+        h("td", {}, u.username), h("td", {}, t(`role_${u.role}`)), h("td", {}, u.active ? t("set_active") : t("set_disabled"))))))));
+}
+
+export async function renderSettings(main) {
+  const user = me();
+  const sites = (await api("/sites")).data;
+  const devices = await Promise.all(sites.map((s) => Promise.all([
+    api(`/console/api/sites/${encodeURIComponent(s.id)}/sensors`),
+    api(`/console/api/sites/${encodeURIComponent(s.id)}/cameras`),
+  ])));
+  const extra = [];
+  if (user.role === "admin" || user.role === "regulator") {
+    extra.push(await deadlinesSection().catch((e) => h("p", { class: "error" }, explain(e))));
+  }
+  if (user.role === "admin") extra.push(await usersSection().catch((e) => h("p", { class: "error" }, explain(e))));
+  else extra.push(h("p", { class: "muted", id: "users-note" }, t("set_users_admin_only")));
+  mount(main,
+    h("h1", {}, t("nav_settings")),
+    h("p", { class: "muted" }, t("set_hint")),
+    ...extra,
+    h("h2", {}, t("set_registry")),
+    sites.map((s, i) => deviceTable(s, devices[i][0], devices[i][1])));
+}

@@ -1,0 +1,188 @@
+"""The pages beyond the overview: inspections, insurance, users & settings, capture review.
+
+Each role signs in to one shared Chromium against one server: every page renders with no
+console errors, only the actions the role may take are offered, a refusal reads in the
+user's language, and what is done in the page lands in the database.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import httpx
+import psycopg
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from api.auth.scope import Role
+from api.auth.users import create_user
+from api.services.tickets import process_findings
+from bkcommon.timeutil import utcnow
+from tests.console.conftest import PASSWORD, Console
+from tests.console.test_console_browser import find, text
+from tests.console.test_console_live import console_errors, shot
+from tests.support.services import wait_until
+
+pytestmark = pytest.mark.slow
+
+ITEMS = [
+    ("A1", "冷藏设施温度正常", "Cold storage in range", 1, "temp_high"),
+    ("A2", "从业人员佩戴口罩", "Staff wear masks", 2, "no_mask"),
+]
+TEMPLATE = {
+    "name": "学校食堂日常检查表",
+    "kind": "routine",
+    "items": [
+        {"code": c, "text_zh": zh, "text_en": en, "tier": tier, "rule": rule}
+        for c, zh, en, tier, rule in ITEMS
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def world(module_console: Console) -> Console:
+    """A checklist template, an insurer of east-1 with a policy, and the pages' server."""
+    c = module_console
+    with httpx.Client(base_url=c.url, timeout=10) as reg:
+        r = reg.post("/api/v1/auth/login", json={"username": "reg-east", "password": PASSWORD})
+        assert r.status_code == 200
+        assert reg.post("/api/v1/checklist-templates", json=TEMPLATE).status_code == 201
+        today = date.today()
+        policy = {
+            "site_id": "east-1",
+            "insurer": "平安财险",
+            "policy_no": "PA-2026-001",
+            "cover_cny": "500000",
+            "premium_cny": "1200",
+            "starts_on": str(today - timedelta(days=30)),
+            "ends_on": str(today + timedelta(days=335)),
+        }
+        r = reg.post("/api/v1/policies", json=policy)
+        assert r.status_code == 201, r.text
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        create_user(
+            conn, username="insurer-pa", role=Role.INSURER, password=PASSWORD, insurer="平安财险"
+        )
+    return c
+
+
+def sign_in_as(b: WebDriver, c: Console, username: str, path: str) -> None:
+    """Sign out whoever is in, then sign in as ``username`` on ``path``."""
+    b.delete_all_cookies()
+    b.get(c.url + path)
+    find(b, "#username").send_keys(username)
+    find(b, "#password").send_keys(PASSWORD)
+    find(b, "#login-submit").click()
+    wait_until(lambda: b.find_elements(By.ID, "logout"), timeout=20, what="signed in")
+
+
+def nav(b: WebDriver) -> list[str]:
+    """The header's navigation targets."""
+    return [
+        str(a.get_attribute("href")).split("/console", 1)[1]
+        for a in b.find_elements(By.CSS_SELECTOR, "header nav a")
+    ]
+
+
+def test_regulator_records_an_inspection_and_prints_the_notice(
+    world: Console, module_browser: WebDriver
+) -> None:
+    c, b = world, module_browser
+    sign_in_as(b, c, "reg-east", "/console/inspections")
+    assert nav(b) == ["/", "/tickets", "/reviews", "/inspections", "/insurance", "/kitchen",
+                      "/settings"]  # fmt: skip
+    find(b, "#plan-draw").click()
+    drawn = find(b, "#plan-sites li")
+    assert drawn.get_attribute("data-site-id") in {"east-1", "east-2", "east-3"}
+    find(b, "#insp-new").click()
+    find(b, "#insp-form")
+    b.find_element(By.CSS_SELECTOR, "#insp-site option[value='east-2']").click()
+    b.find_element(By.CSS_SELECTOR, "input[name='r-A2'][value='fail']").click()
+    find(b, "#note-A2").send_keys("两名帮厨未戴口罩")
+    shot(b, "inspection-record.png")
+    find(b, "#insp-submit").click()
+    find(b, "#insp-items tr[data-result='fail']")
+    with psycopg.connect(c.db_url, autocommit=True) as conn:  # the ticket engine's turn
+        process_findings(conn, now=utcnow(), settings=c.settings)
+    find(b, "#insp-items tr[data-result='fail'] a", timeout=3)  # live: no reload
+    assert "/console/inspections/" in b.current_url
+    with psycopg.connect(c.db_url) as conn:
+        row = conn.execute(
+            "SELECT rule, site_id, source FROM tickets WHERE source = 'inspection'"
+        ).fetchone()
+    assert row == ("no_mask", "east-2", "inspection")
+    find(b, "#insp-sign").click()
+    wait_until(lambda: not b.find_elements(By.ID, "insp-sign"), what="notice signed")
+    assert "reg-east" in (text(b, "dl.facts") or "")
+    notice = find(b, "#insp-print").get_attribute("href") or ""
+    with httpx.Client(base_url=c.url, timeout=10) as reg:
+        reg.post("/api/v1/auth/login", json={"username": "reg-east", "password": PASSWORD})
+        page = reg.get(notice.replace(c.url, ""))
+    assert page.status_code == 200
+    assert "整改通知书" in page.text
+    assert "两名帮厨未戴口罩" in page.text
+    assert console_errors(b) == []
+
+
+def test_review_queue_works_from_the_keyboard(world: Console, module_browser: WebDriver) -> None:
+    c, b = world, module_browser
+    sign_in_as(b, c, "reg-east", "/console/reviews")
+    first = find(b, "#reviews li.selected")
+    first_id = first.get_attribute("data-review-id")
+    assert "未戴厨师帽" in first.text  # words, never the code
+    assert "cam-e1" not in (text(b, "main") or "")
+    assert find(b, "#stats-camera")
+    shot(b, "reviews.png")
+    b.find_element(By.TAG_NAME, "body").send_keys("c")  # confirm the selected capture
+    wait_until(lambda: not b.find_elements(By.ID, f"confirm-{first_id}"), what="confirmed")
+    second = find(b, "#reviews li.selected")
+    second_id = second.get_attribute("data-review-id")
+    b.find_element(By.TAG_NAME, "body").send_keys("r")
+    b.switch_to.active_element.send_keys("反光误报", Keys.ENTER)
+    wait_until(lambda: not b.find_elements(By.ID, f"dismiss-{second_id}"), what="dismissed")
+    with psycopg.connect(c.db_url) as conn:
+        rows = conn.execute(
+            "SELECT id::text, status, reason FROM capture_reviews ORDER BY id"
+        ).fetchall()
+    assert (first_id, "confirmed", None) in rows
+    assert (second_id, "dismissed", "反光误报") in rows
+    assert console_errors(b) == []
+
+
+def test_officer_is_offered_only_what_it_may_do(world: Console, module_browser: WebDriver) -> None:
+    c, b = world, module_browser
+    sign_in_as(b, c, "officer-e1", "/console/inspections/new")
+    refusal = find(b, "#refusal")
+    assert refusal.text == "您的角色不能执行这个操作。"
+    assert not b.find_elements(By.ID, "insp-form")
+    b.get(c.url + "/console/inspections")
+    find(b, "#inspections-table")
+    assert not b.find_elements(By.ID, "plan-form")
+    assert not b.find_elements(By.ID, "insp-new")
+    b.get(c.url + "/console/settings")
+    find(b, "#users-note")
+    sections = [
+        s.get_attribute("data-site-id")
+        for s in b.find_elements(By.CSS_SELECTOR, "section[data-site-id]")
+    ]
+    assert sections == ["east-1"]
+    assert "冷藏柜 1" in (text(b, "main") or "")
+    assert not b.find_elements(By.ID, "deadlines")
+    assert console_errors(b) == []
+
+
+def test_insurer_reads_its_insured_canteens_only(world: Console, module_browser: WebDriver) -> None:
+    c, b = world, module_browser
+    sign_in_as(b, c, "insurer-pa", "/console/insurance")
+    row = find(b, "#risk-records tr[data-site-id]")
+    assert row.get_attribute("data-site-id") == "east-1"
+    assert len(b.find_elements(By.CSS_SELECTOR, "#risk-records tr[data-site-id]")) == 1
+    assert "PA-2026-001" in (text(b, "#policies") or "")
+    assert "/reviews" not in nav(b)
+    shot(b, "insurance.png")
+    b.get(c.url + "/console/settings")
+    find(b, "section[data-site-id='east-1']")
+    shot(b, "settings.png")
+    assert console_errors(b) == []
