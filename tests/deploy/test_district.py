@@ -29,7 +29,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bkcommon.topics import reading_topic
-from tests.deploy.stack import SBIN_PATH, Stack, missing_tools
+from tests.deploy.stack import COMPOSE, SBIN_PATH, Stack, missing_tools
 from tests.support.services import port_open, wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -174,6 +174,15 @@ def test_district_services_come_up_healthy_together(stack: Stack) -> None:
         ),
         20, 0.5, what="every rule evaluated without error",
     )  # fmt: skip
+
+    # Every dashboard panel's query runs on this Prometheus (PromQL valid, names resolve).
+    for board in sorted((COMPOSE / "grafana/dashboards").glob("*.json")):
+        for panel in json.loads(board.read_text())["panels"]:
+            for target in panel["targets"]:
+                r = httpx.get(f"http://127.0.0.1:{prom}/api/v1/query",
+                              params={"query": target["expr"]}, timeout=5)  # fmt: skip
+                assert r.status_code == 200, (board.name, panel["title"], r.text)
+                assert r.json()["status"] == "success"
 
     # No anonymous client: the broker wants the accounts gen-auth.sh wrote.
     anon, rc = _mqtt_client(mqtt_port, None, None)
