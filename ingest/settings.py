@@ -71,6 +71,26 @@ class IngestSettings(BaseSettings):
         ge=0,
         description="How long before its site's registration a reading may be stamped.",
     )
+    guard: bool = Field(
+        default=True,
+        description="With a group: one worker of the group (elected by a database lock) runs "
+        "the gap guard, which writes what the broker routes while the shared subscription is "
+        "not yet restored after a broker restart.",
+    )
+    guard_client_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Client id of the group's guard session; default bk-ingest-guard-<group>.",
+    )
+    guard_check_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a worker tries to become (or checks it is) the guard.",
+    )
+    marker_interval_s: float = Field(
+        default=5.0, gt=0, description="How often a subscribed worker tells the guard so."
+    )
     directory_refresh_s: float = Field(default=30.0, gt=0)
     sweep_interval_s: float = Field(default=30.0, gt=0, description="Offline-sensor sweep period.")
     metrics_port: int | None = Field(default=None, ge=1, le=65535)

@@ -1,5 +1,9 @@
 """The ingest worker: MQTT (QoS 1, persistent session, shared subscription) → PostgreSQL.
 
+With a shared subscription one worker of the group also runs the gap guard
+(:mod:`ingest.guard`), because Mosquitto does not restore shared subscriptions after a
+restart; every worker tells the guard when its shared subscription is in place.
+
 Threads: paho's network thread runs ``on_message``, which only validates and appends to a
 bounded queue (blocking when it is full, so the socket is not read and memory stays
 bounded); the calling thread runs the writer loop: it takes a batch, writes it in one
@@ -23,17 +27,17 @@ from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from bkcommon.errors import DatabaseError
-from bkcommon.settings import CommonSettings, parse_mqtt_url
+from bkcommon.settings import CommonSettings
 from bkcommon.timeutil import utcnow
 from bkcommon.topics import ingest_subscriptions
 from ingest.directory import SensorDirectory
-from ingest.mqtt_fast import FastClient, fast_path_supported
+from ingest.guard import GapGuard, worker_marker
+from ingest.mqtt_fast import FastClient
+from ingest.session import connect_session, granted, make_client, marker_topic
 from ingest.settings import IngestSettings
 from ingest.validate import AcceptedReadings, Validator
 from ingest.writer import BatchWriter, Item, RuleHook, WriteResult
@@ -41,6 +45,9 @@ from ingest.writer import BatchWriter, Item, RuleHook, WriteResult
 logger = logging.getLogger(__name__)
 
 _TOPIC_CACHE_MAX = 200_000
+
+MAIN, GUARD = 0, 1
+"""Which session a message came in on (and must be acknowledged on)."""
 
 
 class SweepHook(RuleHook, Protocol):
@@ -103,6 +110,7 @@ class _Pending:
     mid: int
     qos: int
     gen: int
+    source: int = MAIN
 
 
 def make_rule_engine(directory: SensorDirectory) -> SweepHook:
@@ -146,41 +154,19 @@ class IngestWorker:
         self._conn: psycopg.Connection[Any] | None = None
         self._client: mqtt.Client | None = None
         self._topics: dict[bytes, str] = {}  # topic bytes -> text (decoding is per message)
+        self._subscribed_gen = -1  # the connection on which the subscriptions were granted
+        self.guard: GapGuard | None = None
+        if settings.group and settings.guard:
+            self.guard = GapGuard(common, settings, self._submit_guarded)
+        self._marker = marker_topic(common.mqtt_prefix, settings.group)
 
     # ---------------------------------------------------------------- MQTT side
     def _make_client(self) -> mqtt.Client:
-        ep = parse_mqtt_url(self.common.mqtt_url)
-        v5 = self.settings.mqtt_protocol == "5"
-        kwargs: dict[str, Any] = {"client_id": self.settings.client_id, "manual_ack": True}
-        if v5:
-            kwargs["protocol"] = mqtt.MQTTv5
-        else:
-            kwargs.update(protocol=mqtt.MQTTv311, clean_session=False)
-        client: mqtt.Client
-        if fast_path_supported():
-            client = FastClient(CallbackAPIVersion.VERSION2, raw_handler=self._on_raw, **kwargs)
-        else:
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
-        if ep.username:
-            client.username_pw_set(ep.username, ep.password)
-        if ep.tls:
-            client.tls_set(ca_certs=ep.ca_file)  # BK_MQTT_CA_FILE, else the system's CAs
-        client.reconnect_delay_set(1, self.settings.broker_backoff_max_s)
+        client = make_client(self.common, self.settings, self.settings.client_id, self._on_raw)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        props = None
-        if v5:
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = self.settings.session_expiry_s
-            props.ReceiveMaximum = self.settings.receive_maximum
-        client.connect_async(
-            ep.host,
-            ep.port,
-            keepalive=self.settings.keepalive_s,
-            clean_start=False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-            properties=props,
-        )
+        client.on_subscribe = self._on_subscribe
+        connect_session(client, self.common, self.settings)
         return client
 
     def _subscriptions(self) -> list[str]:
@@ -209,6 +195,27 @@ class IngestWorker:
         )
         self.connected.set()
 
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if not granted(reason_codes):
+            logger.error("broker refused subscriptions: %s", reason_codes)
+            return
+        with self._ack_lock:
+            self._subscribed_gen = self._gen
+        self._publish_marker(client)
+
+    def _publish_marker(self, client: mqtt.Client) -> None:
+        """Tell the group's guard that this worker's shared subscription is in place (QoS 1:
+        in order with the data in the guard's queue)."""
+        if self.settings.group:
+            client.publish(self._marker, worker_marker(self.settings.client_id), qos=1)
+
     def _on_disconnect(
         self,
         client: mqtt.Client,
@@ -224,11 +231,17 @@ class IngestWorker:
         if not self.stop.is_set():
             logger.warning("disconnected from the broker (%s); reconnecting", reason_code)
 
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        # paho's own path (QoS 2, topic aliases, or a paho without the fast client)
-        self._on_raw(msg._topic, bytes(msg.payload), msg.mid, msg.qos)
-
     def _on_raw(self, topic_raw: bytes, payload: bytes, mid: int, qos: int) -> None:
+        self._enqueue(topic_raw, payload, mid, qos, gen=self._gen, source=MAIN)
+
+    def _submit_guarded(
+        self, topic_raw: bytes, payload: bytes, mid: int, qos: int, gen: int
+    ) -> None:
+        self._enqueue(topic_raw, payload, mid, qos, gen=gen, source=GUARD)
+
+    def _enqueue(
+        self, topic_raw: bytes, payload: bytes, mid: int, qos: int, *, gen: int, source: int
+    ) -> None:
         now = utcnow()
         topic = self._topics.get(topic_raw)
         if topic is None:
@@ -238,8 +251,7 @@ class IngestWorker:
             self._topics[topic_raw] = topic
         outcome = self.validator(topic, payload, now)
         n = len(outcome.readings) if isinstance(outcome, AcceptedReadings) else 0
-        gen = self._gen
-        p = _Pending(Item(topic, payload, now, outcome), n, mid, qos, gen)
+        p = _Pending(Item(topic, payload, now, outcome), n, mid, qos, gen, source)
         limit = self.settings.max_pending
         with self._cond:
             # Back-pressure: while the database is behind, do not return to the socket.
@@ -262,6 +274,11 @@ class IngestWorker:
                 self._cond.notify_all()
 
     def _ack(self, batch: list[_Pending]) -> None:
+        if self.guard is not None:
+            guarded = [(p.mid, p.qos, p.gen) for p in batch if p.source == GUARD]
+            if guarded:
+                self.guard.ack(guarded)
+                batch = [p for p in batch if p.source == MAIN]
         client = self._client
         if client is None:
             return
@@ -382,6 +399,17 @@ class IngestWorker:
     def _periodic(self, last: dict[str, float]) -> None:
         mono = time.monotonic()
         s = self.settings
+        if self.guard is not None:
+            self.guard.tick()
+        client = self._client
+        if (
+            client is not None
+            and mono - last["marker"] >= s.marker_interval_s
+            and self.connected.is_set()
+            and self._subscribed_gen == self._gen
+        ):
+            last["marker"] = mono
+            self._publish_marker(client)
         try:
             if mono - last["directory"] >= s.directory_refresh_s:
                 last["directory"] = mono
@@ -456,7 +484,14 @@ class IngestWorker:
         self._client = self._make_client()
         self._client.loop_start()
         now = time.monotonic()
-        last = {"directory": now, "sweep": now - self.settings.sweep_interval_s, "stats": now}
+        last = {
+            "directory": now,
+            "sweep": now - self.settings.sweep_interval_s,
+            "stats": now,
+            "marker": now,
+        }
+        if self.guard is not None:
+            self.guard.tick()
         interval = self.settings.flush_interval_ms / 1000
         batch_max = self.settings.batch_max
         last_flush = time.monotonic()
@@ -487,6 +522,8 @@ class IngestWorker:
             while self.flush_once(final=True):
                 pass
         finally:
+            if self.guard is not None:
+                self.guard.close()
             if self._client is not None:
                 self._client.disconnect()
                 self._client.loop_stop()
