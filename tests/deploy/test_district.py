@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import stat
 import subprocess
 import sys
 import tempfile
@@ -183,6 +185,14 @@ def test_district_services_come_up_healthy_together(stack: Stack) -> None:
                               params={"query": target["expr"]}, timeout=5)  # fmt: skip
                 assert r.status_code == 200, (board.name, panel["title"], r.text)
                 assert r.json()["status"] == "success"
+
+    # The broker's persistence directory and auth files belong to the broker user.
+    if os.geteuid() == 0:
+        broker_uid = pwd.getpwnam("mosquitto").pw_uid
+        assert (work / "data").stat().st_uid == broker_uid
+        for name in ("passwd", "acl"):
+            st = (work / "auth" / name).stat()
+            assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (broker_uid, 0o600)
 
     # No anonymous client: the broker wants the accounts gen-auth.sh wrote.
     anon, rc = _mqtt_client(mqtt_port, None, None)

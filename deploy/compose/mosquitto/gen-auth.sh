@@ -28,13 +28,9 @@ user ingest
 topic read $prefix/#
 topic read zigbee2mqtt/#
 topic read \$SYS/#
-
-# Any device may publish only under its own box id (the MQTT user name) ...
-pattern write $prefix/+/edge/%u/#
-pattern read $prefix/+/alert
 ACL
 if [ -s "$src/devices.acl" ]; then
-  printf '\n# ... and what the registry grants each device:\n' >> "$auth/acl.new"
+  printf '\n# Devices: what the registry grants each (registry mqtt-auth write):\n' >> "$auth/acl.new"
   cat "$src/devices.acl" >> "$auth/acl.new"
 fi
 mv "$auth/acl.new" "$auth/acl"
