@@ -8,10 +8,13 @@ user's language, and what is done in the page lands in the database.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
 import pytest
+from openpyxl import load_workbook
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -185,4 +188,61 @@ def test_insurer_reads_its_insured_canteens_only(world: Console, module_browser:
     b.get(c.url + "/console/settings")
     find(b, "section[data-site-id='east-1']")
     shot(b, "settings.png")
+    assert console_errors(b) == []
+
+
+def _xlsx_in(folder: Path) -> Path:
+    found: list[Path] = []
+
+    def ready() -> bool:
+        found[:] = [p for p in folder.iterdir() if p.suffix == ".xlsx"]
+        return bool(found) and not list(folder.glob("*.crdownload"))
+
+    wait_until(ready, timeout=15, what="XLSX download")
+    return found[0]
+
+
+def test_xlsx_ledger_downloads_with_words_and_local_times(
+    world: Console, module_browser: WebDriver, module_downloads: Path
+) -> None:
+    c, b = world, module_browser
+    sign_in_as(b, c, "reg-east", "/console/tickets")
+    find(b, "#tickets-table tr[data-ticket-id]")
+    for old in module_downloads.iterdir():
+        old.unlink()
+    find(b, "#export-xlsx").click()
+    sheet = load_workbook(_xlsx_in(module_downloads), read_only=True).worksheets[0]
+    rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+    assert rows[0][:7] == ["整改单编号", "食堂", "问题", "类别", "级别", "来源", "状态"]
+    zone = ZoneInfo("Asia/Shanghai")
+    with psycopg.connect(c.db_url) as conn:
+        db = {
+            no: (site, status, opened.astimezone(zone).replace(tzinfo=None))
+            for no, site, status, opened in conn.execute(
+                """SELECT t.ticket_no, s.name, t.status, t.opened_at FROM tickets t
+                   JOIN sites s ON s.id = t.site_id WHERE s.region_id = 'd-east'"""
+            ).fetchall()
+        }
+    words = {"open": "待处理", "acknowledged": "已接收", "rectified": "已整改", "closed": "已关闭"}
+    got = {r[0]: (r[1], r[6], r[7]) for r in rows[1:]}
+    assert set(got) == set(db)  # every ticket of the district, none of the other
+    for no, (site, status, opened) in db.items():
+        assert got[no][0] == site
+        assert got[no][1] == words[status]
+        assert abs((got[no][2] - opened).total_seconds()) < 1  # local wall-clock time
+    assert all("temp_high" not in str(cell) for r in rows for cell in r)
+    # printing the ledger leaves the console's header and buttons off the paper
+    b.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        assert not find(b, "header.top").is_displayed()
+        assert not find(b, "#export-xlsx").is_displayed()
+        assert find(b, "#tickets-table").is_displayed()
+    finally:
+        b.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+    tid = c.world.tickets["east-1:temp_high"]
+    b.get(f"{c.url}/console/tickets/{tid}/notice")
+    sheet_text = find(b, "#notice").text
+    assert "整改通知书" in sheet_text
+    assert "冷藏" in sheet_text
+    shot(b, "notice.png")
     assert console_errors(b) == []

@@ -5,7 +5,7 @@ import { explain, getLang, setLang, setTimeZone, t } from "./i18n.js";
 import { ruleLabel, setConfig } from "./labels.js";
 import { clearLiveViews, liveBadge, onLiveGlobal, startLive, stopLive } from "./live.js";
 import { renderOverview, renderTickets } from "./views.js";
-import { renderReviews, renderTicket } from "./ticket.js";
+import { renderReviews, renderTicket, renderTicketNotice } from "./ticket.js";
 import { renderSite } from "./site.js";
 import { renderKitchen } from "./kitchen.js";
 import { renderInspection, renderInspections, renderNewInspection } from "./inspections.js";
@@ -68,6 +68,7 @@ const ROUTES = [
   [/^\/kitchen\/?$/, () => renderKitchen(main, new URLSearchParams(location.search))],
   [/^\/tickets\/?$/, () => renderTickets(main, new URLSearchParams(location.search))],
   [/^\/tickets\/(\d+)$/, (m) => renderTicket(main, Number(m[1]))],
+  [/^\/tickets\/(\d+)\/notice$/, (m) => renderTicketNotice(main, Number(m[1]))],
   [/^\/sites\/([^/]+)$/, (m) => renderSite(main, decodeURIComponent(m[1]))],
   [/^\/reviews\/?$/, () => renderReviews(main)],
   [/^\/inspections\/?$/, () => renderInspections(main)],

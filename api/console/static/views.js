@@ -2,7 +2,7 @@
 import { api } from "./api.js";
 import { navigate, refresh } from "./app.js";
 import { h, mount, qs } from "./dom.js";
-import { fmtNum, fmtTime, t } from "./i18n.js";
+import { fmtNum, fmtTime, getLang, t } from "./i18n.js";
 import { ruleLabel, ruleOptions, tierLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
 
@@ -157,7 +157,11 @@ export async function renderTickets(main, params) {
     form,
     h("div", { class: "toolbar" },
       h("span", { id: "ticket-count" }, t("count_of", { n: result.estimate ? `≈${result.count}` : result.count })),
-      h("a", { id: "export-csv", class: "button", href: `${BASE}/export/tickets.csv${exportQuery}`, download: "tickets.csv" }, t("export_csv"))),
+      h("span", { class: "row no-print" },
+        h("a", { id: "export-xlsx", class: "button", href: `${BASE}/export/tickets.xlsx${exportQuery}${exportQuery ? "&" : "?"}lang=${getLang()}`, download: "" }, t("export_xlsx")),
+        h("a", { id: "export-csv", class: "button secondary", href: `${BASE}/export/tickets.csv${exportQuery}`, download: "tickets.csv" }, t("export_csv")),
+        h("button", { type: "button", id: "print-ledger", class: "secondary", onclick: () => window.print() }, t("print")))),
+    h("p", { class: "print-only" }, t("printed_at", { at: fmtTime(new Date().toISOString()) })),
     h("div", { class: "table-wrap" }, h("table", { id: "tickets-table" },
       h("caption", { class: "sr-only" }, t("tickets_title")),
       h("thead", {}, h("tr", {}, ["ticket_no", "site", "title", "rule", "tier", "status", "opened_at", "due_at", "escalation"].map((k) => h("th", { scope: "col" }, t(k))))),
