@@ -3,9 +3,10 @@
 PostgreSQL, Mosquitto and Prometheus run as the compose services configure them, plus
 ``brightkitchen api run``, ``api worker`` and ``ingest run``. Healthy means: the API's
 health check answers, every Prometheus target is ``up == 1``, the shipped rule groups are
-loaded without error, and a reading published by a device account (added while the broker
-runs, as ``mqtt-auth`` would) goes through the broker and ingest into the database and
-shows in Prometheus; an anonymous client is refused.
+loaded without error, every dashboard query runs, and a reading published by a device
+account (issued while the broker runs and rendered by ``registry mqtt-auth write``, as the
+``mqtt-auth`` service does) goes through the broker and ingest into the database and shows
+in Prometheus; an anonymous client is refused.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bkcommon.topics import reading_topic
-from tests.deploy.stack import COMPOSE, SBIN_PATH, Stack, missing_tools
+from tests.deploy.stack import COMPOSE, Stack, missing_tools
 from tests.support.services import port_open, wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -198,19 +199,21 @@ def test_district_services_come_up_healthy_together(stack: Stack) -> None:
     anon, rc = _mqtt_client(mqtt_port, None, None)
     anon.loop_stop()
     assert rc != 0
-    # A gateway account appears in the device files (as `registry mqtt-auth write` renders
-    # it); run.sh merges it and reloads Mosquitto without restarting it.
-    gw_password = uuid.uuid4().hex
-    tmp_passwd = devices / "devices.passwd.tmp"
-    tmp_passwd.write_text("")
-    subprocess.run(
-        [_which("mosquitto_passwd"), "-b", str(tmp_passwd), "gw.site-a", gw_password],
-        check=True, capture_output=True, timeout=20,
-    )  # fmt: skip
-    (devices / "devices.acl").write_text(
-        "user gw.site-a\ntopic write bk/v1/site-a/sensor/+/reading\n"
-    )
-    tmp_passwd.rename(devices / "devices.passwd")
+
+    # The site's gateway gets its account as an operator issues it, and the files are
+    # rendered as the compose `mqtt-auth` service does; run.sh merges them and reloads
+    # Mosquitto (SIGHUP) without restarting it.
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "brightkitchen.cli", *args],
+            env=base_env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    gw_password = cli("registry", "mqtt-auth", "issue", "gateway", "site-a")
+    passwd, acl = str(devices / "devices.passwd"), str(devices / "devices.acl")
+    cli("registry", "mqtt-auth", "write", "--mode", "644", "--passwd", passwd, "--acl", acl)
 
     def gateway_accepted() -> bool:
         c, code = _mqtt_client(mqtt_port, "gw.site-a", gw_password)
@@ -239,11 +242,3 @@ def test_district_services_come_up_healthy_together(stack: Stack) -> None:
         20, 0.5, what="Prometheus to see the reading",
     )  # fmt: skip
     assert port_open("127.0.0.1", mqtt_port)
-
-
-def _which(tool: str) -> str:
-    import shutil
-
-    path = shutil.which(tool, path=SBIN_PATH)
-    assert path, f"{tool} missing"
-    return path
