@@ -3,16 +3,26 @@ present), validate against the Kubernetes schemas, and are wired together consis
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate  # type: ignore[import-untyped]
+import psycopg
 import pytest
 import yaml
 
+from bkcommon.sitefile import parse_site_file
 from brightkitchen.kustomize import KustomizeError, main, render, strategic_merge
+from brightkitchen.mqtt_accounts import issue_account, revoke_account
+from brightkitchen.mqtt_auth import AccountKind
+from brightkitchen.registry import sync_registry
+from tests.deploy.test_district import SITE
 from tests.support.services import REPO
 
 K8S = REPO / "deploy/k8s"
@@ -276,3 +286,54 @@ def test_cli_prints_yaml_and_exits_2_on_error(
     assert len(docs) == len(render(K8S / "overlays/district"))
     assert main([str(tmp_path)]) == 2
     assert "no kustomization.yaml" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ EMQX against the registry
+def _emqx_queries() -> tuple[str, str, dict[str, Any]]:
+    """The authn and authz SQL of emqx.yaml with EMQX's ${username} as a psycopg parameter."""
+    hocon = _by_key(render(K8S / "overlays/province"))[("ConfigMap", "emqx-config")]["data"][
+        "base.hocon"
+    ]
+    queries = [line.split("query = ", 1)[1] for line in hocon.splitlines() if "query = " in line]
+    authn, authz = (json.loads(q).replace("${username}", "%(u)s") for q in queries)
+    hashing = dict(re.findall(r"(\w+) = (\w+)", hocon.split("password_hash_algorithm", 1)[1]
+                               .split("}", 1)[0]))  # fmt: skip
+    return authn, authz, hashing
+
+
+def test_emqx_authn_query_checks_registry_passwords_as_emqx_pbkdf2_does(db_url: str) -> None:
+    """EMQX's pbkdf2 check is hex(pbkdf2(mac_fun, password, salt, iterations, dk_length))
+    == password_hash (emqx_passwd); the query turns the stored Mosquitto hash into that."""
+    authn, authz, hashing = _emqx_queries()
+    assert hashing == {"name": "pbkdf2", "mac_fun": "sha512", "iterations": "1000",
+                       "dk_length": "64"}  # fmt: skip
+    now = datetime.now(UTC)
+    with psycopg.connect(db_url) as conn:
+        sync_registry(conn, parse_site_file(SITE))
+        box = issue_account(conn, kind=AccountKind.EDGE, subject="box-a", now=now)
+        gw = issue_account(conn, kind=AccountKind.GATEWAY, subject="site-a", now=now)
+        svc = issue_account(conn, kind=AccountKind.SERVICE, subject="ingest", now=now)
+        for account in (box, gw, svc):
+            row = conn.execute(authn, {"u": account.username}).fetchone()
+            assert row is not None
+            password_hash, salt, superuser = row
+            derived = hashlib.pbkdf2_hmac(
+                "sha512", account.password.encode(), bytes(salt), int(hashing["iterations"]),
+                int(hashing["dk_length"]),
+            ).hex()  # fmt: skip
+            assert derived == password_hash
+            assert superuser is False
+        assert conn.execute(authn, {"u": "edge.nobody"}).fetchone() is None
+        topics = {
+            a.username: sorted((r[0], r[1], r[2]) for r in conn.execute(authz, {"u": a.username}))
+            for a in (box, gw, svc)
+        }
+        revoke_account(conn, username=box.username, now=now)
+        assert conn.execute(authn, {"u": box.username}).fetchone() is None
+        assert conn.execute(authz, {"u": box.username}).fetchall() == []
+    assert topics[box.username] == [
+        ("allow", "publish", "bk/v1/site-a/alert"),
+        ("allow", "publish", "bk/v1/site-a/edge/box-a/#"),
+    ]
+    assert topics[gw.username] == [("allow", "publish", "bk/v1/site-a/sensor/+/#")]
+    assert ("allow", "subscribe", "$share/ingest/bk/v1/#") in topics[svc.username]
