@@ -225,10 +225,13 @@ class BatchWriter:
         rules: RuleHook | None = None,
         worker_id: str = "",
         clock: Callable[[], datetime] = utcnow,
+        *,
+        fast_insert: bool = True,
     ) -> None:
         self.rules: RuleHook = rules if rules is not None else NoRules()
         self.worker_id = worker_id
         self.clock = clock
+        self.fast_insert = fast_insert  # False: always ON CONFLICT (benchmarks compare both)
         self._prepared: psycopg.Connection[Any] | None = None
         self._insert = _insert_sql(plain=True)
         self._fast_insert = _fast_insert_sql(plain=True)
@@ -452,7 +455,7 @@ class BatchWriter:
                     )
                     new.append(NewReading(sid, r.ts, r.temp_c, r.door_open, r.battery_pct, rat))
         inserted = len(new)
-        if not self._insert_staged_fast(cur):
+        if not (self.fast_insert and self._insert_staged_fast(cur)):
             # The statement returns the count of new rows and, only when some were already
             # stored (redelivered), their keys: the rules see new readings only.
             cur.execute(self._insert, {"staged": len(new)})
