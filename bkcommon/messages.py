@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -88,8 +89,17 @@ def _utc_not_ancient(v: datetime) -> datetime:
     return v
 
 
+def _as_real(v: float) -> float:
+    """Round to what a PostgreSQL ``real`` (float4) column stores: there a nonzero value
+    too small for float4 (say 1e-300) is an underflow error that would refuse the row."""
+    return float(struct.unpack("f", struct.pack("f", v))[0])
+
+
 Text = Annotated[str, AfterValidator(_storable_text)]
 """Text that a PostgreSQL text or jsonb column accepts."""
+
+Real = Annotated[float, AfterValidator(_as_real)]
+"""A float stored in a ``real`` column, rounded to its precision."""
 
 UtcTime = Annotated[
     AwareDatetime,
@@ -156,9 +166,9 @@ class SensorReading(Contract):
         description="Sender's monotonically rising counter (sensor_readings.seq is bigint)",
     )
     temp_c: float = Field(ge=TEMP_MIN_C, le=TEMP_MAX_C, allow_inf_nan=False)
-    humidity_pct: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    humidity_pct: Real | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
     door_open: bool | None = None
-    battery_pct: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    battery_pct: Real | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
 
 
 class ReadingBatch(Contract):
@@ -173,8 +183,8 @@ class ZigbeeState(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     temperature: float = Field(ge=TEMP_MIN_C, le=TEMP_MAX_C, allow_inf_nan=False)
-    humidity: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
-    battery: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    humidity: Real | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    battery: Real | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
     contact: bool | None = Field(default=None, description="Door contact: true = closed")
 
     def to_reading(self, ts: datetime) -> SensorReading:
@@ -223,7 +233,7 @@ class Violation(Contract):
     zone: Text | None = Field(default=None, max_length=MAX_ID_CHARS)
     started_at: UtcTime
     ended_at: UtcTime | None = None
-    confidence: float = Field(ge=0, le=1, allow_inf_nan=False)
+    confidence: Real = Field(ge=0, le=1, allow_inf_nan=False)
     track_id: int | None = Field(
         default=None, ge=0, le=INT32_MAX, description="violations.track_id is an integer"
     )
