@@ -418,13 +418,16 @@ def latency_stats(sent: dict[str, float], sink: Sink) -> dict[str, Any]:
         for p in sent:
             if p not in arrived and re.search(rf"\b{re.escape(p)}\b", text):
                 arrived[p] = float(item["at"])
-    lat = sorted(arrived[p] - sent[p] for p in arrived)
+    each = {p: round(arrived[p] - sent[p], 3) for p in sorted(arrived)}
+    lat = sorted(each.values())
     out: dict[str, Any] = {"probes": len(sent), "received": len(lat)}
     if lat:
         out.update(
             p50_s=round(statistics.median(lat), 3),
             p99_s=round(lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))], 3),
             max_s=round(lat[-1], 3),
+            over_1s=sum(1 for x in lat if x > 1.0),
+            each_s=each,
         )
     return out
 
@@ -709,7 +712,7 @@ class District:
         self.say(
             f"  {name}: {res.readings} readings, {res.violations} violations, {res.statuses} "
             f"statuses in {res.real_s} s; stored {res.stored_readings_per_s}/s; lag p50 "
-            f"{res.lag_p50_s} s p99 {res.lag_p99_s} s; alarm->alert {res.alert_latency}"
+            f"{res.lag_p50_s} s p99 {res.lag_p99_s} s; alarm->alert {_latency_line(res)}"
         )
         return res
 
@@ -730,6 +733,14 @@ class District:
         finally:
             client.disconnect()
             client.loop_stop()
+
+
+def _latency_line(res: PhaseResult) -> str:
+    a = res.alert_latency
+    return (
+        f"p50 {a.get('p50_s')} s, p99 {a.get('p99_s')} s, max {a.get('max_s')} s, "
+        f"{a.get('over_1s')} over 1 s ({a['received']}/{a['probes']} received)"
+    )
 
 
 def _server_url_of(opts: DistrictOptions) -> str:
