@@ -466,6 +466,7 @@ class FuzzResult:
     unaccounted: int = 0
     seconds: float = 0.0
     examples: list[str] = field(default_factory=list)
+    db_reasons: dict[str, int] = field(default_factory=dict)  # why the database refused
 
     @property
     def ok(self) -> bool:
@@ -495,6 +496,7 @@ class FuzzResult:
             "seconds": round(self.seconds, 1),
             "ok": self.ok,
             "examples": self.examples[:5],
+            "db_reasons": dict(sorted(self.db_reasons.items(), key=lambda kv: -kv[1])[:5]),
         }
 
 
@@ -598,6 +600,8 @@ class _Checker:
                 reason = take(it, any_topic=False)
                 if reason is not None:
                     res.refused_by_db += 1
+                    short = reason.split(":", 1)[-1].strip()[:80]
+                    res.db_reasons[short] = res.db_reasons.get(short, 0) + 1
                     res.dead_lettered += 1
                     res.with_reason += bool(reason.strip())
                 elif self._stored(o):
