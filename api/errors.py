@@ -6,9 +6,10 @@ binary route under that route's media type. Clients (the console, a fuzzer) then
 body the document does not describe. ``install_error_contract`` fixes both sides:
 
 - a refused request answers ``{"detail": "query.limit: ...; body.tier: ...", "errors": [...]}``,
-  naming each field; the refused values are not echoed (they can be a password);
+  naming each field; the refused values are not echoed (they can be a password); a query
+  parameter that takes one value and is given twice is refused, not silently narrowed;
 - the document gets 422 on every operation with inputs, 503 (database unavailable) on
-  every operation, 400 on multipart uploads (a body that cannot be parsed), and every
+  every operation, 400 on every request body (one that cannot be parsed), and every
   4xx/5xx answer built from ``ErrorPublic`` is documented as ``application/json``;
 - a media type declared without a schema (a JPEG, a zip, a CSV) is documented as a string,
   binary unless it is text.
@@ -17,10 +18,11 @@ body the document does not describe. ``install_error_contract`` fixes both sides
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -32,7 +34,7 @@ _MAX_LISTED = 5  # fields named in ``detail``; ``errors`` has them all
 
 INVALID_INPUT = "Invalid input: `detail` names each refused field, `errors` lists them."
 UNAVAILABLE = "The database is unavailable; try again later."
-UNPARSEABLE = "The multipart body could not be parsed."
+UNPARSEABLE = "The body could not be parsed (not UTF-8, or broken multipart framing)."
 
 
 def validation_error_body(exc: RequestValidationError) -> ErrorPublic:
@@ -91,7 +93,7 @@ def _document_operation(operation: dict[str, Any]) -> None:
             "content": _json_error(),  # replaces FastAPI's HTTPValidationError
         }
     responses.setdefault("503", {"description": UNAVAILABLE})
-    if "multipart/form-data" in body:
+    if body:
         responses.setdefault("400", {"description": UNPARSEABLE})
     for code, response in responses.items():
         if code[:1] in {"4", "5"}:
@@ -123,9 +125,71 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
+def _allows_array(schema: dict[str, Any]) -> bool:
+    options = [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]
+    return any(o.get("type") == "array" for o in options)
+
+
+def _scalar_queries(app: FastAPI, path: str, method: str) -> frozenset[str]:
+    """Query parameters of the operation serving ``path`` that take one value (the document's).
+
+    Routes of an included router know their path without its prefix, so the operation is
+    found by matching the request path against the document's templates, fixed ones first.
+    """
+    cache: dict[tuple[str, str], frozenset[str]] = app.state.scalar_queries
+    key = (path, method.lower())
+    if key not in cache:
+        paths: dict[str, Any] = app.openapi()["paths"]
+        templates = sorted(paths, key=lambda t: (t.count("{"), t))
+        operation: dict[str, Any] = {}
+        for template in templates:
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            if key[1] in paths[template] and re.fullmatch(pattern, path):
+                operation = paths[template][key[1]]
+                break
+        names = frozenset(
+            p["name"]
+            for p in operation.get("parameters", [])
+            if p.get("in") == "query" and not _allows_array(p.get("schema", {}))
+        )
+        if len(cache) < 10_000:  # keyed by concrete paths: bounded
+            cache[key] = names
+        return names
+    return cache[key]
+
+
+async def one_value_each(request: Request) -> None:
+    """Refuse a query parameter given twice where the document says it takes one value.
+
+    FastAPI would silently keep the last of ``?site_id=a&site_id=b``; a filter the caller
+    did not mean is worse than a 422 that names it.
+    """
+    if not request.query_params:
+        return
+    scalar = _scalar_queries(request.app, request.url.path, request.method)
+    repeated = sorted(k for k in set(request.query_params) if k in scalar
+                      and len(request.query_params.getlist(k)) > 1)  # fmt: skip
+    if repeated:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", k),
+                    "msg": "given more than once; it takes one value",
+                    "type": "repeated_value",
+                }
+                for k in repeated
+            ]
+        )
+
+
 def install_error_contract(app: FastAPI) -> None:
-    """Answer refused requests with ``ErrorPublic`` and document every error answer."""
+    """Answer refused requests with ``ErrorPublic`` and document every error answer.
+
+    Call before routers are included: the repeated-query check is an app dependency.
+    """
     app.add_exception_handler(RequestValidationError, _refused_request)
+    app.state.scalar_queries = {}
+    app.router.dependencies.append(Depends(one_value_each))
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:

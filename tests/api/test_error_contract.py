@@ -81,6 +81,9 @@ def test_malformed_json_and_bad_queries_answer_the_same_shape(
     many = client.post("/api/v1/users", headers=admin_headers, json=[1, 2])
     assert many.status_code == 422
     assert isinstance(many.json()["detail"], str)
+    twice = client.get("/api/v1/tickets?site_id=a&site_id=b&limit=5", headers=admin_headers)
+    assert twice.status_code == 422  # not silently the last one
+    assert twice.json()["detail"] == "query.site_id: given more than once; it takes one value"
     unknown = client.get("/api/v1/tickets/999999", headers=admin_headers)
     assert unknown.status_code == 404
     assert unknown.json() == {"detail": "ticket 999999 not found"}
