@@ -339,6 +339,7 @@ def test_oversize_bodies_are_refused_while_they_stream(
     multipart = {**who["officer"], "Content-Type": "multipart/form-data; boundary=B0"}
     for path in (f"/api/v1/tickets/{tid}/evidence", f"/api/v1/tickets/{tid}/rectify"):
         status, sent = send_chunked(live, path, multipart, total)
+        print(f"{path}: 413 after {sent / 2**20:.1f} MiB sent of {total / 2**20:.0f} MiB")
         assert status == 413
         assert sent < total // 8, sent  # refused long before the end, not after reading it
     raw = {**who["regulator"], "Content-Type": "image/jpeg"}
