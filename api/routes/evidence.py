@@ -206,7 +206,25 @@ def list_evidence(ticket_id: int, conn: ConnDep, scope: ScopeDep) -> list[Eviden
 @router.get(
     "/evidence/{sha256}",
     response_class=Response,
-    responses={**not_found("file"), 200: {"content": {"image/jpeg": {}, "image/png": {}}}},
+    responses={
+        **not_found("file"),
+        200: {
+            "description": "The file's bytes.",
+            "content": {"image/jpeg": {}, "image/png": {}},
+            "headers": {
+                "X-Content-Type-Options": {
+                    "description": "nosniff: browsers never guess another type.",
+                    "required": True,
+                    "schema": {"type": "string", "enum": ["nosniff"]},
+                },
+                "Cache-Control": {
+                    "description": "Private to the signed-in user's browser.",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+            },
+        },
+    },
 )
 def get_evidence(sha256: str, conn: ConnDep, scope: ScopeDep, store: StoreDep) -> Response:
     """An evidence file or inspection photo, only for those who may see what references it."""

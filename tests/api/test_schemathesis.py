@@ -14,6 +14,7 @@ strategy; the longer run in docs/api-contract.md sets it higher.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections import Counter
@@ -45,6 +46,7 @@ from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
 from tests.api.authz_world import EXPECTED_SCOPE, ROLES, World, build_world
 from tests.api.conftest import make_user_token
+from tests.api.loop_support import jpeg_bytes
 
 EXAMPLES = int(os.environ.get("BK_SCHEMATHESIS_EXAMPLES", "1"))
 
@@ -94,6 +96,25 @@ def known_path_values(world: World, role: str) -> dict[str, str]:
     for name, by_site in world.extra.items():
         values[name] = str(by_site[site])
     return values
+
+
+def real_photos(conn: psycopg.Connection[Any], world: World) -> None:
+    """A real JPEG on each site's ticket (the world's own rows name files that are not
+    stored), so ``GET /evidence/{sha256}`` answers 200 and its headers are checked."""
+    for i, (site, ticket_id) in enumerate(sorted(world.ticket.items())):
+        data = jpeg_bytes(seed=i)
+        sha = hashlib.sha256(data).hexdigest()
+        conn.execute(
+            "INSERT INTO evidence_blobs (sha256, media_type, bytes) VALUES (%s, 'image/jpeg', %s)",
+            (sha, data),
+        )
+        conn.execute(
+            """INSERT INTO ticket_evidence (ticket_id, sha256, kind, media_type, size_bytes,
+                                            uploaded_by)
+               VALUES (%s, %s, 'photo', 'image/jpeg', %s, 'contract test')""",
+            (ticket_id, sha, len(data)),
+        )
+        world.sha[site] = sha
 
 
 def signed_in(client: TestClient, conn: psycopg.Connection[Any], role: str, world: World) -> None:
@@ -154,6 +175,7 @@ def test_contract_holds_for_role(
     tmp_path: Path,
 ) -> None:
     world = build_world(conn)
+    real_photos(conn, world)
     app_settings = ApiSettings(
         **{**settings.model_dump(), "evidence_dir": tmp_path / "ev", "secret_key": "contract"}
     )
