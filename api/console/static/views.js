@@ -72,12 +72,12 @@ export async function renderOverview(main) {
     }
     mount(tbody, shown.length ? shown.map((r) => h("tr", { class: `site-row state-${r.state}`, dataset: { siteId: r.id, state: r.state } },
       h("th", { scope: "row" }, h("a", { href: `${BASE}/sites/${encodeURIComponent(r.id)}`, "data-link": true }, r.name)),
-      h("td", {}, r.region),
-      h("td", {}, h("span", { class: `light light-${r.state}` }, t(`state_${r.state}`))),
-      h("td", { class: "num" }, r.open_tickets ? h("a", { href: `${BASE}/tickets${qs({ site_id: r.id })}`, "data-link": true }, r.open_tickets) : "0"),
-      h("td", { class: "num" }, r.overdue_tickets ? h("a", { href: `${BASE}/tickets${qs({ site_id: r.id, overdue: 1 })}`, "data-link": true }, r.overdue_tickets) : "0"),
-      h("td", { class: "num" }, r.active_alarms),
-      h("td", { class: "num" }, fmtNum(r.risk, 0))))
+      h("td", { "data-label": t("region") }, r.region),
+      h("td", { "data-label": t("state") }, h("span", { class: `light light-${r.state}` }, t(`state_${r.state}`))),
+      h("td", { class: "num", "data-label": t("open_tickets") }, r.open_tickets ? h("a", { href: `${BASE}/tickets${qs({ site_id: r.id })}`, "data-link": true }, r.open_tickets) : "0"),
+      h("td", { class: "num", "data-label": t("overdue_tickets") }, r.overdue_tickets ? h("a", { href: `${BASE}/tickets${qs({ site_id: r.id, overdue: 1 })}`, "data-link": true }, r.overdue_tickets) : "0"),
+      h("td", { class: "num", "data-label": t("active_alarms") }, r.active_alarms),
+      h("td", { class: "num", "data-label": t("risk") }, fmtNum(r.risk, 0))))
       : h("tr", {}, h("td", { colspan: cols.length }, t("no_sites"))));
   }
   draw();
@@ -90,7 +90,7 @@ export async function renderOverview(main) {
       h("li", { class: "red" }, h("strong", {}, total("overdue_tickets")), t("overdue_tickets")),
       h("li", {}, h("strong", { id: "stat-alarms" }, total("active_alarms")), t("active_alarms"))),
     h("div", { class: "toolbar" }, filter),
-    h("div", { class: "table-wrap" }, h("table", { id: "sites-table" }, h("caption", { class: "sr-only" }, t("overview_title")),
+    h("div", { class: "table-wrap" }, h("table", { id: "sites-table", class: "stack" }, h("caption", { class: "sr-only" }, t("overview_title")),
       h("thead", {}, h("tr", {}, ths)), tbody)));
 }
 
@@ -162,19 +162,19 @@ export async function renderTickets(main, params) {
         h("a", { id: "export-csv", class: "button secondary", href: `${BASE}/export/tickets.csv${exportQuery}`, download: "tickets.csv" }, t("export_csv")),
         h("button", { type: "button", id: "print-ledger", class: "secondary", onclick: () => window.print() }, t("print")))),
     h("p", { class: "print-only" }, t("printed_at", { at: fmtTime(new Date().toISOString()) })),
-    h("div", { class: "table-wrap" }, h("table", { id: "tickets-table" },
+    h("div", { class: "table-wrap" }, h("table", { id: "tickets-table", class: "stack" },
       h("caption", { class: "sr-only" }, t("tickets_title")),
       h("thead", {}, h("tr", {}, ["ticket_no", "site", "title", "rule", "tier", "status", "opened_at", "due_at", "escalation"].map((k) => h("th", { scope: "col" }, t(k))))),
       h("tbody", {}, result.data.length ? result.data.map((x) => h("tr", { class: x.overdue ? "overdue" : null, dataset: { ticketId: x.id } },
         h("th", { scope: "row" }, h("a", { href: `${BASE}/tickets/${x.id}`, "data-link": true }, x.ticket_no)),
-        h("td", {}, h("a", { href: `${BASE}/sites/${encodeURIComponent(x.site_id)}`, "data-link": true }, names[x.site_id] || x.site_id)),
-        h("td", {}, x.title),
-        h("td", {}, ruleLabel(x.rule, x.details && x.details.profile)),
-        h("td", {}, tierLabel(x.tier)),
-        h("td", {}, statusBadge(x.status)),
-        h("td", {}, fmtTime(x.opened_at)),
-        h("td", {}, fmtTime(x.due_at), x.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null),
-        h("td", { class: "num" }, x.escalation_level)))
+        h("td", { "data-label": t("site") }, h("a", { href: `${BASE}/sites/${encodeURIComponent(x.site_id)}`, "data-link": true }, names[x.site_id] || x.site_id)),
+        h("td", { "data-label": t("title") }, x.title),
+        h("td", { "data-label": t("rule") }, ruleLabel(x.rule, x.details && x.details.profile)),
+        h("td", { "data-label": t("tier") }, tierLabel(x.tier)),
+        h("td", { "data-label": t("status") }, statusBadge(x.status)),
+        h("td", { "data-label": t("opened_at") }, fmtTime(x.opened_at)),
+        h("td", { "data-label": t("due_at") }, fmtTime(x.due_at), x.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null),
+        h("td", { class: "num", "data-label": t("escalation") }, x.escalation_level)))
         : h("tr", {}, h("td", { colspan: 9 }, t("no_tickets")))))),
     h("nav", { class: "pager", "aria-label": t("page_of", { p: page, n: pages }) },
       page > 1 ? h("a", { href: go(page - 1), "data-link": true, rel: "prev" }, t("prev")) : null,
