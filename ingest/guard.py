@@ -57,6 +57,11 @@ GUARD_LOCK_CLASS = 0x626B_6764
 WORKER_MARKER = b"worker "
 PROBE_MARKER = b"probe "
 
+STUCK_GAP_S = 60.0
+"""After this long in gap mode the guard warns: markers are not getting through (an ACL
+that does not let the ingest account publish and read the marker topic?). Nothing is lost
+meanwhile, but every message is written twice."""
+
 Submit = Callable[[bytes, bytes, int, int, int], None]
 """``submit(topic, payload, mid, qos, gen)``: hand a message to the worker's writer."""
 
@@ -96,6 +101,8 @@ class GapGuard:
         self._ack_lock = threading.Lock()
         self._db: psycopg.Connection[Any] | None = None
         self._next_check = 0.0
+        self._connected_at: float | None = None
+        self._warned = False
 
     # ------------------------------------------------------------------ election
     @property
@@ -114,9 +121,22 @@ class GapGuard:
             if not self._lock_alive():
                 logger.warning("guard lock lost with its database connection; guard stopped")
                 self.close()
+            else:
+                self._warn_if_stuck(now)
             return
         if self._take_lock():
             self._start()
+
+    def _warn_if_stuck(self, now: float) -> None:
+        since = self._connected_at
+        if self.gap and since is not None and now - since > STUCK_GAP_S and not self._warned:
+            self._warned = True
+            logger.warning(
+                "guard still in gap mode %.0f s after connecting: no worker marker on %s "
+                "(may the ingest account publish and read it?); every message is written twice",
+                now - since,
+                self.marker,
+            )
 
     def _take_lock(self) -> bool:
         try:
@@ -184,6 +204,8 @@ class GapGuard:
             self.gap = True
             self._probe = PROBE_MARKER + uuid.uuid4().hex.encode()
             self._probe_seen = False
+            self._connected_at = time.monotonic()
+            self._warned = False
         client.subscribe([(t, 1) for t in self._filters])
         logger.info("guard connected (session present: %s): in gap mode", flags.session_present)
 

@@ -514,11 +514,31 @@ class IngestWorker:
         finally:
             self._shutdown()
 
+    def _leave_group(self) -> None:
+        """On a clean stop, unsubscribe the shared subscriptions (the session stays).
+
+        Mosquitto queues shared messages to offline members too: a worker that does not
+        come back, or comes back under another client id, would keep receiving its share
+        of the stream into a session nobody reads. Only with the guard, whose plain
+        session keeps queueing once the last worker of the group has left.
+        """
+        client = self._client
+        if client is None or not self.settings.group or not self.settings.guard:
+            return
+        if not self.connected.is_set():
+            return
+        left = threading.Event()
+        client.on_unsubscribe = lambda *_args: left.set()
+        client.unsubscribe(self._subscriptions())
+        if not left.wait(5):
+            logger.warning("no UNSUBACK within 5 s; stopping anyway")
+
     def _shutdown(self) -> None:
         self.stop.set()
         with self._cond:
             self._cond.notify_all()
         try:
+            self._leave_group()  # first: what was already routed to us is flushed below
             while self.flush_once(final=True):
                 pass
         finally:

@@ -26,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from bkcommon.settings import parse_mqtt_url
 from bkcommon.topics import reading_topic
 from tests.ingest.conftest import RunningWorker, count
 from tests.support.services import Broker, wait_until
@@ -44,7 +45,7 @@ class NumberedPublisher:
     paho keeps unacknowledged messages and re-sends them after reconnecting. ``acked``
     holds the numbers whose PUBACK arrived."""
 
-    def __init__(self, broker: Broker, topic: str, first: int) -> None:
+    def __init__(self, port: int, topic: str, first: int) -> None:
         self.topic = topic
         self.next = first
         self.acked: set[int] = set()
@@ -61,7 +62,7 @@ class NumberedPublisher:
         self.client.on_publish = self._on_publish
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 3600
-        self.client.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
         self.client.loop_start()
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, *rest: Any) -> None:
@@ -125,7 +126,7 @@ def test_no_acknowledged_reading_is_lost_across_a_broker_restart(
     if hard:
         time.sleep(1.5)  # SIGKILL keeps what the last autosave (every second) wrote
     topic = reading_topic("site-a", "fridge-1", topic_prefix)
-    pub = NumberedPublisher(broker, topic, 0)
+    pub = NumberedPublisher(broker.port, topic, 0)
     stop = threading.Event()
     streaming = threading.Thread(target=_stream, args=(pub, stop), daemon=True)
     streaming.start()
@@ -134,7 +135,7 @@ def test_no_acknowledged_reading_is_lost_across_a_broker_restart(
     broker.stop(hard=hard)
     time.sleep(1.5)  # the worker's first reconnection attempt fails; the next is 2 s later
     broker.start()
-    gap = NumberedPublisher(broker, topic, 1_000_000)
+    gap = NumberedPublisher(broker.port, topic, 1_000_000)
     gap.publish(GAP_BLOCK)
     wait_until(lambda: len(gap.acked) == GAP_BLOCK, 10, what="the gap block acknowledged")
     gap_before_resubscribe = not w.worker.connected.is_set()
@@ -156,3 +157,43 @@ def test_no_acknowledged_reading_is_lost_across_a_broker_restart(
     assert gap_before_resubscribe, "the worker resubscribed before the gap block: no gap tested"
     assert guard.gaps_closed >= 2, "the guard never left gap mode after the restart"
     assert count(registry_db, "SELECT count(*) FROM dead_letters") == 0
+
+
+def test_one_guard_per_group_and_another_worker_takes_over(
+    mqtt_url: str, start_worker: Callable[..., RunningWorker]
+) -> None:
+    opts = {"group": f"g{uuid.uuid4().hex[:8]}", "guard": True, "guard_check_s": 0.2}
+    workers = [start_worker(mqtt_url, marker_interval_s=0.5, **opts) for _ in range(2)]
+    guards = [w.worker.guard for w in workers]
+    assert guards[0] is not None
+    assert guards[1] is not None
+    wait_until(lambda: any(g.active and not g.gap for g in guards), 10, what="a guard")
+    time.sleep(0.6)  # both have tried for the lock by now
+    assert [g.active for g in guards].count(True) == 1
+    holder = 0 if guards[0].active else 1
+    workers[holder].close()
+    other = guards[1 - holder]
+    wait_until(lambda: other.active and not other.gap, 10, what="the other worker's guard")
+
+
+def test_a_worker_stopped_cleanly_leaves_its_share_to_the_others(
+    mqtt_url: str,
+    start_worker: Callable[..., RunningWorker],
+    registry_db: str,
+    topic_prefix: str,
+) -> None:
+    # Mosquitto queues shared messages to offline members: without leaving the group, the
+    # stopped worker's session would take half of what follows, and keep it until that
+    # client id comes back.
+    opts = {"group": f"g{uuid.uuid4().hex[:8]}", "guard": True, "guard_check_s": 0.2}
+    leaving = f"bk-ingest-leaving-{uuid.uuid4().hex[:6]}"
+    start_worker(mqtt_url, client_id=leaving, **opts).close()
+    start_worker(mqtt_url, **opts)
+    topic = reading_topic("site-a", "fridge-1", topic_prefix)
+    pub = NumberedPublisher(parse_mqtt_url(mqtt_url).port, topic, 0)
+    pub.publish(200)
+    wait_until(lambda: len(_seqs(registry_db)) == 200, 15, what="200 readings by the other worker")
+    back = start_worker(mqtt_url, client_id=leaving, **opts)
+    time.sleep(1.0)
+    assert back.worker.stats.received == 0
+    pub.close()

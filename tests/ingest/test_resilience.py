@@ -176,9 +176,9 @@ def test_broker_restart_mid_stream_loses_nothing(
     topic_prefix: str,
 ) -> None:
     # Mosquitto 2.0 persists sessions and plain subscriptions over a restart but not shared
-    # ones ($share/...): what is published before the worker resubscribes would find no
-    # subscriber. A worker that must survive broker restarts on Mosquitto runs without a group.
-    worker_proc = WorkerProcess({**worker_env, "BK_INGEST_GROUP": ""}, tmp_path / "w.log")
+    # ones ($share/...): what is published before the worker resubscribes finds no shared
+    # subscriber; the gap guard's plain subscription (ingest/guard.py) catches it.
+    worker_proc = WorkerProcess({**worker_env, "BK_INGEST_GROUP": "ingest"}, tmp_path / "w.log")
     worker_proc.start()
     done = threading.Event()
     topic = reading_topic("site-a", "fridge-1", topic_prefix)
