@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -76,6 +77,14 @@ class Stack:
         self.procs.append(proc)
         return proc
 
+    def wait(self, pred: Callable[[], bool], timeout: float, what: str, *logs: str) -> None:
+        """``wait_until`` whose failure shows the named logs as they are at the timeout."""
+        try:
+            wait_until(pred, timeout, 0.3, what=what)
+        except AssertionError as exc:
+            tails = "\n".join(f"--- {name}.log\n{self.log(name)}" for name in logs)
+            raise AssertionError(f"{exc}\n{tails}") from None
+
     def log(self, name: str) -> str:
         """The tail of a process's log, for assertion messages."""
         path = self.work / f"{name}.log"
@@ -130,9 +139,7 @@ class Stack:
              str(data), str(conf_path), str(devices)],
             {**env, "PATH": SBIN_PATH, "AUTH_WATCH_INTERVAL_S": "0.3"},
         )  # fmt: skip
-        wait_until(
-            lambda: port_open("127.0.0.1", port), 15, what=f"mosquitto\n{self.log('mosquitto')}"
-        )
+        self.wait(lambda: port_open("127.0.0.1", port), 60, "mosquitto to listen", "mosquitto")
         return port, devices
 
     # ------------------------------------------------------------------ Prometheus
@@ -162,9 +169,7 @@ class Stack:
              f"--web.listen-address=127.0.0.1:{port}"],
             {"PATH": SBIN_PATH},
         )  # fmt: skip
-        wait_until(
-            lambda: port_open("127.0.0.1", port), 20, what=f"prometheus\n{self.log('prometheus')}"
-        )
+        self.wait(lambda: port_open("127.0.0.1", port), 60, "prometheus to listen", "prometheus")
         return port
 
     # ------------------------------------------------------------------ brightkitchen

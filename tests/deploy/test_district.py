@@ -144,7 +144,7 @@ def test_district_services_come_up_healthy_together(stack: Stack) -> None:
             return False
         return r.status_code == 200 and r.json()["database"] is True
 
-    wait_until(api_healthy, 45, 0.3, what=f"API health\n{stack.log('api')}")
+    stack.wait(api_healthy, 120, "API health", "api")
 
     def all_up() -> bool:
         r = httpx.get(f"http://127.0.0.1:{prom}/api/v1/targets", timeout=5).json()
@@ -154,8 +154,7 @@ def test_district_services_come_up_healthy_together(stack: Stack) -> None:
             t["health"] == "up" for t in targets
         )
 
-    logs = "\n".join(f"--- {n}\n{stack.log(n)}" for n in ("workers", "ingest", "prometheus"))
-    wait_until(all_up, 45, 0.5, what=f"every target up\n{logs}")
+    stack.wait(all_up, 120, "every target up", "workers", "ingest", "prometheus")
     up = _query(prom, "up")
     assert sorted(s["metric"]["job"] for s in up) == ["api", "ingest", "prometheus", "workers"]
     assert all(s["value"][1] == "1" for s in up)
@@ -175,7 +174,7 @@ def test_district_services_come_up_healthy_together(stack: Stack) -> None:
             ]["groups"]
             for r in g["rules"]
         ),
-        20, 0.5, what="every rule evaluated without error",
+        60, 0.5, what="every rule evaluated without error",
     )  # fmt: skip
 
     # Every dashboard panel's query runs on this Prometheus (PromQL valid, names resolve).
@@ -227,7 +226,7 @@ def test_district_services_come_up_healthy_together(stack: Stack) -> None:
         c.loop_stop()
         return True
 
-    wait_until(gateway_accepted, 20, 0.5, what=f"the gateway account\n{stack.log('mosquitto')}")
+    stack.wait(gateway_accepted, 60, "the gateway account", "mosquitto")
 
     def stored() -> bool:
         with psycopg.connect(db_url) as conn:
@@ -236,9 +235,9 @@ def test_district_services_come_up_healthy_together(stack: Stack) -> None:
             ).fetchone()
         return row is not None and int(row[0]) >= 1
 
-    wait_until(stored, 20, 0.3, what=f"the reading in the database\n{stack.log('ingest')}")
+    stack.wait(stored, 60, "the reading in the database", "ingest")
     wait_until(
         lambda: any(float(s["value"][1]) >= 1 for s in _query(prom, "bk_ingest_inserted_total")),
-        20, 0.5, what="Prometheus to see the reading",
+        60, 0.5, what="Prometheus to see the reading",
     )  # fmt: skip
     assert port_open("127.0.0.1", mqtt_port)

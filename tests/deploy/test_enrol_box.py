@@ -70,7 +70,7 @@ def test_install_enrolment_reaches_the_broker(stack: Stack, db_url: str) -> None
 
     mqtt_port = stack.port()
     api = f"http://127.0.0.1:{api_port}"
-    wait_until(lambda: port_open("127.0.0.1", api_port), 30, 0.2, what=stack.log("api"))
+    stack.wait(lambda: port_open("127.0.0.1", api_port), 90, "api to listen", "api")
     owner = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
     out = stack.work / "etc"
     enrol_args = ["edge", "enrol", "--api", api, "--box", "box-a", "--code", "-",
@@ -110,7 +110,7 @@ def test_install_enrolment_reaches_the_broker(stack: Stack, db_url: str) -> None
     conf.write_text(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous false\n"
                     f"password_file {auth}/passwd\nacl_file {auth}/acl\n")  # fmt: skip
     stack.spawn("mosquitto", ["mosquitto", "-c", str(conf)], {"PATH": SBIN_PATH})
-    wait_until(lambda: port_open("127.0.0.1", mqtt_port), 15, what="mosquitto")
+    stack.wait(lambda: port_open("127.0.0.1", mqtt_port), 60, "mosquitto", "mosquitto")
     codes: list[int] = []
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="box-a")
     client.username_pw_set(endpoint.username, endpoint.password)
@@ -118,7 +118,7 @@ def test_install_enrolment_reaches_the_broker(stack: Stack, db_url: str) -> None
     client.connect("127.0.0.1", mqtt_port)
     client.loop_start()
     try:
-        wait_until(lambda: bool(codes), 10, what="CONNACK")
+        wait_until(lambda: bool(codes), 30, what="CONNACK")
     finally:
         client.loop_stop()
     assert codes == [0]
