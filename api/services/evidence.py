@@ -73,8 +73,14 @@ class TooLargeError(EvidenceError):
     status_code = 413
 
 
-class TooManyPixelsError(EvidenceError):
-    """The header declares more pixels than ``MAX_PIXELS``: a decompression bomb (422)."""
+class TooManyPixelsError(UnsupportedMediaError):
+    """The header declares more pixels than ``MAX_PIXELS``: a decompression bomb (422).
+
+    An UnsupportedMediaError still, so readers of stored files that skip what is not a
+    usable image skip it too; only the HTTP answer differs.
+    """
+
+    status_code = 422
 
 
 class EvidenceStore(Protocol):

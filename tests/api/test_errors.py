@@ -17,7 +17,12 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth.users import AuthError, UserError
 from api.services.acklink import AckLinkError
-from api.services.evidence import EvidenceError, TooLargeError, UnsupportedMediaError
+from api.services.evidence import (
+    EvidenceError,
+    TooLargeError,
+    TooManyPixelsError,
+    UnsupportedMediaError,
+)
 from api.services.inspections import ConflictError, NotFoundError, UnprocessableError
 from api.services.lifecycle import (
     LifecycleError,
@@ -50,6 +55,7 @@ REFUSALS: list[tuple[type[RequestError], int, type[Exception]]] = [
     (EvidenceError, 422, ValueError),
     (UnsupportedMediaError, 415, ValueError),
     (TooLargeError, 413, ValueError),
+    (TooManyPixelsError, 422, UnsupportedMediaError),
     (ReviewError, 409, Exception),
     (ReviewNotFoundError, 404, Exception),
     (NotFoundError, 404, LookupError),
