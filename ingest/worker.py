@@ -592,6 +592,19 @@ def _serve_metrics(worker: IngestWorker, port: int, addr: str = "0.0.0.0") -> An
                 "age of the oldest received message waiting for the writer",
                 value=worker.lag_seconds(),
             )
+            guard = worker.guard
+            if guard is not None:
+                yield GaugeMetricFamily(
+                    "bk_ingest_guard_gap",
+                    "1 while this worker's gap guard writes what it receives, 0 when idle or "
+                    "not the group's guard",
+                    value=1.0 if guard.active and guard.gap else 0.0,
+                )
+                yield CounterMetricFamily(
+                    "bk_ingest_guard_gap_messages",
+                    "messages the gap guard handed to the writer",
+                    value=guard.written_in_gap,
+                )
             yield GaugeMetricFamily(
                 "bk_ingest_last_commit_timestamp_seconds",
                 "Unix time of the last committed batch (0: none since start)",
