@@ -57,6 +57,10 @@ GUARD_LOCK_CLASS = 0x626B_6764
 WORKER_MARKER = b"worker "
 PROBE_MARKER = b"probe "
 
+ACK_BATCH = 512
+"""Idle-mode acknowledgements are sent in batches of this many (one write, not one each),
+and whatever is left on each pass of the worker's loop (:meth:`GapGuard.flush_acks`)."""
+
 STUCK_GAP_S = 60.0
 """After this long in gap mode the guard warns: markers are not getting through (an ACL
 that does not let the ingest account publish and read the marker topic?). Nothing is lost
@@ -103,6 +107,7 @@ class GapGuard:
         self._next_check = 0.0
         self._connected_at: float | None = None
         self._warned = False
+        self._idle_acks: list[tuple[int, int]] = []  # (mid, gen) of QoS 1 messages the group has
 
     # ------------------------------------------------------------------ election
     @property
@@ -244,8 +249,14 @@ class GapGuard:
         elif self.gap:
             self.written_in_gap += 1
             self.submit(topic, payload, mid, qos, self.gen)
+        elif qos == 1:  # the group has it
+            with self._ack_lock:
+                self._idle_acks.append((mid, self.gen))
+                full = len(self._idle_acks) >= ACK_BATCH
+            if full:
+                self.flush_acks()
         elif qos:
-            client.ack(mid, qos)  # the group has it
+            client.ack(mid, qos)
 
     def _on_marker(self, payload: bytes) -> None:
         if payload == self._probe:
@@ -259,6 +270,22 @@ class GapGuard:
                 payload[len(WORKER_MARKER) :].decode(errors="replace"),
                 self.written_in_gap,
             )
+
+    def flush_acks(self) -> None:
+        """Send the idle-mode acknowledgements gathered so far (of the current connection)."""
+        client = self.client
+        if client is None:
+            return
+        with self._ack_lock:
+            mids = [mid for mid, gen in self._idle_acks if gen == self.gen]
+            self._idle_acks = []
+            if not mids:
+                return
+            if isinstance(client, FastClient):
+                client.ack_many(mids)
+            else:
+                for mid in mids:
+                    client.ack(mid, 1)
 
     def ack(self, mids: list[tuple[int, int, int]]) -> None:
         """Acknowledge committed gap messages ``(mid, qos, gen)`` of the current connection."""

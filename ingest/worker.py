@@ -400,6 +400,7 @@ class IngestWorker:
         mono = time.monotonic()
         s = self.settings
         if self.guard is not None:
+            self.guard.flush_acks()
             self.guard.tick()
         client = self._client
         if (
