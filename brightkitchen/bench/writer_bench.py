@@ -20,13 +20,13 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 from typing import IO
 
 import psycopg
 
 from bkcommon.timeutil import utcnow
 from brightkitchen.bench.ingest_bench import BenchOptions, _emissions, _server_url, fresh_database
+from brightkitchen.bench.measure import cpu_s
 from brightkitchen.simulate.fleet import generate_site_file
 from ingest.directory import SensorDirectory
 from ingest.validate import Validator
@@ -35,9 +35,11 @@ from ingest.writer import BatchWriter, Item
 
 
 def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a local process (the PostgreSQL backend)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of the PostgreSQL backend (it runs on this machine)."""
+    value = cpu_s(pid)
+    if value is None:
+        raise OSError(f"/proc/{pid}/stat: no such process (is PostgreSQL on this machine?)")
+    return value
 
 
 def run(readings: int, messages: list[int], rounds: int, pg_url: str | None, out: IO[str]) -> None:

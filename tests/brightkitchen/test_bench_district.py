@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bkcommon.errors import ConfigError
-from brightkitchen.bench.district import DistrictOptions, lag_stats, run_district
+from brightkitchen.bench.district import DistrictOptions, run_district
+from brightkitchen.bench.measure import lag_stats
 from brightkitchen.demo import mosquitto_path
 
 
