@@ -15,6 +15,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bkcommon.disinfection import (
+    CabinetConfig,
+    CabinetType,
+    CycleOverrides,
+    CycleSpec,
+    MealSchedule,
+    cycle_spec,
+)
 from bkcommon.errors import ConfigError
 from bkcommon.profiles import Profile, RuleParams, params_for
 from bkcommon.settings import format_validation_error
@@ -69,6 +77,9 @@ class Region(Strict):
     id: str = Field(pattern=ID)
     name: str
     parent: str | None = None
+    disinfection: dict[CabinetType, CycleOverrides] = Field(
+        default_factory=dict, description="Valid-cycle thresholds per cabinet type (餐具消毒)"
+    )
 
 
 class Sensor(Strict):
@@ -81,6 +92,9 @@ class Sensor(Strict):
         default=None, max_length=100, description="Zigbee2MQTT friendly name"
     )
     rules: dict[str, Any] = Field(default_factory=dict)
+    cabinet: CabinetConfig | None = Field(
+        default=None, description="Disinfection cabinet type and thresholds (profile disinfection)"
+    )
 
     def params(self) -> RuleParams:
         """Effective rule parameters: profile defaults plus this sensor's overrides."""
@@ -92,6 +106,8 @@ class Sensor(Strict):
             self.params()
         except ValidationError as exc:
             raise ValueError("rules: " + format_validation_error(exc).replace("\n", "; ")) from exc
+        if self.cabinet is not None and self.profile is not Profile.DISINFECTION:
+            raise ValueError("cabinet: only a sensor with profile 'disinfection' has a cabinet")
         return self
 
 
@@ -140,6 +156,9 @@ class Site(Strict):
     people: dict[Role, list[str]] = Field(default_factory=dict, description="role → person ids")
     sensors: list[Sensor] = Field(default_factory=list)
     edge_boxes: list[EdgeBox] = Field(default_factory=list)
+    meals: MealSchedule | None = Field(
+        default=None, description="Meal services after which tableware is disinfected"
+    )
 
 
 class SiteFile(Strict):
@@ -180,7 +199,25 @@ class SiteFile(Strict):
                             f"sites.{i}.sensors.{j}.zigbee_name: duplicate {sn.zigbee_name!r}"
                         )
                     seen_zigbee.add(sn.zigbee_name)
+                if sn.profile is Profile.DISINFECTION:
+                    try:
+                        self.cabinet_spec(s, sn)
+                    except ValidationError as exc:
+                        msg = format_validation_error(exc).replace("\n", "; ")
+                        raise ValueError(f"sites.{i}.sensors.{j}.cabinet: {msg}") from exc
         return self
+
+    def cabinet_spec(self, site: Site, sensor: Sensor) -> tuple[CabinetType, CycleSpec]:
+        """A disinfection sensor's type and valid cycle: type defaults, region chain, cabinet."""
+        cab = sensor.cabinet or CabinetConfig()
+        regions = {r.id: r for r in self.regions}
+        chain: list[Region] = []
+        rid: str | None = site.region
+        while rid is not None and rid in regions and regions[rid] not in chain:
+            chain.append(regions[rid])
+            rid = regions[rid].parent
+        layers = [r.disinfection.get(cab.type) for r in reversed(chain)]
+        return cab.type, cycle_spec(cab.type, *layers, cab)
 
     def sensor_index(self) -> dict[str, tuple[Site, Sensor]]:
         """Map sensor id → (site, sensor)."""

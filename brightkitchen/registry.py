@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.types.json import Jsonb
 
-from bkcommon.sitefile import SiteFile
+from bkcommon.profiles import Profile
+from bkcommon.sitefile import Site, SiteFile
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,47 @@ class SyncResult:
     people: int
     sensors: int
     cameras: int
+
+
+def sync_disinfection(
+    cur: psycopg.Cursor[tuple[object, ...]], site_file: SiteFile, site: Site
+) -> None:
+    """Write the site's cabinets (effective valid cycle) and meal schedule (餐具消毒).
+
+    A cabinet's ``created_at`` is kept across syncs: meals before it are never judged.
+    """
+    for sn in site.sensors:
+        if sn.profile is not Profile.DISINFECTION:
+            continue
+        ctype, spec = site_file.cabinet_spec(site, sn)
+        cur.execute(
+            """INSERT INTO disinfection_cabinets (sensor_id, site_id, cabinet_type, min_temp_c,
+                                                  min_hold_s, start_temp_c)
+               VALUES (%s, %s, %s, %s, %s, %s)
+               ON CONFLICT (sensor_id) DO UPDATE SET site_id = EXCLUDED.site_id,
+                   cabinet_type = EXCLUDED.cabinet_type, min_temp_c = EXCLUDED.min_temp_c,
+                   min_hold_s = EXCLUDED.min_hold_s, start_temp_c = EXCLUDED.start_temp_c,
+                   updated_at = now()""",
+            (sn.id, site.id, ctype.value, spec.min_temp_c, spec.min_hold_s, spec.start_temp_c),
+        )
+    if site.meals is None:
+        cur.execute("DELETE FROM meal_schedules WHERE site_id = %s", (site.id,))
+        return
+    m = site.meals
+    cur.execute(
+        """INSERT INTO meal_schedules (site_id, timezone, window_s, services, days_off)
+           VALUES (%s, %s, %s, %s, %s)
+           ON CONFLICT (site_id) DO UPDATE SET timezone = EXCLUDED.timezone,
+               window_s = EXCLUDED.window_s, services = EXCLUDED.services,
+               days_off = EXCLUDED.days_off, updated_at = now()""",
+        (
+            site.id,
+            m.timezone,
+            m.window_min * 60,
+            Jsonb([sv.model_dump(mode="json") for sv in m.services]),
+            Jsonb([d.model_dump(mode="json", by_alias=True) for d in m.days_off]),
+        ),
+    )
 
 
 def sync_registry(conn: psycopg.Connection[tuple[object, ...]], site_file: SiteFile) -> SyncResult:
@@ -99,6 +141,7 @@ def sync_registry(conn: psycopg.Connection[tuple[object, ...]], site_file: SiteF
                 "UPDATE sensors SET active = false WHERE site_id = %s AND NOT (id = ANY(%s))",
                 (s.id, ids_in_file),
             )
+            sync_disinfection(cur, site_file, s)
             for box in s.edge_boxes:
                 cur.execute(
                     "INSERT INTO edge_boxes (id, site_id) VALUES (%s, %s) "

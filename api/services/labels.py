@@ -17,6 +17,10 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "phone": ("玩手机", "phone use"),
     "pest": ("鼠患", "pest in kitchen"),
     "bin_uncovered": ("垃圾桶未盖", "bin uncovered"),
+    "disinfection_missed": ("餐具消毒不到位", "tableware not disinfected after the meal"),
+    "disinfection_failed": ("餐具消毒不到位", "tableware disinfection cycle too cool or too short"),
+    "rapid_test_failed": ("快检不合格", "rapid test failed"),
+    "public_complaint": ("群众投诉", "public complaint"),
 }
 """Rule id → (zh, en); unknown rules fall back to the id itself."""
 

@@ -15,8 +15,11 @@ from typing import Any
 
 import psycopg
 
+from bkcommon.profiles import Profile
 from ingest.directory import SensorDirectory
 from ingest.rules.alarms import alarm_key, clear_offline, update_peaks, write_transition
+from ingest.rules.disinfection import apply_cycles
+from ingest.rules.disinfection_windows import sweep_disinfection
 from ingest.rules.excursion import ExcursionState, Phase, rule_for, step
 from ingest.rules.offline import sweep_offline
 from ingest.rules.state_store import advance_quiet, load_states, save_states
@@ -74,6 +77,11 @@ class RuleEngine:
             cur, {s: i for s, i in sensors.items() if s not in handled}, by_sensor, now
         )
         written += clear_offline(cur, arrived)
+        cabinets = {
+            s: by_sensor[s] for s, i in sensors.items() if i.profile is Profile.DISINFECTION
+        }
+        if cabinets:
+            apply_cycles(cur, cabinets, now)
         return written
 
     @staticmethod
@@ -136,5 +144,6 @@ class RuleEngine:
         return written
 
     def sweep(self, conn: psycopg.Connection[Any], now: datetime) -> int:
-        """Raise ``sensor_offline`` alarms in its own transaction; NOTIFY bk_findings if any."""
-        return sweep_offline(conn, now)
+        """Raise ``sensor_offline`` alarms and judge closed disinfection windows (each in its
+        own transaction); NOTIFY bk_findings if any."""
+        return sweep_offline(conn, now) + sweep_disinfection(conn, now)

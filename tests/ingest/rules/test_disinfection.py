@@ -1,0 +1,190 @@
+"""Disinfection cycles from the stream (persisted state) and meal windows judged by time alone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from bkcommon.sitefile import parse_site_file
+from brightkitchen.registry import sync_registry
+from ingest.directory import SensorDirectory
+from ingest.rules.disinfection import Cabinet, CycleState, step
+from ingest.rules.disinfection_windows import sweep_disinfection
+from ingest.rules.engine import RuleEngine
+from ingest.types import NewReading
+
+# 2026-03-02 is a Monday; lunch 11:30–12:30 Beijing time = 03:30–04:30 UTC, window to 05:30.
+MONDAY = datetime(2026, 3, 2, tzinfo=UTC)
+LUNCH_START = MONDAY.replace(hour=3, minute=30)
+LUNCH_END = MONDAY.replace(hour=4, minute=30)
+WINDOW_END = MONDAY.replace(hour=5, minute=30)
+
+SITE: dict[str, Any] = {
+    "regions": [{"id": "d1", "name": "District"}],
+    "sites": [
+        {
+            "id": "site-d",
+            "name": "Canteen D",
+            "region": "d1",
+            "sensors": [
+                {"id": "cab-1", "name": "消毒柜 1", "profile": "disinfection"},
+                {
+                    "id": "dw-1",
+                    "name": "洗碗机",
+                    "profile": "disinfection",
+                    "cabinet": {"type": "dishwasher"},
+                },
+                {"id": "fridge-d", "profile": "fridge"},
+            ],
+            "meals": {
+                "services": [
+                    {"meal": "lunch", "start": "11:30", "end": "12:30", "weekdays": [1, 2, 3, 4, 5]}
+                ],
+                "days_off": [{"from": "2026-03-03", "to": "2026-03-03", "reason": "holiday"}],
+            },
+        }
+    ],
+}
+
+STEAM = Cabinet("c", "s", min_temp_c=100.0, min_hold_s=600, start_temp_c=60.0)
+
+
+def _r(sensor: str, ts: datetime, temp: float) -> NewReading:
+    return NewReading(sensor, ts, temp, None, None)
+
+
+def _run(state: CycleState, temps: list[float], every_s: int = 60) -> list[Any]:
+    out = []
+    for i, t in enumerate(temps):
+        state, cycle = step(state, _r("c", MONDAY + timedelta(seconds=i * every_s), t), STEAM)
+        if cycle is not None:
+            out.append(cycle)
+    return out
+
+
+def test_step_judges_valid_cool_and_short_cycles() -> None:
+    [valid] = _run(CycleState(), [25, 80, 100, *[102] * 10, 70, 40])
+    assert (valid.verdict, valid.held_s, valid.peak_c) == ("valid", 600.0, 102)  # exactly 10 min
+    assert valid.ended_at - valid.started_at == timedelta(minutes=13)
+    [cool] = _run(CycleState(), [25, 80, *[95] * 20, 40])
+    assert (cool.verdict, cool.held_s) == ("too_cool", 0.0)
+    # 5 min hot, a dip to 90 °C resets the hold, 5 more minutes: never 10 min continuous
+    [short] = _run(CycleState(), [25, *[101] * 6, 90, *[101] * 6, 40])
+    assert (short.verdict, short.held_s) == ("too_short", 300.0)
+
+
+@pytest.fixture
+def db(db_url: str) -> str:
+    with psycopg.connect(db_url) as conn:
+        sync_registry(conn, parse_site_file(SITE))
+        conn.execute("UPDATE disinfection_cabinets SET created_at = %s", (MONDAY,))
+    return db_url
+
+
+def _apply(db: str, readings: list[NewReading]) -> None:
+    directory = SensorDirectory()
+    with psycopg.connect(db) as conn:
+        directory.refresh(conn)
+        engine = RuleEngine(directory)
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO sensor_readings (sensor_id, ts, temp_c) "
+                "SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::float8[]) "
+                "ON CONFLICT DO NOTHING",
+                (
+                    [r.sensor_id for r in readings],
+                    [r.ts for r in readings],
+                    [r.temp_c for r in readings],
+                ),
+            )
+            engine.apply(cur, readings, datetime.now(UTC))
+
+
+def _cycle(sensor: str, start: datetime, temps: list[float], every_s: int = 60) -> list[NewReading]:
+    return [_r(sensor, start + timedelta(seconds=i * every_s), t) for i, t in enumerate(temps)]
+
+
+def _rows(db: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db) as conn:
+        return conn.execute(sql, params or None).fetchall()
+
+
+def test_registry_resolves_cabinet_types_and_schedule(db: str) -> None:
+    assert _rows(
+        db,
+        "SELECT sensor_id, cabinet_type, min_temp_c, min_hold_s FROM disinfection_cabinets "
+        "ORDER BY sensor_id",
+    ) == [("cab-1", "steam", 100.0, 600), ("dw-1", "dishwasher", 85.0, 40)]
+    [(tz, window_s, services)] = _rows(
+        db, "SELECT timezone, window_s, services FROM meal_schedules"
+    )
+    assert (tz, window_s) == ("Asia/Shanghai", 3600)
+    assert services == [
+        {"meal": "lunch", "start": "11:30", "end": "12:30", "weekdays": [1, 2, 3, 4, 5]}
+    ]
+
+
+def test_cycle_split_across_a_restart_is_counted_once(db: str) -> None:
+    readings = _cycle("cab-1", LUNCH_END, [30, 70, *[101] * 12, 50])
+    _apply(db, readings[:6])  # the worker stops mid-cycle; its state is committed
+    assert _rows(db, "SELECT count(*) FROM disinfection_cycles") == [(0,)]
+    _apply(db, readings[4:])  # after a restart, with an overlapping redelivery
+    _apply(db, readings)  # a full replay changes nothing
+    assert _rows(
+        db, "SELECT sensor_id, started_at, verdict, held_s, peak_c FROM disinfection_cycles"
+    ) == [("cab-1", LUNCH_END + timedelta(minutes=1), "valid", 660.0, 101.0)]
+
+
+def test_missed_window_fires_from_time_alone_and_once(db: str) -> None:
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert sweep_disinfection(conn, WINDOW_END - timedelta(seconds=1)) == 0
+        assert sweep_disinfection(conn, WINDOW_END) == 2  # both cabinets, no reading at all
+        assert sweep_disinfection(conn, WINDOW_END + timedelta(minutes=5)) == 0
+        # Tuesday is a day off: nothing judged; Wednesday's lunch is.
+        assert sweep_disinfection(conn, WINDOW_END + timedelta(days=1, hours=2)) == 0
+        assert sweep_disinfection(conn, WINDOW_END + timedelta(days=2)) == 2
+    rows = _rows(
+        db,
+        "SELECT subject, rule, kind, tier, occurred_at, payload->>'reason' FROM findings "
+        "WHERE occurred_at = %s ORDER BY subject",
+        WINDOW_END,
+    )
+    assert rows == [
+        ("cab-1", "disinfection_missed", "alarm_raised", 2, WINDOW_END, "no cycle"),
+        ("dw-1", "disinfection_missed", "alarm_raised", 2, WINDOW_END, "no cycle"),
+    ]
+
+
+def test_failed_and_done_windows_carry_the_curve(db: str) -> None:
+    # cab-1: too short (5 min at 101 °C); dw-1: a valid 60 s rinse at 86 °C, every 10 s
+    _apply(db, _cycle("cab-1", LUNCH_END, [30, 70, *[101] * 6, 40]))
+    _apply(db, _cycle("dw-1", LUNCH_END, [40, 65, *[86] * 7, 50], every_s=10))
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert sweep_disinfection(conn, WINDOW_END) == 1
+    assert _rows(db, "SELECT sensor_id, outcome FROM disinfection_checks ORDER BY sensor_id") == [
+        ("cab-1", "failed"),
+        ("dw-1", "done"),
+    ]
+    [(rule, payload)] = _rows(db, "SELECT rule, payload FROM findings")
+    assert rule == "disinfection_failed"
+    assert payload["reason"] == "too_short"
+    assert payload["cycle"]["held_s"] == 300.0
+    assert payload["min_hold_s"] == 600
+    assert [p[1] for p in payload["curve"]] == [30, 70, *[101] * 6, 40]
+
+
+def test_bad_schedule_names_the_field() -> None:
+    bad = {**SITE, "sites": [{**SITE["sites"][0], "meals": {"services": [{"meal": "supper"}]}}]}
+    with pytest.raises(Exception, match=r"sites\.0\.meals\.services\.0\.meal"):
+        parse_site_file(bad)
+    bad = {
+        **SITE,
+        "sites": [
+            {**SITE["sites"][0], "sensors": [{"id": "f", "profile": "fridge", "cabinet": {}}]}
+        ],
+    }
+    with pytest.raises(Exception, match=r"cabinet: only a sensor with profile 'disinfection'"):
+        parse_site_file(bad)
