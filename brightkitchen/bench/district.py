@@ -129,6 +129,7 @@ class PhaseResult:
     lag_p99_s: float | None = None
     lag_max_s: float | None = None
     backlog_max_readings: int = 0
+    worker_lag_gauge_max_s: float = 0.0
     alert_latency: dict[str, Any] = field(default_factory=dict)
 
 
@@ -497,12 +498,14 @@ class District:
             lag_p99_s=lags["p99"],
             lag_max_s=lags["max"],
             backlog_max_readings=int(lags["backlog"] or 0),
+            worker_lag_gauge_max_s=float(lags["gauge"] or 0.0),
             alert_latency=latency_stats(sent, self.sink),
         )
         self.say(
             f"  {name}: {res.readings} readings, {res.violations} violations, {res.statuses} "
             f"statuses in {res.real_s} s; stored {res.stored_readings_per_s}/s; lag p50 "
-            f"{res.lag_p50_s} s p99 {res.lag_p99_s} s; alarm->alert {_latency_line(res)}"
+            f"{res.lag_p50_s} s p99 {res.lag_p99_s} s (worker's own lag gauge at most "
+            f"{res.worker_lag_gauge_max_s} s); alarm->alert {_latency_line(res)}"
         )
         return res
 

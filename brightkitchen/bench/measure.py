@@ -143,14 +143,18 @@ def lag_stats(samples: list[tuple[float, int, int, float]]) -> dict[str, float |
             break
         lags.append(max(0.0, samples[j][0] - t))
     backlog = max((p - i for _t, p, i, _l in samples), default=0)
+    # What the worker itself reports (bk_ingest_lag_seconds: the age of its oldest queued
+    # message) misses a backlog still at the broker; kept to compare with the true lag.
+    gauge = round(max((g for _t, _p, _i, g in samples), default=0.0), 2)
     if not lags:
-        return {"p50": None, "p99": None, "max": None, "backlog": max(backlog, 0)}
+        return {"p50": None, "p99": None, "max": None, "backlog": max(backlog, 0), "gauge": gauge}
     lags.sort()
     return {
         "p50": round(statistics.median(lags), 2),
         "p99": round(lags[min(len(lags) - 1, round(0.99 * (len(lags) - 1)))], 2),
         "max": round(lags[-1], 2),
         "backlog": max(backlog, 0),
+        "gauge": gauge,
     }
 
 

@@ -21,7 +21,7 @@ def test_lag_is_the_time_until_the_committed_count_catches_up() -> None:
     stats = lag_stats(samples)
     # Published by t=0: stored at t=1 (1 s); by t=1: at t=3 (2 s); by t=2: at t=3 (1 s);
     # by t=3: at once (0 s). Backlog: 100 readings published and not yet stored.
-    assert stats == {"p50": 1.0, "p99": 2.0, "max": 2.0, "backlog": 100}
+    assert stats == {"p50": 1.0, "p99": 2.0, "max": 2.0, "backlog": 100, "gauge": 0.0}
 
 
 def test_options_that_describe_no_district_are_refused_by_name() -> None:
