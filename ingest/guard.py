@@ -303,6 +303,7 @@ class GapGuard:
     def close(self) -> None:
         """Disconnect (the session and its plain subscriptions stay on the broker) and
         release the lock."""
+        self.flush_acks()
         client, self.client = self.client, None
         if client is not None:
             client.disconnect()

@@ -133,7 +133,7 @@ def test_no_acknowledged_reading_is_lost_across_a_broker_restart(
     wait_until(lambda: len(pub.acked) >= 200, 10, what="readings before the restart")
 
     broker.stop(hard=hard)
-    time.sleep(1.5)  # the worker's first reconnection attempt fails; the next is 2 s later
+    time.sleep(3.5)  # the worker's reconnection attempts at 1 s and 3 s fail; the next is at 7 s
     broker.start()
     gap = NumberedPublisher(broker.port, topic, 1_000_000)
     gap.publish(GAP_BLOCK)
