@@ -36,6 +36,7 @@ from api.services.labels import PROFILE_LABELS, RULE_LABELS, TIER_LABELS
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+VENDOR_DIR = STATIC_DIR / "vendor"
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
@@ -452,14 +453,25 @@ def console_root() -> RedirectResponse:
     return RedirectResponse("/console/", status_code=308)
 
 
-def static_file(name: str) -> Path | None:
-    """The file ``static/<name>`` of this package, never anything outside it."""
+def static_file(name: str, folder: Path = STATIC_DIR) -> Path | None:
+    """The file ``<folder>/<name>`` of this package, never anything outside it."""
     if not name or "/" in name or "\\" in name or name.startswith("."):
         return None
-    path = STATIC_DIR / name
+    path = folder / name
     if path.suffix not in _MEDIA_TYPES or not path.is_file():
         return None
     return path
+
+
+@router.get("/static/vendor/{name}", include_in_schema=False)
+def console_vendor(name: str) -> FileResponse:
+    """A vendored library file (static/vendor/, see its README for source and version)."""
+    path = static_file(name, VENDOR_DIR)
+    if path is None:
+        raise HTTPException(status_code=404, detail="not found")
+    return FileResponse(
+        path, media_type=_MEDIA_TYPES[path.suffix], headers={"Cache-Control": "max-age=86400"}
+    )
 
 
 @router.get("/static/{name}", include_in_schema=False)

@@ -265,11 +265,9 @@ def test_site_page_draws_sensors_and_review_queue(
     console: Console, browser: WebDriver, tmp_path: Path
 ) -> None:
     sign_in(browser, console, "reg-east", "/console/sites/east-1")
-    chart = find(browser, "li[data-sensor-id='fridge-e1'] svg.chart")
-    points = browser.execute_script(
-        "return arguments[0].querySelector('polyline').getAttribute('points').split(' ').length",
-        chart,
-    )
+    chart = find(browser, "li[data-sensor-id='fridge-e1'] .uchart canvas")
+    assert chart.size["width"] > 200
+    points = int(attr(browser, "li[data-sensor-id='fridge-e1'] .uchart", "data-points") or 0)
     assert points >= 100  # 24 h of 10-minute readings in 5-minute buckets
     assert browser.find_elements(By.CSS_SELECTOR, "li[data-sensor-id='freezer-e1'] .no-readings")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#site-tickets li")) == 2

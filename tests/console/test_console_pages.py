@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 from openpyxl import load_workbook
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -24,7 +25,7 @@ from api.auth.users import create_user
 from api.services.tickets import process_findings
 from bkcommon.timeutil import utcnow
 from tests.console.conftest import PASSWORD, Console
-from tests.console.test_console_browser import find, text
+from tests.console.test_console_browser import attr, find, text
 from tests.console.test_console_live import console_errors, shot
 from tests.support.services import wait_until
 
@@ -245,4 +246,78 @@ def test_xlsx_ledger_downloads_with_words_and_local_times(
     assert "整改通知书" in sheet_text
     assert "冷藏" in sheet_text
     shot(b, "notice.png")
+    assert console_errors(b) == []
+
+
+def test_site_charts_cameras_ticket_curve_and_one_risk_number(
+    world: Console, module_browser: WebDriver
+) -> None:
+    c, b = world, module_browser
+    tid = c.world.tickets["east-1:temp_high"]
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        (opened,) = conn.execute("SELECT opened_at FROM tickets WHERE id = %s", (tid,)).fetchone()
+        with conn.cursor() as cur:  # the fridge warming up around the alarm, every 10 minutes
+            cur.executemany(
+                """INSERT INTO sensor_readings (sensor_id, ts, temp_c)
+                   VALUES ('fridge-e1', %s, %s) ON CONFLICT DO NOTHING""",
+                [
+                    (opened + timedelta(minutes=10 * i), 5.0 + max(0, 12 - abs(i)) * 0.6)
+                    for i in range(-60, 60)
+                ],
+            )
+        has_store = conn.execute("SELECT to_regclass('readings_5m_store')").fetchone()
+        if has_store and has_store[0]:  # plain PostgreSQL: the rollups ingest maintains
+            for table, seconds in (("readings_5m_store", 300), ("readings_1h_store", 3600)):
+                conn.execute(
+                    f"""DELETE FROM {table} WHERE sensor_id = 'fridge-e1';
+                        INSERT INTO {table} (sensor_id, bucket, temp_min, temp_max, temp_sum, n)
+                        SELECT sensor_id,
+                               to_timestamp(floor(extract(epoch FROM ts) / {seconds}) * {seconds}),
+                               min(temp_c), max(temp_c), sum(temp_c), count(*)
+                        FROM sensor_readings WHERE sensor_id = 'fridge-e1' GROUP BY 1, 2"""
+                )
+        conn.execute(
+            """INSERT INTO alarms (alarm_key, site_id, sensor_id, rule, tier, status, started_at,
+                                   raised_at, cleared_at, peak_temp_c)
+               VALUES ('fridge-e1:temp_high:curve', 'east-1', 'fridge-e1', 'temp_high', 1,
+                       'cleared', %s, %s, %s, 12.2)""",
+            (opened - timedelta(minutes=30), opened, opened + timedelta(hours=1)),
+        )
+    sign_in_as(b, c, "reg-east", "/console/")
+    overview_risk = text(b, "tr[data-site-id='east-1'] td:last-child")
+    b.get(c.url + "/console/sites/east-1")
+    find(b, "li[data-sensor-id='fridge-e1'] .uchart canvas")
+    assert text(b, "#risk-now") == overview_risk  # the same number on both pages
+    camera = find(b, "li[data-camera-id='cam-e1']")
+    assert "凉菜专间" in camera.text
+    assert camera.get_attribute("data-state") in {"online", "offline", "frozen", "unknown"}
+    # hover shows the value under the cursor in the legend
+    canvas = find(b, "li[data-sensor-id='fridge-e1'] .u-over")
+    ActionChains(b).move_to_element(canvas).perform()
+    wait_until(
+        lambda: "°C" in (text(b, "li[data-sensor-id='fridge-e1'] .u-legend") or ""),
+        what="hover value",
+    )
+    day = int(attr(b, "li[data-sensor-id='fridge-e1'] .uchart", "data-points") or 0)
+    find(b, "li[data-sensor-id='fridge-e1'] button[data-range='7d']").click()
+    wait_until(
+        lambda: (
+            attr(b, "li[data-sensor-id='fridge-e1'] button[data-range='7d']", "aria-pressed")
+            == "true"
+        ),
+        what="7-day range",
+    )
+    wait_until(
+        lambda: (
+            0 < int(attr(b, "li[data-sensor-id='fridge-e1'] .uchart", "data-points") or 0) < day
+        ),
+        what="hourly points over 7 days",
+    )
+    shot(b, "site.png")
+    b.get(f"{c.url}/console/tickets/{tid}")
+    curve = find(b, "#ticket-curve .uchart")
+    assert int(curve.get_attribute("data-points") or 0) >= 100
+    assert int(curve.get_attribute("data-alarms") or 0) == 1
+    b.execute_script("document.getElementById('ticket-curve').scrollIntoView()")
+    shot(b, "ticket-curve.png")
     assert console_errors(b) == []

@@ -6,6 +6,7 @@ import { fmtNum, fmtTime, t, tOr } from "./i18n.js";
 import { profileLabel, ruleLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
 import { siteState, statusBadge } from "./views.js";
+import { alarmPeriods, tempChart } from "./charts.js";
 
 const BASE = "/console";
 const W = 320;
@@ -41,28 +42,66 @@ export function lineChart(points, { limits = [], from, to, label, gapMs = 15 * 6
       : h("polyline", { points: s.join(" "), class: "chart-line" }))));
 }
 
-async function sensorCard(sensor, to) {
-  const from = new Date(to.getTime() - 24 * 3600 * 1000);
-  const data = await api(`/sensors/${encodeURIComponent(sensor.id)}/readings${qs({ resolution: "5m", from: from.toISOString(), to: to.toISOString(), limit: 400 })}`);
-  const pts = data.points.map((p) => ({ x: new Date(p.ts).getTime(), y: p.temp_c }));
+const RANGES = [
+  ["24h", 24 * 3600e3, "5m", 400],
+  ["7d", 7 * 24 * 3600e3, "1h", 400],
+  ["30d", 30 * 24 * 3600e3, "1h", 800],
+  ["365d", 365 * 24 * 3600e3, "1h", 9000],
+];
+
+/** Readings of `sensor` over the last `span` ms at `resolution`, as chart points. */
+async function chartPoints(sensorId, span, resolution, limit, to) {
+  const from = new Date(to.getTime() - span);
+  const data = await api(`/sensors/${encodeURIComponent(sensorId)}/readings${qs({ resolution, from: from.toISOString(), to: to.toISOString(), limit })}`);
+  return data.points.map((p) => ({ x: new Date(p.ts).getTime(), y: p.temp_c, lo: p.temp_min_c, hi: p.temp_max_c }));
+}
+
+async function sensorCard(sensor, to, alarms) {
   const lim = [sensor.params.low_c, sensor.params.high_c];
   const limText = lim.every((v) => v === null || v === undefined) ? "—" : `${fmtNum(lim[0])} … ${fmtNum(lim[1])} °C`;
-  const last = data.points.length ? data.points[data.points.length - 1] : null;
-  const mins = data.points.map((p) => p.temp_min_c ?? p.temp_c), maxs = data.points.map((p) => p.temp_max_c ?? p.temp_c);
+  const name = sensor.name || profileLabel(sensor.profile);
+  const holder = h("div", { class: "chart-holder" });
+  const summary = h("p", { class: "muted" });
+  const periods = alarmPeriods(alarms, sensor.id, to.getTime());
+  const buttons = RANGES.map(([key]) => h("button", { type: "button", class: "secondary range", dataset: { range: key }, "aria-pressed": "false", onclick: () => draw(key) }, t(`range_${key}`)));
+  async function draw(key) {
+    const [, span, resolution, limit] = RANGES.find((r) => r[0] === key);
+    buttons.forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.range === key)));
+    const pts = await chartPoints(sensor.id, span, resolution, limit, to);
+    const last = pts.length ? pts[pts.length - 1] : null;
+    summary.textContent = `${t("limits")}: ${limText}` + (last
+      ? ` · ${t("latest")}: ${fmtNum(last.y)} °C · ${t("min")} ${fmtNum(Math.min(...pts.map((p) => p.lo ?? p.y)))} · ${t("max")} ${fmtNum(Math.max(...pts.map((p) => p.hi ?? p.y)))}`
+      : "");
+    mount(holder, pts.length
+      ? tempChart({ points: pts, low: lim[0], high: lim[1], alarms: periods, from: to.getTime() - span, to: to.getTime(), label: `${name}: ${t(`range_${key}`)}` })
+      : h("p", { class: "muted no-readings" }, t("no_readings_in", { range: t(`range_${key}`) })));
+  }
+  await draw("24h");
   return h("li", { class: "card sensor", dataset: { sensorId: sensor.id } },
-    h("h3", {}, sensor.name || profileLabel(sensor.profile), " ", h("small", {}, profileLabel(sensor.profile))),
-    h("p", { class: "muted" }, `${t("limits")}: ${limText}`,
-      last ? ` · ${t("latest")}: ${fmtNum(last.temp_c)} °C · ${t("min")} ${fmtNum(Math.min(...mins))} · ${t("max")} ${fmtNum(Math.max(...maxs))}` : ""),
-    pts.length
-      ? lineChart(pts, { limits: lim, from: from.getTime(), to: to.getTime(), label: `${sensor.name || sensor.id}: ${t("last_24h")}` })
-      : h("p", { class: "muted no-readings" }, t("no_readings")),
-    h("p", { class: "muted small" }, t("last_24h")));
+    h("h3", {}, name, " ", h("small", {}, profileLabel(sensor.profile))),
+    summary,
+    h("div", { class: "row ranges", role: "group", "aria-label": t("chart_range") }, buttons),
+    holder,
+    h("p", { class: "muted small" }, t("chart_hint")));
+}
+
+function cameraCard(c) {
+  return h("li", { class: "card camera", dataset: { cameraId: c.id, state: c.state } },
+    h("h3", {}, c.name || t("device"), " ", h("span", { class: `cam cam-${c.state}` }, t(`cam_${c.state}`))),
+    h("p", { class: "muted small" }, `${t("cam_last_report")}: ${fmtTime(c.status_at)}`),
+    c.last_evidence_sha256
+      ? h("figure", {}, h("img", { src: `/api/v1/evidence/${c.last_evidence_sha256}`, alt: `${t("cam_latest")} ${c.name}`, class: "evidence-img", loading: "lazy" }),
+        h("figcaption", { class: "small muted" }, `${t("cam_latest")} · ${fmtTime(c.last_violation_at)}`))
+      : h("p", { class: "muted" }, t("cam_no_snapshot")));
 }
 
 export async function renderSite(main, siteId) {
-  const [sites, sensors, risk, tickets, alarms, inspections] = await Promise.all([
+  const [sites, sensors, cameras, summary, recentAlarms, risk, tickets, alarms, inspections] = await Promise.all([
     api("/sites"),
     api(`/console/api/sites/${encodeURIComponent(siteId)}/sensors`),
+    api(`/console/api/sites/${encodeURIComponent(siteId)}/cameras`),
+    api("/console/api/summary"),
+    api(`/alarms${qs({ site_id: siteId, limit: 500 })}`),
     api(`/sites/${encodeURIComponent(siteId)}/risk`),
     api(`/tickets${qs({ site_id: siteId, limit: 500 })}`),
     api(`/alarms${qs({ site_id: siteId, status: "active", limit: 100 })}`),
@@ -71,7 +110,8 @@ export async function renderSite(main, siteId) {
   const site = sites.data.find((s) => s.id === siteId);
   const open = tickets.data.filter((x) => x.status !== "closed");
   const now = new Date();
-  const cards = await Promise.all(sensors.map((s) => sensorCard(s, now)));
+  const cards = await Promise.all(sensors.map((s) => sensorCard(s, now, recentAlarms.data)));
+  const stored = summary.risk[siteId] || null; // the number the overview shows too
   const hist = [...risk.history].reverse();
   const deviceNames = Object.fromEntries(sensors.map((x) => [x.id, x.name || profileLabel(x.profile)]));
   const profiles = Object.fromEntries(sensors.map((x) => [x.id, x.profile]));
@@ -83,7 +123,9 @@ export async function renderSite(main, siteId) {
     site.address ? h("p", { class: "muted" }, `${t("address")}: ${site.address}`) : null,
     h("div", { class: "grid2" },
       h("section", { class: "card", "aria-labelledby": "risk-h" },
-        h("h2", { id: "risk-h" }, t("risk_now"), ": ", h("span", { id: "risk-now" }, fmtNum(risk.current.score, 0))),
+        h("h2", { id: "risk-h" }, t("risk"), ": ", h("span", { id: "risk-now" }, fmtNum(stored ? stored.score : risk.current.score, 0))),
+        h("p", { class: "muted small" }, stored ? t("risk_stored_at", { at: fmtTime(stored.computed_at) }) : t("risk_not_stored"),
+          stored ? ` · ${t("risk_live", { v: fmtNum(risk.current.score, 0) })}` : ""),
         h("table", { class: "compact" }, h("caption", {}, t("components")), h("tbody", {},
           Object.entries(risk.current.components).map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, tOr(`comp_${k}`, k)), h("td", { class: "num" }, fmtNum(v, 2)))))),
         h("h3", {}, t("risk_history")),
@@ -97,6 +139,9 @@ export async function renderSite(main, siteId) {
           a.peak_temp_c !== null ? ` · ${fmtNum(a.peak_temp_c)} °C` : "",
           a.ticket_id ? [" · ", h("a", { href: `${BASE}/tickets/${a.ticket_id}`, "data-link": true }, t("to_ticket"))] : null)))
           : h("p", {}, t("no_alarms")))),
+    h("section", { "aria-labelledby": "cameras-h" },
+      h("h2", { id: "cameras-h" }, t("cameras")),
+      cameras.length ? h("ul", { class: "sensors", id: "cameras" }, cameras.map(cameraCard)) : h("p", {}, t("no_cameras"))),
     h("section", { "aria-labelledby": "sensors-h" },
       h("h2", { id: "sensors-h" }, t("sensors")),
       cards.length ? h("ul", { class: "sensors", id: "sensors" }, cards) : h("p", {}, t("no_sensors"))),

@@ -1,11 +1,36 @@
 // One ticket (facts, escalation, actions, evidence, timeline) and the capture review queue.
 import { api, ApiError } from "./api.js";
 import { me, refresh, render } from "./app.js";
-import { h, mount } from "./dom.js";
+import { h, mount, qs } from "./dom.js";
 import { explain, fmtTime, t, tOr } from "./i18n.js";
 import { adviceFor, ruleLabel, sourceLabel, tierLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
 import { statusBadge } from "./views.js";
+import { alarmPeriods, tempChart } from "./charts.js";
+
+const HOUR = 3600e3;
+
+/** For a cold-chain ticket: the sensor's curve from 12 h before opening to 12 h after. */
+async function temperatureCurve(ticket) {
+  if (ticket.source !== "alarm" || !["temp_high", "temp_low"].includes(ticket.rule)) return null;
+  const opened = new Date(ticket.opened_at).getTime();
+  const from = opened - 12 * HOUR;
+  const to = Math.min(Date.now(), opened + 12 * HOUR);
+  const [sensors, readings, alarms] = await Promise.all([
+    api(`/console/api/sites/${encodeURIComponent(ticket.site_id)}/sensors`),
+    api(`/sensors/${encodeURIComponent(ticket.subject)}/readings${qs({ resolution: "5m", from: new Date(from).toISOString(), to: new Date(to).toISOString(), limit: 400 })}`),
+    api(`/alarms${qs({ site_id: ticket.site_id, limit: 200 })}`),
+  ]);
+  const sensor = sensors.find((x) => x.id === ticket.subject);
+  const points = readings.points.map((p) => ({ x: new Date(p.ts).getTime(), y: p.temp_c, lo: p.temp_min_c, hi: p.temp_max_c }));
+  return h("section", { class: "card", "aria-labelledby": "curve-h", id: "ticket-curve" },
+    h("h2", { id: "curve-h" }, t("ticket_curve")),
+    points.length
+      ? tempChart({ points, low: sensor ? sensor.params.low_c : null, high: sensor ? sensor.params.high_c : null,
+        alarms: alarmPeriods(alarms.data, ticket.subject, to), from, to, label: t("ticket_curve") })
+      : h("p", { class: "muted no-readings" }, t("no_readings")),
+    h("p", { class: "muted small" }, t("chart_hint")));
+}
 
 const BASE = "/console";
 const NEEDS_NOTE = new Set(["reject", "reopen", "close", "rectify"]);
@@ -40,6 +65,7 @@ export async function renderTicket(main, id) {
   ]);
   const site = sites.data.find((s) => s.id === ticket.site_id);
   const cards = cardsOf(ticket);
+  const curve = await temperatureCurve(ticket);
   const images = [
     ...evidence.map((e) => ({ url: e.url, caption: `${e.filename || e.sha256.slice(0, 12)} · ${t("uploaded_by", { who: e.uploaded_by })} · ${fmtTime(e.at)}` })),
     ...[...detailShas(ticket.details)].filter((s) => !evidence.some((e) => e.sha256 === s))
@@ -73,6 +99,7 @@ export async function renderTicket(main, id) {
           fact(t("escalation"), h("span", { id: "escalation-level" }, t("level_n", { n: ticket.escalation_level }))),
           fact(t("cards"), cards.length ? cards.map((c) => h("span", { class: `card-chip card-${c}` }, t(`card_${c}`))) : t("no_card")))),
       actionsSection(ticket, actions)),
+    curve,
     h("section", { class: "card", "aria-labelledby": "evidence-h" },
       h("h2", { id: "evidence-h" }, t("evidence")),
       images.length ? h("div", { class: "gallery", id: "evidence" }, images.map((im) => h("figure", {},
