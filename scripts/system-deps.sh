@@ -7,6 +7,8 @@ need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# a CJK font, so the console's screenshots (docs/screenshots/) show Chinese, not boxes
+[ -n "$(fc-list :lang=zh family 2>/dev/null || true)" ] || need+=(fonts-wqy-microhei)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)  # the API benchmark's load generator
 # deploy tests: Prometheus + promtool (district stack, alert rules), docker-compose v1
 # (`docker-compose config` validates deploy/compose without a Docker engine)
