@@ -28,7 +28,7 @@ class TicketCreate(BaseModel):
     subject: str = Field(
         min_length=1, max_length=200, description="What or where, e.g. 后门垃圾桶."
     )
-    tier: int = Field(ge=1, le=3)
+    tier: int = Field(ge=1, le=3, strict=True)  # JSON true is not tier 1
     note: str = Field(default="", max_length=4000)
 
 

@@ -38,8 +38,9 @@ class DeadlineRuleIn(BaseModel):
         default=None, max_length=100, description="Region (with sub-regions); none: everywhere."
     )
     rule: str | None = Field(default=None, min_length=1, max_length=100)
-    tier: int | None = Field(default=None, ge=1, le=3)
-    hours: float = Field(gt=0, le=2160, description="Time allowed to rectify.")
+    # strict: JSON true is not tier 1, nor one hour
+    tier: int | None = Field(default=None, ge=1, le=3, strict=True)
+    hours: float = Field(gt=0, le=2160, strict=True, description="Time allowed to rectify.")
 
     @model_validator(mode="after")
     def _rule_or_tier(self) -> DeadlineRuleIn:

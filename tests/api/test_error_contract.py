@@ -84,6 +84,16 @@ def test_malformed_json_and_bad_queries_answer_the_same_shape(
     twice = client.get("/api/v1/tickets?site_id=a&site_id=b&limit=5", headers=admin_headers)
     assert twice.status_code == 422  # not silently the last one
     assert twice.json()["detail"] == "query.site_id: given more than once; it takes one value"
+    url = "/api/v1/settings/deadlines"  # JSON true is not the number 1 (schemathesis found it)
+    refused = {
+        "tier": client.put(url, headers=admin_headers, json={"hours": 1440.0, "tier": True}),
+        "hours": client.put(url, headers=admin_headers, json={"hours": True, "tier": 1}),
+    }
+    for field, r in refused.items():
+        assert (r.status_code, r.json()["errors"][0]["loc"]) == (422, ["body", field])
+    ticket = {"site_id": "school-001", "rule": "x", "subject": "y", "tier": True}
+    r = client.post("/api/v1/tickets", headers=admin_headers, json=ticket)
+    assert r.json()["detail"] == "body.tier: Input should be a valid integer"
     unknown = client.get("/api/v1/tickets/999999", headers=admin_headers)
     assert unknown.status_code == 404
     assert unknown.json() == {"detail": "ticket 999999 not found"}
