@@ -105,14 +105,14 @@ def to_markdown(res: ChaosResult, command: str) -> str:
             lines.append(
                 f"| {row['kind']} | {row['cases']} | {row['stored']} | {row['ignored']} | "
                 f"{row['dead_lettered']} "
-                f"({row['refused_by_db']} by the database) | {row['with_reason']} | "
+                f"({row['refused_by_db']} by the writer) | {row['with_reason']} | "
                 f"{row['crashes']} | {row['seconds']:.0f} |"
             )
         for row in res.fuzz:
             for ex in row.get("examples", []):
                 lines.append(f"- {row['kind']}: {ex}")
             for why, n in row.get("db_reasons", {}).items():
-                lines.append(f"- {row['kind']}: refused by the database {n}x: {why}")
+                lines.append(f"- {row['kind']}: refused by the writer {n}x: {why}")
     return "\n".join(lines) + "\n"
 
 
