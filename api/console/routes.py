@@ -27,11 +27,13 @@ from pydantic import BaseModel, Field
 from api.auth.scope import SiteScope
 from api.console import events
 from api.console.ledger_export import XLSX_MEDIA_TYPE, tickets_xlsx
+from api.console.wall import WallPublic, wall_data
 from api.deps import ConnDep, CurrentUser, ScopeDep
 from api.queries.sites import list_sites
 from api.queries.tickets import list_tickets
 from api.schemas import TicketPublic, TicketStatus
 from api.services.labels import PROFILE_LABELS, RULE_LABELS, TIER_LABELS
+from bkcommon.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -411,6 +413,14 @@ def export_tickets_xlsx(
             "Cache-Control": "no-store",
         },
     )
+
+
+@router.get("/api/wall", response_model=WallPublic, include_in_schema=False)
+def read_wall(
+    conn: ConnDep, scope: ScopeDep, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> WallPublic:
+    """The wall screen's counts and tickets per day by kind over the last ``days`` days."""
+    return wall_data(conn=conn, scope=scope, now=utcnow(), days=days, tz=console_time_zone())
 
 
 @router.get("/api/summary", response_model=ConsoleSummary, include_in_schema=False)

@@ -102,6 +102,7 @@ def test_regulator_sees_only_its_district_with_status_colours(
         "Overview",
         "Rectification ledger",
         "Capture review",
+        "Wall screen",
         "Inspections",
         "Insurance",
         "Kitchen display",

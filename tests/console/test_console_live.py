@@ -251,3 +251,56 @@ def test_missing_page_is_not_a_permission_error(
     find(b, "#page-missing")
     assert "没有这个页面" in (text(b, "#page-missing") or "")
     assert "管辖" not in (text(b, "main") or "")
+
+
+def test_wall_screen_counts_tiles_trends_and_goes_live(
+    module_console: Console, module_browser: WebDriver
+) -> None:
+    c, b = module_console, module_browser
+    b.delete_all_cookies()
+    viewport(b, 1920, 1080)
+    try:
+        sign_in(b, c, "reg-east", "/console/wall")
+        find(b, "#wall #districts .tile")
+        tiles = {
+            t.get_attribute("data-site-id"): t.get_attribute("data-state")
+            for t in b.find_elements(By.CSS_SELECTOR, "#districts .tile")
+        }
+        assert set(tiles) == {"east-1", "east-2", "east-3"}  # never the other district
+        assert (
+            not b.find_elements(By.CSS_SELECTOR, "header.top:not([hidden])")
+            or not find(b, "header.top").is_displayed()
+        )
+        with psycopg.connect(c.db_url) as conn:
+            open_n, overdue_n = conn.execute(
+                """SELECT count(*), count(*) FILTER (WHERE due_at < now())
+                   FROM tickets t JOIN sites s ON s.id = t.site_id
+                   WHERE t.status <> 'closed' AND s.region_id = 'd-east'"""
+            ).fetchone() or (0, 0)
+            (alarms_n,) = conn.execute(
+                """SELECT count(*) FROM alarms a JOIN sites s ON s.id = a.site_id
+                   WHERE a.status <> 'cleared' AND s.region_id = 'd-east'"""
+            ).fetchone() or (0,)
+        assert text(b, "#kpi-open") == str(open_n)
+        assert text(b, "#kpi-overdue") == str(overdue_n)
+        assert text(b, "#kpi-alarms") == str(alarms_n)
+        assert attr(b, "#wall-trend", "data-days") == "30"
+        find(b, "#wall button[data-days='7']").click()
+        wait_until(lambda: attr(b, "#wall-trend", "data-days") == "7", what="7-day trend")
+        raise_alarm(c.db_url, site="east-2", rule="temp_low", tier=2)
+        wait_until(
+            lambda: text(b, "#kpi-alarms") == str(alarms_n + 1),
+            timeout=LIVE_S,
+            what="the wall counts the new alarm",
+        )
+        overflow = b.execute_script(
+            "const e = document.scrollingElement; return e.scrollWidth - e.clientWidth;"
+        )
+        assert overflow <= 0
+        shot(b, "wall-1920x1080.png")
+        find(b, "#wall-exit").click()
+        find(b, "#sites-table")
+        assert find(b, "header.top").is_displayed()  # the console's header is back
+        assert console_errors(b) == []
+    finally:
+        b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -95,8 +95,10 @@ def test_regulator_records_an_inspection_and_prints_the_notice(
 ) -> None:
     c, b = world, module_browser
     sign_in_as(b, c, "reg-east", "/console/inspections")
-    assert nav(b) == ["/", "/tickets", "/reviews", "/inspections", "/insurance", "/kitchen",
-                      "/settings"]  # fmt: skip
+    assert nav(b) == [
+        *("/", "/tickets", "/reviews", "/wall"),
+        *("/inspections", "/insurance", "/kitchen", "/settings"),
+    ]
     find(b, "#plan-draw").click()
     drawn = find(b, "#plan-sites li")
     assert drawn.get_attribute("data-site-id") in {"east-1", "east-2", "east-3"}
@@ -284,7 +286,9 @@ def test_site_charts_cameras_ticket_curve_and_one_risk_number(
             (opened - timedelta(minutes=30), opened, opened + timedelta(hours=1)),
         )
     sign_in_as(b, c, "reg-east", "/console/")
+    find(b, "tr[data-site-id='east-1'] td:last-child")
     overview_risk = text(b, "tr[data-site-id='east-1'] td:last-child")
+    assert overview_risk
     b.get(c.url + "/console/sites/east-1")
     find(b, "li[data-sensor-id='fridge-e1'] .uchart canvas")
     assert text(b, "#risk-now") == overview_risk  # the same number on both pages

@@ -11,6 +11,7 @@ import { renderKitchen } from "./kitchen.js";
 import { renderInspection, renderInspections, renderNewInspection } from "./inspections.js";
 import { renderInsurance } from "./insurance.js";
 import { renderSettings } from "./settings.js";
+import { renderWall } from "./wall.js";
 
 const BASE = "/console";
 const main = document.getElementById("main");
@@ -76,6 +77,7 @@ const ROUTES = [
   [/^\/inspections\/(\d+)$/, (m) => renderInspection(main, Number(m[1]))],
   [/^\/insurance\/?$/, () => renderInsurance(main)],
   [/^\/settings\/?$/, () => renderSettings(main)],
+  [/^\/wall\/?$/, () => renderWall(main)],
 ];
 
 function currentPath() {
@@ -95,7 +97,7 @@ function header() {
     h("span", { class: "brand" }, t("app_title")),
     h("nav", { "aria-label": t("nav") },
       h("ul", {}, link("/", "nav_overview"), link("/tickets", "nav_tickets"), u.read_only ? null : link("/reviews", "nav_reviews"),
-        link("/inspections", "nav_inspections"), link("/insurance", "nav_insurance"), link("/kitchen", "nav_kitchen"), link("/settings", "nav_settings"))),
+        link("/wall", "nav_wall"), link("/inspections", "nav_inspections"), link("/insurance", "nav_insurance"), link("/kitchen", "nav_kitchen"), link("/settings", "nav_settings"))),
     h("div", { class: "who" },
       liveBadge(),
       h("button", {
@@ -231,6 +233,7 @@ export async function render({ quiet = false } = {}) {
   document.title = t("app_title");
   clearLiveViews();
   const path = currentPath();
+  if (!/^\/wall\/?$/.test(path)) document.body.classList.remove("wall-mode");
   for (const [re, view] of ROUTES) {
     const m = path.match(re);
     if (m) {
