@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg.types.json import Jsonb
 
+from bkcommon.messages import EdgeStatus
 from bkcommon.timeutil import utcnow
 from ingest.types import NewReading
 from ingest.validate import (
@@ -367,8 +368,8 @@ class BatchWriter:
                 self._write_readings(cur, readings, res)
             for it, v in violations:
                 res.findings += self._write_violation(cur, it, v, res)
-            for _it, s in statuses:
-                res.statuses += self._write_status(cur, s)
+            if statuses:
+                res.statuses += self._write_statuses(cur, [s for _it, s in statuses])
             if res.new_readings:
                 res.findings += self.rules.apply(cur, res.new_readings, now)
             if dead:
@@ -540,11 +541,28 @@ class BatchWriter:
         return cur.rowcount
 
     @staticmethod
-    def _write_status(cur: psycopg.Cursor[Any], acc: AcceptedStatus) -> int:
-        s = acc.status
+    def _write_statuses(cur: psycopg.Cursor[Any], statuses: list[AcceptedStatus]) -> int:
+        """Apply a batch's edge-box statuses in one UPDATE: the newest of each box, if it is
+        not older than the stored one; return the number of boxes updated.
+
+        A province's boxes send ~770 statuses a second; one statement each cost the writer
+        ~100 µs of Python and a round trip apiece, more than all its readings.
+        """
+        newest: dict[str, EdgeStatus] = {}
+        for acc in statuses:
+            known = newest.get(acc.box_id)
+            if known is None or acc.status.ts >= known.ts:
+                newest[acc.box_id] = acc.status
         cur.execute(
-            """UPDATE edge_boxes SET online = %s, status = %s, status_at = %s
-               WHERE id = %s AND (status_at IS NULL OR status_at <= %s)""",
-            (s.online, Jsonb(s.model_dump(mode="json")), s.ts, acc.box_id, s.ts),
+            """UPDATE edge_boxes AS b SET online = v.online, status = v.status, status_at = v.ts
+               FROM unnest(%s::text[], %s::bool[], %s::jsonb[], %s::timestamptz[])
+                    AS v(id, online, status, ts)
+               WHERE b.id = v.id AND (b.status_at IS NULL OR b.status_at <= v.ts)""",
+            (
+                list(newest),
+                [st.online for st in newest.values()],
+                [Jsonb(st.model_dump(mode="json")) for st in newest.values()],
+                [st.ts for st in newest.values()],
+            ),
         )
         return cur.rowcount

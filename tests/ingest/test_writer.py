@@ -220,6 +220,30 @@ def test_status_updates_box_and_unknown_box_is_dead_lettered(
     assert reasons[1].startswith("unknown edge box 'box-zz'")
 
 
+def test_statuses_of_one_batch_apply_the_newest_per_box_in_one_update(
+    conn: psycopg.Connection[Any], validator: Validator
+) -> None:
+    def st(ts: str, online: bool) -> tuple[str, bytes]:
+        body = {"box_id": "box-a", "ts": ts, "online": online, "outbox_depth": int(online)}
+        return f"{P}/site-a/edge/box-a/status", json.dumps(body).encode()
+
+    w = BatchWriter(None, "w1")
+    # Out of order within the batch: the 07:05 status wins, not the last one received.
+    batch = items(
+        validator,
+        st("2026-03-01T07:00:00Z", False),
+        st("2026-03-01T07:05:00Z", True),
+        st("2026-03-01T07:01:00Z", False),
+    )
+    assert w.write(conn, batch).statuses == 1
+    row = conn.execute(
+        "SELECT online, status_at, status->>'outbox_depth' FROM edge_boxes WHERE id='box-a'"
+    ).fetchone()
+    assert row == (True, datetime(2026, 3, 1, 7, 5, tzinfo=UTC), "1")
+    # A later batch holding only older statuses changes nothing.
+    assert w.write(conn, items(validator, st("2026-03-01T07:02:00Z", False))).statuses == 0
+
+
 def test_dead_letters_keep_topic_reason_raw_and_worker(
     conn: psycopg.Connection[Any], validator: Validator
 ) -> None:
