@@ -26,6 +26,7 @@ from api.metrics import instrument
 from api.routes import (
     ack,
     alarms,
+    disinfection,
     enrol,
     evidence,
     health,
@@ -112,6 +113,7 @@ def create_app(
     # Every other router needs a signed-in user: 401/403 are documented on each route.
     for module in (
         alarms,
+        disinfection,
         tickets,
         sites,
         sensors,

@@ -149,6 +149,11 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/reviews/export.zip"): Spec("list", query=_SPAN),
     ("POST", "/reviews/{review_id}/confirm"): _loose_write(WRITERS),
     ("POST", "/reviews/{review_id}/dismiss"): _loose_write(WRITERS),
+    # the disinfection ledger: another site by filter answers 404, as a read of it would
+    **{
+        ("GET", f"/disinfection/{name}"): Spec("read", site_query=True)
+        for name in ("cycles", "checks", "cycles.csv", "cycles.xlsx")
+    },
 }
 
 

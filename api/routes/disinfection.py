@@ -1,0 +1,195 @@
+"""The disinfection ledger (消毒记录): cycles, judged meal windows, CSV and XLSX exports.
+
+Every list is restricted to your sites; asking for a site outside them answers 404, as
+for any other resource you may not see.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from api.deps import ConnDep, ScopeDep
+from api.queries.disinfection import (
+    DEFAULT_ZONE,
+    LedgerFilter,
+    iter_cycles,
+    list_checks,
+    list_cycles,
+    site_visible,
+)
+from api.schemas import ErrorPublic
+from api.schemas_disinfection import ChecksPublic, CyclesPublic, Outcome, Verdict
+from api.services.disinfection_export import cycles_csv, cycles_xlsx
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/disinfection", tags=["disinfection"])
+
+EXPORT_MAX_ROWS = 100_000
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorPublic, "description": "No such site, or it is outside your sites."},
+    422: {"model": ErrorPublic, "description": "A bad filter (the field is named)."},
+}
+
+SiteQ = Annotated[str | None, Query(min_length=1, max_length=64)]
+SensorQ = Annotated[str | None, Query(min_length=1, max_length=64)]
+DateFromQ = Annotated[date | None, Query(description="First local date, included.")]
+DateToQ = Annotated[date | None, Query(description="Last local date, included.")]
+Lang = Literal["zh-CN", "en"]
+
+
+def _filter(
+    conn: ConnDep,
+    scope: ScopeDep,
+    *,
+    site_id: str | None,
+    sensor_id: str | None,
+    date_from: date | None,
+    date_to: date | None,
+    verdict: Verdict | None = None,
+) -> LedgerFilter:
+    """Check the filter: the dates in order, the site one of yours."""
+    if date_from is not None and date_to is not None and date_from > date_to:
+        raise HTTPException(status_code=422, detail="query.date_from: must not be after date_to")
+    if site_id is not None and not site_visible(conn=conn, scope=scope, site_id=site_id):
+        raise HTTPException(status_code=404, detail=f"site {site_id!r} not found")
+    return LedgerFilter(site_id, sensor_id, date_from, date_to, verdict)
+
+
+@router.get("/cycles", response_model=CyclesPublic, responses=_ERRORS)
+def read_cycles(
+    *,
+    conn: ConnDep,
+    scope: ScopeDep,
+    site_id: SiteQ = None,
+    sensor_id: SensorQ = None,
+    date_from: DateFromQ = None,
+    date_to: DateToQ = None,
+    verdict: Verdict | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CyclesPublic:
+    """Disinfection cycles (消毒记录), newest first: start, end, peak, hold, duration, verdict.
+
+    Dates are the site's local dates. Only cycles of your sites are listed.
+    """
+    filt = _filter(
+        conn,
+        scope,
+        site_id=site_id,
+        sensor_id=sensor_id,
+        date_from=date_from,
+        date_to=date_to,
+        verdict=verdict,
+    )
+    return list_cycles(conn=conn, scope=scope, filt=filt, limit=limit, offset=offset)
+
+
+@router.get("/checks", response_model=ChecksPublic, responses=_ERRORS)
+def read_checks(
+    *,
+    conn: ConnDep,
+    scope: ScopeDep,
+    site_id: SiteQ = None,
+    sensor_id: SensorQ = None,
+    date_from: DateFromQ = None,
+    date_to: DateToQ = None,
+    outcome: Outcome | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ChecksPublic:
+    """Each cabinet's window after each meal as judged when it closed: done, missed or failed,
+    with the cycle that decided it and the ticket a missed or failed window opened."""
+    filt = _filter(
+        conn,
+        scope,
+        site_id=site_id,
+        sensor_id=sensor_id,
+        date_from=date_from,
+        date_to=date_to,
+    )
+    return list_checks(
+        conn=conn, scope=scope, filt=filt, outcome=outcome, limit=limit, offset=offset
+    )
+
+
+_FILE_ERRORS: dict[int | str, dict[str, object]] = {
+    **_ERRORS,
+    200: {"description": "The ledger file."},
+}
+
+
+def _export(
+    conn: ConnDep, scope: ScopeDep, filt: LedgerFilter, fmt: Literal["csv", "xlsx"], lang: Lang
+) -> Response:
+    """The ledger file of ``filt``: per site and day, local times, only your sites."""
+    rows = iter_cycles(conn=conn, scope=scope, filt=filt, max_rows=EXPORT_MAX_ROWS)
+    headers = {
+        "Content-Disposition": f'attachment; filename="disinfection.{fmt}"',
+        "Cache-Control": "no-store",
+    }
+    if fmt == "csv":
+        body = "\ufeff" + cycles_csv(rows, lang=lang, time_zone=DEFAULT_ZONE)
+        logger.info("disinfection ledger exported as CSV (%d bytes)", len(body))
+        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
+    data = cycles_xlsx(rows, lang=lang, time_zone=DEFAULT_ZONE)
+    logger.info("disinfection ledger exported as XLSX (%d bytes)", len(data))
+    return Response(data, media_type=XLSX_MEDIA_TYPE, headers=headers)
+
+
+@router.get("/cycles.csv", response_class=Response, responses=_FILE_ERRORS)
+def export_cycles_csv(
+    *,
+    conn: ConnDep,
+    scope: ScopeDep,
+    site_id: SiteQ = None,
+    sensor_id: SensorQ = None,
+    date_from: DateFromQ = None,
+    date_to: DateToQ = None,
+    verdict: Verdict | None = None,
+    lang: Lang = "zh-CN",
+) -> Response:
+    """The disinfection ledger (消毒记录) of the filter as CSV (UTF-8 with BOM), per site and
+    day, local times (Asia/Shanghai), only your sites; at most 100,000 cycles."""
+    filt = _filter(
+        conn,
+        scope,
+        site_id=site_id,
+        sensor_id=sensor_id,
+        date_from=date_from,
+        date_to=date_to,
+        verdict=verdict,
+    )
+    return _export(conn, scope, filt, "csv", lang)
+
+
+@router.get("/cycles.xlsx", response_class=Response, responses=_FILE_ERRORS)
+def export_cycles_xlsx(
+    *,
+    conn: ConnDep,
+    scope: ScopeDep,
+    site_id: SiteQ = None,
+    sensor_id: SensorQ = None,
+    date_from: DateFromQ = None,
+    date_to: DateToQ = None,
+    verdict: Verdict | None = None,
+    lang: Lang = "zh-CN",
+) -> Response:
+    """The disinfection ledger (消毒记录) of the filter as an XLSX workbook, per site and day,
+    local times (Asia/Shanghai), only your sites; at most 100,000 cycles."""
+    filt = _filter(
+        conn,
+        scope,
+        site_id=site_id,
+        sensor_id=sensor_id,
+        date_from=date_from,
+        date_to=date_to,
+        verdict=verdict,
+    )
+    return _export(conn, scope, filt, "xlsx", lang)

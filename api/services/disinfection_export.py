@@ -1,0 +1,103 @@
+"""The disinfection ledger (消毒记录) as CSV and XLSX, filed with the other ledgers.
+
+Columns are per site and day, one row per cycle, with Chinese (or English) headers and
+local times of the site, like the rectification ledger's XLSX export.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+
+from api.schemas_disinfection import CyclePublic
+
+Lang = Literal["zh-CN", "en"]
+
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("site_name", "单位", "Site"),
+    ("day", "日期", "Date"),
+    ("sensor_name", "消毒设备", "Cabinet"),
+    ("cabinet_type", "消毒方式", "Type"),
+    ("started_at", "开始时间", "Start"),
+    ("ended_at", "结束时间", "End"),
+    ("duration_min", "时长(分钟)", "Duration (min)"),
+    ("peak_c", "最高温度(℃)", "Peak (°C)"),
+    ("held_min", "达标保持(分钟)", "Held (min)"),
+    ("verdict", "结果", "Verdict"),
+    ("required", "要求", "Required"),
+)
+
+VERDICT_WORDS = {
+    "valid": ("合格", "valid"),
+    "too_cool": ("温度不足", "too cool"),
+    "too_short": ("时间不足", "too short"),
+}
+TYPE_WORDS = {
+    "steam": ("蒸汽", "steam"),
+    "boiling": ("煮沸", "boiling"),
+    "infrared": ("红外线", "infrared"),
+    "dishwasher": ("洗碗机", "dishwasher"),
+}
+
+
+def row_values(c: CyclePublic, lang: Lang, zone: ZoneInfo) -> list[object]:
+    """One ledger row of ``c``: local times, minutes, words."""
+    i = 1 if lang == "en" else 0
+    ctype = c.cabinet_type or ""
+    return [
+        c.site_name,
+        c.day.isoformat(),
+        c.sensor_name,
+        TYPE_WORDS.get(ctype, (ctype, ctype))[i],
+        c.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+        c.ended_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+        round(c.duration_s / 60, 1),
+        round(c.peak_c, 1),
+        round(c.held_s / 60, 1),
+        VERDICT_WORDS[c.verdict.value][i],
+        f"≥{c.min_temp_c:g} ℃ × {c.min_hold_s} s",
+    ]
+
+
+def _safe(value: object) -> object:
+    """Defuse spreadsheet formulas in text cells (a name beginning with = + - @)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def cycles_csv(cycles: Iterable[CyclePublic], *, lang: Lang, time_zone: str) -> str:
+    """The ledger as CSV text, header row first (the caller prepends a BOM for Excel)."""
+    zone = ZoneInfo(time_zone)
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow([en if lang == "en" else zh for _k, zh, en in COLUMNS])
+    for c in cycles:
+        w.writerow([_safe(v) for v in row_values(c, lang, zone)])
+    return out.getvalue()
+
+
+def cycles_xlsx(cycles: Iterable[CyclePublic], *, lang: Lang, time_zone: str) -> bytes:
+    """The ledger as an XLSX workbook: one sheet, bold frozen header (write-only mode)."""
+    zone = ZoneInfo(time_zone)
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("消毒记录" if lang != "en" else "Disinfection ledger")
+    ws.freeze_panes = "A2"
+    header = []
+    for _k, zh, en in COLUMNS:
+        cell = WriteOnlyCell(ws, value=en if lang == "en" else zh)
+        cell.font = Font(bold=True)
+        header.append(cell)
+    ws.append(header)
+    for c in cycles:
+        ws.append([_safe(v) for v in row_values(c, lang, zone)])
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
