@@ -12,6 +12,9 @@ must run on this machine): on a shared machine the CPU figures hold where wall-c
 rates swing with other people's load.
 
     .venv/bin/python -m brightkitchen.bench.writer_bench --messages 50,200 --rounds 2
+
+``--statuses 500`` measures edge-box status messages instead (10 from each of 500 boxes,
+batches of 500 messages).
 """
 
 from __future__ import annotations
@@ -87,6 +90,48 @@ def run(readings: int, messages: list[int], rounds: int, pg_url: str | None, out
                 )
 
 
+def run_statuses(boxes: int, per_box: int, batch: int, pg_url: str | None, out: IO[str]) -> None:
+    """Print CPU per edge-box status: validation, writer, PostgreSQL backend."""
+    from datetime import timedelta
+
+    from bkcommon.messages import EdgeStatus, encode
+    from bkcommon.topics import status_topic
+    from brightkitchen.bench.district import DistrictOptions, district_site_file
+
+    site_file = district_site_file(DistrictOptions(canteens=boxes, probes=1), "http://127.0.0.1:1")
+    t0 = utcnow() - timedelta(hours=1)
+    msgs = []
+    for k in range(per_box):
+        for i in range(boxes):
+            site = f"d-site-{i:03d}"
+            box = f"{site}-box"
+            status = EdgeStatus(box_id=box, ts=t0 + timedelta(seconds=30 * k), online=True)
+            msgs.append((status_topic(site, box, "bk"), encode(status)))
+    n = len(msgs)
+    server = _server_url(BenchOptions(pg_url=pg_url))
+    with fresh_database(server, site_file) as db, psycopg.connect(db) as conn:
+        directory = SensorDirectory()
+        directory.refresh(conn)
+        conn.commit()
+        validator = Validator(directory, "bk")
+        c0 = time.process_time()
+        items = [Item(t, raw, utcnow(), validator(t, raw, utcnow())) for t, raw in msgs]
+        v_s = time.process_time() - c0
+        writer = BatchWriter()
+        backend = conn.info.backend_pid
+        pg0, py0 = _cpu_s(backend), time.process_time()
+        for i in range(0, n, batch):
+            writer.write(conn, items[i : i + batch])
+        py_us = (time.process_time() - py0) / n * 1e6
+        pg_us = (_cpu_s(backend) - pg0) / n * 1e6
+    print(
+        f"{n} statuses of {boxes} boxes in batches of {batch}: CPU per status: validation "
+        f"{v_s / n * 1e6:.1f} µs, writer {py_us:.1f} µs, PostgreSQL {pg_us:.1f} µs  "
+        f"load {os.getloadavg()[0]:.2f}",
+        file=out,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m brightkitchen.bench.writer_bench``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -94,7 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--messages", default="50", help="messages (of 100 readings) per batch, list")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--pg-url", help="server URL without database (default from BK_DATABASE_URL)")
+    p.add_argument(
+        "--statuses",
+        type=int,
+        default=0,
+        metavar="BOXES",
+        help="instead: 10 statuses each of this many edge boxes, batches of 500 messages",
+    )
     a = p.parse_args(argv)
+    if a.statuses:
+        run_statuses(a.statuses, 10, 500, a.pg_url, sys.stdout)
+        return 0
     run(a.readings, [int(x) for x in a.messages.split(",")], a.rounds, a.pg_url, sys.stdout)
     return 0
 
