@@ -26,6 +26,7 @@ from api.metrics import instrument
 from api.routes import (
     ack,
     alarms,
+    complaints,
     disinfection,
     enrol,
     evidence,
@@ -33,6 +34,8 @@ from api.routes import (
     inspections,
     insurance,
     notifications,
+    public,
+    rapid_tests,
     risk,
     sensors,
     sites,
@@ -123,10 +126,13 @@ def create_app(
         insurance,
         risk,
         settings_routes,
+        rapid_tests,
+        complaints,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)
     for loop in (ticket_actions, evidence, triage):  # the rectification closed loop
         app.include_router(loop.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)
+    app.include_router(public.router)  # no sign-in: canteen pages, QR codes, complaints
     app.include_router(console.router)  # the regulator console at /console/ (static + export)
 
     @app.exception_handler(RequestError)

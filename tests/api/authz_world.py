@@ -188,3 +188,39 @@ def _insurance_and_inspections(conn: psycopg.Connection[Any], w: World, site: st
         (w.ticket[site], sha),
     )
     w.sha[site] = sha
+    _rapid_tests_and_complaints(conn, w, site)
+
+
+def _rapid_tests_and_complaints(conn: psycopg.Connection[Any], w: World, site: str) -> None:
+    """A delivery, a passed rapid test and a received complaint at ``site``; its region."""
+    conn.execute(
+        "INSERT INTO suppliers (licence_no, name) VALUES ('JY-world', 'supplier') "
+        "ON CONFLICT DO NOTHING"
+    )
+    row = conn.execute(
+        """INSERT INTO purchases (site_id, supplier_licence, product, batch_no, delivered_on,
+                                  quantity, received_by)
+           VALUES (%s, 'JY-world', %s, 'B1', '2026-03-01', 10, 'receiver') RETURNING id""",
+        (site, f"cabbage for {site}"),
+    ).fetchone()
+    assert row is not None
+    w.extra.setdefault("purchase_id", {})[site] = int(row[0])
+    row = conn.execute(
+        """INSERT INTO rapid_tests (site_id, purchase_id, sample_no, product, supplier_licence,
+                                    item, method, result, tester, tested_at)
+           VALUES (%s, %s, %s, 'cabbage', 'JY-world', 'pesticide_enzyme', 'enzyme', 'pass',
+                   'tester', %s) RETURNING id""",
+        (site, w.extra["purchase_id"][site], f"S-{site}", T0),
+    ).fetchone()
+    assert row is not None
+    w.extra.setdefault("test_id", {})[site] = int(row[0])
+    row = conn.execute(
+        """INSERT INTO complaints (tracking_code, site_id, body, client_hash, created_at)
+           VALUES (%s, %s, %s, 'x', %s) RETURNING id""",
+        (f"WRLD-{SITES.index(site):04d}-TEST", site, f"complaint about {site}", T0),
+    ).fetchone()
+    assert row is not None
+    w.extra.setdefault("complaint_id", {})[site] = int(row[0])
+    region = conn.execute("SELECT region_id FROM sites WHERE id = %s", (site,)).fetchone()
+    assert region is not None
+    w.extra.setdefault("region_id", {})[site] = region[0]

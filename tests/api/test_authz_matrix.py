@@ -149,6 +149,33 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/reviews/export.zip"): Spec("list", query=_SPAN),
     ("POST", "/reviews/{review_id}/confirm"): _loose_write(WRITERS),
     ("POST", "/reviews/{review_id}/dismiss"): _loose_write(WRITERS),
+    # rapid tests and purchase records: writers record for their sites, every role reads
+    ("POST", "/purchases"): _loose_write(WRITERS),
+    ("GET", "/purchases"): Spec("list"),
+    ("GET", "/purchases/{purchase_id}"): Spec("read"),
+    ("POST", "/rapid-tests"): _loose_write(WRITERS),
+    ("POST", "/rapid-tests/import"): _loose_write(WRITERS),
+    ("GET", "/rapid-tests"): Spec("list"),
+    ("GET", "/rapid-tests/flags"): Spec("list"),
+    ("GET", "/rapid-tests/stats"): Spec("list"),
+    ("GET", "/rapid-tests/{test_id}"): Spec("read"),
+    ("GET", "/rapid-tests/{test_id}/photo"): Spec("read", strict=False),  # no photo: 404
+    ("PUT", "/rapid-tests/{test_id}/photo"): _loose_write(WRITERS),
+    # public complaints and publication: admins and regulators (their region) only;
+    # another region's complaint or region is 404 to a regulator
+    ("GET", "/complaints"): Spec("gated", roles=INSPECTORS),
+    ("GET", "/complaints/{complaint_id}"): Spec(
+        "gated", roles=INSPECTORS, ok=frozenset({200, 404})
+    ),
+    ("GET", "/complaints/{complaint_id}/photos/{sha256}"): Spec(
+        "gated", roles=INSPECTORS, ok=frozenset({404})  # the world's complaints have none
+    ),
+    ("POST", "/complaints/{complaint_id}/confirm"): _loose_write(INSPECTORS),
+    ("POST", "/complaints/{complaint_id}/dismiss"): _loose_write(INSPECTORS),
+    ("GET", "/publication/{region_id}"): Spec(
+        "gated", roles=INSPECTORS, ok=frozenset({404})  # the world publishes nothing
+    ),
+    ("PUT", "/publication/{region_id}"): _loose_write(INSPECTORS),
     # the disinfection ledger: another site by filter answers 404, as a read of it would
     **{
         ("GET", f"/disinfection/{name}"): Spec("read", site_query=True)

@@ -1,0 +1,323 @@
+"""The public page per canteen, its QR code, and the complaint loop, on real PostgreSQL.
+
+receive (form, no sign-in) → classify (the regulator's triage) → dispatch (ticket) →
+feedback (tracking page) → rating; only what the region publishes, nothing personal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.routes.public import complaint_settings
+from api.services.complaints import ComplaintSettings
+from api.services.tickets import process_findings
+from api.settings import ApiSettings
+from bkcommon.settings import CommonSettings
+from bkcommon.timeutil import utcnow
+from tests.api.authz_world import World, build_world
+from tests.api.conftest import make_user_token
+
+PUBLISH = {"enabled": True}
+
+
+@pytest.fixture
+def world(conn: psycopg.Connection[Any]) -> World:
+    return build_world(conn)
+
+
+@pytest.fixture
+def app_settings(settings: ApiSettings, tmp_path: Path) -> ApiSettings:
+    return settings.model_copy(
+        update={"evidence_dir": tmp_path / "evidence", "public_base_url": "https://bk.example"}
+    )
+
+
+@pytest.fixture
+def client(db_url: str, app_settings: ApiSettings) -> Iterator[TestClient]:
+    app = create_app(app_settings, common=CommonSettings(database_url=db_url))
+    app.dependency_overrides[complaint_settings] = lambda: ComplaintSettings(per_client_per_hour=3)
+    with TestClient(app, follow_redirects=False) as c:
+        yield c
+
+
+def _png(color: tuple[int, int, int] = (0, 0, 255)) -> bytes:
+    img = np.zeros((8, 8, 3), dtype=np.uint8)
+    img[2:6, 2:6] = color
+    ok, buf = cv2.imencode(".png", img)
+    assert ok
+    return bytes(buf)
+
+
+def _publish(c: TestClient, w: World, region: str = "dist-a", **flags: bool) -> None:
+    r = c.put(f"/api/v1/publication/{region}", json=PUBLISH | flags, headers=w.headers("admin"))
+    assert r.status_code == 200, r.text
+
+
+def _complain(c: TestClient, site: str = "site-a1", **extra: Any) -> Any:
+    data = {"body": "汤里有头发 hair in the soup", "contact": "138-0000-0000"} | extra
+    files = [("photos", ("soup.png", _png(), "image/png"))]
+    return c.post(f"/public/canteens/{site}/complaints", data=data, files=files)
+
+
+def test_the_page_shows_only_what_the_region_publishes_and_nothing_personal(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    c, w = client, world
+    unpublished = c.get("/public/canteens/site-a1")
+    assert unpublished.status_code == 200
+    assert "not published" in unpublished.text
+    assert c.get("/public/canteens/no-such-site").status_code == 404
+    # a failed inspection item, a rapid test and a cold-chain alarm in the last days
+    now = utcnow()
+    conn.execute(
+        """WITH i AS (INSERT INTO inspections (site_id, kind, started_at, finished_at,
+                                               inspectors, notes)
+                      VALUES ('site-a1', 'routine', %s, %s, '{Inspector Wang}', 'Officer A1')
+                      RETURNING id)
+           INSERT INTO inspection_items (inspection_id, code, result, tier, rule)
+           SELECT id, 'c1', 'fail', 2, 'pest' FROM i""",
+        (now - timedelta(days=1), now - timedelta(days=1)),
+    )
+    conn.execute(
+        """INSERT INTO rapid_tests (site_id, sample_no, product, item, method, result, tester,
+                                    tested_at)
+           VALUES ('site-a1', 'P-1', '豆角', 'pesticide_enzyme', 'enzyme', 'pass',
+                   'Tester Zhang', %s)""",
+        (now - timedelta(days=2),),
+    )
+    conn.execute(
+        """INSERT INTO alarms (alarm_key, site_id, sensor_id, rule, tier, status, started_at,
+                               raised_at, cleared_at)
+           VALUES ('pub:1', 'site-a1', 'fridge-site-a1', 'temp_high', 2, 'cleared', %s, %s, %s)""",
+        (now - timedelta(days=3), now - timedelta(days=3), now - timedelta(days=3, minutes=-90)),
+    )
+    conn.execute(  # the world's alarm of March ends then, outside the 30 days
+        "UPDATE alarms SET status = 'cleared', cleared_at = started_at + interval '1 hour' "
+        "WHERE alarm_key <> 'pub:1'"
+    )
+    _publish(c, w)
+    page = c.get("/public/canteens/site-a1").text
+    assert "不符合" in page  # a tier-2 item failed at the latest inspection
+    assert "豆角" in page
+    assert "合格" in page
+    assert "devices</th><td>1<" in page
+    assert ">90<" in page
+    assert "99.8%" in page  # 1 - 90 / 43,200 (30 days of one fridge, in minutes)
+    assert 'action="/public/canteens/site-a1/complaints"' in page
+    for personal in ("Tester Zhang", "Inspector Wang", "Officer A1", "off-a1", "p-officer"):
+        assert personal not in page
+    # sections switched off are gone, and so is the form
+    _publish(c, w, show_rapid_tests=False, show_cold_chain=False, accept_complaints=False)
+    page = c.get("/public/canteens/site-a1").text
+    assert "豆角" not in page
+    assert "Cold chain" not in page
+    assert "<form" not in page
+    assert "Rectification" in page
+    assert _complain(c).status_code == 404  # no complaints taken there
+    # a sub-region's own setting wins over its parent's
+    _publish(c, w, region="town-a3", enabled=False)
+    assert "not published" in c.get("/public/canteens/site-a3").text
+    assert "not published" in c.get("/public/canteens/site-b1").text  # dist-b: nothing set
+
+
+def test_who_may_set_publication(client: TestClient, world: World) -> None:
+    c, w = client, world
+    for role, region, status in [
+        ("regulator", "dist-a", 200),
+        ("regulator", "town-a3", 200),  # below their district
+        ("regulator", "dist-b", 404),  # not their region tree
+        ("regulator", "prov", 404),  # above it
+        ("officer", "dist-a", 403),
+        ("director", "dist-a", 403),
+        ("insurer", "dist-a", 403),
+        ("device", "dist-a", 403),
+    ]:
+        r = c.put(f"/api/v1/publication/{region}", json=PUBLISH, headers=w.headers(role))
+        assert r.status_code == status, (role, region, r.text)
+    got = c.get("/api/v1/publication/town-a3", headers=w.headers("regulator")).json()
+    assert got["region_id"] == "town-a3"
+    assert got["updated_by"] == "reg-a"
+    bad = c.put("/api/v1/publication/dist-a", json={"enabled": "yes please"},
+                headers=w.headers("admin"))  # fmt: skip
+    assert bad.status_code == 422
+    assert "body.enabled" in bad.json()["detail"]
+
+
+def test_qr_code_encodes_the_public_page_address(client: TestClient, world: World) -> None:
+    png = client.get("/public/canteens/site-a1/qr.png")
+    assert png.status_code == 200
+    assert png.headers["content-type"] == "image/png"
+    img = cv2.imdecode(np.frombuffer(png.content, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert img is not None
+    text, _points, _ = cv2.QRCodeDetector().detectAndDecode(img)
+    assert text == "https://bk.example/public/canteens/site-a1"
+    svg = client.get("/public/canteens/site-a1/qr.svg")
+    assert svg.status_code == 200
+    assert svg.headers["content-type"].startswith("image/svg+xml")
+    assert "<svg" in svg.text
+    assert client.get("/public/canteens/nope/qr.svg").status_code == 404
+
+
+def test_complaint_loop_from_form_to_ticket_to_rating(
+    client: TestClient, world: World, conn: psycopg.Connection[Any], app_settings: ApiSettings
+) -> None:
+    c, w = client, world
+    _publish(c, w)
+    r = _complain(c)
+    assert r.status_code == 303, r.text
+    tracking_url = r.headers["location"]
+    code = tracking_url.rsplit("/", 1)[1]
+    assert re.fullmatch(r"[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}", code)
+    page = c.get(tracking_url).text
+    assert "received" in page
+    assert code in page
+    assert "138-0000-0000" not in page
+    assert "<form" not in page  # nothing to rate yet
+
+    # classify: the regulator's queue; the canteen's own people may not decide or read it
+    queue = c.get("/api/v1/complaints?status=received", headers=w.headers("regulator")).json()
+    mine = [q for q in queue if q["tracking_code"] == code]
+    assert len(mine) == 1
+    assert mine[0]["contact"] == "138-0000-0000"
+    cid, sha = mine[0]["id"], mine[0]["photos"][0]
+    for role in ("officer", "director", "insurer", "device"):
+        assert c.get("/api/v1/complaints", headers=w.headers(role)).status_code == 403
+        assert (
+            c.post(f"/api/v1/complaints/{cid}/confirm", json={}, headers=w.headers(role))
+        ).status_code == 403
+    photo = c.get(f"/api/v1/complaints/{cid}/photos/{sha}", headers=w.headers("regulator"))
+    assert photo.status_code == 200
+    assert photo.content == _png()
+
+    # dispatch: a ticket on the canteen, the complaint's photo as its evidence
+    done = c.post(
+        f"/api/v1/complaints/{cid}/confirm",
+        json={"reply": "已责令整改 the canteen must fix it"},
+        headers=w.headers("regulator"),
+    )
+    assert done.status_code == 200, done.text
+    ticket_id = done.json()["ticket_id"]
+    again = c.post(f"/api/v1/complaints/{cid}/confirm", json={}, headers=w.headers("admin"))
+    assert again.status_code == 409
+    ticket = c.get(f"/api/v1/tickets/{ticket_id}", headers=w.headers("officer")).json()
+    assert ticket["site_id"] == "site-a1"
+    assert ticket["rule"] == "public_complaint"
+    assert ticket["title"].startswith(f"群众投诉 public complaint: 投诉 {code}")
+    evidence = c.get(f"/api/v1/tickets/{ticket_id}/evidence", headers=w.headers("officer"))
+    assert sha in evidence.text
+    assert (
+        "138-0000-0000"
+        not in c.get(f"/api/v1/tickets/{ticket_id}", headers=w.headers("officer")).text
+    )  # the contact stays with the regulator
+    assert process_findings(conn, now=utcnow(), settings=app_settings) == 0  # handled already
+    page = c.get(tracking_url).text
+    assert "dispatched" in page
+    assert "已责令整改" in page
+
+    # the canteen rectifies, the regulator verifies: the complainant sees it closed
+    fix = c.post(
+        f"/api/v1/tickets/{ticket_id}/rectify",
+        data={"note": "厨师已培训 staff trained"},
+        files=[("photos", ("fix.png", _png((0, 255, 0)), "image/png"))],
+        headers=w.headers("officer"),
+    )
+    assert fix.status_code == 200, fix.text
+    assert "rectified" in c.get(tracking_url).text
+    assert c.post(f"/api/v1/tickets/{ticket_id}/verify", headers=w.headers("regulator")).is_success
+    page = c.get(tracking_url).text
+    assert "closed" in page
+    assert 'name="rating"' in page
+
+    # rating: once
+    rated = c.post(f"{tracking_url}/rating", data={"rating": "satisfied", "comment": "快"})
+    assert rated.status_code == 303
+    assert "满意 satisfied" in c.get(tracking_url).text
+    twice = c.post(f"{tracking_url}/rating", data={"rating": "unsatisfied"})
+    assert twice.status_code == 409
+    kinds = [
+        r[0]
+        for r in conn.execute(
+            "SELECT kind FROM ticket_events WHERE ticket_id = %s ORDER BY id", (ticket_id,)
+        )
+    ]
+    assert kinds[0] == "opened"
+    assert "complaint_confirmed" in kinds
+    assert kinds[-1] == "public_rating"
+
+
+def test_dismissed_complaint_shows_the_reply_and_can_be_rated(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    c, w = client, world
+    _publish(c, w)
+    url = _complain(c, "site-a2", contact="").headers["location"]
+    code = url.rsplit("/", 1)[1]
+    listed = c.get("/api/v1/complaints", headers=w.headers("admin")).json()
+    cid = next(q["id"] for q in listed if q["tracking_code"] == code)
+    empty = c.post(f"/api/v1/complaints/{cid}/dismiss", json={"reply": ""},
+                   headers=w.headers("regulator"))  # fmt: skip
+    assert empty.status_code == 422
+    assert "body.reply" in empty.json()["detail"]
+    reg_b = make_user_token(conn, username="reg-b", role="regulator", region_id="dist-b")
+    outside = c.post(f"/api/v1/complaints/{cid}/dismiss", json={"reply": "x"},
+                     headers={"Authorization": f"Bearer {reg_b}"})  # fmt: skip
+    assert outside.status_code == 404
+    r = c.post(
+        f"/api/v1/complaints/{cid}/dismiss",
+        json={"reply": "经核实为外购食品 the food was brought in from outside"},
+        headers=w.headers("regulator"),
+    )
+    assert r.status_code == 200
+    assert r.json()["ticket_id"] is None
+    page = c.get(url).text
+    assert "dismissed" in page
+    assert "经核实为外购食品" in page
+    assert 'name="rating"' in page
+    assert c.post(f"{url}/rating", data={"rating": "unsatisfied"}).status_code == 303
+    assert c.get("/public/complaints/AAAA-BBBB-CCCC").status_code == 404
+    assert c.get("/public/complaints/not-a-code").status_code == 422
+
+
+def test_the_form_refuses_bad_input_naming_the_field_and_limits_the_rate(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    c, w = client, world
+    _publish(c, w)
+    too_long = _complain(c, body="x" * 2001)
+    assert too_long.status_code == 422
+    assert "body.body" in too_long.json()["detail"]
+    blank = _complain(c, body="   ")
+    assert blank.status_code == 422
+    assert blank.json()["detail"].startswith("body:")
+    long_contact = _complain(c, contact="1" * 101)
+    assert long_contact.status_code == 422
+    assert "body.contact" in long_contact.json()["detail"]
+    text = c.post(
+        "/public/canteens/site-a1/complaints",
+        data={"body": "x"},
+        files=[("photos", ("a.txt", b"hello", "text/plain"))],
+    )
+    assert text.status_code == 415
+    four = c.post(
+        "/public/canteens/site-a1/complaints",
+        data={"body": "x"},
+        files=[("photos", (f"{i}.png", _png((i, 0, 0)), "image/png")) for i in range(4)],
+    )
+    assert four.status_code == 422
+    assert four.json()["detail"].startswith("photos:")
+    assert _complain(c, "site-b1").status_code == 404  # dist-b publishes nothing
+    assert conn.execute("SELECT count(*) FROM complaints").fetchone() == (4,)  # the world's
+    # three an hour from one connection (this test's limit), then 429
+    assert [_complain(c).status_code for _ in range(4)] == [303, 303, 303, 429]
+    assert conn.execute("SELECT count(*) FROM complaints").fetchone() == (7,)
