@@ -252,6 +252,8 @@ class TcpProxy:
         ls, self._listener = self._listener, None
         if ls is not None:
             with contextlib.suppress(OSError):
+                ls.shutdown(socket.SHUT_RDWR)  # wakes the accept(): close() alone does not
+            with contextlib.suppress(OSError):
                 ls.close()
         with self._lock:
             socks, self._socks = self._socks, set()
