@@ -24,13 +24,20 @@ def to_markdown(res: ChaosResult, command: str) -> str:
     lines = [
         f"chaos run {res.started}: **{'PASS' if res.ok else 'FAIL'}**",
         "",
-        f"command: `{command}`; wall {res.wall_s:.0f} s, drain after the last fault "
-        f"{res.drained_s:.1f} s",
+        f"command: `{command}`"
+        + (
+            f"; wall {res.wall_s:.0f} s (faults), drain after the last fault {res.drained_s:.1f} s"
+            if res.faults
+            else ""
+        ),
         "",
-        "| # | fault (at s, took s) | what happened | readings sent / acked by broker / stored "
-        "/ dup / missing | events sent / stored / dup / missing | missing ids |",
-        "|---|---|---|---|---|---|",
     ]
+    if res.faults:
+        lines += [
+            "| # | fault (at s, took s) | what happened | readings sent / acked by broker / "
+            "stored / dup / missing | events sent / stored / dup / missing | missing ids |",
+            "|---|---|---|---|---|---|",
+        ]
     for i, f in enumerate(res.faults):
         t = f.tally
         if t is None:

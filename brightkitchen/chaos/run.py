@@ -130,6 +130,8 @@ class ChaosResult:
     @property
     def ok(self) -> bool:
         """True when nothing was lost or duplicated and every check passed."""
+        if not self.faults and self.total is None and self.fuzz and not self.errors:
+            return all(f.get("ok") for f in self.fuzz)  # ``chaos --fuzz``: the fuzz alone
         t = self.total
         d = self.downstream
         if t is None or d is None or self.errors or self.crashes:
