@@ -156,7 +156,7 @@ class MealService(BaseModel):
 class DaysOff(BaseModel):
     """Dates with no meal service (holidays, term breaks), both ends included."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     start: date = Field(alias="from")
     end: date = Field(alias="to")

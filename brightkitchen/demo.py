@@ -29,6 +29,7 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
@@ -378,6 +379,8 @@ class Demo:
             )
             if video is not None:
                 site_file = with_edge_box(site_file, video_path(data / CACHE_DIR))
+            meal_end = demo_meal_end()
+            site_file = with_demo_cabinets(site_file, meal_end)
             site_path = data / "site.yaml"
             site_path.write_text(site_file_yaml(site_file), encoding="utf-8")
             import psycopg
@@ -430,6 +433,7 @@ class Demo:
             )
             if video is not None:
                 self._start_edge(site_file, site_path, video.result(), env)
+            self._replay_lunch(site_file, meal_end, svc.mqtt_url)
             self.say("")
             self.say("brightkitchen demo is running. Look at:")
             self.say(f"  alarms         {base}/api/v1/alarms")
@@ -531,6 +535,35 @@ class Demo:
         self.say(f"  edge box {box_id} of {site_id}: camera on {video_file} (SYNTHETIC video)")
         self.say(f"  edge {note}")
 
+    def _replay_lunch(self, site_file: Any, meal_end: datetime, mqtt_url: str) -> None:
+        """Once ingest stores readings, publish the four cabinets' cycles after the lunch."""
+        from brightkitchen.simulate.cabinets import cabinet_emissions, publish_cabinets
+
+        wait_for(
+            lambda: read_counts(self.database_url).readings > 0,
+            60,
+            "ingest to store the first readings",
+            self.procs["ingest"],
+        )
+        site_id = str(site_file.sites[0].id)
+        n = publish_cabinets(mqtt_url, cabinet_emissions(site_id, meal_end))
+        import psycopg
+
+        def cycles() -> int:
+            with psycopg.connect(self.database_url, connect_timeout=5) as conn:
+                row = conn.execute("SELECT count(*) FROM disinfection_cycles").fetchone()
+            return int(row[0]) if row else 0
+
+        # Registered "now" until the cycles are stored, so the sweep cannot judge the
+        # lunch before its readings arrive; then back-dated so it is judged.
+        wait_for(lambda: cycles() >= 3, 60, "the cabinets' cycles", self.procs["ingest"])
+        with psycopg.connect(self.database_url) as conn:
+            backdate_cabinets(conn, meal_end)
+        self.say(
+            f"  disinfection: {n} readings of 4 cabinets after lunch at {site_id} "
+            "(good, short, cool, missed); the closed window opens 餐具消毒不到位 tickets"
+        )
+
     def _stop_all(self) -> None:
         for name in ("edge", "simulator", "api", "ingest"):
             proc = self.procs.get(name)
@@ -585,6 +618,35 @@ class Demo:
 CACHE_DIR = "cache"
 DEMO_BOX = "box-1"
 DEMO_CAMERA = "cam-kitchen"
+
+
+DEMO_LUNCH_AGO = timedelta(minutes=70)
+"""The demo's lunch ended this long before it starts: its 60-minute window has just closed."""
+
+
+def demo_meal_end() -> datetime:
+    """When the demo's replayed lunch ended (whole minutes, in the past)."""
+    from bkcommon.timeutil import utcnow
+
+    return (utcnow() - DEMO_LUNCH_AGO).replace(second=0, microsecond=0)
+
+
+def with_demo_cabinets(site_file: Any, meal_end: datetime) -> Any:
+    """Add the simulated cabinets (good, short, cool, missed) and a lunch to site 0."""
+    from bkcommon.sitefile import parse_site_file
+    from brightkitchen.simulate.cabinets import with_cabinets
+
+    data = site_file.model_dump(mode="json", exclude_defaults=True, by_alias=True)
+    return parse_site_file(with_cabinets(data, meal_end), "<demo site file>")
+
+
+def backdate_cabinets(conn: Any, meal_end: datetime) -> None:
+    """Register the demo's cabinets from before its replayed lunch, so that lunch is judged
+    (meals before a cabinet's registration never are)."""
+    conn.execute(
+        "UPDATE disinfection_cabinets SET created_at = %s",
+        (meal_end - timedelta(days=1),),
+    )
 
 
 def video_path(cache_dir: Path) -> Path:

@@ -1,0 +1,67 @@
+"""The simulator's cabinets (good, short, cool, missed) judged by the real rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from bkcommon.sitefile import parse_site_file
+from brightkitchen.registry import sync_registry
+from brightkitchen.simulate.cabinets import (
+    Scenario,
+    cabinet_id,
+    scenario_readings,
+    with_cabinets,
+)
+from ingest.directory import SensorDirectory
+from ingest.rules.disinfection_windows import sweep_disinfection
+from ingest.rules.engine import RuleEngine
+from ingest.types import NewReading
+
+MEAL_END = datetime(2026, 3, 2, 4, 30, tzinfo=UTC)
+
+
+def test_simulated_cabinets_are_judged_done_failed_failed_missed(db_url: str) -> None:
+    data = with_cabinets(
+        {
+            "regions": [{"id": "d", "name": "D"}],
+            "sites": [{"id": "s1", "name": "S", "region": "d"}],
+        },
+        MEAL_END,
+    )
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        sync_registry(conn, parse_site_file(data))
+        conn.execute(
+            "UPDATE disinfection_cabinets SET created_at = %s", (MEAL_END - timedelta(days=1),)
+        )
+        directory = SensorDirectory()
+        directory.refresh(conn)
+        engine = RuleEngine(directory)
+        for sc in Scenario:
+            sid = cabinet_id("s1", sc)
+            readings = [
+                NewReading(sid, r.ts, r.temp_c, None, None)
+                for r in scenario_readings(sc, MEAL_END, interval_s=30)
+            ]
+            with conn.transaction(), conn.cursor() as cur:
+                engine.apply(cur, readings, MEAL_END + timedelta(hours=1))
+        assert sweep_disinfection(conn, MEAL_END + timedelta(minutes=59)) == 0
+        assert sweep_disinfection(conn, MEAL_END + timedelta(hours=1)) == 3
+        verdicts = dict(
+            conn.execute("SELECT sensor_id, verdict FROM disinfection_cycles").fetchall()
+        )
+        outcomes = dict(
+            conn.execute("SELECT sensor_id, outcome FROM disinfection_checks").fetchall()
+        )
+    assert verdicts == {
+        "s1-cab-good": "valid",
+        "s1-cab-short": "too_short",
+        "s1-cab-cool": "too_cool",
+    }
+    assert outcomes == {
+        "s1-cab-good": "done",
+        "s1-cab-short": "failed",
+        "s1-cab-cool": "failed",
+        "s1-cab-missed": "missed",
+    }
