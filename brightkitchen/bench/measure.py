@@ -79,8 +79,14 @@ class Monitor:
         """Begin sampling in a daemon thread."""
         self._thread.start()
 
-    def inserted(self) -> int:
-        """Readings the worker has committed so far."""
+    def inserted(self, attempts: int = 10) -> int:
+        """Readings the worker has committed so far (its metrics endpoint may be slow to
+        answer on a saturated machine: a few tries before giving up)."""
+        for _ in range(attempts - 1):
+            try:
+                return int(scrape(self.port).get("bk_ingest_inserted", 0))
+            except OSError:
+                time.sleep(0.5)
         return int(scrape(self.port).get("bk_ingest_inserted", 0))
 
     def _sample_backends(self, conn: psycopg.Connection[Any]) -> None:
