@@ -21,6 +21,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from api.services.tickets import process_findings
 from bkcommon.timeutil import utcnow
 from tests.console.conftest import PASSWORD, Console
 from tests.console.test_console_browser import attr, find, sign_in, text
@@ -203,7 +204,13 @@ def test_kitchen_page_speaks_plain_words_and_acknowledges(
     c, b = module_console, module_browser
     b.delete_all_cookies()
     sign_in(b, c, "officer-e1", "/console/kitchen")
-    find(b, "#kitchen .kitchen-ok")  # the officer's one canteen, all clear for now
+    # the officer's one canteen: the camera caught someone without a mask an hour ago
+    mask = c.world.tickets["east-1:no_mask"]
+    alert = find(b, f"#kitchen-alert[data-alarm-id='t{mask}']")
+    assert "未戴口罩 · 凉菜专间" in alert.text
+    assert "请立即戴好口罩" in alert.text
+    find(b, "#kitchen-ack").click()
+    find(b, "#kitchen .kitchen-ok", timeout=LIVE_S)  # handled: all clear
     find(b, "#kitchen-arm").click()
     wait_until(lambda: attr(b, "#kitchen-arm", "aria-pressed") == "true", what="sound armed")
     alarm = raise_alarm(c.db_url, site="east-1", rule="temp_high", sensor="fridge-e1")
@@ -232,14 +239,39 @@ def test_kitchen_page_speaks_plain_words_and_acknowledges(
         shot(b, f"kitchen-{width}x{height}.png")
     b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     find(b, "#kitchen-ack").click()
-    wait_until(lambda: text(b, "#kitchen-message") == "已确认，正在处理。", what="acknowledged")
-    with psycopg.connect(c.db_url) as conn:
-        row = conn.execute(
-            "SELECT status, acknowledged_by FROM alarms WHERE id = %s", (alarm,)
-        ).fetchone()
-    assert row == ("acknowledged", "officer-1")
+
+    def acknowledged() -> bool:
+        with psycopg.connect(c.db_url) as conn:
+            row = conn.execute(
+                "SELECT status, acknowledged_by FROM alarms WHERE id = %s", (alarm,)
+            ).fetchone()
+        return row == ("acknowledged", "officer-1")
+
+    wait_until(acknowledged, timeout=5, what="alarm acknowledged by the officer")
+    wait_until(lambda: text(b, "#kitchen-message") == "已确认，正在处理。", what="told so")
     clear_alarm(c.db_url, alarm)
     find(b, "#kitchen .kitchen-ok", timeout=LIVE_S)
+    # a new camera violation: the ticket engine opens its ticket, the kitchen page words it
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at)
+               VALUES ('kitchen-board', 'violation', 'east-1', 'cam-e1', 'mixed_cutting_board',
+                       2, now())"""
+        )
+        process_findings(conn, now=utcnow(), settings=c.settings)
+        (ticket,) = conn.execute(
+            "SELECT id FROM tickets WHERE rule = 'mixed_cutting_board' AND status = 'open'"
+        ).fetchone() or (0,)
+    alert = find(b, f"#kitchen-alert[data-alarm-id='t{ticket}']", timeout=LIVE_S)
+    assert "生熟砧板混用 · 凉菜专间" in alert.text
+    assert "按颜色区分生熟" in alert.text
+    find(b, "#kitchen-ack").click()
+    find(b, "#kitchen .kitchen-ok", timeout=LIVE_S)
+    with psycopg.connect(c.db_url) as conn:
+        rows = conn.execute(
+            "SELECT status FROM tickets WHERE id = ANY(%s)", ([mask, ticket],)
+        ).fetchall()
+    assert rows == [("acknowledged",), ("acknowledged",)]
     assert console_errors(b) == []
 
 

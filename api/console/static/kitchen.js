@@ -4,12 +4,13 @@
 import { api, ApiError } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
 import { h, mount, qs } from "./dom.js";
-import { fmtClock, fmtTime, getLang, t } from "./i18n.js";
+import { explain, fmtClock, fmtTime, getLang, t } from "./i18n.js";
 import { adviceFor, ruleLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
 
 const BASE = "/console";
 const RECENT = 8;
+const VIOLATION_FRESH_MS = 2 * 3600e3;
 const sound = { ctx: null, armed: false, spoken: new Set() };
 let clockTimer = null;
 
@@ -65,28 +66,40 @@ export async function renderKitchen(main, params) {
   if (!siteId) return pickSite(main, sites);
   const site = sites.find((s) => s.id === siteId);
   if (!site) throw new ApiError(404, "site");
-  const [active, recent, sensors, cameras] = await Promise.all([
+  const [active, recentAlarms, sensors, cameras, openTickets] = await Promise.all([
     api(`/alarms${qs({ site_id: siteId, status: "active", limit: 20 })}`),
     api(`/alarms${qs({ site_id: siteId, limit: RECENT })}`),
     api(`/console/api/sites/${encodeURIComponent(siteId)}/sensors`),
     api(`/console/api/sites/${encodeURIComponent(siteId)}/cameras`),
+    api(`/tickets${qs({ site_id: siteId, status: "open", limit: 50 })}`),
   ]);
   const names = Object.fromEntries([...sensors, ...cameras].map((d) => [d.id, d.name || t("device")]));
   const profiles = Object.fromEntries(sensors.map((s) => [s.id, s.profile]));
   const label = (a) => ruleLabel(a.rule, profiles[a.sensor_id]);
-  const now = active.data[0] || null;
+  // camera violations (no mask, mixed boards…) become tickets: the fresh open ones are alerts too
+  const since = Date.now() - VIOLATION_FRESH_MS;
+  const violations = openTickets.data
+    .filter((x) => x.source === "violation" && new Date(x.last_occurrence_at).getTime() >= since)
+    .map((x) => ({ id: `t${x.id}`, ticketId: x.id, rule: x.rule, camera_id: x.subject, sensor_id: null, status: "active",
+      raised_at: x.last_occurrence_at, acknowledged_at: null, peak_temp_c: null }));
+  const alerts = [...active.data.filter((a) => !a.acknowledged_at), ...violations, ...active.data.filter((a) => a.acknowledged_at)];
+  alerts.sort((a, b) => Number(Boolean(a.acknowledged_at)) - Number(Boolean(b.acknowledged_at))
+    || new Date(b.raised_at) - new Date(a.raised_at));
+  const recent = { data: [...recentAlarms.data, ...violations].sort((a, b) => new Date(b.raised_at) - new Date(a.raised_at)).slice(0, RECENT) };
+  const now = alerts[0] || null;
   const msg = h("p", { id: "kitchen-message", role: "status", "aria-live": "polite", "data-keep": true });
   const canAck = !me().read_only;
 
   async function acknowledge(alarm) {
     try {
-      await api(`/alarms/${alarm.id}/acknowledge`, { method: "POST", json: { note: t("kitchen_ack_note") } });
+      if (alarm.ticketId) await api(`/tickets/${alarm.ticketId}/acknowledge`, { method: "POST", json: { note: t("kitchen_ack_note") } });
+      else await api(`/alarms/${alarm.id}/acknowledge`, { method: "POST", json: { note: t("kitchen_ack_note") } });
       await refresh();
       const after = document.getElementById("kitchen-message");
       if (after) after.textContent = t("kitchen_acked");
     } catch (e) {
       msg.className = "error";
-      msg.textContent = e instanceof ApiError && e.status === 409 ? t("kitchen_already_cleared") : t("error", { msg: e.message });
+      msg.textContent = e instanceof ApiError && e.status === 409 ? t("kitchen_already_cleared") : explain(e);
     }
   }
 
@@ -105,7 +118,7 @@ export async function renderKitchen(main, params) {
         now.peak_temp_c !== null ? ` · ${t("kitchen_peak", { v: now.peak_temp_c.toFixed(1) })}` : "",
         now.acknowledged_at ? ` · ${t("kitchen_acked_by", { at: fmtTime(now.acknowledged_at) })}` : ""),
       canAck && !now.acknowledged_at ? h("button", { type: "button", id: "kitchen-ack", class: "k-ack", onclick: () => acknowledge(now) }, t("kitchen_ack")) : null,
-      active.data.length > 1 ? h("p", { class: "k-more" }, t("kitchen_more", { n: active.data.length - 1 })) : null)
+      alerts.length > 1 ? h("p", { class: "k-more" }, t("kitchen_more", { n: alerts.length - 1 })) : null)
     : h("section", { id: "kitchen-alert", class: "kitchen-ok", role: "status" }, h("p", { class: "k-what" }, t("kitchen_all_clear")));
 
   const armButton = h("button", {
@@ -135,6 +148,6 @@ export async function renderKitchen(main, params) {
     beep();
     speak(`${label(now)}，${subjectName(now, names)}。${adviceFor(now.rule)}`);
   }
-  onLiveView((ev) => ev.site_id === siteId && (ev.kind === "alarm" || ev.kind === "violation"), refresh);
+  onLiveView((ev) => ev.site_id === siteId && ["alarm", "violation", "ticket"].includes(ev.kind), refresh);
   return siteName(siteId);
 }
