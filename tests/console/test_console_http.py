@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from openpyxl import load_workbook
 
 from api.console.routes import STATIC_DIR, csv_cell
 from tests.console.conftest import PASSWORD, Console
@@ -145,3 +146,38 @@ def test_every_console_file_ships_as_package_data() -> None:
 )
 def test_csv_cells_never_start_a_formula(value: object, cell: str) -> None:
     assert csv_cell(value) == cell
+
+
+def test_xlsx_config_wall_and_vendor_reads(console: Console) -> None:
+    with httpx.Client(base_url=console.url, timeout=10) as anon:
+        for path in ("/console/export/tickets.xlsx", "/console/api/config", "/console/api/wall"):
+            assert anon.get(path).status_code == 401, path
+        r = anon.get("/console/static/vendor/uPlot.iife.min.js")
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/javascript")
+        assert anon.get("/console/static/vendor/uPlot.min.css").status_code == 200
+        for bad in ("/console/static/vendor/__init__.py", "/console/static/vendor/..%2Froutes.py"):
+            assert anon.get(bad).status_code == 404, bad
+    with signed_in(console, "reg-east") as reg:
+        r = reg.get("/console/export/tickets.xlsx", params={"lang": "en", "status": "open"})
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("application/vnd.openxmlformats")
+        assert "filename*=UTF-8''" in r.headers["content-disposition"]
+        rows = list(load_workbook(io.BytesIO(r.content), read_only=True).worksheets[0].values)
+        assert rows[0][:3] == ("Ticket no.", "Canteen", "Problem")
+        assert sorted(str(x[1]) for x in rows[1:]) == sorted(
+            ["东区第一小学食堂", "东区第一小学食堂", "东区第二中学食堂"]
+        )
+        assert {x[6] for x in rows[1:]} == {"open"}
+        r = reg.get("/console/export/tickets.xlsx", params={"site_id": "west-1"})
+        assert len(list(load_workbook(io.BytesIO(r.content)).worksheets[0].values)) == 1
+        assert reg.get("/console/export/tickets.xlsx", params={"lang": "fr"}).status_code == 422
+        config = reg.get("/console/api/config").json()
+        assert config["time_zone"] == "Asia/Shanghai"
+        assert config["rules"]["temp_high"] == ["温度超标", "over temperature limit"]
+        wall = reg.get("/console/api/wall", params={"days": 7}).json()
+        assert wall["kpis"]["sites"] == 3
+        assert wall["kpis"]["open_tickets"] == 3
+        assert len(wall["trend"]["days"]) == 7
+        assert sum(sum(v) for v in wall["trend"]["by_kind"].values()) == 3  # all within 7 days
+        assert reg.get("/console/api/wall", params={"days": 0}).status_code == 422
