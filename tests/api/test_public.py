@@ -321,3 +321,17 @@ def test_the_form_refuses_bad_input_naming_the_field_and_limits_the_rate(
     # three an hour from one connection (this test's limit), then 429
     assert [_complain(c).status_code for _ in range(4)] == [303, 303, 303, 429]
     assert conn.execute("SELECT count(*) FROM complaints").fetchone() == (7,)
+
+
+def test_direct_triage_dispatches_a_complaint_on_receipt(client: TestClient, world: World) -> None:
+    c, w = client, world
+    _publish(c, w)
+    mode = {"rule": "public_complaint", "mode": "direct"}
+    assert c.put("/api/v1/settings/triage", json=mode, headers=w.headers("admin")).is_success
+    url = _complain(c).headers["location"]
+    assert "dispatched" in c.get(url).text
+    code = url.rsplit("/", 1)[1]
+    listed = c.get("/api/v1/complaints?status=confirmed", headers=w.headers("admin")).json()
+    (mine,) = [q for q in listed if q["tracking_code"] == code]
+    assert mine["decided_by"] == "system"
+    assert mine["ticket_id"] is not None
