@@ -336,3 +336,22 @@ def test_wall_screen_counts_tiles_trends_and_goes_live(
         assert console_errors(b) == []
     finally:
         b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_hub_reconnects_after_losing_its_connection_and_asks_for_a_resync(
+    module_console: Console,
+) -> None:
+    c = module_console
+    with event_stream(c, "reg-east") as lines:
+        assert next_event(lines, timeout=10)["event"] == "hello"
+        with psycopg.connect(c.db_url, autocommit=True) as conn:  # e.g. a database failover
+            killed = conn.execute(
+                """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                   WHERE datname = current_database() AND query = 'LISTEN bk_live'"""
+            ).fetchall()
+        assert killed == [(True,)]
+        assert next_event(lines, timeout=10)["event"] == "resync"  # pages reload their data
+        alarm = raise_alarm(c.db_url, site="east-2", rule="temp_high")
+        ev = next_event(lines, timeout=5)
+        assert ev["event"] == "alarm"
+        assert f'"id": {alarm}' in ev["data"]
