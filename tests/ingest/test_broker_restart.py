@@ -148,6 +148,13 @@ def test_no_acknowledged_reading_is_lost_across_a_broker_restart(
     acked = pub.acked | gap.acked
     try:
         wait_until(lambda: acked <= set(_seqs(registry_db)), 20, what="acknowledged readings")
+    except AssertionError as exc:
+        missing = sorted(acked - set(_seqs(registry_db)))
+        raise AssertionError(
+            f"{len(missing)} of {len(acked)} acknowledged readings missing (first {missing[:5]},"
+            f" {sum(m >= 1_000_000 for m in missing)} of the gap block); guard gap={guard.gap}"
+            f" gaps_closed={guard.gaps_closed} written_in_gap={guard.written_in_gap}"
+        ) from exc
     finally:
         pub.close()
         gap.close()
