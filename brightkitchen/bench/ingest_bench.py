@@ -88,6 +88,10 @@ class RunResult:
     readings_per_s: float
     messages_per_s: float
     worker_peak_rss_mib: float | None = None
+    worker_cpu_us_per_reading: float | None = None
+    pg_cpu_us_per_reading: float | None = None
+    """CPU per reading of the worker and of its PostgreSQL backends while it drained: on a
+    shared machine these hold where readings/s swing with other people's load."""
 
 
 @dataclass
@@ -294,6 +298,7 @@ def _throughput(
             first_at: float | None = None
             n = 0
             deadline = time.monotonic() + 600
+            cpu0: tuple[float, float] = (0.0, 0.0)
             while n < n_readings:
                 if proc.poll() is not None:
                     raise BrightKitchenError(f"ingest worker exited ({proc.returncode})")
@@ -303,15 +308,18 @@ def _throughput(
                 if n and first_at is None:
                     first_at = time.perf_counter()
                     n0 = n
+                    cpu0 = _worker_cpu(proc.pid, db)
                 peak = peak_rss_mib(proc.pid) or peak
                 time.sleep(0.02)
             done_at = time.perf_counter()
+            cpu1 = _worker_cpu(proc.pid, db)
         finally:
             stop_process(proc, "ingest")
     assert first_at is not None
     secs = max(done_at - first_at, 1e-6)
     rate = (n_readings - n0) / secs
     msg_rate = rate / (n_readings / len(ems))
+    drained = max(n_readings - n0, 1)
     return RunResult(
         name,
         n_readings,
@@ -320,7 +328,22 @@ def _throughput(
         round(rate),
         round(msg_rate),
         None if peak is None else round(peak, 1),
+        round((cpu1[0] - cpu0[0]) / drained * 1e6, 2),
+        round((cpu1[1] - cpu0[1]) / drained * 1e6, 2),
     )
+
+
+def _worker_cpu(pid: int, db: str) -> tuple[float, float]:
+    """CPU seconds so far of the worker process and of its database's other backends
+    (the worker's; this benchmark's own counting connection is left out)."""
+    from brightkitchen.bench.measure import cpu_s
+
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return cpu_s(pid) or 0.0, sum(cpu_s(int(r[0])) or 0.0 for r in rows)
 
 
 def _worker_connected(log: Path) -> bool:
@@ -616,14 +639,16 @@ def _print_table(result: BenchResult, out: IO[str]) -> None:
     print("", file=out)
     print(
         f"{'run':34} {'readings':>9} {'messages':>9} {'seconds':>8} {'readings/s':>11} "
-        f"{'peak RSS MiB':>12}",
+        f"{'peak RSS MiB':>12} {'worker µs/r':>11} {'PG µs/r':>8}",
         file=out,
     )
     for r in result.runs:
         rss = "" if r.worker_peak_rss_mib is None else f"{r.worker_peak_rss_mib:.0f}"
+        wcpu = "" if r.worker_cpu_us_per_reading is None else f"{r.worker_cpu_us_per_reading}"
+        pcpu = "" if r.pg_cpu_us_per_reading is None else f"{r.pg_cpu_us_per_reading}"
         print(
             f"{r.name:34} {r.readings:9d} {r.messages:9d} {r.seconds:8.2f} "
-            f"{r.readings_per_s:11,.0f} {rss:>12}",
+            f"{r.readings_per_s:11,.0f} {rss:>12} {wcpu:>11} {pcpu:>8}",
             file=out,
         )
     by = {r.name: r for r in result.runs}
