@@ -131,7 +131,7 @@ def test_the_page_shows_only_what_the_region_publishes_and_nothing_personal(
     assert "not published" in c.get("/public/canteens/site-b1").text  # dist-b: nothing set
 
 
-def test_who_may_set_publication(client: TestClient, world: World) -> None:
+def test_who_may_set_publication_and_the_qr_code(client: TestClient, world: World) -> None:
     c, w = client, world
     for role, region, status in [
         ("regulator", "dist-a", 200),
@@ -153,8 +153,7 @@ def test_who_may_set_publication(client: TestClient, world: World) -> None:
     assert bad.status_code == 422
     assert "body.enabled" in bad.json()["detail"]
 
-
-def test_qr_code_encodes_the_public_page_address(client: TestClient, world: World) -> None:
+    # the QR code for the door encodes the page's address
     png = client.get("/public/canteens/site-a1/qr.png")
     assert png.status_code == 200
     assert png.headers["content-type"] == "image/png"
@@ -288,6 +287,17 @@ def test_dismissed_complaint_shows_the_reply_and_can_be_rated(
     assert c.get("/public/complaints/AAAA-BBBB-CCCC").status_code == 404
     assert c.get("/public/complaints/not-a-code").status_code == 422
 
+    # direct triage (a rule-wide setting): the next complaint is dispatched on receipt
+    mode = {"rule": "public_complaint", "mode": "direct"}
+    assert c.put("/api/v1/settings/triage", json=mode, headers=w.headers("admin")).is_success
+    url = _complain(c).headers["location"]
+    assert "dispatched" in c.get(url).text
+    code = url.rsplit("/", 1)[1]
+    listed = c.get("/api/v1/complaints?status=confirmed", headers=w.headers("admin")).json()
+    (mine,) = [q for q in listed if q["tracking_code"] == code]
+    assert mine["decided_by"] == "system"
+    assert mine["ticket_id"] is not None
+
 
 def test_the_form_refuses_bad_input_naming_the_field_and_limits_the_rate(
     client: TestClient, world: World, conn: psycopg.Connection[Any]
@@ -321,17 +331,3 @@ def test_the_form_refuses_bad_input_naming_the_field_and_limits_the_rate(
     # three an hour from one connection (this test's limit), then 429
     assert [_complain(c).status_code for _ in range(4)] == [303, 303, 303, 429]
     assert conn.execute("SELECT count(*) FROM complaints").fetchone() == (7,)
-
-
-def test_direct_triage_dispatches_a_complaint_on_receipt(client: TestClient, world: World) -> None:
-    c, w = client, world
-    _publish(c, w)
-    mode = {"rule": "public_complaint", "mode": "direct"}
-    assert c.put("/api/v1/settings/triage", json=mode, headers=w.headers("admin")).is_success
-    url = _complain(c).headers["location"]
-    assert "dispatched" in c.get(url).text
-    code = url.rsplit("/", 1)[1]
-    listed = c.get("/api/v1/complaints?status=confirmed", headers=w.headers("admin")).json()
-    (mine,) = [q for q in listed if q["tracking_code"] == code]
-    assert mine["decided_by"] == "system"
-    assert mine["ticket_id"] is not None
