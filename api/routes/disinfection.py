@@ -73,7 +73,7 @@ def read_cycles(
     date_to: DateToQ = None,
     verdict: Verdict | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> CyclesPublic:
     """Disinfection cycles (消毒记录), newest first: start, end, peak, hold, duration, verdict.
 
@@ -102,7 +102,7 @@ def read_checks(
     date_to: DateToQ = None,
     outcome: Outcome | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> ChecksPublic:
     """Each cabinet's window after each meal as judged when it closed: done, missed or failed,
     with the cycle that decided it and the ticket a missed or failed window opened."""

@@ -42,6 +42,9 @@ TIER = 2
 LOOKBACK = timedelta(days=2)
 """Windows that closed longer ago than this are not judged late (a worker down for days)."""
 CURVE_MAX_POINTS = 240
+JUDGE_GRACE = timedelta(minutes=5)
+"""A window is judged this long after it closes, so readings still in flight (a gateway's
+batch, a worker's flush) are counted; the finding is still dated at the window's end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +81,8 @@ def windows_closed(
     min_temp_c: float,
     min_hold_s: int,
 ) -> list[Window]:
-    """Windows whose meal started at or after ``since`` and that closed by ``now``."""
+    """Windows whose meal started at or after ``since`` and that closed by ``now`` less
+    :data:`JUDGE_GRACE`."""
     zone = ZoneInfo(tz)
     off = _days_off(days_off)
     first = since.astimezone(zone).date()
@@ -93,7 +97,7 @@ def windows_closed(
                 start = datetime.combine(day, time.fromisoformat(sv["start"]), zone)
                 end = datetime.combine(day, time.fromisoformat(sv["end"]), zone)
                 closes = end + timedelta(seconds=window_s)
-                if start >= since and closes <= now:
+                if start >= since and closes + JUDGE_GRACE <= now:
                     out.append(
                         Window(
                             sensor_id,

@@ -17,7 +17,7 @@ from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
 from bkcommon.sitefile import parse_site_file
 from brightkitchen.registry import sync_registry
-from ingest.rules.disinfection_windows import sweep_disinfection
+from ingest.rules.disinfection_windows import JUDGE_GRACE, sweep_disinfection
 from tests.api.conftest import HookServer, make_user_token, site_data
 
 # Monday 2026-03-02, lunch 11:30–12:30 Beijing time (03:30–04:30 UTC).
@@ -68,7 +68,9 @@ def ledger(conn: psycopg.Connection[Any], hook: HookServer) -> None:
                 hold,
             ),
         )
-    assert sweep_disinfection(conn, LUNCH_END + timedelta(hours=1)) == 1  # school-002 failed
+    assert (
+        sweep_disinfection(conn, LUNCH_END + timedelta(hours=1) + JUDGE_GRACE) == 1
+    )  # school-002 failed
 
 
 @pytest.fixture

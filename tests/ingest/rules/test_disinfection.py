@@ -12,11 +12,12 @@ from bkcommon.sitefile import parse_site_file
 from brightkitchen.registry import sync_registry
 from ingest.directory import SensorDirectory
 from ingest.rules.disinfection import Cabinet, CycleState, step
-from ingest.rules.disinfection_windows import sweep_disinfection
+from ingest.rules.disinfection_windows import JUDGE_GRACE, sweep_disinfection
 from ingest.rules.engine import RuleEngine
 from ingest.types import NewReading
 
-# 2026-03-02 is a Monday; lunch 11:30–12:30 Beijing time = 03:30–04:30 UTC, window to 05:30.
+# 2026-03-02 is a Monday; lunch 11:30–12:30 Beijing time = 03:30–04:30 UTC, window to 05:30,
+# judged from 05:35 (JUDGE_GRACE).
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)
 LUNCH_START = MONDAY.replace(hour=3, minute=30)
 LUNCH_END = MONDAY.replace(hour=4, minute=30)
@@ -140,12 +141,12 @@ def test_cycle_split_across_a_restart_is_counted_once(db: str) -> None:
 
 def test_missed_window_fires_from_time_alone_and_once(db: str) -> None:
     with psycopg.connect(db, autocommit=True) as conn:
-        assert sweep_disinfection(conn, WINDOW_END - timedelta(seconds=1)) == 0
-        assert sweep_disinfection(conn, WINDOW_END) == 2  # both cabinets, no reading at all
-        assert sweep_disinfection(conn, WINDOW_END + timedelta(minutes=5)) == 0
+        assert sweep_disinfection(conn, WINDOW_END + JUDGE_GRACE - timedelta(seconds=1)) == 0
+        assert sweep_disinfection(conn, WINDOW_END + JUDGE_GRACE) == 2  # both, no reading at all
+        assert sweep_disinfection(conn, WINDOW_END + timedelta(minutes=9)) == 0
         # Tuesday is a day off: nothing judged; Wednesday's lunch is.
         assert sweep_disinfection(conn, WINDOW_END + timedelta(days=1, hours=2)) == 0
-        assert sweep_disinfection(conn, WINDOW_END + timedelta(days=2)) == 2
+        assert sweep_disinfection(conn, WINDOW_END + timedelta(days=2) + JUDGE_GRACE) == 2
     rows = _rows(
         db,
         "SELECT subject, rule, kind, tier, occurred_at, payload->>'reason' FROM findings "
@@ -163,7 +164,7 @@ def test_failed_and_done_windows_carry_the_curve(db: str) -> None:
     _apply(db, _cycle("cab-1", LUNCH_END, [30, 70, *[101] * 6, 40]))
     _apply(db, _cycle("dw-1", LUNCH_END, [40, 65, *[86] * 7, 50], every_s=10))
     with psycopg.connect(db, autocommit=True) as conn:
-        assert sweep_disinfection(conn, WINDOW_END) == 1
+        assert sweep_disinfection(conn, WINDOW_END + JUDGE_GRACE) == 1
     assert _rows(db, "SELECT sensor_id, outcome FROM disinfection_checks ORDER BY sensor_id") == [
         ("cab-1", "failed"),
         ("dw-1", "done"),

@@ -15,7 +15,7 @@ from brightkitchen.simulate.cabinets import (
     with_cabinets,
 )
 from ingest.directory import SensorDirectory
-from ingest.rules.disinfection_windows import sweep_disinfection
+from ingest.rules.disinfection_windows import JUDGE_GRACE, sweep_disinfection
 from ingest.rules.engine import RuleEngine
 from ingest.types import NewReading
 
@@ -46,8 +46,8 @@ def test_simulated_cabinets_are_judged_done_failed_failed_missed(db_url: str) ->
             ]
             with conn.transaction(), conn.cursor() as cur:
                 engine.apply(cur, readings, MEAL_END + timedelta(hours=1))
-        assert sweep_disinfection(conn, MEAL_END + timedelta(minutes=59)) == 0
-        assert sweep_disinfection(conn, MEAL_END + timedelta(hours=1)) == 3
+        assert sweep_disinfection(conn, MEAL_END + timedelta(hours=1)) == 0
+        assert sweep_disinfection(conn, MEAL_END + timedelta(hours=1) + JUDGE_GRACE) == 3
         verdicts = dict(
             conn.execute("SELECT sensor_id, verdict FROM disinfection_cycles").fetchall()
         )
