@@ -62,7 +62,10 @@ def make_client(
         client.username_pw_set(ep.username, ep.password)
     if ep.tls:
         client.tls_set(ca_certs=ep.ca_file)  # BK_MQTT_CA_FILE, else the system's CAs
-    client.reconnect_delay_set(1, settings.broker_backoff_max_s)
+    client.reconnect_delay_set(
+        settings.broker_backoff_min_s,
+        max(settings.broker_backoff_min_s, settings.broker_backoff_max_s),
+    )
     return client
 
 

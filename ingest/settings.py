@@ -96,6 +96,9 @@ class IngestSettings(BaseSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     stats_log_s: float = Field(default=10.0, gt=0, description="Period of the counters log line.")
     db_backoff_max_s: float = Field(default=30.0, gt=0)
+    broker_backoff_min_s: int = Field(
+        default=1, ge=1, le=60, description="First wait before reconnecting to the broker."
+    )
     broker_backoff_max_s: int = Field(default=30, ge=1)
 
     @property
