@@ -26,6 +26,7 @@ from api.deps import ConnDep, SettingsDep
 from api.routes.evidence import LimitedBodyRoute, StoreDep, max_upload_bytes, read_upload
 from api.schemas import ErrorPublic
 from api.services.complaints import ComplaintSettings, rate, submit, track
+from api.services.evidence import EvidenceError
 from api.services.public_page import build_page
 from api.services.public_render import render_canteen, render_tracking, render_unpublished
 from api.services.publication import effective_for_site
@@ -156,7 +157,7 @@ async def post_complaint(  # noqa: PLR0917 - the form's fields and dependencies
     """Receive a complaint (text, optional contact and photos); 303 to its tracking page."""
     # a browser sends an empty, nameless part when no file was chosen: not a photo
     uploads = [u for u in photos or [] if u.filename or (u.size or 0) > 0]
-    data = [await read_upload(u, max_upload_bytes(settings)) for u in uploads]
+    data = [await _read_photo(i, u, max_upload_bytes(settings)) for i, u in enumerate(uploads)]
     code = await run_in_threadpool(
         submit,
         conn,
@@ -171,6 +172,16 @@ async def post_complaint(  # noqa: PLR0917 - the form's fields and dependencies
         api_settings=settings,
     )
     return RedirectResponse(f"/public/complaints/{code}", status_code=303, headers=_HEADERS)
+
+
+async def _read_photo(index: int, upload: UploadFile, limit: int) -> bytes:
+    """One photo of the form, read within the limit; a refusal names the photo."""
+    try:
+        return await read_upload(upload, limit)
+    except EvidenceError as exc:
+        raise type(exc)(f"photos[{index}]: {exc}") from exc
+    except HTTPException as exc:
+        raise HTTPException(exc.status_code, f"photos[{index}]: {exc.detail}") from exc
 
 
 @router.get(

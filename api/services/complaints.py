@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.auth.scope import SiteScope
-from api.services.evidence import EvidenceStore, check_image
+from api.services.evidence import EvidenceError, EvidenceStore, ImageInfo, check_image
 from api.services.publication import effective_for_site
 from api.services.tickets import load_finding, open_or_add
 from api.services.triage import triage_mode
@@ -168,7 +168,7 @@ def submit(
     found = effective_for_site(conn, site_id)
     if found is None or found[1] is None or not (found[1].enabled and found[1].accept_complaints):
         raise ComplaintNotFoundError(f"canteen {site_id} not found")
-    infos = [check_image(p) for p in photos]  # type, bombs, decodes: before anything is stored
+    infos = [_checked(i, p) for i, p in enumerate(photos)]  # before anything is stored
     who = client_hash(client_address)
     code = new_tracking_code()
     with conn.transaction():
@@ -212,6 +212,14 @@ def submit(
     logger.info("complaint %s received for %s (%s)", complaint_id, site_id, mode,
                 extra={"site_id": site_id})  # fmt: skip
     return code
+
+
+def _checked(index: int, data: bytes) -> ImageInfo:
+    """The evidence checks (type, bombs, decoding), the refusal naming the photo."""
+    try:
+        return check_image(data)
+    except EvidenceError as exc:
+        raise type(exc)(f"photos[{index}]: {exc}") from exc
 
 
 _COLUMNS = """c.id, c.tracking_code, c.site_id, c.body, c.contact, c.status,

@@ -319,6 +319,14 @@ def test_the_form_refuses_bad_input_naming_the_field_and_limits_the_rate(
         files=[("photos", ("a.txt", b"hello", "text/plain"))],
     )
     assert text.status_code == 415
+    assert text.json()["detail"].startswith("photos[0]: declared content type text/plain")
+    fake = c.post(
+        "/public/canteens/site-a1/complaints",
+        data={"body": "x"},
+        files=[("photos", ("a.png", b"\x89PNG\r\n\x1a\nnot really", "image/png"))],
+    )
+    assert fake.status_code == 415
+    assert fake.json()["detail"].startswith("photos[0]:")
     four = c.post(
         "/public/canteens/site-a1/complaints",
         data={"body": "x"},
