@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from bkcommon.errors import ConfigError
 from bkcommon.sitefile import parse_site_file
 from brightkitchen.registry import sync_registry
 from ingest.directory import SensorDirectory
@@ -188,4 +189,79 @@ def test_bad_schedule_names_the_field() -> None:
         ],
     }
     with pytest.raises(Exception, match=r"cabinet: only a sensor with profile 'disinfection'"):
+        parse_site_file(bad)
+
+
+def test_region_and_cabinet_overrides_resolve_most_specific_first(db_url: str) -> None:
+    data = {
+        "regions": [
+            {"id": "city", "name": "City", "disinfection": {"infrared": {"min_hold_s": 900}}},
+            {
+                "id": "d2",
+                "name": "District",
+                "parent": "city",
+                "disinfection": {"infrared": {"min_temp_c": 125}},
+            },
+        ],
+        "sites": [
+            {
+                "id": "s2",
+                "name": "S",
+                "region": "d2",
+                "sensors": [
+                    {"id": "ir", "profile": "disinfection", "cabinet": {"type": "infrared"}},
+                    {
+                        "id": "ir-own",
+                        "profile": "disinfection",
+                        "cabinet": {"type": "infrared", "min_hold_s": 1200},
+                    },
+                ],
+            }
+        ],
+    }
+    with psycopg.connect(db_url) as conn:
+        sync_registry(conn, parse_site_file(data))
+        rows = conn.execute(
+            "SELECT sensor_id, min_temp_c, min_hold_s, start_temp_c FROM disinfection_cabinets "
+            "ORDER BY sensor_id"
+        ).fetchall()
+        assert conn.execute("SELECT count(*) FROM meal_schedules").fetchone() == (0,)
+    assert rows == [("ir", 125.0, 900, 60.0), ("ir-own", 125.0, 1200, 60.0)]
+
+
+@pytest.mark.parametrize(
+    ("meals", "field"),
+    [
+        ({"services": []}, r"sites\.0\.meals\.services"),
+        (
+            {
+                "timezone": "Mars/Olympus",
+                "services": [{"meal": "lunch", "start": "11:00", "end": "12:00"}],
+            },
+            r"sites\.0\.meals\.timezone",
+        ),
+        (
+            {"services": [{"meal": "lunch", "start": "12:00", "end": "11:00"}]},
+            r"sites\.0\.meals\.services\.0",
+        ),
+        (
+            {"services": [{"meal": "lunch", "start": "11:00", "end": "12:00", "weekdays": [0]}]},
+            r"sites\.0\.meals\.services\.0\.weekdays",
+        ),
+        (
+            {
+                "services": [{"meal": "lunch", "start": "11:00", "end": "12:00"}],
+                "days_off": [{"from": "2026-02-01", "to": "2026-01-01"}],
+            },
+            r"sites\.0\.meals\.days_off\.0",
+        ),
+        (
+            {"services": [{"meal": "lunch", "start": "11:00", "end": "12:00"}], "window_min": 0},
+            r"sites\.0\.meals\.window_min",
+        ),
+    ],
+)
+def test_bad_meal_schedule_is_refused_naming_the_field(meals: dict[str, Any], field: str) -> None:
+    bad = {**SITE, "sites": [{**SITE["sites"][0], "meals": meals}]}
+    with pytest.raises(ConfigError, match=field):
         parse_site_file(bad)
