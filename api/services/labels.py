@@ -20,6 +20,7 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "disinfection_missed": ("餐具消毒不到位", "tableware not disinfected after the meal"),
     "disinfection_failed": ("餐具消毒不到位", "tableware disinfection cycle too cool or too short"),
     "rapid_test_failed": ("快检不合格", "rapid test failed"),
+    "supplier_flagged": ("同供应商快检不合格", "same supplier failed a rapid test"),
     "public_complaint": ("群众投诉", "public complaint"),
 }
 """Rule id → (zh, en); unknown rules fall back to the id itself."""

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
 
 RULE = "rapid_test_failed"
+FLAG_RULE = "supplier_flagged"
 
 
 class RapidTestSettings(BaseSettings):
@@ -48,6 +49,13 @@ class RapidTestSettings(BaseSettings):
     )
     fail_tier: int = Field(
         default=1, ge=1, le=3, description="Tier of the ticket a failed sample opens."
+    )
+    flag_tickets: bool = Field(
+        default=True,
+        description="Each flagged delivery also opens a ticket on its site (check, hold stock).",
+    )
+    flag_tier: int = Field(
+        default=2, ge=1, le=3, description="Tier of a flagged delivery's ticket."
     )
 
 
@@ -319,9 +327,7 @@ def _failed(
     )
     flagged = 0
     if licence is not None:
-        flagged = _flag_supplier(
-            conn, test_id, data, licence, now=now, window_days=settings.flag_window_days
-        )
+        flagged = _flag_supplier(conn, test_id, data, licence, now=now, settings=settings)
     conn.execute("SELECT pg_notify(%s, %s)", (FINDINGS_CHANNEL, f"rapid_test:{test_id}"))
     logger.warning(
         "rapid test %s failed: %s %s of %s at %s; %d other deliveries flagged",
@@ -336,16 +342,24 @@ def _failed(
 
 
 def _flag_supplier(
-    conn: Conn, test_id: int, data: RapidTestIn, licence: str, *, now: datetime, window_days: int
+    conn: Conn,
+    test_id: int,
+    data: RapidTestIn,
+    licence: str,
+    *,
+    now: datetime,
+    settings: RapidTestSettings,
 ) -> int:
-    """Flag the supplier's other deliveries since ``window_days`` before the test, region-wide.
+    """Flag the supplier's other recent deliveries region-wide; each flag's finding.
 
-    The region is the top of the failing site's region tree, with everything under it: a
-    supplier delivers across district lines, so a trace stopping at the district would miss
-    the canteen next door.
+    Recent: delivered since ``flag_window_days`` before the test. The region is the top of
+    the failing site's region tree, with everything under it: a supplier delivers across
+    district lines, so a trace stopping at the district would miss the canteen next door.
+    With ``flag_tickets`` each flagged delivery becomes a finding of its site (rule
+    ``supplier_flagged``), so its officers are alerted to check and hold the stock.
     """
-    since = (data.tested_at - timedelta(days=window_days)).date()
-    cur = conn.execute(
+    since = (data.tested_at - timedelta(days=settings.flag_window_days)).date()
+    flags = conn.execute(
         """WITH RECURSIVE up AS (
                SELECT r.id, r.parent_id FROM regions r
                JOIN sites s ON s.region_id = r.id WHERE s.id = %(site)s
@@ -362,7 +376,8 @@ def _flag_supplier(
              AND p.delivered_on >= %(since)s
              AND p.id IS DISTINCT FROM %(purchase)s
              AND s.region_id IN (SELECT id FROM tree)
-           ON CONFLICT DO NOTHING""",
+           ON CONFLICT DO NOTHING
+           RETURNING id, site_id, purchase_id""",
         {
             "site": data.site_id,
             "test": test_id,
@@ -371,8 +386,65 @@ def _flag_supplier(
             "since": since,
             "purchase": data.purchase_id,
         },
+    ).fetchall()
+    if settings.flag_tickets:
+        for flag_id, site_id, purchase_id in flags:
+            _flag_finding(
+                conn,
+                flag_id=int(flag_id),
+                site_id=str(site_id),
+                purchase_id=int(purchase_id),
+                test_id=test_id,
+                data=data,
+                settings=settings,
+            )
+    return len(flags)
+
+
+def _flag_finding(
+    conn: Conn,
+    *,
+    flag_id: int,
+    site_id: str,
+    purchase_id: int,
+    test_id: int,
+    data: RapidTestIn,
+    settings: RapidTestSettings,
+) -> None:
+    """The finding of one flagged delivery: its site's ticket to check and hold the stock."""
+    row = conn.execute(
+        "SELECT product, batch_no, delivered_on, supplier_licence FROM purchases WHERE id = %s",
+        (purchase_id,),
+    ).fetchone()
+    assert row is not None
+    zh, en = ITEM_LABELS[data.item.value]
+    conn.execute(
+        """INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at,
+                                 payload)
+           VALUES (%s, 'manual', %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (finding_key) DO NOTHING""",
+        (
+            f"supplier_flag:{flag_id}",
+            site_id,
+            f"{row[0]} {row[1]}".strip(),
+            FLAG_RULE,
+            settings.flag_tier,
+            data.tested_at,
+            Jsonb(
+                {
+                    "flag_id": flag_id,
+                    "purchase_id": purchase_id,
+                    "rapid_test_id": test_id,
+                    "supplier_licence": row[3],
+                    "delivered_on": row[2].isoformat(),
+                    "failed_product": data.product,
+                    "failed_item": data.item.value,
+                    "failed_item_zh": zh,
+                    "failed_item_en": en,
+                }
+            ),
+        ),
     )
-    return cur.rowcount
 
 
 def get_test(conn: Conn, *, test_id: int, scope: SiteScope) -> RapidTestPublic | None:

@@ -115,6 +115,16 @@ def test_failed_sample_opens_a_ticket_and_flags_the_suppliers_recent_deliveries(
     admin_flags = c.get("/api/v1/rapid-tests/flags", headers=w.headers("admin")).json()
     assert {f["purchase_id"] for f in admin_flags} == {other_a2["id"], other_b1["id"]}
     assert c.get("/api/v1/rapid-tests/flags", headers=w.headers("officer")).json() == []
+    # each flagged delivery's canteen got its own ticket to check and hold the stock
+    flagged_tickets = conn.execute(
+        """SELECT site_id, subject, tier, title FROM tickets WHERE rule = 'supplier_flagged'
+           ORDER BY site_id"""
+    ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in flagged_tickets] == [
+        ("site-a2", "青菜 B-0302", 2),
+        ("site-b1", "青菜 B-0303", 2),
+    ]
+    assert flagged_tickets[0][3].startswith("同供应商快检不合格 same supplier failed")
 
     # the same sample again: nothing new (200 with the stored test), no second finding
     again = c.post(
@@ -124,8 +134,10 @@ def test_failed_sample_opens_a_ticket_and_flags_the_suppliers_recent_deliveries(
     )
     assert again.status_code == 200
     assert again.json()["id"] == test["id"]
-    n = conn.execute("SELECT count(*) FROM findings WHERE rule = 'rapid_test_failed'").fetchone()
-    assert n == (1,)
+    n = conn.execute(
+        "SELECT count(*) FROM findings WHERE rule IN ('rapid_test_failed', 'supplier_flagged')"
+    ).fetchone()
+    assert n == (3,)  # the failure and its two flags, once
     # a passing sample opens nothing
     ok = c.post(
         "/api/v1/rapid-tests",
