@@ -81,17 +81,20 @@ def _storable_text(v: str) -> str:
     return v
 
 
-def _utc_not_ancient(v: datetime) -> datetime:
-    """Normalise to UTC and refuse a time before :data:`TIME_FLOOR` (an unset clock)."""
-    v = to_utc(v)
-    if v < TIME_FLOOR:
-        raise ValueError(f"{v.isoformat()} is before {TIME_FLOOR.date()}: a clock that was not set")
-    return v
+def _utc(v: datetime) -> datetime:
+    return to_utc(v)
+
+
+FLOAT4_MIN_NORMAL = 1.1754943508222875e-38
 
 
 def _as_real(v: float) -> float:
-    """Round to what a PostgreSQL ``real`` (float4) column stores: there a nonzero value
-    too small for float4 (say 1e-300) is an underflow error that would refuse the row."""
+    """Where a PostgreSQL ``real`` (float4) column would refuse the value, round it as
+    float4 does: a nonzero value too small for float4 (say 1e-300) is an underflow error
+    there. Other values pass unchanged (the column rounds them itself); checked first,
+    since this runs for every reading."""
+    if v == 0.0 or abs(v) >= FLOAT4_MIN_NORMAL:
+        return v
     return float(struct.unpack("f", struct.pack("f", v))[0])
 
 
@@ -103,8 +106,12 @@ Real = Annotated[float, AfterValidator(_as_real)]
 
 UtcTime = Annotated[
     AwareDatetime,
-    AfterValidator(_utc_not_ancient),
-    Field(description="RFC 3339 time with offset, stored as UTC; not before 2000-01-01"),
+    Field(
+        ge=TIME_FLOOR,
+        description="RFC 3339 time with offset, stored as UTC; not before 2000-01-01 (earlier "
+        "is a clock that was never set)",
+    ),
+    AfterValidator(_utc),
 ]
 
 
