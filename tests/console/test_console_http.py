@@ -181,3 +181,19 @@ def test_xlsx_config_wall_and_vendor_reads(console: Console) -> None:
         assert len(wall["trend"]["days"]) == 7
         assert sum(sum(v) for v in wall["trend"]["by_kind"].values()) == 3  # all within 7 days
         assert reg.get("/console/api/wall", params={"days": 0}).status_code == 422
+
+
+def test_overview_in_one_request_matches_sites_and_stored_risk(console: Console) -> None:
+    with httpx.Client(base_url=console.url, timeout=10) as anon:
+        assert anon.get("/console/api/overview").status_code == 401
+    with signed_in(console, "reg-east") as reg:
+        overview = reg.get("/console/api/overview").json()
+        sites = {s["id"]: s for s in reg.get("/api/v1/sites").json()["data"]}
+        summary = reg.get("/console/api/summary").json()
+    assert overview["regions"] == {"d-east": "东区"}
+    assert [s["id"] for s in overview["data"]] == sorted(sites)  # never west-1
+    for s in overview["data"]:
+        same = sites[s["id"]]
+        for key in ("open_tickets", "overdue_tickets", "active_alarms", "name", "region_id"):
+            assert s[key] == same[key], (s["id"], key)
+        assert s["risk"] == pytest.approx(summary["risk"][s["id"]]["score"])

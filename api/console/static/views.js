@@ -27,11 +27,10 @@ const sortState = { key: "state", dir: "desc", filter: "" };
 const STATE_RANK = { red: 2, amber: 1, green: 0 };
 
 export async function renderOverview(main) {
-  const [sites, summary] = await Promise.all([api("/sites"), api("/console/api/summary")]);
-  const rows = sites.data.map((s) => ({
+  const overview = await api("/console/api/overview");
+  const rows = overview.data.map((s) => ({
     ...s,
-    region: summary.regions[s.region_id] || s.region_id,
-    risk: summary.risk[s.id] ? summary.risk[s.id].score : null,
+    region: overview.regions[s.region_id] || s.region_id,
     state: siteState(s),
   }));
   const total = (k) => rows.reduce((a, r) => a + r[k], 0);

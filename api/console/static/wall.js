@@ -43,7 +43,8 @@ function trendChart(trend) {
 }
 
 export async function renderWall(main) {
-  const [sites, summary, wall] = await Promise.all([api("/sites"), api("/console/api/summary"), api(`/console/api/wall${qs({ days: windowDays })}`)]);
+  const [sites, wall] = await Promise.all([api("/console/api/overview"), api(`/console/api/wall${qs({ days: windowDays })}`)]);
+  const summary = { regions: sites.regions, risk: Object.fromEntries(sites.data.filter((s) => s.risk !== null).map((s) => [s.id, { score: s.risk }])) };
   document.body.classList.add("wall-mode");
   const k = wall.kpis;
   const byRegion = new Map();
