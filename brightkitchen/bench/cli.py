@@ -49,6 +49,37 @@ def _cmd_api(args: argparse.Namespace) -> int:
     return run_api_bench(opts, out=sys.stdout)
 
 
+def register_console(bench_sub: Any) -> None:
+    """Add ``bench console`` to the ``bench`` command group."""
+    c = bench_sub.add_parser(
+        "console",
+        help="the console's reads (overview, wall, 30-day chart, ledger) on a region's volumes",
+    )
+    c.add_argument("--sites", type=int, default=5000, help="canteens in 10 districts")
+    c.add_argument("--tickets", type=int, default=100_000)
+    c.add_argument("--readings", type=int, default=40_000_000, help="sensor readings, past year")
+    c.add_argument("--sensors", type=int, default=100, help="sensors the readings spread over")
+    c.add_argument("--repeat", type=int, default=30, help="timed requests per read")
+    c.add_argument("--pg-url", help="server URL without database (default from BK_DATABASE_URL)")
+    c.add_argument("--json", dest="json_path", default="var/bench/console.json")
+    c.set_defaults(handler=_cmd_console)
+
+
+def _cmd_console(args: argparse.Namespace) -> int:
+    from brightkitchen.bench.console_bench import ConsoleBenchOptions, run_console_bench
+
+    opts = ConsoleBenchOptions(
+        sites=args.sites,
+        tickets=args.tickets,
+        readings=args.readings,
+        sensors=args.sensors,
+        repeat=args.repeat,
+        pg_url=args.pg_url,
+        json_path=args.json_path,
+    )
+    return run_console_bench(opts, out=sys.stdout)
+
+
 def register_district(bench_sub: Any) -> None:
     """Add ``bench district`` to the ``bench`` command group."""
     d = bench_sub.add_parser(

@@ -124,10 +124,15 @@ def register(subparsers: Any) -> None:
     e.add_argument("--cache-dir", default="var/bench/cache", help="where the videos are cached")
     e.add_argument("--video-seconds", type=float, default=20.0, help="length of the video loop")
     e.set_defaults(handler=_cmd_bench_edge)
-    from brightkitchen.bench.cli import register_api, register_district  # argparse only
+    from brightkitchen.bench.cli import (  # argparse only
+        register_api,
+        register_console,
+        register_district,
+    )
 
     register_api(bench_sub)
     register_district(bench_sub)
+    register_console(bench_sub)
 
 
 def _faults(text: str) -> frozenset[Any]:
