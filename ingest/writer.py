@@ -546,7 +546,8 @@ class BatchWriter:
         not older than the stored one; return the number of boxes updated.
 
         A province's boxes send ~770 statuses a second; one statement each cost the writer
-        ~100 µs of Python and a round trip apiece, more than all its readings.
+        ~75 µs of Python, PostgreSQL ~57 µs and a round trip apiece (``writer_bench
+        --statuses``: 41 and 13 µs this way).
         """
         newest: dict[str, EdgeStatus] = {}
         for acc in statuses:
