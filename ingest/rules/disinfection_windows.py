@@ -42,6 +42,10 @@ TIER = 2
 LOOKBACK = timedelta(days=2)
 """Windows that closed longer ago than this are not judged late (a worker down for days)."""
 CURVE_MAX_POINTS = 240
+MAX_PER_SWEEP = 200
+"""Windows judged per sweep at most (oldest first): a district whose lunches all end at
+12:30 is judged over a few sweeps instead of stalling the worker's loop for seconds
+(about 5 ms per window, docs/disinfection.md)."""
 JUDGE_GRACE = timedelta(minutes=5)
 """A window is judged this long after it closes, so readings still in flight (a gateway's
 batch, a worker's flush) are counted; the finding is still dated at the window's end."""
@@ -154,7 +158,9 @@ def due_windows(conn: psycopg.Connection[Any], now: datetime) -> list[Window]:
             (sorted({w.sensor_id for w in out}), min(w.service_date for w in out)),
         ).fetchall()
     }
-    return [w for w in out if (w.sensor_id, w.service_date, w.meal) not in judged]
+    due = [w for w in out if (w.sensor_id, w.service_date, w.meal) not in judged]
+    due.sort(key=lambda w: (w.window_end, w.sensor_id))
+    return due
 
 
 _VALID_CYCLE = """
@@ -362,7 +368,7 @@ def sweep_disinfection(conn: psycopg.Connection[Any], now: datetime) -> int:
     """
     written = 0
     with conn.transaction():
-        for w in due_windows(conn, now):
+        for w in due_windows(conn, now)[:MAX_PER_SWEEP]:
             written += _record(conn, w, now)
         if written:
             conn.execute("NOTIFY bk_findings")
