@@ -130,6 +130,13 @@ def test_every_console_file_ships_as_package_data() -> None:
     assert {p.suffix for p in files} == {".html", ".js", ".css"}
     for path in files:
         assert any(fnmatch.fnmatch(path.name, pat) for pat in patterns), path.name
+    vendor = STATIC_DIR / "vendor"
+    assert (vendor / "__init__.py").is_file()  # the vendored library ships too
+    shipped = {p.name for p in vendor.iterdir() if p.is_file() and p.suffix != ".py"}
+    assert shipped == {"uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE.md", "README.md"}
+    for name in shipped:
+        assert any(fnmatch.fnmatch(name, pat) for pat in patterns), name
+    assert "1.6.32" in (vendor / "README.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
