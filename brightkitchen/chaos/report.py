@@ -115,6 +115,7 @@ def to_markdown(res: ChaosResult, command: str) -> str:
                 f"({row['refused_by_db']} by the writer) | {row['with_reason']} | "
                 f"{row['crashes']} | {row['seconds']:.0f} |"
             )
+        lines.append("")
         for row in res.fuzz:
             for ex in row.get("examples", []):
                 lines.append(f"- {row['kind']}: {ex}")
