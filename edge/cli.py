@@ -136,7 +136,10 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
         print(f"{path}: no outbox yet (depth 0)")
         return 0
     ob = Outbox(
-        path, max_bytes=int(settings.outbox_max_mb * 1024 * 1024), max_rows=settings.outbox_max_rows
+        path,
+        max_bytes=int(settings.outbox_max_mb * 1024 * 1024),
+        max_rows=settings.outbox_max_rows,
+        disk_reserve_bytes=int(settings.outbox_reserve_mb * 1024 * 1024),
     )
     st = ob.stats()
     oldest = (

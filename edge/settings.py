@@ -47,6 +47,12 @@ class EdgeSettings(BaseSettings):
     data_dir: Path = Field(default=Path("var/edge"), description="Outbox and local state.")
     outbox_max_mb: float = Field(default=512, gt=0, description="Disk the outbox may use.")
     outbox_max_rows: int = Field(default=100_000, ge=1, description="Rows the outbox may hold.")
+    outbox_reserve_mb: float = Field(
+        default=32,
+        ge=0,
+        description="Free disk the outbox leaves on its filesystem; below it the oldest evidence "
+        "images are pruned (the events are kept).",
+    )
     inflight_max: int = Field(default=20, ge=1, le=1000, description="Unacked QoS 1 publishes.")
     resend_after_s: float = Field(
         default=60,

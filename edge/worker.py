@@ -188,6 +188,7 @@ class EdgeWorker:
             max_bytes=int(settings.outbox_max_mb * 1024 * 1024),
             max_rows=settings.outbox_max_rows,
             on_drop=self.metrics.outbox_dropped.inc,
+            disk_reserve_bytes=int(settings.outbox_reserve_mb * 1024 * 1024),
         )
         self.display = KitchenDisplay(
             settings.display_host,
