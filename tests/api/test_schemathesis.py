@@ -5,8 +5,8 @@ officer and director, insurer, device) every operation gets generated requests, 
 (positive) and invalid (negative), against the real app and a real PostgreSQL world. Each
 answer must be no server error, carry a documented status code, content type and
 headers, match the documented body schema, and invalid input must be refused (4xx).
-Operations with path parameters also get the ids of real rows the role may or may not
-see, so the 200 answers are checked as well as the 404s.
+Operations with path parameters also get the ids of real rows in one of the role's sites
+(a real photo among them), so the 200 answers are checked as well as the 404s.
 
 CI runs ``BK_SCHEMATHESIS_EXAMPLES`` (default 1) examples per operation, mode and
 strategy; the longer run in docs/api-contract.md sets it higher.
