@@ -241,7 +241,7 @@ def get_flags(
     return list_flags(conn, scope=scope, site_id=site_id, limit=limit, offset=offset)
 
 
-_MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+_MONTH = r"^[1-9]\d{3}-(0[1-9]|1[0-2])$"  # year 0000 is no date (was a 500)
 
 
 def _month(text: str) -> date:
