@@ -10,6 +10,7 @@ import { renderSite } from "./site.js";
 import { renderKitchen } from "./kitchen.js";
 import { renderInspection, renderInspections, renderNewInspection } from "./inspections.js";
 import { renderInsurance } from "./insurance.js";
+import { renderDisinfection } from "./disinfection.js";
 import { renderSettings } from "./settings.js";
 import { renderWall } from "./wall.js";
 
@@ -76,6 +77,7 @@ const ROUTES = [
   [/^\/inspections\/new$/, () => renderNewInspection(main, new URLSearchParams(location.search))],
   [/^\/inspections\/(\d+)$/, (m) => renderInspection(main, Number(m[1]))],
   [/^\/insurance\/?$/, () => renderInsurance(main)],
+  [/^\/disinfection\/?$/, () => renderDisinfection(main, new URLSearchParams(location.search))],
   [/^\/settings\/?$/, () => renderSettings(main)],
   [/^\/wall\/?$/, () => renderWall(main)],
 ];

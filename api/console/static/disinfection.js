@@ -1,0 +1,89 @@
+// The disinfection ledger (消毒记录): each cabinet's cycles and each meal's judged window,
+// with the CSV and XLSX exports. Phone-first: the tables scroll inside their card.
+import { api } from "./api.js";
+import { siteName } from "./app.js";
+import { h, mount, qs } from "./dom.js";
+import { fmtNum, fmtTime, getLang, getTimeZone } from "./i18n.js";
+
+const WORDS = {
+  "zh-CN": {
+    title: "消毒记录", cycles: "消毒周期", checks: "餐后消毒检查", site: "单位", all_sites: "全部单位",
+    from: "开始日期", to: "结束日期", show: "查询", day: "日期", cabinet: "消毒设备", start: "开始",
+    end: "结束", minutes: "时长(分钟)", peak: "最高温度(℃)", held: "达标保持(分钟)", verdict: "结果",
+    meal: "餐次", window_end: "检查截止", outcome: "检查结果", ticket: "整改单", none: "没有记录",
+    csv: "导出 CSV", xlsx: "导出 Excel",
+    valid: "合格", too_cool: "温度不足", too_short: "时间不足",
+    done: "已消毒", missed: "未消毒", failed: "消毒不合格",
+    breakfast: "早餐", lunch: "午餐", dinner: "晚餐",
+  },
+  en: {
+    title: "Disinfection ledger", cycles: "Cycles", checks: "After-meal checks", site: "Site", all_sites: "All sites",
+    from: "From", to: "To", show: "Show", day: "Date", cabinet: "Cabinet", start: "Start",
+    end: "End", minutes: "Minutes", peak: "Peak (°C)", held: "Held (min)", verdict: "Verdict",
+    meal: "Meal", window_end: "Window end", outcome: "Outcome", ticket: "Ticket", none: "No records",
+    csv: "Export CSV", xlsx: "Export Excel",
+    valid: "valid", too_cool: "too cool", too_short: "too short",
+    done: "done", missed: "missed", failed: "failed",
+    breakfast: "breakfast", lunch: "lunch", dinner: "dinner",
+  },
+};
+
+const w = (key) => (WORDS[getLang()] || WORDS["zh-CN"])[key] ?? key;
+
+/** YYYY-MM-DD of `d` in the console's time zone (the ledger's dates are the sites' local dates). */
+function isoDay(d) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: getTimeZone(), year: "numeric", month: "2-digit", day: "2-digit" }).format(d);
+}
+
+/** The ledger page; `params` may hold site_id, date_from and date_to. */
+export async function renderDisinfection(main, params) {
+  const today = new Date();
+  const filter = {
+    site_id: params.get("site_id") || "",
+    date_from: params.get("date_from") || isoDay(new Date(today.getTime() - 6 * 86400000)),
+    date_to: params.get("date_to") || isoDay(today),
+  };
+  const [cycles, checks, sites] = await Promise.all([
+    api(`/disinfection/cycles${qs({ ...filter, limit: 500 })}`),
+    api(`/disinfection/checks${qs({ ...filter, limit: 500 })}`),
+    api("/sites"),
+  ]);
+  const lang = getLang() === "en" ? "en" : "zh-CN";
+  const exportQs = qs({ ...filter, lang });
+  const head = (...cols) => h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, w(c)))));
+  const empty = (n) => h("tr", {}, h("td", { colspan: n }, w("none")));
+  mount(main,
+    h("h1", {}, w("title")),
+    h("form", { id: "dis-filter", class: "card row", method: "get", action: "/console/disinfection" },
+      h("label", { for: "dis-site" }, w("site")),
+      h("select", { id: "dis-site", name: "site_id" },
+        h("option", { value: "" }, w("all_sites")),
+        sites.data.map((s) => h("option", { value: s.id, selected: s.id === filter.site_id }, s.name))),
+      h("label", { for: "dis-from" }, w("from")),
+      h("input", { id: "dis-from", name: "date_from", type: "date", value: filter.date_from }),
+      h("label", { for: "dis-to" }, w("to")),
+      h("input", { id: "dis-to", name: "date_to", type: "date", value: filter.date_to }),
+      h("button", { type: "submit", id: "dis-show" }, w("show")),
+      h("a", { id: "dis-csv", href: `/api/v1/disinfection/cycles.csv${exportQs}`, download: "disinfection.csv" }, w("csv")),
+      h("a", { id: "dis-xlsx", href: `/api/v1/disinfection/cycles.xlsx${exportQs}`, download: "disinfection.xlsx" }, w("xlsx"))),
+    h("section", { class: "card", "aria-labelledby": "dis-checks-h" },
+      h("h2", { id: "dis-checks-h" }, w("checks")),
+      h("div", { class: "table-wrap" }, h("table", { id: "dis-checks" },
+        head("day", "site", "cabinet", "meal", "window_end", "outcome", "ticket"),
+        h("tbody", {}, checks.data.length ? checks.data.map((k) => h("tr", { dataset: { outcome: k.outcome, siteId: k.site_id } },
+          h("td", {}, k.service_date), h("td", {}, siteName(k.site_id)), h("td", {}, k.sensor_id),
+          h("td", {}, w(k.meal)), h("td", {}, fmtTime(k.window_end)),
+          h("td", { class: `outcome-${k.outcome}` }, w(k.outcome)),
+          h("td", {}, k.ticket_id ? h("a", { href: `/console/tickets/${k.ticket_id}`, "data-link": true }, `#${k.ticket_id}`) : "—")))
+          : empty(7))))),
+    h("section", { class: "card", "aria-labelledby": "dis-cycles-h" },
+      h("h2", { id: "dis-cycles-h" }, w("cycles")),
+      h("div", { class: "table-wrap" }, h("table", { id: "dis-cycles" },
+        head("day", "site", "cabinet", "start", "end", "minutes", "peak", "held", "verdict"),
+        h("tbody", {}, cycles.data.length ? cycles.data.map((c) => h("tr", { dataset: { verdict: c.verdict, siteId: c.site_id } },
+          h("td", {}, c.day), h("td", {}, c.site_name), h("td", {}, c.sensor_name),
+          h("td", {}, fmtTime(c.started_at)), h("td", {}, fmtTime(c.ended_at)),
+          h("td", { class: "num" }, fmtNum(c.duration_s / 60, 1)), h("td", { class: "num" }, fmtNum(c.peak_c, 1)),
+          h("td", { class: "num" }, fmtNum(c.held_s / 60, 1)), h("td", {}, w(c.verdict))))
+          : empty(9))))));
+}
