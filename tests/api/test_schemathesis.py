@@ -9,7 +9,8 @@ Operations with path parameters also get the ids of real rows in one of the role
 (a real photo among them), so the 200 answers are checked as well as the 404s.
 
 CI runs ``BK_SCHEMATHESIS_EXAMPLES`` (default 1) examples per operation, mode and
-strategy; the longer run in docs/api-contract.md sets it higher.
+strategy, for every role but the director (``BK_SCHEMATHESIS_ROLES`` names the roles);
+the longer run in docs/api-contract.md sets both.
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ from tests.api.conftest import make_user_token
 from tests.api.loop_support import jpeg_bytes
 
 EXAMPLES = int(os.environ.get("BK_SCHEMATHESIS_EXAMPLES", "1"))
+# CI leaves out the director: the same answers as the officer everywhere but verify
+# (its own authorisation tests cover that); the longer run names all six.
+RUN_ROLES = tuple(
+    os.environ.get("BK_SCHEMATHESIS_ROLES", ",".join(r for r in ROLES if r != "director"))
+    .replace(" ", "")
+    .split(",")
+)
 
 CHECKS = [
     not_a_server_error,
@@ -166,7 +174,7 @@ def run_operation(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", RUN_ROLES)
 def test_contract_holds_for_role(
     role: str,
     db_url: str,
