@@ -33,6 +33,7 @@ import numpy as np
 
 from bkcommon.logs import setup_logging
 from bkcommon.timeutil import utcnow
+from brightkitchen.chaos.reconcile import event_id
 from edge.delivery import Delivery
 from edge.events import EvidenceBox, ViolationEvent
 from edge.outbox import Outbox
@@ -41,11 +42,6 @@ from edge.publish import EdgePublisher
 logger = logging.getLogger("brightkitchen.chaos.edgebox")
 
 RULE = "no_mask"
-
-
-def event_id(run_id: str, n: int) -> str:
-    """The id of event number ``n`` of a run (stable across restarts of the box)."""
-    return f"{run_id}-ev-{n:07d}"
 
 
 def _frame(n: int) -> np.ndarray:

@@ -18,6 +18,11 @@ from typing import Any
 import psycopg
 
 
+def event_id(run_id: str, n: int) -> str:
+    """The id of edge event number ``n`` of a run (stable across restarts of the box)."""
+    return f"{run_id}-ev-{n:07d}"
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """What was produced in one fault window: readings per sensor and events, as ranges."""

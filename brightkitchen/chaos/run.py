@@ -35,13 +35,13 @@ import psycopg
 
 from bkcommon.errors import BrightKitchenError
 from bkcommon.sitefile import SiteFile, parse_site_file
-from brightkitchen.chaos.edgebox import event_id
 from brightkitchen.chaos.procs import Service
 from brightkitchen.chaos.reconcile import (
     Downstream,
     Tally,
     Window,
     downstream,
+    event_id,
     stored_events,
     stored_readings,
     tally,
