@@ -196,7 +196,13 @@ class MealSchedule(BaseModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> MealSchedule:
-        meals = [s.meal for s in self.services]
-        if len(set(meals)) != len(meals):
-            raise ValueError("services: each meal may appear once")
+        seen: set[tuple[Meal, int]] = set()
+        for i, sv in enumerate(self.services):
+            for day in sv.weekdays:
+                if (sv.meal, day) in seen:
+                    raise ValueError(
+                        f"services.{i}: {sv.meal.value} is already served on weekday {day} "
+                        "(a meal may appear several times on different weekdays)"
+                    )
+                seen.add((sv.meal, day))
         return self

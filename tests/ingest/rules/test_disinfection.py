@@ -259,9 +259,44 @@ def test_region_and_cabinet_overrides_resolve_most_specific_first(db_url: str) -
             {"services": [{"meal": "lunch", "start": "11:00", "end": "12:00"}], "window_min": 0},
             r"sites\.0\.meals\.window_min",
         ),
+        (
+            {
+                "services": [
+                    {"meal": "lunch", "start": "11:00", "end": "12:00"},
+                    {"meal": "lunch", "start": "11:30", "end": "12:30", "weekdays": [5, 6]},
+                ]
+            },
+            r"services\.1: lunch is already served on weekday 5",
+        ),
     ],
 )
 def test_bad_meal_schedule_is_refused_naming_the_field(meals: dict[str, Any], field: str) -> None:
     bad = {**SITE, "sites": [{**SITE["sites"][0], "meals": meals}]}
     with pytest.raises(ConfigError, match=field):
         parse_site_file(bad)
+
+
+def test_a_meal_may_have_other_hours_on_other_weekdays(db: str) -> None:
+    """Saturday's lunch is later: its window closes later, Monday's stays as it was."""
+    data = {
+        **SITE,
+        "sites": [
+            {
+                **SITE["sites"][0],
+                "meals": {
+                    "services": [
+                        {"meal": "lunch", "start": "11:30", "end": "12:30"},
+                        {"meal": "lunch", "start": "12:00", "end": "13:30", "weekdays": [6]},
+                    ]
+                },
+            }
+        ],
+    }
+    with psycopg.connect(db, autocommit=True) as conn:
+        sync_registry(conn, parse_site_file(data))
+        saturday_end = WINDOW_END + timedelta(days=5, hours=1)  # 13:30 + 60 min, Beijing
+        # Friday's lunch only: older windows are past the 2-day LOOKBACK, Saturday's is open
+        assert sweep_disinfection(conn, saturday_end + JUDGE_GRACE - timedelta(seconds=1)) == 2
+        assert sweep_disinfection(conn, saturday_end + JUDGE_GRACE) == 2
+    rows = _rows(db, "SELECT DISTINCT service_date, meal_end FROM disinfection_checks ORDER BY 1")
+    assert [(d.isoweekday(), end.hour, end.minute) for d, end in rows] == [(5, 4, 30), (6, 5, 30)]
