@@ -14,6 +14,10 @@ from enum import StrEnum
 from bkcommon.errors import TopicError
 
 DEFAULT_PREFIX = "bk/v1"
+INGEST_MARKER_SEGMENT = "_ingest"
+"""Topic level under the prefix where ingest workers and their guard publish markers
+(ingest.guard); no device topic starts with it (site ids do not begin with an underscore).
+Shared here because the broker ACL (brightkitchen.mqtt_auth) must grant it too."""
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 

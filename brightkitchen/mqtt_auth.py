@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from bkcommon.topics import DEFAULT_PREFIX, check_id
+from bkcommon.topics import DEFAULT_PREFIX, INGEST_MARKER_SEGMENT, check_id
 
 # Mosquitto's own default is 101; passwords here are random anyway. EMQX reads the same
 # hashes from mqtt_accounts with a fixed iteration count (deploy/k8s/base/emqx.yaml):
@@ -183,7 +183,12 @@ def account_topics(
         ]
         # Mosquitto checks a shared subscription against the filter after $share/<group>/,
         # and delivery against the topic, so plain read lines cover both.
-        return [("read", f) for f in filters]
+        lines = [("read", f) for f in filters]
+        # The shared-subscription guard (ingest.guard) proves a group is subscribed again by
+        # markers the workers publish and it reads on this topic; without it the guard
+        # never leaves gap mode and every message is written twice.
+        lines.append(("readwrite", f"{p}/{INGEST_MARKER_SEGMENT}/+/marker"))
+        return lines
     return None
 
 

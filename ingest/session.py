@@ -15,12 +15,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from bkcommon.settings import CommonSettings, parse_mqtt_url
+from bkcommon.topics import INGEST_MARKER_SEGMENT
 from ingest.mqtt_fast import FastClient, RawHandler, fast_path_supported
 from ingest.settings import IngestSettings
 
-MARKER_SEGMENT = "_ingest"
-"""Topic level under the prefix where workers and the guard publish their markers; no
-device topic starts with it (site ids do not begin with an underscore)."""
+MARKER_SEGMENT = INGEST_MARKER_SEGMENT
+"""Topic level under the prefix where workers and the guard publish their markers."""
 
 
 def marker_topic(prefix: str, group: str) -> str:

@@ -23,6 +23,7 @@ from bkcommon.topics import ingest_subscriptions, reading_topic, violation_topic
 from brightkitchen.mqtt_accounts import issue_account, revoke_account
 from brightkitchen.mqtt_auth import AccountKind, hash_password, verify_password
 from brightkitchen.registry import sync_registry
+from ingest.session import marker_topic
 from tests.brightkitchen.mqtt_auth_support import Peer, broker_dir, connect, secured_broker
 from tests.conftest import run_cli
 from tests.support.services import wait_until
@@ -117,7 +118,10 @@ def test_registry_accounts_are_enforced_by_mosquitto(
             port,
             "svc.ingest",
             ingest_pw,
-            subscribe=ingest_subscriptions(P, zigbee_base="zigbee2mqtt"),
+            subscribe=[
+                *ingest_subscriptions(P, zigbee_base="zigbee2mqtt"),
+                marker_topic(P, "ingest"),
+            ],
         )
         snoop = connect(port, "gw.school-001", gw1.password, subscribe=["#", f"{P}/#"])
         g1 = connect(port, "gw.school-001", gw1.password)
@@ -144,6 +148,9 @@ def test_registry_accounts_are_enforced_by_mosquitto(
             b1.publish(own, b"forged")
             _marker_arrives(b1, ingest, violation_topic("school-001", "box-1"))
             assert b"forged" not in [m for _, m in ingest.received]
+
+            # The ingest account publishes and reads its group's guard marker (ingest.guard).
+            _marker_arrives(ingest, ingest, marker_topic(P, "ingest"))
 
             # A device subscribed to everything receives nothing, not even its own site.
             _marker_arrives(g2, ingest, other)
