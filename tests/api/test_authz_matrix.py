@@ -168,12 +168,16 @@ ROUTES: dict[tuple[str, str], Spec] = {
         "gated", roles=INSPECTORS, ok=frozenset({200, 404})
     ),
     ("GET", "/complaints/{complaint_id}/photos/{sha256}"): Spec(
-        "gated", roles=INSPECTORS, ok=frozenset({404})  # the world's complaints have none
+        "gated",
+        roles=INSPECTORS,
+        ok=frozenset({404}),  # the world's complaints have none
     ),
     ("POST", "/complaints/{complaint_id}/confirm"): _loose_write(INSPECTORS),
     ("POST", "/complaints/{complaint_id}/dismiss"): _loose_write(INSPECTORS),
     ("GET", "/publication/{region_id}"): Spec(
-        "gated", roles=INSPECTORS, ok=frozenset({404})  # the world publishes nothing
+        "gated",
+        roles=INSPECTORS,
+        ok=frozenset({404}),  # the world publishes nothing
     ),
     ("PUT", "/publication/{region_id}"): _loose_write(INSPECTORS),
     # the disinfection ledger: another site by filter answers 404, as a read of it would

@@ -52,12 +52,14 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
         assert count(db_url, "SELECT count(*) FROM tickets") >= 1
         # The replayed lunch: the cabinet nobody ran becomes a 餐具消毒不到位 ticket.
         wait_until(
-            lambda: count(
-                db_url,
-                "SELECT count(*) FROM tickets WHERE rule = 'disinfection_missed' "
-                "AND subject = 'demo-site-000-cab-missed'",
-            )
-            == 1,
+            lambda: (
+                count(
+                    db_url,
+                    "SELECT count(*) FROM tickets WHERE rule = 'disinfection_missed' "
+                    "AND subject = 'demo-site-000-cab-missed'",
+                )
+                == 1
+            ),
             60,
             what="the missed disinfection ticket",
         )
