@@ -120,8 +120,8 @@ def test_regulator_records_an_inspection_and_prints_the_notice(
         ).fetchone()
     assert row == ("no_mask", "east-2", "inspection")
     find(b, "#insp-sign").click()
-    wait_until(lambda: not b.find_elements(By.ID, "insp-sign"), what="notice signed")
-    assert "reg-east" in (text(b, "dl.facts") or "")
+    wait_until(lambda: "reg-east 于" in (text(b, "dl.facts") or ""), what="notice signed")
+    assert not b.find_elements(By.ID, "insp-sign")
     notice = find(b, "#insp-print").get_attribute("href") or ""
     with httpx.Client(base_url=c.url, timeout=10) as reg:
         reg.post("/api/v1/auth/login", json={"username": "reg-east", "password": PASSWORD})

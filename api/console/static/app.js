@@ -163,7 +163,10 @@ function typedState() {
     if (el.type !== "file" && el.type !== "checkbox") values[el.id] = el.value;
   }
   const notes = {};
-  for (const el of main.querySelectorAll("[data-keep][id]")) notes[el.id] = [el.textContent, el.className];
+  const fresh = Date.now() - KEEP_MS;
+  for (const el of main.querySelectorAll("[data-keep][id]")) {
+    if (Number(el.dataset.at || 0) > fresh) notes[el.id] = [el.textContent, el.className, el.dataset.at];
+  }
   return { values, notes, focus: document.activeElement && document.activeElement.id, y: window.scrollY };
 }
 
@@ -172,11 +175,12 @@ function restoreTyped(kept) {
     const el = document.getElementById(id);
     if (el && el.value !== value && el.type !== "file") el.value = value;
   }
-  for (const [id, [text, cls]] of Object.entries(kept.notes)) {
+  for (const [id, [text, cls, at]] of Object.entries(kept.notes)) {
     const el = document.getElementById(id);
     if (el && !el.textContent) {
       el.textContent = text;
       el.className = cls;
+      el.dataset.at = at;
     }
   }
   const f = kept.focus && document.getElementById(kept.focus);
@@ -185,6 +189,7 @@ function restoreTyped(kept) {
 }
 
 let refreshing = null;
+const KEEP_MS = 10000; // a status message outlives live redraws for this long
 
 /** "This page has changed: reload" at the top of the page, instead of redrawing it. */
 function staleNotice() {

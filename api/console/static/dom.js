@@ -36,3 +36,9 @@ export function qs(params) {
   const s = p.toString();
   return s ? `?${s}` : "";
 }
+
+/** Put a status message in `el` and note when: a live redraw keeps it for a few seconds only. */
+export function say(el, text) {
+  el.textContent = text;
+  el.dataset.at = String(Date.now());
+}

@@ -2,7 +2,7 @@
 // with a checklist (failed items open tickets), one inspection with its notice to print.
 import { api } from "./api.js";
 import { me, navigate, refresh, siteName } from "./app.js";
-import { h, mount, qs } from "./dom.js";
+import { h, mount, qs, say } from "./dom.js";
 import { explain, fmtNum, fmtTime, getLang, t, tOr } from "./i18n.js";
 import { ruleLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
@@ -70,7 +70,7 @@ export async function renderInspection(main, id) {
         navigate(location.pathname, { replace: true });
       } catch (e) {
         msg.className = "error";
-        msg.textContent = explain(e);
+        say(msg, explain(e));
       }
     } }, t("insp_sign")) : null;
   mount(main,
@@ -139,7 +139,7 @@ export async function renderNewInspection(main, params) {
       navigate(`${BASE}/inspections/${out.id}`);
     } catch (e) {
       msg.className = "error";
-      msg.textContent = explain(e);
+      say(msg, explain(e));
     }
   });
   mount(main, h("h1", {}, t("insp_record")), form);

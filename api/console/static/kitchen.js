@@ -3,7 +3,7 @@
 // Live: a new alarm or violation of this canteen shows within moments, without reload.
 import { api, ApiError } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
-import { h, mount, qs } from "./dom.js";
+import { h, mount, qs, say } from "./dom.js";
 import { explain, fmtClock, fmtTime, getLang, t } from "./i18n.js";
 import { adviceFor, ruleLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
@@ -96,10 +96,10 @@ export async function renderKitchen(main, params) {
       else await api(`/alarms/${alarm.id}/acknowledge`, { method: "POST", json: { note: t("kitchen_ack_note") } });
       await refresh();
       const after = document.getElementById("kitchen-message");
-      if (after) after.textContent = t("kitchen_acked");
+      if (after) say(after, t("kitchen_acked"));
     } catch (e) {
       msg.className = "error";
-      msg.textContent = e instanceof ApiError && e.status === 409 ? t("kitchen_already_cleared") : explain(e);
+      say(msg, e instanceof ApiError && e.status === 409 ? t("kitchen_already_cleared") : explain(e));
     }
   }
 

@@ -1,7 +1,7 @@
 // One ticket (facts, escalation, actions, evidence, timeline) and the capture review queue.
 import { api, ApiError } from "./api.js";
 import { me, refresh, render } from "./app.js";
-import { h, mount, qs } from "./dom.js";
+import { h, mount, qs, say } from "./dom.js";
 import { explain, fmtTime, t, tOr } from "./i18n.js";
 import { adviceFor, ruleLabel, sourceLabel, tierLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
@@ -125,7 +125,7 @@ function actionsSection(ticket, actions) {
     const text = note.value.trim();
     if (NEEDS_NOTE.has(action) && !text) {
       msg.className = "error";
-      msg.textContent = t("needs_note");
+      say(msg, t("needs_note"));
       note.focus();
       return;
     }
@@ -133,7 +133,7 @@ function actionsSection(ticket, actions) {
       if (action === "rectify") {
         if (!photos.files.length) {
           msg.className = "error";
-          msg.textContent = t("needs_photo");
+          say(msg, t("needs_photo"));
           return;
         }
         const form = new FormData();
@@ -145,10 +145,10 @@ function actionsSection(ticket, actions) {
       }
       await render();
       const after = document.getElementById("action-message");
-      if (after) after.textContent = t("action_done", { a: t(`act_${action}`) });
+      if (after) say(after, t("action_done", { a: t(`act_${action}`) }));
     } catch (e) {
       msg.className = "error";
-      msg.textContent = explain(e);
+      say(msg, explain(e));
     }
   }
   return h("section", { class: "card", "aria-labelledby": "actions-h" },
@@ -220,7 +220,7 @@ export async function renderReviews(main) {
       msg.className = "";
       if (kind === "dismiss" && !reason.value.trim()) {
         msg.className = "error";
-        msg.textContent = t("needs_reason");
+        say(msg, t("needs_reason"));
         reason.focus();
         return;
       }
@@ -228,12 +228,12 @@ export async function renderReviews(main) {
         await api(`/reviews/${r.id}/${kind}`, { method: "POST", json: kind === "dismiss" ? { reason: reason.value.trim() } : undefined });
         await render();
         const after = document.getElementById("review-message");
-        if (after) after.textContent = t("action_done", { a: t(kind) });
+        if (after) say(after, t("action_done", { a: t(kind) }));
         const next = document.querySelector("#reviews li[data-review-id]");
         if (next) { next.classList.add("selected"); next.focus(); }
       } catch (e) {
         msg.className = "error";
-        msg.textContent = explain(e);
+        say(msg, explain(e));
       }
     };
     return h("li", { class: `card review${index === 0 ? " selected" : ""}`, tabindex: -1, dataset: { reviewId: r.id } },
