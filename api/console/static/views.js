@@ -153,7 +153,10 @@ export async function renderTickets(main, params) {
 
   mount(main,
     h("h1", {}, t("tickets_title")),
-    form,
+    // on a phone the filters fold away unless one is set, so the rows come first
+    h("details", { class: "filters-box", id: "filters-box",
+      open: !window.matchMedia("(max-width: 640px)").matches || Boolean(f.status || f.tier || f.rule || f.site_id || f.overdue) },
+    h("summary", {}, t("filters")), form),
     h("div", { class: "toolbar" },
       h("span", { id: "ticket-count" }, t("count_of", { n: result.estimate ? `≈${result.count}` : result.count })),
       h("span", { class: "row no-print" },
