@@ -69,6 +69,11 @@ def world(module_console: Console) -> Console:
         create_user(
             conn, username="insurer-pa", role=Role.INSURER, password=PASSWORD, insurer="平安财险"
         )
+        create_user(conn, username="admin-1", role=Role.ADMIN, password=PASSWORD)
+        create_user(
+            conn, username="director-e1", role=Role.DIRECTOR, password=PASSWORD,
+            person_id="officer-1",
+        )  # fmt: skip
     return c
 
 
@@ -324,4 +329,31 @@ def test_site_charts_cameras_ticket_curve_and_one_risk_number(
     assert int(curve.get_attribute("data-alarms") or 0) == 1
     b.execute_script("document.getElementById('ticket-curve').scrollIntoView()")
     shot(b, "ticket-curve.png")
+    assert console_errors(b) == []
+
+
+def test_admin_manages_and_director_reads_in_their_words(
+    world: Console, module_browser: WebDriver
+) -> None:
+    c, b = world, module_browser
+    sign_in_as(b, c, "admin-1", "/console/settings")
+    users = find(b, "#users-table")
+    find(b, "section[data-site-id='west-1']")
+    assert "监管人员" in users.text  # roles in words
+    assert "保险机构" in users.text
+    assert find(b, "#deadlines").is_displayed()
+    sections = {
+        s.get_attribute("data-site-id")
+        for s in b.find_elements(By.CSS_SELECTOR, "section[data-site-id]")
+    }
+    assert sections == {"east-1", "east-2", "east-3", "west-1"}  # an admin sees every canteen
+    assert console_errors(b) == []
+    sign_in_as(b, c, "director-e1", "/console/")
+    find(b, "#sites-table tr.site-row")
+    rows = [
+        r.get_attribute("data-site-id")
+        for r in b.find_elements(By.CSS_SELECTOR, "#sites-table tr.site-row")
+    ]
+    assert rows == ["east-1"]
+    assert text(b, "#user-role") == "食品安全总监"
     assert console_errors(b) == []
