@@ -283,6 +283,14 @@ def test_site_charts_cameras_ticket_curve_and_one_risk_number(
                                min(temp_c), max(temp_c), sum(temp_c), count(*)
                         FROM sensor_readings WHERE sensor_id = 'fridge-e1' GROUP BY 1, 2"""
                 )
+        conn.execute(  # lunch was followed by a disinfection cycle, dinner was not
+            """INSERT INTO disinfection_checks (sensor_id, site_id, service_date, meal, meal_start,
+                                                meal_end, window_end, outcome, checked_at)
+               VALUES ('freezer-e1', 'east-1', current_date, 'lunch', now(), now(), now(),
+                       'done', now()),
+                      ('freezer-e1', 'east-1', current_date, 'dinner', now(), now(), now(),
+                       'missed', now())"""
+        )
         conn.execute(
             """INSERT INTO alarms (alarm_key, site_id, sensor_id, rule, tier, status, started_at,
                                    raised_at, cleared_at, peak_temp_c)
@@ -297,6 +305,10 @@ def test_site_charts_cameras_ticket_curve_and_one_risk_number(
     b.get(c.url + "/console/sites/east-1")
     find(b, "li[data-sensor-id='fridge-e1'] .uchart canvas")
     assert text(b, "#risk-now") == overview_risk  # the same number on both pages
+    outcomes = [
+        r.text for r in b.find_elements(By.CSS_SELECTOR, "#site-disinfection tbody td:last-child")
+    ]
+    assert sorted(outcomes) == ["已消毒", "未消毒"]  # words, not done / missed
     camera = find(b, "li[data-camera-id='cam-e1']")
     assert "凉菜专间" in camera.text
     assert camera.get_attribute("data-state") in {"online", "offline", "frozen", "unknown"}

@@ -96,7 +96,7 @@ function cameraCard(c) {
 }
 
 export async function renderSite(main, siteId) {
-  const [sites, sensors, cameras, summary, recentAlarms, risk, tickets, alarms, inspections] = await Promise.all([
+  const [sites, sensors, cameras, summary, recentAlarms, risk, tickets, alarms, inspections, checks] = await Promise.all([
     api("/sites"),
     api(`/console/api/sites/${encodeURIComponent(siteId)}/sensors`),
     api(`/console/api/sites/${encodeURIComponent(siteId)}/cameras`),
@@ -106,6 +106,7 @@ export async function renderSite(main, siteId) {
     api(`/tickets${qs({ site_id: siteId, limit: 500 })}`),
     api(`/alarms${qs({ site_id: siteId, status: "active", limit: 100 })}`),
     api(`/inspections${qs({ site_id: siteId, limit: 20 })}`),
+    api(`/disinfection/checks${qs({ site_id: siteId, limit: 12 })}`).catch(() => ({ data: [] })),
   ]);
   const site = sites.data.find((s) => s.id === siteId);
   const open = tickets.data.filter((x) => x.status !== "closed");
@@ -151,6 +152,15 @@ export async function renderSite(main, siteId) {
         h("a", { href: `${BASE}/tickets/${x.id}`, "data-link": true }, x.ticket_no), " ", statusBadge(x.status), ` ${x.title} · ${t("due_at")} ${fmtTime(x.due_at)}`,
         x.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null)))
         : h("p", {}, t("no_tickets"))),
+    checks.data.length ? h("section", { class: "card", "aria-labelledby": "dis-h" },
+      h("h2", { id: "dis-h" }, t("dis_title")),
+      h("table", { class: "compact", id: "site-disinfection" },
+        h("thead", {}, h("tr", {}, [t("dis_day"), t("dis_meal"), t("dis_cabinet"), t("dis_outcome")].map((x) => h("th", { scope: "col" }, x)))),
+        h("tbody", {}, checks.data.map((c) => h("tr", { class: c.outcome === "done" ? null : "overdue", dataset: { outcome: c.outcome } },
+          h("td", {}, c.service_date), h("td", {}, tOr(`meal_${c.meal}`, c.meal)),
+          h("td", {}, deviceNames[c.sensor_id] || t("device")),
+          h("td", {}, tOr(`dis_${c.outcome}`, c.outcome),
+            c.ticket_id ? [" · ", h("a", { href: `${BASE}/tickets/${c.ticket_id}`, "data-link": true }, t("to_ticket"))] : null)))))) : null,
     h("section", { class: "card", "aria-labelledby": "insp-h" },
       h("h2", { id: "insp-h" }, t("inspections")),
       inspections.length ? h("table", { class: "compact", id: "site-inspections" },
