@@ -28,6 +28,7 @@ from api.routes import (
     alarms,
     complaints,
     disinfection,
+    duties,
     enrol,
     evidence,
     health,
@@ -128,6 +129,7 @@ def create_app(
         settings_routes,
         rapid_tests,
         complaints,
+        duties,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)
     for loop in (ticket_actions, evidence, triage):  # the rectification closed loop

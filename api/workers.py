@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from api.metrics import WORKER_ERRORS
+from api.services.duty_deadlines import DUTY_CHANNEL, DutySettings, check_deadlines
 from api.services.escalation import ESCALATION_CHANNEL, run_escalation
 from api.services.notify.base import Channel
 from api.services.notify.channels import build_channels, close_channels
@@ -152,6 +153,15 @@ class Workers:
             poll_interval_s=settings.escalation_interval_s,
             stop_event=self._stop,
         )
+        duty = DutySettings()
+        self.duties = ListenWorker(  # daily checks missed by their deadline become tickets
+            name="duty-deadlines",
+            database_url=database_url,
+            channels=(DUTY_CHANNEL,),
+            step=lambda c: check_deadlines(c, now=utcnow(), settings=duty),
+            poll_interval_s=duty.interval_s,
+            stop_event=self._stop,
+        )
 
     def start(self) -> None:
         """Start both threads."""
@@ -160,6 +170,7 @@ class Workers:
         self.dispatcher.start()
         self.risk.start()
         self.escalation.start()
+        self.duties.start()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
         """Block until both workers are listening (for tests and start-up logs)."""
@@ -172,7 +183,7 @@ class Workers:
     def stop(self, timeout: float = 10.0) -> None:
         """Ask both threads to stop, wait for them, close the channel senders."""
         self._stop.set()
-        for w in (*self.engines, self.dispatcher, self.risk, self.escalation):
+        for w in (*self.engines, self.dispatcher, self.risk, self.escalation, self.duties):
             if w.is_alive():
                 w.join(timeout)
         close_channels(self._channels)

@@ -22,6 +22,8 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "rapid_test_failed": ("快检不合格", "rapid test failed"),
     "supplier_flagged": ("同供应商快检不合格", "same supplier failed a rapid test"),
     "public_complaint": ("群众投诉", "public complaint"),
+    "daily_check_no": ("日管控检查不合格", "daily control check answered no"),
+    "daily_check_missed": ("日管控未按时完成", "daily control check not done by its deadline"),
 }
 """Rule id → (zh, en); unknown rules fall back to the id itself."""
 

@@ -180,6 +180,20 @@ ROUTES: dict[tuple[str, str], Spec] = {
         ok=frozenset({404}),  # the world publishes nothing
     ),
     ("PUT", "/publication/{region_id}"): _loose_write(INSPECTORS),
+    # the officer's daily duties: writers record for their sites; the duties are set by an
+    # admin, a regulator or the director; the world's sites keep none yet (a read is 404)
+    ("PUT", "/sites/{site_id}/duties"): _loose_write(frozenset({"admin", "regulator", "director"})),
+    ("GET", "/sites/{site_id}/duties"): Spec("read", strict=False),
+    ("GET", "/duties/checklists"): Spec("self"),  # the defaults, no site data
+    ("PUT", "/duties/checklists"): _loose_write(INSPECTORS),
+    **{
+        (method, f"/sites/{{site_id}}/{name}"): (
+            _loose_write(WRITERS) if method == "POST" else Spec("read")
+        )
+        for name in ("duty-photos", "daily-checks", "health-checks", "food-samples")
+        for method in ("POST", "GET")
+        if (method, name) != ("GET", "duty-photos")
+    },
     # the disinfection ledger: another site by filter answers 404, as a read of it would
     **{
         ("GET", f"/disinfection/{name}"): Spec("read", site_query=True)

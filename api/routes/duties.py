@@ -1,0 +1,341 @@
+"""The officer's and director's duties (日管控): duty settings, the daily check, 晨检, 留样.
+
+Writers (admin, regulator, officer, director) record for the sites in their scope; another
+site is 404, as a read of it would be. An insurer reads; a device token is refused (403)
+like everywhere outside its allow-list. A site's duty settings are set by an admin, a
+regulator or the site's director; a region's own checklist by an admin or a regulator of
+that region. Every refusal names the field (``api.services.duties``).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from api.auth.scope import Principal, Role
+from api.deps import (
+    ConnDep,
+    CurrentUser,
+    ScopeDep,
+    SettingsDep,
+    WriterUser,
+    not_found,
+    require_role,
+)
+from api.routes.inspections import StoreDep
+from api.schemas import ErrorPublic
+from api.services.duties import (
+    BusinessType,
+    DailyCheckIn,
+    DailyCheckPublic,
+    DutySiteIn,
+    DutySitePublic,
+    china_today,
+    get_daily_check,
+    get_duty_site,
+    list_daily_checks,
+    record_daily_check,
+    set_duty_site,
+    store_photo,
+)
+from api.services.duty_templates import (
+    DEFAULT_CHECKLISTS,
+    DEFAULT_SOURCE,
+    Checklist,
+    ChecklistItem,
+)
+from api.services.evidence import TooLargeError, check_declared_type
+from api.services.food_samples import MealSamplesIn, SamplePublic, list_samples, record_samples
+from api.services.health_checks import (
+    HealthCheckIn,
+    StaffCheckPublic,
+    list_health_checks,
+    record_health_checks,
+)
+from bkcommon.timeutil import utcnow
+
+router = APIRouter(tags=["duties"])
+
+SetterUser = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR, Role.DIRECTOR))]
+InspectorUser = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
+
+_INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorPublic, "description": "Invalid input; the message names the field."}
+}
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorPublic, "description": "Recorded already; records are final."}
+}
+_SITE = not_found("site")
+
+
+@router.put(
+    "/sites/{site_id}/duties",
+    response_model=DutySitePublic,
+    responses={**_SITE, **_INVALID},
+)
+def put_duty_site(
+    conn: ConnDep, scope: ScopeDep, user: SetterUser, site_id: str, body: DutySiteIn
+) -> DutySitePublic:
+    """Set the site's business type and the China time its daily check is due by."""
+    set_duty_site(conn, site_id=site_id, data=body, scope=scope, actor=user.username, now=utcnow())
+    found = get_duty_site(conn, site_id=site_id, scope=scope)
+    assert found is not None
+    return found
+
+
+@router.get(
+    "/sites/{site_id}/duties",
+    response_model=DutySitePublic,
+    responses=not_found("site, or it keeps no daily duties"),
+)
+def get_duties(conn: ConnDep, scope: ScopeDep, site_id: str) -> DutySitePublic:
+    """The site's duty settings and the checklist its officer answers (with its source)."""
+    found = get_duty_site(conn, site_id=site_id, scope=scope)
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"site {site_id} keeps no daily duties")
+    return found
+
+
+@router.get("/duties/checklists", response_model=list[Checklist])
+def get_default_checklists(_user: CurrentUser) -> list[Checklist]:
+    """The default checklist of each business type and where it comes from."""
+    return [
+        Checklist(business_type=t, region_id=None, source=DEFAULT_SOURCE, items=items)
+        for t, items in DEFAULT_CHECKLISTS.items()
+    ]
+
+
+class ChecklistIn(BaseModel):
+    """A region's own checklist for one business type."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    region_id: str = Field(min_length=1, max_length=100)
+    business_type: BusinessType
+    source: str = Field(min_length=1, max_length=500, description="Where the items come from.")
+    items: list[ChecklistItem] = Field(min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _unique(self) -> ChecklistIn:
+        keys = [i.key for i in self.items]
+        for i, key in enumerate(keys):
+            if key in keys[:i]:
+                raise ValueError(f"items.{i}.key: {key!r} appears twice")
+        return self
+
+
+@router.put(
+    "/duties/checklists",
+    response_model=Checklist,
+    responses={
+        403: {"model": ErrorPublic, "description": "Outside your region, or your role."},
+        **_INVALID,
+    },
+)
+def put_checklist(conn: ConnDep, user: InspectorUser, body: ChecklistIn) -> Checklist:
+    """Set a region's own checklist for a business type (its sites and sub-regions use it)."""
+    tree = conn.execute(
+        """WITH RECURSIVE tree AS (
+               SELECT id FROM regions WHERE id = %s
+               UNION SELECT r.id FROM regions r JOIN tree ON r.parent_id = tree.id)
+           SELECT id FROM tree""",
+        (user.region_id,),
+    ).fetchall()
+    if conn.execute("SELECT 1 FROM regions WHERE id = %s", (body.region_id,)).fetchone() is None:
+        raise HTTPException(status_code=422, detail=f"region_id: no region {body.region_id}")
+    if user.role is Role.REGULATOR and body.region_id not in {str(r[0]) for r in tree}:
+        raise HTTPException(status_code=403, detail="region_id: outside your region")
+    conn.execute(
+        """INSERT INTO duty_checklists (region_id, business_type, items, source, updated_by,
+                                        updated_at)
+           VALUES (%s, %s, %s, %s, %s, %s)
+           ON CONFLICT (region_id, business_type) DO UPDATE SET items = EXCLUDED.items,
+               source = EXCLUDED.source, updated_by = EXCLUDED.updated_by,
+               updated_at = EXCLUDED.updated_at""",
+        (
+            body.region_id,
+            body.business_type,
+            Jsonb([i.model_dump() for i in body.items]),
+            body.source,
+            user.username,
+            utcnow(),
+        ),
+    )
+    return Checklist(
+        business_type=body.business_type,
+        region_id=body.region_id,
+        source=body.source,
+        items=body.items,
+    )
+
+
+class PhotoStoredPublic(BaseModel):
+    """A stored photo: give its hash with the "no" answer it backs."""
+
+    sha256: str
+
+
+_PHOTO_BODY = {"type": "string", "format": "binary"}
+
+
+@router.post(
+    "/sites/{site_id}/duty-photos",
+    response_model=PhotoStoredPublic,
+    status_code=201,
+    responses={
+        **_SITE,
+        413: {"model": ErrorPublic, "description": "The photo is larger than the upload limit."},
+        415: {
+            "model": ErrorPublic,
+            "description": "Not a JPEG or PNG image, or declared as something else.",
+        },
+        422: {"model": ErrorPublic, "description": "Invalid input, or a decompression bomb."},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "A photo backing a 'no' answer (JPEG or PNG).",
+            "content": {
+                "image/jpeg": {"schema": _PHOTO_BODY},
+                "image/png": {"schema": _PHOTO_BODY},
+                "application/octet-stream": {"schema": _PHOTO_BODY},
+            },
+        }
+    },
+)
+async def post_duty_photo(  # noqa: PLR0917 - FastAPI dependencies
+    request: Request,
+    conn: ConnDep,
+    scope: ScopeDep,
+    user: WriterUser,
+    store: StoreDep,
+    settings: SettingsDep,
+    site_id: str,
+) -> PhotoStoredPublic:
+    """Upload a photo through the evidence checks (type, size, bombs); answer with its hash."""
+    check_declared_type(request.headers.get("content-type"))
+    limit = int(settings.max_upload_mb * 1024 * 1024)
+    declared = request.headers.get("content-length", "")
+    message = f"photo larger than the {settings.max_upload_mb:g} MB limit"
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLargeError(message)
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise TooLargeError(message)
+    sha = await run_in_threadpool(
+        store_photo,
+        conn,
+        store=store,
+        site_id=site_id,
+        content=bytes(data),
+        scope=scope,
+        actor=user.username,
+        now=utcnow(),
+    )
+    return PhotoStoredPublic(sha256=sha)
+
+
+@router.post(
+    "/sites/{site_id}/daily-checks",
+    response_model=DailyCheckPublic,
+    status_code=201,
+    responses={**_SITE, **_CONFLICT, **_INVALID},
+)
+def post_daily_check(
+    conn: ConnDep, scope: ScopeDep, user: WriterUser, site_id: str, body: DailyCheckIn
+) -> DailyCheckPublic:
+    """Record the day's check; each "no" (with its photo) becomes a finding and a ticket."""
+    check_id = record_daily_check(
+        conn, site_id=site_id, data=body, scope=scope, actor=user.username, now=utcnow()
+    )
+    return get_daily_check(conn, check_id=check_id)
+
+
+@router.get("/sites/{site_id}/daily-checks", response_model=list[DailyCheckPublic], responses=_SITE)
+def get_daily_checks(
+    conn: ConnDep,
+    scope: ScopeDep,
+    site_id: str,
+    since: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=366)] = 31,
+) -> list[DailyCheckPublic]:
+    """The site's daily checks, newest day first."""
+    return list_daily_checks(conn, site_id=site_id, scope=scope, since=since, limit=limit)
+
+
+@router.post(
+    "/sites/{site_id}/health-checks",
+    response_model=list[StaffCheckPublic],
+    status_code=201,
+    responses={**_SITE, **_CONFLICT, **_INVALID},
+)
+def post_health_checks(
+    conn: ConnDep, scope: ScopeDep, user: WriterUser, site_id: str, body: HealthCheckIn
+) -> list[StaffCheckPublic]:
+    """Record the morning check (晨检); anyone with a symptom is off duty that day."""
+    now = utcnow()
+    record_health_checks(
+        conn, site_id=site_id, data=body, scope=scope, actor=user.username, now=now
+    )
+    day = body.check_date or china_today(now)
+    names = {s.staff_name for s in body.staff}
+    found = list_health_checks(conn, site_id=site_id, scope=scope, day=day, off_duty_only=False)
+    return [c for c in found if c.staff_name in names]
+
+
+@router.get(
+    "/sites/{site_id}/health-checks", response_model=list[StaffCheckPublic], responses=_SITE
+)
+def get_health_checks(
+    conn: ConnDep,
+    scope: ScopeDep,
+    site_id: str,
+    day: date | None = None,
+    off_duty: bool = False,
+) -> list[StaffCheckPublic]:
+    """The day's morning checks (default today, China time); ``off_duty`` lists only those off."""
+    return list_health_checks(
+        conn,
+        site_id=site_id,
+        scope=scope,
+        day=day or china_today(utcnow()),
+        off_duty_only=off_duty,
+    )
+
+
+@router.post(
+    "/sites/{site_id}/food-samples",
+    response_model=list[SamplePublic],
+    status_code=201,
+    responses={**_SITE, **_CONFLICT, **_INVALID},
+)
+def post_food_samples(
+    conn: ConnDep, scope: ScopeDep, user: WriterUser, site_id: str, body: MealSamplesIn
+) -> list[SamplePublic]:
+    """Record a meal's samples (留样): every dish ≥ 125 g, kept ≥ 48 h."""
+    ids = set(
+        record_samples(
+            conn, site_id=site_id, data=body, scope=scope, actor=user.username, now=utcnow()
+        )
+    )
+    found = list_samples(conn, site_id=site_id, scope=scope, day=body.meal_date, limit=500)
+    return [s for s in found if s.id in ids]
+
+
+@router.get("/sites/{site_id}/food-samples", response_model=list[SamplePublic], responses=_SITE)
+def get_food_samples(
+    conn: ConnDep,
+    scope: ScopeDep,
+    site_id: str,
+    day: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[SamplePublic]:
+    """The site's food samples (of one day when given), newest first."""
+    return list_samples(conn, site_id=site_id, scope=scope, day=day, limit=limit)

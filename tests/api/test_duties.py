@@ -1,0 +1,302 @@
+"""The officer's daily duties over HTTP, on real PostgreSQL: daily check, 晨检, 留样, deadlines.
+
+A "no" answer needs a photo (through the evidence checks) and becomes a ticket through the
+ticket engine; a symptom takes a staff member off duty; a sample under 125 g or kept under
+48 h is refused naming the field; a daily check missed by its deadline opens a ticket whose
+escalation reaches the officer, the director and the site's 包保 cadre; each role writes
+only its own sites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.services.duties import china_today
+from api.services.duty_deadlines import DutySettings, check_deadlines
+from api.services.duty_templates import DEFAULT_CHECKLISTS
+from api.services.escalation import run_escalation
+from api.services.tickets import process_findings
+from api.settings import ApiSettings
+from bkcommon.settings import CommonSettings
+from bkcommon.timeutil import utcnow
+from tests.api.authz_world import World, build_world
+from tests.api.loop_support import jpeg_bytes
+
+API = "/api/v1"
+ITEMS = [i.key for i in DEFAULT_CHECKLISTS["school_canteen"]]
+
+
+@pytest.fixture
+def world(conn: psycopg.Connection[Any]) -> World:
+    return build_world(conn)
+
+
+@pytest.fixture
+def app_settings(settings: ApiSettings, tmp_path: Path) -> ApiSettings:
+    return settings.model_copy(update={"evidence_dir": tmp_path / "evidence"})
+
+
+@pytest.fixture
+def client(db_url: str, app_settings: ApiSettings) -> Iterator[TestClient]:
+    app = create_app(app_settings, common=CommonSettings(database_url=db_url))
+    with TestClient(app) as c:
+        yield c
+
+
+def _keep_duties(c: TestClient, w: World, site: str = "site-a1", **extra: Any) -> None:
+    r = c.put(
+        f"{API}/sites/{site}/duties",
+        json={"business_type": "school_canteen", **extra},
+        headers=w.headers("admin"),
+    )
+    assert r.status_code == 200, r.text
+
+
+def _photo(c: TestClient, w: World, site: str = "site-a1", role: str = "officer") -> str:
+    r = c.post(
+        f"{API}/sites/{site}/duty-photos",
+        content=jpeg_bytes(seed=3),
+        headers={**w.headers(role), "Content-Type": "image/jpeg"},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["sha256"])
+
+
+def _answers(no: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
+    no = no or {}
+    return [
+        {"item": k, "ok": k not in no, **({"photo_sha256": no[k]} if no.get(k) else {})}
+        for k in ITEMS
+    ]
+
+
+def test_a_no_with_its_photo_becomes_a_ticket(
+    client: TestClient, world: World, conn: psycopg.Connection[Any], app_settings: ApiSettings
+) -> None:
+    _keep_duties(client, world)
+    duties = client.get(f"{API}/sites/site-a1/duties", headers=world.headers("officer")).json()
+    assert [i["key"] for i in duties["checklist"]["items"]] == ITEMS
+    assert "SAMR Order No. 60" in duties["checklist"]["source"]
+
+    sha = _photo(client, world)
+    body = {"answers": _answers({"pests_controlled": sha})}
+    r = client.post(
+        f"{API}/sites/site-a1/daily-checks", json=body, headers=world.headers("officer")
+    )
+    assert r.status_code == 201, r.text
+    check = r.json()
+    assert check["findings"] == 1
+    assert check["check_date"] == str(china_today(utcnow()))
+    assert process_findings(conn, now=utcnow(), settings=app_settings) >= 1
+    row = conn.execute(
+        "SELECT t.rule, t.subject, t.title FROM findings f JOIN tickets t ON t.id = f.ticket_id "
+        "WHERE f.finding_key = %s",
+        (f"daily_check:{check['id']}:pests_controlled",),
+    ).fetchone()
+    assert row is not None
+    assert row[0] == "daily_check_no"
+    assert row[1] == "pests_controlled"
+    assert "日管控检查不合格" in row[2]
+
+    again = client.post(
+        f"{API}/sites/site-a1/daily-checks", json=body, headers=world.headers("director")
+    )
+    assert again.status_code == 409
+    assert "check_date" in again.json()["detail"]
+
+
+def test_a_no_without_a_photo_or_with_anothers_photo_is_refused(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    _keep_duties(client, world)
+    _keep_duties(client, world, "site-a2")
+    url = f"{API}/sites/site-a1/daily-checks"
+    r = client.post(
+        url, json={"answers": _answers({"storage_ok": None})}, headers=world.headers("officer")
+    )
+    assert r.status_code == 422
+    assert "photo_sha256" in r.text
+    other = _photo(client, world, "site-a2", role="regulator")  # a photo of another site
+    r = client.post(
+        url, json={"answers": _answers({"storage_ok": other})}, headers=world.headers("officer")
+    )
+    assert r.status_code == 422
+    assert "answers.3.photo_sha256" in r.json()["detail"]
+    r = client.post(url, json={"answers": _answers()[:-1]}, headers=world.headers("officer"))
+    assert r.status_code == 422
+    assert "accompanied_meal" in r.json()["detail"]
+    assert conn.execute("SELECT count(*) FROM daily_checks").fetchone() == (0,)
+
+
+def test_each_role_writes_only_its_own_sites(client: TestClient, world: World) -> None:
+    _keep_duties(client, world)
+    _keep_duties(client, world, "site-b1")
+    body = {"answers": _answers()}
+    r = client.post(
+        f"{API}/sites/site-b1/daily-checks", json=body, headers=world.headers("officer")
+    )
+    assert r.status_code == 404
+    assert "site-b1" in r.json()["detail"]
+    r = client.post(f"{API}/sites/site-b1/duty-photos", content=jpeg_bytes(),
+                    headers={**world.headers("officer"), "Content-Type": "image/jpeg"})  # fmt: skip
+    assert r.status_code == 404
+    r = client.put(f"{API}/sites/site-a1/duties", json={"business_type": "restaurant"},
+                   headers=world.headers("officer"))  # fmt: skip
+    assert r.status_code == 403  # the director, a regulator or an admin sets the duties
+    r = client.post(
+        f"{API}/sites/site-a2/daily-checks", json=body, headers=world.headers("insurer")
+    )
+    assert r.status_code == 403
+    r = client.post(f"{API}/sites/site-a1/daily-checks", json=body, headers=world.headers("device"))
+    assert r.status_code == 403
+    r = client.get(f"{API}/sites/site-b1/daily-checks", headers=world.headers("regulator"))
+    assert r.status_code == 404  # dist-b is another regulator's
+    ok = client.post(
+        f"{API}/sites/site-a1/daily-checks", json=body, headers=world.headers("officer")
+    )
+    assert ok.status_code == 201, ok.text
+    listed = client.get(f"{API}/sites/site-a1/daily-checks", headers=world.headers("regulator"))
+    assert [c["id"] for c in listed.json()] == [ok.json()["id"]]
+
+
+def test_region_checklist_overrides_the_default(client: TestClient, world: World) -> None:
+    _keep_duties(client, world)
+    body = {
+        "region_id": "dist-a",
+        "business_type": "school_canteen",
+        "source": "District A daily control form 2026",
+        "items": [{"key": "hands_washed", "zh": "洗手消毒", "en": "hands washed", "tier": 3}],
+    }
+    r = client.put(f"{API}/duties/checklists", json={**body, "region_id": "dist-b"},
+                   headers=world.headers("regulator"))  # fmt: skip
+    assert r.status_code == 403
+    r = client.put(f"{API}/duties/checklists", json=body, headers=world.headers("regulator"))
+    assert r.status_code == 200, r.text
+    got = client.get(f"{API}/sites/site-a1/duties", headers=world.headers("officer")).json()
+    assert got["checklist"]["region_id"] == "dist-a"
+    assert [i["key"] for i in got["checklist"]["items"]] == ["hands_washed"]
+
+
+def test_a_symptom_takes_staff_off_duty_for_the_day(client: TestClient, world: World) -> None:
+    body = {
+        "staff": [
+            {"staff_name": "张厨师", "temperature_c": "36.6"},
+            {"staff_name": "李帮厨", "symptoms": ["hand_wound"], "note": "左手食指割伤"},
+            {"staff_name": "王面点", "temperature_c": "37.8"},
+        ]
+    }
+    url = f"{API}/sites/site-a1/health-checks"
+    r = client.post(url, json=body, headers=world.headers("officer"))
+    assert r.status_code == 201, r.text
+    duty = {c["staff_name"]: (c["on_duty"], c["symptoms"]) for c in r.json()}
+    assert duty == {
+        "张厨师": (True, []),
+        "李帮厨": (False, ["hand_wound"]),
+        "王面点": (False, ["fever"]),
+    }
+    off = client.get(url, params={"off_duty": "true"}, headers=world.headers("director")).json()
+    assert sorted(c["staff_name"] for c in off) == ["李帮厨", "王面点"]
+    bad = client.post(url, json={"staff": [{"staff_name": "赵", "symptoms": ["sneezing"]}]},
+                      headers=world.headers("officer"))  # fmt: skip
+    assert bad.status_code == 422
+    assert "staff.0.symptoms" in bad.text
+    twice = client.post(
+        url, json={"staff": [{"staff_name": "张厨师"}]}, headers=world.headers("officer")
+    )
+    assert twice.status_code == 409
+    assert "staff.0.staff_name" in twice.json()["detail"]
+
+
+def test_samples_under_125_g_or_kept_under_48_h_are_refused(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    conn.execute(
+        "INSERT INTO sensors (id, site_id, name, profile, params) "
+        "VALUES ('sample-a1', 'site-a1', '留样柜', 'sample_fridge', '{}')"
+    )
+    now = utcnow()
+    body = {
+        "meal_date": str(china_today(now)),
+        "meal": "lunch",
+        "stored_at": (now - timedelta(minutes=5)).isoformat(),
+        "sensor_id": "sample-a1",
+        "dishes": [{"dish": "番茄炒蛋", "weight_g": 150}, {"dish": "米饭", "weight_g": 125}],
+    }
+    url = f"{API}/sites/site-a1/food-samples"
+    light = {
+        **body,
+        "dishes": [{"dish": "番茄炒蛋", "weight_g": 150}, {"dish": "米饭", "weight_g": 120}],
+    }
+    r = client.post(url, json=light, headers=world.headers("officer"))
+    assert r.status_code == 422
+    assert "dishes.1.weight_g" in r.text
+    r = client.post(url, json={**body, "keep_hours": 24}, headers=world.headers("officer"))
+    assert r.status_code == 422
+    assert "keep_hours" in r.text
+    r = client.post(
+        url, json={**body, "sensor_id": "fridge-site-a1"}, headers=world.headers("officer")
+    )
+    assert r.status_code == 422
+    assert "sensor_id" in r.json()["detail"]
+    assert conn.execute("SELECT count(*) FROM food_samples").fetchone() == (0,)
+    r = client.post(url, json=body, headers=world.headers("officer"))
+    assert r.status_code == 201, r.text
+    stored = r.json()
+    assert [s["dish"] for s in stored] == ["番茄炒蛋", "米饭"]
+    kept = [s["keep_until"] for s in stored]
+    assert all(
+        k.startswith(str((now - timedelta(minutes=5) + timedelta(hours=48)).date())) for k in kept
+    )
+
+
+def test_a_missed_daily_check_escalates_to_officer_director_and_cadre(
+    client: TestClient, world: World, conn: psycopg.Connection[Any], app_settings: ApiSettings
+) -> None:
+    conn.execute(
+        """INSERT INTO people (id, name) VALUES ('p-cadre-a1', 'Cadre A1');
+           INSERT INTO site_people (site_id, person_id, role)
+           VALUES ('site-a1', 'p-cadre-a1', 'regulator');
+           INSERT INTO person_channels (person_id, kind, address) VALUES
+           ('p-officer-a1', 'webhook', 'http://127.0.0.1:9/officer'),
+           ('p-director-a1', 'webhook', 'http://127.0.0.1:9/director'),
+           ('p-cadre-a1', 'webhook', 'http://127.0.0.1:9/cadre')"""
+    )
+    now = utcnow()
+    today = china_today(now)
+    _keep_duties(client, world, since=str(today - timedelta(days=1)), deadline_local="00:00")
+    _keep_duties(
+        client, world, "site-a2", since=str(today - timedelta(days=1)), deadline_local="00:00"
+    )
+    ok = client.post(
+        f"{API}/sites/site-a2/daily-checks",
+        json={"answers": _answers(), "check_date": str(today - timedelta(days=1))},
+        headers=world.headers("regulator"),
+    )
+    assert ok.status_code == 201, ok.text
+    duty = DutySettings()
+    # site-a1 missed yesterday and today; site-a2 missed only today
+    assert check_deadlines(conn, now=now, settings=duty) == 3
+    assert check_deadlines(conn, now=now, settings=duty) == 0  # idempotent
+    process_findings(conn, now=now, settings=app_settings)
+    tickets = conn.execute(
+        "SELECT id FROM tickets WHERE site_id = 'site-a1' AND rule = 'daily_check_missed'"
+    ).fetchall()
+    assert len(tickets) == 1  # one open ticket; the second day is an occurrence of it
+    ticket_id = tickets[0][0]
+    later = now + app_settings.deadline(2) + timedelta(hours=app_settings.regulator_after_h + 1)
+    assert run_escalation(conn, now=later, settings=app_settings) >= 3
+    heard = {
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT person_id FROM notifications WHERE ticket_id = %s", (ticket_id,)
+        )
+    }
+    assert {"p-officer-a1", "p-director-a1", "p-cadre-a1"} <= heard
