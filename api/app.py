@@ -40,6 +40,7 @@ from api.routes import (
     risk,
     sensors,
     sites,
+    supervision,
     ticket_actions,
     tickets,
     triage,
@@ -129,6 +130,7 @@ def create_app(
         settings_routes,
         rapid_tests,
         complaints,
+        supervision,
         duties,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)

@@ -24,6 +24,7 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "public_complaint": ("群众投诉", "public complaint"),
     "daily_check_no": ("日管控检查不合格", "daily control check answered no"),
     "daily_check_missed": ("日管控未按时完成", "daily control check not done by its deadline"),
+    "supervision_finding": ("包保督导发现问题", "supervision visit finding"),
 }
 """Rule id → (zh, en); unknown rules fall back to the id itself."""
 

@@ -199,6 +199,14 @@ ROUTES: dict[tuple[str, str], Spec] = {
         ("GET", f"/disinfection/{name}"): Spec("read", site_query=True)
         for name in ("cycles", "checks", "cycles.csv", "cycles.xlsx")
     },
+    # 包保 supervision: cadres (regulators) and admins record visits and see coverage
+    ("POST", "/supervision/visits"): _loose_write(INSPECTORS),
+    ("GET", "/supervision/visits"): Spec("list"),
+    ("PUT", "/supervision/frequency"): _loose_write(INSPECTORS),
+    **{
+        ("GET", f"/supervision/{name}"): Spec("gated", roles=INSPECTORS)
+        for name in ("coverage", "coverage.csv", "coverage.xlsx")
+    },
 }
 
 

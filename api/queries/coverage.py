@@ -1,0 +1,239 @@
+"""Supervision coverage (包保覆盖) at a glance: the figures a region reports upward.
+
+Per business in the caller's scope: its director (食品安全总监), officer (食品安全员) and
+包保 cadre by name, how many supervision visits its region's frequency makes due in the
+period ending on the given day, how many were paid, and the last one. The totals are
+counted from those rows, so the page, the CSV and the XLSX always agree.
+
+Daily checks done today (日管控) are not counted yet: the officer's daily checklist has
+no table in this tree, so the figure is ``None`` with a note saying so.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime
+from typing import Any, Literal
+
+import psycopg
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
+from psycopg.rows import dict_row
+from pydantic import BaseModel, Field
+
+from api.auth.scope import SiteScope
+from api.services.supervision import CADRE_ROLE, SupervisionSettings
+
+Conn = psycopg.Connection[Any]
+Lang = Literal["zh-CN", "en"]
+
+TIME_ZONE = "Asia/Shanghai"
+"""Days (today, the period's first day) are the region's calendar days."""
+
+DAILY_CHECKS_NOTE = (
+    "daily checks (日管控) are not recorded in this version: no daily-checklist table yet"
+)
+
+
+class SiteCoveragePublic(BaseModel):
+    """One business's people and visits."""
+
+    site_id: str
+    site_name: str
+    region_id: str
+    directors: list[str]
+    officers: list[str]
+    cadres: list[str]
+    fully_assigned: bool = Field(description="A director, an officer and a cadre are named.")
+    period_days: int
+    visits_due: int
+    visits_done: int = Field(description="Visits in the period ending on the given day.")
+    on_schedule: bool
+    frequency_region: str | None = Field(
+        description="The region whose frequency applies; null: the default."
+    )
+    last_visit_at: datetime | None
+
+
+class CoverageTotalsPublic(BaseModel):
+    """The region's figures: counted from the site rows."""
+
+    sites: int
+    with_director: int
+    with_officer: int
+    with_cadre: int
+    fully_assigned: int
+    visits_due: int
+    visits_done: int = Field(description="Visits paid, each site counted up to its due.")
+    sites_on_schedule: int
+    daily_checks_done_today: int | None
+    daily_checks_note: str | None
+
+
+class CoveragePublic(BaseModel):
+    """Coverage on ``on`` for the caller's sites."""
+
+    on: date
+    default_period_days: int
+    default_visits: int
+    totals: CoverageTotalsPublic
+    sites: list[SiteCoveragePublic]
+
+
+_QUERY = f"""
+WITH RECURSIVE scoped AS (
+    SELECT s.id, s.name, s.region_id FROM sites s WHERE __SCOPE__
+), up(site_id, region_id, depth) AS (
+    SELECT id, region_id, 0 FROM scoped
+    UNION ALL
+    SELECT up.site_id, r.parent_id, up.depth + 1
+    FROM up JOIN regions r ON r.id = up.region_id
+    WHERE r.parent_id IS NOT NULL AND up.depth < 32
+), freq AS (
+    SELECT DISTINCT ON (up.site_id) up.site_id, f.region_id, f.period_days, f.visits
+    FROM up JOIN supervision_frequency f ON f.region_id = up.region_id
+    ORDER BY up.site_id, up.depth
+), people_of AS (
+    SELECT sp.site_id, sp.role, array_agg(p.name ORDER BY p.name, p.id) AS names
+    FROM site_people sp JOIN people p ON p.id = sp.person_id
+    WHERE sp.site_id IN (SELECT id FROM scoped)
+    GROUP BY sp.site_id, sp.role
+), sized AS (
+    SELECT sc.*, fr.region_id AS frequency_region,
+           coalesce(fr.period_days, %(dp)s) AS period_days,
+           coalesce(fr.visits, %(dv)s) AS visits_due
+    FROM scoped sc LEFT JOIN freq fr ON fr.site_id = sc.id
+)
+SELECT z.id AS site_id, z.name AS site_name, z.region_id, z.frequency_region,
+       z.period_days, z.visits_due,
+       coalesce((SELECT names FROM people_of WHERE site_id = z.id AND role = 'director'),
+                '{{}}') AS directors,
+       coalesce((SELECT names FROM people_of WHERE site_id = z.id AND role = 'officer'),
+                '{{}}') AS officers,
+       coalesce((SELECT names FROM people_of WHERE site_id = z.id AND role = '{CADRE_ROLE}'),
+                '{{}}') AS cadres,
+       (SELECT count(*) FROM supervision_visits v
+        WHERE v.site_id = z.id
+          AND (v.visited_at AT TIME ZONE '{TIME_ZONE}')::date
+              BETWEEN %(on)s::date - z.period_days + 1 AND %(on)s::date)::int AS visits_done,
+       (SELECT max(v.visited_at) FROM supervision_visits v
+        WHERE v.site_id = z.id
+          AND (v.visited_at AT TIME ZONE '{TIME_ZONE}')::date <= %(on)s::date) AS last_visit_at
+FROM sized z
+ORDER BY z.region_id, z.id
+"""
+
+
+def coverage(
+    conn: Conn, *, scope: SiteScope, on: date, settings: SupervisionSettings
+) -> CoveragePublic:
+    """Coverage of the caller's sites on day ``on`` (the period is the days up to it)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            _QUERY.replace("__SCOPE__", scope.clause("s.id")),
+            {"dp": settings.period_days, "dv": settings.visits, "on": on, **scope.params()},
+        ).fetchall()
+    sites = [
+        SiteCoveragePublic(
+            **r,
+            fully_assigned=bool(r["directors"] and r["officers"] and r["cadres"]),
+            on_schedule=r["visits_done"] >= r["visits_due"],
+        )
+        for r in rows
+    ]
+    totals = CoverageTotalsPublic(
+        sites=len(sites),
+        with_director=sum(1 for s in sites if s.directors),
+        with_officer=sum(1 for s in sites if s.officers),
+        with_cadre=sum(1 for s in sites if s.cadres),
+        fully_assigned=sum(1 for s in sites if s.fully_assigned),
+        visits_due=sum(s.visits_due for s in sites),
+        visits_done=sum(min(s.visits_done, s.visits_due) for s in sites),
+        sites_on_schedule=sum(1 for s in sites if s.on_schedule),
+        daily_checks_done_today=None,
+        daily_checks_note=DAILY_CHECKS_NOTE,
+    )
+    return CoveragePublic(
+        on=on,
+        default_period_days=settings.period_days,
+        default_visits=settings.visits,
+        totals=totals,
+        sites=sites,
+    )
+
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("单位编号", "Site id"),
+    ("单位", "Site"),
+    ("区域", "Region"),
+    ("食品安全总监", "Director"),
+    ("食品安全员", "Officer"),
+    ("包保干部", "Cadre"),
+    ("责任人齐全", "Fully assigned"),
+    ("周期(天)", "Period (days)"),
+    ("应督导", "Visits due"),
+    ("已督导", "Visits done"),
+    ("按期", "On schedule"),
+    ("最近督导", "Last visit"),
+)
+
+
+def _row(s: SiteCoveragePublic, lang: Lang) -> list[object]:
+    yes, no = ("是", "否") if lang == "zh-CN" else ("yes", "no")
+    last = s.last_visit_at.isoformat() if s.last_visit_at else ""
+    return [
+        s.site_id,
+        s.site_name,
+        s.region_id,
+        "、".join(s.directors),
+        "、".join(s.officers),
+        "、".join(s.cadres),
+        yes if s.fully_assigned else no,
+        s.period_days,
+        s.visits_due,
+        s.visits_done,
+        yes if s.on_schedule else no,
+        last,
+    ]
+
+
+def _safe(value: object) -> object:
+    """Defuse spreadsheet formulas in text cells (a name beginning with = + - @)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _header(lang: Lang) -> list[str]:
+    i = 1 if lang == "en" else 0
+    return [c[i] for c in COLUMNS]
+
+
+def coverage_csv(cov: CoveragePublic, *, lang: Lang) -> str:
+    """The coverage rows as CSV, header first (the caller prepends a BOM for Excel)."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(_header(lang))
+    for s in cov.sites:
+        w.writerow([_safe(v) for v in _row(s, lang)])
+    return out.getvalue()
+
+
+def coverage_xlsx(cov: CoveragePublic, *, lang: Lang) -> bytes:
+    """The coverage rows as an XLSX workbook with a bold header row."""
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("包保覆盖" if lang == "zh-CN" else "Coverage")
+    bold = Font(bold=True)
+    header = []
+    for name in _header(lang):
+        cell = WriteOnlyCell(ws, value=name)
+        cell.font = bold
+        header.append(cell)
+    ws.append(header)
+    for s in cov.sites:
+        ws.append([_safe(v) for v in _row(s, lang)])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

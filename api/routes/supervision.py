@@ -1,0 +1,179 @@
+"""包保 supervision: cadres' visits, the region's visit frequency, and coverage with exports.
+
+A cadre signs in as a regulator of their region (with their person id); admins and
+regulators record visits to the sites of their region, every role reads the visits of
+its own sites (an officer: their canteen's), and only admins and regulators see the
+coverage figures and set a region's frequency. A device token is refused (403) like
+everywhere outside its allow-list.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from api.auth.scope import Principal, Role
+from api.deps import ConnDep, ScopeDep, not_found, require_role
+from api.queries.coverage import (
+    TIME_ZONE,
+    CoveragePublic,
+    coverage,
+    coverage_csv,
+    coverage_xlsx,
+)
+from api.services.supervision import (
+    FrequencyIn,
+    FrequencyPublic,
+    SupervisionSettings,
+    VisitIn,
+    VisitPublic,
+    list_visits,
+    record_visit,
+    regions_below,
+    set_frequency,
+)
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/supervision", tags=["supervision"])
+
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+Cadre = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
+Lang = Literal["zh-CN", "en"]
+OnQ = Annotated[
+    date | None,
+    Query(description="The day the period ends on (default: today in Asia/Shanghai)."),
+]
+
+
+def supervision_settings() -> SupervisionSettings:
+    """Supervision defaults from the environment (``BK_SUPERVISION_*``)."""
+    return SupervisionSettings()
+
+
+SettingsDep = Annotated[SupervisionSettings, Depends(supervision_settings)]
+
+
+def _today() -> date:
+    return datetime.now(ZoneInfo(TIME_ZONE)).date()
+
+
+@router.post(
+    "/visits",
+    response_model=VisitPublic,
+    status_code=201,
+    responses={
+        **not_found("site"),
+        200: {"model": VisitPublic, "description": "Recorded before: nothing changed."},
+    },
+)
+def post_visit(  # noqa: PLR0917 - FastAPI dependencies
+    conn: ConnDep,
+    scope: ScopeDep,
+    user: Cadre,
+    settings: SettingsDep,
+    body: VisitIn,
+    response: Response,
+) -> VisitPublic:
+    """Record a supervision visit; every checklist item answered "no" opens a ticket.
+
+    201 when stored; 200 with the stored visit when this site's visit at the same time
+    was recorded before (a retry changes nothing).
+    """
+    visit_id, created = record_visit(conn, data=body, scope=scope, user=user, settings=settings)
+    if not created:
+        response.status_code = 200
+    found = next(
+        (v for v in list_visits(conn, scope=scope, site_id=body.site_id, limit=500, offset=0)
+         if v.id == visit_id),
+        None,
+    )  # fmt: skip
+    assert found is not None
+    return found
+
+
+@router.get("/visits", response_model=list[VisitPublic])
+def get_visits(
+    *,
+    conn: ConnDep,
+    scope: ScopeDep,
+    site_id: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[VisitPublic]:
+    """Supervision visits to your sites, newest first, with the tickets their findings opened."""
+    return list_visits(conn, scope=scope, site_id=site_id, limit=limit, offset=offset)
+
+
+@router.put(
+    "/frequency",
+    response_model=FrequencyPublic,
+    responses=not_found("region"),
+)
+def put_frequency(conn: ConnDep, user: Cadre, body: FrequencyIn) -> FrequencyPublic:
+    """Set how often each business of a region (and the regions under it) is due a visit.
+
+    A regulator sets it for their region and the regions below; the nearest region up
+    the tree with a frequency wins, else the default (``BK_SUPERVISION_PERIOD_DAYS``).
+    """
+    allowed = None
+    if user.role is Role.REGULATOR:
+        allowed = regions_below(conn, user.region_id) if user.region_id else frozenset()
+    return set_frequency(conn, data=body, user=user, scope_regions=allowed)
+
+
+@router.get("/coverage", response_model=CoveragePublic)
+def get_coverage(
+    conn: ConnDep, scope: ScopeDep, user: Cadre, settings: SettingsDep, on: OnQ = None
+) -> CoveragePublic:
+    """Coverage of your region: businesses with a director, an officer and a cadre; visits
+    done against due in each one's period; daily checks today (null until recorded)."""
+    return coverage(conn, scope=scope, on=on or _today(), settings=settings)
+
+
+_FILE: dict[int | str, dict[str, Any]] = {200: {"description": "The coverage file."}}
+
+
+@router.get("/coverage.csv", response_class=Response, responses=_FILE)
+def get_coverage_csv(  # noqa: PLR0917 - FastAPI dependencies
+    conn: ConnDep,
+    scope: ScopeDep,
+    user: Cadre,
+    settings: SettingsDep,
+    on: OnQ = None,
+    lang: Lang = "zh-CN",
+) -> Response:
+    """Coverage of your region as CSV (UTF-8 with BOM), one row per business."""
+    cov = coverage(conn, scope=scope, on=on or _today(), settings=settings)
+    body = "\ufeff" + coverage_csv(cov, lang=lang)
+    logger.info("coverage exported as CSV by %s (%d sites)", user.username, len(cov.sites))
+    return Response(body, media_type="text/csv; charset=utf-8", headers=_headers("csv"))
+
+
+@router.get("/coverage.xlsx", response_class=Response, responses=_FILE)
+def get_coverage_xlsx(  # noqa: PLR0917 - FastAPI dependencies
+    conn: ConnDep,
+    scope: ScopeDep,
+    user: Cadre,
+    settings: SettingsDep,
+    on: OnQ = None,
+    lang: Lang = "zh-CN",
+) -> Response:
+    """Coverage of your region as an XLSX workbook, one row per business."""
+    cov = coverage(conn, scope=scope, on=on or _today(), settings=settings)
+    data = coverage_xlsx(cov, lang=lang)
+    logger.info("coverage exported as XLSX by %s (%d sites)", user.username, len(cov.sites))
+    return Response(data, media_type=XLSX_MEDIA_TYPE, headers=_headers("xlsx"))
+
+
+def _headers(fmt: str) -> dict[str, str]:
+    return {
+        "Content-Disposition": f'attachment; filename="coverage.{fmt}"',
+        "Cache-Control": "no-store",
+    }
