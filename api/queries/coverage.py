@@ -5,8 +5,9 @@ Per business in the caller's scope: its director (食品安全总监), officer (
 period ending on the given day, how many were paid, and the last one. The totals are
 counted from those rows, so the page, the CSV and the XLSX always agree.
 
-Daily checks done today (日管控) are not counted yet: the officer's daily checklist has
-no table in this tree, so the figure is ``None`` with a note saying so.
+Daily checks (日管控) come from the officer's duties (``duty_sites``, ``daily_checks``):
+a business keeping the daily duties since on or before the day is due its check that day;
+done means its check of that day is recorded.
 """
 
 from __future__ import annotations
@@ -32,10 +33,6 @@ Lang = Literal["zh-CN", "en"]
 TIME_ZONE = "Asia/Shanghai"
 """Days (today, the period's first day) are the region's calendar days."""
 
-DAILY_CHECKS_NOTE = (
-    "daily checks (日管控) are not recorded in this version: no daily-checklist table yet"
-)
-
 
 class SiteCoveragePublic(BaseModel):
     """One business's people and visits."""
@@ -51,6 +48,8 @@ class SiteCoveragePublic(BaseModel):
     visits_due: int
     visits_done: int = Field(description="Visits in the period ending on the given day.")
     on_schedule: bool
+    daily_check_due: bool = Field(description="The business keeps the daily duties that day.")
+    daily_check_done: bool = Field(description="Its daily check of that day is recorded.")
     frequency_region: str | None = Field(
         description="The region whose frequency applies; null: the default."
     )
@@ -68,8 +67,8 @@ class CoverageTotalsPublic(BaseModel):
     visits_due: int
     visits_done: int = Field(description="Visits paid, each site counted up to its due.")
     sites_on_schedule: int
-    daily_checks_done_today: int | None
-    daily_checks_note: str | None
+    daily_checks_due_today: int = Field(description="Businesses keeping the daily duties.")
+    daily_checks_done_today: int = Field(description="Businesses whose check is recorded.")
 
 
 class CoveragePublic(BaseModel):
@@ -120,7 +119,11 @@ SELECT z.id AS site_id, z.name AS site_name, z.region_id, z.frequency_region,
               BETWEEN %(on)s::date - z.period_days + 1 AND %(on)s::date)::int AS visits_done,
        (SELECT max(v.visited_at) FROM supervision_visits v
         WHERE v.site_id = z.id
-          AND (v.visited_at AT TIME ZONE '{TIME_ZONE}')::date <= %(on)s::date) AS last_visit_at
+          AND (v.visited_at AT TIME ZONE '{TIME_ZONE}')::date <= %(on)s::date) AS last_visit_at,
+       EXISTS (SELECT 1 FROM duty_sites d
+               WHERE d.site_id = z.id AND d.since <= %(on)s::date) AS daily_check_due,
+       EXISTS (SELECT 1 FROM daily_checks c
+               WHERE c.site_id = z.id AND c.check_date = %(on)s::date) AS daily_check_done
 FROM sized z
 ORDER BY z.region_id, z.id
 """
@@ -152,8 +155,8 @@ def coverage(
         visits_due=sum(s.visits_due for s in sites),
         visits_done=sum(min(s.visits_done, s.visits_due) for s in sites),
         sites_on_schedule=sum(1 for s in sites if s.on_schedule),
-        daily_checks_done_today=None,
-        daily_checks_note=DAILY_CHECKS_NOTE,
+        daily_checks_due_today=sum(1 for s in sites if s.daily_check_due),
+        daily_checks_done_today=sum(1 for s in sites if s.daily_check_done),
     )
     return CoveragePublic(
         on=on,
@@ -177,6 +180,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("已督导", "Visits done"),
     ("按期", "On schedule"),
     ("最近督导", "Last visit"),
+    ("今日日管控", "Daily check today"),
 )
 
 
@@ -196,6 +200,7 @@ def _row(s: SiteCoveragePublic, lang: Lang) -> list[object]:
         s.visits_done,
         yes if s.on_schedule else no,
         last,
+        (yes if s.daily_check_done else no) if s.daily_check_due else "",
     ]
 
 

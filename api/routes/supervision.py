@@ -133,7 +133,7 @@ def get_coverage(
     conn: ConnDep, scope: ScopeDep, user: Cadre, settings: SettingsDep, on: OnQ = None
 ) -> CoveragePublic:
     """Coverage of your region: businesses with a director, an officer and a cadre; visits
-    done against due in each one's period; daily checks today (null until recorded)."""
+    done against due in each one's period; daily checks due and done on the day."""
     return coverage(conn, scope=scope, on=on or _today(), settings=settings)
 
 

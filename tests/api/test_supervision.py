@@ -184,6 +184,19 @@ def test_coverage_equals_the_database_in_json_csv_and_xlsx(
         ok = c.post("/api/v1/supervision/visits", json=_visit(site, at=at), headers=admin)
         assert ok.status_code == 201, ok.text
 
+    # daily duties: a1 and a2 keep them by ON, b1 only from the day after; a1 and b1 checked
+    conn.execute(
+        """INSERT INTO duty_sites (site_id, business_type, since) VALUES
+           ('site-a1', 'school', %(before)s), ('site-a2', 'school', %(before)s),
+           ('site-b1', 'school', %(after)s)""",
+        {"before": ON - timedelta(days=7), "after": ON + timedelta(days=1)},
+    )
+    for site in ("site-a1", "site-b1"):
+        conn.execute(
+            """INSERT INTO daily_checks (site_id, check_date, business_type, template_source,
+                   completed_by, completed_at) VALUES (%s, %s, 'school', 'test', 'off', now())""",
+            (site, ON),
+        )
     cov = c.get("/api/v1/supervision/coverage", params={"on": str(ON)}, headers=admin).json()
     by_site = {s["site_id"]: s for s in cov["sites"]}
     assert {
@@ -217,8 +230,15 @@ def test_coverage_equals_the_database_in_json_csv_and_xlsx(
     )  # fmt: skip
     assert (t["fully_assigned"],) == full
     assert (t["visits_due"], t["visits_done"], t["sites_on_schedule"]) == (2 * 3 + 1, 2 + 1, 2)
-    assert t["daily_checks_done_today"] is None
-    assert "not recorded" in t["daily_checks_note"]
+    due = conn.execute("SELECT count(*) FROM duty_sites WHERE since <= %s", (ON,)).fetchone()
+    done = conn.execute(
+        "SELECT count(DISTINCT site_id) FROM daily_checks WHERE check_date = %s", (ON,)
+    ).fetchone()
+    assert (t["daily_checks_due_today"],) == due
+    assert (t["daily_checks_done_today"],) == done
+    assert (by_site["site-a2"]["daily_check_due"], by_site["site-a2"]["daily_check_done"]) == (
+        True, False,
+    )  # fmt: skip
 
     csv_r = c.get("/api/v1/supervision/coverage.csv", params={"on": str(ON)}, headers=admin)
     assert csv_r.status_code == 200
