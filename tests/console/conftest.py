@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -38,7 +38,11 @@ from bkcommon.timeutil import utcnow
 from brightkitchen.registry import sync_registry
 from tests.support.services import free_port, wait_until
 
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
 PASSWORD = "correct horse battery"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM = "/usr/bin/chromium"
 
@@ -320,3 +324,31 @@ def module_browser(
     """One headless Chromium for every test of a module."""
     with chromium(tmp_path_factory.mktemp("chrome"), module_downloads) as driver:
         yield driver
+
+
+EXPECTED = ("/api/v1/auth/me - Failed to load resource: the server responded with a status of 401",)
+"""Asking who is signed in before anyone is: the sign-in page follows, not an error."""
+
+
+def console_errors(driver: WebDriver) -> list[str]:
+    """Severe messages of the browser console since the last call (JS errors, failed loads)."""
+    logs: list[dict[str, str]] = driver.get_log("browser")  # type: ignore[attr-defined]
+    return [
+        e["message"]
+        for e in logs
+        if e["level"] == "SEVERE" and not any(x in e["message"] for x in EXPECTED)
+    ]
+
+
+def viewport(driver: WebDriver, width: int, height: int, *, mobile: bool = False) -> None:
+    """Make the page's viewport exactly ``width`` × ``height`` CSS pixels (a screen, a phone)."""
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+    )
+
+
+def shot(driver: WebDriver, name: str) -> None:
+    """Keep a screenshot of a main page for the docs."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOTS / name))

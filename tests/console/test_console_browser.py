@@ -13,7 +13,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
-from tests.console.conftest import PASSWORD, Console, png_bytes
+from tests.console.conftest import PASSWORD, Console, console_errors, png_bytes
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.slow
@@ -116,6 +116,7 @@ def test_regulator_sees_only_its_district_with_status_colours(
     find(browser, "#login-form")
     browser.get(console.url + "/console/tickets")
     find(browser, "#login-form")  # the session is revoked
+    assert console_errors(browser) == []
 
 
 def test_ticket_detail_shows_timeline_escalation_and_evidence(
@@ -155,6 +156,7 @@ def test_ticket_detail_shows_timeline_escalation_and_evidence(
     wait_until(lambda: text(browser, "#action-message") == "此操作需要填写说明或理由。")
     assert attr(browser, "#ticket-status", "data-status") == "open"
     browser.save_screenshot(str(tmp_path / "ticket.png"))
+    assert console_errors(browser) == []
 
     # an unknown or out-of-scope ticket is "not found"
     west = console.world.tickets["west-1:temp_high"]
@@ -298,3 +300,4 @@ def test_site_page_draws_sensors_and_review_queue(
         (first, "dismissed", "反光，不是违规", "reg-east"),
         (second, "confirmed", None, "reg-east"),
     ]
+    assert console_errors(browser) == []

@@ -11,9 +11,8 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from bkcommon.timeutil import utcnow
-from tests.console.conftest import Console
+from tests.console.conftest import Console, console_errors
 from tests.console.test_console_browser import find, text
-from tests.console.test_console_live import console_errors
 from tests.console.test_console_pages import sign_in_as
 
 pytestmark = pytest.mark.slow

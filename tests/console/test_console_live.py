@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -23,13 +22,12 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from api.services.tickets import process_findings
 from bkcommon.timeutil import utcnow
-from tests.console.conftest import PASSWORD, Console
+from tests.console.conftest import PASSWORD, Console, console_errors, shot, viewport
 from tests.console.test_console_browser import attr, find, sign_in, text
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.slow
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LIVE_S = 2.0  # the issue's promise: a change shows within 2 s
 
 
@@ -55,34 +53,6 @@ def clear_alarm(db_url: str, alarm_id: int) -> None:
         conn.execute(
             "UPDATE alarms SET status = 'cleared', cleared_at = now() WHERE id = %s", (alarm_id,)
         )
-
-
-EXPECTED = ("/api/v1/auth/me - Failed to load resource: the server responded with a status of 401",)
-"""Asking who is signed in before anyone is: the sign-in page follows, not an error."""
-
-
-def console_errors(driver: WebDriver) -> list[str]:
-    """Severe messages of the browser console since the last call (JS errors, failed loads)."""
-    logs: list[dict[str, str]] = driver.get_log("browser")  # type: ignore[attr-defined]
-    return [
-        e["message"]
-        for e in logs
-        if e["level"] == "SEVERE" and not any(x in e["message"] for x in EXPECTED)
-    ]
-
-
-def viewport(driver: WebDriver, width: int, height: int, *, mobile: bool = False) -> None:
-    """Make the page's viewport exactly ``width`` × ``height`` CSS pixels (a screen, a phone)."""
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
-    )
-
-
-def shot(driver: WebDriver, name: str) -> None:
-    """Keep a screenshot of a main page for the docs."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SCREENSHOTS / name))
 
 
 @contextmanager

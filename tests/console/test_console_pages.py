@@ -24,9 +24,8 @@ from api.auth.scope import Role
 from api.auth.users import create_user
 from api.services.tickets import process_findings
 from bkcommon.timeutil import utcnow
-from tests.console.conftest import PASSWORD, Console
+from tests.console.conftest import PASSWORD, Console, console_errors, shot
 from tests.console.test_console_browser import attr, find, text
-from tests.console.test_console_live import console_errors, shot
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.slow
@@ -262,7 +261,9 @@ def test_site_charts_cameras_ticket_curve_and_one_risk_number(
     c, b = world, module_browser
     tid = c.world.tickets["east-1:temp_high"]
     with psycopg.connect(c.db_url, autocommit=True) as conn:
-        (opened,) = conn.execute("SELECT opened_at FROM tickets WHERE id = %s", (tid,)).fetchone()
+        found = conn.execute("SELECT opened_at FROM tickets WHERE id = %s", (tid,)).fetchone()
+        assert found is not None
+        opened = found[0]
         with conn.cursor() as cur:  # the fridge warming up around the alarm, every 10 minutes
             cur.executemany(
                 """INSERT INTO sensor_readings (sensor_id, ts, temp_c)

@@ -10,9 +10,8 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.console.conftest import Console, png_bytes
+from tests.console.conftest import Console, console_errors, png_bytes, shot, viewport
 from tests.console.test_console_browser import attr, find, text
-from tests.console.test_console_live import console_errors, shot, viewport
 from tests.console.test_console_pages import sign_in_as
 from tests.support.services import wait_until
 
