@@ -434,6 +434,7 @@ class Demo:
             if video is not None:
                 self._start_edge(site_file, site_path, video.result(), env)
             self._replay_lunch(site_file, meal_end, svc.mqtt_url)
+            self._seed_workflows(base, token, site_file)
             self.say("")
             self.say("brightkitchen demo is running. Look at:")
             self.say(f"  alarms         {base}/api/v1/alarms")
@@ -562,6 +563,24 @@ class Demo:
         self.say(
             f"  disinfection: {n} readings of 4 cabinets after lunch at {site_id} "
             "(good, short, cool, missed); the closed window opens 餐具消毒不到位 tickets"
+        )
+
+    def _seed_workflows(self, base: str, token: str, site_file: Any) -> None:
+        """A failed rapid test (its ticket) and a public complaint (in triage), over HTTP."""
+        from bkcommon.timeutil import utcnow
+        from brightkitchen.simulate.workflows import seed_workflows
+
+        site = site_file.sites[0]
+        seeded = seed_workflows(
+            base, token, site_id=str(site.id), region_id=str(site.region), now=utcnow()
+        )
+        self.say(
+            f"  rapid test: sample {seeded.rapid_test_id} of 青菜 failed the pesticide test at "
+            f"{site.id}: 快检不合格 ticket ({base}/api/v1/rapid-tests)"
+        )
+        self.say(
+            f"  complaint: one from the public page, waiting in triage ({base}/api/v1/complaints);"
+            f" tracking {seeded.tracking_url}"
         )
 
     def _stop_all(self) -> None:

@@ -64,6 +64,22 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
             what="the missed disinfection ticket",
         )
         assert "disinfection: " in text()
+        # The seeded workflows: a failed rapid test opens its ticket; a complaint waits in
+        # the regulator's triage with a tracking page.
+        wait_until(
+            lambda: (
+                count(
+                    db_url,
+                    "SELECT count(*) FROM tickets t JOIN rapid_tests r ON r.site_id = t.site_id "
+                    "WHERE t.rule = 'rapid_test_failed' AND r.result = 'fail'",
+                )
+                == 1
+            ),
+            60,
+            what="the failed rapid test's ticket",
+        )
+        assert count(db_url, "SELECT count(*) FROM complaints WHERE status = 'received'") == 1
+        assert "/public/complaints/" in text()
         assert "console" in text()
         token = (run.data_dir / "api-token.txt").read_text().strip()
         req = urllib.request.Request(
