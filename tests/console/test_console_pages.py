@@ -310,6 +310,7 @@ def test_site_charts_cameras_ticket_curve_and_one_risk_number(
         r.text for r in b.find_elements(By.CSS_SELECTOR, "#site-disinfection tbody td:last-child")
     ]
     assert sorted(outcomes) == ["已消毒", "未消毒"]  # words, not done / missed
+    assert "site_id=east-1" in (attr(b, "#dis-ledger", "href") or "")
     camera = find(b, "li[data-camera-id='cam-e1']")
     assert "凉菜专间" in camera.text
     assert camera.get_attribute("data-state") in {"online", "offline", "frozen", "unknown"}

@@ -153,7 +153,8 @@ export async function renderSite(main, siteId) {
         x.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null)))
         : h("p", {}, t("no_tickets"))),
     checks.data.length ? h("section", { class: "card", "aria-labelledby": "dis-h" },
-      h("h2", { id: "dis-h" }, t("dis_title")),
+      h("h2", { id: "dis-h" }, t("dis_title"), " ",
+        h("small", {}, h("a", { href: `${BASE}/disinfection${qs({ site_id: siteId })}`, "data-link": true, id: "dis-ledger" }, t("dis_ledger")))),
       h("table", { class: "compact", id: "site-disinfection" },
         h("thead", {}, h("tr", {}, [t("dis_day"), t("dis_meal"), t("dis_cabinet"), t("dis_outcome")].map((x) => h("th", { scope: "col" }, x)))),
         h("tbody", {}, checks.data.map((c) => h("tr", { class: c.outcome === "done" ? null : "overdue", dataset: { outcome: c.outcome } },
