@@ -200,11 +200,7 @@ def test_bombs_and_fakes_are_refused_by_every_upload_route(
     assert status == ("open",)  # no rectification went through
 
 
-@pytest.mark.parametrize(
-    "declared", ["text/plain", "text/html", "image/svg+xml", "application/x-msdownload"]
-)
 def test_declared_types_that_are_not_photos_are_refused(
-    declared: str,
     loop_client: TestClient,
     who: H,
     tid: int,
@@ -212,26 +208,28 @@ def test_declared_types_that_are_not_photos_are_refused(
     conn: psycopg.Connection[Any],
 ) -> None:
     photo = jpeg_bytes(seed=3)  # a real JPEG, declared as something else
-    expected = f"declared content type {declared} is not a photo"
-    r = loop_client.post(
-        f"/api/v1/tickets/{tid}/evidence",
-        headers=who["officer"],
-        files={"file": ("a.jpg", photo, declared)},
-    )
-    assert (r.status_code, r.json()["detail"][: len(expected)]) == (415, expected)
-    r = loop_client.post(
-        f"/api/v1/tickets/{tid}/rectify",
-        headers=who["officer"],
-        data={"note": "fixed"},
-        files=[("photos", ("a.jpg", photo, declared))],
-    )
-    assert (r.status_code, r.json()["detail"][: len(expected)]) == (415, expected)
-    r = loop_client.post(
-        f"/api/v1/inspections/{inspection_id(conn)}/photos",
-        headers={**who["regulator"], "Content-Type": declared},
-        content=photo,
-    )
-    assert (r.status_code, r.json()["detail"][: len(expected)]) == (415, expected)
+    iid = inspection_id(conn)
+    for declared in ("text/plain", "text/html", "image/svg+xml", "application/x-msdownload"):
+        expected = (415, f"declared content type {declared} is not a photo")
+        r = loop_client.post(
+            f"/api/v1/tickets/{tid}/evidence",
+            headers=who["officer"],
+            files={"file": ("a.jpg", photo, declared)},
+        )
+        assert (r.status_code, r.json()["detail"][: len(expected[1])]) == expected
+        r = loop_client.post(
+            f"/api/v1/tickets/{tid}/rectify",
+            headers=who["officer"],
+            data={"note": "fixed"},
+            files=[("photos", ("a.jpg", photo, declared))],
+        )
+        assert (r.status_code, r.json()["detail"][: len(expected[1])]) == expected
+        r = loop_client.post(
+            f"/api/v1/inspections/{iid}/photos",
+            headers={**who["regulator"], "Content-Type": declared},
+            content=photo,
+        )
+        assert (r.status_code, r.json()["detail"][: len(expected[1])]) == expected
     assert stored_files(loop_settings) == []
 
 
