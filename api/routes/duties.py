@@ -1,10 +1,12 @@
-"""The officer's and director's duties (日管控): duty settings, the daily check, 晨检, 留样.
+"""The officer's and director's duties: daily check, 晨检, 留样 (日管控), 周排查 and 月调度.
 
 Writers (admin, regulator, officer, director) record for the sites in their scope; another
 site is 404, as a read of it would be. An insurer reads; a device token is refused (403)
 like everywhere outside its allow-list. A site's duty settings are set by an admin, a
 regulator or the site's director; a region's own checklist by an admin or a regulator of
-that region. Every refusal names the field (``api.services.duties``).
+that region. The weekly review and the signature of the monthly report are the
+director's alone; any writer of the site generates and edits the draft. Every refusal
+names the field (``api.services.duties``, ``api.services.duty_reports``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,19 @@ from api.services.duties import (
     set_duty_site,
     store_photo,
 )
+from api.services.duty_reports import (
+    MonthlyReportEditIn,
+    MonthlyReportIn,
+    MonthlyReportPublic,
+    WeeklyReviewIn,
+    WeeklyReviewPublic,
+    edit_report,
+    generate_report,
+    list_reports,
+    list_weekly_reviews,
+    record_weekly_review,
+    sign_report,
+)
 from api.services.duty_templates import (
     DEFAULT_CHECKLISTS,
     DEFAULT_SOURCE,
@@ -62,6 +77,7 @@ from bkcommon.timeutil import utcnow
 router = APIRouter(tags=["duties"])
 
 SetterUser = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR, Role.DIRECTOR))]
+DirectorUser = Annotated[Principal, Depends(require_role(Role.DIRECTOR))]
 InspectorUser = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
 
 _INVALID: dict[int | str, dict[str, Any]] = {
@@ -339,3 +355,106 @@ def get_food_samples(
 ) -> list[SamplePublic]:
     """The site's food samples (of one day when given), newest first."""
     return list_samples(conn, site_id=site_id, scope=scope, day=day, limit=limit)
+
+
+@router.post(
+    "/sites/{site_id}/weekly-reviews",
+    response_model=WeeklyReviewPublic,
+    status_code=201,
+    responses={**_SITE, **_CONFLICT, **_INVALID},
+)
+def post_weekly_review(
+    conn: ConnDep, scope: ScopeDep, user: DirectorUser, site_id: str, body: WeeklyReviewIn
+) -> WeeklyReviewPublic:
+    """The director records the week's review (周排查) with the week's figures."""
+    record_weekly_review(
+        conn, site_id=site_id, data=body, scope=scope, actor=user.username, now=utcnow()
+    )
+    found = list_weekly_reviews(conn, site_id=site_id, scope=scope, limit=1000)
+    return next(r for r in found if r.week_start == body.week_start)
+
+
+@router.get(
+    "/sites/{site_id}/weekly-reviews", response_model=list[WeeklyReviewPublic], responses=_SITE
+)
+def get_weekly_reviews(
+    conn: ConnDep,
+    scope: ScopeDep,
+    site_id: str,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> list[WeeklyReviewPublic]:
+    """The site's weekly reviews, newest week first."""
+    return list_weekly_reviews(conn, site_id=site_id, scope=scope, limit=limit)
+
+
+@router.post(
+    "/sites/{site_id}/monthly-reports",
+    response_model=MonthlyReportPublic,
+    responses={**_SITE, **_CONFLICT, **_INVALID},
+)
+def post_monthly_report(
+    conn: ConnDep, scope: ScopeDep, _user: WriterUser, site_id: str, body: MonthlyReportIn
+) -> MonthlyReportPublic:
+    """Generate the month's report (月调度) from its records, or refresh a draft's figures."""
+    return generate_report(conn, site_id=site_id, month=body.month, scope=scope, now=utcnow())
+
+
+class ReportEditIn(MonthlyReportEditIn):
+    """The month and the new text of its draft."""
+
+    month: str = Field(pattern=r"^[1-9]\d{3}-(0[1-9]|1[0-2])$", description="YYYY-MM.")
+
+
+class ReportSignIn(BaseModel):
+    """The month whose report the director signs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    month: str = Field(pattern=r"^[1-9]\d{3}-(0[1-9]|1[0-2])$", description="YYYY-MM.")
+
+
+@router.patch(
+    "/sites/{site_id}/monthly-reports",
+    response_model=MonthlyReportPublic,
+    responses={**not_found("site or report"), **_CONFLICT, **_INVALID},
+)
+def patch_monthly_report(
+    conn: ConnDep, scope: ScopeDep, user: WriterUser, site_id: str, body: ReportEditIn
+) -> MonthlyReportPublic:
+    """Edit a draft report's text; a signed report is final (409)."""
+    return edit_report(
+        conn,
+        site_id=site_id,
+        month=body.month,
+        body=body.body,
+        scope=scope,
+        actor=user.username,
+        now=utcnow(),
+    )
+
+
+@router.post(
+    "/sites/{site_id}/monthly-reports/sign",
+    response_model=MonthlyReportPublic,
+    responses={**not_found("site or report"), **_CONFLICT, **_INVALID},
+)
+def post_sign_report(
+    conn: ConnDep, scope: ScopeDep, user: DirectorUser, site_id: str, body: ReportSignIn
+) -> MonthlyReportPublic:
+    """The director signs the month's report; from then on it cannot change."""
+    return sign_report(
+        conn, site_id=site_id, month=body.month, scope=scope, actor=user.username, now=utcnow()
+    )
+
+
+@router.get(
+    "/sites/{site_id}/monthly-reports", response_model=list[MonthlyReportPublic], responses=_SITE
+)
+def get_monthly_reports(
+    conn: ConnDep,
+    scope: ScopeDep,
+    site_id: str,
+    limit: Annotated[int, Query(ge=1, le=120)] = 12,
+) -> list[MonthlyReportPublic]:
+    """The site's monthly reports, newest month first."""
+    return list_reports(conn, site_id=site_id, scope=scope, limit=limit)

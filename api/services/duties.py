@@ -72,8 +72,10 @@ class DutySiteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     business_type: BusinessType
-    deadline_local: time = Field(
-        default=time(10, 0), description="China time by which the daily check is due."
+    deadline_local: str = Field(
+        default="10:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="China time (HH:MM) by which the daily check is due.",
     )
     since: date | None = Field(default=None, description="First day checked; default today.")
 
@@ -83,7 +85,7 @@ class DutySitePublic(BaseModel):
 
     site_id: str
     business_type: str
-    deadline_local: time
+    deadline_local: str = Field(description="China time (HH:MM) the daily check is due by.")
     since: date
     checklist: Checklist
 
@@ -93,8 +95,6 @@ def set_duty_site(
 ) -> None:
     """Create or change the site's duty settings."""
     require_site(conn, scope, site_id)
-    if data.deadline_local.tzinfo is not None:
-        raise DutyError("deadline_local: give a local time without a zone (China time)")
     conn.execute(
         """INSERT INTO duty_sites (site_id, business_type, deadline_local, since, updated_by,
                                    updated_at)
@@ -105,7 +105,7 @@ def set_duty_site(
         (
             site_id,
             data.business_type,
-            data.deadline_local,
+            time.fromisoformat(data.deadline_local),
             data.since or china_today(now),
             actor,
             now,
@@ -125,7 +125,7 @@ def get_duty_site(conn: Conn, *, site_id: str, scope: SiteScope) -> DutySitePubl
     return DutySitePublic(
         site_id=site_id,
         business_type=row[0],
-        deadline_local=row[1],
+        deadline_local=row[1].strftime("%H:%M"),
         since=row[2],
         checklist=checklist_for(conn, site_id=site_id, business_type=row[0]),
     )

@@ -194,6 +194,13 @@ ROUTES: dict[tuple[str, str], Spec] = {
         for method in ("POST", "GET")
         if (method, name) != ("GET", "duty-photos")
     },
+    # the weekly review and the report's signature are the director's; writers draft
+    ("POST", "/sites/{site_id}/weekly-reviews"): _loose_write(frozenset({"director"})),
+    ("GET", "/sites/{site_id}/weekly-reviews"): Spec("read"),
+    ("POST", "/sites/{site_id}/monthly-reports"): _loose_write(WRITERS),
+    ("PATCH", "/sites/{site_id}/monthly-reports"): _loose_write(WRITERS),
+    ("POST", "/sites/{site_id}/monthly-reports/sign"): _loose_write(frozenset({"director"})),
+    ("GET", "/sites/{site_id}/monthly-reports"): Spec("read"),
     # the disinfection ledger: another site by filter answers 404, as a read of it would
     **{
         ("GET", f"/disinfection/{name}"): Spec("read", site_query=True)

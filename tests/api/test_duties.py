@@ -300,3 +300,78 @@ def test_a_missed_daily_check_escalates_to_officer_director_and_cadre(
         )
     }
     assert {"p-officer-a1", "p-director-a1", "p-cadre-a1"} <= heard
+
+
+def test_weekly_review_is_the_directors_with_the_weeks_figures(
+    client: TestClient, world: World
+) -> None:
+    today = china_today(utcnow())
+    monday = today - timedelta(days=today.isoweekday() - 1)
+    _keep_duties(client, world)
+    client.post(
+        f"{API}/sites/site-a1/daily-checks",
+        json={"answers": _answers(), "check_date": str(monday)},
+        headers=world.headers("officer"),
+    )
+    body = {"week_start": str(monday), "findings": "冷库门封条老化", "measures": "本周更换"}
+    url = f"{API}/sites/site-a1/weekly-reviews"
+    assert client.post(url, json=body, headers=world.headers("officer")).status_code == 403
+    tuesday = client.post(
+        url, json={**body, "week_start": str(monday + timedelta(days=1))},
+        headers=world.headers("director"),
+    )  # fmt: skip
+    assert tuesday.status_code == 422
+    assert "week_start" in tuesday.text
+    r = client.post(url, json=body, headers=world.headers("director"))
+    assert r.status_code == 201, r.text
+    assert r.json()["figures"]["daily_checks_done"] == 1
+    assert client.post(url, json=body, headers=world.headers("director")).status_code == 409
+
+
+def test_monthly_report_is_generated_edited_then_signed_and_final(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    month = china_today(utcnow()).strftime("%Y-%m")
+    _keep_duties(client, world)
+    sha = _photo(client, world)
+    client.post(
+        f"{API}/sites/site-a1/daily-checks",
+        json={"answers": _answers({"waste_covered": sha})},
+        headers=world.headers("officer"),
+    )
+    url = f"{API}/sites/site-a1/monthly-reports"
+    r = client.post(url, json={"month": month}, headers=world.headers("officer"))
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["figures"]["daily_checks_done"] == 1
+    assert report["figures"]["daily_check_no_answers"] == 1
+    assert "日管控: 1/" in report["body"]
+    assert report["signed_at"] is None
+    bad = client.post(url, json={"month": "2026-13"}, headers=world.headers("officer"))
+    assert bad.status_code == 422
+    assert "month" in bad.text
+    text = "本月整改 1 项，已完成。"
+    edited = client.patch(
+        url, json={"month": month, "body": text}, headers=world.headers("officer")
+    )
+    assert edited.status_code == 200, edited.text
+    again = client.post(url, json={"month": month}, headers=world.headers("director")).json()
+    assert again["body"] == text  # regenerating keeps the edited text
+    sign = f"{url}/sign"
+    officer = world.headers("officer")
+    assert client.post(sign, json={"month": month}, headers=officer).status_code == 403
+    signed = client.post(sign, json={"month": month}, headers=world.headers("director"))
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["signed_by"] == "dir-a1"
+    refused = [
+        client.patch(url, json={"month": month, "body": "x"}, headers=officer),
+        client.post(url, json={"month": month}, headers=officer),
+        client.post(sign, json={"month": month}, headers=world.headers("director")),
+    ]
+    for r in refused:
+        assert r.status_code == 409
+        assert "month" in r.json()["detail"]
+    with pytest.raises(psycopg.errors.RaiseException):
+        conn.execute("UPDATE monthly_reports SET body = 'changed'")
+    listed = client.get(url, headers=world.headers("insurer"))
+    assert listed.status_code == 404  # site-a1 is not the insurer's
