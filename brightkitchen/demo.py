@@ -579,6 +579,10 @@ class Demo:
             f"{site.id}: 快检不合格 ticket ({base}/api/v1/rapid-tests)"
         )
         self.say(
+            f"  包保 visit {seeded.visit_id}: one checklist 'no' becomes a ticket "
+            f"({base}/api/v1/supervision/visits, coverage {base}/api/v1/supervision/coverage)"
+        )
+        self.say(
             f"  complaint: one from the public page, waiting in triage ({base}/api/v1/complaints);"
             f" tracking {seeded.tracking_url}"
         )

@@ -163,7 +163,11 @@ def generate_site_file(
                 "id": sid,
                 "name": f"模拟学校食堂 {i + 1} (simulated canteen)",
                 "region": region,
-                "people": {"officer": [f"{site_prefix}-officer"]},
+                "people": {
+                    "officer": [f"{site_prefix}-officer"],
+                    "director": [f"{site_prefix}-director"],
+                    "regulator": [f"{site_prefix}-cadre"],  # the 包保 cadre
+                },
                 "sensors": by_site.get(sid, []),
             }
         )
@@ -171,7 +175,9 @@ def generate_site_file(
         "version": 1,
         "regions": [{"id": region, "name": "模拟区 (simulated district)"}],
         "people": [
-            {"id": f"{site_prefix}-officer", "name": "模拟食安员 (officer)", "channels": channels}
+            {"id": f"{site_prefix}-officer", "name": "模拟食安员 (officer)", "channels": channels},
+            {"id": f"{site_prefix}-director", "name": "模拟食安总监 (director)"},
+            {"id": f"{site_prefix}-cadre", "name": "模拟包保干部 (cadre)"},
         ],
         "sites": sites,
     }

@@ -1,9 +1,10 @@
-"""Seed the demo's manual workflows through the public HTTP API: a failed rapid test, a complaint.
+"""Seed the demo's manual workflows through the HTTP API: a rapid test, a visit, a complaint.
 
 Sensors speak MQTT; these workflows are people with a phone or a lab instrument, so the
 demo plays them the way those people would: the canteen records a delivery (进货查验) and
 its failed pesticide test (快检), which opens a 快检不合格 ticket through the ticket
-engine; and a parent files a complaint on the canteen's public page (百姓点检), which
+engine; the 包保 cadre records a supervision visit whose one "no" becomes a ticket too;
+and a parent files a complaint on the canteen's public page (百姓点检), which
 waits in the regulator's triage and gets a tracking code. Everything goes through the same
 routes and checks as a real client: nothing is written to the database directly.
 """
@@ -27,6 +28,7 @@ class SeededWorkflows:
     """What the demo seeded: the failed test's id and the complaint's tracking page."""
 
     rapid_test_id: int
+    visit_id: int
     tracking_url: str
 
 
@@ -44,11 +46,12 @@ def _call(base: str, token: str, method: str, path: str, body: dict[str, Any]) -
 def seed_workflows(
     base: str, token: str, *, site_id: str, region_id: str, now: datetime
 ) -> SeededWorkflows:
-    """Record a delivery and its failed rapid test, publish the region, file one complaint.
+    """Record a delivery and its failed rapid test, a cadre's visit, and one public complaint.
 
     ``token`` is an admin's (the demo's); the complaint is anonymous like the public's.
-    Re-running against the same database adds nothing: the delivery answers 409 and the
-    test 200 (recorded before) — only a second complaint would be new, and that is fine.
+    Re-running against the same database (``--keep-data``) records the delivery and the
+    test once (409, then 200: recorded before); the visit and the complaint are new each
+    run, as another visit and another parent would be.
     """
     try:
         purchase = _call(
@@ -87,6 +90,19 @@ def seed_workflows(
             "tested_at": now.isoformat(),
         },
     )  # fmt: skip
+    visit = _call(
+        base, token, "POST", "/api/v1/supervision/visits",
+        {
+            "site_id": site_id,
+            "visited_at": now.replace(microsecond=0).isoformat(),
+            "checklist": [
+                {"item": "食品安全总监、食品安全员在岗", "ok": True},
+                {"item": "进货查验记录完整", "ok": True},
+                {"item": "留样 ≥125 g、冷藏 48 h", "ok": False, "note": "午餐留样缺青菜"},
+            ],
+            "note": "demo 包保 visit",
+        },
+    )  # fmt: skip
     _call(base, token, "PUT", f"/api/v1/publication/{region_id}", {"enabled": True})
     form = urllib.parse.urlencode(
         {"body": "午餐的青菜有异味 (demo complaint: the greens at lunch smelled off)"}
@@ -98,4 +114,6 @@ def seed_workflows(
     )
     with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (follows the 303)
         tracking_url = str(resp.geturl())
-    return SeededWorkflows(rapid_test_id=int(test["id"]), tracking_url=tracking_url)
+    return SeededWorkflows(
+        rapid_test_id=int(test["id"]), visit_id=int(visit["id"]), tracking_url=tracking_url
+    )

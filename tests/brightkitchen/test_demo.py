@@ -79,6 +79,14 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
             what="the failed rapid test's ticket",
         )
         assert count(db_url, "SELECT count(*) FROM complaints WHERE status = 'received'") == 1
+        wait_until(
+            lambda: (
+                count(db_url, "SELECT count(*) FROM tickets WHERE rule = 'supervision_finding'")
+                == 1
+            ),
+            60,
+            what="the supervision visit's ticket",
+        )
         assert "/public/complaints/" in text()
         assert "console" in text()
         token = (run.data_dir / "api-token.txt").read_text().strip()
