@@ -195,6 +195,8 @@ class EdgeWorker:
             settings.display_port,
             keep=settings.display_keep,
             popup_seconds=settings.popup_seconds,
+            # the pop-up names the camera as the kitchen knows it, never its id
+            camera_names={c.id: c.name for c in box.cameras if c.name},
         )
         self.publisher = EdgePublisher(
             mqtt_url=common.mqtt_url,

@@ -89,7 +89,7 @@ def running(
             EdgeBox(
                 id="box-w",
                 cameras=[
-                    Camera(id="cam-good", url=str(video), analyse_fps=10),
+                    Camera(id="cam-good", name="凉菜专间", url=str(video), analyse_fps=10),
                     Camera(id="cam-bad", url=str(tmp_path / "missing.avi"), analyse_fps=5),
                 ],
             )
@@ -190,3 +190,6 @@ def test_worker_delivers_violation_and_camera_offline(
     assert httpx.get(worker.display.url + "/healthz").text == "ok\n"
     nm_snap = httpx.get(f"{worker.display.url}/snapshot/{nm.event_id}.jpg")
     assert nm_snap.status_code == 200
+    # the kitchen's pop-up names the camera from the site file, not by its id
+    recent = {r["event_id"]: r for r in httpx.get(f"{worker.display.url}/recent").json()}
+    assert recent[nm.event_id]["camera_name"] == "凉菜专间"
