@@ -37,6 +37,7 @@ from api.services.supervision import (
     regions_below,
     set_frequency,
 )
+from bkcommon.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,9 @@ def post_visit(  # noqa: PLR0917 - FastAPI dependencies
     201 when stored; 200 with the stored visit when this site's visit at the same time
     was recorded before (a retry changes nothing).
     """
-    visit_id, created = record_visit(conn, data=body, scope=scope, user=user, settings=settings)
+    visit_id, created = record_visit(
+        conn, data=body, scope=scope, user=user, settings=settings, now=utcnow()
+    )
     if not created:
         response.status_code = 200
     found = next(

@@ -17,7 +17,7 @@ visit a quarter: see docs/supervision.md for where that default comes from).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
 
 RULE = "supervision_finding"
+
+CLOCK_SKEW = timedelta(minutes=10)
+"""A visit may be stamped this far ahead of the server's clock (a phone's clock runs fast)."""
 
 CADRE_ROLE = "regulator"
 """``site_people.role`` of the 包保 cadre (the escalation ladder's regulator step)."""
@@ -164,14 +167,18 @@ def record_visit(
     scope: SiteScope,
     user: Principal,
     settings: SupervisionSettings,
+    now: datetime,
 ) -> tuple[int, bool]:
     """Store a visit and one finding per "no" answer, atomically.
 
     Returns (visit id, created); ``created`` is False when this site's visit at the same
-    time was recorded before (nothing changes). A site outside the scope is not found.
+    time was recorded before (nothing changes). A site outside the scope is not found; a
+    visit stamped in the future (beyond ``CLOCK_SKEW``) is refused naming ``visited_at``.
     """
     if not scope.allows(data.site_id):
         raise SupervisionNotFoundError(f"site_id: site {data.site_id} not found")
+    if data.visited_at > now + CLOCK_SKEW:
+        raise SupervisionError(f"visited_at: {data.visited_at.isoformat()} is in the future")
     with conn.transaction():
         if conn.execute("SELECT 1 FROM sites WHERE id = %s", (data.site_id,)).fetchone() is None:
             raise SupervisionNotFoundError(f"site_id: site {data.site_id} not found")

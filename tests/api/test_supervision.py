@@ -146,6 +146,13 @@ def test_bad_input_is_refused_naming_the_field(client: TestClient, world: World)
         r = c.post("/api/v1/supervision/visits", json=body, headers=h)
         assert r.status_code == 422, (name, r.text)
         assert name in r.json()["detail"], (name, r.text)
+    ahead = c.post(
+        "/api/v1/supervision/visits",
+        json=_visit("site-a1", at=utcnow() + timedelta(hours=2)),
+        headers=h,
+    )
+    assert ahead.status_code == 422
+    assert ahead.json()["detail"].startswith("visited_at:")
     twice = _visit("site-a1", checklist=[{"item": "x", "ok": True}, {"item": "x", "ok": True}])
     r = c.post("/api/v1/supervision/visits", json=twice, headers=h)
     assert r.status_code == 422
