@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from api.auth.scope import Principal, Role
-from api.deps import ConnDep, ScopeDep, not_found, require_role
+from api.deps import ConnDep, CurrentUser, ScopeDep, not_found, require_role
 from api.queries.coverage import (
     TIME_ZONE,
     CoveragePublic,
@@ -27,11 +27,13 @@ from api.queries.coverage import (
     coverage_xlsx,
 )
 from api.services.supervision import (
+    ChecklistPublic,
     FrequencyIn,
     FrequencyPublic,
     SupervisionSettings,
     VisitIn,
     VisitPublic,
+    default_checklist,
     list_visits,
     record_visit,
     regions_below,
@@ -99,6 +101,12 @@ def post_visit(  # noqa: PLR0917 - FastAPI dependencies
     )  # fmt: skip
     assert found is not None
     return found
+
+
+@router.get("/checklist", response_model=ChecklistPublic)
+def get_checklist(user: CurrentUser) -> ChecklistPublic:
+    """The default visit checklist (items in Chinese and English) and the rule it follows."""
+    return default_checklist()
 
 
 @router.get("/visits", response_model=list[VisitPublic])

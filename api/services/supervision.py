@@ -60,6 +60,45 @@ class SupervisionSettings(BaseSettings):
     )
 
 
+CHECKLIST_SOURCE = (
+    "企业落实食品安全主体责任监督管理规定 (SAMR Order No. 60, 2022): director and officer, "
+    "risk control list, 日管控 / 周排查 / 月调度; read as a cadre's visit checklist"
+)
+
+DEFAULT_CHECKLIST: tuple[tuple[str, str, str], ...] = (
+    ("staffed", "配备食品安全总监、食品安全员并在岗", "director and officer appointed and present"),
+    ("risk_list", "制定食品安全风险管控清单", "food-safety risk control list in place"),
+    ("daily", "日管控记录完整 (每日检查)", "daily control records complete"),
+    ("weekly", "周排查记录完整 (每周排查)", "weekly review records complete"),
+    ("monthly", "月调度报告已签署 (每月调度)", "monthly dispatch report signed"),
+    ("rectified", "上次督导发现问题已整改", "last visit's findings rectified"),
+)
+"""(key, zh, en) of the default visit checklist: what the cadre checks the business does."""
+
+
+class ChecklistItemPublic(BaseModel):
+    """One item of the default visit checklist."""
+
+    key: str
+    zh: str
+    en: str
+
+
+class ChecklistPublic(BaseModel):
+    """The default visit checklist and where it comes from."""
+
+    source: str
+    items: list[ChecklistItemPublic]
+
+
+def default_checklist() -> ChecklistPublic:
+    """The default checklist a cadre's phone form starts from (items are free text on a visit)."""
+    return ChecklistPublic(
+        source=CHECKLIST_SOURCE,
+        items=[ChecklistItemPublic(key=k, zh=zh, en=en) for k, zh, en in DEFAULT_CHECKLIST],
+    )
+
+
 class SupervisionError(RequestError):
     """Bad supervision input that only the database can tell (422)."""
 

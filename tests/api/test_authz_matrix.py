@@ -210,6 +210,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/supervision/visits"): _loose_write(INSPECTORS),
     ("GET", "/supervision/visits"): Spec("list"),
     ("PUT", "/supervision/frequency"): _loose_write(INSPECTORS),
+    ("GET", "/supervision/checklist"): Spec("self"),  # the default items, no site data
     **{
         ("GET", f"/supervision/{name}"): Spec("gated", roles=INSPECTORS)
         for name in ("coverage", "coverage.csv", "coverage.xlsx")

@@ -86,6 +86,9 @@ def test_a_visit_finding_becomes_a_ticket_once(
     assert ticket["site_id"] == "site-a1"
     assert ticket["rule"] == "supervision_finding"
     assert ticket["title"] == "包保督导发现问题 supervision visit finding: 留样 ≥125 g 48 h"
+    template = c.get("/api/v1/supervision/checklist", headers=w.headers("cadre")).json()
+    assert template["source"].startswith("企业落实食品安全主体责任监督管理规定")
+    assert [i["key"] for i in template["items"]][:3] == ["staffed", "risk_list", "daily"]
     rows = conn.execute(
         "SELECT count(*) FROM findings WHERE finding_key LIKE %s", (f"supervision:{visit['id']}:%",)
     ).fetchone()
