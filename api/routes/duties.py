@@ -15,6 +15,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +42,7 @@ from api.services.duties import (
     get_daily_check,
     get_duty_site,
     list_daily_checks,
+    photo_media_type,
     record_daily_check,
     set_duty_site,
     store_photo,
@@ -256,6 +258,29 @@ async def post_duty_photo(  # noqa: PLR0917 - FastAPI dependencies
         now=utcnow(),
     )
     return PhotoStoredPublic(sha256=sha)
+
+
+@router.get(
+    "/sites/{site_id}/duty-photos/{sha256}",
+    response_class=Response,
+    responses={
+        **not_found("site or photo"),
+        200: {"description": "The photo.", "content": {"image/jpeg": {}, "image/png": {}}},
+    },
+)
+def get_duty_photo(
+    conn: ConnDep, scope: ScopeDep, store: StoreDep, site_id: str, sha256: str
+) -> Response:
+    """A photo uploaded for the site's duty records (e.g. the one behind a "no")."""
+    media = photo_media_type(conn, site_id=site_id, sha256=sha256, scope=scope)
+    data = None if media is None else store.get(sha256)
+    if media is None or data is None:
+        raise HTTPException(status_code=404, detail=f"site {site_id} has no such photo")
+    return Response(
+        data,
+        media_type=media,
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
+    )
 
 
 @router.post(

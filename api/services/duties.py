@@ -154,6 +154,16 @@ def store_photo(
     return sha
 
 
+def photo_media_type(conn: Conn, *, site_id: str, sha256: str, scope: SiteScope) -> str | None:
+    """The media type of a duty photo of the site in scope, or None."""
+    require_site(conn, scope, site_id)
+    row = conn.execute(
+        "SELECT media_type FROM duty_photos WHERE site_id = %s AND sha256 = %s",
+        (site_id, sha256),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 class AnswerIn(BaseModel):
     """One answer of the daily check."""
 

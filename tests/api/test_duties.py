@@ -28,7 +28,9 @@ from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
 from bkcommon.timeutil import utcnow
 from tests.api.authz_world import World, build_world
+from tests.api.conftest import HookServer
 from tests.api.loop_support import jpeg_bytes
+from tests.support.services import wait_until
 
 API = "/api/v1"
 ITEMS = [i.key for i in DEFAULT_CHECKLISTS["school_canteen"]]
@@ -105,6 +107,12 @@ def test_a_no_with_its_photo_becomes_a_ticket(
     assert row[0] == "daily_check_no"
     assert row[1] == "pests_controlled"
     assert "日管控检查不合格" in row[2]
+    photo = client.get(f"{API}/sites/site-a1/duty-photos/{sha}", headers=world.headers("regulator"))
+    assert photo.status_code == 200
+    assert photo.headers["content-type"] == "image/jpeg"
+    assert photo.content == jpeg_bytes(seed=3)
+    hidden = client.get(f"{API}/sites/site-a1/duty-photos/{sha}", headers=world.headers("insurer"))
+    assert hidden.status_code == 404
 
     again = client.post(
         f"{API}/sites/site-a1/daily-checks", json=body, headers=world.headers("director")
@@ -375,3 +383,35 @@ def test_monthly_report_is_generated_edited_then_signed_and_final(
         conn.execute("UPDATE monthly_reports SET body = 'changed'")
     listed = client.get(url, headers=world.headers("insurer"))
     assert listed.status_code == 404  # site-a1 is not the insurer's
+
+
+def test_the_api_workers_turn_a_missed_check_into_the_officers_webhook(
+    db_url: str,
+    conn: psycopg.Connection[Any],
+    settings: ApiSettings,
+    registry: None,
+    hook: HookServer,
+) -> None:
+    """End to end with the real workers: deadline worker → finding → engine → dispatcher."""
+    yesterday = china_today(utcnow()) - timedelta(days=1)
+    conn.execute(
+        "INSERT INTO duty_sites (site_id, business_type, deadline_local, since) "
+        "VALUES ('school-001', 'school_canteen', '00:00', %s)",
+        (yesterday,),
+    )
+    live = settings.model_copy(update={"workers_enabled": True})
+    app = create_app(live, common=CommonSettings(database_url=db_url))
+    with TestClient(app):
+        assert app.state.workers.wait_connected(10)
+        wait_until(
+            lambda: any(r.body.get("subject") == "daily_check" for r in hook.requests),
+            timeout=10.0,
+            what="the officer's webhook about the missed daily check",
+        )
+    row = conn.execute(
+        "SELECT count(*), min(title) FROM tickets "
+        "WHERE site_id = 'school-001' AND rule = 'daily_check_missed'"
+    ).fetchone()
+    assert row is not None
+    assert row[0] == 1
+    assert "日管控未按时完成" in row[1]
