@@ -26,6 +26,7 @@ from api.metrics import instrument
 from api.routes import (
     ack,
     alarms,
+    alerts,
     complaints,
     disinfection,
     duties,
@@ -42,6 +43,7 @@ from api.routes import (
     sites,
     supervision,
     ticket_actions,
+    ticket_comments,
     tickets,
     triage,
     users,
@@ -132,9 +134,10 @@ def create_app(
         complaints,
         supervision,
         duties,
+        alerts,
     ):
         app.include_router(module.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)
-    for loop in (ticket_actions, evidence, triage):  # the rectification closed loop
+    for loop in (ticket_actions, ticket_comments, evidence, triage):  # the closed loop
         app.include_router(loop.router, prefix=API_PREFIX, responses=AUTH_RESPONSES)
     app.include_router(public.router)  # no sign-in: canteen pages, QR codes, complaints
     app.include_router(console.router)  # the regulator console at /console/ (static + export)

@@ -142,6 +142,12 @@ ROUTES: dict[tuple[str, str], Spec] = {
         )
     },
     ("GET", "/tickets/{ticket_id}/actions"): Spec("read"),
+    ("POST", "/tickets/{ticket_id}/comments"): Spec(
+        "write", body=lambda: {"text": "seen on the round"}, ok=frozenset({201})
+    ),
+    # alert channels: writers see their sites' people; a test send is a loose write
+    ("GET", "/alerts/channels"): Spec("gated", roles=WRITERS),
+    ("POST", "/alerts/channels/{person_id}/{index}/test"): _loose_write(WRITERS),
     ("GET", "/tickets/{ticket_id}/evidence"): Spec("read"),
     ("GET", "/evidence/{sha256}"): Spec("read", strict=False),
     ("GET", "/reviews"): Spec("list"),
@@ -258,6 +264,8 @@ def _param_values(world: World, site: str) -> dict[str, str]:
         "username": "victim",
         "token_id": "987654321",  # no such token: revoking real ones is tested in test_auth
         "sha256": world.sha[site],
+        "person_id": {"site-a1": "p-director-a1", "site-b1": "p-officer-b1"}.get(site, "p-none"),
+        "index": "0",
         **{name: str(ids[site]) for name, ids in world.extra.items()},
     }
 
