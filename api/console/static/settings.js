@@ -1,8 +1,9 @@
 // Users and settings: the canteens, sensors and cameras in your scope with their profiles
-// and limits; deadlines and capture triage (admins and regulators); users (admins).
+// and limits; deadlines and capture triage (admins and regulators); alert channels with a
+// test send (everyone but insurers); users (admins).
 import { api } from "./api.js";
 import { me } from "./app.js";
-import { h, mount } from "./dom.js";
+import { h, mount, say } from "./dom.js";
 import { explain, fmtNum, fmtTime, t } from "./i18n.js";
 import { profileLabel, ruleLabel, tierLabel } from "./labels.js";
 
@@ -36,6 +37,44 @@ async function deadlinesSection() {
       r.editable ? "" : ` (${t("set_read_only")})`))) : null);
 }
 
+/** The alert channels of the people of your canteens, each with a "send test" button. */
+async function channelsSection() {
+  const list = (await api("/alerts/channels")).data;
+  const row = (c) => {
+    const key = `${c.person_id}-${c.index}`;
+    const result = h("span", { id: `ch-result-${key}`, role: "status", "aria-live": "polite" });
+    const button = h("button", { type: "button", id: `ch-test-${key}`, dataset: { person: c.person_id, index: c.index } }, t("ch_send_test"));
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      result.className = "";
+      result.dataset.outcome = "";
+      say(result, t("ch_sending"));
+      try {
+        const r = await api(`/alerts/channels/${encodeURIComponent(c.person_id)}/${c.index}/test`, { method: "POST" });
+        result.className = r.delivered ? "ok" : "error";
+        result.dataset.outcome = r.delivered ? "delivered" : "failed";
+        say(result, r.delivered ? t("ch_delivered", { ms: Math.round(r.duration_ms) }) : t("ch_failed", { detail: r.detail }));
+      } catch (e) {
+        result.className = "error";
+        result.dataset.outcome = "failed";
+        say(result, explain(e));
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return h("tr", { dataset: { person: c.person_id, kind: c.kind } },
+      h("td", {}, c.person_name), h("td", {}, t(`kind_${c.kind}`)), h("td", {}, h("code", {}, c.address_masked)),
+      h("td", {}, c.sites.map((s) => `${s.site_id} · ${t(`role_${s.role}`)}`).join("; ")),
+      h("td", {}, button, " ", result));
+  };
+  return h("section", { class: "card", id: "channels" },
+    h("h2", {}, t("set_channels")),
+    h("p", { class: "muted" }, t("set_channels_hint")),
+    list.length ? h("div", { class: "table-wrap" }, h("table", { class: "compact", id: "channels-table" },
+      h("thead", {}, h("tr", {}, [t("ch_person"), t("ch_kind"), t("ch_address"), t("ch_sites"), t("ch_result")].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, list.map(row)))) : h("p", { id: "channels-table" }, t("ch_none")));
+}
+
 async function usersSection() {
   const users = await api("/users");
   return h("section", { class: "card", id: "users" },
@@ -57,6 +96,7 @@ export async function renderSettings(main) {
   if (user.role === "admin" || user.role === "regulator") {
     extra.push(await deadlinesSection().catch((e) => h("p", { class: "error" }, explain(e))));
   }
+  if (!user.read_only) extra.push(await channelsSection().catch((e) => h("p", { class: "error" }, explain(e))));
   if (user.role === "admin") extra.push(await usersSection().catch((e) => h("p", { class: "error" }, explain(e))));
   else extra.push(h("p", { class: "muted", id: "users-note" }, t("set_users_admin_only")));
   mount(main,

@@ -1,4 +1,5 @@
-// One ticket (facts, escalation, actions, evidence, timeline) and the capture review queue.
+// One ticket (facts, escalation, actions, evidence, timeline with comments) and the capture
+// review queue.
 import { api, ApiError } from "./api.js";
 import { me, refresh, render } from "./app.js";
 import { h, mount, qs, say } from "./dom.js";
@@ -110,7 +111,36 @@ export async function renderTicket(main, id) {
       h("ol", { class: "timeline", id: "timeline" }, ticket.events.map((e) => h("li", { dataset: { kind: e.kind } },
         h("time", { datetime: e.at }, fmtTime(e.at)), " ",
         h("strong", {}, tOr(`ev_${e.kind}`, e.kind)), " · ", h("span", { class: "actor" }, e.actor),
-        e.note ? h("p", { class: "note" }, e.note) : null)))));
+        e.note ? h("p", { class: "note" }, e.note) : null))),
+      me().read_only ? null : commentBox(ticket)));
+}
+
+/** The comment box under the timeline: a remark that changes nothing but the timeline. */
+function commentBox(ticket) {
+  const text = h("textarea", { id: "comment-text", rows: 2, maxlength: 2000 });
+  const msg = h("p", { id: "comment-message", role: "status", "aria-live": "polite", "data-keep": true });
+  async function send() {
+    msg.className = "";
+    if (!text.value.trim()) {
+      msg.className = "error";
+      say(msg, t("comment_empty"));
+      text.focus();
+      return;
+    }
+    try {
+      await api(`/tickets/${ticket.id}/comments`, { method: "POST", json: { text: text.value.trim() } });
+      await render();
+      const after = document.getElementById("comment-message");
+      if (after) say(after, t("comment_done"));
+    } catch (e) {
+      msg.className = "error";
+      say(msg, explain(e));
+    }
+  }
+  return h("div", { class: "comment-box", id: "comment-box" },
+    h("label", { for: "comment-text" }, t("comment")), text,
+    h("div", { class: "row" }, h("button", { type: "button", id: "comment-send", onclick: send }, t("comment_add"))),
+    msg);
 }
 
 function actionsSection(ticket, actions) {
