@@ -30,6 +30,7 @@ from api.deps import (
     not_found,
     require_role,
 )
+from api.queries.duties import DutyTodayPublic, duties_today
 from api.routes.inspections import StoreDep
 from api.schemas import ErrorPublic
 from api.services.duties import (
@@ -117,6 +118,13 @@ def get_duties(conn: ConnDep, scope: ScopeDep, site_id: str) -> DutySitePublic:
     if found is None:
         raise HTTPException(status_code=404, detail=f"site {site_id} keeps no daily duties")
     return found
+
+
+@router.get("/duties/today", response_model=list[DutyTodayPublic])
+def get_duties_today(conn: ConnDep, scope: ScopeDep) -> list[DutyTodayPublic]:
+    """Today's daily check (China time) of each of your sites that keeps duties; overdue first."""
+    now = utcnow()
+    return duties_today(conn, scope=scope, day=china_today(now), now=now)
 
 
 @router.get("/duties/checklists", response_model=list[Checklist])

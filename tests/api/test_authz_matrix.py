@@ -191,6 +191,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("PUT", "/sites/{site_id}/duties"): _loose_write(frozenset({"admin", "regulator", "director"})),
     ("GET", "/sites/{site_id}/duties"): Spec("read", strict=False),
     ("GET", "/duties/checklists"): Spec("self"),  # the defaults, no site data
+    ("GET", "/duties/today"): Spec("list"),
     ("PUT", "/duties/checklists"): _loose_write(INSPECTORS),
     **{
         (method, f"/sites/{{site_id}}/{name}"): (

@@ -308,6 +308,13 @@ def test_a_missed_daily_check_escalates_to_officer_director_and_cadre(
         )
     }
     assert {"p-officer-a1", "p-director-a1", "p-cadre-a1"} <= heard
+    today_rows = client.get(f"{API}/duties/today", headers=world.headers("regulator")).json()
+    assert [(r["site_id"], r["done"], r["overdue"]) for r in today_rows] == [
+        ("site-a1", False, True),
+        ("site-a2", False, True),
+    ]
+    mine = client.get(f"{API}/duties/today", headers=world.headers("officer")).json()
+    assert [r["site_id"] for r in mine] == ["site-a1"]
 
 
 def test_weekly_review_is_the_directors_with_the_weeks_figures(

@@ -1,0 +1,52 @@
+"""Today's daily checks across the caller's sites: who has done theirs, who is overdue.
+
+The regulator's view of the daily control at a glance (and the officer's own reminder):
+one row per site in scope that keeps the daily duties, with whether today's check (China
+time) is done and whether its deadline has passed without it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from pydantic import BaseModel
+
+from api.auth.scope import SiteScope
+
+Conn = psycopg.Connection[Any]
+
+
+class DutyTodayPublic(BaseModel):
+    """One site's daily check today."""
+
+    site_id: str
+    site_name: str
+    business_type: str
+    day: date
+    deadline_at: datetime
+    done: bool
+    completed_at: datetime | None
+    overdue: bool
+
+
+def duties_today(
+    conn: Conn, *, scope: SiteScope, day: date, now: datetime
+) -> list[DutyTodayPublic]:
+    """Sites in scope that keep duties, overdue first, then by site id."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"""SELECT d.site_id, s.name AS site_name, d.business_type, %(day)s::date AS day,
+                       (%(day)s::date + d.deadline_local) AT TIME ZONE 'Asia/Shanghai'
+                           AS deadline_at,
+                       c.id IS NOT NULL AS done, c.completed_at
+                FROM duty_sites d JOIN sites s ON s.id = d.site_id
+                LEFT JOIN daily_checks c ON c.site_id = d.site_id AND c.check_date = %(day)s
+                WHERE {scope.clause("d.site_id")} AND d.since <= %(day)s
+                ORDER BY d.site_id""",
+            {"day": day, **scope.params()},
+        ).fetchall()
+    out = [DutyTodayPublic(**r, overdue=not r["done"] and r["deadline_at"] <= now) for r in rows]
+    return sorted(out, key=lambda r: (not r.overdue, r.site_id))
