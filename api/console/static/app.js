@@ -11,6 +11,7 @@ import { renderKitchen } from "./kitchen.js";
 import { renderInspection, renderInspections, renderNewInspection } from "./inspections.js";
 import { renderInsurance } from "./insurance.js";
 import { renderDisinfection } from "./disinfection.js";
+import { renderRapidTests } from "./rapidtests.js";
 import { renderSettings } from "./settings.js";
 import { renderWall } from "./wall.js";
 
@@ -78,6 +79,7 @@ const ROUTES = [
   [/^\/inspections\/(\d+)$/, (m) => renderInspection(main, Number(m[1]))],
   [/^\/insurance\/?$/, () => renderInsurance(main)],
   [/^\/disinfection\/?$/, () => renderDisinfection(main, new URLSearchParams(location.search))],
+  [/^\/rapid-tests\/?$/, () => renderRapidTests(main)],
   [/^\/settings\/?$/, () => renderSettings(main)],
   [/^\/wall\/?$/, () => renderWall(main)],
 ];
@@ -99,7 +101,7 @@ function header() {
     h("span", { class: "brand" }, t("app_title")),
     h("nav", { "aria-label": t("nav") },
       h("ul", {}, link("/", "nav_overview"), link("/tickets", "nav_tickets"), u.read_only ? null : link("/reviews", "nav_reviews"),
-        link("/wall", "nav_wall"), link("/inspections", "nav_inspections"), link("/insurance", "nav_insurance"), link("/kitchen", "nav_kitchen"), link("/settings", "nav_settings"))),
+        link("/wall", "nav_wall"), link("/inspections", "nav_inspections"), link("/insurance", "nav_insurance"), link("/kitchen", "nav_kitchen"), link("/rapid-tests", "nav_rapid_tests"), link("/settings", "nav_settings"))),
     h("div", { class: "who" },
       liveBadge(),
       h("button", {
