@@ -1,0 +1,124 @@
+"""The officer's daily duties on a phone: the checklist with a camera photo behind each "no"
+(a ticket follows), the morning health check marking a feverish cook off duty, and a meal's
+food samples, with the API's refusal of a light sample shown as a sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from api.auth.scope import SiteScope
+from api.services.duties import DutySiteIn, set_duty_site
+from bkcommon.timeutil import utcnow
+from tests.console.conftest import Console, console_errors, png_bytes, shot, viewport
+from tests.console.test_console_browser import find, text
+from tests.console.test_console_pages import nav, sign_in_as
+from tests.console.test_console_phone import PHONE, sideways
+from tests.support.services import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_officer_does_the_days_duties_on_a_phone(
+    module_console: Console, module_browser: WebDriver, tmp_path: Path
+) -> None:
+    c, b = module_console, module_browser
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        set_duty_site(
+            conn,
+            site_id="east-1",
+            data=DutySiteIn(business_type="school_canteen", deadline_local="10:00"),
+            scope=SiteScope.everything(),
+            actor="admin",
+            now=utcnow(),
+        )
+    photo = tmp_path / "pests.png"
+    photo.write_bytes(png_bytes(120, 90))
+    viewport(b, *PHONE, mobile=True)
+    try:
+        sign_in_as(b, c, "officer-e1", "/console/duties")
+        find(b, "#duty-check-form li.duty-item")
+        assert "/duties" in nav(b)
+        items = b.find_elements(By.CSS_SELECTOR, "#duty-check-form li.duty-item")
+        assert len(items) >= 9
+        assert "从业人员晨检已完成并记录" in (text(b, "#duty-check-form") or "")
+        for li in items:
+            key = li.get_attribute("data-item")
+            choice = "no" if key == "pests_controlled" else "yes"
+            find(b, f"#ans-{key}-{choice}").click()
+        camera = find(b, "#photo-pests_controlled")
+        assert camera.get_attribute("accept") == "image/*"
+        assert camera.get_attribute("capture") == "environment"
+        find(b, "#duty-check-submit").click()  # a "no" without its photo is stopped here
+        wait_until(lambda: "请先拍照" in (text(b, "#duty-check-status") or ""), what="need photo")
+        find(b, "#note-pests_controlled").send_keys("仓库角落发现鼠粪")
+        camera.send_keys(str(photo))
+        find(b, "#duty-check-submit").click()
+        wait_until(lambda: b.find_elements(By.ID, "duty-check-done"), timeout=15, what="check")
+        assert "1 项不合格" in (text(b, "#duty-check-done") or "")
+        no = find(b, '#duty-answers li[data-ok="false"]')
+        assert "无蝇鼠蟑" in no.text
+        assert "仓库角落发现鼠粪" in no.text
+
+        find(b, "#staff-name-0").send_keys("李厨师")
+        find(b, "#staff-temp-0").send_keys("36.5")
+        find(b, "#add-staff").click()
+        find(b, "#staff-name-1").send_keys("张帮厨")
+        find(b, "#staff-temp-1").send_keys("38.1")
+        find(b, "#health-submit").click()
+        wait_until(
+            lambda: len(b.find_elements(By.CSS_SELECTOR, "#health-list li[data-on-duty]")) == 2,
+            what="health list",
+        )
+        off = find(b, '#health-list li[data-on-duty="false"]')
+        assert "张帮厨" in off.text
+        assert "发热" in off.text
+        assert "今日离岗" in off.text
+
+        find(b, "#sample-meal option[value='lunch']").click()
+        find(b, "#dish-0").send_keys("红烧肉")
+        find(b, "#dish-g-0").send_keys("150")
+        find(b, "#dish-1").send_keys("清炒时蔬")
+        find(b, "#dish-g-1").send_keys("100")
+        find(b, "#samples-submit").click()
+        wait_until(lambda: "填写的内容有误" in (text(b, "#samples-status") or ""), what="refusal")
+        assert "weight_g" in (text(b, "#samples-status") or "")
+        refused = console_errors(b)  # the browser logs the refused request: that one only
+        assert len(refused) == 1
+        assert "food-samples" in refused[0]
+        assert "422" in refused[0]
+        weight = find(b, "#dish-g-1")
+        weight.clear()
+        weight.send_keys("130")
+        find(b, "#samples-submit").click()
+        wait_until(
+            lambda: len(b.find_elements(By.CSS_SELECTOR, "#sample-list li[data-meal]")) == 2,
+            what="samples",
+        )
+        assert "午餐" in (text(b, "#sample-list") or "")
+        assert sideways(b) <= 0
+        b.execute_script("window.scrollTo(0, 0)")
+        shot(b, "phone-duties.png")
+        assert console_errors(b) == []
+    finally:
+        b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    with psycopg.connect(
+        c.db_url
+    ) as conn:  # the ticket engine (workers, off here) opens its ticket
+        findings = conn.execute(
+            "SELECT subject FROM findings WHERE site_id = 'east-1' AND rule = 'daily_check_no'"
+        ).fetchall()
+    assert findings == [("pests_controlled",)]
+
+
+def test_site_without_duties_says_so(module_console: Console, module_browser: WebDriver) -> None:
+    c, b = module_console, module_browser
+    sign_in_as(b, c, "reg-east", "/console/duties?site_id=east-3")
+    find(b, "#duty-none")
+    assert "尚未设置每日食安职责" in (text(b, "#duty-none") or "")
+    assert "/duties" not in nav(b)
+    assert console_errors(b) == []
