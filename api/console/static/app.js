@@ -13,6 +13,7 @@ import { renderInsurance } from "./insurance.js";
 import { renderDisinfection } from "./disinfection.js";
 import { renderRapidTests } from "./rapidtests.js";
 import { renderComplaints } from "./complaints.js";
+import { renderComplaints } from "./complaints.js";
 import { renderDuties } from "./duties.js";
 import { renderSettings } from "./settings.js";
 import { renderWall } from "./wall.js";
@@ -83,6 +84,7 @@ const ROUTES = [
   [/^\/disinfection\/?$/, () => renderDisinfection(main, new URLSearchParams(location.search))],
   [/^\/rapid-tests\/?$/, () => renderRapidTests(main)],
   [/^\/complaints\/?$/, () => renderComplaints(main)],
+  [/^\/complaints\/?$/, () => renderComplaints(main)],
   [/^\/duties\/?$/, () => renderDuties(main, new URLSearchParams(location.search))],
   [/^\/settings\/?$/, () => renderSettings(main)],
   [/^\/wall\/?$/, () => renderWall(main)],
@@ -105,6 +107,7 @@ function header() {
     h("span", { class: "brand" }, t("app_title")),
     h("nav", { "aria-label": t("nav") },
       h("ul", {}, link("/", "nav_overview"), link("/tickets", "nav_tickets"), u.read_only ? null : link("/reviews", "nav_reviews"),
+        ["admin", "regulator"].includes(u.role) ? link("/complaints", "nav_complaints") : null,
         ["admin", "regulator"].includes(u.role) ? link("/complaints", "nav_complaints") : null,
         link("/wall", "nav_wall"), link("/inspections", "nav_inspections"), link("/insurance", "nav_insurance"), link("/kitchen", "nav_kitchen"), link("/rapid-tests", "nav_rapid_tests"),
         ["officer", "director"].includes(u.role) ? link("/duties", "nav_duties") : null, link("/settings", "nav_settings"))),
