@@ -1,0 +1,75 @@
+// The regulator's at-a-glance view of the duties and of 包保 supervision: today's daily checks
+// of every business (overdue first, as the API orders them) and the coverage table (director,
+// officer and cadre named; visits done vs due), with the same figures as CSV and XLSX files.
+import { api } from "./api.js";
+import { h, mount, qs } from "./dom.js";
+import { fmtClock, fmtTime, getLang } from "./i18n.js";
+
+const WORDS = {
+  "zh-CN": {
+    title: "日管控与包保覆盖", today: "今日每日检查", site: "单位", deadline: "截止", state: "状态",
+    done_at: "完成时间", overdue: "已超时", done: "已完成", pending: "待完成", none: "没有记录",
+    coverage: "包保覆盖情况", on: "截至 {d}", directors: "食品安全总监", officers: "食品安全员",
+    cadres: "包保干部", visits: "督导（已完成/应完成）", schedule: "督导进度", daily: "今日检查",
+    on_schedule: "按时", behind: "滞后", not_kept: "不适用", last_visit: "最近督导",
+    csv: "导出 CSV", xlsx: "导出 Excel", missing: "未指定",
+    t_sites: "单位数", t_assigned: "三类人员齐全", t_visits: "督导完成", t_daily: "今日检查完成",
+  },
+  en: {
+    title: "Daily checks and supervision coverage", today: "Today's daily checks", site: "Site", deadline: "Due", state: "State",
+    done_at: "Done at", overdue: "overdue", done: "done", pending: "pending", none: "No records",
+    coverage: "Supervision coverage", on: "As of {d}", directors: "Director", officers: "Officer",
+    cadres: "Cadre", visits: "Visits (done / due)", schedule: "Visits", daily: "Check today",
+    on_schedule: "on schedule", behind: "behind", not_kept: "n/a", last_visit: "Last visit",
+    csv: "Export CSV", xlsx: "Export Excel", missing: "none named",
+    t_sites: "Businesses", t_assigned: "All three named", t_visits: "Visits done", t_daily: "Checks done today",
+  },
+};
+
+function w(key, vars = {}) {
+  const s = (WORDS[getLang()] || WORDS["zh-CN"])[key] ?? key;
+  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+}
+
+const head = (...cols) => h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, w(c)))));
+const names = (list) => (list.length ? list.join("、") : h("span", { class: "overdue-text" }, w("missing")));
+
+/** The regulator's page: today's checks, then coverage with its exports. */
+export async function renderCoverage(main) {
+  const [today, cov] = await Promise.all([api("/duties/today"), api("/supervision/coverage")]);
+  const lang = getLang() === "en" ? "en" : "zh-CN";
+  const exportQs = qs({ on: cov.on, lang });
+  const tt = cov.totals;
+  const stateOf = (d) => (d.done ? "done" : d.overdue ? "overdue" : "pending");
+  mount(main,
+    h("h1", {}, w("title")),
+    h("section", { class: "card", "aria-labelledby": "today-h" },
+      h("h2", { id: "today-h" }, w("today")),
+      h("div", { class: "table-wrap" }, h("table", { id: "duties-today" },
+        head("site", "deadline", "state", "done_at"),
+        h("tbody", {}, today.length ? today.map((d) => h("tr", { class: d.overdue ? "overdue" : "", dataset: { siteId: d.site_id, state: stateOf(d) } },
+          h("td", {}, d.site_name), h("td", {}, fmtClock(d.deadline_at)),
+          h("td", { class: d.overdue ? "overdue-text" : "" }, w(stateOf(d))),
+          h("td", {}, d.completed_at ? fmtClock(d.completed_at) : "—")))
+          : h("tr", {}, h("td", { colspan: 4 }, w("none"))))))),
+    h("section", { class: "card", "aria-labelledby": "coverage-h" },
+      h("h2", { id: "coverage-h" }, w("coverage")),
+      h("p", { class: "muted" }, w("on", { d: cov.on })),
+      h("ul", { class: "stats", id: "coverage-totals" },
+        h("li", {}, h("strong", {}, String(tt.sites)), " ", w("t_sites")),
+        h("li", {}, h("strong", {}, `${tt.fully_assigned}/${tt.sites}`), " ", w("t_assigned")),
+        h("li", {}, h("strong", {}, `${tt.visits_done}/${tt.visits_due}`), " ", w("t_visits")),
+        h("li", {}, h("strong", {}, `${tt.daily_checks_done_today}/${tt.daily_checks_due_today}`), " ", w("t_daily"))),
+      h("div", { class: "row" },
+        h("a", { id: "coverage-csv", class: "button secondary", href: `/api/v1/supervision/coverage.csv${exportQs}`, download: "coverage.csv" }, w("csv")),
+        h("a", { id: "coverage-xlsx", class: "button secondary", href: `/api/v1/supervision/coverage.xlsx${exportQs}`, download: "coverage.xlsx" }, w("xlsx"))),
+      h("div", { class: "table-wrap" }, h("table", { id: "coverage-table" },
+        head("site", "directors", "officers", "cadres", "visits", "schedule", "daily", "last_visit"),
+        h("tbody", {}, cov.sites.length ? cov.sites.map((s) => h("tr", { dataset: { siteId: s.site_id, assigned: String(s.fully_assigned) } },
+          h("td", {}, s.site_name), h("td", {}, names(s.directors)), h("td", {}, names(s.officers)), h("td", {}, names(s.cadres)),
+          h("td", { class: "num" }, `${s.visits_done}/${s.visits_due}`),
+          h("td", { class: s.on_schedule ? "" : "overdue-text" }, w(s.on_schedule ? "on_schedule" : "behind")),
+          h("td", {}, s.daily_check_due ? w(s.daily_check_done ? "done" : "pending") : w("not_kept")),
+          h("td", {}, s.last_visit_at ? fmtTime(s.last_visit_at) : "—")))
+          : h("tr", {}, h("td", { colspan: 8 }, w("none"))))))));
+}
