@@ -15,6 +15,7 @@ import { renderRapidTests } from "./rapidtests.js";
 import { renderComplaints } from "./complaints.js";
 import { renderComplaints } from "./complaints.js";
 import { renderDuties } from "./duties.js";
+import { renderCoverage } from "./coverage.js";
 import { renderSettings } from "./settings.js";
 import { renderWall } from "./wall.js";
 
@@ -86,6 +87,7 @@ const ROUTES = [
   [/^\/complaints\/?$/, () => renderComplaints(main)],
   [/^\/complaints\/?$/, () => renderComplaints(main)],
   [/^\/duties\/?$/, () => renderDuties(main, new URLSearchParams(location.search))],
+  [/^\/coverage\/?$/, () => renderCoverage(main)],
   [/^\/settings\/?$/, () => renderSettings(main)],
   [/^\/wall\/?$/, () => renderWall(main)],
 ];
@@ -110,7 +112,8 @@ function header() {
         ["admin", "regulator"].includes(u.role) ? link("/complaints", "nav_complaints") : null,
         ["admin", "regulator"].includes(u.role) ? link("/complaints", "nav_complaints") : null,
         link("/wall", "nav_wall"), link("/inspections", "nav_inspections"), link("/insurance", "nav_insurance"), link("/kitchen", "nav_kitchen"), link("/rapid-tests", "nav_rapid_tests"),
-        ["officer", "director"].includes(u.role) ? link("/duties", "nav_duties") : null, link("/settings", "nav_settings"))),
+        ["officer", "director"].includes(u.role) ? link("/duties", "nav_duties") : null,
+        ["admin", "regulator"].includes(u.role) ? link("/coverage", "nav_coverage") : null, link("/settings", "nav_settings"))),
     h("div", { class: "who" },
       liveBadge(),
       h("button", {
