@@ -100,7 +100,7 @@ def test_regulator_records_an_inspection_and_prints_the_notice(
     c, b = world, module_browser
     sign_in_as(b, c, "reg-east", "/console/inspections")
     assert nav(b) == [
-        *("/", "/tickets", "/reviews", "/wall"),
+        *("/", "/tickets", "/reviews", "/complaints", "/publication", "/wall"),
         *("/inspections", "/insurance", "/kitchen", "/rapid-tests", "/coverage", "/settings"),
     ]
     find(b, "#plan-draw").click()

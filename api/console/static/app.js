@@ -13,7 +13,7 @@ import { renderInsurance } from "./insurance.js";
 import { renderDisinfection } from "./disinfection.js";
 import { renderRapidTests } from "./rapidtests.js";
 import { renderComplaints } from "./complaints.js";
-import { renderComplaints } from "./complaints.js";
+import { renderPublication, renderQrSheet } from "./publication.js";
 import { renderDuties } from "./duties.js";
 import { renderCoverage } from "./coverage.js";
 import { renderSettings } from "./settings.js";
@@ -85,7 +85,8 @@ const ROUTES = [
   [/^\/disinfection\/?$/, () => renderDisinfection(main, new URLSearchParams(location.search))],
   [/^\/rapid-tests\/?$/, () => renderRapidTests(main)],
   [/^\/complaints\/?$/, () => renderComplaints(main)],
-  [/^\/complaints\/?$/, () => renderComplaints(main)],
+  [/^\/publication\/?$/, () => renderPublication(main, new URLSearchParams(location.search))],
+  [/^\/sites\/([^/]+)\/qr$/, (m) => renderQrSheet(main, decodeURIComponent(m[1]))],
   [/^\/duties\/?$/, () => renderDuties(main, new URLSearchParams(location.search))],
   [/^\/coverage\/?$/, () => renderCoverage(main)],
   [/^\/settings\/?$/, () => renderSettings(main)],
@@ -110,7 +111,7 @@ function header() {
     h("nav", { "aria-label": t("nav") },
       h("ul", {}, link("/", "nav_overview"), link("/tickets", "nav_tickets"), u.read_only ? null : link("/reviews", "nav_reviews"),
         ["admin", "regulator"].includes(u.role) ? link("/complaints", "nav_complaints") : null,
-        ["admin", "regulator"].includes(u.role) ? link("/complaints", "nav_complaints") : null,
+        ["admin", "regulator"].includes(u.role) ? link("/publication", "nav_publication") : null,
         link("/wall", "nav_wall"), link("/inspections", "nav_inspections"), link("/insurance", "nav_insurance"), link("/kitchen", "nav_kitchen"), link("/rapid-tests", "nav_rapid_tests"),
         ["officer", "director"].includes(u.role) ? link("/duties", "nav_duties") : null,
         ["admin", "regulator"].includes(u.role) ? link("/coverage", "nav_coverage") : null, link("/settings", "nav_settings"))),
