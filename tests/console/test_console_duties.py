@@ -41,9 +41,9 @@ def test_officer_does_the_days_duties_on_a_phone(
     viewport(b, *PHONE, mobile=True)
     try:
         sign_in_as(b, c, "officer-e1", "/console/duties")
-        find(b, "#duty-check-form li.duty-item")
+        find(b, "#duty-check-form .duty-item")
         assert "/duties" in nav(b)
-        items = b.find_elements(By.CSS_SELECTOR, "#duty-check-form li.duty-item")
+        items = b.find_elements(By.CSS_SELECTOR, "#duty-check-form .duty-item")
         assert len(items) >= 9
         assert "从业人员晨检已完成并记录" in (text(b, "#duty-check-form") or "")
         for li in items:

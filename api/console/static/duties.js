@@ -116,11 +116,11 @@ function checkSection(base, duty, done, writer) {
     const radio = (ok) => h("label", { class: "choice" },
       h("input", { type: "radio", name, value: ok ? "yes" : "no", id: `${name}-${ok ? "yes" : "no"}`,
         onchange: () => { extra.hidden = ok; } }), ` ${w(ok ? "yes" : "no")}`);
-    return h("li", { class: "duty-item", dataset: { item: item.key } },
+    return h("div", { class: "duty-item", dataset: { item: item.key } },
       h("fieldset", {}, h("legend", {}, `${i + 1}. ${itemLabel(item)}`), h("div", { class: "row" }, radio(true), radio(false)), extra));
   });
   const form = h("form", { id: "duty-check-form", novalidate: true },
-    h("ol", { class: "duty-items" }, items), status,
+    h("div", { class: "duty-items" }, items), status,
     h("button", { type: "submit", id: "duty-check-submit" }, w("submit_check")));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
