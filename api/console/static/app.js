@@ -16,6 +16,7 @@ import { renderComplaints } from "./complaints.js";
 import { renderPublication, renderQrSheet } from "./publication.js";
 import { renderDuties } from "./duties.js";
 import { renderCoverage } from "./coverage.js";
+import { renderVisits } from "./visits.js";
 import { renderSettings } from "./settings.js";
 import { renderWall } from "./wall.js";
 
@@ -89,6 +90,7 @@ const ROUTES = [
   [/^\/sites\/([^/]+)\/qr$/, (m) => renderQrSheet(main, decodeURIComponent(m[1]))],
   [/^\/duties\/?$/, () => renderDuties(main, new URLSearchParams(location.search))],
   [/^\/coverage\/?$/, () => renderCoverage(main)],
+  [/^\/visits\/?$/, () => renderVisits(main)],
   [/^\/settings\/?$/, () => renderSettings(main)],
   [/^\/wall\/?$/, () => renderWall(main)],
 ];
@@ -114,7 +116,8 @@ function header() {
         ["admin", "regulator"].includes(u.role) ? link("/publication", "nav_publication") : null,
         link("/wall", "nav_wall"), link("/inspections", "nav_inspections"), link("/insurance", "nav_insurance"), link("/kitchen", "nav_kitchen"), link("/rapid-tests", "nav_rapid_tests"),
         ["officer", "director"].includes(u.role) ? link("/duties", "nav_duties") : null,
-        ["admin", "regulator"].includes(u.role) ? link("/coverage", "nav_coverage") : null, link("/settings", "nav_settings"))),
+        ["admin", "regulator"].includes(u.role) ? link("/coverage", "nav_coverage") : null,
+        ["admin", "regulator"].includes(u.role) ? link("/visits", "nav_visits") : null, link("/settings", "nav_settings"))),
     h("div", { class: "who" },
       liveBadge(),
       h("button", {
