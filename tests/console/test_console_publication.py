@@ -80,7 +80,8 @@ def test_regulator_publishes_and_prints_a_canteen_qr_code(
     finally:
         b.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
 
-    sign_in_as(b, c, "officer-e1", "/console/sites/east-1/qr")
+    sign_in_as(b, c, "officer-e1", "/console/sites/east-1")
+    find(b, "#site-qr").click()
     wait_until(
         lambda: b.execute_script(
             "const i = document.getElementById('qr-img'); return !!i && i.naturalWidth > 0"

@@ -122,6 +122,7 @@ export async function renderSite(main, siteId) {
   mount(main,
     h("h1", {}, t("site_title", { name: site.name }), " ", h("span", { class: `light light-${state}` }, t(`state_${state}`))),
     site.address ? h("p", { class: "muted" }, `${t("address")}: ${site.address}`) : null,
+    h("p", {}, h("a", { id: "site-qr", href: `/console/sites/${encodeURIComponent(siteId)}/qr`, "data-link": true }, t("site_print_qr"))),
     h("div", { class: "grid2" },
       h("section", { class: "card", "aria-labelledby": "risk-h" },
         h("h2", { id: "risk-h" }, t("risk"), ": ", h("span", { id: "risk-now" }, fmtNum(stored ? stored.score : risk.current.score, 0))),
