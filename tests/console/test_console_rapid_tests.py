@@ -115,6 +115,12 @@ def test_officer_records_a_failed_batch_and_imports_a_csv(
         assert wide <= 375, f"the page scrolls sideways on a phone: {wide} px"
         b.execute_script("document.getElementById('rt-flags-h').scrollIntoView()")
         shot(b, "rapid-tests.png")
+        find(b, "#lang-switch").click()  # the same page in English, result words included
+        wait_until(lambda: (text(b, "h1") or "") == "Rapid tests", what="English")
+        assert "fail" in find(b, "#rt-tests tr[data-sample='S-001']").text
+        assert "pesticide residue" in find(b, "#rt-tests tr[data-sample='S-001']").text
+        find(b, "#lang-switch").click()
+        wait_until(lambda: (text(b, "h1") or "") == "快检", what="back to Chinese")
         assert console_errors(b) == []
     finally:
         b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
