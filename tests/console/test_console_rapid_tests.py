@@ -16,10 +16,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
+from api.auth.scope import Role
+from api.auth.users import create_user
 from bkcommon.timeutil import utcnow
-from tests.console.conftest import Console, console_errors, png_bytes, shot, viewport
+from tests.console.conftest import PASSWORD, Console, console_errors, png_bytes, shot, viewport
 from tests.console.test_console_browser import find, text
-from tests.console.test_console_pages import sign_in_as
+from tests.console.test_console_pages import nav, sign_in_as
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.slow
@@ -124,3 +126,18 @@ def test_officer_records_a_failed_batch_and_imports_a_csv(
         assert console_errors(b) == []
     finally:
         b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_an_insurer_reads_rapid_tests_but_is_offered_no_form(
+    module_console: Console, module_browser: WebDriver
+) -> None:
+    c, b = module_console, module_browser
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        create_user(
+            conn, username="insurer-rt", role=Role.INSURER, password=PASSWORD, insurer="平安财险"
+        )
+    sign_in_as(b, c, "insurer-rt", "/console/rapid-tests")
+    find(b, "#rt-tests")
+    assert "/rapid-tests" in nav(b)
+    assert not b.find_elements(By.CSS_SELECTOR, "#rt-record, #rt-import, input[type=file]")
+    assert console_errors(b) == []
