@@ -17,6 +17,7 @@ import { renderPublication, renderQrSheet } from "./publication.js";
 import { renderDuties } from "./duties.js";
 import { renderCoverage } from "./coverage.js";
 import { renderVisits } from "./visits.js";
+import { renderReports } from "./reports.js";
 import { renderSettings } from "./settings.js";
 import { renderWall } from "./wall.js";
 
@@ -91,6 +92,7 @@ const ROUTES = [
   [/^\/duties\/?$/, () => renderDuties(main, new URLSearchParams(location.search))],
   [/^\/coverage\/?$/, () => renderCoverage(main)],
   [/^\/visits\/?$/, () => renderVisits(main)],
+  [/^\/reports\/?$/, () => renderReports(main, new URLSearchParams(location.search))],
   [/^\/settings\/?$/, () => renderSettings(main)],
   [/^\/wall\/?$/, () => renderWall(main)],
 ];
@@ -116,6 +118,7 @@ function header() {
         ["admin", "regulator"].includes(u.role) ? link("/publication", "nav_publication") : null,
         link("/wall", "nav_wall"), link("/inspections", "nav_inspections"), link("/insurance", "nav_insurance"), link("/kitchen", "nav_kitchen"), link("/rapid-tests", "nav_rapid_tests"),
         ["officer", "director"].includes(u.role) ? link("/duties", "nav_duties") : null,
+        ["officer", "director"].includes(u.role) ? link("/reports", "nav_reports") : null,
         ["admin", "regulator"].includes(u.role) ? link("/coverage", "nav_coverage") : null,
         ["admin", "regulator"].includes(u.role) ? link("/visits", "nav_visits") : null, link("/settings", "nav_settings"))),
     h("div", { class: "who" },
