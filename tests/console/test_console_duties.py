@@ -104,6 +104,13 @@ def test_officer_does_the_days_duties_on_a_phone(
         b.execute_script("window.scrollTo(0, 0)")
         shot(b, "phone-duties.png")
         assert console_errors(b) == []
+        find(b, "#lang-switch").click()  # the same records read in English
+        wait_until(lambda: "Daily check" in (text(b, "#duty-check-h") or ""), what="English")
+        assert "off duty today" in (text(b, "#health-list") or "")
+        assert "lunch" in (text(b, "#sample-list") or "")
+        find(b, "#lang-switch").click()
+        wait_until(lambda: "每日检查" in (text(b, "#duty-check-h") or ""), what="Chinese again")
+        assert console_errors(b) == []
     finally:
         b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     with psycopg.connect(
