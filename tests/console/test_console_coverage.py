@@ -13,9 +13,10 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from api.auth.scope import SiteScope
 from api.services.duties import DutySiteIn, set_duty_site
 from bkcommon.timeutil import utcnow
-from tests.console.conftest import Console, console_errors, shot
+from tests.console.conftest import Console, console_errors, shot, viewport
 from tests.console.test_console_browser import find, text
 from tests.console.test_console_pages import nav, sign_in_as
+from tests.console.test_console_phone import PHONE, sideways
 
 pytestmark = pytest.mark.slow
 
@@ -74,6 +75,19 @@ def test_regulator_sees_todays_checks_and_coverage_and_exports_them(
     assert int(size) > 1000
     shot(b, "coverage.png")
     assert console_errors(b) == []
+    viewport(b, *PHONE, mobile=True)  # the same page on a cadre's phone: stacked rows
+    try:
+        b.refresh()
+        find(b, "#coverage-table tr[data-site-id]")
+        assert sideways(b) <= 0
+        label = b.execute_script(
+            "return getComputedStyle(document.querySelector("
+            "'#coverage-table td[data-label]'), '::before').content"
+        )
+        assert "食品安全总监" in str(label)
+        assert console_errors(b) == []
+    finally:
+        b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def test_officer_is_not_offered_coverage(

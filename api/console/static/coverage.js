@@ -45,12 +45,12 @@ export async function renderCoverage(main) {
     h("h1", {}, w("title")),
     h("section", { class: "card", "aria-labelledby": "today-h" },
       h("h2", { id: "today-h" }, w("today")),
-      h("div", { class: "table-wrap" }, h("table", { id: "duties-today" },
+      h("div", { class: "table-wrap" }, h("table", { id: "duties-today", class: "stack" },
         head("site", "deadline", "state", "done_at"),
         h("tbody", {}, today.length ? today.map((d) => h("tr", { class: d.overdue ? "overdue" : "", dataset: { siteId: d.site_id, state: stateOf(d) } },
-          h("td", {}, d.site_name), h("td", {}, fmtClock(d.deadline_at)),
-          h("td", { class: d.overdue ? "overdue-text" : "" }, w(stateOf(d))),
-          h("td", {}, d.completed_at ? fmtClock(d.completed_at) : "—")))
+          h("td", {}, d.site_name), h("td", { "data-label": w("deadline") }, fmtClock(d.deadline_at)),
+          h("td", { class: d.overdue ? "overdue-text" : "", "data-label": w("state") }, w(stateOf(d))),
+          h("td", { "data-label": w("done_at") }, d.completed_at ? fmtClock(d.completed_at) : "—")))
           : h("tr", {}, h("td", { colspan: 4 }, w("none"))))))),
     h("section", { class: "card", "aria-labelledby": "coverage-h" },
       h("h2", { id: "coverage-h" }, w("coverage")),
@@ -63,13 +63,14 @@ export async function renderCoverage(main) {
       h("div", { class: "row" },
         h("a", { id: "coverage-csv", class: "button secondary", href: `/api/v1/supervision/coverage.csv${exportQs}`, download: "coverage.csv" }, w("csv")),
         h("a", { id: "coverage-xlsx", class: "button secondary", href: `/api/v1/supervision/coverage.xlsx${exportQs}`, download: "coverage.xlsx" }, w("xlsx"))),
-      h("div", { class: "table-wrap" }, h("table", { id: "coverage-table" },
+      h("div", { class: "table-wrap" }, h("table", { id: "coverage-table", class: "stack" },
         head("site", "directors", "officers", "cadres", "visits", "schedule", "daily", "last_visit"),
         h("tbody", {}, cov.sites.length ? cov.sites.map((s) => h("tr", { dataset: { siteId: s.site_id, assigned: String(s.fully_assigned) } },
-          h("td", {}, s.site_name), h("td", {}, names(s.directors)), h("td", {}, names(s.officers)), h("td", {}, names(s.cadres)),
-          h("td", { class: "num" }, `${s.visits_done}/${s.visits_due}`),
-          h("td", { class: s.on_schedule ? "" : "overdue-text" }, w(s.on_schedule ? "on_schedule" : "behind")),
-          h("td", {}, s.daily_check_due ? w(s.daily_check_done ? "done" : "pending") : w("not_kept")),
-          h("td", {}, s.last_visit_at ? fmtTime(s.last_visit_at) : "—")))
+          h("td", {}, h("strong", {}, s.site_name)), h("td", { "data-label": w("directors") }, names(s.directors)),
+          h("td", { "data-label": w("officers") }, names(s.officers)), h("td", { "data-label": w("cadres") }, names(s.cadres)),
+          h("td", { class: "num", "data-label": w("visits") }, `${s.visits_done}/${s.visits_due}`),
+          h("td", { class: s.on_schedule ? "" : "overdue-text", "data-label": w("schedule") }, w(s.on_schedule ? "on_schedule" : "behind")),
+          h("td", { "data-label": w("daily") }, s.daily_check_due ? w(s.daily_check_done ? "done" : "pending") : w("not_kept")),
+          h("td", { "data-label": w("last_visit") }, s.last_visit_at ? fmtTime(s.last_visit_at) : "—")))
           : h("tr", {}, h("td", { colspan: 8 }, w("none"))))))));
 }

@@ -37,12 +37,13 @@ export async function renderVisits(main) {
     cadre ? visitForm(sites.data, checklist) : null,
     h("section", { class: "card", "aria-labelledby": "visits-h" },
       h("h2", { id: "visits-h" }, w("recent")),
-      h("div", { class: "table-wrap" }, h("table", { id: "visits-table" },
+      h("div", { class: "table-wrap" }, h("table", { id: "visits-table", class: "stack" },
         h("thead", {}, h("tr", {}, ["when", "site", "by", "findings", "tickets"].map((c) => h("th", { scope: "col" }, w(c))))),
         h("tbody", {}, visits.length ? visits.map((v) => h("tr", { dataset: { visitId: v.id, siteId: v.site_id } },
-          h("td", {}, fmtTime(v.visited_at)), h("td", {}, siteName(v.site_id)), h("td", {}, v.visited_by),
-          h("td", { class: "num" }, String(v.findings)),
-          h("td", {}, v.ticket_ids.length ? v.ticket_ids.map((id) => h("a", { href: `/console/tickets/${id}`, "data-link": true }, `#${id} `)) : "—")))
+          h("td", { "data-label": w("when") }, fmtTime(v.visited_at)), h("td", { "data-label": w("site") }, siteName(v.site_id)),
+          h("td", { "data-label": w("by") }, v.visited_by),
+          h("td", { class: "num", "data-label": w("findings") }, String(v.findings)),
+          h("td", { "data-label": w("tickets") }, v.ticket_ids.length ? v.ticket_ids.map((id) => h("a", { href: `/console/tickets/${id}`, "data-link": true }, `#${id} `)) : "—")))
           : h("tr", {}, h("td", { colspan: 5 }, w("none"))))))));
 }
 
