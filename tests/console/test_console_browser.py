@@ -102,10 +102,15 @@ def test_regulator_sees_only_its_district_with_status_colours(
         "Overview",
         "Rectification ledger",
         "Capture review",
+        "Complaints",
+        "Public pages",
         "Wall screen",
         "Inspections",
         "Insurance",
         "Kitchen display",
+        "Rapid tests",
+        "Coverage",
+        "Visits",
         "Users & settings",
     ]
 
