@@ -101,7 +101,15 @@ def test_regulator_records_an_inspection_and_prints_the_notice(
     sign_in_as(b, c, "reg-east", "/console/inspections")
     assert nav(b) == [
         *("/", "/tickets", "/reviews", "/complaints", "/publication", "/wall"),
-        *("/inspections", "/insurance", "/kitchen", "/rapid-tests", "/coverage", "/visits", "/settings"),
+        *(
+            "/inspections",
+            "/insurance",
+            "/kitchen",
+            "/rapid-tests",
+            "/coverage",
+            "/visits",
+            "/settings",
+        ),
     ]
     find(b, "#plan-draw").click()
     drawn = find(b, "#plan-sites li")
