@@ -32,6 +32,7 @@ from api.deps import (
 )
 from api.queries.duties import DutyTodayPublic, duties_today
 from api.routes.inspections import StoreDep
+from api.routes.raw_photo import PHOTO_REFUSALS, raw_photo_body
 from api.schemas import ErrorPublic
 from api.services.duties import (
     BusinessType,
@@ -206,33 +207,15 @@ class PhotoStoredPublic(BaseModel):
     sha256: str
 
 
-_PHOTO_BODY = {"type": "string", "format": "binary"}
-
-
 @router.post(
     "/sites/{site_id}/duty-photos",
     response_model=PhotoStoredPublic,
     status_code=201,
     responses={
         **_SITE,
-        413: {"model": ErrorPublic, "description": "The photo is larger than the upload limit."},
-        415: {
-            "model": ErrorPublic,
-            "description": "Not a JPEG or PNG image, or declared as something else.",
-        },
-        422: {"model": ErrorPublic, "description": "Invalid input, or a decompression bomb."},
+        **PHOTO_REFUSALS,
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "A photo backing a 'no' answer (JPEG or PNG).",
-            "content": {
-                "image/jpeg": {"schema": _PHOTO_BODY},
-                "image/png": {"schema": _PHOTO_BODY},
-                "application/octet-stream": {"schema": _PHOTO_BODY},
-            },
-        }
-    },
+    openapi_extra=raw_photo_body("A photo backing a 'no' answer (JPEG or PNG)."),
 )
 async def post_duty_photo(  # noqa: PLR0917 - FastAPI dependencies
     request: Request,

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth.scope import Principal, Role
 from api.deps import ConnDep, CurrentUser, ScopeDep, SettingsDep, not_found, require_role
+from api.routes.raw_photo import PHOTO_REFUSALS, raw_photo_body
 from api.schemas import ErrorPublic
 from api.services.evidence import (
     EvidenceStore,
@@ -112,33 +113,15 @@ class PhotoPublic(BaseModel):
     item_code: str
 
 
-_PHOTO_BODY = {"type": "string", "format": "binary"}
-
-
 @router.post(
     "/inspections/{inspection_id}/photos",
     response_model=PhotoPublic,
     status_code=201,
     responses={
         **not_found("inspection or item"),
-        413: {"model": ErrorPublic, "description": "The photo is larger than the upload limit."},
-        415: {
-            "model": ErrorPublic,
-            "description": "Not a JPEG or PNG image, or declared as something else.",
-        },
-        422: {"model": ErrorPublic, "description": "Invalid input, or a decompression bomb."},
+        **PHOTO_REFUSALS,
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "The photo's bytes (JPEG or PNG; the bytes decide which).",
-            "content": {
-                "image/jpeg": {"schema": _PHOTO_BODY},
-                "image/png": {"schema": _PHOTO_BODY},
-                "application/octet-stream": {"schema": _PHOTO_BODY},
-            },
-        }
-    },
+    openapi_extra=raw_photo_body("The photo's bytes (JPEG or PNG; the bytes decide which)."),
 )
 async def post_photo(  # noqa: PLR0917 - FastAPI dependencies
     request: Request,

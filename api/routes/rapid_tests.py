@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ConnDep, ScopeDep, SettingsDep, WriterUser, not_found
 from api.routes.inspections import StoreDep
+from api.routes.raw_photo import PHOTO_REFUSALS, raw_photo_body
 from api.schemas import ErrorPublic
 from api.services.evidence import TooLargeError, check_declared_type
 from api.services.purchases import (
@@ -288,32 +289,14 @@ class PhotoStoredPublic(BaseModel):
     sha256: str
 
 
-_PHOTO_BODY = {"type": "string", "format": "binary"}
-
-
 @router.put(
     "/rapid-tests/{test_id}/photo",
     response_model=PhotoStoredPublic,
     responses={
         **not_found("rapid test"),
-        413: {"model": ErrorPublic, "description": "The photo is larger than the upload limit."},
-        415: {
-            "model": ErrorPublic,
-            "description": "Not a JPEG or PNG image, or declared as something else.",
-        },
-        422: {"model": ErrorPublic, "description": "Invalid input, or a decompression bomb."},
+        **PHOTO_REFUSALS,
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "A photo of the strip or the instrument's screen (JPEG or PNG).",
-            "content": {
-                "image/jpeg": {"schema": _PHOTO_BODY},
-                "image/png": {"schema": _PHOTO_BODY},
-                "application/octet-stream": {"schema": _PHOTO_BODY},
-            },
-        }
-    },
+    openapi_extra=raw_photo_body("A photo of the strip or the instrument's screen (JPEG or PNG)."),
 )
 async def put_photo(  # noqa: PLR0917 - FastAPI dependencies
     request: Request,
