@@ -62,6 +62,7 @@ def test_officer_does_the_days_duties_on_a_phone(
         assert "1 项不合格" in (text(b, "#duty-check-done") or "")
         no = find(b, '#duty-answers li[data-ok="false"]')
         assert "无蝇鼠蟑" in no.text
+        assert "rodents" not in no.text  # worded in the reader's language only
         assert "仓库角落发现鼠粪" in no.text
 
         find(b, "#staff-name-0").send_keys("李厨师")

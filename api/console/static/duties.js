@@ -100,10 +100,13 @@ async function submitting(status, work) {
 function checkSection(base, duty, done, writer) {
   const head = [h("h2", { id: "duty-check-h" }, w("check")), h("p", { class: "muted" }, w("due", { t: duty.deadline_local }))];
   if (done) {
+    // the stored label holds both languages; the checklist words it in the reader's
+    const byKey = new Map((duty.checklist?.items ?? []).map((item) => [item.key, item]));
+    const label = (a) => (byKey.has(a.item) ? itemLabel(byKey.get(a.item)) : a.label);
     return h("section", { class: "card", id: "duty-check", "aria-labelledby": "duty-check-h", dataset: { done: "yes" } }, head,
       h("p", { id: "duty-check-done" }, w("done_by", { who: done.completed_by, t: fmtClock(done.completed_at), n: done.findings })),
       h("ul", { id: "duty-answers" }, done.answers.map((a) => h("li", { dataset: { item: a.item, ok: String(a.ok) } },
-        `${a.ok ? "✓" : "✗"} ${a.label}${a.note ? ` — ${a.note}` : ""}`))));
+        `${a.ok ? "✓" : "✗"} ${label(a)}${a.note ? ` — ${a.note}` : ""}`))));
   }
   const status = h("p", { id: "duty-check-status", role: "status", "data-keep": true });
   const items = duty.checklist.items.map((item, i) => {
