@@ -214,7 +214,11 @@ def test_display_fits_screens_sounds_once_armed_and_acknowledges(
             2,
             what="pop-up closed",
         )
-        assert "已处理" in chromium.js("document.querySelector('#recent li').innerText")
+        wait_until(
+            lambda: "已处理" in chromium.js("document.querySelector('#recent li').innerText"),
+            2,
+            what="the recent list marks it done",
+        )
         assert httpx.post(display.url + "/ack/unknown-event").status_code == 404
     finally:
         display.stop()
