@@ -22,8 +22,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 import psycopg
-from psycopg.types.json import Jsonb
 
+from ingest.rules.state_store import lock_rule_rows, write_rule_rows
 from ingest.types import NewReading
 
 logger = logging.getLogger(__name__)
@@ -163,12 +163,6 @@ def load_cabinets(cur: psycopg.Cursor[Any], sensor_ids: Sequence[str]) -> dict[s
     }
 
 
-_SELECT = (
-    "SELECT sensor_id, state FROM rule_state WHERE rule = %s AND sensor_id = ANY(%s) "
-    "ORDER BY sensor_id FOR UPDATE"
-)
-
-
 def _decode(sensor_id: str, raw: Any) -> CycleState:
     try:
         return CycleState.from_json(raw)
@@ -179,18 +173,7 @@ def _decode(sensor_id: str, raw: Any) -> CycleState:
 
 def _load_states(cur: psycopg.Cursor[Any], ids: list[str]) -> dict[str, CycleState]:
     """Lock (creating if missing) and return the cycle states, in sensor order."""
-    cur.execute(_SELECT, (STATE_RULE, ids))
-    found = {str(s): _decode(s, raw) for s, raw in cur.fetchall()}
-    missing = [i for i in ids if i not in found]
-    if missing:
-        cur.execute(
-            "INSERT INTO rule_state (sensor_id, rule, state) "
-            "SELECT unnest(%s::text[]), %s, '{}'::jsonb ON CONFLICT DO NOTHING",
-            (missing, STATE_RULE),
-        )
-        cur.execute(_SELECT, (STATE_RULE, missing))
-        found.update({str(s): _decode(s, raw) for s, raw in cur.fetchall()})
-    return found
+    return {s: _decode(s, raw) for s, raw in lock_rule_rows(cur, STATE_RULE, ids).items()}
 
 
 def _write_cycles(cur: psycopg.Cursor[Any], cycles: list[Cycle]) -> int:
@@ -266,10 +249,5 @@ def apply_cycles(
                 cycles.append(ended)
         if state != before:
             changed[sid] = state
-    if changed:
-        cur.execute(
-            """UPDATE rule_state AS r SET state = v.value, updated_at = %s
-               FROM jsonb_each(%s) AS v WHERE r.rule = %s AND r.sensor_id = v.key""",
-            (now, Jsonb({k: s.to_json() for k, s in changed.items()}), STATE_RULE),
-        )
+    write_rule_rows(cur, STATE_RULE, {k: s.to_json() for k, s in changed.items()}, now)
     return _write_cycles(cur, cycles)

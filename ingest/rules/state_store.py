@@ -24,6 +24,43 @@ _SELECT = (
 )
 
 
+def lock_rule_rows(
+    cur: psycopg.Cursor[Any], rule: str, sensor_ids: Sequence[str]
+) -> dict[str, Any]:
+    """Lock and return the raw JSON state of ``rule`` for ``sensor_ids``, creating missing rows.
+
+    Row locks (``FOR UPDATE``, in sensor order) make two workers handling the same sensor
+    take turns; each sees the state the other committed. Every rule kept in ``rule_state``
+    (cold chain, disinfection cycles) loads through here.
+    """
+    ids = sorted(set(sensor_ids))
+    cur.execute(_SELECT, (rule, ids))
+    found = {str(sid): raw for sid, raw in cur.fetchall()}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        cur.execute(
+            "INSERT INTO rule_state (sensor_id, rule, state) "
+            "SELECT unnest(%s::text[]), %s, '{}'::jsonb ON CONFLICT DO NOTHING",
+            (missing, rule),
+        )
+        cur.execute(_SELECT, (rule, missing))
+        found.update({str(sid): raw for sid, raw in cur.fetchall()})
+    return found
+
+
+def write_rule_rows(
+    cur: psycopg.Cursor[Any], rule: str, states: dict[str, Any], now: datetime
+) -> None:
+    """Write the JSON states of ``rule`` back in one statement (rows locked by the caller)."""
+    if not states:
+        return
+    cur.execute(
+        """UPDATE rule_state AS r SET state = v.value, updated_at = %s
+           FROM jsonb_each(%s) AS v WHERE r.rule = %s AND r.sensor_id = v.key""",
+        (now, Jsonb(states), rule),
+    )
+
+
 def _decode(sensor_id: str, raw: Any) -> ExcursionState:
     try:
         return ExcursionState.from_json(raw)
@@ -33,35 +70,14 @@ def _decode(sensor_id: str, raw: Any) -> ExcursionState:
 
 
 def load_states(cur: psycopg.Cursor[Any], sensor_ids: Sequence[str]) -> dict[str, ExcursionState]:
-    """Lock and return the states of ``sensor_ids`` (sorted), creating missing rows first.
-
-    Row locks (``FOR UPDATE``) make two workers handling the same sensor take turns;
-    each sees the state the other committed.
-    """
-    ids = sorted(set(sensor_ids))
-    cur.execute(_SELECT, (STATE_RULE, ids))
-    found = {str(sid): _decode(sid, raw) for sid, raw in cur.fetchall()}
-    missing = [i for i in ids if i not in found]
-    if missing:
-        cur.execute(
-            "INSERT INTO rule_state (sensor_id, rule, state) "
-            "SELECT unnest(%s::text[]), %s, '{}'::jsonb ON CONFLICT DO NOTHING",
-            (missing, STATE_RULE),
-        )
-        cur.execute(_SELECT, (STATE_RULE, missing))
-        found.update({str(sid): _decode(sid, raw) for sid, raw in cur.fetchall()})
-    return found
+    """Lock and return the cold-chain states of ``sensor_ids``, creating missing rows first."""
+    rows = lock_rule_rows(cur, STATE_RULE, sensor_ids)
+    return {sid: _decode(sid, raw) for sid, raw in rows.items()}
 
 
 def save_states(cur: psycopg.Cursor[Any], states: dict[str, ExcursionState], now: datetime) -> None:
     """Write changed states back in one statement."""
-    if not states:
-        return
-    cur.execute(
-        """UPDATE rule_state AS r SET state = v.value, updated_at = %s
-           FROM jsonb_each(%s) AS v WHERE r.rule = %s AND r.sensor_id = v.key""",
-        (now, Jsonb({k: s.to_json() for k, s in states.items()}), STATE_RULE),
-    )
+    write_rule_rows(cur, STATE_RULE, {k: s.to_json() for k, s in states.items()}, now)
 
 
 _LOCK = (
