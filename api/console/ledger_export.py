@@ -24,6 +24,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from api.schemas import TicketPublic
 from api.services.labels import TIER_LABELS, rule_label
+from api.services.spreadsheet import defuse
 
 Lang = Literal["zh-CN", "en"]
 
@@ -114,7 +115,7 @@ def row_values(
 
 
 def _cell(ws: Worksheet, value: object, *, time: bool, overdue: bool) -> Cell:
-    cell = WriteOnlyCell(ws, value=value)  # type: ignore[arg-type]
+    cell = WriteOnlyCell(ws, value=defuse(value))  # type: ignore[arg-type]
     if time:
         cell.number_format = _TIME_FORMAT
     if overdue:

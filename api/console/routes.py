@@ -33,6 +33,7 @@ from api.queries.sites import list_sites
 from api.queries.tickets import list_tickets
 from api.schemas import TicketPublic, TicketStatus
 from api.services.labels import PROFILE_LABELS, RULE_LABELS, TIER_LABELS
+from api.services.spreadsheet import defuse
 from bkcommon.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
@@ -374,10 +375,7 @@ def csv_cell(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, datetime):
         return value.isoformat()
-    text = str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
+    return str(defuse(str(value)))
 
 
 def tickets_csv(tickets: Iterator[TicketPublic], site_names: dict[str, str]) -> str:

@@ -12,19 +12,15 @@ done means its check of that day is recorded.
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date, datetime
 from typing import Any, Literal
 
 import psycopg
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.auth.scope import SiteScope
+from api.services.spreadsheet import table_csv, table_xlsx
 from api.services.supervision import CADRE_ROLE, SupervisionSettings
 
 Conn = psycopg.Connection[Any]
@@ -204,13 +200,6 @@ def _row(s: SiteCoveragePublic, lang: Lang) -> list[object]:
     ]
 
 
-def _safe(value: object) -> object:
-    """Defuse spreadsheet formulas in text cells (a name beginning with = + - @)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def _header(lang: Lang) -> list[str]:
     i = 1 if lang == "en" else 0
     return [c[i] for c in COLUMNS]
@@ -218,27 +207,10 @@ def _header(lang: Lang) -> list[str]:
 
 def coverage_csv(cov: CoveragePublic, *, lang: Lang) -> str:
     """The coverage rows as CSV, header first (the caller prepends a BOM for Excel)."""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
-    w.writerow(_header(lang))
-    for s in cov.sites:
-        w.writerow([_safe(v) for v in _row(s, lang)])
-    return out.getvalue()
+    return table_csv(_header(lang), (_row(s, lang) for s in cov.sites))
 
 
 def coverage_xlsx(cov: CoveragePublic, *, lang: Lang) -> bytes:
-    """The coverage rows as an XLSX workbook with a bold header row."""
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet("包保覆盖" if lang == "zh-CN" else "Coverage")
-    bold = Font(bold=True)
-    header = []
-    for name in _header(lang):
-        cell = WriteOnlyCell(ws, value=name)
-        cell.font = bold
-        header.append(cell)
-    ws.append(header)
-    for s in cov.sites:
-        ws.append([_safe(v) for v in _row(s, lang)])
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+    """The coverage rows as an XLSX workbook with a bold frozen header row."""
+    sheet = "包保覆盖" if lang == "zh-CN" else "Coverage"
+    return table_xlsx(sheet, _header(lang), (_row(s, lang) for s in cov.sites))

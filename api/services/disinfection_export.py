@@ -6,17 +6,12 @@ local times of the site, like the rectification ledger's XLSX export.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-
 from api.schemas_disinfection import CyclePublic
+from api.services.spreadsheet import table_csv, table_xlsx
 
 Lang = Literal["zh-CN", "en"]
 
@@ -66,38 +61,16 @@ def row_values(c: CyclePublic, lang: Lang, zone: ZoneInfo) -> list[object]:
     ]
 
 
-def _safe(value: object) -> object:
-    """Defuse spreadsheet formulas in text cells (a name beginning with = + - @)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def cycles_csv(cycles: Iterable[CyclePublic], *, lang: Lang, time_zone: str) -> str:
     """The ledger as CSV text, header row first (the caller prepends a BOM for Excel)."""
     zone = ZoneInfo(time_zone)
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
-    w.writerow([en if lang == "en" else zh for _k, zh, en in COLUMNS])
-    for c in cycles:
-        w.writerow([_safe(v) for v in row_values(c, lang, zone)])
-    return out.getvalue()
+    header = [en if lang == "en" else zh for _k, zh, en in COLUMNS]
+    return table_csv(header, (row_values(c, lang, zone) for c in cycles))
 
 
 def cycles_xlsx(cycles: Iterable[CyclePublic], *, lang: Lang, time_zone: str) -> bytes:
-    """The ledger as an XLSX workbook: one sheet, bold frozen header (write-only mode)."""
+    """The ledger as an XLSX workbook: one sheet, bold frozen header."""
     zone = ZoneInfo(time_zone)
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet("消毒记录" if lang != "en" else "Disinfection ledger")
-    ws.freeze_panes = "A2"
-    header = []
-    for _k, zh, en in COLUMNS:
-        cell = WriteOnlyCell(ws, value=en if lang == "en" else zh)
-        cell.font = Font(bold=True)
-        header.append(cell)
-    ws.append(header)
-    for c in cycles:
-        ws.append([_safe(v) for v in row_values(c, lang, zone)])
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    header = [en if lang == "en" else zh for _k, zh, en in COLUMNS]
+    sheet = "消毒记录" if lang != "en" else "Disinfection ledger"
+    return table_xlsx(sheet, header, (row_values(c, lang, zone) for c in cycles))
