@@ -79,6 +79,40 @@ class ApiSettings(BaseSettings):
     evidence_dir: Path = Field(
         default=Path("var/evidence"), description="Local evidence store root (content-addressed)."
     )
+    evidence_store: Literal["disk", "s3"] = Field(
+        default="disk",
+        description="Where evidence files live: 'disk' (evidence_dir, a shared volume) or 's3' "
+        "(an S3-compatible bucket such as MinIO; edge snapshots move there from the database).",
+    )
+    s3_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="S3 endpoint URL (MinIO: http://minio:9000); unset = AWS for s3_region.",
+    )
+    s3_public_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="Endpoint browsers reach, used to sign download links (default s3_endpoint).",
+    )
+    s3_bucket: str = Field(
+        default="brightkitchen-evidence", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+    )
+    s3_region: str = Field(default="us-east-1", min_length=1)
+    s3_prefix: str = Field(default="evidence/", description="Key prefix of every evidence object.")
+    s3_access_key: SecretStr | None = Field(
+        default=None, description="Unset = the SDK's own chain (AWS_* variables, pod identity)."
+    )
+    s3_secret_key: SecretStr | None = None
+    s3_presign_s: int = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        description="0 = the API streams each download itself; N = it answers an allowed "
+        "request with a redirect to a download link signed for N seconds.",
+    )
+    s3_offload_interval_s: float = Field(
+        default=30.0, gt=0, le=3600, description="How often workers move edge snapshots to S3."
+    )
     max_upload_mb: float = Field(default=10.0, gt=0, le=200, description="Largest evidence file.")
     secret_key: SecretStr | None = Field(
         default=None, description="Signs acknowledge links; no links in messages when unset."
@@ -123,6 +157,8 @@ class ApiSettings(BaseSettings):
             raise ValueError("red_card_after_d must not be before yellow_card_after_d")
         if self.backoff_base_s > self.backoff_max_s:
             raise ValueError("backoff_base_s must not exceed backoff_max_s")
+        if (self.s3_access_key is None) != (self.s3_secret_key is None):
+            raise ValueError("set both s3_access_key and s3_secret_key, or neither")
         return self
 
     def deadline(self, tier: int) -> timedelta:

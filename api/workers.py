@@ -21,6 +21,7 @@ import psycopg
 from api.metrics import WORKER_ERRORS
 from api.services.duty_deadlines import DUTY_CHANNEL, DutySettings, check_deadlines
 from api.services.escalation import ESCALATION_CHANNEL, run_escalation
+from api.services.evidence_store import offload_blobs, s3_store
 from api.services.notify.base import Channel
 from api.services.notify.channels import build_channels, close_channels
 from api.services.notify.dispatcher import dispatch_due
@@ -163,14 +164,29 @@ class Workers:
             stop_event=self._stop,
         )
 
+        self.offload: ListenWorker | None = None
+        if settings.evidence_store == "s3":  # edge snapshots: evidence_blobs -> the bucket
+            bucket = s3_store(settings)
+            self.offload = ListenWorker(
+                name="evidence-offload",
+                database_url=database_url,
+                channels=(),
+                step=lambda c: offload_blobs(c, bucket),
+                poll_interval_s=settings.s3_offload_interval_s,
+                stop_event=self._stop,
+            )
+
+    def _others(self) -> tuple[ListenWorker, ...]:
+        extra = (self.offload,) if self.offload is not None else ()
+        return (self.risk, self.escalation, self.duties, *extra)
+
     def start(self) -> None:
         """Start both threads."""
         for engine in self.engines:
             engine.start()
         self.dispatcher.start()
-        self.risk.start()
-        self.escalation.start()
-        self.duties.start()
+        for w in self._others():
+            w.start()
 
     def wait_connected(self, timeout: float = 10.0) -> bool:
         """Block until both workers are listening (for tests and start-up logs)."""
@@ -183,7 +199,7 @@ class Workers:
     def stop(self, timeout: float = 10.0) -> None:
         """Ask both threads to stop, wait for them, close the channel senders."""
         self._stop.set()
-        for w in (*self.engines, self.dispatcher, self.risk, self.escalation, self.duties):
+        for w in (*self.engines, self.dispatcher, *self._others()):
             if w.is_alive():
                 w.join(timeout)
         close_channels(self._channels)

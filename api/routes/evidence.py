@@ -6,7 +6,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Receive
@@ -15,16 +15,18 @@ from api.deps import ConnDep, ScopeDep, SettingsDep, WriterUser, not_found
 from api.schemas_loop import EvidencePublic
 from api.services.evidence import (
     EvidenceStore,
-    LocalDirStore,
     attach_photo,
     check_declared_type,
-    fetch_evidence,
+    load_bytes,
     ticket_evidence,
+    visible,
 )
+from api.services.evidence_store import S3Store, make_store
 from api.settings import ApiSettings
 from bkcommon.timeutil import utcnow
 
 _MULTIPART_OVERHEAD = 64 * 1024
+_SERVED_TYPES = frozenset({"image/jpeg", "image/png"})
 _PHOTOS_PER_REQUEST = 4
 
 
@@ -78,8 +80,8 @@ router = APIRouter(tags=["evidence"], route_class=LimitedBodyRoute)
 
 
 def get_store(settings: SettingsDep) -> EvidenceStore:
-    """The configured evidence store (a local directory, ``BK_API_EVIDENCE_DIR``)."""
-    return LocalDirStore(settings.evidence_dir)
+    """The configured evidence store (``BK_API_EVIDENCE_STORE``: a directory or a bucket)."""
+    return make_store(settings)
 
 
 StoreDep = Annotated[EvidenceStore, Depends(get_store)]
@@ -208,6 +210,13 @@ def list_evidence(ticket_id: int, conn: ConnDep, scope: ScopeDep) -> list[Eviden
     response_class=Response,
     responses={
         **not_found("file"),
+        307: {
+            "description": "With BK_API_S3_PRESIGN_S set: a link to the file in the bucket, "
+            "signed for that many seconds.",
+            "headers": {
+                "Location": {"description": "The signed link.", "schema": {"type": "string"}}
+            },
+        },
         200: {
             "description": "The file's bytes.",
             "content": {"image/jpeg": {}, "image/png": {}},
@@ -226,18 +235,38 @@ def list_evidence(ticket_id: int, conn: ConnDep, scope: ScopeDep) -> list[Eviden
         },
     },
 )
-def get_evidence(sha256: str, conn: ConnDep, scope: ScopeDep, store: StoreDep) -> Response:
-    """An evidence file or inspection photo, only for those who may see what references it."""
-    found = fetch_evidence(conn, store, sha256=sha256.lower(), scope=scope)
+def get_evidence(
+    sha256: str, conn: ConnDep, scope: ScopeDep, store: StoreDep, settings: SettingsDep
+) -> Response:
+    """An evidence file or inspection photo, only for those who may see what references it.
+
+    From an S3 bucket the bytes are streamed through, or with ``BK_API_S3_PRESIGN_S`` set
+    the answer is a 307 redirect to a link signed for that many seconds; either way only
+    after the same scope check.
+    """
+    sha = sha256.lower()
+    if not visible(conn, sha256=sha, scope=scope):
+        raise HTTPException(status_code=404, detail="evidence not found")
+    headers = {
+        "Cache-Control": "private, max-age=3600",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": "inline",
+    }
+    if isinstance(store, S3Store):
+        if settings.s3_presign_s:
+            url = store.presign(sha, expires_s=settings.s3_presign_s)
+            if url is not None:
+                return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
+        else:
+            streamed = store.open(sha)
+            if streamed is not None and streamed.media_type in _SERVED_TYPES:
+                return StreamingResponse(
+                    streamed.chunks,
+                    media_type=streamed.media_type,
+                    headers={**headers, "Content-Length": str(streamed.size_bytes)},
+                )
+    found = load_bytes(conn, store, sha)  # from the disk store, or not yet moved to the bucket
     if found is None:
         raise HTTPException(status_code=404, detail="evidence not found")
     media_type, data = found
-    return Response(
-        content=data,
-        media_type=media_type,
-        headers={
-            "Cache-Control": "private, max-age=3600",
-            "X-Content-Type-Options": "nosniff",
-            "Content-Disposition": "inline",
-        },
-    )
+    return Response(content=data, media_type=media_type, headers=headers)

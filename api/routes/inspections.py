@@ -15,10 +15,10 @@ from api.routes.raw_photo import PHOTO_REFUSALS, raw_photo_body
 from api.schemas import ErrorPublic
 from api.services.evidence import (
     EvidenceStore,
-    LocalDirStore,
     TooLargeError,
     check_declared_type,
 )
+from api.services.evidence_store import make_store
 from api.services.inspection_plan import PlanPublic, PlanRequest, plan_inspections
 from api.services.inspections import (
     InspectionCreate,
@@ -43,8 +43,8 @@ Inspector = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR
 
 
 def evidence_store(settings: SettingsDep) -> EvidenceStore:
-    """The content-addressed evidence store of this API (``BK_API_EVIDENCE_DIR``)."""
-    return LocalDirStore(settings.evidence_dir)
+    """The content-addressed evidence store of this API (``BK_API_EVIDENCE_STORE``)."""
+    return make_store(settings)
 
 
 StoreDep = Annotated[EvidenceStore, Depends(evidence_store)]

@@ -9,8 +9,9 @@
   in bounded pieces and checking it has exactly the size the header announces.
 - Size is limited while reading (``BK_API_MAX_UPLOAD_MB``).
 - The client's file name is never a path: it is sanitised and kept as display metadata.
-- Files live in an ``EvidenceStore`` by sha256 (``LocalDirStore``: ``root/ab/cd/<sha256>``);
-  edge snapshots that ingest stored in ``evidence_blobs`` are served the same way.
+- Files live in an ``EvidenceStore`` by sha256 (``LocalDirStore``: ``root/ab/cd/<sha256>``,
+  or an S3-compatible bucket: ``api.services.evidence_store``); edge snapshots that ingest
+  stored in ``evidence_blobs`` are served the same way.
 - A file is served only to a principal whose scope covers a ticket or violation that
   references it; to everyone else it does not exist (404).
 """

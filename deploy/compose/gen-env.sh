@@ -19,6 +19,15 @@ POSTGRES_PASSWORD=$(secret)
 MQTT_INGEST_PASSWORD=$(secret)
 BK_API_SECRET_KEY=$(secret)
 GRAFANA_ADMIN_PASSWORD=$(secret)
+# Evidence files: disk (the evidence volume) or s3 (a private MinIO bucket; then also set
+# COMPOSE_PROFILES=s3 so `docker compose up -d` starts minio and minio-init).
+EVIDENCE_STORE=disk
+#COMPOSE_PROFILES=s3
+S3_BUCKET=brightkitchen-evidence
+MINIO_ROOT_USER=bk-admin-$(secret | cut -c1-8)
+MINIO_ROOT_PASSWORD=$(secret)
+S3_ACCESS_KEY=bk-evidence-$(secret | cut -c1-8)
+S3_SECRET_KEY=$(secret)
 # Public address of the console (links in notifications).
 BK_PUBLIC_URL=http://localhost:8000
 BK_IMAGE=brightkitchen:0.1.0

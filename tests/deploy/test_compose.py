@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,6 +21,8 @@ SECRETS = (
     "MQTT_INGEST_PASSWORD",
     "BK_API_SECRET_KEY",
     "GRAFANA_ADMIN_PASSWORD",
+    "MINIO_ROOT_PASSWORD",
+    "S3_SECRET_KEY",
 )
 
 
@@ -129,3 +132,52 @@ def test_prometheus_targets_are_the_services_metrics_ports() -> None:
     mounted = {v.split(":")[1] for v in services["prometheus"]["volumes"]}
     assert "/etc/prometheus/rules" in mounted
     assert prom["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+
+
+@pytest.mark.skipif(_compose_tool() is None, reason="no docker compose client (system-deps.sh)")
+def test_evidence_bucket_profile_wires_minio_into_api_and_workers(district: Path) -> None:
+    """With COMPOSE_PROFILES=s3 and EVIDENCE_STORE=s3 the api and workers use the private
+    MinIO bucket that minio-init creates with its own account; without, it is not started."""
+    tool = _compose_tool()
+    assert tool is not None
+    no_engine = {**os.environ, "DOCKER_HOST": "unix:///nonexistent"}
+
+    def config(extra: str) -> dict[str, Any]:
+        env_file = district / ".env"
+        base = env_file.read_text()
+        env_file.write_text(base + extra)
+        try:
+            done = subprocess.run([*tool, "config"], cwd=district, capture_output=True,
+                                  text=True, timeout=60, check=False, env=no_engine)  # fmt: skip
+        finally:
+            env_file.write_text(base)
+        assert done.returncode == 0, done.stderr
+        resolved: dict[str, Any] = yaml.safe_load(done.stdout)
+        return resolved
+
+    plain = config("")
+    for name in ("minio", "minio-init"):  # started only with the s3 profile
+        assert plain["services"][name]["profiles"] == ["s3"]
+    assert plain["services"]["api"]["environment"]["BK_API_EVIDENCE_STORE"] == "disk"
+    s3 = config("COMPOSE_PROFILES=s3\nEVIDENCE_STORE=s3\n")
+    services = s3["services"]
+    assert {"minio", "minio-init"} <= set(services)
+    env = _env(district / ".env")
+    for name in ("api", "workers"):
+        svc_env = services[name]["environment"]
+        assert svc_env["BK_API_EVIDENCE_STORE"] == "s3"
+        assert svc_env["BK_API_S3_ENDPOINT"] == "http://minio:9000"
+        assert svc_env["BK_API_S3_BUCKET"] == env["S3_BUCKET"]
+        assert svc_env["BK_API_S3_ACCESS_KEY"] == env["S3_ACCESS_KEY"]
+        assert svc_env["BK_API_S3_SECRET_KEY"] == env["S3_SECRET_KEY"]
+        assert env["MINIO_ROOT_PASSWORD"] not in svc_env.values()  # not the root account
+    init = services["minio-init"]
+    assert init["environment"]["S3_ACCESS_KEY"] == env["S3_ACCESS_KEY"]
+    assert "127.0.0.1:" in str(services["minio"].get("ports"))  # console not on the LAN
+    script = (district / "minio/init.sh").read_text()
+    assert "mc anonymous set none" in script
+    policy = json.loads((district / "minio/policy.json").read_text())
+    actions = {a for st in policy["Statement"] for a in st["Action"]}
+    assert actions == {"s3:GetObject", "s3:PutObject", "s3:ListBucket", "s3:GetBucketLocation"}
+    resources = {r for st in policy["Statement"] for r in st["Resource"]}
+    assert resources == {"arn:aws:s3:::BUCKET", "arn:aws:s3:::BUCKET/*"}

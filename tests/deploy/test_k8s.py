@@ -337,3 +337,47 @@ def test_emqx_authn_query_checks_registry_passwords_as_emqx_pbkdf2_does(db_url: 
     ]
     assert topics[gw.username] == [("allow", "publish", "bk/v1/site-a/sensor/+/#")]
     assert ("allow", "subscribe", "$share/ingest/bk/v1/#") in topics[svc.username]
+
+
+# ------------------------------------------------------------------ evidence in object storage
+def test_api_and_workers_keep_evidence_in_the_private_bucket(
+    overlay: tuple[str, list[Resource]],
+) -> None:
+    """api and workers read BK_API_EVIDENCE_STORE=s3 and the bucket's account from the
+    brightkitchen-s3 Secret; minio-init makes the bucket private with the same script and
+    policy as compose (deploy/compose/minio), and no evidence volume is left to mount."""
+    _, resources = overlay
+    objs = _by_key(resources)
+    config = objs[("ConfigMap", "brightkitchen")]["data"]
+    assert config["BK_API_EVIDENCE_STORE"] == "s3"
+    assert config["BK_API_S3_ENDPOINT"] == "http://minio:9000"
+    service = objs[("Service", "minio")]
+    assert {p["port"] for p in service["spec"]["ports"]} == {9000}
+    example = {
+        s["metadata"]["name"]: s
+        for s in yaml.safe_load_all((K8S / "secrets.example.yaml").read_text())
+        if s
+    }
+    assert set(example["brightkitchen-s3"]["stringData"]) == {
+        "BK_API_S3_ACCESS_KEY",
+        "BK_API_S3_SECRET_KEY",
+    }
+    for name in ("brightkitchen-api", "brightkitchen-workers"):
+        pod = _pod_spec(objs[("Deployment", name)])
+        assert pod is not None
+        (container,) = pod["containers"]
+        refs = {src.get("secretRef", {}).get("name") for src in container["envFrom"]}
+        assert "brightkitchen-s3" in refs
+        assert "volumeMounts" not in container
+    assert not any(kind == "PersistentVolumeClaim" for kind, _ in objs)
+    job = objs[("Job", "minio-init")]
+    env = {e["name"]: e["valueFrom"] for e in _pod_spec(job)["containers"][0]["env"]}  # type: ignore[index]
+    assert env["S3_ACCESS_KEY"]["secretKeyRef"]["name"] == "brightkitchen-s3"
+    assert env["S3_BUCKET"]["configMapKeyRef"]["key"] == "BK_API_S3_BUCKET"
+    script = objs[("ConfigMap", "minio-init")]["data"]
+    compose = REPO / "deploy/compose/minio"
+    mc = [ln.strip() for ln in (compose / "init.sh").read_text().splitlines() if "mc " in ln]
+    assert [ln.split("#")[0].strip() for ln in mc] == [
+        ln.strip() for ln in script["init.sh"].splitlines() if "mc " in ln
+    ]
+    assert json.loads(script["policy.json"]) == json.loads((compose / "policy.json").read_text())
