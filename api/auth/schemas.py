@@ -76,7 +76,63 @@ class UserPublic(BaseModel):
     active: bool
     created_at: datetime
     locked_until: datetime | None
-    site_ids: list[str]
+    site_ids: list[str] = Field(description="Canteens granted to the user itself.")
+    person_site_ids: list[str] = Field(
+        default_factory=list, description="Canteens its person is named officer/director of."
+    )
+
+
+class UserUpdate(BaseModel):
+    """A change of role, anchors or site grants; what is left out stays as it was.
+
+    ``site_ids`` replaces the grants. A regulator may only set what stays in its region.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role | None = None
+    region_id: str | None = Field(default=None, description="Regulator: region (and below).")
+    person_id: str | None = Field(default=None, description="Officer/director: their person.")
+    insurer: str | None = Field(default=None, max_length=200, description="Insurer: company.")
+    site_ids: list[str] | None = Field(default=None, max_length=1000, description="Grants.")
+
+
+class PasswordReset(BaseModel):
+    """A new password for a user; every session of the user ends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=8, max_length=1000)
+
+
+class PasswordResetPublic(BaseModel):
+    """A password was set; how many sessions it ended."""
+
+    username: str
+    revoked: int
+
+
+class GrantRegionPublic(BaseModel):
+    """A region the caller may name."""
+
+    id: str
+    name: str
+
+
+class GrantSitePublic(BaseModel):
+    """A canteen the caller may grant."""
+
+    id: str
+    name: str
+    region_id: str
+
+
+class GrantOptionsPublic(BaseModel):
+    """What the caller may grant: roles, regions and canteens (a regulator: its region's)."""
+
+    roles: list[Role]
+    regions: list[GrantRegionPublic]
+    sites: list[GrantSitePublic]
 
 
 class UsersPublic(BaseModel):

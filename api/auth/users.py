@@ -412,13 +412,17 @@ def revoke_user_tokens(conn: Conn, *, username: str, now: datetime, actor: str) 
 
 
 def list_users(conn: Conn) -> list[dict[str, Any]]:
-    """Every user with role, scope anchors, grants and state (no hashes)."""
+    """Every user with role, scope anchors, grants, its person's canteens and state (no hashes)."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(
             """SELECT u.id, u.username, u.role, u.region_id, u.person_id, u.insurer, u.active,
                       u.created_at, u.locked_until,
                       COALESCE(array_agg(us.site_id ORDER BY us.site_id)
-                               FILTER (WHERE us.site_id IS NOT NULL), '{}') AS site_ids
+                               FILTER (WHERE us.site_id IS NOT NULL), '{}') AS site_ids,
+                      COALESCE((SELECT array_agg(DISTINCT sp.site_id ORDER BY sp.site_id)
+                                FROM site_people sp WHERE sp.person_id = u.person_id
+                                  AND sp.role IN ('officer', 'director')), '{}')
+                        AS person_site_ids
                FROM users u LEFT JOIN user_sites us ON us.user_id = u.id
                GROUP BY u.id ORDER BY u.username"""
         ).fetchall()

@@ -1,4 +1,10 @@
-"""User, device and token administration (admin only); every change is in the audit log.
+"""User, device and token administration; every change is in the audit log.
+
+Admins manage every user and device. A regulator manages the users of its region (officers
+and directors whose canteens all lie in it, regulators of it and the regions below) and
+grants only roles within it (``api.auth.user_admin``): a user outside its region is 404, a
+grant beyond it 403 with an ``X-BK-Reason`` code the console words in the reader's language.
+Devices and tokens by id stay with admins.
 
 Revoking a token ends it at once in this API process (its cache entry is dropped) and in
 other replicas within ``BK_AUTH_CACHE_TTL_S``; ``brightkitchen users tokens``,
@@ -7,22 +13,37 @@ other replicas within ``BK_AUTH_CACHE_TTL_S``; ``brightkitchen users tokens``,
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 
 from api.auth.schemas import (
     DeviceCreate,
     DeviceTokenPublic,
+    GrantOptionsPublic,
+    PasswordReset,
+    PasswordResetPublic,
     RevokedPublic,
     TokenInfoPublic,
     TokensPublic,
     UserCreate,
     UserPublic,
     UsersPublic,
+    UserUpdate,
 )
-from api.auth.scope import Role
+from api.auth.scope import Principal, Role
+from api.auth.user_admin import (
+    Grant,
+    UserRefusedError,
+    check_grant,
+    grant_options,
+    manageable,
+    reset_password,
+    update_user,
+    visible_users,
+)
 from api.auth.users import (
+    UserError,
     create_device,
     create_user,
     list_tokens,
@@ -31,7 +52,7 @@ from api.auth.users import (
     revoke_user_tokens,
     set_active,
 )
-from api.deps import AdminUser, AuthCacheDep, AuthSettingsDep, ConnDep
+from api.deps import AdminUser, AuthCacheDep, AuthSettingsDep, Conn, ConnDep, require_role
 from api.schemas import ErrorPublic
 from bkcommon.timeutil import utcnow
 
@@ -41,22 +62,68 @@ _BAD: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorPublic, "description": "Invalid user, or unknown region/person/site."}
 }
 _MISSING: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorPublic, "description": "No such user."}
+    404: {"model": ErrorPublic, "description": "No such user, or not in your region."}
 }
+_GRANT: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorPublic,
+        "description": "Your role may not do this, or the grant reaches beyond your region "
+        "(the X-BK-Reason header names why).",
+    }
+}
+
+ManagerUser = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
+
+
+def _refused(exc: UserRefusedError) -> HTTPException:
+    return HTTPException(status_code=403, detail=str(exc), headers={"X-BK-Reason": exc.reason})
+
+
+def _target(conn: Conn, actor: Principal, username: str) -> dict[str, Any]:
+    """The ``list_users`` row of a user ``actor`` manages, else 404 (no hint it exists)."""
+    row = next((r for r in list_users(conn) if r["username"] == username), None)
+    if row is None or not manageable(conn, actor, row):
+        raise HTTPException(status_code=404, detail=f"user {username!r} not found")
+    return row
+
+
+def _not_self(actor: Principal, username: str) -> None:
+    if actor.role is not Role.ADMIN and actor.username == username:
+        raise _refused(
+            UserRefusedError("users_self", "you may not change or disable your own account")
+        )
 
 
 @router.get("", response_model=UsersPublic)
-def read_users(conn: ConnDep, admin: AdminUser) -> UsersPublic:
-    """List every user and device with role, scope anchors, site grants and state."""
-    rows = [UserPublic.model_validate(r) for r in list_users(conn)]
+def read_users(conn: ConnDep, user: ManagerUser) -> UsersPublic:
+    """List users with role, scope anchors, site grants and state.
+
+    An admin sees every user and device; a regulator the users of its region.
+    """
+    rows = [UserPublic.model_validate(r) for r in visible_users(conn, user, list_users(conn))]
     return UsersPublic(data=rows, count=len(rows))
 
 
-@router.post("", response_model=UserPublic, status_code=201, responses=_BAD)
-def add_user(conn: ConnDep, admin: AdminUser, body: UserCreate) -> UserPublic:
-    """Create a console user; the password is stored as an argon2id hash."""
+@router.get("/options", response_model=GrantOptionsPublic)
+def read_grant_options(conn: ConnDep, user: ManagerUser) -> GrantOptionsPublic:
+    """The roles, regions and canteens you may grant (a regulator: those of its region)."""
+    return GrantOptionsPublic.model_validate(grant_options(conn, user))
+
+
+@router.post("", response_model=UserPublic, status_code=201, responses={**_BAD, **_GRANT})
+def add_user(conn: ConnDep, admin: ManagerUser, body: UserCreate) -> UserPublic:
+    """Create a console user; the password is stored as an argon2id hash.
+
+    A regulator creates officers and directors of its region's canteens and regulators
+    of its region or one below; any other role or place is refused (403).
+    """
     if body.role is Role.DEVICE:
         raise HTTPException(status_code=422, detail="create devices with POST /users/devices")
+    grant = Grant(body.role, body.region_id, body.person_id, body.insurer, tuple(body.site_ids))
+    try:
+        check_grant(conn, admin, grant)
+    except UserRefusedError as exc:
+        raise _refused(exc) from exc
     created = create_user(
         conn,
         username=body.username,
@@ -90,9 +157,60 @@ def add_device(
     return DeviceTokenPublic(username=issued.principal.username, token=issued.token)
 
 
-@router.post("/{username}/disable", response_model=UserPublic, responses=_MISSING)
-def disable_user(conn: ConnDep, admin: AdminUser, cache: AuthCacheDep, username: str) -> UserPublic:
-    """Disable a user or device and revoke its tokens."""
+@router.patch("/{username}", response_model=UserPublic, responses={**_MISSING, **_BAD, **_GRANT})
+def change_user(
+    conn: ConnDep, admin: ManagerUser, cache: AuthCacheDep, username: str, body: UserUpdate
+) -> UserPublic:
+    """Change a user's role, region, person or canteen grants (``site_ids`` replaces them).
+
+    The user must be yours to manage, and so must it be after the change.
+    """
+    row = _target(conn, admin, username)
+    _not_self(admin, username)
+    sent = body.model_dump(exclude_unset=True)
+    grant = Grant(
+        role=body.role or Role(row["role"]),
+        region_id=sent.get("region_id", row["region_id"]),
+        person_id=sent.get("person_id", row["person_id"]),
+        insurer=sent.get("insurer", row["insurer"]),
+        site_ids=tuple(body.site_ids if body.site_ids is not None else row["site_ids"]),
+    )
+    if Role(row["role"]) is Role.DEVICE:
+        raise HTTPException(status_code=422, detail="devices are changed by their site grants")
+    try:
+        check_grant(conn, admin, grant)
+    except UserRefusedError as exc:
+        raise _refused(exc) from exc
+    update_user(conn, username=username, grant=grant, actor=admin.username)
+    cache.clear()  # its sessions take the new role and scope now
+    return _one(conn, username)
+
+
+@router.post(
+    "/{username}/password", response_model=PasswordResetPublic, responses={**_MISSING, **_BAD}
+)
+def set_password(
+    conn: ConnDep, admin: ManagerUser, cache: AuthCacheDep, username: str, body: PasswordReset
+) -> PasswordResetPublic:
+    """Reset a user's password: a lockout is lifted and every session of the user ends."""
+    _target(conn, admin, username)
+    try:
+        ended = reset_password(
+            conn, username=username, password=body.password, actor=admin.username, now=utcnow()
+        )
+    except UserError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    cache.clear()
+    return PasswordResetPublic(username=username, revoked=ended)
+
+
+@router.post("/{username}/disable", response_model=UserPublic, responses={**_MISSING, **_GRANT})
+def disable_user(
+    conn: ConnDep, admin: ManagerUser, cache: AuthCacheDep, username: str
+) -> UserPublic:
+    """Disable a user or device and revoke its tokens (a regulator: its region's users)."""
+    _target(conn, admin, username)
+    _not_self(admin, username)
     if not set_active(conn, username=username, active=False, actor=admin.username, now=utcnow()):
         raise HTTPException(status_code=404, detail=f"user {username!r} not found")
     cache.clear()  # its cached sessions end now, not when they go stale
@@ -100,8 +218,11 @@ def disable_user(conn: ConnDep, admin: AdminUser, cache: AuthCacheDep, username:
 
 
 @router.post("/{username}/enable", response_model=UserPublic, responses=_MISSING)
-def enable_user(conn: ConnDep, admin: AdminUser, cache: AuthCacheDep, username: str) -> UserPublic:
+def enable_user(
+    conn: ConnDep, admin: ManagerUser, cache: AuthCacheDep, username: str
+) -> UserPublic:
     """Enable a disabled user again (it signs in anew; old tokens stay revoked)."""
+    _target(conn, admin, username)
     if not set_active(conn, username=username, active=True, actor=admin.username, now=utcnow()):
         raise HTTPException(status_code=404, detail=f"user {username!r} not found")
     cache.clear()  # its cached sessions end now, not when they go stale
@@ -137,9 +258,10 @@ def revoke_one_token(
 
 @router.post("/{username}/tokens/revoke", response_model=RevokedPublic, responses=_MISSING)
 def revoke_all_tokens(
-    conn: ConnDep, admin: AdminUser, cache: AuthCacheDep, username: str
+    conn: ConnDep, admin: ManagerUser, cache: AuthCacheDep, username: str
 ) -> RevokedPublic:
     """Revoke every live token of a user or device; the account itself stays enabled."""
+    _target(conn, admin, username)
     count = revoke_user_tokens(conn, username=username, now=utcnow(), actor=admin.username)
     if count is None:
         raise HTTPException(status_code=404, detail=f"user {username!r} not found")

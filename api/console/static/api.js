@@ -1,9 +1,10 @@
 // Calls to the REST API (/api/v1) with the HttpOnly session cookie (same origin).
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, reason = "") {
     super(detail || `HTTP ${status}`);
     this.status = status;
+    this.reason = reason; // the API's X-BK-Reason code of a refusal, for a page to word
   }
 }
 
@@ -35,6 +36,6 @@ export async function api(path, { method = "GET", json, form, quiet401 = false }
   if (r.status === 204) return null;
   const body = await r.json().catch(() => null);
   if (r.status === 401 && !quiet401) onUnauthorized();
-  if (!r.ok) throw new ApiError(r.status, detailOf(body, r.status));
+  if (!r.ok) throw new ApiError(r.status, detailOf(body, r.status), r.headers.get("X-BK-Reason") || "");
   return body;
 }

@@ -1,11 +1,12 @@
 // Users and settings: the canteens, sensors and cameras in your scope with their profiles
 // and limits; deadlines and capture triage (admins and regulators); alert channels with a
-// test send (everyone but insurers); users (admins).
+// test send (everyone but insurers); users (admins: all; regulators: their region's, users.js).
 import { api } from "./api.js";
 import { me } from "./app.js";
 import { h, mount, say } from "./dom.js";
 import { explain, fmtNum, fmtTime, t } from "./i18n.js";
 import { profileLabel, ruleLabel, tierLabel } from "./labels.js";
+import { usersSection } from "./users.js";
 
 const BASE = "/console";
 
@@ -75,16 +76,6 @@ async function channelsSection() {
       h("tbody", {}, list.map(row)))) : h("p", { id: "channels-table" }, t("ch_none")));
 }
 
-async function usersSection() {
-  const users = await api("/users");
-  return h("section", { class: "card", id: "users" },
-    h("h2", {}, t("set_users")),
-    h("div", { class: "table-wrap" }, h("table", { class: "compact", id: "users-table" },
-      h("thead", {}, h("tr", {}, [t("username"), t("set_role"), t("state")].map((x) => h("th", { scope: "col" }, x)))),
-      h("tbody", {}, users.data.filter((u) => u.role !== "device").map((u) => h("tr", {},
-        h("td", {}, u.username), h("td", {}, t(`role_${u.role}`)), h("td", {}, u.active ? t("set_active") : t("set_disabled"))))))));
-}
-
 export async function renderSettings(main) {
   const user = me();
   const sites = (await api("/sites")).data;
@@ -97,7 +88,7 @@ export async function renderSettings(main) {
     extra.push(await deadlinesSection().catch((e) => h("p", { class: "error" }, explain(e))));
   }
   if (!user.read_only) extra.push(await channelsSection().catch((e) => h("p", { class: "error" }, explain(e))));
-  if (user.role === "admin") extra.push(await usersSection().catch((e) => h("p", { class: "error" }, explain(e))));
+  if (["admin", "regulator"].includes(user.role)) extra.push(await usersSection().catch((e) => h("p", { class: "error" }, explain(e))));
   else extra.push(h("p", { class: "muted", id: "users-note" }, t("set_users_admin_only")));
   mount(main,
     h("h1", {}, t("nav_settings")),
