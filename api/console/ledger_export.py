@@ -23,7 +23,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from api.schemas import TicketPublic
-from api.services.labels import TIER_LABELS, rule_label
+from api.services.labels import SOURCE_LABELS, TIER_LABELS, rule_label
 from api.services.spreadsheet import defuse
 
 Lang = Literal["zh-CN", "en"]
@@ -36,12 +36,6 @@ STATUS_LABELS: dict[str, tuple[str, str]] = {
     "rectified": ("已整改", "rectified"),
     "closed": ("已关闭", "closed"),
     "rejected": ("已驳回", "rejected"),
-}
-SOURCE_LABELS: dict[str, tuple[str, str]] = {
-    "alarm": ("设备报警", "device alarm"),
-    "violation": ("视频违规", "camera violation"),
-    "inspection": ("现场检查", "inspection"),
-    "manual": ("人工开单", "opened by hand"),
 }
 
 COLUMNS: tuple[tuple[str, str, str, int], ...] = (

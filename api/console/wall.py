@@ -15,9 +15,11 @@ from pydantic import BaseModel, Field
 
 from api.auth.scope import SiteScope
 from api.deps import Conn
+from api.services.labels import SOURCE_LABELS
 
 ONLINE_WITHIN = timedelta(minutes=30)
-KINDS = ("alarm", "violation", "inspection", "manual")
+KINDS = tuple(SOURCE_LABELS)
+"""Ticket sources, in the order the trend lists them."""
 
 
 class WallKpis(BaseModel):

@@ -9,7 +9,7 @@
   ``public``, rule ``public_complaint``) decides: ``review`` (the default here, whatever
   the capture default) puts the complaint in the regulator's queue; ``direct`` dispatches at
   once.
-- *Dispatch*: confirming writes a finding (kind ``manual``, rule ``public_complaint``) and
+- *Dispatch*: confirming writes a finding (kind ``complaint``, rule ``public_complaint``) and
   opens the ticket through the engine's own path (``open_or_add``), with the complaint's
   photos as ticket evidence, so the officers are notified and the ticket escalates like any
   other. Dismissing needs a reply, which the complainant reads.
@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
 
 RULE = "public_complaint"
+KIND = "complaint"
+"""Finding kind (and ticket source) of a confirmed complaint."""
 TRIAGE_CAMERA = "public"  # the triage_modes camera id that stands for the public form
 BODY_MAX = 2000
 CONTACT_MAX = 100
@@ -310,9 +312,10 @@ def _dispatch(
     row = conn.execute(
         """INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at,
                                  payload)
-           VALUES (%s, 'manual', %s, %s, %s, %s, %s, %s) RETURNING id""",
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
         (
             f"complaint:{complaint_id}",
+            KIND,
             site_id,
             f"投诉 {code}",
             RULE,

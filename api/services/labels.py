@@ -38,6 +38,17 @@ PROFILE_LABELS: dict[str, tuple[str, str]] = {
 }
 """Equipment profile → (zh, en)."""
 
+SOURCE_LABELS: dict[str, tuple[str, str]] = {
+    "alarm": ("设备报警", "device alarm"),
+    "violation": ("视频违规", "camera violation"),
+    "inspection": ("现场检查", "inspection"),
+    "manual": ("人工开单", "opened by hand"),
+    "rapid_test": ("食材快检", "rapid test"),
+    "complaint": ("群众投诉", "public complaint"),
+}
+"""Ticket source (the kind of finding that opened it) → (zh, en); the console's words for
+the same sources are in ``api/console/static/i18n.js`` (``source_*``)."""
+
 TIER_LABELS: dict[int, tuple[str, str]] = {
     1: ("立即预警", "immediate warning"),
     2: ("限期整改", "rectify by deadline"),

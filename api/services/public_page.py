@@ -11,6 +11,10 @@ tester or receiving person. A section the region switched off is None (not compu
 - Cold chain: fridges, freezers and sample fridges over the last ``COLD_CHAIN_DAYS`` (30)
   days: alarms, minutes outside their limits, and compliance = 1 − those minutes / (devices
   × the window's minutes).
+- Disinfection: the meal services of the last ``DISINFECTION_DAYS`` (30) days whose window
+  was judged by the disinfection rule (``disinfection_checks``, the same judgements that open
+  the 餐具消毒不到位 tickets): how many, how many had every cabinet disinfect by a valid cycle
+  in the window, the share, windows missed and failed, and the days with one of those.
 - Rapid tests: samples of the canteen's purchases tested in the last ``RAPID_DAYS`` (30)
   days: date, product, item, result.
 """
@@ -30,6 +34,7 @@ Conn = psycopg.Connection[Any]
 
 RECTIFICATION_DAYS = 90
 COLD_CHAIN_DAYS = 30
+DISINFECTION_DAYS = 30
 RAPID_DAYS = 30
 COLD_PROFILES = ("fridge", "freezer", "sample_fridge")
 _KIND_ZH = {"routine": "日常检查", "special": "专项检查", "joint": "联合检查",
@@ -67,6 +72,24 @@ class ColdChainFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class DisinfectionFacts:
+    """Tableware disinfection after the meal services of the last 30 days."""
+
+    meals: int
+    """Meal services judged (a date and a meal; one judgement per cabinet)."""
+    meals_disinfected: int
+    """Meal services where every cabinet completed a valid cycle within the window."""
+    compliance: float | None
+    """``meals_disinfected / meals``; None without a judged meal service."""
+    missed: int
+    """Cabinet windows with no cycle at all."""
+    failed: int
+    """Cabinet windows whose cycle was too cool, too short, unfinished or late."""
+    days_not_done: int
+    """Days with a missed or failed window."""
+
+
+@dataclass(frozen=True, slots=True)
 class RapidFacts:
     """One recent rapid test, as published."""
 
@@ -86,6 +109,7 @@ class PublicPage:
     inspection_shown: bool
     rectification: RectificationFacts | None
     cold_chain: ColdChainFacts | None
+    disinfection: DisinfectionFacts | None
     rapid_tests: list[RapidFacts] | None
     accept_complaints: bool
 
@@ -101,6 +125,7 @@ def build_page(
         inspection_shown=setting.show_inspection,
         rectification=_rectification(conn, site_id, now) if setting.show_rectification else None,
         cold_chain=_cold_chain(conn, site_id, now) if setting.show_cold_chain else None,
+        disinfection=_disinfection(conn, site_id, now) if setting.show_disinfection else None,
         rapid_tests=_rapid(conn, site_id, now) if setting.show_rapid_tests else None,
         accept_complaints=setting.accept_complaints,
     )
@@ -159,6 +184,27 @@ def _cold_chain(conn: Conn, site_id: str, now: datetime) -> ColdChainFacts:
     window = devices * COLD_CHAIN_DAYS * 24 * 60
     compliance = None if window == 0 else round(max(0.0, 1 - minutes / window), 4)
     return ColdChainFacts(devices, alarms, round(minutes), compliance)
+
+
+def _disinfection(conn: Conn, site_id: str, now: datetime) -> DisinfectionFacts:
+    """The disinfection rule's own judgements (``disinfection_checks``) of windows that closed
+    in the last 30 days: nothing is judged again here."""
+    row = conn.execute(
+        """WITH k AS (SELECT service_date, meal, outcome FROM disinfection_checks
+                      WHERE site_id = %(site)s
+                        AND window_end > %(since)s AND window_end <= %(now)s),
+                m AS (SELECT bool_and(outcome = 'done') AS ok FROM k GROUP BY service_date, meal)
+           SELECT (SELECT count(*) FROM m),
+                  (SELECT count(*) FROM m WHERE ok),
+                  (SELECT count(*) FROM k WHERE outcome = 'missed'),
+                  (SELECT count(*) FROM k WHERE outcome = 'failed'),
+                  (SELECT count(DISTINCT service_date) FROM k WHERE outcome <> 'done')""",
+        {"site": site_id, "since": now - timedelta(days=DISINFECTION_DAYS), "now": now},
+    ).fetchone()
+    assert row is not None
+    meals, ok, missed, failed, days = (int(v) for v in row)
+    compliance = None if meals == 0 else round(ok / meals, 4)
+    return DisinfectionFacts(meals, ok, compliance, missed, failed, days)
 
 
 def _rapid(conn: Conn, site_id: str, now: datetime) -> list[RapidFacts]:

@@ -10,7 +10,13 @@ import html
 from datetime import datetime, timedelta, timezone
 
 from api.services.complaints import BODY_MAX, COMMENT_MAX, CONTACT_MAX, MAX_PHOTOS, Tracking
-from api.services.public_page import COLD_CHAIN_DAYS, RAPID_DAYS, RECTIFICATION_DAYS, PublicPage
+from api.services.public_page import (
+    COLD_CHAIN_DAYS,
+    DISINFECTION_DAYS,
+    RAPID_DAYS,
+    RECTIFICATION_DAYS,
+    PublicPage,
+)
 
 _CST = timezone(timedelta(hours=8))
 _STYLE = """body{font-family:system-ui,sans-serif;margin:0 auto;max-width:40rem;padding:1rem;
@@ -93,6 +99,20 @@ def render_canteen(page: PublicPage, *, complaint_action: str) -> str:
             f"<tr><th>温度报警 alarms</th><td>{c.alarms}</td></tr>"
             f"<tr><th>超限时长 minutes out of range</th><td>{c.minutes_out}</td></tr>"
             f"<tr><th>达标率 compliance</th><td>{_percent(c.compliance)}</td></tr></table>"
+        )
+    if page.disinfection is not None:
+        d = page.disinfection
+        parts.append(
+            f"<h2>餐具消毒（近{DISINFECTION_DAYS}天）Tableware disinfection, last "
+            f"{DISINFECTION_DAYS} days</h2>"
+            f"<table><tr><th>餐次 meal services</th><td>{d.meals}</td></tr>"
+            f"<tr><th>按时有效消毒 disinfected by a valid cycle in time</th>"
+            f"<td>{d.meals_disinfected}</td></tr>"
+            f"<tr><th>达标率 compliance</th><td>{_percent(d.compliance)}</td></tr>"
+            f"<tr><th>未消毒 no cycle</th><td>{d.missed}</td></tr>"
+            f"<tr><th>消毒不到位 cycle too cool, too short or late</th><td>{d.failed}</td></tr>"
+            f"<tr><th>有未达标的天数 days with a miss</th><td>{d.days_not_done}</td></tr>"
+            "</table>"
         )
     if page.rapid_tests is not None:
         parts.append(f"<h2>食材快检（近{RAPID_DAYS}天）Rapid tests, last {RAPID_DAYS} days</h2>")

@@ -3,8 +3,8 @@
 A site takes the ``public_settings`` row of its own region or, when that has none, of the
 nearest region above it. With no row anywhere nothing is published: a public page and a
 complaint form exist only where a regulator chose to open them. Each section (inspection
-result, rectification summary, cold chain, rapid tests) and the complaint form can be
-switched off separately.
+result, rectification summary, cold chain, tableware disinfection, rapid tests) and the
+complaint form can be switched off separately.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class PublicationIn(BaseModel):
     show_inspection: bool = True
     show_rectification: bool = True
     show_cold_chain: bool = True
+    show_disinfection: bool = True
     show_rapid_tests: bool = True
     accept_complaints: bool = True
 
@@ -41,7 +42,7 @@ class PublicationPublic(PublicationIn):
 
 
 _COLUMNS = """region_id, enabled, show_inspection, show_rectification, show_cold_chain,
-show_rapid_tests, accept_complaints, updated_by, updated_at"""
+show_disinfection, show_rapid_tests, accept_complaints, updated_by, updated_at"""
 
 
 def region_tree(conn: Conn, region_id: str | None) -> list[str]:
@@ -89,15 +90,16 @@ def set_publication(
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             f"""INSERT INTO public_settings (region_id, enabled, show_inspection,
-                    show_rectification, show_cold_chain, show_rapid_tests, accept_complaints,
-                    updated_by, updated_at)
+                    show_rectification, show_cold_chain, show_disinfection, show_rapid_tests,
+                    accept_complaints, updated_by, updated_at)
                 VALUES (%(region)s, %(enabled)s, %(show_inspection)s, %(show_rectification)s,
-                        %(show_cold_chain)s, %(show_rapid_tests)s, %(accept_complaints)s,
-                        %(actor)s, %(now)s)
+                        %(show_cold_chain)s, %(show_disinfection)s, %(show_rapid_tests)s,
+                        %(accept_complaints)s, %(actor)s, %(now)s)
                 ON CONFLICT (region_id) DO UPDATE SET enabled = excluded.enabled,
                     show_inspection = excluded.show_inspection,
                     show_rectification = excluded.show_rectification,
                     show_cold_chain = excluded.show_cold_chain,
+                    show_disinfection = excluded.show_disinfection,
                     show_rapid_tests = excluded.show_rapid_tests,
                     accept_complaints = excluded.accept_complaints,
                     updated_by = excluded.updated_by, updated_at = excluded.updated_at

@@ -1,6 +1,6 @@
 """Rapid tests (快检): record a tested sample, open a ticket when it fails, flag the supplier.
 
-A failed sample becomes a finding (kind ``manual``, rule ``rapid_test_failed``) of the site
+A failed sample becomes a finding (kind ``rapid_test``, rule ``rapid_test_failed``) of the site
 that bought it, so the ticket engine opens the ticket and notifies the officers exactly as
 for an alarm. In the same transaction the supplier's other deliveries of the last
 ``BK_RAPID_FLAG_WINDOW_DAYS`` days (default 14) to any site of the same top-level region
@@ -34,6 +34,8 @@ Conn = psycopg.Connection[Any]
 
 RULE = "rapid_test_failed"
 FLAG_RULE = "supplier_flagged"
+KIND = "rapid_test"
+"""Finding kind (and ticket source) of a failed sample and of a supplier flag."""
 
 
 class RapidTestSettings(BaseSettings):
@@ -298,10 +300,11 @@ def _failed(
     conn.execute(
         """INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at,
                                  payload)
-           VALUES (%s, 'manual', %s, %s, %s, %s, %s, %s)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (finding_key) DO NOTHING""",
         (
             f"rapid_test:{test_id}",
+            KIND,
             data.site_id,
             subject,
             RULE,
@@ -421,10 +424,11 @@ def _flag_finding(
     conn.execute(
         """INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at,
                                  payload)
-           VALUES (%s, 'manual', %s, %s, %s, %s, %s, %s)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (finding_key) DO NOTHING""",
         (
             f"supplier_flag:{flag_id}",
+            KIND,
             site_id,
             f"{row[0]} {row[1]}".strip(),
             FLAG_RULE,

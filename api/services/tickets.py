@@ -40,8 +40,12 @@ OPENING_KINDS: dict[str, str] = {
     "violation": "violation",
     "inspection": "inspection",
     "manual": "manual",
+    "rapid_test": "rapid_test",
+    "complaint": "complaint",
 }
-"""Finding kind → ticket source, for the kinds that open a ticket or add an occurrence."""
+"""Finding kind → ticket source, for the kinds that open a ticket or add an occurrence: a
+device alarm, a camera violation, an inspection item, a ticket opened by hand, a failed rapid
+test (and the flags it raises on the supplier's other deliveries), a confirmed complaint."""
 
 _ERROR_MAX_CHARS = 2000
 

@@ -8,27 +8,35 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg.types.json import Jsonb
 
 from api.app import create_app
 from api.routes.public import complaint_settings
 from api.services.complaints import ComplaintSettings
 from api.services.tickets import process_findings
 from api.settings import ApiSettings
+from bkcommon.profiles import PROFILE_DEFAULTS, Profile
 from bkcommon.settings import CommonSettings
 from bkcommon.timeutil import utcnow
+from ingest.directory import SensorDirectory
+from ingest.rules.disinfection_windows import sweep_disinfection
+from ingest.rules.engine import RuleEngine
+from ingest.types import NewReading
 from tests.api.authz_world import World, build_world
 from tests.api.conftest import make_user_token
 
 PUBLISH = {"enabled": True}
+CST = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture
@@ -131,6 +139,117 @@ def test_the_page_shows_only_what_the_region_publishes_and_nothing_personal(
     assert "not published" in c.get("/public/canteens/site-b1").text  # dist-b: nothing set
 
 
+def _cabinet_readings(
+    conn: psycopg.Connection[Any], sensor: str, start: datetime, temps: list[float]
+) -> None:
+    """One reading a minute from ``start``, written and judged as the ingest worker does."""
+    readings = [
+        NewReading(sensor, start + timedelta(minutes=i), t, None, None) for i, t in enumerate(temps)
+    ]
+    directory = SensorDirectory()
+    directory.refresh(conn)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO sensor_readings (sensor_id, ts, temp_c) "
+            "SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::float8[])",
+            (
+                [r.sensor_id for r in readings],
+                [r.ts for r in readings],
+                [r.temp_c for r in readings],
+            ),
+        )
+        RuleEngine(directory).apply(cur, readings, utcnow())
+
+
+def test_the_page_shows_disinfection_as_the_rule_judged_it_when_published(
+    client: TestClient, world: World, conn: psycopg.Connection[Any], app_settings: ApiSettings
+) -> None:
+    """Two cabinets, three meals two days ago, judged by the disinfection rule's own sweep:
+    breakfast disinfected by both, lunch by one (the other's cycle too short), dinner by
+    none. The page counts the rule's judgements, the same that opened the tickets."""
+    c, w = client, world
+    day = utcnow().astimezone(CST).date() - timedelta(days=2)
+
+    def at(hh_mm: str, on: date = day) -> datetime:
+        return datetime.combine(on, time.fromisoformat(hh_mm), CST).astimezone(UTC)
+
+    every_day = [1, 2, 3, 4, 5, 6, 7]
+    services = [
+        {"meal": "breakfast", "start": "07:00", "end": "07:40", "weekdays": every_day},
+        {"meal": "lunch", "start": "11:30", "end": "12:30", "weekdays": every_day},
+        {"meal": "dinner", "start": "17:30", "end": "18:20", "weekdays": every_day},
+    ]
+    conn.execute(
+        "INSERT INTO meal_schedules (site_id, timezone, window_s, services) "
+        "VALUES ('site-a1', 'Asia/Shanghai', 3600, %s)",
+        (Jsonb(services),),
+    )
+    cabinet_params = PROFILE_DEFAULTS[Profile.DISINFECTION].model_dump(mode="json")
+    for cab in ("cab-1", "cab-2"):
+        conn.execute(
+            """INSERT INTO sensors (id, site_id, name, profile, params)
+               VALUES (%s, 'site-a1', %s, 'disinfection', %s)""",
+            (cab, f"消毒柜 {cab}", Jsonb(cabinet_params)),
+        )
+        conn.execute(
+            """INSERT INTO disinfection_cabinets (sensor_id, site_id, cabinet_type, min_temp_c,
+                                                  min_hold_s, start_temp_c, created_at)
+               VALUES (%s, 'site-a1', 'steam', 100, 600, 60, %s)""",
+            (cab, at("00:00")),
+        )
+    valid = [30.0, 70.0, *[101.0] * 12, 50.0]  # 11 min at 101 °C
+    short = [30.0, 70.0, *[101.0] * 6, 40.0]  # 5 min
+    _cabinet_readings(conn, "cab-1", at("07:45"), valid)
+    _cabinet_readings(conn, "cab-2", at("07:50"), valid)
+    _cabinet_readings(conn, "cab-1", at("12:35"), valid)
+    _cabinet_readings(conn, "cab-2", at("12:40"), short)
+    # dinner: neither cabinet switched on
+    assert sweep_disinfection(conn, at("23:00")) == 3  # lunch failed once, dinner missed twice
+    process_findings(conn, now=utcnow(), settings=app_settings)
+    # a judgement older than 30 days is outside the page's window
+    old = day - timedelta(days=40)
+    conn.execute(
+        """INSERT INTO disinfection_checks (sensor_id, site_id, service_date, meal, meal_start,
+                                            meal_end, window_end, outcome, checked_at)
+           VALUES ('cab-1', 'site-a1', %s, 'lunch', %s, %s, %s, 'missed', %s)""",
+        (old, at("11:30", old), at("12:30", old), at("13:30", old), at("13:40", old)),
+    )
+
+    _publish(c, w, show_disinfection=False)
+    page = c.get("/public/canteens/site-a1").text
+    assert "Cold chain" in page
+    assert "disinfection" not in page
+    assert "消毒" not in page
+
+    _publish(c, w)  # the default publishes it, like the other compliance sections
+    assert c.get("/api/v1/publication/dist-a", headers=w.headers("admin")).json()[
+        "show_disinfection"
+    ]
+    page = c.get("/public/canteens/site-a1").text
+    assert "Tableware disinfection, last 30 days" in page
+    section = page.split("Tableware disinfection", 1)[1].split("</table>", 1)[0]
+    cells = re.findall(r"<td>([^<]*)</td>", section)
+    assert cells == ["3", "1", "33.3%", "2", "1", "1"]
+    assert "cab-1" not in page  # no cabinet ids, no people
+    assert "Officer A1" not in page
+    # the same numbers as the rule's judgements and the tickets they opened
+    since = utcnow() - timedelta(days=30)
+    judged = conn.execute(
+        """SELECT count(DISTINCT (service_date, meal)),
+                  count(*) FILTER (WHERE outcome = 'missed'),
+                  count(*) FILTER (WHERE outcome = 'failed'),
+                  count(DISTINCT service_date) FILTER (WHERE outcome <> 'done')
+           FROM disinfection_checks WHERE site_id = 'site-a1' AND window_end > %s""",
+        (since,),
+    ).fetchone()
+    assert judged == (3, 2, 1, 1)
+    tickets = conn.execute(
+        """SELECT rule, count(*) FROM tickets WHERE site_id = 'site-a1'
+             AND rule LIKE 'disinfection_%%' GROUP BY rule ORDER BY rule"""
+    ).fetchall()
+    assert tickets == [("disinfection_failed", 1), ("disinfection_missed", 2)]
+
+
 def test_who_may_set_publication_and_the_qr_code(client: TestClient, world: World) -> None:
     c, w = client, world
     for role, region, status in [
@@ -200,6 +319,10 @@ def test_complaint_loop_from_form_to_ticket_to_rating(
     assert photo.content == _png()
 
     # dispatch: a ticket on the canteen, the complaint's photo as its evidence
+    conn.execute(
+        "INSERT INTO person_channels (person_id, kind, address) "
+        "VALUES ('p-officer-a1', 'webhook', 'https://hooks.example/officer-a1')"
+    )
     done = c.post(
         f"/api/v1/complaints/{cid}/confirm",
         json={"reply": "已责令整改 the canteen must fix it"},
@@ -212,7 +335,16 @@ def test_complaint_loop_from_form_to_ticket_to_rating(
     ticket = c.get(f"/api/v1/tickets/{ticket_id}", headers=w.headers("officer")).json()
     assert ticket["site_id"] == "site-a1"
     assert ticket["rule"] == "public_complaint"
+    assert ticket["source"] == "complaint"  # not "opened by hand"
     assert ticket["title"].startswith(f"群众投诉 public complaint: 投诉 {code}")
+    assert conn.execute(
+        "SELECT kind, rule, ticket_id FROM findings WHERE finding_key = %s", (f"complaint:{cid}",)
+    ).fetchone() == ("complaint", "public_complaint", ticket_id)
+    # the canteen's officer is told, as for every ticket
+    assert conn.execute(
+        "SELECT person_id, channel, address FROM notifications WHERE ticket_id = %s",
+        (ticket_id,),
+    ).fetchall() == [("p-officer-a1", "webhook", "https://hooks.example/officer-a1")]
     evidence = c.get(f"/api/v1/tickets/{ticket_id}/evidence", headers=w.headers("officer"))
     assert sha in evidence.text
     assert (

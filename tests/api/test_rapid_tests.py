@@ -8,6 +8,7 @@ its own sites.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,8 +19,11 @@ import numpy as np
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from openpyxl import load_workbook
 
 from api.app import create_app
+from api.console.ledger_export import tickets_xlsx
+from api.schemas import TicketPublic
 from api.services.tickets import process_findings
 from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
@@ -106,8 +110,15 @@ def test_failed_sample_opens_a_ticket_and_flags_the_suppliers_recent_deliveries(
     ticket = c.get(f"/api/v1/tickets/{ticket_id}", headers=w.headers("officer")).json()
     assert ticket["site_id"] == "site-a1"
     assert ticket["rule"] == "rapid_test_failed"
+    assert ticket["source"] == "rapid_test"  # its own kind, not "opened by hand"
     assert ticket["tier"] == 1
     assert ticket["title"].startswith("快检不合格 rapid test failed: 青菜 B-0301")
+    # the rectification ledger names its source in words, in either language
+    for lang, word in (("zh-CN", "食材快检"), ("en", "rapid test")):
+        book = tickets_xlsx([TicketPublic.model_validate(ticket)], {"site-a1": "一小"}, lang=lang)
+        sheet = load_workbook(io.BytesIO(book)).worksheets[0]
+        row = [c.value for c in sheet[2]]
+        assert word in row, row
 
     flags = c.get("/api/v1/rapid-tests/flags", headers=w.headers("regulator")).json()
     assert [(f["site_id"], f["purchase_id"]) for f in flags] == [("site-a2", other_a2["id"])]
@@ -117,12 +128,12 @@ def test_failed_sample_opens_a_ticket_and_flags_the_suppliers_recent_deliveries(
     assert c.get("/api/v1/rapid-tests/flags", headers=w.headers("officer")).json() == []
     # each flagged delivery's canteen got its own ticket to check and hold the stock
     flagged_tickets = conn.execute(
-        """SELECT site_id, subject, tier, title FROM tickets WHERE rule = 'supplier_flagged'
-           ORDER BY site_id"""
+        """SELECT site_id, subject, tier, title, source FROM tickets
+           WHERE rule = 'supplier_flagged' ORDER BY site_id"""
     ).fetchall()
-    assert [(r[0], r[1], r[2]) for r in flagged_tickets] == [
-        ("site-a2", "青菜 B-0302", 2),
-        ("site-b1", "青菜 B-0303", 2),
+    assert [(r[0], r[1], r[2], r[4]) for r in flagged_tickets] == [
+        ("site-a2", "青菜 B-0302", 2, "rapid_test"),
+        ("site-b1", "青菜 B-0303", 2, "rapid_test"),
     ]
     assert flagged_tickets[0][3].startswith("同供应商快检不合格 same supplier failed")
 
@@ -135,9 +146,10 @@ def test_failed_sample_opens_a_ticket_and_flags_the_suppliers_recent_deliveries(
     assert again.status_code == 200
     assert again.json()["id"] == test["id"]
     n = conn.execute(
-        "SELECT count(*) FROM findings WHERE rule IN ('rapid_test_failed', 'supplier_flagged')"
-    ).fetchone()
-    assert n == (3,)  # the failure and its two flags, once
+        "SELECT kind, count(*) FROM findings "
+        "WHERE rule IN ('rapid_test_failed', 'supplier_flagged') GROUP BY kind"
+    ).fetchall()
+    assert n == [("rapid_test", 3)]  # the failure and its two flags, once
     # a passing sample opens nothing
     ok = c.post(
         "/api/v1/rapid-tests",

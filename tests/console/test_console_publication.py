@@ -43,23 +43,40 @@ def test_regulator_publishes_and_prints_a_canteen_qr_code(
     assert len(logged) == 1
     assert "/api/v1/publication/d-east" in logged[0]
     assert "404" in logged[0]
-    for box in ("enabled", "show_inspection", "show_cold_chain", "accept_complaints"):
+    assert find(b, "label[for='pub-show_disinfection']").text == "餐具消毒达标情况（30 天）"
+    for box in ("enabled", "show_inspection", "show_disinfection", "accept_complaints"):
         find(b, f"#pub-{box}").click()
     find(b, "#pub-save").click()
     wait_until(lambda: "reg-east" in (text(b, "#pub-state") or ""), what="saved setting shown")
     assert "东区" in (text(b, "#pub-state") or "")
     assert find(b, "#pub-show_inspection").is_selected()
+    assert find(b, "#pub-show_disinfection").is_selected()
     assert not find(b, "#pub-show_rapid_tests").is_selected()
+    assert not find(b, "#pub-show_cold_chain").is_selected()
     with psycopg.connect(c.db_url) as conn:
         row = conn.execute(
-            """SELECT enabled, show_inspection, show_rapid_tests, accept_complaints, updated_by
+            """SELECT enabled, show_inspection, show_cold_chain, show_disinfection,
+                      show_rapid_tests, accept_complaints, updated_by
                FROM public_settings WHERE region_id = 'd-east'"""
         ).fetchone()
-    assert row == (True, True, False, True, "reg-east")
+    assert row == (True, True, False, True, False, True, "reg-east")
     with httpx.Client(base_url=c.url, timeout=10) as public:
         page = public.get("/public/canteens/east-1").text
     assert "not published" not in page
+    assert "Tableware disinfection, last 30 days" in page  # published on its own
+    assert "Cold chain" not in page
     assert 'action="/public/canteens/east-1/complaints"' in page
+    # in English the switch reads in English
+    find(b, "#lang-switch").click()
+    wait_until(
+        lambda: (
+            text(b, "label[for='pub-show_disinfection']")
+            == "Tableware disinfection compliance (30 days)"
+        ),
+        what="the English label",
+    )
+    find(b, "#lang-switch").click()
+    wait_until(lambda: text(b, "h1") == "阳光公示设置", what="Chinese again")
 
     find(b, "#pub-sites li[data-site-id='east-1'] a[data-link]").click()
     wait_until(

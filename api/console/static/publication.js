@@ -5,29 +5,31 @@ import { me, refresh } from "./app.js";
 import { h, mount, say } from "./dom.js";
 import { explain, fmtTime, getLang } from "./i18n.js";
 
-const FLAGS = ["enabled", "show_inspection", "show_rectification", "show_cold_chain", "show_rapid_tests", "accept_complaints"];
+const FLAGS = ["enabled", "show_inspection", "show_rectification", "show_cold_chain", "show_disinfection", "show_rapid_tests", "accept_complaints"];
 
 const WORDS = {
   "zh-CN": {
     title: "阳光公示设置", region: "区域", own_region: "本辖区", save: "保存",
     enabled: "公开本区域食堂的公示页", show_inspection: "最近一次监督检查结果", show_rectification: "整改情况汇总",
-    show_cold_chain: "冷链与消毒达标情况（30 天）", show_rapid_tests: "采购食材快检结果（30 天）",
+    show_cold_chain: "冷链温控达标情况（30 天）", show_disinfection: "餐具消毒达标情况（30 天）",
+    show_rapid_tests: "采购食材快检结果（30 天）",
     accept_complaints: "接受群众投诉", state_default: "当前：未设置，公示页不公开任何内容（默认）。",
     state_set: "当前设置来自{region}，{by} 于 {at} 修改。", saved: "已保存", canteens: "食堂二维码",
     print_qr: "打印二维码", public_page: "公示页", qr_title: "食品安全阳光公示",
-    qr_scan: "微信或手机相机扫码，查看本食堂的检查结果、整改情况、冷链与快检记录，也可以投诉和建议。",
+    qr_scan: "微信或手机相机扫码，查看本食堂的检查结果、整改情况、冷链、餐具消毒与快检记录，也可以投诉和建议。",
     qr_alt: "{name} 公示页二维码", print: "打印", back: "返回",
     nothing_personal: "公示页不显示任何个人信息。",
   },
   en: {
     title: "Public pages", region: "Region", own_region: "your region", save: "Save",
     enabled: "Publish this region's canteen pages", show_inspection: "Latest inspection result",
-    show_rectification: "Rectification summary", show_cold_chain: "Cold chain and disinfection compliance (30 days)",
+    show_rectification: "Rectification summary", show_cold_chain: "Cold-chain compliance (30 days)",
+    show_disinfection: "Tableware disinfection compliance (30 days)",
     show_rapid_tests: "Rapid tests of purchases (30 days)", accept_complaints: "Accept complaints from the public",
     state_default: "Now: nothing set, the public pages show nothing (the default).",
     state_set: "Now: set on {region} by {by} at {at}.", saved: "Saved", canteens: "Canteen QR codes",
     print_qr: "Print QR code", public_page: "Public page", qr_title: "Food safety, in the open",
-    qr_scan: "Scan with your phone to see this canteen's inspection result, rectifications, cold chain and rapid tests, and to send a complaint or suggestion.",
+    qr_scan: "Scan with your phone to see this canteen's inspection result, rectifications, cold chain, tableware disinfection and rapid tests, and to send a complaint or suggestion.",
     qr_alt: "QR code of the public page of {name}", print: "Print", back: "Back",
     nothing_personal: "The public page shows nothing personal.",
   },

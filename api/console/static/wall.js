@@ -10,7 +10,7 @@ import { siteState } from "./views.js";
 
 const BASE = "/console";
 const WINDOWS = [7, 30, 90];
-const COLOURS = { alarm: "#b42318", violation: "#8a5300", inspection: "#1f5f8b", manual: "#5b2a91" };
+const COLOURS = { alarm: "#b42318", violation: "#8a5300", inspection: "#1f5f8b", manual: "#5b2a91", rapid_test: "#2e7d32", complaint: "#c2185b" };
 let windowDays = 30;
 let timer = null;
 
