@@ -4,7 +4,7 @@
 import { h } from "./dom.js";
 import { t } from "./i18n.js";
 
-const KINDS = ["alarm", "ticket", "review", "violation", "resync"];
+const KINDS = ["alarm", "ticket", "ticket_event", "review", "violation", "resync"];
 const DEBOUNCE_MS = 250;
 const RETRY_MS = 3000;
 
