@@ -104,4 +104,12 @@ def test_regulator_confirms_and_dismisses_complaints(
     with httpx.Client(base_url=c.url, timeout=10) as public:
         page = public.get(f"/public/complaints/{hair}").text
     assert "已责令食堂整改" in page
+    # the ticket says where it came from: a public complaint, not "opened by hand"
+    find(b, f"#cp-done tr[data-complaint='{first}'] a[href^='/console/tickets/']").click()
+    source = (
+        "const dt = [...document.querySelectorAll('dt')]"
+        "  .find((e) => e.innerText.trim() === '来源');"
+        "return dt ? dt.nextElementSibling.innerText.trim() : null;"
+    )
+    wait_until(lambda: b.execute_script(source) == "群众投诉", what="the ticket's source in words")
     assert console_errors(b) == []
