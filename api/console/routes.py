@@ -340,6 +340,7 @@ def matching_tickets(
     tier: int | None,
     overdue: bool,
     max_rows: int = EXPORT_MAX_ROWS,
+    opened_from: datetime | None = None,
 ) -> Iterator[TicketPublic]:
     """Every ticket of the filters (through the API's own query, page by page), newest first."""
     offset = 0
@@ -354,6 +355,7 @@ def matching_tickets(
             tier=tier,
             limit=EXPORT_PAGE,
             offset=offset,
+            opened_from=opened_from,
         )
         for ticket in page.data:
             if overdue and not ticket.overdue:
@@ -401,6 +403,7 @@ def export_tickets(
     rule: str | None = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     overdue: bool = False,
+    opened_from: datetime | None = None,
 ) -> Response:
     """The rectification ledger (整改台账) of the current filter as CSV, only your sites."""
     names = {s.id: s.name for s in list_sites(conn=conn, scope=scope).data}
@@ -413,6 +416,7 @@ def export_tickets(
             rule=rule or None,
             tier=tier,
             overdue=overdue,
+            opened_from=opened_from,
         ),
         names,
     )
@@ -437,6 +441,7 @@ def export_tickets_xlsx(
     rule: str | None = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     overdue: bool = False,
+    opened_from: datetime | None = None,
     lang: Literal["zh-CN", "en"] = "zh-CN",
 ) -> Response:
     """The ledger of the current filter as XLSX: words, local times, only your sites."""
@@ -450,6 +455,7 @@ def export_tickets_xlsx(
             rule=rule or None,
             tier=tier,
             overdue=overdue,
+            opened_from=opened_from,
         ),
         names,
         lang=lang,

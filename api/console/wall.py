@@ -1,4 +1,4 @@
-"""The region wall screen's (大屏) numbers: counts at a glance and tickets per day by kind.
+"""The region wall screen's (大屏) numbers: counts at a glance and tickets per day by kind (rule).
 
 Everything is scoped like every other read, computed in a few aggregate queries over
 indexed columns (no per-site round trips), so the screen stays cheap to refresh.
@@ -39,10 +39,16 @@ class WallKpis(BaseModel):
 
 
 class WallTrend(BaseModel):
-    """Tickets opened per local day, by kind (source), over the window."""
+    """Tickets opened per local day, by kind (the rule they follow), over the window.
+
+    Only kinds with a ticket in the window, most tickets first; ``totals`` is what the
+    ledger lists filtered by that kind and ``opened_from=since``.
+    """
 
     days: list[date]
-    by_kind: dict[str, list[int]]
+    since: datetime = Field(description="The window's first local midnight.")
+    by_kind: dict[str, list[int]] = Field(description="Rule → tickets opened on each day.")
+    totals: dict[str, int] = Field(description="Rule → tickets opened in the window.")
 
 
 class WallPublic(BaseModel):
@@ -96,7 +102,7 @@ def wall_data(*, conn: Conn, scope: SiteScope, now: datetime, days: int, tz: str
             params,
         ).fetchone()
         rows = cur.execute(
-            f"""SELECT (opened_at AT TIME ZONE %(tz)s)::date AS day, source, count(*) AS n
+            f"""SELECT (opened_at AT TIME ZONE %(tz)s)::date AS day, rule, count(*) AS n
                 FROM tickets WHERE opened_at >= %(since)s AND {scope.clause("site_id")}
                 GROUP BY 1, 2""",
             params,
@@ -105,10 +111,14 @@ def wall_data(*, conn: Conn, scope: SiteScope, now: datetime, days: int, tz: str
         raise RuntimeError("an aggregate query returned no row")
     day_list = [first + timedelta(days=i) for i in range(days)]
     index = {d: i for i, d in enumerate(day_list)}
-    by_kind = {kind: [0] * days for kind in KINDS}
+    totals: dict[str, int] = {}
     for row in rows:
-        if row["source"] in by_kind and row["day"] in index:
-            by_kind[row["source"]][index[row["day"]]] = int(row["n"])
+        totals[row["rule"]] = totals.get(row["rule"], 0) + int(row["n"])
+    order = sorted(totals, key=lambda rule: (-totals[rule], rule))
+    by_kind = {rule: [0] * days for rule in order}
+    for row in rows:
+        if row["day"] in index:  # (a ticket dated after today, a clock ahead: in the total only)
+            by_kind[row["rule"]][index[row["day"]]] += int(row["n"])
     return WallPublic(
         days=days,
         kpis=WallKpis(
@@ -120,5 +130,10 @@ def wall_data(*, conn: Conn, scope: SiteScope, now: datetime, days: int, tz: str
             rectification_rate=(r["closed"] / r["opened"]) if r["opened"] else None,
             mean_hours_to_rectify=float(m["hours"]) if m["hours"] is not None else None,
         ),
-        trend=WallTrend(days=day_list, by_kind=by_kind),
+        trend=WallTrend(
+            days=day_list,
+            since=since,
+            by_kind=by_kind,
+            totals={rule: totals[rule] for rule in order},
+        ),
     )

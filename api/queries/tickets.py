@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -40,6 +41,7 @@ _FILTERS = {
     "status": "t.status = %(status)s",
     "rule": "t.rule = %(rule)s",
     "tier": "t.tier = %(tier)s",
+    "opened_from": "t.opened_at >= %(opened_from)s",
 }
 
 
@@ -53,6 +55,7 @@ def list_tickets(
     tier: int | None,
     limit: int,
     offset: int,
+    opened_from: datetime | None = None,
 ) -> TicketsPublic:
     """One page of tickets matching the filters, newest opened first, with the total.
 
@@ -65,6 +68,7 @@ def list_tickets(
         "status": status.value if status else None,
         "rule": rule,
         "tier": tier,
+        "opened_from": opened_from,
     }
     params: dict[str, object] = {
         **{k: v for k, v in given.items() if v is not None},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
@@ -22,10 +23,16 @@ def read_tickets(
     status: TicketStatus | None = None,
     rule: str | None = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
+    opened_from: Annotated[
+        datetime | None, Query(description="Only tickets opened at or after this time.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TicketsPublic:
-    """List tickets of your sites, newest opened first, filtered by site, status, rule, tier."""
+    """List tickets of your sites, newest opened first.
+
+    Filtered by site, status, rule, tier and the time they were opened from.
+    """
     return list_tickets(
         conn=conn,
         scope=scope,
@@ -35,6 +42,7 @@ def read_tickets(
         tier=tier,
         limit=limit,
         offset=offset,
+        opened_from=opened_from,
     )
 
 

@@ -188,6 +188,18 @@ def test_xlsx_config_wall_and_vendor_reads(console: Console) -> None:
         assert wall["kpis"]["open_tickets"] == 3
         assert len(wall["trend"]["days"]) == 7
         assert sum(sum(v) for v in wall["trend"]["by_kind"].values()) == 3  # all within 7 days
+        # by kind (the rule), each total the count of the ledger filtered the same way
+        totals = wall["trend"]["totals"]
+        assert set(totals) <= set(RULE_LABELS)
+        assert sum(totals.values()) == 3
+        for rule, n in totals.items():
+            assert sum(wall["trend"]["by_kind"][rule]) == n
+            same = {"rule": rule, "opened_from": wall["trend"]["since"]}
+            assert reg.get("/api/v1/tickets", params=same).json()["count"] == n, rule
+            csv_rows = reg.get("/console/export/tickets.csv", params=same).text.splitlines()
+            assert len(csv_rows) - 1 == n, rule
+        later = {"opened_from": "2999-01-01T00:00:00+08:00"}
+        assert reg.get("/api/v1/tickets", params=later).json()["count"] == 0
         assert reg.get("/console/api/wall", params={"days": 0}).status_code == 422
 
 

@@ -101,12 +101,13 @@ function filtersOf(params) {
     rule: params.get("rule") || "",
     site_id: params.get("site_id") || "",
     overdue: params.get("overdue") === "1" || params.get("overdue") === "true",
+    opened_from: params.get("opened_from") || "",
   };
 }
 
 /** One page of tickets; the overdue filter is applied over the API's pages (it has no such filter). */
 async function ticketPage(f, page) {
-  const base = { status: f.status, tier: f.tier, rule: f.rule, site_id: f.site_id };
+  const base = { status: f.status, tier: f.tier, rule: f.rule, site_id: f.site_id, opened_from: f.opened_from };
   if (!f.overdue) {
     const out = await api(`/tickets${qs({ ...base, limit: PAGE, offset: (page - 1) * PAGE })}`);
     return { data: out.data, count: out.count, estimate: Boolean(out.count_is_estimate) };
@@ -139,23 +140,26 @@ export async function renderTickets(main, params) {
     select("f-site_id", t("site"), sites.data.map((s) => [s.id, s.name]), f.site_id),
     h("div", { class: "field check" }, h("input", { id: "f-overdue", name: "overdue", type: "checkbox", value: "1", checked: f.overdue }),
       h("label", { for: "f-overdue" }, t("overdue"))),
+    // the window a trend of the wall screen links with: kept until unticked
+    f.opened_from ? h("div", { class: "field check" }, h("input", { id: "f-opened_from", name: "opened_from", type: "checkbox", value: f.opened_from, checked: true }),
+      h("label", { for: "f-opened_from" }, t("opened_since", { date: fmtTime(f.opened_from) }))) : null,
     h("div", { class: "field buttons" },
       h("button", { type: "submit", id: "f-apply" }, t("apply")),
       h("a", { href: `${BASE}/tickets`, "data-link": true, class: "button secondary" }, t("reset"))));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const d = new FormData(form);
-    navigate(`${BASE}/tickets${qs({ status: d.get("status"), tier: d.get("tier"), rule: d.get("rule"), site_id: d.get("site_id"), overdue: d.get("overdue") ? 1 : "" })}`);
+    navigate(`${BASE}/tickets${qs({ status: d.get("status"), tier: d.get("tier"), rule: d.get("rule"), site_id: d.get("site_id"), overdue: d.get("overdue") ? 1 : "", opened_from: d.get("opened_from") })}`);
   });
   onLiveView((ev) => ev.kind === "ticket", refresh);
-  const exportQuery = qs({ status: f.status, tier: f.tier, rule: f.rule, site_id: f.site_id, overdue: f.overdue ? "true" : "" });
+  const exportQuery = qs({ status: f.status, tier: f.tier, rule: f.rule, site_id: f.site_id, overdue: f.overdue ? "true" : "", opened_from: f.opened_from });
   const go = (p) => `${BASE}/tickets${qs({ ...f, overdue: f.overdue ? 1 : "", page: p })}`;
 
   mount(main,
     h("h1", {}, t("tickets_title")),
     // on a phone the filters fold away unless one is set, so the rows come first
     h("details", { class: "filters-box", id: "filters-box",
-      open: !window.matchMedia("(max-width: 640px)").matches || Boolean(f.status || f.tier || f.rule || f.site_id || f.overdue) },
+      open: !window.matchMedia("(max-width: 640px)").matches || Boolean(f.status || f.tier || f.rule || f.site_id || f.overdue || f.opened_from) },
     h("summary", {}, t("filters")), form),
     h("div", { class: "toolbar" },
       h("span", { id: "ticket-count" }, t("count_of", { n: result.estimate ? `≈${result.count}` : result.count })),

@@ -1,16 +1,20 @@
 // The region wall screen (大屏) for a supervision centre: counts at a glance, every canteen
-// as a coloured tile grouped by district (no online map), tickets per day by kind over
-// 7/30/90 days, the riskiest canteens. Live, and redrawn every minute besides.
+// as a coloured tile grouped by district (no online map), tickets per day by kind (rule, in
+// words) over 7/30/90 days with each kind's total linking to the ledger filtered the same
+// way, the riskiest canteens. Live, and redrawn every minute besides.
 import { api } from "./api.js";
 import { refresh } from "./app.js";
 import { h, mount, qs } from "./dom.js";
 import { fmtClock, fmtNum, getLang, getTimeZone, t } from "./i18n.js";
 import { onLiveView } from "./live.js";
+import { ruleLabel } from "./labels.js";
 import { siteState } from "./views.js";
 
 const BASE = "/console";
 const WINDOWS = [7, 30, 90];
-const COLOURS = { alarm: "#b42318", violation: "#8a5300", inspection: "#1f5f8b", manual: "#5b2a91", rapid_test: "#2e7d32", complaint: "#c2185b" };
+// one colour per kind (rule), most tickets first; distinct on the dark wall background (the
+// swatches of the totals list use the same colours: .kind-0 … .kind-9 in console.css)
+const PALETTE = ["#ff6b5b", "#f5b041", "#5dade2", "#af7ac5", "#58d68d", "#f1948a", "#48c9b0", "#dc7633", "#aab7b8", "#f7dc6f"];
 let windowDays = 30;
 let timer = null;
 
@@ -35,11 +39,22 @@ function trendChart(trend) {
       { stroke: "#c9d4de", grid: { stroke: "#2b353f" }, label: t("wall_tickets_per_day"), labelSize: 18, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] },
     ],
     series: [{ label: t("chart_time"), value: (u, v) => (v ? md.format(new Date(v * 1000)) : "--") },
-      ...kinds.map((k) => ({ label: t(`source_${k}`), stroke: COLOURS[k] || "#999", width: 2 }))],
+      ...kinds.map((k, i) => ({ label: ruleLabel(k), stroke: PALETTE[i % PALETTE.length], width: 2 }))],
   }, [xs, ...kinds.map((k) => trend.by_kind[k])], box);
   const fit = () => chart.setSize({ width: Math.max(240, box.clientWidth), height: 220 });
   new ResizeObserver(fit).observe(box);
   return box;
+}
+
+/** Each kind's tickets in the window, linking to the ledger of that kind since the window began. */
+function kindTotals(trend) {
+  const kinds = Object.keys(trend.totals);
+  if (!kinds.length) return h("p", { id: "wall-kinds" }, t("no_tickets"));
+  return h("ul", { class: "wall-kinds", id: "wall-kinds", "aria-label": t("wall_kinds", { n: trend.days.length }) },
+    kinds.map((k, i) => h("li", { dataset: { rule: k } },
+      h("span", { class: `swatch kind-${i % PALETTE.length}`, "aria-hidden": "true" }), " ",
+      h("a", { href: `${BASE}/tickets${qs({ rule: k, opened_from: trend.since })}`, "data-link": true }, ruleLabel(k)), " ",
+      h("strong", { class: "n" }, trend.totals[k]))));
 }
 
 export async function renderWall(main) {
@@ -97,7 +112,7 @@ export async function renderWall(main) {
           h("p", { class: "legend" }, ["red", "amber", "green"].map((st) => h("span", { class: `tile tile-${st}` })), " ",
             ["red", "amber", "green"].map((st) => t(`state_${st}`)).join(" / "))),
         h("section", { class: "wall-panel", "aria-labelledby": "wall-trend-h" },
-          h("h2", { id: "wall-trend-h" }, t("wall_trend")), trendChart(wall.trend)),
+          h("h2", { id: "wall-trend-h" }, t("wall_trend")), trendChart(wall.trend), kindTotals(wall.trend)),
         h("section", { class: "wall-panel", "aria-labelledby": "wall-risk-h" },
           h("h2", { id: "wall-risk-h" }, t("wall_riskiest")),
           riskiest.length ? h("ol", { id: "wall-riskiest" }, riskiest.map((s) => h("li", { dataset: { siteId: s.id } },
