@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from api.metrics import WORKER_ERRORS
+from api.metrics import SLA_BREACHES, TICKETS_OPENED, WORKER_ERRORS
 from api.services.duty_deadlines import DUTY_CHANNEL, DutySettings, check_deadlines
 from api.services.escalation import ESCALATION_CHANNEL, run_escalation
 from api.services.evidence_store import offload_blobs, s3_store
@@ -114,6 +114,9 @@ class Workers:
 
     def __init__(self, *, database_url: str, settings: ApiSettings) -> None:
         self._stop = threading.Event()
+        for tier in ("1", "2", "3"):  # series from the start: 0 until the first one, not absent
+            TICKETS_OPENED.labels(tier)
+            SLA_BREACHES.labels(tier)
         self._channels: dict[str, Channel] = build_channels(settings)
         channels = self._channels
         self.engines = [

@@ -337,6 +337,8 @@ class EdgeWorker:
     def run(self) -> None:
         """Start everything, supervise until ``stop_event``, then stop gracefully."""
         self.display.start()
+        for cam_id in self.cams:  # a camera without errors reports 0, not nothing
+            self.metrics.camera_errors.labels(cam_id)
         self.metrics_port = self.metrics.serve(
             self.settings.metrics_host, self.settings.metrics_port
         )

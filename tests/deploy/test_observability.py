@@ -117,3 +117,26 @@ def test_rules_check_and_unit_tests_pass(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout + done.stderr
+
+
+def test_grafana_provisioning_matches_the_compose_services() -> None:
+    """Grafana finds its datasource and dashboards where compose mounts them, and the
+    datasource is the compose Prometheus; every dashboard queries that datasource."""
+    services = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())["services"]
+    mounts = dict(v.split(":")[:2] for v in services["grafana"]["volumes"] if v.startswith("./"))
+    assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+    prov = yaml.safe_load(
+        (COMPOSE / "grafana/provisioning/dashboards/brightkitchen.yml").read_text()
+    )
+    assert mounts["./grafana/dashboards"] == prov["providers"][0]["options"]["path"]
+    assert prov["providers"][0]["type"] == "file"
+    ds = yaml.safe_load((COMPOSE / "grafana/provisioning/datasources/prometheus.yml").read_text())
+    (source,) = ds["datasources"]
+    assert source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"
+    assert "prometheus" in services
+    assert any(str(p).endswith(":9090") for p in services["prometheus"]["ports"])
+    assert "prometheus" in services["grafana"]["depends_on"]
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        assert {p["datasource"]["uid"] for p in board["panels"]} == {source["uid"]}, path.name
