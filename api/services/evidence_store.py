@@ -43,6 +43,7 @@ Conn = psycopg.Connection[Any]
 _SHA_HEX = frozenset("0123456789abcdef")
 _CHUNK = 64 * 1024
 _OFFLOAD_BATCH = 50
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})
 
 
 def _check_sha(sha256: str) -> str:
@@ -185,20 +186,21 @@ class S3Store:
         )
 
     def presign(self, sha256: str, *, expires_s: int) -> str | None:
-        """A GET link valid ``expires_s`` seconds, or None when the object is not stored.
+        """A GET link valid ``expires_s`` seconds; None when the object is not stored or
+        has no image type of ours (then the caller serves the bytes itself).
 
         The link fixes the answer's type, ``inline`` disposition and a private cache
         lifetime no longer than the link itself.
         """
         head = self._head(sha256)
-        if head is None:
-            return None
+        if head is None or head.get("ContentType") not in _IMAGE_TYPES:
+            return None  # not stored, or copied in without its type: the API serves it
         url: str = self.signer.generate_presigned_url(
             "get_object",
             Params={
                 "Bucket": self.bucket,
                 "Key": self.key(sha256),
-                "ResponseContentType": str(head.get("ContentType") or "application/octet-stream"),
+                "ResponseContentType": str(head["ContentType"]),
                 "ResponseContentDisposition": "inline",
                 "ResponseCacheControl": f"private, max-age={expires_s}",
             },

@@ -68,7 +68,11 @@ def test_custom_resources_are_structurally_complete(overlay: tuple[str, list[Res
     spec = cluster["spec"]
     assert isinstance(spec["instances"], int)
     assert spec["instances"] >= (3 if name == "province" else 2)  # a primary and replicas
-    assert "timescaledb" in spec["imageName"]
+    ref = spec["imageCatalogRef"]
+    catalog = objs[(ref["kind"], ref["name"])]
+    images = {i["major"]: i["image"] for i in catalog["spec"]["images"]}
+    assert "timescaledb-ha" in images[ref["major"]]
+    assert (spec["postgresUID"], spec["postgresGID"]) == (1000, 1000)  # the HA image's user
     assert "timescaledb" in spec["postgresql"]["shared_preload_libraries"]
     assert spec["storage"]["size"]
     store = spec["backup"]["barmanObjectStore"]
@@ -381,3 +385,21 @@ def test_api_and_workers_keep_evidence_in_the_private_bucket(
         ln.strip() for ln in script["init.sh"].splitlines() if "mc " in ln
     ]
     assert json.loads(script["policy.json"]) == json.loads((compose / "policy.json").read_text())
+
+
+def test_timescaledb_pins_agree_and_stay_on_a_release_for_postgresql_15() -> None:
+    """compose and Kubernetes run the same TimescaleDB minor on PostgreSQL 15; 2.28 is the
+    last release that supports PostgreSQL 15 and the one the schema is checked against."""
+    compose = yaml.safe_load((REPO / "deploy/compose/docker-compose.yml").read_text())
+    tags = {
+        re.search(r"timescaledb:([\w.-]+)}$", svc["image"]).group(1)  # type: ignore[union-attr]
+        for svc in compose["services"].values()
+        if "timescaledb" in svc["image"]
+    }
+    (tag,) = tags  # db and backup (pg_dump) use one image
+    version, pg = re.fullmatch(r"(\d+\.\d+)\.\d+-pg(\d+)", tag).groups()  # type: ignore[union-attr]
+    catalog = _by_key(render(K8S / "overlays/province"))[("ImageCatalog", "timescaledb")]
+    (entry,) = catalog["spec"]["images"]
+    assert entry["image"] == f"timescale/timescaledb-ha:pg{pg}-ts{version}"
+    assert (pg, entry["major"]) == ("15", 15)
+    assert version == "2.28"
