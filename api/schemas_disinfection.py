@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field
+
+JudgedBy = Literal["temperature", "power", "power_temperature"]
 
 
 class Verdict(StrEnum):
@@ -37,11 +40,26 @@ class CyclePublic(BaseModel):
     started_at: datetime
     ended_at: datetime
     duration_s: float
-    peak_c: float
-    held_s: float = Field(description="Longest continuous time at or above min_temp_c.")
+    peak_c: float | None = Field(
+        description="Highest temperature; null for a cycle a plug timed without any "
+        "temperature reading (the probe was missing)."
+    )
+    held_s: float = Field(
+        description="Longest continuous time at or above min_temp_c; for a cycle judged by "
+        "its plug alone, the time the plug drew power."
+    )
     verdict: Verdict
     min_temp_c: float = Field(description="The valid cycle the cycle was judged against.")
     min_hold_s: int
+    judged_by: JudgedBy = Field(
+        default="temperature",
+        description="temperature (no plug), power_temperature (timed by the plug, judged by "
+        "the temperature in the run), power (the plug alone: no temperature in the run).",
+    )
+    on_s: float | None = Field(
+        default=None, description="How long the cabinet's plug drew power in the cycle, s."
+    )
+    peak_w: float | None = Field(default=None, description="Highest power the plug drew, W.")
 
 
 class CyclesPublic(BaseModel):

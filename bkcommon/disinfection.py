@@ -6,6 +6,15 @@ The default thresholds are those of the national catering operating code
 hot-water final rinse of a dishwasher at 85 °C or more for 40 seconds or more. A region
 may tighten them (``regions[].disinfection``) and a cabinet may override them
 (``sensors[].cabinet``); the most specific value wins.
+
+A cabinet may also have a smart plug (``sensors[].cabinet.plug``) reporting its power or
+current. Its cycles are then timed by the plug: a cycle runs while the plug draws at least
+``on_w`` watts (or, from a plug that reports only current, ``on_a`` amperes). These
+thresholds are not in the operating code; the defaults (:data:`POWER_ON_DEFAULTS`) sit far
+above what an idle cabinet draws (a controller and display, an ozone or UV lamp of the
+low-temperature compartment: a few to about 60 W) and far below its heating (an infrared
+cabinet's smallest tubes draw about 600 W; steam generators and dishwasher boosters
+kilowatts). The current threshold defaults to ``on_w`` at China's 220 V mains.
 """
 
 from __future__ import annotations
@@ -33,6 +42,27 @@ class CabinetType(StrEnum):
     DISHWASHER = "dishwasher"  # 洗碗机 (final rinse)
 
 
+MAINS_V = 220.0
+"""Nominal mains voltage in China (GB/T 156): turns a power threshold into a current one."""
+
+POWER_MAX_W = 50_000.0
+"""Largest power a kitchen appliance on one supply draws (a big conveyor dishwasher is
+about 40 kW); a plug reporting more is broken or mis-scaled."""
+
+CURRENT_MAX_A = 250.0
+"""Largest current of one kitchen supply (three-phase 40 kW is about 65 A per phase)."""
+
+VOLTAGE_MAX_V = 500.0
+"""Above any single- or three-phase supply voltage in a kitchen (220 / 380 V)."""
+
+ENERGY_MAX_KWH = 1e9
+"""A plug's cumulative energy counter: larger is a broken counter."""
+
+POWER_ON_MIN_W = 5.0
+POWER_ON_MIN_A = 0.02
+"""Lowest on thresholds a site file may set: below them standby would count as a cycle."""
+
+
 class CycleSpec(BaseModel):
     """What makes a valid cycle: held at ``min_temp_c`` or above for ``min_hold_s``.
 
@@ -47,6 +77,23 @@ class CycleSpec(BaseModel):
     start_temp_c: float = Field(
         ge=30, le=300, description="A cycle starts above this and ends below it, °C"
     )
+    on_w: float = Field(
+        default=200.0,
+        ge=POWER_ON_MIN_W,
+        le=POWER_MAX_W,
+        description="A plug drawing at least this is a cabinet switched on, W",
+    )
+    on_a: float | None = Field(
+        default=None,
+        ge=POWER_ON_MIN_A,
+        le=CURRENT_MAX_A,
+        description="The same for a plug reporting current only, A (default on_w / 220 V)",
+    )
+
+    @property
+    def on_current_a(self) -> float:
+        """The current threshold: ``on_a``, else ``on_w`` at the nominal mains voltage."""
+        return self.on_a if self.on_a is not None else round(self.on_w / MAINS_V, 3)
 
     @model_validator(mode="after")
     def _order(self) -> CycleSpec:
@@ -58,13 +105,28 @@ class CycleSpec(BaseModel):
         return self
 
 
-CYCLE_DEFAULTS: dict[CabinetType, CycleSpec] = {
-    CabinetType.STEAM: CycleSpec(min_temp_c=100.0, min_hold_s=600, start_temp_c=60.0),
-    CabinetType.BOILING: CycleSpec(min_temp_c=100.0, min_hold_s=600, start_temp_c=60.0),
-    CabinetType.INFRARED: CycleSpec(min_temp_c=120.0, min_hold_s=600, start_temp_c=60.0),
-    CabinetType.DISHWASHER: CycleSpec(min_temp_c=85.0, min_hold_s=40, start_temp_c=60.0),
+POWER_ON_DEFAULTS: dict[CabinetType, float] = {
+    CabinetType.STEAM: 300.0,
+    CabinetType.BOILING: 300.0,
+    CabinetType.INFRARED: 200.0,
+    CabinetType.DISHWASHER: 500.0,
 }
-"""The operating code's values per cabinet type (see the module docstring)."""
+"""Watts from which a cabinet's plug says it is switched on, per type (module docstring):
+an infrared cabinet's smallest heating tubes draw about 600 W, a steam generator or a
+boiling tank 1.5 kW and more, a dishwasher's wash pump alone 0.5 kW and more, while an
+idle cabinet (controller, display, ozone / UV lamp) draws a few to about 60 W."""
+
+CYCLE_DEFAULTS: dict[CabinetType, CycleSpec] = {
+    t: CycleSpec(min_temp_c=temp, min_hold_s=hold, start_temp_c=60.0, on_w=POWER_ON_DEFAULTS[t])
+    for t, temp, hold in (
+        (CabinetType.STEAM, 100.0, 600),
+        (CabinetType.BOILING, 100.0, 600),
+        (CabinetType.INFRARED, 120.0, 600),
+        (CabinetType.DISHWASHER, 85.0, 40),
+    )
+}
+"""The operating code's values per cabinet type (see the module docstring), with the
+plug's on threshold of :data:`POWER_ON_DEFAULTS`."""
 
 
 class CycleOverrides(BaseModel):
@@ -75,12 +137,28 @@ class CycleOverrides(BaseModel):
     min_temp_c: float | None = Field(default=None, ge=40, le=300)
     min_hold_s: int | None = Field(default=None, ge=1, le=7200)
     start_temp_c: float | None = Field(default=None, ge=30, le=300)
+    on_w: float | None = Field(default=None, ge=POWER_ON_MIN_W, le=POWER_MAX_W)
+    on_a: float | None = Field(default=None, ge=POWER_ON_MIN_A, le=CURRENT_MAX_A)
+
+
+class PlugConfig(BaseModel):
+    """A cabinet's smart plug: reports its power / current on the cabinet's own reading
+    topics, or as a Zigbee2MQTT device named ``zigbee_name``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    zigbee_name: str | None = Field(
+        default=None, min_length=1, max_length=100, description="Zigbee2MQTT friendly name"
+    )
 
 
 class CabinetConfig(CycleOverrides):
-    """A disinfection sensor's cabinet: its type, and any threshold it overrides."""
+    """A disinfection sensor's cabinet: its type, any threshold it overrides, its plug."""
 
     type: CabinetType = CabinetType.STEAM
+    plug: PlugConfig | None = Field(
+        default=None, description="Smart plug reporting the cabinet's power or current"
+    )
 
 
 def cycle_spec(cabinet_type: CabinetType, *layers: CycleOverrides | None) -> CycleSpec:

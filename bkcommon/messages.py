@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from bkcommon.disinfection import CURRENT_MAX_A, ENERGY_MAX_KWH, POWER_MAX_W, VOLTAGE_MAX_V
 from bkcommon.errors import PayloadError
 from bkcommon.timeutil import to_utc, utcnow
 
@@ -206,6 +207,74 @@ class ZigbeeState(BaseModel):
         )
 
 
+class PowerReading(Contract):
+    """One sample of a disinfection cabinet's smart plug: its power and/or current.
+
+    Published by the cabinet's gateway on ``bk/v1/<site>/sensor/<cabinet>/power``; a
+    Zigbee2MQTT plug's state maps to it (:class:`ZigbeePlugState`). Bounds: no negative or
+    non-finite value, nothing above what one kitchen supply can carry.
+
+    Example:
+        >>> PowerReading.model_validate({"ts": "2026-01-01T00:00:00Z", "power_w": 1180}).power_w
+        1180.0
+    """
+
+    ts: UtcTime
+    seq: int | None = Field(default=None, ge=0, le=BIGINT_MAX)
+    power_w: float | None = Field(
+        default=None, ge=0, le=POWER_MAX_W, allow_inf_nan=False, description="Active power, W"
+    )
+    current_a: float | None = Field(
+        default=None, ge=0, le=CURRENT_MAX_A, allow_inf_nan=False, description="Current, A"
+    )
+    voltage_v: float | None = Field(
+        default=None, ge=0, le=VOLTAGE_MAX_V, allow_inf_nan=False, description="Voltage, V"
+    )
+    energy_kwh: float | None = Field(
+        default=None,
+        ge=0,
+        le=ENERGY_MAX_KWH,
+        allow_inf_nan=False,
+        description="The plug's cumulative energy counter, kWh",
+    )
+    switch_on: bool | None = Field(default=None, description="The plug's relay: true = on")
+
+    @model_validator(mode="after")
+    def _measures(self) -> PowerReading:
+        if self.power_w is None and self.current_a is None:
+            raise ValueError("power_w: a plug sample needs power_w or current_a")
+        return self
+
+
+class ZigbeePlugState(BaseModel):
+    """The subset of a Zigbee2MQTT smart plug's state we keep; other keys are ignored
+    (a plug's own ``temperature`` is its chip's, not the cabinet's)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    power: float | None = Field(default=None, ge=0, le=POWER_MAX_W, allow_inf_nan=False)
+    current: float | None = Field(default=None, ge=0, le=CURRENT_MAX_A, allow_inf_nan=False)
+    voltage: float | None = Field(default=None, ge=0, le=VOLTAGE_MAX_V, allow_inf_nan=False)
+    energy: float | None = Field(default=None, ge=0, le=ENERGY_MAX_KWH, allow_inf_nan=False)
+    state: Literal["ON", "OFF", "on", "off"] | None = None
+
+    @property
+    def measured(self) -> bool:
+        """True when the state says how much the plug draws (power or current)."""
+        return self.power is not None or self.current is not None
+
+    def to_reading(self, ts: datetime) -> PowerReading:
+        """Map to a plug sample stamped ``ts`` (Zigbee2MQTT payloads carry no time)."""
+        return PowerReading(
+            ts=ts,
+            power_w=self.power,
+            current_a=self.current,
+            voltage_v=self.voltage,
+            energy_kwh=self.energy,
+            switch_on=None if self.state is None else self.state.upper() == "ON",
+        )
+
+
 class BoxXYXY(BaseModel):
     """A box in pixels of the evidence image: x1, y1, x2, y2."""
 
@@ -377,7 +446,7 @@ def check_not_before(ts: datetime, floor: datetime, what: str, field: str = "ts"
 def times_of(model: BaseModel) -> Iterator[tuple[str, datetime]]:
     """Yield (field path, time) of every time in a payload, for checks that need "now" or
     the registry (future skew, site registration), which the contract alone cannot know."""
-    if isinstance(model, SensorReading):
+    if isinstance(model, SensorReading | PowerReading):
         yield "ts", model.ts
     elif isinstance(model, ReadingBatch):
         for i, r in enumerate(model.readings):

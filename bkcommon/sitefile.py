@@ -126,6 +126,33 @@ class Zone(Strict):
     board_type: str | None = Field(default=None, description="Board type a station must hold")
 
 
+class SubStream(Strict):
+    """A camera's analysis stream (an NVR "sub-stream": smaller, fewer fps) beside its main one.
+
+    The box decodes only this stream continuously; the camera's ``url`` (the main stream)
+    is opened for one frame per event, for the evidence photo.
+    """
+
+    url: str = Field(description="rtsp:// (e.g. Hikvision .../Channels/102), or a video file path")
+    main_size: tuple[int, int] = Field(
+        description="Width, height of the main stream: the pixels the camera's zones are drawn in"
+    )
+    grab_timeout_s: float = Field(
+        default=3.0,
+        gt=0,
+        le=30,
+        description="Longest wait for the main stream's evidence frame; then the sub-stream "
+        "frame is sent with a note",
+    )
+
+    @model_validator(mode="after")
+    def _sizes(self) -> SubStream:
+        w, h = self.main_size
+        if not (16 <= w <= 16384 and 16 <= h <= 16384):
+            raise ValueError(f"main_size: {w}x{h} is not a video size (16..16384 each)")
+        return self
+
+
 class Camera(Strict):
     """A camera attached to an edge box."""
 
@@ -133,10 +160,28 @@ class Camera(Strict):
     name: str = ""
     url: str = Field(description="rtsp://, http://, a video file path, or a device index")
     analyse_fps: float = Field(default=5.0, gt=0, le=30)
+    substream: SubStream | None = Field(
+        default=None, description="Analyse this smaller stream; the main stream gives evidence"
+    )
     zones: list[Zone] = Field(default_factory=list)
     rules: dict[str, Any] = Field(
         default_factory=dict, description="Per-rule settings for this camera"
     )
+
+    @model_validator(mode="after")
+    def _zones_in_main_stream(self) -> Camera:
+        if self.substream is None:
+            return self
+        w, h = self.substream.main_size
+        for i, z in enumerate(self.zones):
+            for j, (x, y) in enumerate(z.polygon):
+                if not (0 <= x <= w and 0 <= y <= h):
+                    raise ValueError(
+                        f"zones.{i}.polygon.{j}: point ({x:g}, {y:g}) lies outside the main "
+                        f"stream's {w}x{h} (substream.main_size); zones are drawn in main-stream "
+                        "pixels"
+                    )
+        return self
 
 
 class EdgeBox(Strict):
@@ -199,6 +244,14 @@ class SiteFile(Strict):
                             f"sites.{i}.sensors.{j}.zigbee_name: duplicate {sn.zigbee_name!r}"
                         )
                     seen_zigbee.add(sn.zigbee_name)
+                plug = sn.cabinet.plug if sn.cabinet is not None else None
+                if plug is not None and plug.zigbee_name:
+                    if plug.zigbee_name in seen_zigbee:
+                        raise ValueError(
+                            f"sites.{i}.sensors.{j}.cabinet.plug.zigbee_name: duplicate "
+                            f"{plug.zigbee_name!r} (a Zigbee2MQTT name maps to one device)"
+                        )
+                    seen_zigbee.add(plug.zigbee_name)
                 if sn.profile is Profile.DISINFECTION:
                     try:
                         self.cabinet_spec(s, sn)

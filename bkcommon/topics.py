@@ -26,6 +26,7 @@ class TopicKind(StrEnum):
 
     READING = "reading"
     READINGS = "readings"
+    POWER = "power"
     VIOLATION = "violation"
     STATUS = "status"
     ALERT = "alert"
@@ -76,6 +77,16 @@ def readings_topic(site_id: str, sensor_id: str, prefix: str = DEFAULT_PREFIX) -
     )
 
 
+def power_topic(site_id: str, sensor_id: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """Topic of one sample of a disinfection cabinet's smart plug (power / current).
+
+    Example:
+        >>> power_topic("s1", "cab-1")
+        'bk/v1/s1/sensor/cab-1/power'
+    """
+    return f"{_p(prefix)}/{check_id(site_id, 'site')}/sensor/{check_id(sensor_id, 'sensor')}/power"
+
+
 def violation_topic(site_id: str, box_id: str, prefix: str = DEFAULT_PREFIX) -> str:
     """Topic of one vision violation from an edge box."""
     return f"{_p(prefix)}/{check_id(site_id, 'site')}/edge/{check_id(box_id, 'box')}/violation"
@@ -108,6 +119,7 @@ def ingest_subscriptions(
     filters = [
         f"{_p(prefix)}/+/sensor/+/reading",
         f"{_p(prefix)}/+/sensor/+/readings",
+        f"{_p(prefix)}/+/sensor/+/power",
         f"{_p(prefix)}/+/edge/+/violation",
         f"{_p(prefix)}/+/edge/+/status",
     ]
@@ -140,6 +152,10 @@ def parse_topic(
         if len(parts) == 4 and parts[1] == "sensor" and parts[3] in ("reading", "readings"):
             kind = TopicKind.READING if parts[3] == "reading" else TopicKind.READINGS
             return ParsedTopic(kind, check_id(parts[0], "site"), check_id(parts[2], "sensor"))
+        if len(parts) == 4 and parts[1] == "sensor" and parts[3] == "power":
+            return ParsedTopic(
+                TopicKind.POWER, check_id(parts[0], "site"), check_id(parts[2], "sensor")
+            )
         if len(parts) == 4 and parts[1] == "edge" and parts[3] in ("violation", "status"):
             kind = TopicKind.VIOLATION if parts[3] == "violation" else TopicKind.STATUS
             return ParsedTopic(kind, check_id(parts[0], "site"), check_id(parts[2], "box"))

@@ -100,13 +100,20 @@ def list_accounts(conn: Conn) -> list[tuple[Any, ...]]:
 
 
 def registry_view(conn: Conn) -> RegistryView:
-    """Sites, the site of every edge box and the Zigbee names of each site's active sensors."""
+    """Sites, the site of every edge box and the Zigbee names of each site's active sensors
+    and of its cabinets' smart plugs."""
     sites = frozenset(str(r[0]) for r in conn.execute("SELECT id FROM sites").fetchall())
     boxes = {str(r[0]): str(r[1]) for r in conn.execute("SELECT id, site_id FROM edge_boxes")}
     zigbee: dict[str, list[str]] = {}
     for site, name in conn.execute(
         "SELECT site_id, zigbee_name FROM sensors WHERE active AND zigbee_name IS NOT NULL "
         "ORDER BY site_id, zigbee_name"
+    ).fetchall():
+        zigbee.setdefault(str(site), []).append(str(name))
+    for site, name in conn.execute(  # disinfection cabinets' smart plugs
+        "SELECT c.site_id, c.plug_zigbee_name FROM disinfection_cabinets c "
+        "JOIN sensors s ON s.id = c.sensor_id "
+        "WHERE s.active AND c.plug_zigbee_name IS NOT NULL ORDER BY 1, 2"
     ).fetchall():
         zigbee.setdefault(str(site), []).append(str(name))
     return RegistryView(

@@ -6,8 +6,9 @@ Every broker account has one job, and the ACL says exactly that job:
   (``{prefix}/S/edge/<box>/violation|status``, also its last will) and the kitchen
   pop-ups of its site (``{prefix}/S/alert``). It subscribes to nothing.
 * ``gw.<site>`` (the sensor gateway of site S) publishes readings of S's sensors
-  (``{prefix}/S/sensor/+/reading|readings``) and the Zigbee2MQTT state topics of S's
-  Zigbee sensors (``zigbee2mqtt/<zigbee_name>``). It subscribes to nothing.
+  (``{prefix}/S/sensor/+/reading|readings``, a cabinet plug's ``…/power``) and the
+  Zigbee2MQTT state topics of S's Zigbee sensors and cabinet plugs
+  (``zigbee2mqtt/<zigbee_name>``). It subscribes to nothing.
 * ``svc.ingest`` reads every ingest topic, as a plain or a shared (``$share/<group>/``)
   subscription. It publishes nothing.
 
@@ -169,6 +170,7 @@ def account_topics(
         lines = [
             ("write", f"{p}/{site}/sensor/+/reading"),
             ("write", f"{p}/{site}/sensor/+/readings"),
+            ("write", f"{p}/{site}/sensor/+/power"),
         ]
         names = registry.site_zigbee.get(site, ())
         lines += [("write", f"{zigbee_base}/{z}") for z in names if _SAFE_LEVEL.match(z)]
@@ -177,6 +179,7 @@ def account_topics(
         filters = [
             f"{p}/+/sensor/+/reading",
             f"{p}/+/sensor/+/readings",
+            f"{p}/+/sensor/+/power",
             f"{p}/+/edge/+/violation",
             f"{p}/+/edge/+/status",
             f"{zigbee_base}/+",

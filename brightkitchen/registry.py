@@ -40,15 +40,36 @@ def sync_disinfection(
         if sn.profile is not Profile.DISINFECTION:
             continue
         ctype, spec = site_file.cabinet_spec(site, sn)
+        plug = sn.cabinet.plug if sn.cabinet is not None else None
+        plug_name = plug.zigbee_name if plug is not None else None
+        if plug_name is not None:  # a plug moved from another cabinet in this same sync
+            cur.execute(
+                "UPDATE disinfection_cabinets SET plug_zigbee_name = NULL "
+                "WHERE plug_zigbee_name = %s AND sensor_id <> %s",
+                (plug_name, sn.id),
+            )
         cur.execute(
             """INSERT INTO disinfection_cabinets (sensor_id, site_id, cabinet_type, min_temp_c,
-                                                  min_hold_s, start_temp_c)
-               VALUES (%s, %s, %s, %s, %s, %s)
+                                                  min_hold_s, start_temp_c, has_plug,
+                                                  plug_zigbee_name, on_w, on_a)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (sensor_id) DO UPDATE SET site_id = EXCLUDED.site_id,
                    cabinet_type = EXCLUDED.cabinet_type, min_temp_c = EXCLUDED.min_temp_c,
                    min_hold_s = EXCLUDED.min_hold_s, start_temp_c = EXCLUDED.start_temp_c,
-                   updated_at = now()""",
-            (sn.id, site.id, ctype.value, spec.min_temp_c, spec.min_hold_s, spec.start_temp_c),
+                   has_plug = EXCLUDED.has_plug, plug_zigbee_name = EXCLUDED.plug_zigbee_name,
+                   on_w = EXCLUDED.on_w, on_a = EXCLUDED.on_a, updated_at = now()""",
+            (
+                sn.id,
+                site.id,
+                ctype.value,
+                spec.min_temp_c,
+                spec.min_hold_s,
+                spec.start_temp_c,
+                plug is not None,
+                plug_name,
+                spec.on_w,
+                spec.on_current_a,
+            ),
         )
     if site.meals is None:
         cur.execute("DELETE FROM meal_schedules WHERE site_id = %s", (site.id,))

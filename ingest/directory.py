@@ -26,6 +26,7 @@ class SensorDirectory:
         self._lock = threading.Lock()
         self._by_id: dict[str, SensorInfo] = {}
         self._by_zigbee: dict[str, SensorInfo] = {}
+        self._by_plug: dict[str, SensorInfo] = {}
         self._site_registered: dict[str, datetime] = {}
         if sensors:
             self._set(sensors)
@@ -33,22 +34,32 @@ class SensorDirectory:
     def _set(self, sensors: list[SensorInfo], sites: dict[str, datetime] | None = None) -> None:
         by_id = {s.sensor_id: s for s in sensors}
         by_zb = {s.zigbee_name: s for s in sensors if s.zigbee_name}
+        by_plug = {s.plug_zigbee_name: s for s in sensors if s.plug_zigbee_name}
         with self._lock:
-            self._by_id, self._by_zigbee = by_id, by_zb
+            self._by_id, self._by_zigbee, self._by_plug = by_id, by_zb, by_plug
             if sites is not None:
                 self._site_registered = sites
 
     def refresh(self, conn: psycopg.Connection[Any]) -> int:
         """Reload active sensors from the ``sensors`` table; return how many there are."""
         rows = conn.execute(
-            "SELECT id, site_id, profile, params, zigbee_name FROM sensors WHERE active"
+            "SELECT s.id, s.site_id, s.profile, s.params, s.zigbee_name, "
+            "coalesce(c.has_plug, false), c.plug_zigbee_name "
+            "FROM sensors s LEFT JOIN disinfection_cabinets c ON c.sensor_id = s.id "
+            "WHERE s.active"
         ).fetchall()
         sensors = []
-        for sid, site_id, profile, params, zb in rows:
+        for sid, site_id, profile, params, zb, has_plug, plug_zb in rows:
             try:
                 sensors.append(
                     SensorInfo(
-                        sid, site_id, Profile(profile), RuleParams.model_validate(params), zb
+                        sid,
+                        site_id,
+                        Profile(profile),
+                        RuleParams.model_validate(params),
+                        zb,
+                        bool(has_plug),
+                        plug_zb,
                     )
                 )
             except ValueError:
@@ -72,6 +83,11 @@ class SensorDirectory:
         """Return the sensor mapped to a Zigbee2MQTT friendly name, if any."""
         with self._lock:
             return self._by_zigbee.get(name)
+
+    def by_plug(self, name: str) -> SensorInfo | None:
+        """Return the disinfection cabinet whose smart plug has this Zigbee2MQTT name."""
+        with self._lock:
+            return self._by_plug.get(name)
 
     def __len__(self) -> int:
         with self._lock:

@@ -39,7 +39,7 @@ from ingest.guard import GapGuard, worker_marker
 from ingest.mqtt_fast import FastClient
 from ingest.session import connect_session, granted, make_client, marker_topic
 from ingest.settings import IngestSettings
-from ingest.validate import AcceptedReadings, Validator
+from ingest.validate import AcceptedPower, AcceptedReadings, Validator
 from ingest.writer import BatchWriter, Item, RuleHook, WriteResult
 
 logger = logging.getLogger(__name__)
@@ -250,7 +250,13 @@ class IngestWorker:
                 self._topics.clear()
             self._topics[topic_raw] = topic
         outcome = self.validator(topic, payload, now)
-        n = len(outcome.readings) if isinstance(outcome, AcceptedReadings) else 0
+        n = (
+            len(outcome.readings)
+            if isinstance(outcome, AcceptedReadings)
+            else len(outcome.samples)
+            if isinstance(outcome, AcceptedPower)
+            else 0
+        )
         p = _Pending(Item(topic, payload, now, outcome), n, mid, qos, gen, source)
         limit = self.settings.max_pending
         with self._cond:

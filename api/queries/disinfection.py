@@ -70,7 +70,7 @@ _CYCLE_SELECT = """
 SELECT c.id, c.site_id, st.name AS site_name, c.sensor_id,
        coalesce(nullif(sn.name, ''), c.sensor_id) AS sensor_name, cab.cabinet_type, d.day,
        c.started_at, c.ended_at, extract(epoch FROM c.ended_at - c.started_at) AS duration_s,
-       c.peak_c, c.held_s, c.verdict, c.min_temp_c, c.min_hold_s
+       c.peak_c, c.held_s, c.verdict, c.min_temp_c, c.min_hold_s, c.judged_by, c.on_s, c.peak_w
 """
 
 

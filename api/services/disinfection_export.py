@@ -27,12 +27,19 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("held_min", "达标保持(分钟)", "Held (min)"),
     ("verdict", "结果", "Verdict"),
     ("required", "要求", "Required"),
+    ("on_min", "通电时长(分钟)", "Powered (min)"),
+    ("judged_by", "判定依据", "Judged by"),
 )
 
 VERDICT_WORDS = {
     "valid": ("合格", "valid"),
     "too_cool": ("温度不足", "too cool"),
     "too_short": ("时间不足", "too short"),
+}
+JUDGED_WORDS = {
+    "temperature": ("温度", "temperature"),
+    "power_temperature": ("通电与温度", "power and temperature"),
+    "power": ("仅通电(无温度)", "power only (no temperature)"),
 }
 TYPE_WORDS = {
     "steam": ("蒸汽", "steam"),
@@ -54,10 +61,12 @@ def row_values(c: CyclePublic, lang: Lang, zone: ZoneInfo) -> list[object]:
         c.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
         c.ended_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
         round(c.duration_s / 60, 1),
-        round(c.peak_c, 1),
+        "" if c.peak_c is None else round(c.peak_c, 1),
         round(c.held_s / 60, 1),
         VERDICT_WORDS[c.verdict.value][i],
         f"≥{c.min_temp_c:g} ℃ × {c.min_hold_s} s",
+        "" if c.on_s is None else round(c.on_s / 60, 1),
+        JUDGED_WORDS[c.judged_by][i],
     ]
 
 

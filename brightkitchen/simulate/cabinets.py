@@ -11,6 +11,13 @@ scenario, sampled every ``interval_s``:
 The rules then judge the lunch's window: one ``done`` and three findings (two
 ``disinfection_failed``, one ``disinfection_missed``), each a 餐具消毒不到位 ticket.
 
+Two cabinets have a smart plug (:data:`PLUGS`): ``good`` reports its power on the
+project's own topic (``…/sensor/<cabinet>/power``), ``short`` as a Zigbee2MQTT plug
+(``zigbee2mqtt/<site>-plug-short``, ``{"power": …, "current": …, "voltage": …,
+"state": …, "energy": …}``). A plug draws :data:`HEATING_W` while its cabinet heats and
+holds, :data:`STANDBY_W` otherwise. A Zigbee2MQTT state carries no time (ingest stamps it
+on arrival), so that form is only meaningful published live, not replayed.
+
 Example:
     >>> from datetime import UTC, datetime
     >>> end = datetime(2026, 3, 2, 4, 30, tzinfo=UTC)
@@ -21,14 +28,15 @@ Example:
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bkcommon.messages import SensorReading, encode
-from bkcommon.topics import DEFAULT_PREFIX, reading_topic
+from bkcommon.messages import PowerReading, SensorReading, encode
+from bkcommon.topics import DEFAULT_PREFIX, power_topic, reading_topic, zigbee_topic
 from brightkitchen.simulate.fleet import Emission
 
 
@@ -54,6 +62,11 @@ START_AFTER_MEAL = timedelta(minutes=10)
 HEAT_S = 8 * 60.0
 COOL_S = 12 * 60.0
 SPAN = timedelta(minutes=50)
+HEATING_W = 1800.0
+STANDBY_W = 3.0
+MAINS_V = 225.0
+PLUGS: dict[Scenario, str] = {Scenario.GOOD: "contract", Scenario.SHORT: "zigbee"}
+"""Cabinets with a smart plug and the form their plug reports in."""
 
 
 def cabinet_id(site_id: str, scenario: Scenario) -> str:
@@ -61,17 +74,31 @@ def cabinet_id(site_id: str, scenario: Scenario) -> str:
     return f"{site_id}-cab-{scenario.value}"
 
 
-def cabinet_entries(site_id: str) -> list[dict[str, Any]]:
-    """Site-file sensor entries of the four cabinets."""
-    return [
-        {
-            "id": cabinet_id(site_id, sc),
-            "name": f"消毒柜 ({sc.value})",
-            "profile": "disinfection",
-            "cabinet": {"type": _PLAN[sc][0]},
-        }
-        for sc in Scenario
-    ]
+def plug_name(site_id: str, scenario: Scenario) -> str:
+    """Zigbee2MQTT friendly name of the plug of the site's cabinet playing ``scenario``."""
+    return f"{site_id}-plug-{scenario.value}"
+
+
+def cabinet_entries(site_id: str, *, plugs: bool = True) -> list[dict[str, Any]]:
+    """Site-file sensor entries of the four cabinets (with :data:`PLUGS` unless ``plugs``
+    is False)."""
+    out = []
+    for sc in Scenario:
+        cabinet: dict[str, Any] = {"type": _PLAN[sc][0]}
+        form = PLUGS.get(sc) if plugs else None
+        if form == "contract":
+            cabinet["plug"] = {}
+        elif form == "zigbee":
+            cabinet["plug"] = {"zigbee_name": plug_name(site_id, sc)}
+        out.append(
+            {
+                "id": cabinet_id(site_id, sc),
+                "name": f"消毒柜 ({sc.value})",
+                "profile": "disinfection",
+                "cabinet": cabinet,
+            }
+        )
+    return out
 
 
 def lunch_schedule(meal_end_utc: datetime, zone: str) -> dict[str, Any]:
@@ -123,6 +150,63 @@ def scenario_readings(
     return out
 
 
+def _heating(sc: Scenario, t_s: float) -> bool:
+    """Whether the cabinet is switched on ``t_s`` seconds after its cycle's start."""
+    _type, _plateau, hold_min = _PLAN[sc]
+    return sc is not Scenario.MISSED and 0 <= t_s < HEAT_S + hold_min * 60
+
+
+def scenario_power(
+    sc: Scenario, meal_end: datetime, *, interval_s: float = 30.0, seed: int = 42
+) -> list[PowerReading]:
+    """The cabinet's plug samples from the meal's end for 50 minutes (a few watts idle,
+    :data:`HEATING_W` while heating and holding), at the times of its temperature readings.
+
+    Example:
+        >>> from datetime import UTC, datetime
+        >>> end = datetime(2026, 3, 2, 4, 30, tzinfo=UTC)
+        >>> on = [p for p in scenario_power(Scenario.SHORT, end) if p.power_w > 100]
+        >>> (on[-1].ts - on[0].ts).total_seconds() / 60
+        13.5
+    """
+    rng = random.Random(f"{seed}:{sc.value}:plug")
+    start = meal_end + START_AFTER_MEAL
+    out = []
+    energy = 12.0
+    n = int(SPAN.total_seconds() // interval_s) + 1
+    for i in range(n):
+        ts = meal_end + timedelta(seconds=i * interval_s)
+        on = _heating(sc, (ts - start).total_seconds())
+        watts = round((HEATING_W if on else STANDBY_W) * (1 + rng.gauss(0, 0.01)), 1)
+        energy += watts * interval_s / 3.6e6
+        out.append(
+            PowerReading(
+                ts=ts,
+                seq=i + 1,
+                power_w=max(0.0, watts),
+                current_a=round(max(0.0, watts) / MAINS_V, 3),
+                voltage_v=MAINS_V,
+                energy_kwh=round(energy, 4),
+                switch_on=True,
+            )
+        )
+    return out
+
+
+def zigbee_plug_payload(p: PowerReading) -> bytes:
+    """A plug sample as a Zigbee2MQTT smart plug publishes its state (no time in it)."""
+    return json.dumps(
+        {
+            "power": p.power_w,
+            "current": p.current_a,
+            "voltage": p.voltage_v,
+            "energy": p.energy_kwh,
+            "state": "ON" if p.switch_on else "OFF",
+            "linkquality": 120,
+        }
+    ).encode()
+
+
 def cabinet_emissions(
     site_id: str,
     meal_end: datetime,
@@ -130,14 +214,28 @@ def cabinet_emissions(
     prefix: str = DEFAULT_PREFIX,
     interval_s: float = 30.0,
     seed: int = 42,
+    plugs: tuple[str, ...] = ("contract",),
+    zigbee_base: str = "zigbee2mqtt",
 ) -> list[Emission]:
-    """Every cabinet's MQTT messages for one meal, in time order."""
+    """Every cabinet's MQTT messages for one meal, in time order: its temperature readings
+    and the samples of the plugs whose form (:data:`PLUGS`) is in ``plugs`` (a replayed
+    meal leaves out ``zigbee``: its states would be stamped on arrival)."""
     out = []
     for sc in Scenario:
         sid = cabinet_id(site_id, sc)
         topic = reading_topic(site_id, sid, prefix)
         for r in scenario_readings(sc, meal_end, interval_s=interval_s, seed=seed):
             out.append(Emission(r.ts, topic, encode(r), 1, sid, False))
+        form = PLUGS.get(sc)
+        if form is None or form not in plugs:
+            continue
+        for p in scenario_power(sc, meal_end, interval_s=interval_s, seed=seed):
+            if form == "zigbee":
+                ztopic = zigbee_topic(plug_name(site_id, sc), zigbee_base)
+                out.append(Emission(p.ts, ztopic, zigbee_plug_payload(p), 1, sid, False))
+            else:
+                ptopic = power_topic(site_id, sid, prefix)
+                out.append(Emission(p.ts, ptopic, encode(p), 1, sid, False))
     out.sort(key=lambda e: e.sim_ts)
     return out
 

@@ -1,16 +1,33 @@
-"""Disinfection cycle detection (餐具消毒) from a cabinet's temperature stream.
+"""Disinfection cycle detection (餐具消毒) from a cabinet's temperature and smart-plug streams.
 
-A cycle starts when the temperature rises to the cabinet's ``start_temp_c`` and ends at
-the first reading below it. Its hold is the longest continuous run of readings at or
-above ``min_temp_c`` (first to last such reading); it is ``valid`` when the hold reaches
-``min_hold_s``, ``too_cool`` when the peak never reached ``min_temp_c``, else
-``too_short``. Each ended cycle is one ``disinfection_cycles`` row (the 消毒记录 ledger).
+Temperature alone: a cycle starts when the temperature rises to the cabinet's
+``start_temp_c`` and ends at the first reading below it. Its hold is the longest
+continuous run of readings at or above ``min_temp_c`` (first to last such reading); it is
+``valid`` when the hold reaches ``min_hold_s``, ``too_cool`` when the peak never reached
+``min_temp_c``, else ``too_short``. Each ended cycle is one ``disinfection_cycles`` row
+(the 消毒记录 ledger).
+
+With a smart plug (``cabinet.plug``), the plug times the cycle: it starts at the first
+sample drawing at least ``on_w`` (or ``on_a`` from a plug reporting only current) and ends
+at the first sample below it, so a cabinet switched on that never got hot is a
+``too_cool`` cycle (``disinfection_failed``), not no cycle at all (``missed``). The
+temperature readings inside the run give the peak and the hold as above
+(``judged_by = power_temperature``); a cabinet whose probe sent nothing in the run is
+judged by the run's length alone (``judged_by = power``: ``valid`` when the plug drew
+power for ``min_hold_s``, else ``too_short``). A power sample takes over a cycle the
+temperature began (a plug that reported late); a plug that says nothing leaves the
+temperature in charge. After a plug-timed cycle ends while the cabinet is still hot, the
+temperature may start a cycle again only once it has been below ``start_temp_c``.
 
 The state of a cycle in progress lives in ``rule_state`` (rule ``disinfection``) and is
 written in the writer's transaction with the readings, so a worker restarted mid-cycle
 carries on where the committed readings left off, and a cycle row is keyed by
-(sensor, start): a replay never counts it twice. Readings not newer than the state's
-``last_ts`` are ignored (a late reading cannot reopen a cycle that has ended).
+(sensor, start): a replay never counts it twice. Temperature readings not newer than the
+state's ``last_ts``, and plug samples not newer than ``last_power_ts``, are ignored (a
+late reading cannot reopen a cycle that has ended). Temperature readings of a plug-timed
+cycle that arrive after the plug's end (a probe's gateway batching) still count: the
+ended cycle stays in the state (``closing``) until the temperature passes its end, and
+its ledger row is updated.
 """
 
 from __future__ import annotations
@@ -24,7 +41,7 @@ from typing import Any, Literal
 import psycopg
 
 from ingest.rules.state_store import lock_rule_rows, write_rule_rows
-from ingest.types import NewReading
+from ingest.types import NewPower, NewReading
 
 logger = logging.getLogger(__name__)
 
@@ -32,22 +49,42 @@ STATE_RULE = "disinfection"
 """``rule_state.rule`` of the per-cabinet cycle state."""
 
 Verdict = Literal["valid", "too_cool", "too_short"]
+JudgedBy = Literal["temperature", "power", "power_temperature"]
 
 
 @dataclass(frozen=True, slots=True)
 class Cabinet:
-    """A cabinet's site and effective valid cycle (``disinfection_cabinets``)."""
+    """A cabinet's site, effective valid cycle and plug (``disinfection_cabinets``)."""
 
     sensor_id: str
     site_id: str
     min_temp_c: float
     min_hold_s: int
     start_temp_c: float
+    has_plug: bool = False
+    on_w: float = 300.0
+    on_a: float = 1.364
+
+    def switched_on(self, p: NewPower) -> bool:
+        """True when a plug sample draws at least the on threshold (power, else current)."""
+        if p.power_w is not None:
+            return p.power_w >= self.on_w
+        return p.current_a is not None and p.current_a >= self.on_a
+
+
+def _iso(v: datetime | None) -> str | None:
+    return None if v is None else v.isoformat()
 
 
 @dataclass(frozen=True, slots=True)
 class CycleState:
-    """A cabinet between readings: idle, or running since ``started_at``."""
+    """A cabinet between readings: idle, running since ``started_at``, or ``closing`` (a
+    plug-timed cycle ended at ``ended_at`` whose late temperature readings may still come).
+
+    ``driver`` is what times the running cycle: ``temperature`` or ``power``; ``on_since``
+    the first plug sample of it drawing power. ``armed`` is False after a plug-timed cycle
+    ended while the cabinet was still hot, until a temperature below ``start_temp_c``.
+    """
 
     running: bool = False
     last_ts: datetime | None = None
@@ -56,40 +93,61 @@ class CycleState:
     hot_since: datetime | None = None
     last_hot: datetime | None = None
     held_s: float = 0.0
+    driver: str = "temperature"
+    last_power_ts: datetime | None = None
+    on_since: datetime | None = None
+    peak_w: float | None = None
+    closing: bool = False
+    ended_at: datetime | None = None
+    armed: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """The JSON stored in ``rule_state.state``."""
-
-        def iso(v: datetime | None) -> str | None:
-            return None if v is None else v.isoformat()
-
         return {
             "running": self.running,
-            "last_ts": iso(self.last_ts),
-            "started_at": iso(self.started_at),
+            "last_ts": _iso(self.last_ts),
+            "started_at": _iso(self.started_at),
             "peak_c": self.peak_c,
-            "hot_since": iso(self.hot_since),
-            "last_hot": iso(self.last_hot),
+            "hot_since": _iso(self.hot_since),
+            "last_hot": _iso(self.last_hot),
             "held_s": self.held_s,
+            "driver": self.driver,
+            "last_power_ts": _iso(self.last_power_ts),
+            "on_since": _iso(self.on_since),
+            "peak_w": self.peak_w,
+            "closing": self.closing,
+            "ended_at": _iso(self.ended_at),
+            "armed": self.armed,
         }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> CycleState:
-        """Decode :meth:`to_json` (an empty dict is the idle state)."""
+        """Decode :meth:`to_json` (an empty dict is the idle state; a state stored before
+        plugs existed reads as temperature-timed)."""
 
         def ts(key: str) -> datetime | None:
             v = raw.get(key)
             return None if v is None else datetime.fromisoformat(str(v))
 
-        peak = raw.get("peak_c")
+        def num(key: str) -> float | None:
+            v = raw.get(key)
+            return None if v is None else float(v)
+
         return cls(
             running=bool(raw.get("running", False)),
             last_ts=ts("last_ts"),
             started_at=ts("started_at"),
-            peak_c=None if peak is None else float(peak),
+            peak_c=num("peak_c"),
             hot_since=ts("hot_since"),
             last_hot=ts("last_hot"),
             held_s=float(raw.get("held_s", 0.0)),
+            driver="power" if raw.get("driver") == "power" else "temperature",
+            last_power_ts=ts("last_power_ts"),
+            on_since=ts("on_since"),
+            peak_w=num("peak_w"),
+            closing=bool(raw.get("closing", False)),
+            ended_at=ts("ended_at"),
+            armed=bool(raw.get("armed", True)),
         )
 
 
@@ -101,11 +159,14 @@ class Cycle:
     site_id: str
     started_at: datetime
     ended_at: datetime
-    peak_c: float
+    peak_c: float | None
     held_s: float
     verdict: Verdict
     min_temp_c: float
     min_hold_s: int
+    judged_by: JudgedBy = "temperature"
+    on_s: float | None = None
+    peak_w: float | None = None
 
 
 def verdict_for(peak_c: float, held_s: float, cab: Cabinet) -> Verdict:
@@ -117,48 +178,142 @@ def verdict_for(peak_c: float, held_s: float, cab: Cabinet) -> Verdict:
     return "too_short"
 
 
-def step(state: CycleState, r: NewReading, cab: Cabinet) -> tuple[CycleState, Cycle | None]:
-    """Advance the state by one reading (newer than ``state.last_ts``); return any ended cycle."""
-    t, ts = r.temp_c, r.ts
-    if not state.running:
-        if t < cab.start_temp_c:
-            return replace(state, last_ts=ts), None
-        hot = ts if t >= cab.min_temp_c else None
-        return CycleState(True, ts, ts, t, hot, hot, 0.0), None
+def _ended(state: CycleState, end: datetime, cab: Cabinet) -> Cycle:
+    """The ledger row of the cycle ``state`` holds, ended at ``end``."""
     assert state.started_at is not None
-    assert state.peak_c is not None
-    if t < cab.start_temp_c:
-        cycle = Cycle(
+    on_s = None
+    if state.driver == "power" and state.on_since is not None:
+        on_s = max(0.0, (end - state.on_since).total_seconds())
+    if state.peak_c is None:  # timed by the plug, no temperature in the run
+        held = on_s or 0.0
+        verdict: Verdict = "valid" if held >= cab.min_hold_s else "too_short"
+        return Cycle(
             cab.sensor_id,
             cab.site_id,
             state.started_at,
-            ts,
-            state.peak_c,
-            state.held_s,
-            verdict_for(state.peak_c, state.held_s, cab),
+            end,
+            None,
+            held,
+            verdict,
             cab.min_temp_c,
             cab.min_hold_s,
+            "power",
+            on_s,
+            state.peak_w,
         )
-        return CycleState(last_ts=ts), cycle
-    peak = max(state.peak_c, t)
+    return Cycle(
+        cab.sensor_id,
+        cab.site_id,
+        state.started_at,
+        end,
+        state.peak_c,
+        state.held_s,
+        verdict_for(state.peak_c, state.held_s, cab),
+        cab.min_temp_c,
+        cab.min_hold_s,
+        "power_temperature" if state.driver == "power" else "temperature",
+        on_s,
+        state.peak_w,
+    )
+
+
+def _heat(state: CycleState, t: float, ts: datetime, cab: Cabinet) -> CycleState:
+    """Fold one temperature reading of the cycle into its peak and hold."""
+    peak = t if state.peak_c is None else max(state.peak_c, t)
+    held = state.held_s if state.peak_c is not None else 0.0  # the plug's on-time until now
     if t >= cab.min_temp_c:
         since = state.hot_since or ts
-        held = max(state.held_s, (ts - since).total_seconds())
+        held = max(held, (ts - since).total_seconds())
+        return replace(state, last_ts=ts, peak_c=peak, hot_since=since, last_hot=ts, held_s=held)
+    return replace(state, last_ts=ts, peak_c=peak, hot_since=None, held_s=held)
+
+
+def step(  # noqa: PLR0911 - one return per phase of the cycle
+    state: CycleState, r: NewReading, cab: Cabinet
+) -> tuple[CycleState, Cycle | None]:
+    """Advance the state by one temperature reading (newer than ``state.last_ts``); return a
+    cycle that ended, or (``closing``) whose late reading changed it."""
+    t, ts = r.temp_c, r.ts
+    if state.closing:
+        assert state.ended_at is not None
+        assert state.started_at is not None
+        if ts < state.started_at:
+            return replace(state, last_ts=ts), None
+        if ts <= state.ended_at:  # a late reading of the plug-timed cycle that ended
+            folded = _heat(state, t, ts, cab)
+            return folded, _ended(folded, state.ended_at, cab)
+        state = CycleState(last_ts=state.last_ts, last_power_ts=state.last_power_ts, armed=False)
+    if state.running and state.driver == "power":
+        assert state.started_at is not None
+        if ts < state.started_at:  # before the plug switched on
+            return replace(state, last_ts=ts), None
+        return _heat(state, t, ts, cab), None
+    if not state.running:
+        if t < cab.start_temp_c:
+            return replace(state, last_ts=ts, armed=True), None
+        if not state.armed:  # still hot from a plug-timed cycle
+            return replace(state, last_ts=ts), None
+        hot = ts if t >= cab.min_temp_c else None
         return replace(
-            state, last_ts=ts, peak_c=peak, hot_since=since, last_hot=ts, held_s=held
+            CycleState(True, ts, ts, t, hot, hot, 0.0),
+            last_power_ts=state.last_power_ts,
         ), None
-    return replace(state, last_ts=ts, peak_c=peak, hot_since=None), None
+    if t < cab.start_temp_c:
+        cycle = _ended(state, ts, cab)
+        return CycleState(last_ts=ts, last_power_ts=state.last_power_ts), cycle
+    return _heat(state, t, ts, cab), None
+
+
+def step_power(state: CycleState, p: NewPower, cab: Cabinet) -> tuple[CycleState, Cycle | None]:
+    """Advance the state by one plug sample (newer than ``state.last_power_ts``); return any
+    cycle that ended."""
+    ts, on = p.ts, cab.switched_on(p)
+    watts = p.power_w
+    if state.running:
+        peak_w = state.peak_w if watts is None else max(state.peak_w or 0.0, watts)
+        if state.driver != "power":  # the plug takes over a cycle the temperature began
+            state = replace(state, driver="power", on_since=ts if on else None)
+        if on:
+            held = state.held_s
+            if state.peak_c is None and state.on_since is not None:
+                held = (ts - state.on_since).total_seconds()
+            return replace(state, last_power_ts=ts, peak_w=peak_w, held_s=held), None
+        state = replace(state, last_power_ts=ts, peak_w=peak_w)
+        cycle = _ended(state, ts, cab)
+        return replace(state, running=False, closing=True, ended_at=ts), cycle
+    if not on:
+        return replace(state, last_power_ts=ts), None
+    started = CycleState(
+        running=True,
+        last_ts=state.last_ts,
+        started_at=ts,
+        driver="power",
+        last_power_ts=ts,
+        on_since=ts,
+        peak_w=watts,
+        armed=False,
+    )
+    return started, None
 
 
 def load_cabinets(cur: psycopg.Cursor[Any], sensor_ids: Sequence[str]) -> dict[str, Cabinet]:
     """The registered cabinets among ``sensor_ids``."""
     cur.execute(
-        """SELECT sensor_id, site_id, min_temp_c, min_hold_s, start_temp_c
+        """SELECT sensor_id, site_id, min_temp_c, min_hold_s, start_temp_c, has_plug, on_w, on_a
            FROM disinfection_cabinets WHERE sensor_id = ANY(%s)""",
         (list(sensor_ids),),
     )
     return {
-        str(r[0]): Cabinet(str(r[0]), str(r[1]), float(r[2]), int(r[3]), float(r[4]))
+        str(r[0]): Cabinet(
+            str(r[0]),
+            str(r[1]),
+            float(r[2]),
+            int(r[3]),
+            float(r[4]),
+            bool(r[5]),
+            float(r[6]),
+            float(r[7]),
+        )
         for r in cur.fetchall()
     }
 
@@ -176,14 +331,28 @@ def _load_states(cur: psycopg.Cursor[Any], ids: list[str]) -> dict[str, CycleSta
     return {s: _decode(s, raw) for s, raw in lock_rule_rows(cur, STATE_RULE, ids).items()}
 
 
+_UPSERT_CYCLE = """
+INSERT INTO disinfection_cycles AS c (sensor_id, site_id, started_at, ended_at, peak_c, held_s,
+                                      verdict, min_temp_c, min_hold_s, judged_by, on_s, peak_w)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (sensor_id, started_at) DO UPDATE SET
+    ended_at = EXCLUDED.ended_at, peak_c = EXCLUDED.peak_c, held_s = EXCLUDED.held_s,
+    verdict = EXCLUDED.verdict, judged_by = EXCLUDED.judged_by, on_s = EXCLUDED.on_s,
+    peak_w = EXCLUDED.peak_w
+WHERE c.judged_by <> 'temperature'
+  AND (c.peak_c, c.held_s, c.verdict, c.judged_by)
+      IS DISTINCT FROM (EXCLUDED.peak_c, EXCLUDED.held_s, EXCLUDED.verdict, EXCLUDED.judged_by)
+RETURNING (xmax = 0) AS inserted
+"""
+"""A replayed cycle is a no-op; a plug-timed cycle is updated by temperature readings that
+arrived after the plug's end (never a temperature-timed one: its end is final)."""
+
+
 def _write_cycles(cur: psycopg.Cursor[Any], cycles: list[Cycle]) -> int:
     n = 0
     for c in cycles:
         cur.execute(
-            """INSERT INTO disinfection_cycles (sensor_id, site_id, started_at, ended_at, peak_c,
-                                                held_s, verdict, min_temp_c, min_hold_s)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (sensor_id, started_at) DO NOTHING""",
+            _UPSERT_CYCLE,
             (
                 c.sensor_id,
                 c.site_id,
@@ -194,15 +363,20 @@ def _write_cycles(cur: psycopg.Cursor[Any], cycles: list[Cycle]) -> int:
                 c.verdict,
                 c.min_temp_c,
                 c.min_hold_s,
+                c.judged_by,
+                c.on_s,
+                c.peak_w,
             ),
         )
-        if cur.rowcount > 0:
+        row = cur.fetchone()
+        if row is not None and row[0]:
             n += 1
             logger.info(
-                "disinfection cycle on %s: %s, peak %.1f °C, held %.0f s",
+                "disinfection cycle on %s: %s (%s), peak %s °C, held %.0f s",
                 c.sensor_id,
                 c.verdict,
-                c.peak_c,
+                c.judged_by,
+                "—" if c.peak_c is None else f"{c.peak_c:.1f}",
                 c.held_s,
                 extra={"site_id": c.site_id},
             )
@@ -213,26 +387,36 @@ def apply_cycles(
     cur: psycopg.Cursor[Any],
     by_sensor: dict[str, list[NewReading]],
     now: datetime,
+    power: dict[str, list[NewPower]] | None = None,
 ) -> int:
-    """Run cycle detection over new readings of disinfection sensors, in the caller's transaction.
+    """Run cycle detection over new readings and plug samples of disinfection cabinets, in
+    the caller's transaction.
 
-    ``by_sensor`` holds only disinfection-profile sensors. A batch of readings all below
-    ``start_temp_c`` on an idle cabinet writes nothing. Returns the cycles written.
+    ``by_sensor`` holds only disinfection-profile sensors' temperature readings, ``power``
+    their plugs' samples. A batch of readings all below ``start_temp_c`` and of samples all
+    below the on threshold, on an idle cabinet, writes nothing. Returns the cycles written.
     """
-    if not by_sensor:
+    power = power or {}
+    if not by_sensor and not power:
         return 0
-    cabinets = load_cabinets(cur, list(by_sensor))
+    cabinets = load_cabinets(cur, sorted(set(by_sensor) | set(power)))
     if not cabinets:
         return 0
     ids = sorted(cabinets)
-    hot = [s for s in ids if any(r.temp_c >= cabinets[s].start_temp_c for r in by_sensor[s])]
+    hot = {
+        s
+        for s in ids
+        if any(r.temp_c >= cabinets[s].start_temp_c for r in by_sensor.get(s, ()))
+        or any(cabinets[s].has_plug and cabinets[s].switched_on(p) for p in power.get(s, ()))
+    }
     cur.execute(
         "SELECT sensor_id FROM rule_state WHERE rule = %s AND sensor_id = ANY(%s) "
-        "AND (state->>'running')::boolean",
+        "AND ((state->>'running')::boolean OR coalesce((state->>'closing')::boolean, false) "
+        "     OR NOT coalesce((state->>'armed')::boolean, true))",
         (STATE_RULE, ids),
     )
-    running = {str(r[0]) for r in cur.fetchall()}
-    todo = sorted(set(hot) | (running & set(ids)))
+    busy = {str(r[0]) for r in cur.fetchall()}
+    todo = sorted(hot | (busy & set(ids)))
     if not todo:
         return 0
     states = _load_states(cur, todo)
@@ -241,10 +425,21 @@ def apply_cycles(
     for sid in todo:
         cab, state = cabinets[sid], states[sid]
         before = state
-        for r in sorted(by_sensor[sid], key=lambda x: x.ts):
-            if state.last_ts is not None and r.ts <= state.last_ts:
-                continue
-            state, ended = step(state, r, cab)
+        events: list[tuple[datetime, int, NewReading | NewPower]] = [
+            (p.ts, 0, p) for p in power.get(sid, ()) if cab.has_plug
+        ]
+        events += [(r.ts, 1, r) for r in by_sensor.get(sid, ())]
+        events.sort(key=lambda e: (e[0], e[1]))  # at the same time, the plug first
+        for ts, _kind, ev in events:
+            ended: Cycle | None
+            if isinstance(ev, NewPower):
+                if state.last_power_ts is not None and ts <= state.last_power_ts:
+                    continue
+                state, ended = step_power(state, ev, cab)
+            else:
+                if state.last_ts is not None and ts <= state.last_ts:
+                    continue
+                state, ended = step(state, ev, cab)
             if ended is not None:
                 cycles.append(ended)
         if state != before:

@@ -164,13 +164,15 @@ def due_windows(conn: psycopg.Connection[Any], now: datetime) -> list[Window]:
 
 
 _VALID_CYCLE = """
-SELECT id, started_at, ended_at, peak_c, held_s, verdict FROM disinfection_cycles
+SELECT id, started_at, ended_at, peak_c, held_s, verdict, judged_by, on_s, peak_w
+FROM disinfection_cycles
 WHERE sensor_id = %s AND started_at >= %s AND ended_at <= %s AND verdict = 'valid'
 ORDER BY started_at LIMIT 1
 """
 
 _ANY_CYCLE = """
-SELECT id, started_at, ended_at, peak_c, held_s, verdict FROM disinfection_cycles
+SELECT id, started_at, ended_at, peak_c, held_s, verdict, judged_by, on_s, peak_w
+FROM disinfection_cycles
 WHERE sensor_id = %s AND started_at >= %s AND started_at <= %s
 ORDER BY started_at DESC LIMIT 1
 """
@@ -186,9 +188,12 @@ def _cycle_in(conn: psycopg.Connection[Any], w: Window, valid: bool) -> dict[str
         "cycle_id": int(row[0]),
         "started_at": row[1].isoformat(),
         "ended_at": row[2].isoformat(),
-        "peak_c": float(row[3]),
+        "peak_c": None if row[3] is None else float(row[3]),
         "held_s": float(row[4]),
         "verdict": str(row[5]),
+        "judged_by": str(row[6]),
+        "on_s": None if row[7] is None else float(row[7]),
+        "peak_w": None if row[8] is None else float(row[8]),
     }
 
 
@@ -225,6 +230,31 @@ def curve(
     return [[r[0].astimezone(UTC).isoformat(), float(r[1])] for r in rows[::stride]]
 
 
+def power_curve(
+    conn: psycopg.Connection[Any], sensor_id: str, start: datetime, end: datetime
+) -> list[list[Any]]:
+    """The cabinet plug's curve [[ISO time, W or null, A or null], ...] between ``start``
+    and ``end``, thinned to at most :data:`CURVE_MAX_POINTS` points; [] without a plug.
+    The sample before ``start`` leads it, so a cabinet already on at the start shows so."""
+    rows = conn.execute(
+        """(SELECT ts, power_w, current_a FROM cabinet_power
+            WHERE sensor_id = %(s)s AND ts < %(a)s ORDER BY ts DESC LIMIT 1)
+           UNION ALL
+           (SELECT ts, power_w, current_a FROM cabinet_power
+            WHERE sensor_id = %(s)s AND ts >= %(a)s AND ts <= %(b)s ORDER BY ts)""",
+        {"s": sensor_id, "a": start, "b": end},
+    ).fetchall()
+    stride = max(1, -(-len(rows) // CURVE_MAX_POINTS))
+    return [
+        [
+            max(r[0], start).astimezone(UTC).isoformat(),
+            None if r[1] is None else float(r[1]),
+            None if r[2] is None else float(r[2]),
+        ]
+        for r in rows[::stride]
+    ]
+
+
 def judge(conn: psycopg.Connection[Any], w: Window) -> tuple[str, dict[str, Any] | None, str]:
     """Outcome (done / missed / failed), the cycle that decided it, and a reason."""
     valid = _cycle_in(conn, w, valid=True)
@@ -239,6 +269,11 @@ def judge(conn: psycopg.Connection[Any], w: Window) -> tuple[str, dict[str, Any]
         return "failed", other, "valid cycle ended after the window" if late else other["verdict"]
     if running is not None:
         return "failed", None, "cycle unfinished at the window's end"
+    plug = conn.execute(
+        "SELECT has_plug FROM disinfection_cabinets WHERE sensor_id = %s", (w.sensor_id,)
+    ).fetchone()
+    if plug is not None and plug[0]:
+        return "missed", None, "no cycle: never switched on (the plug drew no power)"
     return "missed", None, "no cycle"
 
 
@@ -298,6 +333,7 @@ def _record(conn: psycopg.Connection[Any], w: Window, now: datetime) -> int:
             "reason": reason,
             "cycle": cycle,
             "curve": curve(conn, w.sensor_id, start, w.window_end),
+            "power_curve": power_curve(conn, w.sensor_id, start, w.window_end),
         }
         cur = conn.execute(
             _FINDING,

@@ -23,7 +23,7 @@ from ingest.rules.disinfection_windows import sweep_disinfection
 from ingest.rules.excursion import ExcursionState, Phase, rule_for, step
 from ingest.rules.offline import sweep_offline
 from ingest.rules.state_store import advance_quiet, load_states, save_states
-from ingest.types import NewReading, SensorInfo
+from ingest.types import NewPower, NewReading, SensorInfo
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,42 @@ class RuleEngine:
 
         Returns the number of findings rows written; the caller sends NOTIFY when > 0.
         """
+        return self.apply_power(cur, readings, (), now)
+
+    def apply_power(
+        self,
+        cur: psycopg.Cursor[Any],
+        readings: Sequence[NewReading],
+        power: Sequence[NewPower],
+        now: datetime,
+    ) -> int:
+        """:meth:`apply`, with the disinfection cabinets' just-inserted smart-plug samples:
+        the cycle detector sees a cabinet's temperature and power together, and a sample
+        proves the cabinet is heard from (clears its offline alarm)."""
+        written = self._readings(cur, readings, now) if readings else 0
+        plugs: dict[str, list[NewPower]] = defaultdict(list)
+        for p in power:
+            plugs[p.sensor_id].append(p)
+        if plugs:
+            written += clear_offline(
+                cur, {s: max(p.received_at or now for p in ps) for s, ps in plugs.items()}
+            )
+        temps: dict[str, list[NewReading]] = defaultdict(list)
+        for r in readings:
+            temps[r.sensor_id].append(r)
+        cabinets = {
+            s: rs
+            for s, rs in temps.items()
+            if (i := self._directory.get(s)) is not None and i.profile is Profile.DISINFECTION
+        }
+        if cabinets or plugs:
+            apply_cycles(cur, cabinets, now, dict(plugs))
+        return written
+
+    def _readings(
+        self, cur: psycopg.Cursor[Any], readings: Sequence[NewReading], now: datetime
+    ) -> int:
+        """The excursion, battery and offline rules over new readings."""
         by_sensor: dict[str, list[NewReading]] = defaultdict(list)
         for r in readings:
             by_sensor[r.sensor_id].append(r)
@@ -77,11 +113,6 @@ class RuleEngine:
             cur, {s: i for s, i in sensors.items() if s not in handled}, by_sensor, now
         )
         written += clear_offline(cur, arrived)
-        cabinets = {
-            s: by_sensor[s] for s, i in sensors.items() if i.profile is Profile.DISINFECTION
-        }
-        if cabinets:
-            apply_cycles(cur, cabinets, now)
         return written
 
     @staticmethod

@@ -118,3 +118,71 @@ export function alarmPeriods(alarms, sensorId, now = Date.now()) {
     .filter((a) => a.sensor_id === sensorId && (a.rule === "temp_high" || a.rule === "temp_low"))
     .map((a) => ({ from: new Date(a.started_at).getTime(), to: a.cleared_at ? new Date(a.cleared_at).getTime() : now }));
 }
+
+/**
+ * A disinfection cabinet's window: temperature (°C, left axis) and, where the cabinet has a
+ * smart plug, its power (W, right axis; current in A when the plug reports no power).
+ * `temps` [[iso, °C]], `power` [[iso, W|null, A|null]] as a ticket's evidence holds them;
+ * `minTemp` is drawn as a dashed line. The two series share one time axis (union of times).
+ */
+export function cabinetChart({ temps = [], power = [], minTemp = null, from, to, label, height = 220 }) {
+  const box = h("div", { class: "uchart cabinet-chart", role: "img", "aria-label": label,
+    dataset: { temps: temps.length, power: power.length } });
+  if (typeof window.uPlot !== "function") {
+    box.textContent = t("chart_unavailable");
+    return box;
+  }
+  const watts = power.some((p) => p[1] !== null && p[1] !== undefined);
+  const unit2 = watts ? "W" : "A";
+  const times = [...new Set([...temps.map((p) => Date.parse(p[0])), ...power.map((p) => Date.parse(p[0]))])].sort((a, b) => a - b);
+  const at = (rows, col) => {
+    const m = new Map(rows.map((p) => [Date.parse(p[0]), p[col] ?? null]));
+    return times.map((x) => (m.has(x) ? m.get(x) : null));
+  };
+  const xs = times.map((x) => x / 1000);
+  const ys = at(temps, 1);
+  const ps = at(power, watts ? 1 : 2);
+  const tz = getTimeZone();
+  const [ylo, yhi] = yRange(ys, [minTemp]);
+  const pmax = Math.max(1, ...ps.filter((v) => v !== null));
+  const fmt = (unit, digits) => (u, v) => (v === null || v === undefined ? "—" : `${v.toFixed(digits)} ${unit}`);
+  const series = [
+    { label: t("chart_time") },
+    { label: `${t("chart_temp")} (°C)`, stroke: "#b42318", width: 2, scale: "y", value: fmt("°C", 1), spanGaps: true },
+  ];
+  const axes = [
+    { stroke: "#57606a", grid: { stroke: "#eef1f4" }, values: timeTicks(tz), size: 40 },
+    { stroke: "#b42318", grid: { stroke: "#eef1f4" }, scale: "y", label: "°C", labelSize: 18, size: 44, values: (u, vals) => vals.map((v) => v.toFixed(0)) },
+  ];
+  const data = [xs, ys];
+  if (power.length) {
+    series.push({ label: `${t(watts ? "chart_power" : "chart_current")} (${unit2})`, stroke: "#1f5f8b", width: 2, scale: "p",
+      paths: window.uPlot.paths && window.uPlot.paths.stepped ? window.uPlot.paths.stepped({ align: 1 }) : undefined,
+      value: fmt(unit2, watts ? 0 : 2), spanGaps: true });
+    axes.push({ stroke: "#1f5f8b", side: 1, scale: "p", grid: { show: false }, label: unit2, labelSize: 18, size: 52, values: (u, vals) => vals.map((v) => v.toFixed(watts ? 0 : 1)) });
+    data.push(ps);
+  }
+  const opts = {
+    width: 300,
+    height,
+    tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), tz),
+    scales: {
+      x: { time: true, range: (u, min, max) => [from !== undefined ? from / 1000 : min, to !== undefined ? to / 1000 : max] },
+      y: { range: () => [ylo, yhi] },
+      p: { range: () => [0, pmax * 1.15] },
+    },
+    axes,
+    series,
+    cursor: { drag: { x: true, y: false } },
+    hooks: { drawClear: [underlay(null, minTemp, [])] },
+  };
+  const chart = new window.uPlot(opts, data, box);
+  box.chart = chart;
+  const fit = () => {
+    const w = Math.max(240, Math.floor(box.clientWidth));
+    if (w && Math.abs(w - chart.width) > 2) chart.setSize({ width: w, height });
+  };
+  new ResizeObserver(fit).observe(box);
+  requestAnimationFrame(fit);
+  return box;
+}

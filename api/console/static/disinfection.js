@@ -15,6 +15,7 @@ const WORDS = {
     valid: "合格", too_cool: "温度不足", too_short: "时间不足",
     done: "已消毒", missed: "未消毒", failed: "消毒不合格",
     breakfast: "早餐", lunch: "午餐", dinner: "晚餐",
+    powered: "通电(分钟)", by_power: "仅凭通电判定(无温度)", by_power_temperature: "插座计时", by_temperature: "",
   },
   en: {
     title: "Disinfection ledger", cycles: "Cycles", checks: "After-meal checks", site: "Site", all_sites: "All sites",
@@ -25,6 +26,7 @@ const WORDS = {
     valid: "valid", too_cool: "too cool", too_short: "too short",
     done: "done", missed: "missed", failed: "failed",
     breakfast: "breakfast", lunch: "lunch", dinner: "dinner",
+    powered: "Powered (min)", by_power: "judged by power alone (no temperature)", by_power_temperature: "timed by the plug", by_temperature: "",
   },
 };
 
@@ -79,11 +81,14 @@ export async function renderDisinfection(main, params) {
     h("section", { class: "card", "aria-labelledby": "dis-cycles-h" },
       h("h2", { id: "dis-cycles-h" }, w("cycles")),
       h("div", { class: "table-wrap" }, h("table", { id: "dis-cycles" },
-        head("day", "site", "cabinet", "start", "end", "minutes", "peak", "held", "verdict"),
+        head("day", "site", "cabinet", "start", "end", "minutes", "peak", "held", "powered", "verdict"),
         h("tbody", {}, cycles.data.length ? cycles.data.map((c) => h("tr", { dataset: { verdict: c.verdict, siteId: c.site_id } },
           h("td", {}, c.day), h("td", {}, c.site_name), h("td", {}, c.sensor_name),
           h("td", {}, fmtTime(c.started_at)), h("td", {}, fmtTime(c.ended_at)),
-          h("td", { class: "num" }, fmtNum(c.duration_s / 60, 1)), h("td", { class: "num" }, fmtNum(c.peak_c, 1)),
-          h("td", { class: "num" }, fmtNum(c.held_s / 60, 1)), h("td", {}, w(c.verdict))))
-          : empty(9))))));
+          h("td", { class: "num" }, fmtNum(c.duration_s / 60, 1)), h("td", { class: "num" }, c.peak_c === null ? "—" : fmtNum(c.peak_c, 1)),
+          h("td", { class: "num" }, fmtNum(c.held_s / 60, 1)),
+          h("td", { class: "num" }, c.on_s === null || c.on_s === undefined ? "—" : fmtNum(c.on_s / 60, 1)),
+          h("td", { dataset: { judgedBy: c.judged_by || "temperature" } }, w(c.verdict),
+            w(`by_${c.judged_by || "temperature"}`) ? h("small", { class: "muted" }, ` · ${w(`by_${c.judged_by || "temperature"}`)}`) : null)))
+          : empty(10))))));
 }

@@ -4,10 +4,10 @@ import { api, ApiError } from "./api.js";
 import { me, refresh, render } from "./app.js";
 import { h, mount, qs, say } from "./dom.js";
 import { explain, fmtTime, t, tOr } from "./i18n.js";
-import { adviceFor, ruleLabel, sourceLabel, tierLabel } from "./labels.js";
+import { adviceFor, ruleLabel, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
 import { statusBadge } from "./views.js";
-import { alarmPeriods, tempChart } from "./charts.js";
+import { alarmPeriods, cabinetChart, tempChart } from "./charts.js";
 
 const HOUR = 3600e3;
 
@@ -30,6 +30,24 @@ async function temperatureCurve(ticket) {
       ? tempChart({ points, low: sensor ? sensor.params.low_c : null, high: sensor ? sensor.params.high_c : null,
         alarms: alarmPeriods(alarms.data, ticket.subject, to), from, to, label: t("ticket_curve") })
       : h("p", { class: "muted no-readings" }, t("no_readings")),
+    h("p", { class: "muted small" }, t("chart_hint")));
+}
+
+/** For a disinfection ticket: the cabinet's temperature and (with a plug) power over the
+ * checked window, from the evidence the ticket was opened with. */
+function cabinetCurve(ticket) {
+  if (!["disinfection_missed", "disinfection_failed"].includes(ticket.rule)) return null;
+  const d = ticket.details || {};
+  const temps = Array.isArray(d.curve) ? d.curve : [];
+  const power = Array.isArray(d.power_curve) ? d.power_curve : [];
+  const from = Date.parse(d.meal_end || "") || undefined;
+  const to = Date.parse(d.window_end || "") || undefined;
+  const first = [temps[0], power[0]].filter(Boolean).map((p) => Date.parse(p[0]));
+  return h("section", { class: "card", "aria-labelledby": "cabinet-curve-h", id: "ticket-cabinet-curve" },
+    h("h2", { id: "cabinet-curve-h" }, t("cabinet_curve")),
+    temps.length || power.length
+      ? cabinetChart({ temps, power, minTemp: d.min_temp_c ?? null, from: first.length ? Math.min(from ?? Infinity, ...first) : from, to, label: t("cabinet_curve") })
+      : h("p", { class: "muted no-readings" }, t("cabinet_no_data")),
     h("p", { class: "muted small" }, t("chart_hint")));
 }
 
@@ -66,7 +84,7 @@ export async function renderTicket(main, id) {
   ]);
   const site = sites.data.find((s) => s.id === ticket.site_id);
   const cards = cardsOf(ticket);
-  const curve = await temperatureCurve(ticket);
+  const curve = (await temperatureCurve(ticket)) || cabinetCurve(ticket);
   const images = [
     ...evidence.map((e) => ({ url: e.url, caption: `${e.filename || e.sha256.slice(0, 12)} · ${t("uploaded_by", { who: e.uploaded_by })} · ${fmtTime(e.at)}` })),
     ...[...detailShas(ticket.details)].filter((s) => !evidence.some((e) => e.sha256 === s))
@@ -74,12 +92,14 @@ export async function renderTicket(main, id) {
   ];
   document.title = `${ticket.ticket_no} · ${t("app_title")}`;
   const shown = [ticket.status, ticket.escalation_level, ticket.occurrences];
-  onLiveView((ev) => ev.kind === "ticket" && Number(ev.id) === ticket.id
-    && [ev.status, ev.escalation_level, ev.occurrences].some((v, i) => v !== shown[i]), refresh);
+  const seen = new Set(ticket.events.map((e) => e.id));
+  onLiveView((ev) => (ev.kind === "ticket" && Number(ev.id) === ticket.id
+    && [ev.status, ev.escalation_level, ev.occurrences].some((v, i) => v !== shown[i]))
+    || (ev.kind === "ticket_event" && Number(ev.ticket_id) === ticket.id && !seen.has(Number(ev.id))), refresh);
   mount(main,
     h("p", {}, h("a", { href: `${BASE}/tickets`, "data-link": true }, `← ${t("back_to_ledger")}`)),
     h("h1", {}, `${t("ticket")} ${ticket.ticket_no} `, statusBadge(ticket.status), ticket.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null),
-    h("p", { class: "lead", id: "ticket-title" }, ticket.title),
+    h("p", { class: "lead", id: "ticket-title" }, ticketTitle(ticket)),
     h("p", { class: "no-print" }, h("a", { href: `${BASE}/tickets/${ticket.id}/notice`, "data-link": true, id: "notice-link" }, t("notice_print"))),
     h("div", { class: "grid2" },
       h("section", { class: "card", "aria-labelledby": "facts-h" },
@@ -308,7 +328,7 @@ export async function renderTicketNotice(main, id) {
       h("p", {}, t("notice_to", { site: name })),
       h("p", {}, t("notice_body")),
       h("table", { class: "notice-table" }, h("tbody", {},
-        line(t("notice_problem"), ticket.title),
+        line(t("notice_problem"), ticketTitle(ticket)),
         line(t("tier"), tierLabel(ticket.tier)),
         line(t("source"), sourceLabel(ticket.source)),
         line(t("notice_found"), fmtTime(ticket.opened_at)),

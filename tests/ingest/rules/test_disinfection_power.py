@@ -1,0 +1,85 @@
+"""The cycle detector with a smart plug, step by step (no database): the plug times the
+cycle, late temperature readings still count, a plug takes over a temperature-begun
+cycle, and a still-hot cabinet starts no phantom cycle after the plug switched off."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ingest.rules.disinfection import Cabinet, Cycle, CycleState, step, step_power
+from ingest.types import NewPower, NewReading
+
+T0 = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
+CAB = Cabinet("c", "s", min_temp_c=100.0, min_hold_s=600, start_temp_c=60.0, has_plug=True)
+
+
+def _t(minute: float, temp: float) -> NewReading:
+    return NewReading("c", T0 + timedelta(minutes=minute), temp, None, None)
+
+
+def _p(minute: float, watts: float | None, amps: float | None = None) -> NewPower:
+    return NewPower("c", T0 + timedelta(minutes=minute), watts, amps)
+
+
+def _feed(events: list[NewReading | NewPower], state: CycleState | None = None) -> list[Cycle]:
+    state = state or CycleState()
+    out = []
+    for ev in events:
+        if isinstance(ev, NewPower):
+            state, cycle = step_power(state, ev, CAB)
+        else:
+            state, cycle = step(state, ev, CAB)
+        if cycle is not None:
+            out.append(cycle)
+    # state survives a JSON round trip (a worker restart reads it back)
+    assert CycleState.from_json(state.to_json()) == state
+    return out
+
+
+def test_late_temperature_readings_update_a_plug_timed_cycle() -> None:
+    power = [_p(m, 1500.0) for m in range(14)] + [_p(14, 2.0)]
+    temps = [_t(0, 40.0), _t(2, 90.0)] + [_t(m, 102.0) for m in range(3, 14)] + [_t(15, 70.0)]
+    cycles = _feed([*power, *temps])  # the probe's gateway sends its batch after the plug's
+    # judged at the plug's end by its on-time alone (no temperature had come yet) ...
+    assert (cycles[0].verdict, cycles[0].judged_by, cycles[0].peak_c) == ("valid", "power", None)
+    last = cycles[-1]  # the same cycle (same start), updated by the late readings
+    assert {c.started_at for c in cycles} == {T0}
+    assert (last.verdict, last.judged_by, last.peak_c, last.held_s) == (
+        "valid",
+        "power_temperature",
+        102.0,
+        600.0,
+    )
+    assert (last.on_s, last.peak_w, last.ended_at) == (840.0, 1500.0, T0 + timedelta(minutes=14))
+
+
+def test_current_only_plug_and_no_probe() -> None:
+    [short] = _feed([_p(0, None, 6.0), _p(5, None, 6.1), _p(6, None, 0.05)])
+    assert (short.verdict, short.judged_by, short.peak_c, short.on_s) == (
+        "too_short",
+        "power",
+        None,
+        360.0,
+    )
+    [valid] = _feed([_p(0, None, 6.0), _p(11, None, 0.05)])
+    assert (valid.verdict, valid.held_s) == ("valid", 660.0)
+
+
+def test_plug_takes_over_and_no_phantom_cycle_while_still_hot() -> None:
+    events: list[NewReading | NewPower] = [_t(0, 70.0), _p(1, 1800.0)]  # plug reported late
+    events += [_t(m, 101.0) for m in range(2, 13)]
+    events += [_p(13, 3.0), _t(13, 98.0), _t(14, 90.0), _t(20, 75.0), _t(30, 45.0)]
+    events += [_t(40, 80.0), _t(41, 40.0)]  # the plug silent: the temperature times it
+    first, *rest = _feed(events)
+    assert (first.started_at, first.ended_at, first.judged_by, first.verdict) == (
+        T0,
+        T0 + timedelta(minutes=13),
+        "power_temperature",
+        "valid",
+    )
+    assert first.on_s == 720.0
+    # still hot after the plug switched off (90, 75 °C): no cycle until it cooled below 60
+    # °C; the later 80 °C rise is a cycle of its own, timed by the temperature
+    assert [(c.started_at, c.judged_by, c.verdict) for c in rest if c.started_at != T0] == [
+        (T0 + timedelta(minutes=40), "temperature", "too_cool")
+    ]
