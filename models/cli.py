@@ -1,4 +1,4 @@
-"""``brightkitchen models …``: prepare, train, export, average, mirror-average, evaluate, …
+"""``brightkitchen models …``: prepare, split, train, export, average, evaluate, estimate, …
 
 Light at import (argparse and the standard library); each handler imports what it needs.
 """
@@ -24,13 +24,21 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "mask.yaml"
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from models.prepare import load_config, prepare
 
+    split_doc = None
+    if args.split:
+        from models.splits import load_split
+
+        split_doc = load_split(Path(args.split))
     report = prepare(
         load_config(Path(args.config)),
         Path(args.data_root),
         Path(args.out),
         max_side_px=args.max_side,
+        split_doc=split_doc,
     )
     print(f"wrote {report.data_yaml}: {report.train_images} train, {report.val_images} val images")
+    if report.test_images:
+        print(f"  {report.test_images} test images kept out of training: {args.out}/test_voc")
     if report.train_listed > report.train_images:
         print(f"  train.txt lists {report.train_listed} an epoch (repeat_with)")
     for split, counts in report.boxes_per_class.items():
@@ -156,6 +164,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         class_map=class_map,
         threads=args.threads,
         conf_threshold=args.conf,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
     )
     print(format_report(report))
     for line in summarise_skipped(issues, [c.name for c in report.classes]):
@@ -164,6 +174,67 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(report.to_json() + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_split(args: argparse.Namespace) -> int:
+    from models.prepare import load_config
+    from models.splits import build_split, write_split
+
+    doc = build_split(
+        load_config(Path(args.config)),
+        Path(args.data_root),
+        phash_bits=args.phash_bits,
+        folds=args.folds,
+    )
+    write_split(doc, Path(args.out))
+    print(f"wrote {args.out}")
+    for path, c in doc["summary"].items():
+        print(
+            f"  {path}: {c['images']} images in {c['groups']} groups "
+            f"({c['multi_image_groups']} of several images); train {c['train']}, "
+            f"val {c['val']}, test {c['test']}; {c['leaked_from_recipe_val']} images of the "
+            "recipe's validation split have a look-alike in its training split"
+        )
+    return 0
+
+
+def _cmd_degrade(args: argparse.Namespace) -> int:
+    from models.degrade import KINDS, write_degraded
+    from models.prepare import load_config
+    from models.sources import read_folder
+
+    config = load_config(Path(args.config))
+    class_map = {**config.class_map, **parse_class_maps(args.map)}
+    res = read_folder(Path(args.data), "auto", class_map, config.classes)
+    kinds = args.kind or list(KINDS)
+    n = write_degraded(res.samples, Path(args.out), kinds)
+    print(f"wrote {n} images x {len(kinds)} degradations to {args.out}/<kind>/ (VOC)")
+    for line in summarise_skipped(res.issues, config.classes):
+        print(line)
+    return 0
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from models.degrade import KINDS
+    from models.estimate import estimate, format_table, write_result
+    from models.prepare import load_config
+    from models.splits import load_split
+
+    result = estimate(
+        load_split(Path(args.split)),
+        load_config(Path(args.config)),
+        Path(args.data_root),
+        [Path(w) for w in args.weights],
+        Path(args.work),
+        kinds=args.kind or KINDS,
+        bootstrap=args.bootstrap,
+        threads=args.threads,
+    )
+    print(format_table(result))
+    if args.json:
+        write_result(result, Path(args.json))
+        print(f"wrote {args.json} and {Path(args.json).with_suffix('.md')}")
     return 0
 
 
@@ -243,6 +314,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="base of source paths")
     p.add_argument("--out", default="runs/datasets/mask", help="output dataset folder")
     p.add_argument("--max-side", type=int, default=None, help="downscale larger images (px)")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="a models split file: its train/val sides, and its test side kept out (test_voc/)",
+    )
     p.set_defaults(handler=_cmd_prepare)
 
     t = sub.add_parser("train", help="train with ultralytics (offline, CPU or GPU, resumable)")
@@ -307,18 +383,28 @@ def register(subparsers: Any) -> None:
     a.add_argument("--version", default=None, help="new bk_model_version (default: the first's)")
     a.set_defaults(handler=_cmd_average)
 
-    v = sub.add_parser("evaluate", help="mAP, P/R, confusion, speed of an ONNX on a VOC folder")
+    v = sub.add_parser(
+        "evaluate", help="mAP, P/R with bootstrap intervals, confusion, speed of an ONNX"
+    )
     v.add_argument(
         "--data",
         required=True,
-        help="Pascal VOC folder (images/ + annotations/, JPEGImages/ + Annotations/, or .xml "
-        "beside each image) or YOLO-txt folder",
+        help="labelled folder: Pascal VOC (images/ + annotations/, JPEGImages/ + Annotations/, "
+        "or .xml beside each image), YOLO txt (images/ + labels/ + classes.txt or data.yaml), "
+        "or COCO JSON (a .json with images, annotations, categories; or the .json itself)",
     )
     v.add_argument("--weights", default="models/weights/mask_yolo.onnx")
     v.add_argument("--json", default=None, help="also write the report here")
     v.add_argument("--config", default=str(DEFAULT_CONFIG), help="recipe whose class_map to use")
     v.add_argument("--threads", type=int, default=2)
     v.add_argument("--conf", type=float, default=None, help="override the shipped threshold")
+    v.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="resamples of the images for 95%% intervals (0: none)",
+    )
+    v.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
     v.add_argument(
         "--map",
         action="append",
@@ -328,6 +414,40 @@ def register(subparsers: Any) -> None:
         "on top of the recipe's class_map",
     )
     v.set_defaults(handler=_cmd_evaluate)
+
+    sp = sub.add_parser(
+        "split", help="grouped split file: near-duplicates and look-alikes on one side only"
+    )
+    sp.add_argument("--config", default=str(DEFAULT_CONFIG), help="dataset recipe YAML")
+    sp.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="base of source paths")
+    sp.add_argument("--out", default="models/configs/mask_split.json")
+    sp.add_argument("--phash-bits", type=int, default=14, help="pHash distance that groups")
+    sp.add_argument("--folds", type=int, default=5, help="group k-fold folds inside a source")
+    sp.set_defaults(handler=_cmd_split)
+
+    dg = sub.add_parser("degrade", help="labelled folder -> degraded-camera copies (VOC)")
+    dg.add_argument("--data", required=True, help="VOC, YOLO or COCO folder")
+    dg.add_argument("--out", required=True, help="writes OUT/<kind>/images + annotations")
+    dg.add_argument("--kind", action="append", default=None, help="one degradation (repeatable)")
+    dg.add_argument("--config", default=str(DEFAULT_CONFIG), help="recipe whose class_map to use")
+    dg.add_argument("--map", action="append", default=[], metavar="SOURCE=CLASS")
+    dg.set_defaults(handler=_cmd_degrade)
+
+    es = sub.add_parser(
+        "estimate", help="held-out and degraded-camera metrics with bootstrap intervals"
+    )
+    es.add_argument("--split", default="models/configs/mask_split.json", help="from models split")
+    es.add_argument("--config", default=str(DEFAULT_CONFIG), help="dataset recipe YAML")
+    es.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="base of source paths")
+    es.add_argument(
+        "--weights", action="append", required=True, help="ONNX to measure (repeatable)"
+    )
+    es.add_argument("--work", default="runs/estimate", help="held-out and degraded folders")
+    es.add_argument("--json", default=None, help="report (a .md table is written beside it)")
+    es.add_argument("--kind", action="append", default=None, help="only these degradations")
+    es.add_argument("--bootstrap", type=int, default=1000)
+    es.add_argument("--threads", type=int, default=2)
+    es.set_defaults(handler=_cmd_estimate)
 
     r = sub.add_parser(
         "recover", help="shipped ONNX -> trainable checkpoint (to fine-tune without the run)"

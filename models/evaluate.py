@@ -1,4 +1,5 @@
-"""Evaluate a shipped ONNX detector on any Pascal VOC folder through the edge box's own code.
+"""Evaluate a shipped ONNX detector on any labelled folder (VOC, YOLO txt, COCO JSON) through the
+edge box's own code.
 
 Detection uses ``edge.detect.onnx.OnnxDetector`` (the same letterbox, decoding and NMS as the
 box). mAP50 and mAP50-95 follow ultralytics/COCO (101-point interpolated AP over IoU 0.50:0.95);
@@ -14,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,10 @@ class EvalReport:
     threads: int
     augmentation: str = "none"
     difficult: int = 0  # boxes marked difficult in the folder: ignored, as in VOC
+    # 95 % percentile-bootstrap intervals over images (``models.bootstrap``): metric name
+    # (map50, ap50_<class>, precision_<class>, recall_<class>) -> [low, high]
+    bootstrap_resamples: int = 0
+    ci: dict[str, list[float]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """JSON text of the report."""
@@ -236,15 +241,19 @@ def evaluate(
     class_map: Mapping[str, str | None] | None = None,
     threads: int = 2,
     conf_threshold: float | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
 ) -> tuple[EvalReport, list[Issue]]:
-    """Run the ONNX model over a VOC folder the way the edge box does and compute the metrics."""
+    """Run the ONNX model over a labelled folder (VOC, YOLO or COCO) the way the edge box does
+    and compute the metrics; ``bootstrap`` resamples of the images give 95 % intervals."""
     from edge.detect.onnx import OnnxDetector
+    from models.bootstrap import ImageRecords, bootstrap_ci
 
     probe = OnnxDetector(weights, threads=threads)
     names = probe.class_names
     shipped_conf = conf_threshold if conf_threshold is not None else probe.info.conf_threshold
     det = OnnxDetector(weights, threads=threads, conf_threshold=MAP_CONF)
-    if not data.is_dir():
+    if not data.exists():
         raise ModelError(f"{data}: no such folder")
     res = read_folder(data, "auto", class_map or {}, names)
     for issue in res.issues:
@@ -262,6 +271,9 @@ def evaluate(
     samples: list[Sample] = res.samples
     last_report = time.monotonic()
     at50 = np.array([0.5])
+    det_image: list[npt.NDArray[np.int64]] = []
+    gt_rows: list[list[int]] = []
+    shipped_rows: list[npt.NDArray[np.int64]] = []
     for k, s in enumerate(samples):
         if time.monotonic() - last_report >= PROGRESS_EVERY_S:  # a big folder takes minutes
             last_report = time.monotonic()
@@ -277,6 +289,8 @@ def evaluate(
         n_difficult += len(hard_cls)
         for c in gt_cls:
             n_gt[int(c)] += 1
+        gt_rows.append([int((gt_cls == c).sum()) for c in range(nc)])
+        det_image.append(np.full(len(d.confidence), len(gt_rows) - 1, np.int64))
         tp_curve = match_tp(d.xyxy, d.class_id, d.confidence, gt_xyxy, gt_cls)
         all_tp.append(tp_curve)
         all_ign.append(ignored_detections(d.xyxy, d.class_id, tp_curve, hard_xyxy, hard_cls))
@@ -288,10 +302,13 @@ def evaluate(
             shipped.xyxy, shipped.class_id, tp50, hard_xyxy, hard_cls, at50
         )[:, 0]
         shipped, tp50 = shipped.select(counted), tp50[counted, 0]
+        per_image = np.zeros((nc, 3), np.int64)
         for c in range(nc):
             pc = shipped.class_id == c
             tp_c = int(tp50[pc].sum())
-            tp_fp_fn[c] += (tp_c, int(pc.sum()) - tp_c, int((gt_cls == c).sum()) - tp_c)
+            per_image[c] = (tp_c, int(pc.sum()) - tp_c, int((gt_cls == c).sum()) - tp_c)
+        tp_fp_fn += per_image
+        shipped_rows.append(per_image)
         cm += confusion(shipped.xyxy, shipped.class_id, gt_xyxy, gt_cls, nc)
     if all_tp:
         ap = ap_per_class(
@@ -320,6 +337,19 @@ def evaluate(
                 fn=fn,
             )
         )
+    ci: dict[str, list[float]] = {}
+    if bootstrap > 0 and all_tp:
+        records = ImageRecords(
+            names=tuple(names),
+            det_image=np.concatenate(det_image),
+            det_conf=np.concatenate(all_conf).astype(np.float32),
+            det_cls=np.concatenate(all_cls).astype(np.int64),
+            tp50=np.concatenate(all_tp)[:, 0],
+            ignored50=np.concatenate(all_ign)[:, 0],
+            gt=np.array(gt_rows, np.int64).reshape(-1, nc),
+            shipped=np.stack(shipped_rows),
+        )
+        ci = bootstrap_ci(records, resamples=bootstrap, seed=seed)
     n = len(samples)
     report = EvalReport(
         model=str(weights),
@@ -340,6 +370,8 @@ def evaluate(
         threads=threads,
         augmentation=probe.info.augmentation,
         difficult=n_difficult,
+        bootstrap_resamples=bootstrap if ci else 0,
+        ci=ci,
     )
     return report, res.issues
 
@@ -360,6 +392,21 @@ def format_report(r: EvalReport) -> str:
             f"{c.name:<24}{c.instances:>6}{c.ap50:>8.3f}{c.ap50_95:>9.3f}"
             f"{c.precision:>8.3f}{c.recall:>8.3f}"
         )
+    if r.ci:
+        lines.append(f"95% bootstrap intervals ({r.bootstrap_resamples} resamples of the images):")
+        lines.append(f"  mAP50 {r.map50:.3f} [{r.ci['map50'][0]:.3f}, {r.ci['map50'][1]:.3f}]")
+        for c in r.classes:
+            if c.instances == 0:
+                continue
+            parts = [
+                f"{label} {value:.3f} [{r.ci[key][0]:.3f}, {r.ci[key][1]:.3f}]"
+                for label, value, key in (
+                    ("AP50", c.ap50, f"ap50_{c.name}"),
+                    ("P", c.precision, f"precision_{c.name}"),
+                    ("R", c.recall, f"recall_{c.name}"),
+                )
+            ]
+            lines.append(f"  {c.name:<22}" + "  ".join(parts))
     lines.append(
         "confusion matrix (rows predicted, columns true): " + ", ".join(r.confusion_labels)
     )

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -95,6 +95,7 @@ class PrepareReport:
     boxes_per_class: dict[str, dict[str, int]]
     issues: list[Issue]
     train_listed: int = 0  # training images an epoch, counting repeats (``repeat_with``)
+    test_images: int = 0  # the split file's test side, written to ``test_voc/`` only
 
 
 def load_config(path: Path) -> DatasetConfig:
@@ -231,10 +232,26 @@ def repeats(sample: Sample, repeat_with: dict[str, int]) -> int:
 
 
 def prepare(
-    config: DatasetConfig, data_root: Path, out: Path, *, max_side_px: int | None = None
+    config: DatasetConfig,
+    data_root: Path,
+    out: Path,
+    *,
+    max_side_px: int | None = None,
+    split_doc: dict[str, Any] | None = None,
 ) -> PrepareReport:
-    """Read every source, split by group, and write ``out`` as an ultralytics dataset."""
+    """Read every source, split by group, and write ``out`` as an ultralytics dataset.
+
+    With ``split_doc`` (a ``models split`` file) an image listed there goes to its side:
+    ``train`` and ``val`` as named, ``test`` only to ``test_voc/`` (never trained or
+    validated on); images the file does not list are split as without it.
+    """
     import cv2
+
+    listed: dict[str, dict[str, str]] = {
+        entry["path"]: {im["name"]: im["side"] for im in entry["images"]}
+        for entry in (split_doc or {}).get("sources", [])
+    }
+    test_samples: list[tuple[Sample, str]] = []
 
     issues: list[Issue] = []
     split_of: list[tuple[Sample, str, str, int]] = []  # sample, split, unique stem, repeats
@@ -252,8 +269,15 @@ def prepare(
         if src.groups_file and (folder / src.groups_file).is_file():
             pairs = json.loads((folder / src.groups_file).read_text(encoding="utf-8"))
         keys = group_samples(res.samples, pairs) if src.split == "auto" else []
+        sides = listed.get(src.path, {})
         for i, sample in enumerate(res.samples):
-            if src.split == "auto":
+            side = sides.get(sample.image.name)
+            if side == "test":
+                test_samples.append((sample, f"s{si}_{sample.image.stem}"))
+                continue
+            if side in {"train", "val"}:
+                split = str(side)
+            elif src.split == "auto":
                 split = "val" if is_val(keys[i], config.val_fraction, config.seed) else "train"
             else:
                 split = src.split
@@ -291,6 +315,8 @@ def prepare(
             write_voc_copy(sample, out / "val_voc", stem)
         for b in sample.boxes:
             counts[split][b.cls] += 1
+    for sample, stem in test_samples:
+        write_voc_copy(sample, out / "test_voc", stem)
     train: str = "images/train"
     if len(train_list) > n["train"]:  # ultralytics reads "./" lines relative to the list
         (out / "train.txt").write_text("\n".join(train_list) + "\n", encoding="utf-8")
@@ -308,13 +334,16 @@ def prepare(
             sort_keys=False,
         )
     )
-    report = PrepareReport(data_yaml, n["train"], n["val"], counts, issues, len(train_list))
+    report = PrepareReport(
+        data_yaml, n["train"], n["val"], counts, issues, len(train_list), len(test_samples)
+    )
     (out / "prepare_report.json").write_text(
         json.dumps(
             {
                 "train_images": n["train"],
                 "train_listed": len(train_list),
                 "val_images": n["val"],
+                "test_images": len(test_samples),
                 "boxes": counts,
                 "skipped": [{"path": str(i.path), "reason": i.reason} for i in issues],
             },

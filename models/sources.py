@@ -1,4 +1,4 @@
-"""Readers for labelled image folders (Pascal VOC and YOLO txt) into one in-memory form.
+"""Readers for labelled image folders (Pascal VOC, YOLO txt, COCO JSON) into one in-memory form.
 
 Every problem with a file (unreadable image, malformed XML/txt, box outside the image, unknown
 class, an annotation written for another image size) becomes an ``Issue`` and the file is
@@ -213,6 +213,27 @@ def _is_difficult(obj: ET.Element) -> bool:
     return (obj.findtext("difficult") or "0").strip().lower() in {"1", "true", "yes"}
 
 
+VOC_COORDS = ("xmin", "ymin", "xmax", "ymax")
+
+
+def _voc_coordinate(bnd: ET.Element, tag: str, k: int, name: str) -> float:
+    """One ``<bndbox>`` coordinate; the error names the object and the field."""
+    text = (bnd.findtext(tag) or "").strip()
+    if not text:
+        raise SkipFileError(
+            f"object {k} ({name}): bndbox/{tag} missing (box with a missing coordinate)"
+        )
+    try:
+        value = float(text)
+    except ValueError:
+        raise SkipFileError(
+            f"object {k} ({name}): bndbox/{tag} is {text[:20]!r}, not a number (non-numeric box)"
+        ) from None
+    if not math.isfinite(value):
+        raise SkipFileError(f"object {k} ({name}): bndbox/{tag} is {text[:20]!r}, not finite")
+    return value
+
+
 def parse_voc_xml(
     xml_path: Path, images_dir: Path, class_map: Mapping[str, str | None], classes: Iterable[str]
 ) -> Sample:
@@ -224,19 +245,14 @@ def parse_voc_xml(
     image = _find_image((images_dir, xml_path.parent), xml_path.stem, root.findtext("filename"))
     width, height, ignore_orientation, scale = _reconcile_size(image, _annotated_size(root))
     boxes: list[Box] = []
-    for obj in root.iter("object"):
-        name = obj.findtext("name")
+    for k, obj in enumerate(root.iter("object"), 1):
+        name = (obj.findtext("name") or "").strip()
         bnd = obj.find("bndbox")
-        if not name or bnd is None:
-            raise SkipFileError("object without name or bndbox")
-        try:
-            x1, y1, x2, y2 = (
-                float(bnd.findtext(k) or "nan") for k in ("xmin", "ymin", "xmax", "ymax")
-            )
-        except ValueError as exc:
-            raise SkipFileError(f"non-numeric box: {exc}") from exc
-        if any(math.isnan(v) for v in (x1, y1, x2, y2)):  # a missing coordinate
-            raise SkipFileError("box with a missing coordinate")
+        if not name:
+            raise SkipFileError(f"object {k}: no <name> (object without name or bndbox)")
+        if bnd is None:
+            raise SkipFileError(f"object {k} ({name}): no <bndbox>")
+        x1, y1, x2, y2 = (_voc_coordinate(bnd, tag, k, name) for tag in VOC_COORDS)
         cls = map_class(name, class_map, classes)
         if cls is None:
             continue
@@ -293,6 +309,22 @@ def _yolo_names(folder: Path) -> list[str]:
     raise SkipFileError("no classes.txt or data.yaml with names")
 
 
+YOLO_FIELDS = ("class", "x_center", "y_center", "width", "height")
+
+
+def _yolo_number(text: str, i: int, lineno: int) -> float:
+    """Field ``i`` (0-based) of a YOLO label line as a finite number in [0, 1]-ish units."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise SkipFileError(
+            f"line {lineno}: field {i + 1} ({YOLO_FIELDS[i]}) is {text[:20]!r}, not a number"
+        ) from None
+    if not math.isfinite(value):
+        raise SkipFileError(f"line {lineno}: field {i + 1} ({YOLO_FIELDS[i]}) is not finite")
+    return value
+
+
 def parse_yolo_txt(
     txt_path: Path,
     image: Path,
@@ -311,15 +343,22 @@ def parse_yolo_txt(
         parts = line.split()
         if not parts:
             continue
-        if len(parts) != 5:
-            raise SkipFileError(f"line {lineno}: expected 5 fields, got {len(parts)}")
+        if len(parts) != len(YOLO_FIELDS):
+            raise SkipFileError(
+                f"line {lineno}: expected 5 fields ({' '.join(YOLO_FIELDS)}), got {len(parts)}"
+            )
         try:
             idx = int(parts[0])
-            cx, cy, bw, bh = (float(p) for p in parts[1:])
-        except ValueError as exc:
-            raise SkipFileError(f"line {lineno}: {exc}") from exc
+        except ValueError:
+            raise SkipFileError(
+                f"line {lineno}: field 1 (class) is {parts[0][:20]!r}, not a whole number"
+            ) from None
+        cx, cy, bw, bh = (_yolo_number(parts[i], i, lineno) for i in range(1, 5))
         if not 0 <= idx < len(names):
-            raise SkipFileError(f"line {lineno}: unknown class index {idx}")
+            raise SkipFileError(
+                f"line {lineno}: unknown class index {idx} (field 1; the folder names "
+                f"{len(names)} classes)"
+            )
         cls = map_class(names[idx], class_map, classes)
         if cls is None:
             continue
@@ -358,14 +397,172 @@ def read_yolo(
     return result
 
 
+COCO_KEYS = ("images", "annotations", "categories")
+
+
+def find_coco_json(folder: Path) -> Path | None:
+    """The COCO annotation file of a folder (``folder`` itself may be the ``.json``): a JSON
+    object with ``images``, ``annotations`` and ``categories``, in the folder or
+    ``annotations/`` (``instances_*.json``, ``_annotations.coco.json``, …)."""
+    if folder.is_file():
+        return folder if folder.suffix.lower() == ".json" else None
+    for d in (folder, folder / "annotations", folder / "Annotations"):
+        if not d.is_dir():
+            continue
+        for cand in sorted(d.glob("*.json")):
+            try:
+                head = cand.read_text(encoding="utf-8", errors="replace")[:1_000_000]
+            except OSError:
+                continue
+            if all(f'"{k}"' in head for k in COCO_KEYS):
+                return cand
+    return None
+
+
+def _coco_list(doc: dict[str, Any], key: str) -> list[Any]:
+    value = doc.get(key)
+    if not isinstance(value, list):
+        raise SkipFileError(f"field {key!r} missing or not a list")
+    return value
+
+
+def _coco_categories(doc: dict[str, Any]) -> dict[Any, str]:
+    names: dict[Any, str] = {}
+    for k, cat in enumerate(_coco_list(doc, "categories")):
+        if not isinstance(cat, dict) or "id" not in cat or not str(cat.get("name") or "").strip():
+            raise SkipFileError(f"categories[{k}]: needs an id and a name")
+        names[cat["id"]] = str(cat["name"]).strip()
+    return names
+
+
+def _coco_box(
+    ann: Any, k: int, names: Mapping[Any, str], file: str
+) -> tuple[Any, str, list[float], bool]:
+    """(image_id, category name, [x, y, w, h], crowd) of ``annotations[k]``, checked; an
+    error names the JSON ``file``, the annotation and the field."""
+    if not isinstance(ann, dict):
+        raise SkipFileError(f"{file} annotations[{k}]: not an object")
+    where = f"{file} annotations[{k}] (id {ann.get('id', '?')})"
+    if "image_id" not in ann:
+        raise SkipFileError(f"{where}: field image_id missing")
+    if ann.get("category_id") not in names:
+        raise SkipFileError(
+            f"{where}: field category_id {ann.get('category_id')!r} is not in categories"
+        )
+    bbox = ann.get("bbox")
+    if (
+        not isinstance(bbox, list)
+        or len(bbox) != 4
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in bbox)
+        or not all(math.isfinite(float(v)) for v in bbox)
+    ):
+        raise SkipFileError(
+            f"{where}: field bbox must be [x, y, width, height], got {bbox!r}"[:200]
+        )
+    return (
+        ann["image_id"],
+        names[ann["category_id"]],
+        [float(v) for v in bbox],
+        bool(ann.get("iscrowd")),
+    )
+
+
+def read_coco(
+    folder: Path, class_map: Mapping[str, str | None], classes: Iterable[str]
+) -> ReadResult:
+    """Read a COCO detection JSON (``bbox`` = x, y, width, height in pixels) and its images.
+
+    Images are looked up by ``file_name`` beside the JSON, in ``images/`` or in the folder;
+    ``iscrowd`` boxes are kept as ``difficult`` (ignored by ``evaluate``, as COCO does). An
+    annotation that is malformed skips its image, and the issue names the field; a JSON
+    file that is not COCO is one issue for the folder.
+    """
+    import json
+
+    classes = list(classes)
+    result = ReadResult()
+    path = find_coco_json(folder)
+    if path is None:
+        result.issues.append(
+            Issue(
+                folder, "not a COCO folder (needs a .json with images, annotations and categories)"
+            )
+        )
+        return result
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict):
+            raise SkipFileError("not a JSON object")
+        names = _coco_categories(doc)
+        images = _coco_list(doc, "images")
+        anns = _coco_list(doc, "annotations")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        result.issues.append(Issue(path, f"malformed COCO JSON: {exc}"[:300]))
+        return result
+    base = path.parent.parent if path.parent.name.lower() == "annotations" else path.parent
+    folders = [path.parent, base / "images", base, path.parent / "images"]
+    by_image: dict[Any, list[tuple[int, Any]]] = {}
+    for k, ann in enumerate(anns):
+        image_id = ann.get("image_id") if isinstance(ann, dict) else None
+        by_image.setdefault(image_id, []).append((k, ann))
+    for k, entry in enumerate(images):
+        if not isinstance(entry, dict) or "id" not in entry or not entry.get("file_name"):
+            result.issues.append(
+                Issue(path, f"{path.name} images[{k}]: needs an id and a file_name")
+            )
+            continue
+        file_name = str(entry["file_name"])
+        try:
+            image = _find_image(folders, Path(file_name).stem, file_name)
+            size = (int(entry.get("width") or 0), int(entry.get("height") or 0))
+            width, height, ignore, scale = _reconcile_size(
+                image, size if size[0] > 0 and size[1] > 0 else None
+            )
+            boxes = []
+            for ak, ann in by_image.get(entry["id"], []):
+                _, name, (x, y, w, h), crowd = _coco_box(ann, ak, names, path.name)
+                cls = map_class(name, class_map, classes)
+                if cls is None:
+                    continue
+                box = Box(cls, x * scale, y * scale, (x + w) * scale, (y + h) * scale, crowd)
+                boxes.append(_check_box(box, width, height))
+            result.samples.append(Sample(image, width, height, tuple(boxes), ignore))
+        except (SkipFileError, ValueError, TypeError) as exc:
+            result.issues.append(Issue(path.parent / file_name, str(exc)))
+    known = {e.get("id") for e in images if isinstance(e, dict)}
+    for image_id, entries in by_image.items():
+        if image_id not in known:
+            k, ann = entries[0]
+            ident = ann.get("id", "?") if isinstance(ann, dict) else "?"
+            what = "missing" if image_id is None else f"{image_id!r} matches no entry of images"
+            result.issues.append(
+                Issue(path, f"{path.name} annotations[{k}] (id {ident}): field image_id {what}")
+            )
+    return result
+
+
+def detect_format(folder: Path) -> str:
+    """``voc``, ``coco`` or ``yolo`` from a folder's layout."""
+    if folder.is_file():
+        return "coco"
+    if _voc_annotation_dir(folder) is not None:
+        return "voc"
+    if find_coco_json(folder) is not None:
+        return "coco"
+    return "yolo"
+
+
 def read_folder(
     folder: Path, fmt: str, class_map: Mapping[str, str | None], classes: Iterable[str]
 ) -> ReadResult:
-    """Read a folder in the named format (``voc`` or ``yolo``; ``auto`` looks at its layout)."""
+    """Read a folder in the named format (``voc``, ``yolo`` or ``coco``; ``auto`` looks at
+    its layout)."""
     if fmt == "auto":
-        fmt = "voc" if _voc_annotation_dir(folder) is not None else "yolo"
+        fmt = detect_format(folder)
     if fmt == "voc":
         return read_voc(folder, class_map, classes)
     if fmt == "yolo":
         return read_yolo(folder, class_map, classes)
-    raise ValueError(f"unknown dataset format {fmt!r} (expected voc, yolo or auto)")
+    if fmt == "coco":
+        return read_coco(folder, class_map, classes)
+    raise ValueError(f"unknown dataset format {fmt!r} (expected voc, yolo, coco or auto)")
