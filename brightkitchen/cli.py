@@ -33,6 +33,7 @@ _PARTS = (
     "brightkitchen.simulate.cli",
     "brightkitchen.demo_cli",
     "brightkitchen.chaos.cli",
+    "brightkitchen.captures_cli",
 )
 
 

@@ -1,0 +1,221 @@
+"""Reviewed captures of the triage queue (real PostgreSQL rows written by the API's own review
+functions) exported as a VOC folder: faces blurred unless the region allows them, dismissed
+captures as hard negatives, and the folder goes through ``models prepare``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from api.auth.scope import SiteScope
+from api.services.evidence import LocalDirStore, load_bytes
+from api.services.reviews import confirm_review, dismiss_review
+from api.services.triage import queue_for_review
+from api.settings import ApiSettings
+from models.captures import blur_regions, export_captures
+from models.prepare import DatasetConfig, SourceConfig, prepare
+from models.sources import read_folder
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+FACE = (60.0, 40.0, 120.0, 110.0)
+
+
+def _photo(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    img = cv2.resize(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), (320, 240))
+    img = cv2.add(img, rng.integers(0, 40, img.shape, dtype=np.uint8))  # texture to blur away
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    return bytes(buf.tobytes())
+
+
+def _capture(
+    conn: psycopg.Connection[Any], n: int, *, site: str, rule: str, label: str
+) -> tuple[int, bytes]:
+    """A violation as ingest stores it (snapshot blob, finding with boxes), queued for review."""
+    snap = _photo(n)
+    sha = hashlib.sha256(snap).hexdigest()
+    event_id = f"evt-{n:08d}"
+    conn.execute(
+        "INSERT INTO evidence_blobs (sha256, media_type, bytes) VALUES (%s, 'image/jpeg', %s)",
+        (sha, snap),
+    )
+    payload = {
+        "event_id": event_id,
+        "camera_id": f"cam-{site}",
+        "rule": rule,
+        "model_version": "mask-v4",
+        "evidence_sha256": sha,
+        "evidence": {
+            "sha256": sha,
+            "width_px": 640,  # the box drew on a frame twice the stored snapshot's size
+            "height_px": 480,
+            "boxes": [
+                {"x1": FACE[0] * 2, "y1": FACE[1] * 2, "x2": FACE[2] * 2, "y2": FACE[3] * 2,
+                 "label": label, "confidence": 0.8},
+            ],
+        },
+    }  # fmt: skip
+    row = conn.execute(
+        """INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at,
+                                 payload)
+           VALUES (%s, 'violation', %s, %s, %s, 2, %s, %s) RETURNING id""",
+        (f"violation:{event_id}", site, f"cam-{site}", rule, T0, Jsonb(payload)),
+    ).fetchone()
+    assert row is not None
+    queue_for_review(
+        conn,
+        finding_id=int(row[0]),
+        site_id=site,
+        camera_id=f"cam-{site}",
+        rule=rule,
+        payload=payload,
+        now=T0,
+    )
+    review = conn.execute(
+        "SELECT id FROM capture_reviews WHERE finding_id = %s", (int(row[0]),)
+    ).fetchone()
+    assert review is not None
+    return int(review[0]), snap
+
+
+@pytest.fixture
+def reviewed(db_url: str, tmp_path: Path) -> dict[str, Any]:
+    """Two regions; captures confirmed and dismissed through the API's review functions."""
+    settings = ApiSettings(evidence_dir=tmp_path / "evidence")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO regions (id, name) VALUES ('strict', 'Strict'), ('open', 'Open')")
+        conn.execute(
+            "INSERT INTO sites (id, region_id, name) VALUES ('s-strict', 'strict', 'A'), "
+            "('s-open', 'open', 'B')"
+        )
+        everyone = SiteScope.everything()
+        hat, hat_snap = _capture(conn, 1, site="s-strict", rule="no_hat", label="no_chef_hat")
+        mask, _ = _capture(conn, 2, site="s-strict", rule="no_mask", label="without_mask")
+        fa, fa_snap = _capture(conn, 3, site="s-strict", rule="no_mask", label="without_mask")
+        open_mask, open_snap = _capture(conn, 4, site="s-open", rule="no_mask", label="bare face")
+        _capture(conn, 5, site="s-open", rule="no_mask", label="without_mask")  # still pending
+        now = T0 + timedelta(hours=1)
+        for rid in (hat, mask, open_mask):
+            confirm_review(
+                conn, review_id=rid, reviewer="u1", scope=everyone, now=now, settings=settings
+            )
+        dismiss_review(
+            conn, review_id=fa, reviewer="u1", reason="back of a head", scope=everyone, now=now
+        )
+    return {"url": db_url, "store": LocalDirStore(settings.evidence_dir), "snaps": {
+        "hat": hat_snap, "dismissed": fa_snap, "open": open_snap}}  # fmt: skip
+
+
+def _export(reviewed: dict[str, Any], out: Path, **kw: Any) -> Any:
+    with psycopg.connect(reviewed["url"]) as conn:
+        return export_captures(
+            conn,
+            lambda sha: load_bytes(conn, reviewed["store"], sha),
+            out,
+            from_ts=T0,
+            to_ts=T0 + timedelta(days=1),
+            **kw,
+        )
+
+
+def test_export_blurs_faces_keeps_hard_negatives_and_feeds_prepare(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "captures"
+    res = _export(
+        reviewed,
+        out,
+        class_map={"bare face": "without_mask"},
+        faces_allowed_regions=["open"],
+    )
+    # confirmed hat capture (blurred), dismissed false alarm (blurred, no boxes), confirmed
+    # mask capture of the region that allows faces; the strict region's mask capture is out
+    assert (res.confirmed, res.dismissed) == (2, 1)
+    assert res.boxes == {"no_chef_hat": 1, "without_mask": 1}
+    assert res.left_out == {
+        "mask label on a face that must be blurred (region does not allow faces)": 1
+    }
+    assert res.unblurred_images == 1
+    assert sorted(p.name for p in (out / "images").iterdir()) == [
+        "evt-00000001.jpg", "evt-00000003.jpg", "evt-00000004.jpg"
+    ]  # fmt: skip
+    # the open region's photo is the stored file, untouched
+    assert (out / "images" / "evt-00000004.jpg").read_bytes() == reviewed["snaps"]["open"]
+    # the strict region's dismissed mask capture: the face its box was on (scaled to the
+    # snapshot) is blurred although the box is gone; the rest of the picture is as it was
+    before = cv2.imdecode(np.frombuffer(reviewed["snaps"]["dismissed"], np.uint8), cv2.IMREAD_COLOR)
+    after = cv2.imread(str(out / "images" / "evt-00000003.jpg"))
+    x1, y1, x2, y2 = (int(v) for v in FACE)
+    inside = (slice(y1, y2), slice(x1, x2))
+    assert (
+        cv2.Laplacian(after[inside], cv2.CV_64F).var()
+        < 0.2 * cv2.Laplacian(before[inside], cv2.CV_64F).var()
+    )
+    assert np.abs(after[200:, 200:].astype(int) - before[200:, 200:]).mean() < 3  # JPEG only
+    # annotations: VOC with the mapped classes, the review and what was blurred
+    read = read_folder(out, "auto", {}, ["no_chef_hat", "without_mask"])
+    assert read.issues == []
+    boxes = {s.image.stem: [(b.cls, b.x1, b.y1, b.x2, b.y2) for b in s.boxes] for s in read.samples}
+    assert boxes == {
+        "evt-00000001": [("no_chef_hat", *FACE)],
+        "evt-00000003": [],  # dismissed: the wrong box removed, a hard negative
+        "evt-00000004": [("without_mask", *FACE)],
+    }
+    xml = (out / "annotations" / "evt-00000003.xml").read_text()
+    assert "<review>dismissed</review>" in xml
+    assert "<review_reason>back of a head</review_reason>" in xml
+    assert "<faces_blurred>1</faces_blurred>" in xml
+    hat_xml = (out / "annotations" / "evt-00000001.xml").read_text()
+    assert "<faces_blurred>0</faces_blurred>" in hat_xml  # a hat box is not a face; no model
+    report = json.loads((out / "export_report.json").read_text())
+    assert report["faces_allowed_regions"] == ["open"]
+    # usable by training: a recipe source like any other
+    cfg = DatasetConfig(
+        name="site",
+        classes=["no_chef_hat", "without_mask"],
+        sources=[SourceConfig(path=str(out), format="voc", split="train")],
+    )
+    rep = prepare(cfg, tmp_path, tmp_path / "ds")
+    assert (rep.train_images, rep.issues) == (3, [])
+    assert rep.boxes_per_class["train"] == {"no_chef_hat": 1, "without_mask": 1}
+    assert (tmp_path / "ds" / "data.yaml").is_file()
+
+
+def test_region_and_time_filters_and_the_command(
+    reviewed: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from brightkitchen.cli import main
+
+    nothing = _export(reviewed, tmp_path / "none", regions=["nowhere"])
+    assert nothing.images == 0
+    argv = [
+        "export-captures", "--out", str(tmp_path / "cli"), "--database-url", reviewed["url"],
+        "--from", "2026-03-02", "--to", "2026-03-03", "--region", "strict", "--no-face-model",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "wrote 2 images" in out
+    assert "1 confirmed, 1 dismissed" in out
+    assert "left out 1: mask label on a face that must be blurred" in out
+    later = _export(reviewed, tmp_path / "later", regions=["strict"])
+    assert later.images == 2
+
+
+def test_blur_leaves_nothing_of_the_face() -> None:
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (100, 100, 3), dtype=np.uint8)
+    out, n = blur_regions(img, [(30.0, 30.0, 70.0, 70.0), (99.5, 99.5, 100.0, 100.0)])
+    assert n == 1  # the second box is too small to hold a face
+    face = out[30:70, 30:70].astype(float)
+    assert face.std() < 0.25 * img[30:70, 30:70].astype(float).std()
+    assert np.array_equal(out[:15], img[:15])
