@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from models.degrade import KINDS, write_degraded, write_voc_sample
-from models.evaluate import EvalReport, evaluate
+from models.evaluate import evaluate
 from models.prepare import DatasetConfig
 from models.sources import load_image
 from models.splits import side_samples
@@ -125,7 +125,7 @@ def format_table(result: dict[str, Any]) -> str:
         "| model | set | images | mAP50 | without_mask AP50 | without_mask R | without_mask P |",
         "|---|---|---|---|---|---|---|",
     ]
-    for model, results in result["models"].items():
+    for results in result["models"].values():
         for name, r in results.items():
             wm = _cls(r, FOCUS)
             label = f"{r['model_version']} ({r['input_size'][0]} px, conf {r['conf_threshold']:g})"
@@ -135,7 +135,6 @@ def format_table(result: dict[str, Any]) -> str:
                 f"{wm['recall']:.3f}{_ci(r, f'recall_{FOCUS}')} | "
                 f"{wm['precision']:.3f}{_ci(r, f'precision_{FOCUS}')} |"
             )
-        del model
     for nm in result["not_measured"]:
         lines.append(f"\nNot measured: {nm['source']}: {nm['reason']}.")
     return "\n".join(lines)
@@ -146,15 +145,3 @@ def write_result(result: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     out.with_suffix(".md").write_text(format_table(result) + "\n", encoding="utf-8")
-
-
-def reports(result: dict[str, Any], model: str) -> dict[str, EvalReport]:
-    """The stored reports of one model back as ``EvalReport`` objects (for printing)."""
-    from models.evaluate import ClassMetrics
-
-    out = {}
-    for name, r in result["models"][model].items():
-        fields = dict(r)
-        fields["classes"] = [ClassMetrics(**c) for c in r["classes"]]
-        out[name] = EvalReport(**fields)
-    return out
