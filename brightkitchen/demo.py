@@ -50,7 +50,7 @@ class DemoOptions:
     duration_s: float = 0.0  # 0 = until Ctrl-C
     keep_data: bool = False
     data_dir: Path = Path("var/demo")
-    sites: int = 2
+    sites: int = 3
     speed: float = 60.0
     history_s: float = 5400.0  # simulated time starts 90 min back: the gateway replay shows
     status_every_s: float = 5.0
@@ -377,6 +377,7 @@ class Demo:
                 site_prefix="demo",
                 webhook_url=hook,
             )
+            site_file = with_duty_hooks(site_file, f"http://127.0.0.1:{opts.hook_port}/hook")
             if video is not None:
                 site_file = with_edge_box(site_file, video_path(data / CACHE_DIR))
             meal_end = demo_meal_end()
@@ -401,6 +402,8 @@ class Demo:
                 }
             )
             env.update(svc.ingest_env)
+            for key, value in DEMO_LADDER_ENV.items():  # the operator's own values win
+                env.setdefault(key, value)
             self._create_admin(env)
             stack.callback(self._stop_all)
             self._spawn("ingest", ["ingest", "run"], env)
@@ -435,6 +438,7 @@ class Demo:
                 self._start_edge(site_file, site_path, video.result(), env)
             self._replay_lunch(site_file, meal_end, svc.mqtt_url)
             self._seed_workflows(base, token, site_file)
+            self._seed_duties(base, token, site_file)
             self.say("")
             self.say("brightkitchen demo is running. Look at:")
             self.say(f"  alarms         {base}/api/v1/alarms")
@@ -587,6 +591,52 @@ class Demo:
             f" tracking {seeded.tracking_url}"
         )
 
+    def _seed_duties(self, base: str, token: str, site_file: Any) -> None:
+        """Today's duties at every site over HTTP; the last site's daily check is not done."""
+        from bkcommon.timeutil import utcnow
+        from brightkitchen.simulate.duties import http_caller, play_duties
+
+        now = utcnow()
+        sites = [str(s.id) for s in site_file.sites]
+        call = http_caller(base, token)
+        status, body = call(
+            "PUT",
+            "/api/v1/settings/deadlines",
+            {"region_id": str(site_file.sites[0].region), "rule": "daily_check_missed",
+             "hours": DEMO_MISSED_CHECK_H},
+        )  # fmt: skip
+        if status >= 400:
+            raise BrightKitchenError(f"demo: setting the daily check's deadline: {body}")
+        deadline = demo_duty_deadline(now)
+        plan = demo_duties_plan(sites, now=now, meal_end=demo_meal_end())
+        played = play_duties(
+            call,
+            plan,
+            deadline_local=deadline,
+            sample_fridge=lambda site: demo_sample_fridge(site_file, site),
+        )
+        done = [d.site_id for d in plan if d.check_done]
+        missed = [d.site_id for d in plan if not d.check_done]
+        self.say(
+            f"  日管控 daily check due {deadline} China time: done at {', '.join(done) or 'none'};"
+            f" not done at {', '.join(missed)}: once due it becomes a 日管控未按时完成 ticket that "
+            "climbs the escalation ladder: officer (/hook/officer-1), then director "
+            "(/hook/director-1), then the 包保 cadre (/hook/cadre-1); the demo gives the rule "
+            f"{DEMO_MISSED_CHECK_H * 3600:.0f} s to rectify and tells the cadre "
+            f"{float(DEMO_LADDER_ENV['BK_API_REGULATOR_AFTER_H']) * 3600:.0f} s after "
+            f"({base}/api/v1/duties/today, {base}/console/coverage)"
+        )
+        off = ", ".join(f"{name} at {site}" for site, _day, name in played.off_duty) or "nobody"
+        self.say(
+            f"  晨检 morning health check: {played.staff_checked} staff checked; off duty today: "
+            f"{off} ({base}/api/v1/sites/{{site}}/health-checks?off_duty=true)"
+        )
+        gaps = ", ".join(f"{meal} at {site}" for site, _day, meal in played.unsampled) or "none"
+        self.say(
+            f"  留样 food samples: {played.meals_sampled} meals sampled; no sample retained: "
+            f"{gaps} ({base}/console/duties)"
+        )
+
     def _stop_all(self) -> None:
         for name in ("edge", "simulator", "api", "ingest"):
             proc = self.procs.get(name)
@@ -652,6 +702,90 @@ def demo_meal_end() -> datetime:
     from bkcommon.timeutil import utcnow
 
     return (utcnow() - DEMO_LUNCH_AGO).replace(second=0, microsecond=0)
+
+
+DEMO_MISSED_CHECK_H = 0.005
+"""Hours the demo's region gives a 日管控未按时完成 ticket (18 s, so the ladder plays out
+while one watches; a real region sets hours, see docs/duties.md)."""
+
+DEMO_LADDER_ENV = {
+    "BK_API_REGULATOR_AFTER_H": "0.005",  # overdue 18 s → the 包保 cadre hears
+    "BK_API_ESCALATION_INTERVAL_S": "3",
+    "BK_DUTY_INTERVAL_S": "3",
+}
+"""API settings the demo runs with unless the environment sets them: the ladder in seconds."""
+
+DEMO_SICK = ("李阿姨", "hand_wound")
+"""The staff member the demo's morning health check finds with a symptom (off duty)."""
+
+
+def with_duty_hooks(site_file: Any, hook_base: str) -> Any:
+    """Give the director and the 包保 cadre a webhook each (the officer has one already), so
+    the escalation ladder's steps arrive at the demo's sink one after the other."""
+    from bkcommon.sitefile import parse_site_file
+
+    data = site_file.model_dump(mode="json", exclude_defaults=True, by_alias=True)
+    for person in data["people"]:
+        for role, path in (("director", "director-1"), ("cadre", "cadre-1")):
+            if str(person["id"]).endswith(f"-{role}") and not person.get("channels"):
+                person["channels"] = [{"kind": "webhook", "address": f"{hook_base}/{path}"}]
+    return parse_site_file(data, "<demo site file>")
+
+
+def demo_duty_deadline(now: datetime) -> str:
+    """The demo's daily-check deadline (China HH:MM): the next whole minute at least 20 s
+    ahead, so the sites that do their check do it in time and the one that does not misses
+    it a minute or so into the demo (23:59 at the end of the day)."""
+    from brightkitchen.simulate.duties import CHINA
+
+    local = now.astimezone(CHINA) + timedelta(seconds=80)
+    if local.date() != now.astimezone(CHINA).date():
+        return "23:59"
+    return local.strftime("%H:%M")
+
+
+def demo_duties_plan(sites: list[str], *, now: datetime, meal_end: datetime) -> list[Any]:
+    """Today at every site: the daily check done except at the last site; four staff checked,
+    one of them off duty at the first site; breakfast and the replayed lunch sampled except
+    lunch at the second site (the last when there are fewer than three)."""
+    from brightkitchen.simulate.duties import STAFF, SiteDay, StaffCheck, china_day
+
+    day = china_day(now)
+    unsampled = sites[1] if len(sites) > 2 else sites[-1]
+    plan = []
+    for i, site in enumerate(sites):
+        staff = tuple(
+            StaffCheck(name, 36.6, (DEMO_SICK[1],))
+            if i == 0 and name == DEMO_SICK[0]
+            else StaffCheck(name, round(36.3 + 0.1 * k, 1))
+            for k, name in enumerate(STAFF[:4])
+        )
+        sampled = {"breakfast": min(meal_end - timedelta(hours=5), now), "lunch": meal_end}
+        if site == unsampled:
+            del sampled["lunch"]
+        plan.append(
+            SiteDay(
+                site_id=site,
+                day=day,
+                check_done=site != sites[-1],
+                staff=staff,
+                sampled=sampled,
+                unsampled=("lunch",) if site == unsampled else (),
+            )
+        )
+    return plan
+
+
+def demo_sample_fridge(site_file: Any, site_id: str) -> str | None:
+    """The site's monitored sample fridge, where its samples are kept."""
+    from bkcommon.profiles import Profile
+
+    for site in site_file.sites:
+        if str(site.id) == site_id:
+            for sensor in site.sensors:
+                if sensor.profile is Profile.SAMPLE_FRIDGE:
+                    return str(sensor.id)
+    return None
 
 
 def with_demo_cabinets(site_file: Any, meal_end: datetime) -> Any:

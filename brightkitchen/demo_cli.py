@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
         help="keep var/demo (database, broker state, logs) from the last run",
     )
     p.add_argument("--data-dir", default="var/demo", help="where the demo keeps its data")
-    p.add_argument("--sites", type=int, default=2, help="simulated canteens (default 2)")
+    p.add_argument("--sites", type=int, default=3, help="simulated canteens (default 3)")
     p.add_argument(
         "--speed",
         type=float,

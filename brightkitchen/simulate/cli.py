@@ -1,4 +1,4 @@
-"""``brightkitchen simulate sensors``, ``bench ingest`` and ``bench edge`` (light imports only)."""
+"""``simulate sensors`` and ``duties``, ``bench ingest`` and ``bench edge`` (light imports only)."""
 
 from __future__ import annotations
 
@@ -78,6 +78,36 @@ def register(subparsers: Any) -> None:
         help="validate the options and the BK_* environment, print the plan, exit",
     )
     p.set_defaults(handler=_cmd_sensors)
+    d = sim_sub.add_parser(
+        "duties",
+        help="record the officers' daily duties (日管控, 晨检, 留样) of many sites over the API",
+        description=(
+            "Plays DAYS days (up to today, China time) of every site's daily duties through "
+            "a running API, as the officers would on their phones: the daily checklist, the "
+            "staff's morning health check (anyone with a symptom off duty) and each meal's "
+            "food samples. A seeded share of checks is never done (the API's deadline worker "
+            "turns each into a ticket that escalates), of staff is sick and of meals goes "
+            "unsampled. Sites are those of `simulate sensors` with the same --sites and "
+            "--site-prefix; records already there (409) are left as they are."
+        ),
+    )
+    d.add_argument("--api-url", default="http://127.0.0.1:8000", help="the API's base URL")
+    d.add_argument(
+        "--token-file",
+        help="file holding a writer's bearer token (default: the BK_API_TOKEN environment)",
+    )
+    d.add_argument("--sites", type=int, default=2, help="number of sites (default 2)")
+    d.add_argument("--site-prefix", default="sim", help="prefix of the generated ids")
+    d.add_argument("--days", type=int, default=7, help="days up to today (default 7)")
+    d.add_argument("--seed", type=int, default=42)
+    d.add_argument("--miss-rate", type=float, default=0.1, help="share of checks not done")
+    d.add_argument("--sick-rate", type=float, default=0.05, help="share of staff with a symptom")
+    d.add_argument(
+        "--unsampled-rate", type=float, default=0.05, help="share of meals without samples"
+    )
+    d.add_argument("--staff", type=int, default=4, help="staff per site (at most 8)")
+    d.add_argument("--deadline", default="10:00", help="daily check due by (China time HH:MM)")
+    d.set_defaults(handler=_cmd_duties)
 
     bench = subparsers.add_parser("bench", help="benchmarks (not tests)")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
@@ -206,6 +236,48 @@ def _cmd_sensors(args: argparse.Namespace) -> int:
         print(f"registry synced: {res.sites} sites, {res.sensors} sensors")
     print(plan, flush=True)
     return _publish(fleet, url, args)
+
+
+def _cmd_duties(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from bkcommon.errors import ConfigError
+    from bkcommon.timeutil import utcnow
+    from brightkitchen.simulate.duties import days_back, http_caller, plan_duties, play_duties
+    from brightkitchen.simulate.fleet import site_id_for
+
+    rates = (args.miss_rate, args.sick_rate, args.unsampled_rate)
+    if args.sites < 1 or not 1 <= args.days <= 366 or not all(0 <= r <= 1 for r in rates):
+        raise ConfigError("--sites >= 1, --days 1..366, rates between 0 and 1")
+    if args.token_file:
+        token = Path(args.token_file).read_text(encoding="utf-8").strip()
+    else:
+        token = os.environ.get("BK_API_TOKEN", "").strip()
+    if not token:
+        raise ConfigError("give --token-file or set BK_API_TOKEN (a writer's bearer token)")
+    now = utcnow()
+    sites = [site_id_for(args.site_prefix, i) for i in range(args.sites)]
+    plan = plan_duties(
+        sites,
+        days_back(now, args.days),
+        now=now,
+        seed=args.seed,
+        miss_rate=args.miss_rate,
+        sick_rate=args.sick_rate,
+        unsampled_rate=args.unsampled_rate,
+        staff=args.staff,
+    )
+    played = play_duties(http_caller(args.api_url, token), plan, deadline_local=args.deadline)
+    print(
+        f"duties: {played.sites} sites x {args.days} days: {played.checks} daily checks done, "
+        f"{len(played.checks_missed)} not done (tickets once their deadline passes); "
+        f"{played.staff_checked} morning checks, {len(played.off_duty)} staff off duty; "
+        f"{played.meals_sampled} meals sampled, {len(played.unsampled)} without samples"
+        + (f"; {played.recorded_before} recorded before" if played.recorded_before else ""),
+        flush=True,
+    )
+    return 0
 
 
 def _publish(fleet: Any, url: str, args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -22,7 +23,7 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
     db_url: str, tmp_path: Path
 ) -> None:
     # The edge box in the demo has its own test (test_demo_edge.py).
-    with running_demo(db_url, tmp_path, "--no-edge", "--speed", "120", "--duration", "110") as run:
+    with running_demo(db_url, tmp_path, "--no-edge", "--speed", "120", "--duration", "170") as run:
         text = run.text
         assert "embedded amqtt" in text()
         assert f"http://127.0.0.1:{run.api_port}/api/v1/tickets" in text()
@@ -89,6 +90,7 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
         )
         assert "/public/complaints/" in text()
         assert "console" in text()
+        _assert_the_duties_day(db_url, text)
         token = (run.data_dir / "api-token.txt").read_text().strip()
         req = urllib.request.Request(
             f"http://127.0.0.1:{run.api_port}/api/v1/tickets",
@@ -118,6 +120,64 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
         time.sleep(0.2)
     else:
         pytest.fail("the API outlived the demo")
+
+
+def _assert_the_duties_day(db_url: str, text: Callable[[], str]) -> None:
+    """Three canteens' day of duties: two daily checks done, one missed and escalated to the
+    officer, then the director, then the 包保 cadre; one cook off duty; one lunch unsampled."""
+    assert count(db_url, "SELECT count(*) FROM daily_checks") == 2
+    assert (
+        count(
+            db_url,
+            "SELECT count(*) FROM daily_checks WHERE site_id IN ('demo-site-000', 'demo-site-001')",
+        )
+        == 2
+    )
+    assert count(db_url, "SELECT count(*) FROM health_checks") == 12
+    assert (
+        count(
+            db_url,
+            "SELECT count(*) FROM health_checks WHERE NOT on_duty "
+            "AND site_id = 'demo-site-000' AND staff_name = '李阿姨'",
+        )
+        == 1
+    )
+    assert count(db_url, "SELECT count(*) FROM health_checks WHERE NOT on_duty") == 1
+    meals = "SELECT count(DISTINCT meal) FROM food_samples WHERE site_id = '{}'"
+    assert count(db_url, meals.format("demo-site-000")) == 2
+    assert count(db_url, meals.format("demo-site-001")) == 1  # breakfast only: lunch missing
+    assert "off duty today: 李阿姨 at demo-site-000" in text()
+    assert "no sample retained: lunch at demo-site-001" in text()
+    assert "not done at demo-site-002" in text()
+    # The missed check: one ticket, whose ladder reaches the director and then the cadre.
+    missed = (
+        "SELECT count(*) FROM tickets WHERE rule = 'daily_check_missed' "
+        "AND site_id = 'demo-site-002'"
+    )
+    wait_until(lambda: count(db_url, missed) == 1, 90, what="the missed daily check's ticket")
+    steps = (
+        "SELECT count(*) FROM escalation_steps e JOIN tickets t ON t.id = e.ticket_id "
+        "WHERE t.rule = 'daily_check_missed' AND e.step = '{}' AND e.notified > 0"
+    )
+    wait_until(lambda: count(db_url, steps.format("regulator")) == 1, 90, what="the cadre's step")
+    assert count(db_url, steps.format("warning")) == 1
+    with psycopg.connect(db_url) as conn:
+        ticket_no = conn.execute(
+            "SELECT ticket_no FROM tickets WHERE rule = 'daily_check_missed'"
+        ).fetchone()
+    assert ticket_no is not None
+
+    def heard(path: str) -> list[int]:
+        return [
+            i
+            for i, line in enumerate(text().splitlines())
+            if "🔔" in line and ticket_no[0] in line and f"→ /hook/{path}" in line
+        ]
+
+    wait_until(lambda: bool(heard("cadre-1")), 30, what="the cadre's webhook")
+    # Officer first, the director at the deadline, the 包保 cadre last.
+    assert heard("officer-1")[0] < heard("director-1")[0] < heard("cadre-1")[0], text()
+    assert count(db_url, "SELECT count(*) FROM tickets WHERE rule = 'daily_check_missed'") == 1
 
 
 def test_webhook_sink_records_and_describes_alerts() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -14,6 +15,7 @@ from bkcommon.messages import ReadingBatch, SensorReading, decode
 from bkcommon.settings import parse_mqtt_url
 from bkcommon.sitefile import load_site_file
 from bkcommon.timeutil import utcnow
+from brightkitchen.simulate.duties import days_back, plan_duties
 from brightkitchen.simulate.fleet import (
     Emission,
     Fault,
@@ -207,4 +209,113 @@ def test_cli_publishes_exactly_every_message(mqtt_url: str, topic_prefix: str) -
 def test_cli_validate_config(args: list[str], code: int, text: str) -> None:
     res = run_cli("simulate", "sensors", *args, env={"PATH": "/usr/bin:/bin"})
     assert res.returncode == code, res.stderr
+    assert text in res.stdout + res.stderr
+
+
+def test_duty_plan_is_seeded_and_leaves_out_meals_not_yet_served() -> None:
+    now = datetime(2026, 3, 4, 3, 0, tzinfo=UTC)  # 11:00 in China: breakfast served, not lunch
+    days = days_back(now, 3)
+    assert [d.isoformat() for d in days] == ["2026-03-02", "2026-03-03", "2026-03-04"]
+    sites = ["sim-site-000", "sim-site-001"]
+    a = plan_duties(sites, days, now=now, seed=5, miss_rate=0.5, sick_rate=0.3)
+    assert a == plan_duties(sites, days, now=now, seed=5, miss_rate=0.5, sick_rate=0.3)
+    assert a != plan_duties(sites, days, now=now, seed=6, miss_rate=0.5, sick_rate=0.3)
+    assert len(a) == 6
+    today = [d for d in a if d.day == days[-1]]
+    assert all("lunch" not in d.sampled and "lunch" not in d.unsampled for d in today)
+    earlier = [d for d in a if d.day != days[-1]]
+    assert all(set(d.sampled) | set(d.unsampled) == {"breakfast", "lunch"} for d in earlier)
+    # The hour a plan is made changes only which meals are served yet, nothing else.
+    later = plan_duties(sites, days, now=now + timedelta(hours=10), seed=5, miss_rate=0.5,
+                        sick_rate=0.3)  # fmt: skip
+    assert [(d.check_done, d.staff) for d in later] == [(d.check_done, d.staff) for d in a]
+    assert any(not d.check_done for d in a)
+    assert any(d.check_done for d in a)
+    assert all(len(d.staff) == 4 for d in a)
+    sick = [s for d in a for s in d.staff if s.off_duty]
+    assert sick
+    assert all(s.symptoms or s.temperature_c >= 37.3 for s in sick)
+
+
+def test_cli_simulated_duties_go_through_the_api_and_missed_checks_become_tickets(
+    db_url: str, tmp_path: Path
+) -> None:
+    import psycopg
+    import uvicorn
+
+    from api.app import create_app
+    from api.services.duty_deadlines import DutySettings, check_deadlines
+    from api.services.tickets import process_findings
+    from api.settings import ApiSettings
+    from bkcommon.settings import CommonSettings
+    from brightkitchen.registry import sync_registry
+    from tests.api.conftest import make_user_token
+    from tests.support.services import free_port
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        sync_registry(conn, generate_site_file(3, 1, site_prefix="sim"))
+        token = make_user_token(conn, username="sim-admin")
+    (tmp_path / "token").write_text(token)
+    settings = ApiSettings(workers_enabled=False, evidence_dir=tmp_path / "evidence")
+    app = create_app(settings, common=CommonSettings(database_url=db_url))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, timeout=15, what="uvicorn start")
+    args = [
+        *("simulate", "duties", "--api-url", f"http://127.0.0.1:{port}"),
+        *("--token-file", str(tmp_path / "token"), "--sites", "3", "--days", "5"),
+        *("--seed", "7", "--miss-rate", "0.3", "--sick-rate", "0.2", "--deadline", "00:00"),
+    ]
+    try:
+        res = run_cli(*args, env={"PATH": "/usr/bin:/bin"})
+        assert res.returncode == 0, res.stdout + res.stderr
+        again = run_cli(*args, env={"PATH": "/usr/bin:/bin"})  # a second run adds nothing
+        assert again.returncode == 0, again.stdout + again.stderr
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    now = utcnow()
+    plan = plan_duties(
+        [f"sim-site-{i:03d}" for i in range(3)], days_back(now, 5), now=now, seed=7,
+        miss_rate=0.3, sick_rate=0.2,
+    )  # fmt: skip
+    missed = [d for d in plan if not d.check_done]
+    assert missed, "the seed must leave some check undone"
+    assert f"{15 - len(missed)} daily checks done, {len(missed)} not done" in res.stdout
+    assert "recorded before" in again.stdout
+    with psycopg.connect(db_url, autocommit=True) as conn:
+
+        def one(sql: str) -> int:
+            row = conn.execute(sql).fetchone()
+            return int(row[0]) if row else 0
+
+        assert one("SELECT count(*) FROM duty_sites") == 3
+        assert one("SELECT count(*) FROM daily_checks") == 15 - len(missed)
+        assert one("SELECT count(*) FROM health_checks") == 15 * 4
+        off = sum(len(d.off_duty) for d in plan)
+        assert one("SELECT count(*) FROM health_checks WHERE NOT on_duty") == off
+        meals = sum(len(d.sampled) for d in plan)
+        assert one("SELECT count(DISTINCT (site_id, meal_date, meal)) FROM food_samples") == meals
+        # Every undone day's deadline (00:00 China time) has passed: one finding each, and
+        # one ticket per site that missed (a later miss is an occurrence of the open one).
+        found = check_deadlines(conn, now=now, settings=DutySettings(lookback_days=4))
+        assert found == len(missed)
+        process_findings(conn, now=now, settings=settings)
+        tickets = one("SELECT count(*) FROM tickets WHERE rule = 'daily_check_missed'")
+        assert tickets == len({d.site_id for d in missed})
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--sites", "0"], "--sites"),
+        (["--miss-rate", "1.5"], "rates"),
+        ([], "BK_API_TOKEN"),
+    ],
+)
+def test_cli_duties_refuses_bad_options(args: list[str], text: str) -> None:
+    res = run_cli("simulate", "duties", *args, env={"PATH": "/usr/bin:/bin"})
+    assert res.returncode == 2, res.stdout + res.stderr
     assert text in res.stdout + res.stderr
