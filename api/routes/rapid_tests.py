@@ -24,8 +24,10 @@ from api.services.evidence import TooLargeError, check_declared_type
 from api.services.purchases import (
     PurchaseIn,
     PurchasePublic,
+    attach_purchase_photo,
     get_purchase,
     list_purchases,
+    purchase_photo,
     record_purchase,
 )
 from api.services.rapid_test_import import MAX_ROWS, import_csv
@@ -65,7 +67,11 @@ _CONFLICT: dict[int | str, dict[str, Any]] = {
     "/purchases",
     response_model=PurchasePublic,
     status_code=201,
-    responses={**not_found("site"), **_CONFLICT},
+    responses={
+        **not_found("site"),
+        **_CONFLICT,
+        422: {"model": ErrorPublic, "description": "Invalid input; the message names the field."},
+    },
 )
 def post_purchase(
     conn: ConnDep, scope: ScopeDep, user: WriterUser, body: PurchaseIn
@@ -100,6 +106,65 @@ def get_one_purchase(conn: ConnDep, scope: ScopeDep, purchase_id: int) -> Purcha
     if found is None:
         raise HTTPException(status_code=404, detail=f"purchase {purchase_id} not found")
     return found
+
+
+class PurchasePhotoPublic(BaseModel):
+    """The stored photo of a delivery."""
+
+    sha256: str
+
+
+@router.put(
+    "/purchases/{purchase_id}/photo",
+    response_model=PurchasePhotoPublic,
+    responses={**not_found("purchase"), **PHOTO_REFUSALS},
+    openapi_extra=raw_photo_body(
+        "A photo of the delivery: its note, the supplier's licence or the goods (JPEG or PNG)."
+    ),
+)
+async def put_purchase_photo(  # noqa: PLR0917 - FastAPI dependencies
+    request: Request,
+    conn: ConnDep,
+    scope: ScopeDep,
+    user: WriterUser,
+    store: StoreDep,
+    settings: SettingsDep,
+    purchase_id: int,
+) -> PurchasePhotoPublic:
+    """Attach the delivery's photo (request body) through the evidence checks."""
+    check_declared_type(request.headers.get("content-type"))
+    raw = await _read_limited(
+        request,
+        int(settings.max_upload_mb * 1024 * 1024),
+        f"photo larger than the {settings.max_upload_mb:g} MB limit",
+    )
+    sha = await run_in_threadpool(
+        attach_purchase_photo, conn, store=store, purchase_id=purchase_id, content=raw, scope=scope
+    )
+    return PurchasePhotoPublic(sha256=sha)
+
+
+@router.get(
+    "/purchases/{purchase_id}/photo",
+    response_class=Response,
+    responses={
+        **not_found("purchase or photo"),
+        200: {"description": "The photo.", "content": {"image/jpeg": {}, "image/png": {}}},
+    },
+)
+def get_purchase_photo(
+    conn: ConnDep, scope: ScopeDep, store: StoreDep, purchase_id: int
+) -> Response:
+    """The delivery's photo."""
+    found = purchase_photo(conn, purchase_id=purchase_id, scope=scope)
+    data = None if found is None else store.get(found[0])
+    if found is None or data is None:
+        raise HTTPException(status_code=404, detail=f"purchase {purchase_id} has no photo")
+    return Response(
+        data,
+        media_type=found[1],
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
+    )
 
 
 @router.post(

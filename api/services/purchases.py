@@ -9,6 +9,7 @@ shows it.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,7 +19,10 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth.scope import SiteScope
+from api.services.duties import china_today
+from api.services.evidence import EvidenceStore, check_image
 from bkcommon.errors import RequestError
+from bkcommon.timeutil import utcnow
 
 Conn = psycopg.Connection[Any]
 
@@ -27,6 +31,12 @@ class PurchaseNotFoundError(RequestError, LookupError):
     """No such site or purchase in the caller's scope (404)."""
 
     status_code = 404
+
+
+class PurchaseInputError(RequestError):
+    """A delivery that cannot be right, e.g. dated after today in China (422)."""
+
+    status_code = 422
 
 
 class PurchaseConflictError(RequestError):
@@ -68,11 +78,14 @@ class PurchasePublic(BaseModel):
     received_by: str
     created_by: str
     created_at: datetime
+    photo_sha256: str | None = Field(
+        description="The delivery's photo (GET /purchases/{id}/photo), if one was taken."
+    )
 
 
 _SELECT = """SELECT p.id, p.site_id, s.name AS supplier_name, p.supplier_licence, p.product,
        p.batch_no, p.delivered_on, p.quantity::float8 AS quantity, p.unit, p.received_by,
-       p.created_by, p.created_at
+       p.created_by, p.created_at, p.photo_sha256
 FROM purchases p JOIN suppliers s ON s.licence_no = p.supplier_licence"""
 
 
@@ -87,11 +100,14 @@ def upsert_supplier(conn: Conn, *, licence_no: str, name: str) -> None:
 
 
 def record_purchase(
-    conn: Conn, *, data: PurchaseIn, scope: SiteScope, actor: str
+    conn: Conn, *, data: PurchaseIn, scope: SiteScope, actor: str, now: datetime | None = None
 ) -> PurchasePublic:
-    """Store one delivery of a site in scope; 404 outside it, 409 when recorded already."""
+    """Store one delivery of a site in scope; 404 outside it, 409 when recorded already,
+    422 when it is dated after today (China time)."""
     if not scope.allows(data.site_id):
         raise PurchaseNotFoundError(f"site {data.site_id} not found")
+    if data.delivered_on > china_today(now or utcnow()):
+        raise PurchaseInputError("delivered_on: must not be after today (China time)")
     with conn.transaction():
         if conn.execute("SELECT 1 FROM sites WHERE id = %s", (data.site_id,)).fetchone() is None:
             raise PurchaseNotFoundError(f"site {data.site_id} not found")
@@ -159,3 +175,37 @@ def list_purchases(
             },
         ).fetchall()
     return [PurchasePublic.model_validate(r) for r in rows]
+
+
+def attach_purchase_photo(
+    conn: Conn, *, store: EvidenceStore, purchase_id: int, content: bytes, scope: SiteScope
+) -> str:
+    """Check a delivery's photo (type, size, decompression bombs), store it by hash, attach it.
+
+    A second photo replaces the first on the record; the stored files are kept by hash.
+    """
+    info = check_image(content)
+    sha = hashlib.sha256(content).hexdigest()
+    with conn.transaction():
+        row = conn.execute(
+            f"SELECT 1 FROM purchases WHERE id = %(id)s AND {scope.clause('site_id')} FOR UPDATE",
+            {"id": purchase_id, **scope.params()},
+        ).fetchone()
+        if row is None:
+            raise PurchaseNotFoundError(f"purchase {purchase_id} not found")
+        store.put(sha, content)
+        conn.execute(
+            "UPDATE purchases SET photo_sha256 = %s, photo_media_type = %s WHERE id = %s",
+            (sha, info.media_type, purchase_id),
+        )
+    return sha
+
+
+def purchase_photo(conn: Conn, *, purchase_id: int, scope: SiteScope) -> tuple[str, str] | None:
+    """(sha256, media type) of a delivery's photo in scope, or None."""
+    row = conn.execute(
+        f"""SELECT photo_sha256, photo_media_type FROM purchases
+            WHERE id = %(id)s AND photo_sha256 IS NOT NULL AND {scope.clause("site_id")}""",
+        {"id": purchase_id, **scope.params()},
+    ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]))

@@ -3,7 +3,7 @@
 // an instrument's export (each refused row named), and the monthly statistics.
 import { api, ApiError } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
-import { h, mount, say } from "./dom.js";
+import { h, mount, qs, say } from "./dom.js";
 import { explain, fmtNum, fmtTime, getLang, getTimeZone } from "./i18n.js";
 
 const ITEMS = {
@@ -35,7 +35,7 @@ const WORDS = {
     saved: "已保存：{sample}", saved_again: "此前已录入，未改动：{sample}", photo_saved: "，照片已保存",
     photo_failed: "，但照片未保存：{msg}",
     imported: "导入 {imported} 条，重复 {duplicates} 条，失败 {failed} 条", choose_csv: "请先选择 CSV 文件",
-    view_photo: "照片", flagged: "预警 {n} 批进货",
+    view_photo: "照片", flagged: "预警 {n} 批进货", trace: "追溯进货记录",
   },
   en: {
     title: "Rapid tests", stats: "Monthly statistics", month: "Month", batches: "Batches", passed: "Passed",
@@ -52,7 +52,7 @@ const WORDS = {
     saved: "Saved: {sample}", saved_again: "Recorded before, unchanged: {sample}", photo_saved: ", photo saved",
     photo_failed: ", but the photo was not saved: {msg}",
     imported: "{imported} imported, {duplicates} duplicates, {failed} failed", choose_csv: "Choose a CSV file first",
-    view_photo: "Photo", flagged: "{n} deliveries flagged",
+    view_photo: "Photo", flagged: "{n} deliveries flagged", trace: "Trace the deliveries",
   },
 };
 
@@ -96,6 +96,9 @@ function localNow() {
 const head = (...cols) => h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, w(c)))));
 const empty = (n) => h("tr", {}, h("td", { colspan: n }, w("none")));
 const resultWord = (r) => h("span", { class: `light ${r === "fail" ? "light-red" : "light-green"}` }, w(r));
+/** The deliveries page for a supplier, with one delivery marked (进货查验 trace). */
+const traceHref = (licence, purchaseId) =>
+  `/console/deliveries${qs({ supplier: licence, purchase: purchaseId })}`;
 const counts = (list) => list.map((c) => `${c.key in ITEMS ? itemLabel(c.key) : c.name || c.key} ${c.failed}`).join("、") || "—";
 
 function statsCard(stats) {
@@ -118,7 +121,9 @@ function flagsCard(flags) {
     h("div", { class: "table-wrap" }, h("table", { id: "rt-flags" },
       head("site_id", "product", "batch_no", "delivered_on", "supplier_name", "failed_item", "failed_at", "failed_site"),
       h("tbody", {}, flags.length ? flags.map((f) => h("tr", { dataset: { siteId: f.site_id, purchase: String(f.purchase_id) } },
-        h("td", {}, siteName(f.site_id)), h("td", {}, f.product), h("td", {}, f.batch_no || "—"), h("td", {}, f.delivered_on),
+        h("td", {}, siteName(f.site_id)),
+        h("td", {}, h("a", { href: traceHref(f.supplier_licence, f.purchase_id), "data-link": true, class: "trace" }, f.product)),
+        h("td", {}, f.batch_no || "—"), h("td", {}, f.delivered_on),
         h("td", {}, f.supplier_name), h("td", {}, itemLabel(f.failed_item)), h("td", {}, fmtTime(f.failed_at)),
         h("td", {}, f.failed_site_id ? siteName(f.failed_site_id) : w("other_site"))))
         : empty(8)))));
@@ -132,7 +137,10 @@ function testsCard(tests) {
       h("tbody", {}, tests.length ? tests.map((r) => h("tr", { dataset: { result: r.result, siteId: r.site_id, sample: r.sample_no } },
         h("td", {}, fmtTime(r.tested_at)), h("td", {}, siteName(r.site_id)), h("td", {}, r.product),
         h("td", {}, r.batch_no || "—"), h("td", {}, r.supplier_name || "—"), h("td", {}, itemLabel(r.item)),
-        h("td", {}, resultWord(r.result), r.flagged ? h("div", { class: "small muted" }, w("flagged", { n: r.flagged })) : null),
+        h("td", {}, resultWord(r.result), r.flagged ? h("div", { class: "small muted" }, w("flagged", { n: r.flagged })) : null,
+          r.result === "fail" && (r.supplier_licence || r.purchase_id)
+            ? h("div", { class: "small" }, h("a", { href: traceHref(r.supplier_licence, r.purchase_id), "data-link": true, class: "trace" }, w("trace")))
+            : null),
         h("td", { class: "num" }, r.value === null ? "—" : `${r.value}${r.limit === null ? "" : ` / ${r.limit}`} ${r.unit}`),
         h("td", {}, r.ticket_id ? h("a", { href: `/console/tickets/${r.ticket_id}`, "data-link": true }, `#${r.ticket_id}`) : "—"),
         h("td", {}, r.photo_sha256 ? h("a", { href: `/api/v1/rapid-tests/${r.id}/photo`, target: "_blank", rel: "noopener" }, w("view_photo")) : "—")))
