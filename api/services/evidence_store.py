@@ -35,6 +35,7 @@ from api.services.evidence import (
     sniff_image,
 )
 from api.settings import ApiSettings
+from bkcommon.errors import RequestError
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ _SHA_HEX = frozenset("0123456789abcdef")
 _CHUNK = 64 * 1024
 _OFFLOAD_BATCH = 50
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})
+_UNAVAILABLE = "the evidence store is unavailable; try again later"
 
 
 def _check_sha(sha256: str) -> str:
@@ -57,6 +59,12 @@ def _media_type(data: bytes) -> str:
         return sniff_image(data).media_type
     except UnsupportedMediaError:
         return "application/octet-stream"
+
+
+class EvidenceStoreUnavailableError(RequestError):
+    """The bucket could not be reached or refused the API's account (503, try again)."""
+
+    status_code = 503
 
 
 class EvidenceIntegrityError(RuntimeError):
@@ -92,16 +100,29 @@ class S3Store:
         sha = _check_sha(sha256)
         return f"{self.prefix}{sha[:2]}/{sha[2:4]}/{sha}"
 
-    def _head(self, sha256: str) -> dict[str, Any] | None:
-        from botocore.exceptions import ClientError
+    def _call(self, operation: str, **params: Any) -> dict[str, Any] | None:
+        """``client.<operation>(Bucket=..., **params)``; None when the object is not there.
+
+        Any other failure (server unreachable, refused credentials, a missing bucket) is
+        ``EvidenceStoreUnavailableError``: the API answers 503 and logs the cause.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=self.key(sha256))
+            answer: dict[str, Any] = getattr(self.client, operation)(Bucket=self.bucket, **params)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in {"404", "NoSuchKey", "NotFound"}:
                 return None
-            raise
-        return head
+            logger.error("evidence store: %s %s failed: %s", operation, self.bucket, exc)
+            raise EvidenceStoreUnavailableError(_UNAVAILABLE) from exc
+        except BotoCoreError as exc:
+            logger.error("evidence store: %s %s failed: %s", operation, self.bucket, exc)
+            raise EvidenceStoreUnavailableError(_UNAVAILABLE) from exc
+        return answer
+
+    def _head(self, sha256: str) -> dict[str, Any] | None:
+        return self._call("head_object", Key=self.key(sha256))
 
     def exists(self, sha256: str) -> bool:
         """True when the object is stored."""
@@ -114,8 +135,8 @@ class S3Store:
             raise ValueError(f"content does not hash to {sha256}")
         if self.exists(sha256):
             return
-        self.client.put_object(
-            Bucket=self.bucket,
+        self._call(
+            "put_object",
             Key=self.key(sha256),
             Body=data,
             ContentType=_media_type(data),
@@ -125,15 +146,11 @@ class S3Store:
 
     def get(self, sha256: str) -> bytes | None:
         """The object's bytes if stored and still hashing to ``sha256``, else None."""
-        from botocore.exceptions import ClientError
-
         try:
-            obj = self.client.get_object(Bucket=self.bucket, Key=self.key(sha256))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-                return None
-            raise
+            obj = self._call("get_object", Key=self.key(sha256))
         except ValueError:
+            return None
+        if obj is None:
             return None
         data: bytes = obj["Body"].read()
         if hashlib.sha256(data).hexdigest() != sha256:
@@ -148,16 +165,9 @@ class S3Store:
         ``ChecksumMode``); bytes that do not hash to ``sha256`` end the download with
         ``EvidenceIntegrityError`` before its last piece.
         """
-        from botocore.exceptions import ClientError
-
-        try:
-            obj = self.client.get_object(
-                Bucket=self.bucket, Key=self.key(sha256), ChecksumMode="ENABLED"
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-                return None
-            raise
+        obj = self._call("get_object", Key=self.key(sha256), ChecksumMode="ENABLED")
+        if obj is None:
+            return None
         body = obj["Body"]
 
         def chunks() -> Iterator[bytes]:

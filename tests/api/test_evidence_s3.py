@@ -285,3 +285,22 @@ def test_claim_bundle_reads_its_evidence_from_the_bucket(
     manifest = json.loads(zf.read("manifest.json"))
     assert f"evidence/{sha}.jpg" in manifest["files"]
     assert zf.read(f"evidence/{sha}.jpg") == snap
+
+
+def test_an_unreachable_bucket_is_a_503_not_a_lost_photo(
+    db_url: str, s3_settings: ApiSettings, loop_registry: None, who: H, tid: int
+) -> None:
+    from tests.support.services import free_port
+
+    gone = s3_settings.model_copy(update={"s3_endpoint": f"http://127.0.0.1:{free_port()}"})
+    app = create_app(gone, common=CommonSettings(database_url=db_url))
+    with TestClient(app) as client:
+        r = client.post(
+            f"/api/v1/tickets/{tid}/evidence",
+            headers=who["officer"],
+            files={"file": ("fix.jpg", jpeg_bytes(seed=50), "image/jpeg")},
+        )
+        assert r.status_code == 503, r.text
+        assert "evidence store" in r.json()["detail"]
+        listing = client.get(f"/api/v1/tickets/{tid}/evidence", headers=who["officer"])
+        assert listing.json() == []  # nothing attached that cannot be fetched
