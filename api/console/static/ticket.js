@@ -3,7 +3,7 @@
 import { api, ApiError } from "./api.js";
 import { me, refresh, render } from "./app.js";
 import { h, mount, qs, say } from "./dom.js";
-import { explain, fmtTime, t, tOr } from "./i18n.js";
+import { explain, fmtTime, getLang, t, tOr } from "./i18n.js";
 import { adviceFor, ruleLabel, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
 import { statusBadge } from "./views.js";
@@ -37,7 +37,7 @@ async function temperatureCurve(ticket) {
  * checked window, from the evidence the ticket was opened with. */
 function cabinetCurve(ticket) {
   if (!["disinfection_missed", "disinfection_failed"].includes(ticket.rule)) return null;
-  const d = ticket.details || {};
+  const d = (ticket.details && (ticket.details.payload || ticket.details)) || {};
   const temps = Array.isArray(d.curve) ? d.curve : [];
   const power = Array.isArray(d.power_curve) ? d.power_curve : [];
   const from = Date.parse(d.meal_end || "") || undefined;
@@ -48,7 +48,9 @@ function cabinetCurve(ticket) {
     temps.length || power.length
       ? cabinetChart({ temps, power, minTemp: d.min_temp_c ?? null, from: first.length ? Math.min(from ?? Infinity, ...first) : from, to, label: t("cabinet_curve") })
       : h("p", { class: "muted no-readings" }, t("cabinet_no_data")),
-    h("p", { class: "muted small" }, t("chart_hint")));
+    h("p", { class: "muted small", id: "cabinet-curve-hint" }, getLang() === "en"
+      ? "Red: the cabinet's temperature (left axis), the dashed line the temperature a valid cycle needs; blue steps: what its plug draws (right axis). Hover for values, drag to zoom, double-click to zoom out."
+      : "红线为消毒柜温度(左轴)，虚线为合格消毒所需温度；蓝色阶梯线为插座功率(右轴)。悬停看数值，拖动放大，双击还原。"));
 }
 
 const BASE = "/console";
