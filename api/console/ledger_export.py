@@ -23,7 +23,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from api.schemas import TicketPublic
-from api.services.labels import SOURCE_LABELS, TIER_LABELS, rule_label
+from api.services.labels import SOURCE_LABELS, TIER_LABELS, rule_label, title_in
 from api.services.spreadsheet import defuse
 
 Lang = Literal["zh-CN", "en"]
@@ -92,7 +92,7 @@ def row_values(
     values: dict[str, object] = {
         "ticket_no": t.ticket_no,
         "site_name": site_names.get(t.site_id, t.site_id),
-        "title": t.title,
+        "title": title_in(t.title, t.rule, lang),
         "rule": rule_label(t.rule)[zh_en],
         "tier": f"{t.tier} · {_word(TIER_LABELS.get(t.tier), lang, str(t.tier))}",
         "source": _word(SOURCE_LABELS.get(t.source), lang, t.source),

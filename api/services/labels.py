@@ -73,6 +73,28 @@ def rule_label(rule: str, profile: str | None = None) -> tuple[str, str]:
     return zh, en
 
 
+def title_in(title: str, rule: str, lang: str) -> str:
+    """A stored ticket title in one language: ``冷藏温度超标: 冷藏柜 1`` of ``ticket_title``'s
+    ``冷藏温度超标 fridge over temperature limit: 冷藏柜 1``; any other title (typed by a
+    person) as it is. The console's ``ticketTitle`` (labels.js) splits the same way.
+
+    Example:
+        >>> title_in("未戴口罩 no mask: 凉菜专间", "no_mask", "en")
+        'no mask: 凉菜专间'
+        >>> title_in("冷藏温度超标 fridge over temperature limit: 冷藏柜 1", "temp_high", "zh-CN")
+        '冷藏温度超标: 冷藏柜 1'
+        >>> title_in("门口地面有积水", "manual", "en")
+        '门口地面有积水'
+    """
+    profiles = [None, *PROFILE_LABELS] if rule in _TEMP_RULES else [None]
+    for profile in profiles:
+        zh, en = rule_label(rule, profile)
+        prefix = f"{zh} {en}: "
+        if title.startswith(prefix):
+            return f"{en if lang == 'en' else zh}: {title[len(prefix) :]}"
+    return title
+
+
 def ticket_title(rule: str, subject_name: str, profile: str | None = None) -> str:
     """Title of a ticket in Chinese and English, e.g. ``冷藏温度超标 fridge over ...: 冷藏柜 1``.
 

@@ -1,6 +1,7 @@
 // The kitchen page (后厨看板) of one canteen: what is wrong now in plain words, what to do,
 // a sound and a spoken line once armed, the recent alerts, and an acknowledge button.
 // Live: a new alarm or violation of this canteen shows within moments, without reload.
+import { bellIcon } from "./icons.js";
 import { api, ApiError } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
 import { h, mount, qs, say } from "./dom.js";
@@ -121,10 +122,11 @@ export async function renderKitchen(main, params) {
       alerts.length > 1 ? h("p", { class: "k-more" }, t("kitchen_more", { n: alerts.length - 1 })) : null)
     : h("section", { id: "kitchen-alert", class: "kitchen-ok", role: "status" }, h("p", { class: "k-what" }, t("kitchen_all_clear")));
 
+  const armText = h("span", {}, sound.armed ? t("kitchen_armed") : t("kitchen_arm"));
   const armButton = h("button", {
     type: "button", id: "kitchen-arm", class: sound.armed ? "secondary" : null, "aria-pressed": sound.armed ? "true" : "false",
-    onclick: () => { arm(); armButton.textContent = t("kitchen_armed"); armButton.setAttribute("aria-pressed", "true"); armButton.className = "secondary"; },
-  }, sound.armed ? t("kitchen_armed") : t("kitchen_arm"));
+    onclick: () => { arm(); armText.textContent = t("kitchen_armed"); armButton.setAttribute("aria-pressed", "true"); armButton.className = "secondary"; },
+  }, bellIcon(), " ", armText);
 
   document.title = `${t("kitchen_title")} · ${site.name}`;
   mount(main,

@@ -25,6 +25,29 @@ export function ruleLabel(rule, profile = null) {
   return base;
 }
 
+/** The (zh, en) pair of `rule` as the server words it, with the equipment for temperature rules. */
+function rulePair(rule, profile) {
+  const [zh, en] = config.rules[rule] || [rule, rule.replace(/_/g, " ")];
+  const p = config.profiles[profile];
+  return (rule === "temp_high" || rule === "temp_low") && p ? [p[0] + zh, `${p[1]} ${en}`] : [zh, en];
+}
+
+/**
+ * A ticket's title in the reader's language: the stored "冷藏温度超标 fridge over temperature
+ * limit: 冷藏柜 1" reads "冷藏温度超标: 冷藏柜 1" (or the English half); a title typed by a
+ * person stays as typed. The XLSX ledger splits the same way (api/services/labels.py title_in).
+ */
+export function ticketTitle(ticket) {
+  const title = ticket.title || "";
+  const profiles = ticket.rule === "temp_high" || ticket.rule === "temp_low" ? [null, ...Object.keys(config.profiles)] : [null];
+  for (const profile of profiles) {
+    const [zh, en] = rulePair(ticket.rule, profile);
+    const prefix = `${zh} ${en}: `;
+    if (title.startsWith(prefix)) return `${getLang() === "en" ? en : zh}: ${title.slice(prefix.length)}`;
+  }
+  return title;
+}
+
 /** "冷藏" for "fridge". */
 export function profileLabel(profile) {
   return pick(config.profiles[profile], profile);

@@ -3,7 +3,7 @@ import { api } from "./api.js";
 import { refresh } from "./app.js";
 import { h, mount, qs } from "./dom.js";
 import { fmtNum, fmtTime, t, tOr } from "./i18n.js";
-import { profileLabel, ruleLabel } from "./labels.js";
+import { profileLabel, ruleLabel, ticketTitle } from "./labels.js";
 import { onLiveView } from "./live.js";
 import { siteState, statusBadge } from "./views.js";
 import { alarmPeriods, tempChart } from "./charts.js";
@@ -150,7 +150,7 @@ export async function renderSite(main, siteId) {
     h("section", { class: "card", "aria-labelledby": "open-h" },
       h("h2", { id: "open-h" }, t("open_tickets"), ` (${open.length})`),
       open.length ? h("ul", { id: "site-tickets" }, open.map((x) => h("li", { class: x.overdue ? "overdue" : null },
-        h("a", { href: `${BASE}/tickets/${x.id}`, "data-link": true }, x.ticket_no), " ", statusBadge(x.status), ` ${x.title} · ${t("due_at")} ${fmtTime(x.due_at)}`,
+        h("a", { href: `${BASE}/tickets/${x.id}`, "data-link": true }, x.ticket_no), " ", statusBadge(x.status), ` ${ticketTitle(x)} · ${t("due_at")} ${fmtTime(x.due_at)}`,
         x.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null)))
         : h("p", {}, t("no_tickets"))),
     checks.data.length ? h("section", { class: "card", "aria-labelledby": "dis-h" },

@@ -99,19 +99,22 @@ export async function usersSection() {
   const names = Object.fromEntries(options.sites.map((s) => [s.id, s.name]));
   const regions = Object.fromEntries(options.regions.map((r) => [r.id, r.name]));
   const msg = h("p", { id: "user-message", role: "status", "aria-live": "polite", "data-keep": true });
-  const ok = (text) => { msg.className = "ok"; say(msg, text); };
   const fail = (e) => { msg.className = "error"; say(msg, refusal(e)); };
   const editor = h("div", { id: "user-edit" });
   const self = me().username;
 
+  // the page is redrawn with the change first, then the message says it is done
   const act = async (fn, done) => {
     try {
       await fn();
-      ok(done);
-      await refresh();
     } catch (e) {
       fail(e);
+      return;
     }
+    await refresh();
+    const shown = document.getElementById("user-message") || msg;
+    shown.className = "ok";
+    say(shown, done);
   };
 
   const openEditor = (u) => {

@@ -3,7 +3,7 @@ import { api } from "./api.js";
 import { navigate, refresh } from "./app.js";
 import { h, mount, qs } from "./dom.js";
 import { fmtNum, fmtTime, getLang, t } from "./i18n.js";
-import { ruleLabel, ruleOptions, tierLabel } from "./labels.js";
+import { ruleLabel, ruleOptions, ticketTitle, tierLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
 
 const BASE = "/console";
@@ -174,7 +174,7 @@ export async function renderTickets(main, params) {
       h("tbody", {}, result.data.length ? result.data.map((x) => h("tr", { class: x.overdue ? "overdue" : null, dataset: { ticketId: x.id } },
         h("th", { scope: "row" }, h("a", { href: `${BASE}/tickets/${x.id}`, "data-link": true }, x.ticket_no)),
         h("td", { "data-label": t("site") }, h("a", { href: `${BASE}/sites/${encodeURIComponent(x.site_id)}`, "data-link": true }, names[x.site_id] || x.site_id)),
-        h("td", { "data-label": t("title") }, x.title),
+        h("td", { "data-label": t("title") }, ticketTitle(x)),
         h("td", { "data-label": t("rule") }, ruleLabel(x.rule, x.details && x.details.profile)),
         h("td", { "data-label": t("tier") }, tierLabel(x.tier)),
         h("td", { "data-label": t("status") }, statusBadge(x.status)),
