@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
@@ -47,6 +47,10 @@ logger = logging.getLogger(__name__)
 
 STATE_RULE = "disinfection"
 """``rule_state.rule`` of the per-cabinet cycle state."""
+
+PLUG_SILENT = timedelta(minutes=10)
+"""A plug-timed cycle whose plug has sent nothing for this long ends by the temperature
+(below ``start_temp_c``), so a plug that died mid-cycle does not hold it open."""
 
 Verdict = Literal["valid", "too_cool", "too_short"]
 JudgedBy = Literal["temperature", "power", "power_temperature"]
@@ -243,10 +247,14 @@ def step(  # noqa: PLR0911 - one return per phase of the cycle
             folded = _heat(state, t, ts, cab)
             return folded, _ended(folded, state.ended_at, cab)
         state = CycleState(last_ts=state.last_ts, last_power_ts=state.last_power_ts, armed=False)
-    if state.running and state.driver == "power":
+    if state.running and state.driver == "power" and cab.has_plug:
         assert state.started_at is not None
         if ts < state.started_at:  # before the plug switched on
             return replace(state, last_ts=ts), None
+        silent = state.last_power_ts is None or ts - state.last_power_ts > PLUG_SILENT
+        if t < cab.start_temp_c and silent:  # the plug went quiet: the temperature ends it
+            cycle = _ended(state, ts, cab)
+            return CycleState(last_ts=ts, last_power_ts=state.last_power_ts), cycle
         return _heat(state, t, ts, cab), None
     if not state.running:
         if t < cab.start_temp_c:

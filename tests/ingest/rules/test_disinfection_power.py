@@ -83,3 +83,18 @@ def test_plug_takes_over_and_no_phantom_cycle_while_still_hot() -> None:
     assert [(c.started_at, c.judged_by, c.verdict) for c in rest if c.started_at != T0] == [
         (T0 + timedelta(minutes=40), "temperature", "too_cool")
     ]
+
+
+def test_a_plug_that_dies_mid_cycle_does_not_hold_it_open() -> None:
+    events: list[NewReading | NewPower] = [_p(0, 1800.0)]
+    events += [_t(m, 102.0) for m in range(1, 13)]
+    events += [_t(13, 80.0), _t(20, 55.0)]  # last plug sample at 0; 20 min later it is cool
+    [cycle] = _feed(events)
+    assert (cycle.ended_at, cycle.verdict, cycle.judged_by) == (
+        T0 + timedelta(minutes=20),
+        "valid",
+        "power_temperature",
+    )
+    # a plug still reporting keeps the cycle open through a dip below start_temp_c
+    events = [_p(m, 1800.0) for m in range(0, 14)] + [_t(5, 102.0), _t(6, 55.0), _t(7, 102.0)]
+    assert _feed(sorted(events, key=lambda e: e.ts)) == []
