@@ -227,8 +227,12 @@ class PowerReading(Contract):
     current_a: float | None = Field(
         default=None, ge=0, le=CURRENT_MAX_A, allow_inf_nan=False, description="Current, A"
     )
-    voltage_v: float | None = Field(
-        default=None, ge=0, le=VOLTAGE_MAX_V, allow_inf_nan=False, description="Voltage, V"
+    voltage_v: Real | None = Field(
+        default=None,
+        ge=0,
+        le=VOLTAGE_MAX_V,
+        allow_inf_nan=False,
+        description="Voltage, V (cabinet_power.voltage_v is a real)",
     )
     energy_kwh: float | None = Field(
         default=None,
