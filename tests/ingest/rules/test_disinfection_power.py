@@ -4,8 +4,14 @@ cycle, and a still-hot cabinet starts no phantom cycle after the plug switched o
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
+
+from bkcommon.errors import ConfigError
+from bkcommon.sitefile import parse_site_file
 from ingest.rules.disinfection import Cabinet, Cycle, CycleState, step, step_power
 from ingest.types import NewPower, NewReading
 
@@ -98,3 +104,60 @@ def test_a_plug_that_dies_mid_cycle_does_not_hold_it_open() -> None:
     # a plug still reporting keeps the cycle open through a dip below start_temp_c
     events = [_p(m, 1800.0) for m in range(0, 14)] + [_t(5, 102.0), _t(6, 55.0), _t(7, 102.0)]
     assert _feed(sorted(events, key=lambda e: e.ts)) == []
+
+
+@pytest.mark.parametrize(
+    ("sensors", "message"),
+    [
+        (
+            [
+                {"id": "f", "profile": "fridge", "zigbee_name": "p1"},
+                {"id": "c", "profile": "disinfection", "cabinet": {"plug": {"zigbee_name": "p1"}}},
+            ],
+            "sites.0.sensors.1.cabinet.plug.zigbee_name: duplicate 'p1'",
+        ),
+        (
+            [{"id": "c", "profile": "disinfection", "cabinet": {"on_w": 1}}],
+            "sites.0.sensors.0.cabinet.on_w: Input should be greater than or equal to 5",
+        ),
+        (
+            [{"id": "c", "profile": "disinfection", "cabinet": {"on_a": 300}}],
+            "sites.0.sensors.0.cabinet.on_a: Input should be less than or equal to 250",
+        ),
+    ],
+)
+def test_site_file_errors_name_the_plug_field(sensors: list[dict[str, Any]], message: str) -> None:
+    data = {
+        "regions": [{"id": "d", "name": "D"}],
+        "sites": [{"id": "s1", "name": "S", "region": "d", "sensors": sensors}],
+    }
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_site_file(data)
+
+
+def test_on_thresholds_per_type_region_and_cabinet() -> None:
+    data = {
+        "regions": [{"id": "d", "name": "D", "disinfection": {"dishwasher": {"on_w": 800}}}],
+        "sites": [
+            {
+                "id": "s1",
+                "name": "S",
+                "region": "d",
+                "sensors": [
+                    {"id": "a", "profile": "disinfection"},
+                    {"id": "b", "profile": "disinfection", "cabinet": {"type": "dishwasher"}},
+                    {
+                        "id": "c",
+                        "profile": "disinfection",
+                        "cabinet": {"type": "infrared", "on_a": 0.5},
+                    },
+                ],
+            }
+        ],
+    }
+    sf = parse_site_file(data)
+    site = sf.sites[0]
+    specs = {sn.id: sf.cabinet_spec(site, sn)[1] for sn in site.sensors}
+    assert (specs["a"].on_w, specs["a"].on_current_a) == (300.0, 1.364)  # steam default
+    assert (specs["b"].on_w, specs["b"].on_current_a) == (800.0, 3.636)  # the region's
+    assert (specs["c"].on_w, specs["c"].on_current_a) == (200.0, 0.5)  # the cabinet's
