@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from prometheus_client import Counter, Gauge, Histogram
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 FINDINGS_PROCESSED = Counter(
     "bk_api_findings_processed_total",
@@ -55,25 +56,53 @@ REQUEST_SECONDS = Histogram(
 def instrument(app: FastAPI) -> None:
     """Time every request into ``bk_api_request_seconds``, labelled by route template.
 
+    The time is from the request reaching the app to the response's start (status and
+    headers; a streamed body such as the live events is not waited for), and every answer
+    carries it as ``Server-Timing: app;dur=<ms>``: the app's own time, not the wait to be
+    read nor the send, what a benchmark under load compares with the client's time, and
+    what browsers show in their developer tools.
+
     The template (``/api/v1/tickets/{ticket_id}``), not the raw path, keeps the label
     set small; requests that match no route are counted under ``unmatched``.
     """
+    app.add_middleware(_Observe)
 
-    @app.middleware("http")
-    async def _observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+
+class _Observe:
+    """Plain ASGI middleware (no task group and body stream per request, unlike
+    ``@app.middleware``): one histogram observation and one header per HTTP request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        status = 500
+        observed = False
+
+        def observe(status: int) -> float:
+            nonlocal observed
+            observed = True
+            seconds = time.perf_counter() - started
+            template = route_template(Request(scope))  # the router set scope["route"]
+            REQUEST_SECONDS.labels(scope["method"], template, str(status)).observe(seconds)
+            return seconds
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and not observed:
+                seconds = observe(int(message["status"]))
+                MutableHeaders(scope=message).append(
+                    "Server-Timing", f"app;dur={seconds * 1000:.1f}"
+                )
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, timed_send)
         finally:
-            template = route_template(request)
-            REQUEST_SECONDS.labels(request.method, template, str(status)).observe(
-                time.perf_counter() - started
-            )
+            if not observed:  # an error no handler turned into a response
+                observe(500)
 
 
 def route_template(request: Request) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -61,6 +62,16 @@ def test_request_latency_is_labelled_by_route_template(client: TestClient) -> No
     assert _value(after, "bk_api_request_seconds_count", **health) >= 1
     assert _value(after, "bk_api_request_seconds_bucket", le="+Inf", **key) >= 2
     assert not any("987654" in str(labels) for _, labels in after)
+
+
+def test_every_answer_carries_the_apps_own_time(client: TestClient) -> None:
+    for path, status in (("/api/v1/healthz", 200), ("/api/v1/tickets/987654", 404),
+                         ("/api/v1/no-such-route", 404)):  # fmt: skip
+        r = client.get(path)
+        assert r.status_code == status
+        timing = re.fullmatch(r"app;dur=(\d+\.\d)", r.headers["server-timing"])
+        assert timing is not None, r.headers["server-timing"]
+        assert 0 <= float(timing.group(1)) < 10_000
 
 
 def test_sla_breach_counted_when_the_deadline_passes(
