@@ -60,7 +60,17 @@ def register_console(bench_sub: Any) -> None:
     c.add_argument("--readings", type=int, default=40_000_000, help="sensor readings, past year")
     c.add_argument("--sensors", type=int, default=100, help="sensors the readings spread over")
     c.add_argument("--repeat", type=int, default=30, help="timed requests per read")
+    c.add_argument(
+        "--clients", type=int, default=50, help="concurrent wrk connections (0: skip that phase)"
+    )
+    c.add_argument("--duration", type=float, default=30.0, help="seconds of the loaded phase")
     c.add_argument("--pg-url", help="server URL without database (default from BK_DATABASE_URL)")
+    c.add_argument(
+        "--database",
+        help="keep and reuse this database (seeded only while it has no canteens); "
+        "default: a fresh one, dropped afterwards",
+    )
+    c.add_argument("--seed-only", action="store_true", help="seed, then stop (with --database)")
     c.add_argument("--json", dest="json_path", default="var/bench/console.json")
     c.set_defaults(handler=_cmd_console)
 
@@ -74,7 +84,11 @@ def _cmd_console(args: argparse.Namespace) -> int:
         readings=args.readings,
         sensors=args.sensors,
         repeat=args.repeat,
+        clients=args.clients,
+        duration_s=args.duration,
         pg_url=args.pg_url,
+        database=args.database,
+        seed_only=args.seed_only,
         json_path=args.json_path,
     )
     return run_console_bench(opts, out=sys.stdout)
