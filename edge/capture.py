@@ -7,6 +7,13 @@ analysed are only ``grab()``-ed (no decode into BGR). Streams are opened through
 the FFmpeg backend with open and read timeouts, so a hung camera blocks only its
 own thread; a failed source is retried with exponential backoff.
 
+A camera with a sub-stream (``Camera.substream``) is read from that smaller
+stream; its main stream is opened only by :func:`grab_still`, one frame per event
+(the evidence photo). Decoded frames may go into a small ring of reused buffers
+(``CaptureSettings.frame_buffers``, off by default: it did not lower the peak
+memory): a buffer is decoded into again only once nothing else (the slot, the
+analysis, a rule) still holds it.
+
 Health (视频离线 / 遮挡): ``offline`` (no frame for ``offline_after_s`` or the
 source cannot be opened), ``frozen`` (identical frames for ``frozen_after_s``),
 ``covered`` (almost uniform or dark image) and ``blurred`` (variance of the
@@ -16,6 +23,7 @@ Laplacian under a threshold), each held for ``problem_after_s`` before reported.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -71,6 +79,14 @@ class CaptureSettings(BaseModel):
         description="FFmpeg decoder threads per camera (0 = FFmpeg's choice, one per core): "
         "one thread per camera costs less CPU and memory once cameras outnumber cores.",
     )
+    frame_buffers: int = Field(
+        default=0,
+        ge=0,
+        le=16,
+        description="Decoded-frame buffers each reader reuses (0 = a new array per frame); a "
+        "buffer still held elsewhere is never written, a new one is made instead. Off: 4 "
+        "buffers raised the 16-camera peak RSS (docs/benchmarks.md, Round 4).",
+    )
 
 
 class HealthProblem(StrEnum):
@@ -84,11 +100,13 @@ class HealthProblem(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """A sampled frame: BGR image, capture time (aware UTC) and its sequence number."""
+    """A sampled frame: BGR image, capture time (aware UTC), sequence number and, for a video
+    file, its position in the file (so a file standing in for a main stream is grabbed there)."""
 
     image: BGRImage
     ts: datetime
     seq: int
+    video_pos_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +161,114 @@ def open_capture(url: str, settings: CaptureSettings) -> cv2.VideoCapture:
         int(settings.read_timeout_s * 1000),
     ]
     return cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+
+
+class FrameRing:
+    """A few decoded-frame buffers one reader reuses instead of a new array per frame.
+
+    :meth:`free` hands out a buffer only when nothing but the ring refers to it (no
+    ``Frame``, crop view, rule or event holds it), so a frame is never overwritten
+    while in use; when all are held, ``None`` tells the caller to let OpenCV allocate.
+    """
+
+    def __init__(self, size: int) -> None:
+        """Keep up to ``size`` buffers (0: never reuse)."""
+        self.size = size
+        self._bufs: list[BGRImage] = []
+        self.reused = 0
+        self.allocated = 0
+
+    def free(self) -> BGRImage | None:
+        """A buffer nobody else holds, or None."""
+        for buf in self._bufs:
+            # references: the ring's list, this loop's name, getrefcount's argument
+            if sys.getrefcount(buf) <= 3:
+                return buf
+        return None
+
+    def keep(self, image: BGRImage, given: BGRImage | None) -> None:
+        """Record what ``retrieve`` returned for ``given`` (a new array joins the ring if room)."""
+        if given is not None and image is given:
+            self.reused += 1
+            return
+        self.allocated += 1
+        if given is not None:  # the stream changed size: replace the stale buffer
+            self._bufs = [b for b in self._bufs if b is not given]
+        if len(self._bufs) < self.size and image.flags.c_contiguous:
+            self._bufs.append(image)
+
+    def __len__(self) -> int:
+        """Buffers in the ring."""
+        return len(self._bufs)
+
+
+def retrieve_into(cap: cv2.VideoCapture, ring: FrameRing) -> BGRImage | None:
+    """Decode the grabbed frame into a free buffer of ``ring`` (or a new one)."""
+    buf = ring.free()
+    ok, image = cap.retrieve(buf) if buf is not None else cap.retrieve()
+    if not ok or image is None:
+        return None
+    frame = np.ascontiguousarray(image, dtype=np.uint8)  # the same array when already so
+    ring.keep(frame, buf)
+    return frame
+
+
+class StillGrabError(RuntimeError):
+    """The main stream gave no frame (cannot open, no frame, or too slow)."""
+
+
+def _grab_once(
+    url: str, settings: CaptureSettings, timeout_s: float, at_s: float | None
+) -> BGRImage:
+    quick = settings.model_copy(update={"open_timeout_s": timeout_s, "read_timeout_s": timeout_s})
+    cap = open_capture(url, quick)
+    try:
+        if not cap.isOpened():
+            raise StillGrabError("cannot open the main stream")
+        if at_s is not None and source_kind(url) == "file":
+            cap.set(cv2.CAP_PROP_POS_MSEC, max(0.0, at_s) * 1000.0)
+        if not cap.grab():
+            raise StillGrabError("the main stream gave no frame")
+        ok, image = cap.retrieve()
+        if not ok or image is None:
+            raise StillGrabError("the main stream's frame could not be decoded")
+        return np.ascontiguousarray(image)
+    finally:
+        cap.release()
+
+
+def grab_still(
+    url: str, settings: CaptureSettings, timeout_s: float, at_s: float | None = None
+) -> BGRImage:
+    """Open ``url``, take one frame, close it, all within ``timeout_s``; else StillGrabError.
+
+    Used for a camera's main stream at an event. A video file is read at ``at_s`` seconds
+    (where its sub-stream file is), a stream at its live position. FFmpeg gets the timeout as
+    its open/read timeouts, and the call is waited for on a helper thread, so a backend that
+    ignores them still cannot hold the caller longer than ``timeout_s``.
+    """
+    box: dict[str, BGRImage | BaseException] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["image"] = _grab_once(url, settings, timeout_s, at_s)
+        except BaseException as exc:  # handed to the caller
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="still-grab", daemon=True).start()
+    if not done.wait(timeout_s):
+        raise StillGrabError(f"no frame from the main stream within {timeout_s:g} s")
+    err = box.get("error")
+    if isinstance(err, StillGrabError):
+        raise err
+    if isinstance(err, BaseException):
+        raise StillGrabError(f"{type(err).__name__}: {err}") from err
+    image = box["image"]
+    assert not isinstance(image, BaseException)
+    return image
 
 
 @dataclass(slots=True)
@@ -208,11 +334,13 @@ class CameraReader:
         self._problem: HealthProblem | None = None
         self._problem_since_mono: float | None = None
         self._rate_window: list[tuple[float, int, int]] = []
+        self.ring = FrameRing(self.settings.frame_buffers)
 
     @classmethod
     def from_camera(cls, camera: Camera, settings: CaptureSettings | None = None) -> CameraReader:
-        """Build a reader for a site-file camera."""
-        return cls(camera.id, camera.url, camera.analyse_fps, settings)
+        """Build a reader for a site-file camera: its sub-stream when it has one."""
+        url = camera.substream.url if camera.substream is not None else camera.url
+        return cls(camera.id, url, camera.analyse_fps, settings)
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> CameraReader:
@@ -363,9 +491,9 @@ class CameraReader:
             if now < next_due:
                 continue
             next_due = max(next_due + interval, now)
-            ok, image = cap.retrieve()
-            if ok and image is not None:
-                self._publish(np.ascontiguousarray(image), datetime.now(tz=UTC), now, wait=False)
+            image = retrieve_into(cap, self.ring)
+            if image is not None:
+                self._publish(image, datetime.now(tz=UTC), now, wait=False)
         return got_any
 
     def _read_file(self, cap: cv2.VideoCapture) -> bool:
@@ -405,13 +533,13 @@ class CameraReader:
             now = self._clock()
             self._count_read(now)
             if index % step == 0:
-                ok, image = cap.retrieve()
-                if ok and image is not None:
+                image = retrieve_into(cap, self.ring)
+                if image is not None:
                     if lossless:
                         ts = video_origin + timedelta(seconds=loop_offset_s + index / file_fps)
                     else:
                         ts = datetime.now(tz=UTC)
-                    self._publish(np.ascontiguousarray(image), ts, now, wait=lossless)
+                    self._publish(image, ts, now, wait=lossless, pos_s=index / file_fps)
             index += 1
         return got_any
 
@@ -420,7 +548,9 @@ class CameraReader:
             self._frames_read += 1
             self._last_frame_mono = now
 
-    def _publish(self, image: BGRImage, ts: datetime, now: float, wait: bool) -> None:
+    def _publish(
+        self, image: BGRImage, ts: datetime, now: float, wait: bool, pos_s: float | None = None
+    ) -> None:
         """Put a sampled frame in the slot (overwrite = skipped) and update image health."""
         self._check_image(image, now)
         with self._cond:
@@ -431,7 +561,7 @@ class CameraReader:
                 self._frames_skipped += 1
             self._seq += 1
             self._frames_sampled += 1
-            self._slot = Frame(image=image, ts=ts, seq=self._seq)
+            self._slot = Frame(image=image, ts=ts, seq=self._seq, video_pos_s=pos_s)
             self._last_frame_at = ts
             self._rate_window.append((now, self._frames_sampled, self._frames_skipped))
             if len(self._rate_window) > 256:

@@ -78,6 +78,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print(f"{path}: OK: edge box {box.id} of site {site.id} ({site.name})")
     for cam in box.cameras:
         print(f"  camera {cam.id} {cam.name!r} url={_safe_url(cam.url)} fps={cam.analyse_fps}")
+        if cam.substream is not None:
+            w, h = cam.substream.main_size
+            print(
+                f"    substream url={_safe_url(cam.substream.url)} (analysed; main stream "
+                f"{w}x{h} only for evidence, grab timeout {cam.substream.grab_timeout_s:g} s)"
+            )
         for z in cam.zones:
             mask = (
                 z.mask_required

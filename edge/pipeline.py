@@ -100,6 +100,9 @@ class CameraPipeline:
         self.detector = detector
         self.settings = settings or VisionSettings()
         self.zones = ZoneSet(camera.zones)
+        self._main_size = camera.substream.main_size if camera.substream is not None else None
+        self._zones_for: tuple[int, int] | None = None
+        self._zoom = self.settings.crop_zoom
         self.motion = MotionDetector(self.settings.motion)
         self.tracker = Tracker(
             camera.analyse_fps / self.settings.detect_every_n_frames, self.settings.track
@@ -127,6 +130,8 @@ class CameraPipeline:
         st = self._stats
         st.frames_analysed += 1
         h, w = frame_bgr.shape[:2]
+        if self._main_size is not None and self._zones_for != (w, h):
+            self._fit_to_stream(w, h)
         boxes = self.motion.detect(frame_bgr)
         if (
             self._track_seen is not None
@@ -155,7 +160,7 @@ class CameraPipeline:
                     self.detector.input_size,
                     self.settings.crop_pad_frac,
                     self.settings.max_regions,
-                    zoom=self.settings.crop_zoom,
+                    zoom=self._zoom,
                 )
                 area = float(
                     ((regions[:, 2] - regions[:, 0]) * (regions[:, 3] - regions[:, 1])).sum()
@@ -194,6 +199,26 @@ class CameraPipeline:
         ms = (time.perf_counter() - t0) * 1000
         st.process_ms_avg = ms if st.frames_analysed == 1 else 0.9 * st.process_ms_avg + 0.1 * ms
         return events
+
+    def _fit_to_stream(self, w: int, h: int) -> None:
+        """Map the main-stream zones and crop sizes onto the sub-stream's ``w`` x ``h`` frames.
+
+        Zones are scaled to the frame; the crop zoom grows by main / sub width (up to 4),
+        so a crop covers the same part of the scene as on the main stream.
+        """
+        assert self._main_size is not None
+        self.zones = ZoneSet.for_frame(self.camera.zones, self._main_size, w, h)
+        ratio = self._main_size[0] / w if w else 1.0
+        self._zoom = min(4.0, max(1.0, self.settings.crop_zoom * ratio))
+        self._zones_for = (w, h)
+        logger.info(
+            "camera %s: analysing %dx%d frames of a %dx%d main stream (crop zoom %.2f)",
+            self.camera.id,
+            w,
+            h,
+            *self._main_size,
+            self._zoom,
+        )
 
     def _refresh_due(self, ts: datetime) -> bool:
         every = self.settings.refresh_every_s

@@ -36,6 +36,7 @@ from edge.metrics import EdgeMetrics
 from edge.outbox import Outbox
 from edge.publish import EdgePublisher
 from edge.settings import EdgeSettings
+from edge.substream import main_stream_evidence
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +277,12 @@ class EdgeWorker:
                 ms = (time.perf_counter() - t0) * 1000
                 st.inference_ms = ms if st.frames == 0 else 0.9 * st.inference_ms + 0.1 * ms
                 st.frames += 1
-                for ev in events:
+                for decided in events:
+                    ev = decided
+                    if st.camera.substream is not None:  # the photo from the main stream
+                        ev = main_stream_evidence(
+                            st.camera, decided, st.reader.settings, frame.video_pos_s
+                        )
                     prepared = self.delivery.deliver(ev)
                     st.events.append(prepared.violation.event_id)
                 backoff = 1.0

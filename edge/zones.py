@@ -80,9 +80,36 @@ class CameraZone:
 class ZoneSet:
     """All zones of one camera."""
 
-    def __init__(self, zones: list[Zone]) -> None:
-        """Prepare the camera's zones."""
+    def __init__(self, zones: list[Zone], scale: tuple[float, float] = (1.0, 1.0)) -> None:
+        """Prepare the camera's zones, their points multiplied by ``scale`` (x, y).
+
+        Zones are drawn in the camera's main-stream pixels; a camera analysed on its
+        sub-stream gets them scaled to that stream (``scale`` = sub size / main size).
+        """
+        self.scale = scale
         self.zones = [CameraZone.from_zone(z) for z in zones]
+        if scale != (1.0, 1.0):
+            factor = np.array(scale, np.float32)
+            self.zones = [
+                CameraZone(z.id, z.kind, z.polygon * factor, z.mask_required, z.board_type)
+                for z in self.zones
+            ]
+
+    @classmethod
+    def for_frame(
+        cls, zones: list[Zone], main_size: tuple[int, int] | None, frame_w: int, frame_h: int
+    ) -> ZoneSet:
+        """Zones for frames of ``frame_w`` x ``frame_h`` when they are drawn on ``main_size``.
+
+        Example:
+            >>> from bkcommon.sitefile import Zone
+            >>> z = Zone(id="p", kind="prep_room", polygon=[(0, 0), (1280, 0), (640, 720)])
+            >>> ZoneSet.for_frame([z], (1280, 720), 640, 360).zones[0].points()
+            [(0.0, 0.0), (640.0, 0.0), (320.0, 360.0)]
+        """
+        if main_size is None or main_size == (frame_w, frame_h):
+            return cls(zones)
+        return cls(zones, (frame_w / main_size[0], frame_h / main_size[1]))
 
     def of_kind(self, *kinds: str) -> list[CameraZone]:
         """Zones of the given kinds."""
