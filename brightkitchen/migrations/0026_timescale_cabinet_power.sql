@@ -52,3 +52,19 @@ $$;
 
 SELECT create_hypertable('cabinet_power', 'ts', chunk_time_interval => INTERVAL '7 days',
     if_not_exists => true, migrate_data => true);
+
+-- Like sensor_readings (0002): compress week-old chunks by plug, keep 400 days. Compression
+-- settings cannot be changed once chunks are compressed: set them only once.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM timescaledb_information.hypertables
+                   WHERE hypertable_name = 'cabinet_power'
+                     AND hypertable_schema = current_schema()
+                     AND compression_enabled) THEN
+        ALTER TABLE cabinet_power SET (timescaledb.compress,
+            timescaledb.compress_segmentby = 'sensor_id', timescaledb.compress_orderby = 'ts');
+    END IF;
+END
+$$;
+SELECT add_compression_policy('cabinet_power', INTERVAL '7 days', if_not_exists => true);
+SELECT add_retention_policy('cabinet_power', INTERVAL '400 days', if_not_exists => true);
