@@ -62,6 +62,37 @@ def test_summary_reports_largest_sustained_and_ratio() -> None:
     assert s["ratio_edge_over_baseline"] == 4.0
 
 
+def test_ratio_is_only_a_bound_when_the_baseline_never_failed() -> None:
+    edge16 = TrialResult(
+        "edge", 16, 60, sustained=True, event_latency_p95_s=0.4, peak_rss_mb=480, stream="sub"
+    )
+    capped = summarise([edge16, TrialResult("baseline", 4, 60, sustained=True)])
+    assert capped["ratio_edge_over_baseline"] == 4.0
+    assert capped["ratio_bound"] == "unknown"
+    assert "not met" in capped["goal"]
+    assert "baseline sustained every count tried" in capped["goal"]
+    found = summarise(
+        [
+            edge16,
+            TrialResult("edge", 20, 60, sustained=False),
+            TrialResult("baseline", 4, 60, sustained=True),
+            TrialResult("baseline", 6, 60, sustained=False),
+        ]
+    )
+    assert found["ratio_bound"] is None
+    assert found["goal"] == "goal (16 cameras, sub): MET"
+    heavy = summarise(
+        [
+            TrialResult("edge", 16, 60, sustained=True, event_latency_p95_s=1.4, peak_rss_mb=640),
+            TrialResult("baseline", 2, 60, sustained=True),
+            TrialResult("baseline", 3, 60, sustained=False),
+        ]
+    )
+    assert "event latency p95 1.4 s" in heavy["goal"]
+    assert "peak RSS 640 MB" in heavy["goal"]
+    assert "edge / baseline 8.0" not in heavy["goal"]  # the ratio itself is fine
+
+
 def test_missing_model_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="model not found"):
         run_edge_bench(EdgeBenchOptions(model=tmp_path / "none.onnx", cache_dir=tmp_path))
