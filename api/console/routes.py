@@ -31,8 +31,11 @@ from api.console.wall import WallPublic, wall_data
 from api.deps import ConnDep, CurrentUser, ScopeDep
 from api.queries.sites import list_sites
 from api.queries.tickets import list_tickets
+from api.routes.complaints import Inspector, RegionPath
+from api.routes.complaints import _own_region as own_region
 from api.schemas import TicketPublic, TicketStatus
 from api.services.labels import PROFILE_LABELS, RULE_LABELS, TIER_LABELS
+from api.services.publication import PublicationPublic, effective_for_region
 from api.services.spreadsheet import defuse
 from bkcommon.timeutil import utcnow
 
@@ -520,6 +523,20 @@ def read_site_cameras(conn: ConnDep, scope: ScopeDep, site_id: str) -> list[Came
     if found is None:
         raise HTTPException(status_code=404, detail=f"site {site_id} not found")
     return found
+
+
+@router.get(
+    "/api/publication/{region_id}",
+    response_model=PublicationPublic | None,
+    include_in_schema=False,
+)
+def read_publication_setting(
+    region_id: RegionPath, conn: ConnDep, user: Inspector
+) -> PublicationPublic | None:
+    """The publication setting that applies to a region of yours, null where none does (the
+    REST read answers that with 404, which the browser would log as an error on the page)."""
+    own_region(conn, user, region_id)
+    return effective_for_region(conn, region_id)
 
 
 @router.get("", include_in_schema=False)

@@ -217,3 +217,20 @@ def test_overview_in_one_request_matches_sites_and_stored_risk(console: Console)
         for key in ("open_tickets", "overdue_tickets", "active_alarms", "name", "region_id"):
             assert s[key] == same[key], (s["id"], key)
         assert s["risk"] == pytest.approx(summary["risk"][s["id"]]["score"])
+
+
+def test_publication_setting_read_answers_null_where_nothing_is_set(console: Console) -> None:
+    with signed_in(console, "reg-east") as reg:
+        r = reg.get("/console/api/publication/d-east")
+        assert r.status_code == 200  # not 404: the settings page logs no failed load
+        assert r.json() is None
+        assert reg.get("/console/api/publication/d-west").status_code == 404  # another district
+        assert reg.get("/console/api/publication/nowhere").status_code == 404
+        body = {"enabled": True, "show_inspection": True}
+        assert reg.put("/api/v1/publication/d-east", json=body).status_code == 200
+        got = reg.get("/console/api/publication/d-east").json()
+        assert got["region_id"] == "d-east"
+        assert got["enabled"] is True
+        assert got["updated_by"] == "reg-east"
+    with signed_in(console, "officer-e1") as officer:
+        assert officer.get("/console/api/publication/d-east").status_code == 403

@@ -40,12 +40,7 @@ const w = (key, vars = {}) =>
 
 /** The setting that applies to `region` (null: nothing set anywhere above it, the default). */
 async function setting(region) {
-  try {
-    return await api(`/publication/${encodeURIComponent(region)}`);
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 404) return null;
-    throw e;
-  }
+  return api(`/console/api/publication/${encodeURIComponent(region)}`);
 }
 
 /** The settings page (admins and regulators): one region at a time, and each canteen's QR sheet. */
