@@ -17,12 +17,13 @@ async function temperatureCurve(ticket) {
   const opened = new Date(ticket.opened_at).getTime();
   const from = opened - 12 * HOUR;
   const to = Math.min(Date.now(), opened + 12 * HOUR);
-  const [sensors, readings, alarms] = await Promise.all([
-    api(`/console/api/sites/${encodeURIComponent(ticket.site_id)}/sensors`),
+  const sensors = await api(`/console/api/sites/${encodeURIComponent(ticket.site_id)}/sensors`);
+  const sensor = sensors.find((x) => x.id === ticket.subject);
+  // a sensor since taken off the site has no readings to ask for (the request would 404)
+  const [readings, alarms] = sensor ? await Promise.all([
     api(`/sensors/${encodeURIComponent(ticket.subject)}/readings${qs({ resolution: "5m", from: new Date(from).toISOString(), to: new Date(to).toISOString(), limit: 400 })}`),
     api(`/alarms${qs({ site_id: ticket.site_id, limit: 200 })}`),
-  ]);
-  const sensor = sensors.find((x) => x.id === ticket.subject);
+  ]) : [{ points: [] }, { data: [] }];
   const points = readings.points.map((p) => ({ x: new Date(p.ts).getTime(), y: p.temp_c, lo: p.temp_min_c, hi: p.temp_max_c }));
   return h("section", { class: "card", "aria-labelledby": "curve-h", id: "ticket-curve" },
     h("h2", { id: "curve-h" }, t("ticket_curve")),
