@@ -18,6 +18,7 @@ from brightkitchen.bench.edge_bench import (
     pct,
     run_edge_bench,
     run_edge_trial,
+    substream_video,
     summarise,
 )
 from brightkitchen.demo_video import SceneSpec, ensure_demo_video
@@ -167,3 +168,28 @@ def test_bench_edge_cli_searches_upward_and_writes_json(
     assert trials[0]["analysed_fps_mean"] > 0
     assert "largest N sustained, edge" in proc.stdout
     assert len(list((tmp_path / "cache").glob("kitchen-1280x720-*.mp4"))) == 4
+
+
+@pytest.mark.slow
+def test_substream_trial_analyses_the_small_stream_and_takes_photos_from_the_main(
+    tmp_path: Path, mask_model_path: Path, mqtt_url: str
+) -> None:
+    import cv2
+
+    spec = SceneSpec(loop_s=4.0, violation_from_s=0.5, violation_to_s=3.8)
+    video = ensure_demo_video(tmp_path, spec)
+    sub = substream_video(video, (640, 360), 10.0)
+    cap = cv2.VideoCapture(str(sub))
+    try:
+        assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (640, 360)
+        assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)
+        assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == pytest.approx(40, abs=1)  # 4 s at 10 fps
+    finally:
+        cap.release()
+    assert substream_video(video, (640, 360), 10.0) == sub  # made once, then reused
+    r = run_edge_trial(2, 6.0, 1.0, mask_model_path, [video], mqtt_url=mqtt_url, sub_videos=[sub])
+    assert r.stream == "sub-stream 640x360 10 fps"
+    assert 3.0 <= r.analysed_fps_mean <= 5.5, r
+    assert r.events >= 1, r
+    assert r.evidence_main_stream == r.events  # every photo from the 720p main stream
+    assert r.evidence_fallback == 0
