@@ -108,6 +108,9 @@ def register(subparsers: Any) -> None:
     d.add_argument("--staff", type=int, default=4, help="staff per site (at most 8)")
     d.add_argument("--deadline", default="10:00", help="daily check due by (China time HH:MM)")
     d.set_defaults(handler=_cmd_duties)
+    from brightkitchen.simulate.cabinets_cli import register_cabinets  # argparse only
+
+    register_cabinets(sim_sub)
 
     bench = subparsers.add_parser("bench", help="benchmarks (not tests)")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
@@ -153,6 +156,19 @@ def register(subparsers: Any) -> None:
     e.add_argument("--json", default="var/bench/edge.json", help="where to write the results")
     e.add_argument("--cache-dir", default="var/bench/cache", help="where the videos are cached")
     e.add_argument("--video-seconds", type=float, default=20.0, help="length of the video loop")
+    e.add_argument(
+        "--substream",
+        action="store_true",
+        help="cameras analyse a sub-stream file made from the 720p clip (evidence from the 720p "
+        "main stream); the baseline reads the same sub-streams",
+    )
+    e.add_argument("--substream-size", default="640x360", help="sub-stream WIDTHxHEIGHT")
+    e.add_argument("--substream-fps", type=float, default=10.0, help="sub-stream frame rate")
+    e.add_argument(
+        "--frame-buffers",
+        type=int,
+        help="decoded-frame buffers each reader reuses (default 0: a new array per frame)",
+    )
     e.set_defaults(handler=_cmd_bench_edge)
     from brightkitchen.bench.cli import (  # argparse only
         register_api,
@@ -326,6 +342,14 @@ def _cmd_bench_edge(args: argparse.Namespace) -> int:
 
     if args.duration <= 0 or args.warmup < 0:
         raise ConfigError("--duration must be > 0 and --warmup >= 0")
+    try:
+        sub_w, sub_h = (int(x) for x in args.substream_size.lower().split("x"))
+    except ValueError as exc:
+        raise ConfigError(f"--substream-size: WIDTHxHEIGHT, got {args.substream_size!r}") from exc
+    if not (16 <= sub_w <= 1280 and 16 <= sub_h <= 720) or not 1 <= args.substream_fps <= 25:
+        raise ConfigError("--substream-size within 16x16..1280x720, --substream-fps 1..25")
+    if args.frame_buffers is not None and not 0 <= args.frame_buffers <= 16:
+        raise ConfigError("--frame-buffers must be 0..16")
     opts = EdgeBenchOptions(
         cameras=counts(args.cameras),
         duration_s=args.duration,
@@ -339,6 +363,10 @@ def _cmd_bench_edge(args: argparse.Namespace) -> int:
         mqtt_url=args.mqtt_url,
         keep_going=args.keep_going,
         video_loop_s=args.video_seconds,
+        substream=args.substream,
+        substream_size=(sub_w, sub_h),
+        substream_fps=args.substream_fps,
+        frame_buffers=args.frame_buffers,
     )
     return run_edge_bench(opts, out=sys.stdout)
 
