@@ -51,6 +51,13 @@ class IngestSettings(BaseSettings):
         default=65535, ge=1, le=65535, description="QoS 1 messages the broker may have in flight."
     )
     batch_max: int = Field(default=5000, ge=1, le=100_000, description="Readings per COPY batch.")
+    writers: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Writer threads, each with its own database connection; a sensor's "
+        "readings always go to the same one (their order and rule state stay whole).",
+    )
     flush_interval_ms: int = Field(default=100, ge=1, le=60_000)
     max_pending: int = Field(
         default=50_000,

@@ -33,7 +33,7 @@ from brightkitchen.bench.measure import cpu_s
 from brightkitchen.simulate.fleet import generate_site_file
 from ingest.directory import SensorDirectory
 from ingest.validate import Validator
-from ingest.worker import make_rule_engine
+from ingest.worker import make_rule_engine, tune_gc
 from ingest.writer import BatchWriter, Item
 
 
@@ -47,6 +47,7 @@ def _cpu_s(pid: int) -> float:
 
 def run(readings: int, messages: list[int], rounds: int, pg_url: str | None, out: IO[str]) -> None:
     """Print validation µs per reading and writer readings/s per variant and round."""
+    tune_gc()  # as in the worker process
     opts = BenchOptions(readings=readings, pg_url=pg_url)
     site_file = generate_site_file(
         opts.sites, opts.per_profile, site_prefix="sim", webhook_url=None

@@ -132,7 +132,8 @@ def test_database_connection_lost_mid_stream_loses_nothing(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE datname = current_database() AND application_name = 'bk-ingest'"
         ).fetchone()
-    assert killed == (1,)
+    assert killed is not None
+    assert killed[0] >= 1  # every writer connection that has written (BK_INGEST_WRITERS)
     infos = [pub.publish(topic, _reading(i), qos=1) for i in range(100, 300)]
     infos[-1].wait_for_publish(10)
     wait_until(
