@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,9 +21,11 @@ from bkcommon.errors import PayloadError, TopicError
 from bkcommon.messages import (
     MAX_FUTURE_SKEW,
     EdgeStatus,
+    PowerReading,
     ReadingBatch,
     SensorReading,
     Violation,
+    ZigbeePlugState,
     ZigbeeState,
     check_not_before,
     check_not_future,
@@ -31,6 +34,7 @@ from bkcommon.messages import (
 )
 from bkcommon.topics import DEFAULT_PREFIX, TopicKind, parse_topic
 from ingest.directory import SensorDirectory
+from ingest.lean import Reading, lean_batch
 
 MAX_REASON_CHARS = 1000
 
@@ -44,7 +48,15 @@ class AcceptedReadings:
     """Valid readings of one registered sensor (one message or a gateway batch)."""
 
     sensor_id: str
-    readings: tuple[SensorReading, ...]
+    readings: Sequence[Reading]
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedPower:
+    """Valid smart-plug samples of one disinfection cabinet (its own topic or Zigbee2MQTT)."""
+
+    sensor_id: str
+    samples: tuple[PowerReading, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +94,7 @@ class Ignored:
     reason: str
 
 
-Outcome = AcceptedReadings | AcceptedViolation | AcceptedStatus | Rejected | Ignored
+Outcome = AcceptedReadings | AcceptedPower | AcceptedViolation | AcceptedStatus | Rejected | Ignored
 
 
 def clean_text(text: str, limit: int = MAX_REASON_CHARS) -> str:
@@ -159,15 +171,36 @@ class Validator:
             bad = self._check_sensor(site_id, device_id)
             if bad is not None:
                 return bad
-            if kind is TopicKind.READING:
+            registered = self.directory.site_registered_at(site_id)
+            floor = None if registered is None else registered - self.backfill_grace
+            single = kind is TopicKind.READING
+            lean = lean_batch(raw, single, received_at, self.max_future_skew, floor)
+            if lean is not None:
+                return AcceptedReadings(device_id, lean)
+            if single:
                 reading = decode(SensorReading, raw)
                 self._check_times(reading, site_id, received_at)
                 return AcceptedReadings(device_id, (reading,))
             batch = decode(ReadingBatch, raw)
             self._check_times(batch, site_id, received_at)
             return AcceptedReadings(device_id, tuple(batch.readings))
+        if kind is TopicKind.POWER:
+            assert site_id is not None
+            assert device_id is not None
+            bad = self._check_sensor(site_id, device_id) or self._check_plug(device_id)
+            if bad is not None:
+                return bad
+            sample = decode(PowerReading, raw)
+            self._check_times(sample, site_id, received_at)
+            return AcceptedPower(device_id, (sample,))
         if kind is TopicKind.ZIGBEE:
             assert device_id is not None
+            cabinet = self.directory.by_plug(device_id)
+            if cabinet is not None:
+                plug = decode(ZigbeePlugState, raw)
+                if not plug.measured:
+                    return Ignored(f"zigbee plug {device_id!r}: state without power or current")
+                return AcceptedPower(cabinet.sensor_id, (plug.to_reading(received_at),))
             info = self.directory.by_zigbee(device_id)
             if info is None:
                 return Ignored(f"zigbee device {device_id!r} maps to no sensor")
@@ -201,6 +234,16 @@ class Validator:
                 "site_mismatch",
                 f"site mismatch: sensor {sensor_id!r} belongs to {info.site_id!r}, topic says "
                 f"{site_id!r}",
+            )
+        return None
+
+    def _check_plug(self, sensor_id: str) -> Rejected | None:
+        info = self.directory.get(sensor_id)
+        if info is not None and not info.has_plug:
+            return Rejected(
+                "no_plug",
+                f"power_w: sensor {sensor_id!r} is not a disinfection cabinet with a plug "
+                "(cabinet.plug in the site file)",
             )
         return None
 

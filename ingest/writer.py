@@ -30,9 +30,10 @@ from psycopg.types.json import Jsonb
 
 from bkcommon.messages import EdgeStatus
 from bkcommon.timeutil import utcnow
-from ingest.types import NewReading
+from ingest.types import NewPower, NewReading
 from ingest.validate import (
     MAX_REASON_CHARS,
+    AcceptedPower,
     AcceptedReadings,
     AcceptedStatus,
     AcceptedViolation,
@@ -89,6 +90,8 @@ class WriteResult:
     findings: int = 0
     new_readings: list[NewReading] = field(default_factory=list)
     """Readings this batch inserted (not redelivered duplicates), for the rules."""
+    new_power: list[NewPower] = field(default_factory=list)
+    """Smart-plug samples this batch inserted (``cabinet_power``), for the cycle detector."""
 
     def merge(self, part: WriteResult) -> None:
         """Add what a part of the batch wrote (bisection writes a batch in parts)."""
@@ -100,6 +103,7 @@ class WriteResult:
         self.statuses += part.statuses
         self.findings += part.findings
         self.new_readings.extend(part.new_readings)
+        self.new_power.extend(part.new_power)
 
 
 def is_transient(exc: BaseException, conn: psycopg.Connection[Any]) -> bool:
@@ -344,6 +348,7 @@ class BatchWriter:
         res = WriteResult()
         now = self.clock()
         readings: list[tuple[Item, AcceptedReadings]] = []
+        power: list[tuple[Item, AcceptedPower]] = []
         violations: list[tuple[Item, AcceptedViolation]] = []
         statuses: list[tuple[Item, AcceptedStatus]] = []
         dead: list[tuple[Item, Rejected]] = []
@@ -351,6 +356,8 @@ class BatchWriter:
             o = it.outcome
             if isinstance(o, AcceptedReadings):
                 readings.append((it, o))
+            elif isinstance(o, AcceptedPower):
+                power.append((it, o))
             elif isinstance(o, Rejected):
                 dead.append((it, o))
             elif isinstance(o, AcceptedViolation):
@@ -366,11 +373,18 @@ class BatchWriter:
                 statuses = self._known_boxes(statuses, boxes, dead)
             if readings:
                 self._write_readings(cur, readings, res)
+            if power:
+                self._write_power(cur, power, res)
             for it, v in violations:
                 res.findings += self._write_violation(cur, it, v, res)
             if statuses:
                 res.statuses += self._write_statuses(cur, [s for _it, s in statuses])
-            if res.new_readings:
+            # The rule engine judges plug samples with the readings (``apply_power``); a
+            # hook without it (tests, benchmarks) stores them unjudged.
+            apply_power = getattr(self.rules, "apply_power", None)
+            if res.new_power and apply_power is not None:
+                res.findings += int(apply_power(cur, res.new_readings, res.new_power, now))
+            elif res.new_readings:
                 res.findings += self.rules.apply(cur, res.new_readings, now)
             if dead:
                 with cur.copy(
@@ -430,31 +444,41 @@ class BatchWriter:
     ) -> None:
         n = 0
         new: list[NewReading] = []
-        seen: set[tuple[str, datetime]] = set()
+        rows: list[tuple[Any, ...]] = []
+        seen: dict[str, set[datetime]] = {}
+        make = tuple.__new__  # NewReading without its Python-level __new__
+        for it, acc in readings:
+            sid, rat = acc.sensor_id, it.received_at
+            rs = acc.readings
+            n += len(rs)
+            known = seen.get(sid)
+            if known is None:
+                known = seen[sid] = set()
+            tss = [r.ts for r in rs]
+            mine = set(tss)
+            if len(mine) != len(tss) or not known.isdisjoint(mine):
+                # Some (sensor, time) twice in the batch: the first counts. Rare (a gateway
+                # resending what it had sent), so this is the slow path.
+                firsts = []
+                for r in rs:
+                    if r.ts not in known:
+                        known.add(r.ts)
+                        firsts.append(r)
+                rs = firsts
+            else:
+                known |= mine
+            rows += [
+                (sid, r.ts, r.temp_c, r.humidity_pct, r.door_open, r.battery_pct, r.seq, rat)
+                for r in rs
+            ]
+            new += [
+                make(NewReading, (sid, r.ts, r.temp_c, r.door_open, r.battery_pct, rat)) for r in rs
+            ]
         with cur.copy(f"COPY bk_stage ({_STAGE_COLS}) FROM STDIN (FORMAT BINARY)") as cp:
             cp.set_types(_STAGE_TYPES)
             write = cp.write_row
-            for it, acc in readings:
-                sid, rat = acc.sensor_id, it.received_at
-                for r in acc.readings:
-                    n += 1
-                    key = (sid, r.ts)
-                    if key in seen:  # same sensor and time twice in a batch: the first counts
-                        continue
-                    seen.add(key)
-                    write(
-                        (
-                            sid,
-                            r.ts,
-                            r.temp_c,
-                            r.humidity_pct,
-                            r.door_open,
-                            r.battery_pct,
-                            r.seq,
-                            rat,
-                        )
-                    )
-                    new.append(NewReading(sid, r.ts, r.temp_c, r.door_open, r.battery_pct, rat))
+            for staged in rows:
+                write(staged)
         inserted = len(new)
         if not (self.fast_insert and self._insert_staged_fast(cur)):
             # The statement returns the count of new rows and, only when some were already
@@ -470,6 +494,56 @@ class BatchWriter:
         res.new_readings = new
         res.inserted = inserted
         res.duplicates = n - inserted
+
+    @staticmethod
+    def _write_power(
+        cur: psycopg.Cursor[Any], power: list[tuple[Item, AcceptedPower]], res: WriteResult
+    ) -> None:
+        """Insert smart-plug samples into ``cabinet_power`` (a redelivered one is a no-op) and
+        move the cabinet's ``last_received_at`` forward: its plug is heard from."""
+        rows: dict[tuple[str, datetime], tuple[Any, ...]] = {}
+        n = 0
+        for it, acc in power:
+            for p in acc.samples:
+                n += 1
+                rows.setdefault(
+                    (acc.sensor_id, p.ts),
+                    (
+                        acc.sensor_id,
+                        p.ts,
+                        p.power_w,
+                        p.current_a,
+                        p.voltage_v,
+                        p.energy_kwh,
+                        p.switch_on,
+                        p.seq,
+                        it.received_at,
+                    ),
+                )
+        cols = list(zip(*rows.values(), strict=True))
+        cur.execute(
+            """WITH ins AS (
+                   INSERT INTO cabinet_power (sensor_id, ts, power_w, current_a, voltage_v,
+                                              energy_kwh, switch_on, seq, received_at)
+                   SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::float8[],
+                                        %s::float8[], %s::float4[], %s::float8[], %s::bool[],
+                                        %s::int8[], %s::timestamptz[])
+                   ORDER BY 1, 2
+                   ON CONFLICT (sensor_id, ts) DO NOTHING
+                   RETURNING sensor_id, ts, power_w, current_a, received_at
+               ), last AS (
+                   UPDATE sensors s SET last_received_at = GREATEST(s.last_received_at, m.at)
+                   FROM (SELECT sensor_id, max(received_at) AS at FROM ins GROUP BY 1) m
+                   WHERE s.id = m.sensor_id
+                     AND (s.last_received_at IS NULL OR s.last_received_at < m.at)
+               )
+               SELECT sensor_id, ts, power_w, current_a, received_at FROM ins""",
+            [list(c) for c in cols],
+        )
+        new = [NewPower(str(r[0]), r[1], r[2], r[3], r[4]) for r in cur.fetchall()]
+        res.new_power = new
+        res.inserted += len(new)
+        res.duplicates += n - len(new)
 
     def _insert_staged_fast(self, cur: psycopg.Cursor[Any]) -> bool:
         """Insert the staged rows with :func:`_fast_insert_sql` under a savepoint.
