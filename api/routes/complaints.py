@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.auth.scope import Principal, Role
 from api.deps import ConnDep, ScopeDep, SettingsDep, not_found, require_role
 from api.routes.evidence import StoreDep
+from api.routes.raw_photo import stored_photo_response
 from api.schemas import ErrorPublic
 from api.services.complaints import (
     REPLY_MAX,
@@ -104,11 +105,7 @@ def read_complaint_photo(  # noqa: PLR0917 - FastAPI dependencies
     data = store.get(sha256) if found is not None and row is not None else None
     if row is None or data is None:
         raise HTTPException(status_code=404, detail="no such photo of this complaint")
-    return Response(
-        data,
-        media_type=str(row[0]),
-        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
-    )
+    return stored_photo_response(data, str(row[0]))
 
 
 class ConfirmIn(BaseModel):

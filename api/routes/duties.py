@@ -32,7 +32,12 @@ from api.deps import (
 )
 from api.queries.duties import DutyTodayPublic, duties_today
 from api.routes.inspections import StoreDep
-from api.routes.raw_photo import PHOTO_REFUSALS, raw_photo_body
+from api.routes.raw_photo import (
+    PHOTO_REFUSALS,
+    raw_photo_body,
+    read_raw_photo,
+    stored_photo_response,
+)
 from api.schemas import ErrorPublic
 from api.services.duties import (
     BusinessType,
@@ -68,7 +73,6 @@ from api.services.duty_templates import (
     Checklist,
     ChecklistItem,
 )
-from api.services.evidence import TooLargeError, check_declared_type
 from api.services.food_samples import MealSamplesIn, SamplePublic, list_samples, record_samples
 from api.services.health_checks import (
     HealthCheckIn,
@@ -227,23 +231,13 @@ async def post_duty_photo(  # noqa: PLR0917 - FastAPI dependencies
     site_id: str,
 ) -> PhotoStoredPublic:
     """Upload a photo through the evidence checks (type, size, bombs); answer with its hash."""
-    check_declared_type(request.headers.get("content-type"))
-    limit = int(settings.max_upload_mb * 1024 * 1024)
-    declared = request.headers.get("content-length", "")
-    message = f"photo larger than the {settings.max_upload_mb:g} MB limit"
-    if declared.isdigit() and int(declared) > limit:
-        raise TooLargeError(message)
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
-            raise TooLargeError(message)
+    data = await read_raw_photo(request, settings.max_upload_mb)
     sha = await run_in_threadpool(
         store_photo,
         conn,
         store=store,
         site_id=site_id,
-        content=bytes(data),
+        content=data,
         scope=scope,
         actor=user.username,
         now=utcnow(),
@@ -267,11 +261,7 @@ def get_duty_photo(
     data = None if media is None else store.get(sha256)
     if media is None or data is None:
         raise HTTPException(status_code=404, detail=f"site {site_id} has no such photo")
-    return Response(
-        data,
-        media_type=media,
-        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
-    )
+    return stored_photo_response(data, media)
 
 
 @router.post(

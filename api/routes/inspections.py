@@ -11,13 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth.scope import Principal, Role
 from api.deps import ConnDep, CurrentUser, ScopeDep, SettingsDep, not_found, require_role
-from api.routes.raw_photo import PHOTO_REFUSALS, raw_photo_body
+from api.routes.raw_photo import PHOTO_REFUSALS, raw_photo_body, read_raw_photo
 from api.schemas import ErrorPublic
-from api.services.evidence import (
-    EvidenceStore,
-    TooLargeError,
-    check_declared_type,
-)
+from api.services.evidence import EvidenceStore
 from api.services.evidence_store import make_store
 from api.services.inspection_plan import PlanPublic, PlanRequest, plan_inspections
 from api.services.inspections import (
@@ -139,24 +135,14 @@ async def post_photo(  # noqa: PLR0917 - FastAPI dependencies
     (an announced Content-Length over the limit is refused before reading), and the
     bytes must decode as the JPEG or PNG they claim to be, within the pixel limit.
     """
-    check_declared_type(request.headers.get("content-type"))
-    limit = int(settings.max_upload_mb * 1024 * 1024)
-    too_large = f"photo larger than the {settings.max_upload_mb:g} MB limit"
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise TooLargeError(too_large)
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
-            raise TooLargeError(too_large)
+    data = await read_raw_photo(request, settings.max_upload_mb)
     sha = await run_in_threadpool(
         add_photo,
         conn=conn,
         store=store,
         inspection_id=inspection_id,
         item_code=item_code,
-        content=bytes(data),
+        content=data,
         scope=scope,
     )
     return PhotoPublic(sha256=sha, item_code=item_code)

@@ -18,9 +18,14 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ConnDep, ScopeDep, SettingsDep, WriterUser, not_found
 from api.routes.inspections import StoreDep
-from api.routes.raw_photo import PHOTO_REFUSALS, raw_photo_body
+from api.routes.raw_photo import (
+    PHOTO_REFUSALS,
+    raw_photo_body,
+    read_body_limited,
+    read_raw_photo,
+    stored_photo_response,
+)
 from api.schemas import ErrorPublic
-from api.services.evidence import TooLargeError, check_declared_type
 from api.services.purchases import (
     PurchaseIn,
     PurchasePublic,
@@ -132,12 +137,7 @@ async def put_purchase_photo(  # noqa: PLR0917 - FastAPI dependencies
     purchase_id: int,
 ) -> PurchasePhotoPublic:
     """Attach the delivery's photo (request body) through the evidence checks."""
-    check_declared_type(request.headers.get("content-type"))
-    raw = await _read_limited(
-        request,
-        int(settings.max_upload_mb * 1024 * 1024),
-        f"photo larger than the {settings.max_upload_mb:g} MB limit",
-    )
+    raw = await read_raw_photo(request, settings.max_upload_mb)
     sha = await run_in_threadpool(
         attach_purchase_photo, conn, store=store, purchase_id=purchase_id, content=raw, scope=scope
     )
@@ -160,11 +160,7 @@ def get_purchase_photo(
     data = None if found is None else store.get(found[0])
     if found is None or data is None:
         raise HTTPException(status_code=404, detail=f"purchase {purchase_id} has no photo")
-    return Response(
-        data,
-        media_type=found[1],
-        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
-    )
+    return stored_photo_response(data, found[1])
 
 
 @router.post(
@@ -249,7 +245,7 @@ async def post_import(
     settings: RapidSettingsDep,
 ) -> ImportPublic:
     """Import an instrument's CSV export; bad rows are listed (row, field, reason), not stored."""
-    raw = await _read_limited(request, CSV_MAX_BYTES, "CSV file larger than 2 MB")
+    raw = await read_body_limited(request, CSV_MAX_BYTES, "CSV file larger than 2 MB")
     report = await run_in_threadpool(
         import_csv,
         conn,
@@ -266,19 +262,6 @@ async def post_import(
         test_ids=report.test_ids,
         errors=[RowErrorPublic(row=e.row, field=e.field, reason=e.reason) for e in report.errors],
     )
-
-
-async def _read_limited(request: Request, limit: int, message: str) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise TooLargeError(message)
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
-            raise TooLargeError(message)
-    return bytes(data)
 
 
 @router.get("/rapid-tests", response_model=list[RapidTestPublic])
@@ -373,12 +356,7 @@ async def put_photo(  # noqa: PLR0917 - FastAPI dependencies
     test_id: int,
 ) -> PhotoStoredPublic:
     """Attach the photo (request body) through the evidence checks: type, size, bombs."""
-    check_declared_type(request.headers.get("content-type"))
-    raw = await _read_limited(
-        request,
-        int(settings.max_upload_mb * 1024 * 1024),
-        f"photo larger than the {settings.max_upload_mb:g} MB limit",
-    )
+    raw = await read_raw_photo(request, settings.max_upload_mb)
     sha = await run_in_threadpool(
         attach_photo, conn, store=store, test_id=test_id, content=raw, scope=scope
     )
@@ -402,8 +380,4 @@ def get_photo(conn: ConnDep, scope: ScopeDep, store: StoreDep, test_id: int) -> 
     data = None if found is None else store.get(found[0])
     if found is None or data is None:
         raise HTTPException(status_code=404, detail=f"rapid test {test_id} has no photo")
-    return Response(
-        data,
-        media_type=found[1],
-        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"},
-    )
+    return stored_photo_response(data, found[1])
