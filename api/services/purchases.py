@@ -9,7 +9,6 @@ shows it.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth.scope import SiteScope
 from api.services.duties import china_today
-from api.services.evidence import EvidenceStore, check_image
+from api.services.evidence import EvidenceStore
+from api.services.row_photo import attach_row_photo, row_photo
 from bkcommon.errors import RequestError
 from bkcommon.timeutil import utcnow
 
@@ -184,28 +184,17 @@ def attach_purchase_photo(
 
     A second photo replaces the first on the record; the stored files are kept by hash.
     """
-    info = check_image(content)
-    sha = hashlib.sha256(content).hexdigest()
-    with conn.transaction():
-        row = conn.execute(
-            f"SELECT 1 FROM purchases WHERE id = %(id)s AND {scope.clause('site_id')} FOR UPDATE",
-            {"id": purchase_id, **scope.params()},
-        ).fetchone()
-        if row is None:
-            raise PurchaseNotFoundError(f"purchase {purchase_id} not found")
-        store.put(sha, content)
-        conn.execute(
-            "UPDATE purchases SET photo_sha256 = %s, photo_media_type = %s WHERE id = %s",
-            (sha, info.media_type, purchase_id),
-        )
-    return sha
+    return attach_row_photo(
+        conn,
+        table="purchases",
+        row_id=purchase_id,
+        store=store,
+        content=content,
+        scope=scope,
+        missing=PurchaseNotFoundError(f"purchase {purchase_id} not found"),
+    )
 
 
 def purchase_photo(conn: Conn, *, purchase_id: int, scope: SiteScope) -> tuple[str, str] | None:
     """(sha256, media type) of a delivery's photo in scope, or None."""
-    row = conn.execute(
-        f"""SELECT photo_sha256, photo_media_type FROM purchases
-            WHERE id = %(id)s AND photo_sha256 IS NOT NULL AND {scope.clause("site_id")}""",
-        {"id": purchase_id, **scope.params()},
-    ).fetchone()
-    return None if row is None else (str(row[0]), str(row[1]))
+    return row_photo(conn, table="purchases", row_id=purchase_id, scope=scope)

@@ -10,7 +10,6 @@ is written whole or not at all; re-recording the same sample number and item add
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -23,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.auth.scope import SiteScope
-from api.services.evidence import EvidenceStore, check_image
+from api.services.evidence import EvidenceStore
 from api.services.purchases import upsert_supplier
+from api.services.row_photo import attach_row_photo, row_photo
 from api.services.tickets import FINDINGS_CHANNEL
 from bkcommon.errors import RequestError
 
@@ -514,28 +514,17 @@ def attach_photo(
     conn: Conn, *, store: EvidenceStore, test_id: int, content: bytes, scope: SiteScope
 ) -> str:
     """Check the photo of the strip or instrument screen, store it by hash, attach it."""
-    info = check_image(content)  # type, decompression bomb, decodes: the evidence checks
-    sha = hashlib.sha256(content).hexdigest()
-    with conn.transaction():
-        row = conn.execute(
-            f"SELECT 1 FROM rapid_tests WHERE id = %(id)s AND {scope.clause('site_id')} FOR UPDATE",
-            {"id": test_id, **scope.params()},
-        ).fetchone()
-        if row is None:
-            raise RapidTestNotFoundError(f"rapid test {test_id} not found")
-        store.put(sha, content)
-        conn.execute(
-            "UPDATE rapid_tests SET photo_sha256 = %s, photo_media_type = %s WHERE id = %s",
-            (sha, info.media_type, test_id),
-        )
-    return sha
+    return attach_row_photo(
+        conn,
+        table="rapid_tests",
+        row_id=test_id,
+        store=store,
+        content=content,
+        scope=scope,
+        missing=RapidTestNotFoundError(f"rapid test {test_id} not found"),
+    )
 
 
 def photo_of(conn: Conn, *, test_id: int, scope: SiteScope) -> tuple[str, str] | None:
     """(sha256, media type) of a test's photo in scope, or None."""
-    row = conn.execute(
-        f"""SELECT photo_sha256, photo_media_type FROM rapid_tests
-            WHERE id = %(id)s AND photo_sha256 IS NOT NULL AND {scope.clause("site_id")}""",
-        {"id": test_id, **scope.params()},
-    ).fetchone()
-    return None if row is None else (str(row[0]), str(row[1]))
+    return row_photo(conn, table="rapid_tests", row_id=test_id, scope=scope)
