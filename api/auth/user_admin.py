@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 
 from api.auth.passwords import hash_password
 from api.auth.scope import Principal, Role
-from api.auth.users import UserError, audit
+from api.auth.users import UserError, audit, revoke_live_tokens
 from bkcommon.errors import BrightKitchenError
 
 Conn = psycopg.Connection[Any]
@@ -217,17 +217,13 @@ def reset_password(conn: Conn, *, username: str, password: str, actor: str, now:
         ).fetchone()
         if row is None:
             raise UserError(f"user {username!r} has no password to reset")
-        ended = conn.execute(
-            "UPDATE api_tokens SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL "
-            "RETURNING id",
-            (now, row[0]),
-        ).fetchall()
+        ended = revoke_live_tokens(conn, user_id=row[0], now=now)
         audit(
             conn,
             actor=actor,
             action="user.password_reset",
             target=f"user:{username}",
-            data={"tokens": [r[0] for r in ended]},
+            data={"tokens": ended},
         )
     return len(ended)
 

@@ -390,25 +390,31 @@ def revoke_token_id(conn: Conn, *, token_id: int, now: datetime, actor: str) -> 
     return True
 
 
+def revoke_live_tokens(conn: Conn, *, user_id: int, now: datetime) -> list[int]:
+    """Revoke every token of the user that is still live; answer their ids (not audited here)."""
+    rows = conn.execute(
+        "UPDATE api_tokens SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL "
+        "RETURNING id",
+        (now, user_id),
+    ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
 def revoke_user_tokens(conn: Conn, *, username: str, now: datetime, actor: str) -> int | None:
     """Revoke every live token of ``username`` (the account stays enabled); None: no user."""
     with conn.transaction():
         user = conn.execute("SELECT id FROM users WHERE username = %s", (username,)).fetchone()
         if user is None:
             return None
-        rows = conn.execute(
-            "UPDATE api_tokens SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL "
-            "RETURNING id",
-            (now, user[0]),
-        ).fetchall()
+        revoked = revoke_live_tokens(conn, user_id=user[0], now=now)
         audit(
             conn,
             actor=actor,
             action="auth.revoke",
             target=f"user:{username}",
-            data={"tokens": [r[0] for r in rows]},
+            data={"tokens": revoked},
         )
-    return len(rows)
+    return len(revoked)
 
 
 def list_users(conn: Conn) -> list[dict[str, Any]]:
@@ -437,10 +443,7 @@ def set_active(conn: Conn, *, username: str, active: bool, actor: str, now: date
         if row is None:
             return False
         if not active:
-            conn.execute(
-                "UPDATE api_tokens SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL",
-                (now, row[0]),
-            )
+            revoke_live_tokens(conn, user_id=row[0], now=now)
         audit(
             conn,
             actor=actor,

@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 
 from api.auth.scope import Principal, Role
-from api.auth.users import audit, create_device, issue_token
+from api.auth.users import audit, create_device, issue_token, revoke_live_tokens
 from bkcommon.errors import RequestError
 from brightkitchen.mqtt_accounts import issue_account
 from brightkitchen.mqtt_auth import AccountKind
@@ -155,10 +155,7 @@ def redeem(
                 conn, name=box_id, site_ids=(site_id,), now=now, actor="enrol", ttl=token_ttl
             )
         else:  # a replaced box: same identity, the old box's tokens stop working
-            conn.execute(
-                "UPDATE api_tokens SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL",
-                (now, int(principal.user_id)),
-            )
+            revoke_live_tokens(conn, user_id=int(principal.user_id), now=now)
             issued = issue_token(
                 conn, principal=principal, kind="device", ttl=token_ttl, now=now, name=box_id
             )
