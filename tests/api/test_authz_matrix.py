@@ -25,7 +25,17 @@ from bkcommon.settings import CommonSettings
 from tests.api.authz_world import EXPECTED_SCOPE, ROLES, SITES, WRITERS, World, build_world
 
 Kind = Literal[
-    "public", "signed", "login", "logout", "self", "list", "read", "write", "admin", "gated"
+    "public",
+    "signed",
+    "login",
+    "logout",
+    "self",
+    "list",
+    "read",
+    "write",
+    "admin",
+    "gated",
+    "users",
 ]
 _counter = itertools.count()
 
@@ -41,6 +51,7 @@ class Spec:
     roles: frozenset[str] = WRITERS  # who may write ("write" routes)
     strict: bool = True  # the call is complete: check own 2xx / other 404 exactly
     site_query: bool = False  # the site is named by the ``site_id`` query parameter
+    regulator_ok: frozenset[int] = frozenset({404})  # "users": the regulator's answer
 
 
 INSPECTORS = frozenset({"admin", "regulator"})  # also: who sees and sets deadlines, triage
@@ -67,12 +78,15 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/sites"): Spec("list"),
     ("GET", "/sensors/{sensor_id}/readings"): Spec("read", query=_SPAN),
     ("GET", "/notifications"): Spec("list"),
-    ("GET", "/users"): Spec("admin"),
+    # user administration: admins all; a regulator its region's users ("victim" is an
+    # officer of site-b1 in dist-b: not found) and no grant beyond it (an insurer: 403)
+    ("GET", "/users"): Spec("users", regulator_ok=frozenset({200})),
+    ("GET", "/users/options"): Spec("users", regulator_ok=frozenset({200})),
     (
         "POST",
         "/users",
     ): Spec(
-        "admin",
+        "users",
         body=lambda: {
             "username": f"new-{next(_counter)}",
             "password": "long enough password",
@@ -81,17 +95,22 @@ ROUTES: dict[tuple[str, str], Spec] = {
             "site_ids": ["site-b1"],
         },
         ok=frozenset({201}),
+        regulator_ok=frozenset({403}),
+    ),
+    ("PATCH", "/users/{username}"): Spec("users", body=lambda: {"site_ids": ["site-b1"]}),
+    ("POST", "/users/{username}/password"): Spec(
+        "users", body=lambda: {"password": "another long password"}
     ),
     ("POST", "/users/devices"): Spec(
         "admin",
         body=lambda: {"name": f"box-{next(_counter)}", "site_ids": ["site-b1"]},
         ok=frozenset({201}),
     ),
-    ("POST", "/users/{username}/disable"): Spec("admin"),
-    ("POST", "/users/{username}/enable"): Spec("admin"),
+    ("POST", "/users/{username}/disable"): Spec("users"),
+    ("POST", "/users/{username}/enable"): Spec("users"),
     ("GET", "/users/tokens"): Spec("admin"),
     ("POST", "/users/tokens/{token_id}/revoke"): Spec("admin", ok=frozenset({404})),
-    ("POST", "/users/{username}/tokens/revoke"): Spec("admin"),
+    ("POST", "/users/{username}/tokens/revoke"): Spec("users"),
     # inspections, insurance and risk
     ("POST", "/checklist-templates"): _loose_write(),
     ("GET", "/checklist-templates"): Spec("self"),  # shared templates, no site data
@@ -159,6 +178,8 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/purchases"): _loose_write(WRITERS),
     ("GET", "/purchases"): Spec("list"),
     ("GET", "/purchases/{purchase_id}"): Spec("read"),
+    ("GET", "/purchases/{purchase_id}/photo"): Spec("read", strict=False),  # no photo: 404
+    ("PUT", "/purchases/{purchase_id}/photo"): _loose_write(WRITERS),
     ("POST", "/rapid-tests"): _loose_write(WRITERS),
     ("POST", "/rapid-tests/import"): _loose_write(WRITERS),
     ("GET", "/rapid-tests"): Spec("list"),
@@ -400,6 +421,10 @@ def test_matrix(role: str, app: FastAPI, world: World, conn: psycopg.Connection[
                 leaks = _leaks(r.text, scope, echo)
                 if spec.kind == "admin":
                     check(r.status_code in (spec.ok if role == "admin" else {403}), got)
+                elif spec.kind == "users":
+                    want = {"admin": spec.ok, "regulator": spec.regulator_ok}.get(role, {403})
+                    check(r.status_code in want, got)
+                    check(not leaks, f"LEAK {leaks}: {got}")
                 elif spec.kind == "gated":  # a read for some roles; each sees its own part
                     check(r.status_code in (spec.ok if role in spec.roles else {403}), got)
                     check(not leaks, f"LEAK {leaks}: {got}")
@@ -486,3 +511,123 @@ def test_policies_add_insured_sites_when_the_table_exists(
         assert me["site_ids"] == ["site-a2", "site-b1"]
         alarms = client.get(f"{API_PREFIX}/alarms").json()
         assert sorted(a["site_id"] for a in alarms["data"]) == ["site-a2", "site-b1"]
+
+
+def test_regulator_manages_the_users_of_its_region_only(
+    app: FastAPI, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    """reg-a (dist-a) creates, edits, resets and disables users of dist-a and nothing more."""
+    from tests.api.conftest import make_user_token
+
+    users = f"{API_PREFIX}/users"
+    new = {"password": "long enough password"}
+    with TestClient(app, headers=world.headers("regulator")) as client:
+        listed = {u["username"] for u in client.get(users).json()["data"]}
+        assert listed == {"reg-a", "off-a1", "dir-a1"}  # not victim (dist-b), root, insurer, box
+        options = client.get(f"{users}/options").json()
+        assert options["roles"] == ["regulator", "officer", "director"]
+        assert {s["id"] for s in options["sites"]} == {"site-a1", "site-a2", "site-a3"}
+        assert {r["id"] for r in options["regions"]} == {"dist-a", "town-a3"}
+
+        made = client.post(
+            users, json={**new, "username": "off-a2", "role": "officer", "site_ids": ["site-a2"]}
+        )
+        assert made.status_code == 201, made.text
+        town = client.post(
+            users, json={**new, "username": "reg-town", "role": "regulator", "region_id": "town-a3"}
+        )
+        assert town.status_code == 201, town.text
+
+        def refused(body: dict[str, Any], reason: str, path: str = users) -> None:
+            r = client.request("PATCH" if path != users else "POST", path, json=body)
+            assert r.status_code == 403, (body, r.status_code, r.text)
+            assert r.headers["x-bk-reason"] == reason, r.headers
+            assert not _leaks(r.text, EXPECTED_SCOPE["regulator"], ("site-b1",))
+
+        refused({**new, "username": "x1", "role": "admin"}, "users_grant_admin")
+        refused({**new, "username": "x2", "role": "insurer", "insurer": "PICC"}, "users_grant_role")
+        refused(
+            {**new, "username": "x3", "role": "regulator", "region_id": "dist-b"},
+            "users_other_region",
+        )
+        refused(
+            {**new, "username": "x3", "role": "regulator", "region_id": "prov"},
+            "users_other_region",
+        )
+        refused(
+            {**new, "username": "x4", "role": "officer", "site_ids": ["site-a1", "site-b1"]},
+            "users_site_outside",
+        )
+        refused(
+            {**new, "username": "x5", "role": "director", "person_id": "p-officer-b1"},
+            "users_person_outside",
+        )
+        no_site = client.post(users, json={**new, "username": "x6", "role": "officer"})
+        assert no_site.status_code == 422
+        assert conn.execute("SELECT count(*) FROM users WHERE username LIKE 'x_'").fetchone() == (
+            0,
+        )
+
+        # edit roles and canteens of its own users, never beyond the region
+        r = client.patch(
+            f"{users}/off-a2", json={"role": "director", "site_ids": ["site-a2", "site-a3"]}
+        )
+        assert r.status_code == 200, r.text
+        assert (r.json()["role"], r.json()["site_ids"]) == ("director", ["site-a2", "site-a3"])
+        refused({"site_ids": ["site-b1"]}, "users_site_outside", f"{users}/off-a2")
+        refused({"role": "admin"}, "users_grant_admin", f"{users}/off-a2")
+        refused(
+            {"role": "regulator", "region_id": "dist-b"}, "users_other_region", f"{users}/off-a2"
+        )
+        refused({"role": "officer"}, "users_self", f"{users}/reg-a")
+
+        # another region's user is not found, whatever is asked of it
+        for method, path, body in (
+            ("PATCH", "victim", {"site_ids": ["site-a1"]}),
+            ("POST", "victim/password", {"password": "taken over now"}),
+            ("POST", "victim/disable", None),
+            ("POST", "victim/enable", None),
+            ("POST", "victim/tokens/revoke", None),
+            ("POST", "root/disable", None),
+            ("POST", "ins-a2/disable", None),
+            ("POST", "box-a1/disable", None),
+        ):
+            r = client.request(method, f"{users}/{path}", json=body)
+            assert r.status_code == 404, (method, path, r.status_code, r.text)
+        assert client.get(f"{users}/tokens").status_code == 403
+        assert (
+            client.post(f"{users}/devices", json={"name": "b", "site_ids": ["site-a1"]}).status_code
+            == 403
+        )
+
+        # reset credentials: the old session ends, the new password signs in
+        old = make_user_token(conn, username="off-a3", role="officer", site_ids=("site-a3",))
+        officer = {"Authorization": f"Bearer {old}"}
+        assert client.get(f"{API_PREFIX}/auth/me", headers=officer).status_code == 200
+        reset = client.post(f"{users}/off-a3/password", json={"password": "a fresh password"})
+        assert reset.status_code == 200, reset.text
+        assert reset.json()["revoked"] == 1
+        assert client.get(f"{API_PREFIX}/auth/me", headers=officer).status_code == 401
+        login = {"username": "off-a3", "password": "a fresh password"}
+        sign_in = f"{API_PREFIX}/auth/login"
+        assert client.post(sign_in, json=login, headers=officer).status_code == 200
+        assert client.post(f"{users}/off-a3/disable").json()["active"] is False
+        assert client.post(sign_in, json=login, headers=officer).status_code == 401
+        assert client.post(f"{users}/off-a3/enable").json()["active"] is True
+        assert client.post(sign_in, json=login, headers=officer).status_code == 200
+        assert client.post(f"{users}/reg-a/disable").headers["x-bk-reason"] == "users_self"
+
+    # a regulator of the town below manages none of dist-a's users, nor its own superior
+    town_token = make_user_token(conn, username="reg-t", role="regulator", region_id="town-a3")
+    with TestClient(app, headers={"Authorization": f"Bearer {town_token}"}) as client:
+        listed = {u["username"] for u in client.get(users).json()["data"]}
+        assert listed == {"reg-town", "reg-t", "off-a3"}  # site-a3 lies in the town
+        assert client.post(f"{users}/reg-a/disable").status_code == 404
+        assert client.post(f"{users}/off-a1/disable").status_code == 404
+    actions = [
+        r[0]
+        for r in conn.execute(
+            "SELECT action FROM audit_log WHERE actor = 'reg-a' ORDER BY id"
+        ).fetchall()
+    ]
+    assert {"user.create", "user.update", "user.password_reset", "user.disable"} <= set(actions)

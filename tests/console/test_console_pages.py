@@ -100,16 +100,10 @@ def test_regulator_records_an_inspection_and_prints_the_notice(
     c, b = world, module_browser
     sign_in_as(b, c, "reg-east", "/console/inspections")
     assert nav(b) == [
-        *("/", "/tickets", "/reviews", "/complaints", "/publication", "/wall"),
-        *(
-            "/inspections",
-            "/insurance",
-            "/kitchen",
-            "/rapid-tests",
-            "/coverage",
-            "/visits",
-            "/settings",
-        ),
+        *("/", "/tickets"),
+        *("/reviews", "/complaints", "/inspections", "/visits", "/coverage", "/wall", "/kitchen"),
+        *("/rapid-tests", "/deliveries", "/insurance"),
+        *("/publication", "/settings"),
     ]
     find(b, "#plan-draw").click()
     drawn = find(b, "#plan-sites li")
@@ -246,6 +240,16 @@ def test_xlsx_ledger_downloads_with_words_and_local_times(
         assert got[no][1] == words[status]
         assert abs((got[no][2] - opened).total_seconds()) < 1  # local wall-clock time
     assert all("temp_high" not in str(cell) for r in rows for cell in r)
+    # titles in the reader's language only, the same words on the page and in the sheet
+    page_titles = b.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll("
+        "'#tickets-table tr[data-ticket-id]')].map((r) => "
+        "[r.querySelector('th').textContent, r.querySelectorAll('td')[1].textContent]))"
+    )
+    assert page_titles
+    assert {r[0]: r[2] for r in rows[1:] if r[0] in page_titles} == page_titles
+    assert not any("temperature" in x or "mask" in x for x in page_titles.values())
+    assert any(x.startswith("冷藏温度超标: ") for x in page_titles.values())
     # printing the ledger leaves the console's header and buttons off the paper
     b.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
     try:

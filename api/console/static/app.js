@@ -12,6 +12,7 @@ import { renderInspection, renderInspections, renderNewInspection } from "./insp
 import { renderInsurance } from "./insurance.js";
 import { renderDisinfection } from "./disinfection.js";
 import { renderRapidTests } from "./rapidtests.js";
+import { renderDeliveries } from "./deliveries.js";
 import { renderComplaints } from "./complaints.js";
 import { renderPublication, renderQrSheet } from "./publication.js";
 import { renderDuties } from "./duties.js";
@@ -86,6 +87,7 @@ const ROUTES = [
   [/^\/insurance\/?$/, () => renderInsurance(main)],
   [/^\/disinfection\/?$/, () => renderDisinfection(main, new URLSearchParams(location.search))],
   [/^\/rapid-tests\/?$/, () => renderRapidTests(main)],
+  [/^\/deliveries\/?$/, () => renderDeliveries(main, new URLSearchParams(location.search))],
   [/^\/complaints\/?$/, () => renderComplaints(main)],
   [/^\/publication\/?$/, () => renderPublication(main, new URLSearchParams(location.search))],
   [/^\/sites\/([^/]+)\/qr$/, (m) => renderQrSheet(main, decodeURIComponent(m[1]))],
@@ -102,25 +104,54 @@ function currentPath() {
   return p.startsWith(BASE) ? p.slice(BASE.length) : p;
 }
 
+/**
+ * The pages a role is offered, as [group, [href, label key]...]: the overview and the ledger on
+ * their own, the rest in three menus (监管 / 台账 / 设置) so the header is one short row even
+ * on a phone. A group with nothing in it for the role is left out.
+ */
+function navGroups(u) {
+  const inspector = ["admin", "regulator"].includes(u.role);
+  const canteen = ["officer", "director"].includes(u.role);
+  const pick = (...entries) => entries.filter((e) => e[0]);
+  return [
+    [null, pick([true, "/", "nav_overview"], [true, "/tickets", "nav_tickets"])],
+    ["nav_g_supervise", pick([!u.read_only, "/reviews", "nav_reviews"], [inspector, "/complaints", "nav_complaints"],
+      [true, "/inspections", "nav_inspections"], [inspector, "/visits", "nav_visits"], [inspector, "/coverage", "nav_coverage"],
+      [true, "/wall", "nav_wall"], [true, "/kitchen", "nav_kitchen"])],
+    ["nav_g_records", pick([canteen, "/duties", "nav_duties"], [canteen, "/reports", "nav_reports"], [true, "/rapid-tests", "nav_rapid_tests"],
+      [u.role !== "insurer", "/deliveries", "nav_deliveries"], [true, "/insurance", "nav_insurance"])],
+    ["nav_g_settings", pick([inspector, "/publication", "nav_publication"], [true, "/settings", "nav_settings"])],
+  ].map(([group, entries]) => [group, entries.map(([, href, key]) => [href, key])]).filter(([, entries]) => entries.length);
+}
+
+/** Close every open menu of the header but `keep`. */
+function closeMenus(keep = null) {
+  for (const d of top.querySelectorAll("details.nav-group[open]")) if (d !== keep) d.open = false;
+}
+
 function header() {
   const path = currentPath();
-  const link = (href, key) => {
-    const active = href === "/" ? path === "/" || path === "" : path.startsWith(href);
-    return h("li", {}, h("a", { href: BASE + href, "data-link": true, "aria-current": active ? "page" : null }, t(key)));
+  const isHere = (href) => (href === "/" ? path === "/" || path === "" : path.startsWith(href));
+  const link = (href, key) => h("li", {}, h("a", { href: BASE + href, "data-link": true, "aria-current": isHere(href) ? "page" : null }, t(key)));
+  const menu = (group, entries) => {
+    const here = entries.some(([href]) => isHere(href));
+    const details = h("details", { class: "nav-group", dataset: { group } },
+      h("summary", { class: here ? "here" : null }, t(group)),
+      h("ul", { class: "nav-menu" }, entries.map(([href, key]) => link(href, key))));
+    details.addEventListener("toggle", () => { if (details.open) closeMenus(details); });
+    details.addEventListener("keydown", (ev) => {
+      if (ev.key !== "Escape" || !details.open) return;
+      details.open = false;
+      details.querySelector("summary").focus();
+    });
+    return h("li", {}, details);
   };
   const u = state.me;
   mount(
     top,
     h("span", { class: "brand" }, t("app_title")),
     h("nav", { "aria-label": t("nav") },
-      h("ul", {}, link("/", "nav_overview"), link("/tickets", "nav_tickets"), u.read_only ? null : link("/reviews", "nav_reviews"),
-        ["admin", "regulator"].includes(u.role) ? link("/complaints", "nav_complaints") : null,
-        ["admin", "regulator"].includes(u.role) ? link("/publication", "nav_publication") : null,
-        link("/wall", "nav_wall"), link("/inspections", "nav_inspections"), link("/insurance", "nav_insurance"), link("/kitchen", "nav_kitchen"), link("/rapid-tests", "nav_rapid_tests"),
-        ["officer", "director"].includes(u.role) ? link("/duties", "nav_duties") : null,
-        ["officer", "director"].includes(u.role) ? link("/reports", "nav_reports") : null,
-        ["admin", "regulator"].includes(u.role) ? link("/coverage", "nav_coverage") : null,
-        ["admin", "regulator"].includes(u.role) ? link("/visits", "nav_visits") : null, link("/settings", "nav_settings"))),
+      h("ul", {}, navGroups(u).map(([group, entries]) => (group ? menu(group, entries) : entries.map(([href, key]) => link(href, key)))))),
     h("div", { class: "who" },
       liveBadge(),
       h("button", {
@@ -290,6 +321,7 @@ setUnauthorizedHandler(() => {
 });
 
 document.addEventListener("click", (ev) => {
+  if (!(ev.target.closest && ev.target.closest("details.nav-group"))) closeMenus(); // a click elsewhere
   const a = ev.target.closest && ev.target.closest("a[data-link]");
   if (!a || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0) return;
   ev.preventDefault();
