@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -133,31 +133,50 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def group_samples(samples: Sequence[Sample], pairs: Sequence[Sequence[str]]) -> list[str]:
-    """Return a group key per sample: listed near-duplicates and dHash look-alikes share one."""
+def close_pairs(hashes: Sequence[int | None], max_bits: int) -> list[tuple[int, int]]:
+    """Index pairs whose 64-bit hashes differ in at most ``max_bits`` bits (None: unreadable)."""
     import numpy as np
 
+    valid = [i for i, h in enumerate(hashes) if h is not None]
+    out: list[tuple[int, int]] = []
+    if len(valid) < 2:
+        return out
+    arr = np.array([hashes[i] for i in valid], dtype=np.uint64)
+    for a in range(len(valid) - 1):
+        x = np.bitwise_xor(arr[a + 1 :], arr[a])
+        dist = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+        out.extend((valid[a], valid[a + 1 + int(b)]) for b in np.nonzero(dist <= max_bits)[0])
+    return out
+
+
+def join_groups(
+    samples: Sequence[Sample],
+    pairs: Sequence[Sequence[str]],
+    close: Iterable[tuple[int, int]],
+) -> list[str]:
+    """A group key per sample (the smallest file name of its group): the listed ``pairs`` of
+    file names and the ``close`` index pairs, joined transitively."""
     uf = _UnionFind(len(samples))
     by_name = {s.image.name: i for i, s in enumerate(samples)}
     for group in pairs:
         idx = [by_name[n] for n in group if n in by_name]
         for j in idx[1:]:
             uf.union(idx[0], j)
-    hashes = [dhash(s.image) for s in samples]
-    valid = [i for i, h in enumerate(hashes) if h is not None]
-    if len(valid) > 1:
-        arr = np.array([hashes[i] for i in valid], dtype=np.uint64)
-        for a in range(len(valid)):
-            x = np.bitwise_xor(arr[a + 1 :], arr[a])
-            dist = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
-            for b in np.nonzero(dist <= DHASH_MAX_BITS)[0]:
-                uf.union(valid[a], valid[a + 1 + int(b)])
+    for a, b in close:
+        uf.union(a, b)
     roots = [uf.find(i) for i in range(len(samples))]
     key_of_root: dict[int, str] = {}
     for i, r in enumerate(roots):
         name = samples[i].image.name
         key_of_root[r] = min(key_of_root.get(r, name), name)
     return [key_of_root[r] for r in roots]
+
+
+def group_samples(samples: Sequence[Sample], pairs: Sequence[Sequence[str]]) -> list[str]:
+    """Return a group key per sample: listed near-duplicates and dHash look-alikes share one."""
+    return join_groups(
+        samples, pairs, close_pairs([dhash(s.image) for s in samples], DHASH_MAX_BITS)
+    )
 
 
 def is_val(group_key: str, fraction: float, seed: int) -> bool:

@@ -42,10 +42,11 @@ import numpy.typing as npt
 from models.prepare import (
     DHASH_MAX_BITS,
     DatasetConfig,
-    _UnionFind,
+    close_pairs,
     dhash,
     group_samples,
     is_val,
+    join_groups,
 )
 from models.sources import Sample, read_folder
 
@@ -68,20 +69,6 @@ def phash(image: Path) -> int | None:
     return int(sum(1 << i for i, b in enumerate(bits) if b))
 
 
-def _close_pairs(hashes: Sequence[int | None], max_bits: int) -> list[tuple[int, int]]:
-    """Index pairs whose hashes differ in at most ``max_bits`` bits."""
-    valid = [i for i, h in enumerate(hashes) if h is not None]
-    out: list[tuple[int, int]] = []
-    if len(valid) < 2:
-        return out
-    arr = np.array([hashes[i] for i in valid], dtype=np.uint64)
-    for a in range(len(valid) - 1):
-        x = np.bitwise_xor(arr[a + 1 :], arr[a])
-        dist = np.unpackbits(x.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
-        out.extend((valid[a], valid[a + 1 + int(b)]) for b in np.nonzero(dist <= max_bits)[0])
-    return out
-
-
 def group_keys(
     samples: Sequence[Sample],
     pairs: Sequence[Sequence[str]] = (),
@@ -91,22 +78,9 @@ def group_keys(
 ) -> list[str]:
     """A group key per sample (the smallest file name of its group): listed pairs, dHash and
     pHash look-alikes, joined transitively."""
-    uf = _UnionFind(len(samples))
-    by_name = {s.image.name: i for i, s in enumerate(samples)}
-    for group in pairs:
-        idx = [by_name[n] for n in group if n in by_name]
-        for j in idx[1:]:
-            uf.union(idx[0], j)
-    for a, b in _close_pairs([dhash(s.image) for s in samples], dhash_bits):
-        uf.union(a, b)
-    for a, b in _close_pairs([phash(s.image) for s in samples], phash_bits):
-        uf.union(a, b)
-    key_of_root: dict[int, str] = {}
-    roots = [uf.find(i) for i in range(len(samples))]
-    for i, r in enumerate(roots):
-        name = samples[i].image.name
-        key_of_root[r] = min(key_of_root.get(r, name), name)
-    return [key_of_root[r] for r in roots]
+    close = close_pairs([dhash(s.image) for s in samples], dhash_bits)
+    close += close_pairs([phash(s.image) for s in samples], phash_bits)
+    return join_groups(samples, pairs, close)
 
 
 def fold_of(group_key: str, folds: int, seed: int) -> int:
