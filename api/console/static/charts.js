@@ -64,6 +64,23 @@ function underlay(low, high, alarms) {
 }
 
 /**
+ * Draw the chart of `opts` and `data` into `box` (kept as `box.chart`) and keep it as wide as
+ * the box, at least 240 px, when the window is resized or a phone turns; returns the box.
+ */
+function mountChart(box, opts, data) {
+  const { height } = opts;
+  const chart = new window.uPlot(opts, data, box);
+  box.chart = chart;
+  const fit = () => {
+    const w = Math.max(240, Math.floor(box.clientWidth));
+    if (w && Math.abs(w - chart.width) > 2) chart.setSize({ width: w, height });
+  };
+  new ResizeObserver(fit).observe(box);
+  requestAnimationFrame(fit);
+  return box;
+}
+
+/**
  * A temperature chart: `points` [{x: ms, y, lo, hi}] (lo/hi: bucket min/max, may be absent),
  * `low`/`high` the allowed range, `alarms` [{from: ms, to: ms}] shaded, `from`/`to` the window.
  */
@@ -101,15 +118,7 @@ export function tempChart({ points, low = null, high = null, alarms = [], from, 
     cursor: { drag: { x: true, y: false } },
     hooks: { drawClear: [underlay(low, high, alarms)] },
   };
-  const chart = new window.uPlot(opts, [xs, ys, los, his], box);
-  box.chart = chart;
-  const fit = () => {
-    const w = Math.max(240, Math.floor(box.clientWidth));
-    if (w && Math.abs(w - chart.width) > 2) chart.setSize({ width: w, height });
-  };
-  new ResizeObserver(fit).observe(box);
-  requestAnimationFrame(fit);
-  return box;
+  return mountChart(box, opts, [xs, ys, los, his]);
 }
 
 /** Alarm periods of `sensorId` from an alarm list, as [{from, to}] in ms (open ones end now). */
@@ -176,13 +185,5 @@ export function cabinetChart({ temps = [], power = [], minTemp = null, from, to,
     cursor: { drag: { x: true, y: false } },
     hooks: { drawClear: [underlay(null, minTemp, [])] },
   };
-  const chart = new window.uPlot(opts, data, box);
-  box.chart = chart;
-  const fit = () => {
-    const w = Math.max(240, Math.floor(box.clientWidth));
-    if (w && Math.abs(w - chart.width) > 2) chart.setSize({ width: w, height });
-  };
-  new ResizeObserver(fit).observe(box);
-  requestAnimationFrame(fit);
-  return box;
+  return mountChart(box, opts, data);
 }
