@@ -33,6 +33,20 @@ _GRANTED_SITES = "SELECT us.site_id FROM user_sites us WHERE us.user_id = %(user
 _POLICY_SITES = "SELECT p.site_id FROM policies p WHERE p.insurer = %(insurer)s"
 
 
+def region_tree(conn: Conn, region_id: str | None) -> set[str]:
+    """``region_id`` and every region below it (empty for no region or an unknown one)."""
+    if not region_id:
+        return set()
+    rows = conn.execute(
+        """WITH RECURSIVE tree(id) AS (
+               SELECT id FROM regions WHERE id = %s
+               UNION SELECT r.id FROM regions r JOIN tree ON r.parent_id = tree.id)
+           SELECT id FROM tree""",
+        (region_id,),
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
 def resolve_scope(conn: Conn, principal: Principal) -> SiteScope:
     """The sites ``principal`` may see: admin all; others what region, person or grants give."""
     if principal.role is Role.ADMIN:
@@ -43,7 +57,7 @@ def resolve_scope(conn: Conn, principal: Principal) -> SiteScope:
         "person": principal.person_id,
         "insurer": principal.insurer,
     }
-    if principal.role is Role.REGULATOR:
+    if principal.role in (Role.REGULATOR, Role.INSPECTOR):
         query = _REGION_SITES
     elif principal.role in (Role.OFFICER, Role.DIRECTOR):
         query = _PERSON_SITES

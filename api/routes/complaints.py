@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth.resolve import region_tree
 from api.auth.scope import Principal, Role
 from api.deps import ConnDep, ScopeDep, SettingsDep, not_found, require_role
 from api.routes.evidence import StoreDep
@@ -31,7 +32,6 @@ from api.services.publication import (
     PublicationIn,
     PublicationPublic,
     effective_for_region,
-    region_tree,
     set_publication,
 )
 from bkcommon.timeutil import utcnow

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
+from api.auth.resolve import region_tree
 from api.auth.scope import Principal, Role
 from api.deps import (
     ConnDep,
@@ -170,16 +171,10 @@ class ChecklistIn(BaseModel):
 )
 def put_checklist(conn: ConnDep, user: InspectorUser, body: ChecklistIn) -> Checklist:
     """Set a region's own checklist for a business type (its sites and sub-regions use it)."""
-    tree = conn.execute(
-        """WITH RECURSIVE tree AS (
-               SELECT id FROM regions WHERE id = %s
-               UNION SELECT r.id FROM regions r JOIN tree ON r.parent_id = tree.id)
-           SELECT id FROM tree""",
-        (user.region_id,),
-    ).fetchall()
+    tree = region_tree(conn, user.region_id)
     if conn.execute("SELECT 1 FROM regions WHERE id = %s", (body.region_id,)).fetchone() is None:
         raise HTTPException(status_code=422, detail=f"region_id: no region {body.region_id}")
-    if user.role is Role.REGULATOR and body.region_id not in {str(r[0]) for r in tree}:
+    if user.role is Role.REGULATOR and body.region_id not in tree:
         raise HTTPException(status_code=403, detail="region_id: outside your region")
     conn.execute(
         """INSERT INTO duty_checklists (region_id, business_type, items, source, updated_by,

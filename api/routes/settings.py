@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from api.auth.resolve import region_tree
 from api.auth.scope import Principal, Role
 from api.auth.users import audit
 from api.deps import Conn, ConnDep, ScopeDep, SettingsDep, require_role
@@ -97,20 +98,6 @@ class TriageModesPublic(BaseModel):
     modes: list[TriageModePublic]
 
 
-def _region_tree(conn: Conn, region_id: str | None) -> list[str]:
-    """``region_id`` and every region under it."""
-    if region_id is None:
-        return []
-    rows = conn.execute(
-        """WITH RECURSIVE tree(id) AS (
-               SELECT id FROM regions WHERE id = %s
-               UNION SELECT r.id FROM regions r JOIN tree ON r.parent_id = tree.id)
-           SELECT id FROM tree""",
-        (region_id,),
-    ).fetchall()
-    return [str(r[0]) for r in rows]
-
-
 def _ancestors_and_tree(conn: Conn, region_id: str | None) -> list[str]:
     """The regions whose overrides can reach ``region_id``'s sites: its tree and its parents."""
     if region_id is None:
@@ -123,12 +110,12 @@ def _ancestors_and_tree(conn: Conn, region_id: str | None) -> list[str]:
            SELECT id FROM up""",
         (region_id,),
     ).fetchall()
-    return sorted({str(r[0]) for r in rows} | set(_region_tree(conn, region_id)))
+    return sorted({str(r[0]) for r in rows} | region_tree(conn, region_id))
 
 
 def _deadlines(conn: Conn, user: Principal, settings: SettingsDep) -> DeadlinesPublic:
     admin = user.role is Role.ADMIN
-    own = set(_region_tree(conn, user.region_id))
+    own = region_tree(conn, user.region_id)
     reach = _ancestors_and_tree(conn, user.region_id)
     rows = conn.execute(
         """SELECT region_id, rule, tier, hours FROM deadline_rules
@@ -166,10 +153,10 @@ def put_deadline(
     New tickets get the new deadline; open tickets keep theirs.
     """
     if user.role is not Role.ADMIN and (
-        body.region_id is None or body.region_id not in _region_tree(conn, user.region_id)
+        body.region_id is None or body.region_id not in region_tree(conn, user.region_id)
     ):
         raise HTTPException(status_code=403, detail="only deadlines of your region tree")
-    if body.region_id is not None and not _region_tree(conn, body.region_id):
+    if body.region_id is not None and not region_tree(conn, body.region_id):
         raise HTTPException(status_code=422, detail=f"unknown region {body.region_id!r}")
     with conn.transaction():
         set_deadline_rule(

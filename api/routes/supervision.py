@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from api.auth.resolve import region_tree
 from api.auth.scope import Principal, Role
 from api.deps import ConnDep, CurrentUser, ScopeDep, not_found, require_role
 from api.queries.coverage import (
@@ -36,7 +37,6 @@ from api.services.supervision import (
     default_checklist,
     list_visits,
     record_visit,
-    regions_below,
     set_frequency,
 )
 from bkcommon.timeutil import utcnow
@@ -135,7 +135,7 @@ def put_frequency(conn: ConnDep, user: Cadre, body: FrequencyIn) -> FrequencyPub
     """
     allowed = None
     if user.role is Role.REGULATOR:
-        allowed = regions_below(conn, user.region_id) if user.region_id else frozenset()
+        allowed = frozenset(region_tree(conn, user.region_id))  # what they may configure
     return set_frequency(conn, data=body, user=user, scope_regions=allowed)
 
 

@@ -45,20 +45,6 @@ _COLUMNS = """region_id, enabled, show_inspection, show_rectification, show_cold
 show_disinfection, show_rapid_tests, accept_complaints, updated_by, updated_at"""
 
 
-def region_tree(conn: Conn, region_id: str | None) -> list[str]:
-    """``region_id`` and every region under it (empty for None or an unknown region)."""
-    if region_id is None:
-        return []
-    rows = conn.execute(
-        """WITH RECURSIVE tree(id) AS (
-               SELECT id FROM regions WHERE id = %s
-               UNION SELECT r.id FROM regions r JOIN tree ON r.parent_id = tree.id)
-           SELECT id FROM tree""",
-        (region_id,),
-    ).fetchall()
-    return [str(r[0]) for r in rows]
-
-
 def effective_for_region(conn: Conn, region_id: str) -> PublicationPublic | None:
     """The setting that applies in ``region_id``: its own row or the nearest ancestor's."""
     with conn.cursor(row_factory=dict_row) as cur:

@@ -362,15 +362,3 @@ def set_frequency(
         user.username,
     )
     return FrequencyPublic.model_validate(row)
-
-
-def regions_below(conn: Conn, region_id: str) -> frozenset[str]:
-    """``region_id`` and every region under it: what a regulator of it may configure."""
-    rows = conn.execute(
-        """WITH RECURSIVE tree AS (
-               SELECT id FROM regions WHERE id = %s
-               UNION SELECT r.id FROM regions r JOIN tree ON r.parent_id = tree.id)
-           SELECT id FROM tree""",
-        (region_id,),
-    ).fetchall()
-    return frozenset(str(r[0]) for r in rows)
