@@ -63,10 +63,11 @@ def _cmd_cabinets(args: argparse.Namespace) -> int:
     import yaml
 
     from bkcommon.errors import ConfigError, TopicError
-    from bkcommon.settings import load_common_settings, parse_mqtt_url
+    from bkcommon.settings import load_common_settings
     from bkcommon.timeutil import utcnow
     from bkcommon.topics import check_id
     from brightkitchen.simulate.cabinets import SPAN, cabinet_emissions, cabinet_entries
+    from brightkitchen.simulate.publisher import checked_broker_url
 
     try:
         check_id(args.site, "site")
@@ -79,11 +80,7 @@ def _cmd_cabinets(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(cabinet_entries(args.site), allow_unicode=True, sort_keys=False))
         return 0
     settings = load_common_settings()
-    url = args.mqtt_url or settings.mqtt_url
-    try:
-        parse_mqtt_url(url)
-    except ValueError as exc:
-        raise ConfigError(f"--mqtt-url: {exc}") from exc
+    url = checked_broker_url(args.mqtt_url or settings.mqtt_url)
     now = utcnow()
     if args.replay:
         forms = tuple(f for f in forms if f != "zigbee")  # its states carry no time

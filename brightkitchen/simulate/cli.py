@@ -197,19 +197,16 @@ def _cmd_sensors(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from bkcommon.errors import ConfigError
-    from bkcommon.settings import load_common_settings, parse_mqtt_url
+    from bkcommon.settings import load_common_settings
     from brightkitchen.simulate.fleet import Fleet, FleetConfig, generate_site_file, site_file_yaml
+    from brightkitchen.simulate.publisher import checked_broker_url
 
     if args.sites < 1 or args.per_profile < 1:
         raise ConfigError("--sites and --per-profile must be at least 1")
     if args.speed < 0 or args.duration <= 0 or args.interval <= 0 or args.rate < 0:
         raise ConfigError("--speed/--rate must be >= 0, --duration/--interval > 0")
     settings = load_common_settings()
-    url = args.mqtt_url or settings.mqtt_url
-    try:
-        parse_mqtt_url(url)
-    except ValueError as exc:
-        raise ConfigError(f"--mqtt-url: {exc}") from exc
+    url = checked_broker_url(args.mqtt_url or settings.mqtt_url)
     cfg = FleetConfig(
         sites=args.sites,
         per_profile=args.per_profile,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bkcommon.errors import BrokerError
+from bkcommon.errors import BrokerError, ConfigError
 from bkcommon.settings import parse_mqtt_url
 from bkcommon.timeutil import utcnow
 from brightkitchen.simulate.fleet import Emission
@@ -39,6 +39,16 @@ class PublishStats:
         """Seconds from start to finish (or to now while running)."""
         end = self.finished_at if self.finished_at is not None else time.monotonic()
         return max(end - self.started_at, 1e-9)
+
+
+def checked_broker_url(url: str) -> str:
+    """``url`` (``--mqtt-url`` or BK_MQTT_URL) once it parses as a broker URL; else a ConfigError
+    naming ``--mqtt-url``, before anything is generated or sent."""
+    try:
+        parse_mqtt_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"--mqtt-url: {exc}") from exc
+    return url
 
 
 def connect(url: str, client_id: str = "", timeout_s: float = 10.0) -> mqtt.Client:
