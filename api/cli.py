@@ -49,14 +49,15 @@ def _add_validate(parser: argparse.ArgumentParser) -> None:
 def _load() -> tuple[object, object]:
     """Validate every settings group, collecting all errors before raising ConfigError.
 
-    BK_* and BK_API_* are returned; BK_AUTH_* and BK_RISK_* are checked here so a bad value
-    stops the service at start, not at the first sign-in or the first risk run.
+    BK_* and BK_API_* are returned; BK_AUTH_*, BK_RISK_* and BK_TIME_ZONE are checked here so
+    a bad value stops the service at start, not at the first sign-in, risk run or notice.
     """
     from pydantic import ValidationError
 
     from api.auth.settings import load_auth_settings
     from api.services.risk import RiskSettings
     from api.settings import load_api_settings
+    from bkcommon.localtime import time_zone_error
     from bkcommon.settings import load_common_settings
 
     errors: list[str] = []
@@ -73,6 +74,9 @@ def _load() -> tuple[object, object]:
         load_auth_settings()
     except ConfigError as exc:
         errors.append(str(exc))
+    zone_error = time_zone_error()
+    if zone_error:
+        errors.append("invalid environment (BK_*):\n" + zone_error)
     try:
         RiskSettings()
     except ValidationError as exc:

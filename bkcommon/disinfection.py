@@ -32,6 +32,8 @@ from pydantic import (
     model_validator,
 )
 
+from bkcommon.localtime import DEFAULT_TIME_ZONE
+
 
 class CabinetType(StrEnum):
     """How a cabinet or machine disinfects; each has its own valid cycle."""
@@ -256,7 +258,7 @@ class MealSchedule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timezone: str = Field(default="Asia/Shanghai", description="IANA zone of the local times")
+    timezone: str = Field(default=DEFAULT_TIME_ZONE, description="IANA zone of the local times")
     window_min: int = Field(default=DEFAULT_WINDOW_MIN, ge=5, le=600)
     services: list[MealService] = Field(min_length=1)
     days_off: list[DaysOff] = Field(default_factory=list)

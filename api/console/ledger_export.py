@@ -25,6 +25,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from api.schemas import TicketPublic
 from api.services.labels import SOURCE_LABELS, TIER_LABELS, rule_label, title_in
 from api.services.spreadsheet import defuse
+from bkcommon.localtime import DEFAULT_TIME_ZONE
 
 Lang = Literal["zh-CN", "en"]
 
@@ -122,7 +123,7 @@ def tickets_xlsx(
     site_names: dict[str, str],
     *,
     lang: Lang = "zh-CN",
-    time_zone: str = "Asia/Shanghai",
+    time_zone: str = DEFAULT_TIME_ZONE,
     title: str | None = None,
 ) -> bytes:
     """The ledger workbook: one sheet, a frozen header, one row per ticket (write-only mode)."""

@@ -11,12 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
@@ -37,6 +35,7 @@ from api.schemas import TicketPublic, TicketStatus
 from api.services.labels import PROFILE_LABELS, RULE_LABELS, TIER_LABELS
 from api.services.publication import PublicationPublic, effective_for_region
 from api.services.spreadsheet import defuse
+from bkcommon.localtime import local_today, region_zone_name
 from bkcommon.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
@@ -63,8 +62,6 @@ _MEDIA_TYPES = {
 
 _NOT_PAGES = frozenset({"static", "api", "export"})
 """First path segments that never fall back to the page (a missing asset is a 404)."""
-
-DEFAULT_TIME_ZONE = "Asia/Shanghai"
 
 EXPORT_PAGE = 500
 EXPORT_MAX_ROWS = 100_000
@@ -135,7 +132,7 @@ class ConsoleConfig(BaseModel):
 
 
 def console_config() -> ConsoleConfig:
-    """Time zone (``BK_CONSOLE_TIME_ZONE``, default Asia/Shanghai) and (zh, en) labels."""
+    """The region's time zone (``BK_TIME_ZONE``, default Asia/Shanghai) and (zh, en) labels."""
     return ConsoleConfig(
         time_zone=console_time_zone(),
         rules=RULE_LABELS,
@@ -145,15 +142,8 @@ def console_config() -> ConsoleConfig:
 
 
 def console_time_zone() -> str:
-    """The region's IANA time zone; a name the system does not know falls back with a warning."""
-    name = os.environ.get("BK_CONSOLE_TIME_ZONE", "").strip() or DEFAULT_TIME_ZONE
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        logger.warning("BK_CONSOLE_TIME_ZONE=%r is not a known time zone; using %s", name,
-                       DEFAULT_TIME_ZONE)  # fmt: skip
-        return DEFAULT_TIME_ZONE
-    return name
+    """The region's IANA time zone (``BK_TIME_ZONE``, see bkcommon.localtime)."""
+    return region_zone_name()
 
 
 class OverviewSite(BaseModel):
@@ -465,7 +455,7 @@ def export_tickets_xlsx(
         time_zone=console_time_zone(),
     )
     logger.info("ticket ledger exported as XLSX (%d bytes)", len(body))
-    stamp = datetime.now(ZoneInfo(console_time_zone())).strftime("%Y%m%d")
+    stamp = local_today().strftime("%Y%m%d")
     return Response(
         content=body,
         media_type=XLSX_MEDIA_TYPE,

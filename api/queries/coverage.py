@@ -22,12 +22,14 @@ from pydantic import BaseModel, Field
 from api.auth.scope import SiteScope
 from api.services.spreadsheet import table_csv, table_xlsx
 from api.services.supervision import CADRE_ROLE, SupervisionSettings
+from bkcommon.localtime import DEFAULT_TIME_ZONE, region_zone_name
 
 Conn = psycopg.Connection[Any]
 Lang = Literal["zh-CN", "en"]
 
-TIME_ZONE = "Asia/Shanghai"
-"""Days (today, the period's first day) are the region's calendar days."""
+TIME_ZONE = DEFAULT_TIME_ZONE
+"""Deprecated: days are the region's calendar days in ``bkcommon.localtime.region_zone()``
+(``BK_TIME_ZONE``); the query binds that zone as ``%(tz)s``. Kept only for old importers."""
 
 
 class SiteCoveragePublic(BaseModel):
@@ -111,11 +113,11 @@ SELECT z.id AS site_id, z.name AS site_name, z.region_id, z.frequency_region,
                 '{{}}') AS cadres,
        (SELECT count(*) FROM supervision_visits v
         WHERE v.site_id = z.id
-          AND (v.visited_at AT TIME ZONE '{TIME_ZONE}')::date
+          AND (v.visited_at AT TIME ZONE %(tz)s)::date
               BETWEEN %(on)s::date - z.period_days + 1 AND %(on)s::date)::int AS visits_done,
        (SELECT max(v.visited_at) FROM supervision_visits v
         WHERE v.site_id = z.id
-          AND (v.visited_at AT TIME ZONE '{TIME_ZONE}')::date <= %(on)s::date) AS last_visit_at,
+          AND (v.visited_at AT TIME ZONE %(tz)s)::date <= %(on)s::date) AS last_visit_at,
        EXISTS (SELECT 1 FROM duty_sites d
                WHERE d.site_id = z.id AND d.since <= %(on)s::date) AS daily_check_due,
        EXISTS (SELECT 1 FROM daily_checks c
@@ -132,7 +134,13 @@ def coverage(
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             _QUERY.replace("__SCOPE__", scope.clause("s.id")),
-            {"dp": settings.period_days, "dv": settings.visits, "on": on, **scope.params()},
+            {
+                "dp": settings.period_days,
+                "dv": settings.visits,
+                "on": on,
+                "tz": region_zone_name(),
+                **scope.params(),
+            },
         ).fetchall()
     sites = [
         SiteCoveragePublic(

@@ -19,10 +19,9 @@ from api.schemas_disinfection import (
     Outcome,
     Verdict,
 )
+from bkcommon.localtime import region_zone_name
 
 Conn = psycopg.Connection[Any]
-
-DEFAULT_ZONE = "Asia/Shanghai"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,17 +42,18 @@ class LedgerFilter:
             "dfrom": self.date_from,
             "dto": self.date_to,
             "verdict": self.verdict.value if self.verdict else None,
+            "tz": region_zone_name(),
         }
 
 
-_CYCLE_FROM = f"""
+_CYCLE_FROM = """
 FROM disinfection_cycles AS c
 JOIN sites AS st ON st.id = c.site_id
 LEFT JOIN sensors AS sn ON sn.id = c.sensor_id
 LEFT JOIN disinfection_cabinets AS cab ON cab.sensor_id = c.sensor_id
 LEFT JOIN meal_schedules AS ms ON ms.site_id = c.site_id
 CROSS JOIN LATERAL (
-    SELECT (c.started_at AT TIME ZONE coalesce(ms.timezone, '{DEFAULT_ZONE}'))::date AS day
+    SELECT (c.started_at AT TIME ZONE coalesce(ms.timezone, %(tz)s))::date AS day
 ) AS d
 """
 

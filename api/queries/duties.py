@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel
 
 from api.auth.scope import SiteScope
+from bkcommon.localtime import region_zone_name
 
 Conn = psycopg.Connection[Any]
 
@@ -39,14 +40,14 @@ def duties_today(
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"""SELECT d.site_id, s.name AS site_name, d.business_type, %(day)s::date AS day,
-                       (%(day)s::date + d.deadline_local) AT TIME ZONE 'Asia/Shanghai'
+                       (%(day)s::date + d.deadline_local) AT TIME ZONE %(tz)s
                            AS deadline_at,
                        c.id IS NOT NULL AS done, c.completed_at
                 FROM duty_sites d JOIN sites s ON s.id = d.site_id
                 LEFT JOIN daily_checks c ON c.site_id = d.site_id AND c.check_date = %(day)s
                 WHERE {scope.clause("d.site_id")} AND d.since <= %(day)s
                 ORDER BY d.site_id""",
-            {"day": day, **scope.params()},
+            {"day": day, "tz": region_zone_name(), **scope.params()},
         ).fetchall()
     out = [DutyTodayPublic(**r, overdue=not r["done"] and r["deadline_at"] <= now) for r in rows]
     return sorted(out, key=lambda r: (not r.overdue, r.site_id))

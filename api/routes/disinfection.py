@@ -14,7 +14,6 @@ from fastapi import APIRouter, HTTPException, Query, Response
 
 from api.deps import ConnDep, ScopeDep
 from api.queries.disinfection import (
-    DEFAULT_ZONE,
     LedgerFilter,
     iter_cycles,
     list_checks,
@@ -24,6 +23,7 @@ from api.queries.disinfection import (
 from api.schemas import ErrorPublic
 from api.schemas_disinfection import ChecksPublic, CyclesPublic, Outcome, Verdict
 from api.services.disinfection_export import cycles_csv, cycles_xlsx
+from bkcommon.localtime import region_zone_name
 
 logger = logging.getLogger(__name__)
 
@@ -135,10 +135,10 @@ def _export(
         "Cache-Control": "no-store",
     }
     if fmt == "csv":
-        body = "\ufeff" + cycles_csv(rows, lang=lang, time_zone=DEFAULT_ZONE)
+        body = "\ufeff" + cycles_csv(rows, lang=lang, time_zone=region_zone_name())
         logger.info("disinfection ledger exported as CSV (%d bytes)", len(body))
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
-    data = cycles_xlsx(rows, lang=lang, time_zone=DEFAULT_ZONE)
+    data = cycles_xlsx(rows, lang=lang, time_zone=region_zone_name())
     logger.info("disinfection ledger exported as XLSX (%d bytes)", len(data))
     return Response(data, media_type=XLSX_MEDIA_TYPE, headers=headers)
 
@@ -156,7 +156,7 @@ def export_cycles_csv(
     lang: Lang = "zh-CN",
 ) -> Response:
     """The disinfection ledger (消毒记录) of the filter as CSV (UTF-8 with BOM), per site and
-    day, local times (Asia/Shanghai), only your sites; at most 100,000 cycles."""
+    day, local times (the region's zone, BK_TIME_ZONE), only your sites; at most 100,000 cycles."""
     filt = _filter(
         conn,
         scope,
@@ -182,7 +182,7 @@ def export_cycles_xlsx(
     lang: Lang = "zh-CN",
 ) -> Response:
     """The disinfection ledger (消毒记录) of the filter as an XLSX workbook, per site and day,
-    local times (Asia/Shanghai), only your sites; at most 100,000 cycles."""
+    local times (the region's zone, BK_TIME_ZONE), only your sites; at most 100,000 cycles."""
     filt = _filter(
         conn,
         scope,

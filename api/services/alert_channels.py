@@ -21,6 +21,7 @@ from api.services.notify.base import OutgoingMessage
 from api.services.notify.channels import build_channels, close_channels
 from api.services.notify.dispatcher import attempt
 from api.settings import ApiSettings
+from bkcommon.localtime import fmt_local
 from bkcommon.timeutil import rfc3339
 
 Conn = psycopg.Connection[Any]
@@ -135,7 +136,7 @@ def build_test_message(
             f"接收人 To: {row.person_name} ({row.person_id})",
             f"通道 Channel: {row.kind}",
             f"发送人 Sent by: {sent_by}",
-            f"时间 At: {now.strftime('%Y-%m-%d %H:%M:%S UTC')}",
+            f"时间 At: {fmt_local(now, seconds=True, show_zone=True)}",
             "这是一条测试消息，无需处理。This is a test message; no action is needed.",
             f"控制台 Console: {link}",
         ]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime, time
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import dict_row
@@ -26,10 +25,10 @@ from api.services.duty_templates import Checklist, checklist_for
 from api.services.evidence import EvidenceStore, check_image
 from api.services.tickets import FINDINGS_CHANNEL
 from bkcommon.errors import RequestError
+from bkcommon.localtime import local_date
 
 Conn = psycopg.Connection[Any]
 
-CHINA = ZoneInfo("Asia/Shanghai")
 RULE_NO = "daily_check_no"
 
 BusinessType = Literal["school_canteen", "restaurant", "group_meal"]
@@ -54,8 +53,8 @@ class DutyConflictError(RequestError):
 
 
 def china_today(now: datetime) -> date:
-    """The calendar day in China at ``now``: duties are per local day."""
-    return now.astimezone(CHINA).date()
+    """The region's calendar day at ``now`` (``BK_TIME_ZONE``): duties are per local day."""
+    return local_date(now)
 
 
 def require_site(conn: Conn, scope: SiteScope, site_id: str) -> None:

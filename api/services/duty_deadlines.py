@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.services.duties import china_today
 from api.services.tickets import FINDINGS_CHANNEL
+from bkcommon.localtime import region_zone_name
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def check_deadlines(conn: Conn, *, now: datetime, settings: DutySettings) -> int
         rows = conn.execute(
             """WITH days AS (
                    SELECT d.site_id, g::date AS day,
-                          (g::date + d.deadline_local) AT TIME ZONE 'Asia/Shanghai' AS due
+                          (g::date + d.deadline_local) AT TIME ZONE %(tz)s AS due
                    FROM duty_sites d,
                         generate_series(greatest(d.since, %(first)s), %(today)s,
                                         interval '1 day') g)
@@ -75,6 +76,7 @@ def check_deadlines(conn: Conn, *, now: datetime, settings: DutySettings) -> int
             {
                 "first": first,
                 "today": today,
+                "tz": region_zone_name(),
                 "now": now,
                 "rule": RULE_MISSED,
                 "tier": settings.missed_tier,

@@ -20,14 +20,15 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.auth.scope import SiteScope
-from api.services.duties import CHINA, DutyConflictError, DutyError, DutyNotFoundError, require_site
+from api.services.duties import DutyConflictError, DutyError, DutyNotFoundError, require_site
+from bkcommon.localtime import local_date, region_zone
 
 Conn = psycopg.Connection[Any]
 
 
 def _span(first: date, days: int) -> tuple[datetime, datetime]:
-    """The UTC instants of China-time midnight on ``first`` and ``days`` later."""
-    start = datetime.combine(first, time(0), tzinfo=CHINA)
+    """The UTC instants of the region's local midnight on ``first`` and ``days`` later."""
+    start = datetime.combine(first, time(0), tzinfo=region_zone())
     return start.astimezone(UTC), (start + timedelta(days=days)).astimezone(UTC)
 
 
@@ -116,7 +117,7 @@ def record_weekly_review(
 ) -> int:
     """Store the week's review with its figures; 409 when the week is reviewed already."""
     require_site(conn, scope, site_id)
-    if data.week_start > now.astimezone(CHINA).date():
+    if data.week_start > local_date(now):
         raise DutyError("week_start: the week has not begun")
     figures = period_figures(conn, site_id=site_id, first=data.week_start, days=7)
     row = conn.execute(
@@ -226,7 +227,7 @@ def generate_report(
     """
     require_site(conn, scope, site_id)
     first = month_start(month)
-    if first > now.astimezone(CHINA).date():
+    if first > local_date(now):
         raise DutyError("month: the month has not begun")
     figures = period_figures(conn, site_id=site_id, first=first, days=_days_in(first))
     with conn.transaction():

@@ -11,16 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 
 from api.auth.scope import SiteScope
 from api.services.inspections import InspectionItemPublic, InspectionPublic, get_inspection
+from bkcommon.localtime import fmt_local
 
 Conn = psycopg.Connection[Any]
-
-CHINA_TZ = ZoneInfo("Asia/Shanghai")
 
 KIND_LABELS = {
     "routine": "日常检查 routine",
@@ -63,7 +61,7 @@ def load_notice(*, conn: Conn, inspection_id: int, scope: SiteScope) -> Notice |
 
 
 def _local(at: datetime | None) -> str:
-    return at.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M") if at else "—"
+    return fmt_local(at)
 
 
 def _evidence(item: InspectionItemPublic) -> str:

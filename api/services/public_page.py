@@ -29,6 +29,7 @@ import psycopg
 
 from api.services.publication import PublicationPublic
 from api.services.rapid_tests import ITEM_LABELS
+from bkcommon.localtime import region_zone_name
 
 Conn = psycopg.Connection[Any]
 
@@ -133,13 +134,13 @@ def build_page(
 
 def _inspection(conn: Conn, site_id: str) -> InspectionFacts | None:
     row = conn.execute(
-        """SELECT (i.finished_at AT TIME ZONE 'Asia/Shanghai')::date, i.kind,
+        """SELECT (i.finished_at AT TIME ZONE %(tz)s)::date, i.kind,
                   count(*) FILTER (WHERE it.result = 'fail' AND it.tier <= 2),
                   count(*) FILTER (WHERE it.result = 'fail')
            FROM inspections i LEFT JOIN inspection_items it ON it.inspection_id = i.id
-           WHERE i.site_id = %s AND i.finished_at IS NOT NULL
+           WHERE i.site_id = %(site)s AND i.finished_at IS NOT NULL
            GROUP BY i.id ORDER BY i.finished_at DESC, i.id DESC LIMIT 1""",
-        (site_id,),
+        {"site": site_id, "tz": region_zone_name()},
     ).fetchone()
     if row is None:
         return None
@@ -209,10 +210,16 @@ def _disinfection(conn: Conn, site_id: str, now: datetime) -> DisinfectionFacts:
 
 def _rapid(conn: Conn, site_id: str, now: datetime) -> list[RapidFacts]:
     rows = conn.execute(
-        """SELECT (tested_at AT TIME ZONE 'Asia/Shanghai')::date, product, item, result
-           FROM rapid_tests WHERE site_id = %s AND tested_at >= %s AND tested_at <= %s
+        """SELECT (tested_at AT TIME ZONE %(tz)s)::date, product, item, result
+           FROM rapid_tests
+           WHERE site_id = %(site)s AND tested_at >= %(from)s AND tested_at <= %(now)s
            ORDER BY tested_at DESC, id DESC LIMIT 50""",
-        (site_id, now - timedelta(days=RAPID_DAYS), now),
+        {
+            "site": site_id,
+            "from": now - timedelta(days=RAPID_DAYS),
+            "now": now,
+            "tz": region_zone_name(),
+        },
     ).fetchall()
     return [
         RapidFacts(

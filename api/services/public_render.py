@@ -7,7 +7,7 @@ external assets, every value escaped. Chinese first, English after, like the not
 from __future__ import annotations
 
 import html
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from api.services.complaints import BODY_MAX, COMMENT_MAX, CONTACT_MAX, MAX_PHOTOS, Tracking
 from api.services.public_page import (
@@ -17,8 +17,8 @@ from api.services.public_page import (
     RECTIFICATION_DAYS,
     PublicPage,
 )
+from bkcommon.localtime import fmt_local
 
-_CST = timezone(timedelta(hours=8))
 _STYLE = """body{font-family:system-ui,sans-serif;margin:0 auto;max-width:40rem;padding:1rem;
 line-height:1.5;color:#1b1b1b}h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.5rem;
 border-bottom:1px solid #ddd}table{border-collapse:collapse;width:100%}td,th{text-align:left;
@@ -51,7 +51,7 @@ def _page(title: str, body: str) -> str:
 
 
 def _local(at: datetime | None) -> str:
-    return "—" if at is None else at.astimezone(_CST).strftime("%Y-%m-%d %H:%M")
+    return fmt_local(at)
 
 
 def _percent(x: float | None) -> str:

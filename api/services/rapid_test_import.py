@@ -5,7 +5,8 @@ both the English column names and the common Chinese ones are understood (``COLU
 A row is checked like the JSON API (``RapidTestIn``) and stored on its own
 (``record_test``: the sample, its finding and flags, or nothing); a bad row is reported as
 row number (1 = the first data row after the header) + field + reason and changes nothing.
-Times without an offset are China Standard Time (UTC+8), as instruments write them.
+Times without an offset are the region's local time (``BK_TIME_ZONE``, China Standard Time,
+UTC+8, by default), as instruments write them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -27,10 +28,10 @@ from api.services.rapid_tests import (
     record_test,
 )
 from bkcommon.errors import RequestError
+from bkcommon.localtime import region_zone
 
 Conn = psycopg.Connection[Any]
 
-CHINA_TZ = timezone(timedelta(hours=8))
 MAX_ROWS = 5000
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -121,9 +122,10 @@ def _header_map(header: list[str]) -> dict[str, int]:
 
 
 def _time(text: str) -> datetime:
-    """ISO 8601 / ``YYYY-MM-DD HH:MM[:SS]`` / ``YYYY/MM/DD HH:MM[:SS]``; naive means UTC+8."""
+    """ISO 8601 / ``YYYY-MM-DD HH:MM[:SS]`` / ``YYYY/MM/DD HH:MM[:SS]``; naive means the
+    region's local time (``BK_TIME_ZONE``)."""
     value = datetime.fromisoformat(text.strip().replace("/", "-"))
-    return value if value.tzinfo is not None else value.replace(tzinfo=CHINA_TZ)
+    return value if value.tzinfo is not None else value.replace(tzinfo=region_zone())
 
 
 def _row_fields(

@@ -1,9 +1,10 @@
 """Region statistics of rapid tests per month: batches, pass rate, failures by item and supplier.
 
-A month is a calendar month in China Standard Time (Asia/Shanghai), the way the region
-publishes its figures. A *batch* is one sample (site + sample number) whatever the number
-of items it was tested for; it passes when every item passed. Pass rate = passed batches /
-batches. Only sites in the caller's scope count: a regulator sees their region tree.
+A month is a calendar month in the region's time zone (``BK_TIME_ZONE``, by default
+Asia/Shanghai), the way the region publishes its figures. A *batch* is one sample (site +
+sample number) whatever the number of items it was tested for; it passes when every item
+passed. Pass rate = passed batches / batches. Only sites in the caller's scope count: a
+regulator sees their region tree.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 
 from api.auth.scope import SiteScope
 from api.services.rapid_tests import ITEM_LABELS
+from bkcommon.localtime import region_zone_name
 
 Conn = psycopg.Connection[Any]
 
@@ -42,12 +44,12 @@ class MonthStatsPublic(BaseModel):
 
 _BATCHES = """
 WITH t AS (
-    SELECT to_char(tested_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') AS month,
+    SELECT to_char(tested_at AT TIME ZONE %(tz)s, 'YYYY-MM') AS month,
            site_id, sample_no, result, item, supplier_licence
     FROM rapid_tests
     WHERE {scope}
-      AND (tested_at AT TIME ZONE 'Asia/Shanghai')::date >= %(from)s
-      AND (tested_at AT TIME ZONE 'Asia/Shanghai')::date < %(to)s
+      AND (tested_at AT TIME ZONE %(tz)s)::date >= %(from)s
+      AND (tested_at AT TIME ZONE %(tz)s)::date < %(to)s
 )
 """
 
@@ -57,7 +59,12 @@ def monthly_stats(
 ) -> list[MonthStatsPublic]:
     """Statistics of each month from ``from_month`` to ``to_month`` (both included, first days)."""
     end = date(to_month.year + to_month.month // 12, to_month.month % 12 + 1, 1)
-    params = {"from": from_month.replace(day=1), "to": end, **scope.params()}
+    params = {
+        "from": from_month.replace(day=1),
+        "to": end,
+        "tz": region_zone_name(),
+        **scope.params(),
+    }
     head = _BATCHES.format(scope=scope.clause("site_id"))
     months = conn.execute(
         head

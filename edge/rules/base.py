@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bkcommon.localtime import DEFAULT_TIME_ZONE
 from edge.detect.base import Detections
 from edge.events import ViolationEvent
 from edge.zones import ZoneSet
@@ -60,7 +61,7 @@ class RuleConfig(BaseModel):
         description="Working hours when the rule applies, e.g. ['mon-fri 06:00-20:00']; "
         "empty = always.",
     )
-    timezone: str = Field(default="Asia/Shanghai", description="Zone of the schedule's clock.")
+    timezone: str = Field(default=DEFAULT_TIME_ZONE, description="Zone of the schedule's clock.")
     window_s: float = Field(default=3.0, gt=0, description="How long a violation must hold.")
     min_share: float = Field(default=0.6, gt=0, le=1, description="Share of frames in the window.")
     min_frames: int = Field(default=3, ge=1, description="Fewest analysed frames in the window.")

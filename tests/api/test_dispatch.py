@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -51,7 +52,10 @@ def test_alarm_is_delivered_by_webhook_and_email(
     channels: dict[str, Channel],
     hook: HookServer,
     smtp: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("BK_TIME_ZONE", raising=False)  # the default zone, Asia/Shanghai
+    monkeypatch.delenv("BK_CONSOLE_TIME_ZONE", raising=False)
     insert_finding(conn, key="alarm:1:raised", payload={"alarm_id": 1})
     process_findings(conn, now=NOW, settings=settings)
     assert dispatch_due(conn, now=NOW, settings=settings, channels=channels) == 2
@@ -72,8 +76,13 @@ def test_alarm_is_delivered_by_webhook_and_email(
     assert "冷藏温度超标 fridge over temperature limit" in str(mail["Subject"])
     text = mail.get_content()
     assert "冷藏柜 1" in text
-    assert "Due:" in text
     assert req.body["link"] in text
+    # the payload keeps the UTC instant; the text shows it as China's wall-clock time, named
+    assert req.body["due_at"].endswith("Z")
+    due = datetime.fromisoformat(req.body["due_at"])
+    local = due.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert f"整改期限 Due: {local} (北京时间 China time, UTC+08:00)" in text
+    assert due.strftime("%H:%M UTC") not in text
 
     rows = _notifications(conn)
     assert [(r[1], r[2], r[3]) for r in rows] == [("webhook", "sent", 1), ("email", "sent", 1)]

@@ -1,4 +1,9 @@
-"""What a notification says: one bilingual text and one JSON payload, built once at enqueue."""
+"""What a notification says: one bilingual text and one JSON payload, built once at enqueue.
+
+The text (email, SMS, WeCom/DingTalk, the webhook's ``text``) shows times as the region's
+wall-clock time with the zone named (``BK_TIME_ZONE``, see bkcommon.localtime), because an
+officer reads it away from the console; the JSON payload keeps RFC 3339 instants in UTC.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from api.services.labels import TIER_LABELS
+from bkcommon.localtime import fmt_local
 from bkcommon.timeutil import rfc3339
 
 PAYLOAD_SCHEMA_VERSION = 1
@@ -63,7 +69,7 @@ def _payload(facts: TicketFacts, event: str, ack_link: str | None) -> dict[str, 
 def ticket_opened(facts: TicketFacts, ack_link: str | None = None) -> MessageContent:
     """Content of the notice sent to a site's officer when a rectification ticket opens."""
     tier_zh, tier_en = TIER_LABELS.get(facts.tier, ("", ""))
-    due = facts.due_at.strftime("%Y-%m-%d %H:%M UTC")
+    due = fmt_local(facts.due_at, show_zone=True)
     subject = f"【整改通知 Rectification notice】{facts.ticket_no} {facts.title}"
     body = "\n".join(
         [
@@ -99,7 +105,7 @@ def ticket_event(
 ) -> MessageContent:
     """Content of a notice about an escalation step or a state change of a ticket."""
     zh, en = EVENT_HEADINGS.get(event, (event, event))
-    due = facts.due_at.strftime("%Y-%m-%d %H:%M UTC")
+    due = fmt_local(facts.due_at, show_zone=True)
     subject = f"【{zh} {en}】{facts.ticket_no} {facts.title}"
     lines = [
         f"【{zh} {en}】{facts.ticket_no}",
