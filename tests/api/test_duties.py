@@ -10,9 +10,10 @@ only its own sites.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -315,6 +316,32 @@ def test_a_missed_daily_check_escalates_to_officer_director_and_cadre(
     ]
     mine = client.get(f"{API}/duties/today", headers=world.headers("officer")).json()
     assert [r["site_id"] for r in mine] == ["site-a1"]
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "Europe/Berlin"])
+def test_a_daily_check_deadline_is_in_the_regions_time_zone(
+    client: TestClient,
+    world: World,
+    conn: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    zone: str,
+) -> None:
+    monkeypatch.setenv("BK_TIME_ZONE", zone)  # read by the API and the deadline worker alike
+    now = utcnow()
+    today = china_today(now)
+    yesterday = today - timedelta(days=1)
+    _keep_duties(client, world, since=str(yesterday), deadline_local="09:30")
+    assert check_deadlines(conn, now=now, settings=DutySettings()) >= 1  # yesterday's, at least
+    [(due,)] = conn.execute(
+        "SELECT occurred_at FROM findings WHERE finding_key = %s",
+        (f"daily_check_missed:site-a1:{yesterday}",),
+    ).fetchall()
+    local = due.astimezone(ZoneInfo(zone))
+    assert (local.date(), local.strftime("%H:%M")) == (yesterday, "09:30")
+    [row] = client.get(f"{API}/duties/today", headers=world.headers("officer")).json()
+    deadline = datetime.fromisoformat(row["deadline_at"]).astimezone(ZoneInfo(zone))
+    assert (str(deadline.date()), deadline.strftime("%H:%M")) == (row["day"], "09:30")
+    assert row["day"] == str(today)
 
 
 def test_weekly_review_is_the_directors_with_the_weeks_figures(
