@@ -185,6 +185,12 @@ def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 WRITER_ROLES = (Role.ADMIN, Role.REGULATOR, Role.OFFICER, Role.DIRECTOR)
 
 WriterUser = Annotated[Principal, Depends(require_role(*WRITER_ROLES))]
+# The inspection workflow: plan, record and sign inspections. An inspector (执法检查人员)
+# writes nothing else but a ticket's check (verify, reject, reopen: the lifecycle decides),
+# its comments and the triage queue's confirm / dismiss.
+INSPECTION_ROLES = (Role.ADMIN, Role.REGULATOR, Role.INSPECTOR)
+InspectionUser = Annotated[Principal, Depends(require_role(*INSPECTION_ROLES))]
+TicketUser = Annotated[Principal, Depends(require_role(*WRITER_ROLES, Role.INSPECTOR))]
 AdminUser = Annotated[Principal, Depends(require_role(Role.ADMIN))]
 
 

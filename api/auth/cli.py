@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-ROLES = ("admin", "regulator", "officer", "director", "insurer")
+ROLES = ("admin", "regulator", "inspector", "officer", "director", "insurer")
 
 
 def register_users(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,7 +21,7 @@ def register_users(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     create = sub.add_parser("create", help="create a console user (prompts for the password)")
     create.add_argument("--username", required=True)
     create.add_argument("--role", required=True, choices=ROLES)
-    create.add_argument("--region", help="regulator: region id (sub-regions included)")
+    create.add_argument("--region", help="regulator, inspector: region id (sub-regions included)")
     create.add_argument("--person", help="officer/director: person id (their sites)")
     create.add_argument("--insurer", help="insurer: company name (insured sites)")
     create.add_argument("--site", action="append", default=[], help="grant a site (repeatable)")

@@ -57,7 +57,7 @@ def resolve_scope(conn: Conn, principal: Principal) -> SiteScope:
         "person": principal.person_id,
         "insurer": principal.insurer,
     }
-    if principal.role is Role.REGULATOR:
+    if principal.role in (Role.REGULATOR, Role.INSPECTOR):
         query = _REGION_SITES
     elif principal.role in (Role.OFFICER, Role.DIRECTOR):
         query = _PERSON_SITES

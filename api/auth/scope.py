@@ -16,6 +16,7 @@ class Role(StrEnum):
 
     ADMIN = "admin"
     REGULATOR = "regulator"  # scoped to a region and its sub-regions
+    INSPECTOR = "inspector"  # 执法检查人员: a region like a regulator; inspections only
     OFFICER = "officer"  # 食品安全员: their sites
     DIRECTOR = "director"  # 食品安全总监: their sites
     INSURER = "insurer"  # sites it insures, read-only

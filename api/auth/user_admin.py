@@ -1,10 +1,11 @@
 """Who may manage which users, and grant which roles: admins everything, regulators their region.
 
 A regulator manages the users whose canteens all lie in its region (its own region and the
-regions below it): officers and directors of those canteens, and regulators of those
-regions. It may grant only what it holds itself: an officer or director of canteens in its
-region, a regulator of its region or one below. Never an admin, an insurer (whose scope
-follows its policies, wherever they are), a device, or anything reaching another region.
+regions below it): officers and directors of those canteens, and regulators and inspectors
+(执法检查人员) of those regions. It may grant only what it holds itself or less: an officer or
+director of canteens in its region, a regulator or an inspector of its region or one below.
+Never an admin, an insurer (whose scope follows its policies, wherever they are), a device,
+or anything reaching another region.
 
 Refusals carry a ``reason`` (a stable code the console words in the reader's language) and
 an English sentence; a user outside the regulator's region is "not found", as any record
@@ -29,8 +30,9 @@ from bkcommon.errors import BrightKitchenError
 Conn = psycopg.Connection[Any]
 
 # Roles a regulator may grant (within its region); an admin grants every role.
-REGULATOR_GRANTS = (Role.REGULATOR, Role.OFFICER, Role.DIRECTOR)
+REGULATOR_GRANTS = (Role.REGULATOR, Role.INSPECTOR, Role.OFFICER, Role.DIRECTOR)
 CANTEEN_ROLES = (Role.OFFICER, Role.DIRECTOR)
+REGION_ROLES = (Role.REGULATOR, Role.INSPECTOR)  # scoped by a region and the regions below
 
 
 class UserRefusedError(BrightKitchenError):
@@ -74,7 +76,7 @@ def person_sites(conn: Conn, person_id: str | None) -> set[str]:
 
 def _in_region(grant: Grant, people_sites: set[str], regions: set[str], sites: set[str]) -> bool:
     """True when ``grant`` (whose person has ``people_sites``) stays in ``regions``/``sites``."""
-    if grant.role is Role.REGULATOR:
+    if grant.role in REGION_ROLES:
         return grant.region_id in regions and not (set(grant.site_ids) - sites)
     if grant.role in CANTEEN_ROLES:
         reach = set(grant.site_ids) | people_sites
@@ -97,9 +99,10 @@ def check_grant(conn: Conn, actor: Principal, grant: Grant) -> None:
         )
     regions = region_tree(conn, actor.region_id)
     sites = sites_in(conn, regions)
-    if grant.role is Role.REGULATOR and grant.region_id not in regions:
+    if grant.role in REGION_ROLES and grant.region_id not in regions:
         raise UserRefusedError(
-            "users_other_region", "a regulator may appoint regulators of its own region only"
+            "users_other_region",
+            f"a regulator may appoint {grant.role.value}s of its own region only",
         )
     if set(grant.site_ids) - sites:
         raise UserRefusedError("users_site_outside", "a chosen canteen is outside your region")
@@ -151,8 +154,8 @@ def visible_users(conn: Conn, actor: Principal, rows: list[dict[str, Any]]) -> l
 
 def validate_grant(grant: Grant) -> None:
     """The anchors each role needs (as ``create_user`` checks); ``UserError`` (422) if not."""
-    if grant.role is Role.REGULATOR and not grant.region_id:
-        raise UserError("a regulator needs a region")
+    if grant.role in REGION_ROLES and not grant.region_id:
+        raise UserError(f"a {grant.role.value} needs a region")
     if grant.role is Role.INSURER and not grant.insurer:
         raise UserError("an insurer needs an insurer")
     if grant.role in CANTEEN_ROLES and not (grant.person_id or grant.site_ids):

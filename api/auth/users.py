@@ -81,8 +81,8 @@ def create_user(
     """Insert a user (argon2id password hash) with its site grants; audited as ``user.create``."""
     if role is not Role.DEVICE and not password:
         raise UserError("a password is required for every role but device")
-    if role is Role.REGULATOR and not region_id:
-        raise UserError("a regulator needs --region")
+    if role in (Role.REGULATOR, Role.INSPECTOR) and not region_id:
+        raise UserError(f"a {role.value} needs --region")
     if role is Role.INSURER and not insurer:
         raise UserError("an insurer needs --insurer")
     if role in (Role.OFFICER, Role.DIRECTOR) and not (person_id or site_ids):

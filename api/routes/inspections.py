@@ -10,7 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth.scope import Principal, Role
-from api.deps import ConnDep, CurrentUser, ScopeDep, SettingsDep, not_found, require_role
+from api.deps import (
+    ConnDep,
+    CurrentUser,
+    InspectionUser,
+    ScopeDep,
+    SettingsDep,
+    not_found,
+    require_role,
+)
 from api.routes.raw_photo import PHOTO_REFUSALS, raw_photo_body, read_raw_photo
 from api.schemas import ErrorPublic
 from api.services.evidence import EvidenceStore
@@ -35,7 +43,10 @@ from bkcommon.timeutil import utcnow
 
 router = APIRouter(tags=["inspections"])
 
-Inspector = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
+# Checklist templates are shared by every region: admins and regulators write them; an
+# inspector (执法检查人员) plans, records and signs inspections with them (InspectionUser).
+TemplateAuthor = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
+Inspector = InspectionUser
 
 
 def evidence_store(settings: SettingsDep) -> EvidenceStore:
@@ -47,7 +58,7 @@ StoreDep = Annotated[EvidenceStore, Depends(evidence_store)]
 
 
 @router.post("/checklist-templates", response_model=TemplatePublic, status_code=201)
-def post_template(conn: ConnDep, user: Inspector, body: TemplateCreate) -> TemplatePublic:
+def post_template(conn: ConnDep, user: TemplateAuthor, body: TemplateCreate) -> TemplatePublic:
     """Create a checklist template (items with code, text, tier and the rule of their ticket)."""
     return create_template(conn=conn, data=body)
 

@@ -13,7 +13,15 @@ from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from api.auth.scope import Principal
-from api.deps import ConnDep, CurrentUser, ScopeDep, SettingsDep, WriterUser, not_found
+from api.deps import (
+    ConnDep,
+    CurrentUser,
+    ScopeDep,
+    SettingsDep,
+    TicketUser,
+    WriterUser,
+    not_found,
+)
 from api.routes.evidence import (
     LimitedBodyRoute,
     StoreDep,
@@ -105,7 +113,7 @@ def _simple_action(action: Action, summary: str) -> None:
         ticket_id: int,
         conn: ConnDep,
         scope: ScopeDep,
-        user: WriterUser,
+        user: TicketUser,  # the lifecycle decides which action each role may take
         settings: SettingsDep,
         body: ActionIn | None = None,
     ) -> ActionResultPublic:
@@ -134,7 +142,8 @@ def _simple_action(action: Action, summary: str) -> None:
 
 _simple_action(Action.ACKNOWLEDGE, "Acknowledge the ticket (officer, director, regulator).")
 _simple_action(
-    Action.VERIFY, "Verify the rectification and close the ticket (director, regulator)."
+    Action.VERIFY,
+    "Verify the rectification and close the ticket (director, regulator, inspector).",
 )
 _simple_action(Action.REJECT, "Reject the rectification with a reason; back to the officer.")
 _simple_action(Action.REOPEN, "Reopen a closed ticket with a reason; a new deadline starts.")

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.deps import ConnDep, ScopeDep, WriterUser, not_found
+from api.deps import ConnDep, ScopeDep, TicketUser, not_found
 from api.routes.ticket_actions import actor_of
 from api.schemas import ErrorPublic, TicketEventPublic
 from api.services.ticket_comments import add_comment
@@ -52,7 +52,7 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
     responses=_ANSWERS,
 )
 def comment_ticket(
-    ticket_id: int, body: CommentIn, conn: ConnDep, scope: ScopeDep, user: WriterUser
+    ticket_id: int, body: CommentIn, conn: ConnDep, scope: ScopeDep, user: TicketUser
 ) -> TicketEventPublic:
     """Add a comment to the ticket's timeline; answers the timeline entry it wrote."""
     now = utcnow()

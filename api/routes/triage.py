@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import ConnDep, ScopeDep, SettingsDep, WriterUser, not_found
+from api.deps import ConnDep, ScopeDep, SettingsDep, TicketUser, not_found
 from api.routes.evidence import StoreDep
 from api.schemas import ErrorPublic
 from api.schemas_loop import (
@@ -111,7 +111,7 @@ _DECIDE: dict[int | str, dict[str, Any]] = {
 
 @router.post("/{review_id}/confirm", response_model=ReviewPublic, responses=_DECIDE)
 def confirm(
-    review_id: int, conn: ConnDep, scope: ScopeDep, user: WriterUser, settings: SettingsDep
+    review_id: int, conn: ConnDep, scope: ScopeDep, user: TicketUser, settings: SettingsDep
 ) -> ReviewPublic:
     """Confirm the capture: its ticket opens (or the open one gets an occurrence)."""
     confirm_review(
@@ -127,7 +127,7 @@ def confirm(
 
 @router.post("/{review_id}/dismiss", response_model=ReviewPublic, responses=_DECIDE)
 def dismiss(
-    review_id: int, body: DismissIn, conn: ConnDep, scope: ScopeDep, user: WriterUser
+    review_id: int, body: DismissIn, conn: ConnDep, scope: ScopeDep, user: TicketUser
 ) -> ReviewPublic:
     """Dismiss the capture as a false positive; the reason is kept (and exported)."""
     dismiss_review(

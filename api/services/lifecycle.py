@@ -53,7 +53,7 @@ class Action(StrEnum):
 
 
 _SITE = frozenset({Role.OFFICER, Role.DIRECTOR, Role.ADMIN})
-_CHECK = frozenset({Role.DIRECTOR, Role.REGULATOR, Role.ADMIN})
+_CHECK = frozenset({Role.DIRECTOR, Role.REGULATOR, Role.INSPECTOR, Role.ADMIN})
 _ANYONE = frozenset({Role.OFFICER, Role.DIRECTOR, Role.REGULATOR, Role.ADMIN})
 _AUTHORITY = frozenset({Role.REGULATOR, Role.ADMIN})
 _NOT_CLOSED = ("open", "acknowledged", "rectified", "rejected")

@@ -25,6 +25,7 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 EXPECTED_SCOPE: dict[str, frozenset[str]] = {
     "admin": frozenset(SITES),
     "regulator": frozenset({"site-a1", "site-a2", "site-a3"}),  # dist-a and its town
+    "inspector": frozenset({"site-a1", "site-a2", "site-a3"}),  # the same region as reg-a
     "officer": frozenset({"site-a1"}),
     "director": frozenset({"site-a1"}),
     "insurer": frozenset({"site-a2"}),
@@ -32,6 +33,9 @@ EXPECTED_SCOPE: dict[str, frozenset[str]] = {
 }
 ROLES = tuple(EXPECTED_SCOPE)
 WRITERS = frozenset({"admin", "regulator", "officer", "director"})
+# Roles that write something at all: the writers and the inspector, whose writes are the
+# inspection workflow only (inspections, a ticket's check and comments, triage decisions).
+ANY_WRITERS = WRITERS | {"inspector"}
 
 
 @dataclass
@@ -123,6 +127,9 @@ def build_world(conn: psycopg.Connection[Any]) -> World:
     w.tokens["admin"] = make_user_token(conn, username="root", role="admin")
     w.tokens["regulator"] = make_user_token(
         conn, username="reg-a", role="regulator", region_id="dist-a"
+    )
+    w.tokens["inspector"] = make_user_token(
+        conn, username="insp-a", role="inspector", region_id="dist-a"
     )
     w.tokens["officer"] = make_user_token(
         conn, username="off-a1", role="officer", person_id="p-officer-a1"

@@ -22,7 +22,15 @@ from fastapi.testclient import TestClient
 from api.app import API_PREFIX, create_app
 from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
-from tests.api.authz_world import EXPECTED_SCOPE, ROLES, SITES, WRITERS, World, build_world
+from tests.api.authz_world import (
+    ANY_WRITERS,
+    EXPECTED_SCOPE,
+    ROLES,
+    SITES,
+    WRITERS,
+    World,
+    build_world,
+)
 
 Kind = Literal[
     "public",
@@ -54,7 +62,10 @@ class Spec:
     regulator_ok: frozenset[int] = frozenset({404})  # "users": the regulator's answer
 
 
-INSPECTORS = frozenset({"admin", "regulator"})  # also: who sees and sets deadlines, triage
+AUTHORITY = frozenset({"admin", "regulator"})  # deadlines, triage, complaints, publication
+INSPECTORS = AUTHORITY | {"inspector"}  # who plans, records and signs inspections
+# a ticket's check (the lifecycle decides which action), its comments, triage decisions
+CHECKERS = ANY_WRITERS
 
 
 def _loose_write(roles: frozenset[str] = INSPECTORS) -> Spec:
@@ -112,7 +123,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/users/tokens/{token_id}/revoke"): Spec("admin", ok=frozenset({404})),
     ("POST", "/users/{username}/tokens/revoke"): Spec("users"),
     # inspections, insurance and risk
-    ("POST", "/checklist-templates"): _loose_write(),
+    ("POST", "/checklist-templates"): _loose_write(AUTHORITY),  # shared by every region
     ("GET", "/checklist-templates"): Spec("self"),  # shared templates, no site data
     ("POST", "/inspections"): _loose_write(),
     ("GET", "/inspections"): Spec("list"),
@@ -121,7 +132,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/inspections/{inspection_id}/photos"): _loose_write(),
     ("POST", "/inspections/{inspection_id}/sign"): _loose_write(),
     ("GET", "/inspections/{inspection_id}/notice"): Spec("read"),
-    ("POST", "/policies"): _loose_write(),
+    ("POST", "/policies"): _loose_write(AUTHORITY),
     ("GET", "/policies"): Spec("list"),
     ("GET", "/policies/in-force"): Spec("read", site_query=True),
     ("GET", "/tickets/{ticket_id}/policy"): Spec("read"),
@@ -133,10 +144,10 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/sites/{site_id}/risk"): Spec("read"),
     ("POST", "/risk/compute"): _loose_write(frozenset({"admin"})),
     # deadline overrides and triage modes: admins and regulators (in their region) only
-    ("GET", "/settings/deadlines"): Spec("gated", roles=INSPECTORS),
-    ("PUT", "/settings/deadlines"): _loose_write(INSPECTORS),
-    ("GET", "/settings/triage"): Spec("gated", roles=INSPECTORS),
-    ("PUT", "/settings/triage"): _loose_write(INSPECTORS),
+    ("GET", "/settings/deadlines"): Spec("gated", roles=AUTHORITY),
+    ("PUT", "/settings/deadlines"): _loose_write(AUTHORITY),
+    ("GET", "/settings/triage"): Spec("gated", roles=AUTHORITY),
+    ("PUT", "/settings/triage"): _loose_write(AUTHORITY),
     # the rectification loop: per-action rules live in the lifecycle, so only the gate
     # (no read-only role writes) and the zero-leak / no-change-elsewhere checks apply
     # edge-box enrolment: admins create codes; a box redeems one with the code itself
@@ -147,22 +158,19 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/ack/{token}"): Spec("signed"),
     ("POST", "/ack/{token}"): Spec("signed"),
     ("POST", "/tickets"): _loose_write(WRITERS),
+    # the canteen's rectification and its photos are the writers'; an inspector (执法检查人员)
+    # checks one (verify, reject, reopen), the lifecycle refusing it the other actions
     **{
         ("POST", f"/tickets/{{ticket_id}}/{action}"): _loose_write(WRITERS)
-        for action in (
-            "acknowledge",
-            "verify",
-            "reject",
-            "reopen",
-            "close",
-            "confirm-close",
-            "rectify",
-            "evidence",
-        )
+        for action in ("rectify", "evidence")
+    },
+    **{
+        ("POST", f"/tickets/{{ticket_id}}/{action}"): _loose_write(CHECKERS)
+        for action in ("acknowledge", "verify", "reject", "reopen", "close", "confirm-close")
     },
     ("GET", "/tickets/{ticket_id}/actions"): Spec("read"),
     ("POST", "/tickets/{ticket_id}/comments"): Spec(
-        "write", body=lambda: {"text": "seen on the round"}, ok=frozenset({201})
+        "write", body=lambda: {"text": "seen on the round"}, ok=frozenset({201}), roles=CHECKERS
     ),
     # alert channels: writers see their sites' people; a test send is a loose write
     ("GET", "/alerts/channels"): Spec("gated", roles=WRITERS),
@@ -172,8 +180,8 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/reviews"): Spec("list"),
     ("GET", "/reviews/stats"): Spec("list"),
     ("GET", "/reviews/export.zip"): Spec("list", query=_SPAN),
-    ("POST", "/reviews/{review_id}/confirm"): _loose_write(WRITERS),
-    ("POST", "/reviews/{review_id}/dismiss"): _loose_write(WRITERS),
+    ("POST", "/reviews/{review_id}/confirm"): _loose_write(CHECKERS),
+    ("POST", "/reviews/{review_id}/dismiss"): _loose_write(CHECKERS),
     # rapid tests and purchase records: writers record for their sites, every role reads
     ("POST", "/purchases"): _loose_write(WRITERS),
     ("GET", "/purchases"): Spec("list"),
@@ -190,30 +198,28 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("PUT", "/rapid-tests/{test_id}/photo"): _loose_write(WRITERS),
     # public complaints and publication: admins and regulators (their region) only;
     # another region's complaint or region is 404 to a regulator
-    ("GET", "/complaints"): Spec("gated", roles=INSPECTORS),
-    ("GET", "/complaints/{complaint_id}"): Spec(
-        "gated", roles=INSPECTORS, ok=frozenset({200, 404})
-    ),
+    ("GET", "/complaints"): Spec("gated", roles=AUTHORITY),
+    ("GET", "/complaints/{complaint_id}"): Spec("gated", roles=AUTHORITY, ok=frozenset({200, 404})),
     ("GET", "/complaints/{complaint_id}/photos/{sha256}"): Spec(
         "gated",
-        roles=INSPECTORS,
+        roles=AUTHORITY,
         ok=frozenset({404}),  # the world's complaints have none
     ),
-    ("POST", "/complaints/{complaint_id}/confirm"): _loose_write(INSPECTORS),
-    ("POST", "/complaints/{complaint_id}/dismiss"): _loose_write(INSPECTORS),
+    ("POST", "/complaints/{complaint_id}/confirm"): _loose_write(AUTHORITY),
+    ("POST", "/complaints/{complaint_id}/dismiss"): _loose_write(AUTHORITY),
     ("GET", "/publication/{region_id}"): Spec(
         "gated",
-        roles=INSPECTORS,
+        roles=AUTHORITY,
         ok=frozenset({404}),  # the world publishes nothing
     ),
-    ("PUT", "/publication/{region_id}"): _loose_write(INSPECTORS),
+    ("PUT", "/publication/{region_id}"): _loose_write(AUTHORITY),
     # the officer's daily duties: writers record for their sites; the duties are set by an
     # admin, a regulator or the director; the world's sites keep none yet (a read is 404)
     ("PUT", "/sites/{site_id}/duties"): _loose_write(frozenset({"admin", "regulator", "director"})),
     ("GET", "/sites/{site_id}/duties"): Spec("read", strict=False),
     ("GET", "/duties/checklists"): Spec("self"),  # the defaults, no site data
     ("GET", "/duties/today"): Spec("list"),
-    ("PUT", "/duties/checklists"): _loose_write(INSPECTORS),
+    ("PUT", "/duties/checklists"): _loose_write(AUTHORITY),
     **{
         (method, f"/sites/{{site_id}}/{name}"): (
             _loose_write(WRITERS) if method == "POST" else Spec("read")
@@ -236,12 +242,12 @@ ROUTES: dict[tuple[str, str], Spec] = {
         for name in ("cycles", "checks", "cycles.csv", "cycles.xlsx")
     },
     # 包保 supervision: cadres (regulators) and admins record visits and see coverage
-    ("POST", "/supervision/visits"): _loose_write(INSPECTORS),
+    ("POST", "/supervision/visits"): _loose_write(AUTHORITY),
     ("GET", "/supervision/visits"): Spec("list"),
-    ("PUT", "/supervision/frequency"): _loose_write(INSPECTORS),
+    ("PUT", "/supervision/frequency"): _loose_write(AUTHORITY),
     ("GET", "/supervision/checklist"): Spec("self"),  # the default items, no site data
     **{
-        ("GET", f"/supervision/{name}"): Spec("gated", roles=INSPECTORS)
+        ("GET", f"/supervision/{name}"): Spec("gated", roles=AUTHORITY)
         for name in ("coverage", "coverage.csv", "coverage.xlsx")
     },
 }
@@ -474,11 +480,11 @@ def test_matrix(role: str, app: FastAPI, world: World, conn: psycopg.Connection[
         check(me["all_sites"] == (role == "admin"), f"me: {me}")
         if role != "admin":
             check(set(me["site_ids"]) == scope, f"me scope {me['site_ids']} != {sorted(scope)}")
-        check(me["read_only"] == (role not in WRITERS), f"me: {me}")
+        check(me["read_only"] == (role not in ANY_WRITERS), f"me: {me}")
 
     after = {s: _fingerprint(conn, s) for s in SITES}
     for site in SITES:
-        if site not in scope or role not in WRITERS:
+        if site not in scope or role not in ANY_WRITERS:
             check(after[site] == before[site], f"{role} changed {site}, outside what it may write")
     assert calls > 0
     assert not failures, "\n".join(failures)
@@ -523,9 +529,10 @@ def test_regulator_manages_the_users_of_its_region_only(
     new = {"password": "long enough password"}
     with TestClient(app, headers=world.headers("regulator")) as client:
         listed = {u["username"] for u in client.get(users).json()["data"]}
-        assert listed == {"reg-a", "off-a1", "dir-a1"}  # not victim (dist-b), root, insurer, box
+        # not victim (dist-b), root, insurer, box
+        assert listed == {"reg-a", "insp-a", "off-a1", "dir-a1"}
         options = client.get(f"{users}/options").json()
-        assert options["roles"] == ["regulator", "officer", "director"]
+        assert options["roles"] == ["regulator", "inspector", "officer", "director"]
         assert {s["id"] for s in options["sites"]} == {"site-a1", "site-a2", "site-a3"}
         assert {r["id"] for r in options["regions"]} == {"dist-a", "town-a3"}
 
@@ -537,6 +544,11 @@ def test_regulator_manages_the_users_of_its_region_only(
             users, json={**new, "username": "reg-town", "role": "regulator", "region_id": "town-a3"}
         )
         assert town.status_code == 201, town.text
+        inspector = client.post(
+            users, json={**new, "username": "insp-t", "role": "inspector", "region_id": "town-a3"}
+        )
+        assert inspector.status_code == 201, inspector.text
+        assert inspector.json()["role"] == "inspector"
 
         def refused(body: dict[str, Any], reason: str, path: str = users) -> None:
             r = client.request("PATCH" if path != users else "POST", path, json=body)
@@ -554,6 +566,11 @@ def test_regulator_manages_the_users_of_its_region_only(
             {**new, "username": "x3", "role": "regulator", "region_id": "prov"},
             "users_other_region",
         )
+        refused(
+            {**new, "username": "x3", "role": "inspector", "region_id": "dist-b"},
+            "users_other_region",
+        )
+        refused({**new, "username": "x7", "role": "inspector"}, "users_other_region")
         refused(
             {**new, "username": "x4", "role": "officer", "site_ids": ["site-a1", "site-b1"]},
             "users_site_outside",
@@ -621,7 +638,7 @@ def test_regulator_manages_the_users_of_its_region_only(
     town_token = make_user_token(conn, username="reg-t", role="regulator", region_id="town-a3")
     with TestClient(app, headers={"Authorization": f"Bearer {town_token}"}) as client:
         listed = {u["username"] for u in client.get(users).json()["data"]}
-        assert listed == {"reg-town", "reg-t", "off-a3"}  # site-a3 lies in the town
+        assert listed == {"reg-town", "insp-t", "reg-t", "off-a3"}  # site-a3 lies in the town
         assert client.post(f"{users}/reg-a/disable").status_code == 404
         assert client.post(f"{users}/off-a1/disable").status_code == 404
     actions = [
@@ -631,3 +648,71 @@ def test_regulator_manages_the_users_of_its_region_only(
         ).fetchall()
     ]
     assert {"user.create", "user.update", "user.password_reset", "user.disable"} <= set(actions)
+
+
+def test_inspector_works_the_inspection_workflow_and_nothing_else(
+    app: FastAPI, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    """insp-a (dist-a) plans, records and signs inspections and checks rectifications in its
+    region; the canteen's own steps and every administration are refused with a reason."""
+    api = API_PREFIX
+    record = {
+        "site_id": "site-a2",
+        "kind": "routine",
+        "inspectors": ["insp-a"],
+        "started_at": "2026-03-02T09:00:00+08:00",
+        "items": [
+            {"code": "m1", "result": "fail", "note": "no mask", "tier": 2, "rule": "no_mask"}
+        ],
+    }
+    with TestClient(app, headers=world.headers("inspector")) as client:
+        planned = client.post(f"{api}/inspections/plan", json={"n": 5, "seed": 7})
+        assert planned.status_code == 200, planned.text
+        assert {s["site_id"] for s in planned.json()["sites"]} <= EXPECTED_SCOPE["inspector"]
+        made = client.post(f"{api}/inspections", json=record)
+        assert made.status_code == 201, made.text
+        signed = client.post(f"{api}/inspections/{made.json()['id']}/sign", json={})
+        assert signed.status_code < 300, signed.text
+        other = client.post(f"{api}/inspections", json={**record, "site_id": "site-b1"})
+        assert other.status_code == 404, other.text  # another region's canteen
+
+        # a rectified ticket of its region: the inspector may verify it, not the canteen's steps
+        tid = world.ticket["site-a1"]
+        conn.execute("UPDATE tickets SET status = 'rectified' WHERE id = %s", (tid,))
+        actions = client.get(f"{api}/tickets/{tid}/actions").json()
+        assert sorted(actions) == ["reject", "verify"]
+        closed = client.post(f"{api}/tickets/{tid}/close", json={"note": "x"})
+        assert closed.status_code == 403, closed.text  # closing unrectified is the regulator's
+        comment = client.post(f"{api}/tickets/{tid}/comments", json={"text": "re-checked"})
+        assert comment.status_code == 201, comment.text
+        verified = client.post(f"{api}/tickets/{tid}/verify", json={})
+        assert verified.status_code == 200, verified.text
+        assert verified.json()["status"] == "closed"
+        opened = world.ticket["site-a2"]
+        refused = client.post(f"{api}/tickets/{opened}/acknowledge", json={})
+        assert refused.status_code == 403, refused.text
+        assert "inspector" in refused.json()["detail"]
+
+        # users, settings, channels, publication, insurance, templates, the canteen's records
+        for method, path, body in (
+            ("GET", "/users", None),
+            ("POST", "/users", {"username": "z", "password": "long enough pw", "role": "officer"}),
+            ("GET", "/settings/deadlines", None),
+            ("PUT", "/settings/triage", {"region_id": "dist-a", "mode": "review"}),
+            ("GET", "/alerts/channels", None),
+            ("PUT", "/publication/dist-a", {}),
+            ("POST", "/policies", {}),
+            ("POST", "/checklist-templates", {}),
+            ("PUT", "/duties/checklists", {}),
+            ("POST", "/supervision/visits", {}),
+            ("POST", f"/alarms/{world.alarm['site-a1']}/acknowledge", {"note": "x"}),
+            ("POST", "/tickets", {"site_id": "site-a1", "rule": "other", "note": "x"}),
+        ):
+            r = client.request(method, f"{api}{path}", json=body)
+            assert r.status_code == 403, (method, path, r.status_code, r.text)
+            assert r.json()["detail"] == "role inspector may not do this", (path, r.text)
+    events = conn.execute(
+        "SELECT kind, actor FROM ticket_events WHERE ticket_id = %s ORDER BY id DESC LIMIT 1",
+        (world.ticket["site-a1"],),
+    ).fetchone()
+    assert events == ("verified", "insp-a")

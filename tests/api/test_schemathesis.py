@@ -1,6 +1,6 @@
 """Schemathesis over the whole OpenAPI document, once per role: the API keeps its contract.
 
-For every role of ``tests.api.authz_world`` (admin, regulator — the inspector —, canteen
+For every role of ``tests.api.authz_world`` (admin, regulator, inspector, canteen
 officer and director, insurer, device) every operation gets generated requests, valid
 (positive) and invalid (negative), against the real app and a real PostgreSQL world. Each
 answer must be no server error, carry a documented status code, content type and
@@ -51,7 +51,7 @@ from tests.api.loop_support import jpeg_bytes
 
 EXAMPLES = int(os.environ.get("BK_SCHEMATHESIS_EXAMPLES", "1"))
 # CI leaves out the director: the same answers as the officer everywhere but verify
-# (its own authorisation tests cover that); the longer run names all six.
+# (its own authorisation tests cover that); the longer run names all seven.
 RUN_ROLES = tuple(
     os.environ.get("BK_SCHEMATHESIS_ROLES", ",".join(r for r in ROLES if r != "director"))
     .replace(" ", "")
@@ -74,6 +74,7 @@ LAST = ("/logout", "/rotate", "/revoke", "/disable")
 ANCHORS: dict[str, dict[str, Any]] = {
     "admin": {},
     "regulator": {"region_id": "dist-a"},
+    "inspector": {"region_id": "dist-a"},
     "officer": {"person_id": "p-officer-a1"},
     "director": {"person_id": "p-director-a1"},
     "insurer": {"insurer": "PICC"},

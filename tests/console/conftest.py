@@ -4,7 +4,8 @@ District ``d-east`` (canteens ``east-1``, ``east-2``, ``east-3``) and district `
 (``west-1``) under prefecture ``pref``. ``east-1`` has an overdue temperature ticket with a
 photo, and an open camera ticket; ``east-2`` an open ticket, ``east-3`` none; ``west-1``
 an overdue ticket that the east regulator must never see. Users: ``reg-east``
-(regulator of d-east), ``officer-e1`` (officer of east-1), password ``PASSWORD``.
+(regulator of d-east), ``insp-east`` (inspector, 执法检查人员, of d-east), ``officer-e1``
+(officer of east-1), password ``PASSWORD``.
 """
 
 from __future__ import annotations
@@ -121,6 +122,9 @@ def seed(conn: psycopg.Connection[Any], settings: ApiSettings) -> World:
     sync_registry(conn, parse_site_file(site_file()))
     create_user(
         conn, username="reg-east", role=Role.REGULATOR, password=PASSWORD, region_id="d-east"
+    )
+    create_user(
+        conn, username="insp-east", role=Role.INSPECTOR, password=PASSWORD, region_id="d-east"
     )
     create_user(
         conn, username="officer-e1", role=Role.OFFICER, password=PASSWORD, person_id="officer-1"

@@ -382,11 +382,11 @@ def test_sign_in_page(world: Console, browser: WebDriver) -> None:
     assert problems == [], "\n".join(problems)
 
 
-# The console's roles: there is no separate inspector account, a regulator (or an
-# administrator) records inspections, so the inspector's form and record are audited with the
-# regulator's pages.
+# The console's roles; the inspector (执法检查人员), like a regulator or an administrator,
+# records inspections, so the inspection form and a record are audited with its pages.
 ROLES = {
     "regulator": "reg-east",
+    "inspector": "insp-east",
     "officer": "officer-e1",
     "director": "director-e1",
     "insurer": "insurer-pa",
@@ -401,7 +401,8 @@ def role_pages(b: WebDriver, c: Console, role: str) -> list[str]:
     ready(b)
     pages = nav_paths(b)
     assert "/console/" in pages, pages
-    assert "/console/settings" in pages, pages
+    # an inspector has no settings to manage (users, channels, deadlines)
+    assert ("/console/settings" in pages) == (role != "inspector"), pages
     deeper: list[str] = []
     site = first_link(b, r"/console/sites/[^/]+")
     if site:
@@ -411,13 +412,13 @@ def role_pages(b: WebDriver, c: Console, role: str) -> list[str]:
     ticket = first_link(b, r"/console/tickets/\d+")
     if ticket:
         deeper.append(ticket)
-    if role in ("regulator", "admin"):
+    if role in ("regulator", "admin", "inspector"):
         b.get(c.url + "/console/inspections")
         ready(b)
         record = first_link(b, r"/console/inspections/\d+")
         assert record, "the seeded inspection is listed"
         deeper += ["/console/inspections/new", record]
-    if role in ("regulator", "officer"):
+    if role in ("regulator", "inspector", "officer"):
         assert site, "a canteen of the role's is listed"
         assert ticket, "a ticket of the role's is listed"
     return pages + deeper

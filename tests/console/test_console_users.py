@@ -67,11 +67,13 @@ def test_regulator_creates_an_officer_in_its_region_and_cannot_touch_another(
         create_user(conn, username="admin-u", role=Role.ADMIN, password=PASSWORD)
     sign_in_as(b, c, "reg-east", "/console/settings")
     find(b, "#users-table")
-    assert usernames(b) == {"reg-east", "officer-e1"}  # not the west officer, not the admin
+    # not the west officer, not the admin; the region's inspector (执法检查人员) with its role
+    assert usernames(b) == {"reg-east", "insp-east", "officer-e1"}
+    assert "执法检查人员" in (text(b, "#users-table tr[data-username='insp-east']") or "")
     own = find(b, "#users-table tr[data-username='reg-east']")
     assert not own.find_elements(By.CSS_SELECTOR, "button")  # no action on its own account
     roles = [o.get_attribute("value") for o in b.find_elements(By.CSS_SELECTOR, "#new-role option")]
-    assert roles == ["regulator", "officer", "director"]  # never admin or insurer
+    assert roles == ["regulator", "inspector", "officer", "director"]  # never admin or insurer
     offered = {
         i.get_attribute("value")
         for i in b.find_elements(By.CSS_SELECTOR, "#new-sites input[type=checkbox]")
@@ -121,7 +123,7 @@ def test_regulator_creates_an_officer_in_its_region_and_cannot_touch_another(
     find(b, "#new-username").send_keys("reg-west-2")
     find(b, "#new-password").send_keys("long enough 123")
     find(b, "#new-submit").click()
-    message(b, "只能设置本辖区或下级区域的监管人员。")
+    message(b, "只能设置本辖区或下级区域的监管人员或执法检查人员。")
     # the west officer cannot be edited, reset or disabled through the API either
     for method, path, body in (
         ("PATCH", "/api/v1/users/officer-w1", '{"site_ids": ["east-1"]}'),

@@ -107,20 +107,23 @@ function currentPath() {
 /**
  * The pages a role is offered, as [group, [href, label key]...]: the overview and the ledger on
  * their own, the rest in three menus (监管 / 台账 / 设置) so the header is one short row even
- * on a phone. A group with nothing in it for the role is left out.
+ * on a phone. A group with nothing in it for the role is left out. An inspector (执法检查人员)
+ * is offered its day's work only: inspections, tickets, the review queue and the ledgers it
+ * checks on a visit; no settings, users, channels, publication or insurance.
  */
 function navGroups(u) {
-  const inspector = ["admin", "regulator"].includes(u.role);
+  const authority = ["admin", "regulator"].includes(u.role);
   const canteen = ["officer", "director"].includes(u.role);
+  const inspector = u.role === "inspector";
   const pick = (...entries) => entries.filter((e) => e[0]);
   return [
     [null, pick([true, "/", "nav_overview"], [true, "/tickets", "nav_tickets"])],
-    ["nav_g_supervise", pick([!u.read_only, "/reviews", "nav_reviews"], [inspector, "/complaints", "nav_complaints"],
-      [true, "/inspections", "nav_inspections"], [inspector, "/visits", "nav_visits"], [inspector, "/coverage", "nav_coverage"],
+    ["nav_g_supervise", pick([!u.read_only, "/reviews", "nav_reviews"], [authority, "/complaints", "nav_complaints"],
+      [true, "/inspections", "nav_inspections"], [authority, "/visits", "nav_visits"], [authority, "/coverage", "nav_coverage"],
       [true, "/wall", "nav_wall"], [true, "/kitchen", "nav_kitchen"])],
     ["nav_g_records", pick([canteen, "/duties", "nav_duties"], [canteen, "/reports", "nav_reports"], [true, "/rapid-tests", "nav_rapid_tests"],
-      [u.role !== "insurer", "/deliveries", "nav_deliveries"], [true, "/insurance", "nav_insurance"])],
-    ["nav_g_settings", pick([inspector, "/publication", "nav_publication"], [true, "/settings", "nav_settings"])],
+      [u.role !== "insurer", "/deliveries", "nav_deliveries"], [!inspector, "/insurance", "nav_insurance"])],
+    ["nav_g_settings", pick([authority, "/publication", "nav_publication"], [!inspector, "/settings", "nav_settings"])],
   ].map(([group, entries]) => [group, entries.map(([, href, key]) => [href, key])]).filter(([, entries]) => entries.length);
 }
 

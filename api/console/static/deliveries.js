@@ -240,7 +240,7 @@ export async function renderDeliveries(main, params) {
     api("/sites"),
   ]);
   const u = me();
-  const writer = !u.read_only && u.role !== "insurer";
+  const writer = !u.read_only && !["insurer", "inspector"].includes(u.role); // an inspector reads
   const flagged = new Set(flags.map((f) => f.purchase_id));
   const failed = new Set(failedTests.map((t) => t.purchase_id).filter((id) => id));
   const listBox = h("div", { id: "dl-list-box" });

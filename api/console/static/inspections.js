@@ -10,10 +10,9 @@ import { onLiveView } from "./live.js";
 const BASE = "/console";
 const KINDS = ["routine", "special", "joint", "random", "public_spot"];
 
-/** Admins and regulators inspect; the API refuses everyone else anyway. */
+/** Admins, regulators and inspectors (执法检查人员) inspect; the API refuses everyone else. */
 export function mayInspect() {
-  const role = me().role;
-  return role === "admin" || role === "regulator";
+  return ["admin", "regulator", "inspector"].includes(me().role);
 }
 
 function noticeLink(i) {

@@ -89,7 +89,7 @@ export async function renderKitchen(main, params) {
   const recent = { data: [...recentAlarms.data, ...violations].sort((a, b) => new Date(b.raised_at) - new Date(a.raised_at)).slice(0, RECENT) };
   const now = alerts[0] || null;
   const msg = h("p", { id: "kitchen-message", role: "status", "aria-live": "polite", "data-keep": true });
-  const canAck = !me().read_only;
+  const canAck = !me().read_only && me().role !== "inspector"; // inspections only
 
   async function acknowledge(alarm) {
     try {

@@ -249,7 +249,7 @@ export async function renderRapidTests(main) {
     api("/rapid-tests?limit=200"), api("/rapid-tests/flags?limit=200"), api("/rapid-tests/stats"), api("/sites"),
   ]);
   const u = me();
-  const writer = !u.read_only && u.role !== "insurer";
+  const writer = !u.read_only && !["insurer", "inspector"].includes(u.role); // an inspector reads
   const keep = document.getElementById("rt-import-errors");
   const kept = keep ? [...keep.childNodes] : [];
   mount(main,

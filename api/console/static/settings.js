@@ -87,7 +87,7 @@ export async function renderSettings(main) {
   if (user.role === "admin" || user.role === "regulator") {
     extra.push(await deadlinesSection().catch((e) => h("p", { class: "error" }, explain(e))));
   }
-  if (!user.read_only) extra.push(await channelsSection().catch((e) => h("p", { class: "error" }, explain(e))));
+  if (!user.read_only && user.role !== "inspector") extra.push(await channelsSection().catch((e) => h("p", { class: "error" }, explain(e))));
   if (["admin", "regulator"].includes(user.role)) extra.push(await usersSection().catch((e) => h("p", { class: "error" }, explain(e))));
   else extra.push(h("p", { class: "muted", id: "users-note" }, t("set_users_admin_only")));
   mount(main,

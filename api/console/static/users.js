@@ -19,7 +19,7 @@ const WORDS = {
     confirm_disable: "停用 {name}？停用后立即无法登录。",
     users_grant_admin: "只有管理员能授予管理员角色。",
     users_grant_role: "您不能授予这个角色；保险机构和设备账号由管理员创建。",
-    users_other_region: "只能设置本辖区或下级区域的监管人员。",
+    users_other_region: "只能设置本辖区或下级区域的监管人员或执法检查人员。",
     users_site_outside: "所选食堂不在您的辖区内。",
     users_person_outside: "这位人员负责的食堂不全在您的辖区内。",
     users_self: "不能修改或停用您自己的账号。",
@@ -36,7 +36,7 @@ const WORDS = {
     confirm_disable: "Disable {name}? It can no longer sign in.",
     users_grant_admin: "Only an administrator can grant the administrator role.",
     users_grant_role: "You may not grant this role; insurer and device accounts are created by an administrator.",
-    users_other_region: "You may appoint regulators of your own region or the regions below it only.",
+    users_other_region: "You may appoint regulators and inspectors of your own region or the regions below it only.",
     users_site_outside: "A chosen canteen is outside your region.",
     users_person_outside: "This person's canteens are not all in your region.",
     users_self: "You may not change or disable your own account.",
@@ -68,7 +68,7 @@ function grantFields(prefix, options, user) {
   const regionField = h("div", { class: "field" }, h("label", { for: `${prefix}-region` }, w("region")), region);
   const insurerField = h("div", { class: "field" }, h("label", { for: `${prefix}-insurer` }, w("insurer")), insurer);
   const show = () => {
-    regionField.hidden = role.value !== "regulator";
+    regionField.hidden = !["regulator", "inspector"].includes(role.value);
     insurerField.hidden = role.value !== "insurer";
   };
   role.addEventListener("change", show);
@@ -77,7 +77,7 @@ function grantFields(prefix, options, user) {
     nodes: [h("div", { class: "field" }, h("label", { for: `${prefix}-role` }, t("set_role")), role), regionField, insurerField, sites],
     value: () => ({
       role: role.value,
-      region_id: role.value === "regulator" ? region.value : null,
+      region_id: ["regulator", "inspector"].includes(role.value) ? region.value : null,
       insurer: role.value === "insurer" ? insurer.value.trim() : null,
       site_ids: [...sites.querySelectorAll("input:checked")].map((i) => i.value),
     }),
@@ -134,7 +134,7 @@ export async function usersSection() {
       ev.preventDefault();
       const v = fields.value();
       const body = { role: v.role, site_ids: v.site_ids };
-      if (v.role === "regulator") body.region_id = v.region_id;
+      if (["regulator", "inspector"].includes(v.role)) body.region_id = v.region_id;
       if (v.role === "insurer") body.insurer = v.insurer;
       act(() => api(`/users/${encodeURIComponent(u.username)}`, { method: "PATCH", json: body }), w("saved", { name: u.username }));
     });
