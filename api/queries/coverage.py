@@ -22,14 +22,10 @@ from pydantic import BaseModel, Field
 from api.auth.scope import SiteScope
 from api.services.spreadsheet import table_csv, table_xlsx
 from api.services.supervision import CADRE_ROLE, SupervisionSettings
-from bkcommon.localtime import DEFAULT_TIME_ZONE, region_zone_name
+from bkcommon.localtime import region_zone_name
 
 Conn = psycopg.Connection[Any]
 Lang = Literal["zh-CN", "en"]
-
-TIME_ZONE = DEFAULT_TIME_ZONE
-"""Deprecated: days are the region's calendar days in ``bkcommon.localtime.region_zone()``
-(``BK_TIME_ZONE``); the query binds that zone as ``%(tz)s``. Kept only for old importers."""
 
 
 class SiteCoveragePublic(BaseModel):
@@ -130,7 +126,8 @@ ORDER BY z.region_id, z.id
 def coverage(
     conn: Conn, *, scope: SiteScope, on: date, settings: SupervisionSettings
 ) -> CoveragePublic:
-    """Coverage of the caller's sites on day ``on`` (the period is the days up to it)."""
+    """Coverage of the caller's sites on day ``on`` (the period is the region's calendar days,
+    ``BK_TIME_ZONE``, up to it)."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             _QUERY.replace("__SCOPE__", scope.clause("s.id")),

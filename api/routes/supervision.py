@@ -10,9 +10,8 @@ everywhere outside its allow-list.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
@@ -21,7 +20,6 @@ from api.auth.resolve import region_tree
 from api.auth.scope import Principal, Role
 from api.deps import ConnDep, CurrentUser, ScopeDep, not_found, require_role
 from api.queries.coverage import (
-    TIME_ZONE,
     CoveragePublic,
     coverage,
     coverage_csv,
@@ -39,6 +37,7 @@ from api.services.supervision import (
     record_visit,
     set_frequency,
 )
+from bkcommon.localtime import local_today
 from bkcommon.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ Cadre = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
 Lang = Literal["zh-CN", "en"]
 OnQ = Annotated[
     date | None,
-    Query(description="The day the period ends on (default: today in Asia/Shanghai)."),
+    Query(description="The day the period ends on (default: today in the region, BK_TIME_ZONE)."),
 ]
 
 
@@ -64,7 +63,7 @@ SettingsDep = Annotated[SupervisionSettings, Depends(supervision_settings)]
 
 
 def _today() -> date:
-    return datetime.now(ZoneInfo(TIME_ZONE)).date()
+    return local_today()
 
 
 @router.post(
