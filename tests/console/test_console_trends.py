@@ -26,7 +26,9 @@ def test_trend_by_kind_matches_the_ledger_of_that_kind(
     sign_in_as(b, c, "reg-east", "/console/wall")
     find(b, "#wall-kinds li")
     find(b, "#wall button[data-days='7']").click()
-    wait_until(lambda: find(b, "#wall-trend").get_attribute("data-days") == "7", what="7 days")
+    days = "const e = document.querySelector('#wall-trend'); return e && e.dataset.days"
+    # read in the page: the wall redraws #wall-trend live, so a held element can go stale
+    wait_until(lambda: b.execute_script(days) == "7", what="7 days")
     shown: dict[str, str] = b.execute_script(  # one read: the wall redraws itself live
         "return Object.fromEntries([...document.querySelectorAll('#wall-kinds li[data-rule]')]"
         ".map((li) => [li.dataset.rule, li.textContent.trim()]))"
