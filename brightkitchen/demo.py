@@ -60,6 +60,8 @@ class DemoOptions:
     admin_user: str = "admin"
     # A demo on localhost only; printed at start so the person can sign in.
     admin_password: str = "brightkitchen-demo"  # noqa: S105
+    # The region's inspector (执法检查人员), same password: inspections and their tickets only.
+    inspector_user: str = "inspector"
 
 
 def free_port() -> int:
@@ -439,6 +441,7 @@ class Demo:
             self._replay_lunch(site_file, meal_end, svc.mqtt_url)
             self._seed_workflows(base, token, site_file)
             self._seed_duties(base, token, site_file)
+            self._create_inspector(base, token, site_file)
             self.say("")
             self.say("brightkitchen demo is running. Look at:")
             self.say(f"  alarms         {base}/api/v1/alarms")
@@ -448,6 +451,7 @@ class Demo:
             self.say(f"  API docs       {base}/docs")
             self.say(
                 f"  console        {base}/console/  (sign in: {opts.admin_user} / "
+                f"{opts.admin_password}; the region's inspector: {opts.inspector_user} / "
                 f"{opts.admin_password})"
             )
             self.say(f"  API token      {token}  (also in {data / 'api-token.txt'})")
@@ -485,6 +489,20 @@ class Demo:
         )
         if done.returncode != 0 and "exists" not in (done.stdout + done.stderr):
             raise BrightKitchenError(f"could not create the demo admin: {done.stderr.strip()}")
+
+    def _create_inspector(self, base: str, token: str, site_file: Any) -> None:
+        """The region's inspector (执法检查人员), made by the admin over HTTP as in the console."""
+        from brightkitchen.simulate.duties import http_caller
+
+        body = {
+            "username": self.opts.inspector_user,
+            "password": self.opts.admin_password,
+            "role": "inspector",
+            "region_id": str(site_file.sites[0].region),
+        }
+        status, answer = http_caller(base, token)("POST", "/api/v1/users", body)
+        if status >= 400 and "taken" not in str(answer):  # a data folder run before
+            raise BrightKitchenError(f"demo: creating the inspector: {answer}")
 
     def _sign_in(self, base: str) -> str:
         """Log in as the demo admin over HTTP; keep the bearer token for the person and tests."""
@@ -733,13 +751,14 @@ def with_duty_hooks(site_file: Any, hook_base: str) -> Any:
 
 
 def demo_duty_deadline(now: datetime) -> str:
-    """The demo's daily-check deadline (China HH:MM): the next whole minute at least 20 s
-    ahead, so the sites that do their check do it in time and the one that does not misses
-    it a minute or so into the demo (23:59 at the end of the day)."""
-    from brightkitchen.simulate.duties import CHINA
+    """The demo's daily-check deadline (the region's local HH:MM): the next whole minute at
+    least 20 s ahead, so the sites that do their check do it in time and the one that does
+    not misses it a minute or so into the demo (23:59 at the end of the day)."""
+    from bkcommon.localtime import region_zone
 
-    local = now.astimezone(CHINA) + timedelta(seconds=80)
-    if local.date() != now.astimezone(CHINA).date():
+    zone = region_zone()
+    local = now.astimezone(zone) + timedelta(seconds=80)
+    if local.date() != now.astimezone(zone).date():
         return "23:59"
     return local.strftime("%H:%M")
 

@@ -20,11 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bkcommon.errors import BrightKitchenError
-
-CHINA = ZoneInfo("Asia/Shanghai")
+from bkcommon.localtime import local_date, region_zone
 
 Call = Callable[[str, str, "dict[str, Any] | None"], tuple[int, Any]]
 """``call(method, path, json_body)`` → (HTTP status, decoded JSON answer)."""
@@ -77,12 +75,12 @@ class SiteDay:
 
 
 def china_day(at: datetime) -> date:
-    """The China calendar day of an aware instant."""
-    return at.astimezone(CHINA).date()
+    """The region's calendar day (``BK_TIME_ZONE``) of an aware instant."""
+    return local_date(at)
 
 
 def _meal_at(day: date, meal: str) -> datetime:
-    return datetime.combine(day, MEAL_TIMES[meal], CHINA)
+    return datetime.combine(day, MEAL_TIMES[meal], region_zone())
 
 
 def plan_duties(

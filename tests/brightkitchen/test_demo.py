@@ -90,6 +90,10 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
         )
         assert "/public/complaints/" in text()
         assert "console" in text()
+        # the printed sign-in list names the region's inspector, who exists with that role
+        assert "the region's inspector: inspector / brightkitchen-demo" in text()
+        inspectors = "SELECT count(*) FROM users WHERE role = 'inspector'"
+        assert count(db_url, inspectors) == 1
         _assert_the_duties_day(db_url, text)
         token = (run.data_dir / "api-token.txt").read_text().strip()
         req = urllib.request.Request(
