@@ -24,22 +24,19 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from api.auth.scope import Role
-from api.auth.users import create_user
 from bkcommon.timeutil import utcnow
 from tests.console.conftest import PASSWORD, Console, console_errors, viewport
 from tests.console.test_console_browser import find
-from tests.console.test_console_pages import sign_in_as
+from tests.console.test_console_pages import TEMPLATE, add_policy_and_people, sign_in_as
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.slow
@@ -316,16 +313,7 @@ def world(module_console: Console) -> Console:
     with httpx.Client(base_url=c.url, timeout=10) as reg:
         r = reg.post("/api/v1/auth/login", json={"username": "reg-east", "password": PASSWORD})
         assert r.status_code == 200
-        items = [
-            {"code": "A1", "text_zh": "冷藏设施温度正常", "text_en": "Cold storage in range",
-             "tier": 1, "rule": "temp_high"},
-            {"code": "A2", "text_zh": "从业人员佩戴口罩", "text_en": "Staff wear masks",
-             "tier": 2, "rule": "no_mask"},
-        ]  # fmt: skip
-        r = reg.post(
-            "/api/v1/checklist-templates",
-            json={"name": "学校食堂日常检查表", "kind": "routine", "items": items},
-        )
+        r = reg.post("/api/v1/checklist-templates", json=TEMPLATE)
         assert r.status_code == 201, r.text
         inspection = {
             "site_id": "east-2",
@@ -340,27 +328,7 @@ def world(module_console: Console) -> Console:
         }
         r = reg.post("/api/v1/inspections", json=inspection)
         assert r.status_code == 201, r.text
-        today = date.today()
-        policy = {
-            "site_id": "east-1",
-            "insurer": "平安财险",
-            "policy_no": "PA-2026-001",
-            "cover_cny": "500000",
-            "premium_cny": "1200",
-            "starts_on": str(today - timedelta(days=30)),
-            "ends_on": str(today + timedelta(days=335)),
-        }
-        r = reg.post("/api/v1/policies", json=policy)
-        assert r.status_code == 201, r.text
-    with psycopg.connect(c.db_url, autocommit=True) as conn:
-        create_user(
-            conn, username="insurer-pa", role=Role.INSURER, password=PASSWORD, insurer="平安财险"
-        )
-        create_user(conn, username="admin-1", role=Role.ADMIN, password=PASSWORD)
-        create_user(
-            conn, username="director-e1", role=Role.DIRECTOR, password=PASSWORD,
-            person_id="officer-1",
-        )  # fmt: skip
+        add_policy_and_people(c, reg)
     return c
 
 

@@ -44,26 +44,21 @@ TEMPLATE = {
 }
 
 
-@pytest.fixture(scope="module")
-def world(module_console: Console) -> Console:
-    """A checklist template, an insurer of east-1 with a policy, and the pages' server."""
-    c = module_console
-    with httpx.Client(base_url=c.url, timeout=10) as reg:
-        r = reg.post("/api/v1/auth/login", json={"username": "reg-east", "password": PASSWORD})
-        assert r.status_code == 200
-        assert reg.post("/api/v1/checklist-templates", json=TEMPLATE).status_code == 201
-        today = date.today()
-        policy = {
-            "site_id": "east-1",
-            "insurer": "平安财险",
-            "policy_no": "PA-2026-001",
-            "cover_cny": "500000",
-            "premium_cny": "1200",
-            "starts_on": str(today - timedelta(days=30)),
-            "ends_on": str(today + timedelta(days=335)),
-        }
-        r = reg.post("/api/v1/policies", json=policy)
-        assert r.status_code == 201, r.text
+def add_policy_and_people(c: Console, reg: httpx.Client) -> None:
+    """East-1's liability policy (by ``reg``, a signed-in regulator), its insurer's account,
+    an administrator and east-1's director: the roles the page tests sign in as."""
+    today = date.today()
+    policy = {
+        "site_id": "east-1",
+        "insurer": "平安财险",
+        "policy_no": "PA-2026-001",
+        "cover_cny": "500000",
+        "premium_cny": "1200",
+        "starts_on": str(today - timedelta(days=30)),
+        "ends_on": str(today + timedelta(days=335)),
+    }
+    r = reg.post("/api/v1/policies", json=policy)
+    assert r.status_code == 201, r.text
     with psycopg.connect(c.db_url, autocommit=True) as conn:
         create_user(
             conn, username="insurer-pa", role=Role.INSURER, password=PASSWORD, insurer="平安财险"
@@ -73,6 +68,17 @@ def world(module_console: Console) -> Console:
             conn, username="director-e1", role=Role.DIRECTOR, password=PASSWORD,
             person_id="officer-1",
         )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world(module_console: Console) -> Console:
+    """A checklist template, an insurer of east-1 with a policy, and the pages' server."""
+    c = module_console
+    with httpx.Client(base_url=c.url, timeout=10) as reg:
+        r = reg.post("/api/v1/auth/login", json={"username": "reg-east", "password": PASSWORD})
+        assert r.status_code == 200
+        assert reg.post("/api/v1/checklist-templates", json=TEMPLATE).status_code == 201
+        add_policy_and_people(c, reg)
     return c
 
 
