@@ -29,8 +29,7 @@ from api.console.wall import WallPublic, wall_data
 from api.deps import ConnDep, CurrentUser, ScopeDep
 from api.queries.sites import list_sites
 from api.queries.tickets import list_tickets
-from api.routes.complaints import Inspector, RegionPath
-from api.routes.complaints import _own_region as own_region
+from api.routes.complaints import Inspector, RegionPath, own_region_or_404
 from api.schemas import TicketPublic, TicketStatus
 from api.services.labels import PROFILE_LABELS, RULE_LABELS, TIER_LABELS
 from api.services.publication import PublicationPublic, effective_for_region
@@ -525,7 +524,7 @@ def read_publication_setting(
 ) -> PublicationPublic | None:
     """The publication setting that applies to a region of yours, null where none does (the
     REST read answers that with 404, which the browser would log as an error on the page)."""
-    own_region(conn, user, region_id)
+    own_region_or_404(conn, user, region_id)
     return effective_for_region(conn, region_id)
 
 

@@ -154,7 +154,7 @@ def dismiss_complaint(
     return read_complaint(complaint_id, conn, scope, user)
 
 
-def _own_region(conn: ConnDep, user: Principal, region_id: str) -> None:
+def own_region_or_404(conn: ConnDep, user: Principal, region_id: str) -> None:
     """404 for an unknown region, and for a regulator's region outside their tree (as sites)."""
     if not region_tree(conn, region_id) or (
         user.role is not Role.ADMIN and region_id not in region_tree(conn, user.region_id)
@@ -168,7 +168,7 @@ _REGION = not_found("region in your region tree, or no setting applies to it")
 @router.get("/publication/{region_id}", response_model=PublicationPublic, responses=_REGION)
 def read_publication(region_id: RegionPath, conn: ConnDep, user: Inspector) -> PublicationPublic:
     """What the region's public pages show: its own setting or the nearest ancestor's."""
-    _own_region(conn, user, region_id)
+    own_region_or_404(conn, user, region_id)
     found = effective_for_region(conn, region_id)
     if found is None:
         raise HTTPException(status_code=404, detail=f"nothing is published in {region_id}")
@@ -180,6 +180,6 @@ def put_publication(
     region_id: RegionPath, body: PublicationIn, conn: ConnDep, user: Inspector
 ) -> PublicationPublic:
     """Set what the region (and sub-regions without their own) publishes; off by default."""
-    _own_region(conn, user, region_id)
+    own_region_or_404(conn, user, region_id)
     return set_publication(conn, region_id=region_id, data=body, actor=user.username,
                            now=utcnow())  # fmt: skip
