@@ -166,6 +166,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         conf_threshold=args.conf,
         bootstrap=args.bootstrap,
         seed=args.seed,
+        classifier=Path(args.classifier) if args.classifier else None,
     )
     print(format_report(report))
     for line in summarise_skipped(issues, [c.name for c in report.classes]):
@@ -230,11 +231,52 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
         kinds=args.kind or KINDS,
         bootstrap=args.bootstrap,
         threads=args.threads,
+        classifier=Path(args.classifier) if args.classifier else None,
     )
     print(format_table(result))
     if args.json:
         write_result(result, Path(args.json))
         print(f"wrote {args.json} and {Path(args.json).with_suffix('.md')}")
+    return 0
+
+
+def _cmd_train_classifier(args: argparse.Namespace) -> int:
+    from models.classifier import ClassifierOptions, train_classifier, write_report
+    from models.prepare import load_config
+    from models.splits import load_split
+
+    out = Path(args.out)
+    report = train_classifier(
+        load_split(Path(args.split)),
+        load_config(Path(args.config)),
+        Path(args.data_root),
+        ClassifierOptions(
+            out=out,
+            size=args.size,
+            margin=args.margin,
+            epochs=args.epochs,
+            batch=args.batch,
+            lr=args.lr,
+            seed=args.seed,
+            val_fold=args.val_fold,
+            width=args.width,
+            threads=args.threads,
+            version=args.version,
+            time_limit_s=args.time_limit_s,
+            max_face_px=args.max_face_px,
+            shrink_p=args.shrink_p,
+        ),
+        detector=Path(args.detector) if args.detector else None,
+    )
+    metrics = out.with_suffix(".metrics.json")
+    write_report(report, metrics)
+    print(
+        f"wrote {out} ({report.size_bytes / 1e6:.2f} MB, {report.parameters} parameters) and "
+        f"{metrics}: best epoch {report.best_epoch} of {report.epochs_run}, validation-fold "
+        f"balanced accuracy {report.val_balanced_accuracy:.3f}"
+    )
+    if report.choice:
+        print(f"  confidence rule {report.choice['rule']}, threshold {report.choice['threshold']}")
     return 0
 
 
@@ -406,6 +448,9 @@ def register(subparsers: Any) -> None:
     )
     v.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resamples")
     v.add_argument(
+        "--classifier", default=None, help="crop classifier ONNX run as the second stage"
+    )
+    v.add_argument(
         "--map",
         action="append",
         default=[],
@@ -447,7 +492,44 @@ def register(subparsers: Any) -> None:
     es.add_argument("--kind", action="append", default=None, help="only these degradations")
     es.add_argument("--bootstrap", type=int, default=1000)
     es.add_argument("--threads", type=int, default=2)
+    es.add_argument(
+        "--classifier",
+        default=None,
+        help="crop classifier ONNX: each model is measured alone and with it as second stage",
+    )
     es.set_defaults(handler=_cmd_estimate)
+
+    tc = sub.add_parser(
+        "train-classifier",
+        help="mask classifier on face crops (second stage of the edge box), CPU, from scratch",
+    )
+    tc.add_argument("--split", default="models/configs/mask_split.json", help="from models split")
+    tc.add_argument("--config", default=str(DEFAULT_CONFIG), help="dataset recipe YAML")
+    tc.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="base of source paths")
+    tc.add_argument("--out", default="models/weights/mask_cls.onnx")
+    tc.add_argument(
+        "--detector",
+        default="models/weights/mask_yolo_320.onnx",
+        help="detector whose boxes the rule and threshold are chosen with ('' : skip)",
+    )
+    tc.add_argument("--size", type=int, default=64, help="square crop side (px)")
+    tc.add_argument("--margin", type=float, default=0.25, help="crop margin per side (x box)")
+    tc.add_argument("--epochs", type=int, default=30)
+    tc.add_argument("--batch", type=int, default=128)
+    tc.add_argument("--lr", type=float, default=3e-3)
+    tc.add_argument("--width", type=int, default=16, help="channels of the first block")
+    tc.add_argument("--seed", type=int, default=0)
+    tc.add_argument("--val-fold", type=int, default=0, help="group fold held apart for choices")
+    tc.add_argument("--threads", type=int, default=2)
+    tc.add_argument("--version", default="mask-cls-v1", help="bk_model_version")
+    tc.add_argument("--time-limit-s", type=float, default=900.0, help="stop after this long")
+    tc.add_argument(
+        "--max-face-px", type=float, default=64.0, help="cached faces are shrunk to this height"
+    )
+    tc.add_argument(
+        "--shrink-p", type=float, default=0.8, help="share of crops shrunk to 12-40 px faces"
+    )
+    tc.set_defaults(handler=_cmd_train_classifier)
 
     r = sub.add_parser(
         "recover", help="shipped ONNX -> trainable checkpoint (to fine-tune without the run)"

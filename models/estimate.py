@@ -75,8 +75,12 @@ def estimate(
     kinds: Sequence[str] = KINDS,
     bootstrap: int = 1000,
     threads: int = 2,
+    classifier: Path | None = None,
 ) -> dict[str, Any]:
-    """Evaluate each model on every held-out and degraded set; the report as a dict."""
+    """Evaluate each model on every held-out and degraded set; the report as a dict.
+
+    ``classifier``: each model is measured alone and again with this crop classifier as its
+    second stage (reported under ``<weights> + <classifier>``)."""
     sets = write_sets(doc, config, data_root, work, kinds)
     not_measured = [
         {
@@ -87,19 +91,22 @@ def estimate(
         if f"heldout:{s['path']}" not in sets
     ]
     models: dict[str, dict[str, Any]] = {}
+    stages: list[Path | None] = [None] if classifier is None else [None, classifier]
     for w in weights:
-        results: dict[str, Any] = {}
-        for name, folder in sets.items():
-            logger.info("%s on %s", w, name)
-            report, _ = evaluate(
-                folder,
-                w,
-                class_map={},
-                threads=threads,
-                bootstrap=bootstrap,
-            )
-            results[name] = asdict(report)
-        models[str(w)] = results
+        for second in stages:
+            results: dict[str, Any] = {}
+            for name, folder in sets.items():
+                logger.info("%s%s on %s", w, "" if second is None else f" + {second}", name)
+                report, _ = evaluate(
+                    folder,
+                    w,
+                    class_map={},
+                    threads=threads,
+                    bootstrap=bootstrap,
+                    classifier=second,
+                )
+                results[name] = asdict(report)
+            models[str(w) if second is None else f"{w} + {second}"] = results
     return {
         "split_summary": doc["summary"],
         "split_method": doc["method"],

@@ -243,16 +243,22 @@ def evaluate(
     conf_threshold: float | None = None,
     bootstrap: int = 0,
     seed: int = 0,
+    classifier: Path | None = None,
 ) -> tuple[EvalReport, list[Issue]]:
     """Run the ONNX model over a labelled folder (VOC, YOLO or COCO) the way the edge box does
-    and compute the metrics; ``bootstrap`` resamples of the images give 95 % intervals."""
+    and compute the metrics; ``bootstrap`` resamples of the images give 95 % intervals.
+
+    ``classifier``: a crop classifier run as the box's second stage (the detector finds faces,
+    the classifier names them; the shipped threshold is then the classifier file's)."""
+    from edge.detect.crop_classifier import CropClassifier
     from edge.detect.onnx import OnnxDetector
     from models.bootstrap import ImageRecords, bootstrap_ci
 
-    probe = OnnxDetector(weights, threads=threads)
+    second = None if classifier is None else CropClassifier(classifier, threads=threads)
+    probe = OnnxDetector(weights, threads=threads, classifier=second)
     names = probe.class_names
     shipped_conf = conf_threshold if conf_threshold is not None else probe.info.conf_threshold
-    det = OnnxDetector(weights, threads=threads, conf_threshold=MAP_CONF)
+    det = OnnxDetector(weights, threads=threads, conf_threshold=MAP_CONF, classifier=second)
     if not data.exists():
         raise ModelError(f"{data}: no such folder")
     res = read_folder(data, "auto", class_map or {}, names)
@@ -352,7 +358,7 @@ def evaluate(
         ci = bootstrap_ci(records, resamples=bootstrap, seed=seed)
     n = len(samples)
     report = EvalReport(
-        model=str(weights),
+        model=str(weights) if classifier is None else f"{weights} + {classifier}",
         model_version=probe.model_version,
         data=str(data),
         images=n,

@@ -12,13 +12,18 @@ h in input pixels then per-class scores; metadata ``names`` (a dict literal),
 ``imgsz`` and ours ``bk_model_version``, ``bk_conf_threshold``,
 ``bk_iou_threshold`` and, for a file with mirror averaging built in
 (``models.mirror_average``), ``bk_tta``.
+
+With a second stage (``classifier=``, :mod:`edge.detect.crop_classifier`) the detector only
+finds faces (class-agnostic NMS, face score = highest class score) and the classifier names
+each face from a crop of the image it was given; the threshold is then the classifier
+file's final threshold.
 """
 
 from __future__ import annotations
 
 import ast
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from bkcommon.errors import ModelError
-from edge.detect.base import Detections, nms_per_class
+from edge.detect.base import Detections, nms, nms_per_class
+from edge.detect.crop_classifier import CropClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +110,14 @@ def letterbox_into(
 
 
 def decode_output(
-    out: npt.NDArray[np.float32], conf_threshold: float, iou_threshold: float
+    out: npt.NDArray[np.float32],
+    conf_threshold: float,
+    iou_threshold: float,
+    *,
+    agnostic: bool = False,
 ) -> Detections:
-    """Decode one image's (4+nc, N) YOLO output to per-class-NMS'd boxes in input pixels."""
+    """Decode one image's (4+nc, N) YOLO output to per-class-NMS'd boxes in input pixels
+    (``agnostic``: one NMS over all classes, as faces for a second stage)."""
     if out.ndim != 2 or out.shape[0] < 5:
         raise ModelError(f"output must be (4+nc, N) per image, got {out.shape}")
     preds = out.T  # (N, 4+nc)
@@ -119,7 +130,10 @@ def decode_output(
     p, class_id, conf = preds[keep], class_id[keep], conf[keep]
     cx, cy, bw, bh = p[:, 0], p[:, 1], p[:, 2], p[:, 3]
     xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
-    return nms_per_class(Detections(xyxy, conf, class_id), iou_threshold)
+    dets = Detections(xyxy, conf, class_id)
+    if agnostic:
+        return dets.select(nms(dets.xyxy, dets.confidence, iou_threshold))
+    return nms_per_class(dets, iou_threshold)
 
 
 class OnnxDetector:
@@ -135,11 +149,14 @@ class OnnxDetector:
         iou_threshold: float | None = None,
         providers: list[str] | None = None,
         max_batch: int = 8,
+        classifier: CropClassifier | None = None,
     ) -> None:
         """Load the model and its metadata; raise ModelError if it is missing or malformed.
 
         ``threads`` is ONNX Runtime's intra-op pool; ``spinning`` lets idle pool threads
         busy-wait (faster alone, but it burns the CPU that camera threads need on a loaded box).
+        ``classifier``: the optional second stage; ``conf_threshold`` then overrides its final
+        threshold.
         """
         import onnxruntime as ort
 
@@ -164,6 +181,19 @@ class OnnxDetector:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError(f"cannot load model {self.path}: {exc}") from exc
         self.info = self._read_info(conf_threshold, iou_threshold)
+        self.classifier = classifier
+        if classifier is not None:
+            if classifier.class_names != self.info.class_names:
+                raise ModelError(
+                    f"{classifier.path}: classes {classifier.class_names} differ from the "
+                    f"detector's {self.info.class_names}"
+                )
+            final = classifier.info.conf_threshold if conf_threshold is None else conf_threshold
+            self.info = replace(
+                self.info,
+                version=f"{self.info.version}+{classifier.info.version}",
+                conf_threshold=final,
+            )
         self.max_batch = max(1, max_batch)
         self._input_name = self._session.get_inputs()[0].name
         logger.info(
@@ -240,12 +270,17 @@ class OnnxDetector:
                 raise ModelError(f"{self.path}: output shape {out.shape} for batch {batch.shape}")
             outputs.extend(np.asarray(o, np.float32) for o in out)
         results = []
+        agnostic = self.classifier is not None
         for out, (scale, px, py), img in zip(outputs, geometry, images, strict=True):
-            dets = decode_output(out, self.info.conf_threshold, self.info.iou_threshold)
+            dets = decode_output(
+                out, self.info.conf_threshold, self.info.iou_threshold, agnostic=agnostic
+            )
             if len(dets):
                 dets = dets.shifted(-px, -py).shifted(0, 0, 1 / scale)
                 ih, iw = img.shape[:2]
                 dets.xyxy[:, [0, 2]] = dets.xyxy[:, [0, 2]].clip(0, iw)
                 dets.xyxy[:, [1, 3]] = dets.xyxy[:, [1, 3]].clip(0, ih)
             results.append(dets)
+        if self.classifier is not None:
+            results = self.classifier.relabel(images, results, self.info.conf_threshold)
         return results

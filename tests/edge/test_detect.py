@@ -11,7 +11,9 @@ import pytest
 
 from bkcommon.errors import ModelError
 from edge.detect.base import Detections, Detector, nms
+from edge.detect.crop_classifier import CropClassifier
 from edge.detect.onnx import OnnxDetector, decode_output, letterbox, parse_names
+from tests.edge.classifier_support import build_tiny_classifier
 from tests.edge.support import (
     GREEN,
     MASK_CLASSES,
@@ -93,6 +95,10 @@ def test_nms_and_decode() -> None:
     d = decode_output(out, 0.25, 0.45)
     assert sorted(d.class_id.tolist()) == [0, 1]
     assert d.xyxy[d.class_id == 0][0].tolist() == [0, 0, 10, 10]
+    # as faces for a second stage, the same face is one box (the most confident)
+    faces = decode_output(out, 0.25, 0.45, agnostic=True)
+    assert (len(faces), faces.class_id.tolist()) == (1, [0])
+    assert faces.confidence == pytest.approx([0.9])
 
 
 def test_letterbox_geometry() -> None:
@@ -143,3 +149,43 @@ def test_missing_and_malformed_models_raise_model_error(
     onnx.save(model, str(tmp_path / "nometa.onnx"))
     with pytest.raises(ModelError, match="names"):
         OnnxDetector(tmp_path / "nometa.onnx")
+
+
+def test_second_stage_names_the_faces_the_detector_found(tmp_path: Path) -> None:
+    det_path = build_colour_model(tmp_path / "m.onnx", MASK_CLASSES, imgsz=256)
+    always_incorrect = CropClassifier(
+        build_tiny_classifier(tmp_path / "c.onnx", favour=2, threshold=0.5), threads=1
+    )
+    det = OnnxDetector(det_path, classifier=always_incorrect)
+    assert (det.model_version, det.info.conf_threshold) == ("test-colour-1+test-cls-1", 0.5)
+    bg = kitchen_background(1280, 720)
+    img = render(bg, [Patch(200, 150, 80, RED), Patch(1000, 500, 120, GREEN)])
+    plain = OnnxDetector(det_path).detect([img, bg])
+    results = det.detect([img, bg])
+    assert [len(r) for r in results] == [2, 0]
+    assert results[0].class_id.tolist() == [2, 2]
+    assert np.allclose(results[0].xyxy, plain[0].xyxy)  # same boxes, in the image's pixels
+    assert results[0].confidence == pytest.approx([0.9, 0.9], abs=1e-4)  # face 0.9 x prob ~1
+
+
+def test_second_stage_threshold_and_random_classifier(tmp_path: Path) -> None:
+    det_path = build_colour_model(tmp_path / "m.onnx", MASK_CLASSES, imgsz=256)
+    clf = CropClassifier(build_tiny_classifier(tmp_path / "c.onnx", seed=4), threads=1)
+    img = render(
+        kitchen_background(640, 360), [Patch(100, 100, 40, RED), Patch(400, 200, 60, GREEN)]
+    )
+    faces = OnnxDetector(det_path).detect([img])[0]
+    probs = clf.probabilities(clf.crops([img], [faces.xyxy]))
+    got = OnnxDetector(det_path, classifier=clf, conf_threshold=0.01).detect([img])[0]
+    assert got.class_id.tolist() == probs.argmax(axis=1).tolist()
+    assert got.confidence == pytest.approx(0.9 * probs.max(axis=1), abs=1e-5)
+    # a final threshold above every face x probability keeps nothing
+    high = float(got.confidence.max()) + 1e-3
+    assert len(OnnxDetector(det_path, classifier=clf, conf_threshold=high).detect([img])[0]) == 0
+
+
+def test_second_stage_must_name_the_detectors_classes(tmp_path: Path) -> None:
+    det_path = build_colour_model(tmp_path / "m.onnx", MASK_CLASSES, imgsz=256)
+    other = build_tiny_classifier(tmp_path / "c.onnx", classes=["mask", "no_mask", "wrong"])
+    with pytest.raises(ModelError, match="differ from the detector"):
+        OnnxDetector(det_path, classifier=CropClassifier(other))

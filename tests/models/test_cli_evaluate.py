@@ -68,3 +68,39 @@ def test_evaluate_refuses_a_missing_or_empty_folder(
     (tmp_path / "annotations" / "a.xml").write_text("<annotation><object>")
     assert main([*base, str(tmp_path)]) != 0
     assert "no labelled image could be read (malformed XML" in capsys.readouterr().err
+
+
+def test_evaluate_with_a_second_stage_takes_the_classifiers_classes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from brightkitchen.cli import main
+    from tests.edge.classifier_support import build_tiny_classifier
+    from tests.edge.support import build_colour_model
+    from tests.models.helpers import COLOURS
+
+    folder = write_voc(tmp_path / "voc", 6, seed=3)
+    detector = build_colour_model(tmp_path / "det.onnx", COLOURS, imgsz=96)
+    args = ["models", "evaluate", "--data", str(folder), "--weights", str(detector)]
+    args += ["--threads", "1", "--bootstrap", "50"]
+    alone = tmp_path / "alone.json"
+    assert main([*args, "--json", str(alone)]) == 0
+    base = json.loads(alone.read_text())
+    assert [c["recall"] for c in base["classes"]] == [1.0, 1.0, 1.0]  # the discs are found
+    # a second stage that calls every face without_mask: the detector's boxes, its classes
+    always_bare = build_tiny_classifier(tmp_path / "cls.onnx", favour=1, threshold=0.3)
+    two = tmp_path / "two.json"
+    assert main([*args, "--classifier", str(always_bare), "--json", str(two)]) == 0
+    assert "test-colour-1+test-cls-1" in capsys.readouterr().out
+    report = json.loads(two.read_text())
+    assert report["conf_threshold"] == 0.3
+    assert report["model"].endswith("cls.onnx")
+    with_mask, bare, incorrect = report["classes"]
+    others = with_mask["instances"] + incorrect["instances"]
+    assert (bare["recall"], bare["tp"], bare["fp"]) == (1.0, bare["instances"], others)
+    assert with_mask["tp"] == incorrect["tp"] == 0
+    assert report["confusion_matrix"][1][:3] == [
+        with_mask["instances"],
+        bare["instances"],
+        incorrect["instances"],
+    ]
+    assert set(report["ci"]) >= {"map50", "recall_without_mask"}
