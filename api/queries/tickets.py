@@ -81,9 +81,13 @@ def list_tickets(
     }
     conditions = [_FILTERS[k] for k, v in given.items() if v is not None]
     if not scope.all_sites:
-        conditions.append("t.site_id = ANY(%(scope_sites)s)")
-        params["scope_sites"] = list(scope.site_ids)
+        conditions.append("t.site_id = ANY(%(scope_sites)s::text[])")
+        params["scope_sites"] = scope.sites_literal
     where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    count_key = _count_key(conn, where, params)
+    # A later page reuses the count its first page made (see PAGE_COUNT_TTL_S); the
+    # first page always counts, so a list opened after a change shows the new total.
+    reused = _PAGE_COUNTS.get(count_key) if offset > 0 else None
     # The page and the capped count go in one pipeline: one round trip to the server
     # instead of two (under load each round trip also waits for a turn on the CPU).
     with conn.pipeline(), conn.cursor(row_factory=dict_row) as cur, conn.cursor() as count:
@@ -92,14 +96,18 @@ def list_tickets(
             "ORDER BY t.opened_at DESC, t.id DESC LIMIT %(limit)s OFFSET %(offset)s",
             params,
         )
-        count.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM tickets t {where} LIMIT %(cap)s) m", params
-        )
+        if reused is None:
+            count.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM tickets t {where} LIMIT %(cap)s) m",
+                params,
+            )
         rows = cur.fetchall()
-        counted = count.fetchone()
-    if offset == 0 and len(rows) < limit:
-        total, estimate = len(rows), False  # the whole answer is on this page
+        counted = count.fetchone() if reused is None else (reused,)
+    if 0 < len(rows) < limit or (offset == 0 and not rows):
+        total, estimate = offset + len(rows), False  # the list ends on this page
     else:
+        if reused is None and counted:
+            _PAGE_COUNTS.put(count_key, int(counted[0]))
         total = int(counted[0]) if counted else 0
         estimate = total > COUNT_CAP
         if estimate:
@@ -114,12 +122,64 @@ def list_tickets(
     )
 
 
+PAGE_COUNT_TTL_S = 15.0
+"""How long a page after the first reuses the capped count of the same filters and scope.
+
+Counting up to ``COUNT_CAP`` matches costs PostgreSQL 2-6 ms (an index scan of up to
+10,001 entries), several times the page itself; someone paging through a list already
+saw the total on its first page, and offset pages shift anyway when tickets arrive, so a
+total at most this old on pages 2.. is what they expect. Page 1 always counts afresh.
+"""
+
+
+class _TtlCache:
+    """A small, thread-safe map whose entries expire (the API serves from worker threads)."""
+
+    def __init__(self, ttl_s: float, max_entries: int) -> None:
+        self._ttl_s = ttl_s
+        self._max = max_entries
+        self._items: OrderedDict[tuple[str, ...], tuple[float, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...]) -> int | None:
+        """The value stored under ``key`` if it has not expired."""
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None or hit[0] <= time.monotonic():
+                return None
+            self._items.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: tuple[str, ...], value: int) -> None:
+        """Store ``value`` for the TTL, dropping the least recently used past the bound."""
+        with self._lock:
+            self._items[key] = (time.monotonic() + self._ttl_s, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget everything (tests)."""
+        with self._lock:
+            self._items.clear()
+
+
+_PAGE_COUNTS = _TtlCache(PAGE_COUNT_TTL_S, 1024)
+
+
+def _count_key(conn: Conn, where: str, params: dict[str, object]) -> tuple[str, ...]:
+    """The database, filters and scope a count depends on (not the page's limit and offset)."""
+    return (
+        conn.info.dbname,
+        where,
+        *(f"{k}={v}" for k, v in sorted(params.items()) if k not in ("limit", "offset")),
+    )
+
+
 ESTIMATE_TTL_S = 30.0
 """How long a planner estimate is reused for the same filters (it changes only on ANALYZE)."""
 
-_ESTIMATES: OrderedDict[tuple[str, str], tuple[float, int]] = OrderedDict()
-_ESTIMATES_MAX = 512
-_ESTIMATES_LOCK = threading.Lock()
+_ESTIMATES = _TtlCache(ESTIMATE_TTL_S, 512)
 
 
 def _estimated_rows(conn: Conn, query: str, params: dict[str, object]) -> int:
@@ -129,16 +189,10 @@ def _estimated_rows(conn: Conn, query: str, params: dict[str, object]) -> int:
     statistics move only when the table is analysed, and a list past ``COUNT_CAP``
     matches would otherwise pay a third round trip to the server on every page.
     """
-    key = (
-        query,
-        repr(sorted((k, repr(v)) for k, v in params.items() if k not in ("limit", "offset"))),
-    )
-    now = time.monotonic()
-    with _ESTIMATES_LOCK:
-        hit = _ESTIMATES.get(key)
-        if hit is not None and hit[0] > now:
-            _ESTIMATES.move_to_end(key)
-            return hit[1]
+    key = _count_key(conn, query, params)
+    hit = _ESTIMATES.get(key)
+    if hit is not None:
+        return hit
     row = conn.execute(f"EXPLAIN (FORMAT JSON) {query}", params, prepare=False).fetchone()
     if row is None:
         return 0
@@ -146,11 +200,7 @@ def _estimated_rows(conn: Conn, query: str, params: dict[str, object]) -> int:
     if isinstance(plan, str):
         plan = json.loads(plan)
     rows = int(plan[0]["Plan"]["Plan Rows"])
-    with _ESTIMATES_LOCK:
-        _ESTIMATES[key] = (now + ESTIMATE_TTL_S, rows)
-        _ESTIMATES.move_to_end(key)
-        while len(_ESTIMATES) > _ESTIMATES_MAX:
-            _ESTIMATES.popitem(last=False)
+    _ESTIMATES.put(key, rows)
     return rows
 
 

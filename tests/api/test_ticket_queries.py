@@ -3,7 +3,8 @@
 The list sends its page and its capped count in one pipeline, the detail its four reads;
 these tests pin what the answers must still be: the scope decides (a ticket outside it is
 absent, its timeline never returned), counts are exact up to the cap and estimated past
-it, and an estimate is reused for the same filters only within its time to live.
+it, an estimate is reused for the same filters only within its time to live, and a page
+after the first reuses its first page's count for a short while (page 1 always counts).
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ def _add_tickets(
 @pytest.fixture
 def no_cached_estimates() -> Iterator[None]:
     q._ESTIMATES.clear()
+    q._PAGE_COUNTS.clear()
     yield
     q._ESTIMATES.clear()
+    q._PAGE_COUNTS.clear()
 
 
 def test_detail_returns_timeline_and_findings_in_scope_and_nothing_outside(
@@ -95,7 +98,7 @@ def test_list_counts_exactly_on_every_page(conn: psycopg.Connection[Any]) -> Non
 
 
 def test_past_the_cap_the_estimate_is_reused_only_within_its_ttl(
-    conn: psycopg.Connection[Any], no_cached_estimates: None, monkeypatch: pytest.MonkeyPatch
+    conn: psycopg.Connection[Any], no_cached_estimates: None
 ) -> None:
     _add_tickets(conn, q.COUNT_CAP + 500, rule="temp_low")
     conn.execute("ANALYZE tickets")
@@ -112,8 +115,34 @@ def test_past_the_cap_the_estimate_is_reused_only_within_its_ttl(
     _add_tickets(conn, 20_000, rule="temp_low", first=q.COUNT_CAP + 500)
     conn.execute("ANALYZE tickets")
     assert listing() == (first, True)  # within the TTL: the same estimate, no planning
-    monkeypatch.setattr(q, "ESTIMATE_TTL_S", 0.0)
-    q._ESTIMATES.clear()
+    q._ESTIMATES.clear()  # as when the TTL has run out
     later, estimated = listing()
     assert estimated
     assert later > first + 10_000
+
+
+def test_later_pages_reuse_the_first_pages_count_and_page_one_always_counts(
+    conn: psycopg.Connection[Any], no_cached_estimates: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _add_tickets(conn, 120, rule="temp_low")
+    reg = SiteScope(False, ("school-001", 'odd"id'))
+
+    def total(offset: int, scope: SiteScope = ALL) -> tuple[int, bool]:
+        p = q.list_tickets(conn=conn, scope=scope, site_id=None, status=None, rule="temp_low",
+                           tier=None, limit=50, offset=offset)  # fmt: skip
+        return p.count, p.count_is_estimate
+
+    assert total(0) == (120, False)
+    assert total(0, reg) == (120, False)  # the scope literal reaches the same rows
+    _add_tickets(conn, 30, rule="temp_low", first=500)
+    assert total(50) == (120, False)  # page 2 within the TTL: the count page 1 made
+    assert total(120) == (150, False)  # the list ends on this page: its own exact total
+    assert total(0) == (150, False)  # page 1 counts afresh ...
+    assert total(50) == (150, False)  # ... and later pages take that count
+    # Another scope (or filter, or database) never takes this one's count.
+    other = SiteScope(False, ("school-002",))
+    assert total(50, other) == (0, False)
+    # Past the time to live a later page counts again.
+    _add_tickets(conn, 60, rule="temp_low", first=900)
+    q._PAGE_COUNTS.clear()  # as when the TTL has run out
+    assert total(50) == (210, False)
