@@ -83,24 +83,39 @@ def title_in(title: str, rule: str, lang: str) -> str:
         'no mask: 凉菜专间'
         >>> title_in("冷藏温度超标 fridge over temperature limit: 冷藏柜 1", "temp_high", "zh-CN")
         '冷藏温度超标: 冷藏柜 1'
+        >>> title_in("日管控未按时完成 daily control check not done by its deadline",
+        ...          "daily_check_missed", "en")
+        'daily control check not done by its deadline'
         >>> title_in("门口地面有积水", "manual", "en")
         '门口地面有积水'
     """
     profiles = [None, *PROFILE_LABELS] if rule in _TEMP_RULES else [None]
     for profile in profiles:
         zh, en = rule_label(rule, profile)
+        if title == f"{zh} {en}":
+            return en if lang == "en" else zh
         prefix = f"{zh} {en}: "
         if title.startswith(prefix):
             return f"{en if lang == 'en' else zh}: {title[len(prefix) :]}"
     return title
 
 
+SUBJECT_LABELS: dict[str, tuple[str, str]] = {
+    "daily_check": ("日管控", "daily control check"),
+}
+"""Subjects of findings that name a duty, not a sensor or camera: (zh, en) words for them.
+A ticket about one is titled by its rule alone (its rule already says what it is about)."""
+
+
 def ticket_title(rule: str, subject_name: str, profile: str | None = None) -> str:
-    """Title of a ticket in Chinese and English, e.g. ``冷藏温度超标 fridge over ...: 冷藏柜 1``.
+    """Title of a ticket in Chinese and English, e.g. ``冷藏温度超标 fridge over ...: 冷藏柜 1``;
+    the rule's words alone when there is no device to name.
 
     Example:
         >>> ticket_title("no_mask", "凉菜专间")
         '未戴口罩 no mask: 凉菜专间'
+        >>> ticket_title("daily_check_missed", "")
+        '日管控未按时完成 daily control check not done by its deadline'
     """
     zh, en = rule_label(rule, profile)
-    return f"{zh} {en}: {subject_name}"
+    return f"{zh} {en}: {subject_name}" if subject_name else f"{zh} {en}"

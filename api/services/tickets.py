@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 
 from api.metrics import FINDINGS_PROCESSED, TICKETS_OPENED
 from api.services.deadlines import resolve_deadline
-from api.services.labels import ticket_title
+from api.services.labels import SUBJECT_LABELS, ticket_title
 from api.services.notify import routing
 from api.services.notify.message import TicketFacts, ticket_opened
 from api.services.notify.routing import enqueue_for_roles
@@ -250,7 +250,8 @@ def _open_or_add_occurrence(
 
 
 def _subject_info(conn: Conn, subject: str) -> tuple[str, str | None]:
-    """Display name and equipment profile of a sensor or camera id (the id when unknown)."""
+    """Display name and equipment profile of a sensor or camera id; the words for a duty
+    subject (``SUBJECT_LABELS``); else the id itself."""
     row = conn.execute(
         """SELECT name, profile FROM sensors WHERE id = %(s)s
            UNION ALL SELECT name, NULL FROM cameras WHERE id = %(s)s
@@ -258,7 +259,7 @@ def _subject_info(conn: Conn, subject: str) -> tuple[str, str | None]:
         {"s": subject},
     ).fetchone()
     if row is None:
-        return subject, None
+        return (SUBJECT_LABELS[subject][0] if subject in SUBJECT_LABELS else subject), None
     name = str(row[0]) if row[0] else subject
     return name, (str(row[1]) if row[1] is not None else None)
 
@@ -268,7 +269,9 @@ def _insert_ticket(
 ) -> TicketFacts | None:
     """Insert the open ticket; None when a concurrent engine already holds the open one."""
     subject_name, profile = _subject_info(conn, finding.subject)
-    title = ticket_title(finding.rule, subject_name, profile)
+    title = ticket_title(
+        finding.rule, "" if finding.subject in SUBJECT_LABELS else subject_name, profile
+    )
     due_at = now + resolve_deadline(
         conn, site_id=finding.site_id, rule=finding.rule, tier=finding.tier, settings=settings
     )

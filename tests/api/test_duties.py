@@ -448,4 +448,5 @@ def test_the_api_workers_turn_a_missed_check_into_the_officers_webhook(
     ).fetchone()
     assert row is not None
     assert row[0] == 1
-    assert "日管控未按时完成" in row[1]
+    # Titled in words: the rule alone, no subject code (the duty is not a device).
+    assert row[1] == "日管控未按时完成 daily control check not done by its deadline"

@@ -42,6 +42,7 @@ export function ticketTitle(ticket) {
   const profiles = ticket.rule === "temp_high" || ticket.rule === "temp_low" ? [null, ...Object.keys(config.profiles)] : [null];
   for (const profile of profiles) {
     const [zh, en] = rulePair(ticket.rule, profile);
+    if (title === `${zh} ${en}`) return getLang() === "en" ? en : zh; // a duty: no device named
     const prefix = `${zh} ${en}: `;
     if (title.startsWith(prefix)) return `${getLang() === "en" ? en : zh}: ${title.slice(prefix.length)}`;
   }
