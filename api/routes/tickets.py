@@ -1,4 +1,11 @@
-"""Rectification tickets (整改单)."""
+"""Rectification tickets (整改单).
+
+The list and the detail are the console's hottest reads, so they are ``async`` routes
+that make exactly one hop to the thread pool for their (blocking) queries: FastAPI runs a
+plain ``def`` route in the pool and then hops there a second time to validate its
+answer, and under 50 concurrent clients each hop is a measurable share of the
+request's CPU (docs/benchmarks.md, console section).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import ConnDep, ScopeDep, not_found
 from api.queries.tickets import get_ticket, list_tickets
@@ -15,7 +23,7 @@ router = APIRouter(prefix="/tickets", tags=["tickets"])
 
 
 @router.get("", response_model=TicketsPublic)
-def read_tickets(
+async def read_tickets(
     *,
     conn: ConnDep,
     scope: ScopeDep,
@@ -33,7 +41,8 @@ def read_tickets(
 
     Filtered by site, status, rule, tier and the time they were opened from.
     """
-    return list_tickets(
+    return await run_in_threadpool(
+        list_tickets,
         conn=conn,
         scope=scope,
         site_id=site_id,
@@ -47,9 +56,9 @@ def read_tickets(
 
 
 @router.get("/{ticket_id}", response_model=TicketDetailPublic, responses=not_found("ticket"))
-def read_ticket(conn: ConnDep, scope: ScopeDep, ticket_id: int) -> TicketDetailPublic:
+async def read_ticket(conn: ConnDep, scope: ScopeDep, ticket_id: int) -> TicketDetailPublic:
     """One ticket with its timeline (opened, occurrences, alarm cleared...) and findings."""
-    ticket = get_ticket(conn=conn, scope=scope, ticket_id=ticket_id)
+    ticket = await run_in_threadpool(get_ticket, conn=conn, scope=scope, ticket_id=ticket_id)
     if ticket is None:
         raise HTTPException(status_code=404, detail=f"ticket {ticket_id} not found")
     return ticket
