@@ -64,6 +64,14 @@ def register_console(bench_sub: Any) -> None:
         "--clients", type=int, default=50, help="concurrent wrk connections (0: skip that phase)"
     )
     c.add_argument("--duration", type=float, default=30.0, help="seconds of the loaded phase")
+    c.add_argument(
+        "--think-ms",
+        type=float,
+        action="append",
+        default=[],
+        help="also run the loaded phase with each client pausing this mean time (ms) between "
+        "an answer and its next request, as a person at a console does (repeatable)",
+    )
     c.add_argument("--pg-url", help="server URL without database (default from BK_DATABASE_URL)")
     c.add_argument(
         "--database",
@@ -90,6 +98,7 @@ def _cmd_console(args: argparse.Namespace) -> int:
         database=args.database,
         seed_only=args.seed_only,
         json_path=args.json_path,
+        think_ms=tuple(args.think_ms),
     )
     return run_console_bench(opts, out=sys.stdout)
 

@@ -20,7 +20,15 @@ measures in two phases:
 
 2. ``--clients`` concurrent keep-alive connections (``wrk``) for ``--duration`` seconds
    sending the ticket list / detail mix of ``bench api`` (random filters and pages; four
-   of five as an admin, one of five as a district regulator).
+   of five as an admin, one of five as a district regulator). Back to back: each
+   connection sends its next request as soon as the last answer is read, which finds the
+   saturation throughput; the latency it reports is mostly the queue (clients ÷ req/s).
+
+3. for each ``--think-ms T``, the same connections as people at a console: each waits a
+   random pause (exponential, mean ``T`` ms, at most 4 s: uvicorn closes a keep-alive
+   connection idle for 5 s, which wrk counts as an error where a browser reconnects) after
+   every answer before its next request,
+   so the latency is that of 50 users who each read what they got, at the rate they offer.
 
 Each read reports the client's time (send to whole body read) and the server's own time,
 the ``Server-Timing: app;dur=`` header every answer carries (routing, auth, queries,
@@ -88,6 +96,7 @@ class ConsoleBenchOptions:
     database: str | None = None
     seed_only: bool = False
     json_path: str = "var/bench/console.json"
+    think_ms: tuple[float, ...] = ()
 
 
 @contextmanager
@@ -342,6 +351,7 @@ local threads = {}
 local counter = 0
 local i = 0
 local out = nil
+local think = %(think)s
 function setup(thread)
   counter = counter + 1
   thread:set("id", counter)
@@ -351,6 +361,12 @@ end
 function init(args)
   i = start or 0
   out = io.open("%(prefix)s" .. id .. ".txt", "w")
+end
+function delay()
+  if think <= 0 then return 0 end
+  -- at most 4 s: the API closes a keep-alive connection idle for 5 s, which wrk (unlike
+  -- a browser) counts as an error instead of reconnecting
+  return math.min(4000, math.floor(-think * math.log(1 - math.random())))
 end
 function request()
   i = i %% #reqs + 1
@@ -375,9 +391,10 @@ end
 """
 
 
-def _wrk_script(data: dict[str, Any], prefix: str, seed: int) -> Path:
+def _wrk_script(data: dict[str, Any], prefix: str, seed: int, think_ms: float = 0.0) -> Path:
     """A Lua script cycling through 20,000 pre-drawn list / detail requests (``bench api``'s
-    mix); each wrk thread writes the ``Server-Timing`` of every answer to ``prefix<n>.txt``."""
+    mix); each wrk thread writes the ``Server-Timing`` of every answer to ``prefix<n>.txt``;
+    with ``think_ms`` each connection pauses a random time of that mean before a request."""
     rng = random.Random(seed)
     entries = []
     for i in range(20_000):
@@ -390,7 +407,10 @@ def _wrk_script(data: dict[str, Any], prefix: str, seed: int) -> Path:
     fd, name = tempfile.mkstemp(suffix=".lua", prefix="bk-console-bench-")
     os.close(fd)
     script = Path(name)
-    script.write_text(_WRK_LUA % {"reqs": ", ".join(entries), "tokens": tokens, "prefix": prefix})
+    script.write_text(
+        _WRK_LUA
+        % {"reqs": ", ".join(entries), "tokens": tokens, "prefix": prefix, "think": think_ms}
+    )
     return script
 
 
@@ -418,17 +438,18 @@ def _wrk(base: str, script: Path, clients: int, seconds: float) -> tuple[dict[st
 
 
 def under_load(
-    base: str, data: dict[str, Any], opts: ConsoleBenchOptions, api_pid: int
+    base: str, data: dict[str, Any], opts: ConsoleBenchOptions, api_pid: int, think_ms: float = 0
 ) -> dict[str, Any]:
-    """``opts.clients`` wrk connections on the list / detail mix: client and server times."""
+    """``opts.clients`` wrk connections on the list / detail mix: client and server times
+    (back to back, or each pausing ``think_ms`` on average between answer and request)."""
     workdir = tempfile.mkdtemp(prefix="bk-console-wrk-")
     prefix = f"{workdir}/server-"
-    script = _wrk_script(data, prefix, seed=1)
+    script = _wrk_script(data, prefix, seed=1, think_ms=think_ms)
     try:
         _wrk(base, script, opts.clients, 3)  # warm-up, not counted
         for f in Path(workdir).glob("server-*.txt"):
             f.unlink()
-        result: dict[str, Any] = {"loadavg_before": _loadavg()}
+        result: dict[str, Any] = {"think_ms": think_ms, "loadavg_before": _loadavg()}
         api0, pg0, t0 = _cpu_s([api_pid]), _postgres_cpu(), time.perf_counter()
         result["client"], wrk_cpu = _wrk(base, script, opts.clients, opts.duration_s)
         wall = time.perf_counter() - t0
@@ -495,6 +516,7 @@ def run_console_bench(opts: ConsoleBenchOptions, out: IO[str] = sys.stdout) -> i
     database = kept_database(server, opts.database) if opts.database else fresh_database(server)
     results: dict[str, Any] = {}
     load: dict[str, Any] = {}
+    paced: list[dict[str, Any]] = []
     with database as url:
         print(f"seeding {opts.sites} canteens, {opts.tickets} tickets, "
               f"{opts.readings} readings ...", file=out, flush=True)  # fmt: skip
@@ -527,6 +549,12 @@ def run_console_bench(opts: ConsoleBenchOptions, out: IO[str] = sys.stdout) -> i
                           f"{opts.duration_s:.0f} s ...", file=out, flush=True)  # fmt: skip
                     load = under_load(base, data, opts, proc.pid)
                     print(f"under load: {load}", file=out, flush=True)
+                    for think in opts.think_ms:
+                        print(f"{opts.clients} clients pausing {think:.0f} ms on average "
+                              f"between requests, {opts.duration_s:.0f} s ...",
+                              file=out, flush=True)  # fmt: skip
+                        paced.append(under_load(base, data, opts, proc.pid, think_ms=think))
+                        print(f"with pauses: {paced[-1]}", file=out, flush=True)
             finally:
                 stop_process(proc, "api")
     report = {
@@ -536,9 +564,10 @@ def run_console_bench(opts: ConsoleBenchOptions, out: IO[str] = sys.stdout) -> i
         "seed": {k: data[k] for k in ("seeded", "rows", "fill_s", "fill_steps_s")},
         "one_at_a_time": results,
         "under_load": load,
+        "under_load_with_pauses": paced,
     }
     Path(opts.json_path).parent.mkdir(parents=True, exist_ok=True)
     Path(opts.json_path).write_text(json.dumps(report, indent=2, ensure_ascii=False))
     print(f"written {opts.json_path}", file=out)
-    errors = load.get("client", {}).get("errors", 0) if load else 0
+    errors = sum(run.get("client", {}).get("errors", 0) for run in (load, *paced) if run)
     return 0 if errors == 0 else 1
