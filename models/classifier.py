@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 Image = npt.NDArray[np.uint8]
 CONTEXT = 0.8  # context kept around a cached face, as a fraction of its longer side, per side
-CONTEXT_FACE_PX = 64.0  # cached faces taller than this are shrunk to it
+CONTEXT_FACE_PX = 96.0  # cached faces taller than this are shrunk to it
 SYNTHETIC_CLASS = "mask_weared_incorrect"
 THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 13))  # 0.05 .. 0.60
 
@@ -65,7 +66,7 @@ class ClassifierOptions:
     out: Path
     size: int = 64
     margin: float = 0.25
-    epochs: int = 30
+    epochs: int = 40
     batch: int = 128
     lr: float = 3e-3
     weight_decay: float = 5e-4
@@ -77,7 +78,7 @@ class ClassifierOptions:
     synthetic: str = "masks/maskedfacenet_incorrect"
     time_limit_s: float = 900.0
     max_face_px: float = CONTEXT_FACE_PX
-    shrink_p: float = 0.8
+    shrink_p: float = 0.6
 
 
 @dataclass(slots=True)
@@ -145,7 +146,7 @@ def cache_faces(
 
 
 def augment(
-    face: Face, rng: np.random.Generator, size: int, margin: float, shrink_p: float = 0.8
+    face: Face, rng: np.random.Generator, size: int, margin: float, shrink_p: float = 0.6
 ) -> Image:
     """One camera-like crop of a face (see the module docstring); ``size`` x ``size`` BGR;
     ``shrink_p``: how often the face is shrunk to 12-40 px."""
@@ -274,16 +275,18 @@ def export_onnx(
     net = nn.Sequential(model, nn.Softmax(dim=1)).eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.zeros(1, 3, size, size)
-    torch.onnx.export(
-        net,
-        (dummy,),
-        str(out),
-        input_names=["crops"],
-        output_names=["probs"],
-        dynamic_axes={"crops": {0: "batch"}, "probs": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated, still exact here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            net,
+            (dummy,),
+            str(out),
+            input_names=["crops"],
+            output_names=["probs"],
+            dynamic_axes={"crops": {0: "batch"}, "probs": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
     set_metadata(
         out,
         {

@@ -514,7 +514,7 @@ def register(subparsers: Any) -> None:
     )
     tc.add_argument("--size", type=int, default=64, help="square crop side (px)")
     tc.add_argument("--margin", type=float, default=0.25, help="crop margin per side (x box)")
-    tc.add_argument("--epochs", type=int, default=30)
+    tc.add_argument("--epochs", type=int, default=40)
     tc.add_argument("--batch", type=int, default=128)
     tc.add_argument("--lr", type=float, default=3e-3)
     tc.add_argument("--width", type=int, default=16, help="channels of the first block")
@@ -524,10 +524,10 @@ def register(subparsers: Any) -> None:
     tc.add_argument("--version", default="mask-cls-v1", help="bk_model_version")
     tc.add_argument("--time-limit-s", type=float, default=900.0, help="stop after this long")
     tc.add_argument(
-        "--max-face-px", type=float, default=64.0, help="cached faces are shrunk to this height"
+        "--max-face-px", type=float, default=96.0, help="cached faces are shrunk to this height"
     )
     tc.add_argument(
-        "--shrink-p", type=float, default=0.8, help="share of crops shrunk to 12-40 px faces"
+        "--shrink-p", type=float, default=0.6, help="share of crops shrunk to 12-40 px faces"
     )
     tc.set_defaults(handler=_cmd_train_classifier)
 

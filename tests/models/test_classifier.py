@@ -11,6 +11,7 @@ import pytest
 
 from edge.detect.crop_classifier import CONF_RULES, CropClassifier
 from models.classifier import (
+    CONTEXT_FACE_PX,
     THRESHOLDS,
     ClassifierOptions,
     Face,
@@ -57,7 +58,7 @@ def test_cache_faces_shrinks_large_faces_and_follows_the_box(tmp_path: Path) -> 
     faces = cache_faces([sample], CLASSES, "src")
     assert [f.label for f in faces] == [1, 0]  # the difficult face is left out
     big, small = faces
-    assert big.box[3] - big.box[1] == pytest.approx(64, abs=0.5)  # shrunk to CONTEXT_FACE_PX
+    assert big.box[3] - big.box[1] == pytest.approx(CONTEXT_FACE_PX, abs=0.5)  # shrunk
     x1, y1, x2, y2 = (round(v) for v in big.box)
     assert big.patch[y1 + 2 : y2 - 2, x1 + 2 : x2 - 2].min() == 255  # the box is the face
     assert small.box[3] - small.box[1] == pytest.approx(24)  # small faces keep their pixels
