@@ -50,6 +50,17 @@ class TicketStatus(StrEnum):
     REJECTED = "rejected"
 
 
+class TicketSource(StrEnum):
+    """What kind of finding opened a ticket (the ``tickets.source`` check constraint)."""
+
+    ALARM = "alarm"
+    VIOLATION = "violation"
+    INSPECTION = "inspection"
+    MANUAL = "manual"
+    RAPID_TEST = "rapid_test"
+    COMPLAINT = "complaint"
+
+
 class Resolution(StrEnum):
     """Granularity of a reading series: raw readings or 5-minute / 1-hour rollups."""
 

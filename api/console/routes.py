@@ -30,7 +30,7 @@ from api.deps import ConnDep, CurrentUser, ScopeDep
 from api.queries.sites import list_sites
 from api.queries.tickets import list_tickets
 from api.routes.complaints import Inspector, RegionPath, own_region_or_404
-from api.schemas import TicketPublic, TicketStatus
+from api.schemas import TicketPublic, TicketSource, TicketStatus
 from api.services.labels import PROFILE_LABELS, RULE_LABELS, TIER_LABELS
 from api.services.publication import PublicationPublic, effective_for_region
 from api.services.spreadsheet import defuse
@@ -333,6 +333,7 @@ def matching_tickets(
     overdue: bool,
     max_rows: int = EXPORT_MAX_ROWS,
     opened_from: datetime | None = None,
+    source: TicketSource | None = None,
 ) -> Iterator[TicketPublic]:
     """Every ticket of the filters (through the API's own query, page by page), newest first."""
     offset = 0
@@ -348,6 +349,7 @@ def matching_tickets(
             limit=EXPORT_PAGE,
             offset=offset,
             opened_from=opened_from,
+            source=source,
         )
         for ticket in page.data:
             if overdue and not ticket.overdue:
@@ -396,6 +398,7 @@ def export_tickets(
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     overdue: bool = False,
     opened_from: datetime | None = None,
+    source: TicketSource | None = None,
 ) -> Response:
     """The rectification ledger (整改台账) of the current filter as CSV, only your sites."""
     names = {s.id: s.name for s in list_sites(conn=conn, scope=scope).data}
@@ -409,6 +412,7 @@ def export_tickets(
             tier=tier,
             overdue=overdue,
             opened_from=opened_from,
+            source=source,
         ),
         names,
     )
@@ -434,6 +438,7 @@ def export_tickets_xlsx(
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     overdue: bool = False,
     opened_from: datetime | None = None,
+    source: TicketSource | None = None,
     lang: Literal["zh-CN", "en"] = "zh-CN",
 ) -> Response:
     """The ledger of the current filter as XLSX: words, local times, only your sites."""
@@ -448,6 +453,7 @@ def export_tickets_xlsx(
             tier=tier,
             overdue=overdue,
             opened_from=opened_from,
+            source=source,
         ),
         names,
         lang=lang,

@@ -18,6 +18,7 @@ from api.schemas import (
     TicketEventPublic,
     TicketPolicyPublic,
     TicketPublic,
+    TicketSource,
     TicketsPublic,
     TicketStatus,
 )
@@ -44,6 +45,7 @@ _FILTERS = {
     "status": "t.status = %(status)s",
     "rule": "t.rule = %(rule)s",
     "tier": "t.tier = %(tier)s",
+    "source": "t.source = %(source)s",
     "opened_from": "t.opened_at >= %(opened_from)s",
 }
 
@@ -59,6 +61,7 @@ def list_tickets(
     limit: int,
     offset: int,
     opened_from: datetime | None = None,
+    source: TicketSource | None = None,
 ) -> TicketsPublic:
     """One page of tickets matching the filters, newest opened first, with the total.
 
@@ -72,6 +75,7 @@ def list_tickets(
         "rule": rule,
         "tier": tier,
         "opened_from": opened_from,
+        "source": source.value if source else None,
     }
     params: dict[str, object] = {
         **{k: v for k, v in given.items() if v is not None},

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ConnDep, ScopeDep, not_found
 from api.queries.tickets import get_ticket, list_tickets
-from api.schemas import TicketDetailPublic, TicketsPublic, TicketStatus
+from api.schemas import TicketDetailPublic, TicketSource, TicketsPublic, TicketStatus
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
@@ -31,6 +31,10 @@ async def read_tickets(
     status: TicketStatus | None = None,
     rule: str | None = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
+    source: Annotated[
+        TicketSource | None,
+        Query(description="Only tickets opened by this kind of finding (alarm, violation, ...)."),
+    ] = None,
     opened_from: Annotated[
         datetime | None, Query(description="Only tickets opened at or after this time.")
     ] = None,
@@ -39,7 +43,7 @@ async def read_tickets(
 ) -> TicketsPublic:
     """List tickets of your sites, newest opened first.
 
-    Filtered by site, status, rule, tier and the time they were opened from.
+    Filtered by site, status, rule, tier, source and the time they were opened from.
     """
     return await run_in_threadpool(
         list_tickets,
@@ -52,6 +56,7 @@ async def read_tickets(
         limit=limit,
         offset=offset,
         opened_from=opened_from,
+        source=source,
     )
 
 

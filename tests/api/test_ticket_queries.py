@@ -17,6 +17,7 @@ import pytest
 
 from api.auth.scope import SiteScope
 from api.queries import tickets as q
+from api.schemas import TicketSource
 from tests.api.conftest import T0, insert_finding
 
 pytestmark = pytest.mark.usefixtures("registry")
@@ -146,3 +147,25 @@ def test_later_pages_reuse_the_first_pages_count_and_page_one_always_counts(
     _add_tickets(conn, 60, rule="temp_low", first=900)
     q._PAGE_COUNTS.clear()  # as when the TTL has run out
     assert total(50) == (210, False)
+
+
+def test_list_filters_by_source(conn: psycopg.Connection[Any]) -> None:
+    _add_tickets(conn, 3, rule="temp_high")  # opened by device alarms
+    conn.execute(
+        """INSERT INTO tickets (ticket_no, site_id, source, rule, subject, tier, status, title,
+                                opened_at, due_at, last_occurrence_at)
+           VALUES ('ZG-Q-V-1', 'school-001', 'violation', 'no_mask', 'cam-1', 2, 'open', 'v',
+                   %(t0)s, %(t0)s + interval '1 day', %(t0)s)""",
+        {"t0": T0},
+    )
+
+    def listing(source: TicketSource | None) -> list[str]:
+        p = q.list_tickets(conn=conn, scope=ALL, site_id=None, status=None, rule=None,
+                           tier=None, limit=50, offset=0, source=source)  # fmt: skip
+        assert p.count == len(p.data)
+        return sorted(t.source for t in p.data)
+
+    assert listing(TicketSource.VIOLATION) == ["violation"]
+    assert listing(TicketSource.ALARM) == ["alarm"] * 3
+    assert listing(TicketSource.COMPLAINT) == []
+    assert listing(None) == ["alarm"] * 3 + ["violation"]

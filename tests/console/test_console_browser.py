@@ -281,6 +281,24 @@ def test_ledger_filters_and_csv_export_match(
     assert sorted(r["site_id"] for r in table) == ["east-1", "east-1", "east-2"]
     assert {r["status"] for r in table} == {"open"}
 
+    # by source (what opened the ticket): the camera's violations only, list and export alike
+    for p in downloads.iterdir():
+        p.unlink()
+    browser.get(console.url + "/console/tickets")
+    source = Select(find(browser, "#f-source"))
+    assert "视频违规" in [o.text for o in source.options]  # words, not codes
+    source.select_by_value("violation")
+    find(browser, "#f-apply").click()
+    wait_until(lambda: "source=violation" in browser.current_url, what="source in the URL")
+    wait_until(lambda: text(browser, "#ticket-count") == "共 1 条", what="violations only")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#tickets-table tr[data-ticket-id]")
+    assert [r.get_attribute("data-ticket-id") for r in rows] == [str(w["east-1:no_mask"])]
+    find(browser, "#export-csv").click()
+    path = _downloaded(downloads)
+    wait_until(lambda: not list(downloads.glob("*.crdownload")), what="download finished")
+    table = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    assert [(r["site_id"], r["rule"]) for r in table] == [("east-1", "no_mask")]
+
 
 def test_site_page_draws_sensors_and_review_queue(
     console: Console, browser: WebDriver, tmp_path: Path

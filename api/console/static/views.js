@@ -3,11 +3,12 @@ import { api } from "./api.js";
 import { navigate, refresh } from "./app.js";
 import { h, mount, qs } from "./dom.js";
 import { fmtNum, fmtTime, getLang, t } from "./i18n.js";
-import { ruleLabel, ruleOptions, ticketTitle, tierLabel } from "./labels.js";
+import { ruleLabel, ruleOptions, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
 
 const BASE = "/console";
 const STATUSES = ["open", "acknowledged", "rectified", "rejected", "closed"];
+const SOURCES = ["alarm", "violation", "inspection", "manual", "rapid_test", "complaint"];
 const PAGE = 25;
 const OVERDUE_SCAN_PAGES = 20;
 
@@ -99,6 +100,7 @@ function filtersOf(params) {
     status: params.get("status") || "",
     tier: params.get("tier") || "",
     rule: params.get("rule") || "",
+    source: params.get("source") || "",
     site_id: params.get("site_id") || "",
     overdue: params.get("overdue") === "1" || params.get("overdue") === "true",
     opened_from: params.get("opened_from") || "",
@@ -107,7 +109,7 @@ function filtersOf(params) {
 
 /** One page of tickets; the overdue filter is applied over the API's pages (it has no such filter). */
 async function ticketPage(f, page) {
-  const base = { status: f.status, tier: f.tier, rule: f.rule, site_id: f.site_id, opened_from: f.opened_from };
+  const base = { status: f.status, tier: f.tier, rule: f.rule, source: f.source, site_id: f.site_id, opened_from: f.opened_from };
   if (!f.overdue) {
     const out = await api(`/tickets${qs({ ...base, limit: PAGE, offset: (page - 1) * PAGE })}`);
     return { data: out.data, count: out.count, estimate: Boolean(out.count_is_estimate) };
@@ -137,6 +139,7 @@ export async function renderTickets(main, params) {
     select("f-status", t("status"), STATUSES.map((s) => [s, t(`status_${s}`)]), f.status),
     select("f-tier", t("tier"), [1, 2, 3].map((n) => [n, t("tier_n", { n })]), f.tier),
     select("f-rule", t("rule"), ruleOptions(), f.rule),
+    select("f-source", t("source"), SOURCES.map((s) => [s, sourceLabel(s)]), f.source),
     select("f-site_id", t("site"), sites.data.map((s) => [s.id, s.name]), f.site_id),
     h("div", { class: "field check" }, h("input", { id: "f-overdue", name: "overdue", type: "checkbox", value: "1", checked: f.overdue }),
       h("label", { for: "f-overdue" }, t("overdue"))),
@@ -149,17 +152,17 @@ export async function renderTickets(main, params) {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const d = new FormData(form);
-    navigate(`${BASE}/tickets${qs({ status: d.get("status"), tier: d.get("tier"), rule: d.get("rule"), site_id: d.get("site_id"), overdue: d.get("overdue") ? 1 : "", opened_from: d.get("opened_from") })}`);
+    navigate(`${BASE}/tickets${qs({ status: d.get("status"), tier: d.get("tier"), rule: d.get("rule"), source: d.get("source"), site_id: d.get("site_id"), overdue: d.get("overdue") ? 1 : "", opened_from: d.get("opened_from") })}`);
   });
   onLiveView((ev) => ev.kind === "ticket", refresh);
-  const exportQuery = qs({ status: f.status, tier: f.tier, rule: f.rule, site_id: f.site_id, overdue: f.overdue ? "true" : "", opened_from: f.opened_from });
+  const exportQuery = qs({ status: f.status, tier: f.tier, rule: f.rule, source: f.source, site_id: f.site_id, overdue: f.overdue ? "true" : "", opened_from: f.opened_from });
   const go = (p) => `${BASE}/tickets${qs({ ...f, overdue: f.overdue ? 1 : "", page: p })}`;
 
   mount(main,
     h("h1", {}, t("tickets_title")),
     // on a phone the filters fold away unless one is set, so the rows come first
     h("details", { class: "filters-box", id: "filters-box",
-      open: !window.matchMedia("(max-width: 640px)").matches || Boolean(f.status || f.tier || f.rule || f.site_id || f.overdue || f.opened_from) },
+      open: !window.matchMedia("(max-width: 640px)").matches || Boolean(f.status || f.tier || f.rule || f.source || f.site_id || f.overdue || f.opened_from) },
     h("summary", {}, t("filters")), form),
     h("div", { class: "toolbar" },
       h("span", { id: "ticket-count" }, t("count_of", { n: result.estimate ? `≈${result.count}` : result.count })),
