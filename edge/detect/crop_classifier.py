@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from bkcommon.errors import ModelError
 from edge.detect.base import Detections
+from edge.detect.ort_session import cpu_session
 
 logger = logging.getLogger(__name__)
 
@@ -121,24 +122,10 @@ class CropClassifier:
         conf_rule: str | None = None,
     ) -> None:
         """Load the model and its metadata; raise ModelError if it is missing or malformed."""
-        import onnxruntime as ort
-
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"classifier file not found: {self.path}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        opts.enable_cpu_mem_arena = False
-        if not spinning:
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = ort.InferenceSession(
-                str(self.path), opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"cannot load classifier {self.path}: {exc}") from exc
+        self._session = cpu_session(
+            self.path, threads=threads, spinning=spinning, what="classifier"
+        )
         self.info = self._read_info(conf_threshold, conf_rule)
         self._input_name = self._session.get_inputs()[0].name
         logger.info(

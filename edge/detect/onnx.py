@@ -34,6 +34,7 @@ import numpy.typing as npt
 from bkcommon.errors import ModelError
 from edge.detect.base import Detections, nms, nms_per_class
 from edge.detect.crop_classifier import CropClassifier
+from edge.detect.ort_session import cpu_session
 
 logger = logging.getLogger(__name__)
 
@@ -158,28 +159,10 @@ class OnnxDetector:
         ``classifier``: the optional second stage; ``conf_threshold`` then overrides its final
         threshold.
         """
-        import onnxruntime as ort
-
         self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"model file not found: {self.path}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # The CPU arena keeps the peak of every batch size seen (82 vs 53 MB grown over
-        # batches 1-8 at 320 px, same CPU); memory patterns still reuse per-shape plans.
-        opts.enable_cpu_mem_arena = False
-        if not spinning:
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = ort.InferenceSession(
-                str(self.path), opts, providers=providers or ["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"cannot load model {self.path}: {exc}") from exc
+        self._session = cpu_session(
+            self.path, threads=threads, spinning=spinning, what="model", providers=providers
+        )
         self.info = self._read_info(conf_threshold, iou_threshold)
         self.classifier = classifier
         if classifier is not None:
