@@ -237,6 +237,16 @@ def _downloaded(folder: Path) -> Path:
     return done[0]
 
 
+def _export_csv(browser: WebDriver, downloads: Path) -> list[dict[str, str]]:
+    """Click the ledger's CSV export (the downloads folder emptied first) and read its rows."""
+    for p in downloads.iterdir():
+        p.unlink()
+    find(browser, "#export-csv").click()
+    path = _downloaded(downloads)
+    wait_until(lambda: not list(downloads.glob("*.crdownload")), what="download finished")
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+
+
 def test_ledger_filters_and_csv_export_match(
     console: Console, browser: WebDriver, downloads: Path
 ) -> None:
@@ -259,10 +269,7 @@ def test_ledger_filters_and_csv_export_match(
     rows = browser.find_elements(By.CSS_SELECTOR, "#tickets-table tr[data-ticket-id]")
     assert [r.get_attribute("data-ticket-id") for r in rows] == [str(w["east-1:temp_high"])]
 
-    find(browser, "#export-csv").click()
-    path = _downloaded(downloads)
-    wait_until(lambda: not list(downloads.glob("*.crdownload")), what="download finished")
-    table = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    table = _export_csv(browser, downloads)
     assert [r["ticket_no"] for r in table] == [rows[0].find_element(By.TAG_NAME, "a").text]
     assert table[0]["site_id"] == "east-1"
     assert table[0]["site_name"] == "东区第一小学食堂"
@@ -270,20 +277,13 @@ def test_ledger_filters_and_csv_export_match(
     assert table[0]["status"] == "open"
 
     # by status across the district: never the other district's tickets
-    for p in downloads.iterdir():
-        p.unlink()
     browser.get(console.url + "/console/tickets?status=open")
     wait_until(lambda: text(browser, "#ticket-count") == "共 3 条", what="open tickets")
-    find(browser, "#export-csv").click()
-    path = _downloaded(downloads)
-    wait_until(lambda: not list(downloads.glob("*.crdownload")), what="download finished")
-    table = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    table = _export_csv(browser, downloads)
     assert sorted(r["site_id"] for r in table) == ["east-1", "east-1", "east-2"]
     assert {r["status"] for r in table} == {"open"}
 
     # by source (what opened the ticket): the camera's violations only, list and export alike
-    for p in downloads.iterdir():
-        p.unlink()
     browser.get(console.url + "/console/tickets")
     source = Select(find(browser, "#f-source"))
     assert "视频违规" in [o.text for o in source.options]  # words, not codes
@@ -293,10 +293,7 @@ def test_ledger_filters_and_csv_export_match(
     wait_until(lambda: text(browser, "#ticket-count") == "共 1 条", what="violations only")
     rows = browser.find_elements(By.CSS_SELECTOR, "#tickets-table tr[data-ticket-id]")
     assert [r.get_attribute("data-ticket-id") for r in rows] == [str(w["east-1:no_mask"])]
-    find(browser, "#export-csv").click()
-    path = _downloaded(downloads)
-    wait_until(lambda: not list(downloads.glob("*.crdownload")), what="download finished")
-    table = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    table = _export_csv(browser, downloads)
     assert [(r["site_id"], r["rule"]) for r in table] == [("east-1", "no_mask")]
 
 
