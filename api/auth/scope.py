@@ -7,6 +7,7 @@ restricted by ``SiteScope.clause``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -62,9 +63,14 @@ class SiteScope:
     all_sites: bool
     site_ids: tuple[str, ...] = field(default_factory=tuple)
     sites_literal: str = field(init=False, repr=False, compare=False)
+    sites_digest: str = field(init=False, repr=False, compare=False)
+    """A short fingerprint of the site list, for cache keys (the literal can be 60 kB)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sites_literal", array_literal(self.site_ids))
+        literal = array_literal(self.site_ids)
+        object.__setattr__(self, "sites_literal", literal)
+        digest = hashlib.blake2b(literal.encode(), digest_size=16).hexdigest()
+        object.__setattr__(self, "sites_digest", digest)
 
     @classmethod
     def everything(cls) -> SiteScope:
