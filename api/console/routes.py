@@ -31,7 +31,7 @@ from api.queries.sites import list_sites
 from api.queries.tickets import list_tickets
 from api.routes.complaints import Inspector, RegionPath, own_region_or_404
 from api.schemas import TicketPublic, TicketSource, TicketStatus
-from api.services.labels import PROFILE_LABELS, RULE_LABELS, TIER_LABELS
+from api.services.labels import PROFILE_LABELS, RULE_LABELS, SOURCE_LABELS, TIER_LABELS
 from api.services.publication import PublicationPublic, effective_for_region
 from api.services.spreadsheet import defuse
 from bkcommon.localtime import local_today, region_zone_name
@@ -128,6 +128,7 @@ class ConsoleConfig(BaseModel):
     rules: dict[str, tuple[str, str]]
     profiles: dict[str, tuple[str, str]]
     tiers: dict[str, tuple[str, str]]
+    sources: dict[str, tuple[str, str]]
 
 
 def console_config() -> ConsoleConfig:
@@ -137,6 +138,7 @@ def console_config() -> ConsoleConfig:
         rules=RULE_LABELS,
         profiles=PROFILE_LABELS,
         tiers={str(k): v for k, v in TIER_LABELS.items()},
+        sources=SOURCE_LABELS,
     )
 
 

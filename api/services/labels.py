@@ -46,8 +46,8 @@ SOURCE_LABELS: dict[str, tuple[str, str]] = {
     "rapid_test": ("食材快检", "rapid test"),
     "complaint": ("群众投诉", "public complaint"),
 }
-"""Ticket source (the kind of finding that opened it) → (zh, en); the console's words for
-the same sources are in ``api/console/static/i18n.js`` (``source_*``)."""
+"""Ticket source (the kind of finding that opened it, ``api.schemas.TicketSource``) → (zh,
+en); the console reads the same table (``/console/api/config``)."""
 
 TIER_LABELS: dict[int, tuple[str, str]] = {
     1: ("立即预警", "immediate warning"),

@@ -9,6 +9,7 @@ after the first reuses its first page's count for a short while (page 1 always c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from api.auth.scope import SiteScope
 from api.queries import tickets as q
 from api.schemas import TicketSource
+from api.services.labels import SOURCE_LABELS
 from tests.api.conftest import T0, insert_finding
 
 pytestmark = pytest.mark.usefixtures("registry")
@@ -169,3 +171,14 @@ def test_list_filters_by_source(conn: psycopg.Connection[Any]) -> None:
     assert listing(TicketSource.ALARM) == ["alarm"] * 3
     assert listing(TicketSource.COMPLAINT) == []
     assert listing(None) == ["alarm"] * 3 + ["violation"]
+
+
+def test_ticket_sources_are_one_list_with_the_database_and_the_words(
+    conn: psycopg.Connection[Any],
+) -> None:
+    row = conn.execute(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'tickets_source_check'"
+    ).fetchone()
+    assert row is not None
+    allowed = set(re.findall(r"'(\w+)'::text", row[0]))
+    assert allowed == {s.value for s in TicketSource} == set(SOURCE_LABELS)

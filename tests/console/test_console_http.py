@@ -17,7 +17,7 @@ import pytest
 from openpyxl import load_workbook
 
 from api.console.routes import STATIC_DIR, csv_cell
-from api.services.labels import RULE_LABELS
+from api.services.labels import RULE_LABELS, SOURCE_LABELS
 from tests.console.conftest import PASSWORD, Console
 
 
@@ -183,6 +183,7 @@ def test_xlsx_config_wall_and_vendor_reads(console: Console) -> None:
         config = reg.get("/console/api/config").json()
         assert config["time_zone"] == "Asia/Shanghai"
         assert config["rules"] == {k: list(v) for k, v in RULE_LABELS.items()}  # one table
+        assert config["sources"] == {k: list(v) for k, v in SOURCE_LABELS.items()}
         wall = reg.get("/console/api/wall", params={"days": 7}).json()
         assert wall["kpis"]["sites"] == 3
         assert wall["kpis"]["open_tickets"] == 3

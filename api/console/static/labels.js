@@ -1,9 +1,9 @@
 // Words instead of codes: rule, equipment, tier, source and state labels in the current
-// language. Rule, equipment and tier names come from the server (/console/api/config, the
-// same table ticket titles and the XLSX ledger use); the rest lives in i18n.js.
+// language. Rule, equipment, tier and source names come from the server (/console/api/config,
+// the same tables ticket titles and the XLSX ledger use); the rest lives in i18n.js.
 import { getLang, t, tOr } from "./i18n.js";
 
-const config = { rules: {}, profiles: {}, tiers: {} };
+const config = { rules: {}, profiles: {}, tiers: {}, sources: {} };
 
 /** Keep the server's labels (app.js loads them once after sign-in). */
 export function setConfig(c) {
@@ -60,9 +60,14 @@ export function tierLabel(tier) {
   return words ? `${t("tier_n", { n: tier })} · ${words}` : t("tier_n", { n: tier });
 }
 
-/** Where a ticket came from: 报警 / 视频违规 / 检查 / 人工. */
+/** Where a ticket came from: 设备报警 / 视频违规 / 现场检查 / 人工开单 ... */
 export function sourceLabel(source) {
-  return tOr(`source_${source}`, source);
+  return pick(config.sources[source], source);
+}
+
+/** [source, its words] of every ticket source, for a filter. */
+export function sourceOptions() {
+  return Object.keys(config.sources).map((s) => [s, sourceLabel(s)]);
 }
 
 /** What to do now about `rule`, in plain words (the kitchen display and alerts). */

@@ -3,12 +3,11 @@ import { api } from "./api.js";
 import { navigate, refresh } from "./app.js";
 import { h, mount, qs } from "./dom.js";
 import { fmtNum, fmtTime, getLang, t } from "./i18n.js";
-import { ruleLabel, ruleOptions, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
+import { ruleLabel, ruleOptions, sourceOptions, ticketTitle, tierLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
 
 const BASE = "/console";
 const STATUSES = ["open", "acknowledged", "rectified", "rejected", "closed"];
-const SOURCES = ["alarm", "violation", "inspection", "manual", "rapid_test", "complaint"];
 const PAGE = 25;
 const OVERDUE_SCAN_PAGES = 20;
 
@@ -139,7 +138,7 @@ export async function renderTickets(main, params) {
     select("f-status", t("status"), STATUSES.map((s) => [s, t(`status_${s}`)]), f.status),
     select("f-tier", t("tier"), [1, 2, 3].map((n) => [n, t("tier_n", { n })]), f.tier),
     select("f-rule", t("rule"), ruleOptions(), f.rule),
-    select("f-source", t("source"), SOURCES.map((s) => [s, sourceLabel(s)]), f.source),
+    select("f-source", t("source"), sourceOptions(), f.source),
     select("f-site_id", t("site"), sites.data.map((s) => [s.id, s.name]), f.site_id),
     h("div", { class: "field check" }, h("input", { id: "f-overdue", name: "overdue", type: "checkbox", value: "1", checked: f.overdue }),
       h("label", { for: "f-overdue" }, t("overdue"))),
