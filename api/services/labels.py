@@ -100,11 +100,10 @@ def title_in(title: str, rule: str, lang: str) -> str:
     return title
 
 
-SUBJECT_LABELS: dict[str, tuple[str, str]] = {
-    "daily_check": ("日管控", "daily control check"),
-}
-"""Subjects of findings that name a duty, not a sensor or camera: (zh, en) words for them.
-A ticket about one is titled by its rule alone (its rule already says what it is about)."""
+SUBJECT_LABELS: dict[str, str] = {"daily_check": "日管控"}
+"""Subjects of findings that name a duty, not a sensor or camera, and their name (like a
+device's name, one language). A ticket about one is titled by its rule alone (the rule
+already says what it is about)."""
 
 
 def ticket_title(rule: str, subject_name: str, profile: str | None = None) -> str:

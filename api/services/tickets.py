@@ -259,7 +259,7 @@ def _subject_info(conn: Conn, subject: str) -> tuple[str, str | None]:
         {"s": subject},
     ).fetchone()
     if row is None:
-        return (SUBJECT_LABELS[subject][0] if subject in SUBJECT_LABELS else subject), None
+        return SUBJECT_LABELS.get(subject, subject), None
     name = str(row[0]) if row[0] else subject
     return name, (str(row[1]) if row[1] is not None else None)
 

@@ -443,10 +443,11 @@ def test_the_api_workers_turn_a_missed_check_into_the_officers_webhook(
             what="the officer's webhook about the missed daily check",
         )
     row = conn.execute(
-        "SELECT count(*), min(title) FROM tickets "
+        "SELECT count(*), min(title), min(details->>'subject_name') FROM tickets "
         "WHERE site_id = 'school-001' AND rule = 'daily_check_missed'"
     ).fetchone()
     assert row is not None
     assert row[0] == 1
     # Titled in words: the rule alone, no subject code (the duty is not a device).
     assert row[1] == "日管控未按时完成 daily control check not done by its deadline"
+    assert row[2] == "日管控"  # what the ticket page names as its subject
