@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from edge.detect.crop_classifier import CONF_RULES, crop_square
-from models.degrade import _jpeg, _motion_blur, _noise
+from edge.detect.crop_classifier import CONF_RULES, crop_square, to_chw
+from models.degrade import jpeg_artefacts, motion_blur, sensor_noise
+from models.export import add_metadata
 from models.prepare import DatasetConfig
 from models.sources import Sample, load_image
 
@@ -174,11 +175,11 @@ def augment(
             )
             box *= np.float32(s)
     if rng.random() < 0.3:
-        out = _motion_blur(out, int(rng.integers(3, 8)), float(rng.uniform(0, 180)))
+        out = motion_blur(out, int(rng.integers(3, 8)), float(rng.uniform(0, 180)))
     if rng.random() < 0.4:
-        out = _noise(out, float(rng.uniform(2, 12)), rng)
+        out = sensor_noise(out, float(rng.uniform(2, 12)), rng)
     if rng.random() < 0.5:
-        out = _jpeg(out, int(rng.integers(10, 61)))
+        out = jpeg_artefacts(out, int(rng.integers(10, 61)))
     w, h = box[2] - box[0], box[3] - box[1]
     cx = (box[0] + box[2]) / 2 + rng.normal(0, 0.08) * w
     cy = (box[1] + box[3]) / 2 + rng.normal(0, 0.08) * h
@@ -196,9 +197,12 @@ def plain_crop(face: Face, size: int, margin: float) -> Image:
 
 
 def to_batch(crops: Sequence[Image]) -> npt.NDArray[np.float32]:
-    """BGR uint8 crops -> (n, 3, S, S) RGB 0..1, as the box feeds the classifier."""
-    arr = np.stack(crops)[:, :, :, ::-1].transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(arr, np.float32) * np.float32(1 / 255)
+    """BGR uint8 crops -> (n, 3, S, S) RGB 0..1, through the box's own conversion."""
+    s = crops[0].shape[0] if crops else 0
+    batch = np.empty((len(crops), 3, s, s), np.float32)
+    for k, crop in enumerate(crops):
+        to_chw(crop, batch[k])
+    return batch
 
 
 def build_model(num_classes: int, width: int = 16) -> Any:
@@ -287,7 +291,7 @@ def export_onnx(
             opset_version=17,
             dynamo=False,
         )
-    set_metadata(
+    add_metadata(
         out,
         {
             "names": repr(dict(enumerate(classes))),
@@ -305,20 +309,6 @@ def export_onnx(
     with torch.no_grad():
         ref = net(torch.from_numpy(x)).numpy()
     return float(np.abs(got - ref).max())
-
-
-def set_metadata(path: Path, values: dict[str, str]) -> None:
-    """Set (or replace) metadata entries of an ONNX file in place."""
-    import onnx
-
-    model = onnx.load(str(path))
-    kept = [p for p in model.metadata_props if p.key not in values]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    for k, v in values.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(model, str(path))
 
 
 def split_faces(
@@ -462,7 +452,7 @@ def train_classifier(
     )
     if detector is not None:
         report.choice = choose_rule(detector, opts.out, val_photos, classes, threads=opts.threads)
-        set_metadata(
+        add_metadata(
             opts.out,
             {
                 "bk_conf_rule": str(report.choice["rule"]),

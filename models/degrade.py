@@ -64,7 +64,7 @@ def _small(img: Image, boxes: Sequence[Box], target_px: float) -> tuple[Image, l
     return _scale(img, boxes, min(1.0, target_px / float(np.median(heights))))
 
 
-def _motion_blur(img: Image, length: int, angle_deg: float) -> Image:
+def motion_blur(img: Image, length: int, angle_deg: float) -> Image:
     import cv2
 
     line = np.zeros((length, length), np.float32)
@@ -75,12 +75,12 @@ def _motion_blur(img: Image, length: int, angle_deg: float) -> Image:
     return np.asarray(cv2.filter2D(img, -1, k), np.uint8)
 
 
-def _noise(img: Image, sigma: float, rng: np.random.Generator) -> Image:
+def sensor_noise(img: Image, sigma: float, rng: np.random.Generator) -> Image:
     noisy = img.astype(np.float32) + rng.normal(0, sigma, img.shape).astype(np.float32)
     return np.clip(noisy, 0, 255).round().astype(np.uint8)
 
 
-def _jpeg(img: Image, quality: int) -> Image:
+def jpeg_artefacts(img: Image, quality: int) -> Image:
     import cv2
 
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
@@ -90,7 +90,7 @@ def _jpeg(img: Image, quality: int) -> Image:
 
 
 def _dark(img: Image, factor: float, rng: np.random.Generator) -> Image:
-    return _noise(np.clip(img.astype(np.float32) * factor, 0, 255).astype(np.uint8), 3.0, rng)
+    return sensor_noise(np.clip(img.astype(np.float32) * factor, 0, 255).astype(np.uint8), 3.0, rng)
 
 
 def _top_down(
@@ -130,21 +130,21 @@ def degrade(img: Image, boxes: Sequence[Box], kind: str, name: str) -> tuple[Ima
     if kind == "small":
         out, bx = _small(img, boxes, float(rng.uniform(14, 24)))
     elif kind == "blur":
-        out = _motion_blur(img, int(rng.integers(7, 14)), float(rng.uniform(0, 180)))
+        out = motion_blur(img, int(rng.integers(7, 14)), float(rng.uniform(0, 180)))
     elif kind == "noise":
-        out = _noise(img, float(rng.uniform(10, 18)), rng)
+        out = sensor_noise(img, float(rng.uniform(10, 18)), rng)
     elif kind == "jpeg":
-        out = _jpeg(img, int(rng.integers(10, 21)))
+        out = jpeg_artefacts(img, int(rng.integers(10, 21)))
     elif kind == "low_light":
         out = _dark(img, float(rng.uniform(0.2, 0.35)), rng)
     elif kind == "top_down":
         out, bx = _top_down(img, boxes, float(rng.uniform(0.65, 0.8)), float(rng.uniform(0.1, 0.2)))
     elif kind == "cctv":
         out, bx = _small(img, boxes, float(rng.uniform(20, 28)))
-        out = _motion_blur(out, 5, float(rng.uniform(0, 180)))
+        out = motion_blur(out, 5, float(rng.uniform(0, 180)))
         out = _dark(out, 0.5, rng)
-        out = _noise(out, 6.0, rng)
-        out = _jpeg(out, 30)
+        out = sensor_noise(out, 6.0, rng)
+        out = jpeg_artefacts(out, 30)
     else:
         raise ValueError(f"unknown degradation {kind!r} (one of {', '.join(KINDS)})")
     return out, [
