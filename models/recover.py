@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bkcommon.errors import ModelError
 from models.offline import disable_sync, setup_offline
 
 logger = logging.getLogger(__name__)
@@ -231,10 +232,17 @@ def recover(
     import torch
 
     from edge.detect.onnx import OnnxDetector
-    from models.export import compare_model_outputs, require_agreement
+    from models.export import compare_model_outputs, read_metadata, require_agreement
     from models.mirror_average import TTA_VALUE, torch_mirror_average
+    from models.quantize import QUANT_KEY
 
     disable_sync()
+    quantized = read_metadata(onnx_path).get(QUANT_KEY)
+    if quantized:
+        raise ModelError(
+            f"{onnx_path} is quantized ({quantized}); its float weights are gone: recover "
+            "the float export it was made from (models/MODEL_CARD.md gives the command)"
+        )
     shipped = OnnxDetector(onnx_path, threads=1)  # names, input size, batch: as the box reads them
     imgsz = shipped.input_size[0]
     tensors = onnx_weights(onnx_path)

@@ -34,6 +34,7 @@ class TrainOptions:
     patience: int = 50
     cache: bool = False
     threads: int | None = None
+    camera_augment: float = 0.0  # probability of each camera fault (models.camera_augment)
     extra: tuple[tuple[str, Any], ...] = ()
 
 
@@ -88,6 +89,10 @@ def train(opts: TrainOptions) -> Path:
 
     disable_sync()
     threads = opts.threads or os.cpu_count() or 1
+    if opts.camera_augment:
+        from models.camera_augment import install
+
+        install(opts.camera_augment)
 
     def _threads(_trainer: Any) -> None:
         torch.set_num_threads(threads)  # ultralytics otherwise trains on 1 thread on CPU

@@ -99,7 +99,8 @@ def test_prepare_train_export_evaluate(tmp_path: Path) -> None:
         cwd=tmp_path,
     ).stdout
     assert "checkpoint vs ONNX" in out
-    tuned = _train_tiny(tmp_path, "tuned", "--start", "rec.pt")
+    # Fine-tuned as the edge model is: with the camera's faults in the training images.
+    tuned = _train_tiny(tmp_path, "tuned", "--start", "rec.pt", "--camera-augment", "0.5")
     assert "fine-tuning the start model as it is" in tuned.stdout + tuned.stderr
     assert (tmp_path / "run" / "tuned" / "weights" / "last.pt").is_file()
 
@@ -130,6 +131,16 @@ def test_prepare_train_export_evaluate(tmp_path: Path) -> None:
     assert len(report["confusion_matrix"]) == len(CLASSES) + 1
     assert report["images"] >= 1
     assert report["images_per_s"] > 0
+
+    # INT8 copy, calibrated on the training side, judged by the same evaluate.
+    out = _cli(
+        "quantize", "--onnx", "tiny.onnx", "--out", "tiny_q.onnx", "--images", "ds/images/train",
+        "--calibration-images", "8", "--method", "percentile", cwd=tmp_path,
+    ).stdout  # fmt: skip
+    assert "convolutions in INT8" in out
+    assert "mAP50" in _cli("evaluate", "--data", "ds/val_voc", "--weights", "tiny_q.onnx",
+                           cwd=tmp_path).stdout  # fmt: skip
+    assert OnnxDetector(tmp_path / "tiny_q.onnx").model_version == "tiny-test"
 
     # Mirror averaging built into a copy: evaluate reports it, recover gives the plain network.
     out = _cli(
