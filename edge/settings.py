@@ -12,10 +12,11 @@ from bkcommon.errors import ConfigError
 from bkcommon.settings import format_validation_error
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The edge box runs the mask model's v1 weights exported at 320 px with a dynamic batch axis, on
-# person/motion crops zoomed up to 2x: measured better there than the reference model's weights
-# (models/MODEL_CARD.md, "The edge box's file"); its numbers: mask_yolo_320.metrics.json.
-DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "weights" / "mask_yolo_320.onnx"
+# The edge box runs a mask model fine-tuned at 416 px and quantized to INT8 (dynamic batch axis),
+# on person/motion crops zoomed up to 2x: INT8 at 416 costs what float at 320 did and sees 1.7x
+# the pixels (models/MODEL_CARD.md, "The edge box's file"); its held-out numbers:
+# mask_yolo_edge.metrics.json.
+DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "weights" / "mask_yolo_edge.onnx"
 
 
 def _default_client_id() -> str:

@@ -143,7 +143,7 @@ def register(subparsers: Any) -> None:
     )
     e.add_argument("--duration", type=float, default=60.0, help="measured seconds per trial")
     e.add_argument("--warmup", type=float, default=8.0, help="unmeasured seconds per trial")
-    e.add_argument("--model", help="ONNX model (default: models/weights/mask_yolo_320.onnx)")
+    e.add_argument("--model", help="ONNX model (default: models/weights/mask_yolo_edge.onnx)")
     e.add_argument(
         "--baseline", action="store_true", help="also run ultralytics predict(imgsz=640)"
     )

@@ -33,7 +33,7 @@ options:
   --user NAME          service user (default brightkitchen)
   --disk-budget-mb N   disk for the outbox and its evidence (default: a quarter of the
                        free space of /var/lib, at least 256, at most 8192)
-  --model FILE         ONNX detector (default: the shipped models/weights/mask_yolo_320.onnx)
+  --model FILE         ONNX detector (default: the shipped models/weights/mask_yolo_edge.onnx)
   --wheelhouse DIR     install from wheels in DIR, no network (pip --no-index)
   --venv DIR           use an existing virtual environment instead of creating one
   --metrics-host ADDR  where /metrics listens (default 127.0.0.1; 0.0.0.0 for a district
@@ -83,7 +83,7 @@ etc=$root/etc/brightkitchen
 data=$root/var/lib/brightkitchen
 units=$root/etc/systemd/system
 venv=${venv:-$opt/.venv}
-model=${model:-$repo/models/weights/mask_yolo_320.onnx}
+model=${model:-$repo/models/weights/mask_yolo_edge.onnx}
 [ -r "$model" ] || die "--model $model: cannot read it"
 
 step() { echo "==> $*"; }

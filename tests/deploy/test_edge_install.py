@@ -52,9 +52,9 @@ def test_settings_model_and_disk_budget(staged: Path) -> None:
     assert env["BK_EDGE_OUTBOX_MAX_MB"] == "300"
     assert env["BK_EDGE_METRICS_HOST"] == "0.0.0.0"
     model = staged / env["BK_EDGE_MODEL_PATH"].lstrip("/")
-    shipped = REPO / "models/weights/mask_yolo_320.onnx"
+    shipped = REPO / "models/weights/mask_yolo_edge.onnx"
     assert model.read_bytes() == shipped.read_bytes()
-    assert (model.parent / "mask_yolo_320.metrics.json").exists()
+    assert (model.parent / "mask_yolo_edge.metrics.json").exists()
     assert (staged / "etc/brightkitchen/site.yaml").read_text() == SITE.read_text()
     etc = (staged / "etc/brightkitchen").stat()
     assert stat.S_IMODE(etc.st_mode) == 0o750

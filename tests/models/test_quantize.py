@@ -15,7 +15,7 @@ from tests.models.helpers import write_voc
 
 pytest.importorskip("onnxruntime.quantization")
 
-EDGE_MODEL = Path(__file__).resolve().parents[2] / "models" / "weights" / "mask_yolo_320.onnx"
+FLOAT_320 = Path(__file__).resolve().parents[2] / "models" / "weights" / "mask_yolo_320.onnx"
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def quantized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("quantize")
     images = write_voc(root / "faces", 6, seed=5, size=160) / "images"
     res = quantize(
-        EDGE_MODEL,
+        FLOAT_320,
         root / "q.onnx",
         images=images,
         calibration_images=6,
@@ -78,8 +78,8 @@ def test_edge_runtime_loads_it_with_metadata_and_agrees_on_boxes(
     meta = read_metadata(path)
     assert meta["bk_model_version"] == "test-int8"
     assert meta["bk_quantized"].startswith("int8 qdq static")
-    assert meta["bk_conf_threshold"] == read_metadata(EDGE_MODEL)["bk_conf_threshold"]
-    fp, q = OnnxDetector(EDGE_MODEL, threads=1), OnnxDetector(path, threads=1)
+    assert meta["bk_conf_threshold"] == read_metadata(FLOAT_320)["bk_conf_threshold"]
+    fp, q = OnnxDetector(FLOAT_320, threads=1), OnnxDetector(path, threads=1)
     assert q.class_names == fp.class_names
     assert q.input_size == fp.input_size
     frames = [cv2.imread(str(p)) for p in sorted(images.iterdir())[:4]]
@@ -94,7 +94,7 @@ def test_scores_stay_close_on_a_real_photo_like_input(quantized: tuple[Path, Pat
     rng = np.random.default_rng(0)
     x = rng.random((1, 3, 320, 320), dtype=np.float32)
     outs = []
-    for p in (EDGE_MODEL, path):
+    for p in (FLOAT_320, path):
         sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
         outs.append(sess.run(None, {sess.get_inputs()[0].name: x})[0])
     assert outs[0].shape == outs[1].shape
@@ -108,7 +108,7 @@ def test_refusals_are_clear(quantized: tuple[Path, Path], tmp_path: Path) -> Non
     with pytest.raises(ModelError, match="already quantized"):
         quantize(path, tmp_path / "again.onnx", images=images)
     copy = tmp_path / "m.onnx"
-    shutil.copy(EDGE_MODEL, copy)
+    shutil.copy(FLOAT_320, copy)
     with pytest.raises(ModelError, match="must differ"):
         quantize(copy, copy, images=images)
     with pytest.raises(ModelError, match="calibration method"):
