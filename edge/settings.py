@@ -68,11 +68,12 @@ class EdgeSettings(BaseSettings):
     metrics_port: int = Field(default=9108, ge=0, le=65535, description="0 = any free port.")
     model_path: Path = Field(default=DEFAULT_MODEL_PATH, description="ONNX detector file.")
     detector_threads: int = Field(
-        default=1,
+        default=2,
         ge=1,
         le=64,
-        description="ONNX Runtime intra-op threads of the one shared detector (1 = least CPU "
-        "per image; the other core decodes video).",
+        description="ONNX Runtime intra-op threads of the one shared detector, not spinning "
+        "(2: sixteen cameras sustained with the INT8 model in two of two trials, 1: one of "
+        "two; docs/benchmarks.md, Round 5).",
     )
     detector_max_batch: int = Field(
         default=8, ge=1, le=64, description="Crops of all cameras run in one detector call."
