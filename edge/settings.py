@@ -72,8 +72,8 @@ class EdgeSettings(BaseSettings):
         ge=1,
         le=64,
         description="ONNX Runtime intra-op threads of the one shared detector, not spinning "
-        "(2: sixteen cameras sustained with the INT8 model in two of two trials, 1: one of "
-        "two; docs/benchmarks.md, Round 5).",
+        "(2: sixteen cameras sustained with the INT8 model in three of three trials, 1: one "
+        "of two; docs/benchmarks.md, Round 5).",
     )
     detector_max_batch: int = Field(
         default=8, ge=1, le=64, description="Crops of all cameras run in one detector call."

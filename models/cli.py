@@ -574,8 +574,8 @@ def register(subparsers: Any) -> None:
     q.add_argument("--calibration-images", type=int, default=100)
     q.add_argument(
         "--method",
-        choices=("minmax", "percentile", "entropy"),
-        default="minmax",
+        choices=("percentile", "minmax"),
+        default="percentile",
         help="how activation ranges are read from the calibration images",
     )
     q.add_argument("--version", default=None, help="new bk_model_version (default: keep)")

@@ -69,15 +69,13 @@ def test_convolutions_become_qdq_and_the_decoding_stays_float(quantized: tuple[P
     assert inits[w_dq.input[0]].data_type == onnx.TensorProto.INT8
 
 
-def test_edge_runtime_loads_it_with_metadata_and_agrees_on_boxes(
-    quantized: tuple[Path, Path],
-) -> None:
+def test_edge_runtime_loads_it_with_metadata_and_batches(quantized: tuple[Path, Path]) -> None:
     import cv2
 
     path, images = quantized
     meta = read_metadata(path)
     assert meta["bk_model_version"] == "test-int8"
-    assert meta["bk_quantized"].startswith("int8 qdq static")
+    assert meta["bk_quantized"].startswith("int8 qdq static, per-channel weights, percentile")
     assert meta["bk_conf_threshold"] == read_metadata(FLOAT_320)["bk_conf_threshold"]
     fp, q = OnnxDetector(FLOAT_320, threads=1), OnnxDetector(path, threads=1)
     assert q.class_names == fp.class_names
@@ -87,18 +85,27 @@ def test_edge_runtime_loads_it_with_metadata_and_agrees_on_boxes(
     assert len(got) == 4
 
 
-def test_scores_stay_close_on_a_real_photo_like_input(quantized: tuple[Path, Path]) -> None:
+def test_strongest_anchors_keep_their_boxes_and_scores(quantized: tuple[Path, Path]) -> None:
+    """Where the float model is most confident, the INT8 file's boxes move about a pixel and
+    its scores by < 0.01 (measured: 1.0-1.5 px, 0.001-0.007); a quantized decoding head or
+    wrong activation ranges move them by tens of pixels."""
     import onnxruntime as ort
 
-    path, _ = quantized
-    rng = np.random.default_rng(0)
-    x = rng.random((1, 3, 320, 320), dtype=np.float32)
+    from models.recover import calibration_batch, list_images
+
+    path, images = quantized
+    batch = calibration_batch(list_images(images), 320, 6)
     outs = []
     for p in (FLOAT_320, path):
         sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
-        outs.append(sess.run(None, {sess.get_inputs()[0].name: x})[0])
-    assert outs[0].shape == outs[1].shape
-    assert float(np.abs(outs[0][:, 4:] - outs[1][:, 4:]).mean()) < 0.02
+        name = sess.get_inputs()[0].name
+        outs.append(np.concatenate([sess.run(None, {name: batch[i : i + 1]})[0] for i in range(6)]))
+    fp, q = outs
+    assert fp.shape == q.shape
+    for i in range(batch.shape[0]):
+        top = np.argsort(fp[i, 4:].max(axis=0))[-20:]
+        assert float(np.abs(fp[i, :4, top] - q[i, :4, top]).mean()) < 4.0
+        assert float(np.abs(fp[i, 4:, top] - q[i, 4:, top]).max()) < 0.05
 
 
 def test_refusals_are_clear(quantized: tuple[Path, Path], tmp_path: Path) -> None:
@@ -111,8 +118,9 @@ def test_refusals_are_clear(quantized: tuple[Path, Path], tmp_path: Path) -> Non
     shutil.copy(FLOAT_320, copy)
     with pytest.raises(ModelError, match="must differ"):
         quantize(copy, copy, images=images)
-    with pytest.raises(ModelError, match="calibration method"):
-        quantize(copy, tmp_path / "x.onnx", images=images, method="median")
+    for method in ("median", "entropy"):
+        with pytest.raises(ModelError, match="calibration method"):
+            quantize(copy, tmp_path / "x.onnx", images=images, method=method)
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="no images"):
         quantize(copy, tmp_path / "x.onnx", images=tmp_path / "empty")
