@@ -314,6 +314,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         version=args.version,
         head_convs_float=args.head_convs_float,
         method=args.method,
+        full_range=args.full_range,
     )
     print(
         f"wrote {res.path} ({res.size_bytes / 1e6:.1f} MB): {res.quantized_convs} convolutions "
@@ -335,9 +336,14 @@ def _cmd_recover(args: argparse.Namespace) -> int:
         cfg=args.cfg,
         calibration_images=args.calibration_images,
     )
+    against = (
+        "INT8 file, means over each image's 20 strongest anchors: boxes"
+        if res.from_int8
+        else "boxes"
+    )
     print(
         f"wrote {res.path}: {res.tensors} tensors, BatchNorm statistics from "
-        f"{res.calibration_images} images; checkpoint vs ONNX: boxes "
+        f"{res.calibration_images} images; checkpoint vs ONNX ({against}) "
         f"{res.max_abs_diff_boxes_px:.4f} px, scores {res.max_abs_diff_scores:.2e}"
     )
     print(f"fine-tune it with: brightkitchen models train --start {res.path} …")
@@ -583,6 +589,12 @@ def register(subparsers: Any) -> None:
         "--head-convs-float",
         action="store_true",
         help="keep the Detect head's convolutions in float too (slower, closer scores)",
+    )
+    q.add_argument(
+        "--full-range",
+        action="store_true",
+        help="8-bit weights: only for boxes with VNNI or an ARM dot-product unit (x86 CPUs "
+        "without VNNI clip them; the default 7-bit weights compute the same everywhere)",
     )
     q.set_defaults(handler=_cmd_quantize)
 

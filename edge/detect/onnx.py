@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from bkcommon.errors import ModelError
 from edge.detect.base import Detections, nms, nms_per_class
+from edge.detect.cpu_int8 import full_range_int8, int8_dot_product
 from edge.detect.crop_classifier import CropClassifier
 from edge.detect.ort_session import cpu_session
 
@@ -53,6 +54,7 @@ class ModelInfo:
     iou_threshold: float
     dynamic_batch: bool
     augmentation: str = "none"  # "hflip-mean": mirror averaging is inside the graph
+    quantized: str = ""  # ``bk_quantized`` of an INT8 file (``models quantize``), else empty
 
 
 def parse_names(raw: str) -> list[str]:
@@ -188,6 +190,14 @@ class OnnxDetector:
             "dynamic" if self.info.dynamic_batch else 1,
             self.info.augmentation,
         )
+        if full_range_int8(self.info.quantized) and int8_dot_product() is False:
+            logger.warning(
+                "%s has 8-bit INT8 weights (%s) and this CPU has no VNNI: ONNX Runtime's "
+                "integer convolutions saturate here, so detections differ from the model "
+                "card's; quantize the float file again without --full-range (7-bit weights)",
+                self.path,
+                self.info.quantized,
+            )
 
     def _read_info(self, conf: float | None, iou: float | None) -> ModelInfo:
         meta: dict[str, Any] = dict(self._session.get_modelmeta().custom_metadata_map)
@@ -219,6 +229,7 @@ class OnnxDetector:
             iou_threshold=iou if iou is not None else float(meta.get("bk_iou_threshold", 0.45)),
             dynamic_batch=not isinstance(shape[0], int) or shape[0] < 1,
             augmentation=str(meta.get("bk_tta") or "none"),
+            quantized=str(meta.get("bk_quantized") or ""),
         )
 
     @property

@@ -67,6 +67,15 @@ def test_convolutions_become_qdq_and_the_decoding_stays_float(quantized: tuple[P
     w_dq = producers[first.input[1]]
     assert w_dq.op_type == "DequantizeLinear"
     assert inits[w_dq.input[0]].data_type == onnx.TensorProto.INT8
+    # 7 of the 8 bits (reduce_range): uint8 x int8 pairs cannot saturate an int16 on CPUs
+    # without VNNI, so the file computes the same on every box
+    from onnx import numpy_helper
+
+    for n in model.graph.node:
+        if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None:
+            q = numpy_helper.to_array(inits[n.input[0]])
+            if q.dtype == np.int8:
+                assert int(np.abs(q.astype(np.int32)).max()) <= 64, n.input[0]
 
 
 def test_edge_runtime_loads_it_with_metadata_and_batches(quantized: tuple[Path, Path]) -> None:
@@ -75,7 +84,7 @@ def test_edge_runtime_loads_it_with_metadata_and_batches(quantized: tuple[Path, 
     path, images = quantized
     meta = read_metadata(path)
     assert meta["bk_model_version"] == "test-int8"
-    assert meta["bk_quantized"].startswith("int8 qdq static, per-channel weights, percentile")
+    assert meta["bk_quantized"].startswith("int8 qdq static, per-channel 7-bit weights, percentile")
     assert meta["bk_conf_threshold"] == read_metadata(FLOAT_320)["bk_conf_threshold"]
     fp, q = OnnxDetector(FLOAT_320, threads=1), OnnxDetector(path, threads=1)
     assert q.class_names == fp.class_names
@@ -108,6 +117,38 @@ def test_strongest_anchors_keep_their_boxes_and_scores(quantized: tuple[Path, Pa
         assert float(np.abs(fp[i, 4:, top] - q[i, 4:, top]).max()) < 0.05
 
 
+def test_full_range_file_says_so_and_the_box_warns_on_a_cpu_without_vnni(
+    quantized: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """8-bit weights are exact only with VNNI / ARM dot-product; a box without it says so at
+    load instead of quietly detecting differently from the card."""
+    import logging
+
+    import edge.detect.onnx as onnx_mod
+    from models.quantize import quantize
+
+    path, images = quantized
+    full = quantize(
+        FLOAT_320, tmp_path / "full.onnx", images=images, calibration_images=4, full_range=True
+    )
+    assert "8-bit" in read_metadata(full.path)["bk_quantized"]
+    monkeypatch.setattr(onnx_mod, "int8_dot_product", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="edge.detect.onnx"):
+        OnnxDetector(path, threads=1)
+    assert "no VNNI" not in caplog.text  # 7-bit weights: right on every CPU
+    with caplog.at_level(logging.WARNING, logger="edge.detect.onnx"):
+        OnnxDetector(full.path, threads=1)
+    assert "no VNNI" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(onnx_mod, "int8_dot_product", lambda: True)
+    with caplog.at_level(logging.WARNING, logger="edge.detect.onnx"):
+        OnnxDetector(full.path, threads=1)
+    assert "no VNNI" not in caplog.text
+
+
 def test_refusals_are_clear(quantized: tuple[Path, Path], tmp_path: Path) -> None:
     from models.quantize import quantize
 
@@ -128,10 +169,34 @@ def test_refusals_are_clear(quantized: tuple[Path, Path], tmp_path: Path) -> Non
         quantize(copy, tmp_path / "x.onnx", images=tmp_path / "nowhere")
 
 
-def test_recover_refuses_an_int8_file(quantized: tuple[Path, Path], tmp_path: Path) -> None:
+def test_recover_rebuilds_the_network_from_an_int8_file(
+    quantized: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An INT8 file is enough to fine-tune from: its dequantized weights are the float file's
+    to within 8-bit rounding, and the checkpoint keeps the float file's strongest anchors."""
     pytest.importorskip("ultralytics")
-    from models.recover import recover
+    import torch
+
+    from models.recover import compare_strongest_anchors, onnx_weights, recover
 
     path, images = quantized
-    with pytest.raises(ModelError, match=r"quantized .*float export"):
-        recover(path, tmp_path / "r.pt", images=images)
+    exact, rounded = onnx_weights(FLOAT_320), onnx_weights(path)
+    for name in ("model.0.conv.weight", "model.8.cv1.conv.weight", "model.24.cv3.0.2.weight"):
+        w, q = exact[name], rounded[name]
+        assert q.shape == w.shape
+        # per output channel, 7-bit rounding moves a weight by at most half a step
+        step = np.abs(w.reshape(w.shape[0], -1)).max(axis=1) / 63
+        err = np.abs(q - w).reshape(w.shape[0], -1).max(axis=1)
+        assert (err <= step * 0.5 + 1e-6).all(), name
+    res = recover(path, tmp_path / "r.pt", images=images, calibration_images=4)
+    assert res.from_int8
+    assert res.tensors > 150
+    assert res.max_abs_diff_boxes_px < 4.0
+    assert res.max_abs_diff_scores < 0.05
+    model = torch.load(res.path, map_location="cpu", weights_only=False)["model"]
+    from models.recover import calibration_batch, list_images
+
+    batch = calibration_batch(list_images(images), 320, 4)
+    d_box, d_score = compare_strongest_anchors(model, FLOAT_320, batch)
+    assert d_box < 4.0
+    assert d_score < 0.05
