@@ -72,6 +72,10 @@ class EvalReport:
     # (map50, ap50_<class>, precision_<class>, recall_<class>) -> [low, high]
     bootstrap_resamples: int = 0
     ci: dict[str, list[float]] = field(default_factory=dict)
+    # An INT8 file's results depend on the CPU (``edge.detect.cpu_int8``): its ``bk_quantized``
+    # and whether this CPU sums 8-bit products without saturating (None: unknown / float file).
+    quantized: str = ""
+    cpu_int8_dot_product: bool | None = None
 
     def to_json(self) -> str:
         """JSON text of the report."""
@@ -250,6 +254,7 @@ def evaluate(
 
     ``classifier``: a crop classifier run as the box's second stage (the detector finds faces,
     the classifier names them; the shipped threshold is then the classifier file's)."""
+    from edge.detect.cpu_int8 import int8_dot_product
     from edge.detect.crop_classifier import CropClassifier
     from edge.detect.onnx import OnnxDetector
     from models.bootstrap import ImageRecords, bootstrap_ci
@@ -378,6 +383,8 @@ def evaluate(
         difficult=n_difficult,
         bootstrap_resamples=bootstrap if ci else 0,
         ci=ci,
+        quantized=probe.info.quantized,
+        cpu_int8_dot_product=int8_dot_product() if probe.info.quantized else None,
     )
     return report, res.issues
 
@@ -421,4 +428,7 @@ def format_report(r: EvalReport) -> str:
         f"speed: {r.images_per_s:.1f} images/s ({r.ms_per_image:.1f} ms/image, "
         f"{r.threads} threads, pre+inference+post)"
     )
+    if r.quantized:
+        dot = {True: "has", False: "has no", None: "may or may not have"}[r.cpu_int8_dot_product]
+        lines.append(f"INT8 file ({r.quantized}); this CPU {dot} an 8-bit dot product (VNNI / ARM)")
     return "\n".join(lines)

@@ -149,6 +149,23 @@ def test_full_range_file_says_so_and_the_box_warns_on_a_cpu_without_vnni(
     assert "no VNNI" not in caplog.text
 
 
+def test_evaluate_says_which_cpu_computed_an_int8_files_numbers(
+    quantized: tuple[Path, Path],
+) -> None:
+    from edge.detect.cpu_int8 import int8_dot_product
+    from models.evaluate import evaluate, format_report
+
+    path, images = quantized
+    report, _ = evaluate(images.parent, path, threads=1)
+    assert report.quantized.startswith("int8 qdq static, per-channel 7-bit")
+    assert report.cpu_int8_dot_product == int8_dot_product()
+    assert "INT8 file (int8 qdq static" in format_report(report)
+    plain, _ = evaluate(images.parent, FLOAT_320, threads=1)
+    assert plain.quantized == ""
+    assert plain.cpu_int8_dot_product is None
+    assert "INT8 file" not in format_report(plain)
+
+
 def test_refusals_are_clear(quantized: tuple[Path, Path], tmp_path: Path) -> None:
     from models.quantize import quantize
 
