@@ -429,6 +429,10 @@ def format_report(r: EvalReport) -> str:
         f"{r.threads} threads, pre+inference+post)"
     )
     if r.quantized:
-        dot = {True: "has", False: "has no", None: "may or may not have"}[r.cpu_int8_dot_product]
-        lines.append(f"INT8 file ({r.quantized}); this CPU {dot} an 8-bit dot product (VNNI / ARM)")
+        dot = {
+            True: "has an 8-bit dot product (VNNI / ARM)",
+            False: "has no 8-bit dot product (VNNI / ARM): only 7-bit weights are exact here",
+            None: "may or may not have an 8-bit dot product (VNNI / ARM)",
+        }[r.cpu_int8_dot_product]
+        lines.append(f"INT8 file ({r.quantized}); this CPU {dot}")
     return "\n".join(lines)

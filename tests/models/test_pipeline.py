@@ -138,9 +138,20 @@ def test_prepare_train_export_evaluate(tmp_path: Path) -> None:
         "--calibration-images", "8", "--method", "percentile", cwd=tmp_path,
     ).stdout  # fmt: skip
     assert "convolutions in INT8" in out
-    assert "mAP50" in _cli("evaluate", "--data", "ds/val_voc", "--weights", "tiny_q.onnx",
-                           cwd=tmp_path).stdout  # fmt: skip
+    out = _cli("evaluate", "--data", "ds/val_voc", "--weights", "tiny_q.onnx",
+               cwd=tmp_path).stdout  # fmt: skip
+    assert "mAP50" in out
+    assert "INT8 file (int8 qdq static, per-channel 7-bit weights" in out
     assert OnnxDetector(tmp_path / "tiny_q.onnx").model_version == "tiny-test"
+    _cli(
+        "quantize", "--onnx", "tiny.onnx", "--out", "tiny_q8.onnx", "--images", "ds/images/train",
+        "--calibration-images", "4", "--full-range", cwd=tmp_path,
+    )  # fmt: skip
+    assert "8-bit (VNNI" in read_metadata(tmp_path / "tiny_q8.onnx")["bk_quantized"]
+    out = _cli("recover", "--onnx", "tiny_q.onnx", "--images", "ds/images/train",
+               "--out", "tiny_from_q.pt", cwd=tmp_path).stdout  # fmt: skip
+    assert "INT8 file, means over each image's 20 strongest anchors" in out
+    assert (tmp_path / "tiny_from_q.pt").is_file()
 
     # Mirror averaging built into a copy: evaluate reports it, recover gives the plain network.
     out = _cli(

@@ -36,7 +36,9 @@ def test_edge_worker_loads_the_shipped_int8_model_by_default() -> None:
     det = OnnxDetector(EDGE_WORKER_MODEL)
     assert det.class_names == ["with_mask", "without_mask", "mask_weared_incorrect"]
     assert det.input_size == (416, 416)
-    assert read_metadata(path)["bk_quantized"].startswith("int8")
+    # 7-bit weights: the file computes the same on CPUs with and without VNNI
+    # (edge.detect.cpu_int8); 8-bit ones saturate on the latter
+    assert read_metadata(path)["bk_quantized"].startswith("int8 qdq static, per-channel 7-bit")
     crops = [np.full((160, 160, 3), 114, np.uint8)] * 3  # a batch of crops, as the box runs it
     assert [len(d) for d in det.detect(crops)] == [0, 0, 0]
 
