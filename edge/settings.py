@@ -12,10 +12,10 @@ from bkcommon.errors import ConfigError
 from bkcommon.settings import format_validation_error
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The edge box runs a mask model fine-tuned at 416 px and quantized to INT8 (dynamic batch axis),
-# on person/motion crops zoomed up to 2x: INT8 at 416 costs what float at 320 did and sees 1.7x
-# the pixels (models/MODEL_CARD.md, "The edge box's file"); its held-out numbers:
-# mask_yolo_edge.metrics.json.
+# The edge box runs a mask model fine-tuned at 416 px and quantized to INT8 with 7-bit weights
+# (exact on every CPU; dynamic batch axis), on person/motion crops zoomed up to 2x: on a CPU with
+# VNNI it costs what float at 320 did for 1.7x the pixels (models/MODEL_CARD.md, "The edge default
+# v5" and "8-bit weights on CPUs without VNNI"); its held-out numbers: mask_yolo_edge.metrics.json.
 DEFAULT_MODEL_PATH = REPO_ROOT / "models" / "weights" / "mask_yolo_edge.onnx"
 
 

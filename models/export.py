@@ -94,9 +94,13 @@ def compare_outputs(
     return compare_model_outputs(yolo.model.float(), onnx_path, x)
 
 
-def compare_model_outputs(model: Any, onnx_path: Path, x: Any) -> tuple[float, float]:
-    """Max |diff| (boxes px, scores) of a framework model in eval mode and ONNX Runtime on ``x``."""
-    import numpy as np
+def paired_outputs(
+    model: Any, onnx_path: Path, x: Any, *, optimise: bool = True
+) -> tuple[Any, Any]:
+    """(ONNX Runtime's, the framework model's in eval mode) outputs on ``x``, same shape.
+
+    ``optimise=False`` runs the file as written: QuantizeLinear / DequantizeLinear pairs are
+    computed in float instead of being fused into this CPU's integer kernels."""
     import onnxruntime as ort
     import torch
 
@@ -104,11 +108,24 @@ def compare_model_outputs(model: Any, onnx_path: Path, x: Any) -> tuple[float, f
     with torch.no_grad():
         ref = model(torch.from_numpy(x))
     ref_np = (ref[0] if isinstance(ref, list | tuple) else ref).numpy()
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    if not optimise:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(
+        str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
     got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     if got.shape != ref_np.shape:
         raise ValueError(f"ONNX output {got.shape} != framework output {ref_np.shape}")
-    diff = np.abs(got - ref_np)
+    return got, ref_np
+
+
+def compare_model_outputs(model: Any, onnx_path: Path, x: Any) -> tuple[float, float]:
+    """Max |diff| (boxes px, scores) of a framework model in eval mode and ONNX Runtime on ``x``."""
+    import numpy as np
+
+    got, ref = paired_outputs(model, onnx_path, x)
+    diff = np.abs(got - ref)
     return float(diff[:, :4].max()), float(diff[:, 4:].max())
 
 

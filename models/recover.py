@@ -19,7 +19,7 @@ from a network whose activations were suddenly renormalised.
 
 An INT8 file (``models quantize``) keeps each weight as an 8-bit integer and a per-channel
 scale, and each bias as a 32-bit integer and a scale; ``DequantizeLinear`` gives the float
-weights back, rounded to 256 steps per output channel. That is close enough to fine-tune from
+weights back, rounded to 7 or 8 bits per output channel. That is close enough to fine-tune from
 (the quantized file itself runs on those very weights), but not the float file it was made
 from, so the check against such a file compares its confident anchors at the quantizer's own
 tolerance instead of every output bit for bit.
@@ -113,21 +113,9 @@ def compare_strongest_anchors(
     is computed as written (in float) instead of being fused into this CPU's integer kernels:
     the check is of the file's own function, not of a CPU that may saturate 8-bit weights
     (``edge.detect.cpu_int8``)."""
-    import onnxruntime as ort
-    import torch
+    from models.export import paired_outputs
 
-    model.eval()
-    with torch.no_grad():
-        ref = model(torch.from_numpy(x))
-    ref_np = (ref[0] if isinstance(ref, list | tuple) else ref).numpy()
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(
-        str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
-    )
-    got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    if got.shape != ref_np.shape:
-        raise ValueError(f"ONNX output {got.shape} != framework output {ref_np.shape}")
+    got, ref_np = paired_outputs(model, onnx_path, x, optimise=False)
     d_box, d_score = 0.0, 0.0
     for g, r in zip(got, ref_np, strict=True):
         top = np.argsort(g[4:].max(axis=0))[-anchors:]
@@ -316,8 +304,8 @@ def recover(
     quantized = read_metadata(onnx_path).get(QUANT_KEY)
     if quantized:
         logger.warning(
-            "%s is quantized (%s): its weights come back rounded to 8 bits; recover the float "
-            "export it was made from where you still have it",
+            "%s is quantized (%s): its weights come back rounded to 7 or 8 bits; recover the "
+            "float export it was made from where you still have it",
             onnx_path,
             quantized,
         )
@@ -342,7 +330,12 @@ def recover(
         score_tolerance = max(score_tolerance, INT8_SCORE_TOLERANCE)
     else:
         d_box, d_score = compare_model_outputs(reference, onnx_path, check)
-    logger.info("checkpoint vs ONNX: max |diff| boxes %.4f px, scores %.6f", d_box, d_score)
+    logger.info(
+        "checkpoint vs ONNX: %s |diff| boxes %.4f px, scores %.6f",
+        "mean (strongest anchors)" if quantized else "max",
+        d_box,
+        d_score,
+    )
     require_agreement(
         f"the rebuilt checkpoint differs from {onnx_path}",
         d_box,

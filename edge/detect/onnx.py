@@ -190,22 +190,22 @@ class OnnxDetector:
             "dynamic" if self.info.dynamic_batch else 1,
             self.info.augmentation,
         )
-        dot = int8_dot_product() if self.info.quantized else None
-        if self.info.quantized and dot is False and not full_range_int8(self.info.quantized):
-            logger.info(
-                "%s is INT8 and this CPU has no 8-bit dot product (VNNI): results are exact "
-                "(7-bit weights) but it runs slower than on a VNNI CPU, so the box carries "
-                "fewer cameras (deploy/README.md, sizing)",
-                self.path,
-            )
-        if full_range_int8(self.info.quantized) and dot is False:
-            logger.warning(
-                "%s has 8-bit INT8 weights (%s) and this CPU has no VNNI: ONNX Runtime's "
-                "integer convolutions saturate here, so detections differ from the model "
-                "card's; quantize the float file again without --full-range (7-bit weights)",
-                self.path,
-                self.info.quantized,
-            )
+        if self.info.quantized and int8_dot_product() is False:
+            if full_range_int8(self.info.quantized):
+                logger.warning(
+                    "%s has 8-bit INT8 weights (%s) and this CPU has no VNNI: ONNX Runtime's "
+                    "integer convolutions saturate here, so detections differ from the model "
+                    "card's; quantize the float file again without --full-range (7-bit weights)",
+                    self.path,
+                    self.info.quantized,
+                )
+            else:
+                logger.info(
+                    "%s is INT8 and this CPU has no 8-bit dot product (VNNI): results are exact "
+                    "(7-bit weights) but it runs slower than on a VNNI CPU, so the box carries "
+                    "fewer cameras (deploy/README.md, sizing)",
+                    self.path,
+                )
 
     def _read_info(self, conf: float | None, iou: float | None) -> ModelInfo:
         meta: dict[str, Any] = dict(self._session.get_modelmeta().custom_metadata_map)
