@@ -54,20 +54,9 @@ class CameraDegradation:
 def install(p: float) -> None:
     """Make every augmenting ultralytics dataset built from now on end with the faults.
 
-    Patches ``YOLODataset.build_transforms`` (called again when mosaic closes), so the
-    dataloader workers, forked after the datasets are built, carry the transform. Validation
-    datasets (``augment`` false) are left as they are.
+    The faults alone; ``models.train`` installs them together with any other transform of
+    ours through ``models.train_transforms``.
     """
-    from ultralytics.data.dataset import YOLODataset
+    from models.train_transforms import install as install_transforms
 
-    original = getattr(YOLODataset.build_transforms, "__wrapped__", YOLODataset.build_transforms)
-    fault = CameraDegradation(p)
-
-    def build_transforms(self: Any, hyp: Any = None) -> Any:
-        transforms = original(self, hyp)
-        if self.augment and fault.p > 0:
-            transforms.insert(len(transforms.transforms) - 1, fault)  # before Format
-        return transforms
-
-    build_transforms.__wrapped__ = original  # type: ignore[attr-defined]
-    YOLODataset.build_transforms = build_transforms  # type: ignore[method-assign]
+    install_transforms([CameraDegradation(p)] if p > 0 else [])

@@ -78,6 +78,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             patience=args.patience,
             cache=args.cache,
             camera_augment=args.camera_augment,
+            face_paste=args.face_paste,
+            paste_classes=tuple(args.paste_class or ["mask_weared_incorrect"]),
             extra=tuple(_parse_extra(args.set)),
         )
     )
@@ -415,6 +417,20 @@ def register(subparsers: Any) -> None:
         default=0.0,
         metavar="P",
         help="blur, dim, add noise and JPEG-compress training images, each with probability P",
+    )
+    t.add_argument(
+        "--face-paste",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="paste one or two faces of --paste-class into a training image with probability P",
+    )
+    t.add_argument(
+        "--paste-class",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="class whose training faces are pasted (repeatable; default mask_weared_incorrect)",
     )
     t.add_argument("--set", action="append", default=[], help="extra ultralytics key=value")
     t.set_defaults(handler=_cmd_train)

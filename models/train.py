@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from models.offline import disable_sync, setup_offline
+from models.train_transforms import install as install_transforms
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ class TrainOptions:
     cache: bool = False
     threads: int | None = None
     camera_augment: float = 0.0  # probability of each camera fault (models.camera_augment)
+    face_paste: float = 0.0  # probability an image gets pasted faces (models.face_paste)
+    paste_classes: tuple[str, ...] = ("mask_weared_incorrect",)
     extra: tuple[tuple[str, Any], ...] = ()
 
 
@@ -81,6 +84,33 @@ def keep_architecture_trainer() -> Any:
     return KeepArchitectureTrainer
 
 
+def class_ids(data_yaml: Path, names: tuple[str, ...]) -> set[int]:
+    """The ids ``data_yaml`` gives to ``names``; an unknown name is an error listing the known."""
+    spec = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
+    raw = spec.get("names") or {}
+    known = {str(v): int(k) for k, v in (raw.items() if isinstance(raw, dict) else enumerate(raw))}
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise ValueError(f"class(es) {missing} not in {data_yaml}; it has {sorted(known)}")
+    return {known[n] for n in names}
+
+
+def _extra_transforms(opts: TrainOptions) -> list[Any]:
+    """Our transforms in the order they must run: pasted faces first, then camera faults."""
+    out: list[Any] = []
+    if opts.face_paste:
+        from models.face_paste import from_dataset
+
+        out.append(
+            from_dataset(opts.data, class_ids(opts.data, opts.paste_classes), opts.face_paste)
+        )
+    if opts.camera_augment:
+        from models.camera_augment import CameraDegradation
+
+        out.append(CameraDegradation(opts.camera_augment))
+    return out
+
+
 def train(opts: TrainOptions) -> Path:
     """Run (or resume) training and return the best weights file."""
     setup_offline()
@@ -89,10 +119,7 @@ def train(opts: TrainOptions) -> Path:
 
     disable_sync()
     threads = opts.threads or os.cpu_count() or 1
-    if opts.camera_augment:
-        from models.camera_augment import install
-
-        install(opts.camera_augment)
+    install_transforms(_extra_transforms(opts))
 
     def _threads(_trainer: Any) -> None:
         torch.set_num_threads(threads)  # ultralytics otherwise trains on 1 thread on CPU
