@@ -75,6 +75,13 @@ class EdgeSettings(BaseSettings):
         "(2: sixteen cameras sustained with the INT8 model in three of three trials, 1: one "
         "of two; docs/benchmarks.md, Round 5).",
     )
+    detector_workers: int = Field(
+        default=1,
+        ge=1,
+        le=8,
+        description="Scheduler threads running detector calls at once on the one model; with 2, "
+        "set detector_threads to 1 (docs/benchmarks.md, Round 7).",
+    )
     detector_max_batch: int = Field(
         default=8, ge=1, le=64, description="Crops of all cameras run in one detector call."
     )

@@ -100,7 +100,9 @@ def vision_pipeline_factory(
     except ModelError as exc:
         raise ConfigError(str(exc)) from exc
     inner: Detector = wrap(detector) if wrap is not None else detector
-    shared = BatchingDetector(inner, max_batch=settings.detector_max_batch).start()
+    shared = BatchingDetector(
+        inner, max_batch=settings.detector_max_batch, workers=settings.detector_workers
+    ).start()
     vision = VisionSettings(detect_every_n_frames=settings.detect_every_n_frames)
 
     def factory(camera: Camera) -> Pipeline:

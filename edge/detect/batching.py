@@ -9,6 +9,12 @@ camera thread ever holds the model while another waits on a lock::
     shared = BatchingDetector(OnnxDetector(path), max_batch=8).start()
     shared.detect([crop_a, crop_b])      # from any thread; blocks until done
     shared.stop()
+
+With ``workers=2`` two scheduler threads take rounds from the one queue and run them at the
+same time on the same detector (an ONNX Runtime session may be run from several threads at
+once). Each then needs only one intra-op thread: two independent runs keep two cores busy
+through the whole of each run, where one run with a two-thread pool leaves one core idle in
+every operator too small to split and in the Python around the run.
 """
 
 from __future__ import annotations
@@ -49,18 +55,27 @@ class BatchStats:
 class BatchingDetector:
     """A thread-safe :class:`Detector` that batches the requests of many camera threads."""
 
-    def __init__(self, inner: Detector, *, max_batch: int = 8, timeout_s: float = 30.0) -> None:
-        """Wrap ``inner``; call :meth:`start` (or let the first :meth:`detect` start it)."""
+    def __init__(
+        self, inner: Detector, *, max_batch: int = 8, timeout_s: float = 30.0, workers: int = 1
+    ) -> None:
+        """Wrap ``inner``; call :meth:`start` (or let the first :meth:`detect` start it).
+
+        ``workers`` scheduler threads call ``inner.detect`` concurrently, so ``inner`` must
+        allow that when it is more than one (``OnnxDetector`` does).
+        """
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         self._inner = inner
         self.max_batch = max_batch
         self.timeout_s = timeout_s
+        self.workers = workers
         self.stats = BatchStats()
         self._queue: deque[_Request] = deque()
         self._cond = threading.Condition()
         self._stop = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     @property
     def class_names(self) -> list[str]:
@@ -78,12 +93,20 @@ class BatchingDetector:
         return self._inner.model_version
 
     def start(self) -> BatchingDetector:
-        """Start the scheduler thread (idempotent)."""
+        """Start the scheduler threads (idempotent)."""
         with self._cond:
-            if self._thread is None or not self._thread.is_alive():
+            if not any(t.is_alive() for t in self._threads):
                 self._stop = False
-                self._thread = threading.Thread(target=self._run, name="detector", daemon=True)
-                self._thread.start()
+                self._threads = [
+                    threading.Thread(
+                        target=self._run,
+                        name="detector" if i == 0 else f"detector-{i}",
+                        daemon=True,
+                    )
+                    for i in range(self.workers)
+                ]
+                for thread in self._threads:
+                    thread.start()
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -91,8 +114,8 @@ class BatchingDetector:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        for thread in self._threads:
+            thread.join(timeout_s)
         with self._cond:
             while self._queue:
                 req = self._queue.popleft()
@@ -103,7 +126,7 @@ class BatchingDetector:
         """Queue ``images`` for the next round and wait for their detections."""
         if not images:
             return []
-        if self._thread is None:
+        if not self._threads:
             self.start()
         req = _Request(list(images))
         with self._cond:
@@ -152,10 +175,12 @@ class BatchingDetector:
                     req.error = ModelError(f"{len(results)} results for {len(images)} images")
                     req.done.set()
                 continue
-            self.stats.rounds += 1
-            self.stats.requests += len(taken)
-            self.stats.images += len(images)
-            self.stats.busy_s += time.perf_counter() - t0
+            busy = time.perf_counter() - t0
+            with self._cond:  # several workers may finish at once
+                self.stats.rounds += 1
+                self.stats.requests += len(taken)
+                self.stats.images += len(images)
+                self.stats.busy_s += busy
             i = 0
             for req in taken:
                 req.result = results[i : i + len(req.images)]

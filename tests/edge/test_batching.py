@@ -89,3 +89,58 @@ def test_a_failing_round_reaches_every_caller_and_the_scheduler_lives_on(
     shared.stop()
     with pytest.raises(ModelError, match="stopped"):
         shared.detect([img])
+
+
+def test_two_workers_run_two_rounds_at_once_on_one_model(mask_model_path: Path) -> None:
+    """With workers=2, a second round runs while the first is still inside the model."""
+
+    class Overlapping(RecordingDetector):
+        def __init__(self, inner: OnnxDetector) -> None:
+            super().__init__(inner)
+            self.lock = threading.Lock()
+            self.inside = 0
+            self.most_inside = 0
+            self.both_in = threading.Event()
+            self.threads: set[str] = set()
+
+        def detect(self, images: list[npt.NDArray[np.uint8]]) -> list[Detections]:
+            with self.lock:
+                self.inside += 1
+                self.most_inside = max(self.most_inside, self.inside)
+                self.threads.add(threading.current_thread().name)
+                if self.inside == 2:
+                    self.both_in.set()
+            try:
+                self.both_in.wait(5)  # the first round waits in the model for the second
+                return super().detect(images)
+            finally:
+                with self.lock:
+                    self.inside -= 1
+
+    raw = OnnxDetector(mask_model_path, threads=1)
+    rec = Overlapping(raw)
+    shared = BatchingDetector(rec, max_batch=1, workers=2).start()
+    bg = kitchen_background(320, 240)
+    images = [render(bg, [Patch(60 + 40 * i, 100, 30, RED if i % 2 else GREEN)]) for i in range(4)]
+    expected = raw.detect(images)
+    got: dict[int, list[Detections]] = {}
+
+    def camera(i: int) -> None:
+        got[i] = shared.detect([images[i]])
+
+    threads = [threading.Thread(target=camera, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    shared.stop()
+    assert rec.both_in.is_set()
+    assert rec.most_inside == 2
+    assert rec.threads == {"detector", "detector-1"}
+    for i in range(4):
+        assert got[i][0].class_id.tolist() == expected[i].class_id.tolist()
+        assert np.allclose(got[i][0].xyxy, expected[i].xyxy, atol=0.01)
+    assert shared.stats.images == 4
+    assert shared.stats.rounds == 4
+    with pytest.raises(ValueError, match="workers"):
+        BatchingDetector(rec, workers=0)

@@ -99,9 +99,13 @@ def test_prepare_train_export_evaluate(tmp_path: Path) -> None:
         cwd=tmp_path,
     ).stdout
     assert "checkpoint vs ONNX" in out
-    # Fine-tuned as the edge model is: with the camera's faults in the training images.
-    tuned = _train_tiny(tmp_path, "tuned", "--start", "rec.pt", "--camera-augment", "0.5")
+    # Fine-tuned as the edge model is: the camera's faults and the rare class's faces pasted
+    # into the training images.
+    tuned = _train_tiny(
+        tmp_path, "tuned", "--start", "rec.pt", "--camera-augment", "0.5", "--face-paste", "0.5"
+    )
     assert "fine-tuning the start model as it is" in tuned.stdout + tuned.stderr
+    assert "face paste:" in tuned.stdout + tuned.stderr  # the bank was built and logged
     assert (tmp_path / "run" / "tuned" / "weights" / "last.pt").is_file()
 
     from edge.detect.onnx import OnnxDetector
