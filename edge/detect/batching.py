@@ -12,9 +12,10 @@ camera thread ever holds the model while another waits on a lock::
 
 With ``workers=2`` two scheduler threads take rounds from the one queue and run them at the
 same time on the same detector (an ONNX Runtime session may be run from several threads at
-once). Each then needs only one intra-op thread: two independent runs keep two cores busy
-through the whole of each run, where one run with a two-thread pool leaves one core idle in
-every operator too small to split and in the Python around the run.
+once), each with one intra-op thread, in the hope that two independent runs keep two cores
+busier than one run with a two-thread pool. Measured on a VNNI CPU (docs/benchmarks.md,
+Round 7) it did not carry more cameras: the rounds get smaller and batching gains less. It
+stays a setting (default 1) for CPUs where that may differ.
 """
 
 from __future__ import annotations
