@@ -49,14 +49,3 @@ class CameraDegradation:
             img = jpeg_artefacts(img, int(np.random.randint(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1)))
         labels["img"] = np.ascontiguousarray(img)
         return labels
-
-
-def install(p: float) -> None:
-    """Make every augmenting ultralytics dataset built from now on end with the faults.
-
-    The faults alone; ``models.train`` installs them together with any other transform of
-    ours through ``models.train_transforms``.
-    """
-    from models.train_transforms import install as install_transforms
-
-    install_transforms([CameraDegradation(p)] if p > 0 else [])

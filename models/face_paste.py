@@ -17,6 +17,7 @@ so pasted faces are blurred, dimmed and compressed like the rest of the image.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,12 @@ import cv2
 import numpy as np
 import yaml
 
+from models.sources import IMAGE_SUFFIXES, SkipFileError, names_from_yaml, parse_yolo_txt
+
 logger = logging.getLogger(__name__)
 
 MARGIN = 0.15  # context cut around a face, per side, as a fraction of its box
-MIN_SOURCE_PX = 12  # faces smaller than this in their own photo are too coarse to paste
+MIN_SOURCE_PX = 12  # faces shorter than this in their own photo are too coarse to paste
 MAX_BANK_SIDE = 160  # bank crops are shrunk to at most this many pixels
 SIZE_JITTER = (0.8, 1.25)  # pasted height = a face's height in the target image x this
 FALLBACK_HEIGHT_FRACTION = (0.04, 0.25)  # of the image height, for images with no faces
@@ -45,59 +48,52 @@ class BankFace:
     source: str = ""  # the recipe source it came from (``prepare`` names files ``s<i>_...``)
 
 
-def _label_path(image: Path) -> Path:
-    parts = list(image.parts)
-    idx = len(parts) - 1 - parts[::-1].index("images")
-    parts[idx] = "labels"
-    return Path(*parts).with_suffix(".txt")
+def build_bank(image_dir: Path, names: list[str], wanted: set[str]) -> list[BankFace]:
+    """Cut every face of the ``wanted`` classes out of the training images in ``image_dir``.
 
-
-def build_bank(image_dir: Path, classes: set[int]) -> list[BankFace]:
-    """Cut every face of ``classes`` out of the YOLO-labelled images under ``image_dir``.
-
-    Images listed more than once an epoch (the recipe's ``repeat_with``) are files once, so
-    each face enters the bank once.
+    ``image_dir`` is ``<dataset>/images/<split>`` as ``models prepare`` writes it; each label
+    file is read from ``<dataset>/labels/<split>`` by the project's YOLO reader, so a malformed
+    one is reported and skipped as everywhere else. Images listed more than once an epoch (the
+    recipe's ``repeat_with``) are one file, so each face enters the bank once.
     """
+    labels_dir = image_dir.parent.parent / "labels" / image_dir.name
+    keep_only = {n: (n if n in wanted else None) for n in names}  # other classes dropped
     bank: list[BankFace] = []
-    for image in sorted(
-        p for p in image_dir.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"}
-    ):
-        label = _label_path(image)
+    for image in sorted(p for p in image_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        label = labels_dir / image.relative_to(image_dir).with_suffix(".txt")
         if not label.is_file():
             continue
-        rows = [
-            line.split() for line in label.read_text(encoding="utf-8").splitlines() if line.strip()
-        ]
-        wanted = [r for r in rows if len(r) == 5 and int(float(r[0])) in classes]
-        if not wanted:
+        try:
+            sample = parse_yolo_txt(label, image, names, keep_only, names)
+        except SkipFileError as exc:
+            logger.warning("face paste: %s skipped: %s", image, exc)
             continue
+        faces = [b for b in sample.boxes if b.y2 - b.y1 >= MIN_SOURCE_PX]
+        if not faces:
+            continue  # faces smaller than MIN_SOURCE_PX in their own photo are too coarse
         img = cv2.imread(str(image), cv2.IMREAD_COLOR)
         if img is None:
             logger.warning("face paste: cannot read %s, skipped", image)
             continue
         h, w = img.shape[:2]
-        for r in wanted:
-            cx, cy, bw, bh = (float(v) for v in r[1:])
-            fw, fh = bw * w, bh * h
-            if fh < MIN_SOURCE_PX or fw < MIN_SOURCE_PX * 0.5:
-                continue
-            x1 = max(0, round((cx - bw / 2) * w - MARGIN * fw))
-            y1 = max(0, round((cy - bh / 2) * h - MARGIN * fh))
-            x2 = min(w, round((cx + bw / 2) * w + MARGIN * fw))
-            y2 = min(h, round((cy + bh / 2) * h + MARGIN * fh))
+        for face in faces:
+            fw, fh = face.x2 - face.x1, face.y2 - face.y1
+            x1, y1 = max(0, round(face.x1 - MARGIN * fw)), max(0, round(face.y1 - MARGIN * fh))
+            x2, y2 = min(w, round(face.x2 + MARGIN * fw)), min(h, round(face.y2 + MARGIN * fh))
             crop = img[y1:y2, x1:x2]
-            if crop.size == 0:
-                continue
-            fx1, fy1 = (cx - bw / 2) * w - x1, (cy - bh / 2) * h - y1
-            fx2, fy2 = (cx + bw / 2) * w - x1, (cy + bh / 2) * h - y1
             scale = min(1.0, MAX_BANK_SIDE / max(crop.shape[:2]))
             if scale < 1.0:
                 crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
             bank.append(
                 BankFace(
                     pixels=np.ascontiguousarray(crop),
-                    cls=int(float(r[0])),
-                    box=(fx1 * scale, fy1 * scale, fx2 * scale, fy2 * scale),
+                    cls=names.index(face.cls),
+                    box=(
+                        (face.x1 - x1) * scale,
+                        (face.y1 - y1) * scale,
+                        (face.x2 - x1) * scale,
+                        (face.y2 - y1) * scale,
+                    ),
                     source=image.name.split("_", 1)[0] if "_" in image.name else "",
                 )
             )
@@ -251,18 +247,19 @@ def train_image_dir(data_yaml: Path) -> Path:
     return target.resolve()
 
 
-def from_dataset(data_yaml: Path, classes: set[int], p: float) -> FacePaste:
+def from_dataset(data_yaml: Path, classes: Sequence[str], p: float) -> FacePaste:
     """The transform with its bank cut from ``data_yaml``'s training images.
 
     Build it before training starts, so the dataloader workers, forked later, share the bank.
-    A bank with no face is an error: the flag would otherwise silently do nothing.
+    A class the dataset does not name, or a bank with no face, is an error: the flag would
+    otherwise silently do nothing.
     """
-    bank = build_bank(train_image_dir(data_yaml), classes)
+    names = names_from_yaml(data_yaml) or []
+    unknown = [c for c in classes if c not in names]
+    if unknown:
+        raise ValueError(f"face paste: class(es) {unknown} not in {data_yaml}; it has {names}")
+    bank = build_bank(train_image_dir(data_yaml), names, set(classes))
     if not bank:
-        raise ValueError(
-            f"face paste: no face of classes {sorted(classes)} in {data_yaml}'s training images"
-        )
-    logger.info(
-        "face paste: %d faces of classes %s in the bank, p=%.2f", len(bank), sorted(classes), p
-    )
+        raise ValueError(f"face paste: no face of {list(classes)} in {data_yaml}'s training images")
+    logger.info("face paste: %d faces of %s in the bank, p=%.2f", len(bank), list(classes), p)
     return FacePaste(bank, p)

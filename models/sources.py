@@ -291,6 +291,18 @@ def _voc_annotation_dir(folder: Path) -> Path | None:
     return None
 
 
+def names_from_yaml(path: Path) -> list[str] | None:
+    """Class names of an ultralytics dataset YAML (``names`` as a list or an id → name map)."""
+    import yaml
+
+    names = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("names")
+    if isinstance(names, dict):
+        return [str(names[k]) for k in sorted(names, key=int)]
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    return None
+
+
 def _yolo_names(folder: Path) -> list[str]:
     """Class names of a YOLO folder from ``classes.txt`` or ``data.yaml``/``dataset.yaml``."""
     txt = folder / "classes.txt"
@@ -299,13 +311,9 @@ def _yolo_names(folder: Path) -> list[str]:
     for name in ("data.yaml", "dataset.yaml"):
         path = folder / name
         if path.is_file():
-            import yaml
-
-            names = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("names")
-            if isinstance(names, dict):
-                return [str(names[k]) for k in sorted(names, key=int)]
-            if isinstance(names, list):
-                return [str(n) for n in names]
+            names = names_from_yaml(path)
+            if names is not None:
+                return names
     raise SkipFileError("no classes.txt or data.yaml with names")
 
 

@@ -84,26 +84,13 @@ def keep_architecture_trainer() -> Any:
     return KeepArchitectureTrainer
 
 
-def class_ids(data_yaml: Path, names: tuple[str, ...]) -> set[int]:
-    """The ids ``data_yaml`` gives to ``names``; an unknown name is an error listing the known."""
-    spec = yaml.safe_load(data_yaml.read_text(encoding="utf-8"))
-    raw = spec.get("names") or {}
-    known = {str(v): int(k) for k, v in (raw.items() if isinstance(raw, dict) else enumerate(raw))}
-    missing = [n for n in names if n not in known]
-    if missing:
-        raise ValueError(f"class(es) {missing} not in {data_yaml}; it has {sorted(known)}")
-    return {known[n] for n in names}
-
-
 def _extra_transforms(opts: TrainOptions) -> list[Any]:
     """Our transforms in the order they must run: pasted faces first, then camera faults."""
     out: list[Any] = []
     if opts.face_paste:
         from models.face_paste import from_dataset
 
-        out.append(
-            from_dataset(opts.data, class_ids(opts.data, opts.paste_classes), opts.face_paste)
-        )
+        out.append(from_dataset(opts.data, opts.paste_classes, opts.face_paste))
     if opts.camera_augment:
         from models.camera_augment import CameraDegradation
 

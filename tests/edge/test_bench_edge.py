@@ -114,6 +114,8 @@ def test_edge_trial_measures_rates_latency_and_memory(
     assert r.peak_rss_mb > 50
     assert r.cpu_pct > 0
     assert r.inference_ms_p50 > 0
+    # a camera's time per frame includes its detector waits, so its tail is at least its median
+    assert r.process_ms_p95 >= r.process_ms_p50 > 0, r
     # Each camera decides the violation once (10 s cooldown); its frame reached the outbox.
     assert r.events >= 1, r
     assert r.event_latency_p95_s is not None

@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from models.camera_augment import CameraDegradation, install
+from models.camera_augment import CameraDegradation
+from models.train_transforms import install
 
 pytest.importorskip("ultralytics")
 
@@ -61,8 +62,8 @@ def test_install_adds_the_faults_to_training_datasets_only(
     monkeypatch.setenv("YOLO_OFFLINE", "1")
     # Restored after the test: other tests build datasets without the faults.
     monkeypatch.setattr(YOLODataset, "build_transforms", YOLODataset.build_transforms)
-    install(0.3)
-    install(0.3)  # twice does not stack two transforms
+    install([CameraDegradation(0.3)])
+    install([CameraDegradation(0.3)])  # twice does not stack two transforms
     images = _yolo_folder(tmp_path)
     cfg = get_cfg(overrides={"imgsz": 64, "mosaic": 0.0})
     data = {"names": {0: "with_mask", 1: "without_mask", 2: "incorrect"}, "nc": 3, "channels": 3}

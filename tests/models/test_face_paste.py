@@ -10,12 +10,20 @@ import pytest
 import yaml
 
 from models.camera_augment import CameraDegradation
-from models.face_paste import FacePaste, build_bank, from_dataset, paste, train_image_dir
-from models.train import TrainOptions, _extra_transforms, class_ids
+from models.face_paste import (
+    BankFace,
+    FacePaste,
+    build_bank,
+    from_dataset,
+    paste,
+    train_image_dir,
+)
+from models.train import TrainOptions, _extra_transforms
 
 pytest.importorskip("ultralytics")
 
 NAMES = {0: "with_mask", 1: "without_mask", 2: "mask_weared_incorrect"}
+NAMES_LIST = [NAMES[i] for i in range(3)]
 
 
 def _photo(seed: int, size: int = 200) -> np.ndarray:
@@ -49,7 +57,7 @@ def _dataset(root: Path) -> Path:
 def test_bank_holds_the_chosen_class_only_its_source_and_the_face_box(tmp_path: Path) -> None:
     data = _dataset(tmp_path)
     assert train_image_dir(data) == (tmp_path / "images" / "train").resolve()
-    bank = build_bank(train_image_dir(data), {2})
+    bank = build_bank(train_image_dir(data), NAMES_LIST, {"mask_weared_incorrect"})
     # the 8-px face is too small to paste; the bare and masked faces are other classes
     assert sorted((f.source, f.cls) for f in bank) == [("s0", 2), ("s1", 2)]
     street = next(f for f in bank if f.source == "s0")
@@ -69,7 +77,7 @@ def test_bank_holds_the_chosen_class_only_its_source_and_the_face_box(tmp_path: 
 
 def test_paste_puts_a_face_of_the_asked_height_where_no_face_is() -> None:
     rng = np.random.default_rng(0)
-    bank = [f for f in _bank_of_one()]
+    bank = _bank_of_one()
     img = np.full((300, 300, 3), 90, np.uint8)
     taken = np.array([[0, 0, 150, 300]], np.float32)  # left half is a labelled face
     for _ in range(20):
@@ -93,9 +101,7 @@ def test_paste_gives_up_when_there_is_no_room() -> None:
     )  # too big
 
 
-def _bank_of_one() -> list:  # type: ignore[type-arg]
-    from models.face_paste import BankFace
-
+def _bank_of_one() -> list[BankFace]:
     pixels = np.full((60, 50, 3), 220, np.uint8)
     return [BankFace(pixels=pixels, cls=2, box=(5.0, 6.0, 45.0, 54.0), source="s0")]
 
@@ -103,7 +109,7 @@ def _bank_of_one() -> list:  # type: ignore[type-arg]
 def test_transform_adds_boxes_and_classes_and_draws_sources_evenly(tmp_path: Path) -> None:
     from ultralytics.utils.instance import Instances
 
-    bank = build_bank(train_image_dir(_dataset(tmp_path)), {2})
+    bank = build_bank(train_image_dir(_dataset(tmp_path)), NAMES_LIST, {"mask_weared_incorrect"})
     transform = FacePaste(bank, 1.0)
     np.random.seed(0)
     sources = [transform.draw(np.random.default_rng(i)).source for i in range(400)]
@@ -139,14 +145,15 @@ def test_train_options_build_paste_before_camera_faults_and_refuse_unknown_class
     tmp_path: Path,
 ) -> None:
     data = _dataset(tmp_path)
-    assert class_ids(data, ("mask_weared_incorrect", "without_mask")) == {1, 2}
+    two = from_dataset(data, ["mask_weared_incorrect", "without_mask"], 0.5)
+    assert sorted(f.cls for f in two.bank) == [1, 2, 2]  # ids as the dataset numbers them
     with pytest.raises(ValueError, match="not in"):
-        class_ids(data, ("helmet",))
+        from_dataset(data, ["helmet"], 0.5)
     built = _extra_transforms(TrainOptions(data=data, face_paste=0.5, camera_augment=0.25))
     assert [type(t) for t in built] == [FacePaste, CameraDegradation]
     assert _extra_transforms(TrainOptions(data=data)) == []
     with pytest.raises(ValueError, match="no face"):
-        from_dataset(data, {7}, 0.5)
+        from_dataset(data, [], 0.5)
 
 
 def test_pasted_faces_reach_the_training_batch_and_not_validation(
@@ -161,7 +168,7 @@ def test_pasted_faces_reach_the_training_batch_and_not_validation(
     monkeypatch.setenv("YOLO_OFFLINE", "1")
     monkeypatch.setattr(YOLODataset, "build_transforms", YOLODataset.build_transforms)
     data = _dataset(tmp_path)
-    transform = from_dataset(data, {2}, 1.0)
+    transform = from_dataset(data, ["mask_weared_incorrect"], 1.0)
     install([transform, CameraDegradation(0.0)])
     install([transform, CameraDegradation(0.0)])  # again: replaces, does not stack
     cfg = get_cfg(overrides={"imgsz": 160, "mosaic": 1.0})
