@@ -152,6 +152,12 @@ def register(subparsers: Any) -> None:
     )
     e.add_argument("--baseline-cameras", default="1,2,3,4,6,8", help="baseline camera counts")
     e.add_argument("--keep-going", action="store_true", help="try every count even after a miss")
+    e.add_argument(
+        "--trials",
+        type=int,
+        default=1,
+        help="trials per camera count; a count is sustained only when all of its trials are",
+    )
     e.add_argument("--mqtt-url", help="broker (default: a private Mosquitto, else outbox only)")
     e.add_argument("--json", default="var/bench/edge.json", help="where to write the results")
     e.add_argument("--cache-dir", default="var/bench/cache", help="where the videos are cached")
@@ -347,6 +353,8 @@ def _cmd_bench_edge(args: argparse.Namespace) -> int:
         raise ConfigError("--substream-size within 16x16..1280x720, --substream-fps 1..25")
     if args.frame_buffers is not None and not 0 <= args.frame_buffers <= 16:
         raise ConfigError("--frame-buffers must be 0..16")
+    if not 1 <= args.trials <= 20:
+        raise ConfigError("--trials must be 1..20")
     opts = EdgeBenchOptions(
         cameras=counts(args.cameras),
         duration_s=args.duration,
@@ -364,6 +372,7 @@ def _cmd_bench_edge(args: argparse.Namespace) -> int:
         substream_size=(sub_w, sub_h),
         substream_fps=args.substream_fps,
         frame_buffers=args.frame_buffers,
+        trials=args.trials,
     )
     return run_edge_bench(opts, out=sys.stdout)
 

@@ -14,6 +14,7 @@ from bkcommon.errors import ConfigError
 from brightkitchen.bench.edge_bench import (
     EdgeBenchOptions,
     TrialResult,
+    describe_group,
     judge,
     pct,
     run_edge_bench,
@@ -94,6 +95,36 @@ def test_ratio_is_only_a_bound_when_the_baseline_never_failed() -> None:
     assert "edge / baseline 8.0" not in heavy["goal"]  # the ratio itself is fine
 
 
+def test_a_count_is_sustained_only_when_every_trial_of_it_is() -> None:
+    def edge(n: int, ok: bool, lat: float = 0.5, rss: float = 480) -> TrialResult:
+        return TrialResult(
+            "edge",
+            n,
+            60,
+            sustained=ok,
+            analysed_fps_min=4.9 if ok else 4.6,
+            event_latency_p95_s=lat,
+            peak_rss_mb=rss,
+            stream="sub",
+        )
+
+    base = [TrialResult("baseline", 3, 60, sustained=True), TrialResult("baseline", 4, 60)]
+    flaky = summarise([edge(12, True), edge(12, True), edge(16, True), edge(16, False), *base])
+    assert flaky["largest_sustained"] == {"edge": 12, "baseline": 3}
+    assert flaky["goal"].endswith("not met: 16 cameras sustained in 1 of 2 trials")
+    assert describe_group([edge(16, True), edge(16, False)]) == (
+        "not sustained: edge 16 cameras sustained in 1 of 2 trials (slowest camera 4.60-4.90 "
+        "fps, event latency p95 up to 0.500 s, peak RSS up to 480 MB)"
+    )
+    steady = [edge(16, True, 0.6), edge(16, True, 1.2, 610), edge(20, False)]
+    s = summarise([*steady, TrialResult("baseline", 3, 60, sustained=True), base[1]])
+    assert s["largest_sustained"]["edge"] == 16
+    assert "event latency p95 1.2 s" in s["goal"]  # the worst trial of the count counts
+    assert "peak RSS 610 MB" in s["goal"]
+    ok = summarise([edge(16, True), edge(16, True), edge(20, False), *base])
+    assert ok["goal"] == "goal (16 cameras, sub): MET"
+
+
 def test_missing_model_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="model not found"):
         run_edge_bench(EdgeBenchOptions(model=tmp_path / "none.onnx", cache_dir=tmp_path))
@@ -139,6 +170,8 @@ def test_bench_edge_cli_searches_upward_and_writes_json(
             "edge",
             "--cameras",
             "1,2",
+            "--trials",
+            "2",
             "--duration",
             "3",
             "--warmup",
@@ -164,7 +197,9 @@ def test_bench_edge_cli_searches_upward_and_writes_json(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(out.read_text())
     trials = data["trials"]
-    assert [t["cameras"] for t in trials][:1] == [1]
+    assert [t["cameras"] for t in trials][:2] == [1, 1]  # two trials of each count
+    assert "cameras sustained in" in proc.stdout
+    assert "of 2 trials" in proc.stdout
     assert all(t["kind"] == "edge" for t in trials)
     assert all(t["error"] is None for t in trials), trials
     assert trials[0]["analysed_fps_mean"] > 0
