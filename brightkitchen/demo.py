@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -255,15 +255,28 @@ def run_amqtt(port: int) -> None:
 
 def stop_process(proc: subprocess.Popen[Any], name: str, timeout_s: float = 15) -> None:
     """SIGTERM a child we started, then SIGKILL it if it does not exit in time."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        logger.warning("%s did not stop in %.0f s; killing it", name, timeout_s)
-        proc.kill()
-        proc.wait(5)
+    stop_processes({name: proc}, timeout_s)
+
+
+def stop_processes(procs: Mapping[str, subprocess.Popen[Any]], timeout_s: float = 15) -> None:
+    """SIGTERM every child at once, then SIGKILL those still running after ``timeout_s``.
+
+    Why at once: stopped one after the other, children that each hang (say on a broker that no
+    longer acknowledges) add their timeouts up, and whoever stops the demo gives up first and
+    leaves them orphaned. One shared deadline bounds the whole shutdown.
+    """
+    running = {name: proc for name, proc in procs.items() if proc.poll() is None}
+    for proc in running.values():
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+    deadline = time.monotonic() + timeout_s
+    for name, proc in running.items():
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            logger.warning("%s did not stop in %.0f s; killing it", name, timeout_s)
+            proc.kill()
+            proc.wait(5)
 
 
 @contextlib.contextmanager
@@ -336,6 +349,8 @@ class Demo:
         self.database_url = ""
         self.display_url = ""
         self._edge_reported = False
+        self.watching = False
+        """True while the demo is up and its status loop runs (Ctrl-C then stops it in order)."""
 
     def say(self, text: str) -> None:
         """Print one line for the person running the demo."""
@@ -461,7 +476,9 @@ class Demo:
             self.say(f"  alerts arrive at the officer's webhook {hook} and are printed here")
             self.say(f"  logs in {data / 'logs'}; stop with Ctrl-C")
             self.say("")
-            return self._watch()
+            code = self._watch()
+        self.say("stopped")
+        return code
 
     def _create_admin(self, env: dict[str, str]) -> None:
         """Create the demo's admin account through the same CLI an operator uses."""
@@ -656,16 +673,14 @@ class Demo:
         )
 
     def _stop_all(self) -> None:
-        for name in ("edge", "simulator", "api", "ingest"):
-            proc = self.procs.get(name)
-            if proc is not None:
-                stop_process(proc, name)
+        stop_processes(self.procs, timeout_s=10)
 
     def _watch(self) -> int:
         opts = self.opts
         t0 = time.monotonic()
         last = Counts()
         next_status = t0
+        self.watching = True
         while not self.stop.is_set():
             now = time.monotonic()
             if opts.duration_s and now - t0 >= opts.duration_s:
@@ -884,13 +899,26 @@ def http_up(url: str) -> bool:
 
 
 def run_demo(opts: DemoOptions) -> int:
-    """Run the demo until Ctrl-C or the duration; SIGTERM stops it cleanly too."""
+    """Run the demo until Ctrl-C, SIGTERM or the duration, and shut it down in order.
+
+    Once the demo is running, Ctrl-C only asks it to stop, as SIGTERM does: an interrupt raised
+    wherever the main thread happens to be (inside a status query, say) would skip the orderly
+    path. A second Ctrl-C, or one while it is still starting, interrupts at once; the children
+    are stopped either way.
+    """
     demo = Demo(opts)
 
     def _term(_sig: int, _frm: object) -> None:
         demo.stop.set()
 
+    def _interrupt(_sig: int, _frm: object) -> None:
+        if demo.watching and not demo.stop.is_set():
+            demo.stop.set()
+            return
+        raise KeyboardInterrupt
+
     signal.signal(signal.SIGTERM, _term)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         return demo.run()
     except KeyboardInterrupt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -70,6 +71,7 @@ def running_demo(db_url: str, tmp_path: Path, *args: str) -> Iterator[DemoRun]:
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=REPO,
+            start_new_session=True,  # its own process group, so a hang cannot leave orphans
         )
         run = DemoRun(proc, api_port, hook_port, data_dir, out_path)
         try:
@@ -81,10 +83,23 @@ def running_demo(db_url: str, tmp_path: Path, *args: str) -> Iterator[DemoRun]:
             assert proc.poll() is None, run.text()
             yield run
         finally:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(40)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait(5)
+            stop_demo(proc, run)
+
+
+def stop_demo(proc: subprocess.Popen[bytes], run: DemoRun) -> None:
+    """Ctrl-C the demo and require it to stop in order, then kill whatever is left of its group.
+
+    The demo bounds its own shutdown (children stopped together, 10 s, then the broker), so 40 s
+    is ample; past that the test fails, and the group kill still takes its children with it.
+    """
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(40)
+    except subprocess.TimeoutExpired:
+        stuck = f"the demo did not stop within 40 s of Ctrl-C:\n{run.text()}"
+        raise AssertionError(stuck) from None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the group outlives its leader: children too
+        if proc.poll() is None:
+            proc.wait(5)
