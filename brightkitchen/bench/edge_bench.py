@@ -468,6 +468,25 @@ def _stream_label(sub_videos: list[Path] | None) -> str:
     return f"sub-stream {w}x{h} {fps:g} fps"
 
 
+def baseline_predict_args(model: Path) -> dict[str, Any]:
+    """ultralytics ``predict`` arguments of the naive loop for ``model``.
+
+    ``imgsz=640`` with ultralytics' own letterbox, except for an ONNX file whose height and
+    width are fixed (the edge default: 416 × 416, only the batch dynamic): ultralytics takes
+    the dynamic batch for a dynamic input, letterboxes a 16:9 frame to 384 × 640 and ONNX
+    Runtime refuses it, so every baseline call failed. Such a file is run the only way it
+    can be, square at its own size.
+    """
+    if model.suffix.lower() == ".onnx":
+        import onnxruntime as ort
+
+        shape = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).get_inputs()
+        h, w = shape[0].shape[2:4]
+        if isinstance(h, int) and isinstance(w, int):
+            return {"imgsz": (h, w), "rect": False}
+    return {"imgsz": 640}
+
+
 def run_baseline_trial(
     n: int,
     duration_s: float,
@@ -477,7 +496,8 @@ def run_baseline_trial(
     *,
     sub_videos: list[Path] | None = None,
 ) -> TrialResult:
-    """Same readers and pacing; ultralytics ``predict(imgsz=640)`` on every analysed frame.
+    """Same readers and pacing; ultralytics ``predict(imgsz=640)`` on every analysed frame
+    (a fixed-size ONNX file at its own size: ``baseline_predict_args``).
 
     With ``sub_videos`` it reads the sub-streams, as the edge trial does.
     """
@@ -492,6 +512,7 @@ def run_baseline_trial(
     res = TrialResult("baseline", n, duration_s, model=str(model), loadavg_before=_loadavg())
     res.stream = _stream_label(sub_videos)
     yolo = YOLO(str(model), task="detect")
+    predict_args = baseline_predict_args(model)
     samples = _Samples()
     lock = threading.Lock()
     stop = threading.Event()
@@ -507,7 +528,7 @@ def run_baseline_trial(
             samples.frame(cam_id, frame.ts)
             with lock:
                 t0 = time.perf_counter()
-                yolo.predict(frame.image, imgsz=640, verbose=False)
+                yolo.predict(frame.image, verbose=False, **predict_args)
                 ms = (time.perf_counter() - t0) * 1000
             with samples.lock:
                 samples.inference_ms.append(ms)
@@ -515,7 +536,7 @@ def run_baseline_trial(
     # Warm the model before the cameras start (first call builds the predictor).
     import numpy as np
 
-    yolo.predict(np.zeros((720, 1280, 3), np.uint8), imgsz=640, verbose=False)
+    yolo.predict(np.zeros((720, 1280, 3), np.uint8), verbose=False, **predict_args)
     threads = []
     for cam_id, reader in readers.items():
         reader.start()

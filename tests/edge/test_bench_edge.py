@@ -14,9 +14,11 @@ from bkcommon.errors import ConfigError
 from brightkitchen.bench.edge_bench import (
     EdgeBenchOptions,
     TrialResult,
+    baseline_predict_args,
     describe_group,
     judge,
     pct,
+    run_baseline_trial,
     run_edge_bench,
     run_edge_trial,
     substream_video,
@@ -230,3 +232,22 @@ def test_substream_trial_analyses_the_small_stream_and_takes_photos_from_the_mai
     assert r.events >= 1, r
     assert r.evidence_main_stream == r.events  # every photo from the 720p main stream
     assert r.evidence_fallback == 0
+
+
+EDGE_DEFAULT = REPO / "models" / "weights" / "mask_yolo_edge.onnx"
+
+
+def test_baseline_runs_a_fixed_size_onnx_file_at_its_own_size() -> None:
+    # the edge default: batch dynamic, 416 x 416 fixed (ultralytics would letterbox to 384x640)
+    assert baseline_predict_args(EDGE_DEFAULT) == {"imgsz": (416, 416), "rect": False}
+    assert baseline_predict_args(Path("yolov5n.pt")) == {"imgsz": 640}
+
+
+@pytest.mark.slow
+def test_baseline_trial_on_the_edge_default_analyses_frames(tmp_path: Path) -> None:
+    pytest.importorskip("ultralytics")
+    video = ensure_demo_video(tmp_path, SceneSpec(loop_s=3.0))
+    r = run_baseline_trial(1, 3.0, 1.0, EDGE_DEFAULT, [video])
+    assert r.error is None, r
+    assert r.analysed_fps_mean > 1.0, r  # every call used to fail on the frame's shape
+    assert r.inference_ms_p50 > 0, r
