@@ -26,6 +26,7 @@ from api.services.notify.base import Channel
 from api.services.notify.channels import build_channels, close_channels
 from api.services.notify.dispatcher import dispatch_due
 from api.services.risk import RISK_CHANNEL, RiskSettings, compute_due
+from api.services.sample_deadlines import check_sample_deadlines
 from api.services.tickets import FINDINGS_CHANNEL, NOTIFICATIONS_CHANNEL, process_findings
 from api.settings import ApiSettings
 from bkcommon.timeutil import utcnow
@@ -109,6 +110,18 @@ class ListenWorker(threading.Thread):
                 return
 
 
+def _duty_step(conn: psycopg.Connection[Any], settings: DutySettings) -> int:
+    """One look at the duties' deadlines: daily checks, then the meals' food samples.
+
+    One worker for both: the same schedule (``BK_DUTY_INTERVAL_S``), the same wake-up
+    channel, and neither is urgent to the minute.
+    """
+    now = utcnow()
+    return check_deadlines(conn, now=now, settings=settings) + check_sample_deadlines(
+        conn, now=now, settings=settings
+    )
+
+
 class Workers:
     """The ticket engine and the dispatcher of one process; ``start`` / ``stop`` them together."""
 
@@ -158,11 +171,11 @@ class Workers:
             stop_event=self._stop,
         )
         duty = DutySettings()
-        self.duties = ListenWorker(  # daily checks missed by their deadline become tickets
+        self.duties = ListenWorker(  # daily checks and meal samples missed become tickets
             name="duty-deadlines",
             database_url=database_url,
             channels=(DUTY_CHANNEL,),
-            step=lambda c: check_deadlines(c, now=utcnow(), settings=duty),
+            step=lambda c: _duty_step(c, duty),
             poll_interval_s=duty.interval_s,
             stop_event=self._stop,
         )

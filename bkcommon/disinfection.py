@@ -20,8 +20,11 @@ kilowatts). The current threshold defaults to ``on_w`` at China's 220 V mains.
 from __future__ import annotations
 
 import re
-from datetime import date, time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -286,3 +289,45 @@ class MealSchedule(BaseModel):
                     )
                 seen.add((sv.meal, day))
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class MealServed:
+    """One meal service on one local date: its start and end as aware datetimes (UTC)."""
+
+    day: date
+    meal: str
+    start: datetime
+    end: datetime
+
+
+def meals_served(
+    tz: str,
+    services: list[dict[str, Any]],
+    days_off: list[dict[str, Any]],
+    first: date,
+    last: date,
+) -> list[MealServed]:
+    """Every meal the stored schedule serves from ``first`` to ``last`` (local dates).
+
+    Takes the schedule as ``meal_schedules`` stores it (the JSON form of
+    :class:`MealSchedule`), so that every rule driven by meal times (the disinfection
+    window after a meal, the food sample of a meal) expands it the same way: days off
+    skipped, weekdays honoured, local times placed in the schedule's zone (DST-correct).
+    """
+    zone = ZoneInfo(tz)
+    off = [(date.fromisoformat(d["from"]), date.fromisoformat(d["to"])) for d in days_off]
+    out: list[MealServed] = []
+    day = first
+    while day <= last:
+        if not any(a <= day <= b for a, b in off):
+            for sv in services:
+                if day.isoweekday() not in sv["weekdays"]:
+                    continue
+                start = datetime.combine(day, time.fromisoformat(sv["start"]), zone)
+                end = datetime.combine(day, time.fromisoformat(sv["end"]), zone)
+                out.append(
+                    MealServed(day, str(sv["meal"]), start.astimezone(UTC), end.astimezone(UTC))
+                )
+        day += timedelta(days=1)
+    return out

@@ -48,6 +48,15 @@ class DutySettings(BaseSettings):
     interval_s: float = Field(
         default=300.0, gt=0, le=3600, description="How often the worker looks for misses."
     )
+    sample_missed_tier: int = Field(
+        default=2, ge=1, le=3, description="Tier of the ticket a meal without food samples opens."
+    )
+    sample_grace_min: int = Field(
+        default=60,
+        ge=0,
+        le=24 * 60,
+        description="Minutes after a meal's end by which its food samples must be on record.",
+    )
 
 
 def check_deadlines(conn: Conn, *, now: datetime, settings: DutySettings) -> int:

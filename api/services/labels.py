@@ -24,6 +24,7 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "public_complaint": ("群众投诉", "public complaint"),
     "daily_check_no": ("日管控检查不合格", "daily control check answered no"),
     "daily_check_missed": ("日管控未按时完成", "daily control check not done by its deadline"),
+    "food_sample_missed": ("未按规定留样", "no food sample on record for a meal served"),
     "supervision_finding": ("包保督导发现问题", "supervision visit finding"),
 }
 """Rule id → (zh, en); unknown rules fall back to the id itself."""
@@ -100,7 +101,7 @@ def title_in(title: str, rule: str, lang: str) -> str:
     return title
 
 
-SUBJECT_LABELS: dict[str, str] = {"daily_check": "日管控"}
+SUBJECT_LABELS: dict[str, str] = {"daily_check": "日管控", "food_sample": "留样"}
 """Subjects of findings that name a duty, not a sensor or camera, and their name (like a
 device's name, one language). A ticket about one is titled by its rule alone (the rule
 already says what it is about)."""

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from bkcommon.disinfection import meals_served
 from ingest.rules.disinfection import STATE_RULE, CycleState
 
 logger = logging.getLogger(__name__)
@@ -67,10 +68,6 @@ class Window:
     min_hold_s: int
 
 
-def _days_off(raw: list[dict[str, Any]]) -> list[tuple[date, date]]:
-    return [(date.fromisoformat(d["from"]), date.fromisoformat(d["to"])) for d in raw]
-
-
 def windows_closed(
     *,
     sensor_id: str,
@@ -88,35 +85,26 @@ def windows_closed(
     """Windows whose meal started at or after ``since`` and that closed by ``now`` less
     :data:`JUDGE_GRACE`."""
     zone = ZoneInfo(tz)
-    off = _days_off(days_off)
     first = since.astimezone(zone).date()
     last = now.astimezone(zone).date()
     out: list[Window] = []
-    day = first
-    while day <= last:
-        if not any(a <= day <= b for a, b in off):
-            for sv in services:
-                if day.isoweekday() not in sv["weekdays"]:
-                    continue
-                start = datetime.combine(day, time.fromisoformat(sv["start"]), zone)
-                end = datetime.combine(day, time.fromisoformat(sv["end"]), zone)
-                closes = end + timedelta(seconds=window_s)
-                if start >= since and closes + JUDGE_GRACE <= now:
-                    out.append(
-                        Window(
-                            sensor_id,
-                            site_id,
-                            day,
-                            str(sv["meal"]),
-                            start.astimezone(UTC),
-                            end.astimezone(UTC),
-                            closes.astimezone(UTC),
-                            cabinet_type,
-                            min_temp_c,
-                            min_hold_s,
-                        )
-                    )
-        day += timedelta(days=1)
+    for m in meals_served(tz, services, days_off, first, last):
+        closes = m.end + timedelta(seconds=window_s)
+        if m.start >= since and closes + JUDGE_GRACE <= now:
+            out.append(
+                Window(
+                    sensor_id,
+                    site_id,
+                    m.day,
+                    m.meal,
+                    m.start,
+                    m.end,
+                    closes,
+                    cabinet_type,
+                    min_temp_c,
+                    min_hold_s,
+                )
+            )
     return out
 
 

@@ -105,6 +105,9 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
             assert b"demo-000-fridge-0" in resp.read()
     assert "readings stored" in text()
     assert run.proc.returncode == 0, text()
+    # site 0's lunch, on its meal schedule, fell due for its food samples 1-2 min in; they
+    # were recorded, so no 未按规定留样 ticket (sites without a schedule are not checked)
+    assert count(db_url, "SELECT count(*) FROM tickets WHERE rule = 'food_sample_missed'") == 0
     # The simulator replays 90 minutes of history, so reading stamps are far older than the
     # default offline limit (10 min); the offline rule judges when readings arrive, so the
     # demo needs no raised limit and a sweep right now finds no sensor offline.

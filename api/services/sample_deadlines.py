@@ -1,0 +1,104 @@
+"""A meal served without its food samples on record becomes a ticket (留样未按规定).
+
+Every dish of every meal must be sampled (at least 125 g, kept at least 48 hours:
+``api.services.food_samples``). For each site that keeps the daily duties (a ``duty_sites``
+row) and has a meal schedule (``meal_schedules``, the one the disinfection windows use),
+each meal served since the site began keeping the duties (at most ``lookback_days`` back,
+so a worker that was down catches up without flooding) whose samples are not recorded by
+the meal's end plus ``sample_grace_min`` gets one finding: rule ``food_sample_missed``, key
+``food_sample_missed:<site>:<date>:<meal>``. The ticket engine opens its ticket and alerts
+the officer; the escalation ladder takes it from there, as for a missed daily check. Later
+meals missed while that ticket is open are added to it as occurrences. The finding key
+makes the check idempotent across workers and restarts, and a sample recorded late (but
+before the check looks) is not a miss: the record is what the inspector reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from api.services.duty_deadlines import DutySettings
+from api.services.tickets import FINDINGS_CHANNEL
+from bkcommon.disinfection import MealServed, meals_served
+from bkcommon.localtime import region_zone
+
+logger = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[Any]
+
+RULE_SAMPLE_MISSED = "food_sample_missed"
+SUBJECT = "food_sample"
+
+_SITES = """
+SELECT d.site_id, d.since, m.timezone, m.services, m.days_off
+FROM duty_sites AS d JOIN meal_schedules AS m ON m.site_id = d.site_id
+ORDER BY d.site_id
+"""
+
+_INSERT = """
+INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at, payload)
+SELECT 'food_sample_missed:' || o.site_id || ':' || o.day || ':' || o.meal,
+       'manual', o.site_id, %(subject)s, %(rule)s, %(tier)s, o.due,
+       jsonb_build_object('meal_date', o.day, 'meal', o.meal, 'meal_end', o.meal_end,
+                          'due_at', o.due)
+FROM unnest(%(sites)s::text[], %(days)s::date[], %(meals)s::text[], %(ends)s::timestamptz[],
+            %(dues)s::timestamptz[]) AS o (site_id, day, meal, meal_end, due)
+WHERE NOT EXISTS (SELECT 1 FROM food_samples s
+                  WHERE s.site_id = o.site_id AND s.meal_date = o.day AND s.meal = o.meal)
+ON CONFLICT (finding_key) DO NOTHING
+RETURNING site_id, payload ->> 'meal_date', payload ->> 'meal'
+"""
+
+
+def meals_due(conn: Conn, *, now: datetime, settings: DutySettings) -> list[tuple[str, MealServed]]:
+    """(site, meal) for every meal whose samples were due by ``now`` within the lookback."""
+    grace = timedelta(minutes=settings.sample_grace_min)
+    region = region_zone()
+    out: list[tuple[str, MealServed]] = []
+    for site_id, since, tz, services, days_off in conn.execute(_SITES).fetchall():
+        # ``since`` is a date of the region's calendar (as for the daily check); the schedule
+        # has its own zone, so meals are compared by the instant they start
+        kept_from = datetime.combine(since, time(0), region)
+        today = now.astimezone(ZoneInfo(str(tz))).date()
+        first = max(
+            kept_from.astimezone(ZoneInfo(str(tz))).date(),
+            today - timedelta(days=settings.lookback_days),
+        )
+        for meal in meals_served(str(tz), list(services), list(days_off), first, today):
+            if meal.start >= kept_from and meal.end + grace <= now:
+                out.append((str(site_id), meal))
+    return out
+
+
+def check_sample_deadlines(conn: Conn, *, now: datetime, settings: DutySettings) -> int:
+    """Record a finding for every meal served without samples by its due time; return how
+    many are new."""
+    due = meals_due(conn, now=now, settings=settings)
+    if not due:
+        return 0
+    grace = timedelta(minutes=settings.sample_grace_min)
+    with conn.transaction():
+        rows = conn.execute(
+            _INSERT,
+            {
+                "subject": SUBJECT,
+                "rule": RULE_SAMPLE_MISSED,
+                "tier": settings.sample_missed_tier,
+                "sites": [site for site, _ in due],
+                "days": [m.day for _, m in due],
+                "meals": [m.meal for _, m in due],
+                "ends": [m.end for _, m in due],
+                "dues": [m.end + grace for _, m in due],
+            },
+        ).fetchall()
+        if rows:
+            conn.execute("SELECT pg_notify(%s, %s)", (FINDINGS_CHANNEL, RULE_SAMPLE_MISSED))
+    for site_id, day, meal in rows:
+        extra = {"site_id": site_id}
+        logger.warning("no food sample recorded for %s %s at %s", day, meal, site_id, extra=extra)
+    return len(rows)

@@ -1,0 +1,144 @@
+"""A meal served without food samples on record becomes a ticket (real PostgreSQL).
+
+The meals come from the site's meal schedule (local times, weekdays, days off), the
+samples from the officer's 留样 record; a meal is due its samples by its end plus the grace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg.types.json import Jsonb
+
+from api.app import create_app
+from api.services.duty_deadlines import DutySettings
+from api.services.sample_deadlines import check_sample_deadlines
+from api.services.tickets import process_findings
+from api.settings import ApiSettings
+from bkcommon.settings import CommonSettings
+from tests.api.authz_world import World, build_world
+
+API = "/api/v1"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+EVERY_DAY = [1, 2, 3, 4, 5, 6, 7]
+SERVICES = [
+    {"meal": "lunch", "start": "11:00", "end": "12:30", "weekdays": EVERY_DAY},
+    {"meal": "dinner", "start": "17:00", "end": "18:30", "weekdays": EVERY_DAY},
+]
+DAY1, DAY2 = date(2026, 12, 1), date(2026, 12, 2)
+NOW = datetime(2026, 12, 2, 14, 0, tzinfo=SHANGHAI)  # day 2, after lunch, before dinner
+
+
+@pytest.fixture
+def world(conn: psycopg.Connection[Any]) -> World:
+    return build_world(conn)
+
+
+@pytest.fixture
+def client(db_url: str, settings: ApiSettings, tmp_path: Path) -> Iterator[TestClient]:
+    app = create_app(
+        settings.model_copy(update={"evidence_dir": tmp_path / "evidence"}),
+        common=CommonSettings(database_url=db_url),
+    )
+    with TestClient(app) as c:
+        yield c
+
+
+def _keep_duties(c: TestClient, w: World, site: str, since: date) -> None:
+    r = c.put(
+        f"{API}/sites/{site}/duties",
+        json={"business_type": "school_canteen", "since": str(since)},
+        headers=w.headers("admin"),
+    )
+    assert r.status_code == 200, r.text
+
+
+def _schedule(conn: psycopg.Connection[Any], site: str, days_off: list[Any] | None = None) -> None:
+    conn.execute(
+        "INSERT INTO meal_schedules (site_id, timezone, window_s, services, days_off) "
+        "VALUES (%s, 'Asia/Shanghai', 3600, %s, %s)",
+        (site, Jsonb(SERVICES), Jsonb(days_off or [])),
+    )
+
+
+def _sample(c: TestClient, w: World, site: str, day: date, meal: str) -> None:
+    r = c.post(
+        f"{API}/sites/{site}/food-samples",
+        json={
+            "meal_date": str(day),
+            "meal": meal,
+            "stored_at": datetime(day.year, day.month, day.day, 12, 0, tzinfo=SHANGHAI).isoformat(),
+            "dishes": [{"dish": "番茄炒蛋", "weight_g": 150}],
+        },
+        headers=w.headers("officer"),
+    )
+    assert r.status_code == 201, r.text
+
+
+def _findings(conn: psycopg.Connection[Any]) -> list[tuple[str, datetime]]:
+    return [
+        (str(k), t)
+        for k, t in conn.execute(
+            "SELECT finding_key, occurred_at FROM findings "
+            "WHERE rule = 'food_sample_missed' ORDER BY finding_key"
+        ).fetchall()
+    ]
+
+
+def test_meals_without_samples_become_one_ticket_for_the_officer(
+    client: TestClient, world: World, conn: psycopg.Connection[Any], settings: ApiSettings
+) -> None:
+    _keep_duties(client, world, "site-a1", DAY1)
+    _schedule(conn, "site-a1")
+    _sample(client, world, "site-a1", DAY1, "lunch")
+    duty = DutySettings()
+    # day 1 lunch sampled; day 1 dinner and day 2 lunch not; day 2 dinner not served yet
+    assert check_sample_deadlines(conn, now=NOW, settings=duty) == 2
+    assert check_sample_deadlines(conn, now=NOW, settings=duty) == 0  # idempotent
+    found = _findings(conn)
+    assert [k for k, _ in found] == [
+        f"food_sample_missed:site-a1:{DAY1}:dinner",
+        f"food_sample_missed:site-a1:{DAY2}:lunch",
+    ]
+    # due at the meal's end plus the grace (60 min), in the schedule's own time zone
+    assert [t.astimezone(SHANGHAI).strftime("%d %H:%M") for _, t in found] == [
+        "01 19:30",
+        "02 13:30",
+    ]
+    process_findings(conn, now=NOW, settings=settings)
+    tickets = conn.execute(
+        "SELECT title, tier, subject FROM tickets WHERE rule = 'food_sample_missed'"
+    ).fetchall()
+    assert len(tickets) == 1, tickets  # the second meal is an occurrence of the open ticket
+    title, tier, subject = tickets[0]
+    assert title.startswith("未按规定留样"), title
+    assert (tier, subject) == (2, "food_sample")
+
+
+def test_a_meal_is_not_due_before_its_grace_has_passed(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    _keep_duties(client, world, "site-a1", DAY2)
+    _schedule(conn, "site-a1")
+    at_13 = datetime(2026, 12, 2, 13, 0, tzinfo=SHANGHAI)
+    assert check_sample_deadlines(conn, now=at_13, settings=DutySettings()) == 0
+    late = DutySettings(sample_grace_min=20)
+    assert check_sample_deadlines(conn, now=at_13, settings=late) == 1
+
+
+def test_days_off_days_before_the_duties_and_sites_without_a_schedule_are_not_checked(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    _keep_duties(client, world, "site-a1", DAY2)  # day 1 is before the site kept duties
+    _schedule(conn, "site-a1", days_off=[{"from": str(DAY2), "to": str(DAY2), "reason": "假期"}])
+    _keep_duties(client, world, "site-a2", DAY1)  # keeps duties but serves no scheduled meal
+    later = NOW + timedelta(days=1)  # day 3, 14:00: only day 3's lunch is due and missing
+    assert check_sample_deadlines(conn, now=later, settings=DutySettings()) == 1
+    assert [k for k, _ in _findings(conn)] == ["food_sample_missed:site-a1:2026-12-03:lunch"]
