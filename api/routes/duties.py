@@ -55,6 +55,7 @@ from api.services.duties import (
     set_duty_site,
     store_photo,
 )
+from api.services.duty_deadlines import DutySettings
 from api.services.duty_reports import (
     MonthlyReportEditIn,
     MonthlyReportIn,
@@ -81,6 +82,7 @@ from api.services.health_checks import (
     list_health_checks,
     record_health_checks,
 )
+from api.services.sample_deadlines import MealSamplesDue, meals_of_day
 from bkcommon.timeutil import utcnow
 
 router = APIRouter(tags=["duties"])
@@ -356,6 +358,24 @@ def get_food_samples(
 ) -> list[SamplePublic]:
     """The site's food samples (of one day when given), newest first."""
     return list_samples(conn, site_id=site_id, scope=scope, day=day, limit=limit)
+
+
+@router.get("/sites/{site_id}/meals", response_model=list[MealSamplesDue], responses=_SITE)
+def get_meals(
+    conn: ConnDep, scope: ScopeDep, site_id: str, day: date | None = None
+) -> list[MealSamplesDue]:
+    """The day's scheduled meals (default today, China time) and whether each has its food
+    samples on record, with the time they are due: an overdue meal opens a 未按规定留样
+    ticket. Empty for a site without a meal schedule."""
+    now = utcnow()
+    return meals_of_day(
+        conn,
+        site_id=site_id,
+        scope=scope,
+        day=day or china_today(now),
+        now=now,
+        settings=DutySettings(),
+    )
 
 
 @router.post(

@@ -16,12 +16,15 @@ before the check looks) is not a miss: the record is what the inspector reads.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+from pydantic import BaseModel, Field
 
+from api.auth.scope import SiteScope
+from api.services.duties import require_site
 from api.services.duty_deadlines import DutySettings
 from api.services.tickets import FINDINGS_CHANNEL
 from bkcommon.disinfection import MealServed, meals_served
@@ -102,3 +105,60 @@ def check_sample_deadlines(conn: Conn, *, now: datetime, settings: DutySettings)
         extra = {"site_id": site_id}
         logger.warning("no food sample recorded for %s %s at %s", day, meal, site_id, extra=extra)
     return len(rows)
+
+
+class MealSamplesDue(BaseModel):
+    """One scheduled meal of a day and whether its food samples are on record."""
+
+    meal: str
+    start: datetime
+    end: datetime
+    samples_due_at: datetime = Field(description="The meal's end plus the grace.")
+    dishes_sampled: int = Field(description="Dishes with a sample on record for this meal.")
+    sampled: bool
+    overdue: bool = Field(description="Due and still without a sample: a ticket opens.")
+
+
+def meals_of_day(
+    conn: Conn,
+    *,
+    site_id: str,
+    scope: SiteScope,
+    day: date,
+    now: datetime,
+    settings: DutySettings,
+) -> list[MealSamplesDue]:
+    """The site's scheduled meals of ``day`` (its schedule's calendar) with their samples, so
+    the officer sees what is still to be sampled before it becomes a ticket. A site without
+    a meal schedule has none (the product cannot know its meals)."""
+    require_site(conn, scope, site_id)
+    row = conn.execute(
+        "SELECT timezone, services, days_off FROM meal_schedules WHERE site_id = %s", (site_id,)
+    ).fetchone()
+    if row is None:
+        return []
+    tz, services, days_off = row
+    counts = dict(
+        conn.execute(
+            "SELECT meal, count(*) FROM food_samples WHERE site_id = %s AND meal_date = %s "
+            "GROUP BY meal",
+            (site_id, day),
+        ).fetchall()
+    )
+    grace = timedelta(minutes=settings.sample_grace_min)
+    out = []
+    for m in meals_served(str(tz), list(services), list(days_off), day, day):
+        n = int(counts.get(m.meal, 0))
+        due = m.end + grace
+        out.append(
+            MealSamplesDue(
+                meal=m.meal,
+                start=m.start,
+                end=m.end,
+                samples_due_at=due,
+                dishes_sampled=n,
+                sampled=n > 0,
+                overdue=n == 0 and due <= now,
+            )
+        )
+    return sorted(out, key=lambda x: x.start)

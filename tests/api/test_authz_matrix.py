@@ -236,6 +236,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("PATCH", "/sites/{site_id}/monthly-reports"): _loose_write(WRITERS),
     ("POST", "/sites/{site_id}/monthly-reports/sign"): _loose_write(frozenset({"director"})),
     ("GET", "/sites/{site_id}/monthly-reports"): Spec("read"),
+    ("GET", "/sites/{site_id}/meals"): Spec("read"),  # the world has no meal schedule: []
     # the disinfection ledger: another site by filter answers 404, as a read of it would
     **{
         ("GET", f"/disinfection/{name}"): Spec("read", site_query=True)

@@ -142,3 +142,27 @@ def test_days_off_days_before_the_duties_and_sites_without_a_schedule_are_not_ch
     later = NOW + timedelta(days=1)  # day 3, 14:00: only day 3's lunch is due and missing
     assert check_sample_deadlines(conn, now=later, settings=DutySettings()) == 1
     assert [k for k, _ in _findings(conn)] == ["food_sample_missed:site-a1:2026-12-03:lunch"]
+
+
+def test_the_officer_sees_the_days_meals_and_which_still_need_samples(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    _keep_duties(client, world, "site-a1", DAY1)
+    _schedule(conn, "site-a1")
+    _sample(client, world, "site-a1", DAY2, "lunch")
+    r = client.get(
+        f"{API}/sites/site-a1/meals", params={"day": str(DAY2)}, headers=world.headers("officer")
+    )
+    assert r.status_code == 200, r.text
+    meals = r.json()
+    assert [(m["meal"], m["sampled"], m["dishes_sampled"], m["overdue"]) for m in meals] == [
+        ("lunch", True, 1, False),
+        ("dinner", False, 0, True),  # day 2 is in the past: its dinner is overdue
+    ]
+    due = datetime.fromisoformat(meals[1]["samples_due_at"]).astimezone(SHANGHAI)
+    assert due.strftime("%Y-%m-%d %H:%M") == "2026-12-02 19:30"
+    # a site without a meal schedule has no meals to sample; another site is not the officer's
+    r = client.get(f"{API}/sites/site-a2/meals", headers=world.headers("regulator"))
+    assert (r.status_code, r.json()) == (200, [])
+    r = client.get(f"{API}/sites/site-a2/meals", headers=world.headers("officer"))
+    assert r.status_code == 404

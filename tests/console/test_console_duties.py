@@ -4,10 +4,13 @@ food samples, with the API's refusal of a light sample shown as a sentence."""
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -21,6 +24,7 @@ from tests.console.test_console_phone import PHONE, sideways
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.slow
+EVERY_DAY = [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_officer_does_the_days_duties_on_a_phone(
@@ -36,6 +40,14 @@ def test_officer_does_the_days_duties_on_a_phone(
             actor="admin",
             now=utcnow(),
         )
+        # lunch at 00:00 (its samples due at 01:01) and dinner at 23:58 (due after midnight)
+        conn.execute(
+            "INSERT INTO meal_schedules (site_id, timezone, window_s, services) "
+            "VALUES ('east-1', 'Asia/Shanghai', 3600, %s) ON CONFLICT (site_id) DO NOTHING",
+            (Jsonb([{"meal": "lunch", "start": "00:00", "end": "00:01", "weekdays": EVERY_DAY},
+                    {"meal": "dinner", "start": "23:58", "end": "23:59", "weekdays": EVERY_DAY}]),),
+        )  # fmt: skip
+    lunch_overdue = utcnow().astimezone(ZoneInfo("Asia/Shanghai")).time() >= time(1, 1)
     photo = tmp_path / "pests.png"
     photo.write_bytes(png_bytes(120, 90))
     viewport(b, *PHONE, mobile=True)
@@ -80,7 +92,19 @@ def test_officer_does_the_days_duties_on_a_phone(
         assert "发热" in off.text
         assert "今日离岗" in off.text
 
-        find(b, "#sample-meal option[value='lunch']").click()
+        # the day's meals, and the form starts on the first one still to be sampled
+        due = {
+            li.get_attribute("data-meal"): li
+            for li in b.find_elements(By.CSS_SELECTOR, "#meal-due li")
+        }
+        assert list(due) == ["lunch", "dinner"]
+        assert due["lunch"].get_attribute("data-state") == (
+            "overdue" if lunch_overdue else "pending"
+        )
+        assert "01:01" in due["lunch"].text
+        assert due["dinner"].get_attribute("data-state") == "pending"
+        assert "晚餐 23:58–23:59 · 请于 00:59 前留样" in due["dinner"].text
+        assert find(b, "#sample-meal").get_attribute("value") == "lunch"
         find(b, "#dish-0").send_keys("红烧肉")
         find(b, "#dish-g-0").send_keys("150")
         find(b, "#dish-1").send_keys("清炒时蔬")
@@ -101,6 +125,14 @@ def test_officer_does_the_days_duties_on_a_phone(
             what="samples",
         )
         assert "午餐" in (text(b, "#sample-list") or "")
+        wait_until(
+            lambda: (
+                find(b, "#meal-due li[data-meal='lunch']").get_attribute("data-state") == "sampled"
+            ),
+            what="lunch sampled",
+        )
+        assert "已留样 2 道菜" in find(b, "#meal-due li[data-meal='lunch']").text
+        assert find(b, "#sample-meal").get_attribute("value") == "dinner"
         assert sideways(b) <= 0
         b.execute_script("window.scrollTo(0, 0)")
         shot(b, "phone-duties.png")

@@ -18,6 +18,8 @@ const WORDS = {
     samples: "留样", meal: "餐次", stored_at: "留样时间", dish: "菜品", weight: "重量(克)",
     add_dish: "再加一道菜", submit_samples: "提交留样", no_samples: "今天还没有留样记录",
     keep_until: "保存至", read_only: "您的角色只能查看。", none: "无",
+    meals_due: "今日餐次", meal_sampled: "{meal} {from}–{to} · 已留样 {n} 道菜",
+    meal_pending: "{meal} {from}–{to} · 请于 {t} 前留样", meal_overdue: "{meal} {from}–{to} · {t} 前未留样，将生成整改单",
     breakfast: "早餐", lunch: "午餐", dinner: "晚餐", other: "其他",
     fever: "发热", diarrhoea: "腹泻", vomiting: "呕吐", jaundice: "黄疸", sore_throat: "咽部炎症",
     skin_infection: "皮肤化脓性感染", hand_wound: "手部外伤",
@@ -33,6 +35,8 @@ const WORDS = {
     samples: "Food samples", meal: "Meal", stored_at: "Stored at", dish: "Dish", weight: "Weight (g)",
     add_dish: "Add a dish", submit_samples: "Submit the samples", no_samples: "No food samples yet today",
     keep_until: "Keep until", read_only: "Your role only reads.", none: "none",
+    meals_due: "Today's meals", meal_sampled: "{meal} {from}–{to} · {n} dishes sampled",
+    meal_pending: "{meal} {from}–{to} · samples due by {t}", meal_overdue: "{meal} {from}–{to} · no sample by {t}: a ticket opens",
     breakfast: "breakfast", lunch: "lunch", dinner: "dinner", other: "other",
     fever: "fever", diarrhoea: "diarrhoea", vomiting: "vomiting", jaundice: "jaundice", sore_throat: "sore throat",
     skin_infection: "skin infection", hand_wound: "hand wound",
@@ -70,10 +74,11 @@ export async function renderDuties(main, params) {
   const duty = await api(`/sites/${encodeURIComponent(siteId)}/duties`);
   const base = `/sites/${encodeURIComponent(siteId)}`;
   const day = today();
-  const [checks, health, samples] = await Promise.all([
+  const [checks, health, samples, meals] = await Promise.all([
     api(`${base}/daily-checks${qs({ since: day, limit: 1 })}`),
     api(`${base}/health-checks${qs({ day })}`),
     api(`${base}/food-samples${qs({ day })}`),
+    api(`${base}/meals${qs({ day })}`),
   ]);
   const writer = !me().read_only;
   const done = checks.find((c) => c.check_date === day);
@@ -82,7 +87,7 @@ export async function renderDuties(main, params) {
     writer ? null : h("p", { class: "muted" }, w("read_only")),
     checkSection(base, duty, done, writer),
     healthSection(base, health, writer),
-    samplesSection(base, samples, writer, day));
+    samplesSection(base, samples, meals, writer, day));
 }
 
 /** "Saved" or the API's refusal as a sentence, in the section's status line. */
@@ -194,16 +199,34 @@ function dishRow(n) {
     h("input", { id: `dish-g-${n}`, class: "dish-weight", type: "number", min: 125, step: "1", inputmode: "numeric" }));
 }
 
-function samplesSection(base, samples, writer, day) {
+/** HH:MM in the region's time zone. */
+function hhmm(iso) {
+  return new Intl.DateTimeFormat(getLang(), { timeZone: getTimeZone(), hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(new Date(iso));
+}
+
+/** The day's scheduled meals (the site's meal schedule), each sampled, still due, or overdue:
+ * an overdue meal becomes a 未按规定留样 ticket, so the officer sees it coming. */
+function mealsDue(meals) {
+  if (!meals.length) return null;
+  return h("ul", { id: "meal-due", "aria-label": w("meals_due") }, meals.map((m) => {
+    const vars = { meal: w(m.meal), from: hhmm(m.start), to: hhmm(m.end), t: hhmm(m.samples_due_at), n: m.dishes_sampled };
+    const state = m.sampled ? "sampled" : m.overdue ? "overdue" : "pending";
+    return h("li", { dataset: { meal: m.meal, state }, class: state === "overdue" ? "error" : state === "sampled" ? "muted" : "" },
+      w(`meal_${state}`, vars));
+  }));
+}
+
+function samplesSection(base, samples, meals, writer, day) {
   const list = h("ul", { id: "sample-list" }, samples.length ? samples.map((s) => h("li", { dataset: { meal: s.meal } },
     `${w(s.meal)} · ${s.dish} · ${s.weight_g} g · ${w("keep_until")} ${fmtTime(s.keep_until)}`))
     : h("li", { class: "muted" }, w("no_samples")));
   const status = h("p", { id: "samples-status", role: "status", "data-keep": true });
+  const nextMeal = (meals.find((m) => !m.sampled) || {}).meal; // the form starts on it
   const rows = h("div", { id: "dish-rows" }, dishRow(0), dishRow(1));
   const form = h("form", { id: "samples-form", novalidate: true },
     h("div", { class: "row" },
       h("label", { for: "sample-meal" }, w("meal")),
-      h("select", { id: "sample-meal" }, MEALS.map((m) => h("option", { value: m }, w(m))))),
+      h("select", { id: "sample-meal" }, MEALS.map((m) => h("option", { value: m, selected: m === nextMeal }, w(m))))),
     rows,
     h("button", { type: "button", class: "secondary", id: "add-dish", onclick: () => rows.append(dishRow(rows.children.length)) }, w("add_dish")),
     status, h("button", { type: "submit", id: "samples-submit" }, w("submit_samples")));
@@ -217,5 +240,5 @@ function samplesSection(base, samples, writer, day) {
     }
   });
   return h("section", { class: "card", id: "samples", "aria-labelledby": "samples-h" },
-    h("h2", { id: "samples-h" }, w("samples")), list, writer ? form : null);
+    h("h2", { id: "samples-h" }, w("samples")), mealsDue(meals), list, writer ? form : null);
 }
