@@ -7,7 +7,7 @@ samples from the officer's 留样 record; a meal is due its samples by its end p
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -69,12 +69,13 @@ def _schedule(conn: psycopg.Connection[Any], site: str, days_off: list[Any] | No
 
 
 def _sample(c: TestClient, w: World, site: str, day: date, meal: str) -> None:
+    noon = datetime(day.year, day.month, day.day, 12, 0, tzinfo=SHANGHAI)
     r = c.post(
         f"{API}/sites/{site}/food-samples",
         json={
             "meal_date": str(day),
             "meal": meal,
-            "stored_at": datetime(day.year, day.month, day.day, 12, 0, tzinfo=SHANGHAI).isoformat(),
+            "stored_at": min(noon, datetime.now(SHANGHAI)).isoformat(),
             "dishes": [{"dish": "番茄炒蛋", "weight_g": 150}],
         },
         headers=w.headers("officer"),
@@ -166,3 +167,32 @@ def test_the_officer_sees_the_days_meals_and_which_still_need_samples(
     assert (r.status_code, r.json()) == (200, [])
     r = client.get(f"{API}/sites/site-a2/meals", headers=world.headers("officer"))
     assert r.status_code == 404
+
+
+def test_the_regulators_list_of_today_counts_each_sites_meals_and_samples(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    today = datetime.now(SHANGHAI).date()
+    early = [
+        {"meal": m, "start": t, "end": e, "weekdays": EVERY_DAY}
+        for m, t, e in (("breakfast", "00:00", "00:01"), ("lunch", "00:02", "00:03"))
+    ]
+    for site in ("site-a1", "site-a2", "site-a3"):
+        _keep_duties(client, world, site, today)
+    for site in ("site-a1", "site-a2"):
+        conn.execute(
+            "INSERT INTO meal_schedules (site_id, timezone, window_s, services) "
+            "VALUES (%s, 'Asia/Shanghai', 3600, %s)",
+            (site, Jsonb(early)),
+        )
+    _sample(client, world, "site-a1", today, "breakfast")
+    _sample(client, world, "site-a1", today, "lunch")
+    r = client.get(f"{API}/duties/today", headers=world.headers("regulator"))
+    assert r.status_code == 200, r.text
+    rows = {row["site_id"]: row for row in r.json()}
+    counts = {s: (rows[s]["meals_scheduled"], rows[s]["meals_sampled"]) for s in sorted(rows)}
+    assert counts == {"site-a1": (2, 2), "site-a2": (2, 0), "site-a3": (0, 0)}
+    assert rows["site-a1"]["meals_overdue"] == 0
+    # site-a2's meals are overdue an hour past their end (01:01 and 01:03, China time)
+    clock = datetime.now(SHANGHAI).time()
+    assert rows["site-a2"]["meals_overdue"] == (clock >= time(1, 1)) + (clock >= time(1, 3))

@@ -3,10 +3,13 @@ the CSV and XLSX the region reports upward; nothing of another district shows.""
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -42,6 +45,14 @@ def test_regulator_sees_todays_checks_and_coverage_and_exports_them(
                 actor="admin",
                 now=utcnow(),
             )
+        # east-2 serves breakfast 00:00-00:01 every day (samples due 01:01), nothing sampled
+        conn.execute(
+            "INSERT INTO meal_schedules (site_id, timezone, window_s, services) "
+            "VALUES ('east-2', 'Asia/Shanghai', 3600, %s) ON CONFLICT (site_id) DO NOTHING",
+            (Jsonb([{"meal": "breakfast", "start": "00:00", "end": "00:01",
+                     "weekdays": [1, 2, 3, 4, 5, 6, 7]}]),),
+        )  # fmt: skip
+    late = utcnow().astimezone(ZoneInfo("Asia/Shanghai")).time() >= time(1, 1)
     sign_in_as(b, c, "reg-east", "/console/coverage")
     find(b, "#duties-today tr[data-site-id]")
     assert "/coverage" in nav(b)
@@ -51,6 +62,10 @@ def test_regulator_sees_todays_checks_and_coverage_and_exports_them(
         ("east-1", "pending"),
     ]
     assert "已超时" in rows[0].text
+    samples = [r.find_element(By.CSS_SELECTOR, "td[data-meals-overdue]") for r in rows]
+    assert samples[0].text == ("0/1 餐已留样 · 1 餐逾期未留样" if late else "0/1 餐已留样")
+    assert samples[0].get_attribute("data-meals-overdue") == ("1" if late else "0")
+    assert samples[1].text == "无餐次安排"
     assert "东区第二中学食堂" in rows[0].text
     cov = {
         r.get_attribute("data-site-id"): r.text

@@ -14,6 +14,7 @@ const WORDS = {
     on_schedule: "按时", behind: "滞后", not_kept: "不适用", last_visit: "最近督导",
     csv: "导出 CSV", xlsx: "导出 Excel", missing: "未指定",
     t_sites: "单位数", t_assigned: "三类人员齐全", t_visits: "督导完成", t_daily: "今日检查完成",
+    samples: "今日留样", samples_n: "{s}/{n} 餐已留样", samples_late: "{k} 餐逾期未留样", no_meals: "无餐次安排",
   },
   en: {
     title: "Daily checks and supervision coverage", today: "Today's daily checks", site: "Site", deadline: "Due", state: "State",
@@ -23,6 +24,7 @@ const WORDS = {
     on_schedule: "on schedule", behind: "behind", not_kept: "n/a", last_visit: "Last visit",
     csv: "Export CSV", xlsx: "Export Excel", missing: "none named",
     t_sites: "Businesses", t_assigned: "All three named", t_visits: "Visits done", t_daily: "Checks done today",
+    samples: "Samples today", samples_n: "{s} of {n} meals sampled", samples_late: "{k} overdue", no_meals: "no meal schedule",
   },
 };
 
@@ -33,6 +35,15 @@ function w(key, vars = {}) {
 
 const head = (...cols) => h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, w(c)))));
 const names = (list) => (list.length ? list.join("、") : h("span", { class: "overdue-text" }, w("missing")));
+
+/** Today's food samples of one site: meals sampled of those scheduled, and those overdue
+ * (each becomes a 未按规定留样 ticket); a site without a meal schedule says so. */
+function samplesCell(d) {
+  const late = d.meals_overdue > 0;
+  return h("td", { class: late ? "overdue-text" : "", "data-label": w("samples"), dataset: { mealsOverdue: d.meals_overdue } },
+    d.meals_scheduled ? [w("samples_n", { s: d.meals_sampled, n: d.meals_scheduled }), late ? ` · ${w("samples_late", { k: d.meals_overdue })}` : ""]
+      : h("span", { class: "muted" }, w("no_meals")));
+}
 
 /** The regulator's page: today's checks, then coverage with its exports. */
 export async function renderCoverage(main) {
@@ -46,12 +57,13 @@ export async function renderCoverage(main) {
     h("section", { class: "card", "aria-labelledby": "today-h" },
       h("h2", { id: "today-h" }, w("today")),
       h("div", { class: "table-wrap" }, h("table", { id: "duties-today", class: "stack" },
-        head("site", "deadline", "state", "done_at"),
+        head("site", "deadline", "state", "done_at", "samples"),
         h("tbody", {}, today.length ? today.map((d) => h("tr", { class: d.overdue ? "overdue" : "", dataset: { siteId: d.site_id, state: stateOf(d) } },
           h("td", {}, d.site_name), h("td", { "data-label": w("deadline") }, fmtClock(d.deadline_at)),
           h("td", { class: d.overdue ? "overdue-text" : "", "data-label": w("state") }, w(stateOf(d))),
-          h("td", { "data-label": w("done_at") }, d.completed_at ? fmtClock(d.completed_at) : "—")))
-          : h("tr", {}, h("td", { colspan: 4 }, w("none"))))))),
+          h("td", { "data-label": w("done_at") }, d.completed_at ? fmtClock(d.completed_at) : "—"),
+          samplesCell(d)))
+          : h("tr", {}, h("td", { colspan: 5 }, w("none"))))))),
     h("section", { class: "card", "aria-labelledby": "coverage-h" },
       h("h2", { id: "coverage-h" }, w("coverage")),
       h("p", { class: "muted" }, w("on", { d: cov.on })),
