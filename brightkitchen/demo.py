@@ -29,7 +29,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
@@ -667,9 +667,11 @@ class Demo:
             f"{off} ({base}/api/v1/sites/{{site}}/health-checks?off_duty=true)"
         )
         gaps = ", ".join(f"{meal} at {site}" for site, _day, meal in played.unsampled) or "none"
+        grace = os.environ.get("BK_DUTY_SAMPLE_GRACE_MIN") or DEMO_SAMPLE_GRACE_MIN
         self.say(
             f"  留样 food samples: {played.meals_sampled} meals sampled; no sample retained: "
-            f"{gaps} ({base}/console/duties)"
+            f"{gaps}: {grace} min after the lunch ended it becomes a 未按规定留样 ticket "
+            f"({base}/console/duties, {base}/console/coverage)"
         )
 
     def _stop_all(self) -> None:
@@ -741,13 +743,16 @@ DEMO_MISSED_CHECK_H = 0.005
 """Hours the demo's region gives a 日管控未按时完成 ticket (18 s, so the ladder plays out
 while one watches; a real region sets hours, see docs/duties.md)."""
 
+DEMO_SAMPLE_GRACE_MIN = str(int(DEMO_LUNCH_AGO.total_seconds() // 60) + 2)
+"""The replayed lunch's samples fall due a minute or two into the demo: after the demo has
+recorded them where they are kept (so a sampled lunch is never flagged), soon enough to see
+the unsampled one become a ticket."""
+
 DEMO_LADDER_ENV = {
     "BK_API_REGULATOR_AFTER_H": "0.005",  # overdue 18 s → the 包保 cadre hears
     "BK_API_ESCALATION_INTERVAL_S": "3",
     "BK_DUTY_INTERVAL_S": "3",
-    # site 0's replayed lunch (the only meal on a schedule) has its samples due a minute or
-    # two into the demo, after the demo has recorded them: no ticket for a sampled meal
-    "BK_DUTY_SAMPLE_GRACE_MIN": str(int(DEMO_LUNCH_AGO.total_seconds() // 60) + 2),
+    "BK_DUTY_SAMPLE_GRACE_MIN": DEMO_SAMPLE_GRACE_MIN,
 }
 """API settings the demo runs with unless the environment sets them: the ladder in seconds."""
 
@@ -788,6 +793,7 @@ def demo_duties_plan(sites: list[str], *, now: datetime, meal_end: datetime) -> 
     from brightkitchen.simulate.duties import STAFF, SiteDay, StaffCheck, china_day
 
     day = china_day(now)
+    meal_day = demo_meal_day(meal_end)
     unsampled = sites[1] if len(sites) > 2 else sites[-1]
     plan = []
     for i, site in enumerate(sites):
@@ -808,6 +814,7 @@ def demo_duties_plan(sites: list[str], *, now: datetime, meal_end: datetime) -> 
                 staff=staff,
                 sampled=sampled,
                 unsampled=("lunch",) if site == unsampled else (),
+                sample_day=meal_day,
             )
         )
     return plan
@@ -825,13 +832,28 @@ def demo_sample_fridge(site_file: Any, site_id: str) -> str | None:
     return None
 
 
+def demo_meal_day(meal_end: datetime) -> date:
+    """The replayed lunch's date on the demo's meal schedule, whose zone puts the lunch at
+    13:xx local (``with_demo_cabinets``); its food samples are recorded under this date."""
+    from zoneinfo import ZoneInfo
+
+    from brightkitchen.simulate.cabinets import fixed_zone_at
+
+    return meal_end.astimezone(ZoneInfo(fixed_zone_at(meal_end, 13))).date()
+
+
 def with_demo_cabinets(site_file: Any, meal_end: datetime) -> Any:
-    """Add the simulated cabinets (good, short, cool, missed) and a lunch to site 0."""
+    """Add the simulated cabinets (good, short, cool, missed) to site 0, and the replayed
+    lunch to every site's meal schedule, so that its food samples are due everywhere."""
     from bkcommon.sitefile import parse_site_file
     from brightkitchen.simulate.cabinets import with_cabinets
 
-    data = site_file.model_dump(mode="json", exclude_defaults=True, by_alias=True)
-    return parse_site_file(with_cabinets(data, meal_end), "<demo site file>")
+    data = with_cabinets(
+        site_file.model_dump(mode="json", exclude_defaults=True, by_alias=True), meal_end
+    )
+    for site in data["sites"][1:]:
+        site["meals"] = data["sites"][0]["meals"]
+    return parse_site_file(data, "<demo site file>")
 
 
 def backdate_cabinets(conn: Any, meal_end: datetime) -> None:

@@ -3,12 +3,13 @@
 Every dish of every meal must be sampled (at least 125 g, kept at least 48 hours:
 ``api.services.food_samples``). For each site that keeps the daily duties (a ``duty_sites``
 row) and has a meal schedule (``meal_schedules``, the one the disinfection windows use),
-each meal served since the site began keeping the duties (at most ``lookback_days`` back,
-so a worker that was down catches up without flooding) whose samples are not recorded by
-the meal's end plus ``sample_grace_min`` gets one finding: rule ``food_sample_missed``, key
-``food_sample_missed:<site>:<date>:<meal>``. The ticket engine opens its ticket and alerts
-the officer; the escalation ladder takes it from there, as for a missed daily check. Later
-meals missed while that ticket is open are added to it as occurrences. The finding key
+each meal whose samples fall due (the meal's end plus ``sample_grace_min``) on or after the
+day the site began keeping the duties (at most ``lookback_days`` back, so a worker that was
+down catches up without flooding) and are not recorded by then gets one finding: rule
+``food_sample_missed``, key ``food_sample_missed:<site>:<date>:<meal>``. The ticket engine
+opens its ticket and alerts the officer; the escalation ladder takes it from there, as for a
+missed daily check. Later meals missed while that ticket is open are added to it as
+occurrences. The finding key
 makes the check idempotent across workers and restarts, and a sample recorded late (but
 before the check looks) is not a miss: the record is what the inspector reads.
 """
@@ -64,16 +65,18 @@ def meals_due(conn: Conn, *, now: datetime, settings: DutySettings) -> list[tupl
     region = region_zone()
     out: list[tuple[str, MealServed]] = []
     for site_id, since, tz, services, days_off in conn.execute(_SITES).fetchall():
-        # ``since`` is a date of the region's calendar (as for the daily check); the schedule
-        # has its own zone, so meals are compared by the instant they start
+        # ``since`` is a date of the region's calendar: the deadlines that fall on or after
+        # it are enforced, as for the daily check (a meal's day is in its schedule's zone,
+        # so the day before is looked at too: a late dinner's samples fall due after midnight)
         kept_from = datetime.combine(since, time(0), region)
-        today = now.astimezone(ZoneInfo(str(tz))).date()
+        zone = ZoneInfo(str(tz))
+        today = now.astimezone(zone).date()
         first = max(
-            kept_from.astimezone(ZoneInfo(str(tz))).date(),
+            kept_from.astimezone(zone).date() - timedelta(days=1),
             today - timedelta(days=settings.lookback_days),
         )
         for meal in meals_served(str(tz), list(services), list(days_off), first, today):
-            if meal.start >= kept_from and meal.end + grace <= now:
+            if kept_from <= meal.end + grace <= now:
                 out.append((str(site_id), meal))
     return out
 

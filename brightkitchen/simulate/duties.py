@@ -67,6 +67,14 @@ class SiteDay:
     staff: tuple[StaffCheck, ...]
     sampled: dict[str, datetime] = field(default_factory=dict)  # meal → stored at
     unsampled: tuple[str, ...] = ()  # meals served without a sample
+    sample_day: date | None = None
+    """The date the meals are served on by the site's meal schedule, which the samples are
+    recorded under (default ``day``; differs where the schedule's zone is not the region's)."""
+
+    @property
+    def meal_day(self) -> date:
+        """The date the day's samples are recorded under."""
+        return self.sample_day or self.day
 
     @property
     def off_duty(self) -> tuple[str, ...]:
@@ -202,7 +210,7 @@ def play_duties(
         fridge = sample_fridge(d.site_id) if sample_fridge else None
         for meal, stored_at in d.sampled.items():
             samples: dict[str, Any] = {
-                "meal_date": d.day.isoformat(),
+                "meal_date": d.meal_day.isoformat(),
                 "meal": meal,
                 "stored_at": stored_at.isoformat(),
                 "dishes": [{"dish": dish, "weight_g": 150} for dish in DISHES[meal]],
@@ -211,7 +219,7 @@ def play_duties(
                 samples["sensor_id"] = fridge
             if _post(call, out, f"{base}/food-samples", samples):
                 out.meals_sampled += 1
-        out.unsampled.extend((d.site_id, d.day, meal) for meal in d.unsampled)
+        out.unsampled.extend((d.site_id, d.meal_day, meal) for meal in d.unsampled)
     return out
 
 

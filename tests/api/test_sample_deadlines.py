@@ -196,3 +196,18 @@ def test_the_regulators_list_of_today_counts_each_sites_meals_and_samples(
     # site-a2's meals are overdue an hour past their end (01:01 and 01:03, China time)
     clock = datetime.now(SHANGHAI).time()
     assert rows["site-a2"]["meals_overdue"] == (clock >= time(1, 1)) + (clock >= time(1, 3))
+
+
+def test_a_late_meal_whose_samples_fall_due_after_midnight_counts_from_that_day(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    _keep_duties(client, world, "site-a1", DAY2)  # deadlines from day 2, 00:00 are enforced
+    conn.execute(
+        "INSERT INTO meal_schedules (site_id, timezone, window_s, services) "
+        "VALUES ('site-a1', 'Asia/Shanghai', 3600, %s)",
+        (Jsonb([{"meal": "dinner", "start": "22:30", "end": "23:30", "weekdays": EVERY_DAY}]),),
+    )
+    at_1 = datetime(2026, 12, 2, 1, 0, tzinfo=SHANGHAI)
+    # day 1's dinner: served before day 2, its samples due at 00:30 on day 2
+    assert check_sample_deadlines(conn, now=at_1, settings=DutySettings()) == 1
+    assert [k for k, _ in _findings(conn)] == [f"food_sample_missed:site-a1:{DAY1}:dinner"]

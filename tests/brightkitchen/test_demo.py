@@ -105,9 +105,8 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
             assert b"demo-000-fridge-0" in resp.read()
     assert "readings stored" in text()
     assert run.proc.returncode == 0, text()
-    # site 0's lunch, on its meal schedule, fell due for its food samples 1-2 min in; they
-    # were recorded, so no 未按规定留样 ticket (sites without a schedule are not checked)
-    assert count(db_url, "SELECT count(*) FROM tickets WHERE rule = 'food_sample_missed'") == 0
+    # every site's lunch fell due for its samples 1-2 min in; only the unsampled one is a ticket
+    assert count(db_url, "SELECT count(*) FROM tickets WHERE rule = 'food_sample_missed'") == 1
     # The simulator replays 90 minutes of history, so reading stamps are far older than the
     # default offline limit (10 min); the offline rule judges when readings arrive, so the
     # demo needs no raised limit and a sweep right now finds no sensor offline.
@@ -131,7 +130,8 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
 
 def _assert_the_duties_day(db_url: str, text: Callable[[], str]) -> None:
     """Three canteens' day of duties: two daily checks done, one missed and escalated to the
-    officer, then the director, then the 包保 cadre; one cook off duty; one lunch unsampled."""
+    officer, then the director, then the 包保 cadre; one cook off duty; one lunch unsampled,
+    which becomes a ticket."""
     assert count(db_url, "SELECT count(*) FROM daily_checks") == 2
     assert (
         count(
@@ -155,6 +155,13 @@ def _assert_the_duties_day(db_url: str, text: Callable[[], str]) -> None:
     assert count(db_url, meals.format("demo-site-001")) == 1  # breakfast only: lunch missing
     assert "off duty today: 李阿姨 at demo-site-000" in text()
     assert "no sample retained: lunch at demo-site-001" in text()
+    # ... which becomes its ticket once due (1-2 min in); the sites that sampled it get none
+    unsampled = "SELECT count(*) FROM tickets WHERE rule = 'food_sample_missed' AND site_id = '{}'"
+    wait_until(
+        lambda: count(db_url, unsampled.format("demo-site-001")) == 1,
+        150,
+        what="the unsampled lunch's ticket",
+    )
     assert "not done at demo-site-002" in text()
     # The missed check: one ticket, whose ladder reaches the director and then the cadre.
     missed = (
