@@ -1,12 +1,16 @@
-"""The demo's shutdown is bounded: children that ignore SIGTERM share one deadline."""
+"""The demo's shutdown is bounded (children that ignore SIGTERM share one deadline), and a
+second run on the same database starts."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 
-from brightkitchen.demo import stop_processes
+import psycopg
+
+from brightkitchen.demo import Demo, DemoOptions, stop_processes
 
 IGNORES_SIGTERM = (
     "import signal, time\n"
@@ -41,3 +45,15 @@ def test_children_already_gone_are_left_alone() -> None:
     done.wait(10)
     stop_processes({"done": done}, timeout_s=1)
     assert done.returncode == 0
+
+
+def test_the_demo_admin_of_an_earlier_run_on_the_same_database_is_kept(db_url: str) -> None:
+    # BK_DATABASE_URL pointing at a database the demo ran on before: its admin exists
+    demo = Demo(DemoOptions())
+    env = {**os.environ, "BK_DATABASE_URL": db_url}
+    demo._create_admin(env)
+    demo._create_admin(env)  # "username 'admin' is taken": not an error
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM users WHERE username = 'admin'").fetchone() == (
+            1,
+        )
