@@ -52,6 +52,9 @@ def period_figures(conn: Conn, *, site_id: str, first: date, days: int) -> dict[
                 AND meal_date BETWEEN %(first)s AND %(last)s),
              (SELECT count(DISTINCT (meal_date, meal)) FROM food_samples WHERE site_id = %(site)s
                 AND meal_date BETWEEN %(first)s AND %(last)s),
+             (SELECT count(*) FROM findings WHERE site_id = %(site)s
+                AND rule = 'food_sample_missed'
+                AND (payload ->> 'meal_date')::date BETWEEN %(first)s AND %(last)s),
              (SELECT count(*) FROM tickets WHERE site_id = %(site)s
                 AND opened_at >= %(start)s AND opened_at < %(end)s),
              (SELECT count(*) FROM tickets WHERE site_id = %(site)s
@@ -73,7 +76,7 @@ def period_figures(conn: Conn, *, site_id: str, first: date, days: int) -> dict[
     assert row is not None
     names = (
         "daily_checks_done", "daily_check_no_answers", "health_checks", "staff_off_duty",
-        "food_samples", "meals_sampled", "tickets_opened", "tickets_closed",
+        "food_samples", "meals_sampled", "meals_unsampled", "tickets_opened", "tickets_closed",
         "tickets_open_at_end", "alarms_raised", "disinfection_checks",
         "disinfection_not_done", "rapid_tests", "rapid_tests_failed",
     )  # fmt: skip
@@ -169,7 +172,8 @@ def draft_text(figures: dict[str, Any]) -> str:
             f"日管控: {f['daily_checks_done']}/{f['days']} 天完成, "
             f"{f['daily_check_no_answers']} 项不合格",
             f"晨检: {f['health_checks']} 人次, {f['staff_off_duty']} 人次暂停上岗",
-            f"留样: {f['meals_sampled']} 餐次, {f['food_samples']} 个品种",
+            f"留样: {f['meals_sampled']} 餐次, {f['food_samples']} 个品种, "
+            f"{f.get('meals_unsampled', 0)} 餐次未按规定留样",
             f"整改单: 新开 {f['tickets_opened']}, 关闭 {f['tickets_closed']}, "
             f"月末未结 {f['tickets_open_at_end']}",
             f"报警: {f['alarms_raised']}",

@@ -121,6 +121,16 @@ def test_meals_without_samples_become_one_ticket_for_the_officer(
     title, tier, subject = tickets[0]
     assert title.startswith("未按规定留样"), title
     assert (tier, subject) == (2, "food_sample")
+    # the month's report counts them
+    r = client.post(
+        f"{API}/sites/site-a1/monthly-reports",
+        json={"month": "2026-12"},
+        headers=world.headers("officer"),
+    )
+    assert r.status_code == 200, r.text
+    figures = r.json()["figures"]
+    assert (figures["meals_sampled"], figures["meals_unsampled"]) == (1, 2)
+    assert "2 餐次未按规定留样" in r.json()["body"]
 
 
 def test_a_meal_is_not_due_before_its_grace_has_passed(

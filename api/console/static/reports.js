@@ -16,7 +16,7 @@ const WORDS = {
     draft: "草稿（签署前可修改）", saved: "已保存。", confirm_sign: "签署后报告不可再修改，确定签署吗？",
     figures: "数据", read_only: "您的角色只能查看。",
     days: "天数", daily_checks_done: "日管控完成天数", daily_check_no_answers: "日管控不合格项",
-    health_checks: "晨检人次", staff_off_duty: "暂停上岗人次", meals_sampled: "留样餐次",
+    health_checks: "晨检人次", staff_off_duty: "暂停上岗人次", meals_sampled: "留样餐次", meals_unsampled: "未按规定留样餐次",
     food_samples: "留样品种", tickets_opened: "新开整改单", tickets_closed: "关闭整改单",
     tickets_open_at_end: "期末未结整改单", alarms_raised: "报警次数", disinfection_checks: "餐具消毒检查",
     disinfection_not_done: "消毒不到位", rapid_tests: "快检批次", rapid_tests_failed: "快检不合格批次",
@@ -29,13 +29,13 @@ const WORDS = {
     draft: "Draft (editable until signed)", saved: "Saved.", confirm_sign: "A signed report cannot change. Sign it?",
     figures: "Figures", read_only: "Your role only reads.",
     days: "Days", daily_checks_done: "Days with the daily check", daily_check_no_answers: "“No” answers",
-    health_checks: "Health checks", staff_off_duty: "Off duty", meals_sampled: "Meals sampled",
+    health_checks: "Health checks", staff_off_duty: "Off duty", meals_sampled: "Meals sampled", meals_unsampled: "Meals without samples",
     food_samples: "Dishes sampled", tickets_opened: "Tickets opened", tickets_closed: "Tickets closed",
     tickets_open_at_end: "Tickets open at the end", alarms_raised: "Alarms", disinfection_checks: "Disinfection checks",
     disinfection_not_done: "Disinfection not done", rapid_tests: "Rapid tests", rapid_tests_failed: "Rapid tests failed",
   },
 };
-const FIGURES = ["days", "daily_checks_done", "daily_check_no_answers", "health_checks", "staff_off_duty", "meals_sampled",
+const FIGURES = ["days", "daily_checks_done", "daily_check_no_answers", "health_checks", "staff_off_duty", "meals_sampled", "meals_unsampled",
   "food_samples", "tickets_opened", "tickets_closed", "tickets_open_at_end", "alarms_raised", "disinfection_checks",
   "disinfection_not_done", "rapid_tests", "rapid_tests_failed"];
 
