@@ -12,7 +12,7 @@ done means its check of that day is recorded.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 import psycopg
@@ -20,9 +20,11 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.auth.scope import SiteScope
+from api.queries.duties import meals_on_day
 from api.services.spreadsheet import table_csv, table_xlsx
 from api.services.supervision import CADRE_ROLE, SupervisionSettings
 from bkcommon.localtime import region_zone_name
+from bkcommon.timeutil import utcnow
 
 Conn = psycopg.Connection[Any]
 Lang = Literal["zh-CN", "en"]
@@ -44,6 +46,9 @@ class SiteCoveragePublic(BaseModel):
     on_schedule: bool
     daily_check_due: bool = Field(description="The business keeps the daily duties that day.")
     daily_check_done: bool = Field(description="Its daily check of that day is recorded.")
+    meals_scheduled: int = Field(0, description="Meals its meal schedule serves that day.")
+    meals_sampled: int = Field(0, description="Of those, meals with food samples on record.")
+    meals_overdue: int = Field(0, description="Meals past their sample deadline without samples.")
     frequency_region: str | None = Field(
         description="The region whose frequency applies; null: the default."
     )
@@ -124,10 +129,17 @@ ORDER BY z.region_id, z.id
 
 
 def coverage(
-    conn: Conn, *, scope: SiteScope, on: date, settings: SupervisionSettings
+    conn: Conn,
+    *,
+    scope: SiteScope,
+    on: date,
+    settings: SupervisionSettings,
+    sample_grace: timedelta = timedelta(minutes=60),
 ) -> CoveragePublic:
     """Coverage of the caller's sites on day ``on`` (the period is the region's calendar days,
-    ``BK_TIME_ZONE``, up to it)."""
+    ``BK_TIME_ZONE``, up to it), with that day's meals and food samples of the businesses
+    that keep the daily duties and have a meal schedule (``sample_grace``: the samples'
+    deadline after a meal's end)."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             _QUERY.replace("__SCOPE__", scope.clause("s.id")),
@@ -139,11 +151,14 @@ def coverage(
                 **scope.params(),
             },
         ).fetchall()
+    keeping = [str(r["site_id"]) for r in rows if r["daily_check_due"]]
+    meals = meals_on_day(keeping, day=on, now=utcnow(), conn=conn, grace=sample_grace)
     sites = [
         SiteCoveragePublic(
             **r,
             fully_assigned=bool(r["directors"] and r["officers"] and r["cadres"]),
             on_schedule=r["visits_done"] >= r["visits_due"],
+            **meals.get(str(r["site_id"]), {}),
         )
         for r in rows
     ]
@@ -182,6 +197,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("按期", "On schedule"),
     ("最近督导", "Last visit"),
     ("今日日管控", "Daily check today"),
+    ("留样餐次(已留/应留)", "Meals sampled / scheduled"),
+    ("逾期未留样餐次", "Meals overdue without samples"),
 )
 
 
@@ -202,6 +219,8 @@ def _row(s: SiteCoveragePublic, lang: Lang) -> list[object]:
         yes if s.on_schedule else no,
         last,
         (yes if s.daily_check_done else no) if s.daily_check_due else "",
+        f"{s.meals_sampled}/{s.meals_scheduled}" if s.meals_scheduled else "",
+        s.meals_overdue if s.meals_scheduled else "",
     ]
 
 

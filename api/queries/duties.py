@@ -64,7 +64,7 @@ def duties_today(
             {"day": day, "tz": region_zone_name(), **scope.params()},
         ).fetchall()
     sites = [str(r["site_id"]) for r in rows]
-    meals = _meals_today(sites, day=day, now=now, conn=conn, grace=grace)
+    meals = meals_on_day(sites, day=day, now=now, conn=conn, grace=grace)
     out = [
         DutyTodayPublic(
             **r,
@@ -76,7 +76,7 @@ def duties_today(
     return sorted(out, key=lambda r: (not r.overdue, r.site_id))
 
 
-def _meals_today(
+def meals_on_day(
     sites: list[str], *, day: date, now: datetime, conn: Conn, grace: timedelta
 ) -> dict[str, dict[str, int]]:
     """Per site with a meal schedule: today's meals, those sampled, those overdue (the food

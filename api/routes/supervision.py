@@ -10,7 +10,7 @@ everywhere outside its allow-list.
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -25,6 +25,7 @@ from api.queries.coverage import (
     coverage_csv,
     coverage_xlsx,
 )
+from api.services.duty_deadlines import DutySettings
 from api.services.supervision import (
     ChecklistPublic,
     FrequencyIn,
@@ -138,13 +139,20 @@ def put_frequency(conn: ConnDep, user: Cadre, body: FrequencyIn) -> FrequencyPub
     return set_frequency(conn, data=body, user=user, scope_regions=allowed)
 
 
+def _sample_grace() -> timedelta:
+    """The food samples' deadline after a meal's end (``BK_DUTY_SAMPLE_GRACE_MIN``)."""
+    return timedelta(minutes=DutySettings().sample_grace_min)
+
+
 @router.get("/coverage", response_model=CoveragePublic)
 def get_coverage(
     conn: ConnDep, scope: ScopeDep, user: Cadre, settings: SettingsDep, on: OnQ = None
 ) -> CoveragePublic:
     """Coverage of your region: businesses with a director, an officer and a cadre; visits
     done against due in each one's period; daily checks due and done on the day."""
-    return coverage(conn, scope=scope, on=on or _today(), settings=settings)
+    return coverage(
+        conn, scope=scope, on=on or _today(), settings=settings, sample_grace=_sample_grace()
+    )
 
 
 _FILE: dict[int | str, dict[str, Any]] = {200: {"description": "The coverage file."}}
@@ -160,7 +168,9 @@ def get_coverage_csv(  # noqa: PLR0917 - FastAPI dependencies
     lang: Lang = "zh-CN",
 ) -> Response:
     """Coverage of your region as CSV (UTF-8 with BOM), one row per business."""
-    cov = coverage(conn, scope=scope, on=on or _today(), settings=settings)
+    cov = coverage(
+        conn, scope=scope, on=on or _today(), settings=settings, sample_grace=_sample_grace()
+    )
     body = "\ufeff" + coverage_csv(cov, lang=lang)
     logger.info("coverage exported as CSV by %s (%d sites)", user.username, len(cov.sites))
     return Response(body, media_type="text/csv; charset=utf-8", headers=_headers("csv"))
@@ -176,7 +186,9 @@ def get_coverage_xlsx(  # noqa: PLR0917 - FastAPI dependencies
     lang: Lang = "zh-CN",
 ) -> Response:
     """Coverage of your region as an XLSX workbook, one row per business."""
-    cov = coverage(conn, scope=scope, on=on or _today(), settings=settings)
+    cov = coverage(
+        conn, scope=scope, on=on or _today(), settings=settings, sample_grace=_sample_grace()
+    )
     data = coverage_xlsx(cov, lang=lang)
     logger.info("coverage exported as XLSX by %s (%d sites)", user.username, len(cov.sites))
     return Response(data, media_type=XLSX_MEDIA_TYPE, headers=_headers("xlsx"))

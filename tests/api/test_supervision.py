@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
+from psycopg.types.json import Jsonb
 
 from api.app import create_app
 from api.services.tickets import process_findings
@@ -207,8 +208,32 @@ def test_coverage_equals_the_database_in_json_csv_and_xlsx(
                    completed_by, completed_at) VALUES (%s, %s, 'school', 'test', 'off', now())""",
             (site, ON),
         )
+    # a1 serves breakfast and lunch; only breakfast's samples are recorded (ON is past: both due)
+    conn.execute(
+        "INSERT INTO meal_schedules (site_id, timezone, window_s, services) "
+        "VALUES ('site-a1', 'Asia/Shanghai', 3600, %s)",
+        (Jsonb([{"meal": m, "start": a, "end": b, "weekdays": [1, 2, 3, 4, 5, 6, 7]}
+                for m, a, b in (("breakfast", "07:00", "08:00"), ("lunch", "11:00", "12:00"))]),),
+    )  # fmt: skip
+    conn.execute(
+        """INSERT INTO food_samples (site_id, meal_date, meal, dish, weight_g, stored_at,
+               keep_until, recorded_by)
+           VALUES ('site-a1', %(on)s, 'breakfast', '粥', 150, %(at)s,
+                   %(at)s + interval '48 hours', 'off')""",
+        {"on": ON, "at": datetime(ON.year, ON.month, ON.day, 0, 30, tzinfo=UTC)},
+    )
     cov = c.get("/api/v1/supervision/coverage", params={"on": str(ON)}, headers=admin).json()
     by_site = {s["site_id"]: s for s in cov["sites"]}
+    meals = {
+        k: (v["meals_scheduled"], v["meals_sampled"], v["meals_overdue"])
+        for k, v in by_site.items()
+    }
+    assert meals == {
+        "site-a1": (2, 1, 1),
+        "site-a2": (0, 0, 0),
+        "site-a3": (0, 0, 0),
+        "site-b1": (0, 0, 0),
+    }
     assert {
         k: (v["period_days"], v["visits_due"], v["visits_done"]) for k, v in by_site.items()
     } == {
@@ -257,6 +282,9 @@ def test_coverage_equals_the_database_in_json_csv_and_xlsx(
     assert [(r[0], int(r[8]), int(r[9])) for r in rows[1:]] == [
         (s["site_id"], s["visits_due"], s["visits_done"]) for s in cov["sites"]
     ]
+    assert {r[0]: (r[13], r[14]) for r in rows[1:]} == {
+        "site-a1": ("1/2", "1"), "site-a2": ("", ""), "site-a3": ("", ""), "site-b1": ("", ""),
+    }  # fmt: skip
     xlsx_r = c.get(
         "/api/v1/supervision/coverage.xlsx", params={"on": str(ON), "lang": "en"}, headers=admin
     )
