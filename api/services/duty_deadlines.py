@@ -30,6 +30,10 @@ Conn = psycopg.Connection[Any]
 
 RULE_MISSED = "daily_check_missed"
 
+LOG_EACH_MAX = 20
+"""Misses of one sweep logged one by one; the rest in one line (a district's first sweep, or
+one after a long outage, finds thousands: the findings and tickets carry them all)."""
+
 DUTY_CHANNEL = "bk_duties"
 """NOTIFY this to make the deadline check look now (it also polls)."""
 
@@ -93,11 +97,13 @@ def check_deadlines(conn: Conn, *, now: datetime, settings: DutySettings) -> int
         ).fetchall()
         if rows:
             conn.execute("SELECT pg_notify(%s, %s)", (FINDINGS_CHANNEL, RULE_MISSED))
-    for site_id, due in rows:
+    for site_id, due in rows[:LOG_EACH_MAX]:
         logger.warning(
             "daily check of %s missed (due %s)",
             site_id,
             due.isoformat(),
             extra={"site_id": site_id},
         )
+    if len(rows) > LOG_EACH_MAX:
+        logger.warning("%d more daily checks missed (findings recorded)", len(rows) - LOG_EACH_MAX)
     return len(rows)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from api.auth.scope import SiteScope
 from api.services.duties import require_site
-from api.services.duty_deadlines import DutySettings
+from api.services.duty_deadlines import LOG_EACH_MAX, DutySettings
 from api.services.tickets import FINDINGS_CHANNEL
 from bkcommon.disinfection import MealServed, meals_served
 from bkcommon.localtime import region_zone
@@ -104,9 +104,13 @@ def check_sample_deadlines(conn: Conn, *, now: datetime, settings: DutySettings)
         ).fetchall()
         if rows:
             conn.execute("SELECT pg_notify(%s, %s)", (FINDINGS_CHANNEL, RULE_SAMPLE_MISSED))
-    for site_id, day, meal in rows:
+    for site_id, day, meal in rows[:LOG_EACH_MAX]:
         extra = {"site_id": site_id}
         logger.warning("no food sample recorded for %s %s at %s", day, meal, site_id, extra=extra)
+    if len(rows) > LOG_EACH_MAX:
+        logger.warning(
+            "%d more meals without food samples (findings recorded)", len(rows) - LOG_EACH_MAX
+        )
     return len(rows)
 
 

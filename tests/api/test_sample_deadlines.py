@@ -6,6 +6,7 @@ samples from the officer's 留样 record; a meal is due its samples by its end p
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
 from api.app import create_app
-from api.services.duty_deadlines import DutySettings
+from api.services.duty_deadlines import LOG_EACH_MAX, DutySettings
 from api.services.sample_deadlines import check_sample_deadlines
 from api.services.tickets import process_findings
 from api.settings import ApiSettings
@@ -221,3 +222,20 @@ def test_a_late_meal_whose_samples_fall_due_after_midnight_counts_from_that_day(
     # day 1's dinner: served before day 2, its samples due at 00:30 on day 2
     assert check_sample_deadlines(conn, now=at_1, settings=DutySettings()) == 1
     assert [k for k, _ in _findings(conn)] == [f"food_sample_missed:site-a1:{DAY1}:dinner"]
+
+
+def test_a_sweep_with_many_misses_logs_the_first_ones_and_a_count(
+    client: TestClient,
+    world: World,
+    conn: psycopg.Connection[Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _keep_duties(client, world, "site-a1", DAY1 - timedelta(days=20))
+    _schedule(conn, "site-a1")  # lunch and dinner every day, nothing sampled
+    with caplog.at_level(logging.WARNING, logger="api.services.sample_deadlines"):
+        n = check_sample_deadlines(conn, now=NOW, settings=DutySettings(lookback_days=14))
+    assert n == 2 * 15 - 1  # 14 days back to day 2's lunch; day 2's dinner is not due yet
+    lines = [r.getMessage() for r in caplog.records if r.name == "api.services.sample_deadlines"]
+    assert len(lines) == LOG_EACH_MAX + 1
+    assert lines[-1] == f"{n - LOG_EACH_MAX} more meals without food samples (findings recorded)"
+    assert len(_findings(conn)) == n  # every one is recorded, logged or not
