@@ -504,11 +504,10 @@ class Demo:
             cwd=REPO_ROOT,
             timeout=60,
         )
-        said = done.stdout + done.stderr
-        if done.returncode != 0 and "taken" not in said and "exists" not in said:
+        # "is taken": a database the demo ran on before (BK_DATABASE_URL, --keep-data); its
+        # admin signs in with the same demo password
+        if done.returncode != 0 and "is taken" not in done.stdout + done.stderr:
             raise BrightKitchenError(f"could not create the demo admin: {done.stderr.strip()}")
-        # taken: a database the demo ran on before (BK_DATABASE_URL, --keep-data); its admin
-        # signs in with the same demo password
 
     def _create_inspector(self, base: str, token: str, site_file: Any) -> None:
         """The region's inspector (执法检查人员), made by the admin over HTTP as in the console."""

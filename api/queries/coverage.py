@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.auth.scope import SiteScope
-from api.queries.duties import meals_on_day
+from api.services.sample_deadlines import meal_counts
 from api.services.spreadsheet import table_csv, table_xlsx
 from api.services.supervision import CADRE_ROLE, SupervisionSettings
 from bkcommon.localtime import region_zone_name
@@ -152,7 +152,7 @@ def coverage(
             },
         ).fetchall()
     keeping = [str(r["site_id"]) for r in rows if r["daily_check_due"]]
-    meals = meals_on_day(keeping, day=on, now=utcnow(), conn=conn, grace=sample_grace)
+    meals = meal_counts(conn, sites=keeping, day=on, now=utcnow(), grace=sample_grace)
     sites = [
         SiteCoveragePublic(
             **r,

@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.auth.scope import SiteScope
-from bkcommon.disinfection import meals_served
+from api.services.sample_deadlines import meal_counts
 from bkcommon.localtime import region_zone_name
 
 Conn = psycopg.Connection[Any]
@@ -64,7 +64,7 @@ def duties_today(
             {"day": day, "tz": region_zone_name(), **scope.params()},
         ).fetchall()
     sites = [str(r["site_id"]) for r in rows]
-    meals = meals_on_day(sites, day=day, now=now, conn=conn, grace=grace)
+    meals = meal_counts(conn, sites=sites, day=day, now=now, grace=grace)
     out = [
         DutyTodayPublic(
             **r,
@@ -74,37 +74,3 @@ def duties_today(
         for r in rows
     ]
     return sorted(out, key=lambda r: (not r.overdue, r.site_id))
-
-
-def meals_on_day(
-    sites: list[str], *, day: date, now: datetime, conn: Conn, grace: timedelta
-) -> dict[str, dict[str, int]]:
-    """Per site with a meal schedule: today's meals, those sampled, those overdue (the food
-    sample rule's view, ``api.services.sample_deadlines``). Two queries for all the sites."""
-    if not sites:
-        return {}
-    schedules = conn.execute(
-        "SELECT site_id, timezone, services, days_off FROM meal_schedules WHERE site_id = ANY(%s)",
-        (sites,),
-    ).fetchall()
-    if not schedules:
-        return {}
-    sampled = {
-        (str(site), str(meal))
-        for site, meal in conn.execute(
-            "SELECT DISTINCT site_id, meal FROM food_samples "
-            "WHERE site_id = ANY(%s) AND meal_date = %s",
-            ([str(r[0]) for r in schedules], day),
-        ).fetchall()
-    }
-    out: dict[str, dict[str, int]] = {}
-    for site, tz, services, days_off in schedules:
-        served = meals_served(str(tz), list(services), list(days_off), day, day)
-        done = [m for m in served if (str(site), m.meal) in sampled]
-        late = [m for m in served if (str(site), m.meal) not in sampled and m.end + grace <= now]
-        out[str(site)] = {
-            "meals_scheduled": len(served),
-            "meals_sampled": len(done),
-            "meals_overdue": len(late),
-        }
-    return out

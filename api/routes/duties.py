@@ -11,7 +11,7 @@ names the field (``api.services.duties``, ``api.services.duty_reports``).
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -132,7 +132,7 @@ def get_duties(conn: ConnDep, scope: ScopeDep, site_id: str) -> DutySitePublic:
 def get_duties_today(conn: ConnDep, scope: ScopeDep) -> list[DutyTodayPublic]:
     """Today's daily check (China time) of each of your sites that keeps duties; overdue first."""
     now = utcnow()
-    grace = timedelta(minutes=DutySettings().sample_grace_min)
+    grace = DutySettings().sample_grace
     return duties_today(conn, scope=scope, day=china_today(now), now=now, grace=grace)
 
 

@@ -10,14 +10,14 @@ everywhere outside its allow-list.
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from api.auth.resolve import region_tree
-from api.auth.scope import Principal, Role
+from api.auth.scope import Principal, Role, SiteScope
 from api.deps import ConnDep, CurrentUser, ScopeDep, not_found, require_role
 from api.queries.coverage import (
     CoveragePublic,
@@ -139,9 +139,12 @@ def put_frequency(conn: ConnDep, user: Cadre, body: FrequencyIn) -> FrequencyPub
     return set_frequency(conn, data=body, user=user, scope_regions=allowed)
 
 
-def _sample_grace() -> timedelta:
-    """The food samples' deadline after a meal's end (``BK_DUTY_SAMPLE_GRACE_MIN``)."""
-    return timedelta(minutes=DutySettings().sample_grace_min)
+def _coverage(
+    conn: Any, scope: SiteScope, on: date | None, settings: SupervisionSettings
+) -> CoveragePublic:
+    """Coverage on ``on`` (default today), with the food samples' deadline of the duties."""
+    grace = DutySettings().sample_grace
+    return coverage(conn, scope=scope, on=on or _today(), settings=settings, sample_grace=grace)
 
 
 @router.get("/coverage", response_model=CoveragePublic)
@@ -150,9 +153,7 @@ def get_coverage(
 ) -> CoveragePublic:
     """Coverage of your region: businesses with a director, an officer and a cadre; visits
     done against due in each one's period; daily checks due and done on the day."""
-    return coverage(
-        conn, scope=scope, on=on or _today(), settings=settings, sample_grace=_sample_grace()
-    )
+    return _coverage(conn, scope, on, settings)
 
 
 _FILE: dict[int | str, dict[str, Any]] = {200: {"description": "The coverage file."}}
@@ -168,9 +169,7 @@ def get_coverage_csv(  # noqa: PLR0917 - FastAPI dependencies
     lang: Lang = "zh-CN",
 ) -> Response:
     """Coverage of your region as CSV (UTF-8 with BOM), one row per business."""
-    cov = coverage(
-        conn, scope=scope, on=on or _today(), settings=settings, sample_grace=_sample_grace()
-    )
+    cov = _coverage(conn, scope, on, settings)
     body = "\ufeff" + coverage_csv(cov, lang=lang)
     logger.info("coverage exported as CSV by %s (%d sites)", user.username, len(cov.sites))
     return Response(body, media_type="text/csv; charset=utf-8", headers=_headers("csv"))
@@ -186,9 +185,7 @@ def get_coverage_xlsx(  # noqa: PLR0917 - FastAPI dependencies
     lang: Lang = "zh-CN",
 ) -> Response:
     """Coverage of your region as an XLSX workbook, one row per business."""
-    cov = coverage(
-        conn, scope=scope, on=on or _today(), settings=settings, sample_grace=_sample_grace()
-    )
+    cov = _coverage(conn, scope, on, settings)
     data = coverage_xlsx(cov, lang=lang)
     logger.info("coverage exported as XLSX by %s (%d sites)", user.username, len(cov.sites))
     return Response(data, media_type=XLSX_MEDIA_TYPE, headers=_headers("xlsx"))

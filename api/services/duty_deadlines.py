@@ -62,6 +62,11 @@ class DutySettings(BaseSettings):
         description="Minutes after a meal's end by which its food samples must be on record.",
     )
 
+    @property
+    def sample_grace(self) -> timedelta:
+        """How long after a meal's end its food samples must be on record."""
+        return timedelta(minutes=self.sample_grace_min)
+
 
 def check_deadlines(conn: Conn, *, now: datetime, settings: DutySettings) -> int:
     """Record a finding for every daily check missed by ``now``; return how many are new."""

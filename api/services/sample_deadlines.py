@@ -9,9 +9,12 @@ down catches up without flooding) and are not recorded by then gets one finding:
 ``food_sample_missed``, key ``food_sample_missed:<site>:<date>:<meal>``. The ticket engine
 opens its ticket and alerts the officer; the escalation ladder takes it from there, as for a
 missed daily check. Later meals missed while that ticket is open are added to it as
-occurrences. The finding key
-makes the check idempotent across workers and restarts, and a sample recorded late (but
-before the check looks) is not a miss: the record is what the inspector reads.
+occurrences. The finding key makes the check idempotent across workers and restarts, and a
+sample recorded late (but before the check looks) is not a miss: the record is what the
+inspector reads.
+
+The officer's and the regulator's views of one day (``meal_states``) use the same schedule
+expansion and the same deadline.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ RETURNING site_id, payload ->> 'meal_date', payload ->> 'meal'
 
 def meals_due(conn: Conn, *, now: datetime, settings: DutySettings) -> list[tuple[str, MealServed]]:
     """(site, meal) for every meal whose samples were due by ``now`` within the lookback."""
-    grace = timedelta(minutes=settings.sample_grace_min)
+    grace = settings.sample_grace
     region = region_zone()
     out: list[tuple[str, MealServed]] = []
     for site_id, since, tz, services, days_off in conn.execute(_SITES).fetchall():
@@ -87,7 +90,7 @@ def check_sample_deadlines(conn: Conn, *, now: datetime, settings: DutySettings)
     due = meals_due(conn, now=now, settings=settings)
     if not due:
         return 0
-    grace = timedelta(minutes=settings.sample_grace_min)
+    grace = settings.sample_grace
     with conn.transaction():
         rows = conn.execute(
             _INSERT,
@@ -126,6 +129,62 @@ class MealSamplesDue(BaseModel):
     overdue: bool = Field(description="Due and still without a sample: a ticket opens.")
 
 
+def meal_states(
+    conn: Conn, *, sites: list[str], day: date, now: datetime, grace: timedelta
+) -> dict[str, list[MealSamplesDue]]:
+    """Each site's scheduled meals of ``day`` (its schedule's calendar) with their samples,
+    in serving order; sites without a meal schedule are absent. Two queries for all sites."""
+    if not sites:
+        return {}
+    schedules = conn.execute(
+        "SELECT site_id, timezone, services, days_off FROM meal_schedules WHERE site_id = ANY(%s)",
+        (sites,),
+    ).fetchall()
+    if not schedules:
+        return {}
+    dishes = {
+        (str(site), str(meal)): int(n)
+        for site, meal, n in conn.execute(
+            "SELECT site_id, meal, count(*) FROM food_samples "
+            "WHERE site_id = ANY(%s) AND meal_date = %s GROUP BY site_id, meal",
+            ([str(r[0]) for r in schedules], day),
+        ).fetchall()
+    }
+    out: dict[str, list[MealSamplesDue]] = {}
+    for site, tz, services, days_off in schedules:
+        meals = []
+        for m in meals_served(str(tz), list(services), list(days_off), day, day):
+            n = dishes.get((str(site), m.meal), 0)
+            meals.append(
+                MealSamplesDue(
+                    meal=m.meal,
+                    start=m.start,
+                    end=m.end,
+                    samples_due_at=m.end + grace,
+                    dishes_sampled=n,
+                    sampled=n > 0,
+                    overdue=n == 0 and m.end + grace <= now,
+                )
+            )
+        out[str(site)] = sorted(meals, key=lambda x: x.start)
+    return out
+
+
+def meal_counts(
+    conn: Conn, *, sites: list[str], day: date, now: datetime, grace: timedelta
+) -> dict[str, dict[str, int]]:
+    """Per site with a meal schedule: ``meals_scheduled``, ``meals_sampled`` and
+    ``meals_overdue`` of ``day`` (the regulator's lists and exports)."""
+    return {
+        site: {
+            "meals_scheduled": len(meals),
+            "meals_sampled": sum(m.sampled for m in meals),
+            "meals_overdue": sum(m.overdue for m in meals),
+        }
+        for site, meals in meal_states(conn, sites=sites, day=day, now=now, grace=grace).items()
+    }
+
+
 def meals_of_day(
     conn: Conn,
     *,
@@ -135,37 +194,9 @@ def meals_of_day(
     now: datetime,
     settings: DutySettings,
 ) -> list[MealSamplesDue]:
-    """The site's scheduled meals of ``day`` (its schedule's calendar) with their samples, so
-    the officer sees what is still to be sampled before it becomes a ticket. A site without
-    a meal schedule has none (the product cannot know its meals)."""
+    """The site's scheduled meals of ``day`` with their samples, so the officer sees what is
+    still to be sampled before it becomes a ticket. A site without a meal schedule has none
+    (the product cannot know its meals)."""
     require_site(conn, scope, site_id)
-    row = conn.execute(
-        "SELECT timezone, services, days_off FROM meal_schedules WHERE site_id = %s", (site_id,)
-    ).fetchone()
-    if row is None:
-        return []
-    tz, services, days_off = row
-    counts = dict(
-        conn.execute(
-            "SELECT meal, count(*) FROM food_samples WHERE site_id = %s AND meal_date = %s "
-            "GROUP BY meal",
-            (site_id, day),
-        ).fetchall()
-    )
-    grace = timedelta(minutes=settings.sample_grace_min)
-    out = []
-    for m in meals_served(str(tz), list(services), list(days_off), day, day):
-        n = int(counts.get(m.meal, 0))
-        due = m.end + grace
-        out.append(
-            MealSamplesDue(
-                meal=m.meal,
-                start=m.start,
-                end=m.end,
-                samples_due_at=due,
-                dishes_sampled=n,
-                sampled=n > 0,
-                overdue=n == 0 and due <= now,
-            )
-        )
-    return sorted(out, key=lambda x: x.start)
+    states = meal_states(conn, sites=[site_id], day=day, now=now, grace=settings.sample_grace)
+    return states.get(site_id, [])
