@@ -14,7 +14,8 @@ sample recorded late (but before the check looks) is not a miss: the record is w
 inspector reads.
 
 The officer's and the regulator's views of one day (``meal_states``) use the same schedule
-expansion and the same deadline.
+expansion, the same deadline and the same ``since``: a meal is shown overdue exactly when the
+check would (or did) record it.
 """
 
 from __future__ import annotations
@@ -126,7 +127,10 @@ class MealSamplesDue(BaseModel):
     samples_due_at: datetime = Field(description="The meal's end plus the grace.")
     dishes_sampled: int = Field(description="Dishes with a sample on record for this meal.")
     sampled: bool
-    overdue: bool = Field(description="Due and still without a sample: a ticket opens.")
+    overdue: bool = Field(
+        description="Due and still without a sample at a site that keeps the duties (from "
+        "its `since` on): a ticket opens."
+    )
 
 
 def meal_states(
@@ -137,7 +141,9 @@ def meal_states(
     if not sites:
         return {}
     schedules = conn.execute(
-        "SELECT site_id, timezone, services, days_off FROM meal_schedules WHERE site_id = ANY(%s)",
+        "SELECT m.site_id, m.timezone, m.services, m.days_off, d.since "
+        "FROM meal_schedules AS m LEFT JOIN duty_sites AS d ON d.site_id = m.site_id "
+        "WHERE m.site_id = ANY(%s)",
         (sites,),
     ).fetchall()
     if not schedules:
@@ -150,20 +156,26 @@ def meal_states(
             ([str(r[0]) for r in schedules], day),
         ).fetchall()
     }
+    region = region_zone()
     out: dict[str, list[MealSamplesDue]] = {}
-    for site, tz, services, days_off in schedules:
+    for site, tz, services, days_off, since in schedules:
+        # overdue means what the ticket rule enforces: a site that keeps no duties is not
+        # checked, and a deadline before the day it began keeping them is not a miss
+        kept_from = None if since is None else datetime.combine(since, time(0), region)
         meals = []
         for m in meals_served(str(tz), list(services), list(days_off), day, day):
             n = dishes.get((str(site), m.meal), 0)
+            due = m.end + grace
+            enforced = kept_from is not None and kept_from <= due
             meals.append(
                 MealSamplesDue(
                     meal=m.meal,
                     start=m.start,
                     end=m.end,
-                    samples_due_at=m.end + grace,
+                    samples_due_at=due,
                     dishes_sampled=n,
                     sampled=n > 0,
-                    overdue=n == 0 and m.end + grace <= now,
+                    overdue=n == 0 and enforced and due <= now,
                 )
             )
         out[str(site)] = sorted(meals, key=lambda x: x.start)

@@ -239,3 +239,28 @@ def test_a_sweep_with_many_misses_logs_the_first_ones_and_a_count(
     assert len(lines) == LOG_EACH_MAX + 1
     assert lines[-1] == f"{n - LOG_EACH_MAX} more meals without food samples (findings recorded)"
     assert len(_findings(conn)) == n  # every one is recorded, logged or not
+
+
+def test_the_views_call_a_meal_overdue_exactly_when_the_check_records_it(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    # site-a1 keeps duties from day 2: day 1's dinner (due day 1 19:30) is before that and is
+    # no miss; site-a2 has a schedule but keeps no duties at all, so nothing is enforced there
+    _keep_duties(client, world, "site-a1", DAY2)
+    _schedule(conn, "site-a1")
+    _schedule(conn, "site-a2")
+    at_day3 = NOW + timedelta(days=1)
+    check_sample_deadlines(conn, now=at_day3, settings=DutySettings())
+    recorded = {k for k, _ in _findings(conn)}
+    for site, day in (("site-a1", DAY1), ("site-a1", DAY2), ("site-a2", DAY1)):
+        r = client.get(
+            f"{API}/sites/{site}/meals", params={"day": str(day)}, headers=world.headers("admin")
+        )
+        assert r.status_code == 200, r.text
+        shown = {f"food_sample_missed:{site}:{day}:{m['meal']}" for m in r.json() if m["overdue"]}
+        assert shown == {k for k in recorded if k.startswith(f"food_sample_missed:{site}:{day}:")}
+    assert recorded == {
+        f"food_sample_missed:site-a1:{DAY2}:lunch",
+        f"food_sample_missed:site-a1:{DAY2}:dinner",
+        "food_sample_missed:site-a1:2026-12-03:lunch",
+    }
