@@ -365,16 +365,16 @@ def get_food_samples(
 def get_meals(
     conn: ConnDep, scope: ScopeDep, site_id: str, day: date | None = None
 ) -> list[MealSamplesDue]:
-    """The day's scheduled meals (default today, China time) and whether each has its food
-    samples on record, with the time they are due: an overdue meal opens a 未按规定留样
-    ticket. Empty for a site without a meal schedule."""
-    now = utcnow()
+    """The day's scheduled meals (default today in the schedule's own zone: China time for
+    any schedule kept in it) and whether each has its food samples on record, with the time
+    they are due: an overdue meal opens a 未按规定留样 ticket. Empty for a site without a
+    meal schedule."""
     return meals_of_day(
         conn,
         site_id=site_id,
         scope=scope,
-        day=day or china_today(now),
-        now=now,
+        day=day,
+        now=utcnow(),
         settings=DutySettings(),
     )
 

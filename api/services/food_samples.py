@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.auth.scope import SiteScope
 from api.services.duties import DutyConflictError, DutyError, require_site
+from bkcommon.localtime import local_date
 
 Conn = psycopg.Connection[Any]
 
@@ -85,6 +86,15 @@ def record_samples(
     require_site(conn, scope, site_id)
     if data.stored_at > now + timedelta(minutes=5):
         raise DutyError("stored_at: must not be in the future")
+    # samples are taken as the meal is served: a meal date days away from the storing is a
+    # typo (or a record for a meal the samples cannot be from); a day either way allows a
+    # schedule kept in another zone and a late dinner stored after midnight
+    stored_day = local_date(data.stored_at)
+    if abs((data.meal_date - stored_day).days) > 1:
+        raise DutyError(
+            f"meal_date: {data.meal_date} is more than a day from stored_at ({stored_day}): "
+            "samples are stored when the meal is served"
+        )
     dishes = [d.dish for d in data.dishes]
     for i, name in enumerate(dishes):
         if name in dishes[:i]:

@@ -33,7 +33,7 @@ from api.services.duties import require_site
 from api.services.duty_deadlines import LOG_EACH_MAX, DutySettings
 from api.services.tickets import FINDINGS_CHANNEL
 from bkcommon.disinfection import MealServed, meals_served
-from bkcommon.localtime import region_zone
+from bkcommon.localtime import local_date, region_zone
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,9 @@ class MealSamplesDue(BaseModel):
     """One scheduled meal of a day and whether its food samples are on record."""
 
     meal: str
+    meal_date: date = Field(
+        description="The meal's date in its schedule's zone: its samples are recorded under it."
+    )
     start: datetime
     end: datetime
     samples_due_at: datetime = Field(description="The meal's end plus the grace.")
@@ -134,10 +137,12 @@ class MealSamplesDue(BaseModel):
 
 
 def meal_states(
-    conn: Conn, *, sites: list[str], day: date, now: datetime, grace: timedelta
+    conn: Conn, *, sites: list[str], day: date | None, now: datetime, grace: timedelta
 ) -> dict[str, list[MealSamplesDue]]:
-    """Each site's scheduled meals of ``day`` (its schedule's calendar) with their samples,
-    in serving order; sites without a meal schedule are absent. Two queries for all sites."""
+    """Each site's scheduled meals of ``day`` (its schedule's calendar; ``None``: the site's
+    today there, which is China's today for every schedule in China's zone) with their
+    samples, in serving order; sites without a meal schedule are absent. Two queries for all
+    sites."""
     if not sites:
         return {}
     schedules = conn.execute(
@@ -148,12 +153,14 @@ def meal_states(
     ).fetchall()
     if not schedules:
         return {}
+    days = {str(r[0]): day or now.astimezone(ZoneInfo(str(r[1]))).date() for r in schedules}
     dishes = {
         (str(site), str(meal)): int(n)
         for site, meal, n in conn.execute(
-            "SELECT site_id, meal, count(*) FROM food_samples "
-            "WHERE site_id = ANY(%s) AND meal_date = %s GROUP BY site_id, meal",
-            ([str(r[0]) for r in schedules], day),
+            "SELECT s.site_id, s.meal, count(*) FROM food_samples AS s "
+            "JOIN unnest(%s::text[], %s::date[]) AS d (site_id, day) "
+            "ON s.site_id = d.site_id AND s.meal_date = d.day GROUP BY s.site_id, s.meal",
+            (list(days), list(days.values())),
         ).fetchall()
     }
     region = region_zone()
@@ -163,13 +170,15 @@ def meal_states(
         # checked, and a deadline before the day it began keeping them is not a miss
         kept_from = None if since is None else datetime.combine(since, time(0), region)
         meals = []
-        for m in meals_served(str(tz), list(services), list(days_off), day, day):
+        on = days[str(site)]
+        for m in meals_served(str(tz), list(services), list(days_off), on, on):
             n = dishes.get((str(site), m.meal), 0)
             due = m.end + grace
             enforced = kept_from is not None and kept_from <= due
             meals.append(
                 MealSamplesDue(
                     meal=m.meal,
+                    meal_date=m.day,
                     start=m.start,
                     end=m.end,
                     samples_due_at=due,
@@ -186,14 +195,16 @@ def meal_counts(
     conn: Conn, *, sites: list[str], day: date, now: datetime, grace: timedelta
 ) -> dict[str, dict[str, int]]:
     """Per site with a meal schedule: ``meals_scheduled``, ``meals_sampled`` and
-    ``meals_overdue`` of ``day`` (the regulator's lists and exports)."""
+    ``meals_overdue`` of ``day`` (the regulator's lists and exports). The region's today
+    means each site's today in its schedule's zone, as on the officer's page."""
+    on = None if day == local_date(now) else day
     return {
         site: {
             "meals_scheduled": len(meals),
             "meals_sampled": sum(m.sampled for m in meals),
             "meals_overdue": sum(m.overdue for m in meals),
         }
-        for site, meals in meal_states(conn, sites=sites, day=day, now=now, grace=grace).items()
+        for site, meals in meal_states(conn, sites=sites, day=on, now=now, grace=grace).items()
     }
 
 
@@ -202,13 +213,13 @@ def meals_of_day(
     *,
     site_id: str,
     scope: SiteScope,
-    day: date,
+    day: date | None,
     now: datetime,
     settings: DutySettings,
 ) -> list[MealSamplesDue]:
-    """The site's scheduled meals of ``day`` with their samples, so the officer sees what is
-    still to be sampled before it becomes a ticket. A site without a meal schedule has none
-    (the product cannot know its meals)."""
+    """The site's scheduled meals of ``day`` (``None``: today in its schedule's zone) with
+    their samples, so the officer sees what is still to be sampled before it becomes a
+    ticket. A site without a meal schedule has none (the product cannot know its meals)."""
     require_site(conn, scope, site_id)
     states = meal_states(conn, sites=[site_id], day=day, now=now, grace=settings.sample_grace)
     return states.get(site_id, [])

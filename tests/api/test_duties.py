@@ -255,6 +255,10 @@ def test_samples_under_125_g_or_kept_under_48_h_are_refused(
     )
     assert r.status_code == 422
     assert "sensor_id" in r.json()["detail"]
+    far = {**body, "meal_date": str(china_today(now) - timedelta(days=3))}  # a typo'd date
+    r = client.post(url, json=far, headers=world.headers("officer"))
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("meal_date: ")
     assert conn.execute("SELECT count(*) FROM food_samples").fetchone() == (0,)
     r = client.post(url, json=body, headers=world.headers("officer"))
     assert r.status_code == 201, r.text

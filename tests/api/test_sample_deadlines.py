@@ -264,3 +264,27 @@ def test_the_views_call_a_meal_overdue_exactly_when_the_check_records_it(
         f"food_sample_missed:site-a1:{DAY2}:dinner",
         "food_sample_missed:site-a1:2026-12-03:lunch",
     }
+
+
+def test_today_is_the_schedules_own_day_and_each_meal_says_its_date(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    # a schedule kept in a zone 20 hours behind China's: its today is often China's yesterday
+    zone = ZoneInfo("Etc/GMT+12")
+    _keep_duties(client, world, "site-a1", DAY1)
+    conn.execute(
+        "INSERT INTO meal_schedules (site_id, timezone, window_s, services) "
+        "VALUES ('site-a1', 'Etc/GMT+12', 3600, %s)",
+        (Jsonb([{"meal": "lunch", "start": "00:00", "end": "00:01", "weekdays": EVERY_DAY}]),),
+    )
+    theirs = datetime.now(zone).date()
+    r = client.get(f"{API}/sites/site-a1/meals", headers=world.headers("officer"))
+    assert r.status_code == 200, r.text
+    assert [m["meal_date"] for m in r.json()] == [str(theirs)]
+    # a sample recorded under that date counts on the officer's page and the regulator's list
+    _sample(client, world, "site-a1", theirs, "lunch")
+    r = client.get(f"{API}/sites/site-a1/meals", headers=world.headers("officer"))
+    assert [(m["sampled"], m["overdue"]) for m in r.json()] == [(True, False)]
+    rows = client.get(f"{API}/duties/today", headers=world.headers("regulator")).json()
+    row = next(x for x in rows if x["site_id"] == "site-a1")
+    assert (row["meals_scheduled"], row["meals_sampled"]) == (1, 1)

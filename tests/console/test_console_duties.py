@@ -162,3 +162,67 @@ def test_site_without_duties_says_so(module_console: Console, module_browser: We
     assert "尚未设置每日食安职责" in (text(b, "#duty-none") or "")
     assert "/duties" not in nav(b)
     assert console_errors(b) == []
+
+
+def test_meals_of_a_schedule_in_another_zone_are_sampled_under_their_own_date(
+    module_console: Console, module_browser: WebDriver
+) -> None:
+    """The officer samples 'today's' lunch of a schedule whose zone is on another date than
+    China's: the sample is recorded under the meal's date, so the check sees it."""
+    c, b = module_console, module_browser
+    now = utcnow()
+    # 20 h behind China's zone before 20:00 China time, 6 h ahead after: never China's date
+    china_hour = now.astimezone(ZoneInfo("Asia/Shanghai")).hour
+    zone = "Etc/GMT+12" if china_hour < 20 else "Etc/GMT-14"
+    theirs = now.astimezone(ZoneInfo(zone)).date()
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        set_duty_site(
+            conn,
+            site_id="east-1",
+            data=DutySiteIn(business_type="school_canteen", deadline_local="10:00"),
+            scope=SiteScope.everything(),
+            actor="admin",
+            now=now,
+        )
+        old = conn.execute(
+            "SELECT timezone, services FROM meal_schedules WHERE site_id = 'east-1'"
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO meal_schedules (site_id, timezone, window_s, services) "
+            "VALUES ('east-1', %s, 3600, %s) ON CONFLICT (site_id) DO UPDATE "
+            "SET timezone = EXCLUDED.timezone, services = EXCLUDED.services",
+            (zone, Jsonb([{"meal": "lunch", "start": "00:00", "end": "00:01",
+                           "weekdays": EVERY_DAY}])),
+        )  # fmt: skip
+    try:
+        sign_in_as(b, c, "officer-e1", "/console/duties")
+        wait_until(lambda: b.find_elements(By.CSS_SELECTOR, "#meal-due li"), what="meals")
+        listed = b.find_elements(By.CSS_SELECTOR, "#meal-due li")
+        assert [li.get_attribute("data-meal") for li in listed] == ["lunch"]
+        find(b, "#dish-0").send_keys("番茄炒蛋")
+        find(b, "#dish-g-0").send_keys("150")
+        find(b, "#samples-submit").click()
+        wait_until(
+            lambda: (
+                find(b, "#meal-due li[data-meal='lunch']").get_attribute("data-state") == "sampled"
+            ),
+            what="lunch sampled",
+        )
+        assert "番茄炒蛋" in (text(b, "#sample-list") or "")  # listed under the meal's date
+        assert console_errors(b) == []
+        with psycopg.connect(c.db_url) as conn:
+            dates = conn.execute(
+                "SELECT meal_date FROM food_samples "
+                "WHERE site_id = 'east-1' AND meal = 'lunch' AND dish = '番茄炒蛋'"
+            ).fetchall()
+        assert dates == [(theirs,)]
+    finally:
+        with psycopg.connect(c.db_url, autocommit=True) as conn:
+            if old is None:
+                conn.execute("DELETE FROM meal_schedules WHERE site_id = 'east-1'")
+            else:
+                conn.execute(
+                    "UPDATE meal_schedules SET timezone = %s, services = %s "
+                    "WHERE site_id = 'east-1'",
+                    (old[0], Jsonb(old[1])),
+                )

@@ -74,12 +74,14 @@ export async function renderDuties(main, params) {
   const duty = await api(`/sites/${encodeURIComponent(siteId)}/duties`);
   const base = `/sites/${encodeURIComponent(siteId)}`;
   const day = today();
-  const [checks, health, samples, meals] = await Promise.all([
+  const [checks, health, meals] = await Promise.all([
     api(`${base}/daily-checks${qs({ since: day, limit: 1 })}`),
     api(`${base}/health-checks${qs({ day })}`),
-    api(`${base}/food-samples${qs({ day })}`),
-    api(`${base}/meals${qs({ day })}`),
+    api(`${base}/meals`), // today in the schedule's zone; each meal carries its date
   ]);
+  // samples are kept under the meal's date in its schedule's zone (China's today in China)
+  const mealDay = meals.length ? meals[0].meal_date : day;
+  const samples = await api(`${base}/food-samples${qs({ day: mealDay })}`);
   const writer = !me().read_only;
   const done = checks.find((c) => c.check_date === day);
   mount(main,
@@ -87,7 +89,7 @@ export async function renderDuties(main, params) {
     writer ? null : h("p", { class: "muted" }, w("read_only")),
     checkSection(base, duty, done, writer),
     healthSection(base, health, writer),
-    samplesSection(base, samples, meals, writer, day));
+    samplesSection(base, samples, meals, writer, mealDay));
 }
 
 /** "Saved" or the API's refusal as a sentence, in the section's status line. */
@@ -216,6 +218,7 @@ function mealsDue(meals) {
   }));
 }
 
+/** The 留样 section of the meal day `day` (the schedule's today): its meals, samples and form. */
 function samplesSection(base, samples, meals, writer, day) {
   const list = h("ul", { id: "sample-list" }, samples.length ? samples.map((s) => h("li", { dataset: { meal: s.meal } },
     `${w(s.meal)} · ${s.dish} · ${s.weight_g} g · ${w("keep_until")} ${fmtTime(s.keep_until)}`))
