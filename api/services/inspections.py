@@ -24,6 +24,7 @@ from api.auth.scope import SiteScope
 from api.services.evidence import EvidenceStore, check_image
 from api.services.tickets import FINDINGS_CHANNEL
 from bkcommon.errors import RequestError
+from bkcommon.localtime import local_date
 
 logger = logging.getLogger(__name__)
 
@@ -539,7 +540,7 @@ def sign_notice(
     row = conn.execute(
         """UPDATE inspections SET notice_no = %s, notice_signed_by = %s, notice_signed_at = %s
            WHERE id = %s AND notice_signed_at IS NULL RETURNING id""",
-        (f"ZGTZ-{now:%Y%m%d}-{inspection_id:06d}", signed_by, now, inspection_id),
+        (f"ZGTZ-{local_date(now):%Y%m%d}-{inspection_id:06d}", signed_by, now, inspection_id),
     ).fetchone()
     if row is None:
         raise ConflictError(f"the notice of inspection {inspection_id} is already signed")

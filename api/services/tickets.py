@@ -27,6 +27,7 @@ from api.services.notify.message import TicketFacts, ticket_opened
 from api.services.notify.routing import enqueue_for_roles
 from api.services.triage import queue_for_review, triage_mode
 from api.settings import ApiSettings
+from bkcommon.localtime import local_date
 
 logger = logging.getLogger(__name__)
 
@@ -293,7 +294,9 @@ def _insert_ticket(
            RETURNING id, ticket_no,
                      (SELECT name FROM sites WHERE id = %(site)s)""",
         {
-            "prefix": f"ZG-{now:%Y%m%d}-",
+            # the number carries the day the ticket opened on the region's calendar (what the
+            # people reading it live by), not UTC's: at 02:00 China time it is already tomorrow
+            "prefix": f"ZG-{local_date(now):%Y%m%d}-",
             "site": finding.site_id,
             "source": OPENING_KINDS[finding.kind],
             "rule": finding.rule,

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bkcommon.localtime import local_date
+
 SUPPLIER_LICENCE = "JY13301060000001"
 SAMPLE_NO = "DEMO-S-001"
 
@@ -62,7 +64,7 @@ def seed_workflows(
                 "supplier_licence": SUPPLIER_LICENCE,
                 "product": "青菜",
                 "batch_no": f"B-{now:%m%d}",
-                "delivered_on": now.date().isoformat(),
+                "delivered_on": local_date(now).isoformat(),
                 "quantity": "25",
                 "received_by": "demo receiver",
             },

@@ -265,3 +265,15 @@ def test_clear_waits_for_a_raise_still_in_flight(
     assert process_findings(conn, now=NOW, settings=settings) == 2
     [t] = _tickets(conn)
     assert t[13] == NOW
+
+
+def test_the_ticket_number_carries_the_regions_date_not_utcs(
+    conn: psycopg.Connection[Any], settings: ApiSettings
+) -> None:
+    # 17:30 UTC on 2 March is 01:30 on 3 March in China: the people reading the number live
+    # by the second date
+    late = T0.replace(hour=17, minute=30)
+    insert_finding(conn, key="alarm:1:raised", payload={"alarm_id": 1, "temp_c": 11.5})
+    assert process_findings(conn, now=late, settings=settings) == 1
+    [(tid, no)] = conn.execute("SELECT id, ticket_no FROM tickets").fetchall()
+    assert no == f"ZG-20260303-{tid}"
