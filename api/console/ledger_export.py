@@ -23,21 +23,19 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from api.schemas import TicketPublic
-from api.services.labels import SOURCE_LABELS, TIER_LABELS, rule_label, title_in
+from api.services.labels import (
+    SOURCE_LABELS,
+    STATUS_LABELS,
+    TIER_LABELS,
+    rule_label,
+    title_in,
+)
 from api.services.spreadsheet import defuse
 from bkcommon.localtime import DEFAULT_TIME_ZONE
 
 Lang = Literal["zh-CN", "en"]
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-STATUS_LABELS: dict[str, tuple[str, str]] = {
-    "open": ("待处理", "open"),
-    "acknowledged": ("已接收", "acknowledged"),
-    "rectified": ("已整改", "rectified"),
-    "closed": ("已关闭", "closed"),
-    "rejected": ("已驳回", "rejected"),
-}
 
 COLUMNS: tuple[tuple[str, str, str, int], ...] = (
     # key, zh header, en header, width

@@ -15,8 +15,10 @@ from fastapi.responses import HTMLResponse
 from api.auth.scope import Role, SiteScope
 from api.deps import ConnDep, SettingsDep
 from api.services.acklink import AckClaim, AckLinkError, verify_ack_token
+from api.services.labels import STATUS_LABELS
 from api.services.lifecycle import Action, Actor, LifecycleError, apply_action
 from api.settings import ApiSettings
+from bkcommon.localtime import fmt_local
 from bkcommon.timeutil import utcnow
 
 router = APIRouter(prefix="/ack", tags=["acknowledge links"])
@@ -94,9 +96,13 @@ def ack_page(token: TokenPath, conn: ConnDep, settings: Settings) -> HTMLRespons
     used = conn.execute(
         "SELECT 1 FROM ack_link_uses WHERE signature = %s", (claim.signature,)
     ).fetchone()
+    # read on a phone away from the console: the deadline in the region's time with its zone
+    # named, the status in words (both languages, like the rest of the page)
+    zh, en = STATUS_LABELS.get(str(row[2]), (str(row[2]), str(row[2])))
     info = (
         f"{html.escape(str(row[0]))}<br>{html.escape(str(row[1]))}<br>"
-        f"整改期限 Due: {row[3]:%Y-%m-%d %H:%M} UTC<br>状态 Status: {html.escape(str(row[2]))}"
+        f"整改期限 Due: {html.escape(fmt_local(row[3], show_zone=True))}<br>"
+        f"状态 Status: {html.escape(zh)} {html.escape(en)}"
     )
     if used is not None:
         return _page("已确认 Already acknowledged", info, status=200)

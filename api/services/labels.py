@@ -57,6 +57,15 @@ TIER_LABELS: dict[int, tuple[str, str]] = {
 }
 """Tier → (zh, en), after Hubei's grading (DOMAIN.md)."""
 
+STATUS_LABELS: dict[str, tuple[str, str]] = {
+    "open": ("待处理", "open"),
+    "acknowledged": ("已接收", "acknowledged"),
+    "rectified": ("已整改", "rectified"),
+    "closed": ("已关闭", "closed"),
+    "rejected": ("已驳回", "rejected"),
+}
+"""A ticket's status in words (Chinese, English): the Excel ledger, the acknowledge page."""
+
 _TEMP_RULES = {"temp_high", "temp_low"}
 
 

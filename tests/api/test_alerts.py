@@ -18,6 +18,7 @@ from api.services.notify.base import Channel
 from api.services.notify.channels import build_channels, close_channels
 from api.services.notify.dispatcher import dispatch_due
 from api.settings import ApiSettings
+from bkcommon.localtime import fmt_local
 from bkcommon.timeutil import utcnow
 from tests.api.conftest import T0, HookServer, SmtpServer
 from tests.api.loop_support import (
@@ -73,6 +74,11 @@ def test_acknowledge_from_a_phone_once(
     assert '<form method="post">' in page.text
     assert "ZG-" in page.text
     assert "<script" not in page.text
+    # the deadline in China time with its zone named, the status in words, never codes
+    due = conn.execute("SELECT due_at FROM tickets WHERE id = %s", (tid,)).fetchone()[0]
+    assert f"{fmt_local(due)} (北京时间 China time, UTC+08:00)" in page.text
+    assert "UTC<br>" not in page.text
+    assert "状态 Status: 待处理 open" in page.text
 
     done = loop_client.post(f"/api/v1/ack/{token}")
     assert done.status_code == 200, done.text
