@@ -118,6 +118,17 @@ def sensor_id_for(prefix: str, i: int, profile: Profile, k: int) -> str:
     return f"{prefix}-{i:03d}-{profile.value.replace('_', '')}-{k}"
 
 
+EQUIPMENT_NAMES: dict[Profile, str] = {
+    Profile.FRIDGE: "冷藏柜",
+    Profile.FREEZER: "冷冻柜",
+    Profile.PREP_ROOM: "专间",
+    Profile.SAMPLE_FRIDGE: "留样柜",
+    Profile.HOT_HOLDING: "保温柜",
+}
+"""What a canteen calls each simulated sensor's equipment: the name (冷藏柜 1, 冷藏柜 2 …) is
+what tickets, alerts and the console show, so it reads like a real kitchen's."""
+
+
 def fleet_sensors(sites: int, per_profile: int, site_prefix: str = "sim") -> list[SimSensor]:
     """All sensors of a fleet, in a stable order."""
     out: list[SimSensor] = []
@@ -150,12 +161,14 @@ def generate_site_file(
     sites: list[dict[str, object]] = []
     by_site: dict[str, list[dict[str, object]]] = {}
     for s in fleet_sensors(n_sites, per_profile, site_prefix):
+        mine = by_site.setdefault(s.site_id, [])
+        same = sum(1 for e in mine if e["profile"] == s.profile.value)
         entry: dict[str, object] = {
             "id": s.sensor_id,
-            "name": f"{s.profile.value} {s.sensor_id}",
+            "name": f"{EQUIPMENT_NAMES[s.profile]} {same + 1}",
             "profile": s.profile.value,
         }
-        by_site.setdefault(s.site_id, []).append(entry)
+        mine.append(entry)
     for i in range(n_sites):
         sid = site_id_for(site_prefix, i)
         sites.append(

@@ -155,6 +155,10 @@ def test_generated_site_file_registers_the_fleet(tmp_path) -> None:  # type: ign
     assert set(loaded.sensor_index()) == {s.sensor_id for s in f.sensors}
     assert len(loaded.sensor_index()) == 3 * 5 * 2
     assert loaded.people[0].channels[0].address == "http://127.0.0.1:9/hook/x"
+    # named as a kitchen names its equipment (tickets and alerts show the name), once per site
+    names = [s.name for s in loaded.sites[0].sensors]
+    assert names[:4] == ["冷藏柜 1", "冷藏柜 2", "冷冻柜 1", "冷冻柜 2"]
+    assert len(set(names)) == len(names) == 5 * 2
 
 
 def test_cli_publishes_exactly_every_message(mqtt_url: str, topic_prefix: str) -> None:

@@ -10,7 +10,7 @@ const WORDS = {
   "zh-CN": {
     title: "今日食安职责", site: "单位", check: "每日检查（日管控）", due: "截止时间 {t}",
     yes: "是", no: "否", note: "说明", photo: "拍照（“否”必须拍照）", submit_check: "提交检查",
-    done_by: "{who} 于 {t} 完成，{n} 项不合格已生成整改单", need_photo: "第 {n} 项选“否”，请先拍照。",
+    done_by: "{who} 于 {t} 完成，{n} 项不合格已生成整改单", done_ok: "{who} 于 {t} 完成，全部合格", need_photo: "第 {n} 项选“否”，请先拍照。",
     need_answer: "第 {n} 项还没有选择“是”或“否”。", uploading: "正在上传照片…", saved: "已保存。",
     no_duties: "该单位尚未设置每日食安职责，请联系食品安全总监或监管人员设置。",
     health: "晨检", staff: "姓名", temp: "体温(℃)", symptoms: "症状", add_staff: "再加一人",
@@ -27,7 +27,7 @@ const WORDS = {
   en: {
     title: "Today's food-safety duties", site: "Site", check: "Daily check", due: "Due by {t}",
     yes: "Yes", no: "No", note: "Note", photo: "Photo (required for “No”)", submit_check: "Submit the check",
-    done_by: "Done by {who} at {t}; {n} “no” answers opened tickets", need_photo: "Item {n} is “No”: take a photo first.",
+    done_by: "Done by {who} at {t}; {n} “no” answers opened tickets", done_ok: "Done by {who} at {t}; every item passed", need_photo: "Item {n} is “No”: take a photo first.",
     need_answer: "Item {n} has no answer yet.", uploading: "Uploading photos…", saved: "Saved.",
     no_duties: "This site keeps no daily duties yet; ask its director or the regulator to set them.",
     health: "Morning health check", staff: "Name", temp: "Temp (°C)", symptoms: "Symptoms", add_staff: "Add a person",
@@ -111,7 +111,7 @@ function checkSection(base, duty, done, writer) {
     const byKey = new Map((duty.checklist?.items ?? []).map((item) => [item.key, item]));
     const label = (a) => (byKey.has(a.item) ? itemLabel(byKey.get(a.item)) : a.label);
     return h("section", { class: "card", id: "duty-check", "aria-labelledby": "duty-check-h", dataset: { done: "yes" } }, head,
-      h("p", { id: "duty-check-done" }, w("done_by", { who: done.completed_by, t: fmtClock(done.completed_at), n: done.findings })),
+      h("p", { id: "duty-check-done" }, w(done.findings ? "done_by" : "done_ok", { who: done.completed_by, t: fmtClock(done.completed_at), n: done.findings })),
       h("ul", { id: "duty-answers" }, done.answers.map((a) => h("li", { dataset: { item: a.item, ok: String(a.ok) } },
         `${a.ok ? "✓" : "✗"} ${label(a)}${a.note ? ` — ${a.note}` : ""}`))));
   }
