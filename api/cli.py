@@ -159,7 +159,14 @@ def _cmd_risk_compute(args: argparse.Namespace) -> int:
     import psycopg
 
     from api.auth.scope import SiteScope
-    from api.services.risk import RiskSettings, compute, compute_due, store
+    from api.services.risk import (
+        RiskSettings,
+        compute,
+        compute_due,
+        refresh_current,
+        store,
+        store_current,
+    )
     from bkcommon.settings import CommonSettings
     from bkcommon.timeutil import utcnow
 
@@ -178,7 +185,9 @@ def _cmd_risk_compute(args: argparse.Namespace) -> int:
                     conn=conn, now=utcnow(), scope=SiteScope.everything(), settings=settings
                 )
                 n = store(conn, scores)
+                store_current(conn, scores)
         else:
             n = compute_due(conn, now=utcnow(), settings=settings)
+            refresh_current(conn, now=utcnow(), settings=settings)
     print(f"risk scores stored for {n} site(s)")
     return 0

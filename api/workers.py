@@ -25,7 +25,7 @@ from api.services.evidence_store import offload_blobs, s3_store
 from api.services.notify.base import Channel
 from api.services.notify.channels import build_channels, close_channels
 from api.services.notify.dispatcher import dispatch_due
-from api.services.risk import RISK_CHANNEL, RiskSettings, compute_due
+from api.services.risk import RISK_CHANNEL, RiskSettings, risk_step
 from api.services.sample_deadlines import check_sample_deadlines
 from api.services.tickets import FINDINGS_CHANNEL, NOTIFICATIONS_CHANNEL, process_findings
 from api.settings import ApiSettings
@@ -154,12 +154,12 @@ class Workers:
             stop_event=self._stop,
         )
         risk = RiskSettings()
-        self.risk = ListenWorker(  # daily risk scores; checks every 10 min which are due
+        self.risk = ListenWorker(  # daily history points and the scores now, when due
             name="risk-score",
             database_url=database_url,
             channels=(RISK_CHANNEL,),
-            step=lambda c: compute_due(c, now=utcnow(), settings=risk),
-            poll_interval_s=600.0,
+            step=lambda c: risk_step(c, now=utcnow(), settings=risk),
+            poll_interval_s=min(600.0, risk.refresh_min * 60.0),
             stop_event=self._stop,
         )
         self.escalation = ListenWorker(  # escalation falls due with time: polls on its interval

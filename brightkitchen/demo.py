@@ -755,6 +755,7 @@ DEMO_LADDER_ENV = {
     "BK_API_ESCALATION_INTERVAL_S": "3",
     "BK_DUTY_INTERVAL_S": "3",
     "BK_DUTY_SAMPLE_GRACE_MIN": DEMO_SAMPLE_GRACE_MIN,
+    "BK_RISK_REFRESH_MIN": "0.5",  # the overview's risk scores follow the demo's tickets
 }
 """API settings the demo runs with unless the environment sets them: the ladder in seconds."""
 

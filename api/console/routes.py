@@ -33,6 +33,7 @@ from api.routes.complaints import Inspector, RegionPath, own_region_or_404
 from api.schemas import TicketPublic, TicketSource, TicketStatus
 from api.services.labels import PROFILE_LABELS, RULE_LABELS, SOURCE_LABELS, TIER_LABELS
 from api.services.publication import PublicationPublic, effective_for_region
+from api.services.risk import LATEST_SQL
 from api.services.spreadsheet import defuse
 from bkcommon.localtime import local_today, region_zone_name
 from bkcommon.timeutil import utcnow
@@ -170,8 +171,9 @@ class ConsoleOverview(BaseModel):
 def console_overview(*, conn: ConnDep, scope: SiteScope) -> ConsoleOverview:
     """Counts per canteen by three grouped scans (not a sub-query per canteen), one round trip.
 
-    Open and overdue tickets, active alarms and the newest stored risk score of each site
-    in scope; the same definitions as ``/api/v1/sites`` and ``/console/api/summary``.
+    Open and overdue tickets, active alarms and the risk score now of each site in scope
+    (``risk_current``, refreshed by the risk-score job); the same definitions as
+    ``/api/v1/sites`` and ``/console/api/summary``.
     """
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
@@ -183,9 +185,7 @@ def console_overview(*, conn: ConnDep, scope: SiteScope) -> ConsoleOverview:
                 a AS (
                     SELECT site_id, count(*) AS n FROM alarms
                     WHERE status <> 'cleared' AND {scope.clause("site_id")} GROUP BY site_id),
-                r AS (
-                    SELECT DISTINCT ON (site_id) site_id, score FROM risk_scores
-                    WHERE {scope.clause("site_id")} ORDER BY site_id, computed_at DESC)
+                r AS ({LATEST_SQL.format(scope=scope.clause("s.id"))})
                 SELECT s.id, s.region_id, s.name, s.address, rg.name AS region_name,
                        coalesce(t.open_n, 0) AS open_tickets,
                        coalesce(t.overdue_n, 0) AS overdue_tickets,
@@ -219,7 +219,7 @@ class SensorBrief(BaseModel):
 
 
 def console_summary(*, conn: ConnDep, scope: SiteScope) -> ConsoleSummary:
-    """Region names of the sites in scope, and each site's latest stored risk score."""
+    """Region names of the sites in scope, and each site's risk score now (``LATEST_SQL``)."""
     with conn.cursor(row_factory=dict_row) as cur:
         regions = cur.execute(
             f"""SELECT DISTINCT r.id, r.name FROM regions r JOIN sites s ON s.region_id = r.id
@@ -227,8 +227,8 @@ def console_summary(*, conn: ConnDep, scope: SiteScope) -> ConsoleSummary:
             scope.params(),
         ).fetchall()
         risk = cur.execute(
-            f"""SELECT DISTINCT ON (site_id) site_id, score, computed_at FROM risk_scores
-                WHERE {scope.clause("site_id")} ORDER BY site_id, computed_at DESC""",
+            LATEST_SQL.format(scope=scope.clause("s.id")) + " AND (c.site_id IS NOT NULL "
+            "OR h.score IS NOT NULL)",
             scope.params(),
         ).fetchall()
     return ConsoleSummary(

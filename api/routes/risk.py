@@ -8,7 +8,15 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 
 from api.auth.scope import Principal, Role
 from api.deps import ConnDep, ScopeDep, not_found, require_role
-from api.services.risk import RiskScore, RiskSettings, SiteRiskPublic, compute, site_risk, store
+from api.services.risk import (
+    RiskScore,
+    RiskSettings,
+    SiteRiskPublic,
+    compute,
+    site_risk,
+    store,
+    store_current,
+)
 from bkcommon.timeutil import utcnow
 
 router = APIRouter(tags=["risk"])
@@ -45,8 +53,10 @@ def post_compute(
     scope: ScopeDep,
     risk: RiskSettingsDep,
 ) -> list[RiskScore]:
-    """Compute and store every site's score now (the daily job does this on its own)."""
+    """Compute and store every site's score now (the daily job does this on its own); it
+    is also each site's score now on the overview."""
     scores = compute(conn=conn, now=utcnow(), scope=scope, settings=risk)
     with conn.transaction():
         store(conn, scores)
+        store_current(conn, scores)
     return scores

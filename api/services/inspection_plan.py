@@ -73,7 +73,8 @@ WITH RECURSIVE tree(id) AS (
     SELECT r.id FROM regions r JOIN tree ON r.parent_id = tree.id
 )
 SELECT s.id AS site_id, s.name, s.region_id,
-       coalesce((SELECT rs.score FROM risk_scores rs WHERE rs.site_id = s.id
+       coalesce((SELECT c.score FROM risk_current c WHERE c.site_id = s.id),
+                (SELECT rs.score FROM risk_scores rs WHERE rs.site_id = s.id
                  ORDER BY rs.computed_at DESC LIMIT 1), 0)::float8 AS score
 FROM sites s
 WHERE (%(region)s::text IS NULL OR s.region_id IN (SELECT id FROM tree))

@@ -50,6 +50,9 @@ class RiskSettings(BaseSettings):
 
     window_days: float = Field(default=90.0, gt=0, le=3650)
     interval_h: float = Field(default=24.0, gt=0, le=24 * 31, description="Stored how often.")
+    refresh_min: float = Field(
+        default=10.0, gt=0, le=24 * 60, description="How old the score now may grow."
+    )
     w_overdue: float = Field(default=0.25, ge=0)
     w_repeated: float = Field(default=0.15, ge=0)
     w_excursion: float = Field(default=0.20, ge=0)
@@ -269,6 +272,78 @@ def compute_due(conn: Conn, *, now: datetime, settings: RiskSettings) -> int:
         n = store(conn, compute(conn=conn, now=now, scope=scope, settings=settings))
     logger.info("risk scores stored for %d site(s)", n)
     return n
+
+
+_UPSERT_CURRENT = """
+INSERT INTO risk_current (site_id, computed_at, score, components)
+VALUES (%s, %s, %s, %s)
+ON CONFLICT (site_id) DO UPDATE SET computed_at = EXCLUDED.computed_at,
+    score = EXCLUDED.score, components = EXCLUDED.components
+WHERE risk_current.computed_at < EXCLUDED.computed_at
+"""
+
+
+def store_current(conn: Conn, scores: list[RiskScore]) -> None:
+    """Make ``scores`` each site's score now (an older one is replaced, a newer one kept)."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            _UPSERT_CURRENT,
+            [
+                (
+                    s.site_id,
+                    s.computed_at,
+                    s.score,
+                    Jsonb({"normalised": s.components, "raw": s.raw.model_dump()}),
+                )
+                for s in scores
+            ],
+        )
+
+
+def refresh_current(conn: Conn, *, now: datetime, settings: RiskSettings) -> int:
+    """Recompute the score now of every site whose one is older than ``refresh_min``.
+
+    The history keeps one point a day, but the overview, the canteen page and the
+    inspection draw must not show a score up to a day old: a canteen with an overdue
+    ticket since this morning is riskier now. Returns how many were refreshed (0 when all
+    are fresh, so the job's drain loop stops).
+    """
+    due = conn.execute(
+        """SELECT s.id FROM sites s LEFT JOIN risk_current c ON c.site_id = s.id
+           WHERE c.site_id IS NULL OR c.computed_at <= %s ORDER BY s.id""",
+        (now - timedelta(minutes=settings.refresh_min),),
+    ).fetchall()
+    if not due:
+        return 0
+    scope = SiteScope(all_sites=False, site_ids=tuple(str(r[0]) for r in due))
+    scores = compute(conn=conn, now=now, scope=scope, settings=settings)
+    with conn.transaction():
+        store_current(conn, scores)
+    logger.debug("risk scores now refreshed for %d site(s)", len(scores))
+    return len(scores)
+
+
+def risk_step(conn: Conn, *, now: datetime, settings: RiskSettings) -> int:
+    """The risk-score job's step: the day's history points that are due, then the scores
+    now that are stale."""
+    return compute_due(conn, now=now, settings=settings) + refresh_current(
+        conn, now=now, settings=settings
+    )
+
+
+LATEST_SQL = """
+SELECT s.id AS site_id,
+       coalesce(c.score, h.score) AS score,
+       coalesce(c.computed_at, h.computed_at) AS computed_at
+FROM sites s
+LEFT JOIN risk_current c ON c.site_id = s.id
+LEFT JOIN LATERAL (SELECT r.score, r.computed_at FROM risk_scores r WHERE r.site_id = s.id
+                   ORDER BY r.computed_at DESC LIMIT 1) h ON c.site_id IS NULL
+WHERE {scope}
+"""
+"""Each site in scope with its score now (``risk_current``), or its newest stored one where
+the job has not run yet (a fresh install, a database restored from a backup); NULL where
+neither exists. ``{scope}`` is a clause on ``s.id``."""
 
 
 class RiskPoint(BaseModel):

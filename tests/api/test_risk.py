@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth.scope import SiteScope
-from api.services.risk import RiskSettings, combine, compute, compute_due
+from api.services.risk import RiskSettings, combine, compute, compute_due, risk_step
 from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
 from tests.api.conftest import T0
@@ -220,3 +220,34 @@ def test_workers_store_the_daily_scores_on_their_own(
         )
     finally:
         workers.stop()
+
+
+@pytest.mark.usefixtures("record")
+def test_the_score_now_follows_the_record_while_the_history_stays_daily(
+    conn: psycopg.Connection[Any],
+) -> None:
+    from api.console.routes import console_overview
+    from api.services.inspection_plan import _ELIGIBLE
+
+    settings = RiskSettings()
+    assert risk_step(conn, now=NOW, settings=settings) == 2 + 2  # history points, scores now
+    assert risk_step(conn, now=NOW + timedelta(minutes=5), settings=settings) == 0  # fresh
+
+    def overview() -> dict[str, float | None]:
+        rows = console_overview(conn=conn, scope=SiteScope.everything()).data
+        return {r.id: r.risk for r in rows}
+
+    assert overview()["school-001"] == pytest.approx(21.6)
+    # this morning a ticket at school-001 went past its deadline: the overview must say so
+    # within the refresh, not tomorrow when the next history point is due
+    add_ticket(conn, "t5", opened=NOW, due=NOW + timedelta(minutes=30))
+    later = NOW + timedelta(minutes=40)
+    assert risk_step(conn, now=later, settings=settings) == 2  # the scores now, no history
+    assert conn.execute("SELECT count(*) FROM risk_scores").fetchone() == (2,)
+    now_score = overview()["school-001"]
+    assert now_score is not None
+    assert now_score > 21.6 + 5.0  # one more overdue ticket: +5 points
+    drawn = conn.execute(
+        _ELIGIBLE.format(scope="true"), {"region": None}
+    ).fetchall()  # the inspection draw weighs the same number
+    assert [float(r[3]) for r in drawn if r[0] == "school-001"] == [pytest.approx(now_score)]
