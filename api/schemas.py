@@ -171,6 +171,11 @@ class TicketEventPublic(Public):
     id: int
     at: datetime
     actor: str
+    actor_name: str | None = Field(
+        default=None,
+        description="Who acted, as people know them: the person's name where the user or the "
+        "notice link has one, else the username; null for the system (the ticket engine).",
+    )
     kind: str
     note: str
     data: dict[str, Any]

@@ -50,6 +50,21 @@ _FILTERS = {
 }
 
 
+_EVENTS = """
+SELECT e.id, e.at, e.actor, e.kind, e.note, e.data,
+       CASE WHEN e.actor = 'system' THEN NULL
+            WHEN e.actor LIKE 'person:%%' THEN coalesce(pp.name, substr(e.actor, 8))
+            ELSE coalesce(up.name, e.actor) END AS actor_name
+FROM ticket_events e
+LEFT JOIN people pp ON e.actor LIKE 'person:%%' AND pp.id = substr(e.actor, 8)
+LEFT JOIN users u ON u.username = e.actor
+LEFT JOIN people up ON up.id = u.person_id
+WHERE e.ticket_id = %s ORDER BY e.id
+"""
+"""A ticket's timeline with each actor as people know them: ``person:<id>`` (a notice link)
+and a user linked to a person read as the person's name, ``system`` as null."""
+
+
 def list_tickets(
     *,
     conn: Conn,
@@ -232,11 +247,7 @@ def get_ticket(*, conn: Conn, scope: SiteScope, ticket_id: int) -> TicketDetailP
             + scope.clause("t.site_id"),
             {"id": ticket_id, **scope.params()},
         )
-        events_cur.execute(
-            "SELECT id, at, actor, kind, note, data FROM ticket_events "
-            "WHERE ticket_id = %s ORDER BY id",
-            (ticket_id,),
-        )
+        events_cur.execute(_EVENTS, (ticket_id,))
         findings_cur.execute(
             "SELECT id FROM findings WHERE ticket_id = %s ORDER BY id", (ticket_id,)
         )

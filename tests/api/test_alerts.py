@@ -64,7 +64,10 @@ def test_token_signature_and_expiry() -> None:
 
 @pytest.mark.usefixtures("loop_registry")
 def test_acknowledge_from_a_phone_once(
-    loop_client: TestClient, conn: psycopg.Connection[Any], loop_settings: ApiSettings
+    loop_client: TestClient,
+    conn: psycopg.Connection[Any],
+    loop_settings: ApiSettings,
+    admin_headers: dict[str, str],
 ) -> None:
     tid = open_alarm_ticket(conn, loop_settings, now=utcnow())  # the link expires in real time
     token = _link_token(conn, tid, "officer-1")
@@ -92,6 +95,12 @@ def test_acknowledge_from_a_phone_once(
     assert events(conn, tid)[-1] == (
         "acknowledged", "person:officer-1", "acknowledged from the notice link",
     )  # fmt: skip
+    timeline = loop_client.get(f"/api/v1/tickets/{tid}", headers=admin_headers).json()["events"]
+    names = {e["actor"]: e["actor_name"] for e in timeline}  # as people know them
+    assert names["system"] is None
+    person = conn.execute("SELECT name FROM people WHERE id = 'officer-1'").fetchone()
+    assert person is not None
+    assert names["person:officer-1"] == person[0]
 
     assert loop_client.post(f"/api/v1/ack/{token}").status_code == 409  # one time only
     assert "Already acknowledged" in loop_client.get(f"/api/v1/ack/{token}").text

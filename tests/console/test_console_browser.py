@@ -150,6 +150,7 @@ def test_ticket_detail_shows_timeline_escalation_and_evidence(
         for li in browser.find_elements(By.CSS_SELECTOR, "#timeline li")
     ]
     assert kinds[0] == "opened"
+    assert "系统自动" in (text(browser, "#timeline li:first-child .actor") or "")  # not "system"
     assert attr(browser, "#ticket-status", "data-status") == "open"
     assert "已逾期" in (text(browser, "h1") or "")
     img = find(browser, "#evidence img.evidence-img")
@@ -199,7 +200,8 @@ def test_officer_acknowledges_and_the_status_changes(
     assert attr(browser, "#timeline li:last-child", "data-kind") == "acknowledged"
     last = text(browser, "#timeline li:last-child") or ""
     assert "已安排维修冷藏柜" in last
-    assert "officer-e1" in last
+    assert "王食安" in last  # the person the officer's account belongs to, not the username
+    assert attr(browser, "#timeline li:last-child .actor", "title") == "officer-e1"
     with psycopg.connect(console.db_url) as conn:
         row = conn.execute("SELECT status FROM tickets WHERE id = %s", (tid,)).fetchone()
     assert row == ("acknowledged",)

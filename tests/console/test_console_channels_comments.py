@@ -67,7 +67,7 @@ def test_officer_comments_on_a_ticket(module_console: Console, module_browser: W
     last = text(b, "#timeline li:last-child") or ""
     assert "评论" in last
     assert "维修师傅明早到场" in last
-    assert "officer-e1" in last
+    assert "王食安" in last  # the account's person, not its username
     assert text(b, "#comment-message") == "评论已添加。"
     with psycopg.connect(c.db_url) as conn:
         row = conn.execute(

@@ -133,7 +133,7 @@ export async function renderTicket(main, id) {
       h("h2", { id: "timeline-h" }, t("timeline")),
       h("ol", { class: "timeline", id: "timeline" }, ticket.events.map((e) => h("li", { dataset: { kind: e.kind } },
         h("time", { datetime: e.at }, fmtTime(e.at)), " ",
-        h("strong", {}, tOr(`ev_${e.kind}`, e.kind)), " · ", h("span", { class: "actor" }, e.actor),
+        h("strong", {}, tOr(`ev_${e.kind}`, e.kind)), " · ", h("span", { class: "actor", title: e.actor }, e.actor === "system" ? t("actor_system") : (e.actor_name || e.actor)),
         e.note ? h("p", { class: "note" }, e.note) : null))),
       me().read_only ? null : commentBox(ticket)));
 }
