@@ -163,6 +163,9 @@ class RapidTestPublic(BaseModel):
     source: str
     created_by: str
     ticket_id: int | None
+    ticket_no: str | None = Field(
+        default=None, description="The number of the ticket a failure opened (ZG-…)."
+    )
     flagged: int
 
 
@@ -189,11 +192,12 @@ class FlagPublic(BaseModel):
 _SELECT = """SELECT t.id, t.site_id, t.sample_no, t.purchase_id, t.product, t.supplier_licence,
        s.name AS supplier_name, t.batch_no, t.item, t.method, t.result, t.value,
        t.limit_value AS "limit", t.unit, t.tester, t.tested_at, t.photo_sha256, t.source,
-       t.created_by, f.ticket_id,
+       t.created_by, f.ticket_id, tk.ticket_no,
        (SELECT count(*) FROM supplier_flags sf WHERE sf.rapid_test_id = t.id)::int AS flagged
 FROM rapid_tests t
 LEFT JOIN suppliers s ON s.licence_no = t.supplier_licence
-LEFT JOIN findings f ON f.finding_key = 'rapid_test:' || t.id"""
+LEFT JOIN findings f ON f.finding_key = 'rapid_test:' || t.id
+LEFT JOIN tickets tk ON tk.id = f.ticket_id"""
 
 
 def record_test(

@@ -104,10 +104,10 @@ def test_failed_sample_opens_a_ticket_and_flags_the_suppliers_recent_deliveries(
     assert test["flagged"] == 2  # a2 (same district) and b1 (the next district), not a3
 
     assert process_findings(conn, now=utcnow(), settings=app_settings) >= 1
-    ticket_id = c.get(f"/api/v1/rapid-tests/{test['id']}", headers=w.headers("officer")).json()[
-        "ticket_id"
-    ]
+    tested = c.get(f"/api/v1/rapid-tests/{test['id']}", headers=w.headers("officer")).json()
+    ticket_id = tested["ticket_id"]
     ticket = c.get(f"/api/v1/tickets/{ticket_id}", headers=w.headers("officer")).json()
+    assert tested["ticket_no"] == ticket["ticket_no"]  # the number people quote, not the id
     assert ticket["site_id"] == "site-a1"
     assert ticket["rule"] == "rapid_test_failed"
     assert ticket["source"] == "rapid_test"  # its own kind, not "opened by hand"

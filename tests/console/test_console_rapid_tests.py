@@ -88,6 +88,9 @@ def test_officer_records_a_failed_batch_and_imports_a_csv(
         assert "农药残留" in row.text
         assert "东区第一小学食堂" in row.text
         assert row.find_elements(By.CSS_SELECTOR, "a[href$='/photo']")
+        # on a phone each record reads as a card: every value beside its column's name
+        labels = [td.get_attribute("data-label") for td in row.find_elements(By.CSS_SELECTOR, "td")]
+        assert labels[:3] == ["检测时间", "单位", "样品名称"]
         flag = find(b, "#rt-flags tr[data-purchase]")
         assert "菠菜" in flag.text
         assert "东区第一小学食堂" in flag.text

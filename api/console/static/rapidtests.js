@@ -95,6 +95,8 @@ function localNow() {
 
 const head = (...cols) => h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, w(c)))));
 const empty = (n) => h("tr", {}, h("td", { colspan: n }, w("none")));
+/** A cell labelled with its column, so that on a phone each row reads as a card (table.stack). */
+const cell = (col, attrs, ...content) => h("td", { "data-label": w(col), ...attrs }, ...content);
 const resultWord = (r) => h("span", { class: `light ${r === "fail" ? "light-red" : "light-green"}` }, w(r));
 /** The deliveries page for a supplier, with one delivery marked (进货查验 trace). */
 const traceHref = (licence, purchaseId) =>
@@ -104,13 +106,13 @@ const counts = (list) => list.map((c) => `${c.key in ITEMS ? itemLabel(c.key) : 
 function statsCard(stats) {
   return h("section", { class: "card", "aria-labelledby": "rt-stats-h" },
     h("h2", { id: "rt-stats-h" }, w("stats")),
-    h("div", { class: "table-wrap" }, h("table", { id: "rt-stats" },
+    h("div", { class: "table-wrap" }, h("table", { id: "rt-stats", class: "stack" },
       head("month", "batches", "passed", "failed_n", "pass_rate", "by_item", "by_supplier"),
       h("tbody", {}, stats.length ? stats.map((m) => h("tr", { dataset: { month: m.month } },
-        h("td", {}, m.month), h("td", { class: "num" }, m.batches), h("td", { class: "num" }, m.passed),
-        h("td", { class: "num" }, m.failed),
-        h("td", { class: "num" }, m.pass_rate === null ? "—" : `${fmtNum(m.pass_rate * 100, 1)}%`),
-        h("td", {}, counts(m.failures_by_item)), h("td", {}, counts(m.failures_by_supplier))))
+        cell("month", {}, m.month), cell("batches", { class: "num" }, m.batches), cell("passed", { class: "num" }, m.passed),
+        cell("failed_n", { class: "num" }, m.failed),
+        cell("pass_rate", { class: "num" }, m.pass_rate === null ? "—" : `${fmtNum(m.pass_rate * 100, 1)}%`),
+        cell("by_item", {}, counts(m.failures_by_item)), cell("by_supplier", {}, counts(m.failures_by_supplier))))
         : empty(7)))));
 }
 
@@ -118,32 +120,32 @@ function flagsCard(flags) {
   return h("section", { class: "card", "aria-labelledby": "rt-flags-h" },
     h("h2", { id: "rt-flags-h" }, w("flags")),
     flags.length ? h("p", { class: "muted small" }, w("flags_hint")) : null,
-    h("div", { class: "table-wrap" }, h("table", { id: "rt-flags" },
+    h("div", { class: "table-wrap" }, h("table", { id: "rt-flags", class: "stack" },
       head("site_id", "product", "batch_no", "delivered_on", "supplier_name", "failed_item", "failed_at", "failed_site"),
       h("tbody", {}, flags.length ? flags.map((f) => h("tr", { dataset: { siteId: f.site_id, purchase: String(f.purchase_id) } },
-        h("td", {}, siteName(f.site_id)),
-        h("td", {}, h("a", { href: traceHref(f.supplier_licence, f.purchase_id), "data-link": true, class: "trace" }, f.product)),
-        h("td", {}, f.batch_no || "—"), h("td", {}, f.delivered_on),
-        h("td", {}, f.supplier_name), h("td", {}, itemLabel(f.failed_item)), h("td", {}, fmtTime(f.failed_at)),
-        h("td", {}, f.failed_site_id ? siteName(f.failed_site_id) : w("other_site"))))
+        cell("site_id", {}, siteName(f.site_id)),
+        cell("product", {}, h("a", { href: traceHref(f.supplier_licence, f.purchase_id), "data-link": true, class: "trace" }, f.product)),
+        cell("batch_no", {}, f.batch_no || "—"), cell("delivered_on", {}, f.delivered_on),
+        cell("supplier_name", {}, f.supplier_name), cell("failed_item", {}, itemLabel(f.failed_item)), cell("failed_at", {}, fmtTime(f.failed_at)),
+        cell("failed_site", {}, f.failed_site_id ? siteName(f.failed_site_id) : w("other_site"))))
         : empty(8)))));
 }
 
 function testsCard(tests) {
   return h("section", { class: "card", "aria-labelledby": "rt-tests-h" },
     h("h2", { id: "rt-tests-h" }, w("tests")),
-    h("div", { class: "table-wrap" }, h("table", { id: "rt-tests" },
+    h("div", { class: "table-wrap" }, h("table", { id: "rt-tests", class: "stack" },
       head("tested_at", "site_id", "product", "batch_no", "supplier_name", "item", "result", "value", "ticket", "photo"),
       h("tbody", {}, tests.length ? tests.map((r) => h("tr", { dataset: { result: r.result, siteId: r.site_id, sample: r.sample_no } },
-        h("td", {}, fmtTime(r.tested_at)), h("td", {}, siteName(r.site_id)), h("td", {}, r.product),
-        h("td", {}, r.batch_no || "—"), h("td", {}, r.supplier_name || "—"), h("td", {}, itemLabel(r.item)),
-        h("td", {}, resultWord(r.result), r.flagged ? h("div", { class: "small muted" }, w("flagged", { n: r.flagged })) : null,
+        cell("tested_at", {}, fmtTime(r.tested_at)), cell("site_id", {}, siteName(r.site_id)), cell("product", {}, r.product),
+        cell("batch_no", {}, r.batch_no || "—"), cell("supplier_name", {}, r.supplier_name || "—"), cell("item", {}, itemLabel(r.item)),
+        cell("result", {}, h("span", {}, resultWord(r.result), r.flagged ? h("div", { class: "small muted" }, w("flagged", { n: r.flagged })) : null,
           r.result === "fail" && (r.supplier_licence || r.purchase_id)
             ? h("div", { class: "small" }, h("a", { href: traceHref(r.supplier_licence, r.purchase_id), "data-link": true, class: "trace" }, w("trace")))
-            : null),
-        h("td", { class: "num" }, r.value === null ? "—" : `${r.value}${r.limit === null ? "" : ` / ${r.limit}`} ${r.unit}`),
-        h("td", {}, r.ticket_id ? h("a", { href: `/console/tickets/${r.ticket_id}`, "data-link": true }, `#${r.ticket_id}`) : "—"),
-        h("td", {}, r.photo_sha256 ? h("a", { href: `/api/v1/rapid-tests/${r.id}/photo`, target: "_blank", rel: "noopener" }, w("view_photo")) : "—")))
+            : null)),
+        cell("value", { class: "num" }, r.value === null ? "—" : `${r.value}${r.limit === null ? "" : ` / ${r.limit}`} ${r.unit}`),
+        cell("ticket", {}, r.ticket_id ? h("a", { href: `/console/tickets/${r.ticket_id}`, "data-link": true, class: "ticket-no" }, r.ticket_no || `#${r.ticket_id}`) : "—"),
+        cell("photo", {}, r.photo_sha256 ? h("a", { href: `/api/v1/rapid-tests/${r.id}/photo`, target: "_blank", rel: "noopener" }, w("view_photo")) : "—")))
         : empty(10)))));
 }
 
