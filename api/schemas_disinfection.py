@@ -76,6 +76,7 @@ class CheckPublic(BaseModel):
 
     site_id: str
     sensor_id: str
+    sensor_name: str = Field(description="The cabinet's name (its id where it has none).")
     service_date: date
     meal: str
     meal_start: datetime
@@ -84,6 +85,7 @@ class CheckPublic(BaseModel):
     outcome: Outcome
     cycle_id: int | None
     ticket_id: int | None = Field(description="The ticket a missed or failed window opened.")
+    ticket_no: str | None = Field(default=None, description="That ticket's number (ZG-…).")
 
 
 class ChecksPublic(BaseModel):

@@ -141,12 +141,17 @@ def list_checks(
     }
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            """SELECT k.site_id, k.sensor_id, k.service_date, k.meal, k.meal_start, k.meal_end,
-                      k.window_end, k.outcome, k.cycle_id,
-                      (SELECT f.ticket_id FROM findings AS f
-                       WHERE f.finding_key = 'disinfection:' || k.sensor_id || ':'
-                             || k.service_date || ':' || k.meal || ':' || k.outcome) AS ticket_id
-               FROM disinfection_checks AS k """
+            """SELECT k.site_id, k.sensor_id,
+                      coalesce(nullif(sn.name, ''), k.sensor_id) AS sensor_name,
+                      k.service_date, k.meal, k.meal_start, k.meal_end,
+                      k.window_end, k.outcome, k.cycle_id, f.ticket_id, tk.ticket_no
+               FROM disinfection_checks AS k
+               LEFT JOIN sensors AS sn ON sn.id = k.sensor_id
+               LEFT JOIN LATERAL (
+                   SELECT f.ticket_id FROM findings AS f
+                   WHERE f.finding_key = 'disinfection:' || k.sensor_id || ':'
+                         || k.service_date || ':' || k.meal || ':' || k.outcome) AS f ON true
+               LEFT JOIN tickets AS tk ON tk.id = f.ticket_id """
             + where
             + " ORDER BY k.window_end DESC, k.sensor_id LIMIT %(limit)s OFFSET %(offset)s",
             params,

@@ -106,6 +106,7 @@ def test_officer_sees_only_their_sites_ledger(officer: TestClient) -> None:
         {
             "site_id": "school-001",
             "sensor_id": "cab-1",
+            "sensor_name": first["sensor_name"],  # the cabinet as the kitchen names it
             "service_date": "2026-03-02",
             "meal": "lunch",
             "meal_start": "2026-03-02T03:30:00Z",
@@ -114,8 +115,10 @@ def test_officer_sees_only_their_sites_ledger(officer: TestClient) -> None:
             "outcome": "done",
             "cycle_id": first["id"],
             "ticket_id": None,
+            "ticket_no": None,
         }
     ]
+    assert first["sensor_name"] != "cab-1"
     csv_text = officer.get("/api/v1/disinfection/cycles.csv").text
     assert "school-002" not in csv_text
     assert "=HYPERLINK" not in csv_text

@@ -22,6 +22,10 @@ def test_officer_reads_its_disinfection_ledger(console: Console, browser: Any) -
     c, b = console, browser
     start = utcnow().replace(microsecond=0) - timedelta(hours=3)
     with psycopg.connect(c.db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO sensors (id, site_id, name, profile, params) "
+            "VALUES ('cab-e1', 'east-1', '消毒柜 1', 'disinfection', '{}')"
+        )
         for site, sensor, verdict, peak in (
             ("east-1", "cab-e1", "valid", 104.5),
             ("east-1", "cab-e1", "too_short", 101.0),
@@ -58,6 +62,8 @@ def test_officer_reads_its_disinfection_ledger(console: Console, browser: Any) -
     }
     assert sites == {"east-1"}
     assert "未消毒" in (text(b, "#dis-checks") or "")
+    assert "消毒柜 1" in (text(b, "#dis-checks") or "")  # the cabinet by its name, not its id
+    assert "cab-e1" not in (text(b, "#dis-checks") or "")
     assert "时间不足" in (text(b, "#dis-cycles") or "")
     csv = find(b, "#dis-csv").get_attribute("href")
     assert "/api/v1/disinfection/cycles.csv?" in str(csv)

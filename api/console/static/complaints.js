@@ -3,7 +3,7 @@
 // reply the complainant reads. Complaints are not camera captures: they have their own queue.
 import { api } from "./api.js";
 import { refresh, siteName } from "./app.js";
-import { h, mount, say } from "./dom.js";
+import { cell, h, mount, say } from "./dom.js";
 import { explain, fmtTime, getLang } from "./i18n.js";
 
 const WORDS = {
@@ -74,12 +74,12 @@ export async function renderComplaints(main) {
       waiting.length ? h("ul", { id: "cp-queue", class: "reviews" }, waiting.map(pending)) : h("p", { id: "cp-queue-empty", class: "card" }, w("none"))),
     h("section", { class: "card", "aria-labelledby": "cp-done-h" },
       h("h2", { id: "cp-done-h" }, w("decided")),
-      h("div", { class: "table-wrap" }, h("table", { id: "cp-done" },
+      h("div", { class: "table-wrap" }, h("table", { id: "cp-done", class: "stack" },
         head("at", "site", "code", "status", "reply", "ticket", "rating"),
         h("tbody", {}, done.length ? done.map((c) => h("tr", { dataset: { complaint: String(c.id), status: c.status } },
-          h("td", {}, fmtTime(c.created_at)), h("td", {}, siteName(c.site_id)), h("td", {}, c.tracking_code),
-          h("td", {}, w(c.status)), h("td", {}, c.reply || "—"),
-          h("td", {}, c.ticket_id ? h("a", { href: `/console/tickets/${c.ticket_id}`, "data-link": true }, `#${c.ticket_id}`) : "—"),
-          h("td", {}, c.rating ? w(c.rating) : w("unrated"))))
+          cell(w("at"), {}, fmtTime(c.created_at)), cell(w("site"), {}, siteName(c.site_id)), cell(w("code"), {}, c.tracking_code),
+          cell(w("status"), {}, w(c.status)), cell(w("reply"), {}, c.reply || "—"),
+          cell(w("ticket"), {}, c.ticket_id ? h("a", { href: `/console/tickets/${c.ticket_id}`, "data-link": true }, `#${c.ticket_id}`) : "—"),
+          cell(w("rating"), {}, c.rating ? w(c.rating) : w("unrated"))))
           : h("tr", {}, h("td", { colspan: 7 }, w("none_decided"))))))));
 }

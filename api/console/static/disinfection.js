@@ -2,7 +2,7 @@
 // with the CSV and XLSX exports. Phone-first: the tables scroll inside their card.
 import { api } from "./api.js";
 import { siteName } from "./app.js";
-import { h, mount, qs } from "./dom.js";
+import { cell, h, mount, qs } from "./dom.js";
 import { fmtNum, fmtTime, getLang, getTimeZone } from "./i18n.js";
 
 const WORDS = {
@@ -54,6 +54,7 @@ export async function renderDisinfection(main, params) {
   const exportQs = qs({ ...filter, lang });
   const head = (...cols) => h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, w(c)))));
   const empty = (n) => h("tr", {}, h("td", { colspan: n }, w("none")));
+  const c = (col, attrs, ...content) => cell(w(col), attrs, ...content);
   mount(main,
     h("h1", {}, w("title")),
     h("form", { id: "dis-filter", class: "card row", method: "get", action: "/console/disinfection" },
@@ -70,25 +71,25 @@ export async function renderDisinfection(main, params) {
       h("a", { id: "dis-xlsx", href: `/api/v1/disinfection/cycles.xlsx${exportQs}`, download: "disinfection.xlsx" }, w("xlsx"))),
     h("section", { class: "card", "aria-labelledby": "dis-checks-h" },
       h("h2", { id: "dis-checks-h" }, w("checks")),
-      h("div", { class: "table-wrap" }, h("table", { id: "dis-checks" },
+      h("div", { class: "table-wrap" }, h("table", { id: "dis-checks", class: "stack" },
         head("day", "site", "cabinet", "meal", "window_end", "outcome", "ticket"),
         h("tbody", {}, checks.data.length ? checks.data.map((k) => h("tr", { dataset: { outcome: k.outcome, siteId: k.site_id } },
-          h("td", {}, k.service_date), h("td", {}, siteName(k.site_id)), h("td", {}, k.sensor_id),
-          h("td", {}, w(k.meal)), h("td", {}, fmtTime(k.window_end)),
-          h("td", { class: `outcome-${k.outcome}` }, w(k.outcome)),
-          h("td", {}, k.ticket_id ? h("a", { href: `/console/tickets/${k.ticket_id}`, "data-link": true }, `#${k.ticket_id}`) : "—")))
+          c("day", {}, k.service_date), c("site", {}, siteName(k.site_id)), c("cabinet", { title: k.sensor_id }, k.sensor_name || k.sensor_id),
+          c("meal", {}, w(k.meal)), c("window_end", {}, fmtTime(k.window_end)),
+          c("outcome", { class: `outcome-${k.outcome}` }, w(k.outcome)),
+          c("ticket", {}, k.ticket_id ? h("a", { href: `/console/tickets/${k.ticket_id}`, "data-link": true }, k.ticket_no || `#${k.ticket_id}`) : "—")))
           : empty(7))))),
     h("section", { class: "card", "aria-labelledby": "dis-cycles-h" },
       h("h2", { id: "dis-cycles-h" }, w("cycles")),
-      h("div", { class: "table-wrap" }, h("table", { id: "dis-cycles" },
+      h("div", { class: "table-wrap" }, h("table", { id: "dis-cycles", class: "stack" },
         head("day", "site", "cabinet", "start", "end", "minutes", "peak", "held", "powered", "verdict"),
-        h("tbody", {}, cycles.data.length ? cycles.data.map((c) => h("tr", { dataset: { verdict: c.verdict, siteId: c.site_id } },
-          h("td", {}, c.day), h("td", {}, c.site_name), h("td", {}, c.sensor_name),
-          h("td", {}, fmtTime(c.started_at)), h("td", {}, fmtTime(c.ended_at)),
-          h("td", { class: "num" }, fmtNum(c.duration_s / 60, 1)), h("td", { class: "num" }, c.peak_c === null ? "—" : fmtNum(c.peak_c, 1)),
-          h("td", { class: "num" }, fmtNum(c.held_s / 60, 1)),
-          h("td", { class: "num" }, c.on_s === null || c.on_s === undefined ? "—" : fmtNum(c.on_s / 60, 1)),
-          h("td", { dataset: { judgedBy: c.judged_by || "temperature" } }, w(c.verdict),
-            w(`by_${c.judged_by || "temperature"}`) ? h("small", { class: "muted" }, ` · ${w(`by_${c.judged_by || "temperature"}`)}`) : null)))
+        h("tbody", {}, cycles.data.length ? cycles.data.map((y) => h("tr", { dataset: { verdict: y.verdict, siteId: y.site_id } },
+          c("day", {}, y.day), c("site", {}, y.site_name), c("cabinet", {}, y.sensor_name),
+          c("start", {}, fmtTime(y.started_at)), c("end", {}, fmtTime(y.ended_at)),
+          c("minutes", { class: "num" }, fmtNum(y.duration_s / 60, 1)), c("peak", { class: "num" }, y.peak_c === null ? "—" : fmtNum(y.peak_c, 1)),
+          c("held", { class: "num" }, fmtNum(y.held_s / 60, 1)),
+          c("powered", { class: "num" }, y.on_s === null || y.on_s === undefined ? "—" : fmtNum(y.on_s / 60, 1)),
+          c("verdict", { dataset: { judgedBy: y.judged_by || "temperature" } }, h("span", {}, w(y.verdict),
+            w(`by_${y.judged_by || "temperature"}`) ? h("small", { class: "muted" }, ` · ${w(`by_${y.judged_by || "temperature"}`)}`) : null))))
           : empty(10))))));
 }

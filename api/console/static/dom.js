@@ -42,3 +42,9 @@ export function say(el, text) {
   el.textContent = text;
   el.dataset.at = String(Date.now());
 }
+
+/** A table cell labelled with its column: in a `table.stack` a phone shows each row as a card,
+ * every value beside its column's name (console.css). */
+export function cell(label, attrs = {}, ...content) {
+  return h("td", { "data-label": label, ...attrs }, ...content);
+}

@@ -2,7 +2,7 @@
 // with a checklist (failed items open tickets), one inspection with its notice to print.
 import { api } from "./api.js";
 import { me, navigate, refresh, siteName } from "./app.js";
-import { h, mount, qs, say } from "./dom.js";
+import { cell, h, mount, qs, say } from "./dom.js";
 import { explain, fmtNum, fmtTime, getLang, t, tOr } from "./i18n.js";
 import { ruleLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
@@ -46,14 +46,14 @@ export async function renderInspections(main) {
     h("h1", {}, t("nav_inspections")),
     mayInspect() ? h("p", {}, h("a", { href: `${BASE}/inspections/new`, "data-link": true, class: "button", id: "insp-new" }, t("insp_record"))) : null,
     planForm ? h("section", { class: "card" }, h("h2", {}, t("insp_plan")), h("p", { class: "muted" }, t("insp_plan_hint")), planForm, planBox) : null,
-    h("div", { class: "table-wrap" }, h("table", { id: "inspections-table" },
+    h("div", { class: "table-wrap" }, h("table", { id: "inspections-table", class: "stack" },
       h("thead", {}, h("tr", {}, [t("created_at"), t("site"), t("kind"), t("items"), t("failed"), t("notice")].map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, list.length ? list.map((i) => h("tr", { dataset: { inspectionId: i.id } },
-        h("td", {}, h("a", { href: `${BASE}/inspections/${i.id}`, "data-link": true }, fmtTime(i.started_at))),
-        h("td", {}, siteName(i.site_id)),
-        h("td", {}, tOr(`insp_${i.kind}`, i.kind)),
-        h("td", { class: "num" }, i.items), h("td", { class: "num" }, i.failed),
-        h("td", {}, noticeLink(i))))
+        cell(t("created_at"), {}, h("a", { href: `${BASE}/inspections/${i.id}`, "data-link": true }, fmtTime(i.started_at))),
+        cell(t("site"), {}, siteName(i.site_id)),
+        cell(t("kind"), {}, tOr(`insp_${i.kind}`, i.kind)),
+        cell(t("items"), { class: "num" }, i.items), cell(t("failed"), { class: "num" }, i.failed),
+        cell(t("notice"), {}, noticeLink(i))))
         : h("tr", {}, h("td", { colspan: 6 }, t("no_inspections")))))));
 }
 

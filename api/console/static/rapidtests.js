@@ -3,7 +3,7 @@
 // an instrument's export (each refused row named), and the monthly statistics.
 import { api, ApiError } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
-import { h, mount, qs, say } from "./dom.js";
+import { h, mount, qs, say, cell as labelled } from "./dom.js";
 import { explain, fmtNum, fmtTime, getLang, getTimeZone } from "./i18n.js";
 
 const ITEMS = {
@@ -95,8 +95,7 @@ function localNow() {
 
 const head = (...cols) => h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, w(c)))));
 const empty = (n) => h("tr", {}, h("td", { colspan: n }, w("none")));
-/** A cell labelled with its column, so that on a phone each row reads as a card (table.stack). */
-const cell = (col, attrs, ...content) => h("td", { "data-label": w(col), ...attrs }, ...content);
+const cell = (col, attrs, ...content) => labelled(w(col), attrs, ...content);
 const resultWord = (r) => h("span", { class: `light ${r === "fail" ? "light-red" : "light-green"}` }, w(r));
 /** The deliveries page for a supplier, with one delivery marked (进货查验 trace). */
 const traceHref = (licence, purchaseId) =>
