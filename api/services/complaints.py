@@ -124,6 +124,7 @@ class ComplaintPublic(BaseModel):
     status: str
     photos: list[str]
     ticket_id: int | None
+    ticket_no: str | None = Field(default=None, description="The confirmed complaint's ticket.")
     reply: str
     decided_by: str | None
     decided_at: datetime | None
@@ -227,8 +228,8 @@ def _checked(index: int, data: bytes) -> ImageInfo:
 _COLUMNS = """c.id, c.tracking_code, c.site_id, c.body, c.contact, c.status,
 coalesce((SELECT array_agg(p.sha256 ORDER BY p.sha256) FROM complaint_photos p
           WHERE p.complaint_id = c.id), '{}') AS photos,
-c.ticket_id, c.reply, c.decided_by, c.decided_at, c.rating, c.rating_comment, c.rated_at,
-c.created_at"""
+c.ticket_id, (SELECT t.ticket_no FROM tickets t WHERE t.id = c.ticket_id) AS ticket_no,
+c.reply, c.decided_by, c.decided_at, c.rating, c.rating_comment, c.rated_at, c.created_at"""
 
 
 def list_complaints(

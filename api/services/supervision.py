@@ -164,6 +164,9 @@ class VisitPublic(BaseModel):
     note: str
     findings: int
     ticket_ids: list[int]
+    ticket_nos: list[str] = Field(
+        default_factory=list, description="Those tickets' numbers (ZG-…), in the same order."
+    )
     created_at: datetime
 
 
@@ -195,7 +198,10 @@ _SELECT = """SELECT v.id, v.site_id, v.person_id, v.visited_by, v.visited_at, v.
        v.note, v.findings, v.created_at,
        coalesce((SELECT array_agg(f.ticket_id ORDER BY f.ticket_id) FROM findings f
                  WHERE f.finding_key LIKE 'supervision:' || v.id || ':%%'
-                   AND f.ticket_id IS NOT NULL), '{}') AS ticket_ids
+                   AND f.ticket_id IS NOT NULL), '{}') AS ticket_ids,
+       coalesce((SELECT array_agg(t.ticket_no ORDER BY f.ticket_id) FROM findings f
+                 JOIN tickets t ON t.id = f.ticket_id
+                 WHERE f.finding_key LIKE 'supervision:' || v.id || ':%%'), '{}') AS ticket_nos
 FROM supervision_visits v"""
 
 

@@ -333,6 +333,7 @@ def test_complaint_loop_from_form_to_ticket_to_rating(
     again = c.post(f"/api/v1/complaints/{cid}/confirm", json={}, headers=w.headers("admin"))
     assert again.status_code == 409
     ticket = c.get(f"/api/v1/tickets/{ticket_id}", headers=w.headers("officer")).json()
+    assert done.json()["ticket_no"] == ticket["ticket_no"]  # the console shows the number
     assert ticket["site_id"] == "site-a1"
     assert ticket["rule"] == "public_complaint"
     assert ticket["source"] == "complaint"  # not "opened by hand"

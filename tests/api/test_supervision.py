@@ -83,6 +83,9 @@ def test_a_visit_finding_becomes_a_ticket_once(
     seen = c.get("/api/v1/supervision/visits", headers=w.headers("officer")).json()
     assert [v["id"] for v in seen] == [visit["id"]]  # the officer sees their canteen's visit
     (ticket_id,) = seen[0]["ticket_ids"]
+    (ticket_no,) = seen[0]["ticket_nos"]  # what the console shows: the number, not the id
+    assert ticket_no.startswith("ZG-")
+    assert ticket_no.endswith(f"-{ticket_id}")
     ticket = c.get(f"/api/v1/tickets/{ticket_id}", headers=w.headers("officer")).json()
     assert ticket["site_id"] == "site-a1"
     assert ticket["rule"] == "supervision_finding"

@@ -79,7 +79,7 @@ export async function renderComplaints(main) {
         h("tbody", {}, done.length ? done.map((c) => h("tr", { dataset: { complaint: String(c.id), status: c.status } },
           cell(w("at"), {}, fmtTime(c.created_at)), cell(w("site"), {}, siteName(c.site_id)), cell(w("code"), {}, c.tracking_code),
           cell(w("status"), {}, w(c.status)), cell(w("reply"), {}, c.reply || "—"),
-          cell(w("ticket"), {}, c.ticket_id ? h("a", { href: `/console/tickets/${c.ticket_id}`, "data-link": true }, `#${c.ticket_id}`) : "—"),
+          cell(w("ticket"), {}, c.ticket_id ? h("a", { href: `/console/tickets/${c.ticket_id}`, "data-link": true }, c.ticket_no || `#${c.ticket_id}`) : "—"),
           cell(w("rating"), {}, c.rating ? w(c.rating) : w("unrated"))))
           : h("tr", {}, h("td", { colspan: 7 }, w("none_decided"))))))));
 }

@@ -43,7 +43,7 @@ export async function renderVisits(main) {
           h("td", { "data-label": w("when") }, fmtTime(v.visited_at)), h("td", { "data-label": w("site") }, siteName(v.site_id)),
           h("td", { "data-label": w("by") }, v.visited_by),
           h("td", { class: "num", "data-label": w("findings") }, String(v.findings)),
-          h("td", { "data-label": w("tickets") }, v.ticket_ids.length ? v.ticket_ids.map((id) => h("a", { href: `/console/tickets/${id}`, "data-link": true }, `#${id} `)) : "—")))
+          h("td", { "data-label": w("tickets") }, v.ticket_ids.length ? v.ticket_ids.map((id, k) => h("a", { href: `/console/tickets/${id}`, "data-link": true }, `${(v.ticket_nos || [])[k] || `#${id}`} `)) : "—")))
           : h("tr", {}, h("td", { colspan: 5 }, w("none"))))))));
 }
 
