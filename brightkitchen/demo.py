@@ -603,7 +603,8 @@ class Demo:
             backdate_cabinets(conn, meal_end)
         self.say(
             f"  disinfection: {n} readings of 4 cabinets after lunch at {site_id} "
-            "(good, short, cool, missed); the closed window opens 餐具消毒不到位 tickets"
+            "(good, short, cool, missed); the closed window opens 餐具消毒不达标 / 餐具未消毒 "
+            "tickets"
         )
 
     def _seed_workflows(self, base: str, token: str, site_file: Any) -> None:

@@ -31,7 +31,13 @@ from api.queries.sites import list_sites
 from api.queries.tickets import list_tickets
 from api.routes.complaints import Inspector, RegionPath, own_region_or_404
 from api.schemas import TicketPublic, TicketSource, TicketStatus
-from api.services.labels import PROFILE_LABELS, RULE_LABELS, SOURCE_LABELS, TIER_LABELS
+from api.services.labels import (
+    FORMER_RULE_LABELS,
+    PROFILE_LABELS,
+    RULE_LABELS,
+    SOURCE_LABELS,
+    TIER_LABELS,
+)
 from api.services.publication import PublicationPublic, effective_for_region
 from api.services.risk import LATEST_SQL
 from api.services.spreadsheet import defuse
@@ -127,6 +133,7 @@ class ConsoleConfig(BaseModel):
 
     time_zone: str
     rules: dict[str, tuple[str, str]]
+    former_rules: dict[str, tuple[tuple[str, str], ...]]
     profiles: dict[str, tuple[str, str]]
     tiers: dict[str, tuple[str, str]]
     sources: dict[str, tuple[str, str]]
@@ -137,6 +144,7 @@ def console_config() -> ConsoleConfig:
     return ConsoleConfig(
         time_zone=console_time_zone(),
         rules=RULE_LABELS,
+        former_rules=FORMER_RULE_LABELS,
         profiles=PROFILE_LABELS,
         tiers={str(k): v for k, v in TIER_LABELS.items()},
         sources=SOURCE_LABELS,

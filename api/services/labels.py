@@ -17,8 +17,8 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "phone": ("玩手机", "phone use"),
     "pest": ("鼠患", "pest in kitchen"),
     "bin_uncovered": ("垃圾桶未盖", "bin uncovered"),
-    "disinfection_missed": ("餐具消毒不到位", "tableware not disinfected after the meal"),
-    "disinfection_failed": ("餐具消毒不到位", "tableware disinfection cycle too cool or too short"),
+    "disinfection_missed": ("餐具未消毒", "tableware not disinfected after the meal"),
+    "disinfection_failed": ("餐具消毒不达标", "tableware disinfection cycle too cool or too short"),
     "rapid_test_failed": ("快检不合格", "rapid test failed"),
     "supplier_flagged": ("同供应商快检不合格", "same supplier failed a rapid test"),
     "public_complaint": ("群众投诉", "public complaint"),
@@ -27,7 +27,18 @@ RULE_LABELS: dict[str, tuple[str, str]] = {
     "food_sample_missed": ("未按规定留样", "no food sample on record for a meal served"),
     "supervision_finding": ("包保督导发现问题", "supervision visit finding"),
 }
-"""Rule id → (zh, en); unknown rules fall back to the id itself."""
+"""Rule id → (zh, en); unknown rules fall back to the id itself. Two rules never share
+words: the ledger's filter, the wall screen's kinds and the Excel ledger tell them apart."""
+
+FORMER_RULE_LABELS: dict[str, tuple[tuple[str, str], ...]] = {
+    # both disinfection rules were "餐具消毒不到位" in Chinese until 2026-12-06
+    "disinfection_missed": (("餐具消毒不到位", "tableware not disinfected after the meal"),),
+    "disinfection_failed": (
+        ("餐具消毒不到位", "tableware disinfection cycle too cool or too short"),
+    ),
+}
+"""Words a rule had before: titles stored with them still split into the reader's language
+(read with today's words)."""
 
 PROFILE_LABELS: dict[str, tuple[str, str]] = {
     "fridge": ("冷藏", "fridge"),
@@ -98,15 +109,20 @@ def title_in(title: str, rule: str, lang: str) -> str:
         'daily control check not done by its deadline'
         >>> title_in("门口地面有积水", "manual", "en")
         '门口地面有积水'
+        >>> title_in("餐具消毒不到位 tableware not disinfected after the meal: 消毒柜 2",
+        ...          "disinfection_missed", "zh-CN")
+        '餐具未消毒: 消毒柜 2'
     """
     profiles = [None, *PROFILE_LABELS] if rule in _TEMP_RULES else [None]
     for profile in profiles:
         zh, en = rule_label(rule, profile)
-        if title == f"{zh} {en}":
-            return en if lang == "en" else zh
-        prefix = f"{zh} {en}: "
-        if title.startswith(prefix):
-            return f"{en if lang == 'en' else zh}: {title[len(prefix) :]}"
+        words = en if lang == "en" else zh
+        for fzh, fen in ((zh, en), *FORMER_RULE_LABELS.get(rule, ())):
+            if title == f"{fzh} {fen}":
+                return words
+            prefix = f"{fzh} {fen}: "
+            if title.startswith(prefix):
+                return f"{words}: {title[len(prefix) :]}"
     return title
 
 

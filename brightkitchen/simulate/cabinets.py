@@ -9,7 +9,7 @@ scenario, sampled every ``interval_s``:
 - ``missed``: a steam cabinet stays at room temperature (it reports, nobody runs it).
 
 The rules then judge the lunch's window: one ``done`` and three findings (two
-``disinfection_failed``, one ``disinfection_missed``), each a 餐具消毒不到位 ticket.
+``disinfection_failed``, one ``disinfection_missed``), a 餐具消毒不达标 or 餐具未消毒 ticket each.
 
 Two cabinets have a smart plug (:data:`PLUGS`): ``good`` reports its power on the
 project's own topic (``…/sensor/<cabinet>/power``), ``short`` as a Zigbee2MQTT plug

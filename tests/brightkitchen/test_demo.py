@@ -51,7 +51,7 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
             == 1
         )
         assert count(db_url, "SELECT count(*) FROM tickets") >= 1
-        # The replayed lunch: the cabinet nobody ran becomes a 餐具消毒不到位 ticket.
+        # The replayed lunch: the cabinet nobody ran becomes a 餐具未消毒 ticket.
         wait_until(
             lambda: (
                 count(

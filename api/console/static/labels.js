@@ -3,7 +3,7 @@
 // the same tables ticket titles and the XLSX ledger use); the rest lives in i18n.js.
 import { getLang, t, tOr } from "./i18n.js";
 
-const config = { rules: {}, profiles: {}, tiers: {}, sources: {} };
+const config = { rules: {}, former_rules: {}, profiles: {}, tiers: {}, sources: {} };
 
 /** Keep the server's labels (app.js loads them once after sign-in). */
 export function setConfig(c) {
@@ -42,9 +42,13 @@ export function ticketTitle(ticket) {
   const profiles = ticket.rule === "temp_high" || ticket.rule === "temp_low" ? [null, ...Object.keys(config.profiles)] : [null];
   for (const profile of profiles) {
     const [zh, en] = rulePair(ticket.rule, profile);
-    if (title === `${zh} ${en}`) return getLang() === "en" ? en : zh; // a duty: no device named
-    const prefix = `${zh} ${en}: `;
-    if (title.startsWith(prefix)) return `${getLang() === "en" ? en : zh}: ${title.slice(prefix.length)}`;
+    const words = getLang() === "en" ? en : zh;
+    // today's words, then those the rule had before (a title stored then reads in today's)
+    for (const [fzh, fen] of [[zh, en], ...(config.former_rules[ticket.rule] || [])]) {
+      if (title === `${fzh} ${fen}`) return words; // a duty: no device named
+      const prefix = `${fzh} ${fen}: `;
+      if (title.startsWith(prefix)) return `${words}: ${title.slice(prefix.length)}`;
+    }
   }
   return title;
 }
