@@ -14,8 +14,8 @@ tester or receiving person. A section the region switched off is None (not compu
 - Disinfection: the meal services of the last ``DISINFECTION_DAYS`` (30) days whose window
   was judged by the disinfection rule (``disinfection_checks``, the same judgements that open
   the 餐具未消毒 / 餐具消毒不达标 tickets): how many, how many had every cabinet disinfect
-  by a valid cycle
-  in the window, the share, windows missed and failed, and the days with one of those.
+  by a valid cycle in the window, the share, windows missed and failed, and the days with
+  one of those.
 - Rapid tests: samples of the canteen's purchases tested in the last ``RAPID_DAYS`` (30)
   days: date, product, item, result.
 """
