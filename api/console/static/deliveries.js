@@ -5,7 +5,7 @@
 // language, before anything is sent when the browser can tell, or from the API's answer.
 import { api, ApiError } from "./api.js";
 import { me, siteName } from "./app.js";
-import { h, mount, qs, say } from "./dom.js";
+import { cell, h, mount, qs, say } from "./dom.js";
 import { explain, fmtTime, getLang, getTimeZone } from "./i18n.js";
 
 const UNITS = { kg: ["千克", "kg"], g: ["克", "g"], L: ["升", "L"], pcs: ["件", "pcs"], box: ["箱", "boxes"] };
@@ -205,7 +205,7 @@ function recordCard(sites, onSaved) {
 }
 
 function listCard(rows, { flagged, failed, traced, highlight }) {
-  const cell = (key, ...content) => h("td", { "data-label": w(key) }, ...content);
+  const c = (key, ...content) => cell(w(key), {}, ...content);
   return h("section", { class: "card", "aria-labelledby": "dl-list-h" },
     h("h2", { id: "dl-list-h" }, w("recent")),
     h("div", { class: "table-wrap" }, h("table", { id: "dl-list", class: "stack" },
@@ -220,11 +220,11 @@ function listCard(rows, { flagged, failed, traced, highlight }) {
         },
         h("td", {}, h("strong", {}, p.product), warn ? h("div", { class: "overdue-text small" }, warn) : null,
           highlight === p.id && traced ? h("div", { class: "small muted" }, w("traced")) : null),
-        cell("delivered_on", p.delivered_on), cell("site_id", siteName(p.site_id)), cell("supplier_name", p.supplier_name),
-        cell("supplier_licence", p.supplier_licence), cell("batch_no", p.batch_no),
-        cell("quantity", `${p.quantity} ${unitLabel(p.unit)}`), cell("received_by", p.received_by),
-        cell("recorded_at", fmtTime(p.created_at)),
-        cell("view_photo", p.photo_sha256
+        c("delivered_on", p.delivered_on), c("site_id", siteName(p.site_id)), c("supplier_name", p.supplier_name),
+        c("supplier_licence", p.supplier_licence), c("batch_no", p.batch_no),
+        c("quantity", `${p.quantity} ${unitLabel(p.unit)}`), c("received_by", p.received_by),
+        c("recorded_at", fmtTime(p.created_at)),
+        c("view_photo", p.photo_sha256
           ? h("a", { href: `/api/v1/purchases/${p.id}/photo`, target: "_blank", rel: "noopener" }, w("view_photo")) : "—"));
       }) : h("tr", {}, h("td", { colspan: 10 }, w("none")))))));
 }

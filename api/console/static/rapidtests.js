@@ -3,7 +3,7 @@
 // an instrument's export (each refused row named), and the monthly statistics.
 import { api, ApiError } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
-import { h, mount, qs, say, cell as labelled } from "./dom.js";
+import { cell as labelled, h, mount, qs, say } from "./dom.js";
 import { explain, fmtNum, fmtTime, getLang, getTimeZone } from "./i18n.js";
 
 const ITEMS = {
