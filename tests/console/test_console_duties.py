@@ -4,8 +4,9 @@ food samples, with the API's refusal of a light sample shown as a sentence."""
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import datetime, time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -27,19 +28,24 @@ pytestmark = pytest.mark.slow
 EVERY_DAY = [1, 2, 3, 4, 5, 6, 7]
 
 
+def _keep_duties(conn: psycopg.Connection[Any], now: datetime) -> None:
+    """east-1 keeps the school canteen's daily duties, its check due at 10:00."""
+    set_duty_site(
+        conn,
+        site_id="east-1",
+        data=DutySiteIn(business_type="school_canteen", deadline_local="10:00"),
+        scope=SiteScope.everything(),
+        actor="admin",
+        now=now,
+    )
+
+
 def test_officer_does_the_days_duties_on_a_phone(
     module_console: Console, module_browser: WebDriver, tmp_path: Path
 ) -> None:
     c, b = module_console, module_browser
     with psycopg.connect(c.db_url, autocommit=True) as conn:
-        set_duty_site(
-            conn,
-            site_id="east-1",
-            data=DutySiteIn(business_type="school_canteen", deadline_local="10:00"),
-            scope=SiteScope.everything(),
-            actor="admin",
-            now=utcnow(),
-        )
+        _keep_duties(conn, utcnow())
         # lunch at 00:00 (its samples due at 01:01) and dinner at 23:58 (due after midnight)
         conn.execute(
             "INSERT INTO meal_schedules (site_id, timezone, window_s, services) "
@@ -176,14 +182,7 @@ def test_meals_of_a_schedule_in_another_zone_are_sampled_under_their_own_date(
     zone = "Etc/GMT+12" if china_hour < 20 else "Etc/GMT-14"
     theirs = now.astimezone(ZoneInfo(zone)).date()
     with psycopg.connect(c.db_url, autocommit=True) as conn:
-        set_duty_site(
-            conn,
-            site_id="east-1",
-            data=DutySiteIn(business_type="school_canteen", deadline_local="10:00"),
-            scope=SiteScope.everything(),
-            actor="admin",
-            now=now,
-        )
+        _keep_duties(conn, now)
         old = conn.execute(
             "SELECT timezone, services FROM meal_schedules WHERE site_id = 'east-1'"
         ).fetchone()
