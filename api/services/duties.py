@@ -208,6 +208,9 @@ class DailyCheckPublic(BaseModel):
     business_type: str
     template_source: str
     completed_by: str
+    completed_by_name: str = Field(
+        default="", description="Who, as people know them: the person behind the account."
+    )
     completed_at: datetime
     answers: list[AnswerPublic]
     findings: int = Field(description="How many 'no' answers became findings (tickets).")
@@ -330,7 +333,10 @@ def _no_finding(  # noqa: PLR0917 - one row's columns
 
 
 _CHECK_SELECT = """SELECT c.id, c.site_id, c.check_date, c.business_type, c.template_source,
-       c.completed_by, c.completed_at,
+       c.completed_by,
+       coalesce((SELECT pe.name FROM users u JOIN people pe ON pe.id = u.person_id
+                 WHERE u.username = c.completed_by), c.completed_by) AS completed_by_name,
+       c.completed_at,
        coalesce((SELECT json_agg(json_build_object('item', a.item_key, 'label', a.label,
                      'ok', a.ok, 'note', a.note, 'photo_sha256', a.photo_sha256)
                      ORDER BY a.item_key)

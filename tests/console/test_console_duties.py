@@ -78,6 +78,7 @@ def test_officer_does_the_days_duties_on_a_phone(
         find(b, "#duty-check-submit").click()
         wait_until(lambda: b.find_elements(By.ID, "duty-check-done"), timeout=15, what="check")
         assert "1 项不合格" in (text(b, "#duty-check-done") or "")
+        assert "王食安" in (text(b, "#duty-check-done") or "")  # the officer by name
         no = find(b, '#duty-answers li[data-ok="false"]')
         assert "无蝇鼠蟑" in no.text
         assert "rodents" not in no.text  # worded in the reader's language only

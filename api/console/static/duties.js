@@ -111,7 +111,7 @@ function checkSection(base, duty, done, writer) {
     const byKey = new Map((duty.checklist?.items ?? []).map((item) => [item.key, item]));
     const label = (a) => (byKey.has(a.item) ? itemLabel(byKey.get(a.item)) : a.label);
     return h("section", { class: "card", id: "duty-check", "aria-labelledby": "duty-check-h", dataset: { done: "yes" } }, head,
-      h("p", { id: "duty-check-done" }, w(done.findings ? "done_by" : "done_ok", { who: done.completed_by, t: fmtClock(done.completed_at), n: done.findings })),
+      h("p", { id: "duty-check-done" }, w(done.findings ? "done_by" : "done_ok", { who: done.completed_by_name || done.completed_by, t: fmtClock(done.completed_at), n: done.findings })),
       h("ul", { id: "duty-answers" }, done.answers.map((a) => h("li", { dataset: { item: a.item, ok: String(a.ok) } },
         `${a.ok ? "✓" : "✗"} ${label(a)}${a.note ? ` — ${a.note}` : ""}`))));
   }
