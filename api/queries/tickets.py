@@ -22,6 +22,7 @@ from api.schemas import (
     TicketsPublic,
     TicketStatus,
 )
+from api.services.ticket_timeline import TIMELINE_SQL
 
 Conn = psycopg.Connection[Any]
 
@@ -48,21 +49,6 @@ _FILTERS = {
     "source": "t.source = %(source)s",
     "opened_from": "t.opened_at >= %(opened_from)s",
 }
-
-
-_EVENTS = """
-SELECT e.id, e.at, e.actor, e.kind, e.note, e.data,
-       CASE WHEN e.actor = 'system' THEN NULL
-            WHEN e.actor LIKE 'person:%%' THEN coalesce(pp.name, substr(e.actor, 8))
-            ELSE coalesce(up.name, e.actor) END AS actor_name
-FROM ticket_events e
-LEFT JOIN people pp ON e.actor LIKE 'person:%%' AND pp.id = substr(e.actor, 8)
-LEFT JOIN users u ON u.username = e.actor
-LEFT JOIN people up ON up.id = u.person_id
-WHERE e.ticket_id = %s ORDER BY e.id
-"""
-"""A ticket's timeline with each actor as people know them: ``person:<id>`` (a notice link)
-and a user linked to a person read as the person's name, ``system`` as null."""
 
 
 def list_tickets(
@@ -247,7 +233,7 @@ def get_ticket(*, conn: Conn, scope: SiteScope, ticket_id: int) -> TicketDetailP
             + scope.clause("t.site_id"),
             {"id": ticket_id, **scope.params()},
         )
-        events_cur.execute(_EVENTS, (ticket_id,))
+        events_cur.execute(TIMELINE_SQL, (ticket_id,))
         findings_cur.execute(
             "SELECT id FROM findings WHERE ticket_id = %s ORDER BY id", (ticket_id,)
         )

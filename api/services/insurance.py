@@ -27,6 +27,7 @@ from api.auth.scope import SiteScope
 from api.services.evidence import EvidenceStore, load_bytes
 from api.services.inspections import ConflictError, NotFoundError
 from api.services.risk import RiskPoint, RiskSettings, compute, history
+from api.services.ticket_timeline import TIMELINE_SQL
 
 logger = logging.getLogger(__name__)
 
@@ -279,11 +280,7 @@ def claim_bundle(
         ).fetchall()
         shas: dict[str, str] = {}
         for t in tickets:
-            events = cur.execute(
-                "SELECT id, at, actor, kind, note, data FROM ticket_events "
-                "WHERE ticket_id = %s ORDER BY id",
-                (t["id"],),
-            ).fetchall()
+            events = cur.execute(TIMELINE_SQL, (t["id"],)).fetchall()
             findings = cur.execute(
                 "SELECT id, finding_key, kind, subject, rule, tier, occurred_at, payload "
                 "FROM findings WHERE ticket_id = %s ORDER BY id",

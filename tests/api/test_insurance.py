@@ -185,6 +185,7 @@ def test_claim_bundle_is_one_zip_with_manifest_tickets_evidence_and_sensor_trace
         doc = json.loads(zf.read(f"tickets/{no}.json"))
         assert doc["ticket"]["site_id"] == "school-001"
         assert doc["events"][0]["kind"] == "opened"
+        assert doc["events"][0]["actor_name"] is None  # the system, not a person
         assert doc["findings"]
     mask = next(
         json.loads(zf.read(f"tickets/{no}.json"))
