@@ -337,3 +337,22 @@ def test_site_page_draws_sensors_and_review_queue(
         (second, "confirmed", None, "reg-east"),
     ]
     assert console_errors(browser) == []
+
+
+def test_a_title_stored_with_a_rules_former_words_reads_in_todays(
+    console: Console, browser: WebDriver
+) -> None:
+    """Both disinfection rules were 餐具消毒不到位 in Chinese; a ticket titled then still splits
+    into the reader's language, in today's words (labels.js ticketTitle, FORMER_RULE_LABELS)."""
+    with psycopg.connect(console.db_url, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO tickets (ticket_no, site_id, source, rule, subject, tier, status, title,
+                                   opened_at, due_at, last_occurrence_at)
+               VALUES ('ZG-20261201-900', 'east-1', 'alarm', 'disinfection_missed', 'cab-9', 2,
+                       'open', '餐具消毒不到位 tableware not disinfected after the meal: 消毒柜 9',
+                       now(), now() + interval '3 days', now())"""
+        )
+    sign_in(browser, console, "reg-east", "/console/tickets")
+    wait_until(lambda: "餐具未消毒: 消毒柜 9" in (text(browser, "#tickets-table") or ""))
+    assert "tableware" not in (text(browser, "#tickets-table") or "")
+    assert console_errors(browser) == []
