@@ -356,3 +356,27 @@ def test_a_title_stored_with_a_rules_former_words_reads_in_todays(
     wait_until(lambda: "餐具未消毒: 消毒柜 9" in (text(browser, "#tickets-table") or ""))
     assert "tableware" not in (text(browser, "#tickets-table") or "")
     assert console_errors(browser) == []
+
+
+def test_a_missed_duty_ticket_says_which_meal_it_was(console: Console, browser: WebDriver) -> None:
+    from api.services.tickets import process_findings
+    from api.settings import ApiSettings
+    from bkcommon.timeutil import utcnow
+
+    with psycopg.connect(console.db_url, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at,
+                                     payload)
+               VALUES ('food_sample_missed:east-1:2026-12-02:lunch', 'manual', 'east-1',
+                       'food_sample', 'food_sample_missed', 2, now(),
+                       '{"meal_date": "2026-12-02", "meal": "lunch"}')"""
+        )
+        process_findings(conn, now=utcnow(), settings=ApiSettings())
+        (tid,) = conn.execute(
+            "SELECT id FROM tickets WHERE rule = 'food_sample_missed'"
+        ).fetchone() or (None,)
+    assert tid is not None
+    sign_in(browser, console, "reg-east", f"/console/tickets/{tid}")
+    wait_until(lambda: text(browser, "#ticket-missed") == "午餐 · 2026-12-02", what="the meal")
+    assert "未留样的餐次" in (text(browser, "#ticket-facts") or "")
+    assert console_errors(browser) == []

@@ -81,6 +81,18 @@ function fact(label, value) {
   return [h("dt", {}, label), h("dd", {}, value)];
 }
 
+/** For a missed duty: which meal or which day it was (the first; later ones are occurrences). */
+function dutyFact(ticket) {
+  const d = (ticket.details && ticket.details.payload) || {};
+  if (ticket.rule === "food_sample_missed" && d.meal_date) {
+    return fact(t("missed_meal"), h("span", { id: "ticket-missed" }, `${tOr(`meal_${d.meal}`, d.meal)} · ${d.meal_date}`));
+  }
+  if (ticket.rule === "daily_check_missed" && d.check_date) {
+    return fact(t("missed_check"), h("span", { id: "ticket-missed" }, d.check_date));
+  }
+  return null;
+}
+
 export async function renderTicket(main, id) {
   const [ticket, actions, evidence, sites] = await Promise.all([
     api(`/tickets/${id}`), api(`/tickets/${id}/actions`), api(`/tickets/${id}/evidence`), api("/sites"),
@@ -111,6 +123,7 @@ export async function renderTicket(main, id) {
           fact(t("site"), h("a", { href: `${BASE}/sites/${encodeURIComponent(ticket.site_id)}`, "data-link": true }, site ? site.name : ticket.site_id)),
           fact(t("rule"), ruleLabel(ticket.rule, ticket.details && ticket.details.profile)),
           fact(t("subject"), ticket.details && ticket.details.subject_name ? ticket.details.subject_name : t("device")),
+          dutyFact(ticket),
           fact(t("tier"), tierLabel(ticket.tier)),
           fact(t("status"), h("span", { id: "ticket-status", dataset: { status: ticket.status } }, t(`status_${ticket.status}`))),
           fact(t("source"), sourceLabel(ticket.source)),
