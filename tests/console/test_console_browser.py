@@ -150,6 +150,10 @@ def test_ticket_detail_shows_timeline_escalation_and_evidence(
         for li in browser.find_elements(By.CSS_SELECTOR, "#timeline li")
     ]
     assert kinds[0] == "opened"
+    with psycopg.connect(console.db_url, autocommit=True) as conn:  # the ladder's 4th rung
+        conn.execute("UPDATE tickets SET escalation_level = 4 WHERE id = %s", (tid,))
+    browser.refresh()
+    wait_until(lambda: text(browser, "#escalation-level") == "第 4 级 · 升级至监管", what="words")
     assert "系统自动" in (text(browser, "#timeline li:first-child .actor") or "")  # not "system"
     assert attr(browser, "#ticket-status", "data-status") == "open"
     assert "已逾期" in (text(browser, "h1") or "")
@@ -355,6 +359,7 @@ def test_a_title_stored_with_a_rules_former_words_reads_in_todays(
     sign_in(browser, console, "reg-east", "/console/tickets")
     wait_until(lambda: "餐具未消毒: 消毒柜 9" in (text(browser, "#tickets-table") or ""))
     assert "tableware" not in (text(browser, "#tickets-table") or "")
+    assert "未升级" in (text(browser, "#tickets-table") or "")  # the level in words, not "0"
     assert console_errors(browser) == []
 
 

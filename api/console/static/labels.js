@@ -58,6 +58,16 @@ export function profileLabel(profile) {
   return pick(config.profiles[profile], profile);
 }
 
+const LADDER = ["", "reminder", "warning", "director", "regulator", "yellow_card", "red_card"];
+
+/** A ticket's escalation level in words: "未升级" for 0, "第 4 级 · 升级至监管" for 4 (the
+ * ladder of api/services/escalation.py STEPS, the same words as its timeline entries). */
+export function escalationLabel(level) {
+  if (!level) return t("not_escalated");
+  const step = LADDER[level];
+  return step ? `${t("level_n", { n: level })} · ${t(`ev_escalation_${step}`)}` : t("level_n", { n: level });
+}
+
 /** "1 级 · 立即预警" for 1. */
 export function tierLabel(tier) {
   const words = pick(config.tiers[String(tier)], "");

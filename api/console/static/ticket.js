@@ -4,7 +4,7 @@ import { api, ApiError } from "./api.js";
 import { me, refresh, render } from "./app.js";
 import { h, mount, qs, say } from "./dom.js";
 import { explain, fmtTime, getLang, t, tOr } from "./i18n.js";
-import { adviceFor, ruleLabel, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
+import { adviceFor, escalationLabel, ruleLabel, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
 import { statusBadge } from "./views.js";
 import { alarmPeriods, cabinetChart, tempChart } from "./charts.js";
@@ -133,7 +133,7 @@ export async function renderTicket(main, id) {
           fact(t("closed_at"), fmtTime(ticket.closed_at)),
           ticket.close_proposed_at ? fact(t("close_proposed_at"), fmtTime(ticket.close_proposed_at)) : null,
           fact(t("occurrences"), `${ticket.occurrences} · ${t("last_occurrence_at")} ${fmtTime(ticket.last_occurrence_at)}`),
-          fact(t("escalation"), h("span", { id: "escalation-level" }, t("level_n", { n: ticket.escalation_level }))),
+          fact(t("escalation"), h("span", { id: "escalation-level", dataset: { level: String(ticket.escalation_level) } }, escalationLabel(ticket.escalation_level))),
           fact(t("cards"), cards.length ? cards.map((c) => h("span", { class: `card-chip card-${c}` }, t(`card_${c}`))) : t("no_card")))),
       actionsSection(ticket, actions)),
     curve,

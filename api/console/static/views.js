@@ -3,7 +3,7 @@ import { api } from "./api.js";
 import { navigate, refresh } from "./app.js";
 import { h, mount, qs } from "./dom.js";
 import { fmtNum, fmtTime, getLang, t } from "./i18n.js";
-import { ruleLabel, ruleOptions, sourceOptions, ticketTitle, tierLabel } from "./labels.js";
+import { escalationLabel, ruleLabel, ruleOptions, sourceOptions, ticketTitle, tierLabel } from "./labels.js";
 import { onLiveView } from "./live.js";
 
 const BASE = "/console";
@@ -182,7 +182,7 @@ export async function renderTickets(main, params) {
         h("td", { "data-label": t("status") }, statusBadge(x.status)),
         h("td", { "data-label": t("opened_at") }, fmtTime(x.opened_at)),
         h("td", { "data-label": t("due_at") }, fmtTime(x.due_at), x.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null),
-        h("td", { class: "num", "data-label": t("escalation") }, x.escalation_level)))
+        h("td", { "data-label": t("escalation"), dataset: { level: String(x.escalation_level) } }, escalationLabel(x.escalation_level))))
         : h("tr", {}, h("td", { colspan: 9 }, t("no_tickets")))))),
     h("nav", { class: "pager", "aria-label": t("page_of", { p: page, n: pages }) },
       page > 1 ? h("a", { href: go(page - 1), "data-link": true, rel: "prev" }, t("prev")) : null,
