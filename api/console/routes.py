@@ -234,16 +234,13 @@ def console_summary(*, conn: ConnDep, scope: SiteScope) -> ConsoleSummary:
                 WHERE {scope.clause("s.id")}""",
             scope.params(),
         ).fetchall()
-        risk = cur.execute(
-            LATEST_SQL.format(scope=scope.clause("s.id")) + " AND (c.site_id IS NOT NULL "
-            "OR h.score IS NOT NULL)",
-            scope.params(),
-        ).fetchall()
+        risk = cur.execute(LATEST_SQL.format(scope=scope.clause("s.id")), scope.params()).fetchall()
     return ConsoleSummary(
         regions={str(r["id"]): str(r["name"]) for r in regions},
         risk={
             str(r["site_id"]): SiteRiskBrief(score=r["score"], computed_at=r["computed_at"])
             for r in risk
+            if r["score"] is not None  # no score yet
         },
     )
 

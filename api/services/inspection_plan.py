@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth.scope import SiteScope
+from api.services.risk import LATEST_SQL
 
 Conn = psycopg.Connection[Any]
 
@@ -66,21 +67,23 @@ def weighted_sample(weights: Sequence[tuple[str, float]], n: int, seed: int) -> 
     return [key for _, key in keyed[:n]]
 
 
-_ELIGIBLE = """
+_ELIGIBLE = (
+    """
 WITH RECURSIVE tree(id) AS (
     SELECT id FROM regions WHERE id = %(region)s
     UNION
     SELECT r.id FROM regions r JOIN tree ON r.parent_id = tree.id
 )
-SELECT s.id AS site_id, s.name, s.region_id,
-       coalesce((SELECT c.score FROM risk_current c WHERE c.site_id = s.id),
-                (SELECT rs.score FROM risk_scores rs WHERE rs.site_id = s.id
-                 ORDER BY rs.computed_at DESC LIMIT 1), 0)::float8 AS score
+SELECT s.id AS site_id, s.name, s.region_id, coalesce(rk.score, 0)::float8 AS score
 FROM sites s
+LEFT JOIN ("""
+    + LATEST_SQL
+    + """) rk ON rk.site_id = s.id
 WHERE (%(region)s::text IS NULL OR s.region_id IN (SELECT id FROM tree))
   AND {scope}
 ORDER BY s.id
 """
+)
 
 
 def plan_inspections(*, conn: Conn, request: PlanRequest, scope: SiteScope) -> PlanPublic:

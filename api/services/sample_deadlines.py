@@ -63,16 +63,22 @@ RETURNING site_id, payload ->> 'meal_date', payload ->> 'meal'
 """
 
 
+def _kept_from(since: date | None) -> datetime | None:
+    """The instant from which a site's sample deadlines are enforced: 00:00 of its duty
+    ``since`` in the region's calendar; None for a site that keeps no duties."""
+    return None if since is None else datetime.combine(since, time(0), region_zone())
+
+
 def meals_due(conn: Conn, *, now: datetime, settings: DutySettings) -> list[tuple[str, MealServed]]:
     """(site, meal) for every meal whose samples were due by ``now`` within the lookback."""
     grace = settings.sample_grace
-    region = region_zone()
     out: list[tuple[str, MealServed]] = []
     for site_id, since, tz, services, days_off in conn.execute(_SITES).fetchall():
         # ``since`` is a date of the region's calendar: the deadlines that fall on or after
         # it are enforced, as for the daily check (a meal's day is in its schedule's zone,
         # so the day before is looked at too: a late dinner's samples fall due after midnight)
-        kept_from = datetime.combine(since, time(0), region)
+        kept_from = _kept_from(since)
+        assert kept_from is not None  # duty_sites.since is NOT NULL
         zone = ZoneInfo(str(tz))
         today = now.astimezone(zone).date()
         first = max(
@@ -163,12 +169,11 @@ def meal_states(
             (list(days), list(days.values())),
         ).fetchall()
     }
-    region = region_zone()
     out: dict[str, list[MealSamplesDue]] = {}
     for site, tz, services, days_off, since in schedules:
         # overdue means what the ticket rule enforces: a site that keeps no duties is not
         # checked, and a deadline before the day it began keeping them is not a miss
-        kept_from = None if since is None else datetime.combine(since, time(0), region)
+        kept_from = _kept_from(since)
         meals = []
         on = days[str(site)]
         for m in meals_served(str(tz), list(services), list(days_off), on, on):
