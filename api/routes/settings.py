@@ -56,6 +56,9 @@ class DeadlineRulePublic(DeadlineRuleIn):
     """A stored override, and whether you may change it."""
 
     editable: bool
+    region_name: str | None = Field(
+        default=None, description="The region's name (null: the override applies everywhere)."
+    )
 
 
 class DeadlinesPublic(BaseModel):
@@ -118,9 +121,10 @@ def _deadlines(conn: Conn, user: Principal, settings: SettingsDep) -> DeadlinesP
     own = region_tree(conn, user.region_id)
     reach = _ancestors_and_tree(conn, user.region_id)
     rows = conn.execute(
-        """SELECT region_id, rule, tier, hours FROM deadline_rules
-           WHERE %(all)s OR region_id IS NULL OR region_id = ANY(%(reach)s)
-           ORDER BY region_id NULLS FIRST, rule NULLS LAST, tier""",
+        """SELECT d.region_id, d.rule, d.tier, d.hours, r.name
+             FROM deadline_rules d LEFT JOIN regions r ON r.id = d.region_id
+            WHERE %(all)s OR d.region_id IS NULL OR d.region_id = ANY(%(reach)s)
+            ORDER BY d.region_id NULLS FIRST, d.rule NULLS LAST, d.tier""",
         {"all": admin, "reach": reach},
     ).fetchall()
     return DeadlinesPublic(
@@ -132,6 +136,7 @@ def _deadlines(conn: Conn, user: Principal, settings: SettingsDep) -> DeadlinesP
                 tier=r[2],
                 hours=float(r[3]),
                 editable=admin or (r[0] is not None and r[0] in own),
+                region_name=r[4],
             )
             for r in rows
         ],

@@ -96,6 +96,9 @@ def test_deadlines_admin_everywhere_regulator_in_its_region_tree(
         ("d1", "temp_high", None): (12.0, True),
         ("d1-town", None, 1): (6.0, True),
     }  # d2's override is not shown
+    names = {(x["region_id"], x["rule"], x["tier"]): x["region_name"] for x in seen["rules"]}
+    assert names[("d1-town", None, 1)] == "镇"  # the console names the region, not its id
+    assert names[(None, None, 1)] is None
     assert len(client.get(url, headers=other).json()["rules"]) == 2  # global + d2
     assert len(client.get(url, headers=admin).json()["rules"]) == 4
     audited = conn.execute("SELECT count(*) FROM audit_log WHERE action = 'settings.deadline'")

@@ -38,6 +38,13 @@ def test_send_test_button_reaches_the_webhook(
     assert "王食安" in row
     assert "/hook/officer-1" not in row  # the address is masked
     assert "发送测试" in row
+    assert "东区第一小学食堂 · 食品安全员" in row  # the canteen by name and the role in words
+    assert "east-1" not in row
+    labels = b.execute_script(
+        "return [...document.querySelectorAll(\"#channels-table tr[data-person='officer-1'] td\")]"
+        ".map((td) => td.dataset.label)"
+    )
+    assert labels == ["通道", "地址", "食堂与角色", "测试结果"]  # a phone shows each as a card
     button.click()
     wait_until(
         lambda: attr(b, "#ch-result-officer-1-0", "data-outcome") == "delivered",

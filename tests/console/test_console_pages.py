@@ -24,7 +24,7 @@ from api.auth.scope import Role
 from api.auth.users import create_user
 from api.services.tickets import process_findings
 from bkcommon.timeutil import utcnow
-from tests.console.conftest import PASSWORD, Console, console_errors, shot
+from tests.console.conftest import PASSWORD, Console, console_errors, shot, viewport
 from tests.console.test_console_browser import attr, find, text
 from tests.support.services import wait_until
 
@@ -200,6 +200,24 @@ def test_insurer_reads_its_insured_canteens_only(world: Console, module_browser:
     assert "PA-2026-001" in (text(b, "#policies") or "")
     assert "/reviews" not in nav(b)
     shot(b, "insurance.png")
+    viewport(b, 375, 812, mobile=True)  # the insurer on a phone: each policy reads as a card
+    try:
+        b.get(c.url + "/console/insurance")
+        policy = find(b, "#policies tr[data-policy-no='PA-2026-001']")
+        labels = [td.get_attribute("data-label") for td in policy.find_elements(By.CSS_SELECTOR, "td")]
+        assert labels == ["保险机构", "保单号", "保额", "保费", "保险期间"]
+        assert policy.find_element(By.CSS_SELECTOR, "th").text == "东区第一小学食堂"
+        record = find(b, "#risk-records tr[data-site-id='east-1'] td")
+        assert record.get_attribute("data-label") == "风险分"
+        assert b.execute_script(
+            "const e = document.scrollingElement; return e.scrollWidth - e.clientWidth;"
+        ) <= 0
+        assert b.execute_script(  # and no table scrolls sideways inside its card either
+            "return [...document.querySelectorAll('.table-wrap')]"
+            ".every((w) => w.scrollWidth <= w.clientWidth + 1)"
+        )
+    finally:
+        b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     b.get(c.url + "/console/settings")
     find(b, "section[data-site-id='east-1']")
     shot(b, "settings.png")
@@ -368,8 +386,15 @@ def test_admin_manages_and_director_reads_in_their_words(
     world: Console, module_browser: WebDriver
 ) -> None:
     c, b = world, module_browser
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO deadline_rules (region_id, rule, tier, hours) "
+            "VALUES ('d-west', 'daily_check_missed', NULL, 0.5)"
+        )
     sign_in_as(b, c, "admin-1", "/console/settings")
     users = find(b, "#users-table")
+    rule = text(b, "#deadline-rules li[data-region='d-west']") or ""
+    assert rule == "日管控未按时完成 · 西区: 30 分钟", rule  # the region by name, in minutes
     find(b, "section[data-site-id='west-1']")
     assert "监管人员" in users.text  # roles in words
     assert "保险机构" in users.text

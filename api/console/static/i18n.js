@@ -147,7 +147,7 @@ const DICT = {
     set_hint: "您管辖范围内的食堂、传感器和摄像头。", set_registry: "食堂与设备",
     set_profile: "设备类型", set_last_heard: "最近上报", cameras: "摄像头",
     cam_online: "在线", cam_offline: "离线", cam_frozen: "画面冻结/遮挡", cam_unknown: "未上报",
-    set_deadlines: "整改期限", hours_n: "{n} 小时", set_read_only: "上级设定，只读",
+    set_deadlines: "整改期限", hours_n: "{n} 小时", minutes_n: "{n} 分钟", seconds_n: "{n} 秒", set_read_only: "上级设定，只读",
     set_users: "用户与角色", set_role: "角色", set_active: "启用", set_disabled: "停用",
     set_users_admin_only: "用户由管理员和辖区监管人员维护；如需新增或停用账号，请联系他们。",
     set_channels: "告警通道", set_channels_hint: "各食堂相关人员的告警通道（地址已脱敏）。点击“发送测试”立即发送一条测试消息。",
@@ -326,7 +326,7 @@ const DICT = {
     set_hint: "The canteens, sensors and cameras in your scope.", set_registry: "Canteens and devices",
     set_profile: "Equipment", set_last_heard: "Last heard", cameras: "Cameras",
     cam_online: "online", cam_offline: "offline", cam_frozen: "frozen / covered", cam_unknown: "not reported",
-    set_deadlines: "Rectification deadlines", hours_n: "{n} h", set_read_only: "set above you, read-only",
+    set_deadlines: "Rectification deadlines", hours_n: "{n} h", minutes_n: "{n} min", seconds_n: "{n} s", set_read_only: "set above you, read-only",
     set_users: "Users and roles", set_role: "Role", set_active: "active", set_disabled: "disabled",
     set_users_admin_only: "Administrators and the regulators of your region manage users; ask them to add or disable an account.",
     set_channels: "Alert channels", set_channels_hint: "The alert channels of your canteens' people (addresses masked). Send test sends a test message now.",
@@ -396,6 +396,16 @@ export function setTimeZone(tz) {
   } catch (e) {
     console.warn("unknown time zone", tz);
   }
+}
+
+/** A length of time given in hours, in the unit a person would say it in: 72 小时, 1.5 小时,
+ * 30 分钟, 18 秒 (a deadline of 0.005 h reads as seconds, not as a fraction of an hour). */
+export function fmtHours(hours) {
+  if (hours === null || hours === undefined) return "—";
+  const trim = (x, d) => String(Number(x.toFixed(d)));
+  if (hours >= 1) return t("hours_n", { n: trim(hours, 1) });
+  if (hours * 60 >= 1) return t("minutes_n", { n: trim(hours * 60, 1) });
+  return t("seconds_n", { n: trim(hours * 3600, 0) });
 }
 
 /** The time zone times are shown in. */

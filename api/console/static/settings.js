@@ -2,9 +2,9 @@
 // and limits; deadlines and capture triage (admins and regulators); alert channels with a
 // test send (everyone but insurers); users (admins: all; regulators: their region's, users.js).
 import { api } from "./api.js";
-import { me } from "./app.js";
-import { h, mount, say } from "./dom.js";
-import { explain, fmtNum, fmtTime, t } from "./i18n.js";
+import { me, siteName } from "./app.js";
+import { cell, h, mount, say } from "./dom.js";
+import { explain, fmtHours, fmtNum, fmtTime, t } from "./i18n.js";
 import { profileLabel, ruleLabel, tierLabel } from "./labels.js";
 import { usersSection } from "./users.js";
 
@@ -13,28 +13,28 @@ const BASE = "/console";
 function deviceTable(site, sensors, cameras) {
   return h("section", { class: "card", dataset: { siteId: site.id } },
     h("h2", {}, h("a", { href: `${BASE}/sites/${encodeURIComponent(site.id)}`, "data-link": true }, site.name)),
-    sensors.length ? h("div", { class: "table-wrap" }, h("table", { class: "compact" },
+    sensors.length ? h("div", { class: "table-wrap" }, h("table", { class: "compact stack" },
       h("caption", {}, t("sensors")),
       h("thead", {}, h("tr", {}, [t("name"), t("set_profile"), t("limits"), t("set_last_heard")].map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, sensors.map((s) => h("tr", {},
-        h("td", {}, s.name || profileLabel(s.profile)), h("td", {}, profileLabel(s.profile)),
-        h("td", {}, `${fmtNum(s.params.low_c)} … ${fmtNum(s.params.high_c)} °C`),
-        h("td", {}, fmtTime(s.last_received_at))))))) : null,
-    cameras.length ? h("div", { class: "table-wrap" }, h("table", { class: "compact" },
+        h("th", { scope: "row" }, s.name || profileLabel(s.profile)), cell(t("set_profile"), {}, profileLabel(s.profile)),
+        cell(t("limits"), {}, `${fmtNum(s.params.low_c)} … ${fmtNum(s.params.high_c)} °C`),
+        cell(t("set_last_heard"), {}, fmtTime(s.last_received_at))))))) : null,
+    cameras.length ? h("div", { class: "table-wrap" }, h("table", { class: "compact stack" },
       h("caption", {}, t("cameras")),
       h("thead", {}, h("tr", {}, [t("name"), t("state"), t("set_last_heard")].map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, cameras.map((c) => h("tr", {},
-        h("td", {}, c.name || t("device")), h("td", {}, h("span", { class: `cam cam-${c.state}` }, t(`cam_${c.state}`))),
-        h("td", {}, fmtTime(c.status_at))))))) : null);
+        h("th", { scope: "row" }, c.name || t("device")), cell(t("state"), {}, h("span", { class: `cam cam-${c.state}` }, t(`cam_${c.state}`))),
+        cell(t("set_last_heard"), {}, fmtTime(c.status_at))))))) : null);
 }
 
 async function deadlinesSection() {
   const d = await api("/settings/deadlines");
   return h("section", { class: "card", id: "deadlines" },
     h("h2", {}, t("set_deadlines")),
-    h("ul", {}, Object.entries(d.defaults_h).map(([tier, hours]) => h("li", {}, `${tierLabel(tier)}: ${t("hours_n", { n: hours })}`))),
-    d.rules.length ? h("ul", {}, d.rules.map((r) => h("li", {},
-      `${r.rule ? ruleLabel(r.rule) : tierLabel(r.tier)}: ${t("hours_n", { n: r.hours })}`,
+    h("ul", {}, Object.entries(d.defaults_h).map(([tier, hours]) => h("li", {}, `${tierLabel(tier)}: ${fmtHours(hours)}`))),
+    d.rules.length ? h("ul", { id: "deadline-rules" }, d.rules.map((r) => h("li", { dataset: { rule: r.rule || "", region: r.region_id || "" } },
+      `${r.rule ? ruleLabel(r.rule) : tierLabel(r.tier)}${r.region_name ? ` · ${r.region_name}` : ""}: ${fmtHours(r.hours)}`,
       r.editable ? "" : ` (${t("set_read_only")})`))) : null);
 }
 
@@ -64,14 +64,16 @@ async function channelsSection() {
       }
     });
     return h("tr", { dataset: { person: c.person_id, kind: c.kind } },
-      h("td", {}, c.person_name), h("td", {}, t(`kind_${c.kind}`)), h("td", {}, h("code", {}, c.address_masked)),
-      h("td", {}, c.sites.map((s) => `${s.site_id} · ${t(`role_${s.role}`)}`).join("; ")),
-      h("td", {}, button, " ", result));
+      h("th", { scope: "row" }, c.person_name), cell(t("ch_kind"), {}, t(`kind_${c.kind}`)),
+      cell(t("ch_address"), { class: "address" }, h("code", { title: c.address_masked }, c.address_masked)),
+      cell(t("ch_sites"), {}, h("span", {}, ...c.sites.flatMap((s, i) => [i ? h("br") : null,
+        h("span", { class: "ch-site", dataset: { siteId: s.site_id } }, `${siteName(s.site_id)} · ${t(`role_${s.role}`)}`)]))),
+      cell(t("ch_result"), {}, h("span", {}, button, " ", result)));
   };
   return h("section", { class: "card", id: "channels" },
     h("h2", {}, t("set_channels")),
     h("p", { class: "muted" }, t("set_channels_hint")),
-    list.length ? h("div", { class: "table-wrap" }, h("table", { class: "compact", id: "channels-table" },
+    list.length ? h("div", { class: "table-wrap" }, h("table", { class: "compact stack", id: "channels-table" },
       h("thead", {}, h("tr", {}, [t("ch_person"), t("ch_kind"), t("ch_address"), t("ch_sites"), t("ch_result")].map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, list.map(row)))) : h("p", { id: "channels-table" }, t("ch_none")));
 }

@@ -149,7 +149,7 @@ export async function usersSection() {
       h("td", { "data-label": t("set_role") }, t(`role_${u.role}`)),
       h("td", { "data-label": w("col_scope") }, scopeText(u, names, regions)),
       h("td", { "data-label": t("state") }, u.active ? t("set_active") : t("set_disabled")),
-      h("td", { "data-label": w("col_actions") }, mine ? "—" : [
+      h("td", { "data-label": w("col_actions") }, mine ? "—" : h("span", { class: "actions" },
         h("button", { type: "button", class: "secondary", dataset: { action: "edit" }, onclick: () => openEditor(u) }, w("edit")), " ",
         u.active
           ? h("button", { type: "button", class: "secondary", dataset: { action: "disable" }, onclick: () => {
@@ -157,8 +157,7 @@ export async function usersSection() {
             act(() => api(`/users/${encodeURIComponent(u.username)}/disable`, { method: "POST" }), w("disabled", { name: u.username }));
           } }, w("disable"))
           : h("button", { type: "button", class: "secondary", dataset: { action: "enable" }, onclick: () =>
-            act(() => api(`/users/${encodeURIComponent(u.username)}/enable`, { method: "POST" }), w("enabled", { name: u.username })) }, w("enable")),
-      ]));
+            act(() => api(`/users/${encodeURIComponent(u.username)}/enable`, { method: "POST" }), w("enabled", { name: u.username })) }, w("enable")))));
   });
 
   const fields = grantFields("new", options, { role: options.roles.includes("officer") ? "officer" : options.roles[0] });
