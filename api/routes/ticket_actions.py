@@ -34,7 +34,7 @@ from api.schemas_loop import ActionIn, ActionResultPublic, TicketCreate, TicketC
 from api.services.lifecycle import (
     Action,
     Actor,
-    allowed_actions,
+    actions_now,
     apply_action,
     create_manual_ticket,
 )
@@ -96,12 +96,22 @@ def _act(
         note=note,
         evidence=evidence,
     )
+    proposed = conn.execute(
+        "SELECT close_proposed_at FROM tickets WHERE id = %s", (res.ticket_id,)
+    ).fetchone()
+    next_actions = actions_now(
+        res.status,
+        user.role,
+        close_proposed_at=proposed[0] if proposed else None,
+        now=utcnow(),
+        settings=settings,
+    )
     return ActionResultPublic(
         ticket_id=res.ticket_id,
         previous=res.previous,
         status=res.status,
         event_id=res.event_id,
-        allowed_actions=[a.value for a in allowed_actions(res.status, user.role)],
+        allowed_actions=[a.value for a in next_actions],
     )
 
 
@@ -208,12 +218,21 @@ async def rectify(
 
 
 @router.get("/{ticket_id}/actions", response_model=list[str], responses=not_found("ticket"))
-def ticket_actions(ticket_id: int, conn: ConnDep, scope: ScopeDep, user: CurrentUser) -> list[str]:
-    """The actions you may take on the ticket now (for the console's buttons)."""
+def ticket_actions(
+    ticket_id: int, conn: ConnDep, scope: ScopeDep, user: CurrentUser, settings: SettingsDep
+) -> list[str]:
+    """The actions you may take on the ticket now (for the console's buttons).
+
+    ``confirm_close`` only once the data has proposed the close and stayed in range for
+    ``BK_API_CLOSE_STABLE_MIN``: before that the button would only lead to a refusal."""
     row = conn.execute(
-        f"SELECT status FROM tickets t WHERE id = %(id)s AND {scope.clause('t.site_id')}",
+        "SELECT status, close_proposed_at FROM tickets t "
+        f"WHERE id = %(id)s AND {scope.clause('t.site_id')}",
         {"id": ticket_id, **scope.params()},
     ).fetchone()
     if row is None:
         raise HTTPException(status_code=404, detail=f"ticket {ticket_id} not found")
-    return [a.value for a in allowed_actions(str(row[0]), user.role)]
+    now = actions_now(
+        str(row[0]), user.role, close_proposed_at=row[1], now=utcnow(), settings=settings
+    )
+    return [a.value for a in now]

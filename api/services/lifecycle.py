@@ -250,6 +250,27 @@ def apply_action(
     return ActionResult(ticket_id=ticket_id, status=t.to, event_id=event_id, previous=status)
 
 
+def actions_now(
+    status: str,
+    role: Role,
+    *,
+    close_proposed_at: datetime | None,
+    now: datetime,
+    settings: ApiSettings,
+) -> list[Action]:
+    """What ``role`` may do to a ticket now: ``allowed_actions`` without ``confirm_close``
+    until the data has proposed the close and held for the stable time (the console's
+    buttons: one that could only be refused is not offered)."""
+    try:
+        _check_close_proposal(close_proposed_at, now=now, settings=settings)
+        confirmable = True
+    except TransitionNotAllowedError:
+        confirmable = False
+    return [
+        a for a in allowed_actions(status, role) if a is not Action.CONFIRM_CLOSE or confirmable
+    ]
+
+
 def _check_close_proposal(
     proposed_at: datetime | None, *, now: datetime, settings: ApiSettings
 ) -> None:

@@ -18,6 +18,7 @@ from api.services.lifecycle import (
     RoleNotAllowedError,
     TicketNotFoundError,
     TransitionNotAllowedError,
+    actions_now,
     allowed_actions,
     apply_action,
     create_manual_ticket,
@@ -231,12 +232,24 @@ def test_sensor_ticket_proposes_close_and_a_person_confirms_after_stable_time(
             now=NOW + timedelta(minutes=at_min), settings=loop_settings,
         ).status  # fmt: skip
 
+    def offered(at_min: float) -> list[Action]:  # the console's buttons for the officer then
+        proposed = conn.execute(
+            "SELECT close_proposed_at FROM tickets WHERE id = %s", (tid,)
+        ).fetchone()
+        return actions_now(
+            "open", Role.OFFICER, close_proposed_at=proposed[0], settings=loop_settings,
+            now=NOW + timedelta(minutes=at_min),
+        )  # fmt: skip
+
     with pytest.raises(TransitionNotAllowedError, match="no close was proposed"):
         confirm(5)
+    assert offered(5) == [Action.ACKNOWLEDGE, Action.RECTIFY]  # no button that is refused
     insert_finding(conn, key="alarm:1:cleared", kind="alarm_cleared", notify=False)
     process_findings(conn, now=NOW + timedelta(minutes=10), settings=loop_settings)
     with pytest.raises(TransitionNotAllowedError, match="can be confirmed from"):
         confirm(20)  # back in range only 10 minutes; 30 needed
+    assert Action.CONFIRM_CLOSE not in offered(20)
+    assert offered(41) == [Action.ACKNOWLEDGE, Action.RECTIFY, Action.CONFIRM_CLOSE]
     assert confirm(41) == "closed"
     assert events(conn, tid)[-1][:2] == ("close_confirmed", "officer-user")
 

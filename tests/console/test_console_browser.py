@@ -173,7 +173,7 @@ def test_ticket_detail_shows_timeline_escalation_and_evidence(
         b.get_attribute("id")
         for b in browser.find_elements(By.CSS_SELECTOR, "#action-buttons button")
     }
-    assert buttons == {"act-acknowledge", "act-close", "act-confirm_close"}  # a regulator's
+    assert buttons == {"act-acknowledge", "act-close"}  # a regulator's (no close proposed by data)
     # closing needs a reason: the console says so and nothing changes
     find(browser, "#act-close").click()
     wait_until(lambda: text(browser, "#action-message") == "此操作需要填写说明或理由。")
