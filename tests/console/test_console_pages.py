@@ -204,14 +204,18 @@ def test_insurer_reads_its_insured_canteens_only(world: Console, module_browser:
     try:
         b.get(c.url + "/console/insurance")
         policy = find(b, "#policies tr[data-policy-no='PA-2026-001']")
-        labels = [td.get_attribute("data-label") for td in policy.find_elements(By.CSS_SELECTOR, "td")]
+        cells = policy.find_elements(By.CSS_SELECTOR, "td")
+        labels = [td.get_attribute("data-label") for td in cells]
         assert labels == ["保险机构", "保单号", "保额", "保费", "保险期间"]
         assert policy.find_element(By.CSS_SELECTOR, "th").text == "东区第一小学食堂"
         record = find(b, "#risk-records tr[data-site-id='east-1'] td")
         assert record.get_attribute("data-label") == "风险分"
-        assert b.execute_script(
-            "const e = document.scrollingElement; return e.scrollWidth - e.clientWidth;"
-        ) <= 0
+        assert (
+            b.execute_script(
+                "const e = document.scrollingElement; return e.scrollWidth - e.clientWidth;"
+            )
+            <= 0
+        )
         assert b.execute_script(  # and no table scrolls sideways inside its card either
             "return [...document.querySelectorAll('.table-wrap')]"
             ".every((w) => w.scrollWidth <= w.clientWidth + 1)"
