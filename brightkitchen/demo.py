@@ -579,7 +579,12 @@ class Demo:
 
     def _replay_lunch(self, site_file: Any, meal_end: datetime, mqtt_url: str) -> None:
         """Once ingest stores readings, publish the four cabinets' cycles after the lunch."""
-        from brightkitchen.simulate.cabinets import cabinet_emissions, publish_cabinets
+        from brightkitchen.simulate.cabinets import (
+            Scenario,
+            cabinet_emissions,
+            cabinet_name,
+            publish_cabinets,
+        )
 
         wait_for(
             lambda: read_counts(self.database_url).readings > 0,
@@ -602,9 +607,9 @@ class Demo:
         with psycopg.connect(self.database_url) as conn:
             backdate_cabinets(conn, meal_end)
         self.say(
-            f"  disinfection: {n} readings of 4 cabinets after lunch at {site_id} "
-            "(good, short, cool, missed); the closed window opens 餐具消毒不达标 / 餐具未消毒 "
-            "tickets"
+            f"  disinfection: {n} readings of 4 cabinets after lunch at {site_id} ("
+            + ", ".join(f"{cabinet_name(sc)} {sc.value}" for sc in Scenario)
+            + "); the closed window opens 餐具消毒不达标 / 餐具未消毒 tickets"
         )
 
     def _seed_workflows(self, base: str, token: str, site_file: Any) -> None:

@@ -79,6 +79,12 @@ def plug_name(site_id: str, scenario: Scenario) -> str:
     return f"{site_id}-plug-{scenario.value}"
 
 
+def cabinet_name(scenario: Scenario) -> str:
+    """The cabinet's name as a kitchen would write it (消毒柜 1 … 4, in :class:`Scenario`'s
+    order): tickets and alerts quote it, so it carries no test scenario's word."""
+    return f"消毒柜 {list(Scenario).index(scenario) + 1}"
+
+
 def cabinet_entries(site_id: str, *, plugs: bool = True) -> list[dict[str, Any]]:
     """Site-file sensor entries of the four cabinets (with :data:`PLUGS` unless ``plugs``
     is False)."""
@@ -93,7 +99,7 @@ def cabinet_entries(site_id: str, *, plugs: bool = True) -> list[dict[str, Any]]
         out.append(
             {
                 "id": cabinet_id(site_id, sc),
-                "name": f"消毒柜 ({sc.value})",
+                "name": cabinet_name(sc),
                 "profile": "disinfection",
                 "cabinet": cabinet,
             }

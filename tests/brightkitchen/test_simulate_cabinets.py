@@ -31,6 +31,8 @@ def test_cli_checks_its_options_and_prints_the_site_file_entries(cli_env: dict[s
     assert out.returncode == 0, out.stderr
     assert "zigbee_name: s1-plug-short" in out.stdout
     assert "plug: {}" in out.stdout
+    # named as a kitchen names them: tickets and alerts quote the name
+    assert [e["name"] for e in cabinet_entries("s1")] == [f"消毒柜 {i}" for i in (1, 2, 3, 4)]
     bad = run_cli("simulate", "cabinets", "--site", "s1", "--plugs", "wifi", env=cli_env)
     assert bad.returncode != 0
     assert "--plugs" in bad.stderr
