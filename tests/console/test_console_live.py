@@ -168,6 +168,52 @@ def test_new_alarm_appears_on_the_overview_without_reload(
     assert console_errors(b) == []
 
 
+def test_overview_redraws_for_what_it_counts_and_keeps_up_with_a_stream(
+    module_console: Console, module_browser: WebDriver
+) -> None:
+    """Comments change nothing the overview counts: no redraw. A stream of alarms with no
+    pause longer than the old 250 ms debounce still shows, redrawn about once a second."""
+    c, b = module_console, module_browser
+    b.delete_all_cookies()
+    sign_in(b, c, "reg-east")
+    find(b, "#sites-table tr.site-row")
+    wait_until(lambda: attr(b, "#live-state", "data-state") == "open", what="live badge open")
+    fetches = (
+        "return performance.getEntriesByType('resource')"
+        ".filter((e) => e.name.includes('/console/api/overview')).length"
+    )
+    b.execute_script("performance.clearResourceTimings()")
+    tid = c.world.tickets["east-1:temp_high"]
+    with httpx.Client(base_url=c.url, timeout=10) as api:
+        r = api.post("/api/v1/auth/login", json={"username": "reg-east", "password": PASSWORD})
+        assert r.status_code == 200
+        for i in range(5):
+            made = api.post(f"/api/v1/tickets/{tid}/comments", json={"text": f"注意 {i}"})
+            assert made.status_code == 201, made.text
+    time.sleep(1.5)
+    assert b.execute_script(fetches) == 0  # the comments reached the page, not the overview
+
+    before = int(text(b, "#stat-alarms") or 0)
+    started = time.monotonic()
+    raised = []
+    while time.monotonic() - started < 5:  # an alarm every 150 ms for 5 s
+        raised.append(raise_alarm(c.db_url, site="east-2", rule="temp_high"))
+        time.sleep(0.15)
+    shown_during = int(text(b, "#stat-alarms") or 0)
+    redraws = b.execute_script(fetches)
+    assert shown_during > before, "the stream never paused, so the overview never redrew"
+    assert 3 <= redraws <= 7, redraws  # about once a second, not once per alarm (30)
+    wait_until(
+        lambda: int(text(b, "#stat-alarms") or 0) == before + len(raised),
+        timeout=LIVE_S + 1,
+        what="every alarm counted once the stream ends",
+    )
+    for alarm in raised:
+        clear_alarm(c.db_url, alarm)
+    wait_until(lambda: int(text(b, "#stat-alarms") or 0) == before, what="cleared again")
+    assert console_errors(b) == []
+
+
 def test_kitchen_page_speaks_plain_words_and_acknowledges(
     module_console: Console, module_browser: WebDriver
 ) -> None:

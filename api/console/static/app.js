@@ -3,7 +3,7 @@ import { api, ApiError, setUnauthorizedHandler } from "./api.js";
 import { h, mount } from "./dom.js";
 import { explain, getLang, setLang, setTimeZone, t } from "./i18n.js";
 import { ruleLabel, setConfig } from "./labels.js";
-import { clearLiveViews, liveBadge, onLiveGlobal, startLive, stopLive } from "./live.js";
+import { clearLiveViews, liveBadge, liveViewsReady, onLiveGlobal, startLive, stopLive } from "./live.js";
 import { renderOverview, renderTickets } from "./views.js";
 import { renderReviews, renderTicket, renderTicketNotice } from "./ticket.js";
 import { renderSite } from "./site.js";
@@ -306,6 +306,8 @@ export async function render({ quiet = false } = {}) {
         if (e instanceof ApiError && e.status === 401) return;
         const msg = explain(e);
         mount(main, h("p", { class: "error", role: "alert" }, msg));
+      } finally {
+        liveViewsReady();
       }
       return;
     }

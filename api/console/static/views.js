@@ -4,7 +4,7 @@ import { navigate, refresh } from "./app.js";
 import { h, mount, qs } from "./dom.js";
 import { fmtNum, fmtTime, getLang, t } from "./i18n.js";
 import { escalationLabel, ruleLabel, ruleOptions, sourceOptions, ticketTitle, tierLabel } from "./labels.js";
-import { onLiveView } from "./live.js";
+import { onLiveTick, onLiveView } from "./live.js";
 
 const BASE = "/console";
 const STATUSES = ["open", "acknowledged", "rectified", "rejected", "closed"];
@@ -80,7 +80,10 @@ export async function renderOverview(main) {
       : h("tr", {}, h("td", { colspan: cols.length }, t("no_sites"))));
   }
   draw();
-  onLiveView((ev) => ev.kind !== "review", refresh);
+  // what the overview counts: tickets (opened, moved on, escalated) and alarms; not comments
+  // or captures in review. Deadlines pass without any event, so it also redraws each minute.
+  onLiveView((ev) => ev.kind === "ticket" || ev.kind === "alarm", refresh);
+  onLiveTick(60000, refresh);
   mount(main,
     h("h1", {}, t("overview_title")),
     h("ul", { class: "stats" },
@@ -154,6 +157,7 @@ export async function renderTickets(main, params) {
     navigate(`${BASE}/tickets${qs({ status: d.get("status"), tier: d.get("tier"), rule: d.get("rule"), source: d.get("source"), site_id: d.get("site_id"), overdue: d.get("overdue") ? 1 : "", opened_from: d.get("opened_from") })}`);
   });
   onLiveView((ev) => ev.kind === "ticket", refresh);
+  onLiveTick(60000, refresh); // a deadline passing makes a ticket overdue without any event
   const exportQuery = qs({ status: f.status, tier: f.tier, rule: f.rule, source: f.source, site_id: f.site_id, overdue: f.overdue ? "true" : "", opened_from: f.opened_from });
   const go = (p) => `${BASE}/tickets${qs({ ...f, overdue: f.overdue ? 1 : "", page: p })}`;
 

@@ -82,7 +82,7 @@ export async function renderWall(main) {
     clock.textContent = fmtClock();
     if (new Date().getSeconds() === 0) refresh(); // once a minute besides the live events
   }, 1000);
-  onLiveView((ev) => ev.kind !== "review", refresh);
+  onLiveView((ev) => ["ticket", "alarm", "violation"].includes(ev.kind), refresh); // not comments or reviews
   mount(main,
     h("div", { class: "wall", id: "wall" },
       h("div", { class: "wall-bar" },
