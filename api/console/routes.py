@@ -27,6 +27,7 @@ from api.console import events
 from api.console.ledger_export import XLSX_MEDIA_TYPE, tickets_xlsx
 from api.console.wall import WallPublic, wall_data
 from api.deps import ConnDep, CurrentUser, ScopeDep
+from api.input_types import IsoDateTime
 from api.queries.sites import list_sites
 from api.queries.tickets import list_tickets
 from api.routes.complaints import Inspector, RegionPath, own_region_or_404
@@ -339,7 +340,7 @@ def matching_tickets(
     tier: int | None,
     overdue: bool,
     max_rows: int = EXPORT_MAX_ROWS,
-    opened_from: datetime | None = None,
+    opened_from: IsoDateTime | None = None,
     source: TicketSource | None = None,
 ) -> Iterator[TicketPublic]:
     """Every ticket of the filters (through the API's own query, page by page), newest first."""
@@ -404,7 +405,7 @@ def export_tickets(
     rule: str | None = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     overdue: bool = False,
-    opened_from: datetime | None = None,
+    opened_from: IsoDateTime | None = None,
     source: TicketSource | None = None,
 ) -> Response:
     """The rectification ledger (整改台账) of the current filter as CSV, only your sites."""
@@ -444,7 +445,7 @@ def export_tickets_xlsx(
     rule: str | None = None,
     tier: Annotated[int | None, Query(ge=1, le=3)] = None,
     overdue: bool = False,
-    opened_from: datetime | None = None,
+    opened_from: IsoDateTime | None = None,
     source: TicketSource | None = None,
     lang: Literal["zh-CN", "en"] = "zh-CN",
 ) -> Response:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from api.deps import ConnDep, ScopeDep
+from api.input_types import IsoDate
 from api.queries.disinfection import (
     LedgerFilter,
     iter_cycles,
@@ -39,8 +40,8 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 SiteQ = Annotated[str | None, Query(min_length=1, max_length=64)]
 SensorQ = Annotated[str | None, Query(min_length=1, max_length=64)]
-DateFromQ = Annotated[date | None, Query(description="First local date, included.")]
-DateToQ = Annotated[date | None, Query(description="Last local date, included.")]
+DateFromQ = Annotated[IsoDate | None, Query(description="First local date, included.")]
+DateToQ = Annotated[IsoDate | None, Query(description="Last local date, included.")]
 Lang = Literal["zh-CN", "en"]
 
 

@@ -11,7 +11,6 @@ names the field (``api.services.duties``, ``api.services.duty_reports``).
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -31,6 +30,7 @@ from api.deps import (
     not_found,
     require_role,
 )
+from api.input_types import IsoDate
 from api.queries.duties import DutyTodayPublic, duties_today
 from api.routes.inspections import StoreDep
 from api.routes.raw_photo import (
@@ -283,7 +283,7 @@ def get_daily_checks(
     conn: ConnDep,
     scope: ScopeDep,
     site_id: str,
-    since: date | None = None,
+    since: IsoDate | None = None,
     limit: Annotated[int, Query(ge=1, le=366)] = 31,
 ) -> list[DailyCheckPublic]:
     """The site's daily checks, newest day first."""
@@ -317,7 +317,7 @@ def get_health_checks(
     conn: ConnDep,
     scope: ScopeDep,
     site_id: str,
-    day: date | None = None,
+    day: IsoDate | None = None,
     off_duty: bool = False,
 ) -> list[StaffCheckPublic]:
     """The day's morning checks (default today, China time); ``off_duty`` lists only those off."""
@@ -354,7 +354,7 @@ def get_food_samples(
     conn: ConnDep,
     scope: ScopeDep,
     site_id: str,
-    day: date | None = None,
+    day: IsoDate | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[SamplePublic]:
     """The site's food samples (of one day when given), newest first."""
@@ -363,7 +363,7 @@ def get_food_samples(
 
 @router.get("/sites/{site_id}/meals", response_model=list[MealSamplesDue], responses=_SITE)
 def get_meals(
-    conn: ConnDep, scope: ScopeDep, site_id: str, day: date | None = None
+    conn: ConnDep, scope: ScopeDep, site_id: str, day: IsoDate | None = None
 ) -> list[MealSamplesDue]:
     """The day's scheduled meals (default today in the schedule's own zone: China time for
     any schedule kept in it) and whether each has its food samples on record, with the time

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -10,6 +9,7 @@ from fastapi.responses import Response
 
 from api.auth.scope import Principal, Role
 from api.deps import ConnDep, ScopeDep, WriterUser, not_found, require_role
+from api.input_types import IsoDateTime
 from api.routes.inspections import StoreDep
 from api.routes.risk import RiskSettingsDep
 from api.schemas import ErrorPublic
@@ -62,7 +62,7 @@ def get_policies(conn: ConnDep, scope: ScopeDep, site_id: str | None = None) -> 
     "/policies/in-force", response_model=PolicyPublic, responses=not_found("policy in force")
 )
 def get_policy_in_force(
-    conn: ConnDep, scope: ScopeDep, site_id: str, at: datetime | None = None
+    conn: ConnDep, scope: ScopeDep, site_id: str, at: IsoDateTime | None = None
 ) -> PolicyPublic:
     """The site's policy in force at ``at`` (default now)."""
     found = policy_in_force(conn=conn, site_id=site_id, at=at or utcnow(), scope=scope)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import ConnDep, ScopeDep, not_found
+from api.input_types import IsoDateTime
 from api.queries.readings import sensor_exists, sensor_readings
 from api.schemas import ErrorPublic, ReadingsPublic, Resolution
 from bkcommon.timeutil import to_utc, utcnow
@@ -28,8 +29,8 @@ def read_readings(
     conn: ConnDep,
     scope: ScopeDep,
     sensor_id: str,
-    from_ts: Annotated[datetime | None, Query(alias="from")] = None,
-    to_ts: Annotated[datetime | None, Query(alias="to")] = None,
+    from_ts: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+    to_ts: Annotated[IsoDateTime | None, Query(alias="to")] = None,
     resolution: Resolution = Resolution.RAW,
     limit: Annotated[int, Query(ge=1, le=50_000)] = 10_000,
 ) -> ReadingsPublic:

@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from api.auth.resolve import region_tree
 from api.auth.scope import Principal, Role, SiteScope
 from api.deps import ConnDep, CurrentUser, ScopeDep, not_found, require_role
+from api.input_types import IsoDate
 from api.queries.coverage import (
     CoveragePublic,
     coverage,
@@ -50,7 +51,7 @@ XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.s
 Cadre = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
 Lang = Literal["zh-CN", "en"]
 OnQ = Annotated[
-    date | None,
+    IsoDate | None,
     Query(description="The day the period ends on (default: today in the region, BK_TIME_ZONE)."),
 ]
 

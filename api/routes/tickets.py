@@ -9,13 +9,13 @@ request's CPU (docs/benchmarks.md, console section).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ConnDep, ScopeDep, not_found
+from api.input_types import IsoDateTime
 from api.queries.tickets import get_ticket, list_tickets
 from api.schemas import TicketDetailPublic, TicketSource, TicketsPublic, TicketStatus
 
@@ -36,7 +36,7 @@ async def read_tickets(
         Query(description="Only tickets opened by this kind of finding (alarm, violation, ...)."),
     ] = None,
     opened_from: Annotated[
-        datetime | None, Query(description="Only tickets opened at or after this time.")
+        IsoDateTime | None, Query(description="Only tickets opened at or after this time.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import ConnDep, ScopeDep, SettingsDep, TicketUser, not_found
+from api.input_types import IsoDateTime
 from api.routes.evidence import StoreDep
 from api.schemas import ErrorPublic
 from api.schemas_loop import (
@@ -78,8 +78,8 @@ def export_dataset(
     conn: ConnDep,
     scope: ScopeDep,
     store: StoreDep,
-    from_: Annotated[datetime, Query(alias="from")],
-    to: datetime,
+    from_: Annotated[IsoDateTime, Query(alias="from")],
+    to: IsoDateTime,
 ) -> StreamingResponse:
     """Reviewed captures as a Pascal VOC dataset (JPEGImages, Annotations, confirmed/dismissed)."""
     if to_utc(to) <= to_utc(from_):

@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth.scope import SiteScope
+from api.input_types import IsoDate
 from api.services.duty_templates import Checklist, checklist_for
 from api.services.evidence import EvidenceStore, check_image
 from api.services.tickets import FINDINGS_CHANNEL
@@ -76,7 +77,7 @@ class DutySiteIn(BaseModel):
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
         description="China time (HH:MM) by which the daily check is due.",
     )
-    since: date | None = Field(default=None, description="First day checked; default today.")
+    since: IsoDate | None = Field(default=None, description="First day checked; default today.")
 
 
 class DutySitePublic(BaseModel):
@@ -185,7 +186,7 @@ class DailyCheckIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    check_date: date | None = Field(default=None, description="China date; default today.")
+    check_date: IsoDate | None = Field(default=None, description="China date; default today.")
     answers: list[AnswerIn] = Field(min_length=1, max_length=100)
 
 

@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.auth.scope import SiteScope
+from api.input_types import IsoDate
 from api.services.duties import DutyConflictError, DutyError, DutyNotFoundError, require_site
 from bkcommon.localtime import local_date, region_zone
 
@@ -90,7 +91,7 @@ class WeeklyReviewIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    week_start: date = Field(description="The Monday of the week reviewed.")
+    week_start: IsoDate = Field(description="The Monday of the week reviewed.")
     findings: str = Field(min_length=1, max_length=5000, description="Risks found this week.")
     measures: str = Field(default="", max_length=5000, description="What will be done.")
 

@@ -15,9 +15,10 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth.scope import SiteScope
+from api.input_types import IsoDate, IsoDateTime
 from api.services.duties import DutyConflictError, DutyError, require_site
 from bkcommon.localtime import local_date
 
@@ -41,21 +42,14 @@ class MealSamplesIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    meal_date: date
+    meal_date: IsoDate
     meal: Literal["breakfast", "lunch", "dinner", "other"]
-    stored_at: datetime
+    stored_at: IsoDateTime
     keep_hours: int = Field(default=MIN_KEEP_H, ge=MIN_KEEP_H, le=24 * 30)
     sensor_id: str | None = Field(
         default=None, min_length=1, max_length=100, description="The sample fridge."
     )
     dishes: list[DishIn] = Field(min_length=1, max_length=60)
-
-    @field_validator("stored_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("needs a time zone (RFC 3339 with offset or Z)")
-        return value
 
 
 class SamplePublic(BaseModel):

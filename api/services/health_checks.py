@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth.scope import SiteScope
+from api.input_types import IsoDate
 from api.services.duties import DutyConflictError, DutyError, china_today, require_site
 
 Conn = psycopg.Connection[Any]
@@ -44,7 +45,7 @@ class HealthCheckIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    check_date: date | None = Field(default=None, description="China date; default today.")
+    check_date: IsoDate | None = Field(default=None, description="China date; default today.")
     staff: list[StaffCheckIn] = Field(min_length=1, max_length=200)
 
 

@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth.scope import SiteScope
+from api.input_types import IsoDateTime
 from api.services.evidence import EvidenceStore, check_image
 from api.services.tickets import FINDINGS_CHANNEL
 from bkcommon.errors import RequestError
@@ -142,8 +143,8 @@ class InspectionCreate(BaseModel):
     kind: InspectionKind
     template_id: int | None = None
     inspectors: list[str] = Field(min_length=1, max_length=20)
-    started_at: datetime
-    finished_at: datetime | None = None
+    started_at: IsoDateTime
+    finished_at: IsoDateTime | None = None
     follow_up_of: int | None = Field(
         default=None, description="The inspection whose failed items this one re-checks."
     )
@@ -153,10 +154,6 @@ class InspectionCreate(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> InspectionCreate:
         _unique_codes([i.code for i in self.items])
-        if self.started_at.tzinfo is None or (
-            self.finished_at is not None and self.finished_at.tzinfo is None
-        ):
-            raise ValueError("times must carry a time zone")
         if self.finished_at is not None and self.finished_at < self.started_at:
             raise ValueError("finished_at is before started_at")
         return self

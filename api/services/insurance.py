@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth.scope import SiteScope
+from api.input_types import IsoDate, IsoDateTime
 from api.services.evidence import EvidenceStore, load_bytes
 from api.services.inspections import ConflictError, NotFoundError
 from api.services.risk import RiskPoint, RiskSettings, compute, history
@@ -47,8 +48,8 @@ class PolicyCreate(BaseModel):
     policy_no: str = Field(min_length=1, max_length=100)
     cover_cny: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
     premium_cny: Decimal = Field(ge=0, max_digits=12, decimal_places=2)
-    starts_on: date
-    ends_on: date
+    starts_on: IsoDate
+    ends_on: IsoDate
 
     @model_validator(mode="after")
     def _period(self) -> PolicyCreate:
@@ -86,17 +87,11 @@ class IncidentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     site_id: str = Field(min_length=1)
-    occurred_at: datetime
+    occurred_at: IsoDateTime
     kind: str = Field(min_length=1, max_length=60)
     description: str = Field(default="", max_length=5000)
     claim_status: ClaimStatus = ClaimStatus.NONE
     amount_cny: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
-
-    @model_validator(mode="after")
-    def _aware(self) -> IncidentCreate:
-        if self.occurred_at.tzinfo is None:
-            raise ValueError("occurred_at must carry a time zone")
-        return self
 
 
 class IncidentPublic(BaseModel):

@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth.scope import SiteScope
+from api.input_types import IsoDate
 from api.services.duties import china_today
 from api.services.evidence import EvidenceStore
 from api.services.row_photo import attach_row_photo, row_photo
@@ -57,7 +58,7 @@ class PurchaseIn(BaseModel):
     )
     product: str = Field(min_length=1, max_length=100)
     batch_no: str = Field(min_length=1, max_length=60)
-    delivered_on: date
+    delivered_on: IsoDate
     quantity: Decimal = Field(gt=0, le=Decimal("999999999.999"), decimal_places=3)
     unit: str = Field(default="kg", min_length=1, max_length=10)
     received_by: str = Field(min_length=1, max_length=100)

@@ -18,10 +18,11 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.auth.scope import SiteScope
+from api.input_types import IsoDateTime
 from api.services.evidence import EvidenceStore
 from api.services.purchases import upsert_supplier
 from api.services.row_photo import attach_row_photo, row_photo
@@ -124,14 +125,7 @@ class RapidTestIn(BaseModel):
     limit: float | None = Field(default=None, ge=-1e9, le=1e9, allow_inf_nan=False)
     unit: str = Field(default="", max_length=20)
     tester: str = Field(min_length=1, max_length=100)
-    tested_at: datetime
-
-    @field_validator("tested_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("needs a time zone (RFC 3339 with offset or Z)")
-        return value
+    tested_at: IsoDateTime
 
     @model_validator(mode="after")
     def _supplier_named(self) -> RapidTestIn:

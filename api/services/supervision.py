@@ -23,10 +23,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.auth.scope import Principal, SiteScope
+from api.input_types import IsoDateTime
 from api.services.tickets import FINDINGS_CHANNEL
 from bkcommon.errors import RequestError
 
@@ -133,16 +134,9 @@ class VisitIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     site_id: str = Field(min_length=1, max_length=100)
-    visited_at: datetime
+    visited_at: IsoDateTime
     checklist: list[ChecklistAnswer] = Field(min_length=1, max_length=100)
     note: str = Field(default="", max_length=2000)
-
-    @field_validator("visited_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("needs a time zone (RFC 3339 with offset or Z)")
-        return value
 
     @model_validator(mode="after")
     def _items_unique(self) -> VisitIn:

@@ -1,0 +1,62 @@
+"""Dates and times as the API accepts them from people and their tools: ISO 8601 text only.
+
+Pydantic's lax mode reads a number as a Unix time, so ``date_to=0`` or ``"3e-179"`` was
+silently taken as 1970-01-01, and a ``started_at`` of ``1733040000`` as some moment in
+2024: wrong answers instead of a 422. A query time without an offset
+(``opened_from=2026-12-01T10:00``) went to PostgreSQL as it was and was read in the
+session's zone, eight hours off for a canteen in China, while request bodies refused it.
+These types refuse numbers and anything that is not ISO 8601, and a time without an offset
+everywhere (RFC 3339: its zone is unknown), naming what is wanted. The OpenAPI document
+still says ``format: date`` / ``date-time``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATETIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}"  # the date, then optionally the time and the offset
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:Z|z|[+-]\d{2}(?::?\d{2})?)?"
+)
+
+
+def _iso_date(value: Any) -> Any:
+    """Let a date object or ``YYYY-MM-DD`` through; refuse numbers and other text."""
+    if isinstance(value, str):
+        if not _DATE.fullmatch(value.strip()):
+            raise ValueError("expected a date as YYYY-MM-DD")
+        return value.strip()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # pydantic turns only ValueError into a 422; a TypeError would be a 500
+        raise ValueError("expected a date as YYYY-MM-DD, not a number")  # noqa: TRY004
+    return value
+
+
+def _iso_datetime(value: Any) -> Any:
+    """Let a datetime object or ISO 8601 text through; refuse numbers and other text."""
+    if isinstance(value, str):
+        if not _DATETIME.fullmatch(value.strip()):
+            raise ValueError("expected an ISO 8601 time such as 2026-12-01T10:00:00+08:00")
+        return value.strip()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError("expected an ISO 8601 time, not a number")  # noqa: TRY004
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    """A time without an offset names no moment: refuse it rather than guess its zone."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a time zone (RFC 3339 with offset or Z)")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+"""A calendar date given as ``YYYY-MM-DD``."""
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime), AfterValidator(_aware)]
+"""A moment given in ISO 8601 with its offset (``Z`` or ``+08:00``)."""
