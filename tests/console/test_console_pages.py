@@ -19,6 +19,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
 
 from api.auth.scope import Role
 from api.auth.users import create_user
@@ -383,6 +384,37 @@ def test_site_charts_cameras_ticket_curve_and_one_risk_number(
     assert int(curve.get_attribute("data-alarms") or 0) == 1
     b.execute_script("document.getElementById('ticket-curve').scrollIntoView()")
     shot(b, "ticket-curve.png")
+    assert console_errors(b) == []
+
+
+def test_overview_shows_one_region_at_a_time_with_its_own_totals(
+    world: Console, module_browser: WebDriver
+) -> None:
+    c, b = world, module_browser
+    sign_in_as(b, c, "admin-1", "/console/")
+    find(b, "#sites-table tr.site-row")
+
+    def shown() -> set[str]:
+        return {
+            str(r.get_attribute("data-site-id"))
+            for r in b.find_elements(By.CSS_SELECTOR, "#sites-table tr.site-row")
+        }
+
+    assert shown() == {"east-1", "east-2", "east-3", "west-1"}
+    assert text(b, "#stat-sites") == "4"
+    options = [o.text for o in b.find_elements(By.CSS_SELECTOR, "#region-filter option")]
+    assert options == ["全部区域", "东区 (3)", "西区 (1)"]  # names, not ids, with their counts
+    Select(find(b, "#region-filter")).select_by_value("d-west")
+    wait_until(lambda: shown() == {"west-1"}, what="only the west district")
+    assert text(b, "#stat-sites") == "1"
+    with psycopg.connect(c.db_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM tickets WHERE site_id = 'west-1' AND status <> 'closed'"
+        ).fetchone()
+    assert row is not None
+    assert text(b, "#stat-open") == str(row[0])  # the tiles count the region chosen
+    Select(find(b, "#region-filter")).select_by_value("")
+    wait_until(lambda: len(shown()) == 4, what="every district again")
     assert console_errors(b) == []
 
 

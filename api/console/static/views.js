@@ -23,7 +23,7 @@ export function statusBadge(status) {
   return h("span", { class: `badge st-${status}` }, t(`status_${status}`));
 }
 
-const sortState = { key: "state", dir: "desc", filter: "" };
+const sortState = { key: "state", dir: "desc", filter: "", region: "" };
 const STATE_RANK = { red: 2, amber: 1, green: 0 };
 
 export async function renderOverview(main) {
@@ -33,8 +33,10 @@ export async function renderOverview(main) {
     region: overview.regions[s.region_id] || s.region_id,
     state: siteState(s),
   }));
-  const total = (k) => rows.reduce((a, r) => a + r[k], 0);
+  const total = (list, k) => list.reduce((a, r) => a + r[k], 0);
   const tbody = h("tbody");
+  const stat = (id) => h("strong", { id });
+  const stats = { sites: stat("stat-sites"), open: stat("stat-open"), overdue: stat("stat-overdue"), alarms: stat("stat-alarms") };
   const cols = [
     ["name", "name"], ["region", "region"], ["state", "state"], ["open_tickets", "open_tickets"],
     ["overdue_tickets", "overdue_tickets"], ["active_alarms", "active_alarms"], ["risk", "risk"],
@@ -50,6 +52,15 @@ export async function renderOverview(main) {
   });
   const filter = h("input", { id: "site-filter", type: "search", value: sortState.filter, placeholder: t("filter_name"), "aria-label": t("filter_name") });
   filter.addEventListener("input", () => { sortState.filter = filter.value; draw(); });
+  // a prefecture's or a city's regulator sees several districts: one at a time, or all
+  const regionIds = [...new Set(rows.map((r) => r.region_id))].sort((a, b) =>
+    (overview.regions[a] || a).localeCompare(overview.regions[b] || b, "zh-CN"));
+  if (!regionIds.includes(sortState.region)) sortState.region = "";
+  const regionPick = regionIds.length > 1 ? h("select", { id: "region-filter", "aria-label": t("region") },
+    h("option", { value: "" }, t("all_regions")),
+    regionIds.map((id) => h("option", { value: id, selected: id === sortState.region },
+      `${overview.regions[id] || id} (${rows.filter((r) => r.region_id === id).length})`))) : null;
+  regionPick?.addEventListener("change", () => { sortState.region = regionPick.value; draw(); });
 
   function value(r, key) {
     if (key === "state") return STATE_RANK[r.state] * 1e6 + r.overdue_tickets * 1e3 + r.open_tickets;
@@ -59,7 +70,12 @@ export async function renderOverview(main) {
 
   function draw() {
     const f = sortState.filter.trim().toLowerCase();
-    const shown = rows.filter((r) => !f || r.name.toLowerCase().includes(f) || r.id.toLowerCase().includes(f));
+    const inRegion = rows.filter((r) => !sortState.region || r.region_id === sortState.region);
+    const shown = inRegion.filter((r) => !f || r.name.toLowerCase().includes(f) || r.id.toLowerCase().includes(f));
+    stats.sites.textContent = inRegion.length; // the tiles count the region chosen
+    stats.open.textContent = total(inRegion, "open_tickets");
+    stats.overdue.textContent = total(inRegion, "overdue_tickets");
+    stats.alarms.textContent = total(inRegion, "active_alarms");
     const sign = sortState.dir === "asc" ? 1 : -1;
     shown.sort((a, b) => {
       const va = value(a, sortState.key), vb = value(b, sortState.key);
@@ -87,11 +103,11 @@ export async function renderOverview(main) {
   mount(main,
     h("h1", {}, t("overview_title")),
     h("ul", { class: "stats" },
-      h("li", {}, h("strong", { id: "stat-sites" }, rows.length), t("canteens")),
-      h("li", { class: "amber" }, h("strong", {}, total("open_tickets")), t("open_tickets")),
-      h("li", { class: "red" }, h("strong", {}, total("overdue_tickets")), t("overdue_tickets")),
-      h("li", {}, h("strong", { id: "stat-alarms" }, total("active_alarms")), t("active_alarms"))),
-    h("div", { class: "toolbar" }, filter),
+      h("li", {}, stats.sites, t("canteens")),
+      h("li", { class: "amber" }, stats.open, t("open_tickets")),
+      h("li", { class: "red" }, stats.overdue, t("overdue_tickets")),
+      h("li", {}, stats.alarms, t("active_alarms"))),
+    h("div", { class: "toolbar" }, regionPick, filter),
     h("div", { class: "table-wrap" }, h("table", { id: "sites-table", class: "stack" }, h("caption", { class: "sr-only" }, t("overview_title")),
       h("thead", {}, h("tr", {}, ths)), tbody)));
 }
