@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 
+from bkcommon.localtime import region_zone_name
+
 logger = logging.getLogger(__name__)
 
 _SNAP_RE = re.compile(r"^/snapshot/([A-Za-z0-9_.\-]{1,64})\.jpg$")
@@ -78,8 +80,13 @@ class KitchenDisplay:
         keep: int = 50,
         popup_seconds: float = 15.0,
         camera_names: dict[str, str] | None = None,
+        time_zone: str | None = None,
     ) -> None:
-        """Prepare the server; :meth:`start` binds it. ``camera_names`` words the pop-up."""
+        """Prepare the server; :meth:`start` binds it. ``camera_names`` words the pop-up.
+
+        Times show in ``time_zone`` (default the region's, ``BK_TIME_ZONE``), not in the
+        display computer's own zone: a kiosk box is often left on UTC, eight hours off the
+        kitchen's clock."""
         self.host = host
         self.port = port
         self.keep = keep
@@ -92,7 +99,12 @@ class KitchenDisplay:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         page = resources.files("edge").joinpath("display_page.html").read_text(encoding="utf-8")
-        self._page = page.replace("__POPUP_MS__", str(int(popup_seconds * 1000))).encode()
+        zone = time_zone or region_zone_name()
+        self._page = (
+            page.replace("__POPUP_MS__", str(int(popup_seconds * 1000)))
+            .replace("__TIME_ZONE__", json.dumps(zone))
+            .encode()
+        )
 
     @property
     def url(self) -> str:

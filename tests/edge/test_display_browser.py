@@ -10,8 +10,10 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -93,12 +95,21 @@ def chromium(tmp_path: Path) -> Iterator[Cdp]:
 
 
 def test_popup_with_snapshot_in_browser(chromium: Cdp, tmp_path: Path) -> None:
-    display = KitchenDisplay("127.0.0.1", 0, popup_seconds=2, camera_names={"cam-1": "凉菜专间"})
+    display = KitchenDisplay(
+        "127.0.0.1", 0, popup_seconds=2, camera_names={"cam-1": "凉菜专间"},
+        time_zone="Pacific/Kiritimati",  # UTC+14: never the test machine's own zone
+    )  # fmt: skip
     display.start()
     try:
         chromium.call("Page.enable")
         chromium.call("Page.navigate", url=display.url + "/")
         wait_until(lambda: display.clients() == 1, 15, what="page opened its event stream")
+
+        def clock_matches() -> bool:  # the kitchen's wall clock, not the kiosk computer's
+            shown = str(chromium.js("document.getElementById('clock').textContent"))
+            return shown[:5] == datetime.now(ZoneInfo("Pacific/Kiritimati")).strftime("%H:%M")
+
+        wait_until(clock_matches, 3, what="clock in the display's zone")
         wait_until(
             lambda: (
                 chromium.js("document.getElementById('conn').classList.contains('down')") is False
@@ -125,6 +136,10 @@ def test_popup_with_snapshot_in_browser(chromium: Cdp, tmp_path: Path) -> None:
         assert chromium.js("document.getElementById('title-en').textContent") == "No mask"
         meta = chromium.js("document.getElementById('meta').textContent")
         assert "凉菜专间" in meta
+        when = datetime.fromisoformat(display.recent()[-1].ts).astimezone(
+            ZoneInfo("Pacific/Kiritimati")
+        )
+        assert meta.endswith(when.strftime("%H:%M:%S")), meta
         assert "cam-1" not in meta  # words, never the internal id
         assert chromium.js("document.getElementById('advice').textContent").startswith(
             "现在要做：请立即戴好口罩。"
