@@ -200,6 +200,11 @@ class TicketDetailPublic(TicketPublic):
     policy: TicketPolicyPublic | None = Field(
         default=None, description="The site's policy in force when the ticket was opened."
     )
+    close_confirmable_at: datetime | None = Field(
+        default=None,
+        description="From when a person may confirm the close the data proposed "
+        "(close_proposed_at + BK_API_CLOSE_STABLE_MIN); null when none is proposed.",
+    )
 
 
 class SitePublic(Public):

@@ -14,10 +14,11 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ConnDep, ScopeDep, not_found
+from api.deps import ConnDep, ScopeDep, SettingsDep, not_found
 from api.input_types import IsoDateTime
 from api.queries.tickets import get_ticket, list_tickets
 from api.schemas import TicketDetailPublic, TicketSource, TicketsPublic, TicketStatus
+from api.services.lifecycle import close_confirmable_from
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
@@ -61,9 +62,14 @@ async def read_tickets(
 
 
 @router.get("/{ticket_id}", response_model=TicketDetailPublic, responses=not_found("ticket"))
-async def read_ticket(conn: ConnDep, scope: ScopeDep, ticket_id: int) -> TicketDetailPublic:
+async def read_ticket(
+    conn: ConnDep, scope: ScopeDep, settings: SettingsDep, ticket_id: int
+) -> TicketDetailPublic:
     """One ticket with its timeline (opened, occurrences, alarm cleared...) and findings."""
     ticket = await run_in_threadpool(get_ticket, conn=conn, scope=scope, ticket_id=ticket_id)
     if ticket is None:
         raise HTTPException(status_code=404, detail=f"ticket {ticket_id} not found")
+    if ticket.close_proposed_at is not None and ticket.status != "closed":
+        ready = close_confirmable_from(ticket.close_proposed_at, settings)
+        ticket = ticket.model_copy(update={"close_confirmable_at": ready})
     return ticket

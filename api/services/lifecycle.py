@@ -271,6 +271,11 @@ def actions_now(
     ]
 
 
+def close_confirmable_from(proposed_at: datetime, settings: ApiSettings) -> datetime:
+    """When a close the data proposed may be confirmed: after the stable time in range."""
+    return proposed_at + timedelta(minutes=settings.close_stable_min)
+
+
 def _check_close_proposal(
     proposed_at: datetime | None, *, now: datetime, settings: ApiSettings
 ) -> None:
@@ -279,7 +284,7 @@ def _check_close_proposal(
         raise TransitionNotAllowedError(
             "no close was proposed: the data has not shown the fix (use close with a reason)"
         )
-    ready = proposed_at + timedelta(minutes=settings.close_stable_min)
+    ready = close_confirmable_from(proposed_at, settings)
     if now < ready:
         raise TransitionNotAllowedError(
             f"back in range since {proposed_at.isoformat()}; a close can be confirmed from "

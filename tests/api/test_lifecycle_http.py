@@ -24,6 +24,7 @@ def test_whole_life_over_http(loop_client: TestClient, who: H, tid: int) -> None
     base = f"/api/v1/tickets/{tid}"
     assert c.post(f"{base}/acknowledge").status_code == 401
     # confirm_close only once the data has proposed the close
+    assert c.get(base, headers=who["officer"]).json()["close_confirmable_at"] is None
     assert c.get(f"{base}/actions", headers=who["officer"]).json() == ["acknowledge", "rectify"]
     r = c.post(f"{base}/acknowledge", headers=who["officer"])
     assert r.status_code == 200, r.text

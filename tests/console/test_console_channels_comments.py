@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.api.conftest import HookServer, hook
@@ -83,3 +84,41 @@ def test_officer_comments_on_a_ticket(module_console: Console, module_browser: W
         ).fetchall()
     assert row == [("officer-e1", "维修师傅明早到场")]
     assert console_errors(b) == []
+
+
+def test_a_close_the_data_proposed_is_offered_once_it_has_held(
+    module_console: Console, module_browser: WebDriver
+) -> None:
+    """The cold chain's usual end: the alarm cleared, the data proposes the close, and the
+    officer may confirm it once the temperature has held for the stable time (30 min). The
+    page says from when, and the button appears then without a reload."""
+    c, b = module_console, module_browser
+    tid = c.world.tickets["east-1:temp_high"]
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE tickets SET close_proposed_at = now() - interval '30 minutes' "
+            "+ interval '4 seconds' WHERE id = %s",
+            (tid,),
+        )
+    try:
+        sign_in_as(b, c, "officer-e1", f"/console/tickets/{tid}")
+        proposed = find(b, "#close-proposed")
+        assert "起可确认关闭" in proposed.text, proposed.text
+        buttons = b.execute_script(
+            "return [...document.querySelectorAll('#action-buttons button')].map((x) => x.id)"
+        )
+        assert "act-confirm_close" not in buttons  # it could only be refused now
+        b.execute_script("window.bkNoReload = 1")
+        wait_until(lambda: b.find_elements(By.ID, "act-confirm_close"), timeout=10, what="button")
+        assert (text(b, "#close-proposed") or "").endswith("可确认关闭")
+        assert b.execute_script("return window.bkNoReload") == 1  # redrawn, not reloaded
+        find(b, "#act-confirm_close").click()
+        wait_until(lambda: attr(b, "#ticket-status", "data-status") == "closed", what="closed")
+        assert console_errors(b) == []
+    finally:
+        with psycopg.connect(c.db_url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE tickets SET status = 'open', closed_at = NULL, verified_by = NULL, "
+                "close_proposed_at = NULL WHERE id = %s",
+                (tid,),
+            )

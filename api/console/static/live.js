@@ -138,6 +138,13 @@ export function onLiveTick(ms, refresh) {
   tickTimers.push(setInterval(() => schedule(refresh), ms));
 }
 
+/** Re-run `refresh` once at `when` (a Date) while the view is shown: a moment that changes
+ * what may be done (a proposed close becoming confirmable) and that no event announces. */
+export function onLiveAt(when, refresh) {
+  const ms = when.getTime() - Date.now();
+  if (ms > 0 && ms < 2 ** 31 - 1) tickTimers.push(setTimeout(() => schedule(refresh), ms + 500));
+}
+
 let pending = null;
 let held = []; // the events since the current view started rendering ...
 let collecting = false; // ... until it has rendered
@@ -172,7 +179,7 @@ export function clearLiveViews() {
   collecting = true;
   clearTimeout(pending);
   pending = null;
-  for (const id of tickTimers) clearInterval(id);
+  for (const id of tickTimers) clearInterval(id); // interval and timeout ids share one pool
   tickTimers = [];
 }
 

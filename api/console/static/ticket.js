@@ -5,7 +5,7 @@ import { me, refresh, render } from "./app.js";
 import { h, mount, qs, say } from "./dom.js";
 import { explain, fmtTime, getLang, t, tOr } from "./i18n.js";
 import { adviceFor, escalationLabel, ruleLabel, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
-import { onLiveView } from "./live.js";
+import { onLiveAt, onLiveView } from "./live.js";
 import { statusBadge } from "./views.js";
 import { alarmPeriods, cabinetChart, tempChart } from "./charts.js";
 
@@ -111,6 +111,7 @@ export async function renderTicket(main, id) {
   onLiveView((ev) => (ev.kind === "ticket" && Number(ev.id) === ticket.id
     && [ev.status, ev.escalation_level, ev.occurrences].some((v, i) => v !== shown[i]))
     || (ev.kind === "ticket_event" && Number(ev.ticket_id) === ticket.id && !seen.has(Number(ev.id))), refresh);
+  if (ticket.close_confirmable_at) onLiveAt(new Date(ticket.close_confirmable_at), refresh); // the button appears then
   mount(main,
     h("p", {}, h("a", { href: `${BASE}/tickets`, "data-link": true }, `← ${t("back_to_ledger")}`)),
     h("h1", {}, `${t("ticket")} ${ticket.ticket_no} `, statusBadge(ticket.status), ticket.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null),
@@ -131,7 +132,9 @@ export async function renderTicket(main, id) {
           fact(t("due_at"), h("span", { class: ticket.overdue ? "overdue-text" : null }, fmtTime(ticket.due_at))),
           fact(t("acknowledged_at"), fmtTime(ticket.acknowledged_at)),
           fact(t("closed_at"), fmtTime(ticket.closed_at)),
-          ticket.close_proposed_at ? fact(t("close_proposed_at"), fmtTime(ticket.close_proposed_at)) : null,
+          ticket.close_proposed_at ? fact(t("close_proposed_at"), h("span", { id: "close-proposed" }, fmtTime(ticket.close_proposed_at),
+            ticket.close_confirmable_at ? ` · ${new Date(ticket.close_confirmable_at) > new Date()
+              ? t("close_confirmable_from", { at: fmtTime(ticket.close_confirmable_at) }) : t("close_confirmable_now")}` : "")) : null,
           fact(t("occurrences"), `${ticket.occurrences} · ${t("last_occurrence_at")} ${fmtTime(ticket.last_occurrence_at)}`),
           fact(t("escalation"), h("span", { id: "escalation-level", dataset: { level: String(ticket.escalation_level) } }, escalationLabel(ticket.escalation_level))),
           fact(t("cards"), cards.length ? cards.map((c) => h("span", { class: `card-chip card-${c}` }, t(`card_${c}`))) : t("no_card")))),
