@@ -13,6 +13,7 @@ still says ``format: date`` / ``date-time``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -25,27 +26,21 @@ _DATETIME = re.compile(
 )
 
 
-def _iso_date(value: Any) -> Any:
-    """Let a date object or ``YYYY-MM-DD`` through; refuse numbers and other text."""
-    if isinstance(value, str):
-        if not _DATE.fullmatch(value.strip()):
-            raise ValueError("expected a date as YYYY-MM-DD")
-        return value.strip()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        # pydantic turns only ValueError into a 422; a TypeError would be a 500
-        raise ValueError("expected a date as YYYY-MM-DD, not a number")  # noqa: TRY004
-    return value
+def _iso_text(pattern: re.Pattern[str], wanted: str) -> Callable[[Any], Any]:
+    """A before-validator letting objects and text matching ``pattern`` through and refusing
+    numbers and other text with ``expected <wanted>``."""
 
+    def check(value: Any) -> Any:
+        if isinstance(value, str):
+            if not pattern.fullmatch(value.strip()):
+                raise ValueError(f"expected {wanted}")
+            return value.strip()
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # pydantic turns only ValueError into a 422; a TypeError would be a 500
+            raise ValueError(f"expected {wanted}, not a number")  # noqa: TRY004
+        return value
 
-def _iso_datetime(value: Any) -> Any:
-    """Let a datetime object or ISO 8601 text through; refuse numbers and other text."""
-    if isinstance(value, str):
-        if not _DATETIME.fullmatch(value.strip()):
-            raise ValueError("expected an ISO 8601 time such as 2026-12-01T10:00:00+08:00")
-        return value.strip()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        raise ValueError("expected an ISO 8601 time, not a number")  # noqa: TRY004
-    return value
+    return check
 
 
 def _aware(value: datetime) -> datetime:
@@ -55,8 +50,12 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+IsoDate = Annotated[date, BeforeValidator(_iso_text(_DATE, "a date as YYYY-MM-DD"))]
 """A calendar date given as ``YYYY-MM-DD``."""
 
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime), AfterValidator(_aware)]
+IsoDateTime = Annotated[
+    datetime,
+    BeforeValidator(_iso_text(_DATETIME, "an ISO 8601 time such as 2026-12-01T10:00:00+08:00")),
+    AfterValidator(_aware),
+]
 """A moment given in ISO 8601 with its offset (``Z`` or ``+08:00``)."""
