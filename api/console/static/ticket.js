@@ -268,11 +268,11 @@ function bindReviewKeys() {
 function rateTable(id, caption, rows, label) {
   return h("table", { class: "compact", id },
     h("caption", {}, caption),
-    h("tbody", {}, rows.map((r) => {
+    h("tbody", {}, rows.length ? rows.map((r) => {
       const n = r.confirmed + r.dismissed;
       const rate = r.false_alarm_rate === null ? "—" : `${(r.false_alarm_rate * 100).toFixed(0)}%`;
       return h("tr", {}, h("th", { scope: "row" }, label(r.key)), h("td", {}, t("reviews_rate", { rate, n })));
-    })));
+    }) : h("tr", {}, h("td", { class: "muted" }, t("reviews_none_decided")))));
 }
 
 export async function renderReviews(main) {
@@ -320,7 +320,7 @@ export async function renderReviews(main) {
   if (!user.read_only) bindReviewKeys();
   mount(main,
     h("h1", {}, t("reviews_title")),
-    user.read_only ? h("p", {}, t("reviews_read_only")) : h("p", { class: "muted", id: "review-keys" }, t("reviews_keys")),
+    user.read_only ? h("p", {}, t("reviews_read_only")) : h("p", { class: "muted keyboard-only", id: "review-keys" }, t("reviews_keys")),
     msg,
     reviews.data.length ? h("ul", { class: "reviews", id: "reviews" }, reviews.data.map(row)) : h("p", { id: "reviews" }, t("no_reviews")),
     h("section", { class: "card", "aria-labelledby": "stats-h" },
