@@ -633,6 +633,10 @@ class Demo:
             f"  complaint: one from the public page, waiting in triage ({base}/api/v1/complaints);"
             f" tracking {seeded.tracking_url}"
         )
+        self.say(
+            f"  inspections: the standard checklist (template {seeded.checklist_id}) is ready "
+            f"for the inspector ({base}/console/inspections/new)"
+        )
 
     def _seed_duties(self, base: str, token: str, site_file: Any) -> None:
         """Today's duties at every site over HTTP; the last site's daily check is not done."""

@@ -39,6 +39,7 @@ from api.services.inspections import (
     sign_notice,
 )
 from api.services.notice import load_notice, render_html, render_text
+from api.services.standard_checklist import ensure_standard_template
 from bkcommon.timeutil import utcnow
 
 router = APIRouter(tags=["inspections"])
@@ -61,6 +62,22 @@ StoreDep = Annotated[EvidenceStore, Depends(evidence_store)]
 def post_template(conn: ConnDep, user: TemplateAuthor, body: TemplateCreate) -> TemplatePublic:
     """Create a checklist template (items with code, text, tier and the rule of their ticket)."""
     return create_template(conn=conn, data=body)
+
+
+@router.post(
+    "/checklist-templates/standard",
+    response_model=TemplatePublic,
+    responses={200: {"description": "It already existed."}, 201: {"description": "Created."}},
+)
+def post_standard_template(
+    conn: ConnDep, user: TemplateAuthor, response: Response
+) -> TemplatePublic:
+    """Create the standard routine checklist of a school canteen (``学校食堂日常监督检查表``),
+    once: a district starts from it instead of writing a template (201 when created, 200
+    with the existing one)."""
+    template, created = ensure_standard_template(conn)
+    response.status_code = 201 if created else 200
+    return template
 
 
 @router.get("/checklist-templates", response_model=list[TemplatePublic])

@@ -80,13 +80,23 @@ STATUS_LABELS: dict[str, tuple[str, str]] = {
 _TEMP_RULES = {"temp_high", "temp_low"}
 
 
+INSPECTION_RULE_PREFIX = "inspection_"
+"""A checklist item without a rule of its own opens tickets of ``inspection_<item code>``."""
+
+
 def rule_label(rule: str, profile: str | None = None) -> tuple[str, str]:
-    """Return the (zh, en) label of ``rule``, prefixed by the equipment for temperature rules.
+    """Return the (zh, en) label of ``rule``, prefixed by the equipment for temperature rules;
+    a checklist item's own rule names the item's number as printed on the checklist.
 
     Example:
         >>> rule_label("temp_high", "fridge")
         ('冷藏温度超标', 'fridge over temperature limit')
+        >>> rule_label("inspection_b3")
+        ('监督检查不合格（B3）', 'inspection item B3 failed')
     """
+    if rule not in RULE_LABELS and rule.startswith(INSPECTION_RULE_PREFIX):
+        code = rule[len(INSPECTION_RULE_PREFIX) :].upper()  # the rule is lower case
+        return f"监督检查不合格（{code}）", f"inspection item {code} failed"
     zh, en = RULE_LABELS.get(rule, (rule, rule.replace("_", " ")))
     if rule in _TEMP_RULES and profile in PROFILE_LABELS:
         pzh, pen = PROFILE_LABELS[profile]

@@ -32,6 +32,7 @@ class SeededWorkflows:
     rapid_test_id: int
     visit_id: int
     tracking_url: str
+    checklist_id: int
 
 
 def _call(base: str, token: str, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +49,8 @@ def _call(base: str, token: str, method: str, path: str, body: dict[str, Any]) -
 def seed_workflows(
     base: str, token: str, *, site_id: str, region_id: str, now: datetime
 ) -> SeededWorkflows:
-    """Record a delivery and its failed rapid test, a cadre's visit, and one public complaint.
+    """Record a delivery and its failed rapid test, a cadre's visit, one public complaint,
+    and the standard inspection checklist (once).
 
     ``token`` is an admin's (the demo's); the complaint is anonymous like the public's.
     Re-running against the same database (``--keep-data``) records the delivery and the
@@ -116,6 +118,11 @@ def seed_workflows(
     )
     with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (follows the 303)
         tracking_url = str(resp.geturl())
+    # the standard inspection checklist, so that the demo's inspector can record one
+    checklist = _call(base, token, "POST", "/api/v1/checklist-templates/standard", {})
     return SeededWorkflows(
-        rapid_test_id=int(test["id"]), visit_id=int(visit["id"]), tracking_url=tracking_url
+        rapid_test_id=int(test["id"]),
+        visit_id=int(visit["id"]),
+        tracking_url=tracking_url,
+        checklist_id=int(checklist["id"]),
     )

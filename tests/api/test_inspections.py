@@ -100,6 +100,10 @@ def test_failed_items_open_tickets_listed_on_the_signed_notice_and_closed_by_fol
     assert tickets["c2"]["tier"] == 1
     assert tickets["c1"]["tier"] == 2
     assert tickets["c1"]["subject"] == "inspection-item:c1"
+    # an item without a rule of its own names its number and its text, never an id
+    text_zh = next(i["text_zh"] for i in TEMPLATE["items"] if i["code"] == "c1")
+    assert tickets["c1"]["title"].startswith("监督检查不合格（C1） inspection item C1 failed: ")
+    assert tickets["c1"]["title"].endswith(f": {text_zh}")
     assert items["c1"]["due_at"] is not None
 
     photo = client.post(
@@ -263,3 +267,45 @@ def test_plan_draws_by_latest_risk_score_with_the_same_list_for_the_same_seed(
     ).json()
     assert sub["eligible"] == 10
     assert {s["region_id"] for s in sub["sites"]} == {"d2"}
+
+
+def test_the_standard_checklist_is_created_once_and_inspects(
+    client: TestClient, conn: psycopg.Connection[Any], app_settings: ApiSettings
+) -> None:
+    officer = make_user_token(conn, username="off-std", role="officer", site_ids=("school-001",))
+    refused = client.post(
+        "/api/v1/checklist-templates/standard", headers={"Authorization": f"Bearer {officer}"}
+    )
+    assert refused.status_code == 403
+    made = client.post("/api/v1/checklist-templates/standard")
+    assert made.status_code == 201, made.text
+    again = client.post("/api/v1/checklist-templates/standard")
+    assert again.status_code == 200  # pressed twice: one template
+    assert again.json()["id"] == made.json()["id"]
+    tpl = made.json()
+    assert tpl["kind"] == "routine"
+    assert len(tpl["items"]) == 15
+    assert all(i["text_zh"] and i["text_en"] and i["rule"] is None for i in tpl["items"])
+    assert {i["tier"] for i in tpl["items"]} == {1, 2, 3}
+    cold = next(i for i in tpl["items"] if "冷藏" in i["text_zh"] and i["tier"] == 1)
+    body = {
+        "site_id": "school-001",
+        "kind": "routine",
+        "template_id": tpl["id"],
+        "inspectors": ["张检查"],
+        "started_at": T0.isoformat(),
+        "items": [
+            {"code": i["code"], "result": "fail" if i is cold else "pass", "note": ""}
+            for i in tpl["items"]
+        ],
+    }
+    r = client.post("/api/v1/inspections", json=body)
+    assert r.status_code == 201, r.text
+    assert process_findings(conn, now=utcnow(), settings=app_settings) == 1
+    item = next(i for i in client.get(f"/api/v1/inspections/{r.json()['id']}").json()["items"]
+                if i["code"] == cold["code"])  # fmt: skip
+    ticket = client.get(f"/api/v1/tickets/{item['ticket_id']}").json()
+    assert ticket["tier"] == 1
+    assert ticket["title"] == (
+        f"监督检查不合格（{cold['code']}） inspection item {cold['code']} failed: {cold['text_zh']}"
+    )

@@ -102,10 +102,31 @@ export async function renderNewInspection(main, params) {
   const [templates, sites] = await Promise.all([api("/checklist-templates"), api("/sites")]);
   const msg = h("p", { id: "insp-message", role: "status", "data-keep": true });
   if (!templates.length) {
-    mount(main, h("h1", {}, t("insp_record")), h("p", { id: "no-templates" }, t("insp_no_templates")));
+    // no checklist yet: those who may write one start from the standard one in a click
+    const author = ["admin", "regulator"].includes(me().role);
+    const status = h("p", { id: "standard-status", role: "status" });
+    const start = author ? h("button", { type: "button", id: "use-standard", onclick: async () => {
+      start.disabled = true;
+      try {
+        await api("/checklist-templates/standard", { method: "POST" });
+        await refresh();
+      } catch (e) {
+        status.className = "error";
+        say(status, explain(e));
+        start.disabled = false;
+      }
+    } }, t("insp_use_standard")) : null;
+    mount(main, h("h1", {}, t("insp_record")),
+      h("section", { class: "card" },
+        h("p", { id: "no-templates" }, t(author ? "insp_no_templates_author" : "insp_no_templates")),
+        start, status));
     return;
   }
-  const tpl = templates[0];
+  // several checklists (routine, a special campaign...): the inspector picks one
+  const tpl = templates.find((x) => String(x.id) === params.get("template")) || templates[0];
+  const pick = templates.length > 1 ? h("select", { id: "insp-template", name: "template", onchange: (ev) =>
+    navigate(`${location.pathname}${qs({ site: params.get("site"), kind: params.get("kind"), template: ev.target.value })}`) },
+  templates.map((x) => h("option", { value: x.id, selected: x.id === tpl.id }, x.name))) : null;
   const rows = tpl.items.map((it) => {
     const name = `r-${it.code}`;
     const radio = (value) => h("label", { class: "choice" },
@@ -120,6 +141,7 @@ export async function renderNewInspection(main, params) {
     h("select", { id: "insp-site", name: "site" }, sites.data.map((s) => h("option", { value: s.id, selected: s.id === params.get("site") }, s.name))),
     h("label", { for: "insp-kind" }, t("kind")),
     h("select", { id: "insp-kind", name: "kind" }, KINDS.map((k) => h("option", { value: k, selected: k === (params.get("kind") || tpl.kind) }, t(`insp_${k}`)))),
+    pick ? h("label", { for: "insp-template" }, t("insp_template")) : null, pick,
     h("h2", {}, tpl.name), rows,
     h("label", { for: "insp-notes" }, t("note")), h("textarea", { id: "insp-notes", rows: 2, maxlength: 4000 }),
     h("div", { class: "row" }, h("button", { type: "submit", id: "insp-submit" }, t("insp_submit"))), msg);

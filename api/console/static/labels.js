@@ -16,8 +16,15 @@ function pick(pair, fallback) {
 }
 
 /** "冷藏温度超标" for ("temp_high", "fridge"); an unknown rule reads as its id. */
+/** The words of a checklist item's own rule (`inspection_<code>`), as the server has them. */
+function inspectionPair(rule) {
+  if (config.rules[rule] || !String(rule).startsWith("inspection_")) return null;
+  const code = rule.slice("inspection_".length).toUpperCase(); // the rule is lower case
+  return [`监督检查不合格（${code}）`, `inspection item ${code} failed`];
+}
+
 export function ruleLabel(rule, profile = null) {
-  const base = pick(config.rules[rule], rule);
+  const base = pick(config.rules[rule] || inspectionPair(rule), rule);
   if ((rule === "temp_high" || rule === "temp_low") && config.profiles[profile]) {
     const p = pick(config.profiles[profile], profile);
     return getLang() === "en" ? `${p} ${base}` : p + base;
@@ -27,7 +34,7 @@ export function ruleLabel(rule, profile = null) {
 
 /** The (zh, en) pair of `rule` as the server words it, with the equipment for temperature rules. */
 function rulePair(rule, profile) {
-  const [zh, en] = config.rules[rule] || [rule, rule.replace(/_/g, " ")];
+  const [zh, en] = config.rules[rule] || inspectionPair(rule) || [rule, rule.replace(/_/g, " ")];
   const p = config.profiles[profile];
   return (rule === "temp_high" || rule === "temp_low") && p ? [p[0] + zh, `${p[1]} ${en}`] : [zh, en];
 }
