@@ -262,7 +262,14 @@ def with_cabinets(site_data: dict[str, Any], meal_end: datetime) -> dict[str, An
     site of a site-file dict (returned; the input is not changed)."""
     data = {**site_data, "sites": [dict(s) for s in site_data["sites"]]}
     site = data["sites"][0]
-    site["sensors"] = [*site.get("sensors", []), *cabinet_entries(str(site["id"]))]
+    # The demo plays one lunch's cycles and nothing after, so its cabinets fall silent
+    # after the replay: a day without a reading is an offline cabinet here, not ten minutes
+    # (the demo would otherwise open four 传感器离线 tickets that mean nothing).
+    cabinets = [
+        {**e, "rules": {**e.get("rules", {}), "offline_after_s": 86400}}
+        for e in cabinet_entries(str(site["id"]))
+    ]
+    site["sensors"] = [*site.get("sensors", []), *cabinets]
     site["meals"] = lunch_schedule(meal_end, fixed_zone_at(meal_end, 13))
     return data
 

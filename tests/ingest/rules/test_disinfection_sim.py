@@ -37,6 +37,12 @@ def test_simulated_cabinets_are_judged_done_failed_failed_missed(db_url: str) ->
         conn.execute(
             "UPDATE disinfection_cabinets SET created_at = %s", (MEAL_END - timedelta(days=1),)
         )
+        # the demo's cabinets report around the meal only: silent for a day before offline
+        offline = conn.execute(
+            "SELECT DISTINCT (params->>'offline_after_s')::int FROM sensors "
+            "WHERE profile = 'disinfection'"
+        ).fetchall()
+        assert offline == [(86400,)]
         directory = SensorDirectory()
         directory.refresh(conn)
         engine = RuleEngine(directory)
