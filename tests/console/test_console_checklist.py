@@ -40,6 +40,10 @@ def test_regulator_starts_from_the_standard_checklist(
     find(b, f"#note-{cold.code}").send_keys("冷藏柜 11 ℃，无温度记录")
     find(b, "#insp-submit").click()
     wait_until(lambda: "/console/inspections/" in b.current_url, what="the inspection page")
+    failed = find(b, "#insp-items tr[data-result='fail']")
+    assert failed.find_element(By.CSS_SELECTOR, "th").text == cold.text_zh
+    labels = [td.get_attribute("data-label") for td in failed.find_elements(By.CSS_SELECTOR, "td")]
+    assert labels[:2] == ["结果", "说明 / 理由"]  # a phone reads each item as a card
     with psycopg.connect(c.db_url) as conn:
         rows = conn.execute(
             "SELECT count(*) FROM checklist_templates WHERE name = %s", (STANDARD_TEMPLATE.name,)

@@ -85,13 +85,13 @@ export async function renderInspection(main, id) {
       failed ? h("a", { class: "button secondary", href: `/api/v1/inspections/${id}/notice?format=html`, target: "_blank", rel: "noopener", id: "insp-print" }, t("insp_print_notice")) : null,
       h("button", { type: "button", class: "secondary", onclick: () => window.print() }, t("print_record"))),
     msg,
-    h("div", { class: "table-wrap" }, h("table", { id: "insp-items" },
+    h("div", { class: "table-wrap" }, h("table", { id: "insp-items", class: "stack" },
       h("thead", {}, h("tr", {}, [t("insp_item"), t("insp_result"), t("note"), t("ticket")].map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, i.items.map((x) => h("tr", { class: x.result === "fail" ? "overdue" : null, dataset: { result: x.result } },
-        h("td", {}, getLang() === "en" ? x.text_en : x.text_zh),
-        h("td", {}, t(`result_${x.result}`)),
-        h("td", {}, x.note || ""),
-        h("td", {}, x.ticket_id ? h("a", { href: `${BASE}/tickets/${x.ticket_id}`, "data-link": true }, x.ticket_no) : "—")))))));
+        h("th", { scope: "row" }, getLang() === "en" ? x.text_en : x.text_zh),
+        cell(t("insp_result"), {}, t(`result_${x.result}`)),
+        x.note ? cell(t("note"), {}, x.note) : h("td", {}),
+        x.ticket_id ? cell(t("ticket"), {}, h("a", { href: `${BASE}/tickets/${x.ticket_id}`, "data-link": true }, x.ticket_no)) : h("td", {}, "")))))));
 }
 
 export async function renderNewInspection(main, params) {
