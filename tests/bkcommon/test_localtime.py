@@ -130,6 +130,10 @@ def test_notice_text_shows_local_time_and_payload_keeps_utc() -> None:
     assert "02:00" not in msg.body  # not the UTC wall clock a canteen officer misreads
     assert msg.payload["due_at"] == "2026-12-05T02:00:00Z"
     assert msg.payload["opened_at"] == "2026-12-04T18:00:00Z"
+    facts = _facts()
+    assert f"食堂 Site: {facts.site_name}\n" in msg.body  # its name; the id is for machines
+    assert facts.site_id not in msg.body
+    assert msg.payload["site_id"] == facts.site_id
     warning = ticket_event(_facts(), "warning", note="请尽快整改")
     assert "整改期限 Due: 2026-12-05 10:00 (北京时间 China time, UTC+08:00)" in warning.body
     assert warning.payload["due_at"] == "2026-12-05T02:00:00Z"

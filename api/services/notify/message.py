@@ -74,7 +74,7 @@ def ticket_opened(facts: TicketFacts, ack_link: str | None = None) -> MessageCon
     body = "\n".join(
         [
             f"【整改通知 Rectification notice】{facts.ticket_no}",
-            f"食堂 Site: {facts.site_name} ({facts.site_id})",
+            f"食堂 Site: {facts.site_name}",  # the name people know; the id is in the payload
             f"问题 Problem: {facts.title}",
             f"等级 Tier: {facts.tier}（{tier_zh} {tier_en}）",
             f"整改期限 Due: {due}",
@@ -109,7 +109,7 @@ def ticket_event(
     subject = f"【{zh} {en}】{facts.ticket_no} {facts.title}"
     lines = [
         f"【{zh} {en}】{facts.ticket_no}",
-        f"食堂 Site: {facts.site_name} ({facts.site_id})",
+        f"食堂 Site: {facts.site_name}",  # the name people know; the id is in the payload
         f"问题 Problem: {facts.title}",
         f"整改期限 Due: {due}",
     ]
