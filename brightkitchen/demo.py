@@ -120,11 +120,12 @@ class Sink:
 
 
 def describe_alert(data: dict[str, Any]) -> str:
-    """One line for a webhook payload, e.g. ``ticket ZG-... opened: <title> (<subject>)``."""
+    """One line for a webhook payload, e.g. ``ticket ZG-... opened: <title> (<canteen>)``: the
+    title already names the equipment, so the line carries no device id."""
     no = data.get("ticket_no")
     title = data.get("title") or data.get("text") or ""
-    subject = data.get("subject")
-    where = f" ({data.get('site_name') or data.get('site_id')}, {subject})" if subject else ""
+    site = data.get("site_name") or data.get("site_id")
+    where = f" ({site})" if site else ""
     if no:
         event = str(data.get("event") or "ticket_opened")
         verb = event.removeprefix("ticket_") if event.startswith("ticket_") else event

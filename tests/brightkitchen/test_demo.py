@@ -214,3 +214,15 @@ def test_webhook_sink_records_and_describes_alerts() -> None:
     assert describe_alert(sink.received[0]["payload"]) == (
         "ticket ZG-2026-000001 opened: 冷藏柜 1 温度超限"
     )
+    full = {
+        "ticket_no": "ZG-20261207-4",
+        "event": "ticket_warning",
+        "title": "冷藏温度超标 fridge over temperature limit: 冷藏柜 1",
+        "site_id": "demo-site-000",
+        "site_name": "模拟学校食堂 1",
+        "subject": "demo-000-fridge-0",
+    }
+    assert describe_alert(full) == (  # the canteen by name, no device id
+        "ticket ZG-20261207-4 warning: 冷藏温度超标 fridge over temperature limit: 冷藏柜 1 "
+        "(模拟学校食堂 1)"
+    )
