@@ -135,8 +135,19 @@ export function onLiveView(wants, refresh) {
  * (a deadline passing turns a ticket overdue; nothing in the database changes then).
  */
 export function onLiveTick(ms, refresh) {
-  tickTimers.push(setInterval(() => schedule(refresh), ms));
+  tickTimers.push(setInterval(() => {
+    if (document.hidden) tickMissed = refresh; // a tab in the background: catch up on return
+    else schedule(refresh);
+  }, ms));
 }
+
+let tickMissed = null;
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden || !tickMissed) return;
+  const refresh = tickMissed;
+  tickMissed = null;
+  schedule(refresh);
+});
 
 /** Re-run `refresh` once at `when` (a Date) while the view is shown: a moment that changes
  * what may be done (a proposed close becoming confirmable) and that no event announces. */
@@ -181,6 +192,7 @@ export function clearLiveViews() {
   pending = null;
   for (const id of tickTimers) clearInterval(id); // interval and timeout ids share one pool
   tickTimers = [];
+  tickMissed = null;
 }
 
 /** The view has rendered and registered its listeners: stop holding events for it. */
