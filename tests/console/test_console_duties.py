@@ -226,3 +226,27 @@ def test_meals_of_a_schedule_in_another_zone_are_sampled_under_their_own_date(
                     "WHERE site_id = 'east-1'",
                     (old[0], Jsonb(old[1])),
                 )
+
+
+def test_overview_shows_todays_duties_to_the_officer_and_totals_to_the_regulator(
+    module_console: Console, module_browser: WebDriver
+) -> None:
+    c, b = module_console, module_browser
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        _keep_duties(conn, utcnow())
+        keeping = conn.execute(
+            "SELECT count(*) FROM duty_sites d JOIN sites s ON s.id = d.site_id "
+            "WHERE s.region_id = 'd-east'"
+        ).fetchone()
+    assert keeping is not None
+    sign_in_as(b, c, "officer-e1", "/console/")
+    line = find(b, "#duty-today li[data-site-id='east-1']")
+    assert "东区第一小学食堂" in line.text
+    assert "日管控" in line.text  # done at HH:MM, due by HH:MM or overdue: in words
+    link = line.find_element(By.CSS_SELECTOR, "a")
+    assert (link.get_attribute("href") or "").endswith("/console/duties?site_id=east-1")
+    sign_in_as(b, c, "reg-east", "/console/")
+    summary = text(b, "#duty-summary") or find(b, "#duty-summary").text
+    assert summary.startswith("日管控已完成 "), summary
+    assert f"/{keeping[0]} 家" in summary, summary  # the district's totals, not a long list
+    assert console_errors(b) == []

@@ -1,8 +1,8 @@
 // Overview (every canteen at a glance) and the rectification ledger (整改台账).
 import { api } from "./api.js";
-import { navigate, refresh } from "./app.js";
+import { me, navigate, refresh } from "./app.js";
 import { h, mount, qs } from "./dom.js";
-import { fmtNum, fmtTime, getLang, t } from "./i18n.js";
+import { fmtClock, fmtNum, fmtTime, getLang, t } from "./i18n.js";
 import { escalationLabel, ruleLabel, ruleOptions, sourceOptions, ticketTitle, tierLabel } from "./labels.js";
 import { onLiveTick, onLiveView } from "./live.js";
 
@@ -26,8 +26,41 @@ export function statusBadge(status) {
 const sortState = { key: "state", dir: "desc", filter: "", region: "" };
 const STATE_RANK = { red: 2, amber: 1, green: 0 };
 
+/**
+ * Today's duties at a glance: for a canteen's officer or director each canteen's daily check
+ * and food samples with a link to do them; for a regulator the region's totals. Nothing when
+ * no canteen in scope keeps duties.
+ */
+function dutiesCard(duties) {
+  if (!duties.length) return null;
+  const canteenRole = ["officer", "director"].includes(me().role);
+  const line = (d) => {
+    const check = d.done ? t("duty_check_done", { t: fmtClock(d.completed_at).slice(0, 5) })
+      : d.overdue ? t("duty_check_overdue") : t("duty_check_due", { t: fmtClock(d.deadline_at).slice(0, 5) });
+    const meals = d.meals_scheduled ? t("duty_meals", { s: d.meals_sampled, n: d.meals_scheduled })
+      + (d.meals_overdue ? ` · ${t("duty_meals_overdue", { n: d.meals_overdue })}` : "") : "";
+    const state = d.overdue || d.meals_overdue ? "red" : d.done && d.meals_sampled >= d.meals_scheduled ? "green" : "amber";
+    return h("li", { dataset: { siteId: d.site_id, state } },
+      h("span", { class: `light light-${state}` }, d.site_name), " ",
+      h("span", {}, [check, meals].filter(Boolean).join(" · ")), " ",
+      h("a", { href: `${BASE}/duties${qs({ site_id: d.site_id })}`, "data-link": true }, t("duty_go")));
+  };
+  if (canteenRole && duties.length <= 5) {
+    return h("section", { class: "card", id: "duty-today", "aria-labelledby": "duty-today-h" },
+      h("h2", { id: "duty-today-h" }, t("duty_today")), h("ul", { class: "plain" }, duties.map(line)));
+  }
+  const sum = (k) => duties.reduce((a, d) => a + (typeof d[k] === "boolean" ? Number(d[k]) : d[k]), 0);
+  return h("section", { class: "card", id: "duty-today", "aria-labelledby": "duty-today-h" },
+    h("h2", { id: "duty-today-h" }, t("duty_today")),
+    h("p", { id: "duty-summary" }, t("duty_summary", {
+      done: sum("done"), n: duties.length, over: sum("overdue"), meals: sum("meals_overdue"),
+    })));
+}
+
 export async function renderOverview(main) {
-  const overview = await api("/console/api/overview");
+  const [overview, duties] = await Promise.all([
+    api("/console/api/overview"), api("/duties/today").catch(() => []),
+  ]);
   const rows = overview.data.map((s) => ({
     ...s,
     region: overview.regions[s.region_id] || s.region_id,
@@ -107,6 +140,7 @@ export async function renderOverview(main) {
       h("li", { class: "amber" }, stats.open, t("open_tickets")),
       h("li", { class: "red" }, stats.overdue, t("overdue_tickets")),
       h("li", {}, stats.alarms, t("active_alarms"))),
+    dutiesCard(duties),
     h("div", { class: "toolbar" }, regionPick, filter),
     h("div", { class: "table-wrap" }, h("table", { id: "sites-table", class: "stack" }, h("caption", { class: "sr-only" }, t("overview_title")),
       h("thead", {}, h("tr", {}, ths)), tbody)));
