@@ -124,6 +124,9 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/users/{username}/tokens/revoke"): Spec("users"),
     # inspections, insurance and risk
     ("POST", "/checklist-templates"): _loose_write(AUTHORITY),  # shared by every region
+    ("POST", "/checklist-templates/standard"): Spec(  # created once: 201, then 200
+        "write", roles=AUTHORITY, strict=False, ok=frozenset({200, 201})
+    ),
     ("GET", "/checklist-templates"): Spec("self"),  # shared templates, no site data
     ("POST", "/inspections"): _loose_write(),
     ("GET", "/inspections"): Spec("list"),
@@ -704,6 +707,7 @@ def test_inspector_works_the_inspection_workflow_and_nothing_else(
             ("PUT", "/publication/dist-a", {}),
             ("POST", "/policies", {}),
             ("POST", "/checklist-templates", {}),
+            ("POST", "/checklist-templates/standard", None),
             ("PUT", "/duties/checklists", {}),
             ("POST", "/supervision/visits", {}),
             ("POST", f"/alarms/{world.alarm['site-a1']}/acknowledge", {"note": "x"}),
