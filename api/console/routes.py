@@ -34,6 +34,8 @@ from api.routes.complaints import Inspector, RegionPath, own_region_or_404
 from api.schemas import TicketPublic, TicketSource, TicketStatus
 from api.services.labels import (
     FORMER_RULE_LABELS,
+    INSPECTION_RULE_PREFIX,
+    INSPECTION_RULE_WORDS,
     PROFILE_LABELS,
     RULE_LABELS,
     SOURCE_LABELS,
@@ -135,6 +137,9 @@ class ConsoleConfig(BaseModel):
     time_zone: str
     rules: dict[str, tuple[str, str]]
     former_rules: dict[str, tuple[tuple[str, str], ...]]
+    inspection_rule: tuple[str, tuple[str, str]] = Field(
+        description="Prefix of a checklist item's own rule and its (zh, en) words with {code}."
+    )
     profiles: dict[str, tuple[str, str]]
     tiers: dict[str, tuple[str, str]]
     sources: dict[str, tuple[str, str]]
@@ -146,6 +151,7 @@ def console_config() -> ConsoleConfig:
         time_zone=console_time_zone(),
         rules=RULE_LABELS,
         former_rules=FORMER_RULE_LABELS,
+        inspection_rule=(INSPECTION_RULE_PREFIX, INSPECTION_RULE_WORDS),
         profiles=PROFILE_LABELS,
         tiers={str(k): v for k, v in TIER_LABELS.items()},
         sources=SOURCE_LABELS,

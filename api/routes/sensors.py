@@ -40,11 +40,8 @@ def read_readings(
     minimum and maximum per bucket). Times are RFC 3339 with an offset. A sensor of a
     site outside yours answers 404.
     """
-    try:
-        end = to_utc(to_ts) if to_ts else utcnow()
-        start = to_utc(from_ts) if from_ts else end - timedelta(hours=24)
-    except ValueError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    end = to_utc(to_ts) if to_ts else utcnow()  # both carry an offset (IsoDateTime)
+    start = to_utc(from_ts) if from_ts else end - timedelta(hours=24)
     if start >= end:
         raise HTTPException(status_code=422, detail="'from' must be before 'to'")
     if not sensor_exists(conn=conn, scope=scope, sensor_id=sensor_id):

@@ -353,6 +353,7 @@ def _write_finding(
                     "inspection_id": inspection_id,
                     "code": item["code"],
                     "text_zh": item["text_zh"],
+                    "subject_name": item["text_zh"],  # the ticket names the item, not its id
                     "text_en": item["text_en"],
                     "note": item["note"],
                     "inspectors": data.inspectors,

@@ -83,6 +83,13 @@ _TEMP_RULES = {"temp_high", "temp_low"}
 INSPECTION_RULE_PREFIX = "inspection_"
 """A checklist item without a rule of its own opens tickets of ``inspection_<item code>``."""
 
+INSPECTION_RULE_WORDS: tuple[str, str] = (
+    "监督检查不合格（{code}）",
+    "inspection item {code} failed",
+)
+"""(zh, en) words of such a rule; ``{code}`` is the item's number in capitals (the console
+gets them from /console/api/config)."""
+
 
 def rule_label(rule: str, profile: str | None = None) -> tuple[str, str]:
     """Return the (zh, en) label of ``rule``, prefixed by the equipment for temperature rules;
@@ -96,7 +103,8 @@ def rule_label(rule: str, profile: str | None = None) -> tuple[str, str]:
     """
     if rule not in RULE_LABELS and rule.startswith(INSPECTION_RULE_PREFIX):
         code = rule[len(INSPECTION_RULE_PREFIX) :].upper()  # the rule is lower case
-        return f"监督检查不合格（{code}）", f"inspection item {code} failed"
+        zh, en = INSPECTION_RULE_WORDS
+        return zh.format(code=code), en.format(code=code)
     zh, en = RULE_LABELS.get(rule, (rule, rule.replace("_", " ")))
     if rule in _TEMP_RULES and profile in PROFILE_LABELS:
         pzh, pen = PROFILE_LABELS[profile]

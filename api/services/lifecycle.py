@@ -261,11 +261,9 @@ def actions_now(
     """What ``role`` may do to a ticket now: ``allowed_actions`` without ``confirm_close``
     until the data has proposed the close and held for the stable time (the console's
     buttons: one that could only be refused is not offered)."""
-    try:
-        _check_close_proposal(close_proposed_at, now=now, settings=settings)
-        confirmable = True
-    except TransitionNotAllowedError:
-        confirmable = False
+    confirmable = close_proposed_at is not None and now >= close_confirmable_from(
+        close_proposed_at, settings
+    )
     return [
         a for a in allowed_actions(status, role) if a is not Action.CONFIRM_CLOSE or confirmable
     ]

@@ -270,8 +270,8 @@ def _insert_ticket(
 ) -> TicketFacts | None:
     """Insert the open ticket; None when a concurrent engine already holds the open one."""
     subject_name, profile = _subject_info(conn, finding.subject)
-    if finding.kind == "inspection" and finding.payload.get("text_zh"):
-        subject_name = str(finding.payload["text_zh"])  # the checklist item, not its id
+    if finding.payload.get("subject_name"):  # a finding that names its own subject
+        subject_name = str(finding.payload["subject_name"])
     title = ticket_title(
         finding.rule, "" if finding.subject in SUBJECT_LABELS else subject_name, profile
     )

@@ -3,7 +3,7 @@
 // the same tables ticket titles and the XLSX ledger use); the rest lives in i18n.js.
 import { getLang, t, tOr } from "./i18n.js";
 
-const config = { rules: {}, former_rules: {}, profiles: {}, tiers: {}, sources: {} };
+const config = { rules: {}, former_rules: {}, inspection_rule: ["inspection_", ["{code}", "{code}"]], profiles: {}, tiers: {}, sources: {} };
 
 /** Keep the server's labels (app.js loads them once after sign-in). */
 export function setConfig(c) {
@@ -16,11 +16,12 @@ function pick(pair, fallback) {
 }
 
 /** "冷藏温度超标" for ("temp_high", "fridge"); an unknown rule reads as its id. */
-/** The words of a checklist item's own rule (`inspection_<code>`), as the server has them. */
+/** The words of a checklist item's own rule (`inspection_<code>`), from the server's table. */
 function inspectionPair(rule) {
-  if (config.rules[rule] || !String(rule).startsWith("inspection_")) return null;
-  const code = rule.slice("inspection_".length).toUpperCase(); // the rule is lower case
-  return [`监督检查不合格（${code}）`, `inspection item ${code} failed`];
+  const [prefix, words] = config.inspection_rule;
+  if (config.rules[rule] || !String(rule).startsWith(prefix)) return null;
+  const code = rule.slice(prefix.length).toUpperCase(); // the rule is lower case
+  return words.map((w) => w.replace("{code}", code));
 }
 
 export function ruleLabel(rule, profile = null) {

@@ -49,7 +49,7 @@ function dutiesCard(duties) {
     return h("section", { class: "card", id: "duty-today", "aria-labelledby": "duty-today-h" },
       h("h2", { id: "duty-today-h" }, t("duty_today")), h("ul", { class: "plain" }, duties.map(line)));
   }
-  const sum = (k) => duties.reduce((a, d) => a + (typeof d[k] === "boolean" ? Number(d[k]) : d[k]), 0);
+  const sum = (k) => duties.reduce((a, d) => a + Number(d[k]), 0); // true counts as 1
   return h("section", { class: "card", id: "duty-today", "aria-labelledby": "duty-today-h" },
     h("h2", { id: "duty-today-h" }, t("duty_today")),
     h("p", { id: "duty-summary" }, t("duty_summary", {
