@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.auth.scope import SiteScope
-from api.console import events
+from api.console import events, ticket_notice
 from api.console.ledger_export import XLSX_MEDIA_TYPE, tickets_xlsx
 from api.console.wall import WallPublic, wall_data
 from api.deps import ConnDep, CurrentUser, ScopeDep
@@ -115,6 +115,7 @@ class ConsoleRoute(APIRoute):
 
 router = APIRouter(prefix="/console", tags=["console"], route_class=ConsoleRoute)
 router.include_router(events.router, prefix="/api")  # live updates; starts the hub
+router.include_router(ticket_notice.router, prefix="/api")  # the printed notice's people
 
 
 class SiteRiskBrief(BaseModel):

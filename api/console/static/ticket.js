@@ -4,7 +4,7 @@ import { api, ApiError } from "./api.js";
 import { me, refresh, render } from "./app.js";
 import { h, mount, qs, say } from "./dom.js";
 import { explain, fmtTime, getLang, t, tOr } from "./i18n.js";
-import { adviceFor, escalationLabel, ruleLabel, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
+import { escalationLabel, ruleLabel, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
 import { onLiveAt, onLiveView } from "./live.js";
 import { statusBadge } from "./views.js";
 import { alarmPeriods, cabinetChart, tempChart } from "./charts.js";
@@ -116,7 +116,8 @@ export async function renderTicket(main, id) {
     h("p", {}, h("a", { href: `${BASE}/tickets`, "data-link": true }, `← ${t("back_to_ledger")}`)),
     h("h1", {}, `${t("ticket")} ${ticket.ticket_no} `, statusBadge(ticket.status), ticket.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null),
     h("p", { class: "lead", id: "ticket-title" }, ticketTitle(ticket)),
-    h("p", { class: "no-print" }, h("a", { href: `${BASE}/tickets/${ticket.id}/notice`, "data-link": true, id: "notice-link" }, t("notice_print"))),
+    me().role === "insurer" ? null // a notice is the regulator's paper to the canteen
+      : h("p", { class: "no-print" }, h("a", { href: `${BASE}/tickets/${ticket.id}/notice`, "data-link": true, id: "notice-link" }, t("notice_print"))),
     h("div", { class: "grid2" },
       h("section", { class: "card", "aria-labelledby": "facts-h" },
         h("h2", { id: "facts-h" }, t("facts")),
@@ -328,33 +329,4 @@ export async function renderReviews(main) {
       h("div", { class: "grid2" },
         rateTable("stats-camera", t("reviews_by_camera"), stats.by_camera, (k) => cameraNames[k] || t("device")),
         rateTable("stats-rule", t("reviews_by_rule"), stats.by_rule, (k) => ruleLabel(k)))));
-}
-
-/** The rectification notice (整改通知书) of one ticket, laid out for A4 paper. */
-export async function renderTicketNotice(main, id) {
-  const [ticket, sites] = await Promise.all([api(`/tickets/${id}`), api("/sites")]);
-  const site = sites.data.find((s) => s.id === ticket.site_id);
-  const name = site ? site.name : t("site");
-  const line = (label, value) => h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, value));
-  document.title = `${t("notice_title")} ${ticket.ticket_no}`;
-  mount(main,
-    h("p", { class: "no-print row" },
-      h("a", { href: `${BASE}/tickets/${id}`, "data-link": true }, `← ${ticket.ticket_no}`),
-      h("button", { type: "button", id: "notice-print", onclick: () => window.print() }, t("print"))),
-    h("article", { class: "notice-sheet", id: "notice" },
-      h("h1", {}, t("notice_title")),
-      h("p", { class: "notice-no" }, ticket.ticket_no),
-      h("p", {}, t("notice_to", { site: name })),
-      h("p", {}, t("notice_body")),
-      h("table", { class: "notice-table" }, h("tbody", {},
-        line(t("notice_problem"), ticketTitle(ticket)),
-        line(t("tier"), tierLabel(ticket.tier)),
-        line(t("source"), sourceLabel(ticket.source)),
-        line(t("notice_found"), fmtTime(ticket.opened_at)),
-        line(t("notice_deadline"), fmtTime(ticket.due_at)),
-        line(t("notice_requirement"), adviceFor(ticket.rule)))),
-      h("div", { class: "notice-sign" },
-        h("p", {}, `${t("notice_issuer")}：`, h("span", { class: "blank" })),
-        h("p", {}, `${t("notice_receiver")}：`, h("span", { class: "blank" })),
-        h("p", {}, `${t("notice_date")}：`, h("span", { class: "blank" })))));
 }
