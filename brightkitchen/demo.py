@@ -62,6 +62,9 @@ class DemoOptions:
     admin_password: str = "brightkitchen-demo"  # noqa: S105
     # The region's inspector (执法检查人员), same password: inspections and their tickets only.
     inspector_user: str = "inspector"
+    # The canteens' food-safety officer (食品安全员) and their liability insurer, same password.
+    officer_user: str = "officer"
+    insurer_user: str = "insurer"
 
 
 def free_port() -> int:
@@ -457,7 +460,7 @@ class Demo:
             self._replay_lunch(site_file, meal_end, svc.mqtt_url)
             self._seed_workflows(base, token, site_file)
             self._seed_duties(base, token, site_file)
-            self._create_inspector(base, token, site_file)
+            self._create_accounts(base, token, site_file)
             self.say("")
             self.say("brightkitchen demo is running. Look at:")
             self.say(f"  alarms         {base}/api/v1/alarms")
@@ -468,7 +471,9 @@ class Demo:
             self.say(
                 f"  console        {base}/console/  (sign in: {opts.admin_user} / "
                 f"{opts.admin_password}; the region's inspector: {opts.inspector_user} / "
-                f"{opts.admin_password})"
+                f"{opts.admin_password}; the canteens' food-safety officer: "
+                f"{opts.officer_user} / {opts.admin_password}; their insurer: "
+                f"{opts.insurer_user} / {opts.admin_password})"
             )
             self.say(f"  API token      {token}  (also in {data / 'api-token.txt'})")
             self.say(f"  e.g. curl -H 'Authorization: Bearer {token}' {base}/api/v1/tickets")
@@ -510,19 +515,44 @@ class Demo:
         if done.returncode != 0 and "is taken" not in done.stdout + done.stderr:
             raise BrightKitchenError(f"could not create the demo admin: {done.stderr.strip()}")
 
-    def _create_inspector(self, base: str, token: str, site_file: Any) -> None:
-        """The region's inspector (执法检查人员), made by the admin over HTTP as in the console."""
+    def _create_accounts(self, base: str, token: str, site_file: Any) -> None:
+        """The people beside the admin, made by the admin over HTTP as in the console: the
+        region's inspector (执法检查人员), the canteens' food-safety officer (食品安全员, the
+        person the alerts go to) and the insurer of the canteens' liability policies, with a
+        policy per canteen so that the insurer's risk record has something to show."""
+        from bkcommon.localtime import local_date
+        from bkcommon.timeutil import utcnow
         from brightkitchen.simulate.duties import http_caller
 
-        body = {
-            "username": self.opts.inspector_user,
-            "password": self.opts.admin_password,
-            "role": "inspector",
-            "region_id": str(site_file.sites[0].region),
-        }
-        status, answer = http_caller(base, token)("POST", "/api/v1/users", body)
-        if status >= 400 and "taken" not in str(answer):  # a data folder run before
-            raise BrightKitchenError(f"demo: creating the inspector: {answer}")
+        call = http_caller(base, token)
+        sites = [str(s.id) for s in site_file.sites]
+        officer = (site_file.sites[0].people.get("officer") or [None])[0]
+        accounts: list[dict[str, Any]] = [
+            {"username": self.opts.inspector_user, "role": "inspector",
+             "region_id": str(site_file.sites[0].region)},
+            {"username": self.opts.officer_user, "role": "officer", "person_id": officer},
+            {"username": self.opts.insurer_user, "role": "insurer", "insurer": DEMO_INSURER,
+             "site_ids": sites},
+        ]  # fmt: skip
+        for body in accounts:
+            if body.get("person_id", "") is None:
+                continue  # a site file without an officer: nobody to sign in as
+            status, answer = call(
+                "POST", "/api/v1/users", {**body, "password": self.opts.admin_password}
+            )
+            if status >= 400 and "taken" not in str(answer):  # a data folder run before
+                raise BrightKitchenError(f"demo: creating the {body['role']}: {answer}")
+        today = local_date(utcnow())
+        for n, site_id in enumerate(sites, start=1):
+            policy = {
+                "site_id": site_id, "insurer": DEMO_INSURER, "policy_no": f"DEMO-FSL-{n:03d}",
+                "cover_cny": "1000000", "premium_cny": "3000",
+                "starts_on": (today - timedelta(days=90)).isoformat(),
+                "ends_on": (today + timedelta(days=275)).isoformat(),
+            }  # fmt: skip
+            status, answer = call("POST", "/api/v1/policies", policy)
+            if status >= 400 and status != 409:  # 409: the policy of an earlier run
+                raise BrightKitchenError(f"demo: recording the policy of {site_id}: {answer}")
 
     def _sign_in(self, base: str) -> str:
         """Log in as the demo admin over HTTP; keep the bearer token for the person and tests."""
@@ -738,6 +768,7 @@ class Demo:
 
 CACHE_DIR = "cache"
 DEMO_BOX = "box-1"
+DEMO_INSURER = "示范财险 (demo insurer)"  # the canteens' food-safety liability insurer
 DEMO_CAMERA = "cam-kitchen"
 
 

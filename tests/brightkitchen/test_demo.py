@@ -97,6 +97,13 @@ def test_demo_with_embedded_amqtt_opens_a_ticket_and_delivers_the_webhook(
         assert "the region's inspector: inspector / brightkitchen-demo" in text()
         inspectors = "SELECT count(*) FROM users WHERE role = 'inspector'"
         assert count(db_url, inspectors) == 1
+        # and the canteens' officer (bound to the person the alerts go to) and their insurer,
+        # who reads the liability policy of every canteen
+        assert "food-safety officer: officer / brightkitchen-demo" in text()
+        officer = "SELECT count(*) FROM users WHERE role = 'officer' AND person_id = 'demo-officer'"
+        assert count(db_url, officer) == 1
+        assert count(db_url, "SELECT count(*) FROM users WHERE role = 'insurer'") == 1
+        assert count(db_url, "SELECT count(*) FROM policies") == 3
         _assert_the_duties_day(db_url, text)
         token = (run.data_dir / "api-token.txt").read_text().strip()
         req = urllib.request.Request(
