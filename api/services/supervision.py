@@ -62,8 +62,13 @@ class SupervisionSettings(BaseSettings):
 
 
 CHECKLIST_SOURCE = (
-    "企业落实食品安全主体责任监督管理规定 (SAMR Order No. 60, 2022): director and officer, "
-    "risk control list, 日管控 / 周排查 / 月调度; read as a cadre's visit checklist"
+    "企业落实食品安全主体责任监督管理规定（市场监管总局令第 60 号，2022）：食品安全总监和"
+    "食品安全员、风险管控清单、日管控 / 周排查 / 月调度，作为包保干部督导的检查项"
+)
+CHECKLIST_SOURCE_EN = (
+    "Provisions on enterprises' food-safety responsibility (SAMR Order No. 60, 2022): the "
+    "director and the officer, the risk control list, daily control, weekly review and "
+    "monthly dispatch, as what a cadre checks on a visit"
 )
 
 DEFAULT_CHECKLIST: tuple[tuple[str, str, str], ...] = (
@@ -88,7 +93,8 @@ class ChecklistItemPublic(BaseModel):
 class ChecklistPublic(BaseModel):
     """The default visit checklist and where it comes from."""
 
-    source: str
+    source: str = Field(description="Where the checklist comes from, in Chinese.")
+    source_en: str = Field(description="The same in English.")
     items: list[ChecklistItemPublic]
 
 
@@ -96,6 +102,7 @@ def default_checklist() -> ChecklistPublic:
     """The default checklist a cadre's phone form starts from (items are free text on a visit)."""
     return ChecklistPublic(
         source=CHECKLIST_SOURCE,
+        source_en=CHECKLIST_SOURCE_EN,
         items=[ChecklistItemPublic(key=k, zh=zh, en=en) for k, zh, en in DEFAULT_CHECKLIST],
     )
 

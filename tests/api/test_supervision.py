@@ -92,6 +92,8 @@ def test_a_visit_finding_becomes_a_ticket_once(
     assert ticket["title"] == "包保督导发现问题 supervision visit finding: 留样 ≥125 g 48 h"
     template = c.get("/api/v1/supervision/checklist", headers=w.headers("cadre")).json()
     assert template["source"].startswith("企业落实食品安全主体责任监督管理规定")
+    assert "SAMR Order No. 60" in template["source_en"]  # the English console's words
+    assert not any(c.isascii() and c.isalpha() for c in template["source"])  # Chinese only
     assert [i["key"] for i in template["items"]][:3] == ["staffed", "risk_list", "daily"]
     rows = conn.execute(
         "SELECT count(*) FROM findings WHERE finding_key LIKE %s", (f"supervision:{visit['id']}:%",)

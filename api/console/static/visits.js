@@ -63,7 +63,7 @@ function visitForm(sites, checklist) {
   const form = h("form", { id: "visit-form", novalidate: true },
     h("label", { for: "visit-site" }, w("site")),
     h("select", { id: "visit-site" }, sites.map((s) => h("option", { value: s.id }, s.name))),
-    h("p", { class: "muted small" }, w("source", { s: checklist.source })),
+    h("p", { class: "muted small" }, w("source", { s: getLang() === "en" ? checklist.source_en : checklist.source })),
     h("div", { class: "visit-items" }, items),
     h("label", { for: "visit-note" }, w("note")), h("textarea", { id: "visit-note", maxlength: 2000, rows: 3 }),
     status, h("button", { type: "submit", id: "visit-submit" }, w("submit")));
