@@ -129,6 +129,8 @@ def test_notice_writes_out_the_evidence_and_who_answers_for_it(
     assert "cam-e1" not in sheet
     assert "smoking" not in sheet
 
+    b.get(f"{c.url}/console/tickets/{rapid}")  # the ticket page says what to do as well
+    wait_until(lambda: "封存" in (text(b, "#ticket-advice") or ""), what="the advice")
     b.get(f"{c.url}/console/tickets/{rapid}/notice")
     wait_until(lambda: "青菜" in (text(b, "#notice-evidence") or ""), what="the test result")
     evidence = text(b, "#notice-evidence") or ""
