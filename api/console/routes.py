@@ -33,10 +33,13 @@ from api.queries.tickets import list_tickets
 from api.routes.complaints import Inspector, RegionPath, own_region_or_404
 from api.schemas import TicketPublic, TicketSource, TicketStatus
 from api.services.labels import (
+    DEFAULT_ADVICE,
     FORMER_RULE_LABELS,
+    INSPECTION_ADVICE,
     INSPECTION_RULE_PREFIX,
     INSPECTION_RULE_WORDS,
     PROFILE_LABELS,
+    RULE_ADVICE,
     RULE_LABELS,
     SOURCE_LABELS,
     TIER_LABELS,
@@ -144,6 +147,9 @@ class ConsoleConfig(BaseModel):
     profiles: dict[str, tuple[str, str]]
     tiers: dict[str, tuple[str, str]]
     sources: dict[str, tuple[str, str]]
+    advice: dict[str, tuple[str, str]] = Field(description="(zh, en) of what to do, by rule.")
+    advice_inspection: tuple[str, str]
+    advice_default: tuple[str, str]
 
 
 def console_config() -> ConsoleConfig:
@@ -156,6 +162,9 @@ def console_config() -> ConsoleConfig:
         profiles=PROFILE_LABELS,
         tiers={str(k): v for k, v in TIER_LABELS.items()},
         sources=SOURCE_LABELS,
+        advice=RULE_ADVICE,
+        advice_inspection=INSPECTION_ADVICE,
+        advice_default=DEFAULT_ADVICE,
     )
 
 

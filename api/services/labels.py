@@ -91,6 +91,144 @@ INSPECTION_RULE_WORDS: tuple[str, str] = (
 gets them from /console/api/config)."""
 
 
+RULE_ADVICE: dict[str, tuple[str, str]] = {
+    "temp_high": (
+        "立即检查柜门是否关严、压缩机是否运转；把食品转移到正常的冷柜，并记录温度。",
+        "Check the door is shut and the compressor runs; move the food to a working fridge and "
+        "note the temperature.",
+    ),
+    "temp_low": (
+        "检查温控设定和柜门；确认食品未被冻坏，必要时转移并记录。",
+        "Check the thermostat and the door; make sure the food is not frozen, move it if needed "
+        "and note it.",
+    ),
+    "sensor_offline": (
+        "检查传感器电源和信号，确认设备在位；恢复前人工记录温度。",
+        "Check the sensor's power and signal; note temperatures by hand until it is back.",
+    ),
+    "low_battery": (
+        "今天内更换传感器电池。",
+        "Replace the sensor's battery today.",
+    ),
+    "camera_offline": (
+        "检查摄像头电源和网线，恢复画面。",
+        "Check the camera's power and cable to bring the picture back.",
+    ),
+    "camera_blurred": (
+        "擦拭镜头、移开遮挡物。",
+        "Wipe the lens and remove whatever covers it.",
+    ),
+    "no_mask": (
+        "请立即戴好口罩。",
+        "Put on a mask now.",
+    ),
+    "no_chef_hat": (
+        "请立即戴好工作帽。",
+        "Put on a hat now.",
+    ),
+    "no_uniform": (
+        "请立即穿好工作服。",
+        "Put on work clothes now.",
+    ),
+    "smoking": (
+        "后厨禁止吸烟，请立即熄灭。",
+        "No smoking in the kitchen: put it out now.",
+    ),
+    "phone": (
+        "操作时请放下手机，洗手后再继续。",
+        "Put the phone away and wash your hands before going on.",
+    ),
+    "mixed_cutting_board": (
+        "立即停用混用的砧板，按颜色区分生熟，清洗消毒后再用。",
+        "Stop using the mixed board; keep raw and cooked boards by colour, wash and disinfect.",
+    ),
+    "pest": (
+        "立即检查并清理，联系消杀，封堵入口。",
+        "Check and clean now, call pest control, close the way in.",
+    ),
+    "bin_uncovered": (
+        "请盖好垃圾桶。",
+        "Close the bin lid.",
+    ),
+    "disinfection_missed": (
+        "餐后立即对餐具消毒并记录；检查消毒柜是否通电、是否每餐按时启动。",
+        "Disinfect the tableware now and record it; check the cabinet has power and is started "
+        "after every meal.",
+    ),
+    "disinfection_failed": (
+        "本批餐具重新消毒，直到温度和时间达标；检查消毒柜的加热或紫外灯，必要时报修。",
+        "Disinfect this batch again until it reaches its temperature for its time; check the "
+        "cabinet's heating or UV lamp and have it repaired if needed.",
+    ),
+    "rapid_test_failed": (
+        "立即停用并封存该批食材，不得加工；通知供应商和监管部门，记录处理结果。",
+        "Stop using this batch and seal it now, do not cook it; tell the supplier and the "
+        "regulator, and record what was done.",
+    ),
+    "supplier_flagged": (
+        "核查该供应商近期供货的食材并加测快检，合格前暂停使用。",
+        "Check this supplier's recent deliveries and test them again; do not use them until they "
+        "pass.",
+    ),
+    "public_complaint": (
+        "核实投诉反映的情况，整改存在的问题，并向投诉人反馈处理结果。",
+        "Look into what the complaint says, fix what is wrong and tell the person who complained "
+        "what was done.",
+    ),
+    "daily_check_no": (
+        "逐项整改日管控中答“否”的项目，整改后重新检查并记录。",
+        "Fix each item the daily control check answered “no”, then check it again and record it.",
+    ),
+    "daily_check_missed": (
+        "今天内完成日管控检查并在平台提交；指定专人每天按时检查。",
+        "Do today's daily control check and submit it in the platform today; name someone to do "
+        "it on time every day.",
+    ),
+    "food_sample_missed": (
+        "查明该餐次未留样的原因；每餐每样菜留样不少于 125 克，冷藏保存 48 小时以上，并登记。",
+        "Find out why the meal was not sampled; keep at least 125 g of every dish of every meal, "
+        "refrigerated for at least 48 hours, and record it.",
+    ),
+    "supervision_finding": (
+        "按包保督导指出的问题逐项整改，在期限前提交整改照片和说明。",
+        "Fix each problem the supervision visit found and submit photos and a note before the "
+        "deadline.",
+    ),
+}
+"""(zh, en) of what to do about each rule: the ticket page, the printed notice, the alert
+that opens a ticket and the kitchen board say it in these words (the console gets them from
+/console/api/config)."""
+
+INSPECTION_ADVICE: tuple[str, str] = (
+    "按检查项要求整改，在期限前提交整改照片和说明，等待复查。",
+    "Fix the item as the checklist requires, submit photos and a note before the deadline and "
+    "wait for the re-check.",
+)
+"""What to do about a checklist item without a rule of its own (``inspection_<code>``)."""
+
+DEFAULT_ADVICE: tuple[str, str] = (
+    "查明原因并整改，在期限前通过平台提交整改照片和说明。",
+    "Find the cause and fix it; submit photos and a note in the platform before the deadline.",
+)
+"""What to do about any other problem (a ticket opened by hand, a rule added later)."""
+
+
+def advice_for(rule: str) -> tuple[str, str]:
+    """The (zh, en) of what to do about ``rule``.
+
+    Example:
+        >>> advice_for("low_battery")
+        ('今天内更换传感器电池。', "Replace the sensor's battery today.")
+        >>> advice_for("inspection_b3") == INSPECTION_ADVICE
+        True
+    """
+    if rule in RULE_ADVICE:
+        return RULE_ADVICE[rule]
+    if rule.startswith(INSPECTION_RULE_PREFIX):
+        return INSPECTION_ADVICE
+    return DEFAULT_ADVICE
+
+
 def rule_label(rule: str, profile: str | None = None) -> tuple[str, str]:
     """Return the (zh, en) label of ``rule``, prefixed by the equipment for temperature rules;
     a checklist item's own rule names the item's number as printed on the checklist.

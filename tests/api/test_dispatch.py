@@ -83,6 +83,7 @@ def test_alarm_is_delivered_by_webhook_and_email(
     local = due.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
     assert f"整改期限 Due: {local} (北京时间 China time, UTC+08:00)" in text
     assert due.strftime("%H:%M UTC") not in text
+    assert "整改要求 What to do: 立即检查柜门是否关严" in text  # read away from the console
 
     rows = _notifications(conn)
     assert [(r[1], r[2], r[3]) for r in rows] == [("webhook", "sent", 1), ("email", "sent", 1)]

@@ -114,7 +114,7 @@ export async function renderKitchen(main, params) {
   const alertBox = now
     ? h("section", { id: "kitchen-alert", class: "kitchen-alert", role: "alert", dataset: { alarmId: now.id, rule: now.rule } },
       h("p", { class: "k-what" }, `${label(now)} · ${subjectName(now, names)}`),
-      h("p", { class: "k-do" }, h("strong", {}, t("kitchen_do_now")), " ", adviceFor(now.rule)),
+      h("p", { class: "k-do" }, h("strong", {}, t("kitchen_do_now")), " ", adviceFor(now.rule, t("kitchen_advice_default"))),
       h("p", { class: "k-when" }, t("kitchen_since", { at: fmtTime(now.raised_at) }),
         now.peak_temp_c !== null ? ` · ${t("kitchen_peak", { v: now.peak_temp_c.toFixed(1) })}` : "",
         now.acknowledged_at ? ` · ${t("kitchen_acked_by", { at: fmtTime(now.acknowledged_at) })}` : ""),
@@ -148,7 +148,7 @@ export async function renderKitchen(main, params) {
   if (now && !sound.spoken.has(now.id)) {
     sound.spoken.add(now.id);
     beep();
-    speak(`${label(now)}，${subjectName(now, names)}。${adviceFor(now.rule)}`);
+    speak(`${label(now)}，${subjectName(now, names)}。${adviceFor(now.rule, t("kitchen_advice_default"))}`);
   }
   onLiveView((ev) => ev.site_id === siteId && ["alarm", "violation", "ticket"].includes(ev.kind), refresh);
   return siteName(siteId);

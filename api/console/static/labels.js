@@ -3,7 +3,10 @@
 // the same tables ticket titles and the XLSX ledger use); the rest lives in i18n.js.
 import { getLang, t, tOr } from "./i18n.js";
 
-const config = { rules: {}, former_rules: {}, inspection_rule: ["inspection_", ["{code}", "{code}"]], profiles: {}, tiers: {}, sources: {} };
+const config = {
+  rules: {}, former_rules: {}, inspection_rule: ["inspection_", ["{code}", "{code}"]], profiles: {}, tiers: {}, sources: {},
+  advice: {}, advice_inspection: null, advice_default: null,
+};
 
 /** Keep the server's labels (app.js loads them once after sign-in). */
 export function setConfig(c) {
@@ -93,8 +96,10 @@ export function sourceOptions() {
 }
 
 /** What to do now about `rule`, in plain words (the kitchen display and alerts). */
-export function adviceFor(rule) {
-  return tOr(`advice_${rule}`, t("advice_default"));
+export function adviceFor(rule, fallback = null) {
+  if (config.advice[rule]) return pick(config.advice[rule]);
+  if (String(rule).startsWith(config.inspection_rule[0]) && config.advice_inspection) return pick(config.advice_inspection);
+  return fallback ?? pick(config.advice_default, "");
 }
 
 /** Every rule the server knows, as [id, label] sorted by label (filters). */

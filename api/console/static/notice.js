@@ -5,7 +5,7 @@
 import { api } from "./api.js";
 import { h, mount } from "./dom.js";
 import { fmtTime, getLang, t, tOr } from "./i18n.js";
-import { sourceLabel, ticketTitle, tierLabel } from "./labels.js";
+import { adviceFor, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
 
 const BASE = "/console";
 const SHA_RE = /^[0-9a-f]{64}$/;
@@ -170,18 +170,9 @@ export async function renderTicketNotice(main, id) {
         line(t("notice_found"), fmtTime(ticket.opened_at)),
         line(t("notice_deadline"), fmtTime(ticket.due_at)),
         line(w("responsible"), h("span", { id: "notice-responsible" }, responsibleText(context.responsible))),
-        line(t("notice_requirement"), h("span", { id: "notice-requirement" }, noticeAdvice(ticket))))),
+        line(t("notice_requirement"), h("span", { id: "notice-requirement" }, adviceFor(ticket.rule))))),
       h("div", { class: "notice-sign" },
         h("p", {}, `${t("notice_issuer")}${colon}`, h("span", { class: "blank" })),
         h("p", {}, `${t("notice_receiver")}${colon}`, h("span", { class: "blank" })),
         h("p", {}, `${t("notice_date")}${colon}`, h("span", { class: "blank" })))));
-}
-
-/** What the canteen must do: the rule's own advice, else what any notice asks. A checklist
- * item's own rule (inspection_<code>) reads as an inspection finding. */
-export function noticeAdvice(ticket) {
-  const own = tOr(`advice_${ticket.rule}`, null);
-  if (own) return own;
-  if (ticket.source === "inspection") return t("advice_inspection");
-  return t("notice_advice_default");
 }

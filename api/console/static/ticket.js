@@ -4,9 +4,8 @@ import { api, ApiError } from "./api.js";
 import { me, refresh, render } from "./app.js";
 import { h, mount, qs, say } from "./dom.js";
 import { explain, fmtTime, getLang, t, tOr } from "./i18n.js";
-import { escalationLabel, ruleLabel, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
+import { adviceFor, escalationLabel, ruleLabel, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
 import { onLiveAt, onLiveView } from "./live.js";
-import { noticeAdvice } from "./notice.js";
 import { statusBadge } from "./views.js";
 import { alarmPeriods, cabinetChart, tempChart } from "./charts.js";
 
@@ -128,7 +127,7 @@ export async function renderTicket(main, id) {
           fact(t("subject"), ticket.details && ticket.details.subject_name ? ticket.details.subject_name : t("device")),
           dutyFact(ticket),
           ticket.status === "closed" ? null
-            : fact(t("notice_requirement"), h("span", { id: "ticket-advice" }, noticeAdvice(ticket))),
+            : fact(t("notice_requirement"), h("span", { id: "ticket-advice" }, adviceFor(ticket.rule))),
           fact(t("tier"), tierLabel(ticket.tier)),
           fact(t("status"), h("span", { id: "ticket-status", dataset: { status: ticket.status } }, t(`status_${ticket.status}`))),
           fact(t("source"), sourceLabel(ticket.source)),

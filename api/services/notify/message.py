@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from api.services.labels import TIER_LABELS
+from api.services.labels import TIER_LABELS, advice_for
 from bkcommon.localtime import fmt_local
 from bkcommon.timeutil import rfc3339
 
@@ -69,6 +69,7 @@ def _payload(facts: TicketFacts, event: str, ack_link: str | None) -> dict[str, 
 def ticket_opened(facts: TicketFacts, ack_link: str | None = None) -> MessageContent:
     """Content of the notice sent to a site's officer when a rectification ticket opens."""
     tier_zh, tier_en = TIER_LABELS.get(facts.tier, ("", ""))
+    do_zh, do_en = advice_for(facts.rule)
     due = fmt_local(facts.due_at, show_zone=True)
     subject = f"【整改通知 Rectification notice】{facts.ticket_no} {facts.title}"
     body = "\n".join(
@@ -78,6 +79,7 @@ def ticket_opened(facts: TicketFacts, ack_link: str | None = None) -> MessageCon
             f"问题 Problem: {facts.title}",
             f"等级 Tier: {facts.tier}（{tier_zh} {tier_en}）",
             f"整改期限 Due: {due}",
+            f"整改要求 What to do: {do_zh} {do_en}",  # read away from the console
             f"详情 Details: {facts.link}",
         ]
         + ([f"确认收到 Acknowledge: {ack_link}"] if ack_link else [])
