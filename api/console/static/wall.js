@@ -32,6 +32,7 @@ function trendChart(trend) {
   const chart = new window.uPlot({
     width: 400,
     height: 220,
+    legend: { show: false }, // nobody hovers a wall screen: the totals below name each line
     tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), tz),
     scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
     axes: [
