@@ -35,6 +35,7 @@ from api.schemas import TicketPublic, TicketSource, TicketStatus
 from api.services.labels import (
     DEFAULT_ADVICE,
     FORMER_RULE_LABELS,
+    INCIDENT_KIND_LABELS,
     INSPECTION_ADVICE,
     INSPECTION_RULE_PREFIX,
     INSPECTION_RULE_WORDS,
@@ -150,6 +151,7 @@ class ConsoleConfig(BaseModel):
     advice: dict[str, tuple[str, str]] = Field(description="(zh, en) of what to do, by rule.")
     advice_inspection: tuple[str, str]
     advice_default: tuple[str, str]
+    incident_kinds: dict[str, tuple[str, str]]
 
 
 def console_config() -> ConsoleConfig:
@@ -165,6 +167,7 @@ def console_config() -> ConsoleConfig:
         advice=RULE_ADVICE,
         advice_inspection=INSPECTION_ADVICE,
         advice_default=DEFAULT_ADVICE,
+        incident_kinds=INCIDENT_KIND_LABELS,
     )
 
 

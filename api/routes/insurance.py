@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.responses import Response
 
 from api.auth.scope import Principal, Role
@@ -13,6 +13,7 @@ from api.input_types import IsoDateTime
 from api.routes.inspections import StoreDep
 from api.routes.risk import RiskSettingsDep
 from api.schemas import ErrorPublic
+from api.services.claims import ClaimEventPublic, ClaimUpdate, claim_history, update_claim
 from api.services.insurance import (
     IncidentCreate,
     IncidentPublic,
@@ -34,6 +35,7 @@ from bkcommon.timeutil import utcnow
 router = APIRouter(tags=["insurance"])
 
 PolicyAdmin = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
+IncidentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.post(
@@ -108,6 +110,37 @@ def get_one_incident(conn: ConnDep, scope: ScopeDep, incident_id: int) -> Incide
     if found is None:
         raise HTTPException(status_code=404, detail=f"incident {incident_id} not found")
     return found
+
+
+@router.post(
+    "/incidents/{incident_id}/claim",
+    response_model=ClaimEventPublic,
+    status_code=201,
+    responses={
+        **not_found("incident"),
+        409: {"model": ErrorPublic, "description": "The step does not follow the claim's state."},
+    },
+)
+def post_claim_step(
+    conn: ConnDep, user: WriterUser, scope: ScopeDep, incident_id: IncidentId, body: ClaimUpdate
+) -> ClaimEventPublic:
+    """Record the next step of the incident's claim: filed → accepted or rejected → paid
+    (a rejected claim may be filed again). Paid needs the amount; rejected the reason."""
+    return update_claim(
+        conn=conn, incident_id=incident_id, data=body, scope=scope, actor=user.username
+    )
+
+
+@router.get(
+    "/incidents/{incident_id}/claim",
+    response_model=list[ClaimEventPublic],
+    responses=not_found("incident"),
+)
+def get_claim_history(
+    conn: ConnDep, scope: ScopeDep, incident_id: IncidentId
+) -> list[ClaimEventPublic]:
+    """Every recorded step of the incident's claim, oldest first."""
+    return claim_history(conn=conn, incident_id=incident_id, scope=scope)
 
 
 @router.get(

@@ -106,11 +106,15 @@ class IncidentPublic(BaseModel):
     claim_status: ClaimStatus
     amount_cny: Decimal | None
     created_at: datetime
+    created_by: str = ""
+    claim_updated_at: datetime | None = None
+    claim_updated_by: str | None = None
 
 
 _POLICY_COLS = "id, site_id, insurer, policy_no, cover_cny, premium_cny, starts_on, ends_on"
 _INCIDENT_COLS = (
-    "id, site_id, occurred_at, kind, description, policy_id, claim_status, amount_cny, created_at"
+    "id, site_id, occurred_at, kind, description, policy_id, claim_status, amount_cny, "
+    "created_at, created_by, claim_updated_at, claim_updated_by"
 )
 
 
@@ -195,7 +199,14 @@ def create_incident(
                 RETURNING {_INCIDENT_COLS}""",
             {**data.model_dump(), "claim_status": data.claim_status.value, "actor": actor},
         ).fetchone()
-    assert row is not None
+        assert row is not None
+        if data.claim_status is not ClaimStatus.NONE:  # recorded with a claim under way
+            cur.execute(
+                """INSERT INTO incident_claim_events
+                       (incident_id, at, actor, from_status, to_status, amount_cny, note)
+                   VALUES (%s, %s, %s, 'none', %s, %s, 'recorded with the incident')""",
+                (row["id"], row["created_at"], actor, data.claim_status.value, data.amount_cny),
+            )
     return IncidentPublic.model_validate(row)
 
 
@@ -342,6 +353,11 @@ def claim_bundle(
             "policy": policy,
             "site": site,
             "window": {"from": lo, "to": hi},
+            "claim_history": cur.execute(
+                """SELECT at, actor, from_status, to_status, amount_cny, note
+                   FROM incident_claim_events WHERE incident_id = %s ORDER BY id""",
+                (incident_id,),
+            ).fetchall(),
             "tickets": [t["ticket_no"] for t in tickets],
             "sensor_readings": rows,
             "evidence_missing": missing,

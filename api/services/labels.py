@@ -80,6 +80,18 @@ STATUS_LABELS: dict[str, tuple[str, str]] = {
 _TEMP_RULES = {"temp_high", "temp_low"}
 
 
+INCIDENT_KIND_LABELS: dict[str, tuple[str, str]] = {
+    "foodborne_illness": ("疑似食源性疾病", "suspected foodborne illness"),
+    "foreign_object": ("食品中有异物", "foreign object in food"),
+    "spoiled_food": ("食品变质", "spoiled food served"),
+    "allergen": ("过敏事件", "allergic reaction"),
+    "injury": ("人身伤害", "injury"),
+    "other": ("其他", "other"),
+}
+"""(zh, en) of the kinds of incident the console offers (an incident's kind is free text over
+the API; an unknown one reads as it was written)."""
+
+
 INSPECTION_RULE_PREFIX = "inspection_"
 """A checklist item without a rule of its own opens tickets of ``inspection_<item code>``."""
 

@@ -143,6 +143,8 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/incidents"): Spec("list"),
     ("GET", "/incidents/{incident_id}"): Spec("read"),
     ("GET", "/incidents/{incident_id}/bundle.zip"): Spec("read"),
+    ("POST", "/incidents/{incident_id}/claim"): _loose_write(WRITERS),
+    ("GET", "/incidents/{incident_id}/claim"): Spec("read"),
     ("GET", "/insurance/risk-record"): Spec("read", site_query=True),
     ("GET", "/sites/{site_id}/risk"): Spec("read"),
     ("POST", "/risk/compute"): _loose_write(frozenset({"admin"})),

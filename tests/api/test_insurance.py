@@ -249,3 +249,107 @@ def test_insurer_reads_the_risk_record_of_insured_sites_only_and_writes_nothing(
             == 404
         )
         assert stranger.get("/api/v1/policies").json() == []
+
+
+def test_a_claim_moves_on_step_by_step_and_its_history_travels_with_the_bundle(
+    client: TestClient, conn: psycopg.Connection[Any], db_url: str, app_settings: ApiSettings
+) -> None:
+    client.post("/api/v1/policies", json=POLICY_2026)
+    incident = client.post(
+        "/api/v1/incidents",
+        json={
+            "site_id": "school-001",
+            "occurred_at": T0.isoformat(),
+            "kind": "foodborne_illness",
+            "description": "2 pupils sick after lunch",
+        },
+    ).json()
+    assert incident["claim_status"] == "none"
+    assert incident["claim_updated_at"] is None
+    url = f"/api/v1/incidents/{incident['id']}/claim"
+    assert client.get(url).json() == []
+
+    # out of order: paying or accepting what was never filed
+    r = client.post(url, json={"claim_status": "accepted"})
+    assert r.status_code == 409
+    assert "claim is none: it can go to filed, not accepted" in r.text
+    # a paid claim needs its amount, a rejected one the insurer's reason
+    r = client.post(url, json={"claim_status": "paid"})
+    assert r.status_code == 409  # not accepted yet (the order is checked first)
+    assert client.post(url, json={"claim_status": "rejected"}).status_code == 422
+    assert client.post(url, json={"claim_status": "filed", "amount_cny": -1}).status_code == 422
+    assert client.post(url, json={"claim_status": "closed"}).status_code == 422
+    assert client.post(url, json={"claim_status": "filed", "x": 1}).status_code == 422
+
+    steps = [
+        {"claim_status": "filed", "amount_cny": "8000", "note": "报案号 PICC-R-7"},
+        {"claim_status": "rejected", "note": "等待病历"},
+        {"claim_status": "filed", "note": "补充病历"},
+        {"claim_status": "accepted", "amount_cny": "6500.00"},
+        {"claim_status": "paid"},  # the amount agreed
+    ]
+    for step in steps:
+        r = client.post(url, json=step)
+        assert r.status_code == 201, r.text
+    assert client.post(url, json={"claim_status": "filed"}).status_code == 409  # paid: final
+    history = client.get(url).json()
+    assert [(h["from_status"], h["to_status"]) for h in history] == [
+        ("none", "filed"),
+        ("filed", "rejected"),
+        ("rejected", "filed"),
+        ("filed", "accepted"),
+        ("accepted", "paid"),
+    ]
+    assert history[1]["amount_cny"] == "8000.00"  # the amount carries over until changed
+    assert history[0]["note"] == "报案号 PICC-R-7"
+    assert {h["actor"] for h in history} == {"admin"}
+    now = client.get(f"/api/v1/incidents/{incident['id']}").json()
+    assert (now["claim_status"], now["amount_cny"]) == ("paid", "6500.00")
+    assert now["claim_updated_by"] == "admin"
+    assert now["claim_updated_at"] == history[-1]["at"]
+
+    zf = zipfile.ZipFile(
+        io.BytesIO(client.get(f"/api/v1/incidents/{incident['id']}/bundle.zip").content)
+    )
+    manifest = json.loads(zf.read("manifest.json"))
+    assert [h["to_status"] for h in manifest["claim_history"]] == [
+        "filed",
+        "rejected",
+        "filed",
+        "accepted",
+        "paid",
+    ]
+
+    # an incident recorded with its claim already filed starts its history there
+    filed = client.post(
+        "/api/v1/incidents",
+        json={
+            "site_id": "school-001",
+            "occurred_at": T0.isoformat(),
+            "kind": "foreign_object",
+            "claim_status": "filed",
+            "amount_cny": "300",
+        },
+    ).json()
+    [first] = client.get(f"/api/v1/incidents/{filed['id']}/claim").json()
+    assert (first["from_status"], first["to_status"], first["amount_cny"]) == (
+        "none",
+        "filed",
+        "300.00",
+    )
+
+    # the insurer reads the history and records nothing; a site out of scope is not there
+    token = make_user_token(conn, username="picc", role="insurer", insurer="PICC")
+    officer2 = make_user_token(conn, username="off2", role="officer", site_ids=("school-002",))
+    app = create_app(app_settings, common=CommonSettings(database_url=db_url))
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as insurer:
+        assert len(insurer.get(url).json()) == 5
+        assert insurer.post(url, json={"claim_status": "filed"}).status_code == 403
+    with TestClient(app, headers={"Authorization": f"Bearer {officer2}"}) as stranger:
+        assert stranger.get(url).status_code == 404
+        assert stranger.post(f"{url}", json={"claim_status": "filed"}).status_code == 404
+    assert client.get("/api/v1/incidents/0/claim").status_code == 422
+    assert (
+        client.post("/api/v1/incidents/999999/claim", json={"claim_status": "filed"}).status_code
+        == 404
+    )

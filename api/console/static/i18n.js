@@ -397,6 +397,25 @@ export function getTimeZone() {
   return timeZone;
 }
 
+/** Now as YYYY-MM-DDTHH:MM in the region's time zone (a datetime-local input's default). */
+export function localNow() {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-CA", {
+    timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+  }).formatToParts(new Date()).map((p) => [p.type, p.value]));
+  return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;
+}
+
+/** The instant (ISO 8601 with the offset, as the API requires) of `local`, a datetime-local
+ * input's YYYY-MM-DDTHH:MM read in the region's time zone; "" for an empty input. */
+export function localToIso(local) {
+  if (!local) return "";
+  const guess = new Date(`${local}:00Z`);
+  const name = new Intl.DateTimeFormat("en-US", { timeZone, timeZoneName: "longOffset" })
+    .formatToParts(guess).find((p) => p.type === "timeZoneName").value;
+  const m = name.match(/GMT([+-]\d\d:\d\d)/);
+  return `${local}:00${m ? m[1] : "+00:00"}`;
+}
+
 /** A date and time in the current language, in the region's time zone: 2026/12/4 21:05. */
 export function fmtTime(iso) {
   if (!iso) return "—";

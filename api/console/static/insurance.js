@@ -1,9 +1,12 @@
-// Insurance (食品安全责任险): policies, incidents with the claim evidence bundle, and the
-// insurer's read-only risk record of each insured canteen.
-import { api } from "./api.js";
-import { siteName } from "./app.js";
-import { cell, h, mount, qs } from "./dom.js";
-import { fmtNum, fmtTime, t } from "./i18n.js";
+// Insurance (食品安全责任险): policies, incidents and their claims with the claim evidence bundle,
+// and the insurer's read-only risk record of each insured canteen. Administrators and regulators
+// register a canteen's policy; the canteen's people, regulators and administrators record an
+// incident and each step of its claim as the insurer decides (the insurer's account reads only).
+import { api, ApiError } from "./api.js";
+import { me, refresh, siteName } from "./app.js";
+import { cell, h, mount, qs, say } from "./dom.js";
+import { explain, fmtNum, fmtTime, getLang, localNow, localToIso, t } from "./i18n.js";
+import { incidentKindLabel, incidentKindOptions } from "./labels.js";
 
 const pct = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)}%`);
 const money = (x) => (x === null || x === undefined ? "—" : `¥${Number(x).toLocaleString("zh-CN")}`);
@@ -15,10 +18,131 @@ const head = (cols) => h("thead", {}, h("tr", {}, cols.map((x) => h("th", { scop
 /** A cell labelled with its column's words (a phone shows each row as a card). */
 const c = (col, attrs, ...content) => cell(t(col), attrs, ...content);
 
+/** Where a claim may go from each state (api/services/claims.py NEXT, the server decides). */
+const NEXT = { none: ["filed"], filed: ["accepted", "rejected"], accepted: ["paid", "rejected"], rejected: ["filed"], paid: [] };
+
+const WORDS = {
+  "zh-CN": {
+    new_policy: "登记保单", new_incident: "记录事故", save: "保存", starts_on: "起保日期", ends_on: "终止日期",
+    occurred_at: "发生时间", claim_step: "理赔进展", claim_to: "改为", claim_note: "说明（报案号、拒赔理由等）",
+    claim_save: "记录", claim_history: "理赔记录", policy_saved: "保单 {no} 已登记。", policy_taken: "保单号 {no} 已存在。",
+    incident_saved: "事故已记录。", claim_saved: "理赔状态已改为“{s}”。", claim_final: "已赔付，理赔结束。",
+    by: "{who} 于 {at}", no_sites: "没有可选的食堂。",
+  },
+  en: {
+    new_policy: "Register a policy", new_incident: "Record an incident", save: "Save", starts_on: "Starts on", ends_on: "Ends on",
+    occurred_at: "Occurred at", claim_step: "Claim progress", claim_to: "Change to", claim_note: "Note (claim reference, reason of a refusal…)",
+    claim_save: "Record", claim_history: "Claim history", policy_saved: "Policy {no} registered.", policy_taken: "Policy number {no} exists already.",
+    incident_saved: "Incident recorded.", claim_saved: "Claim changed to “{s}”.", claim_final: "Paid: the claim is settled.",
+    by: "{who} at {at}", no_sites: "No canteen to choose.",
+  },
+};
+function w(key, vars = {}) {
+  const s = WORDS[getLang() === "en" ? "en" : "zh-CN"][key];
+  return s.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? String(vars[k]) : `{${k}}`));
+}
+
+const field = (id, label, input) => h("div", { class: "field" }, h("label", { for: id }, label), input);
+const siteSelect = (id, sites) => h("select", { id, name: "site_id", required: true }, sites.map((s) => h("option", { value: s.id }, s.name)));
+
+/** Submit `form` to the API and report in `status`; `message(answer)` on success, a refusal in words. */
+function wire(form, status, send, message, refusal = () => null) {
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (!form.reportValidity()) return;
+    status.className = "";
+    try {
+      const answer = await send(new FormData(form));
+      form.reset(); // recorded: the page redraws with an empty form, not the values just sent
+      say(status, message(answer));
+      status.className = "ok";
+      await refresh();
+    } catch (e) {
+      say(status, refusal(e) || explain(e));
+      status.className = "error";
+    }
+  });
+}
+
+function policyForm(sites) {
+  const status = h("p", { id: "policy-status", role: "status", "data-keep": true });
+  const today = localNow().slice(0, 10);
+  const nextYear = `${Number(today.slice(0, 4)) + 1}${today.slice(4)}`;
+  const form = h("form", { id: "policy-form", class: "filters", novalidate: true },
+    field("pf-site", t("site"), siteSelect("pf-site", sites)),
+    field("pf-insurer", t("ins_insurer"), h("input", { id: "pf-insurer", name: "insurer", required: true, maxlength: 200 })),
+    field("pf-no", t("ins_policy_no"), h("input", { id: "pf-no", name: "policy_no", required: true, maxlength: 100 })),
+    field("pf-cover", t("ins_cover"), h("input", { id: "pf-cover", name: "cover_cny", type: "number", min: "0.01", step: "0.01", required: true, inputmode: "decimal" })),
+    field("pf-premium", t("ins_premium"), h("input", { id: "pf-premium", name: "premium_cny", type: "number", min: "0", step: "0.01", required: true, inputmode: "decimal" })),
+    field("pf-start", w("starts_on"), h("input", { id: "pf-start", name: "starts_on", type: "date", required: true, value: today })),
+    field("pf-end", w("ends_on"), h("input", { id: "pf-end", name: "ends_on", type: "date", required: true, value: nextYear })),
+    h("button", { type: "submit", id: "policy-save" }, w("save")));
+  wire(form, status,
+    (d) => api("/policies", { method: "POST", json: {
+      site_id: d.get("site_id"), insurer: String(d.get("insurer")).trim(), policy_no: String(d.get("policy_no")).trim(),
+      cover_cny: String(d.get("cover_cny")), premium_cny: String(d.get("premium_cny")),
+      starts_on: d.get("starts_on"), ends_on: d.get("ends_on"),
+    } }),
+    (p) => w("policy_saved", { no: p.policy_no }),
+    (e) => (e instanceof ApiError && e.status === 409 ? w("policy_taken", { no: form.querySelector("#pf-no").value }) : null));
+  return h("div", {}, h("details", { class: "form-box", id: "policy-box" }, h("summary", {}, w("new_policy")), form), status);
+}
+
+function incidentForm(sites) {
+  const status = h("p", { id: "incident-status", role: "status", "data-keep": true });
+  const form = h("form", { id: "incident-form", class: "filters", novalidate: true },
+    field("if-site", t("site"), siteSelect("if-site", sites)),
+    field("if-at", w("occurred_at"), h("input", { id: "if-at", name: "occurred_at", type: "datetime-local", required: true, value: localNow() })),
+    field("if-kind", t("kind"), h("select", { id: "if-kind", name: "kind" }, incidentKindOptions().map(([k, label]) => h("option", { value: k }, label)))),
+    field("if-desc", t("ins_description"), h("textarea", { id: "if-desc", name: "description", rows: 3, maxlength: 5000, required: true })),
+    h("button", { type: "submit", id: "incident-save" }, w("save")));
+  wire(form, status,
+    (d) => api("/incidents", { method: "POST", json: {
+      site_id: d.get("site_id"), occurred_at: localToIso(String(d.get("occurred_at"))), kind: d.get("kind"),
+      description: String(d.get("description")).trim(),
+    } }),
+    () => w("incident_saved"));
+  return h("div", {}, h("details", { class: "form-box", id: "incident-box" }, h("summary", {}, w("new_incident")), form), status);
+}
+
+/** The next step of one incident's claim: its state, the amount, a note; `status` says how it went. */
+function claimForm(incident, status) {
+  const next = NEXT[incident.claim_status] || [];
+  const id = `claim-${incident.id}`;
+  const form = h("form", { id, class: "claim-form", novalidate: true },
+    field(`${id}-to`, w("claim_to"), h("select", { id: `${id}-to`, name: "claim_status" }, next.map((s) => h("option", { value: s }, t(`claim_${s}`))))),
+    field(`${id}-amount`, t("ins_amount"), h("input", { id: `${id}-amount`, name: "amount_cny", type: "number", min: "0", step: "0.01", inputmode: "decimal", placeholder: incident.amount_cny === null ? "" : money(incident.amount_cny) })),
+    field(`${id}-note`, w("claim_note"), h("input", { id: `${id}-note`, name: "note", maxlength: 2000 })),
+    h("button", { type: "submit", class: "secondary", id: `${id}-save` }, w("claim_save")));
+  wire(form, status,
+    (d) => api(`/incidents/${incident.id}/claim`, { method: "POST", json: {
+      claim_status: d.get("claim_status"), note: String(d.get("note") || "").trim(),
+      amount_cny: String(d.get("amount_cny") || "") === "" ? null : String(d.get("amount_cny")),
+    } }),
+    (e) => w("claim_saved", { s: t(`claim_${e.to_status}`) }));
+  return form;
+}
+
+function claimCell(incident, canWrite) {
+  const next = NEXT[incident.claim_status] || [];
+  const status = h("p", { id: `claim-${incident.id}-status`, role: "status", "data-keep": true });
+  const updated = incident.claim_updated_at
+    ? h("span", { class: "muted small" }, ` · ${w("by", { who: incident.claim_updated_by, at: fmtTime(incident.claim_updated_at) })}`) : null;
+  return c("ins_claim", { class: "claim", dataset: { claim: incident.claim_status } }, h("div", {},
+    h("strong", {}, t(`claim_${incident.claim_status}`)), updated,
+    canWrite && next.length ? h("details", { class: "claim-step" }, h("summary", {}, w("claim_step")), claimForm(incident, status)) : null,
+    canWrite && !next.length ? h("p", { class: "muted small" }, w("claim_final")) : null,
+    status));
+}
+
 export async function renderInsurance(main) {
-  const [policies, incidents] = await Promise.all([api("/policies"), api("/incidents")]);
+  const u = me();
+  const canPolicy = ["admin", "regulator"].includes(u.role) && !u.read_only;
+  const canIncident = ["admin", "regulator", "officer", "director"].includes(u.role) && !u.read_only;
+  const [policies, incidents, sites] = await Promise.all([api("/policies"), api("/incidents"), canIncident ? api("/sites") : { data: [] }]);
   const insured = [...new Set(policies.map((p) => p.site_id))];
   const records = await Promise.all(insured.map((s) => api(`/insurance/risk-record${qs({ site_id: s })}`)));
+  const siteList = sites.data.map((s) => ({ id: s.id, name: s.name }));
   mount(main,
     h("h1", {}, t("nav_insurance")),
     h("section", { class: "card", "aria-labelledby": "rr-h" },
@@ -35,6 +159,7 @@ export async function renderInsurance(main) {
           : h("tr", {}, h("td", { colspan: RISK_COLS.length }, t("ins_none"))))))),
     h("section", { class: "card", "aria-labelledby": "pol-h" },
       h("h2", { id: "pol-h" }, t("ins_policies")),
+      canPolicy ? (siteList.length ? policyForm(siteList) : h("p", {}, w("no_sites"))) : null,
       h("div", { class: "table-wrap" }, h("table", { id: "policies", class: "stack" },
         head(POLICY_COLS),
         h("tbody", {}, policies.length ? policies.map((p) => h("tr", { dataset: { policyNo: p.policy_no } },
@@ -44,11 +169,12 @@ export async function renderInsurance(main) {
           : h("tr", {}, h("td", { colspan: POLICY_COLS.length }, t("ins_none"))))))),
     h("section", { class: "card", "aria-labelledby": "inc-h" },
       h("h2", { id: "inc-h" }, t("ins_incidents")),
+      canIncident && siteList.length ? incidentForm(siteList) : null,
       h("div", { class: "table-wrap" }, h("table", { id: "incidents", class: "stack" },
         head(INCIDENT_COLS),
         h("tbody", {}, incidents.length ? incidents.map((i) => h("tr", { dataset: { incidentId: i.id } },
-          h("th", { scope: "row" }, fmtTime(i.occurred_at)), c("site", {}, siteName(i.site_id)), c("kind", {}, i.kind),
-          c("ins_description", {}, i.description), c("ins_claim", {}, t(`claim_${i.claim_status}`)), c("ins_amount", { class: "num" }, money(i.amount_cny)),
+          h("th", { scope: "row" }, fmtTime(i.occurred_at)), c("site", {}, siteName(i.site_id)), c("kind", {}, incidentKindLabel(i.kind)),
+          c("ins_description", {}, i.description), claimCell(i, canIncident), c("ins_amount", { class: "num" }, money(i.amount_cny)),
           c("ins_bundle", {}, h("a", { href: `/api/v1/incidents/${i.id}/bundle.zip`, download: `claim-${i.id}.zip`, class: "bundle-link" }, t("ins_download")))))
           : h("tr", {}, h("td", { colspan: INCIDENT_COLS.length }, t("ins_no_incidents"))))))));
 }

@@ -5,7 +5,7 @@ import { getLang, t, tOr } from "./i18n.js";
 
 const config = {
   rules: {}, former_rules: {}, inspection_rule: ["inspection_", ["{code}", "{code}"]], profiles: {}, tiers: {}, sources: {},
-  advice: {}, advice_inspection: null, advice_default: null,
+  advice: {}, advice_inspection: null, advice_default: null, incident_kinds: {},
 };
 
 /** Keep the server's labels (app.js loads them once after sign-in). */
@@ -107,4 +107,14 @@ export function ruleOptions() {
   return Object.keys(config.rules)
     .map((r) => [r, ruleLabel(r)])
     .sort((a, b) => a[1].localeCompare(b[1], getLang()));
+}
+
+/** The words of an incident's kind ("疑似食源性疾病"); a kind typed over the API reads as typed. */
+export function incidentKindLabel(kind) {
+  return pick(config.incident_kinds[kind], kind);
+}
+
+/** [kind, its words] of every kind the console offers. */
+export function incidentKindOptions() {
+  return Object.keys(config.incident_kinds).map((k) => [k, incidentKindLabel(k)]);
 }

@@ -4,7 +4,7 @@
 import { api, ApiError } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
 import { cell as labelled, h, mount, qs, say } from "./dom.js";
-import { explain, fmtNum, fmtTime, getLang, getTimeZone } from "./i18n.js";
+import { explain, fmtNum, fmtTime, getLang, localNow, localToIso } from "./i18n.js";
 
 const ITEMS = {
   pesticide_enzyme: ["农药残留(酶抑制法)", "pesticide residue (enzyme inhibition)"],
@@ -74,23 +74,6 @@ async function send(path, method, body, type) {
     throw new ApiError(r.status, msg);
   }
   return { ...out, status: r.status };
-}
-
-/** "+08:00" for `local` (YYYY-MM-DDTHH:MM) read in the region's time zone. */
-function zoneOffset(local) {
-  const guess = new Date(`${local}:00Z`);
-  const name = new Intl.DateTimeFormat("en-US", { timeZone: getTimeZone(), timeZoneName: "longOffset" })
-    .formatToParts(guess).find((p) => p.type === "timeZoneName").value;
-  const m = name.match(/GMT([+-]\d\d:\d\d)/);
-  return m ? m[1] : "+00:00";
-}
-
-/** Now as YYYY-MM-DDTHH:MM in the region's time zone (the form's default). */
-function localNow() {
-  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-CA", {
-    timeZone: getTimeZone(), year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
-  }).formatToParts(new Date()).map((p) => [p.type, p.value]));
-  return `${parts.year}-${parts.month}-${parts.day}T${parts.hour}:${parts.minute}`;
 }
 
 const head = (...cols) => h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, w(c)))));
@@ -180,7 +163,7 @@ function recordCard(sites) {
       site_id: d.get("site_id"), sample_no: opt("sample_no") || "", product: opt("product") || "",
       supplier_name: opt("supplier_name"), supplier_licence: opt("supplier_licence"), batch_no: opt("batch_no") || "",
       item: d.get("item"), method: opt("method") || "", result: d.get("result"), value: num("value"), limit: num("limit"),
-      unit: opt("unit") || "", tester: opt("tester") || "", tested_at: at ? `${at}:00${zoneOffset(at)}` : "",
+      unit: opt("unit") || "", tester: opt("tester") || "", tested_at: localToIso(at),
     };
     status.className = "";
     try {

@@ -1,0 +1,122 @@
+"""The insurance workflow in the console: the regulator registers a canteen's liability policy,
+the canteen's officer records an incident and files the claim, the regulator records the
+insurer's decisions up to the payment, and the insurer reads it all without a form."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
+
+from api.auth.scope import Role
+from api.auth.users import create_user
+from tests.console.conftest import PASSWORD, Console, console_errors, viewport
+from tests.console.test_console_browser import find, text
+from tests.console.test_console_pages import sign_in_as
+from tests.support.services import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def _claim_step(b: WebDriver, to: str, *, amount: str = "", note: str = "") -> None:
+    """Open the first incident's claim step, choose ``to`` and record it."""
+    row = find(b, "#incidents tr[data-incident-id]")
+    row.find_element(By.CSS_SELECTOR, "details.claim-step summary").click()
+    assert row.find_element(By.CSS_SELECTOR, "input[name=amount_cny]").get_attribute("value") == ""
+    Select(row.find_element(By.CSS_SELECTOR, "select[name=claim_status]")).select_by_value(to)
+    if amount:
+        row.find_element(By.CSS_SELECTOR, "input[name=amount_cny]").send_keys(amount)
+    if note:
+        row.find_element(By.CSS_SELECTOR, "input[name=note]").send_keys(note)
+    row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_until(
+        lambda: (
+            find(b, "#incidents tr[data-incident-id] td.claim").get_attribute("data-claim") == to
+        ),
+        what=f"the claim {to}",
+    )
+
+
+def test_policy_incident_and_claim_through_the_console(
+    module_console: Console, module_browser: WebDriver
+) -> None:
+    c, b = module_console, module_browser
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        create_user(
+            conn, username="ins-claims", role=Role.INSURER, password=PASSWORD, insurer="人保财险"
+        )
+
+    sign_in_as(b, c, "reg-east", "/console/insurance")
+    find(b, "#policy-box summary").click()
+    Select(find(b, "#pf-site")).select_by_value("east-1")
+    find(b, "#pf-insurer").send_keys("人保财险")
+    find(b, "#pf-no").send_keys("PICC-E1-2026")
+    find(b, "#pf-cover").send_keys("2000000")
+    find(b, "#pf-premium").send_keys("3600")
+    find(b, "#policy-save").click()
+    wait_until(lambda: "PICC-E1-2026 已登记" in (text(b, "#policy-status") or ""), what="saved")
+    wait_until(
+        lambda: "¥2,000,000" in (text(b, "#policies tr[data-policy-no='PICC-E1-2026']") or ""),
+        what="the policy listed",
+    )
+    find(b, "#policy-box summary").click()  # the same number again: refused in words
+    Select(find(b, "#pf-site")).select_by_value("east-1")
+    find(b, "#pf-insurer").send_keys("人保财险")
+    find(b, "#pf-no").send_keys("PICC-E1-2026")
+    find(b, "#pf-cover").send_keys("1000000")
+    find(b, "#pf-premium").send_keys("3000")
+    find(b, "#policy-save").click()
+    wait_until(lambda: "已存在" in (text(b, "#policy-status") or ""), what="the refusal")
+    assert all("409" in e for e in console_errors(b))  # the refusal, and nothing else
+    with psycopg.connect(c.db_url) as conn:
+        (n,) = conn.execute(
+            "SELECT count(*) FROM policies WHERE policy_no = 'PICC-E1-2026'"
+        ).fetchone() or (0,)
+    assert n == 1
+
+    # the canteen's officer, on a phone, records what happened and files the claim
+    viewport(b, 390, 844, mobile=True)
+    try:
+        sign_in_as(b, c, "officer-e1", "/console/insurance")
+        assert not b.find_elements(By.ID, "policy-box")  # policies are the authority's
+        find(b, "#incident-box summary").click()
+        Select(find(b, "#if-kind")).select_by_value("foodborne_illness")
+        find(b, "#if-desc").send_keys("两名学生午餐后腹痛")
+        find(b, "#incident-save").click()
+        wait_until(lambda: "事故已记录" in (text(b, "#incident-status") or ""), what="recorded")
+        wait_until(lambda: b.find_elements(By.CSS_SELECTOR, "#incidents tr[data-incident-id]"))
+        row = text(b, "#incidents tr[data-incident-id]") or ""
+        assert "疑似食源性疾病" in row
+        assert "foodborne_illness" not in row
+        _claim_step(b, "filed", amount="8000", note="报案号 R-7")
+        assert "officer-e1 于" in (text(b, "#incidents td.claim") or "")
+        assert b.execute_script("return document.documentElement.scrollWidth") <= 390
+    finally:
+        b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+    # the regulator records the insurer's decisions; a paid claim is settled
+    sign_in_as(b, c, "reg-east", "/console/insurance")
+    _claim_step(b, "accepted", amount="6500")
+    _claim_step(b, "paid")
+    assert "已赔付，理赔结束" in (text(b, "#incidents td.claim") or "")
+    assert "¥6,500" in (text(b, "#incidents tr[data-incident-id]") or "")
+    with psycopg.connect(c.db_url) as conn:
+        steps = conn.execute(
+            "SELECT actor, from_status, to_status, amount_cny::text, note "
+            "FROM incident_claim_events ORDER BY id"
+        ).fetchall()
+        (occurred,) = conn.execute("SELECT occurred_at FROM incidents").fetchone() or (None,)
+    assert steps == [
+        ("officer-e1", "none", "filed", "8000.00", "报案号 R-7"),
+        ("reg-east", "filed", "accepted", "6500.00", ""),
+        ("reg-east", "accepted", "paid", "6500.00", ""),
+    ]
+    assert occurred is not None  # the local time typed, stored as the instant it names
+
+    # the insurer of no canteen here reads, and is offered no form
+    sign_in_as(b, c, "ins-claims", "/console/insurance")
+    find(b, "#incidents")
+    assert not b.find_elements(By.CSS_SELECTOR, "#incident-box, #policy-box, .claim-step")
+    assert console_errors(b) == []
