@@ -39,6 +39,17 @@ def _claim_step(b: WebDriver, to: str, *, amount: str = "", note: str = "") -> N
     )
 
 
+def _register_policy(b: WebDriver, *, cover: str, premium: str) -> None:
+    """Fill and send the policy form for east-1's policy PICC-E1-2026."""
+    find(b, "#policy-box summary").click()
+    Select(find(b, "#pf-site")).select_by_value("east-1")
+    find(b, "#pf-insurer").send_keys("人保财险")
+    find(b, "#pf-no").send_keys("PICC-E1-2026")
+    find(b, "#pf-cover").send_keys(cover)
+    find(b, "#pf-premium").send_keys(premium)
+    find(b, "#policy-save").click()
+
+
 def test_policy_incident_and_claim_through_the_console(
     module_console: Console, module_browser: WebDriver
 ) -> None:
@@ -49,25 +60,13 @@ def test_policy_incident_and_claim_through_the_console(
         )
 
     sign_in_as(b, c, "reg-east", "/console/insurance")
-    find(b, "#policy-box summary").click()
-    Select(find(b, "#pf-site")).select_by_value("east-1")
-    find(b, "#pf-insurer").send_keys("人保财险")
-    find(b, "#pf-no").send_keys("PICC-E1-2026")
-    find(b, "#pf-cover").send_keys("2000000")
-    find(b, "#pf-premium").send_keys("3600")
-    find(b, "#policy-save").click()
+    _register_policy(b, cover="2000000", premium="3600")
     wait_until(lambda: "PICC-E1-2026 已登记" in (text(b, "#policy-status") or ""), what="saved")
     wait_until(
         lambda: "¥2,000,000" in (text(b, "#policies tr[data-policy-no='PICC-E1-2026']") or ""),
         what="the policy listed",
     )
-    find(b, "#policy-box summary").click()  # the same number again: refused in words
-    Select(find(b, "#pf-site")).select_by_value("east-1")
-    find(b, "#pf-insurer").send_keys("人保财险")
-    find(b, "#pf-no").send_keys("PICC-E1-2026")
-    find(b, "#pf-cover").send_keys("1000000")
-    find(b, "#pf-premium").send_keys("3000")
-    find(b, "#policy-save").click()
+    _register_policy(b, cover="1000000", premium="3000")  # the same number: refused in words
     wait_until(lambda: "已存在" in (text(b, "#policy-status") or ""), what="the refusal")
     assert all("409" in e for e in console_errors(b))  # the refusal, and nothing else
     with psycopg.connect(c.db_url) as conn:
