@@ -12,6 +12,9 @@ from selenium.webdriver.support.ui import Select
 
 from api.auth.scope import Role
 from api.auth.users import create_user
+from api.services.tickets import process_findings
+from api.settings import ApiSettings
+from bkcommon.timeutil import utcnow
 from tests.console.conftest import PASSWORD, Console, console_errors, viewport
 from tests.console.test_console_browser import find, text
 from tests.console.test_console_pages import sign_in_as
@@ -75,6 +78,21 @@ def test_policy_incident_and_claim_through_the_console(
         ).fetchone() or (0,)
     assert n == 1
 
+    # a ticket names the policy in force when it opened (none before the policy began)
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        conn.execute(
+            """INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at,
+                                     payload)
+               VALUES ('ins-pest', 'violation', 'east-1', 'cam-e1', 'pest', 1, now(), '{}')"""
+        )
+        process_findings(conn, now=utcnow(), settings=ApiSettings())
+        (fresh,) = conn.execute("SELECT id FROM tickets WHERE rule = 'pest'").fetchone() or (0,)
+    b.get(f"{c.url}/console/tickets/{fresh}")
+    wait_until(lambda: "PICC-E1-2026" in (text(b, "#ticket-policy") or ""), what="the policy")
+    assert "人保财险" in (text(b, "#ticket-policy") or "")
+    b.get(f"{c.url}/console/tickets/{c.world.tickets['east-1:temp_high']}")  # 3 days old
+    wait_until(lambda: text(b, "#ticket-policy") == "开单时未投保", what="uninsured then")
+
     # the canteen's officer, on a phone, records what happened and files the claim
     viewport(b, 390, 844, mobile=True)
     try:
@@ -113,6 +131,13 @@ def test_policy_incident_and_claim_through_the_console(
         ("reg-east", "accepted", "paid", "6500.00", ""),
     ]
     assert occurred is not None  # the local time typed, stored as the instant it names
+
+    row = find(b, "#incidents tr[data-incident-id]")
+    row.find_element(By.CSS_SELECTOR, "details.claim-history-box summary").click()
+    wait_until(lambda: len(row.find_elements(By.CSS_SELECTOR, ".claim-history li")) == 3)
+    history = text(b, "#incidents .claim-history") or ""
+    assert "officer-e1: 未理赔 → 已报案 · ¥8,000 · 报案号 R-7" in history
+    assert "reg-east: 已受理 → 已赔付 · ¥6,500" in history
 
     # the insurer of no canteen here reads, and is offered no form
     sign_in_as(b, c, "ins-claims", "/console/insurance")

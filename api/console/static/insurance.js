@@ -123,6 +123,26 @@ function claimForm(incident, status) {
   return form;
 }
 
+/** Every recorded step of a claim, read when the reader opens it (most rows are never opened). */
+function historyBox(incident) {
+  const list = h("ol", { class: "claim-history" });
+  const box = h("details", { class: "claim-history-box" }, h("summary", {}, w("claim_history")), list);
+  box.addEventListener("toggle", async () => {
+    if (!box.open || box.dataset.loaded) return;
+    box.dataset.loaded = "1";
+    try {
+      const steps = await api(`/incidents/${incident.id}/claim`);
+      mount(list, steps.length ? steps.map((s) => h("li", {},
+        `${fmtTime(s.at)} ${s.actor}: ${t(`claim_${s.from_status}`)} → ${t(`claim_${s.to_status}`)}`,
+        s.amount_cny === null ? "" : ` · ${money(s.amount_cny)}`, s.note ? ` · ${s.note}` : "")) : h("li", {}, t("claim_none")));
+    } catch (e) {
+      delete box.dataset.loaded;
+      mount(list, h("li", { class: "error" }, explain(e)));
+    }
+  });
+  return box;
+}
+
 function claimCell(incident, canWrite) {
   const next = NEXT[incident.claim_status] || [];
   const status = h("p", { id: `claim-${incident.id}-status`, role: "status", "data-keep": true });
@@ -132,6 +152,7 @@ function claimCell(incident, canWrite) {
     h("strong", {}, t(`claim_${incident.claim_status}`)), updated,
     canWrite && next.length ? h("details", { class: "claim-step" }, h("summary", {}, w("claim_step")), claimForm(incident, status)) : null,
     canWrite && !next.length ? h("p", { class: "muted small" }, w("claim_final")) : null,
+    incident.claim_updated_at || incident.claim_status !== "none" ? historyBox(incident) : null,
     status));
 }
 

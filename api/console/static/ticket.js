@@ -131,6 +131,9 @@ export async function renderTicket(main, id) {
           fact(t("tier"), tierLabel(ticket.tier)),
           fact(t("status"), h("span", { id: "ticket-status", dataset: { status: ticket.status } }, t(`status_${ticket.status}`))),
           fact(t("source"), sourceLabel(ticket.source)),
+          fact(t("ticket_policy"), h("span", { id: "ticket-policy" }, ticket.policy
+            ? `${ticket.policy.insurer} · ${ticket.policy.policy_no} (${ticket.policy.starts_on} – ${ticket.policy.ends_on})`
+            : t("ticket_uninsured"))),
           fact(t("opened_at"), fmtTime(ticket.opened_at)),
           fact(t("due_at"), h("span", { class: ticket.overdue ? "overdue-text" : null }, fmtTime(ticket.due_at))),
           fact(t("acknowledged_at"), fmtTime(ticket.acknowledged_at)),
