@@ -134,6 +134,15 @@ class ApiSettings(BaseSettings):
     triage_default: Literal["direct", "review"] = Field(
         default="direct", description="Vision violations open tickets or wait for review."
     )
+    dual_push_sources: list[
+        Literal["alarm", "violation", "inspection", "manual", "rapid_test", "complaint"]
+    ] = Field(
+        default=["violation"],
+        max_length=6,
+        description="Ticket sources whose opening notice goes to the site's regulator (its 包保 "
+        "cadre) as well as its officer (双推送: every AI capture reaches both the canteen and its "
+        'regulator). JSON list, e.g. \'["violation", "rapid_test"]\'; [] turns it off.',
+    )
     sms_url_template: str | None = Field(
         default=None, description="SMS gateway URL; {phone} and {text} are URL-encoded into it."
     )

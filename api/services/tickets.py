@@ -234,7 +234,9 @@ def _open_or_add_occurrence(
         opened = _insert_ticket(conn, finding, now=now, settings=settings)
         if opened is not None:
             _event(conn, opened.ticket_id, now, "opened", finding)
-            n = _enqueue_officer_notifications(conn, opened, now=now, settings=settings)
+            n = _enqueue_opening_notifications(
+                conn, opened, source=OPENING_KINDS[finding.kind], now=now, settings=settings
+            )
             TICKETS_OPENED.labels(str(finding.tier)).inc()
             logger.info(
                 "ticket %s opened for %s/%s/%s, %d notification(s) queued",
@@ -346,11 +348,14 @@ def _event(conn: Conn, ticket_id: int, now: datetime, kind: str, finding: Findin
     )
 
 
-def _enqueue_officer_notifications(
-    conn: Conn, facts: TicketFacts, *, now: datetime, settings: ApiSettings
+def _enqueue_opening_notifications(
+    conn: Conn, facts: TicketFacts, *, source: str, now: datetime, settings: ApiSettings
 ) -> int:
-    """Queue the opening notice (with an acknowledge link) for every officer channel; NOTIFY."""
-    return enqueue_for_roles(
+    """Queue the opening notice for every officer channel (with an acknowledge link: the
+    officer is the one who acts) and, for the sources of ``BK_API_DUAL_PUSH_SOURCES`` (camera
+    captures by default), for the site's regulator too, who is told but does not acknowledge
+    (双推送); NOTIFY. Returns how many notices were queued."""
+    n = enqueue_for_roles(
         conn,
         facts=facts,
         roles=("officer",),
@@ -360,6 +365,17 @@ def _enqueue_officer_notifications(
         settings=settings,
         with_ack_link=True,
     )
+    if source in settings.dual_push_sources:
+        n += enqueue_for_roles(
+            conn,
+            facts=facts,
+            roles=("regulator",),
+            key="opened-regulator",
+            build=lambda _link: ticket_opened(facts, None),
+            now=now,
+            settings=settings,
+        )
+    return n
 
 
 def _propose_close(conn: Conn, finding: Finding, *, now: datetime) -> Outcome:

@@ -8,10 +8,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from api.services.tickets import process_findings
 from api.settings import ApiSettings
-from tests.api.conftest import T0, insert_finding
+from bkcommon.sitefile import parse_site_file
+from brightkitchen.registry import sync_registry
+from tests.api.conftest import T0, HookServer, insert_finding, site_data
 
 pytestmark = pytest.mark.usefixtures("registry")
 
@@ -277,3 +280,47 @@ def test_the_ticket_number_carries_the_regions_date_not_utcs(
     assert process_findings(conn, now=late, settings=settings) == 1
     [(tid, no)] = conn.execute("SELECT id, ticket_no FROM tickets").fetchall()
     assert no == f"ZG-20260303-{tid}"
+
+
+def test_a_camera_capture_reaches_the_officer_and_the_regulator(
+    conn: psycopg.Connection[Any], settings: ApiSettings, hook: HookServer
+) -> None:
+    """双推送: a camera violation's opening notice goes to the canteen's officer (who acts, with
+    an acknowledge link) and to its regulator (told, no link); a fridge alarm to the officer."""
+    data = site_data(hook.url)
+    data["people"].append(
+        {
+            "id": "cadre-1",
+            "name": "赵包保",
+            "channels": [{"kind": "webhook", "address": f"{hook.url}/hook/cadre-1"}],
+        }
+    )
+    data["sites"][0]["people"]["regulator"] = ["cadre-1"]
+    sync_registry(conn, parse_site_file(data))
+    links = settings.model_copy(update={"secret_key": SecretStr("k" * 32)})
+    insert_finding(conn, key="violation:ev-1", kind="violation", subject="cam-1", rule="no_mask")
+    insert_finding(conn, key="alarm:1:raised", payload={"alarm_id": 1})
+    assert process_findings(conn, now=NOW, settings=links) == 2
+
+    rows = conn.execute(
+        """SELECT t.source, n.person_id, n.channel, n.payload ? 'ack_link', n.dedupe_key
+           FROM notifications n JOIN tickets t ON t.id = n.ticket_id ORDER BY n.id"""
+    ).fetchall()
+    assert [r[:4] for r in rows] == [
+        ("violation", "officer-1", "webhook", True),
+        ("violation", "officer-1", "email", True),
+        ("violation", "cadre-1", "webhook", False),
+        ("alarm", "officer-1", "webhook", True),
+        ("alarm", "officer-1", "email", True),
+    ]
+    assert ":opened-regulator:cadre-1:" in rows[2][4]
+    assert process_findings(conn, now=NOW, settings=links) == 0  # nothing queued twice
+
+    # turned off: the officer alone, as for any other source
+    insert_finding(conn, key="violation:ev-2", kind="violation", subject="cam-1", rule="smoking")
+    process_findings(conn, now=NOW, settings=links.model_copy(update={"dual_push_sources": []}))
+    (n,) = conn.execute(
+        "SELECT count(*) FROM notifications n JOIN tickets t ON t.id = n.ticket_id "
+        "WHERE t.rule = 'smoking' AND n.person_id = 'cadre-1'"
+    ).fetchone() or (None,)
+    assert n == 0
