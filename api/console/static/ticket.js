@@ -6,6 +6,7 @@ import { h, mount, qs, say } from "./dom.js";
 import { explain, fmtTime, getLang, t, tOr } from "./i18n.js";
 import { adviceFor, escalationLabel, ruleLabel, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
 import { onLiveAt, onLiveView } from "./live.js";
+import { capturePhotos } from "./notice.js";
 import { statusBadge } from "./views.js";
 import { alarmPeriods, cabinetChart, tempChart } from "./charts.js";
 
@@ -56,19 +57,6 @@ function cabinetCurve(ticket) {
 
 const BASE = "/console";
 const NEEDS_NOTE = new Set(["reject", "reopen", "close", "rectify"]);
-const SHA_RE = /^[0-9a-f]{64}$/;
-
-/** sha256 values named in a ticket's details (e.g. a violation's capture). */
-function detailShas(obj, out = new Set()) {
-  if (obj && typeof obj === "object") {
-    for (const [k, v] of Object.entries(obj)) {
-      if (typeof v === "string" && /sha256/.test(k) && SHA_RE.test(v)) out.add(v);
-      else detailShas(v, out);
-    }
-  }
-  return out;
-}
-
 function cardsOf(ticket) {
   const kinds = new Set(ticket.events.map((e) => e.kind));
   const cards = [];
@@ -102,7 +90,7 @@ export async function renderTicket(main, id) {
   const curve = (await temperatureCurve(ticket)) || cabinetCurve(ticket);
   const images = [
     ...evidence.map((e) => ({ url: e.url, caption: `${e.filename || e.sha256.slice(0, 12)} · ${t("uploaded_by", { who: e.uploaded_by })} · ${fmtTime(e.at)}` })),
-    ...[...detailShas(ticket.details)].filter((s) => !evidence.some((e) => e.sha256 === s))
+    ...capturePhotos(ticket.details).filter((s) => !evidence.some((e) => e.sha256 === s))
       .map((s) => ({ url: `/api/v1/evidence/${s}`, caption: t("capture") })),
   ];
   document.title = `${ticket.ticket_no} · ${t("app_title")}`;
