@@ -27,14 +27,14 @@ const WORDS = {
     occurred_at: "发生时间", claim_step: "理赔进展", claim_to: "改为", claim_note: "说明（报案号、拒赔理由等）",
     claim_save: "记录", claim_history: "理赔记录", policy_saved: "保单 {no} 已登记。", policy_taken: "保单号 {no} 已存在。",
     incident_saved: "事故已记录。", claim_saved: "理赔状态已改为“{s}”。", claim_final: "已赔付，理赔结束。",
-    by: "{who} 于 {at}", no_sites: "没有可选的食堂。",
+    by: "{who} 于 {at}", no_sites: "没有可选的食堂。", risk_hint_staff: "保险机构看到的就是这份风险记录（只读）。",
   },
   en: {
     new_policy: "Register a policy", new_incident: "Record an incident", save: "Save", starts_on: "Starts on", ends_on: "Ends on",
     occurred_at: "Occurred at", claim_step: "Claim progress", claim_to: "Change to", claim_note: "Note (claim reference, reason of a refusal…)",
     claim_save: "Record", claim_history: "Claim history", policy_saved: "Policy {no} registered.", policy_taken: "Policy number {no} exists already.",
     incident_saved: "Incident recorded.", claim_saved: "Claim changed to “{s}”.", claim_final: "Paid: the claim is settled.",
-    by: "{who} at {at}", no_sites: "No canteen to choose.",
+    by: "{who} at {at}", no_sites: "No canteen to choose.", risk_hint_staff: "The insurer sees this same risk record, read-only.",
   },
 };
 function w(key, vars = {}) {
@@ -168,7 +168,7 @@ export async function renderInsurance(main) {
     h("h1", {}, t("nav_insurance")),
     h("section", { class: "card", "aria-labelledby": "rr-h" },
       h("h2", { id: "rr-h" }, t("ins_risk_record")),
-      h("p", { class: "muted" }, t("ins_risk_hint")),
+      h("p", { class: "muted" }, u.role === "insurer" ? t("ins_risk_hint") : w("risk_hint_staff")),
       h("div", { class: "table-wrap" }, h("table", { id: "risk-records", class: "stack" },
         head(RISK_COLS),
         h("tbody", {}, records.length ? records.map((r) => h("tr", { dataset: { siteId: r.site_id } },
