@@ -81,7 +81,7 @@ def render_text(n: Notice) -> str:
     lines = [
         "整改通知书 Rectification notice",
         f"编号 No.: {i.notice_no or '（签署后生成 assigned when signed）'}",
-        f"单位 Site: {n.site_name} ({i.site_id}) {n.site_address}".rstrip(),
+        f"单位 Site: {n.site_name} {n.site_address}".rstrip(),  # its name: the id is for machines
         f"检查 Inspection: #{i.id} {KIND_LABELS[i.kind.value]}, {_local(i.started_at)}",
         f"检查人员 Inspectors: {', '.join(i.inspectors)}",
         f"责任人 Responsible: {', '.join(n.officers) or '—'}",
@@ -124,7 +124,7 @@ table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #444;padding
 </style></head><body>
 <h1>整改通知书 <small>Rectification notice</small></h1>
 <p>编号 No.: <b class="notice-no">{e(i.notice_no or "（签署后生成 assigned when signed）")}</b></p>
-<p>单位 Site: {e(n.site_name)} ({e(i.site_id)}) {e(n.site_address)}</p>
+<p>单位 Site: {e(n.site_name)} {e(n.site_address)}</p>
 <p>检查 Inspection: #{i.id} {e(KIND_LABELS[i.kind.value])}, {e(_local(i.started_at))};
 检查人员 Inspectors: {e(", ".join(i.inspectors))}</p>
 <p>责任人 Responsible: <span class="responsible">{e(", ".join(n.officers) or "—")}</span></p>

@@ -126,6 +126,7 @@ def test_failed_items_open_tickets_listed_on_the_signed_notice_and_closed_by_fol
     assert tickets["c2"]["ticket_no"] in text
     assert f"sha256:{sha[:12]}" in text
     assert "[c3]" not in text  # passed items are not on the notice
+    assert "school-001" not in text  # the canteen by its name; the id is for machines
 
     signed = client.post(f"/api/v1/inspections/{first['id']}/sign", json={"signed_by": "刘监管"})
     assert signed.status_code == 200, signed.text
@@ -138,6 +139,7 @@ def test_failed_items_open_tickets_listed_on_the_signed_notice_and_closed_by_fol
     assert notice_no in html.text
     assert "刘监管" in html.text
     assert "王食安" in html.text
+    assert "school-001" not in html.text
 
     follow = _inspect(
         client, {"c1": "pass", "c2": "fail"}, follow_up_of=first["id"], kind="routine"
