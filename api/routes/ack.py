@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from api.auth.scope import Role, SiteScope
 from api.deps import ConnDep, SettingsDep
 from api.services.acklink import AckClaim, AckLinkError, verify_ack_token
-from api.services.labels import STATUS_LABELS
+from api.services.labels import STATUS_LABELS, advice_for
 from api.services.lifecycle import Action, Actor, LifecycleError, apply_action
 from api.settings import ApiSettings
 from bkcommon.localtime import fmt_local
@@ -89,7 +89,8 @@ def ack_page(token: TokenPath, conn: ConnDep, settings: Settings) -> HTMLRespons
     except AckLinkError as exc:
         return _page("链接无效 Link not valid", html.escape(str(exc)), status=exc.status_code)
     row = conn.execute(
-        "SELECT ticket_no, title, status, due_at FROM tickets WHERE id = %s", (claim.ticket_id,)
+        "SELECT ticket_no, title, status, due_at, rule FROM tickets WHERE id = %s",
+        (claim.ticket_id,),
     ).fetchone()
     if row is None:
         return _page("链接无效 Link not valid", "ticket not found", status=404)
@@ -99,10 +100,12 @@ def ack_page(token: TokenPath, conn: ConnDep, settings: Settings) -> HTMLRespons
     # read on a phone away from the console: the deadline in the region's time with its zone
     # named, the status in words (both languages, like the rest of the page)
     zh, en = STATUS_LABELS.get(str(row[2]), (str(row[2]), str(row[2])))
+    do_zh, do_en = advice_for(str(row[4]))
     info = (
         f"{html.escape(str(row[0]))}<br>{html.escape(str(row[1]))}<br>"
         f"整改期限 Due: {html.escape(fmt_local(row[3], show_zone=True))}<br>"
-        f"状态 Status: {html.escape(zh)} {html.escape(en)}"
+        f"状态 Status: {html.escape(zh)} {html.escape(en)}<br>"
+        f"整改要求 What to do: {html.escape(do_zh)} {html.escape(do_en)}"
     )
     if used is not None:
         return _page("已确认 Already acknowledged", info, status=200)

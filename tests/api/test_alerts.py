@@ -82,6 +82,7 @@ def test_acknowledge_from_a_phone_once(
     assert f"{fmt_local(due)} (北京时间 China time, UTC+08:00)" in page.text
     assert "UTC<br>" not in page.text
     assert "状态 Status: 待处理 open" in page.text
+    assert "整改要求 What to do: 立即检查柜门是否关严" in page.text  # read before acknowledging
 
     done = loop_client.post(f"/api/v1/ack/{token}")
     assert done.status_code == 200, done.text
