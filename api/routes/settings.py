@@ -8,6 +8,7 @@ Every change is written to the audit log.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -16,10 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from api.auth.resolve import region_tree
 from api.auth.scope import Principal, Role
 from api.auth.users import audit
-from api.deps import Conn, ConnDep, ScopeDep, SettingsDep, require_role
+from api.deps import AdminUser, Conn, ConnDep, ScopeDep, SettingsDep, require_role
+from api.input_types import IsoDate
 from api.schemas import ErrorPublic
 from api.services.deadlines import set_deadline_rule
 from api.services.triage import set_triage_mode
+from api.services.workdays import (
+    MAX_WORKING_DAYS,
+    CalendarDay,
+    list_calendar_days,
+    set_calendar_days,
+)
+from bkcommon.localtime import local_today
 
 router = APIRouter(prefix="/settings", tags=["settings"])
 
@@ -31,7 +40,8 @@ _REFUSED: dict[int | str, dict[str, Any]] = {
 
 
 class DeadlineRuleIn(BaseModel):
-    """One override: hours to rectify tickets of a rule, or of a tier, in a region (or all)."""
+    """One override: hours, or working days, to rectify tickets of a rule, or of a tier, in a
+    region (or all)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -41,7 +51,17 @@ class DeadlineRuleIn(BaseModel):
     rule: str | None = Field(default=None, min_length=1, max_length=100)
     # strict: JSON true is not tier 1, nor one hour
     tier: int | None = Field(default=None, ge=1, le=3, strict=True)
-    hours: float = Field(gt=0, le=2160, strict=True, description="Time allowed to rectify.")
+    hours: float | None = Field(
+        default=None, gt=0, le=2160, strict=True, description="Time allowed to rectify."
+    )
+    working_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_WORKING_DAYS,
+        strict=True,
+        description="Or working days allowed (工作日: weekends and the calendar's holidays do "
+        "not count); the deadline is midnight after the last one.",
+    )
 
     @model_validator(mode="after")
     def _rule_or_tier(self) -> DeadlineRuleIn:
@@ -49,6 +69,8 @@ class DeadlineRuleIn(BaseModel):
             raise ValueError("give a rule or a tier")
         if self.rule is not None and self.tier is not None:
             raise ValueError("give a rule or a tier, not both")
+        if (self.hours is None) == (self.working_days is None):
+            raise ValueError("give hours or working_days, one of them")
         return self
 
 
@@ -121,7 +143,7 @@ def _deadlines(conn: Conn, user: Principal, settings: SettingsDep) -> DeadlinesP
     own = region_tree(conn, user.region_id)
     reach = _ancestors_and_tree(conn, user.region_id)
     rows = conn.execute(
-        """SELECT d.region_id, d.rule, d.tier, d.hours, r.name
+        """SELECT d.region_id, d.rule, d.tier, d.hours, r.name, d.working_days
              FROM deadline_rules d LEFT JOIN regions r ON r.id = d.region_id
             WHERE %(all)s OR d.region_id IS NULL OR d.region_id = ANY(%(reach)s)
             ORDER BY d.region_id NULLS FIRST, d.rule NULLS LAST, d.tier""",
@@ -134,7 +156,8 @@ def _deadlines(conn: Conn, user: Principal, settings: SettingsDep) -> DeadlinesP
                 region_id=r[0],
                 rule=r[1],
                 tier=r[2],
-                hours=float(r[3]),
+                hours=None if r[3] is None else float(r[3]),
+                working_days=r[5],
                 editable=admin or (r[0] is not None and r[0] in own),
                 region_name=r[4],
             )
@@ -165,7 +188,12 @@ def put_deadline(
         raise HTTPException(status_code=422, detail=f"unknown region {body.region_id!r}")
     with conn.transaction():
         set_deadline_rule(
-            conn, hours=body.hours, region_id=body.region_id, rule=body.rule, tier=body.tier
+            conn,
+            hours=body.hours,
+            working_days=body.working_days,
+            region_id=body.region_id,
+            rule=body.rule,
+            tier=body.tier,
         )
         audit(conn, actor=user.username, action="settings.deadline", target=body.region_id or "*",
               data=body.model_dump())  # fmt: skip
@@ -228,3 +256,53 @@ def put_triage(
         audit(conn, actor=user.username, action="settings.triage", target=body.camera_id or "*",
               data=body.model_dump())  # fmt: skip
     return _triage(conn, user, scope, settings)
+
+
+class CalendarIn(BaseModel):
+    """Exceptions to Monday-to-Friday for the region's calendar, e.g. a year's holidays and
+    adjusted working weekends (调休) from the State Council's notice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: list[CalendarDay] = Field(min_length=1, max_length=400)
+
+
+class CalendarPublic(BaseModel):
+    """The calendar's exceptions in a range (every other day: Monday-Friday work)."""
+
+    start: date
+    end: date
+    days: list[CalendarDay]
+
+
+_CALENDAR_SPAN = timedelta(days=800)
+
+
+def _calendar(conn: Conn, start: date | None, end: date | None) -> CalendarPublic:
+    start = start or local_today()
+    end = end or start + timedelta(days=365)
+    if end < start or end - start > _CALENDAR_SPAN:
+        raise HTTPException(status_code=422, detail="end must be after start, at most 800 days")
+    return CalendarPublic(start=start, end=end, days=list_calendar_days(conn, start, end))
+
+
+@router.get("/calendar", response_model=CalendarPublic, responses=_REFUSED)
+def read_calendar(
+    conn: ConnDep, _user: SettingsUser, start: IsoDate | None = None, end: IsoDate | None = None
+) -> CalendarPublic:
+    """Holidays on weekdays and working weekends from ``start`` (default today) to ``end``
+    (default a year later), which working-day deadlines count with."""
+    return _calendar(conn, start, end)
+
+
+@router.put("/calendar", response_model=CalendarPublic, responses=_REFUSED)
+def put_calendar(conn: ConnDep, user: AdminUser, body: CalendarIn) -> CalendarPublic:
+    """Set days of the calendar (admins: it is the country's). A day given as its plain kind
+    (a working weekday, a weekend day off) removes its exception. New deadlines count with it;
+    open tickets keep theirs."""
+    with conn.transaction():
+        set_calendar_days(conn, body.days)
+        audit(conn, actor=user.username, action="settings.calendar", target="*",
+              data={"days": [d.model_dump(mode="json") for d in body.days]})  # fmt: skip
+    days = sorted(d.day for d in body.days)
+    return _calendar(conn, days[0], min(days[-1], days[0] + _CALENDAR_SPAN))

@@ -28,7 +28,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from api.auth.scope import Role, SiteScope
-from api.services.deadlines import resolve_deadline
+from api.services.deadlines import due_after, resolve_deadline
 from api.services.notify.message import ticket_event
 from api.services.notify.routing import enqueue_for_roles, load_facts
 from api.services.tickets import OPENING_KINDS, Finding, open_or_add
@@ -344,12 +344,16 @@ def _update_ticket(
         "rectified_at = NULL, escalation_level = 0, due_at = %(due)s",
     }[action]
     if action is Action.REOPEN:
-        params["due"] = now + resolve_deadline(
+        params["due"] = due_after(
             conn,
-            site_id=str(row["site_id"]),
-            rule=str(row["rule"]),
-            tier=int(row["tier"]),
-            settings=settings,
+            now,
+            resolve_deadline(
+                conn,
+                site_id=str(row["site_id"]),
+                rule=str(row["rule"]),
+                tier=int(row["tier"]),
+                settings=settings,
+            ),
         )
     try:
         with conn.transaction():

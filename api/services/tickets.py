@@ -20,7 +20,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from api.metrics import FINDINGS_PROCESSED, TICKETS_OPENED
-from api.services.deadlines import resolve_deadline
+from api.services.deadlines import due_after, resolve_deadline
 from api.services.labels import SUBJECT_LABELS, ticket_title
 from api.services.notify import routing
 from api.services.notify.message import TicketFacts, ticket_opened
@@ -277,8 +277,12 @@ def _insert_ticket(
     title = ticket_title(
         finding.rule, "" if finding.subject in SUBJECT_LABELS else subject_name, profile
     )
-    due_at = now + resolve_deadline(
-        conn, site_id=finding.site_id, rule=finding.rule, tier=finding.tier, settings=settings
+    due_at = due_after(
+        conn,
+        now,
+        resolve_deadline(
+            conn, site_id=finding.site_id, rule=finding.rule, tier=finding.tier, settings=settings
+        ),
     )
     details = {
         "first_finding_id": finding.id,

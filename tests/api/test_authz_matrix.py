@@ -153,6 +153,10 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("PUT", "/settings/deadlines"): _loose_write(AUTHORITY),
     ("GET", "/settings/triage"): Spec("gated", roles=AUTHORITY),
     ("PUT", "/settings/triage"): _loose_write(AUTHORITY),
+    ("GET", "/settings/calendar"): Spec("gated", roles=AUTHORITY),
+    ("PUT", "/settings/calendar"): Spec(
+        "admin", body=lambda: {"days": [{"day": "2030-10-01", "working": False, "note": "国庆节"}]}
+    ),
     # the rectification loop: per-action rules live in the lifecycle, so only the gate
     # (no read-only role writes) and the zero-leak / no-change-elsewhere checks apply
     # edge-box enrolment: admins create codes; a box redeems one with the code itself

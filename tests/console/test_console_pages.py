@@ -24,6 +24,7 @@ from selenium.webdriver.support.ui import Select
 from api.auth.scope import Role
 from api.auth.users import create_user
 from api.services.tickets import process_findings
+from api.services.workdays import CalendarDay, set_calendar_days
 from bkcommon.timeutil import utcnow
 from tests.console.conftest import PASSWORD, Console, console_errors, shot, viewport
 from tests.console.test_console_browser import attr, find, text
@@ -418,6 +419,12 @@ def test_overview_shows_one_region_at_a_time_with_its_own_totals(
     assert console_errors(b) == []
 
 
+def _next(weekday: int) -> date:
+    """The next such day (0 Monday … 6 Sunday) after today, within the calendar's year."""
+    today = date.today()
+    return today + timedelta(days=(weekday - today.weekday() - 1) % 7 + 1)
+
+
 def test_admin_manages_and_director_reads_in_their_words(
     world: Console, module_browser: WebDriver
 ) -> None:
@@ -427,10 +434,18 @@ def test_admin_manages_and_director_reads_in_their_words(
             "INSERT INTO deadline_rules (region_id, rule, tier, hours) "
             "VALUES ('d-west', 'daily_check_missed', NULL, 0.5)"
         )
+        conn.execute(
+            "INSERT INTO deadline_rules (region_id, rule, tier, working_days) "
+            "VALUES ('d-east', NULL, 3, 10)"
+        )
+        set_calendar_days(conn, [CalendarDay(day=_next(5), working=True, note="调休上班")])
     sign_in_as(b, c, "admin-1", "/console/settings")
     users = find(b, "#users-table")
     rule = text(b, "#deadline-rules li[data-region='d-west']") or ""
     assert rule == "日管控未按时完成 · 西区: 30 分钟", rule  # the region by name, in minutes
+    rule = text(b, "#deadline-rules li[data-region='d-east']") or ""
+    assert rule == "3 级 · 日常监督 · 东区: 10 个工作日", rule
+    assert text(b, "#calendar-days") == f"{_next(5).isoformat()} 上班 · 调休上班"
     find(b, "section[data-site-id='west-1']")
     assert "监管人员" in users.text  # roles in words
     assert "保险机构" in users.text

@@ -29,13 +29,19 @@ function deviceTable(site, sensors, cameras) {
 }
 
 async function deadlinesSection() {
-  const d = await api("/settings/deadlines");
+  const [d, cal] = await Promise.all([api("/settings/deadlines"), api("/settings/calendar")]);
+  const length = (r) => (r.working_days ? t("working_days_n", { n: r.working_days }) : fmtHours(r.hours));
   return h("section", { class: "card", id: "deadlines" },
     h("h2", {}, t("set_deadlines")),
     h("ul", {}, Object.entries(d.defaults_h).map(([tier, hours]) => h("li", {}, `${tierLabel(tier)}: ${fmtHours(hours)}`))),
     d.rules.length ? h("ul", { id: "deadline-rules" }, d.rules.map((r) => h("li", { dataset: { rule: r.rule || "", region: r.region_id || "" } },
-      `${r.rule ? ruleLabel(r.rule) : tierLabel(r.tier)}${r.region_name ? ` · ${r.region_name}` : ""}: ${fmtHours(r.hours)}`,
-      r.editable ? "" : ` (${t("set_read_only")})`))) : null);
+      `${r.rule ? ruleLabel(r.rule) : tierLabel(r.tier)}${r.region_name ? ` · ${r.region_name}` : ""}: ${length(r)}`,
+      r.editable ? "" : ` (${t("set_read_only")})`))) : null,
+    // the days working-day deadlines skip or count beyond Monday-Friday, for the next year
+    h("h3", {}, t("set_calendar")),
+    cal.days.length ? h("ul", { id: "calendar-days" }, cal.days.map((c) => h("li", { dataset: { day: c.day, working: String(c.working) } },
+      `${c.day} ${t(c.working ? "cal_working" : "cal_off")}${c.note ? ` · ${c.note}` : ""}`)))
+      : h("p", { id: "calendar-days", class: "muted" }, t("cal_none")));
 }
 
 /** The alert channels of the people of your canteens, each with a "send test" button. */
