@@ -14,7 +14,7 @@ import io
 import json
 import logging
 import zipfile
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -29,6 +29,7 @@ from api.services.evidence import EvidenceStore, load_bytes
 from api.services.inspections import ConflictError, NotFoundError
 from api.services.risk import RiskPoint, RiskSettings, compute, history
 from api.services.ticket_timeline import TIMELINE_SQL
+from bkcommon.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,18 @@ class IncidentCreate(BaseModel):
     description: str = Field(default="", max_length=5000)
     claim_status: ClaimStatus = ClaimStatus.NONE
     amount_cny: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+
+    @model_validator(mode="after")
+    def _happened(self) -> IncidentCreate:
+        # an incident has happened (a phone's clock may run a little fast), in this century:
+        # the claim bundle reads the day around it, which a year-9999 time would overflow
+        if not INCIDENT_EARLIEST <= self.occurred_at <= utcnow() + INCIDENT_CLOCK_SKEW:
+            raise ValueError("occurred_at: a time that has passed, from the year 2000")
+        return self
+
+
+INCIDENT_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+INCIDENT_CLOCK_SKEW = timedelta(minutes=10)
 
 
 class IncidentPublic(BaseModel):

@@ -265,6 +265,12 @@ def test_a_claim_moves_on_step_by_step_and_its_history_travels_with_the_bundle(
         },
     ).json()
     assert incident["claim_status"] == "none"
+    for when in ("9999-12-31T23:00:00Z", "1999-12-31T23:00:00Z", "2100-01-01T00:00:00+08:00"):
+        r = client.post(
+            "/api/v1/incidents",
+            json={"site_id": "school-001", "occurred_at": when, "kind": "other"},
+        )
+        assert r.status_code == 422, (when, r.text)  # not yet happened, or out of range
     assert incident["claim_updated_at"] is None
     url = f"/api/v1/incidents/{incident['id']}/claim"
     assert client.get(url).json() == []

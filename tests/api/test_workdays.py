@@ -116,8 +116,13 @@ def test_a_working_day_override_sets_the_tickets_deadline(
             {"days": [{"day": "2027-01-01", "working": "no"}]},
             {"days": [{"day": 20270101, "working": False}]},
             {"days": [{"day": "2027-01-01", "working": False, "note": "x" * 201}]},
+            {"days": [{"day": "9999-12-31", "working": False}]},  # no overflow, no 500
+            {"days": [{"day": "1999-12-31", "working": False}]},
         ):
             assert client.put("/api/v1/settings/calendar", json=bad_cal).status_code == 422
         span = client.get("/api/v1/settings/calendar", params={"start": "2026-01-01",
                                                                 "end": "2030-01-01"})  # fmt: skip
         assert span.status_code == 422
+        for far in ({"start": "9999-12-31"}, {"start": "2026-01-01", "end": "9999-12-31"}):
+            r = client.get("/api/v1/settings/calendar", params=far)
+            assert r.status_code == 422, r.text
