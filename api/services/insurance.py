@@ -205,10 +205,13 @@ def create_incident(
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             f"""INSERT INTO incidents (site_id, occurred_at, kind, description, policy_id,
-                                       claim_status, amount_cny, created_by)
+                                       claim_status, amount_cny, created_by,
+                                       claim_updated_at, claim_updated_by)
                 VALUES (%(site_id)s, %(occurred_at)s, %(kind)s, %(description)s,
                         bk_policy_in_force(%(site_id)s, %(occurred_at)s),
-                        %(claim_status)s, %(amount_cny)s, %(actor)s)
+                        %(claim_status)s, %(amount_cny)s, %(actor)s,
+                        CASE WHEN %(claim_status)s <> 'none' THEN now() END,
+                        CASE WHEN %(claim_status)s <> 'none' THEN %(actor)s END)
                 RETURNING {_INCIDENT_COLS}""",
             {**data.model_dump(), "claim_status": data.claim_status.value, "actor": actor},
         ).fetchone()
@@ -218,8 +221,9 @@ def create_incident(
                 """INSERT INTO incident_claim_events
                        (incident_id, at, actor, from_status, to_status, amount_cny, note)
                    VALUES (%s, %s, %s, 'none', %s, %s, 'recorded with the incident')""",
-                (row["id"], row["created_at"], actor, data.claim_status.value, data.amount_cny),
-            )
+                (row["id"], row["claim_updated_at"], actor, data.claim_status.value,
+                 data.amount_cny),
+            )  # fmt: skip
     return IncidentPublic.model_validate(row)
 
 

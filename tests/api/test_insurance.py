@@ -338,6 +338,8 @@ def test_a_claim_moves_on_step_by_step_and_its_history_travels_with_the_bundle(
         },
     ).json()
     [first] = client.get(f"/api/v1/incidents/{filed['id']}/claim").json()
+    # and its row says who recorded that step and when, as after any later step
+    assert (filed["claim_updated_by"], filed["claim_updated_at"]) == ("admin", first["at"])
     assert (first["from_status"], first["to_status"], first["amount_cny"]) == (
         "none",
         "filed",

@@ -369,6 +369,16 @@ export function t(key, vars = {}) {
   return s.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? String(vars[k]) : `{${k}}`));
 }
 
+/** A page's own word table ({"zh-CN": {...}, en: {...}}) as a `w(key, vars)` like `t`; a
+ * placeholder whose value is missing reads as `missing` (e.g. "—" on a printed notice). */
+export function wordsOf(table, { missing = null } = {}) {
+  return (key, vars = {}) => (table[lang] || table["zh-CN"])[key].replace(/\{(\w+)\}/g, (_, k) => {
+    const v = vars[k];
+    if (v !== undefined && v !== null) return String(v);
+    return missing ?? `{${k}}`;
+  });
+}
+
 /** `key` translated when the dictionary knows it, else `fallback`. */
 export function tOr(key, fallback) {
   return key in DICT[lang] ? t(key) : fallback;

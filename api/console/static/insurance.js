@@ -5,7 +5,7 @@
 import { api, ApiError } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
 import { cell, h, mount, qs, say } from "./dom.js";
-import { explain, fmtNum, fmtTime, getLang, localNow, localToIso, t } from "./i18n.js";
+import { explain, fmtNum, fmtTime, localNow, localToIso, t, wordsOf } from "./i18n.js";
 import { incidentKindLabel, incidentKindOptions } from "./labels.js";
 
 const pct = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)}%`);
@@ -37,10 +37,7 @@ const WORDS = {
     by: "{who} at {at}", no_sites: "No canteen to choose.", risk_hint_staff: "The insurer sees this same risk record, read-only.",
   },
 };
-function w(key, vars = {}) {
-  const s = WORDS[getLang() === "en" ? "en" : "zh-CN"][key];
-  return s.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? String(vars[k]) : `{${k}}`));
-}
+const w = wordsOf(WORDS);
 
 const field = (id, label, input) => h("div", { class: "field" }, h("label", { for: id }, label), input);
 const siteSelect = (id, sites) => h("select", { id, name: "site_id", required: true }, sites.map((s) => h("option", { value: s.id }, s.name)));

@@ -4,7 +4,7 @@
 // paper stands on its own when it is handed over or filed.
 import { api } from "./api.js";
 import { h, mount } from "./dom.js";
-import { fmtTime, getLang, t, tOr } from "./i18n.js";
+import { fmtTime, getLang, t, tOr, wordsOf } from "./i18n.js";
 import { adviceFor, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
 
 const BASE = "/console";
@@ -54,10 +54,7 @@ const WORDS = {
   },
 };
 
-function w(key, vars = {}) {
-  const s = WORDS[getLang() === "en" ? "en" : "zh-CN"][key];
-  return s.replace(/\{(\w+)\}/g, (_, k) => (vars[k] === undefined || vars[k] === null ? "—" : String(vars[k])));
-}
+const w = wordsOf(WORDS, { missing: "—" });
 
 const num = (x, d = 1) => (typeof x === "number" && Number.isFinite(x) ? x.toFixed(d) : null);
 const minutes = (s) => (typeof s === "number" && Number.isFinite(s) ? String(Math.round(s / 60)) : null);
@@ -97,7 +94,7 @@ export function evidenceLines(ticket, cameraNames = {}) {
       const cycle = p.cycle || {};
       const vars = { subject, day: p.service_date, meal: meal(p.meal), until: fmtTime(p.window_end), temp: num(p.min_temp_c, 0), min: minutes(p.min_hold_s) };
       lines.push(ticket.rule === "disinfection_missed" ? w("disinf_missed", vars)
-        : w("disinf_failed", { ...vars, peak: num(cycle.peak_c), held: minutes(cycle.held_s), verdict: WORDS[getLang() === "en" ? "en" : "zh-CN"][p.reason] ? w(p.reason) : p.reason }));
+        : w("disinf_failed", { ...vars, peak: num(cycle.peak_c), held: minutes(cycle.held_s), verdict: ["too_cool", "too_short"].includes(p.reason) ? w(p.reason) : p.reason }));
       break;
     }
     case "daily_check_missed":
