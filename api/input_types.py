@@ -8,13 +8,18 @@ session's zone, eight hours off for a canteen in China, while request bodies ref
 These types refuse numbers and anything that is not ISO 8601, and a time without an offset
 everywhere (RFC 3339: its zone is unknown), naming what is wanted. The OpenAPI document
 still says ``format: date`` / ``date-time``.
+
+Both are bounded to the years 2000-2099. Nothing this product records happened before 2000
+or will be due after 2099, and a year like 0001 or 9999 is a typo or a probe; left through,
+it reached date arithmetic (a day added to 9999-12-31, a window of hours before 0001-01-01)
+and came back as a 500 instead of a 422 that names the range.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
@@ -43,6 +48,25 @@ def _iso_text(pattern: re.Pattern[str], wanted: str) -> Callable[[Any], Any]:
     return check
 
 
+FIRST_DAY = date(2000, 1, 1)
+"""The earliest day the API accepts, in a date or a time (in the time's own offset)."""
+LAST_DAY = date(2099, 12, 31)
+"""The last day the API accepts."""
+_RANGE = "a day of the years 2000-2099"
+_FIRST_MOMENT = datetime(2000, 1, 1, tzinfo=UTC)
+_LAST_MOMENT = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _in_era(value: date) -> date:
+    """Refuse a day outside 2000-2099 (a time: in UTC) before anything adds a window to it."""
+    if isinstance(value, datetime):
+        if not _FIRST_MOMENT <= value <= _LAST_MOMENT:
+            raise ValueError(f"expected {_RANGE} (in UTC)")
+    elif not FIRST_DAY <= value <= LAST_DAY:
+        raise ValueError(f"expected {_RANGE}")
+    return value
+
+
 def _aware(value: datetime) -> datetime:
     """A time without an offset names no moment: refuse it rather than guess its zone."""
     if value.tzinfo is None or value.utcoffset() is None:
@@ -50,12 +74,15 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-IsoDate = Annotated[date, BeforeValidator(_iso_text(_DATE, "a date as YYYY-MM-DD"))]
-"""A calendar date given as ``YYYY-MM-DD``."""
+IsoDate = Annotated[
+    date, BeforeValidator(_iso_text(_DATE, "a date as YYYY-MM-DD")), AfterValidator(_in_era)
+]
+"""A calendar date given as ``YYYY-MM-DD``, of 2000-2099."""
 
 IsoDateTime = Annotated[
     datetime,
     BeforeValidator(_iso_text(_DATETIME, "an ISO 8601 time such as 2026-12-01T10:00:00+08:00")),
     AfterValidator(_aware),
+    AfterValidator(_in_era),
 ]
-"""A moment given in ISO 8601 with its offset (``Z`` or ``+08:00``)."""
+"""A moment given in ISO 8601 with its offset (``Z`` or ``+08:00``), in 2000-2099."""

@@ -23,8 +23,6 @@ from api.schemas import ErrorPublic
 from api.services.deadlines import set_deadline_rule
 from api.services.triage import set_triage_mode
 from api.services.workdays import (
-    CALENDAR_FIRST,
-    CALENDAR_LAST,
     MAX_WORKING_DAYS,
     CalendarDay,
     list_calendar_days,
@@ -282,10 +280,6 @@ _CALENDAR_SPAN = timedelta(days=800)
 
 def _calendar(conn: Conn, start: date | None, end: date | None) -> CalendarPublic:
     start = start or local_today()
-    if not CALENDAR_FIRST <= start <= CALENDAR_LAST or (
-        end is not None and not CALENDAR_FIRST <= end <= CALENDAR_LAST
-    ):
-        raise HTTPException(status_code=422, detail="start and end: days of 2000-2099")
     end = end or start + timedelta(days=365)
     if end < start or end - start > _CALENDAR_SPAN:
         raise HTTPException(status_code=422, detail="end must be after start, at most 800 days")

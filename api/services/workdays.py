@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import psycopg
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.input_types import IsoDate
 from bkcommon.localtime import region_zone
@@ -25,10 +25,6 @@ from bkcommon.localtime import region_zone
 Conn = psycopg.Connection[Any]
 
 MAX_WORKING_DAYS = 60
-CALENDAR_FIRST = date(2000, 1, 1)
-CALENDAR_LAST = date(2099, 12, 31)
-"""The years a calendar day may name: deadlines fall in this century, and a date near year
-9999 would overflow the arithmetic on it."""
 _WEEKEND = frozenset({5, 6})  # Saturday, Sunday
 
 
@@ -40,13 +36,6 @@ class CalendarDay(BaseModel):
     day: IsoDate = Field(description="A day of 2000-2099.")
     working: bool = Field(strict=True)
     note: str = Field(default="", max_length=200, description="e.g. 国庆节, 国庆调休上班")
-
-    @field_validator("day")
-    @classmethod
-    def _in_range(cls, day: date) -> date:
-        if not CALENDAR_FIRST <= day <= CALENDAR_LAST:
-            raise ValueError(f"a calendar day of {CALENDAR_FIRST.year}-{CALENDAR_LAST.year}")
-        return day
 
 
 def _exceptions(conn: Conn, after: date, until: date) -> dict[date, bool]:

@@ -73,3 +73,49 @@ def test_query_dates_refuse_numbers_over_http(
         headers=admin_headers,
     )
     assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize("bad", ["0001-01-01", "1999-12-31", "2100-01-01", "9999-12-31"])
+def test_a_date_is_of_2000_to_2099(bad: str) -> None:
+    with pytest.raises(ValidationError, match="2000-2099"):
+        DATES.validate_python(bad)
+    with pytest.raises(ValidationError, match="2000-2099"):
+        TIMES.validate_python(bad + "T12:00:00Z")
+    assert DATES.validate_python("2000-01-01") == date(2000, 1, 1)
+    assert DATES.validate_python("2099-12-31") == date(2099, 12, 31)
+
+
+def test_the_range_of_a_time_is_in_utc() -> None:
+    """The first moment is 2000-01-01T00:00Z: 07:00 in Beijing on that day is still 1999."""
+    with pytest.raises(ValidationError, match="2000-2099"):
+        TIMES.validate_python("2000-01-01T07:00:00+08:00")
+    with pytest.raises(ValidationError, match="2000-2099"):
+        TIMES.validate_python("2099-12-31T20:00:00-08:00")
+    assert TIMES.validate_python("2099-12-31T23:59:59Z").year == 2099
+
+
+def test_every_date_parameter_refuses_far_years_with_a_422(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    """Every query parameter of the OpenAPI document that is a date or a time, given year
+    0001 or 9999: a 422 naming the range. Before the range, a day after 9999-12-31 (meals,
+    coverage) and a window before 0001-01-01 (sensor readings) overflowed into a 500."""
+    spec = client.get("/openapi.json").json()
+    seen = 0
+    for path, ops in spec["paths"].items():
+        get = ops.get("get")
+        if not get:
+            continue
+        url = path.replace("{", "").replace("}", "")  # a path parameter's name as its value
+        for param in get.get("parameters", []):
+            schema = param.get("schema", {})
+            kinds = [schema.get("format")] + [s.get("format") for s in schema.get("anyOf", [])]
+            if param["in"] != "query" or not {"date", "date-time"} & set(kinds):
+                continue
+            for year in ("0001", "9999"):
+                value = f"{year}-12-31" if "date" in kinds else f"{year}-12-31T23:59:59Z"
+                r = client.get(url, params={param["name"]: value}, headers=admin_headers)
+                assert r.status_code == 422, (path, param["name"], value, r.status_code, r.text)
+                assert "2000-2099" in r.text, r.text
+            seen += 1
+    assert seen >= 15, seen  # the document still lists its date parameters
