@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { refresh, siteName } from "./app.js";
 import { cell, h, mount, say } from "./dom.js";
-import { explain, fmtTime, getLang } from "./i18n.js";
+import { explain, fmtTime, wordsOf } from "./i18n.js";
 
 const WORDS = {
   "zh-CN": {
@@ -26,8 +26,7 @@ const WORDS = {
   },
 };
 
-const w = (key, vars = {}) =>
-  String((WORDS[getLang()] || WORDS["zh-CN"])[key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+const w = wordsOf(WORDS, { missing: "" });
 
 /** One complaint waiting for a decision: text, photos, contact, the reply and the two actions. */
 function pending(c) {

@@ -3,7 +3,7 @@
 // officer and cadre named; visits done vs due), with the same figures as CSV and XLSX files.
 import { api } from "./api.js";
 import { h, mount, qs } from "./dom.js";
-import { fmtClock, fmtTime, getLang } from "./i18n.js";
+import { fmtClock, fmtTime, getLang, wordsOf } from "./i18n.js";
 
 const WORDS = {
   "zh-CN": {
@@ -28,10 +28,7 @@ const WORDS = {
   },
 };
 
-function w(key, vars = {}) {
-  const s = (WORDS[getLang()] || WORDS["zh-CN"])[key] ?? key;
-  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
-}
+const w = wordsOf(WORDS, { missing: "" });
 
 const head = (...cols) => h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, w(c)))));
 const names = (list) => (list.length ? list.join("、") : h("span", { class: "overdue-text" }, w("missing")));

@@ -6,7 +6,7 @@
 import { api, ApiError } from "./api.js";
 import { me, siteName } from "./app.js";
 import { cell, h, mount, qs, say } from "./dom.js";
-import { explain, fmtTime, getLang, getTimeZone } from "./i18n.js";
+import { explain, fmtTime, getLang, getTimeZone, wordsOf } from "./i18n.js";
 
 const UNITS = { kg: ["千克", "kg"], g: ["克", "g"], L: ["升", "L"], pcs: ["件", "pcs"], box: ["箱", "boxes"] };
 
@@ -44,8 +44,7 @@ const WORDS = {
   },
 };
 
-const w = (key, vars = {}) =>
-  String((WORDS[getLang()] || WORDS["zh-CN"])[key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+const w = wordsOf(WORDS, { missing: "" });
 const unitLabel = (u) => (UNITS[u] ? UNITS[u][getLang() === "en" ? 1 : 0] : u);
 /** A field's name inside a sentence: "品名", "the product". */
 const label = (f) => {

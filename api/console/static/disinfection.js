@@ -3,7 +3,7 @@
 import { api } from "./api.js";
 import { siteName } from "./app.js";
 import { cell, h, mount, qs } from "./dom.js";
-import { fmtNum, fmtTime, getLang, getTimeZone } from "./i18n.js";
+import { fmtNum, fmtTime, getLang, getTimeZone, wordsOf } from "./i18n.js";
 
 const WORDS = {
   "zh-CN": {
@@ -30,7 +30,7 @@ const WORDS = {
   },
 };
 
-const w = (key) => (WORDS[getLang()] || WORDS["zh-CN"])[key] ?? key;
+const w = wordsOf(WORDS, { missing: "" });
 
 /** YYYY-MM-DD of `d` in the console's time zone (the ledger's dates are the sites' local dates). */
 function isoDay(d) {

@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { me, render } from "./app.js";
 import { h, mount, qs, say } from "./dom.js";
-import { explain, fmtClock, fmtTime, getLang, getTimeZone } from "./i18n.js";
+import { explain, fmtClock, fmtTime, getLang, getTimeZone, wordsOf } from "./i18n.js";
 
 const WORDS = {
   "zh-CN": {
@@ -46,10 +46,7 @@ const WORDS = {
 const SYMPTOMS = ["fever", "diarrhoea", "vomiting", "jaundice", "sore_throat", "skin_infection", "hand_wound"];
 const MEALS = ["breakfast", "lunch", "dinner", "other"];
 
-function w(key, vars = {}) {
-  const s = (WORDS[getLang()] || WORDS["zh-CN"])[key] ?? key;
-  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
-}
+const w = wordsOf(WORDS, { missing: "" });
 
 /** YYYY-MM-DD today in the region's zone (the duties' dates are China dates). */
 function today() {

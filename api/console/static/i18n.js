@@ -369,10 +369,11 @@ export function t(key, vars = {}) {
   return s.replace(/\{(\w+)\}/g, (_, k) => (k in vars ? String(vars[k]) : `{${k}}`));
 }
 
-/** A page's own word table ({"zh-CN": {...}, en: {...}}) as a `w(key, vars)` like `t`; a
- * placeholder whose value is missing reads as `missing` (e.g. "—" on a printed notice). */
+/** A page's own word table ({"zh-CN": {...}, en: {...}}) as a `w(key, vars)` like `t`: a key
+ * the table lacks reads as itself, a placeholder whose value is missing as `missing` (e.g. "—"
+ * on a printed notice, "" in a sentence). One lookup for every page with its own words. */
 export function wordsOf(table, { missing = null } = {}) {
-  return (key, vars = {}) => (table[lang] || table["zh-CN"])[key].replace(/\{(\w+)\}/g, (_, k) => {
+  return (key, vars = {}) => String((table[lang] || table["zh-CN"])[key] ?? table["zh-CN"][key] ?? key).replace(/\{(\w+)\}/g, (_, k) => {
     const v = vars[k];
     if (v !== undefined && v !== null) return String(v);
     return missing ?? `{${k}}`;

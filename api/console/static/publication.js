@@ -3,7 +3,7 @@
 import { api, ApiError } from "./api.js";
 import { me, refresh } from "./app.js";
 import { h, mount, say } from "./dom.js";
-import { explain, fmtTime, getLang } from "./i18n.js";
+import { explain, fmtTime, wordsOf } from "./i18n.js";
 
 const FLAGS = ["enabled", "show_inspection", "show_rectification", "show_cold_chain", "show_disinfection", "show_rapid_tests", "accept_complaints"];
 
@@ -35,8 +35,7 @@ const WORDS = {
   },
 };
 
-const w = (key, vars = {}) =>
-  String((WORDS[getLang()] || WORDS["zh-CN"])[key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+const w = wordsOf(WORDS, { missing: "" });
 
 /** The setting that applies to `region` (null: nothing set anywhere above it, the default). */
 async function setting(region) {

@@ -4,7 +4,7 @@
 import { api, ApiError } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
 import { cell as labelled, h, mount, qs, say } from "./dom.js";
-import { explain, fmtNum, fmtTime, getLang, localNow, localToIso } from "./i18n.js";
+import { explain, fmtNum, fmtTime, getLang, localNow, localToIso, wordsOf } from "./i18n.js";
 
 const ITEMS = {
   pesticide_enzyme: ["农药残留(酶抑制法)", "pesticide residue (enzyme inhibition)"],
@@ -57,8 +57,7 @@ const WORDS = {
 };
 
 const zh = () => getLang() !== "en";
-const w = (key, vars = {}) =>
-  String((WORDS[getLang()] || WORDS["zh-CN"])[key] ?? key).replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+const w = wordsOf(WORDS, { missing: "" });
 /** The human name of a test item (its id only when unknown). */
 export const itemLabel = (item) => (ITEMS[item] ? ITEMS[item][zh() ? 0 : 1] : item);
 

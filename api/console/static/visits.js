@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { me, render, siteName } from "./app.js";
 import { h, mount, say } from "./dom.js";
-import { explain, fmtTime, getLang } from "./i18n.js";
+import { explain, fmtTime, getLang, wordsOf } from "./i18n.js";
 
 const WORDS = {
   "zh-CN": {
@@ -21,10 +21,7 @@ const WORDS = {
   },
 };
 
-function w(key, vars = {}) {
-  const s = (WORDS[getLang()] || WORDS["zh-CN"])[key] ?? key;
-  return s.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
-}
+const w = wordsOf(WORDS, { missing: "" });
 
 /** The visits page: the form (for a cadre) and the recent visits in scope. */
 export async function renderVisits(main) {
