@@ -83,7 +83,13 @@ def _storable_text(v: str) -> str:
 
 
 def _utc(v: datetime) -> datetime:
-    return to_utc(v)
+    """The time in UTC. 9999-12-31T23:59:59-01:00 has no UTC form (it is in the year 10000):
+    Python raises OverflowError, which pydantic does not turn into a validation error, so it
+    escaped the validator and left the message unacknowledged, redelivered for ever."""
+    try:
+        return to_utc(v)
+    except OverflowError:
+        raise ValueError("a time beyond the year 9999 once in UTC") from None
 
 
 FLOAT4_MIN_NORMAL = 1.1754943508222875e-38
@@ -103,7 +109,9 @@ Text = Annotated[str, AfterValidator(_storable_text)]
 """Text that a PostgreSQL text or jsonb column accepts."""
 
 Real = Annotated[float, AfterValidator(_as_real)]
-"""A float stored in a ``real`` column, rounded to its precision."""
+"""A float stored in a ``real`` column, rounded to its precision. Every measured value of a
+contract is declared ``strict``: a number (integers too), never ``true`` (lax mode read it as
+1.0) nor a numeric string."""
 
 UtcTime = Annotated[
     AwareDatetime,
@@ -173,10 +181,11 @@ class SensorReading(Contract):
         le=BIGINT_MAX,
         description="Sender's monotonically rising counter (sensor_readings.seq is bigint)",
     )
-    temp_c: float = Field(ge=TEMP_MIN_C, le=TEMP_MAX_C, allow_inf_nan=False)
-    humidity_pct: Real | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    # strict: a JSON true is not 1.0 °C (lax mode made it one); numbers, integers included, pass
+    temp_c: float = Field(ge=TEMP_MIN_C, le=TEMP_MAX_C, allow_inf_nan=False, strict=True)
+    humidity_pct: Real | None = Field(default=None, strict=True, ge=0, le=100, allow_inf_nan=False)
     door_open: bool | None = None
-    battery_pct: Real | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    battery_pct: Real | None = Field(default=None, strict=True, ge=0, le=100, allow_inf_nan=False)
 
 
 class ReadingBatch(Contract):
@@ -190,9 +199,9 @@ class ZigbeeState(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    temperature: float = Field(ge=TEMP_MIN_C, le=TEMP_MAX_C, allow_inf_nan=False)
-    humidity: Real | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
-    battery: Real | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    temperature: float = Field(ge=TEMP_MIN_C, le=TEMP_MAX_C, allow_inf_nan=False, strict=True)
+    humidity: Real | None = Field(default=None, strict=True, ge=0, le=100, allow_inf_nan=False)
+    battery: Real | None = Field(default=None, strict=True, ge=0, le=100, allow_inf_nan=False)
     contact: bool | None = Field(default=None, description="Door contact: true = closed")
 
     def to_reading(self, ts: datetime) -> SensorReading:
@@ -222,13 +231,24 @@ class PowerReading(Contract):
     ts: UtcTime
     seq: int | None = Field(default=None, ge=0, le=BIGINT_MAX)
     power_w: float | None = Field(
-        default=None, ge=0, le=POWER_MAX_W, allow_inf_nan=False, description="Active power, W"
+        default=None,
+        strict=True,
+        ge=0,
+        le=POWER_MAX_W,
+        allow_inf_nan=False,
+        description="Active power, W",
     )
     current_a: float | None = Field(
-        default=None, ge=0, le=CURRENT_MAX_A, allow_inf_nan=False, description="Current, A"
+        default=None,
+        strict=True,
+        ge=0,
+        le=CURRENT_MAX_A,
+        allow_inf_nan=False,
+        description="Current, A",
     )
     voltage_v: Real | None = Field(
         default=None,
+        strict=True,
         ge=0,
         le=VOLTAGE_MAX_V,
         allow_inf_nan=False,
@@ -236,6 +256,7 @@ class PowerReading(Contract):
     )
     energy_kwh: float | None = Field(
         default=None,
+        strict=True,
         ge=0,
         le=ENERGY_MAX_KWH,
         allow_inf_nan=False,
@@ -256,10 +277,18 @@ class ZigbeePlugState(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    power: float | None = Field(default=None, ge=0, le=POWER_MAX_W, allow_inf_nan=False)
-    current: float | None = Field(default=None, ge=0, le=CURRENT_MAX_A, allow_inf_nan=False)
-    voltage: float | None = Field(default=None, ge=0, le=VOLTAGE_MAX_V, allow_inf_nan=False)
-    energy: float | None = Field(default=None, ge=0, le=ENERGY_MAX_KWH, allow_inf_nan=False)
+    power: float | None = Field(
+        default=None, strict=True, ge=0, le=POWER_MAX_W, allow_inf_nan=False
+    )
+    current: float | None = Field(
+        default=None, strict=True, ge=0, le=CURRENT_MAX_A, allow_inf_nan=False
+    )
+    voltage: float | None = Field(
+        default=None, strict=True, ge=0, le=VOLTAGE_MAX_V, allow_inf_nan=False
+    )
+    energy: float | None = Field(
+        default=None, strict=True, ge=0, le=ENERGY_MAX_KWH, allow_inf_nan=False
+    )
     state: Literal["ON", "OFF", "on", "off"] | None = None
 
     @property
@@ -313,7 +342,7 @@ class Violation(Contract):
     zone: Text | None = Field(default=None, max_length=MAX_ID_CHARS)
     started_at: UtcTime
     ended_at: UtcTime | None = None
-    confidence: Real = Field(ge=0, le=1, allow_inf_nan=False)
+    confidence: Real = Field(ge=0, le=1, allow_inf_nan=False, strict=True)
     track_id: int | None = Field(
         default=None, ge=0, le=INT32_MAX, description="violations.track_id is an integer"
     )

@@ -60,10 +60,10 @@ class LeanReading(BaseModel):
     schema_version: Literal[1] = 1
     ts: AwareDatetime = Field(ge=TIME_FLOOR)
     seq: int | None = Field(default=None, ge=0, le=BIGINT_MAX)
-    temp_c: float = Field(ge=TEMP_MIN_C, le=TEMP_MAX_C, allow_inf_nan=False)
-    humidity_pct: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    temp_c: float = Field(ge=TEMP_MIN_C, le=TEMP_MAX_C, strict=True, allow_inf_nan=False)
+    humidity_pct: float | None = Field(default=None, ge=0, le=100, strict=True, allow_inf_nan=False)
     door_open: bool | None = None
-    battery_pct: float | None = Field(default=None, ge=0, le=100, allow_inf_nan=False)
+    battery_pct: float | None = Field(default=None, ge=0, le=100, strict=True, allow_inf_nan=False)
 
 
 class LeanBatch(BaseModel):

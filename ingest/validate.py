@@ -159,6 +159,11 @@ class Validator:
             return _reject(exc)
         except TopicError as exc:
             return Rejected("topic", clean_text(str(exc)))
+        except Exception as exc:
+            # A fault no check names (a library raising something other than a validation
+            # error) is still this message's fault: dead-letter it with its type rather than
+            # leave it unacknowledged, redelivered and holding an in-flight slot for ever.
+            return Rejected("invalid", clean_text(f"unexpected {type(exc).__name__}: {exc}"))
 
     def _validate(  # noqa: PLR0911 - one return per topic kind and fault
         self, topic: str, raw: bytes, received_at: datetime

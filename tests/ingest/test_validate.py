@@ -109,6 +109,52 @@ VIOLATION = {
             "future",
             "readings.1.ts: timestamp",
         ),
+        # a time with no UTC form (the year 10000 there): OverflowError escaped the validator
+        # and the message stayed unacknowledged, redelivered for ever
+        (
+            "bk/v1/s1/sensor/f1/reading",
+            j(ts="9999-12-31T23:59:59-01:00", temp_c=3),
+            "invalid",
+            "invalid SensorReading: ts",
+        ),
+        (
+            "bk/v1/s1/sensor/f1/readings",
+            j(readings=[{"ts": "9999-12-31T23:59:59-01:00", "temp_c": 3}]),
+            "invalid",
+            "invalid ReadingBatch: readings.0.ts",
+        ),
+        (
+            "bk/v1/s1/edge/box1/violation",
+            j(**{**VIOLATION, "started_at": "9999-12-31T23:59:59-01:00"}),
+            "invalid",
+            "invalid Violation: started_at",
+        ),
+        (
+            "bk/v1/s1/edge/box1/status",
+            j(box_id="box1", ts="9999-12-31T23:59:59-01:00", online=True),
+            "invalid",
+            "invalid EdgeStatus: ts",
+        ),
+        # a boolean is not a measurement: lax parsing stored true as 1.0 °C, false as 0.0
+        (
+            "bk/v1/s1/sensor/f1/reading",
+            j(ts="2026-03-01T07:59:00Z", temp_c=True),
+            "invalid",
+            "invalid SensorReading: temp_c",
+        ),
+        (
+            "bk/v1/s1/sensor/f1/readings",
+            j(readings=[{"ts": "2026-03-01T07:59:00Z", "temp_c": 3, "humidity_pct": False}]),
+            "invalid",
+            "invalid ReadingBatch: readings.0.humidity_pct",
+        ),
+        ("zigbee2mqtt/kitchen_fridge", j(temperature=True), "invalid", "invalid ZigbeeState"),
+        (
+            "bk/v1/s1/sensor/f1/reading",
+            j(ts="2026-03-01T07:59:00Z", temp_c="4.5"),
+            "invalid",
+            "invalid SensorReading: temp_c",
+        ),
         ("zigbee2mqtt/kitchen_fridge", j(temperature="x"), "invalid", "invalid ZigbeeState"),
         ("zigbee2mqtt/kitchen_fridge", j(humidity=40), "invalid", "invalid ZigbeeState"),
         (
@@ -200,3 +246,19 @@ def test_status_accepted() -> None:
 def test_clean_text_strips_nul_and_bounds_length() -> None:
     assert clean_text("a\x00b") == "a\\x00b"
     assert len(clean_text("x" * 5000)) == 1000
+
+
+def test_an_unexpected_exception_is_dead_lettered_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whatever a library raises for one message, the validator answers Rejected: the worker
+    acknowledges and dead-letters it instead of leaving it in flight for ever."""
+
+    def boom(*_: object) -> None:
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(V, "_validate", boom)
+    out = V("bk/v1/s1/sensor/f1/reading", GOOD, NOW)
+    assert isinstance(out, Rejected)
+    assert out.code == "invalid"
+    assert out.reason == "unexpected OverflowError: date value out of range"
