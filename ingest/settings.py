@@ -99,7 +99,16 @@ class IngestSettings(BaseSettings):
         default=5.0, gt=0, description="How often a subscribed worker tells the guard so."
     )
     directory_refresh_s: float = Field(default=30.0, gt=0)
-    sweep_interval_s: float = Field(default=30.0, gt=0, description="Offline-sensor sweep period.")
+    sweep_interval_s: float = Field(
+        default=30.0, gt=0, le=3600, description="Offline sensor and camera sweep period."
+    )
+    box_offline_after_s: float = Field(
+        default=120.0,
+        ge=10,
+        le=86400,
+        description="An edge box silent this long: its cameras are offline (camera_offline "
+        "alarms); four missed statuses at the edge's default 30 s.",
+    )
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     stats_log_s: float = Field(default=10.0, gt=0, description="Period of the counters log line.")
     db_backoff_max_s: float = Field(default=30.0, gt=0)

@@ -139,11 +139,15 @@ class _Lane:
         return self.queued_readings >= batch_max or len(self.queue) >= batch_max
 
 
-def make_rule_engine(directory: SensorDirectory) -> SweepHook:
+def make_rule_engine(
+    directory: SensorDirectory, box_offline_after_s: float | None = None
+) -> SweepHook:
     """The cold-chain rule engine of ``ingest.rules`` (imported here: it is the heavy part)."""
     from ingest.rules.engine import RuleEngine
 
-    return RuleEngine(directory)
+    if box_offline_after_s is None:
+        return RuleEngine(directory)
+    return RuleEngine(directory, box_offline_after_s)
 
 
 class IngestWorker:
@@ -160,7 +164,11 @@ class IngestWorker:
         self.settings = settings
         self.stop = stop or threading.Event()
         self.directory = SensorDirectory()
-        self.rules: SweepHook = rules if rules is not None else make_rule_engine(self.directory)
+        self.rules: SweepHook = (
+            rules
+            if rules is not None
+            else make_rule_engine(self.directory, settings.box_offline_after_s)
+        )
         self.validator = Validator(
             self.directory,
             common.mqtt_prefix,
@@ -173,7 +181,11 @@ class IngestWorker:
         for i in range(1, settings.writers):
             # The rule engine keeps no state between calls (it lives in the database), so
             # an injected one is shared; the default one is made per lane all the same.
-            lane_rules = rules if rules is not None else make_rule_engine(self.directory)
+            lane_rules = (
+                rules
+                if rules is not None
+                else make_rule_engine(self.directory, settings.box_offline_after_s)
+            )
             self._lanes.append(_Lane(i, BatchWriter(lane_rules, settings.worker_id)))
         self.stats = Stats()
         self._stats_lock = threading.Lock()

@@ -617,7 +617,12 @@ class BatchWriter:
     @staticmethod
     def _write_statuses(cur: psycopg.Cursor[Any], statuses: list[AcceptedStatus]) -> int:
         """Apply a batch's edge-box statuses in one UPDATE: the newest of each box, if it is
-        not older than the stored one; return the number of boxes updated.
+        not older than the stored one, or an ``online=false`` over a stored ``online=true``
+        whatever its time (the last will carries the time the box connected, older than
+        every status the box sent since: compared by time it was never applied, and a dead
+        box stayed online; ``status_at`` keeps the newest time, so a redelivered older status
+        does not undo the will, the next one does); return the number of boxes updated.
+        ``status_received_at`` is the arrival the camera-offline sweep judges silence by.
 
         A province's boxes send ~770 statuses a second; one statement each cost the writer
         ~75 µs of Python, PostgreSQL ~57 µs and a round trip apiece (``writer_bench
@@ -629,10 +634,12 @@ class BatchWriter:
             if known is None or acc.status.ts >= known.ts:
                 newest[acc.box_id] = acc.status
         cur.execute(
-            """UPDATE edge_boxes AS b SET online = v.online, status = v.status, status_at = v.ts
+            """UPDATE edge_boxes AS b SET online = v.online, status = v.status,
+                      status_at = greatest(b.status_at, v.ts), status_received_at = now()
                FROM unnest(%s::text[], %s::bool[], %s::jsonb[], %s::timestamptz[])
                     AS v(id, online, status, ts)
-               WHERE b.id = v.id AND (b.status_at IS NULL OR b.status_at <= v.ts)""",
+               WHERE b.id = v.id AND (b.status_at IS NULL OR b.status_at <= v.ts
+                                      OR (NOT v.online AND b.online))""",
             (
                 list(newest),
                 [st.online for st in newest.values()],

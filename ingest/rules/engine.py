@@ -18,6 +18,7 @@ import psycopg
 from bkcommon.profiles import Profile
 from ingest.directory import SensorDirectory
 from ingest.rules.alarms import alarm_key, clear_offline, update_peaks, write_transition
+from ingest.rules.cameras import BOX_OFFLINE_AFTER_S, sweep_cameras
 from ingest.rules.disinfection import apply_cycles
 from ingest.rules.disinfection_windows import sweep_disinfection
 from ingest.rules.excursion import ExcursionState, Phase, rule_for, step
@@ -49,8 +50,11 @@ def _quiet(readings: list[NewReading], info: SensorInfo) -> bool:
 class RuleEngine:
     """Stateless between calls: all rule state lives in ``rule_state``, so any worker may run it."""
 
-    def __init__(self, directory: SensorDirectory) -> None:
+    def __init__(
+        self, directory: SensorDirectory, box_offline_after_s: float = BOX_OFFLINE_AFTER_S
+    ) -> None:
         self._directory = directory
+        self._box_offline_after_s = box_offline_after_s
 
     def apply(self, cur: psycopg.Cursor[Any], readings: Sequence[NewReading], now: datetime) -> int:
         """Evaluate just-inserted readings (any order) in the caller's transaction.
@@ -175,6 +179,10 @@ class RuleEngine:
         return written
 
     def sweep(self, conn: psycopg.Connection[Any], now: datetime) -> int:
-        """Raise ``sensor_offline`` alarms and judge closed disinfection windows (each in its
-        own transaction); NOTIFY bk_findings if any."""
-        return sweep_offline(conn, now) + sweep_disinfection(conn, now)
+        """Raise ``sensor_offline`` alarms, raise and clear ``camera_offline`` alarms and judge
+        closed disinfection windows (each in its own transaction); NOTIFY bk_findings if any."""
+        return (
+            sweep_offline(conn, now)
+            + sweep_cameras(conn, now, self._box_offline_after_s)
+            + sweep_disinfection(conn, now)
+        )

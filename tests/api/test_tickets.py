@@ -324,3 +324,37 @@ def test_a_camera_capture_reaches_the_officer_and_the_regulator(
         "WHERE t.rule = 'smoking' AND n.person_id = 'cadre-1'"
     ).fetchone() or (None,)
     assert n == 0
+
+
+def test_a_silent_edge_box_opens_a_camera_offline_ticket_that_its_return_proposes_to_close(
+    conn: psycopg.Connection[Any], settings: ApiSettings
+) -> None:
+    """The ingest sweep's camera_offline alarm reaches the officer as a ticket naming the
+    camera; when the box reports again the ticket is proposed for closing, and the alarm's
+    span is the camera downtime of the risk record."""
+    from ingest.rules.cameras import sweep_cameras  # the sweep ingest runs
+
+    conn.execute(
+        "UPDATE edge_boxes SET online = true, status_at = %s, status_received_at = %s,"
+        " status = %s WHERE id = 'box-1'",
+        (T0, T0, '{"cameras": [{"camera_id": "cam-1", "online": true}]}'),
+    )
+    conn.commit()
+    assert sweep_cameras(conn, T0 + timedelta(minutes=3), 120) == 1
+    assert process_findings(conn, now=NOW, settings=settings) == 1
+    [t] = _tickets(conn)
+    assert t[3:7] == ("alarm", "camera_offline", "cam-1", 2)
+    assert t[8] == "视频离线 camera offline: 凉菜专间"
+    back = T0 + timedelta(hours=2)
+    conn.execute("UPDATE edge_boxes SET status_received_at = %s WHERE id = 'box-1'", (back,))
+    conn.commit()
+    assert sweep_cameras(conn, back + timedelta(seconds=10), 120) == 1
+    assert process_findings(conn, now=back, settings=settings) == 1
+    [t] = _tickets(conn)
+    assert t[7] == "open"  # proposed for closing, still open
+    assert t[13] == back
+    minutes = conn.execute(
+        "SELECT extract(epoch FROM cleared_at - started_at) / 60 FROM alarms"
+        " WHERE rule = 'camera_offline'"
+    ).fetchone()
+    assert minutes == (120,)

@@ -207,14 +207,17 @@ def test_status_updates_box_and_unknown_box_is_dead_lettered(
     )
     assert res.statuses == 1
     assert res.dead == {"unknown_box": 1, "site_mismatch": 1}
-    # an older status (retained message seen again) does not overwrite a newer one
-    w.write(
-        conn,
-        items(
-            validator, (f"{P}/site-a/edge/box-a/status", st("box-a", "2026-03-01T06:00:00Z", False))
-        ),
-    )
-    assert conn.execute("SELECT online FROM edge_boxes WHERE id='box-a'").fetchone() == (True,)
+    # an older status (a message seen again) does not overwrite a newer one ...
+    box = "SELECT online, status_at FROM edge_boxes WHERE id='box-a'"
+    seven = datetime(2026, 3, 1, 7, 0, tzinfo=UTC)
+    older = st("box-a", "2026-03-01T06:00:00Z", True)
+    w.write(conn, items(validator, (f"{P}/site-a/edge/box-a/status", older)))
+    assert conn.execute(box).fetchone() == (True, seven)
+    # ... but an older offline one is the box's last will (built when it connected, so older
+    # than every status since): it is applied, and the newest time is kept
+    will = st("box-a", "2026-03-01T06:00:00Z", False)
+    w.write(conn, items(validator, (f"{P}/site-a/edge/box-a/status", will)))
+    assert conn.execute(box).fetchone() == (False, seven)
     reasons = sorted(r[0] for r in conn.execute("SELECT reason FROM dead_letters"))
     assert reasons[0].startswith("site mismatch: box 'box-a' belongs to 'site-a'")
     assert reasons[1].startswith("unknown edge box 'box-zz'")
@@ -240,8 +243,12 @@ def test_statuses_of_one_batch_apply_the_newest_per_box_in_one_update(
         "SELECT online, status_at, status->>'outbox_depth' FROM edge_boxes WHERE id='box-a'"
     ).fetchone()
     assert row == (True, datetime(2026, 3, 1, 7, 5, tzinfo=UTC), "1")
-    # A later batch holding only older statuses changes nothing.
-    assert w.write(conn, items(validator, st("2026-03-01T07:02:00Z", False))).statuses == 0
+    # A later batch holding only older online statuses changes nothing; an older offline
+    # one (the last will) is applied, keeping the newest time.
+    assert w.write(conn, items(validator, st("2026-03-01T07:02:00Z", True))).statuses == 0
+    assert w.write(conn, items(validator, st("2026-03-01T07:02:00Z", False))).statuses == 1
+    row = conn.execute("SELECT online, status_at FROM edge_boxes WHERE id='box-a'").fetchone()
+    assert row == (False, datetime(2026, 3, 1, 7, 5, tzinfo=UTC))
 
 
 def test_dead_letters_keep_topic_reason_raw_and_worker(

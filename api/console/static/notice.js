@@ -18,6 +18,9 @@ const WORDS = {
     temp_high: "{subject}：{from} 起温度高于限值 {limit} ℃ 持续 {held} 分钟以上，最高 {peak} ℃。",
     temp_low: "{subject}：{from} 起温度低于限值 {limit} ℃ 持续 {held} 分钟以上，最低 {peak} ℃。",
     capture: "{camera} {at} 的 AI 抓拍（置信度 {conf}%）。", camera: "摄像头",
+    sensor_silent: "{subject}：{from} 起未再上报数据。",
+    box_silent: "{subject}：所在边缘盒 {from} 起失联，画面未被监看。",
+    camera_dark: "{subject}：{from} 起没有视频画面。",
     rapid: "{product}（批次 {batch}，样品 {sample}）{item}：{value} {unit}，限值 {limit} {unit}（{method}）。",
     disinf_missed: "{subject}：{day} {meal}后至 {until} 没有合格的消毒记录（要求 ≥ {temp} ℃ 保持 {min} 分钟）。",
     disinf_failed: "{subject}：{day} {meal}后的消毒最高 {peak} ℃、达标保持 {held} 分钟，{verdict}（要求 ≥ {temp} ℃ 保持 {min} 分钟）。",
@@ -38,6 +41,9 @@ const WORDS = {
     temp_high: "{subject}: above its limit of {limit} °C from {from} for more than {held} min, highest {peak} °C.",
     temp_low: "{subject}: below its limit of {limit} °C from {from} for more than {held} min, lowest {peak} °C.",
     capture: "AI capture by {camera} at {at} (confidence {conf}%).", camera: "a camera",
+    sensor_silent: "{subject}: nothing reported since {from}.",
+    box_silent: "{subject}: its edge box has not been heard from since {from}; nothing is watching the picture.",
+    camera_dark: "{subject}: no video since {from}.",
     rapid: "{product} (batch {batch}, sample {sample}) {item}: {value} {unit}, limit {limit} {unit} ({method}).",
     disinf_missed: "{subject}: no valid disinfection after {meal} on {day} until {until} (needs ≥ {temp} °C for {min} min).",
     disinf_failed: "{subject}: the disinfection after {meal} on {day} peaked at {peak} °C and held {held} min, {verdict} (needs ≥ {temp} °C for {min} min).",
@@ -112,6 +118,15 @@ export function evidenceLines(ticket, cameraNames = {}) {
     case "public_complaint":
       if (p.text) lines.push(w("complaint", { text: String(p.text).slice(0, 300) }));
       break;
+    case "sensor_offline":
+      lines.push(w("sensor_silent", { subject, from: fmtTime(p.started_at) }));
+      break;
+    case "camera_offline":
+      if (ticket.source === "alarm") {
+        lines.push(w(p.reason === "box_silent" ? "box_silent" : "camera_dark", { subject, from: fmtTime(p.started_at) }));
+        break;
+      }
+    // falls through: the box's own camera_offline capture reads as any capture
     default:
       if (ticket.source === "inspection" && (p.text_zh || p.text_en)) {
         lines.push(w("inspection", { kind: tOr(`insp_${p.inspection_kind}`, t("inspection")), who: (p.inspectors || []).join("、") || "—", item: pickLang(p.text_zh, p.text_en) }));
