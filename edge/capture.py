@@ -275,7 +275,7 @@ def grab_still(
 class _ImageHealth:
     """Rolling image-health state: last low-res frame and when each problem started."""
 
-    last_small: npt.NDArray[np.float32] | None = None
+    last_mid: npt.NDArray[np.uint8] | None = None
     last_check: float = -1e18
     candidate: HealthProblem | None = None
     candidate_since: float = 0.0
@@ -395,7 +395,10 @@ class CameraReader:
                 if problem is not HealthProblem.OFFLINE:
                     since_mono = ref
                 problem = HealthProblem.OFFLINE
-            elif not self._opened and self._error is not None:
+            elif not self._opened and self._error is not None and last is None:
+                # never had a frame (a wrong URL, a camera not there): offline at once; a
+                # stream that had frames is judged by offline_after_s above, so a reconnect
+                # after a one-second network blip is not a camera_offline
                 problem = HealthProblem.OFFLINE
                 since_mono = since_mono if self._problem is HealthProblem.OFFLINE else ref
             fps, skipped = self._rates(now)
@@ -583,16 +586,23 @@ class CameraReader:
         mid = np.asarray(cv2.resize(gray, mid_size, interpolation=cv2.INTER_AREA), np.uint8)
         small = cv2.resize(mid, (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32)
         problem = judge_image(small, mid, self.settings)
+        # Frozen is judged at 320 px: a still but live scene (an empty prep room at night)
+        # differs by its sensor noise there, 3-9 grey levels, which the 64x36 average smooths
+        # to within frozen_max_diff; a frozen stream repeats its frame exactly at any size.
         frozen = (
-            st.last_small is not None
-            and float(np.abs(small - st.last_small).max()) <= self.settings.frozen_max_diff
+            st.last_mid is not None
+            and st.last_mid.shape == mid.shape
+            and float(cv2.absdiff(mid, st.last_mid).max()) <= self.settings.frozen_max_diff
         )
-        st.last_small = small
+        st.last_mid = mid
         if problem is None and frozen:
             problem = HealthProblem.FROZEN
-        if problem is not st.candidate:
-            st.candidate = problem
+        # covered and blurred are one rule (camera_blurred): a lens flickering between the two
+        # (a light leak under a cloth) keeps its hold running instead of restarting it
+        lens = (HealthProblem.COVERED, HealthProblem.BLURRED)
+        if problem is not st.candidate and not (problem in lens and st.candidate in lens):
             st.candidate_since = now
+        st.candidate = problem
         hold = (
             self.settings.frozen_after_s
             if problem is HealthProblem.FROZEN

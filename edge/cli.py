@@ -59,6 +59,13 @@ def _model_summary(path: Path) -> dict[str, Any]:
         raise ConfigError(f"model_path: cannot load {path}: {exc}") from exc
     meta = dict(sess.get_modelmeta().custom_metadata_map)
     shape = sess.get_inputs()[0].shape
+    from bkcommon.errors import ModelError
+    from edge.detect.onnx import OnnxDetector
+
+    try:  # the checks the worker makes when it loads the model (layout, names, size)
+        OnnxDetector(path, threads=1)
+    except ModelError as exc:
+        raise ConfigError(f"model_path: {exc}") from exc
     return {"path": str(path), "input": shape, **{k: meta[k] for k in sorted(meta)}}
 
 
@@ -66,7 +73,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from bkcommon.settings import load_common_settings
     from bkcommon.sitefile import load_site_file
     from edge.settings import load_edge_settings
-    from edge.worker import find_box
+    from edge.worker import check_camera_rules, find_box
 
     settings = load_edge_settings()
     load_common_settings()
@@ -75,6 +82,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     site, box = find_box(sf, _box_id(args))
     if not box.cameras:
         raise ConfigError(f"edge box {box.id!r} has no cameras in {path}")
+    check_camera_rules(box.cameras)
     print(f"{path}: OK: edge box {box.id} of site {site.id} ({site.name})")
     for cam in box.cameras:
         print(f"  camera {cam.id} {cam.name!r} url={_safe_url(cam.url)} fps={cam.analyse_fps}")

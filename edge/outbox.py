@@ -123,6 +123,10 @@ class Outbox:
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        # Freed pages are not overwritten with zeros (Debian's SQLite turns secure_delete on):
+        # zeroing writes every pruned image page into the WAL, so on a full disk pruning the
+        # old evidence needed as much room as it would free, and new events were refused.
+        self._db.execute("PRAGMA secure_delete=OFF")
         # Checkpoint the WAL every 64 pages and keep it small: on a nearly full disk the WAL
         # is what grows, and freed pages are reused only once checkpointed.
         self._db.execute("PRAGMA wal_autocheckpoint=64")

@@ -69,6 +69,17 @@ def find_box(site_file: SiteFile, box_id: str) -> tuple[Site, EdgeBox]:
     raise ConfigError(f"edge box {box_id!r} is not in the site file (boxes: {known or 'none'})")
 
 
+def check_camera_rules(cameras: list[Camera]) -> None:
+    """Build every camera's rules once, so that a bad per-camera rule setting (an unknown
+    rule, a share of 5) stops start-up and ``--validate-config`` with its name; found first
+    in the camera's own loop, it left that camera unanalysed behind a log line while the box
+    reported it online."""
+    from edge.rules.registry import build_rules
+
+    for cam in cameras:
+        build_rules(cam, [])
+
+
 def vision_pipeline_factory(
     settings: EdgeSettings, wrap: Callable[[Detector], Detector] | None = None
 ) -> tuple[PipelineFactory, str]:
@@ -408,6 +419,7 @@ def build_worker(
         raise ConfigError(f"BK_EDGE_SITE_ID={settings.site_id} but box {box_id} is in {site.id}")
     if not box.cameras:
         raise ConfigError(f"edge box {box_id!r} has no cameras in {site_file}")
+    check_camera_rules(box.cameras)
     if pipeline_factory is None:
         pipeline_factory, model_version = vision_pipeline_factory(settings)
     return EdgeWorker(

@@ -213,7 +213,8 @@ class OnnxDetector:
             raise ModelError(f"{self.path}: metadata 'names' is missing")
         names = parse_names(meta["names"])
         shape = self._session.get_inputs()[0].shape
-        if len(shape) != 4:
+        if len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != 3):
+            # a classifier, an NHWC export: refused here, not on every frame afterwards
             raise ModelError(f"{self.path}: input must be (B,3,H,W), got {shape}")
         h, w = shape[2], shape[3]
         if not (isinstance(h, int) and isinstance(w, int)):
@@ -225,7 +226,9 @@ class OnnxDetector:
             except (ValueError, SyntaxError, TypeError, IndexError) as exc:
                 raise ModelError(f"{self.path}: input size unknown (no 'imgsz')") from exc
         out_shape = self._session.get_outputs()[0].shape
-        if len(out_shape) == 3 and isinstance(out_shape[1], int) and out_shape[1] != 4 + len(names):
+        if len(out_shape) != 3:
+            raise ModelError(f"{self.path}: output must be (B,4+classes,N), got {out_shape}")
+        if isinstance(out_shape[1], int) and out_shape[1] != 4 + len(names):
             raise ModelError(
                 f"{self.path}: output has {out_shape[1]} rows, expected 4+{len(names)} classes"
             )

@@ -88,6 +88,11 @@ def test_validate_prints_cameras_zones_rules_model(site: Path, env: dict[str, st
             "model_path: file not found",
         ),
         (["--box", "box-c"], {"BK_EDGE_JPEG_QUALITY": "500"}, "jpeg_quality"),
+        (  # the crop classifier beside the detector is not a detector: refused at start-up
+            ["--box", "box-c"],
+            {"BK_EDGE_MODEL_PATH": str(REPO / "models/weights/mask_cls.onnx")},
+            "model_path: ",
+        ),
     ],
 )
 def test_validate_errors_exit_2(
@@ -141,3 +146,13 @@ def test_cli_module_imports_nothing_heavy() -> None:
         check=True,
     )
     assert r.stdout.strip() == "[]"
+
+
+def test_a_bad_per_camera_rule_stops_validation(tmp_path: Path, env: dict[str, str]) -> None:
+    """Found first in the camera's own loop, a bad rule setting left that camera unanalysed
+    behind a log line while the box reported it online."""
+    site = tmp_path / "bad.yaml"
+    site.write_text(SITE.replace("{no_mask: {min_frames: 3}}", "{no_mask: {min_share: 5}}"))
+    r = _run("edge", "run", "--config", str(site), "--box", "box-c", "--validate-config", env=env)
+    assert r.returncode == 2
+    assert "cameras[cam-1].rules.no_mask: min_share" in r.stderr

@@ -148,3 +148,13 @@ def test_a_really_full_disk_keeps_every_event(tmp_path: Path) -> None:
         ob.close()
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_pruned_pages_are_not_zeroed_into_the_wal(tmp_path: Path) -> None:
+    """With secure_delete on (Debian's SQLite default), pruning old images wrote every freed
+    page, zeroed, into the WAL: on a full disk that needed the room it would free."""
+    ob = Outbox(tmp_path / "o.db")
+    try:
+        assert ob._db.execute("PRAGMA secure_delete").fetchone() == (0,)
+    finally:
+        ob.close()
