@@ -26,7 +26,12 @@ subscribed again in this broker incarnation:
 
 While the guard's own process is down, its session keeps queueing (up to
 ``max_queued_messages``), so a gap in that time is written when it comes back.
-Writing a message twice is harmless: readings, violations and statuses are idempotent.
+Writing a message twice is harmless: readings, violations and statuses are idempotent, keyed
+by their own times and ids. Zigbee2MQTT states are the exception: they carry no time and are
+stamped on arrival, so one that both the guard and the group write in the seconds before the
+marker closes the gap is stored twice, a few milliseconds apart (the rollup counts it twice;
+the rules see the same temperature again). Dropping them from the guard instead would lose
+those that arrive during a real gap, so the duplicates stay.
 """
 
 from __future__ import annotations
@@ -66,8 +71,8 @@ STUCK_GAP_S = 60.0
 that does not let the ingest account publish and read the marker topic?). Nothing is lost
 meanwhile, but every message is written twice."""
 
-Submit = Callable[[bytes, bytes, int, int, int], None]
-"""``submit(topic, payload, mid, qos, gen)``: hand a message to the worker's writer."""
+Submit = Callable[[bytes, bytes, int, int, int, bool], None]
+"""``submit(topic, payload, mid, qos, gen, retained)``: hand a message to the worker's writer."""
 
 
 def guard_client_id(settings: IngestSettings) -> str:
@@ -238,7 +243,9 @@ class GapGuard:
         with self._ack_lock:
             self.gen += 1
 
-    def _on_raw(self, topic: bytes, payload: bytes, mid: int, qos: int) -> None:
+    def _on_raw(
+        self, topic: bytes, payload: bytes, mid: int, qos: int, retained: bool = False
+    ) -> None:
         client = self.client
         if client is None:
             return
@@ -248,7 +255,7 @@ class GapGuard:
                 client.ack(mid, qos)
         elif self.gap:
             self.written_in_gap += 1
-            self.submit(topic, payload, mid, qos, self.gen)
+            self.submit(topic, payload, mid, qos, self.gen, retained)
         elif qos == 1:  # the group has it
             with self._ack_lock:
                 self._idle_acks.append((mid, self.gen))

@@ -29,7 +29,10 @@ from paho.mqtt.enums import MQTTErrorCode
 
 logger = logging.getLogger(__name__)
 
-RawHandler = Callable[[bytes, bytes, int, int], None]
+RawHandler = Callable[[bytes, bytes, int, int, bool], None]
+"""``handler(topic, payload, mid, qos, retained)``: ``retained`` is the PUBLISH's RETAIN bit,
+set only on a retained message sent because a subscription was (re)made, never on live
+traffic to an established subscription (MQTT 3.1.1 3.3.1.3; v5 without Retain As Published)."""
 """``handler(topic, payload, mid, qos)`` called on paho's network thread for each PUBLISH."""
 
 _RECV_BYTES = 65536
@@ -169,7 +172,8 @@ class FastClient(mqtt.Client):
         if parsed is None:
             return False
         self._rpos = stop
-        self._deliver(buf[parsed[0] : parsed[1]], buf[parsed[3] : stop], parsed[2], qos)
+        retained = bool(cmd & 1)
+        self._deliver(buf[parsed[0] : parsed[1]], buf[parsed[3] : stop], parsed[2], qos, retained)
         return True
 
     def _variable_header(
@@ -197,9 +201,9 @@ class FastClient(mqtt.Client):
             p = vb[1] + vb[0]
         return t0, t0 + slen, mid, p
 
-    def _deliver(self, topic: bytes, payload: bytes, mid: int, qos: int) -> None:
+    def _deliver(self, topic: bytes, payload: bytes, mid: int, qos: int, retained: bool) -> None:
         try:
-            self._raw_handler(topic, payload, mid, qos)
+            self._raw_handler(topic, payload, mid, qos, retained)
         except Exception:
             logger.exception("message handler failed (message left unacknowledged)")
 
@@ -211,7 +215,8 @@ class FastClient(mqtt.Client):
         parsed = self._variable_header(body, 0, len(body), qos) if qos < 2 else None
         if parsed is None:
             return super()._handle_publish()
-        self._deliver(body[parsed[0] : parsed[1]], body[parsed[3] :], parsed[2], qos)
+        retained = bool(cmd & 1)
+        self._deliver(body[parsed[0] : parsed[1]], body[parsed[3] :], parsed[2], qos, retained)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     # -------------------------------------------------------------- acknowledging

@@ -36,7 +36,8 @@ def make_client(
     raw_handler: RawHandler,
 ) -> mqtt.Client:
     """A client with a persistent session under ``client_id`` that hands every QoS 0/1
-    PUBLISH to ``raw_handler(topic, payload, mid, qos)`` and acknowledges only when told.
+    PUBLISH to ``raw_handler(topic, payload, mid, qos, retained)`` and acknowledges only when
+    told.
 
     The caller sets the callbacks and calls :func:`connect_session` then ``loop_start``.
     """
@@ -54,7 +55,7 @@ def make_client(
 
     def _on_message(c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         # paho's own path: QoS 2, topic aliases, or a paho without the fast client
-        raw_handler(msg._topic, bytes(msg.payload), msg.mid, msg.qos)
+        raw_handler(msg._topic, bytes(msg.payload), msg.mid, msg.qos, bool(msg.retain))
 
     client.on_message = _on_message
     ep = parse_mqtt_url(common.mqtt_url)

@@ -12,7 +12,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
@@ -77,6 +77,8 @@ class AcceptedStatus:
     site_id: str
     box_id: str
     status: EdgeStatus
+    retained: bool = False
+    """Sent on (re)subscription: the box's state, but no proof it is alive now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,7 @@ class Validator:
         self.directory = directory
         self.prefix = prefix
         self.zigbee_base = zigbee_base
+        self._zigbee_prefix = f"{zigbee_base}/" if zigbee_base else "\x00"  # never a topic
         self.max_future_skew = max_future_skew
         self.backfill_grace = backfill_grace
 
@@ -151,10 +154,13 @@ class Validator:
                     ts, floor, f"the site {site_id!r} was registered ({registered:%Y-%m-%d})", field
                 )
 
-    def __call__(self, topic: str, raw: bytes, received_at: datetime) -> Outcome:
-        """Validate one message; never raises for bad input."""
+    def __call__(
+        self, topic: str, raw: bytes, received_at: datetime, retained: bool = False
+    ) -> Outcome:
+        """Validate one message; never raises for bad input. ``retained``: the broker sent
+        it because a subscription was made, not because it was just published."""
         try:
-            return self._validate(topic, raw, received_at)
+            outcome = self._validate(topic, raw, received_at)
         except PayloadError as exc:
             return _reject(exc)
         except TopicError as exc:
@@ -164,6 +170,20 @@ class Validator:
             # error) is still this message's fault: dead-letter it with its type rather than
             # leave it unacknowledged, redelivered and holding an in-flight slot for ever.
             return Rejected("invalid", clean_text(f"unexpected {type(exc).__name__}: {exc}"))
+        return self._retained(topic, outcome) if retained else outcome
+
+    def _retained(self, topic: str, outcome: Outcome) -> Outcome:
+        """What a retained message (sent on subscribing, not just published) is worth."""
+        if isinstance(outcome, AcceptedReadings | AcceptedPower) and topic.startswith(
+            self._zigbee_prefix
+        ):
+            # A Zigbee2MQTT state carries no time: stamped on arrival, a retained one seen
+            # again on every (re)subscription became a new reading "now" of a sensor that
+            # may have been silent for hours, and cleared its sensor_offline alarm.
+            return Ignored("retained Zigbee2MQTT state: it has no time of its own")
+        if isinstance(outcome, AcceptedStatus):
+            return replace(outcome, retained=True)
+        return outcome
 
     def _validate(  # noqa: PLR0911 - one return per topic kind and fault
         self, topic: str, raw: bytes, received_at: datetime

@@ -279,16 +279,26 @@ class IngestWorker:
         if not self.stop.is_set():
             logger.warning("disconnected from the broker (%s); reconnecting", reason_code)
 
-    def _on_raw(self, topic_raw: bytes, payload: bytes, mid: int, qos: int) -> None:
-        self._enqueue(topic_raw, payload, mid, qos, gen=self._gen, source=MAIN)
-
-    def _submit_guarded(
-        self, topic_raw: bytes, payload: bytes, mid: int, qos: int, gen: int
+    def _on_raw(
+        self, topic_raw: bytes, payload: bytes, mid: int, qos: int, retained: bool = False
     ) -> None:
-        self._enqueue(topic_raw, payload, mid, qos, gen=gen, source=GUARD)
+        self._enqueue(topic_raw, payload, mid, qos, gen=self._gen, source=MAIN, retained=retained)
+
+    def _submit_guarded(  # noqa: PLR0917 - the guard's Submit callback shape
+        self, topic_raw: bytes, payload: bytes, mid: int, qos: int, gen: int, retained: bool = False
+    ) -> None:
+        self._enqueue(topic_raw, payload, mid, qos, gen=gen, source=GUARD, retained=retained)
 
     def _enqueue(
-        self, topic_raw: bytes, payload: bytes, mid: int, qos: int, *, gen: int, source: int
+        self,
+        topic_raw: bytes,
+        payload: bytes,
+        mid: int,
+        qos: int,
+        *,
+        gen: int,
+        source: int,
+        retained: bool = False,
     ) -> None:
         now = utcnow()
         topic = self._topics.get(topic_raw)
@@ -297,7 +307,7 @@ class IngestWorker:
             if len(self._topics) >= _TOPIC_CACHE_MAX:
                 self._topics.clear()
             self._topics[topic_raw] = topic
-        outcome = self.validator(topic, payload, now)
+        outcome = self.validator(topic, payload, now, retained)
         lanes = len(self._lanes)
         lane = 0
         if lanes > 1:

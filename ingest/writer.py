@@ -28,7 +28,6 @@ from typing import Any, Protocol
 import psycopg
 from psycopg.types.json import Jsonb
 
-from bkcommon.messages import EdgeStatus
 from bkcommon.timeutil import utcnow
 from ingest.types import NewPower, NewReading
 from ingest.validate import (
@@ -628,23 +627,28 @@ class BatchWriter:
         ~75 µs of Python, PostgreSQL ~57 µs and a round trip apiece (``writer_bench
         --statuses``: 41 and 13 µs this way).
         """
-        newest: dict[str, EdgeStatus] = {}
+        newest: dict[str, AcceptedStatus] = {}
         for acc in statuses:
             known = newest.get(acc.box_id)
-            if known is None or acc.status.ts >= known.ts:
-                newest[acc.box_id] = acc.status
+            if known is None or acc.status.ts >= known.status.ts:
+                newest[acc.box_id] = acc
+        # A retained status (sent again on a re-subscription) is the box's last word but no
+        # proof it is alive now: it does not restart the silence the camera sweep times.
         cur.execute(
             """UPDATE edge_boxes AS b SET online = v.online, status = v.status,
-                      status_at = greatest(b.status_at, v.ts), status_received_at = now()
-               FROM unnest(%s::text[], %s::bool[], %s::jsonb[], %s::timestamptz[])
-                    AS v(id, online, status, ts)
+                      status_at = greatest(b.status_at, v.ts),
+                      status_received_at = CASE WHEN v.retained THEN b.status_received_at
+                                                ELSE now() END
+               FROM unnest(%s::text[], %s::bool[], %s::jsonb[], %s::timestamptz[], %s::bool[])
+                    AS v(id, online, status, ts, retained)
                WHERE b.id = v.id AND (b.status_at IS NULL OR b.status_at <= v.ts
                                       OR (NOT v.online AND b.online))""",
             (
                 list(newest),
-                [st.online for st in newest.values()],
-                [Jsonb(st.model_dump(mode="json")) for st in newest.values()],
-                [st.ts for st in newest.values()],
+                [a.status.online for a in newest.values()],
+                [Jsonb(a.status.model_dump(mode="json")) for a in newest.values()],
+                [a.status.ts for a in newest.values()],
+                [a.retained for a in newest.values()],
             ),
         )
         return cur.rowcount

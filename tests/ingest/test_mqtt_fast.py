@@ -26,10 +26,12 @@ class Sink:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.got: list[tuple[bytes, bytes, int, int]] = []
+        self.retained: list[bool] = []
 
-    def __call__(self, topic: bytes, payload: bytes, mid: int, qos: int) -> None:
+    def __call__(self, topic: bytes, payload: bytes, mid: int, qos: int, retained: bool) -> None:
         with self.lock:
             self.got.append((topic, payload, mid, qos))
+            self.retained.append(retained)
 
 
 def _connect(url: str, client_id: str, proto: str, sink: Sink, topic: str) -> FastClient:
@@ -161,5 +163,34 @@ def test_unacked_messages_are_redelivered(mqtt_url: str, topic_prefix: str) -> N
     finally:
         c2.disconnect()
         c2.loop_stop()
+        pub.disconnect()
+        pub.loop_stop()
+
+
+@pytest.mark.parametrize("proto", ["5", "3.1.1"])
+def test_the_retain_flag_marks_what_a_subscription_replays(
+    mqtt_url: str, topic_prefix: str, proto: str
+) -> None:
+    """A retained message sent because we subscribed says so; live traffic does not (a
+    retained Zigbee2MQTT state, stamped on arrival, was a new reading on every reconnect)."""
+    topic = f"{topic_prefix}/r/{proto}/dev"
+    pub = publisher(mqtt_url)
+    try:
+        pub.publish(topic, b"old", qos=1, retain=True).wait_for_publish(10)
+        sink = Sink()
+        c = _connect(mqtt_url, f"fast-{uuid.uuid4().hex[:8]}", proto, sink, topic)
+        try:
+            wait_until(lambda: len(sink.got) >= 1, 10, what="the retained message")
+            pub.publish(topic, b"new", qos=1).wait_for_publish(10)
+            wait_until(lambda: len(sink.got) >= 2, 10, what="the live message")
+            assert [(p, r) for (_t, p, _m, _q), r in zip(sink.got, sink.retained, strict=True)] == [
+                (b"old", True),
+                (b"new", False),
+            ]
+        finally:
+            c.disconnect()
+            c.loop_stop()
+        pub.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)  # clear it
+    finally:
         pub.disconnect()
         pub.loop_stop()

@@ -262,3 +262,21 @@ def test_an_unexpected_exception_is_dead_lettered_not_raised(
     assert isinstance(out, Rejected)
     assert out.code == "invalid"
     assert out.reason == "unexpected OverflowError: date value out of range"
+
+
+def test_a_retained_zigbee_state_is_not_a_new_reading() -> None:
+    """Zigbee2MQTT states carry no time and are stamped on arrival: a retained one, sent
+    again on every (re)subscription, became a reading "now" of a silent sensor."""
+    raw = b'{"temperature":3.5}'
+    assert isinstance(V("zigbee2mqtt/kitchen_fridge", raw, NOW), AcceptedReadings)
+    out = V("zigbee2mqtt/kitchen_fridge", raw, NOW, retained=True)
+    assert isinstance(out, Ignored)
+    assert "retained" in out.reason
+    # a native reading carries its own time: retained or not, it is what it says
+    assert isinstance(V("bk/v1/s1/sensor/f1/reading", GOOD, NOW, retained=True), AcceptedReadings)
+    status = j(box_id="box1", ts="2026-03-01T07:59:00Z", online=True)
+    live = V("bk/v1/s1/edge/box1/status", status, NOW)
+    replayed = V("bk/v1/s1/edge/box1/status", status, NOW, retained=True)
+    assert isinstance(live, AcceptedStatus)
+    assert isinstance(replayed, AcceptedStatus)
+    assert (live.retained, replayed.retained) == (False, True)

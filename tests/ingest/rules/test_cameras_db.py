@@ -150,3 +150,17 @@ def test_the_engine_sweep_includes_cameras(conn: psycopg.Connection[Any]) -> Non
     write(conn, status(T0), T0)
     engine = RuleEngine(SensorDirectory(), box_offline_after_s=60)
     assert engine.sweep(conn, T0 + timedelta(seconds=61)) == 2
+
+
+def test_a_retained_status_replayed_on_resubscribing_does_not_revive_a_dead_box(
+    conn: psycopg.Connection[Any],
+) -> None:
+    write(conn, status(T0), T0)
+    assert sweep_cameras(conn, T0 + timedelta(minutes=5), 120) == 2
+    replay = AcceptedStatus(
+        "site-1", "box-1", status(T0).status, retained=True
+    )  # the broker sends the box's last status again when ingest reconnects
+    with conn.transaction(), conn.cursor() as cur:
+        BatchWriter._write_statuses(cur, [replay])
+    assert sweep_cameras(conn, T0 + timedelta(minutes=6), 120) == 0
+    assert [a[1] for a in alarms(conn)] == ["active", "active"]
