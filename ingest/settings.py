@@ -64,6 +64,12 @@ class IngestSettings(BaseSettings):
         ge=1,
         description="Messages received but not yet committed; beyond it the worker stops reading.",
     )
+    max_pending_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Payload bytes received but not yet committed; beyond it the worker stops "
+        "reading (violations carry their JPEG: 50,000 of them would be gigabytes).",
+    )
     zigbee_base: str | None = Field(
         default=None, description="Zigbee2MQTT base topic (e.g. zigbee2mqtt); None = adapter off."
     )

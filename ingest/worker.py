@@ -193,6 +193,7 @@ class IngestWorker:
         self._cond = threading.Condition()
         self._queued = 0  # messages in the lanes' queues
         self._queued_readings = 0
+        self._pending_bytes = 0  # payload bytes queued or being written
         self._inflight = 0  # messages taken by the writer, not yet committed and acked
         self._ack_lock = threading.Lock()
         self._order_lock = threading.Lock()
@@ -328,8 +329,15 @@ class IngestWorker:
             # Back-pressure: while the database is behind, do not return to the socket.
             # Readings count too: a few gateway batches hold as many readings as thousands
             # of single messages, and memory follows readings.
-            while self._queued + self._inflight >= limit or (
-                self._queued_readings >= limit and self._queued
+            # Bytes too: a violation carries its evidence JPEG inline (up to 256 KiB), and
+            # 1,500 of them held 800 MB while the database was slow, long before the count.
+            while (
+                self._queued + self._inflight >= limit
+                or (self._queued_readings >= limit and self._queued)
+                or (
+                    self._pending_bytes >= self.settings.max_pending_bytes
+                    and self._queued + self._inflight
+                )
             ):
                 if self.stop.is_set():
                     return  # not acked: the broker redelivers it after restart
@@ -338,6 +346,7 @@ class IngestWorker:
             self._next_seq += 1
             target.queue.append(p)
             target.queued_readings += n
+            self._pending_bytes += len(payload)
             self._queued += 1
             self._queued_readings += n
             self.stats.received += 1
@@ -487,6 +496,7 @@ class IngestWorker:
     def _release(self, batch: list[_Pending]) -> None:
         with self._cond:
             self._inflight -= len(batch)
+            self._pending_bytes -= sum(len(p.item.raw) for p in batch)
             self._cond.notify_all()
 
     def flush_once(self, final: bool = False) -> int:

@@ -118,6 +118,33 @@ def test_back_pressure_bounds_pending_while_the_database_is_blocked(
     w.close()
 
 
+def test_back_pressure_counts_payload_bytes(
+    start_worker: Callable[..., RunningWorker], registry_db: str, mqtt_url: str, topic_prefix: str
+) -> None:
+    """Violations carry their JPEG inline: 1,500 of them held 800 MB of a worker while the
+    database was slow, far below the message bound. 100 KB messages against a 1 MiB bound:
+    the worker stops reading after about ten, and stores all of them once the database is back."""
+    w = start_worker(mqtt_url, max_pending=10_000, max_pending_bytes=1024 * 1024)
+    pub = publisher(mqtt_url)
+    topic = reading_topic("site-a", "fridge-1", topic_prefix)
+    pad = b" " * 100_000  # JSON whitespace: a valid reading of 100 KB
+    with psycopg.connect(registry_db) as blocker:
+        blocker.execute("LOCK TABLE sensor_readings IN EXCLUSIVE MODE")
+        infos = [pub.publish(topic, _reading(i) + pad, qos=1) for i in range(40)]
+        wait_until(lambda: w.worker.stats.received >= 10, 10, what="the byte bound")
+        time.sleep(1.0)
+        assert w.worker.stats.received <= 12  # 1 MiB / 100 KB, and one inside on_message
+        blocker.rollback()
+    infos[-1].wait_for_publish(10)
+    wait_until(
+        lambda: count(registry_db, "SELECT count(*) FROM sensor_readings") == 40,
+        20,
+        what="all 40 rows after the stall",
+    )
+    pub.loop_stop()
+    w.close()
+
+
 def test_database_connection_lost_mid_stream_loses_nothing(
     start_worker: Callable[..., RunningWorker], registry_db: str, mqtt_url: str, topic_prefix: str
 ) -> None:
