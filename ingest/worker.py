@@ -62,8 +62,11 @@ MAIN, GUARD = 0, 1
 class SweepHook(RuleHook, Protocol):
     """A rule engine that also sweeps for silent sensors (the offline rule)."""
 
-    def sweep(self, conn: psycopg.Connection[Any], now: datetime) -> int:
-        """Raise alarms for sensors that stopped reporting; return findings written."""
+    def sweep(
+        self, conn: psycopg.Connection[Any], now: datetime, listening_since: datetime | None = None
+    ) -> int:
+        """Raise alarms for sensors and cameras that stopped reporting (silence counted from
+        ``listening_since`` at the earliest); return findings written."""
         ...
 
 
@@ -204,6 +207,10 @@ class IngestWorker:
         self._client: mqtt.Client | None = None
         self._topics: dict[bytes, str] = {}  # topic bytes -> text (decoding is per message)
         self._subscribed_gen = -1  # the connection on which the subscriptions were granted
+        # When this worker could hear the devices again (its subscriptions granted; None while
+        # disconnected): the offline sweeps count silence from here at the earliest, so an
+        # ingest or broker outage is not every sensor and camera of the region gone silent.
+        self._listening_since: datetime | None = None
         self.guard: GapGuard | None = None
         if settings.group and settings.guard:
             self.guard = GapGuard(common, settings, self._submit_guarded)
@@ -257,6 +264,7 @@ class IngestWorker:
             return
         with self._ack_lock:
             self._subscribed_gen = self._gen
+            self._listening_since = utcnow()
         self._publish_marker(client)
 
     def _publish_marker(self, client: mqtt.Client) -> None:
@@ -275,6 +283,7 @@ class IngestWorker:
     ) -> None:
         with self._ack_lock:
             self._gen += 1
+            self._listening_since = None
         self.connected.clear()
         self.stats.broker_disconnects += 1
         if not self.stop.is_set():
@@ -560,11 +569,12 @@ class IngestWorker:
                 conn = self._connection()
                 self.directory.refresh(conn)
                 conn.commit()
-            if mono - last["sweep"] >= s.sweep_interval_s:
+            listening_since = self._listening_since
+            if mono - last["sweep"] >= s.sweep_interval_s and listening_since is not None:
                 last["sweep"] = mono
                 conn = self._connection()
                 with conn.transaction():
-                    n = self.rules.sweep(conn, utcnow())
+                    n = self.rules.sweep(conn, utcnow(), listening_since)
                     if n:
                         conn.execute("NOTIFY bk_findings")
                 with self._stats_lock:

@@ -17,7 +17,7 @@ workers sweeping at once (alarm and finding keys make a repeat a no-op).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -35,7 +35,8 @@ CAMERA_OFFLINE_TIER = 2
 _CAMERAS = """
 cams AS (
     SELECT c.id, c.site_id, c.box_id, b.status_received_at AS heard, b.status_at,
-           b.status_received_at < %(now)s - make_interval(secs => %(after_s)s) AS silent,
+           greatest(b.status_received_at, %(since)s)
+               < %(now)s - make_interval(secs => %(after_s)s) AS silent,
            e.cam ->> 'problem' AS problem,
            COALESCE(e.cam ->> 'online' = 'false', false) AS reported_offline
     FROM cameras AS c
@@ -102,14 +103,21 @@ ON CONFLICT (finding_key) DO NOTHING
 
 
 def sweep_cameras(
-    conn: psycopg.Connection[Any], now: datetime, after_s: float = BOX_OFFLINE_AFTER_S
+    conn: psycopg.Connection[Any],
+    now: datetime,
+    after_s: float = BOX_OFFLINE_AFTER_S,
+    listening_since: datetime | None = None,
 ) -> int:
     """Raise and clear ``camera_offline`` alarms; NOTIFY bk_findings if any finding was written.
+
+    Silence is counted from ``listening_since`` at the earliest (when the sweeping worker
+    could hear the boxes again), so an ingest or broker outage is not every box gone dark.
 
     Runs in its own transaction on ``conn`` (which must not be inside one). Returns the
     findings rows written (raised plus cleared).
     """
-    params = {"now": now, "after_s": float(after_s), "tier": CAMERA_OFFLINE_TIER}
+    since = listening_since or datetime.min.replace(tzinfo=UTC)
+    params = {"now": now, "after_s": float(after_s), "tier": CAMERA_OFFLINE_TIER, "since": since}
     with conn.transaction():
         cleared = max(conn.execute(_CLEAR, params).rowcount, 0)
         raised = max(conn.execute(_RAISE, params).rowcount, 0)

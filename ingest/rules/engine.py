@@ -178,11 +178,13 @@ class RuleEngine:
         save_states(cur, changed, now)
         return written
 
-    def sweep(self, conn: psycopg.Connection[Any], now: datetime) -> int:
+    def sweep(
+        self, conn: psycopg.Connection[Any], now: datetime, listening_since: datetime | None = None
+    ) -> int:
         """Raise ``sensor_offline`` alarms, raise and clear ``camera_offline`` alarms and judge
         closed disinfection windows (each in its own transaction); NOTIFY bk_findings if any."""
         return (
-            sweep_offline(conn, now)
-            + sweep_cameras(conn, now, self._box_offline_after_s)
+            sweep_offline(conn, now, listening_since)
+            + sweep_cameras(conn, now, self._box_offline_after_s, listening_since)
             + sweep_disinfection(conn, now)
         )

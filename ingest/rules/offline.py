@@ -9,7 +9,7 @@ reporting, and a gateway replaying a backlog of old readings has just been heard
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -32,7 +32,7 @@ WITH cand AS (
            COALESCE((s.params->>'offline_tier')::int, 2) AS tier
     FROM sensors AS s
     WHERE s.active
-      AND COALESCE(s.last_received_at, s.updated_at) < %(now)s
+      AND greatest(COALESCE(s.last_received_at, s.updated_at), %(since)s) < %(now)s
           - make_interval(secs => COALESCE((s.params->>'offline_after_s')::int, 600))
       AND NOT EXISTS (SELECT 1 FROM alarms AS a
                       WHERE a.sensor_id = s.id AND a.rule = 'sensor_offline'
@@ -63,17 +63,23 @@ ON CONFLICT (finding_key) DO NOTHING
 """
 
 
-def sweep_offline(conn: psycopg.Connection[Any], now: datetime) -> int:
+def sweep_offline(
+    conn: psycopg.Connection[Any], now: datetime, listening_since: datetime | None = None
+) -> int:
     """Raise ``sensor_offline`` for active sensors silent past ``offline_after_s``; NOTIFY if any.
 
-    Silent means no new reading arrived (receive time, not reading time) for that long;
-    the alarm starts at the last arrival (or at registration, ``never_seen``).
+    Silent means no new reading arrived (receive time, not reading time) for that long,
+    counted from ``listening_since`` at the earliest (when the sweeping worker could hear the
+    sensors again: after an ingest or broker outage the sensors are not all silent, the
+    platform was deaf); the alarm starts at the last arrival (or at registration,
+    ``never_seen``).
 
     Runs in its own transaction on ``conn`` (which must not be inside one); safe with
     several workers sweeping at once. Returns the findings rows written.
     """
     with conn.transaction():
-        cur = conn.execute(_SWEEP, {"now": now})
+        since = listening_since or datetime.min.replace(tzinfo=UTC)
+        cur = conn.execute(_SWEEP, {"now": now, "since": since})
         n = max(cur.rowcount, 0)
         if n:
             conn.execute("NOTIFY bk_findings")

@@ -164,3 +164,19 @@ def test_a_retained_status_replayed_on_resubscribing_does_not_revive_a_dead_box(
         BatchWriter._write_statuses(cur, [replay])
     assert sweep_cameras(conn, T0 + timedelta(minutes=6), 120) == 0
     assert [a[1] for a in alarms(conn)] == ["active", "active"]
+
+
+def test_silence_is_counted_from_when_ingest_could_hear_again(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """After an ingest or broker outage of an hour every box's last status is an hour old:
+    the box was not silent, the platform was deaf. Silence counts from the worker's
+    subscription at the earliest, so nothing is raised unless the box stays quiet after it."""
+    write(conn, status(T0), T0)
+    back = T0 + timedelta(hours=1)  # the worker subscribed again
+    assert sweep_cameras(conn, back + timedelta(seconds=5), 120, listening_since=back) == 0
+    assert alarms(conn) == []
+    # the box really is gone: two minutes after ingest could hear it again, it is offline,
+    # and the alarm starts where the box was last heard
+    assert sweep_cameras(conn, back + timedelta(seconds=121), 120, listening_since=back) == 2
+    assert {a[2] for a in alarms(conn)} == {T0}

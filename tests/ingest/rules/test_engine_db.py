@@ -344,6 +344,21 @@ def test_offline_sweep_raises_once_and_clears_when_a_reading_arrives(
     ]
 
 
+def test_an_ingest_outage_is_not_every_sensor_gone_silent(conn: psycopg.Connection[Any]) -> None:
+    """After an hour without ingest, every sensor's last arrival is an hour old: the sensors
+    were not silent, nobody was listening. Silence counts from the worker's subscription."""
+    engine = engine_for(conn)
+    now = datetime.now(UTC).replace(microsecond=0)
+    for sid in ("fridge-1", "fridge-2", "hot-1"):
+        batch(conn, engine, sid, [(0, 5.0 if sid != "hot-1" else 65.0, False, None)], now)
+    back = now + timedelta(hours=1)
+    assert engine.sweep(conn, back + timedelta(seconds=10), listening_since=back) == 0
+    # fridge-2 (300 s) stays quiet once ingest listens again: offline, from its last arrival
+    assert engine.sweep(conn, back + timedelta(seconds=301), listening_since=back) == 1
+    (a,) = alarms(conn, "sensor_offline")
+    assert (a[1], a[5]) == ("fridge-2", now)
+
+
 def test_sensor_with_a_lagging_clock_is_not_offline_while_it_reports(
     conn: psycopg.Connection[Any],
 ) -> None:
