@@ -101,32 +101,49 @@ def run_escalation(conn: Conn, *, now: datetime, settings: ApiSettings, limit: i
     """Perform every escalation step due at ``now``; return how many steps this call did.
 
     Safe to run from any number of workers at once: each ticket is handled under
-    ``FOR UPDATE SKIP LOCKED`` and each step is recorded once by its primary key.
+    ``FOR UPDATE SKIP LOCKED`` and each step is recorded once by its primary key. Tickets are
+    read ``limit`` at a time in deadline order, page after page, and a ticket whose ladder is
+    complete for its cycle (its last step done, and acknowledged or its director told) is
+    not read at all: with one fixed page, 500 old tickets overdue and past their last step
+    filled it on every poll, and no newer ticket got its reminder or warning again.
     """
     earliest = now - timedelta(hours=settings.unack_after_h)
-    with conn.cursor() as cur:
-        ids = [
-            int(r[0])
-            for r in cur.execute(
-                """SELECT id FROM tickets
-                   WHERE status = ANY(%(unresolved)s)
-                     AND (due_at - make_interval(secs => %(before)s) <= %(now)s
-                          OR (acknowledged_at IS NULL
-                              AND coalesce(reopened_at, opened_at) <= %(earliest)s))
-                   ORDER BY due_at, id LIMIT %(limit)s""",
-                {
-                    "unresolved": list(_UNRESOLVED),
-                    "before": settings.reminder_before_h * 3600,
-                    "now": now,
-                    "earliest": earliest,
-                    "limit": limit,
-                },
-            ).fetchall()
-        ]
     done = 0
-    for ticket_id in ids:
-        done += _escalate_ticket(conn, ticket_id, now=now, settings=settings)
-    return done
+    after: tuple[datetime, int] | None = None
+    while True:
+        rows = conn.execute(
+            """SELECT t.due_at, t.id FROM tickets AS t
+               WHERE t.status = ANY(%(unresolved)s)
+                 AND (t.due_at - make_interval(secs => %(before)s) <= %(now)s
+                      OR (t.acknowledged_at IS NULL
+                          AND coalesce(t.reopened_at, t.opened_at) <= %(earliest)s))
+                 AND NOT (
+                     EXISTS (SELECT 1 FROM escalation_steps AS e
+                             WHERE e.ticket_id = t.id AND e.cycle = t.reopened_count
+                               AND e.step = CASE WHEN t.tier = 1 THEN 'red_card'
+                                                 ELSE 'regulator' END)
+                     AND (t.acknowledged_at IS NOT NULL
+                          OR EXISTS (SELECT 1 FROM escalation_steps AS e
+                                     WHERE e.ticket_id = t.id AND e.cycle = t.reopened_count
+                                       AND e.step = 'director')))
+                 AND (%(after_due)s::timestamptz IS NULL
+                      OR (t.due_at, t.id) > (%(after_due)s::timestamptz, %(after_id)s::bigint))
+               ORDER BY t.due_at, t.id LIMIT %(limit)s""",
+            {
+                "unresolved": list(_UNRESOLVED),
+                "before": settings.reminder_before_h * 3600,
+                "now": now,
+                "earliest": earliest,
+                "limit": limit,
+                "after_due": after[0] if after else None,
+                "after_id": after[1] if after else None,
+            },
+        ).fetchall()
+        for _due, ticket_id in rows:
+            done += _escalate_ticket(conn, int(ticket_id), now=now, settings=settings)
+        if len(rows) < limit:
+            return done
+        after = (rows[-1][0], int(rows[-1][1]))
 
 
 def _escalate_ticket(conn: Conn, ticket_id: int, *, now: datetime, settings: ApiSettings) -> int:

@@ -228,3 +228,26 @@ def test_deadline_overrides_by_rule_and_region(
     process_findings(conn, now=T0, settings=loop_settings)
     row = conn.execute("SELECT due_at - opened_at FROM tickets WHERE rule = 'no_mask'").fetchone()
     assert row == (timedelta(hours=8),)
+
+
+@pytest.mark.usefixtures("loop_registry")
+def test_old_tickets_past_their_last_step_do_not_starve_newer_ones(
+    conn: psycopg.Connection[Any], loop_settings: ApiSettings
+) -> None:
+    """Tickets overdue and past their last step stay unresolved for days. With one fixed page
+    of the oldest, a page full of them held every newer ticket's reminder back for good."""
+    for i in range(3):
+        insert_finding(conn, key=f"alarm:old{i}:raised", subject=f"old-{i}", notify=False)
+    process_findings(conn, now=T0, settings=loop_settings)
+    old = [int(r[0]) for r in conn.execute("SELECT id FROM tickets ORDER BY id")]
+    due = _ticket(conn, old[0])[2]
+    later = due + timedelta(days=2)
+    assert run_escalation(conn, now=later, settings=loop_settings, limit=2) == 3 * 4
+    # a new ticket, opened later: its steps must come although the old ones are still open
+    insert_finding(conn, key="alarm:new:raised", subject="new-1", occurred_at=later, notify=False)
+    process_findings(conn, now=later, settings=loop_settings)
+    new = int(conn.execute("SELECT max(id) FROM tickets").fetchone()[0])  # type: ignore[index]
+    new_due = _ticket(conn, new)[2]
+    assert run_escalation(conn, now=new_due, settings=loop_settings, limit=2) >= 2
+    assert {"reminder", "warning"} <= set(_steps(conn, new))
+    assert all(len(_steps(conn, t)) == 4 for t in old)
