@@ -166,6 +166,11 @@ class ApiSettings(BaseSettings):
             raise ValueError("red_card_after_d must not be before yellow_card_after_d")
         if self.backoff_base_s > self.backoff_max_s:
             raise ValueError("backoff_base_s must not exceed backoff_max_s")
+        if self.send_lease_s < 2 * max(self.smtp_timeout_s, self.webhook_timeout_s):
+            raise ValueError(
+                "send_lease_s must be at least twice the slowest channel timeout "
+                "(smtp_timeout_s, webhook_timeout_s): a send outliving its lease is sent twice"
+            )
         if (self.s3_access_key is None) != (self.s3_secret_key is None):
             raise ValueError("set both s3_access_key and s3_secret_key, or neither")
         return self

@@ -236,7 +236,9 @@ def apply_action(
                 build=lambda link: ticket_event(facts, t.event, note=note, ack_link=link),
                 now=now,
                 settings=settings,
-                with_ack_link=t.event in ("rejected", "reopened"),
+                # an acknowledge link only where acknowledging is the next step: a rejected
+                # rectification is done again in the console, not acknowledged
+                with_ack_link=t.event == "reopened",
             )
     logger.info(
         "ticket %s: %s by %s (%s → %s)",

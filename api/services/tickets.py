@@ -72,7 +72,14 @@ class Outcome:
 
     finding_id: int
     action: Literal[
-        "opened", "occurrence", "close_proposed", "no_ticket", "error", "deferred", "review"
+        "opened",
+        "occurrence",
+        "close_proposed",
+        "no_ticket",
+        "stale_clear",
+        "error",
+        "deferred",
+        "review",
     ]
     ticket_id: int | None = None
 
@@ -404,6 +411,18 @@ def _propose_close(conn: Conn, finding: Finding, *, now: datetime) -> Outcome:
         )
         return Outcome(finding.id, "no_ticket")
     ticket_id = existing[0]
+    later = conn.execute(
+        """SELECT 1 FROM findings
+           WHERE ticket_id = %s AND id > %s AND kind <> 'alarm_cleared' LIMIT 1""",
+        (ticket_id, finding.id),
+    ).fetchone()
+    if later is not None:
+        # A newer raise (another alarm of the subject) was counted on the ticket before this
+        # older clear came through, as engines working off a backlog may order them: the
+        # problem is back, so the ticket is not proposed for closing. Ids, not times: an
+        # offline alarm's clear can carry an earlier time than its raise.
+        _event(conn, ticket_id, now, "alarm_cleared", finding)
+        return Outcome(finding.id, "stale_clear", ticket_id)
     conn.execute(
         "UPDATE tickets SET close_proposed_at = %s WHERE id = %s",
         (now, ticket_id),

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from pydantic import ValidationError
 
 from api.services.notify.base import Channel, OutgoingMessage
 from api.services.notify.channels import build_channels, close_channels
@@ -256,3 +257,16 @@ def test_backoff_jitter_stays_in_band() -> None:
     assert min(values) >= 8 * 0.8
     assert max(values) <= 8 * 1.2
     assert len(set(values)) > 100  # actually spread
+
+
+def test_a_dispatch_leases_no_more_than_it_can_send_within_its_lease() -> None:
+    """Results are recorded after the whole batch: 100 rows, 8 at a time, at a 10 s SMTP
+    timeout outlived the 60 s lease and another replica sent them again."""
+    from api.services.notify.dispatcher import claim_limit
+
+    s = ApiSettings()  # lease 60 s, slowest channel 10 s, 8 senders: 3 rounds in half a lease
+    assert claim_limit(s) == 24
+    assert claim_limit(s, 5) == 5
+    assert claim_limit(ApiSettings(send_lease_s=600, batch_size=100)) == 100
+    with pytest.raises(ValidationError, match="send_lease_s"):
+        ApiSettings(send_lease_s=15)

@@ -181,6 +181,18 @@ def test_whole_life_with_rejection_and_reopen(
         "opened", "acknowledged", "rectified", "rejected", "rectified", "verified", "reopened",
     ]  # fmt: skip
     assert timeline[3] == ("rejected", "director-user", "door seal still broken")
+    # the officer's notice of a rejection has no acknowledge link (a rejected ticket is
+    # rectified again, not acknowledged: the link led to a page with nothing to press);
+    # the notice of a reopened ticket has one
+    links = dict(
+        conn.execute(
+            "SELECT split_part(dedupe_key, ':', 3), bool_or(body LIKE '%%/api/v1/ack/%%')"
+            " FROM notifications WHERE ticket_id = %s"
+            " AND split_part(dedupe_key, ':', 3) IN ('rejected', 'reopened') GROUP BY 1",
+            (tid,),
+        ).fetchall()
+    )
+    assert links == {"rejected": False, "reopened": True}
     attached = conn.execute(
         "SELECT sha256, e.kind FROM ticket_evidence te JOIN ticket_events e ON e.id = te.event_id "
         "WHERE te.ticket_id = %s ORDER BY te.id",

@@ -358,3 +358,27 @@ def test_a_silent_edge_box_opens_a_camera_offline_ticket_that_its_return_propose
         " WHERE rule = 'camera_offline'"
     ).fetchone()
     assert minutes == (120,)
+
+
+def test_an_older_clear_after_a_newer_raise_does_not_propose_closing(
+    conn: psycopg.Connection[Any], settings: ApiSettings
+) -> None:
+    """Engines working off a backlog: alarm 1 raised and cleared, alarm 2 raised, and the
+    second raise is counted before the first clear comes through. The problem is back: the
+    clear must not propose closing the ticket (nor leave alarm 2's excursion unticketed)."""
+    from api.services.tickets import process_one
+
+    insert_finding(conn, key="alarm:1:raised", payload={"alarm_id": 1})
+    clear = insert_finding(
+        conn, key="alarm:1:cleared", kind="alarm_cleared", payload={"alarm_id": 1}
+    )
+    insert_finding(conn, key="alarm:2:raised", payload={"alarm_id": 2})
+    for _ in range(2):  # the two raises, the clear held by another engine meanwhile
+        out = process_one(conn, now=NOW, settings=settings, skip=[clear])
+        assert out is not None
+    out = process_one(conn, now=NOW, settings=settings)
+    assert out is not None
+    assert (out.finding_id, out.action) == (clear, "stale_clear")
+    [t] = _tickets(conn)
+    assert t[11] == 2  # two occurrences
+    assert t[13] is None  # not proposed for closing

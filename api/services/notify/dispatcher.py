@@ -67,6 +67,16 @@ def backoff_delay_s(
     return float(min(max_s, max(0.0, raw * spread)))
 
 
+def claim_limit(settings: ApiSettings, limit: int | None = None) -> int:
+    """How many rows one dispatch may lease: no more than its senders can finish, at the
+    slowest channel's timeout, within half the lease. Results are recorded after the whole
+    batch; 100 rows sent 8 at a time against a slow endpoint took longer than the 60 s
+    lease, and another replica claimed and sent them again (no channel deduplicates)."""
+    slowest = max(settings.smtp_timeout_s, settings.webhook_timeout_s)
+    rounds = max(1, int(settings.send_lease_s / 2 // slowest))
+    return max(1, min(limit or settings.batch_size, settings.send_concurrency * rounds))
+
+
 def claim_due(conn: Conn, *, now: datetime, settings: ApiSettings, limit: int) -> list[Claimed]:
     """Lease up to ``limit`` due pending notifications (committed before returning)."""
     lease_until = now + timedelta(seconds=settings.send_lease_s)
@@ -198,7 +208,7 @@ def dispatch_due(
     Sends run in parallel (``settings.send_concurrency``), outside any database lock.
     """
     t0 = time.monotonic()
-    claimed = claim_due(conn, now=now, settings=settings, limit=limit or settings.batch_size)
+    claimed = claim_due(conn, now=now, settings=settings, limit=claim_limit(settings, limit))
     if not claimed:
         return 0
     rng = rng or random.Random()
