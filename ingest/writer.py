@@ -114,7 +114,12 @@ def is_transient(exc: BaseException, conn: psycopg.Connection[Any]) -> bool:
     cannot encode, a statement the content makes too large) is the content's fault."""
     if conn.closed or conn.broken:
         return True
-    if isinstance(exc, psycopg.errors.ProgramLimitExceeded):
+    if isinstance(
+        exc, psycopg.errors.ProgramLimitExceeded | psycopg.errors.ConfigurationLimitExceeded
+    ):
+        # a limit the content crossed (TimescaleDB's cap on rows decompressed to check a
+        # batch against compressed chunks is a 53400, an OperationalError): retried whole
+        # it fails for ever; bisected, the smaller batches pass
         return False
     return isinstance(
         exc,

@@ -363,6 +363,26 @@ def claim_bundle(
                 rows += 1
         zf.writestr("sensors.csv", trace.getvalue())
         files.append("sensors.csv")
+        hourly = 0
+        if rows == 0:
+            # Raw readings are kept 400 days on TimescaleDB (retention), the hourly rollup
+            # longer: a claim about an older incident carries the hourly trace instead of an
+            # empty file, and the manifest says which it is.
+            hourly_trace = io.StringIO()
+            hw = csv.writer(hourly_trace)
+            hw.writerow(["sensor_id", "hour", "temp_min", "temp_avg", "temp_max", "n"])
+            for rec in conn.execute(
+                """SELECT h.sensor_id, h.bucket, h.temp_min, h.temp_avg, h.temp_max, h.n
+                   FROM readings_1h h JOIN sensors s ON s.id = h.sensor_id
+                   WHERE s.site_id = %s AND h.bucket > %s AND h.bucket <= %s
+                   ORDER BY h.sensor_id, h.bucket""",
+                (incident.site_id, lo - timedelta(hours=1), hi),
+            ):
+                hw.writerow([rec[0], rec[1].isoformat(), *rec[2:]])
+                hourly += 1
+            if hourly:
+                zf.writestr("sensors_hourly.csv", hourly_trace.getvalue())
+                files.append("sensors_hourly.csv")
         manifest = {
             "schema_version": 1,
             "generated_at": now,
@@ -377,6 +397,8 @@ def claim_bundle(
             ).fetchall(),
             "tickets": [t["ticket_no"] for t in tickets],
             "sensor_readings": rows,
+            "sensor_hours": hourly,
+            "sensor_trace": "raw" if rows else ("hourly" if hourly else "none"),
             "evidence_missing": missing,
             "files": files,
         }

@@ -361,3 +361,44 @@ def test_a_claim_moves_on_step_by_step_and_its_history_travels_with_the_bundle(
         client.post("/api/v1/incidents/999999/claim", json={"claim_status": "filed"}).status_code
         == 404
     )
+
+
+def test_a_claim_about_an_incident_past_raw_retention_carries_the_hourly_trace(
+    client: TestClient, conn: psycopg.Connection[Any]
+) -> None:
+    """TimescaleDB keeps raw readings 400 days and the hourly rollup longer: a claim bundle
+    about an older incident shipped an empty sensors.csv and said nothing. Now it carries the
+    hourly trace, and the manifest says which trace it is."""
+    client.post("/api/v1/policies", json=POLICY_2026)
+    at = T0 + timedelta(hours=6)
+    timescale = conn.execute(
+        "SELECT bool_or(path = 'timescale') FROM schema_migrations"
+    ).fetchone() == (True,)
+    if timescale:  # the rollup outlives the raw chunk it was made from
+        _readings(conn, at)
+        conn.execute(
+            "CALL refresh_continuous_aggregate('readings_1h', %s, %s)",
+            (at - timedelta(days=2), at + timedelta(days=2)),
+        )
+        conn.execute("DELETE FROM sensor_readings WHERE sensor_id = 'fridge-1'")
+    else:  # the writer's rollup rows, the raw rows gone
+        for k in range(-30, 31):
+            conn.execute(
+                "INSERT INTO readings_1h_store (sensor_id, bucket, temp_min, temp_sum,"
+                " temp_max, n) VALUES ('fridge-1', %s, 3, 8, 5, 2)",
+                (at.replace(minute=0) + timedelta(hours=k),),
+            )
+    incident = client.post(
+        "/api/v1/incidents",
+        json={"site_id": "school-001", "occurred_at": at.isoformat(), "kind": "illness"},
+    ).json()
+    zf = zipfile.ZipFile(
+        io.BytesIO(client.get(f"/api/v1/incidents/{incident['id']}/bundle.zip").content)
+    )
+    manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["sensor_readings"] == 0
+    assert manifest["sensor_trace"] == "hourly"
+    hours = list(csv.DictReader(io.StringIO(zf.read("sensors_hourly.csv").decode())))
+    assert len(hours) == manifest["sensor_hours"] >= 48
+    assert {h["sensor_id"] for h in hours} == {"fridge-1"}
+    assert "sensors_hourly.csv" in manifest["files"]

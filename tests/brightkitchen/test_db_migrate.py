@@ -219,11 +219,11 @@ def test_timescale_migrations_rerun_on_a_complete_database(path_db: PathDb) -> N
             "   OR proc_name = 'bk_precreate_reading_chunks' "
             "GROUP BY proc_name ORDER BY proc_name"
         ).fetchall()
-    assert jobs == [
+    assert jobs == [  # compression and retention of sensor_readings and cabinet_power
         ("bk_precreate_reading_chunks", 1),
-        ("policy_compression", 1),
+        ("policy_compression", 2),
         ("policy_refresh_continuous_aggregate", 2),
-        ("policy_retention", 1),
+        ("policy_retention", 2),
     ]
 
 
@@ -235,6 +235,7 @@ _RERUNNABLE = re.compile(
         |SELECT\ remove_\w+_policy\('\w+',\ true\)
         |SELECT\ (create_hypertable|add_\w+_policy)\(.*if_not_exists\ =>\ true
         |DO\ \$\$.*(IF\ NOT\ EXISTS|if_not_exists\ =>\ true)
+        |DO\ \$\$\ BEGIN\ EXECUTE\ format\(\ 'ALTER\ DATABASE\ %I\ SET
         |CALL\ bk_precreate_reading_chunks)""",
     re.VERBOSE | re.DOTALL,
 )

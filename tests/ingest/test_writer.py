@@ -327,3 +327,16 @@ def test_a_lost_connection_is_not_a_bad_message(
         w.write(conn, [_unchecked_reading(i) for i in range(10)])
     assert count(registry_db, "SELECT count(*) FROM dead_letters") == 0
     assert count(registry_db, "SELECT count(*) FROM sensor_readings") == 0
+
+
+def test_a_limit_the_content_crossed_is_not_retried_whole(conn: psycopg.Connection[Any]) -> None:
+    """TimescaleDB's cap on rows decompressed to check a batch against compressed chunks is
+    SQLSTATE 53400, an OperationalError: taken as passing, the batch was retried for ever.
+    It is the content's (the batch is split until the parts pass); a lost server is not."""
+    from ingest.writer import is_transient
+
+    cap = psycopg.errors.ConfigurationLimitExceeded("tuple decompression limit exceeded")
+    assert not is_transient(cap, conn)
+    assert not is_transient(psycopg.errors.ProgramLimitExceeded("too big"), conn)
+    assert is_transient(psycopg.errors.AdminShutdown("bye"), conn)
+    assert is_transient(psycopg.errors.DeadlockDetected("again"), conn)
