@@ -341,6 +341,13 @@ def test_site_charts_cameras_ticket_curve_and_one_risk_number(
                        'cleared', %s, %s, %s, 12.2)""",
             (opened - timedelta(minutes=30), opened, opened + timedelta(hours=1)),
         )
+        conn.execute(  # the camera's box went silent: the camera is offline, by name
+            """INSERT INTO alarms (alarm_key, site_id, camera_id, rule, tier, status, started_at,
+                                   raised_at, details)
+               VALUES ('cam-e1:camera_offline:x', 'east-1', 'cam-e1', 'camera_offline', 2,
+                       'active', now() - interval '10 minutes', now(),
+                       '{"reason": "box_silent"}')"""
+        )
     sign_in_as(b, c, "reg-east", "/console/")
     find(b, "tr[data-site-id='east-1'] td:last-child")
     overview_risk = text(b, "tr[data-site-id='east-1'] td:last-child")
@@ -355,7 +362,9 @@ def test_site_charts_cameras_ticket_curve_and_one_risk_number(
     assert "site_id=east-1" in (attr(b, "#dis-ledger", "href") or "")
     camera = find(b, "li[data-camera-id='cam-e1']")
     assert "凉菜专间" in camera.text
-    assert camera.get_attribute("data-state") in {"online", "offline", "frozen", "unknown"}
+    assert camera.get_attribute("data-state") == "offline"  # its camera_offline alarm
+    offline = [li.text for li in b.find_elements(By.CSS_SELECTOR, "#site-alarms li")]
+    assert any("视频离线" in x and "凉菜专间" in x for x in offline), offline
     # hover shows the value under the cursor in the legend
     canvas = find(b, "li[data-sensor-id='fridge-e1'] .u-over")
     ActionChains(b).move_to_element(canvas).perform()

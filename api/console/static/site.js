@@ -114,7 +114,10 @@ export async function renderSite(main, siteId) {
   const cards = await Promise.all(sensors.map((s) => sensorCard(s, now, recentAlarms.data)));
   const stored = summary.risk[siteId] || null; // the number the overview shows too
   const hist = [...risk.history].reverse();
-  const deviceNames = Object.fromEntries(sensors.map((x) => [x.id, x.name || profileLabel(x.profile)]));
+  const deviceNames = Object.fromEntries([
+    ...sensors.map((x) => [x.id, x.name || profileLabel(x.profile)]),
+    ...cameras.map((c) => [c.id, c.name || t("camera")]), // camera_offline alarms name their camera
+  ]);
   const profiles = Object.fromEntries(sensors.map((x) => [x.id, x.profile]));
   onLiveView((ev) => ev.site_id === siteId, refresh);
   document.title = `${site.name} · ${t("app_title")}`;
@@ -137,7 +140,7 @@ export async function renderSite(main, siteId) {
       h("section", { class: "card", "aria-labelledby": "alarms-h" },
         h("h2", { id: "alarms-h" }, t("alarms")),
         alarms.data.length ? h("ul", { id: "site-alarms" }, alarms.data.map((a) => h("li", { dataset: { alarmId: a.id } },
-          h("strong", {}, ruleLabel(a.rule, profiles[a.sensor_id])), ` · ${deviceNames[a.sensor_id] || t("device")} · ${fmtTime(a.raised_at)}`,
+          h("strong", {}, ruleLabel(a.rule, profiles[a.sensor_id])), ` · ${deviceNames[a.sensor_id ?? a.camera_id] || t("device")} · ${fmtTime(a.raised_at)}`,
           a.peak_temp_c !== null ? ` · ${fmtNum(a.peak_temp_c)} °C` : "",
           a.ticket_id ? [" · ", h("a", { href: `${BASE}/tickets/${a.ticket_id}`, "data-link": true }, t("to_ticket"))] : null)))
           : h("p", {}, t("no_alarms")))),
