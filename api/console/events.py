@@ -6,7 +6,11 @@ moments as one event (``event: alarm`` etc., JSON data: kind, site_id, id, rule,
 subject); ``resync`` asks the page to reload its data after a gap. A comment line is
 sent every ``PING_S`` seconds so proxies keep the connection, and the stream ends
 after ``MAX_STREAM_S``: the browser reconnects by itself with ``Last-Event-ID``, the
-token is checked again and missed events are replayed.
+token is checked again and missed events are replayed. The token is also checked before
+every event and ping (the auth cache, cleared on sign-out, disable, password reset,
+revocation and grant changes): a signed-out or disabled user's open stream, or one whose
+scope changed, ends there instead of running out its minute. Edge-box (device) tokens are
+refused, as on every human route.
 
 The stream holds no database connection: the token is resolved (or taken from the
 auth cache) before it starts, with a pooled connection returned at once.
@@ -25,8 +29,10 @@ from fastapi.responses import StreamingResponse
 from psycopg_pool import ConnectionPool
 
 from api.auth.cache import AuthCache, CachedAuth
+from api.auth.device import device_refused
 from api.auth.passwords import token_hash
 from api.auth.resolve import resolve_scope
+from api.auth.scope import Role
 from api.auth.users import token_principal
 from api.console.live import RESYNC, LiveEvent, LiveHub, Subscription, live_lifespan
 from api.deps import SESSION_COOKIE, unauthorized
@@ -73,10 +79,25 @@ async def stream_auth(request: Request) -> CachedAuth:
     return entry
 
 
+async def _still_valid(request: Request, opened: CachedAuth) -> bool:
+    """Whether the stream's token still signs in the same user with the same scope."""
+    try:
+        now = await stream_auth(request)
+    except HTTPException:
+        return False
+    return now.principal == opened.principal and now.scope == opened.scope
+
+
 async def frames(
-    request: Request, hub: LiveHub, sub: Subscription, *, max_s: float = MAX_STREAM_S
+    request: Request,
+    hub: LiveHub,
+    sub: Subscription,
+    *,
+    max_s: float = MAX_STREAM_S,
+    auth: CachedAuth | None = None,
 ) -> AsyncIterator[str]:
-    """The SSE frames of one subscription until the client leaves, the hub stops or time is up."""
+    """The SSE frames of one subscription until the client leaves, the hub stops, time is up
+    or (given ``auth``) the token no longer signs in the same user with the same scope."""
     try:
         yield f"retry: {RETRY_MS}\nid: {hub.last_id}\nevent: hello\ndata: {{}}\n\n"
         ends = time.monotonic() + max_s
@@ -86,8 +107,12 @@ async def frames(
             try:
                 event = await asyncio.wait_for(sub.queue.get(), timeout=min(PING_S, left))
             except TimeoutError:
+                if auth is not None and not await _still_valid(request, auth):
+                    return
                 yield ": ping\n\n"
                 continue
+            if auth is not None and event is not None and not await _still_valid(request, auth):
+                return
             if event is None:
                 return
             if sub.overflowed:  # events were dropped: the page reloads instead
@@ -106,12 +131,14 @@ async def live_events(
 ) -> StreamingResponse:
     """Live changes of your sites: alarms, tickets, capture reviews, violations (SSE)."""
     auth = await stream_auth(request)
+    if auth.principal.role is Role.DEVICE:  # a box watches nothing live (deny by default)
+        raise device_refused(request, auth.principal.username)
     hub: LiveHub | None = getattr(request.app.state, "live", None)
     if hub is None:
         raise HTTPException(status_code=503, detail="live updates are not running")
     sub = hub.subscribe(auth.scope, last_event_id)
     return StreamingResponse(
-        frames(request, hub, sub),
+        frames(request, hub, sub, auth=auth),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

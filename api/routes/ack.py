@@ -7,8 +7,9 @@ expires, once. GET renders a tiny page; POST acknowledges with the person as the
 from __future__ import annotations
 
 import html
-from typing import Annotated
+from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import HTMLResponse
 
@@ -81,6 +82,18 @@ def get_settings_dep(settings: SettingsDep) -> ApiSettings:
 Settings = Annotated[ApiSettings, Depends(get_settings_dep)]
 
 
+def _role_at(conn: psycopg.Connection[Any], site_id: str, person_id: str) -> Role | None:
+    """The person's highest role at the canteen now (None: no longer responsible there)."""
+    roles = {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT role FROM site_people WHERE site_id = %s AND person_id = %s",
+            (site_id, person_id),
+        ).fetchall()
+    }
+    return next((_ROLE_ORDER[r] for r in _ROLE_ORDER if r in roles), None)
+
+
 @router.get("/{token}", response_class=HTMLResponse, responses=_PAGES)
 def ack_page(token: TokenPath, conn: ConnDep, settings: Settings) -> HTMLResponse:
     """The page behind the link in a notice: what the ticket is, and one button."""
@@ -89,11 +102,14 @@ def ack_page(token: TokenPath, conn: ConnDep, settings: Settings) -> HTMLRespons
     except AckLinkError as exc:
         return _page("链接无效 Link not valid", html.escape(str(exc)), status=exc.status_code)
     row = conn.execute(
-        "SELECT ticket_no, title, status, due_at, rule FROM tickets WHERE id = %s",
+        "SELECT ticket_no, title, status, due_at, rule, site_id FROM tickets WHERE id = %s",
         (claim.ticket_id,),
     ).fetchone()
     if row is None:
         return _page("链接无效 Link not valid", "ticket not found", status=404)
+    if _role_at(conn, str(row[5]), claim.person_id) is None:
+        # someone who left the canteen keeps no window on its tickets until the link expires
+        return _page("链接无效 Link not valid", "no longer responsible here", status=403)
     used = conn.execute(
         "SELECT 1 FROM ack_link_uses WHERE signature = %s", (claim.signature,)
     ).fetchone()
@@ -127,14 +143,7 @@ def ack_submit(token: TokenPath, conn: ConnDep, settings: Settings) -> HTMLRespo
             ).fetchone()
             if site is None:
                 return _page("链接无效 Link not valid", "ticket not found", status=404)
-            roles = {
-                str(r[0])
-                for r in conn.execute(
-                    "SELECT role FROM site_people WHERE site_id = %s AND person_id = %s",
-                    (site[0], claim.person_id),
-                ).fetchall()
-            }
-            role = next((_ROLE_ORDER[r] for r in _ROLE_ORDER if r in roles), None)
+            role = _role_at(conn, str(site[0]), claim.person_id)
             if role is None:
                 return _page("链接无效 Link not valid", "no longer responsible here", status=403)
             first = conn.execute(

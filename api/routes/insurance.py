@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.responses import Response
 
 from api.auth.scope import Principal, Role
-from api.deps import ConnDep, ScopeDep, WriterUser, not_found, require_role
+from api.deps import ConnDep, CurrentUser, ScopeDep, WriterUser, not_found, require_role
 from api.input_types import IsoDateTime
 from api.routes.inspections import StoreDep
 from api.routes.risk import RiskSettingsDep
@@ -34,6 +34,12 @@ from bkcommon.timeutil import utcnow
 
 router = APIRouter(tags=["insurance"])
 
+
+def _own(user: Principal) -> str | None:
+    """The insurer whose policies an insurer's account reads (None: every policy in scope)."""
+    return user.insurer if user.role is Role.INSURER else None
+
+
 PolicyAdmin = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
 IncidentId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
@@ -55,19 +61,27 @@ def post_policy(
 
 
 @router.get("/policies", response_model=list[PolicyPublic])
-def get_policies(conn: ConnDep, scope: ScopeDep, site_id: str | None = None) -> list[PolicyPublic]:
-    """Policies of your sites, newest period first."""
-    return list_policies(conn=conn, scope=scope, site_id=site_id)
+def get_policies(
+    conn: ConnDep, scope: ScopeDep, user: CurrentUser, site_id: str | None = None
+) -> list[PolicyPublic]:
+    """Policies of your sites, newest period first (an insurer: its own policies only)."""
+    return list_policies(conn=conn, scope=scope, site_id=site_id, insurer=_own(user))
 
 
 @router.get(
     "/policies/in-force", response_model=PolicyPublic, responses=not_found("policy in force")
 )
 def get_policy_in_force(
-    conn: ConnDep, scope: ScopeDep, site_id: str, at: IsoDateTime | None = None
+    conn: ConnDep,
+    scope: ScopeDep,
+    user: CurrentUser,
+    site_id: str,
+    at: IsoDateTime | None = None,
 ) -> PolicyPublic:
-    """The site's policy in force at ``at`` (default now)."""
-    found = policy_in_force(conn=conn, site_id=site_id, at=at or utcnow(), scope=scope)
+    """The site's policy in force at ``at`` (default now; an insurer: only if it is theirs)."""
+    found = policy_in_force(
+        conn=conn, site_id=site_id, at=at or utcnow(), scope=scope, insurer=_own(user)
+    )
     if found is None:
         raise HTTPException(status_code=404, detail=f"no policy of {site_id} in force then")
     return found
@@ -163,11 +177,13 @@ def get_bundle(conn: ConnDep, scope: ScopeDep, store: StoreDep, incident_id: int
 
 @router.get("/insurance/risk-record", response_model=RiskRecordPublic, responses=not_found("site"))
 def get_risk_record(
-    conn: ConnDep, scope: ScopeDep, risk: RiskSettingsDep, site_id: str
+    conn: ConnDep, scope: ScopeDep, risk: RiskSettingsDep, user: CurrentUser, site_id: str
 ) -> RiskRecordPublic:
     """Read-only risk record of a site: open / overdue / repeated tickets, excursion minutes,
     camera and sensor uptime, inspections, incidents, policies and the score history."""
-    found = risk_record(conn=conn, site_id=site_id, scope=scope, now=utcnow(), settings=risk)
+    found = risk_record(
+        conn=conn, site_id=site_id, scope=scope, now=utcnow(), settings=risk, insurer=_own(user)
+    )
     if found is None:
         raise HTTPException(status_code=404, detail=f"site {site_id} not found")
     return found

@@ -152,27 +152,32 @@ def create_policy(*, conn: Conn, data: PolicyCreate, scope: SiteScope) -> Policy
     return PolicyPublic.model_validate(row)
 
 
-def list_policies(*, conn: Conn, scope: SiteScope, site_id: str | None) -> list[PolicyPublic]:
-    """Policies in scope, newest period first."""
+def list_policies(
+    *, conn: Conn, scope: SiteScope, site_id: str | None, insurer: str | None = None
+) -> list[PolicyPublic]:
+    """Policies in scope, newest period first; ``insurer``: only that insurer's (an insurer's
+    account reads its own policies, not a rival's premium on a canteen they both cover)."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"""SELECT {_POLICY_COLS} FROM policies
                 WHERE (%(site)s::text IS NULL OR site_id = %(site)s) AND {scope.clause()}
+                  AND (%(insurer)s::text IS NULL OR insurer = %(insurer)s)
                 ORDER BY starts_on DESC, id DESC""",
-            {"site": site_id, **scope.params()},
+            {"site": site_id, "insurer": insurer, **scope.params()},
         ).fetchall()
     return [PolicyPublic.model_validate(r) for r in rows]
 
 
 def policy_in_force(
-    *, conn: Conn, site_id: str, at: datetime, scope: SiteScope
+    *, conn: Conn, site_id: str, at: datetime, scope: SiteScope, insurer: str | None = None
 ) -> PolicyPublic | None:
-    """The site's policy in force at ``at``, or None."""
+    """The site's policy in force at ``at``, or None (``insurer``: only if it is theirs)."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             f"""SELECT {_POLICY_COLS} FROM policies
-                WHERE id = bk_policy_in_force(%(site)s, %(at)s) AND {scope.clause()}""",
-            {"site": site_id, "at": at, **scope.params()},
+                WHERE id = bk_policy_in_force(%(site)s, %(at)s) AND {scope.clause()}
+                  AND (%(insurer)s::text IS NULL OR insurer = %(insurer)s)""",
+            {"site": site_id, "at": at, "insurer": insurer, **scope.params()},
         ).fetchone()
     return None if row is None else PolicyPublic.model_validate(row)
 
@@ -434,9 +439,16 @@ class RiskRecordPublic(BaseModel):
 
 
 def risk_record(
-    *, conn: Conn, site_id: str, scope: SiteScope, now: datetime, settings: RiskSettings
+    *,
+    conn: Conn,
+    site_id: str,
+    scope: SiteScope,
+    now: datetime,
+    settings: RiskSettings,
+    insurer: str | None = None,
 ) -> RiskRecordPublic | None:
-    """The read-only risk record of one site; None when absent or out of scope."""
+    """The read-only risk record of one site; None when absent or out of scope. ``insurer``:
+    the policies listed are that insurer's only."""
     if not scope.allows(site_id):
         return None
     scores = compute(conn=conn, now=now, scope=scope, settings=settings, site_id=site_id)
@@ -448,7 +460,7 @@ def risk_record(
     return RiskRecordPublic(
         site_id=site_id,
         site_name=str(name[0]) if name else site_id,
-        policies=list_policies(conn=conn, scope=scope, site_id=site_id),
+        policies=list_policies(conn=conn, scope=scope, site_id=site_id, insurer=insurer),
         open_tickets=s.raw.open_tickets,
         overdue_tickets=s.raw.overdue_tickets,
         repeated_tickets=s.raw.repeated_tickets,

@@ -117,7 +117,15 @@ def test_acknowledge_from_a_phone_once(
         expires_at=utcnow() + timedelta(hours=1),
     )  # fmt: skip
     assert loop_client.post(f"/api/v1/ack/{stranger}").status_code == 403
+    assert loop_client.get(f"/api/v1/ack/{stranger}").status_code == 403  # the page too
     assert loop_client.get("/api/v1/ack/../../etc").status_code == 404
+    # someone who left the canteen: the link no longer shows the ticket's title and status
+    fresh = _link_token(conn, tid, "officer-1")
+    assert loop_client.get(f"/api/v1/ack/{fresh}").status_code == 200
+    conn.execute("DELETE FROM site_people WHERE person_id = 'officer-1'")
+    gone = loop_client.get(f"/api/v1/ack/{fresh}")
+    assert gone.status_code == 403
+    assert "ZG-" not in gone.text
 
 
 @pytest.mark.usefixtures("loop_registry")

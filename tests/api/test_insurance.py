@@ -211,6 +211,9 @@ def test_insurer_reads_the_risk_record_of_insured_sites_only_and_writes_nothing(
         json={"site_id": "school-001", "occurred_at": T0.isoformat(), "kind": "complaint"},
     )
     client.post("/api/v1/risk/compute")
+    # a rival's policy on the same canteen (a top-up cover): not PICC's to read
+    rival = {**POLICY_2026, "insurer": "Other Mutual", "policy_no": "OM-2026-7"}
+    assert client.post("/api/v1/policies", json=rival).status_code == 201
     token = make_user_token(conn, username="picc", role="insurer", insurer="PICC")
     other = make_user_token(conn, username="other", role="insurer", insurer="Ping An")
     app = create_app(app_settings, common=CommonSettings(database_url=db_url))
@@ -219,7 +222,9 @@ def test_insurer_reads_the_risk_record_of_insured_sites_only_and_writes_nothing(
         assert r.status_code == 200, r.text
         rec = r.json()
         assert (rec["open_tickets"], rec["overdue_tickets"]) == (1, 1)
-        assert rec["policies"][0]["policy_no"] == "PICC-2026-001"
+        assert [p["policy_no"] for p in rec["policies"]] == ["PICC-2026-001"]
+        listed = insurer.get("/api/v1/policies").json()
+        assert [p["policy_no"] for p in listed] == ["PICC-2026-001"]
         assert len(rec["incidents"]) == 1
         assert len(rec["history"]) == 1
         assert rec["camera_uptime"] == 1.0

@@ -371,3 +371,51 @@ def test_hub_reconnects_after_losing_its_connection_and_asks_for_a_resync(
         ev = next_event(lines, timeout=5)
         assert ev["event"] == "alarm"
         assert f'"id": {alarm}' in ev["data"]
+
+
+def test_a_stream_ends_when_its_user_signs_out_and_devices_get_none(
+    module_console: Console,
+) -> None:
+    """The token was checked only when the stream opened: after sign-out (or a disable) the
+    open stream went on delivering the canteen's events for up to its minute. And an edge
+    box's device token opened it although every other human route refuses devices."""
+    from api.auth.users import create_device
+
+    c = module_console
+    client = httpx.Client(base_url=c.url, timeout=httpx.Timeout(10, read=None))
+    assert (
+        client.post(
+            "/api/v1/auth/login", json={"username": "officer-e1", "password": PASSWORD}
+        ).status_code
+        == 200
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    ended = threading.Event()
+
+    def read() -> None:
+        try:
+            with client.stream("GET", "/console/api/events") as resp:
+                for line in resp.iter_lines():
+                    lines.put(line)
+        except httpx.HTTPError:
+            pass
+        finally:
+            ended.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert next_event(lines, timeout=10)["event"] == "hello"
+        cookies = dict(client.cookies)
+        with httpx.Client(base_url=c.url, cookies=cookies, timeout=5) as other:
+            assert other.post("/api/v1/auth/logout").status_code == 204
+        raise_alarm(c.db_url, site="east-1", rule="temp_high")
+        with pytest.raises(queue.Empty):
+            next_event(lines, timeout=1.5)  # the alarm is not delivered to a signed-out user
+        assert ended.wait(5), "the stream stayed open after sign-out"
+    finally:
+        client.close()
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        issued = create_device(conn, name="box-live-test", site_ids=("east-1",), now=utcnow())
+    with httpx.Client(base_url=c.url, timeout=5) as box:
+        r = box.get("/console/api/events", headers={"Authorization": f"Bearer {issued.token}"})
+        assert r.status_code == 403
