@@ -135,6 +135,18 @@ def test_notice_writes_out_the_evidence_and_who_answers_for_it(
     assert "cam-e1" not in sheet
     assert "smoking" not in sheet
 
+    dark = _open(  # the box went silent: ingest's camera sweep opened this one
+        c,
+        "notice-dark",
+        "camera_offline",
+        "alarm_raised",
+        "cam-e1",
+        {"camera_id": "cam-e1", "reason": "box_silent", "started_at": at.isoformat()},
+    )
+    b.get(f"{c.url}/console/tickets/{dark}/notice")
+    wait_until(lambda: "失联" in (text(b, "#notice-evidence") or ""), what="the silent box line")
+    assert "凉菜专间：所在边缘盒" in (text(b, "#notice-evidence") or "")
+
     b.get(f"{c.url}/console/tickets/{rapid}")  # the ticket page says what to do as well
     wait_until(lambda: "封存" in (text(b, "#ticket-advice") or ""), what="the advice")
     b.get(f"{c.url}/console/tickets/{rapid}/notice")
