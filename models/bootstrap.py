@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from models.evaluate import average_precision
+from models.evaluate import average_precision, tie_points
 
 DEFAULT_RESAMPLES = 1000
 LEVEL = 0.95
@@ -62,9 +62,8 @@ def weighted_ap50(rec: ImageRecords, weights: npt.NDArray[np.float64], c: int) -
         return 0.0
     conf, tp, w = rec.det_conf[sel][keep], rec.tp50[sel][keep], w[keep]
     order = np.argsort(-conf, kind="stable")
-    tp, w = tp[order], w[order]
-    tpc = np.cumsum(w * tp)
-    fpc = np.cumsum(w * ~tp)
+    conf, tp, w = conf[order], tp[order], w[order]
+    tpc, fpc = tie_points(conf, np.cumsum(w * tp), np.cumsum(w * ~tp))
     return average_precision(tpc / n_gt, tpc / (tpc + fpc))
 
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bkcommon.errors import ModelError
+
 if TYPE_CHECKING:
     from models.sources import Issue
 
@@ -161,6 +163,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     class_map = load_config(Path(args.config)).class_map if args.config else {}
     class_map = {**class_map, **parse_class_maps(args.map)}
+    if args.json and Path(args.json).is_dir():  # said now, not after the whole run
+        raise ModelError(f"--json {args.json}: a folder; give a file name")
     report, issues = evaluate(
         Path(args.data),
         Path(args.weights),
@@ -175,8 +179,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for line in summarise_skipped(issues, [c.name for c in report.classes]):
         print(line)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(report.to_json() + "\n", encoding="utf-8")
+        try:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(report.to_json() + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ModelError(f"--json {args.json}: {exc}") from None
         print(f"wrote {args.json}")
     return 0
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -173,6 +174,24 @@ def average_precision(recall: npt.NDArray[np.float64], precision: npt.NDArray[np
     return float(np.trapezoid(np.interp(x, mrec, mpre), x))
 
 
+def tie_points(
+    conf_sorted: npt.NDArray[np.floating[Any]],
+    tpc: npt.NDArray[Any],
+    fpc: npt.NDArray[Any],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The cumulative counts at the last detection of each distinct confidence.
+
+    Detections with the same confidence are one threshold: the curve gets one point for
+    them all, whatever order they were read in. An INT8 model gives many equal scores (571
+    of 595 detections shared one in a check), and stepping through them one by one made
+    AP depend on file names and on the order a COCO file lists its images.
+    """
+    if conf_sorted.size == 0:
+        return tpc.astype(np.float64), fpc.astype(np.float64)
+    last = np.r_[conf_sorted[1:] != conf_sorted[:-1], True]
+    return tpc[last].astype(np.float64), fpc[last].astype(np.float64)
+
+
 def ap_per_class(
     tp: npt.NDArray[np.bool_],
     conf: npt.NDArray[np.float32],
@@ -187,18 +206,18 @@ def ap_per_class(
     nc = len(n_gt)
     ap = np.zeros((nc, tp.shape[1]))
     order = np.argsort(-conf, kind="stable")
-    tp, pred_cls = tp[order], pred_cls[order]
+    tp, pred_cls, conf = tp[order], pred_cls[order], conf[order]
     kept = np.ones_like(tp) if ignored is None else ~ignored[order]
     for c in range(nc):
         sel = pred_cls == c
         if n_gt[c] == 0 or not sel.any():
             continue
         for t in range(tp.shape[1]):
-            tp_t = tp[sel, t][kept[sel, t]]
+            k = kept[sel, t]
+            tp_t = tp[sel, t][k]
             if tp_t.size == 0:
                 continue
-            tpc = np.cumsum(tp_t)
-            fpc = np.cumsum(~tp_t)
+            tpc, fpc = tie_points(conf[sel][k], np.cumsum(tp_t), np.cumsum(~tp_t))
             ap[c, t] = average_precision(tpc / n_gt[c], tpc / (tpc + fpc))
     return ap
 

@@ -99,8 +99,15 @@ class PrepareReport:
 
 
 def load_config(path: Path) -> DatasetConfig:
-    """Load and validate a dataset recipe YAML."""
-    return DatasetConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    """Load and validate a dataset recipe YAML (a missing or broken file: ModelError)."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ModelError(f"--config {path}: {exc}") from None
+    try:
+        return DatasetConfig.model_validate(raw)
+    except ValueError as exc:  # pydantic's ValidationError is one
+        raise ModelError(f"--config {path}: {exc}") from None
 
 
 def dhash(image: Path) -> int | None:

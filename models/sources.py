@@ -100,8 +100,21 @@ def image_size(path: Path, *, ignore_orientation: bool = False) -> tuple[int, in
     img = _read(path, ignore_orientation)
     if img is None or img.size == 0:
         raise SkipFileError("unreadable image")
+    _check_whole(path)
     h, w = img.shape[:2]
     return int(w), int(h)
+
+
+def _check_whole(path: Path) -> None:
+    """Refuse a truncated or corrupt file that OpenCV still decodes: libjpeg fills the
+    missing half grey with a warning on stderr, and the photo's faces were scored as misses."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise SkipFileError(f"truncated or corrupt image ({exc})") from None
 
 
 def load_image(sample: Sample) -> npt.NDArray[np.uint8] | None:
@@ -128,18 +141,32 @@ def map_class(name: str, class_map: Mapping[str, str | None], classes: Iterable[
     writing "With Mask" where the table says ``with_mask``.
     """
     key = name.strip()
+    classes = list(classes)
     if key in class_map:
-        return class_map[key]
+        return _mapped(key, class_map[key], classes)
     if key in set(classes):
         return key
     norm = normalise_class_name(key)
     for source, target in class_map.items():
         if normalise_class_name(source) == norm:
-            return target
+            return _mapped(key, target, classes)
     for ours in classes:
         if normalise_class_name(ours) == norm:
             return ours
     raise SkipFileError(f"unknown class {key!r}")
+
+
+def _mapped(key: str, target: str | None, classes: list[str]) -> str | None:
+    """A ``--map`` target, which must be one of the model's classes (or None: dropped)."""
+    if target is None or target in classes:
+        return target
+    for ours in classes:  # "With Mask" for with_mask, as class names are matched
+        if normalise_class_name(ours) == normalise_class_name(target):
+            return ours
+    raise SkipFileError(
+        f"class {key!r} is mapped to {target!r}, which is not a class of the model "
+        f"({', '.join(classes)})"
+    )
 
 
 def _check_box(box: Box, width: int, height: int) -> Box:
@@ -171,10 +198,11 @@ def _find_image(folders: Iterable[Path], stem: str, filename: str | None) -> Pat
     """Find the image for an annotation by its <filename> or by the same stem."""
     folders = list(dict.fromkeys(folders))
     if filename:
-        for folder in folders:
-            cand = folder / Path(filename.replace("\\", "/")).name
-            if cand.is_file():
-                return cand
+        rel = Path(filename.replace("\\", "/"))
+        for folder in folders:  # the path as written (COCO's cam1/x.jpg), then the bare name
+            for cand in ((folder / rel,) if not rel.is_absolute() else ()) + (folder / rel.name,):
+                if cand.is_file():
+                    return cand
     for folder in folders:
         for suffix in IMAGE_SUFFIXES:
             for cand in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
@@ -275,18 +303,27 @@ def read_voc(
             Issue(folder, "not a VOC folder (needs annotations/*.xml and images/, or .xml files)")
         )
         return result
-    for xml_path in sorted(ann_dir.glob("*.xml")):
+    labelled: set[Path] = set()
+    for xml_path in sorted(ann_dir.rglob("*.xml")):
+        sub = xml_path.parent.relative_to(ann_dir)  # annotations/cam1/x.xml ↔ images/cam1/
+        labelled.add((img_dir / sub / xml_path.stem).resolve())  # its image, even if skipped
         try:
-            result.samples.append(parse_voc_xml(xml_path, img_dir, class_map, classes))
+            sample = parse_voc_xml(xml_path, img_dir / sub, class_map, classes)
         except SkipFileError as exc:
             result.issues.append(Issue(xml_path, str(exc)))
+            continue
+        result.samples.append(sample)
+        labelled.add(sample.image.resolve().with_suffix(""))
+    for image in sorted(p for p in img_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        if image.resolve().with_suffix("") not in labelled:  # said, not silently left out
+            result.issues.append(Issue(image, "no VOC .xml for this image"))
     return result
 
 
 def _voc_annotation_dir(folder: Path) -> Path | None:
     """Where a folder keeps its VOC ``.xml`` files, or None if it has none."""
     for d in (*(folder / name for name in ANNOTATION_DIRS), folder):
-        if d.is_dir() and any(d.glob("*.xml")):
+        if d.is_dir() and any(d.rglob("*.xml")):
             return d
     return None
 
@@ -396,12 +433,18 @@ def read_yolo(
     if not img_dir.is_dir():
         result.issues.append(Issue(folder, "not a YOLO folder (needs images/)"))
         return result
+    used: set[Path] = set()
     for image in sorted(p for p in img_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
         rel = image.relative_to(img_dir).with_suffix(".txt")
+        used.add(rel)
         try:
             result.samples.append(parse_yolo_txt(lbl_dir / rel, image, names, class_map, classes))
         except SkipFileError as exc:
             result.issues.append(Issue(image, str(exc)))
+    if lbl_dir.is_dir():
+        for label in sorted(lbl_dir.rglob("*.txt")):
+            if label.relative_to(lbl_dir) not in used:  # its faces would vanish from the count
+                result.issues.append(Issue(label, "no image for this label file"))
     return result
 
 
@@ -557,7 +600,9 @@ def detect_format(folder: Path) -> str:
         return "voc"
     if find_coco_json(folder) is not None:
         return "coco"
-    return "yolo"
+    if any((folder / m).exists() for m in ("classes.txt", "data.yaml", "labels")):
+        return "yolo"
+    return "none"
 
 
 def read_folder(
@@ -573,4 +618,12 @@ def read_folder(
         return read_yolo(folder, class_map, classes)
     if fmt == "coco":
         return read_coco(folder, class_map, classes)
+    if fmt == "none":
+        result = ReadResult()
+        result.issues.append(
+            Issue(
+                folder, "no labels found: no VOC .xml, COCO .json or YOLO data.yaml / classes.txt"
+            )
+        )
+        return result
     raise ValueError(f"unknown dataset format {fmt!r} (expected voc, yolo, coco or auto)")

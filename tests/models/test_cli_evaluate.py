@@ -104,3 +104,17 @@ def test_evaluate_with_a_second_stage_takes_the_classifiers_classes(
         incorrect["instances"],
     ]
     assert set(report["ci"]) >= {"map50", "recall_without_mask"}
+
+
+def test_evaluate_refuses_a_bad_config_or_report_path_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from brightkitchen.cli import main
+
+    folder = write_voc(tmp_path / "voc", 2, seed=4)
+    base = ["models", "evaluate", "--data", str(folder), "--weights", str(WEIGHTS)]
+    assert main([*base, "--config", str(tmp_path / "nope.yaml")]) == 1
+    assert "--config" in capsys.readouterr().err
+    assert main([*base, "--json", str(tmp_path)]) == 1  # a folder: said before the run
+    err = capsys.readouterr().err
+    assert "a folder; give a file name" in err

@@ -96,3 +96,19 @@ def test_evaluate_leaves_difficult_boxes_out_of_the_counts(tmp_path: Path) -> No
     assert report.difficult == 1
     assert sum(c.instances for c in report.classes) == 3  # 4 boxes, one difficult
     assert "1 boxes marked difficult ignored" in models.evaluate.format_report(report)
+
+
+def test_ap_does_not_depend_on_the_order_of_equal_scores() -> None:
+    """An INT8 model gives many equal confidences; read in another order (file names, a COCO
+    file's image list) they gave another AP. Equal scores are one threshold."""
+    import numpy as np
+
+    from models.evaluate import ap_per_class
+
+    conf = np.array([0.9, 0.5, 0.5, 0.5, 0.5, 0.2], np.float32)
+    tp = np.array([[True], [True], [False], [True], [False], [True]])
+    cls = np.zeros(6, np.int64)
+    a = ap_per_class(tp, conf, cls, [5])
+    flipped = np.array([0, 2, 4, 1, 3, 5])  # the tied four in another order
+    b = ap_per_class(tp[flipped], conf[flipped], cls, [5])
+    assert a[0, 0] == b[0, 0]

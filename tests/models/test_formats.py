@@ -160,3 +160,61 @@ def test_evaluate_takes_coco_with_a_class_map_and_gives_intervals(
     assert [c["instances"] for c in data["classes"]] == [2, 2, 2]
     lo, hi = data["ci"]["map50"]
     assert 0.0 <= lo <= data["map50"] <= hi <= 1.0
+
+
+def test_folders_labelled_elsewhere_are_read_whole_and_every_leftover_is_named(
+    tmp_path: Path,
+) -> None:
+    """Layouts other people use: VOC in sub-folders per camera, COCO file names with their
+    sub-folder; and what cannot count is said, not silently left out of the numbers."""
+    voc = write_voc(tmp_path / "voc", 4, seed=8)
+    flat = _boxes_of(voc)
+    nested = tmp_path / "nested"
+    for sub in ("annotations", "images"):
+        (nested / sub / "cam1").mkdir(parents=True)
+        for f in (voc / sub).iterdir():
+            shutil.copy(f, nested / sub / "cam1" / f.name)
+    assert _boxes_of(nested) == flat
+    coco = _as_coco(voc, tmp_path / "coco")
+    (coco / "images" / "cam1").mkdir()
+    for f in list((coco / "images").glob("*.jpg")):
+        f.rename(coco / "images" / "cam1" / f.name)
+    ann = next(coco.rglob("*.json"))
+    doc = json.loads(ann.read_text())
+    for im in doc["images"]:
+        im["file_name"] = f"cam1/{im['file_name']}"
+    ann.write_text(json.dumps(doc))
+    assert _boxes_of(coco) == flat
+    # an image without its XML, a YOLO label without its image: named, not dropped unsaid
+    (voc / "annotations" / "img002.xml").unlink()
+    assert [(i.path.name, i.reason) for i in read_folder(voc, "auto", {}, CLASSES).issues] == [
+        ("img002.jpg", "no VOC .xml for this image")
+    ]
+    yolo = _as_yolo(write_voc(tmp_path / "voc2", 2, seed=9), tmp_path / "yolo")
+    (yolo / "images" / "img001.jpg").unlink()
+    issues = read_folder(yolo, "auto", {}, CLASSES).issues
+    assert [(i.path.name, i.reason) for i in issues] == [
+        ("img001.txt", "no image for this label file")
+    ]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (reason,) = [i.reason for i in read_folder(empty, "auto", {}, CLASSES).issues]
+    assert reason.startswith("no labels found: no VOC .xml, COCO .json or YOLO")
+
+
+def test_a_truncated_photo_and_a_map_to_no_class_are_refused_by_name(tmp_path: Path) -> None:
+    voc = write_voc(tmp_path / "voc", 2, seed=10)
+    jpg = voc / "images" / "img000.jpg"
+    jpg.write_bytes(jpg.read_bytes()[: len(jpg.read_bytes()) // 2])  # decodes, half grey
+    res = read_folder(voc, "auto", {}, CLASSES)
+    assert [i.path.name for i in res.issues] == ["img000.xml"]
+    assert res.issues[0].reason.startswith("truncated or corrupt image")
+    other = write_voc(tmp_path / "other", 3, seed=11)
+    res = read_folder(other, "auto", dict.fromkeys(CLASSES, "withmask"), CLASSES)
+    assert res.samples == []
+    assert all(
+        "mapped to 'withmask', which is not a class of the model" in i.reason for i in res.issues
+    )
+    # a target in another spelling of a model class is that class
+    ok = read_folder(other, "auto", {c: c.replace("_", " ").title() for c in CLASSES}, CLASSES)
+    assert ok.issues == []
