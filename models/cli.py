@@ -140,12 +140,24 @@ def parse_class_maps(items: list[str]) -> dict[str, str | None]:
 
 
 def summarise_skipped(issues: Sequence[Issue], classes: Sequence[str]) -> list[str]:
-    """One line per reason a file was skipped, most frequent first, with what to do."""
+    """One line per reason a file was skipped, most frequent first, with what to do. Reasons
+    that differ only in their numbers (a box's corners, an image's size) are one line, with
+    the first as the example."""
+    import re
     from collections import Counter
 
-    counts = Counter(i.reason for i in issues)
+    def kind(reason: str) -> str:
+        return re.sub(r"-?\d+(?:\.\d+)?", "#", reason)
+
+    counts = Counter(kind(i.reason) for i in issues)
+    first: dict[str, str] = {}
+    for i in issues:
+        first.setdefault(kind(i.reason), i.reason)
     lines = []
-    for reason, n in counts.most_common():
+    for key, n in counts.most_common():
+        reason = first[key]
+        if n > 1 and key != reason:
+            reason = f"{reason}, and the like"
         hint = ""
         if reason.startswith("unknown class "):
             name = reason.removeprefix("unknown class ")
@@ -153,6 +165,8 @@ def summarise_skipped(issues: Sequence[Issue], classes: Sequence[str]) -> list[s
                 f" (map it to one of {', '.join(classes)}: --map {name}=CLASS,"
                 f" or --map {name}= to drop it)"
             )
+        if reason.startswith("box ") and "outside the" in reason:
+            hint = " (boxes are in pixels of the image as stored; YOLO boxes in 0-1 fractions)"
         lines.append(f"skipped {n} file(s): {reason}{hint}")
     return lines
 

@@ -486,6 +486,20 @@ def _coco_categories(doc: dict[str, Any]) -> dict[Any, str]:
     return names
 
 
+def _is_coco_id(value: Any) -> bool:
+    """An id COCO files use: a whole number or text (a list or object is a broken file)."""
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
+def _coco_size(entry: Mapping[str, Any], key: str) -> int:
+    """An image entry's width or height (0: not given), the field named when it is wrong."""
+    value = entry.get(key) or 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SkipFileError(f"field {key} is {value!r}, not a number") from None
+
+
 def _coco_box(
     ann: Any, k: int, names: Mapping[Any, str], file: str
 ) -> tuple[Any, str, list[float], bool]:
@@ -496,7 +510,8 @@ def _coco_box(
     where = f"{file} annotations[{k}] (id {ann.get('id', '?')})"
     if "image_id" not in ann:
         raise SkipFileError(f"{where}: field image_id missing")
-    if ann.get("category_id") not in names:
+    category = ann.get("category_id")
+    if not _is_coco_id(category) or category not in names:
         raise SkipFileError(
             f"{where}: field category_id {ann.get('category_id')!r} is not in categories"
         )
@@ -555,17 +570,29 @@ def read_coco(
     by_image: dict[Any, list[tuple[int, Any]]] = {}
     for k, ann in enumerate(anns):
         image_id = ann.get("image_id") if isinstance(ann, dict) else None
+        if image_id is not None and not _is_coco_id(image_id):
+            result.issues.append(
+                Issue(path, f"{path.name} annotations[{k}]: field image_id is {image_id!r}"[:200])
+            )
+            continue
         by_image.setdefault(image_id, []).append((k, ann))
     for k, entry in enumerate(images):
-        if not isinstance(entry, dict) or "id" not in entry or not entry.get("file_name"):
+        if (
+            not isinstance(entry, dict)
+            or not _is_coco_id(entry.get("id"))
+            or not entry.get("file_name")
+        ):
             result.issues.append(
-                Issue(path, f"{path.name} images[{k}]: needs an id and a file_name")
+                Issue(
+                    path, f"{path.name} images[{k}]: needs an id (a number or text) and a file_name"
+                )
             )
             continue
         file_name = str(entry["file_name"])
+        image = base / file_name  # named in an issue until the file is found
         try:
             image = _find_image(folders, Path(file_name).stem, file_name)
-            size = (int(entry.get("width") or 0), int(entry.get("height") or 0))
+            size = (_coco_size(entry, "width"), _coco_size(entry, "height"))
             width, height, ignore, scale = _reconcile_size(
                 image, size if size[0] > 0 and size[1] > 0 else None
             )
@@ -579,8 +606,8 @@ def read_coco(
                 boxes.append(_check_box(box, width, height))
             result.samples.append(Sample(image, width, height, tuple(boxes), ignore))
         except (SkipFileError, ValueError, TypeError) as exc:
-            result.issues.append(Issue(path.parent / file_name, str(exc)))
-    known = {e.get("id") for e in images if isinstance(e, dict)}
+            result.issues.append(Issue(image, str(exc)))
+    known = {e.get("id") for e in images if isinstance(e, dict) and _is_coco_id(e.get("id"))}
     for image_id, entries in by_image.items():
         if image_id not in known:
             k, ann = entries[0]

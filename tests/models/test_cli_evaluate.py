@@ -118,3 +118,14 @@ def test_evaluate_refuses_a_bad_config_or_report_path_before_running(
     assert main([*base, "--json", str(tmp_path)]) == 1  # a folder: said before the run
     err = capsys.readouterr().err
     assert "a folder; give a file name" in err
+
+
+def test_skipped_boxes_that_differ_only_in_numbers_are_one_line() -> None:
+    issues = [
+        Issue(Path(f"{k}.xml"), f"box with_mask ({-30 - k},105,40,160) outside the 96x96 image")
+        for k in range(3)
+    ]
+    (line,) = summarise_skipped(issues, ["with_mask"])
+    assert line.startswith("skipped 3 file(s): box with_mask (-30,105,40,160) outside")
+    assert "and the like" in line
+    assert "0-1 fractions" in line

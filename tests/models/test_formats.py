@@ -218,3 +218,20 @@ def test_a_truncated_photo_and_a_map_to_no_class_are_refused_by_name(tmp_path: P
     # a target in another spelling of a model class is that class
     ok = read_folder(other, "auto", {c: c.replace("_", " ").title() for c in CLASSES}, CLASSES)
     assert ok.issues == []
+
+
+def test_broken_coco_ids_and_sizes_are_named_not_tracebacks(tmp_path: Path) -> None:
+    coco = _as_coco(write_voc(tmp_path / "voc", 3, seed=12), tmp_path / "coco")
+    ann = next(coco.rglob("*.json"))
+    doc = json.loads(ann.read_text())
+    doc["images"][0]["id"] = [1]  # an id must be a number or text
+    doc["images"][1]["width"] = "abc"
+    doc["annotations"][-1]["image_id"] = {"a": 1}
+    ann.write_text(json.dumps(doc))
+    res = read_folder(coco, "auto", {}, CLASSES)
+    reasons = [i.reason for i in res.issues]
+    assert any("images[0]: needs an id (a number or text)" in r for r in reasons)
+    assert "field width is 'abc', not a number" in reasons
+    assert any("field image_id is {'a': 1}" in r for r in reasons)
+    wide = next(i for i in res.issues if "width" in i.reason)
+    assert wide.path.parent.name == "images"  # the photo's own path, not annotations/…
