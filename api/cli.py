@@ -122,7 +122,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     api = api.model_copy(update=updates)
     app = create_app(api, common=common)
     # uvloop and httptools when installed; no access log (one line per request costs CPU)
-    uvicorn.run(app, host=api.host, port=api.port, log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=api.host,
+        port=api.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=api.forwarded_allow_ips,  # BK_API_FORWARDED_ALLOW_IPS
+    )
     return 0
 
 

@@ -21,6 +21,13 @@ class ApiSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(default=8000, ge=1, le=65535)
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        pattern=r"^[0-9A-Fa-f.:/,* ]+$",
+        description="Proxies whose X-Forwarded-For names the client (comma-separated "
+        "addresses or CIDRs, '*' for any): behind an ingress, its pods' range, or every "
+        "request seems to come from the ingress and shares one rate limit.",
+    )
     workers_enabled: bool = Field(
         default=True,
         description="Run the ticket engine and the notification dispatcher inside the API process.",

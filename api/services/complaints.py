@@ -35,7 +35,13 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.auth.scope import SiteScope
-from api.services.evidence import EvidenceError, EvidenceStore, ImageInfo, check_image
+from api.services.evidence import (
+    EvidenceError,
+    EvidenceStore,
+    ImageInfo,
+    check_image,
+    strip_metadata,
+)
 from api.services.publication import effective_for_site
 from api.services.tickets import load_finding, open_or_add
 from api.services.triage import triage_mode
@@ -171,25 +177,18 @@ def submit(
     found = effective_for_site(conn, site_id)
     if found is None or found[1] is None or not (found[1].enabled and found[1].accept_complaints):
         raise ComplaintNotFoundError(f"canteen {site_id} not found")
-    infos = [_checked(i, p) for i, p in enumerate(photos)]  # before anything is stored
     who = client_hash(client_address)
+    _check_limits(conn, who=who, site_id=site_id, now=now, limits=limits)  # before decoding
+    infos = [_checked(i, p) for i, p in enumerate(photos)]  # before anything is stored
+    # what a photo says about its sender (EXIF GPS, the phone) never reaches the canteen
+    photos = [strip_metadata(p, info) for p, info in zip(photos, infos, strict=True)]
     code = new_tracking_code()
     with conn.transaction():
+        # the canteen's lock, then the client's (always in this order): with the client's
+        # alone, concurrent complaints from many addresses passed the canteen's hourly limit
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"complaint-site:{site_id}",))
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"complaint:{who}",))
-        hour = now - timedelta(hours=1)
-        by_client, by_site = conn.execute(
-            """SELECT count(*) FILTER (WHERE client_hash = %(who)s),
-                      count(*) FILTER (WHERE site_id = %(site)s)
-               FROM complaints WHERE created_at > %(hour)s
-                 AND (client_hash = %(who)s OR site_id = %(site)s)""",
-            {"who": who, "site": site_id, "hour": hour},
-        ).fetchone() or (0, 0)
-        if by_client >= limits.per_client_per_hour:
-            raise RateLimitedError(
-                f"at most {limits.per_client_per_hour} complaints an hour from one connection"
-            )
-        if by_site >= limits.per_site_per_hour:
-            raise RateLimitedError("this canteen received many complaints this hour; try later")
+        _check_limits(conn, who=who, site_id=site_id, now=now, limits=limits)
         row = conn.execute(
             """INSERT INTO complaints (tracking_code, site_id, body, contact, client_hash,
                                        created_at)
@@ -215,6 +214,25 @@ def submit(
     logger.info("complaint %s received for %s (%s)", complaint_id, site_id, mode,
                 extra={"site_id": site_id})  # fmt: skip
     return code
+
+
+def _check_limits(
+    conn: Conn, *, who: str, site_id: str, now: datetime, limits: ComplaintSettings
+) -> None:
+    """Refuse a complaint past the hourly limits of its connection or its canteen (429)."""
+    by_client, by_site = conn.execute(
+        """SELECT count(*) FILTER (WHERE client_hash = %(who)s),
+                  count(*) FILTER (WHERE site_id = %(site)s)
+           FROM complaints WHERE created_at > %(hour)s
+             AND (client_hash = %(who)s OR site_id = %(site)s)""",
+        {"who": who, "site": site_id, "hour": now - timedelta(hours=1)},
+    ).fetchone() or (0, 0)
+    if by_client >= limits.per_client_per_hour:
+        raise RateLimitedError(
+            f"at most {limits.per_client_per_hour} complaints an hour from one connection"
+        )
+    if by_site >= limits.per_site_per_hour:
+        raise RateLimitedError("this canteen received many complaints this hour; try later")
 
 
 def _checked(index: int, data: bytes) -> ImageInfo:

@@ -47,6 +47,13 @@ Conn = psycopg.Connection[Any]
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _MAX_SIDE_PX = 20_000
 MAX_PIXELS = 50_000_000  # more than a phone's or camera's photo; a bomb declares far more
+MAX_PROGRESSIVE_PIXELS = 24_000_000
+"""A progressive JPEG is decoded with every coefficient of the full frame held at once,
+whatever the draft scale: 7071x7071 took 250 MB, two at a time past an API pod's 512 MiB."""
+MAX_JPEG_SCANS = 64
+"""A photo has 1 scan (baseline) or about 10 (progressive); each scan is a pass over the whole
+frame, and 5,000 tiny scans in 476 KB held a request for 17 s (minutes at the size limit)."""
+_PROGRESSIVE_SOF = {0xC2, 0xC6, 0xCA, 0xCE}
 _INFLATE_PIECE = 1024 * 1024
 # Declared types that may carry a photo; the bytes still decide which one it is.
 _PHOTO_TYPES = frozenset(
@@ -210,8 +217,73 @@ def check_image(data: bytes) -> ImageInfo:
     if info.media_type == "image/png":
         _inflate_png(data, info)
     else:
+        # b"\xff\xda" only stands for a start-of-scan: inside scan data a 0xFF byte is
+        # followed by 0x00 (JPEG byte stuffing); an EXIF thumbnail's own scans count too,
+        # which the limit leaves room for
+        if data.count(b"\xff\xda") > MAX_JPEG_SCANS:
+            raise UnsupportedMediaError(
+                f"JPEG with more than {MAX_JPEG_SCANS} scans is not a photo"
+            )
         _decode_jpeg(data, info)
     return info
+
+
+_JPEG_KEEP_APP = {0xE0, 0xE2, 0xEE}  # JFIF, the ICC colour profile, Adobe's colour transform
+_PNG_DROP = {b"eXIf", b"tEXt", b"zTXt", b"iTXt", b"tIME"}
+
+
+def strip_metadata(data: bytes, info: ImageInfo) -> bytes:
+    """The photo without what it says about its sender: EXIF (GPS position, phone, time),
+    XMP, comments and text chunks; the pixels are unchanged. A JPEG that EXIF says to turn
+    is turned first (re-encoded), since its EXIF goes. For photos from the public: a
+    parent's home is not for the canteen the complaint is about."""
+    if info.media_type == "image/png":
+        return _strip_png(data)
+    with Image.open(io.BytesIO(data), formats=["JPEG"]) as im:
+        orientation = im.getexif().get(0x0112, 1)
+        if orientation not in (None, 1):
+            from PIL import ImageOps
+
+            turned = ImageOps.exif_transpose(im)
+            out = io.BytesIO()
+            turned.save(out, format="JPEG", quality=92)
+            return _strip_jpeg(out.getvalue())
+    return _strip_jpeg(data)
+
+
+def _strip_jpeg(data: bytes) -> bytes:
+    out = [data[:2]]
+    i = 2
+    while i + 4 <= len(data):
+        marker = data[i + 1]
+        if data[i] != 0xFF or marker == 0xDA:  # scans follow: the rest is kept as it is
+            break
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+            out.append(data[i : i + 2])
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        segment = data[i : i + 2 + length]
+        if not ((0xE0 <= marker <= 0xEF and marker not in _JPEG_KEEP_APP) or marker == 0xFE):
+            out.append(segment)
+        i += 2 + length
+    out.append(data[i:])
+    return b"".join(out)
+
+
+def _strip_png(data: bytes) -> bytes:
+    out = [data[:8]]
+    i = 8
+    while i + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[i : i + 4])
+        kind = data[i + 4 : i + 8]
+        chunk = data[i : i + 12 + length]
+        if kind not in _PNG_DROP:
+            out.append(chunk)
+        i += 12 + length
+        if kind == b"IEND":
+            break
+    return b"".join(out)
 
 
 def _decode_jpeg(data: bytes, info: ImageInfo) -> None:
@@ -326,6 +398,12 @@ def _jpeg(data: bytes) -> ImageInfo:
             if i + 9 > len(data):
                 break
             h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            if marker in _PROGRESSIVE_SOF and w * h > MAX_PROGRESSIVE_PIXELS:
+                raise TooManyPixelsError(
+                    f"progressive JPEG of {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); "
+                    f"the limit is {MAX_PROGRESSIVE_PIXELS // 1_000_000} megapixels "
+                    "(save it as a baseline JPEG)"
+                )
             return _sane("image/jpeg", w, h)
         i += 2 + length
     raise UnsupportedMediaError("JPEG without a frame header")

@@ -352,3 +352,80 @@ def test_a_large_real_photo_passes() -> None:
     photo = pil_image("RGB", (4000, 3000), "JPEG", quality=85)  # a 12-megapixel phone photo
     assert check_image(photo).width_px == 4000
     assert MAX_PIXELS > 4000 * 3000
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return b"\xff" + bytes([marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def scan_bomb(w: int, h: int, scans: int) -> bytes:
+    """A valid greyscale progressive JPEG of ``scans`` tiny AC scans: each scan is a pass
+    over the whole frame, so a few hundred KB of them held a request for minutes."""
+    blocks = ((w + 7) // 8) * ((h + 7) // 8)
+
+    def stuffed(bits: str) -> bytes:
+        bits += "1" * (-len(bits) % 8)
+        out = bytearray()
+        for i in range(0, len(bits), 8):
+            out.append(int(bits[i : i + 8], 2))
+            if out[-1] == 0xFF:
+                out.append(0)
+        return bytes(out)
+
+    data = b"\xff\xd8" + _segment(0xDB, b"\x00" + bytes([1] * 64))
+    data += _segment(0xC2, struct.pack(">BHHB", 8, h, w, 1) + b"\x01\x11\x00")
+    data += _segment(0xC4, b"\x00" + bytes([1] + [0] * 15) + b"\x00")
+    data += _segment(0xC4, b"\x10" + bytes([1] + [0] * 15) + b"\xe0")
+    data += _segment(0xDA, b"\x01\x01\x00\x00\x00\x00") + stuffed("0" * blocks)
+    ac = stuffed(("0" + "1" * 14) * ((blocks + 32766) // 32767))
+    data += (_segment(0xDA, b"\x01\x01\x00\x01\x3f\x00") + ac) * scans
+    return data + b"\xff\xd9"
+
+
+def test_a_jpeg_of_thousands_of_scans_or_a_huge_progressive_frame_is_refused_at_once() -> None:
+    import time
+
+    few = scan_bomb(64, 64, 8)
+    assert check_image(few).width_px == 64  # a real progressive file with a few scans passes
+    t0 = time.monotonic()
+    with pytest.raises(UnsupportedMediaError, match="more than 64 scans"):
+        check_image(scan_bomb(2000, 2000, 5000))
+    assert time.monotonic() - t0 < 1.0  # refused before decoding, not after minutes
+    # a progressive frame is held whole while decoded: 7071 x 7071 is refused by its header
+    with pytest.raises(TooManyPixelsError, match="progressive JPEG"):
+        check_image(scan_bomb(7071, 7071, 2))
+
+
+def test_a_public_photo_loses_what_it_says_about_its_sender() -> None:
+    """EXIF GPS and the phone, XMP and comments go; the pixels stay; a photo EXIF says to
+    turn is turned first, since its EXIF goes."""
+    from api.services.evidence import strip_metadata
+
+    im = Image.new("RGB", (64, 32), (200, 30, 30))
+    exif = Image.Exif()
+    exif[0x0110] = "iPhone 13"  # Model
+    exif[0x8825] = {1: "N", 2: (31.0, 13.0, 45.0)}  # GPS
+    out = io.BytesIO()
+    im.save(out, format="JPEG", exif=exif.tobytes(), comment=b"home")
+    data = out.getvalue()
+    clean = strip_metadata(data, check_image(data))
+    for secret in (b"iPhone", b"Exif", b"home"):
+        assert secret not in clean
+    with Image.open(io.BytesIO(clean)) as a, Image.open(io.BytesIO(data)) as b:
+        assert a.tobytes() == b.tobytes()  # the same pixels, not re-encoded
+    exif[0x0112] = 6  # shot in portrait: turn 90 degrees
+    out = io.BytesIO()
+    im.save(out, format="JPEG", exif=exif.tobytes())
+    turned = strip_metadata(out.getvalue(), check_image(out.getvalue()))
+    assert b"iPhone" not in turned
+    with Image.open(io.BytesIO(turned)) as t:
+        assert t.size == (32, 64)
+    png = io.BytesIO()
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "home address")
+    im.save(png, format="PNG", pnginfo=info)
+    clean_png = strip_metadata(png.getvalue(), check_image(png.getvalue()))
+    assert b"home address" not in clean_png
+    assert check_image(clean_png).width_px == 64
