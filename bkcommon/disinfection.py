@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from bkcommon.localtime import DEFAULT_TIME_ZONE
+from bkcommon.localtime import region_zone_name
 
 
 class CabinetType(StrEnum):
@@ -261,7 +261,12 @@ class MealSchedule(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timezone: str = Field(default=DEFAULT_TIME_ZONE, description="IANA zone of the local times")
+    timezone: str = Field(
+        default_factory=region_zone_name,
+        description="IANA zone of the local times; default the region's (BK_TIME_ZONE), as "
+        "every other local day and deadline (with Asia/Shanghai fixed here, a region in "
+        "Urumqi time had its lunch window closed two hours early)",
+    )
     window_min: int = Field(default=DEFAULT_WINDOW_MIN, ge=5, le=600)
     services: list[MealService] = Field(min_length=1)
     days_off: list[DaysOff] = Field(default_factory=list)

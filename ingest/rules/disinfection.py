@@ -104,6 +104,7 @@ class CycleState:
     closing: bool = False
     ended_at: datetime | None = None
     armed: bool = True
+    valid_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON stored in ``rule_state.state``."""
@@ -122,6 +123,7 @@ class CycleState:
             "closing": self.closing,
             "ended_at": _iso(self.ended_at),
             "armed": self.armed,
+            "valid_at": _iso(self.valid_at),
         }
 
     @classmethod
@@ -152,6 +154,7 @@ class CycleState:
             closing=bool(raw.get("closing", False)),
             ended_at=ts("ended_at"),
             armed=bool(raw.get("armed", True)),
+            valid_at=ts("valid_at"),
         )
 
 
@@ -171,6 +174,10 @@ class Cycle:
     judged_by: JudgedBy = "temperature"
     on_s: float | None = None
     peak_w: float | None = None
+    valid_at: datetime | None = None
+    """When the hold first reached ``min_hold_s`` (None: never): a meal's window is judged
+    on this, not on when the cabinet cooled down, which a closed steam cabinet may do long
+    after the window."""
 
 
 def verdict_for(peak_c: float, held_s: float, cab: Cabinet) -> Verdict:
@@ -191,6 +198,11 @@ def _ended(state: CycleState, end: datetime, cab: Cabinet) -> Cycle:
     if state.peak_c is None:  # timed by the plug, no temperature in the run
         held = on_s or 0.0
         verdict: Verdict = "valid" if held >= cab.min_hold_s else "too_short"
+        reached = (
+            state.on_since + timedelta(seconds=cab.min_hold_s)
+            if verdict == "valid" and state.on_since is not None
+            else None
+        )
         return Cycle(
             cab.sensor_id,
             cab.site_id,
@@ -204,6 +216,7 @@ def _ended(state: CycleState, end: datetime, cab: Cabinet) -> Cycle:
             "power",
             on_s,
             state.peak_w,
+            reached,
         )
     return Cycle(
         cab.sensor_id,
@@ -218,6 +231,7 @@ def _ended(state: CycleState, end: datetime, cab: Cabinet) -> Cycle:
         "power_temperature" if state.driver == "power" else "temperature",
         on_s,
         state.peak_w,
+        state.valid_at if state.held_s >= cab.min_hold_s else None,
     )
 
 
@@ -228,7 +242,18 @@ def _heat(state: CycleState, t: float, ts: datetime, cab: Cabinet) -> CycleState
     if t >= cab.min_temp_c:
         since = state.hot_since or ts
         held = max(held, (ts - since).total_seconds())
-        return replace(state, last_ts=ts, peak_c=peak, hot_since=since, last_hot=ts, held_s=held)
+        valid_at = state.valid_at
+        if valid_at is None and (ts - since).total_seconds() >= cab.min_hold_s:
+            valid_at = since + timedelta(seconds=cab.min_hold_s)
+        return replace(
+            state,
+            last_ts=ts,
+            peak_c=peak,
+            hot_since=since,
+            last_hot=ts,
+            held_s=held,
+            valid_at=valid_at,
+        )
     return replace(state, last_ts=ts, peak_c=peak, hot_since=None, held_s=held)
 
 
@@ -341,12 +366,13 @@ def _load_states(cur: psycopg.Cursor[Any], ids: list[str]) -> dict[str, CycleSta
 
 _UPSERT_CYCLE = """
 INSERT INTO disinfection_cycles AS c (sensor_id, site_id, started_at, ended_at, peak_c, held_s,
-                                      verdict, min_temp_c, min_hold_s, judged_by, on_s, peak_w)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                      verdict, min_temp_c, min_hold_s, judged_by, on_s, peak_w,
+                                      valid_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (sensor_id, started_at) DO UPDATE SET
     ended_at = EXCLUDED.ended_at, peak_c = EXCLUDED.peak_c, held_s = EXCLUDED.held_s,
     verdict = EXCLUDED.verdict, judged_by = EXCLUDED.judged_by, on_s = EXCLUDED.on_s,
-    peak_w = EXCLUDED.peak_w
+    peak_w = EXCLUDED.peak_w, valid_at = EXCLUDED.valid_at
 WHERE c.judged_by <> 'temperature'
   AND (c.peak_c, c.held_s, c.verdict, c.judged_by)
       IS DISTINCT FROM (EXCLUDED.peak_c, EXCLUDED.held_s, EXCLUDED.verdict, EXCLUDED.judged_by)
@@ -374,6 +400,7 @@ def _write_cycles(cur: psycopg.Cursor[Any], cycles: list[Cycle]) -> int:
                 c.judged_by,
                 c.on_s,
                 c.peak_w,
+                c.valid_at,
             ),
         )
         row = cur.fetchone()

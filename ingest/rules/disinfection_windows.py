@@ -78,19 +78,23 @@ def windows_closed(
     days_off: list[dict[str, Any]],
     since: datetime,
     now: datetime,
+    created_at: datetime | None = None,
     cabinet_type: str,
     min_temp_c: float,
     min_hold_s: int,
 ) -> list[Window]:
-    """Windows whose meal started at or after ``since`` and that closed by ``now`` less
-    :data:`JUDGE_GRACE`."""
+    """Windows that closed at or after ``since`` and by ``now`` less :data:`JUDGE_GRACE`,
+    of meals that started once the cabinet was registered (``created_at``). The look-back
+    is on the window's close, as documented: on the meal's start, a dinner whose window
+    closed 36 h ago was out of reach after a long worker outage."""
     zone = ZoneInfo(tz)
-    first = since.astimezone(zone).date()
+    first = (since - timedelta(seconds=window_s) - timedelta(days=1)).astimezone(zone).date()
     last = now.astimezone(zone).date()
     out: list[Window] = []
     for m in meals_served(tz, services, days_off, first, last):
         closes = m.end + timedelta(seconds=window_s)
-        if m.start >= since and closes + JUDGE_GRACE <= now:
+        registered = created_at is None or m.start >= created_at
+        if registered and closes >= since and closes + JUDGE_GRACE <= now:
             out.append(
                 Window(
                     sensor_id,
@@ -110,7 +114,7 @@ def windows_closed(
 
 _CANDIDATES = """
 SELECT c.sensor_id, c.site_id, m.timezone, m.window_s, m.services, m.days_off,
-       greatest(c.created_at, %(since)s) AS since, c.cabinet_type, c.min_temp_c, c.min_hold_s
+       c.created_at, c.cabinet_type, c.min_temp_c, c.min_hold_s
 FROM disinfection_cabinets AS c
 JOIN meal_schedules AS m ON m.site_id = c.site_id
 JOIN sensors AS s ON s.id = c.sensor_id AND s.active
@@ -121,8 +125,8 @@ ORDER BY c.sensor_id
 def due_windows(conn: psycopg.Connection[Any], now: datetime) -> list[Window]:
     """Closed windows not judged yet, for every active cabinet of a site with a meal schedule."""
     out: list[Window] = []
-    for row in conn.execute(_CANDIDATES, {"since": now - LOOKBACK}).fetchall():
-        sid, site, tz, window_s, services, days_off, since, ctype, tmin, hold = row
+    for row in conn.execute(_CANDIDATES).fetchall():
+        sid, site, tz, window_s, services, days_off, created, ctype, tmin, hold = row
         out += windows_closed(
             sensor_id=str(sid),
             site_id=str(site),
@@ -130,8 +134,9 @@ def due_windows(conn: psycopg.Connection[Any], now: datetime) -> list[Window]:
             window_s=int(window_s),
             services=list(services),
             days_off=list(days_off),
-            since=since,
+            since=now - LOOKBACK,
             now=now,
+            created_at=created,
             cabinet_type=str(ctype),
             min_temp_c=float(tmin),
             min_hold_s=int(hold),
@@ -154,14 +159,18 @@ def due_windows(conn: psycopg.Connection[Any], now: datetime) -> list[Window]:
 _VALID_CYCLE = """
 SELECT id, started_at, ended_at, peak_c, held_s, verdict, judged_by, on_s, peak_w
 FROM disinfection_cycles
-WHERE sensor_id = %s AND started_at >= %s AND ended_at <= %s AND verdict = 'valid'
+WHERE sensor_id = %(s)s AND started_at >= %(a)s AND started_at <= %(b)s
+  AND verdict = 'valid' AND coalesce(valid_at, ended_at) <= %(b)s
 ORDER BY started_at LIMIT 1
 """
+
+"""A cycle without ``valid_at`` (written by an ingest worker older than migration 0037,
+during a rolling upgrade) counts as valid at its end, the rule it was written under."""
 
 _ANY_CYCLE = """
 SELECT id, started_at, ended_at, peak_c, held_s, verdict, judged_by, on_s, peak_w
 FROM disinfection_cycles
-WHERE sensor_id = %s AND started_at >= %s AND started_at <= %s
+WHERE sensor_id = %(s)s AND started_at >= %(a)s AND started_at <= %(b)s
 ORDER BY started_at DESC LIMIT 1
 """
 
@@ -169,7 +178,7 @@ ORDER BY started_at DESC LIMIT 1
 def _cycle_in(conn: psycopg.Connection[Any], w: Window, valid: bool) -> dict[str, Any] | None:
     """The first valid cycle of the window, or (``valid`` False) the last one begun in it."""
     sql = _VALID_CYCLE if valid else _ANY_CYCLE
-    row = conn.execute(sql, (w.sensor_id, w.meal_start, w.window_end)).fetchone()
+    row = conn.execute(sql, {"s": w.sensor_id, "a": w.meal_start, "b": w.window_end}).fetchone()
     if row is None:
         return None
     return {
@@ -249,12 +258,16 @@ def judge(conn: psycopg.Connection[Any], w: Window) -> tuple[str, dict[str, Any]
     if valid is not None:
         return "done", valid, "valid cycle"
     running = _running(conn, w)
-    if running is not None and running.held_s >= w.min_hold_s:
+    if running is not None and running.valid_at is not None and running.valid_at <= w.window_end:
         return "done", None, "valid cycle still running at the window's end"
     other = _cycle_in(conn, w, valid=False)
     if other is not None:
         late = other["verdict"] == "valid"
-        return "failed", other, "valid cycle ended after the window" if late else other["verdict"]
+        return (
+            "failed",
+            other,
+            "held long enough only after the window" if late else other["verdict"],
+        )
     if running is not None:
         return "failed", None, "cycle unfinished at the window's end"
     plug = conn.execute(

@@ -300,3 +300,52 @@ def test_a_meal_may_have_other_hours_on_other_weekdays(db: str) -> None:
         assert sweep_disinfection(conn, saturday_end + JUDGE_GRACE) == 2
     rows = _rows(db, "SELECT DISTINCT service_date, meal_end FROM disinfection_checks ORDER BY 1")
     assert [(d.isoweekday(), end.hour, end.minute) for d, end in rows] == [(5, 4, 30), (6, 5, 30)]
+
+
+def test_a_window_is_judged_by_when_the_hold_was_reached_not_by_the_cool_down(db: str) -> None:
+    """A closed steam cabinet cools slowly. Held at 102 °C from 12:36 to 12:50 (valid at
+    12:46), it fell below 60 °C at 13:32, after the window (13:30): it was judged failed,
+    "valid cycle ended after the window", while the same cycle still hot at the sweep was
+    done. Both are done now; a cycle valid only after the window is not."""
+    start = LUNCH_END + timedelta(minutes=5)  # 12:35 Beijing
+    slow = [70, *[102] * 15, *[90] * 41, 50]  # hot 12:36-12:50, cooling until 13:32
+    _apply(db, _cycle("cab-1", start, slow))
+    late = WINDOW_END - timedelta(minutes=6)  # 13:24: hot from 13:25, valid only at 13:35
+    _apply(db, _cycle("dw-1", late, [40, 70, *[86] * 2], every_s=300))
+    with psycopg.connect(db, autocommit=True) as conn:
+        sweep_disinfection(conn, WINDOW_END + JUDGE_GRACE)
+    [(valid_at,)] = _rows(db, "SELECT valid_at FROM disinfection_cycles WHERE sensor_id='cab-1'")
+    assert valid_at == start + timedelta(minutes=11)  # hot from 12:36, 600 s later
+    outcomes = dict(_rows(db, "SELECT sensor_id, outcome FROM disinfection_checks"))
+    assert outcomes["cab-1"] == "done"
+    assert outcomes["dw-1"] != "done"  # its hold was reached after the window closed
+
+
+def test_the_look_back_counts_from_the_windows_close() -> None:
+    """A dinner whose window closed 36 h ago is still judged after a long outage: the 2-day
+    look-back was applied to the meal's start, so windows running past midnight fell out."""
+    from ingest.rules.disinfection_windows import LOOKBACK, windows_closed
+
+    now = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)  # Wednesday 18:00 Beijing
+    found = windows_closed(
+        sensor_id="c", site_id="s", tz="Asia/Shanghai", window_s=600 * 60,
+        services=[{"meal": "dinner", "start": "17:00", "end": "20:00",
+                   "weekdays": [1, 2, 3, 4, 5, 6, 7]}],
+        days_off=[], since=now - LOOKBACK, now=now, created_at=MONDAY - timedelta(days=7),
+        cabinet_type="steam", min_temp_c=100.0, min_hold_s=600,
+    )  # fmt: skip
+    closes = sorted(w.window_end for w in found)
+    assert datetime(2026, 3, 2, 22, 0, tzinfo=UTC) in closes  # Monday's, closed Tue 06:00
+    assert all(now - LOOKBACK <= c <= now for c in closes)
+
+
+def test_a_meal_schedule_is_in_the_regions_zone_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bkcommon.disinfection import MealSchedule
+
+    monkeypatch.setenv("BK_TIME_ZONE", "Asia/Urumqi")
+    meals = {"services": [{"meal": "lunch", "start": "11:30", "end": "12:30"}]}
+    assert MealSchedule.model_validate(meals).timezone == "Asia/Urumqi"
+    monkeypatch.delenv("BK_TIME_ZONE")
+    assert MealSchedule.model_validate(meals).timezone == "Asia/Shanghai"
