@@ -23,7 +23,7 @@ from api.auth.scope import SiteScope
 from api.services.sample_deadlines import meal_counts
 from api.services.spreadsheet import table_csv, table_xlsx
 from api.services.supervision import CADRE_ROLE, SupervisionSettings
-from bkcommon.localtime import region_zone_name
+from bkcommon.localtime import fmt_local, region_zone_name
 from bkcommon.timeutil import utcnow
 
 Conn = psycopg.Connection[Any]
@@ -195,7 +195,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("应督导", "Visits due"),
     ("已督导", "Visits done"),
     ("按期", "On schedule"),
-    ("最近督导", "Last visit"),
+    ("最近督导(当地时间)", "Last visit (local time)"),
     ("今日日管控", "Daily check today"),
     ("留样餐次(已留/应留)", "Meals sampled / scheduled"),
     ("逾期未留样餐次", "Meals overdue without samples"),
@@ -204,7 +204,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 
 def _row(s: SiteCoveragePublic, lang: Lang) -> list[object]:
     yes, no = ("是", "否") if lang == "zh-CN" else ("yes", "no")
-    last = s.last_visit_at.isoformat() if s.last_visit_at else ""
+    last = fmt_local(s.last_visit_at, missing="")  # the region's day, as a person reads it
     return [
         s.site_id,
         s.site_name,

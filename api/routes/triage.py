@@ -28,6 +28,7 @@ from api.services.reviews import (
     get_review,
     list_reviews,
 )
+from bkcommon.localtime import local_date
 from bkcommon.timeutil import to_utc, utcnow
 
 router = APIRouter(prefix="/reviews", tags=["capture triage"])
@@ -95,7 +96,8 @@ def export_dataset(
         finally:
             spool.close()
 
-    name = f"captures-{to_utc(from_):%Y%m%d}-{to_utc(to):%Y%m%d}.zip"
+    # the region's dates, as the person asked for them (UTC named the day before)
+    name = f"captures-{local_date(from_):%Y%m%d}-{local_date(to):%Y%m%d}.zip"
     return StreamingResponse(
         chunks(),
         media_type="application/zip",

@@ -11,6 +11,7 @@ UTC+8, by default), as instruments write them.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from dataclasses import dataclass, field
@@ -98,8 +99,8 @@ def decode(raw: bytes) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        try:
-            return raw.decode("gb18030")
+        try:  # a BOM before GB 18030 text: an editor's doing, the text is still GB 18030
+            return raw.removeprefix(codecs.BOM_UTF8).decode("gb18030")
         except UnicodeDecodeError as exc:
             raise CsvImportError("file: neither UTF-8 nor GB 18030 text") from exc
 
@@ -164,16 +165,36 @@ def import_csv(
 ) -> ImportReport:
     """Import every valid row; report each refused one with its row number, field and reason."""
     text = decode(raw)
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    header_line = text.partition("\n")[0]
+    delimiter = max(",\t;", key=header_line.count)  # instruments write commas, tabs or semicolons
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        rows = list(reader)
+    except csv.Error as exc:  # a field past the csv module's limit: an unclosed quote
+        raise CsvImportError(
+            f"file: line {reader.line_num}: {exc} (an unclosed quote swallows the rest?)"
+        ) from None
     if not rows:
         raise CsvImportError("file: empty; the first line must be the header")
     columns = _header_map(rows[0])
+    width = len(rows[0])
+    seen: dict[tuple[str, str, str], int] = {}  # (site, sample, item) → its first row
     body = [r for r in rows[1:] if any(c.strip() for c in r)]
     if len(body) > MAX_ROWS:
         raise CsvImportError(f"file: {len(body)} rows; at most {MAX_ROWS} per import")
     report = ImportReport()
     for n, cells in enumerate(rows[1:], start=1):
         if not any(c.strip() for c in cells):
+            continue
+        if any(c.strip() for c in cells[width:]):  # read by position, the rest would shift
+            report.errors.append(
+                RowError(
+                    n,
+                    "row",
+                    f"{len(cells)} cells but {width} columns in the header "
+                    "(a decimal comma, or a comma not in quotes?)",
+                )
+            )
             continue
         fields, bad = _row_fields(cells, columns)
         if bad is not None:
@@ -189,6 +210,13 @@ def import_csv(
                 loc, _, msg = msg.partition(": ")
             report.errors.append(RowError(n, loc, msg))
             continue
+        key = (data.site_id, data.sample_no, str(data.item))
+        if key in seen:  # which result won depended on the order of the rows
+            report.errors.append(
+                RowError(n, "sample_no", f"{data.sample_no} {data.item} repeats row {seen[key]}")
+            )
+            continue
+        seen[key] = n
         try:
             test_id, created = record_test(
                 conn, data=data, scope=scope, actor=actor, now=now, settings=settings,
@@ -204,7 +232,18 @@ def import_csv(
         if created:
             report.imported += 1
             report.test_ids.append(test_id)
-        else:
-            report.duplicates += 1
+            continue
+        report.duplicates += 1
+        stored = conn.execute("SELECT result FROM rapid_tests WHERE id = %s", (test_id,)).fetchone()
+        if stored is not None and stored[0] != data.result:
+            # a stored pass "corrected" to a fail would otherwise vanish without a word
+            report.errors.append(
+                RowError(
+                    n,
+                    "result",
+                    f"recorded before as {stored[0]} (test {test_id}); not changed here "
+                    "(a correction is made on the test itself)",
+                )
+            )
     report.failed = len(report.errors)
     return report

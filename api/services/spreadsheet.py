@@ -13,15 +13,20 @@ from collections.abc import Iterable, Sequence
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def defuse(value: object) -> object:
-    """Text that begins like a formula, quoted with ``'``; anything else unchanged."""
-    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
-        return "'" + value
+    """Text that begins like a formula, quoted with ``'``; control characters an XLSX cell
+    cannot hold (one imported ``白\x01菜`` made every ticket export of its region a 500)
+    as U+FFFD; anything else unchanged."""
+    if isinstance(value, str):
+        value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+        if value[:1] in FORMULA_STARTS:
+            return "'" + value
     return value
 
 

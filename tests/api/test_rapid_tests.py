@@ -8,6 +8,7 @@ its own sites.
 
 from __future__ import annotations
 
+import codecs
 import io
 from collections.abc import Iterator
 from datetime import timedelta
@@ -401,3 +402,45 @@ def test_photo_of_the_strip_goes_through_the_evidence_checks(
     assert text.status_code == 415
     fake = c.put(url, content=b"\x89PNG\r\n\x1a\nrubbish", headers=officer)
     assert fake.status_code == 415
+
+
+def test_csv_import_of_files_instruments_and_people_really_write(
+    client: TestClient, world: World, conn: psycopg.Connection[Any]
+) -> None:
+    """Tabs or semicolons, a BOM before GB 18030, a decimal comma that splits a row, one
+    sample twice with two results, a stored pass "corrected" to a fail, an unclosed quote:
+    each is read or refused by name; none is a 500 or a silent loss."""
+    c, h = client, world.headers("regulator") | {"Content-Type": "text/csv"}
+    when = (utcnow() - timedelta(hours=1)).astimezone().strftime("%Y-%m-%d %H:%M")
+    row = f"T-1,site-a1,白菜,绿源,JY-1,B1,甲醛,比色法,合格,,,,T,{when}"
+    tabbed = (CSV_HEADER + row).replace(",", "\t").encode("gb18030")
+    r = c.post("/api/v1/rapid-tests/import", content=tabbed, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["imported"] == 1
+    semi = codecs.BOM_UTF8 + (CSV_HEADER + row.replace("T-1", "T-2")).replace(",", ";").encode(
+        "gb18030"
+    )
+    assert c.post("/api/v1/rapid-tests/import", content=semi, headers=h).json()["imported"] == 1
+    rows = [
+        row.replace("合格", "不合格"),  # T-1 stored as a pass: a "correction" is not applied
+        f"T-3,site-a1,白菜,绿源,JY-1,B1,农药残留(酶抑制法),酶抑制率法,合格,62,5,50,%,T,{when}",
+        f"T-4,site-a1,白菜,绿源,JY-1,B1,甲醛,比色法,合格,,,,T,{when}",
+        f"T-4,site-a1,白菜,绿源,JY-1,B1,甲醛,比色法,不合格,,,,T,{when}",  # twice in one file
+    ]
+    report = c.post(
+        "/api/v1/rapid-tests/import", content=(CSV_HEADER + "\n".join(rows)).encode(), headers=h
+    ).json()
+    assert [(e["row"], e["field"]) for e in report["errors"]] == [
+        (1, "result"),
+        (2, "row"),
+        (4, "sample_no"),
+    ]
+    assert "recorded before as pass" in report["errors"][0]["reason"]
+    assert "decimal comma" in report["errors"][1]["reason"]
+    assert "repeats row 3" in report["errors"][2]["reason"]
+    stored = conn.execute("SELECT result FROM rapid_tests WHERE sample_no = 'T-4'").fetchall()
+    assert stored == [("pass",)]
+    quote = (CSV_HEADER + '"' + "x" * 140_000).encode()
+    bad = c.post("/api/v1/rapid-tests/import", content=quote, headers=h)
+    assert bad.status_code == 422
+    assert "unclosed quote" in bad.json()["detail"]

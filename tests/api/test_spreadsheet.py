@@ -41,3 +41,13 @@ def test_ticket_ledger_xlsx_stores_a_formula_looking_title_as_text() -> None:
     assert len(title) == 1
     assert title[0].data_type == "s"
     assert title[0].value == "'=cmd|' /C calc'!A0"
+
+
+def test_control_characters_do_not_break_an_xlsx_export() -> None:
+    """One imported product name with a control character (白\\x01菜) made every ticket XLSX of
+    its region a 500: openpyxl refuses such characters in a cell."""
+    ws = load_workbook(
+        io.BytesIO(table_xlsx("t", ["a", "b"], [["白\x01菜", "=\x02x"]]))
+    ).worksheets[0]
+    cells = [c.value for c in next(ws.iter_rows(min_row=2, max_row=2))]
+    assert cells == ["白\ufffd菜", "'=\ufffdx"]

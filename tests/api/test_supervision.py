@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -287,6 +288,8 @@ def test_coverage_equals_the_database_in_json_csv_and_xlsx(
     assert [(r[0], int(r[8]), int(r[9])) for r in rows[1:]] == [
         (s["site_id"], s["visits_due"], s["visits_done"]) for s in cov["sites"]
     ]
+    assert rows[0][11] == "最近督导(当地时间)"  # the region's time, as a person reads it
+    assert all(r[11] == "" or re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", r[11]) for r in rows[1:])
     assert {r[0]: (r[13], r[14]) for r in rows[1:]} == {
         "site-a1": ("1/2", "1"), "site-a2": ("", ""), "site-a3": ("", ""), "site-b1": ("", ""),
     }  # fmt: skip

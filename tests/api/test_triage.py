@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from api.services.tickets import process_findings
 from api.services.triage import set_triage_mode, triage_mode
 from api.settings import ApiSettings
+from bkcommon.localtime import region_zone
 from bkcommon.timeutil import utcnow
 from tests.api.conftest import T0, insert_finding
 from tests.api.loop_support import jpeg_bytes, loop_client, loop_registry, loop_settings, who
@@ -162,6 +163,8 @@ def test_review_queue_over_http(
     )
     assert z.status_code == 200, z.text
     assert z.headers["content-type"] == "application/zip"
+    local = utcnow().astimezone(region_zone())  # the file is named by the region's dates
+    assert f"captures-{(local - timedelta(hours=1)):%Y%m%d}-" in z.headers["content-disposition"]
     with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
         names = sorted(zf.namelist())
         assert names == sorted(
