@@ -239,15 +239,18 @@ def strip_metadata(data: bytes, info: ImageInfo) -> bytes:
     parent's home is not for the canteen the complaint is about."""
     if info.media_type == "image/png":
         return _strip_png(data)
-    with Image.open(io.BytesIO(data), formats=["JPEG"]) as im:
-        orientation = im.getexif().get(0x0112, 1)
-        if orientation not in (None, 1):
-            from PIL import ImageOps
+    try:
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as im:
+            orientation = im.getexif().get(0x0112, 1)
+            if orientation not in (None, 1):
+                from PIL import ImageOps
 
-            turned = ImageOps.exif_transpose(im)
-            out = io.BytesIO()
-            turned.save(out, format="JPEG", quality=92)
-            return _strip_jpeg(out.getvalue())
+                turned = ImageOps.exif_transpose(im)
+                out = io.BytesIO()
+                turned.save(out, format="JPEG", quality=92)
+                return _strip_jpeg(out.getvalue())
+    except (OSError, ValueError, SyntaxError, TypeError, KeyError):
+        pass  # EXIF that does not parse: the segments go all the same, unturned
     return _strip_jpeg(data)
 
 
