@@ -18,6 +18,7 @@ from api.deps import ConnDep, SettingsDep
 from api.services.acklink import AckClaim, AckLinkError, verify_ack_token
 from api.services.labels import STATUS_LABELS, advice_for
 from api.services.lifecycle import Action, Actor, LifecycleError, apply_action
+from api.services.public_render import PAGE_CSP
 from api.settings import ApiSettings
 from bkcommon.localtime import fmt_local
 from bkcommon.timeutil import utcnow
@@ -64,7 +65,12 @@ background:#0a7d32;color:#fff}}</style></head>
     return HTMLResponse(
         body,
         status_code=status,
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        headers={
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+            "Content-Security-Policy": PAGE_CSP,
+            "X-Frame-Options": "DENY",
+        },
     )
 
 

@@ -28,7 +28,12 @@ from api.schemas import ErrorPublic
 from api.services.complaints import ComplaintSettings, rate, submit, track
 from api.services.evidence import EvidenceError
 from api.services.public_page import build_page
-from api.services.public_render import render_canteen, render_tracking, render_unpublished
+from api.services.public_render import (
+    PAGE_CSP,
+    render_canteen,
+    render_tracking,
+    render_unpublished,
+)
 from api.services.publication import effective_for_site
 from bkcommon.timeutil import utcnow
 
@@ -41,6 +46,8 @@ _HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": PAGE_CSP,
+    "X-Frame-Options": "DENY",
 }
 
 

@@ -37,6 +37,15 @@ _STAGES = {
 }
 
 
+PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+"""The public and acknowledge pages: no scripts anywhere, their own inline style, forms that
+post to this server, and never inside another site's frame (a framed "acknowledge" or
+complaint button could be clicked through a decoy)."""
+
+
 def _e(value: object) -> str:
     return html.escape(str(value))
 

@@ -74,6 +74,9 @@ def test_acknowledge_from_a_phone_once(
     page = loop_client.get(f"/api/v1/ack/{token}")
     assert page.status_code == 200
     assert 'name="viewport"' in page.text
+    # never inside another site's frame: a framed button could be clicked through a decoy
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
     assert '<form method="post">' in page.text
     assert "ZG-" in page.text
     assert "<script" not in page.text

@@ -85,6 +85,9 @@ def test_the_page_shows_only_what_the_region_publishes_and_nothing_personal(
     unpublished = c.get("/public/canteens/site-a1")
     assert unpublished.status_code == 200
     assert "not published" in unpublished.text
+    csp = unpublished.headers["content-security-policy"]  # no scripts, never framed
+    assert "default-src 'none'" in csp
+    assert "frame-ancestors 'none'" in csp
     assert c.get("/public/canteens/no-such-site").status_code == 404
     # a failed inspection item, a rapid test and a cold-chain alarm in the last days
     now = utcnow()
