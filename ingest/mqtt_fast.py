@@ -30,10 +30,10 @@ from paho.mqtt.enums import MQTTErrorCode
 logger = logging.getLogger(__name__)
 
 RawHandler = Callable[[bytes, bytes, int, int, bool], None]
-"""``handler(topic, payload, mid, qos, retained)``: ``retained`` is the PUBLISH's RETAIN bit,
-set only on a retained message sent because a subscription was (re)made, never on live
-traffic to an established subscription (MQTT 3.1.1 3.3.1.3; v5 without Retain As Published)."""
-"""``handler(topic, payload, mid, qos)`` called on paho's network thread for each PUBLISH."""
+"""``handler(topic, payload, mid, qos, retained)`` called on paho's network thread for each
+PUBLISH. ``retained`` is its RETAIN bit, set only on a retained message sent because a
+subscription was (re)made, never on live traffic to an established subscription (MQTT 3.1.1
+3.3.1.3; v5 without Retain As Published)."""
 
 _RECV_BYTES = 65536
 _BURST_PACKETS = 2000  # then return to paho's loop (writes, keepalive) once the buffer is empty

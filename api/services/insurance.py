@@ -14,7 +14,7 @@ import io
 import json
 import logging
 import zipfile
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -96,14 +96,13 @@ class IncidentCreate(BaseModel):
 
     @model_validator(mode="after")
     def _happened(self) -> IncidentCreate:
-        # an incident has happened (a phone's clock may run a little fast), in this century:
-        # the claim bundle reads the day around it, which a year-9999 time would overflow
-        if not INCIDENT_EARLIEST <= self.occurred_at <= utcnow() + INCIDENT_CLOCK_SKEW:
-            raise ValueError("occurred_at: a time that has passed, from the year 2000")
+        # an incident has happened (a phone's clock may run a little fast); the years it may
+        # be of are IsoDateTime's (2000-2099)
+        if self.occurred_at > utcnow() + INCIDENT_CLOCK_SKEW:
+            raise ValueError("occurred_at: a time that has passed, not one still to come")
         return self
 
 
-INCIDENT_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 INCIDENT_CLOCK_SKEW = timedelta(minutes=10)
 
 

@@ -270,7 +270,13 @@ def test_a_claim_moves_on_step_by_step_and_its_history_travels_with_the_bundle(
         },
     ).json()
     assert incident["claim_status"] == "none"
-    for when in ("9999-12-31T23:00:00Z", "1999-12-31T23:00:00Z", "2100-01-01T00:00:00+08:00"):
+    tomorrow = (utcnow() + timedelta(days=1)).isoformat()
+    for when in (
+        tomorrow,
+        "9999-12-31T23:00:00Z",
+        "1999-12-31T23:00:00Z",
+        "2100-01-01T00:00:00+08:00",
+    ):
         r = client.post(
             "/api/v1/incidents",
             json={"site_id": "school-001", "occurred_at": when, "kind": "other"},
