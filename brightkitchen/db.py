@@ -119,7 +119,10 @@ def ensure_database(url: str) -> bool:
         if "does not exist" not in str(exc):
             raise DatabaseError(f"cannot connect to the database: {exc}") from exc
     with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            return False  # another migrator created it meanwhile; the advisory lock follows
     logger.info("created database %s", dbname)
     return True
 

@@ -113,3 +113,82 @@ def test_restore_refuses_missing_arguments_or_file(args: list[str]) -> None:
     )  # fmt: skip
     assert done.returncode != 0
     assert done.stderr.strip()
+
+
+def test_loop_failed_dump_never_replaces_a_good_one(db_url: str, tmp_path: Path) -> None:
+    """The compose service runs `backup.sh --loop`: a dump cut short (disk full, here a file
+    size limit) must not be published as *.dump nor push a good dump out of BACKUP_KEEP."""
+    _seed(db_url)
+    env = {**_libpq_env(db_url), "BACKUP_DIR": str(tmp_path), "BACKUP_KEEP": "1"}
+    ok = subprocess.run(
+        ["sh", str(COMPOSE / "backup/backup.sh")], env=env,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    [good] = list(tmp_path.glob("*.dump"))
+    good_bytes = good.read_bytes()
+    loop = subprocess.run(
+        ["bash", "-c", 'ulimit -f 8; sleep 1.1; timeout 10 sh "$0" --loop',
+         str(COMPOSE / "backup/backup.sh")],
+        env={**env, "BACKUP_INTERVAL_S": "3600"},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert "pg_dump failed" in loop.stderr, loop.stdout + loop.stderr
+    assert [p.name for p in tmp_path.glob("*.dump")] == [good.name]
+    assert good.read_bytes() == good_bytes
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_dumps_are_private(db_url: str, tmp_path: Path) -> None:
+    """A dump holds password hashes, notification secrets and contacts: 0600, whatever umask."""
+    done = subprocess.run(
+        ["sh", "-c", 'umask 022; exec sh "$0"', str(COMPOSE / "backup/backup.sh")],
+        env={**_libpq_env(db_url), "BACKUP_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [dump] = list(tmp_path.glob("*.dump"))
+    assert dump.stat().st_mode & 0o077 == 0
+
+
+def test_restore_keeps_database_settings(db_url: str, tmp_path: Path) -> None:
+    """ALTER DATABASE settings (0036 sets one on TimescaleDB) are not in the restored
+    objects: restore.sh applies them to the new database too."""
+    _seed(db_url)
+    src = urlsplit(db_url).path.lstrip("/")
+    with psycopg.connect(db_url, autocommit=True) as c:
+        c.execute(
+            sql.SQL(
+                "ALTER DATABASE {} SET timescaledb.max_tuples_decompressed_per_dml_transaction = 0"
+            ).format(sql.Identifier(src))
+        )
+    env = _libpq_env(db_url)
+    done = subprocess.run(
+        ["sh", "-c", 'umask 022; exec sh "$0"', str(COMPOSE / "backup/backup.sh")],
+        env={**env, "BACKUP_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [dump] = list(tmp_path.glob("*.dump"))
+    target = f"bk_restore_{uuid.uuid4().hex[:10]}"
+    admin = db_url.rsplit("/", 1)[0] + "/postgres"
+    try:
+        done = subprocess.run(
+            ["sh", str(COMPOSE / "backup/restore.sh"), str(dump), target],
+            env={k: v for k, v in env.items() if k != "PGDATABASE"},
+            capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        with psycopg.connect(admin) as c:
+            row = c.execute(
+                "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d"
+                " ON d.oid = s.setdatabase WHERE d.datname = %s AND s.setrole = 0",
+                (target,),
+            ).fetchone()
+        assert row is not None
+        assert "timescaledb.max_tuples_decompressed_per_dml_transaction=0" in row[0]
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target))
+            )
