@@ -57,6 +57,7 @@ from api.services.duties import (
 )
 from api.services.duty_deadlines import DutySettings
 from api.services.duty_reports import (
+    MONTH_PATTERN,
     MonthlyReportEditIn,
     MonthlyReportIn,
     MonthlyReportPublic,
@@ -64,6 +65,7 @@ from api.services.duty_reports import (
     WeeklyReviewPublic,
     edit_report,
     generate_report,
+    get_weekly_review,
     list_reports,
     list_weekly_reviews,
     record_weekly_review,
@@ -108,7 +110,7 @@ _SITE = not_found("site")
 def put_duty_site(
     conn: ConnDep, scope: ScopeDep, user: SetterUser, site_id: str, body: DutySiteIn
 ) -> DutySitePublic:
-    """Set the site's business type and the China time its daily check is due by."""
+    """Set the site's business type and the local time its daily check is due by."""
     set_duty_site(conn, site_id=site_id, data=body, scope=scope, actor=user.username, now=utcnow())
     found = get_duty_site(conn, site_id=site_id, scope=scope)
     assert found is not None
@@ -130,7 +132,8 @@ def get_duties(conn: ConnDep, scope: ScopeDep, site_id: str) -> DutySitePublic:
 
 @router.get("/duties/today", response_model=list[DutyTodayPublic])
 def get_duties_today(conn: ConnDep, scope: ScopeDep) -> list[DutyTodayPublic]:
-    """Today's daily check (China time) of each of your sites that keeps duties; overdue first."""
+    """Today's daily check (the region's local day) of each of your sites that keeps duties;
+    overdue first."""
     now = utcnow()
     grace = DutySettings().sample_grace
     return duties_today(conn, scope=scope, day=china_today(now), now=now, grace=grace)
@@ -320,7 +323,8 @@ def get_health_checks(
     day: IsoDate | None = None,
     off_duty: bool = False,
 ) -> list[StaffCheckPublic]:
-    """The day's morning checks (default today, China time); ``off_duty`` lists only those off."""
+    """The day's morning checks (default today, the region's local day); ``off_duty`` lists
+    only those off."""
     return list_health_checks(
         conn,
         site_id=site_id,
@@ -389,11 +393,10 @@ def post_weekly_review(
     conn: ConnDep, scope: ScopeDep, user: DirectorUser, site_id: str, body: WeeklyReviewIn
 ) -> WeeklyReviewPublic:
     """The director records the week's review (周排查) with the week's figures."""
-    record_weekly_review(
+    review_id = record_weekly_review(
         conn, site_id=site_id, data=body, scope=scope, actor=user.username, now=utcnow()
     )
-    found = list_weekly_reviews(conn, site_id=site_id, scope=scope, limit=1000)
-    return next(r for r in found if r.week_start == body.week_start)
+    return get_weekly_review(conn, review_id=review_id)
 
 
 @router.get(
@@ -424,7 +427,7 @@ def post_monthly_report(
 class ReportEditIn(MonthlyReportEditIn):
     """The month and the new text of its draft."""
 
-    month: str = Field(pattern=r"^[1-9]\d{3}-(0[1-9]|1[0-2])$", description="YYYY-MM.")
+    month: str = Field(pattern=MONTH_PATTERN, description="YYYY-MM.")
 
 
 class ReportSignIn(BaseModel):
@@ -432,7 +435,7 @@ class ReportSignIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    month: str = Field(pattern=r"^[1-9]\d{3}-(0[1-9]|1[0-2])$", description="YYYY-MM.")
+    month: str = Field(pattern=MONTH_PATTERN, description="YYYY-MM.")
 
 
 @router.patch(

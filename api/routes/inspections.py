@@ -144,6 +144,7 @@ class PhotoPublic(BaseModel):
     responses={
         **not_found("inspection or item"),
         **PHOTO_REFUSALS,
+        409: {"model": ErrorPublic, "description": "The notice is signed: its evidence is final."},
     },
     openapi_extra=raw_photo_body("The photo's bytes (JPEG or PNG; the bytes decide which)."),
 )
@@ -202,6 +203,7 @@ def post_sign(
         signed_by=body.signed_by or user.username,
         scope=scope,
         now=utcnow(),
+        actor=user.username,
     )
 
 

@@ -26,6 +26,7 @@ from api.routes.raw_photo import (
     stored_photo_response,
 )
 from api.schemas import ErrorPublic
+from api.services.duty_reports import MONTH_PATTERN
 from api.services.purchases import (
     PurchaseIn,
     PurchasePublic,
@@ -290,7 +291,7 @@ def get_flags(
     return list_flags(conn, scope=scope, site_id=site_id, limit=limit, offset=offset)
 
 
-_MONTH = r"^[1-9]\d{3}-(0[1-9]|1[0-2])$"  # year 0000 is no date (was a 500)
+_MONTH = MONTH_PATTERN  # 2000-2099, as every date the API takes (year 0000 was a 500)
 
 
 def _month(text: str) -> date:
@@ -308,7 +309,7 @@ def get_stats(
         str | None, Query(pattern=_MONTH, description="Last month, YYYY-MM (default: this one).")
     ] = None,
 ) -> list[MonthStatsPublic]:
-    """Batches, pass rate and failures by item and supplier, per month (China time).
+    """Batches, pass rate and failures by item and supplier, per month (the region's local time).
 
     Default: the twelve months up to this one. Only months with tests are listed.
     """

@@ -35,6 +35,7 @@ from api.services.supervision import (
     VisitIn,
     VisitPublic,
     default_checklist,
+    get_visit,
     list_visits,
     record_visit,
     set_frequency,
@@ -95,11 +96,7 @@ def post_visit(  # noqa: PLR0917 - FastAPI dependencies
     )
     if not created:
         response.status_code = 200
-    found = next(
-        (v for v in list_visits(conn, scope=scope, site_id=body.site_id, limit=500, offset=0)
-         if v.id == visit_id),
-        None,
-    )  # fmt: skip
+    found = get_visit(conn, visit_id=visit_id, scope=scope)
     assert found is not None
     return found
 

@@ -1,6 +1,7 @@
 """Comments on a ticket (``POST /tickets/{id}/comments``): a remark added to its timeline.
 
-Anyone who may see the ticket and write (admin, regulator, officer, director) may comment;
+Anyone who may see the ticket and write (admin, regulator, inspector, officer, director) may
+comment;
 insurers and devices are read-only and get 403. A comment changes no state and sends no
 notice; it shows in the ticket's timeline as an event of kind ``comment``.
 """

@@ -75,7 +75,7 @@ class DutySiteIn(BaseModel):
     deadline_local: str = Field(
         default="10:00",
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
-        description="China time (HH:MM) by which the daily check is due.",
+        description="Local time (HH:MM, BK_TIME_ZONE) by which the daily check is due.",
     )
     since: IsoDate | None = Field(default=None, description="First day checked; default today.")
 
@@ -85,7 +85,9 @@ class DutySitePublic(BaseModel):
 
     site_id: str
     business_type: str
-    deadline_local: str = Field(description="China time (HH:MM) the daily check is due by.")
+    deadline_local: str = Field(
+        description="Local time (HH:MM, BK_TIME_ZONE) the daily check is due by."
+    )
     since: date
     checklist: Checklist
 

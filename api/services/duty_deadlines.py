@@ -2,7 +2,7 @@
 
 For each site that keeps the daily duties, each day since ``since`` (at most
 ``lookback_days`` back, so a worker that was down catches up without flooding) whose
-deadline (China time) has passed without a completed check gets one finding (rule
+deadline (the region's local time) has passed without a completed check gets one finding (rule
 ``daily_check_missed``, key ``daily_check_missed:<site>:<day>``). The ticket engine opens
 its ticket and alerts the officer; the existing escalation ladder then warns the officer
 and the director at the ticket's deadline and the regulator responsible for the site

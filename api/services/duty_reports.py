@@ -136,6 +136,18 @@ def record_weekly_review(
     return int(row[0])
 
 
+def get_weekly_review(conn: Conn, *, review_id: int) -> WeeklyReviewPublic:
+    """One stored review (the caller checked the scope)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            """SELECT id, site_id, week_start, figures, findings, measures, reviewed_by,
+                      reviewed_at FROM weekly_reviews WHERE id = %s""",
+            (review_id,),
+        ).fetchone()
+    assert row is not None
+    return WeeklyReviewPublic.model_validate(row)
+
+
 def list_weekly_reviews(
     conn: Conn, *, site_id: str, scope: SiteScope, limit: int
 ) -> list[WeeklyReviewPublic]:
@@ -151,7 +163,8 @@ def list_weekly_reviews(
     return [WeeklyReviewPublic.model_validate(r) for r in rows]
 
 
-MONTH_PATTERN = r"^[1-9]\d{3}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = r"^20\d{2}-(0[1-9]|1[0-2])$"
+"""``YYYY-MM`` of the years 2000-2099, like every date the API takes (``api.input_types``)."""
 
 
 def month_start(text: str) -> date:
@@ -193,7 +206,7 @@ class MonthlyReportIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    month: str = Field(pattern=MONTH_PATTERN, description="YYYY-MM (China time).")
+    month: str = Field(pattern=MONTH_PATTERN, description="YYYY-MM (the region's local time).")
 
 
 class MonthlyReportEditIn(BaseModel):

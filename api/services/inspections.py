@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from api.auth.scope import SiteScope
 from api.input_types import IsoDateTime
@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
 
 _CODE = r"^[A-Za-z0-9_.-]{1,40}$"
+
+CLOCK_SKEW = timedelta(minutes=10)
+"""An inspection may be stamped this far ahead of the server's clock (a tablet runs fast)."""
 
 
 class NotFoundError(RequestError, LookupError):
@@ -134,15 +137,20 @@ class ItemResultIn(BaseModel):
     rule: str | None = Field(default=None, pattern=r"^[a-z0-9_]{1,60}$")
 
 
+InspectorName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+]
+
+
 class InspectionCreate(BaseModel):
     """A finished inspection with its results (one request, as the inspector submits it)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    site_id: str = Field(min_length=1)
+    site_id: str = Field(min_length=1, max_length=100)
     kind: InspectionKind
     template_id: int | None = None
-    inspectors: list[str] = Field(min_length=1, max_length=20)
+    inspectors: list[InspectorName] = Field(min_length=1, max_length=20)
     started_at: IsoDateTime
     finished_at: IsoDateTime | None = None
     follow_up_of: int | None = Field(
@@ -270,6 +278,10 @@ def create_inspection(
     """
     if not scope.allows(data.site_id):
         raise NotFoundError(f"site {data.site_id} not found")
+    for name, at in (("started_at", data.started_at), ("finished_at", data.finished_at)):
+        if at is not None and at > now + CLOCK_SKEW:
+            raise UnprocessableError(f"{name}: {at.isoformat()} is in the future")
+    finished = data.finished_at or max(now, data.started_at)
     closed: list[int] = []
     with conn.transaction():
         if conn.execute("SELECT 1 FROM sites WHERE id = %s", (data.site_id,)).fetchone() is None:
@@ -277,12 +289,17 @@ def create_inspection(
         items = _resolve_items(conn, data)
         if data.follow_up_of is not None:
             prev = conn.execute(
-                "SELECT site_id FROM inspections WHERE id = %s", (data.follow_up_of,)
+                "SELECT site_id, started_at FROM inspections WHERE id = %s",
+                (data.follow_up_of,),
             ).fetchone()
             if prev is None:
                 raise NotFoundError(f"inspection {data.follow_up_of} not found")
             if prev[0] != data.site_id:
                 raise UnprocessableError("a follow-up inspection must be of the same site")
+            if data.started_at < prev[1]:
+                raise UnprocessableError(
+                    f"started_at: before inspection {data.follow_up_of}, which it follows up"
+                )
         row = conn.execute(
             """INSERT INTO inspections (site_id, kind, template_id, inspectors, started_at,
                                         finished_at, follow_up_of, notes, created_by)
@@ -293,7 +310,7 @@ def create_inspection(
                 data.template_id,
                 data.inspectors,
                 data.started_at,
-                data.finished_at or now,
+                finished,
                 data.follow_up_of,
                 data.notes,
                 actor,
@@ -301,7 +318,7 @@ def create_inspection(
         ).fetchone()
         assert row is not None
         inspection_id = int(row[0])
-        occurred = data.finished_at or now
+        occurred = finished
         for it in items:
             conn.execute(
                 """INSERT INTO inspection_items (inspection_id, code, result, note, tier, rule,
@@ -504,11 +521,16 @@ def add_photo(
     sha = hashlib.sha256(content).hexdigest()
     with conn.transaction():
         row = conn.execute(
-            f"SELECT 1 FROM inspections WHERE id = %(id)s AND {scope.clause('site_id')}",
+            f"""SELECT notice_signed_at FROM inspections
+                WHERE id = %(id)s AND {scope.clause("site_id")} FOR UPDATE""",
             {"id": inspection_id, **scope.params()},
         ).fetchone()
         if row is None:
             raise NotFoundError(f"inspection {inspection_id} not found")
+        if row[0] is not None:
+            raise ConflictError(
+                f"the notice of inspection {inspection_id} is signed: its evidence is final"
+            )
         if item_code and (
             conn.execute(
                 "SELECT 1 FROM inspection_items WHERE inspection_id = %s AND code = %s",
@@ -527,12 +549,23 @@ def add_photo(
 
 
 def sign_notice(
-    *, conn: Conn, inspection_id: int, signed_by: str, scope: SiteScope, now: datetime
+    *,
+    conn: Conn,
+    inspection_id: int,
+    signed_by: str,
+    scope: SiteScope,
+    now: datetime,
+    actor: str | None = None,
 ) -> InspectionPublic:
-    """Sign the rectification notice (整改通知书) once; it gets its number then."""
+    """Sign the rectification notice (整改通知书) once; it gets its number then.
+
+    The signer is the signed-in user (``actor``) or one of the inspection's inspectors.
+    """
     current = get_inspection(conn=conn, inspection_id=inspection_id, scope=scope)
     if current is None:
         raise NotFoundError(f"inspection {inspection_id} not found")
+    if signed_by != actor and signed_by not in current.inspectors:
+        raise UnprocessableError(f"signed_by: {signed_by!r} is not an inspector of this inspection")
     if not any(i.result is ItemResult.FAIL for i in current.items):
         raise ConflictError("nothing to rectify: no item failed")
     row = conn.execute(

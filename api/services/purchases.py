@@ -104,11 +104,11 @@ def record_purchase(
     conn: Conn, *, data: PurchaseIn, scope: SiteScope, actor: str, now: datetime | None = None
 ) -> PurchasePublic:
     """Store one delivery of a site in scope; 404 outside it, 409 when recorded already,
-    422 when it is dated after today (China time)."""
+    422 when it is dated after today (the region's local day, ``BK_TIME_ZONE``)."""
     if not scope.allows(data.site_id):
         raise PurchaseNotFoundError(f"site {data.site_id} not found")
     if data.delivered_on > china_today(now or utcnow()):
-        raise PurchaseInputError("delivered_on: must not be after today (China time)")
+        raise PurchaseInputError("delivered_on: must not be after today (local time)")
     with conn.transaction():
         if conn.execute("SELECT 1 FROM sites WHERE id = %s", (data.site_id,)).fetchone() is None:
             raise PurchaseNotFoundError(f"site {data.site_id} not found")
