@@ -164,13 +164,16 @@ def _cmd_outbox(args: argparse.Namespace) -> int:
     print(
         f"{path}: depth {st.depth}, {st.bytes_total} bytes, oldest {oldest}, "
         f"evidence images pruned over the disk budget {st.evidence_pruned_total}, "
-        f"events dropped when full {st.dropped_total}"
+        f"events dropped when full {st.dropped_total}, "
+        f"set aside (the broker can never take them) {st.set_aside_total}"
     )
     for row in ob.peek(args.limit):
         print(
             f"  {row.id} {row.event_id} {row.topic} {len(row.payload)} bytes "
             f"attempts={row.attempts}"
         )
+    for aside in ob.set_aside_rows()[-args.limit :]:
+        print(f"  set aside: {aside.id} {aside.event_id} {aside.topic}: {aside.reason}")
     ob.close()
     return 0
 

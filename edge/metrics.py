@@ -41,6 +41,16 @@ class EdgeMetrics:
             "Messages dropped oldest-first because the outbox was full",
             registry=r,
         )
+        self.outbox_set_aside = Gauge(
+            "edge_outbox_set_aside",
+            "Events set aside because the broker can never take them (kept in the outbox file)",
+            registry=r,
+        )
+        self.broker_refused = Gauge(
+            "edge_broker_refused",
+            "Publishes the broker refused since start (MQTT account or ACL, quota)",
+            registry=r,
+        )
         self.published = Counter(
             "edge_published", "Messages acknowledged by the broker", registry=r
         )

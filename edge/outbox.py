@@ -37,6 +37,19 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
+_SET_ASIDE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox_set_aside (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    set_aside_at REAL NOT NULL,
+    reason TEXT NOT NULL
+)
+"""
+"""Created on first use, so that an outbox that never sets a row aside costs no page for it."""
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -80,6 +93,16 @@ class OutboxRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SetAsideRow:
+    """A message the broker can never take, kept off the queue with the reason."""
+
+    id: int
+    event_id: str
+    topic: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxStats:
     """Depth, size, age of the oldest row and the drops since the outbox was created."""
 
@@ -90,6 +113,7 @@ class OutboxStats:
     max_bytes: int
     max_rows: int
     evidence_pruned_total: int = 0
+    set_aside_total: int = 0
 
 
 class Outbox:
@@ -271,12 +295,16 @@ class Outbox:
         """Strip inline images, oldest first, until ``total`` fits ``limit``; return it and
         the ids."""
         pruned: list[str] = []
+        # ids and sizes only: one image at a time in memory, never the whole outbox
         cur = self._db.execute(
-            "SELECT id, event_id, payload, bytes FROM outbox WHERE pruned = 0 ORDER BY id"
+            "SELECT id, event_id, bytes FROM outbox WHERE pruned = 0 ORDER BY id"
         )
-        for oid, eid, payload, size in cur.fetchall():
+        for oid, eid, size in cur.fetchall():
             if total <= limit:
                 break
+            (payload,) = self._db.execute(
+                "SELECT payload FROM outbox WHERE id = ?", (oid,)
+            ).fetchone()
             slim = strip_evidence(bytes(payload))
             if slim is None:
                 self._db.execute("UPDATE outbox SET pruned = 1 WHERE id = ?", (oid,))
@@ -347,6 +375,40 @@ class Outbox:
             cur = self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
             return cur.rowcount == 1
 
+    def set_aside(self, row_id: int, reason: str) -> bool:
+        """Move a row the broker can never take off the queue, keeping it and the reason."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(_SET_ASIDE_SCHEMA)
+                cur = self._db.execute(
+                    "INSERT INTO outbox_set_aside(id, event_id, topic, payload, created_at,"
+                    " set_aside_at, reason) SELECT id, event_id, topic, payload, created_at, ?, ?"
+                    " FROM outbox WHERE id = ?",
+                    (time.time(), reason, row_id),
+                )
+                moved = cur.rowcount == 1
+                if moved:
+                    self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+                    self._count("set_aside", 1)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return moved
+
+    def set_aside_rows(self) -> list[SetAsideRow]:
+        """The rows set aside, oldest first."""
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT id, event_id, topic, reason FROM outbox_set_aside ORDER BY id"
+                ).fetchall()
+            except sqlite3.OperationalError:  # no such table: nothing was ever set aside
+                rows = []
+        return [SetAsideRow(*r) for r in rows]
+
     def depth(self) -> int:
         """Number of messages waiting to be acknowledged."""
         with self._lock:
@@ -368,6 +430,7 @@ class Outbox:
             max_bytes=self.max_bytes,
             max_rows=self.max_rows,
             evidence_pruned_total=int(counters.get("evidence_pruned", 0)),
+            set_aside_total=int(counters.get("set_aside", 0)),
         )
 
 

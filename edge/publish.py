@@ -10,6 +10,14 @@ while connected is published again (same event id, the backend dedupes), and a
 restarted process sends every row still on disk. Delivery is at least once;
 event ids make the effect exactly once.
 
+The client speaks MQTT 5 so that a PUBACK says whether the broker took the message: under
+3.1.1 Mosquitto acknowledges a publish its ACL denies like any other, and the row would be
+deleted undelivered. A refusal of the message itself (too large) sets the row aside (kept
+in the outbox file, ``brightkitchen edge outbox`` lists it) and the rest flow; any other
+refusal (not authorised, quota) keeps the row and pauses sending with back-off. A row
+larger than the broker's Maximum Packet Size (from its CONNACK) is set aside before it is
+sent: the broker would drop the connection on it again and again.
+
 The last will is a retained ``EdgeStatus`` with ``online=false`` on the status
 topic; while connected, a retained ``online=true`` status is published on connect
 and every ``status_interval_s``.
@@ -27,18 +35,25 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bkcommon.messages import Alert, EdgeStatus, encode
+from bkcommon.messages import MAX_PAYLOAD_BYTES, TIME_FLOOR, Alert, EdgeStatus, encode
 from bkcommon.settings import parse_mqtt_url
 from bkcommon.timeutil import utcnow
 from bkcommon.topics import DEFAULT_PREFIX, alert_topic, status_topic
 from edge.outbox import Outbox
 
 logger = logging.getLogger(__name__)
+
+MESSAGE_REFUSALS = frozenset({0x95, 0x99})
+"""PUBACK reasons about the message itself (packet too large, payload format invalid): it
+can never be delivered, so it is set aside and the rows behind it go on."""
+REFUSAL_PAUSE_S = 5.0
+REFUSAL_PAUSE_MAX_S = 300.0
 
 StatusFn = Callable[[], EdgeStatus]
 
@@ -75,7 +90,11 @@ class EdgePublisher:
         self._status_interval_s = status_interval_s
         self._keepalive_s = keepalive_s
         self._on_ack = on_ack
-        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._acks: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        self._max_packet: int | None = None  # the broker's Maximum Packet Size (CONNACK)
+        self._refusals = 0  # refusals since the last PUBACK that took a row
+        self._paused_until = 0.0  # monotonic; sending waits after a refusal
+        self.refused_total = 0
         self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (row id, sent monotonic)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -90,8 +109,9 @@ class EdgePublisher:
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            protocol=mqtt.MQTTv311,
-            clean_session=True,
+            # MQTT 5: a PUBACK carries a reason code, so a publish the broker refuses (ACL,
+            # quota) is told apart from one it took; 3.1.1 acks both alike.
+            protocol=mqtt.MQTTv5,
         )
         if ep.username:
             c.username_pw_set(ep.username, ep.password)
@@ -109,7 +129,9 @@ class EdgePublisher:
 
     def start(self) -> None:
         """Connect in the background (retrying while the broker is down) and start sending."""
-        self.client.connect_async(self._endpoint.host, self._endpoint.port, self._keepalive_s)
+        self.client.connect_async(
+            self._endpoint.host, self._endpoint.port, self._keepalive_s, clean_start=True
+        )
         self.client.loop_start()
         self._thread = threading.Thread(target=self._run, name="edge-sender", daemon=True)
         self._thread.start()
@@ -150,14 +172,14 @@ class EdgePublisher:
         st = self.outbox.stats()
         return EdgeStatus(
             box_id=self.box_id,
-            ts=utcnow(),
+            ts=_stamp(),
             online=True,
             outbox_depth=st.depth,
             outbox_dropped_total=st.dropped_total,
         )
 
     def _offline_payload(self) -> bytes:
-        return encode(EdgeStatus(box_id=self.box_id, ts=utcnow(), online=False))
+        return encode(EdgeStatus(box_id=self.box_id, ts=_stamp(), online=False))
 
     def publish_status(self) -> None:
         """Publish the retained online status now (also done periodically by the sender)."""
@@ -186,6 +208,7 @@ class EdgePublisher:
             self._endpoint.port,
             self.box_id,
         )
+        self._max_packet = getattr(properties, "MaximumPacketSize", None)
         self._conn_gen += 1
         self._connected.set()
         self._status_due.set()
@@ -205,7 +228,7 @@ class EdgePublisher:
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any
     ) -> None:
-        self._acks.put(mid)
+        self._acks.put((mid, reason_code))
         self._wake.set()
 
     # -- sender thread --------------------------------------------------------------
@@ -213,16 +236,45 @@ class EdgePublisher:
     def _drain_acks(self) -> None:
         while True:
             try:
-                mid = self._acks.get_nowait()
+                mid, reason = self._acks.get_nowait()
             except queue.Empty:
                 return
             entry = self._inflight.pop(mid, None)
             if entry is None:
                 continue  # status, alert, or a superseded resend
+            if getattr(reason, "is_failure", False):  # PUBACK >= 0x80: the broker dropped it
+                self._refused(entry[0], reason)
+                continue
+            self._refusals = 0
             if self.outbox.ack(entry[0]):
                 self.acked_total += 1
                 if self._on_ack is not None:
                     self._on_ack(1)
+
+    def _refused(self, row_id: int, reason: Any) -> None:
+        """A PUBACK with a failure reason: the broker did not take the message.
+
+        Only a refusal of this message itself (too large, malformed) sets it aside for good;
+        anything else (not authorised, quota, the broker's own trouble) concerns every row,
+        since all of them go to the one violation topic, so the row stays first in the
+        outbox and sending pauses with back-off until the broker takes it.
+        """
+        code = int(getattr(reason, "value", 0x80))
+        if code in MESSAGE_REFUSALS:
+            logger.error("broker refused outbox row %d (%s): set aside", row_id, reason)
+            self.outbox.set_aside(row_id, f"broker refused the publish: {reason}")
+            return
+        self.refused_total += 1
+        self._refusals += 1
+        pause = min(REFUSAL_PAUSE_MAX_S, REFUSAL_PAUSE_S * 2 ** min(self._refusals - 1, 10))
+        self._paused_until = max(self._paused_until, time.monotonic() + pause)
+        logger.error(
+            "broker refused outbox row %d (%s, check the box's MQTT account and ACL): "
+            "the row stays in the outbox; sending paused %.0f s",
+            row_id,
+            reason,
+            pause,
+        )
 
     def _send_status(self) -> None:
         try:
@@ -234,6 +286,8 @@ class EdgePublisher:
 
     def _fill_window(self) -> None:
         now = time.monotonic()
+        if now < self._paused_until:
+            return
         for mid, (row_id, sent) in list(self._inflight.items()):
             if now - sent > self._resend_after_s:
                 logger.warning("row %d unacked for %.0fs: publishing it again", row_id, now - sent)
@@ -243,6 +297,17 @@ class EdgePublisher:
             return
         busy = {row_id for row_id, _ in self._inflight.values()}
         for row in self.outbox.peek(room, exclude=busy):
+            size = len(row.payload) + len(row.topic.encode()) + 10  # PUBLISH packet, QoS 1
+            limit = min(self._max_packet or size, MAX_PAYLOAD_BYTES + 1024)
+            if size > limit:
+                logger.error(
+                    "event %s: %d-byte packet over the %d-byte limit: set aside",
+                    row.event_id,
+                    size,
+                    limit,
+                )
+                self.outbox.set_aside(row.id, f"packet of {size} bytes over the limit {limit}")
+                continue
             info = self.client.publish(row.topic, row.payload, qos=1)
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 logger.warning(
@@ -274,3 +339,9 @@ class EdgePublisher:
             self._wake.wait(0.2)
             self._wake.clear()
         self._drain_acks()
+
+
+def _stamp() -> datetime:
+    """Now, or the contract's floor while the clock is unset (a box without RTC before NTP):
+    a status that cannot be built must not stop the box."""
+    return max(utcnow(), TIME_FLOOR)

@@ -382,6 +382,8 @@ class EdgeWorker:
                     ob = self.outbox.stats()
                     self.metrics.outbox_depth.set(ob.depth)
                     self.metrics.outbox_bytes.set(ob.bytes_total)
+                    self.metrics.outbox_set_aside.set(ob.set_aside_total)
+                    self.metrics.broker_refused.set(self.publisher.refused_total)
                     self.metrics.mqtt_connected.set(1 if self.publisher.connected else 0)
                 except Exception:
                     logger.exception("supervisor tick failed; continuing")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -158,3 +160,29 @@ def test_pruned_pages_are_not_zeroed_into_the_wal(tmp_path: Path) -> None:
         assert ob._db.execute("PRAGMA secure_delete").fetchone() == (0,)
     finally:
         ob.close()
+
+
+def test_pruning_a_full_outbox_does_not_load_it_into_memory(tmp_path: Path) -> None:
+    """Each new event on a full outbox used to read every unpruned image into memory (the
+    size of the outbox, under the lock the cameras wait on) to strip the oldest one."""
+    cap = 40 * 1024 * 1024
+    ob = Outbox(tmp_path / "o.sqlite", max_bytes=cap, disk_reserve_bytes=None)
+
+    def payload() -> bytes:
+        img = base64.b64encode(os.urandom(150_000)).decode()
+        return json.dumps({"evidence": {"jpeg_b64": img}, "details": {}}).encode()
+
+    i = 0
+    while ob.stats().bytes_total < cap - 400_000:
+        ob.put(f"e{i:08d}", "t/v", payload())
+        i += 1
+    tracemalloc.start()
+    try:
+        for _ in range(3):  # broker still down: each new event prunes the oldest image
+            ob.put(f"e{i:08d}", "t/v", payload())
+            i += 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert ob.stats().evidence_pruned_total >= 1
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB for a {cap / 2**20:.0f} MiB outbox"
