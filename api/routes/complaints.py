@@ -59,11 +59,12 @@ def read_complaints(
     conn: ConnDep,
     scope: ScopeDep,
     user: Inspector,
-    status: Literal["received", "confirmed", "dismissed"] | None = None,
+    status: Literal["received", "confirmed", "dismissed", "decided"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[ComplaintPublic]:
-    """Complaints about canteens of your region (``status=received``: the triage queue)."""
+    """Complaints about canteens of your region (``status=received``: the triage queue,
+    oldest first; ``status=decided``: confirmed or dismissed, newest first)."""
     return list_complaints(conn, scope=scope, status=status, limit=limit, offset=offset)
 
 

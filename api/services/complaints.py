@@ -253,13 +253,16 @@ c.reply, c.decided_by, c.decided_at, c.rating, c.rating_comment, c.rated_at, c.c
 def list_complaints(
     conn: Conn, *, scope: SiteScope, status: str | None, limit: int, offset: int
 ) -> list[ComplaintPublic]:
-    """Complaints about sites in scope, oldest pending first."""
+    """Complaints about sites in scope, oldest pending first; ``decided`` (confirmed or
+    dismissed) newest first, as a record of decisions is read."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"""SELECT {_COLUMNS} FROM complaints c
                 WHERE {scope.clause("c.site_id")}
-                  AND (%(status)s::text IS NULL OR c.status = %(status)s)
-                ORDER BY c.id LIMIT %(limit)s OFFSET %(offset)s""",
+                  AND (%(status)s::text IS NULL OR c.status = %(status)s
+                       OR (%(status)s = 'decided' AND c.status <> 'received'))
+                ORDER BY CASE WHEN %(status)s::text = 'decided' THEN -c.id ELSE c.id END
+                LIMIT %(limit)s OFFSET %(offset)s""",
             {"status": status, "limit": limit, "offset": offset, **scope.params()},
         ).fetchall()
     return [ComplaintPublic.model_validate(r) for r in rows]

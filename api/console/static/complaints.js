@@ -13,7 +13,7 @@ const WORDS = {
     contact: "联系方式", no_contact: "未留联系方式", reply: "给投诉人的答复", reply_hint: "不予立案时必须填写答复",
     confirm: "立案，开整改单", dismiss: "不予立案", ticket: "整改单", rating: "评价", satisfied: "满意",
     unsatisfied: "不满意", unrated: "未评价", photo: "投诉照片 {n}", confirmed_ok: "已立案，整改单已开",
-    dismissed_ok: "已答复，不予立案", site: "单位", status: "状态",
+    dismissed_ok: "已答复，不予立案", site: "单位", status: "状态", newer: "较新的记录", older: "更早的记录",
   },
   en: {
     title: "Public complaints", queue: "Waiting for a decision", decided: "Decided", none: "No complaints waiting",
@@ -22,7 +22,7 @@ const WORDS = {
     reply: "Reply to the complainant", reply_hint: "A reply is needed to dismiss", confirm: "Confirm: open a ticket",
     dismiss: "Dismiss", ticket: "Ticket", rating: "Rating", satisfied: "satisfied", unsatisfied: "not satisfied",
     unrated: "not rated", photo: "complaint photo {n}", confirmed_ok: "Confirmed: a ticket is open",
-    dismissed_ok: "Dismissed with your reply", site: "Site", status: "Status",
+    dismissed_ok: "Dismissed with your reply", site: "Site", status: "Status", newer: "Newer", older: "Older",
   },
 };
 
@@ -61,10 +61,15 @@ function pending(c) {
     status);
 }
 
+const PAGE = 50;
+
 /** The queue page (admins and regulators; the API refuses everyone else with 403). */
-export async function renderComplaints(main) {
-  const [waiting, all] = await Promise.all([api("/complaints?status=received&limit=200"), api("/complaints?limit=500")]);
-  const done = all.filter((c) => c.status !== "received").reverse();
+export async function renderComplaints(main, params = new URLSearchParams()) {
+  const page = Math.max(1, Number(params.get("page")) || 1);
+  const [waiting, decided] = await Promise.all([api("/complaints?status=received&limit=200"),
+    api(`/complaints?status=decided&limit=${PAGE + 1}&offset=${(page - 1) * PAGE}`)]);
+  const done = decided.slice(0, PAGE); // newest first; one more than a page says there are older ones
+  const go = (p) => `/console/complaints${p > 1 ? `?page=${p}` : ""}`;
   const head = (...cols) => h("thead", {}, h("tr", {}, cols.map((k) => h("th", { scope: "col" }, w(k)))));
   mount(main,
     h("h1", {}, w("title")),
@@ -80,5 +85,8 @@ export async function renderComplaints(main) {
           cell(w("status"), {}, w(c.status)), cell(w("reply"), {}, c.reply || "—"),
           cell(w("ticket"), {}, c.ticket_id ? h("a", { href: `/console/tickets/${c.ticket_id}`, "data-link": true }, c.ticket_no || `#${c.ticket_id}`) : "—"),
           cell(w("rating"), {}, c.rating ? w(c.rating) : w("unrated"))))
-          : h("tr", {}, h("td", { colspan: 7 }, w("none_decided"))))))));
+          : h("tr", {}, h("td", { colspan: 7 }, w("none_decided")))))),
+      h("nav", { class: "pager", id: "cp-pager" },
+        page > 1 ? h("a", { href: go(page - 1), "data-link": true, rel: "prev" }, w("newer")) : null,
+        decided.length > PAGE ? h("a", { href: go(page + 1), "data-link": true, rel: "next", id: "cp-older" }, w("older")) : null)));
 }

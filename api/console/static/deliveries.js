@@ -3,7 +3,7 @@
 // sees the recent ones; a failed rapid test or a supplier flag links here with the supplier
 // (and the delivery) it traces to. Every refusal is said next to its field, in the reader's
 // language, before anything is sent when the browser can tell, or from the API's answer.
-import { api, ApiError } from "./api.js";
+import { api } from "./api.js";
 import { me, siteName } from "./app.js";
 import { cell, h, mount, qs, say } from "./dom.js";
 import { explain, fmtTime, getLang, getTimeZone, wordsOf } from "./i18n.js";
@@ -106,16 +106,8 @@ function refusalByField(e) {
   return out;
 }
 
-/** Send a raw body (a photo) and answer JSON, failing like api() does. */
-async function sendPhoto(path, file) {
-  const r = await fetch(`/api/v1${path}`, {
-    method: "PUT", body: file, credentials: "same-origin",
-    headers: { Accept: "application/json", "Content-Type": file.type || "application/octet-stream" },
-  });
-  const out = await r.json().catch(() => null);
-  if (!r.ok) throw new ApiError(r.status, out && typeof out.detail === "string" ? out.detail : `HTTP ${r.status}`);
-  return out;
-}
+/** Send a photo's bytes and answer JSON (api() words a refusal and a lost connection). */
+const sendPhoto = (path, file) => api(path, { method: "PUT", raw: file, type: file.type });
 
 function field(f, input) {
   input.setAttribute("aria-describedby", `dl-${f}-error`);

@@ -115,7 +115,7 @@ const DICT = {
     cabinet_no_data: "这段时间消毒柜没有发来温度或功率数据。",
     refused_role: "您的角色不能执行这个操作。", refused_state: "当前状态不允许这个操作（可能已被他人处理），请刷新后再试。",
     refused_too_big: "照片太大，请压缩后再上传。", refused_type: "只能上传 JPEG 或 PNG 照片。",
-    refused_input: "填写的内容有误：{msg}", refused_unavailable: "服务暂时不可用，请稍后再试。",
+    refused_input: "填写的内容有误：{msg}", refused_unavailable: "服务暂时不可用，请稍后再试。", refused_network: "网络连接中断，未能送达服务器，请检查网络后重试。",
     refused_signin: "登录已过期，请重新登录。",
     nav_inspections: "监督检查", nav_insurance: "食安保险", nav_settings: "用户与设置",
     inspection: "检查", insp_routine: "日常检查", insp_special: "专项检查", insp_joint: "联合检查",
@@ -288,7 +288,7 @@ const DICT = {
     cabinet_no_data: "The cabinet sent no temperature or power in this window.",
     refused_role: "Your role may not do this.", refused_state: "This cannot be done in the current state (someone may have acted already). Reload and try again.",
     refused_too_big: "The photo is too large; make it smaller and upload again.", refused_type: "Only JPEG or PNG photos can be uploaded.",
-    refused_input: "Something in the form is not right: {msg}", refused_unavailable: "The service is unavailable for a moment; try again shortly.",
+    refused_input: "Something in the form is not right: {msg}", refused_unavailable: "The service is unavailable for a moment; try again shortly.", refused_network: "No connection to the server: check the network and try again.",
     refused_signin: "Your session has ended; sign in again.",
     nav_inspections: "Inspections", nav_insurance: "Insurance", nav_settings: "Users & settings",
     inspection: "Inspection", insp_routine: "Routine", insp_special: "Special", insp_joint: "Joint",
@@ -454,6 +454,7 @@ export function fmtNum(x, digits = 1) {
 /** A refusal or failure of the API in the user's language (never a raw English 409). */
 export function explain(e) {
   const byStatus = { 401: "refused_signin", 403: "refused_role", 409: "refused_state", 413: "refused_too_big", 415: "refused_type", 503: "refused_unavailable" };
+  if (e && e.status === 0 && e.reason === "network") return t("refused_network");
   if (e && e.status === 404) return t("not_found");
   if (e && e.status === 422) return t("refused_input", { msg: e.message });
   if (e && byStatus[e.status]) return t(byStatus[e.status]);

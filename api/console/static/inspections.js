@@ -21,8 +21,13 @@ function noticeLink(i) {
     : "—";
 }
 
-export async function renderInspections(main) {
-  const list = await api("/inspections?limit=200");
+const PAGE = 50;
+
+export async function renderInspections(main, params = new URLSearchParams()) {
+  const page = Math.max(1, Number(params.get("page")) || 1);
+  const rows = await api(`/inspections${qs({ limit: PAGE + 1, offset: (page - 1) * PAGE })}`);
+  const list = rows.slice(0, PAGE); // newest first; one more than a page says there are older ones
+  const go = (p) => `${BASE}/inspections${qs({ page: p > 1 ? p : "" })}`;
   const planBox = h("div", { id: "plan-result" });
   const planForm = mayInspect() ? h("form", { id: "plan-form", class: "filters", "aria-label": t("insp_plan") },
     h("div", { class: "field" }, h("label", { for: "plan-n" }, t("insp_plan_n")), h("input", { id: "plan-n", name: "n", type: "number", min: 1, max: 200, value: 3 })),
@@ -54,7 +59,10 @@ export async function renderInspections(main) {
         cell(t("kind"), {}, tOr(`insp_${i.kind}`, i.kind)),
         cell(t("items"), { class: "num" }, i.items), cell(t("failed"), { class: "num" }, i.failed),
         cell(t("notice"), {}, noticeLink(i))))
-        : h("tr", {}, h("td", { colspan: 6 }, t("no_inspections")))))));
+        : h("tr", {}, h("td", { colspan: 6 }, t("no_inspections")))))),
+    h("nav", { class: "pager", id: "insp-pager", "aria-label": t("page_of", { p: page, n: rows.length > PAGE ? `${page + 1}+` : page }) },
+      page > 1 ? h("a", { href: go(page - 1), "data-link": true, rel: "prev" }, t("prev")) : null,
+      rows.length > PAGE ? h("a", { href: go(page + 1), "data-link": true, rel: "next", id: "insp-next" }, t("next")) : null));
 }
 
 export async function renderInspection(main, id) {

@@ -13,8 +13,10 @@ const RETRY_MS = 3000;
 
 let source = null;
 let state = "connecting";
-let seenHello = false;
+let fresh = false; // a new EventSource after one was closed: no Last-Event-ID, so nothing is replayed
 let retryTimer = null;
+let downTimer = null; // the badge says "connecting" only when a reconnection takes a while
+const SLOW_RECONNECT_MS = 4000; // the server ends each stream after 60 s; the browser is back in 2 s
 const viewListeners = new Set();
 const globalListeners = new Set();
 const stateListeners = new Set();
@@ -53,9 +55,14 @@ export function startLive() {
   setState("connecting");
   source = new EventSource("/console/api/events");
   source.addEventListener("hello", () => {
+    clearTimeout(downTimer);
+    downTimer = null;
     setState("open");
-    if (seenHello) dispatch({ kind: "resync" }); // a new stream: anything may have changed
-    seenHello = true;
+    // A stream the browser reopened itself sent Last-Event-ID: the server replays what was
+    // missed or sends "resync" itself. Only a new EventSource (after CLOSED) may have missed
+    // something nobody can replay.
+    if (fresh) dispatch({ kind: "resync" });
+    fresh = false;
   });
   for (const kind of KINDS) {
     source.addEventListener(kind, (msg) => {
@@ -72,10 +79,14 @@ export function startLive() {
     if (source.readyState === EventSource.CLOSED) {
       // refused (signed out, server down): try again later ourselves
       source = null;
+      fresh = true;
+      clearTimeout(downTimer);
+      downTimer = null;
       setState("down");
       retryTimer = setTimeout(startLive, RETRY_MS);
-    } else {
-      setState("connecting"); // the browser is reconnecting
+    } else if (!downTimer) {
+      // the browser is reconnecting (every minute the server ends the stream on purpose)
+      downTimer = setTimeout(() => { downTimer = null; if (source && source.readyState !== EventSource.OPEN) setState("connecting"); }, SLOW_RECONNECT_MS);
     }
   };
 }
@@ -86,6 +97,7 @@ window.addEventListener("pagehide", () => {
   if (!source) return;
   source.close();
   source = null;
+  fresh = true;
   resumeOnShow = true;
 });
 let resumeOnShow = false;
@@ -99,9 +111,11 @@ window.addEventListener("pageshow", () => {
 /** Close the stream (sign-out). */
 export function stopLive() {
   clearTimeout(retryTimer);
+  clearTimeout(downTimer);
+  downTimer = null;
   if (source) source.close();
   source = null;
-  seenHello = false;
+  fresh = false;
   setState("down");
 }
 

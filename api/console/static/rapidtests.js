@@ -1,7 +1,7 @@
 // Rapid tests (快检): the tested batches with their result in words, the supplier flags a
 // failure raised, a phone form to record a batch with a photo of the strip, the CSV import of
 // an instrument's export (each refused row named), and the monthly statistics.
-import { api, ApiError } from "./api.js";
+import { api } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
 import { cell as labelled, h, mount, qs, say } from "./dom.js";
 import { explain, fmtNum, fmtTime, getLang, localNow, localToIso, wordsOf } from "./i18n.js";
@@ -61,19 +61,8 @@ const w = wordsOf(WORDS, { missing: "" });
 /** The human name of a test item (its id only when unknown). */
 export const itemLabel = (item) => (ITEMS[item] ? ITEMS[item][zh() ? 0 : 1] : item);
 
-/** Send a raw body (CSV text, a photo) and answer JSON, failing like api() does. */
-async function send(path, method, body, type) {
-  const r = await fetch(`/api/v1${path}`, {
-    method, body, credentials: "same-origin", headers: { Accept: "application/json", "Content-Type": type },
-  });
-  const out = await r.json().catch(() => null);
-  if (!r.ok) {
-    const d = out && out.detail;
-    const msg = typeof d === "string" ? d : Array.isArray(d) ? d.map((e) => `${(e.loc || []).slice(1).join(".")}: ${e.msg}`).join("; ") : "";
-    throw new ApiError(r.status, msg);
-  }
-  return { ...out, status: r.status };
-}
+/** Send a raw body (CSV text, a photo) and answer JSON with the HTTP status. */
+const send = (path, method, body, type) => api(path, { method, raw: body, type, withStatus: true });
 
 const head = (...cols) => h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, w(c)))));
 const empty = (n) => h("tr", {}, h("td", { colspan: n }, w("none")));

@@ -56,6 +56,8 @@ async function chartPoints(sensorId, span, resolution, limit, to) {
   return data.points.map((p) => ({ x: new Date(p.ts).getTime(), y: p.temp_c, lo: p.temp_min_c, hi: p.temp_max_c }));
 }
 
+const chosenRange = new Map(); // sensor id → the range the reader picked, kept over live redraws
+
 async function sensorCard(sensor, to, alarms) {
   const lim = [sensor.params.low_c, sensor.params.high_c];
   const limText = lim.every((v) => v === null || v === undefined) ? "—" : `${fmtNum(lim[0])} … ${fmtNum(lim[1])} °C`;
@@ -66,6 +68,7 @@ async function sensorCard(sensor, to, alarms) {
   const buttons = RANGES.map(([key]) => h("button", { type: "button", class: "secondary range", dataset: { range: key }, "aria-pressed": "false", onclick: () => draw(key) }, t(`range_${key}`)));
   async function draw(key) {
     const [, span, resolution, limit] = RANGES.find((r) => r[0] === key);
+    chosenRange.set(sensor.id, key);
     buttons.forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.range === key)));
     const pts = await chartPoints(sensor.id, span, resolution, limit, to);
     const last = pts.length ? pts[pts.length - 1] : null;
@@ -76,7 +79,7 @@ async function sensorCard(sensor, to, alarms) {
       ? tempChart({ points: pts, low: lim[0], high: lim[1], alarms: periods, from: to.getTime() - span, to: to.getTime(), label: `${name}: ${t(`range_${key}`)}` })
       : h("p", { class: "muted no-readings" }, t("no_readings_in", { range: t(`range_${key}`) })));
   }
-  await draw("24h");
+  await draw(chosenRange.get(sensor.id) || "24h");
   return h("li", { class: "card sensor", dataset: { sensorId: sensor.id } },
     h("h3", {}, name, " ", h("small", {}, profileLabel(sensor.profile))),
     summary,
