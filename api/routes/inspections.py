@@ -90,13 +90,24 @@ def get_templates(conn: ConnDep, user: CurrentUser) -> list[TemplatePublic]:
     "/inspections",
     response_model=InspectionPublic,
     status_code=201,
-    responses=not_found("site or inspection"),
+    responses={
+        **not_found("site or inspection"),
+        200: {"model": InspectionPublic, "description": "A retried request: already recorded."},
+        409: {"model": ErrorPublic, "description": "That start is recorded with other results."},
+    },
 )
 def post_inspection(
-    conn: ConnDep, user: Inspector, scope: ScopeDep, body: InspectionCreate
+    conn: ConnDep, user: Inspector, scope: ScopeDep, body: InspectionCreate, response: Response
 ) -> InspectionPublic:
-    """Record an inspection with its results; failed items open tickets, a follow-up closes them."""
-    return create_inspection(conn=conn, data=body, scope=scope, actor=user.username, now=utcnow())
+    """Record an inspection with its results; failed items open tickets, a follow-up closes them.
+
+    A retry of the same request (same inspector, site, kind, start and results) answers the
+    inspection already recorded with 200; the same start with other results is 409.
+    """
+    found = create_inspection(conn=conn, data=body, scope=scope, actor=user.username, now=utcnow())
+    if found.replayed:
+        response.status_code = 200
+    return found
 
 
 @router.get("/inspections", response_model=list[InspectionSummary])

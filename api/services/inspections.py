@@ -204,6 +204,9 @@ class InspectionPublic(BaseModel):
     verified_ticket_ids: list[int] = Field(
         default_factory=list, description="Tickets this follow-up inspection closed."
     )
+    replayed: bool = Field(
+        default=False, exclude=True, description="Answered again for a retried request."
+    )
 
 
 def finding_key(inspection_id: int, code: str) -> str:
@@ -287,6 +290,11 @@ def create_inspection(
         if conn.execute("SELECT 1 FROM sites WHERE id = %s", (data.site_id,)).fetchone() is None:
             raise NotFoundError(f"site {data.site_id} not found")
         items = _resolve_items(conn, data)
+        same = _already_recorded(conn, data, items, actor=actor)
+        if same is not None:
+            result = get_inspection(conn=conn, inspection_id=same, scope=scope)
+            assert result is not None
+            return result.model_copy(update={"replayed": True})
         if data.follow_up_of is not None:
             prev = conn.execute(
                 "SELECT site_id, started_at FROM inspections WHERE id = %s",
@@ -347,6 +355,40 @@ def create_inspection(
     result = get_inspection(conn=conn, inspection_id=inspection_id, scope=scope)
     assert result is not None
     return result.model_copy(update={"verified_ticket_ids": closed})
+
+
+def _already_recorded(
+    conn: Conn, data: InspectionCreate, items: list[dict[str, Any]], *, actor: str
+) -> int | None:
+    """The inspection this request already recorded (a retry after a lost answer), or None.
+
+    The same person, site, kind, start instant and inspection followed up is the same
+    inspection: with the same
+    results it is answered again (200) instead of recorded twice (its failed items would
+    count again on their tickets); with other results it is a conflict (409). The lock
+    makes two copies of one request in flight at once wait for each other.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"inspection:{data.site_id}",))
+    row = conn.execute(
+        """SELECT id FROM inspections
+           WHERE site_id = %s AND started_at = %s AND kind = %s AND created_by = %s
+             AND follow_up_of IS NOT DISTINCT FROM %s
+           ORDER BY id LIMIT 1""",
+        (data.site_id, data.started_at, data.kind.value, actor, data.follow_up_of),
+    ).fetchone()
+    if row is None:
+        return None
+    stored = conn.execute(
+        "SELECT code, result, note FROM inspection_items WHERE inspection_id = %s ORDER BY code",
+        (row[0],),
+    ).fetchall()
+    wanted = sorted((it["code"], str(it["result"]), it["note"]) for it in items)
+    if [(c, str(r), n) for c, r, n in stored] != wanted:
+        raise ConflictError(
+            f"inspection {row[0]} of {data.site_id} starting at {data.started_at.isoformat()} "
+            "is already recorded with other results"
+        )
+    return int(row[0])
 
 
 def _write_finding(

@@ -94,6 +94,34 @@ def test_a_follow_up_dated_before_the_inspection_closes_nothing(
     assert status == "open"
 
 
+def test_a_retried_inspection_is_recorded_once(
+    client: TestClient, world: World, conn: psycopg.Connection[Any], settings: ApiSettings
+) -> None:
+    """A tablet that lost the answer sends the inspection again: one inspection, one
+    occurrence on the ticket; the same start with other results is a conflict."""
+    h = world.headers("inspector")
+    first = client.post(f"{API}/inspections", json=_inspection(), headers=h)
+    assert first.status_code == 201, first.text
+    again = client.post(f"{API}/inspections", json=_inspection(), headers=h)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert "replayed" not in again.json()
+    process_findings(conn, now=utcnow(), settings=settings)
+    (count,) = conn.execute(
+        "SELECT count(*) FROM inspections WHERE id = %s OR started_at = %s",
+        (first.json()["id"], first.json()["started_at"]),
+    ).fetchone()
+    assert count == 1
+    (occurrences,) = conn.execute(
+        "SELECT occurrences FROM tickets WHERE subject = 'inspection-item:c1'"
+    ).fetchone()
+    assert occurrences == 1
+    other = _inspection(items=[{"code": "c1", "result": "pass"}])
+    r = client.post(f"{API}/inspections", json=other, headers=h)
+    assert r.status_code == 409, r.text
+    assert "already recorded" in r.json()["detail"]
+
+
 def test_a_signed_notice_takes_no_more_evidence(client: TestClient, world: World) -> None:
     h = world.headers("inspector")
     iid = client.post(f"{API}/inspections", json=_inspection(), headers=h).json()["id"]
