@@ -24,6 +24,7 @@ from api.auth.settings import AuthSettings, load_auth_settings
 from api.console import routes as console
 from api.deps import AUTH_RESPONSES
 from api.errors import install_error_contract
+from api.headers import SecurityHeaders
 from api.metrics import instrument
 from api.routes import (
     ack,
@@ -116,6 +117,7 @@ def create_app(
     app.state.workers = None
     install_error_contract(app)  # 422 bodies and every documented error are ErrorPublic
     instrument(app)  # bk_api_request_seconds for every route
+    app.add_middleware(SecurityHeaders)  # CSP, nosniff... on errors and included routers too
     app.include_router(health.router, prefix=API_PREFIX)  # unauthenticated: operators
     app.include_router(auth_routes.router, prefix=API_PREFIX)
     app.include_router(ack.router, prefix=API_PREFIX)  # unauthenticated: signed one-time links

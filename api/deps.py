@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import psycopg
 from fastapi import Depends, HTTPException, Request, Security
@@ -109,6 +110,29 @@ async def get_auth_cache(request: Request) -> AuthCache:
 
 AuthCacheDep = Annotated[AuthCache, Depends(get_auth_cache)]
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def cross_origin(request: Request) -> bool:
+    """True when the browser says the request comes from another origin.
+
+    Fetch Metadata (``Sec-Fetch-Site``) when sent, else ``Origin`` against ``Host``; a
+    request with neither (curl, scripts, the tests) is not a browser's cross-origin one.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    # a reverse proxy may rewrite Host and keep the browser's in X-Forwarded-Host (a page
+    # on another origin cannot set either header on a form or a simple request)
+    ours = {
+        request.headers.get(name, "").split(",")[0].strip().lower()
+        for name in ("host", "x-forwarded-host")
+    }
+    return urlsplit(origin).netloc.lower() not in ours - {""}
+
 
 def _look_up(conn: Conn, token: str, now: datetime) -> CachedAuth | None:
     found = token_principal(conn, token=token, now=now)
@@ -134,6 +158,11 @@ async def get_auth(
     token = request_token(bearer, cookie)
     if token is None:
         raise unauthorized()
+    from_cookie = bearer is None or not bearer.credentials
+    if from_cookie and request.method not in _SAFE_METHODS and cross_origin(request):
+        # the cookie rides along with any request the browser makes; a write with it must
+        # come from the console's own pages (CSRF), whatever SameSite a browser honours
+        raise HTTPException(status_code=403, detail="cross-origin request with the session cookie")
     cache: AuthCache = request.app.state.auth_cache
     key = token_hash(token)
     now = utcnow()

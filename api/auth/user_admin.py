@@ -116,6 +116,19 @@ def check_grant(conn: Conn, actor: Principal, grant: Grant) -> None:
             raise UserError(f"choose at least one canteen of your region for the {grant.role}")
 
 
+def keep_an_admin(conn: Conn, row: dict[str, Any], *, still_admin: bool) -> None:
+    """Refuse (``UserRefusedError``) taking the admin role or access from the last active admin."""
+    if row["role"] != Role.ADMIN.value or not row["active"] or still_admin:
+        return
+    others = conn.execute(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND active AND id <> %s", (row["id"],)
+    ).fetchone()
+    if others is None or int(others[0]) == 0:
+        raise UserRefusedError(
+            "users_last_admin", "this is the last active admin: make another admin first"
+        )
+
+
 def _grant_of(row: dict[str, Any]) -> Grant:
     return Grant(
         role=Role(row["role"]),

@@ -277,6 +277,7 @@ def login(
             verify_password(None, password)  # same cost as a real check
             reason = "unknown user"
         elif row["locked_until"] is not None and row["locked_until"] > now:
+            verify_password(None, password)  # same cost: a fast answer would name the account
             reason = "locked"
         elif not verify_password(row["password_hash"], password):
             reason = "bad password"

@@ -104,7 +104,7 @@ def sign_in(
         max_age=int(settings.session_ttl.total_seconds()),
         httponly=True,
         samesite="strict",
-        secure=settings.cookie_secure,
+        secure=settings.cookie_secure or request.url.scheme == "https",
         path="/",
     )
     return TokenPublic(

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AUTH_RESPONSES, AdminUser, AuthSettingsDep, ConnDep
+from api.deps import AUTH_RESPONSES, AdminUser, AuthCacheDep, AuthSettingsDep, ConnDep
 from api.services.enrol import create_code, redeem
 from bkcommon.timeutil import utcnow
 
@@ -81,13 +81,18 @@ def add_code(conn: ConnDep, admin: AdminUser, body: EnrolCodeCreate) -> EnrolCod
     responses={403: {"description": "Code unknown, already used, expired or for another box."}},
 )
 def enrol(
-    conn: ConnDep, auth: AuthSettingsDep, request: Request, body: EnrolRequest
+    conn: ConnDep,
+    auth: AuthSettingsDep,
+    cache: AuthCacheDep,
+    request: Request,
+    body: EnrolRequest,
 ) -> EnrolmentPublic:
     """Trade a one-time code for the box's API token and broker account (no sign-in)."""
     done = redeem(
         conn, code=body.code, box_id=body.box_id, now=utcnow(),
         client=request.client.host if request.client else "", token_ttl=auth.device_token_ttl,
     )  # fmt: skip
+    cache.clear()  # a re-enrolled box's old tokens were revoked: they end here now
     return EnrolmentPublic(
         box_id=done.box_id, site_id=done.site_id, api_token=done.api_token,
         api_token_expires_at=done.api_token_expires_at, mqtt_username=done.mqtt_username,

@@ -37,6 +37,7 @@ from api.auth.user_admin import (
     UserRefusedError,
     check_grant,
     grant_options,
+    keep_an_admin,
     manageable,
     reset_password,
     update_user,
@@ -179,6 +180,7 @@ def change_user(
         raise HTTPException(status_code=422, detail="devices are changed by their site grants")
     try:
         check_grant(conn, admin, grant)
+        keep_an_admin(conn, row, still_admin=grant.role is Role.ADMIN)
     except UserRefusedError as exc:
         raise _refused(exc) from exc
     update_user(conn, username=username, grant=grant, actor=admin.username)
@@ -209,8 +211,12 @@ def disable_user(
     conn: ConnDep, admin: ManagerUser, cache: AuthCacheDep, username: str
 ) -> UserPublic:
     """Disable a user or device and revoke its tokens (a regulator: its region's users)."""
-    _target(conn, admin, username)
+    row = _target(conn, admin, username)
     _not_self(admin, username)
+    try:
+        keep_an_admin(conn, row, still_admin=False)
+    except UserRefusedError as exc:
+        raise _refused(exc) from exc
     if not set_active(conn, username=username, active=False, actor=admin.username, now=utcnow()):
         raise HTTPException(status_code=404, detail=f"user {username!r} not found")
     cache.clear()  # its cached sessions end now, not when they go stale
