@@ -14,6 +14,10 @@ from bkcommon.errors import ConfigError
 _MAX_DEADLINE_H = 90 * 24
 
 
+MIN_SECRET_KEY_CHARS = 32
+"""Shortest ``BK_API_SECRET_KEY`` taken: 32 characters of base64 carry 192 bits."""
+
+
 class ApiSettings(BaseSettings):
     """How the API listens, how tickets get deadlines, and how notifications are delivered."""
 
@@ -180,6 +184,15 @@ class ApiSettings(BaseSettings):
             )
         if (self.s3_access_key is None) != (self.s3_secret_key is None):
             raise ValueError("set both s3_access_key and s3_secret_key, or neither")
+        if self.secret_key is not None:
+            key = self.secret_key.get_secret_value()
+            if len(key) < MIN_SECRET_KEY_CHARS or "change" in key.lower():
+                # it signs the acknowledge links: a placeholder or a short key lets anyone
+                # forge a link that acknowledges a ticket in an officer's name
+                raise ValueError(
+                    f"secret_key must be at least {MIN_SECRET_KEY_CHARS} random characters "
+                    "(e.g. `openssl rand -base64 32`), not a placeholder"
+                )
         return self
 
     def deadline(self, tier: int) -> timedelta:

@@ -56,7 +56,7 @@ def loop_settings(settings: ApiSettings, smtp: SmtpServer, tmp_path: Any) -> Api
     return ApiSettings(
         **{
             **settings.model_dump(),
-            "secret_key": "test-secret-key",
+            "secret_key": "test-secret-key-" * 2,
             "evidence_dir": tmp_path / "evidence",
             "max_upload_mb": 1.0,
         }

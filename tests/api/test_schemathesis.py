@@ -186,7 +186,7 @@ def test_contract_holds_for_role(
     world = build_world(conn)
     real_photos(conn, world)
     app_settings = ApiSettings(
-        **{**settings.model_dump(), "evidence_dir": tmp_path / "ev", "secret_key": "contract"}
+        **{**settings.model_dump(), "evidence_dir": tmp_path / "ev", "secret_key": "contract" * 4}
     )
     app = create_app(app_settings, common=CommonSettings(database_url=db_url))
     tally = Tally()

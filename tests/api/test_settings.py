@@ -78,3 +78,20 @@ def test_ticket_title() -> None:
     assert ticket_title("temp_high", "冷藏柜 1", "fridge") == (
         "冷藏温度超标 fridge over temperature limit: 冷藏柜 1"
     )
+
+
+@pytest.mark.parametrize("key", ["CHANGE-ME", "short-key", "change-me-" * 4])
+def test_a_placeholder_or_short_secret_key_is_refused(
+    key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key signs acknowledge links; the example secret's placeholder must not start."""
+    monkeypatch.setenv("BK_API_SECRET_KEY", key)
+    with pytest.raises(ConfigError, match="BK_API_SECRET_KEY|secret_key"):
+        load_api_settings()
+
+
+def test_a_generated_secret_key_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BK_API_SECRET_KEY", "q3Z0pY5Hc1x8W2mV7rN4tK6sB9dF0gJ1aL3eU5iO7yT")
+    key = load_api_settings().secret_key
+    assert key is not None
+    assert key.get_secret_value().startswith("q3Z0")
