@@ -362,7 +362,8 @@ def matching_tickets(
     opened_from: IsoDateTime | None = None,
     source: TicketSource | None = None,
 ) -> Iterator[TicketPublic]:
-    """Every ticket of the filters (through the API's own query, page by page), newest first."""
+    """Every ticket of the filters (through the API's own query, page by page), newest first;
+    ``overdue`` filters in SQL like the API's ``overdue=true``."""
     offset = 0
     yielded = 0
     while yielded < max_rows:
@@ -377,10 +378,9 @@ def matching_tickets(
             offset=offset,
             opened_from=opened_from,
             source=source,
+            overdue=True if overdue else None,
         )
         for ticket in page.data:
-            if overdue and not ticket.overdue:
-                continue
             yield ticket
             yielded += 1
             if yielded >= max_rows:

@@ -49,6 +49,8 @@ _FILTERS = {
     "source": "t.source = %(source)s",
     "opened_from": "t.opened_at >= %(opened_from)s",
 }
+_OPEN = "t.status <> 'closed'"
+_OVERDUE = "(t.status <> 'closed' AND coalesce(t.due_at < now(), false))"
 
 
 def list_tickets(
@@ -63,8 +65,14 @@ def list_tickets(
     offset: int,
     opened_from: datetime | None = None,
     source: TicketSource | None = None,
+    closed: bool | None = None,
+    overdue: bool | None = None,
 ) -> TicketsPublic:
     """One page of tickets matching the filters, newest opened first, with the total.
+
+    ``closed`` false keeps the tickets still open in any state (open, acknowledged,
+    rectified, rejected), true only the closed ones; ``overdue`` true keeps the tickets
+    past their deadline and not closed (the list's ``overdue`` flag), false the others.
 
     The total is exact up to ``COUNT_CAP`` matches; past that it is PostgreSQL's row
     estimate (never below the cap) and ``count_is_estimate`` is true, so a page of a
@@ -85,6 +93,10 @@ def list_tickets(
         "cap": COUNT_CAP + 1,
     }
     conditions = [_FILTERS[k] for k, v in given.items() if v is not None]
+    if closed is not None:
+        conditions.append(f"NOT {_OPEN}" if closed else _OPEN)
+    if overdue is not None:
+        conditions.append(_OVERDUE if overdue else f"NOT {_OVERDUE}")
     if not scope.all_sites:
         conditions.append("t.site_id = ANY(%(scope_sites)s::text[])")
         params["scope_sites"] = scope.sites_literal

@@ -39,12 +39,22 @@ async def read_tickets(
     opened_from: Annotated[
         IsoDateTime | None, Query(description="Only tickets opened at or after this time.")
     ] = None,
+    closed: Annotated[
+        bool | None,
+        Query(description="false: only tickets not closed (any other status); true: only closed."),
+    ] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(description="true: only tickets past their deadline, not closed; false: the others."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TicketsPublic:
     """List tickets of your sites, newest opened first.
 
-    Filtered by site, status, rule, tier, source and the time they were opened from.
+    Filtered by site, status, rule, tier, source, the time they were opened from, whether
+    they are closed (``closed=false``: every ticket still open, whatever its status) and
+    whether they are overdue (``overdue=true``, in SQL, so ``count`` and the pages are exact).
     """
     return await run_in_threadpool(
         list_tickets,
@@ -58,6 +68,8 @@ async def read_tickets(
         offset=offset,
         opened_from=opened_from,
         source=source,
+        closed=closed,
+        overdue=overdue,
     )
 
 

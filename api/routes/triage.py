@@ -42,9 +42,12 @@ def read_reviews(
     scope: ScopeDep,
     status: Literal["pending", "confirmed", "dismissed"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> ReviewsPublic:
-    """Captures of your sites in the review queue (``status=pending``) or reviewed, oldest first."""
+    """Captures of your sites in the review queue (``status=pending``) or reviewed, oldest first.
+
+    ``count`` is every match; page with ``limit`` and ``offset``.
+    """
     rows, total = list_reviews(conn, scope=scope, status=status, limit=limit, offset=offset)
     return ReviewsPublic(data=[ReviewPublic.model_validate(r) for r in rows], count=total)
 

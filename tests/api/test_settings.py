@@ -86,7 +86,7 @@ def test_a_placeholder_or_short_secret_key_is_refused(
 ) -> None:
     """The key signs acknowledge links; the example secret's placeholder must not start."""
     monkeypatch.setenv("BK_API_SECRET_KEY", key)
-    with pytest.raises(ConfigError, match="BK_API_SECRET_KEY|secret_key"):
+    with pytest.raises(ConfigError, match=r"BK_API_SECRET_KEY|secret_key"):
         load_api_settings()
 
 

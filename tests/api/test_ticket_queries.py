@@ -173,6 +173,29 @@ def test_list_filters_by_source(conn: psycopg.Connection[Any]) -> None:
     assert listing(None) == ["alarm"] * 3 + ["violation"]
 
 
+def test_list_filters_open_and_overdue_in_sql(conn: psycopg.Connection[Any]) -> None:
+    _add_tickets(conn, 4, rule="pest")  # closed
+    conn.execute(
+        """INSERT INTO tickets (ticket_no, site_id, source, rule, subject, tier, status, title,
+                                opened_at, due_at, last_occurrence_at)
+           VALUES ('ZG-Q-LATE', 'school-001', 'alarm', 'temp_high', 'a', 2, 'acknowledged', 'l',
+                   now() - interval '3 days', now() - interval '1 day', now()),
+                  ('ZG-Q-DUE', 'school-001', 'alarm', 'temp_high', 'b', 2, 'open', 'd',
+                   now() - interval '1 hour', now() + interval '1 day', now())""",
+    )
+
+    def numbers(**kw: Any) -> tuple[list[str], int]:
+        p = q.list_tickets(conn=conn, scope=ALL, site_id="school-001", status=None, rule=None,
+                           tier=None, limit=2, offset=0, **kw)  # fmt: skip
+        return sorted(t.ticket_no for t in p.data), p.count
+
+    assert numbers(closed=False) == (["ZG-Q-DUE", "ZG-Q-LATE"], 2)
+    assert numbers(closed=True)[1] == 4
+    assert numbers(overdue=True) == (["ZG-Q-LATE"], 1)
+    assert numbers(overdue=False)[1] == 5  # the closed ones and the one still in time
+    assert numbers(closed=False, overdue=False) == (["ZG-Q-DUE"], 1)
+
+
 def test_ticket_sources_are_one_list_with_the_database_and_the_words(
     conn: psycopg.Connection[Any],
 ) -> None:

@@ -5,7 +5,7 @@
 // language, before anything is sent when the browser can tell, or from the API's answer.
 import { api } from "./api.js";
 import { me, siteName } from "./app.js";
-import { cell, h, mount, qs, say } from "./dom.js";
+import { cell, h, mount, pager, qs, say } from "./dom.js";
 import { explain, fmtTime, getLang, getTimeZone, wordsOf } from "./i18n.js";
 
 const UNITS = { kg: ["千克", "kg"], g: ["克", "g"], L: ["升", "L"], pcs: ["件", "pcs"], box: ["箱", "boxes"] };
@@ -25,6 +25,7 @@ const WORDS = {
     err_date: "请选择进货日期。", err_future: "进货日期不能晚于今天。",
     err_conflict: "这批进货（同一供应商、品名、批次号和日期）已经登记过了。",
     err_site: "找不到这个单位，或您无权登记它的进货。", err_invalid: "{label}填写有误：{msg}",
+    newer: "较新的记录", older: "更早的记录", pages: "第 {p} 页",
   },
   en: {
     title: "Deliveries", record: "Record a delivery", recent: "Recent deliveries", none: "No deliveries", save: "Save",
@@ -41,6 +42,7 @@ const WORDS = {
     err_date: "Choose the delivery date.", err_future: "The delivery date cannot be after today.",
     err_conflict: "This delivery (same supplier, product, batch and date) is recorded already.",
     err_site: "This site is not found, or you may not record its deliveries.", err_invalid: "The {label} is not right: {msg}",
+    newer: "Newer", older: "Older", pages: "Page {p}",
   },
 };
 
@@ -195,7 +197,7 @@ function recordCard(sites, onSaved) {
     h("h2", { id: "dl-record-h" }, w("record")), form, status);
 }
 
-function listCard(rows, { flagged, failed, traced, highlight }) {
+function listCard(rows, { flagged, failed, traced, highlight, nav }) {
   const c = (key, ...content) => cell(w(key), {}, ...content);
   return h("section", { class: "card", "aria-labelledby": "dl-list-h" },
     h("h2", { id: "dl-list-h" }, w("recent")),
@@ -217,15 +219,23 @@ function listCard(rows, { flagged, failed, traced, highlight }) {
         c("recorded_at", fmtTime(p.created_at)),
         c("view_photo", p.photo_sha256
           ? h("a", { href: `/api/v1/purchases/${p.id}/photo`, target: "_blank", rel: "noopener" }, w("view_photo")) : "—"));
-      }) : h("tr", {}, h("td", { colspan: 10 }, w("none")))))));
+      }) : h("tr", {}, h("td", { colspan: 10 }, w("none")))))),
+    nav);
 }
 
-/** The deliveries page: ?supplier=<licence> shows that supplier's, ?purchase=<id> marks one. */
+const PAGE = 50;
+
+/**
+ * The deliveries page, newest first, paged by ?page=N: ?supplier=<licence> shows that
+ * supplier's, ?purchase=<id> marks one (shown first when it is not on the page).
+ */
 export async function renderDeliveries(main, params) {
   const supplier = params.get("supplier") || "";
   const purchase = Number(params.get("purchase")) || null;
+  const page = Math.max(1, Number(params.get("page")) || 1);
+  const pageOf = () => api(`/purchases${qs({ supplier_licence: supplier, limit: PAGE + 1, offset: (page - 1) * PAGE })}`);
   const [rows, flags, failedTests, sites] = await Promise.all([
-    api(`/purchases${qs({ supplier_licence: supplier, limit: 100 })}`),
+    pageOf(),
     api("/rapid-tests/flags?limit=500"),
     api("/rapid-tests?result=fail&limit=500"),
     api("/sites"),
@@ -235,9 +245,19 @@ export async function renderDeliveries(main, params) {
   const flagged = new Set(flags.map((f) => f.purchase_id));
   const failed = new Set(failedTests.map((t) => t.purchase_id).filter((id) => id));
   const listBox = h("div", { id: "dl-list-box" });
-  const draw = (list, highlight) => mount(listBox, listCard(list, { flagged, failed, traced: failed.has(highlight), highlight }));
-  draw(rows, purchase);
-  const reload = async (id) => draw(await api(`/purchases${qs({ supplier_licence: supplier, limit: 100 })}`), id);
+  const href = (p) => `/console/deliveries${qs({ supplier, page: p > 1 ? p : "" })}`; // paging leaves the mark
+  const draw = async (fetched, highlight) => {
+    let list = fetched.slice(0, PAGE); // one more than a page says there are older ones
+    if (highlight && !list.some((p) => p.id === highlight)) { // the traced delivery, wherever it is
+      const one = await api(`/purchases/${highlight}`).catch(() => null);
+      if (one) list = [one, ...list];
+    }
+    const nav = pager({ id: "dl-pager", nextId: "dl-older", page, more: fetched.length > PAGE, href,
+      prev: w("newer"), next: w("older"), label: w("pages", { p: page }) });
+    mount(listBox, listCard(list, { flagged, failed, traced: failed.has(highlight), highlight, nav }));
+  };
+  await draw(rows, purchase);
+  const reload = async (id) => draw(await pageOf(), id);
   const name = rows.length ? rows[0].supplier_name : supplier;
   mount(main,
     h("h1", {}, w("title")),

@@ -2,7 +2,7 @@
 // with the CSV and XLSX exports. Phone-first: the tables scroll inside their card.
 import { api } from "./api.js";
 import { siteName } from "./app.js";
-import { cell, h, mount, qs } from "./dom.js";
+import { cell, h, mount, pager, qs } from "./dom.js";
 import { fmtNum, fmtTime, getLang, getTimeZone, wordsOf } from "./i18n.js";
 
 const WORDS = {
@@ -16,6 +16,7 @@ const WORDS = {
     done: "已消毒", missed: "未消毒", failed: "消毒不合格",
     breakfast: "早餐", lunch: "午餐", dinner: "晚餐",
     powered: "通电(分钟)", by_power: "仅凭通电判定(无温度)", by_power_temperature: "插座计时", by_temperature: "",
+    newer: "较新的记录", older: "更早的记录", page_of: "第 {p} / {n} 页，共 {count} 条",
   },
   en: {
     title: "Disinfection ledger", cycles: "Cycles", checks: "After-meal checks", site: "Site", all_sites: "All sites",
@@ -27,6 +28,7 @@ const WORDS = {
     done: "done", missed: "missed", failed: "failed",
     breakfast: "breakfast", lunch: "lunch", dinner: "dinner",
     powered: "Powered (min)", by_power: "judged by power alone (no temperature)", by_power_temperature: "timed by the plug", by_temperature: "",
+    newer: "Newer", older: "Older", page_of: "Page {p} of {n}, {count} in all",
   },
 };
 
@@ -37,8 +39,31 @@ function isoDay(d) {
   return new Intl.DateTimeFormat("en-CA", { timeZone: getTimeZone(), year: "numeric", month: "2-digit", day: "2-digit" }).format(d);
 }
 
-/** The ledger page; `params` may hold site_id, date_from and date_to. */
+const PAGE = 100;
+
+/** Page `page` of a table in the URL's `key`, the filter kept (?page=N cycles, ?checks_page=N checks). */
+function pageHref(key, page) {
+  const p = new URLSearchParams(location.search);
+  if (page > 1) p.set(key, String(page)); else p.delete(key);
+  const s = p.toString();
+  return `/console/disinfection${s ? `?${s}` : ""}`;
+}
+
+/** The pager of a table with `count` rows in all, or nothing when one page holds them. */
+function tablePager(key, id, page, count) {
+  const pages = Math.max(1, Math.ceil(count / PAGE));
+  const info = w("page_of", { p: page, n: pages, count });
+  return pager({ id: `${id}-pager`, nextId: `${id}-older`, page, more: page < pages, href: (p) => pageHref(key, p),
+    prev: w("newer"), next: w("older"), label: info, info });
+}
+
+/**
+ * The ledger page; `params` may hold site_id, date_from and date_to, and the pages of the two
+ * tables (newest first): page (the cycles) and checks_page.
+ */
 export async function renderDisinfection(main, params) {
+  const num = (k) => Math.max(1, Number(params.get(k)) || 1);
+  const page = num("page"), checksPage = num("checks_page");
   const today = new Date();
   const filter = {
     site_id: params.get("site_id") || "",
@@ -46,8 +71,8 @@ export async function renderDisinfection(main, params) {
     date_to: params.get("date_to") || isoDay(today),
   };
   const [cycles, checks, sites] = await Promise.all([
-    api(`/disinfection/cycles${qs({ ...filter, limit: 500 })}`),
-    api(`/disinfection/checks${qs({ ...filter, limit: 500 })}`),
+    api(`/disinfection/cycles${qs({ ...filter, limit: PAGE, offset: (page - 1) * PAGE })}`),
+    api(`/disinfection/checks${qs({ ...filter, limit: PAGE, offset: (checksPage - 1) * PAGE })}`),
     api("/sites"),
   ]);
   const lang = getLang() === "en" ? "en" : "zh-CN";
@@ -78,7 +103,8 @@ export async function renderDisinfection(main, params) {
           c("meal", {}, w(k.meal)), c("window_end", {}, fmtTime(k.window_end)),
           c("outcome", { class: `outcome-${k.outcome}` }, w(k.outcome)),
           c("ticket", {}, k.ticket_id ? h("a", { href: `/console/tickets/${k.ticket_id}`, "data-link": true }, k.ticket_no || `#${k.ticket_id}`) : "—")))
-          : empty(7))))),
+          : empty(7)))),
+      tablePager("checks_page", "dis-checks", checksPage, checks.count)),
     h("section", { class: "card", "aria-labelledby": "dis-cycles-h" },
       h("h2", { id: "dis-cycles-h" }, w("cycles")),
       h("div", { class: "table-wrap" }, h("table", { id: "dis-cycles", class: "stack" },
@@ -91,5 +117,6 @@ export async function renderDisinfection(main, params) {
           c("powered", { class: "num" }, y.on_s === null || y.on_s === undefined ? "—" : fmtNum(y.on_s / 60, 1)),
           c("verdict", { dataset: { judgedBy: y.judged_by || "temperature" } }, h("span", {}, w(y.verdict),
             w(`by_${y.judged_by || "temperature"}`) ? h("small", { class: "muted" }, ` · ${w(`by_${y.judged_by || "temperature"}`)}`) : null))))
-          : empty(10))))));
+          : empty(10)))),
+      tablePager("page", "dis-cycles", page, cycles.count)));
 }

@@ -48,3 +48,17 @@ export function say(el, text) {
 export function cell(label, attrs = {}, ...content) {
   return h("td", { "data-label": label, ...attrs }, ...content);
 }
+
+/**
+ * A list's previous / next pager (`<nav class="pager">`), or nothing on a lone first page.
+ * `href(p)` is page p's URL (?page=p: back, forward and reload keep it); `more` says that a
+ * further page exists (the list fetched one row more than a page, or counts them); `info`, if
+ * given, is said between the two links ("page 2 of 5").
+ */
+export function pager({ id, nextId, page, more, href, prev, next, label, info }) {
+  if (page <= 1 && !more) return null;
+  return h("nav", { class: "pager", id, "aria-label": label },
+    page > 1 ? h("a", { href: href(page - 1), "data-link": true, rel: "prev" }, prev) : null,
+    info ? h("span", {}, info) : null,
+    more ? h("a", { href: href(page + 1), "data-link": true, rel: "next", id: nextId }, next) : null);
+}

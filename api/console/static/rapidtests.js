@@ -3,7 +3,7 @@
 // an instrument's export (each refused row named), and the monthly statistics.
 import { api } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
-import { cell as labelled, h, mount, qs, say } from "./dom.js";
+import { cell as labelled, h, mount, pager, qs, say } from "./dom.js";
 import { explain, fmtNum, fmtTime, getLang, localNow, localToIso, wordsOf } from "./i18n.js";
 
 const ITEMS = {
@@ -36,6 +36,7 @@ const WORDS = {
     photo_failed: "，但照片未保存：{msg}",
     imported: "导入 {imported} 条，重复 {duplicates} 条，失败 {failed} 条", choose_csv: "请先选择 CSV 文件",
     view_photo: "照片", flagged: "预警 {n} 批进货", trace: "追溯进货记录",
+    newer: "较新的记录", older: "更早的记录", pages: "第 {p} 页",
   },
   en: {
     title: "Rapid tests", stats: "Monthly statistics", month: "Month", batches: "Batches", passed: "Passed",
@@ -53,6 +54,7 @@ const WORDS = {
     photo_failed: ", but the photo was not saved: {msg}",
     imported: "{imported} imported, {duplicates} duplicates, {failed} failed", choose_csv: "Choose a CSV file first",
     view_photo: "Photo", flagged: "{n} deliveries flagged", trace: "Trace the deliveries",
+    newer: "Newer", older: "Older", pages: "Page {p}",
   },
 };
 
@@ -86,7 +88,19 @@ function statsCard(stats) {
         : empty(7)))));
 }
 
-function flagsCard(flags) {
+const PAGE = 50;
+
+/** Page `page` of a list in the URL's `key` (?page=N for the tests, ?flags_page=N for the flags). */
+const pageHref = (key, page) => {
+  const p = new URLSearchParams(location.search);
+  if (page > 1) p.set(key, String(page)); else p.delete(key);
+  const s = p.toString();
+  return `/console/rapid-tests${s ? `?${s}` : ""}`;
+};
+const listPager = (key, id, page, more) => pager({ id: `${id}-pager`, nextId: `${id}-older`, page, more,
+  href: (p) => pageHref(key, p), prev: w("newer"), next: w("older"), label: w("pages", { p: page }) });
+
+function flagsCard(flags, page, more) {
   return h("section", { class: "card", "aria-labelledby": "rt-flags-h" },
     h("h2", { id: "rt-flags-h" }, w("flags")),
     flags.length ? h("p", { class: "muted small" }, w("flags_hint")) : null,
@@ -98,10 +112,11 @@ function flagsCard(flags) {
         cell("batch_no", {}, f.batch_no || "—"), cell("delivered_on", {}, f.delivered_on),
         cell("supplier_name", {}, f.supplier_name), cell("failed_item", {}, itemLabel(f.failed_item)), cell("failed_at", {}, fmtTime(f.failed_at)),
         cell("failed_site", {}, f.failed_site_id ? siteName(f.failed_site_id) : w("other_site"))))
-        : empty(8)))));
+        : empty(8)))),
+    listPager("flags_page", "rt-flags", page, more));
 }
 
-function testsCard(tests) {
+function testsCard(tests, page, more) {
   return h("section", { class: "card", "aria-labelledby": "rt-tests-h" },
     h("h2", { id: "rt-tests-h" }, w("tests")),
     h("div", { class: "table-wrap" }, h("table", { id: "rt-tests", class: "stack" },
@@ -116,7 +131,8 @@ function testsCard(tests) {
         cell("value", { class: "num" }, r.value === null ? "—" : `${r.value}${r.limit === null ? "" : ` / ${r.limit}`} ${r.unit}`),
         cell("ticket", {}, r.ticket_id ? h("a", { href: `/console/tickets/${r.ticket_id}`, "data-link": true, class: "ticket-no" }, r.ticket_no || `#${r.ticket_id}`) : "—"),
         cell("photo", {}, r.photo_sha256 ? h("a", { href: `/api/v1/rapid-tests/${r.id}/photo`, target: "_blank", rel: "noopener" }, w("view_photo")) : "—")))
-        : empty(10)))));
+        : empty(10)))),
+    listPager("page", "rt-tests", page, more));
 }
 
 const field = (id, input) => h("div", { class: "field" }, h("label", { for: `rt-${id}` }, w(id)), input);
@@ -215,11 +231,19 @@ function importCard() {
     h("h2", { id: "rt-import-h" }, w("import")), form, status, errors);
 }
 
-/** The rapid-test page: statistics, flags, the batches; the forms for those who may write. */
-export async function renderRapidTests(main) {
-  const [tests, flags, stats, sites] = await Promise.all([
-    api("/rapid-tests?limit=200"), api("/rapid-tests/flags?limit=200"), api("/rapid-tests/stats"), api("/sites"),
+/**
+ * The rapid-test page: statistics, flags, the batches; the forms for those who may write.
+ * The batches and the flags are newest first, paged by ?page=N and ?flags_page=N.
+ */
+export async function renderRapidTests(main, params = new URLSearchParams()) {
+  const num = (k) => Math.max(1, Number(params.get(k)) || 1);
+  const page = num("page"), flagsPage = num("flags_page");
+  const [rows, flagRows, stats, sites] = await Promise.all([
+    api(`/rapid-tests${qs({ limit: PAGE + 1, offset: (page - 1) * PAGE })}`),
+    api(`/rapid-tests/flags${qs({ limit: PAGE + 1, offset: (flagsPage - 1) * PAGE })}`),
+    api("/rapid-tests/stats"), api("/sites"),
   ]);
+  const tests = rows.slice(0, PAGE), flags = flagRows.slice(0, PAGE); // one more than a page: older ones exist
   const u = me();
   const writer = !u.read_only && !["insurer", "inspector"].includes(u.role); // an inspector reads
   const keep = document.getElementById("rt-import-errors");
@@ -228,8 +252,8 @@ export async function renderRapidTests(main) {
     h("h1", {}, w("title")),
     writer ? recordCard(sites.data) : null,
     writer ? importCard() : null,
-    flagsCard(flags),
-    testsCard(tests),
+    flagsCard(flags, flagsPage, flagRows.length > PAGE),
+    testsCard(tests, page, rows.length > PAGE),
     statsCard(stats));
   const box = document.getElementById("rt-import-errors");
   if (box && kept.length) box.append(...kept); // a refresh after an import keeps its row errors

@@ -98,7 +98,10 @@ function cameraCard(c) {
       : h("p", { class: "muted" }, t("cam_no_snapshot")));
 }
 
-export async function renderSite(main, siteId) {
+const TICKETS_PAGE = 25;
+
+export async function renderSite(main, siteId, params = new URLSearchParams()) {
+  const page = Math.max(1, Number(params.get("page")) || 1);
   const [sites, sensors, cameras, summary, recentAlarms, risk, tickets, alarms, inspections, checks] = await Promise.all([
     api("/sites"),
     api(`/console/api/sites/${encodeURIComponent(siteId)}/sensors`),
@@ -106,13 +109,16 @@ export async function renderSite(main, siteId) {
     api("/console/api/summary"),
     api(`/alarms${qs({ site_id: siteId, limit: 500 })}`),
     api(`/sites/${encodeURIComponent(siteId)}/risk`),
-    api(`/tickets${qs({ site_id: siteId, limit: 500 })}`),
+    // the site's open tickets (any status but closed), asked of the API: the count is the true one
+    api(`/tickets${qs({ site_id: siteId, closed: "false", limit: TICKETS_PAGE, offset: (page - 1) * TICKETS_PAGE })}`),
     api(`/alarms${qs({ site_id: siteId, status: "active", limit: 100 })}`),
     api(`/inspections${qs({ site_id: siteId, limit: 20 })}`),
     api(`/disinfection/checks${qs({ site_id: siteId, limit: 12 })}`).catch(() => ({ data: [] })),
   ]);
   const site = sites.data.find((s) => s.id === siteId);
-  const open = tickets.data.filter((x) => x.status !== "closed");
+  const open = tickets.data;
+  const pages = Math.max(1, Math.ceil(tickets.count / TICKETS_PAGE));
+  const go = (p) => `${BASE}/sites/${encodeURIComponent(siteId)}${qs({ page: p > 1 ? p : "" })}`;
   const now = new Date();
   const cards = await Promise.all(sensors.map((s) => sensorCard(s, now, recentAlarms.data)));
   const stored = summary.risk[siteId] || null; // the number the overview shows too
@@ -154,11 +160,15 @@ export async function renderSite(main, siteId) {
       h("h2", { id: "sensors-h" }, t("sensors")),
       cards.length ? h("ul", { class: "sensors", id: "sensors" }, cards) : h("p", {}, t("no_sensors"))),
     h("section", { class: "card", "aria-labelledby": "open-h" },
-      h("h2", { id: "open-h" }, t("open_tickets"), ` (${open.length})`),
+      h("h2", { id: "open-h" }, t("open_tickets"), " (", h("span", { id: "site-open-count" }, tickets.count_is_estimate ? `≈${tickets.count}` : String(tickets.count)), ")"),
       open.length ? h("ul", { id: "site-tickets" }, open.map((x) => h("li", { class: x.overdue ? "overdue" : null },
         h("a", { href: `${BASE}/tickets/${x.id}`, "data-link": true }, x.ticket_no), " ", statusBadge(x.status), ` ${ticketTitle(x)} · ${t("due_at")} ${fmtTime(x.due_at)}`,
         x.overdue ? h("span", { class: "badge st-overdue" }, t("overdue_badge")) : null)))
-        : h("p", {}, t("no_tickets"))),
+        : h("p", {}, t("no_tickets")),
+      pages > 1 ? h("nav", { class: "pager", id: "site-tickets-pager", "aria-label": t("page_of", { p: page, n: pages }) },
+        page > 1 ? h("a", { href: go(page - 1), "data-link": true, rel: "prev" }, t("prev")) : null,
+        h("span", {}, t("page_of", { p: page, n: pages })),
+        page < pages ? h("a", { href: go(page + 1), "data-link": true, rel: "next", id: "site-tickets-next" }, t("next")) : null) : null),
     checks.data.length ? h("section", { class: "card", "aria-labelledby": "dis-h" },
       h("h2", { id: "dis-h" }, t("dis_title"), " ",
         h("small", {}, h("a", { href: `${BASE}/disinfection${qs({ site_id: siteId })}`, "data-link": true, id: "dis-ledger" }, t("dis_ledger")))),

@@ -269,9 +269,16 @@ function rateTable(id, caption, rows, label) {
     }) : h("tr", {}, h("td", { class: "muted" }, t("reviews_none_decided")))));
 }
 
-export async function renderReviews(main) {
+const REVIEWS_PAGE = 50;
+
+/** The review queue, oldest first (the longest waiting is the most urgent), paged by ?page=N. */
+export async function renderReviews(main, params = new URLSearchParams()) {
   const user = me();
-  const [reviews, sites, stats] = await Promise.all([api("/reviews?status=pending&limit=200"), api("/sites"), api("/reviews/stats")]);
+  const page = Math.max(1, Number(params.get("page")) || 1);
+  const [reviews, sites, stats] = await Promise.all([
+    api(`/reviews${qs({ status: "pending", limit: REVIEWS_PAGE, offset: (page - 1) * REVIEWS_PAGE })}`), api("/sites"), api("/reviews/stats")]);
+  const pages = Math.max(1, Math.ceil(reviews.count / REVIEWS_PAGE));
+  const go = (p) => `/console/reviews${qs({ page: p > 1 ? p : "" })}`;
   const names = Object.fromEntries(sites.data.map((s) => [s.id, s.name]));
   const siteIds = [...new Set([...reviews.data.map((r) => r.site_id), ...sites.data.map((s) => s.id)])].slice(0, 50);
   const cameraLists = await Promise.all(siteIds.map((s) => api(`/console/api/sites/${encodeURIComponent(s)}/cameras`)));
@@ -316,7 +323,12 @@ export async function renderReviews(main) {
     h("h1", {}, t("reviews_title")),
     user.read_only ? h("p", {}, t("reviews_read_only")) : h("p", { class: "muted keyboard-only", id: "review-keys" }, t("reviews_keys")),
     msg,
+    reviews.count ? h("p", { class: "muted", id: "reviews-count" }, t("reviews_waiting", { n: reviews.count })) : null,
     reviews.data.length ? h("ul", { class: "reviews", id: "reviews" }, reviews.data.map(row)) : h("p", { id: "reviews" }, t("no_reviews")),
+    pages > 1 || page > 1 ? h("nav", { class: "pager", id: "reviews-pager", "aria-label": t("page_of", { p: page, n: pages }) },
+      page > 1 ? h("a", { href: go(Math.min(page - 1, pages)), "data-link": true, rel: "prev" }, t("prev")) : null,
+      h("span", {}, t("page_of", { p: page, n: pages })),
+      page < pages ? h("a", { href: go(page + 1), "data-link": true, rel: "next", id: "reviews-next" }, t("next")) : null) : null,
     h("section", { class: "card", "aria-labelledby": "stats-h" },
       h("h2", { id: "stats-h" }, t("reviews_stats")),
       h("div", { class: "grid2" },

@@ -3,7 +3,7 @@
 // recent visits with the tickets their findings opened. Only admins and regulators record.
 import { api } from "./api.js";
 import { me, render, siteName } from "./app.js";
-import { h, mount, say } from "./dom.js";
+import { h, mount, pager, qs, say } from "./dom.js";
 import { explain, fmtTime, getLang, wordsOf } from "./i18n.js";
 
 const WORDS = {
@@ -12,22 +12,29 @@ const WORDS = {
     what: "发现的问题（选“否”必填）", note: "总体意见", submit: "提交督导记录", recent: "最近督导",
     when: "时间", by: "督导人", findings: "问题数", tickets: "整改单", none: "没有记录",
     need_answer: "第 {n} 项还没有选择“是”或“否”。", source: "依据：{s}",
+    newer: "较新的记录", older: "更早的记录", pages: "第 {p} 页",
   },
   en: {
     title: "Supervision visits", new_visit: "Record a visit", site: "Site", yes: "Yes", no: "No",
     what: "What was found (required for “No”)", note: "Overall remarks", submit: "Submit the visit", recent: "Recent visits",
     when: "When", by: "By", findings: "Findings", tickets: "Tickets", none: "No records",
     need_answer: "Item {n} has no answer yet.", source: "Source: {s}",
+    newer: "Newer", older: "Older", pages: "Page {p}",
   },
 };
 
 const w = wordsOf(WORDS, { missing: "" });
 
-/** The visits page: the form (for a cadre) and the recent visits in scope. */
-export async function renderVisits(main) {
-  const [sites, checklist, visits] = await Promise.all([
-    api("/sites"), api("/supervision/checklist"), api("/supervision/visits?limit=20"),
+const PAGE = 25;
+
+/** The visits page: the form (for a cadre) and the visits in scope, newest first, ?page=N. */
+export async function renderVisits(main, params = new URLSearchParams()) {
+  const page = Math.max(1, Number(params.get("page")) || 1);
+  const [sites, checklist, rows] = await Promise.all([
+    api("/sites"), api("/supervision/checklist"),
+    api(`/supervision/visits${qs({ limit: PAGE + 1, offset: (page - 1) * PAGE })}`),
   ]);
+  const visits = rows.slice(0, PAGE); // one more than a page says there are older ones
   const cadre = ["admin", "regulator"].includes(me().role);
   mount(main,
     h("h1", {}, w("title")),
@@ -41,7 +48,9 @@ export async function renderVisits(main) {
           h("td", { "data-label": w("by") }, v.visited_by),
           h("td", { class: "num", "data-label": w("findings") }, String(v.findings)),
           h("td", { "data-label": w("tickets") }, v.ticket_ids.length ? v.ticket_ids.map((id, k) => h("a", { href: `/console/tickets/${id}`, "data-link": true }, `${(v.ticket_nos || [])[k] || `#${id}`} `)) : "—")))
-          : h("tr", {}, h("td", { colspan: 5 }, w("none"))))))));
+          : h("tr", {}, h("td", { colspan: 5 }, w("none")))))),
+      pager({ id: "visits-pager", nextId: "visits-older", page, more: rows.length > PAGE, href: (p) => `/console/visits${qs({ page: p > 1 ? p : "" })}`,
+        prev: w("newer"), next: w("older"), label: w("pages", { p: page }) })));
 }
 
 function visitForm(sites, checklist) {
