@@ -269,6 +269,10 @@ class KitchenDisplay:
                 try:
                     item = q.get(timeout=_PING_S)
                 except queue.Empty:
+                    with self._lock:
+                        dropped = q not in self._clients
+                    if dropped:  # set aside by _broadcast: close, so the page reconnects
+                        return
                     item = ": ping\n\n"
                 if item is None:
                     return

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -118,6 +118,8 @@ class CameraPipeline:
         self._track_boxes: npt.NDArray[np.float32] = np.zeros((0, 4), np.float32)
         self._track_seen: datetime | None = None
         self._stride_wait = 0
+        self._last_ts: datetime | None = None
+        self._clock_shift = timedelta(0)  # added to frame times after the wall clock stepped back
 
     @property
     def stats(self) -> PipelineStats:
@@ -129,6 +131,8 @@ class CameraPipeline:
         t0 = time.perf_counter()
         st = self._stats
         st.frames_analysed += 1
+        wall_ts = ts
+        ts = self._ordered(ts)
         h, w = frame_bgr.shape[:2]
         if self._main_size is not None and self._zones_for != (w, h):
             self._fit_to_stream(w, h)
@@ -188,6 +192,7 @@ class CameraPipeline:
             class_names=self.class_names,
             zones=self.zones,
             model_version=self.detector.model_version,
+            wall_ts=wall_ts if self._clock_shift else None,
         )
         events: list[ViolationEvent] = []
         for rule in self.rules:
@@ -195,10 +200,33 @@ class CameraPipeline:
                 events.extend(rule.update(ctx))
             except Exception:  # one broken rule must not stop the camera
                 logger.exception("camera %s: rule %s failed", self.camera.id, rule.name)
+        if self._clock_shift:  # report times on the camera's (corrected) wall clock
+            events = [replace(e, started_at=e.started_at - self._clock_shift) for e in events]
         st.events += len(events)
         ms = (time.perf_counter() - t0) * 1000
         st.process_ms_avg = ms if st.frames_analysed == 1 else 0.9 * st.process_ms_avg + 0.1 * ms
         return events
+
+    def _ordered(self, ts: datetime) -> datetime:
+        """Frame time on a clock that never runs backwards.
+
+        Frames are stamped with the wall clock; when it steps back (NTP correcting a box
+        that booted with a wrong clock), the tracker would skip every frame until the
+        clock caught up and windows / cooldowns would wait out the step: the camera goes
+        blind. The step is absorbed into a shift, and frames continue from the last one.
+        """
+        shifted = ts + self._clock_shift
+        if self._last_ts is not None and shifted < self._last_ts:
+            step = timedelta(seconds=1.0 / self.camera.analyse_fps)
+            self._clock_shift += self._last_ts - shifted + step
+            logger.warning(
+                "camera %s: clock stepped back %.1fs; frame times shifted to stay in order",
+                self.camera.id,
+                (self._last_ts - shifted).total_seconds(),
+            )
+            shifted = ts + self._clock_shift
+        self._last_ts = shifted
+        return shifted
 
     def _fit_to_stream(self, w: int, h: int) -> None:
         """Map the main-stream zones and crop sizes onto the sub-stream's ``w`` x ``h`` frames.

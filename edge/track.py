@@ -23,7 +23,13 @@ class TrackSettings(BaseModel):
     )
     high_threshold: float = Field(default=0.5, ge=0, le=1, description="First-stage match score.")
     min_iou: float = Field(default=0.1, ge=0, le=1, description="Smallest IoU that matches.")
-    confirm_frames: int = Field(default=2, ge=1, description="Hits before a track gets an id.")
+    confirm_frames: int = Field(
+        default=1,
+        ge=1,
+        description="Consecutive hits a new track needs before it outlives a missed look "
+        "(1: a track gets its id on its 2nd hit, even with a miss between; 2 needs two "
+        "looks in a row, so a face the model finds every other look never gets an id).",
+    )
 
 
 class Tracker:

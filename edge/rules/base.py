@@ -92,9 +92,14 @@ class RuleConfig(BaseModel):
             return True
         local = ts.astimezone(ZoneInfo(self.timezone))
         t = local.time()
+        day = local.weekday()
         for entry in self.schedule:
             days, start, end = parse_schedule_entry(entry)
-            if local.weekday() in days and start <= t <= end:
+            if start <= end:
+                if day in days and start <= t <= end:
+                    return True
+            # overnight, e.g. "22:00-06:00": the evening of a listed day and the morning after
+            elif (day in days and t >= start) or ((day - 1) % 7 in days and t <= end):
                 return True
         return False
 
@@ -111,6 +116,12 @@ class FrameContext:
     class_names: list[str]
     zones: ZoneSet
     model_version: str
+    wall_ts: datetime | None = None  # the camera's wall-clock time when ``ts`` was shifted
+
+    @property
+    def clock_ts(self) -> datetime:
+        """Wall-clock time of the frame (for working hours); ``ts`` orders frames."""
+        return self.wall_ts if self.wall_ts is not None else self.ts
 
     def class_ids(self, names: frozenset[str] | set[str]) -> npt.NDArray[np.int64]:
         """Ids of the given class names that the model has."""
@@ -136,10 +147,20 @@ class HoldWindow:
     last_event: datetime | None = None
 
     def add(self, ts: datetime, bad: bool, confidence: float, window_s: float) -> None:
-        """Record a frame and drop those older than the window."""
-        if self.first_seen is None:
+        """Record a frame and drop those older than the window.
+
+        A subject unseen for longer than the window starts afresh: it must hold for a
+        whole window again (a glimpse long ago does not shorten today's wait).
+        """
+        if self.frames and (ts - self.frames[-1][0]).total_seconds() > window_s:
+            self.frames.clear()
+        if self.first_seen is None or not self.frames:
             self.first_seen = ts
         self.frames.append((ts, bad, confidence))
+        self.expire(ts, window_s)
+
+    def expire(self, ts: datetime, window_s: float) -> None:
+        """Drop the frames older than the window (a frame without news of the subject)."""
         while self.frames and (ts - self.frames[0][0]).total_seconds() > window_s:
             self.frames.popleft()
 

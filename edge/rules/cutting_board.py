@@ -69,7 +69,7 @@ class CuttingBoardRule:
     def update(self, ctx: FrameContext) -> list[ViolationEvent]:
         """Check stations or detected boards on this frame (at most every ``check_every_s``)."""
         cfg = self.config
-        if not cfg.enabled or not cfg.active_at(ctx.ts):
+        if not cfg.enabled or not cfg.active_at(ctx.clock_ts):
             return []
         if (
             self._last_check is not None
