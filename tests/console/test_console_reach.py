@@ -73,6 +73,27 @@ def test_newest_decided_complaint_is_listed_and_older_ones_are_paged(
     assert b.find_elements(By.ID, "cp-older")  # OLD1 … are a click away, not cut off at 500
 
 
+def test_every_waiting_complaint_is_reachable_oldest_first(
+    module_console: Console, module_browser: WebDriver
+) -> None:
+    """The queue stopped at 200 with its heading saying 200: every complaint waiting for a
+    decision is a page away, the oldest (most urgent) first."""
+    c, b = module_console, module_browser
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        conn.execute("""INSERT INTO complaints (tracking_code, site_id, body, client_hash, status,
+                          created_at)
+                        SELECT 'WAIT' || g, 'east-1', 'body ' || g, 'h', 'received',
+                               now() - (100 - g) * interval '1 minute'
+                        FROM generate_series(1, 60) g""")
+    sign_in_as(b, c, "reg-east", "/console/complaints")
+    assert find(b, "#cp-queue-h").text.endswith("(50+)")
+    assert "body 1\n" in find(b, "#cp-queue li").text + "\n"  # the oldest first
+    find(b, "#cp-queue-next").click()
+    wait_until(lambda: "WAIT60" in b.find_element(By.ID, "cp-queue").text, 10, what="WAIT60")
+    assert "queue_page=2" in b.current_url
+    assert find(b, "#cp-queue-h").text.endswith("(60)")
+
+
 def test_every_inspection_is_reachable(module_console: Console, module_browser: WebDriver) -> None:
     c, b = module_console, module_browser
     with psycopg.connect(c.db_url, autocommit=True) as conn:

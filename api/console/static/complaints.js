@@ -3,7 +3,7 @@
 // reply the complainant reads. Complaints are not camera captures: they have their own queue.
 import { api } from "./api.js";
 import { refresh, siteName } from "./app.js";
-import { cell, h, mount, say } from "./dom.js";
+import { cell, h, mount, pager, say } from "./dom.js";
 import { explain, fmtTime, wordsOf } from "./i18n.js";
 
 const WORDS = {
@@ -14,6 +14,7 @@ const WORDS = {
     confirm: "立案，开整改单", dismiss: "不予立案", ticket: "整改单", rating: "评价", satisfied: "满意",
     unsatisfied: "不满意", unrated: "未评价", photo: "投诉照片 {n}", confirmed_ok: "已立案，整改单已开",
     dismissed_ok: "已答复，不予立案", site: "单位", status: "状态", newer: "较新的记录", older: "更早的记录",
+    queue_prev: "先收到的", queue_next: "后收到的",
   },
   en: {
     title: "Public complaints", queue: "Waiting for a decision", decided: "Decided", none: "No complaints waiting",
@@ -23,6 +24,7 @@ const WORDS = {
     dismiss: "Dismiss", ticket: "Ticket", rating: "Rating", satisfied: "satisfied", unsatisfied: "not satisfied",
     unrated: "not rated", photo: "complaint photo {n}", confirmed_ok: "Confirmed: a ticket is open",
     dismissed_ok: "Dismissed with your reply", site: "Site", status: "Status", newer: "Newer", older: "Older",
+    queue_prev: "Received earlier", queue_next: "Received later",
   },
 };
 
@@ -66,16 +68,29 @@ const PAGE = 50;
 /** The queue page (admins and regulators; the API refuses everyone else with 403). */
 export async function renderComplaints(main, params = new URLSearchParams()) {
   const page = Math.max(1, Number(params.get("page")) || 1);
-  const [waiting, decided] = await Promise.all([api("/complaints?status=received&limit=200"),
+  const qpage = Math.max(1, Number(params.get("queue_page")) || 1); // the queue, oldest first
+  const [waiting, decided] = await Promise.all([
+    api(`/complaints?status=received&limit=${PAGE + 1}&offset=${(qpage - 1) * PAGE}`),
     api(`/complaints?status=decided&limit=${PAGE + 1}&offset=${(page - 1) * PAGE}`)]);
+  const queue = waiting.slice(0, PAGE);
+  const queueCount = `${(qpage - 1) * PAGE + queue.length}${waiting.length > PAGE ? "+" : ""}`;
   const done = decided.slice(0, PAGE); // newest first; one more than a page says there are older ones
-  const go = (p) => `/console/complaints${p > 1 ? `?page=${p}` : ""}`;
+  const link = (p, q) => {
+    const query = new URLSearchParams();
+    if (p > 1) query.set("page", String(p));
+    if (q > 1) query.set("queue_page", String(q));
+    const text = query.toString();
+    return `/console/complaints${text ? `?${text}` : ""}`;
+  };
+  const go = (p) => link(p, qpage);
   const head = (...cols) => h("thead", {}, h("tr", {}, cols.map((k) => h("th", { scope: "col" }, w(k)))));
   mount(main,
     h("h1", {}, w("title")),
     h("section", { "aria-labelledby": "cp-queue-h" },
-      h("h2", { id: "cp-queue-h" }, `${w("queue")} (${waiting.length})`),
-      waiting.length ? h("ul", { id: "cp-queue", class: "reviews" }, waiting.map(pending)) : h("p", { id: "cp-queue-empty", class: "card" }, w("none"))),
+      h("h2", { id: "cp-queue-h" }, `${w("queue")} (${queueCount})`),
+      queue.length ? h("ul", { id: "cp-queue", class: "reviews" }, queue.map(pending)) : h("p", { id: "cp-queue-empty", class: "card" }, w("none")),
+      pager({ id: "cp-queue-pager", nextId: "cp-queue-next", page: qpage, more: waiting.length > PAGE,
+        href: (q) => link(page, q), prev: w("queue_prev"), next: w("queue_next"), label: w("queue") })),
     h("section", { class: "card", "aria-labelledby": "cp-done-h" },
       h("h2", { id: "cp-done-h" }, w("decided")),
       h("div", { class: "table-wrap" }, h("table", { id: "cp-done", class: "stack" },
