@@ -8,8 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -21,6 +19,7 @@ from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
 from bkcommon.timeutil import utcnow
 from tests.api.conftest import T0, make_user_token
+from tests.support.images import small_png
 
 pytestmark = pytest.mark.usefixtures("registry")
 
@@ -53,14 +52,6 @@ def client(
     app = create_app(app_settings, common=CommonSettings(database_url=db_url))
     with TestClient(app, headers=admin_headers) as c:
         yield c
-
-
-def _png() -> bytes:
-    img = np.zeros((8, 8, 3), dtype=np.uint8)
-    img[2:6, 2:6] = (0, 0, 255)
-    ok, buf = cv2.imencode(".png", img)
-    assert ok
-    return bytes(buf)
 
 
 def _inspect(client: TestClient, results: dict[str, str], **extra: Any) -> dict[str, Any]:
@@ -109,7 +100,7 @@ def test_failed_items_open_tickets_listed_on_the_signed_notice_and_closed_by_fol
     photo = client.post(
         f"/api/v1/inspections/{first['id']}/photos",
         params={"item_code": "c1"},
-        content=_png(),
+        content=small_png(),
         headers={"Content-Type": "image/png"},
     )
     assert photo.status_code == 201, photo.text
@@ -161,7 +152,7 @@ def test_inspection_photos_are_served_to_those_who_see_the_inspection(
     client: TestClient, conn: psycopg.Connection[Any]
 ) -> None:
     first = _inspect(client, {"c1": "fail", "c2": "pass", "c3": "pass"})
-    png = _png()
+    png = small_png()
     photo = client.post(
         f"/api/v1/inspections/{first['id']}/photos",
         content=png,

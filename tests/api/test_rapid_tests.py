@@ -15,8 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -30,6 +28,7 @@ from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
 from bkcommon.timeutil import utcnow
 from tests.api.authz_world import World, build_world
+from tests.support.images import small_png
 
 TODAY = utcnow().date()
 
@@ -373,14 +372,6 @@ def test_monthly_statistics_count_batches_pass_rate_and_failures(
     assert backwards.status_code == 422
 
 
-def _png() -> bytes:
-    img = np.zeros((8, 8, 3), dtype=np.uint8)
-    img[2:6, 2:6] = (0, 0, 255)
-    ok, buf = cv2.imencode(".png", img)
-    assert ok
-    return bytes(buf)
-
-
 def test_photo_of_the_strip_goes_through_the_evidence_checks(
     client: TestClient, world: World
 ) -> None:
@@ -390,7 +381,7 @@ def test_photo_of_the_strip_goes_through_the_evidence_checks(
     ).json()
     url = f"/api/v1/rapid-tests/{test['id']}/photo"
     officer = world.headers("officer")
-    png = _png()
+    png = small_png()
     r = c.put(url, content=png, headers=officer | {"Content-Type": "image/png"})
     assert r.status_code == 200, r.text
     got = c.get(url, headers=world.headers("regulator"))

@@ -8,8 +8,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +18,7 @@ from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
 from bkcommon.timeutil import utcnow
 from tests.api.authz_world import World, build_world
+from tests.support.images import small_png
 
 API = "/api/v1"
 AT = datetime(2026, 3, 20, 2, 0, tzinfo=UTC)
@@ -36,14 +35,6 @@ def client(db_url: str, settings: ApiSettings, tmp_path: Path) -> Iterator[TestC
     app = create_app(s, common=CommonSettings(database_url=db_url))
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
-
-
-def _png() -> bytes:
-    img = np.zeros((8, 8, 3), dtype=np.uint8)
-    img[2:6, 2:6] = (0, 0, 255)
-    ok, buf = cv2.imencode(".png", img)
-    assert ok
-    return bytes(buf)
 
 
 def _inspection(**extra: Any) -> dict[str, Any]:
@@ -128,7 +119,7 @@ def test_a_signed_notice_takes_no_more_evidence(client: TestClient, world: World
     assert client.post(f"{API}/inspections/{iid}/sign", json={}, headers=h).status_code == 200
     before = client.get(f"{API}/inspections/{iid}/notice", params={"format": "text"}, headers=h)
     r = client.post(f"{API}/inspections/{iid}/photos", params={"item_code": "c1"},
-                    content=_png(), headers={**h, "Content-Type": "image/png"})  # fmt: skip
+                    content=small_png(), headers={**h, "Content-Type": "image/png"})  # fmt: skip
     assert r.status_code == 409, r.text
     after = client.get(f"{API}/inspections/{iid}/notice", params={"format": "text"}, headers=h)
     assert after.text == before.text

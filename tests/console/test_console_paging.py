@@ -5,10 +5,13 @@ true count (the site's open tickets, the overdue ledger past 10,000 tickets)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -20,9 +23,19 @@ from tests.support.services import wait_until
 pytestmark = pytest.mark.slow
 
 
-def quiet(conn: psycopg.Connection[Any]) -> None:
-    """Bulk rows without a live notice each (the triggers of this session are off)."""
-    conn.execute("SET session_replication_role = replica")
+@contextmanager
+def quiet(conn: psycopg.Connection[Any], *tables: str) -> Iterator[None]:
+    """Bulk rows without a live notice each: the tables' own triggers are off meanwhile (the
+    tables' owner may do that; ``session_replication_role`` would need a superuser)."""
+    for table in tables:
+        conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(sql.Identifier(table)))
+    try:
+        yield
+    finally:
+        for table in tables:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ENABLE TRIGGER USER").format(sql.Identifier(table))
+            )
 
 
 def follow(b: WebDriver, older: str, target: str, clicks: int = 12) -> None:
@@ -56,16 +69,17 @@ def test_every_pending_capture_is_reachable_oldest_first(
 ) -> None:
     c, b = module_console, module_browser
     with psycopg.connect(c.db_url, autocommit=True) as conn:
-        quiet(conn)
-        conn.execute("""WITH f AS (
-                          INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier,
-                                                occurred_at, processed_at)
-                          SELECT 'pg-' || g, 'violation', 'east-1', 'cam-e1', 'no_chef_hat', 2,
-                                 now(), now()
-                          FROM generate_series(1, 230) g RETURNING id, finding_key)
-                        INSERT INTO capture_reviews (finding_id, event_id, site_id, camera_id, rule)
-                        SELECT id, 'ev-' || finding_key, 'east-1', 'cam-e1', 'no_chef_hat'
-                        FROM f ORDER BY id""")
+        with quiet(conn, "findings", "capture_reviews"):
+            conn.execute("""WITH f AS (
+                              INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier,
+                                                    occurred_at, processed_at)
+                              SELECT 'pg-' || g, 'violation', 'east-1', 'cam-e1', 'no_chef_hat', 2,
+                                     now(), now()
+                              FROM generate_series(1, 230) g RETURNING id, finding_key)
+                            INSERT INTO capture_reviews (finding_id, event_id, site_id, camera_id,
+                                                     rule)
+                            SELECT id, 'ev-' || finding_key, 'east-1', 'cam-e1', 'no_chef_hat'
+                            FROM f ORDER BY id""")
         (oldest, newest, pending) = conn.execute(
             "SELECT min(id), max(id), count(*) FROM capture_reviews WHERE status = 'pending'"
         ).fetchone() or (0, 0, 0)
@@ -151,20 +165,23 @@ def test_site_counts_and_lists_every_open_ticket(
     module_console: Console, module_browser: WebDriver
 ) -> None:
     c, b = module_console, module_browser
-    with psycopg.connect(c.db_url, autocommit=True) as conn:
-        quiet(conn)
+    with (
+        psycopg.connect(c.db_url, autocommit=True) as conn,
+        quiet(conn, "tickets"),
+    ):
         conn.execute("""INSERT INTO tickets (ticket_no, site_id, source, rule, subject, tier,
-                            status, title, opened_at, due_at, last_occurrence_at)
-                        SELECT 'PG-OPEN-' || g, 'east-3', 'manual', 'other', 'thing-' || g, 3,
-                               'open', '旧单', now() - interval '10 days' - g * interval '1 min',
-                               now() + interval '30 days', now() - interval '10 days'
-                        FROM generate_series(1, 40) g""")
+                                status, title, opened_at, due_at, last_occurrence_at)
+                            SELECT 'PG-OPEN-' || g, 'east-3', 'manual', 'other', 'thing-' || g, 3,
+                                   'open', '旧单',
+                                   now() - interval '10 days' - g * interval '1 min',
+                                   now() + interval '30 days', now() - interval '10 days'
+                            FROM generate_series(1, 40) g""")
         conn.execute("""INSERT INTO tickets (ticket_no, site_id, source, rule, subject, tier,
-                            status, title, opened_at, due_at, last_occurrence_at, closed_at)
-                        SELECT 'PG-SHUT-' || g, 'east-3', 'manual', 'other', 'done', 3,
-                               'closed', '已结', now() - g * interval '1 min',
-                               now() + interval '1 day', now(), now()
-                        FROM generate_series(1, 600) g""")
+                                status, title, opened_at, due_at, last_occurrence_at, closed_at)
+                            SELECT 'PG-SHUT-' || g, 'east-3', 'manual', 'other', 'done', 3,
+                                   'closed', '已结', now() - g * interval '1 min',
+                                   now() + interval '1 day', now(), now()
+                            FROM generate_series(1, 600) g""")
     sign_in_as(b, c, "reg-east", "/console/sites/east-3")
     find(b, "#site-tickets li")
     assert b.find_element(By.ID, "site-open-count").text == "40"
@@ -181,18 +198,19 @@ def test_overdue_ledger_reaches_past_ten_thousand_tickets(
 ) -> None:
     c, b = module_console, module_browser
     with psycopg.connect(c.db_url, autocommit=True) as conn:
-        quiet(conn)
-        conn.execute("""INSERT INTO tickets (ticket_no, site_id, source, rule, subject, tier,
-                            status, title, opened_at, due_at, last_occurrence_at)
-                        VALUES ('PG-LATE', 'east-2', 'manual', 'late', 'late', 3, 'open', '逾期',
-                                now() - interval '30 days', now() - interval '29 days',
-                                now() - interval '30 days')""")
-        conn.execute("""INSERT INTO tickets (ticket_no, site_id, source, rule, subject, tier,
-                            status, title, opened_at, due_at, last_occurrence_at, closed_at)
-                        SELECT 'PG-MANY-' || g, 'east-2', 'manual', 'other', 'done', 3,
-                               'closed', '已结', now() - g * interval '1 second',
-                               now() - interval '1 day', now(), now()
-                        FROM generate_series(1, 10100) g""")
+        with quiet(conn, "tickets"):
+            conn.execute("""INSERT INTO tickets (ticket_no, site_id, source, rule, subject, tier,
+                                status, title, opened_at, due_at, last_occurrence_at)
+                            VALUES ('PG-LATE', 'east-2', 'manual', 'late', 'late', 3, 'open',
+                                    '逾期',
+                                    now() - interval '30 days', now() - interval '29 days',
+                                    now() - interval '30 days')""")
+            conn.execute("""INSERT INTO tickets (ticket_no, site_id, source, rule, subject, tier,
+                                status, title, opened_at, due_at, last_occurrence_at, closed_at)
+                            SELECT 'PG-MANY-' || g, 'east-2', 'manual', 'other', 'done', 3,
+                                   'closed', '已结', now() - g * interval '1 second',
+                                   now() - interval '1 day', now(), now()
+                            FROM generate_series(1, 10100) g""")
         (late,) = conn.execute(
             "SELECT count(*) FROM tickets WHERE status <> 'closed' AND due_at < now() "
             "AND site_id LIKE 'east-%'"
