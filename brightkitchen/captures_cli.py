@@ -47,6 +47,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     url = args.database_url or load_common_settings().database_url.get_secret_value()
     store = _evidence_store(settings)
     finder = None if args.no_face_model else onnx_face_finder(Path(args.face_model))
+    out = Path(args.out)
+    if any(p.is_dir() and any(p.iterdir()) for p in (out / "images", out / "annotations")):
+        print(f"error: {out} holds a previous export; write to a new folder")
+        return 2
     with psycopg.connect(url) as conn:
         res = export_captures(
             conn,

@@ -16,7 +16,14 @@ face class. A mask label on a blurred face teaches nothing (or the wrong thing),
 capture with a face-class box is left out when its faces must be blurred: mask training data
 comes only from regions that allow unblurred faces. Each annotation records how many faces
 were blurred; a face the model cannot find (turned away, tiny) is not blurred, so a person
-looks through an export before it leaves the region's systems.
+looks through an export before it leaves the region's systems. A box counts as a face by its
+label before or after ``--map`` (any name the mask recipe maps to a face class) or by its rule
+(``no_mask``).
+
+The evidence JPEG is drawn for people (``edge.evidence``: red box + label on the very object
+that is labelled, a caption bar below); the export cuts the bar off and paints the boxes and
+the title over (``strip_overlay``) so the training image does not carry its answer. The zone
+outline stays. The output folder must be new: a previous export's files are never mixed in.
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 FACE_CLASSES = frozenset({"with_mask", "without_mask", "mask_weared_incorrect"})
+# rules whose boxes are faces whatever the box is called (an empty label falls back to the rule)
+FACE_RULES = frozenset({"no_mask"})
+MASK_RECIPE = Path(__file__).resolve().parent / "configs" / "mask.yaml"
 FACE_CONF = 0.2
 FACE_MARGIN = 0.25  # each blurred face box grows by this fraction of its size per side
 
@@ -106,6 +116,91 @@ def blur_regions(
         out[b:d, a:c] = cv2.GaussianBlur(big, (0, 0), max(1.0, (c - a) / 10))
         n += 1
     return out, n
+
+
+def _face_names() -> frozenset[str]:
+    """Every name of a face class: the classes and the mask recipe's aliases (normalised)."""
+    from models.sources import normalise_class_name
+
+    names = set(FACE_CLASSES)
+    try:
+        import yaml
+
+        cmap = (yaml.safe_load(MASK_RECIPE.read_text("utf-8")) or {}).get("class_map") or {}
+        names.update(str(k) for k, v in cmap.items() if v in FACE_CLASSES)
+    except (OSError, ImportError, AttributeError):
+        pass
+    return frozenset(normalise_class_name(n) for n in names)
+
+
+def _is_face(raw: str, mapped: str, rule: str, face_names: frozenset[str]) -> bool:
+    """A box on a face: its label before or after ``--map`` names a face class, or its rule
+    is a face rule (``--map`` renames the box, it does not move it off the face)."""
+    from models.sources import normalise_class_name
+
+    return (
+        rule in FACE_RULES
+        or normalise_class_name(raw) in face_names
+        or normalise_class_name(mapped) in face_names
+    )
+
+
+_BAR_BGR = (32, 32, 32)  # edge.evidence's caption bar
+_BOX_BGR = (0, 0, 255)  # edge.evidence's box colour
+
+
+def _frame_height(h: int) -> int | None:
+    """The frame height under ``edge.evidence``'s caption bar (bar = max(20, 7 %))."""
+    for fh in range(max(1, int(h / 1.07) - 2), h - 19):
+        if fh + max(20, round(fh * 0.07)) == h:
+            return fh
+    return None
+
+
+def strip_overlay(img: Image, boxes: Sequence[Mapping[str, Any]], rule: str = "") -> Image:
+    """The evidence frame without what ``edge.evidence.render_evidence`` drew for people: the
+    caption bar below the frame is cut off and each box's outline and label tab (red, at the
+    box's own pixels) and the rule's Chinese title (top left, where a CJK font was installed)
+    are painted over from their surroundings. Images without the overlay (checked by its
+    colours) come back unchanged."""
+    import cv2
+
+    h, w = img.shape[:2]
+    out = img
+    fh = _frame_height(h)
+    cropped = False
+    if fh is not None:
+        bar = img[fh:].reshape(-1, 3).astype(int)
+        if (np.abs(bar - np.array(_BAR_BGR)).max(axis=1) < 24).mean() > 0.6:
+            out, cropped = img[:fh].copy(), True
+    mask = np.zeros(out.shape[:2], np.uint8)
+    if cropped and fh is not None and rule:
+        from edge.rulenames import rule_title
+
+        zh, _en = rule_title(rule)
+        size = max(14, (h - fh) - 6)
+        corner = out[: 4 + int(size * 1.4), : 4 + size * len(zh)]
+        if zh and corner.size and (corner.min(axis=2) > 225).mean() > 0.02:  # white strokes
+            mask[: 6 + int(size * 1.4), : 6 + size * len(zh)] = 255
+    thick = max(1, round(w / 400)) + 1
+    font_scale = max(0.35, w / 1600)
+    for b in boxes:
+        x1, y1, x2, y2 = (round(float(b[k])) for k in ("x1", "y1", "x2", "y2"))
+        ring = np.zeros_like(mask)
+        cv2.rectangle(ring, (x1, y1), (x2, y2), 255, thick)
+        px = out[ring > 0].astype(int)
+        red = (px[:, 2] > 150) & (px[:, 0] < 110) & (px[:, 1] < 110) if len(px) else px
+        if not len(px) or red.mean() < 0.5:
+            continue  # no outline drawn here
+        mask |= ring
+        text = f"{b.get('label', '')} {float(b.get('confidence') or 0):.2f}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thick - 1)
+        ty = max(th + base, y1)
+        cv2.rectangle(mask, (x1, ty - th - base), (x1 + tw, ty), 255, -1)
+    if not mask.any():
+        return np.asarray(out, np.uint8)
+    grown = cv2.dilate(mask, np.ones((5, 5), np.uint8))
+    return np.asarray(cv2.inpaint(np.ascontiguousarray(out), grown, 5, cv2.INPAINT_TELEA), np.uint8)
 
 
 def _mapped(label: str, class_map: Mapping[str, str | None]) -> str | None:
@@ -187,6 +282,10 @@ def export_captures(
 
     allowed = set(faces_allowed_regions)
     table = dict(class_map or {})
+    face_names = _face_names()
+    used = [p for d in ("images", "annotations") if (out / d).is_dir() for p in (out / d).iterdir()]
+    if used:  # a previous export's files (unblurred ones, say) would stay behind unreported
+        raise FileExistsError(f"{out} holds a previous export ({len(used)} files): use a new one")
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     result = CaptureExport(out=str(out))
@@ -202,27 +301,41 @@ def export_captures(
         if img is None:
             left["evidence is not a decodable image"] += 1
             continue
-        h, w = img.shape[:2]
         evidence = (r["payload"] or {}).get("evidence") or {}
-        sx = w / float(evidence.get("width_px") or w)
-        sy = h / float(evidence.get("height_px") or h)
+        sx = img.shape[1] / float(evidence.get("width_px") or img.shape[1])
+        sy = img.shape[0] / float(evidence.get("height_px") or img.shape[0])
+        scale = (("x1", sx), ("y1", sy), ("x2", sx), ("y2", sy))
+        raw_boxes = [
+            {**b, **{k: float(b[k]) * f for k, f in scale}} for b in evidence.get("boxes") or []
+        ]
+        clean = strip_overlay(np.asarray(img, np.uint8), raw_boxes, str(r["rule"]))
+        changed = clean.shape != img.shape or not np.array_equal(clean, img)
+        img = clean
+        h, w = img.shape[:2]
         labelled: list[tuple[str, float, float, float, float]] = []
-        for b in evidence.get("boxes") or []:
-            cls = _mapped(str(b.get("label") or r["rule"]), table)
-            if cls is None:
+        face_boxes: list[tuple[float, float, float, float]] = []
+        face_labelled = False  # a box kept in the annotation is on a face
+        for b in raw_boxes:
+            raw = str(b.get("label") or r["rule"])
+            cls = _mapped(raw, table)
+            x1, y1 = max(0.0, b["x1"]), max(0.0, b["y1"])
+            x2, y2 = min(float(w), b["x2"]), min(float(h), b["y2"])
+            if x2 - x1 < 1 or y2 - y1 < 1:
                 continue
-            x1, y1 = max(0.0, float(b["x1"]) * sx), max(0.0, float(b["y1"]) * sy)
-            x2, y2 = min(float(w), float(b["x2"]) * sx), min(float(h), float(b["y2"]) * sy)
-            if x2 - x1 >= 1 and y2 - y1 >= 1:
+            face = _is_face(raw, cls or "", str(r["rule"]), face_names)
+            if face:
+                face_boxes.append((x1, y1, x2, y2))
+            if cls is not None:
                 labelled.append((cls, x1, y1, x2, y2))
+                face_labelled = face_labelled or face
         keep = labelled if r["status"] == "confirmed" else []
         blur = r["region_id"] not in allowed
         n_blurred = 0
         if blur:
-            if any(c in FACE_CLASSES for c, *_ in keep):
+            if r["status"] == "confirmed" and face_labelled:
                 left["mask label on a face that must be blurred (region does not allow faces)"] += 1
                 continue
-            faces = [(x1, y1, x2, y2) for c, x1, y1, x2, y2 in labelled if c in FACE_CLASSES]
+            faces = list(face_boxes)
             if find_faces is not None:
                 faces.extend(find_faces(np.asarray(img, np.uint8)))
             img, n_blurred = blur_regions(np.asarray(img, np.uint8), faces)
@@ -234,6 +347,14 @@ def export_captures(
                 left["could not encode the blurred image"] += 1
                 continue
             (out / "images" / name).write_bytes(buf.tobytes())
+        elif changed:  # the frame without the evidence overlay, losslessly
+            name = f"{stem}.png"
+            ok, buf = cv2.imencode(".png", img)
+            if not ok:
+                left["could not encode the image"] += 1
+                continue
+            (out / "images" / name).write_bytes(buf.tobytes())
+            result.unblurred_images += 1
         else:  # the stored file as it is
             name = f"{stem}{'.png' if found[0] == 'image/png' else '.jpg'}"
             (out / "images" / name).write_bytes(found[1])

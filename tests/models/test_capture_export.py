@@ -221,3 +221,105 @@ def test_blur_leaves_nothing_of_the_face() -> None:
     face = out[30:70, 30:70].astype(float)
     assert face.std() < 0.25 * img[30:70, 30:70].astype(float).std()
     assert np.array_equal(out[:15], img[:15])
+
+
+def test_reexport_into_a_used_folder_leaves_no_stale_unblurred_face(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    """A second export into the same folder (say, rerun without the region that was allowed
+    by mistake) must not leave the first run's unblurred photos behind unreported."""
+    out = tmp_path / "captures"
+    first = _export(reviewed, out, faces_allowed_regions=["strict", "open"])
+    assert first.unblurred_images == 4
+    try:
+        again = _export(reviewed, out)  # faces blurred everywhere this time
+    except FileExistsError:
+        return  # refused: the folder holds a previous export
+    assert again.unblurred_images == 0
+    # what the folder holds is what the report says: no unblurred photo of the strict region
+    assert not (out / "images" / "evt-00000002.jpg").exists()
+    assert not (out / "annotations" / "evt-00000002.xml").exists()
+
+
+def _rendered_capture(conn: psycopg.Connection[Any], site: str) -> tuple[int, tuple[int, ...]]:
+    """A capture whose evidence is what an edge box really sends: ``render_evidence``'s JPEG,
+    boxes and label drawn on the frame and a caption bar below it."""
+    from edge.events import EvidenceBox, ViolationEvent
+    from edge.evidence import render_evidence
+
+    rng = np.random.default_rng(7)
+    frame = np.asarray(
+        cv2.resize(rng.integers(60, 200, (24, 32, 3), dtype=np.uint8), (640, 480)), np.uint8
+    )
+    box = (200, 150, 300, 270)
+    event = ViolationEvent(
+        rule="no_mask", camera_id=f"cam-{site}", zone_id=None, started_at=T0, ended_at=None,
+        confidence=0.8, track_id=1, model_version="mask-v4", frame=frame,
+        boxes=[EvidenceBox(200.0, 150.0, 300.0, 270.0, "without_mask", 0.8)],
+    )  # fmt: skip
+    ev = render_evidence(event)
+    payload = {
+        "event_id": "evt-rendered",
+        "evidence_sha256": ev.sha256,
+        "evidence": {"sha256": ev.sha256, "width_px": ev.width_px, "height_px": ev.height_px,
+                     "boxes": [b.model_dump() for b in ev.boxes]},
+    }  # fmt: skip
+    conn.execute(
+        "INSERT INTO evidence_blobs (sha256, media_type, bytes) VALUES (%s, 'image/jpeg', %s)",
+        (ev.sha256, ev.jpeg),
+    )
+    row = conn.execute(
+        """INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at,
+                                 payload)
+           VALUES ('violation:evt-rendered', 'violation', %s, %s, 'no_mask', 2, %s, %s)
+           RETURNING id""",
+        (site, f"cam-{site}", T0, Jsonb(payload)),
+    ).fetchone()
+    assert row is not None
+    queue_for_review(conn, finding_id=int(row[0]), site_id=site, camera_id=f"cam-{site}",
+                     rule="no_mask", payload=payload, now=T0)  # fmt: skip
+    rid = conn.execute("SELECT id FROM capture_reviews WHERE event_id = 'evt-rendered'").fetchone()
+    assert rid is not None
+    return int(rid[0]), box
+
+
+def test_exported_training_image_has_no_drawn_box_or_caption_bar(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The evidence JPEG is annotated for people (red box + label around the very face that is
+    labelled, a caption bar below); a training image must not carry the answer drawn on it."""
+    settings = ApiSettings(evidence_dir=tmp_path / "evidence")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO regions (id, name) VALUES ('open', 'Open')")
+        conn.execute("INSERT INTO sites (id, region_id, name) VALUES ('s-open', 'open', 'B')")
+        rid, box = _rendered_capture(conn, "s-open")
+        confirm_review(conn, review_id=rid, reviewer="u1", scope=SiteScope.everything(),
+                       now=T0 + timedelta(hours=1), settings=settings)  # fmt: skip
+    out = tmp_path / "captures"
+    res = _export({"url": db_url, "store": LocalDirStore(settings.evidence_dir)}, out,
+                  faces_allowed_regions=["open"])  # fmt: skip
+    assert res.confirmed == 1
+    img = cv2.imread(str(next((out / "images").iterdir())))
+    assert img is not None
+    assert img.shape[:2] == (480, 640)  # the frame, without the caption bar
+    x1, y1, x2, y2 = box
+    edge = np.concatenate([img[y1 - 1 : y1 + 2, x1:x2].reshape(-1, 3),
+                           img[y1:y2, x1 - 1 : x1 + 2].reshape(-1, 3)])  # fmt: skip
+    red = (edge[:, 2] > 170) & (edge[:, 0] < 90) & (edge[:, 1] < 90)
+    assert red.mean() < 0.05  # the drawn outline is gone
+    read = read_folder(out, "auto", {}, ["without_mask"])
+    assert [(b.x1, b.y1, b.x2, b.y2) for b in read.samples[0].boxes] == [box]
+
+
+@pytest.mark.parametrize("class_map", [{"without_mask": "no_mask"}, {"without_mask": "bare face"}])
+def test_a_renamed_face_class_is_still_a_face_that_must_be_blurred(
+    reviewed: dict[str, Any], tmp_path: Path, class_map: dict[str, str]
+) -> None:
+    """``--map`` renames the label; the box is still on a face, in a region that forbids them."""
+    out = tmp_path / "captures"
+    res = _export(reviewed, out, class_map=class_map, regions=["strict"])
+    assert res.unblurred_images == 0
+    assert res.left_out == {
+        "mask label on a face that must be blurred (region does not allow faces)": 1
+    }
+    assert not (out / "images" / "evt-00000002.jpg").exists()
