@@ -153,6 +153,11 @@ def make_rule_engine(
     return RuleEngine(directory, box_offline_after_s)
 
 
+DEAF_AFTER = timedelta(seconds=10)
+"""Back-pressure this long means readings wait in the broker: the offline sweeps count
+silence from its end (a moment's wait in a burst does not hold them back)."""
+
+
 class IngestWorker:
     """One ingest worker; ``run()`` blocks until ``stop`` is set (usable in a thread)."""
 
@@ -211,6 +216,12 @@ class IngestWorker:
         # disconnected): the offline sweeps count silence from here at the earliest, so an
         # ingest or broker outage is not every sensor and camera of the region gone silent.
         self._listening_since: datetime | None = None
+        # The last time the worker could not keep up (back-pressure held the socket, or a
+        # write failed): what the sensors sent meanwhile waits in the broker, so their
+        # silence is not counted before it either (a database outage is not every sensor
+        # of the region gone silent).
+        self._deaf_at: datetime | None = None
+        self._held_since: datetime | None = None  # the network thread waits for room since
         self.guard: GapGuard | None = None
         if settings.group and settings.guard:
             self.guard = GapGuard(common, settings, self._submit_guarded)
@@ -350,7 +361,15 @@ class IngestWorker:
             ):
                 if self.stop.is_set():
                     return  # not acked: the broker redelivers it after restart
+                if self._held_since is None:
+                    self._held_since = utcnow()
                 self._cond.wait(0.5)
+            if self._held_since is not None:
+                now = utcnow()
+                # a moment's wait in a burst is no gap; one as long as DEAF_AFTER is
+                if now - self._held_since >= DEAF_AFTER:
+                    self._deaf_at = now
+                self._held_since = None
             p = _Pending(item, n, mid, qos, gen, source, self._next_seq, lane)
             self._next_seq += 1
             target.queue.append(p)
@@ -458,6 +477,7 @@ class IngestWorker:
                 t0 = time.perf_counter()
                 res = lane.writer.write(conn, items)
             except psycopg.Error as exc:  # the writer raises only what is not the content's
+                self._deaf_at = utcnow()
                 with self._stats_lock:
                     self.stats.db_errors += 1
                 conn_bad = lane.conn is None or lane.conn.closed or lane.conn.broken
@@ -570,6 +590,11 @@ class IngestWorker:
                 self.directory.refresh(conn)
                 conn.commit()
             listening_since = self._listening_since
+            held_since, deaf_at = self._held_since, self._deaf_at
+            if held_since is not None and utcnow() - held_since >= DEAF_AFTER:
+                deaf_at = utcnow()
+            if listening_since is not None and deaf_at is not None:
+                listening_since = max(listening_since, deaf_at)
             if mono - last["sweep"] >= s.sweep_interval_s and listening_since is not None:
                 last["sweep"] = mono
                 conn = self._connection()
@@ -697,7 +722,13 @@ class IngestWorker:
         with self._cond:
             self._cond.notify_all()
         try:
-            self._leave_group()  # first: what was already routed to us is flushed below
+            if self.guard is not None:
+                # Before leaving the group: an idle guard acknowledges without writing
+                # ("the group has it"), but once the last member has unsubscribed nobody
+                # has it. Disconnected, the guard's session queues what comes meanwhile and
+                # the next guard writes it (gap mode after every connection).
+                self.guard.close()
+            self._leave_group()  # then: what was already routed to us is flushed below
             while self.flush_once(final=True):
                 pass
         finally:

@@ -22,6 +22,7 @@ from ingest.rules.cameras import BOX_OFFLINE_AFTER_S, sweep_cameras
 from ingest.rules.disinfection import apply_cycles
 from ingest.rules.disinfection_windows import sweep_disinfection
 from ingest.rules.excursion import ExcursionState, Phase, rule_for, step
+from ingest.rules.late import judge_late
 from ingest.rules.offline import sweep_offline
 from ingest.rules.state_store import advance_quiet, load_states, save_states
 from ingest.types import NewPower, NewReading, SensorInfo
@@ -140,6 +141,9 @@ class RuleEngine:
             params = info.params
             high, low, batt = params.high_c, params.low_c, params.low_battery_pct
             last = state.last_ts
+            late = [r for r in by_sensor[sid] if last is not None and r.ts <= last]
+            if last is not None and late and not _quiet(late, info):
+                written += judge_late(cur, info, min(r.ts for r in late), last)
             for r in sorted(by_sensor[sid], key=lambda x: x.ts):
                 if (
                     state.phase is Phase.NORMAL

@@ -436,3 +436,41 @@ def test_acknowledged_alarm_still_clears(conn: psycopg.Connection[Any]) -> None:
     assert row == ("acknowledged", "officer-1")
     assert batch(conn, engine, "fridge-1", temps(range(6, 7), 4.0)) == 1
     assert open_alarm_ids(conn, ["fridge-1"]) == []
+
+
+def test_a_late_excursion_is_raised_and_cleared_with_its_peak(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """A gateway replays its outage buffer after its first live reading: the stretch it
+    covers is judged again, and the excursion in it becomes an alarm of its own."""
+    engine = engine_for(conn)
+    batch(conn, engine, "fridge-1", temps(range(30, 31), 4.0))  # the live reading first
+    late = [(m, 12.0 if m != 10 else 15.0, False, None) for m in range(0, 20)]
+    assert batch(conn, engine, "fridge-1", late + temps(range(20, 25), 4.0)) == 2
+    ((_, _, rule, _, status, started, raised, cleared, peak),) = alarms(conn)
+    assert (rule, status, peak) == ("temp_high", "cleared", 15.0)
+    assert (started, raised, cleared) == (
+        T0,
+        T0 + timedelta(minutes=5),
+        T0 + timedelta(minutes=20),
+    )
+    assert [f[1] for f in findings(conn)] == ["alarm_raised", "alarm_cleared"]
+
+
+def test_late_readings_of_an_excursion_seen_live_add_no_second_alarm(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """The live state raised the excursion from its later readings; the earlier ones that
+    arrive afterwards are the same event, not a second alarm."""
+    engine = engine_for(conn)
+    batch(conn, engine, "fridge-1", temps(range(10, 20), 12.0))  # live: raised from minute 10
+    assert len(alarms(conn)) == 1
+    batch(conn, engine, "fridge-1", temps(range(0, 10), 12.0) + temps(range(20, 22), 4.0))
+    assert len(alarms(conn)) == 1
+
+
+def test_late_quiet_readings_change_nothing(conn: psycopg.Connection[Any]) -> None:
+    engine = engine_for(conn)
+    batch(conn, engine, "fridge-1", temps(range(30, 31), 4.0))
+    assert batch(conn, engine, "fridge-1", temps(range(0, 30), 4.5)) == 0
+    assert alarms(conn) == []
