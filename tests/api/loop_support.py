@@ -30,6 +30,10 @@ REGULATOR = Actor("regulator-user", Role.REGULATOR, user_id="u-regulator")
 INSURER = Actor("insurer-user", Role.INSURER, user_id="u-insurer")
 
 
+SECRET_KEY = "test-secret-key-" * 2
+"""Signs the acknowledge links of the loop tests (the API takes 32 characters or more)."""
+
+
 def loop_site_data(hook_url: str) -> dict[str, Any]:
     """The API test site plus a regulator (包保) with a webhook and an SMS number."""
     data = site_data(hook_url)
@@ -56,7 +60,7 @@ def loop_settings(settings: ApiSettings, smtp: SmtpServer, tmp_path: Any) -> Api
     return ApiSettings(
         **{
             **settings.model_dump(),
-            "secret_key": "test-secret-key-" * 2,
+            "secret_key": SECRET_KEY,
             "evidence_dir": tmp_path / "evidence",
             "max_upload_mb": 1.0,
         }

@@ -22,6 +22,7 @@ from bkcommon.localtime import fmt_local
 from bkcommon.timeutil import utcnow
 from tests.api.conftest import T0, HookServer, SmtpServer
 from tests.api.loop_support import (
+    SECRET_KEY,
     events,
     loop_client,
     loop_registry,
@@ -111,12 +112,12 @@ def test_acknowledge_from_a_phone_once(
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     assert loop_client.post(f"/api/v1/ack/{tampered}").status_code == 403
     expired = make_ack_token(
-        "test-secret-key", ticket_id=tid, person_id="officer-1",
+        SECRET_KEY, ticket_id=tid, person_id="officer-1",
         expires_at=utcnow() - timedelta(seconds=1),
     )  # fmt: skip
     assert loop_client.get(f"/api/v1/ack/{expired}").status_code == 403
     stranger = make_ack_token(
-        "test-secret-key", ticket_id=tid, person_id="nobody",
+        SECRET_KEY, ticket_id=tid, person_id="nobody",
         expires_at=utcnow() + timedelta(hours=1),
     )  # fmt: skip
     assert loop_client.post(f"/api/v1/ack/{stranger}").status_code == 403
@@ -137,7 +138,7 @@ def test_failed_acknowledge_does_not_use_up_the_link(
 ) -> None:
     tid = open_alarm_ticket(conn, loop_settings, now=utcnow())
     token = make_ack_token(
-        "test-secret-key", ticket_id=tid, person_id="director-1",
+        SECRET_KEY, ticket_id=tid, person_id="director-1",
         expires_at=utcnow() + timedelta(hours=1),
     )  # fmt: skip
     officer = _link_token(conn, tid, "officer-1")
