@@ -23,6 +23,7 @@ from api.schemas import (
     TicketStatus,
 )
 from api.services.ticket_timeline import TIMELINE_SQL
+from bkcommon.localtime import region_zone_name
 
 Conn = psycopg.Connection[Any]
 
@@ -251,9 +252,10 @@ def get_ticket(*, conn: Conn, scope: SiteScope, ticket_id: int) -> TicketDetailP
         )
         policy_cur.execute(
             """SELECT p.id, p.insurer, p.policy_no, p.starts_on, p.ends_on
-               FROM ticket_policies tp JOIN policies p ON p.id = tp.policy_id
-               WHERE tp.ticket_id = %s""",
-            (ticket_id,),
+               FROM tickets t
+               JOIN policies p ON p.id = bk_policy_in_force(t.site_id, t.opened_at, %s)
+               WHERE t.id = %s""",
+            (region_zone_name(), ticket_id),
         )
         ticket = cur.fetchone()
         events = events_cur.fetchall()

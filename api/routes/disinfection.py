@@ -130,16 +130,22 @@ def _export(
     conn: ConnDep, scope: ScopeDep, filt: LedgerFilter, fmt: Literal["csv", "xlsx"], lang: Lang
 ) -> Response:
     """The ledger file of ``filt``: per site and day, local times, only your sites."""
+    # a site's day is counted in its meal schedule's zone: its times are shown in it too
+    zones = {
+        str(r[0]): str(r[1])
+        for r in conn.execute("SELECT site_id, timezone FROM meal_schedules").fetchall()
+    }
+    tz = region_zone_name()
     rows = iter_cycles(conn=conn, scope=scope, filt=filt, max_rows=EXPORT_MAX_ROWS)
     headers = {
         "Content-Disposition": f'attachment; filename="disinfection.{fmt}"',
         "Cache-Control": "no-store",
     }
     if fmt == "csv":
-        body = "\ufeff" + cycles_csv(rows, lang=lang, time_zone=region_zone_name())
+        body = "\ufeff" + cycles_csv(rows, lang=lang, time_zone=tz, site_zones=zones)
         logger.info("disinfection ledger exported as CSV (%d bytes)", len(body))
         return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
-    data = cycles_xlsx(rows, lang=lang, time_zone=region_zone_name())
+    data = cycles_xlsx(rows, lang=lang, time_zone=tz, site_zones=zones)
     logger.info("disinfection ledger exported as XLSX (%d bytes)", len(data))
     return Response(data, media_type=XLSX_MEDIA_TYPE, headers=headers)
 
@@ -157,7 +163,8 @@ def export_cycles_csv(
     lang: Lang = "zh-CN",
 ) -> Response:
     """The disinfection ledger (消毒记录) of the filter as CSV (UTF-8 with BOM), per site and
-    day, local times (the region's zone, BK_TIME_ZONE), only your sites; at most 100,000 cycles."""
+    day, local times (the site's meal-schedule zone, else BK_TIME_ZONE), only your sites; at
+    most 100,000 cycles."""
     filt = _filter(
         conn,
         scope,
@@ -183,7 +190,8 @@ def export_cycles_xlsx(
     lang: Lang = "zh-CN",
 ) -> Response:
     """The disinfection ledger (消毒记录) of the filter as an XLSX workbook, per site and day,
-    local times (the region's zone, BK_TIME_ZONE), only your sites; at most 100,000 cycles."""
+    local times (the site's meal-schedule zone, else BK_TIME_ZONE), only your sites; at most
+    100,000 cycles."""
     filt = _filter(
         conn,
         scope,

@@ -8,7 +8,7 @@ deliveries (``api.services.rapid_tests``).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -50,6 +50,7 @@ from api.services.rapid_tests import (
     photo_of,
     record_test,
 )
+from bkcommon.localtime import local_today
 from bkcommon.timeutil import utcnow
 
 router = APIRouter(tags=["rapid tests"])
@@ -313,8 +314,9 @@ def get_stats(
 
     Default: the twelve months up to this one. Only months with tests are listed.
     """
-    now = datetime.now(tz=UTC)
-    last = _month(to) if to else date(now.year, now.month, 1)
+    # this month of the region's calendar: on the 1st before 08:00 Beijing time UTC's month
+    # is still the last one, and the new month's tests were left out of the default view
+    last = _month(to) if to else local_today().replace(day=1)
     first = _month(from_) if from_ else date(last.year - 1, last.month, 1)
     if first > last:
         raise HTTPException(status_code=422, detail="query.from: must not be after 'to'")

@@ -1,12 +1,13 @@
 """The disinfection ledger (消毒记录) as CSV and XLSX, filed with the other ledgers.
 
 Columns are per site and day, one row per cycle, with Chinese (or English) headers and
-local times of the site, like the rectification ledger's XLSX export.
+local times of the site (its meal schedule's zone, the one its day is counted in; else the
+region's), like the rectification ledger's XLSX export.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -70,16 +71,37 @@ def row_values(c: CyclePublic, lang: Lang, zone: ZoneInfo) -> list[object]:
     ]
 
 
-def cycles_csv(cycles: Iterable[CyclePublic], *, lang: Lang, time_zone: str) -> str:
-    """The ledger as CSV text, header row first (the caller prepends a BOM for Excel)."""
-    zone = ZoneInfo(time_zone)
+def _rows(
+    cycles: Iterable[CyclePublic], lang: Lang, time_zone: str, site_zones: Mapping[str, str]
+) -> Iterable[list[object]]:
+    """Each cycle's row, its times in its site's zone (the zone its day is counted in: with
+    the region's zone a site on another one had rows dated one day and started the next)."""
+    zones = {name: ZoneInfo(name) for name in {time_zone, *site_zones.values()}}
+    for c in cycles:
+        yield row_values(c, lang, zones[site_zones.get(c.site_id, time_zone)])
+
+
+def cycles_csv(
+    cycles: Iterable[CyclePublic],
+    *,
+    lang: Lang,
+    time_zone: str,
+    site_zones: Mapping[str, str] | None = None,
+) -> str:
+    """The ledger as CSV text, header row first (the caller prepends a BOM for Excel).
+    ``site_zones``: the zone of each site's meal schedule; others are in ``time_zone``."""
     header = [en if lang == "en" else zh for _k, zh, en in COLUMNS]
-    return table_csv(header, (row_values(c, lang, zone) for c in cycles))
+    return table_csv(header, _rows(cycles, lang, time_zone, site_zones or {}))
 
 
-def cycles_xlsx(cycles: Iterable[CyclePublic], *, lang: Lang, time_zone: str) -> bytes:
+def cycles_xlsx(
+    cycles: Iterable[CyclePublic],
+    *,
+    lang: Lang,
+    time_zone: str,
+    site_zones: Mapping[str, str] | None = None,
+) -> bytes:
     """The ledger as an XLSX workbook: one sheet, bold frozen header."""
-    zone = ZoneInfo(time_zone)
     header = [en if lang == "en" else zh for _k, zh, en in COLUMNS]
     sheet = "消毒记录" if lang != "en" else "Disinfection ledger"
-    return table_xlsx(sheet, header, (row_values(c, lang, zone) for c in cycles))
+    return table_xlsx(sheet, header, _rows(cycles, lang, time_zone, site_zones or {}))

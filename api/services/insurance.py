@@ -1,10 +1,11 @@
 """Food-safety liability insurance (食品安全责任险): policies, incidents, claim evidence.
 
 A ticket or incident belongs to the policy of its site in force at the time (opened_at,
-occurred_at), resolved by ``bk_policy_in_force`` (migration 0010; policy periods are whole
-days in China Standard Time, both ends included). The claim bundle packs what a claim
-needs into one zip: the incident and its policy, the tickets of the site around it with
-their full timelines, the evidence files, and the sensor trace around the incident.
+occurred_at), resolved by ``bk_policy_in_force`` (migrations 0010 and 0038; policy periods
+are whole days of the region's calendar, ``BK_TIME_ZONE``, both ends included). The claim
+bundle packs what a claim needs into one zip: the incident and its policy, the tickets of
+the site around it with their full timelines, the evidence files, and the sensor trace
+around the incident.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from api.services.evidence import EvidenceStore, load_bytes
 from api.services.inspections import ConflictError, NotFoundError
 from api.services.risk import RiskPoint, RiskSettings, compute, history
 from api.services.ticket_timeline import TIMELINE_SQL
+from bkcommon.localtime import region_zone_name
 from bkcommon.timeutil import utcnow
 
 logger = logging.getLogger(__name__)
@@ -174,9 +176,15 @@ def policy_in_force(
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             f"""SELECT {_POLICY_COLS} FROM policies
-                WHERE id = bk_policy_in_force(%(site)s, %(at)s) AND {scope.clause()}
+                WHERE id = bk_policy_in_force(%(site)s, %(at)s, %(tz)s) AND {scope.clause()}
                   AND (%(insurer)s::text IS NULL OR insurer = %(insurer)s)""",
-            {"site": site_id, "at": at, "insurer": insurer, **scope.params()},
+            {
+                "site": site_id,
+                "at": at,
+                "tz": region_zone_name(),
+                "insurer": insurer,
+                **scope.params(),
+            },
         ).fetchone()
     return None if row is None else PolicyPublic.model_validate(row)
 
@@ -185,15 +193,15 @@ def ticket_policy(*, conn: Conn, ticket_id: int, scope: SiteScope) -> PolicyPubl
     """The policy in force when the ticket opened; NotFoundError for an unknown ticket."""
     with conn.cursor(row_factory=dict_row) as cur:
         t = cur.execute(
-            f"SELECT site_id FROM tickets WHERE id = %(id)s AND {scope.clause()}",
+            f"SELECT site_id, opened_at FROM tickets WHERE id = %(id)s AND {scope.clause()}",
             {"id": ticket_id, **scope.params()},
         ).fetchone()
         if t is None:
             raise NotFoundError(f"ticket {ticket_id} not found")
         row = cur.execute(
             f"""SELECT {_POLICY_COLS} FROM policies
-                WHERE id = (SELECT policy_id FROM ticket_policies WHERE ticket_id = %s)""",
-            (ticket_id,),
+                WHERE id = bk_policy_in_force(%s, %s, %s)""",
+            (t["site_id"], t["opened_at"], region_zone_name()),
         ).fetchone()
     return None if row is None else PolicyPublic.model_validate(row)
 
@@ -212,12 +220,17 @@ def create_incident(
                                        claim_status, amount_cny, created_by,
                                        claim_updated_at, claim_updated_by)
                 VALUES (%(site_id)s, %(occurred_at)s, %(kind)s, %(description)s,
-                        bk_policy_in_force(%(site_id)s, %(occurred_at)s),
+                        bk_policy_in_force(%(site_id)s, %(occurred_at)s, %(tz)s),
                         %(claim_status)s, %(amount_cny)s, %(actor)s,
                         CASE WHEN %(claim_status)s <> 'none' THEN now() END,
                         CASE WHEN %(claim_status)s <> 'none' THEN %(actor)s END)
                 RETURNING {_INCIDENT_COLS}""",
-            {**data.model_dump(), "claim_status": data.claim_status.value, "actor": actor},
+            {
+                **data.model_dump(),
+                "claim_status": data.claim_status.value,
+                "actor": actor,
+                "tz": region_zone_name(),
+            },
         ).fetchone()
         assert row is not None
         if data.claim_status is not ClaimStatus.NONE:  # recorded with a claim under way
@@ -298,12 +311,12 @@ def claim_bundle(
         ).fetchone()
         # Tickets active in the window: opened before its end, not closed before its start.
         tickets = cur.execute(
-            """SELECT t.*, tp.policy_id FROM tickets t
-               JOIN ticket_policies tp ON tp.ticket_id = t.id
+            """SELECT t.*, bk_policy_in_force(t.site_id, t.opened_at, %s) AS policy_id
+               FROM tickets t
                WHERE t.site_id = %s AND t.opened_at <= %s
                  AND (t.closed_at IS NULL OR t.closed_at >= %s)
                ORDER BY t.opened_at, t.id""",
-            (incident.site_id, hi, lo),
+            (region_zone_name(), incident.site_id, hi, lo),
         ).fetchall()
         shas: dict[str, str] = {}
         for t in tickets:

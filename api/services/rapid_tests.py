@@ -28,6 +28,7 @@ from api.services.purchases import upsert_supplier
 from api.services.row_photo import attach_row_photo, row_photo
 from api.services.tickets import FINDINGS_CHANNEL
 from bkcommon.errors import RequestError
+from bkcommon.localtime import local_date
 
 logger = logging.getLogger(__name__)
 
@@ -359,7 +360,9 @@ def _flag_supplier(
     With ``flag_tickets`` each flagged delivery becomes a finding of its site (rule
     ``supplier_flagged``), so its officers are alerted to check and hold the stock.
     """
-    since = (data.tested_at - timedelta(days=settings.flag_window_days)).date()
+    # days of the region's calendar (delivered_on is one): the date of tested_at in whatever
+    # offset the client wrote ("Z" from a script) moved the window a day at night
+    since = local_date(data.tested_at) - timedelta(days=settings.flag_window_days)
     flags = conn.execute(
         """WITH RECURSIVE up AS (
                SELECT r.id, r.parent_id FROM regions r

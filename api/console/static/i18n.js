@@ -424,11 +424,26 @@ export function localNow() {
  * input's YYYY-MM-DDTHH:MM read in the region's time zone; "" for an empty input. */
 export function localToIso(local) {
   if (!local) return "";
-  const guess = new Date(`${local}:00Z`);
+  const wall = new Date(`${local}:00Z`);
+  // the offset in force at the instant the wall time names, not at the wall time read as UTC
+  // (hours apart: on the day the clocks change the two differ, and the time was an hour off):
+  // guess the instant with the offset at `wall`, then take the offset at that instant
+  const first = offsetAt(wall);
+  return `${local}:00${offsetAt(new Date(wall.getTime() - offsetMinutes(first) * 60000))}`;
+}
+
+/** The region's UTC offset (+08:00) at the instant `d`. */
+function offsetAt(d) {
   const name = new Intl.DateTimeFormat("en-US", { timeZone, timeZoneName: "longOffset" })
-    .formatToParts(guess).find((p) => p.type === "timeZoneName").value;
+    .formatToParts(d).find((p) => p.type === "timeZoneName").value;
   const m = name.match(/GMT([+-]\d\d:\d\d)/);
-  return `${local}:00${m ? m[1] : "+00:00"}`;
+  return m ? m[1] : "+00:00";
+}
+
+/** Minutes east of UTC of an offset such as -05:00. */
+function offsetMinutes(offset) {
+  const sign = offset[0] === "-" ? -1 : 1;
+  return sign * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(4, 6)));
 }
 
 /** A date and time in the current language, in the region's time zone: 2026/12/4 21:05. */
