@@ -41,6 +41,11 @@ class DeliveryError(BrightKitchenError):
     """A notification channel failed to deliver a message."""
 
 
+class PermanentDeliveryError(DeliveryError):
+    """The receiver refused the message in a way a retry cannot change (HTTP 400, 401, 403,
+    404, 410...): the notification is given up at once, not retried for minutes."""
+
+
 class ModelError(BrightKitchenError):
     """A detector model file is missing, unreadable or lacks its metadata."""
 

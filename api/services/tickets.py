@@ -376,6 +376,19 @@ def _enqueue_opening_notifications(
         settings=settings,
         with_ack_link=True,
     )
+    if n == 0:
+        # No officer with a channel: the ticket must not wait, unheard, for the director's
+        # "not acknowledged" step hours later. The director hears now and may acknowledge.
+        n += enqueue_for_roles(
+            conn,
+            facts=facts,
+            roles=("director",),
+            key="opened-no-officer",
+            build=lambda link: ticket_opened(facts, link),
+            now=now,
+            settings=settings,
+            with_ack_link=True,
+        )
     if source in settings.dual_push_sources:
         n += enqueue_for_roles(
             conn,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 from api.metrics import DELIVERY_ATTEMPTS, DELIVERY_SECONDS
 from api.services.notify.base import Channel, OutgoingMessage
 from api.settings import ApiSettings
-from bkcommon.errors import DeliveryError
+from bkcommon.errors import DeliveryError, PermanentDeliveryError
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,12 @@ def attempt(msg: OutgoingMessage, channels: dict[str, Channel]) -> AttemptResult
     try:
         sender.send(msg)
     except DeliveryError as exc:
-        return AttemptResult(False, str(exc)[:_DETAIL_CHARS], (time.perf_counter() - t0) * 1000)
+        return AttemptResult(
+            False,
+            str(exc)[:_DETAIL_CHARS],
+            (time.perf_counter() - t0) * 1000,
+            permanent=isinstance(exc, PermanentDeliveryError),
+        )
     except Exception as exc:  # a bug in a sender must not kill the dispatcher
         logger.exception("channel %s crashed on notification %s", msg.channel, msg.notification_id)
         detail = f"{type(exc).__name__}: {exc}"[:_DETAIL_CHARS]
@@ -139,8 +144,10 @@ def record(
     now: datetime,
     settings: ApiSettings,
     rng: random.Random,
+    not_before: datetime | None = None,
 ) -> str:
-    """Log the attempt and move the notification to sent, pending (with backoff) or dead."""
+    """Log the attempt and move the notification to sent, pending (with backoff, and no
+    earlier than ``not_before``) or dead."""
     msg = claimed.message
     number = claimed.attempts + 1
     if result.ok:
@@ -156,6 +163,8 @@ def record(
             rng=rng,
         )
         status, next_at = "pending", now + timedelta(seconds=delay)
+        if not_before is not None:
+            next_at = max(next_at, not_before)
     with conn.transaction():
         conn.execute(
             "INSERT INTO notification_attempts (notification_id, at, ok, detail, duration_ms) "
@@ -212,13 +221,32 @@ def dispatch_due(
     if not claimed:
         return 0
     rng = rng or random.Random()
-    if len(claimed) == 1:
-        results = [attempt(claimed[0].message, channels)]
-    else:
-        workers = min(settings.send_concurrency, len(claimed))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bk-send") as pool:
-            results = list(pool.map(lambda c: attempt(c.message, channels), claimed))
+    # A channel's timeout bounds each socket operation, not the send: an endpoint that
+    # trickles its answer a byte at a time held the whole dispatcher (every other officer's
+    # alerts) for as long as it liked. The batch gets half the lease, as ``claim_limit``
+    # plans; a send still running then is abandoned (its thread ends on its own), recorded
+    # as a failed attempt and retried no earlier than its lease ends.
+    budget_s = settings.send_lease_s / 2
+    workers = min(settings.send_concurrency, len(claimed))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bk-send")
+    try:
+        futures = [pool.submit(attempt, c.message, channels) for c in claimed]
+        wait(futures, timeout=budget_s)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     done_at = now + timedelta(seconds=time.monotonic() - t0)  # ``now`` moved on while sending
-    for c, r in zip(claimed, results, strict=True):
-        record(conn, c, r, now=done_at, settings=settings, rng=rng)
+    lease_end = now + timedelta(seconds=settings.send_lease_s)
+    for c, f in zip(claimed, futures, strict=True):
+        if f.done() and not f.cancelled():
+            record(conn, c, f.result(), now=done_at, settings=settings, rng=rng)
+        elif f.cancelled():  # never started: hand the row back without counting an attempt
+            conn.execute(
+                "UPDATE notifications SET next_attempt_at = %s "
+                "WHERE id = %s AND status = 'pending'",
+                (done_at, c.message.notification_id),
+            )
+        else:
+            detail = f"no answer within {budget_s:g} s; send abandoned"
+            result = AttemptResult(False, detail, budget_s * 1000)
+            record(conn, c, result, now=done_at, settings=settings, rng=rng, not_before=lease_end)
     return len(claimed)

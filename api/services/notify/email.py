@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -9,6 +10,19 @@ from email.utils import formatdate, make_msgid
 
 from api.services.notify.base import OutgoingMessage
 from bkcommon.errors import DeliveryError
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def header_text(value: str) -> str:
+    r"""``value`` on one line, fit for a header: a CR or LF (an inspection item pasted over
+    two lines, a device name) made ``EmailMessage`` refuse the whole e-mail, retried until
+    dead; control characters become one space.
+
+    >>> header_text("冷藏柜温度\r\n记录不全")
+    '冷藏柜温度 记录不全'
+    """
+    return _CONTROL.sub(" ", value).strip()
 
 
 class EmailChannel:
@@ -38,7 +52,7 @@ class EmailChannel:
         mail = EmailMessage()
         mail["From"] = self._sender
         mail["To"] = msg.address
-        mail["Subject"] = msg.subject
+        mail["Subject"] = header_text(msg.subject)
         mail["Date"] = formatdate(localtime=False)
         mail["Message-ID"] = make_msgid(idstring=f"bk-notification-{msg.notification_id}")
         mail.set_content(msg.body, charset="utf-8")

@@ -123,3 +123,37 @@ def ticket_event(
     payload = _payload(facts, f"ticket_{event}", ack_link)
     payload["note"] = note
     return MessageContent(subject=subject, body="\n".join(lines), payload=payload)
+
+
+def fit_utf8(text: str, max_bytes: int, *, keep_tail: int = 0) -> str:
+    r"""``text`` cut to at most ``max_bytes`` of UTF-8, never inside a character, with "…"
+    where it was cut; the last ``keep_tail`` lines (the links) are kept whole when they fit.
+
+    Chat robots refuse a longer text outright (WeCom: ``text.content`` at most 2048 bytes,
+    errcode 40058 in an HTTP 200), so an over-long notice would never arrive at all.
+
+    >>> fit_utf8("整改" * 10, 13)
+    '整改整…'
+    >>> fit_utf8("问题 " + "长" * 50 + "\n详情 https://x/1", 40, keep_tail=1)
+    '问题 长长长…\n详情 https://x/1'
+    """
+    data = text.encode()
+    if len(data) <= max_bytes:
+        return text
+    lines = text.split("\n")
+    tail = "\n".join(lines[len(lines) - keep_tail :]) if 0 < keep_tail < len(lines) else ""
+    if tail and len(tail.encode()) + 8 <= max_bytes:
+        head = "\n".join(lines[: len(lines) - keep_tail])
+        return fit_utf8(head, max_bytes - len(tail.encode()) - 1) + "\n" + tail
+    room = max_bytes - len("…".encode())
+    return data[: max(0, room)].decode("utf-8", errors="ignore") + "…"
+
+
+def link_lines(body: str) -> int:
+    """How many of the body's last lines carry a link (details, acknowledge)."""
+    n = 0
+    for line in reversed(body.split("\n")):
+        if "://" not in line:
+            break
+        n += 1
+    return n

@@ -60,10 +60,13 @@ class SmsChannel:
 
     def send(self, msg: OutgoingMessage) -> None:
         """Fill the templates and call the gateway; raise DeliveryError unless it answers 2xx."""
-        text = msg.subject
+        text = " ".join(msg.subject.split())
         link = msg.payload.get("ack_link") or msg.payload.get("link")
         if link:
-            text = f"{text} {link}"
+            # cut the subject, never the link: a cut acknowledge link is a dead one
+            room = max(0, _SMS_MAX_CHARS - len(link) - 2)
+            head = text if len(text) <= room else text[: max(0, room - 1)] + "…"
+            text = f"{head} {link}"
         text = text[:_SMS_MAX_CHARS]
         url = fill(self._url, phone=msg.address, text=text, escape="url")
         try:

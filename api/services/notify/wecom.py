@@ -5,7 +5,11 @@ from __future__ import annotations
 import httpx
 
 from api.services.notify.base import OutgoingMessage
+from api.services.notify.message import fit_utf8, link_lines
 from api.services.notify.webhook import check_errcode, post_json
+
+WECOM_TEXT_MAX_BYTES = 2048
+"""``text.content`` of a group robot message: at most 2048 bytes of UTF-8 (errcode 40058)."""
 
 
 class WeComChannel:
@@ -16,8 +20,9 @@ class WeComChannel:
 
     def send(self, msg: OutgoingMessage) -> None:
         """Post the text body to the robot; the address is the robot URL with its key."""
+        content = fit_utf8(msg.body, WECOM_TEXT_MAX_BYTES, keep_tail=link_lines(msg.body))
         resp = post_json(
-            self._client, msg.address, {"msgtype": "text", "text": {"content": msg.body}}
+            self._client, msg.address, {"msgtype": "text", "text": {"content": content}}
         )
         check_errcode(resp, "WeCom")
 
