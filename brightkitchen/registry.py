@@ -91,6 +91,25 @@ def sync_disinfection(
     )
 
 
+_CLEAR_REMOVED = """
+WITH a AS (
+    UPDATE alarms SET status = 'cleared', cleared_at = now()
+    WHERE sensor_id = ANY(%(sensors)s) AND status <> 'cleared'
+    RETURNING id, site_id, sensor_id, rule, tier, peak_temp_c
+)
+INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at, payload)
+SELECT 'alarm:' || a.id || ':cleared', 'alarm_cleared', a.site_id, a.sensor_id, a.rule, a.tier,
+       now(), jsonb_build_object('alarm_id', a.id, 'sensor_id', a.sensor_id, 'rule', a.rule,
+                                 'peak_temp_c', a.peak_temp_c,
+                                 'reason', 'sensor removed from the site file')
+FROM a
+ON CONFLICT (finding_key) DO NOTHING
+"""
+"""A sensor taken out of the site file ends its alarms: nothing would ever clear its
+``sensor_offline`` (only a reading does), and it counted as downtime of the canteen's
+sensors and as an active alarm on the wall screen for good."""
+
+
 def sync_registry(conn: psycopg.Connection[tuple[object, ...]], site_file: SiteFile) -> SyncResult:
     """Upsert the whole registry of ``site_file`` in one transaction."""
     n_cam = 0
@@ -159,9 +178,13 @@ def sync_registry(conn: psycopg.Connection[tuple[object, ...]], site_file: SiteF
                     ),
                 )
             cur.execute(
-                "UPDATE sensors SET active = false WHERE site_id = %s AND NOT (id = ANY(%s))",
+                "UPDATE sensors SET active = false WHERE site_id = %s AND NOT (id = ANY(%s))"
+                " AND active RETURNING id",
                 (s.id, ids_in_file),
             )
+            removed = [str(r[0]) for r in cur.fetchall()]
+            if removed:
+                cur.execute(_CLEAR_REMOVED, {"sensors": removed})
             sync_disinfection(cur, site_file, s)
             for box in s.edge_boxes:
                 cur.execute(

@@ -22,6 +22,7 @@ from api.schemas import (
     TicketsPublic,
     TicketStatus,
 )
+from api.services.insurance_sql import own_policy_sql
 from api.services.ticket_timeline import TIMELINE_SQL
 from bkcommon.localtime import region_zone_name
 
@@ -230,8 +231,11 @@ def _estimated_rows(conn: Conn, query: str, params: dict[str, object], scope: Si
     return rows
 
 
-def get_ticket(*, conn: Conn, scope: SiteScope, ticket_id: int) -> TicketDetailPublic | None:
-    """One ticket with its events (oldest first) and finding ids, or None (also out of scope)."""
+def get_ticket(
+    *, conn: Conn, scope: SiteScope, ticket_id: int, insurer: str | None = None
+) -> TicketDetailPublic | None:
+    """One ticket with its events (oldest first) and finding ids, or None (also out of scope);
+    ``insurer``: the policy shown is that insurer's own (an insurer's account)."""
     # Four reads in one pipeline: one round trip. The timeline, findings and policy of a
     # ticket outside the scope are read too but never returned (the ticket row decides).
     with (
@@ -250,12 +254,18 @@ def get_ticket(*, conn: Conn, scope: SiteScope, ticket_id: int) -> TicketDetailP
         findings_cur.execute(
             "SELECT id FROM findings WHERE ticket_id = %s ORDER BY id", (ticket_id,)
         )
+        # an insurer reads its own policy of the canteen, never a rival's on a canteen both
+        # cover (bk_policy_in_force answers the newest of them)
+        in_force = (
+            "bk_policy_in_force(t.site_id, t.opened_at, %(tz)s)"
+            if insurer is None
+            else own_policy_sql("t.site_id", "t.opened_at")
+        )
         policy_cur.execute(
-            """SELECT p.id, p.insurer, p.policy_no, p.starts_on, p.ends_on
-               FROM tickets t
-               JOIN policies p ON p.id = bk_policy_in_force(t.site_id, t.opened_at, %s)
-               WHERE t.id = %s""",
-            (region_zone_name(), ticket_id),
+            f"""SELECT p.id, p.insurer, p.policy_no, p.starts_on, p.ends_on
+               FROM tickets t JOIN policies p ON p.id = {in_force}
+               WHERE t.id = %(id)s""",
+            {"tz": region_zone_name(), "id": ticket_id, "insurer": insurer},
         )
         ticket = cur.fetchone()
         events = events_cur.fetchall()

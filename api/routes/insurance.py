@@ -92,9 +92,12 @@ def get_policy_in_force(
     response_model=PolicyPublic | None,
     responses=not_found("ticket"),
 )
-def get_ticket_policy(conn: ConnDep, scope: ScopeDep, ticket_id: int) -> PolicyPublic | None:
-    """The policy in force when the ticket opened (null when the site was uninsured)."""
-    return ticket_policy(conn=conn, ticket_id=ticket_id, scope=scope)
+def get_ticket_policy(
+    conn: ConnDep, scope: ScopeDep, user: CurrentUser, ticket_id: int
+) -> PolicyPublic | None:
+    """The policy in force when the ticket opened (null when the site was uninsured; an
+    insurer: its own policy then, null if it had none)."""
+    return ticket_policy(conn=conn, ticket_id=ticket_id, scope=scope, insurer=_own(user))
 
 
 @router.post(
@@ -109,18 +112,20 @@ def post_incident(
 
 @router.get("/incidents", response_model=list[IncidentPublic])
 def get_incidents(
-    conn: ConnDep, scope: ScopeDep, site_id: str | None = None
+    conn: ConnDep, scope: ScopeDep, user: CurrentUser, site_id: str | None = None
 ) -> list[IncidentPublic]:
-    """Incidents of your sites, newest first."""
-    return list_incidents(conn=conn, scope=scope, site_id=site_id)
+    """Incidents of your sites, newest first (an insurer: those its policies covered)."""
+    return list_incidents(conn=conn, scope=scope, site_id=site_id, insurer=_own(user))
 
 
 @router.get(
     "/incidents/{incident_id}", response_model=IncidentPublic, responses=not_found("incident")
 )
-def get_one_incident(conn: ConnDep, scope: ScopeDep, incident_id: int) -> IncidentPublic:
-    """One incident."""
-    found = get_incident(conn=conn, incident_id=incident_id, scope=scope)
+def get_one_incident(
+    conn: ConnDep, scope: ScopeDep, user: CurrentUser, incident_id: int
+) -> IncidentPublic:
+    """One incident (an insurer: one its policy covered)."""
+    found = get_incident(conn=conn, incident_id=incident_id, scope=scope, insurer=_own(user))
     if found is None:
         raise HTTPException(status_code=404, detail=f"incident {incident_id} not found")
     return found
@@ -151,10 +156,10 @@ def post_claim_step(
     responses=not_found("incident"),
 )
 def get_claim_history(
-    conn: ConnDep, scope: ScopeDep, incident_id: IncidentId
+    conn: ConnDep, scope: ScopeDep, user: CurrentUser, incident_id: IncidentId
 ) -> list[ClaimEventPublic]:
     """Every recorded step of the incident's claim, oldest first."""
-    return claim_history(conn=conn, incident_id=incident_id, scope=scope)
+    return claim_history(conn=conn, incident_id=incident_id, scope=scope, insurer=_own(user))
 
 
 @router.get(
@@ -165,9 +170,14 @@ def get_claim_history(
         **not_found("incident"),
     },
 )
-def get_bundle(conn: ConnDep, scope: ScopeDep, store: StoreDep, incident_id: int) -> Response:
+def get_bundle(
+    conn: ConnDep, scope: ScopeDep, user: CurrentUser, store: StoreDep, incident_id: int
+) -> Response:
     """One zip for a claim: manifest, tickets with timelines, evidence files, sensor trace ±24 h."""
-    data = claim_bundle(conn=conn, store=store, incident_id=incident_id, scope=scope, now=utcnow())
+    data = claim_bundle(
+        conn=conn, store=store, incident_id=incident_id, scope=scope, now=utcnow(),
+        insurer=_own(user),
+    )  # fmt: skip
     return Response(
         data,
         media_type="application/zip",

@@ -14,7 +14,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ConnDep, ScopeDep, SettingsDep, not_found
+from api.auth.scope import Role
+from api.deps import ConnDep, CurrentUser, ScopeDep, SettingsDep, not_found
 from api.input_types import IsoDateTime
 from api.queries.tickets import get_ticket, list_tickets
 from api.schemas import TicketDetailPublic, TicketSource, TicketsPublic, TicketStatus
@@ -75,10 +76,14 @@ async def read_tickets(
 
 @router.get("/{ticket_id}", response_model=TicketDetailPublic, responses=not_found("ticket"))
 async def read_ticket(
-    conn: ConnDep, scope: ScopeDep, settings: SettingsDep, ticket_id: int
+    conn: ConnDep, scope: ScopeDep, settings: SettingsDep, user: CurrentUser, ticket_id: int
 ) -> TicketDetailPublic:
-    """One ticket with its timeline (opened, occurrences, alarm cleared...) and findings."""
-    ticket = await run_in_threadpool(get_ticket, conn=conn, scope=scope, ticket_id=ticket_id)
+    """One ticket with its timeline (opened, occurrences, alarm cleared...) and findings; an
+    insurer sees its own policy of the canteen, not a rival's."""
+    insurer = user.insurer if user.role is Role.INSURER else None
+    ticket = await run_in_threadpool(
+        get_ticket, conn=conn, scope=scope, ticket_id=ticket_id, insurer=insurer
+    )
     if ticket is None:
         raise HTTPException(status_code=404, detail=f"ticket {ticket_id} not found")
     if ticket.close_proposed_at is not None and ticket.status != "closed":

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth.scope import SiteScope
 from api.services.inspections import ConflictError, NotFoundError
-from api.services.insurance import ClaimStatus
+from api.services.insurance import ClaimStatus, get_incident
 from bkcommon.errors import RequestError
 
 Conn = psycopg.Connection[Any]
@@ -109,16 +109,14 @@ def update_claim(
     return ClaimEventPublic.model_validate(event)
 
 
-def claim_history(*, conn: Conn, incident_id: int, scope: SiteScope) -> list[ClaimEventPublic]:
+def claim_history(
+    *, conn: Conn, incident_id: int, scope: SiteScope, insurer: str | None = None
+) -> list[ClaimEventPublic]:
     """Every recorded step of an incident's claim, oldest first; NotFoundError when the
-    incident is absent or out of scope."""
+    incident is absent, out of scope or (``insurer``) not under that insurer's policy."""
+    if get_incident(conn=conn, incident_id=incident_id, scope=scope, insurer=insurer) is None:
+        raise NotFoundError(f"incident {incident_id} not found")
     with conn.cursor(row_factory=dict_row) as cur:
-        found = cur.execute(
-            f"SELECT 1 FROM incidents WHERE id = %(id)s AND {scope.clause()}",
-            {"id": incident_id, **scope.params()},
-        ).fetchone()
-        if found is None:
-            raise NotFoundError(f"incident {incident_id} not found")
         rows = cur.execute(
             """SELECT id, at, actor, from_status, to_status, amount_cny, note
                FROM incident_claim_events WHERE incident_id = %s ORDER BY id""",

@@ -28,6 +28,7 @@ from api.auth.scope import SiteScope
 from api.input_types import IsoDate, IsoDateTime
 from api.services.evidence import EvidenceStore, load_bytes
 from api.services.inspections import ConflictError, NotFoundError
+from api.services.insurance_sql import own_policy_sql
 from api.services.risk import RiskPoint, RiskSettings, compute, history
 from api.services.ticket_timeline import TIMELINE_SQL
 from bkcommon.localtime import region_zone_name
@@ -102,6 +103,15 @@ class IncidentCreate(BaseModel):
         # be of are IsoDateTime's (2000-2099)
         if self.occurred_at > utcnow() + INCIDENT_CLOCK_SKEW:
             raise ValueError("occurred_at: a time that has passed, not one still to come")
+        # the rules of a claim's steps (api/services/claims.py) hold for a claim recorded
+        # with its incident too: paid needs the amount, rejected the insurer's reason
+        if self.claim_status is ClaimStatus.PAID and self.amount_cny is None:
+            raise ValueError("amount_cny: a paid claim needs the amount paid")
+        if self.claim_status is ClaimStatus.REJECTED:
+            raise ValueError(
+                "claim_status: record the incident, then the rejection with the insurer's "
+                "reason (POST /incidents/{id}/claim)"
+            )
         return self
 
 
@@ -126,6 +136,15 @@ class IncidentPublic(BaseModel):
 
 
 _POLICY_COLS = "id, site_id, insurer, policy_no, cover_cny, premium_cny, starts_on, ends_on"
+
+
+_INCIDENT_OF_INSURER = (
+    "(%(insurer)s::text IS NULL OR "
+    + own_policy_sql("incidents.site_id", "incidents.occurred_at")
+    + " IS NOT NULL)"
+)
+"""An incident an insurer may read: one its own policy covered when it occurred (not a
+rival's incident, claim and claim amounts on a canteen both insure, or have insured)."""
 _INCIDENT_COLS = (
     "id, site_id, occurred_at, kind, description, policy_id, claim_status, amount_cny, "
     "created_at, created_by, claim_updated_at, claim_updated_by"
@@ -176,8 +195,10 @@ def policy_in_force(
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             f"""SELECT {_POLICY_COLS} FROM policies
-                WHERE id = bk_policy_in_force(%(site)s, %(at)s, %(tz)s) AND {scope.clause()}
-                  AND (%(insurer)s::text IS NULL OR insurer = %(insurer)s)""",
+                WHERE id = CASE WHEN %(insurer)s::text IS NULL
+                                THEN bk_policy_in_force(%(site)s, %(at)s, %(tz)s)
+                                ELSE {own_policy_sql("%(site)s", "%(at)s::timestamptz")} END
+                  AND {scope.clause()}""",
             {
                 "site": site_id,
                 "at": at,
@@ -189,8 +210,11 @@ def policy_in_force(
     return None if row is None else PolicyPublic.model_validate(row)
 
 
-def ticket_policy(*, conn: Conn, ticket_id: int, scope: SiteScope) -> PolicyPublic | None:
-    """The policy in force when the ticket opened; NotFoundError for an unknown ticket."""
+def ticket_policy(
+    *, conn: Conn, ticket_id: int, scope: SiteScope, insurer: str | None = None
+) -> PolicyPublic | None:
+    """The policy in force when the ticket opened (``insurer``: that insurer's, not a
+    rival's premium); NotFoundError for an unknown ticket."""
     with conn.cursor(row_factory=dict_row) as cur:
         t = cur.execute(
             f"SELECT site_id, opened_at FROM tickets WHERE id = %(id)s AND {scope.clause()}",
@@ -198,12 +222,9 @@ def ticket_policy(*, conn: Conn, ticket_id: int, scope: SiteScope) -> PolicyPubl
         ).fetchone()
         if t is None:
             raise NotFoundError(f"ticket {ticket_id} not found")
-        row = cur.execute(
-            f"""SELECT {_POLICY_COLS} FROM policies
-                WHERE id = bk_policy_in_force(%s, %s, %s)""",
-            (t["site_id"], t["opened_at"], region_zone_name()),
-        ).fetchone()
-    return None if row is None else PolicyPublic.model_validate(row)
+    return policy_in_force(
+        conn=conn, site_id=t["site_id"], at=t["opened_at"], scope=scope, insurer=insurer
+    )
 
 
 def create_incident(
@@ -244,24 +265,30 @@ def create_incident(
     return IncidentPublic.model_validate(row)
 
 
-def get_incident(*, conn: Conn, incident_id: int, scope: SiteScope) -> IncidentPublic | None:
-    """One incident, or None (absent or out of scope)."""
+def get_incident(
+    *, conn: Conn, incident_id: int, scope: SiteScope, insurer: str | None = None
+) -> IncidentPublic | None:
+    """One incident, or None (absent, out of scope, or not under ``insurer``'s policy)."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            f"SELECT {_INCIDENT_COLS} FROM incidents WHERE id = %(id)s AND {scope.clause()}",
-            {"id": incident_id, **scope.params()},
+            f"""SELECT {_INCIDENT_COLS} FROM incidents
+                WHERE id = %(id)s AND {scope.clause()} AND {_INCIDENT_OF_INSURER}""",
+            {"id": incident_id, "insurer": insurer, "tz": region_zone_name(), **scope.params()},
         ).fetchone()
     return None if row is None else IncidentPublic.model_validate(row)
 
 
-def list_incidents(*, conn: Conn, scope: SiteScope, site_id: str | None) -> list[IncidentPublic]:
-    """Incidents in scope, newest first."""
+def list_incidents(
+    *, conn: Conn, scope: SiteScope, site_id: str | None, insurer: str | None = None
+) -> list[IncidentPublic]:
+    """Incidents in scope, newest first (``insurer``: those its own policies covered)."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"""SELECT {_INCIDENT_COLS} FROM incidents
                 WHERE (%(site)s::text IS NULL OR site_id = %(site)s) AND {scope.clause()}
+                  AND {_INCIDENT_OF_INSURER}
                 ORDER BY occurred_at DESC, id DESC""",
-            {"site": site_id, **scope.params()},
+            {"site": site_id, "insurer": insurer, "tz": region_zone_name(), **scope.params()},
         ).fetchall()
     return [IncidentPublic.model_validate(r) for r in rows]
 
@@ -282,7 +309,13 @@ _EXT = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
 def claim_bundle(
-    *, conn: Conn, store: EvidenceStore, incident_id: int, scope: SiteScope, now: datetime
+    *,
+    conn: Conn,
+    store: EvidenceStore,
+    incident_id: int,
+    scope: SiteScope,
+    now: datetime,
+    insurer: str | None = None,
 ) -> bytes:
     """The evidence bundle of an incident as zip bytes; NotFoundError when absent.
 
@@ -291,9 +324,16 @@ def claim_bundle(
     rectification and inspection photos), ``sensors.csv`` (readings of the site's sensors
     from 24 h before to 24 h after the incident).
     """
-    incident = get_incident(conn=conn, incident_id=incident_id, scope=scope)
+    incident = get_incident(conn=conn, incident_id=incident_id, scope=scope, insurer=insurer)
     if incident is None:
         raise NotFoundError(f"incident {incident_id} not found")
+    if insurer is not None:  # an insurer's bundle names its own policy, never a rival's
+        own = policy_in_force(
+            conn=conn, site_id=incident.site_id, at=incident.occurred_at, scope=scope,
+            insurer=insurer,
+        )  # fmt: skip
+        incident = incident.model_copy(update={"policy_id": own.id if own else None})
+    tz = region_zone_name()
     lo, hi = incident.occurred_at - BUNDLE_WINDOW, incident.occurred_at + BUNDLE_WINDOW
     buf = io.BytesIO()
     files: list[str] = []
@@ -311,12 +351,15 @@ def claim_bundle(
         ).fetchone()
         # Tickets active in the window: opened before its end, not closed before its start.
         tickets = cur.execute(
-            """SELECT t.*, bk_policy_in_force(t.site_id, t.opened_at, %s) AS policy_id
+            f"""SELECT t.*, CASE WHEN %(insurer)s::text IS NULL
+                                 THEN bk_policy_in_force(t.site_id, t.opened_at, %(tz)s)
+                                 ELSE {own_policy_sql("t.site_id", "t.opened_at")}
+                            END AS policy_id
                FROM tickets t
-               WHERE t.site_id = %s AND t.opened_at <= %s
-                 AND (t.closed_at IS NULL OR t.closed_at >= %s)
+               WHERE t.site_id = %(site)s AND t.opened_at <= %(hi)s
+                 AND (t.closed_at IS NULL OR t.closed_at >= %(lo)s)
                ORDER BY t.opened_at, t.id""",
-            (region_zone_name(), incident.site_id, hi, lo),
+            {"insurer": insurer, "tz": tz, "site": incident.site_id, "hi": hi, "lo": lo},
         ).fetchall()
         shas: dict[str, str] = {}
         for t in tickets:
@@ -482,6 +525,6 @@ def risk_record(
         inspection_fail_rate=None if done == 0 else s.raw.items_failed / done,
         score=s.score,
         window_days=settings.window_days,
-        incidents=list_incidents(conn=conn, scope=scope, site_id=site_id),
+        incidents=list_incidents(conn=conn, scope=scope, site_id=site_id, insurer=insurer),
         history=history(conn=conn, site_id=site_id, scope=scope),
     )

@@ -10,7 +10,8 @@ overdue               tickets active in W (opened before now, not closed before 
 repeated              tickets active in W with more than one occurrence                     n/5
 excursion             minutes of temp_high / temp_low alarms inside W (started_at ..        m/1440
                       cleared_at, or now while active), summed over sensors
-sensor downtime       minutes of sensor_offline alarms inside W / (active sensors × W)      as is
+sensor downtime       minutes of active sensors' sensor_offline alarms inside W /            as is
+                      (active sensors × W)
 camera downtime       minutes of camera_offline alarms inside W / (cameras × W)             as is
 inspection fail rate  failed / (passed + failed) items of inspections started in W           as is
 ====================  ===================================================================  ====
@@ -172,7 +173,8 @@ SELECT s.id AS site_id,
   (SELECT coalesce(sum(extract(epoch FROM
         least(coalesce(a.cleared_at, win.hi), win.hi) - greatest(a.started_at, win.lo))
         ) / 60, 0)
-     FROM alarms a WHERE a.site_id = s.id AND a.rule = 'sensor_offline'
+     FROM alarms a JOIN sensors x ON x.id = a.sensor_id AND x.active
+     WHERE a.site_id = s.id AND a.rule = 'sensor_offline'
       AND a.started_at < win.hi AND coalesce(a.cleared_at, win.hi) > win.lo)
       AS sensor_offline_min,
   (SELECT count(*) FROM cameras c WHERE c.site_id = s.id) AS cameras,
@@ -258,17 +260,21 @@ def compute_due(conn: Conn, *, now: datetime, settings: RiskSettings) -> int:
 
     The periodic job of the workers: returns how many were stored (0 when all are fresh).
     """
-    due = conn.execute(
-        """SELECT s.id FROM sites s
-           WHERE NOT EXISTS (SELECT 1 FROM risk_scores r WHERE r.site_id = s.id
-                             AND r.computed_at > %s)
-           ORDER BY s.id""",
-        (now - timedelta(hours=settings.interval_h),),
-    ).fetchall()
-    if not due:
-        return 0
-    scope = SiteScope(all_sites=False, site_ids=tuple(str(r[0]) for r in due))
     with conn.transaction():
+        # Every API and worker replica runs this job (and cron may run `risk compute`):
+        # one at a time, each seeing what the one before stored, or two runs a few
+        # milliseconds apart would both find a site due and store two points of one day.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('bk_risk_compute_due'))")
+        due = conn.execute(
+            """SELECT s.id FROM sites s
+               WHERE NOT EXISTS (SELECT 1 FROM risk_scores r WHERE r.site_id = s.id
+                                 AND r.computed_at > %s)
+               ORDER BY s.id""",
+            (now - timedelta(hours=settings.interval_h),),
+        ).fetchall()
+        if not due:
+            return 0
+        scope = SiteScope(all_sites=False, site_ids=tuple(str(r[0]) for r in due))
         n = store(conn, compute(conn=conn, now=now, scope=scope, settings=settings))
     logger.info("risk scores stored for %d site(s)", n)
     return n

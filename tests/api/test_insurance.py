@@ -413,3 +413,75 @@ def test_a_claim_about_an_incident_past_raw_retention_carries_the_hourly_trace(
     assert len(hours) == manifest["sensor_hours"] >= 48
     assert {h["sensor_id"] for h in hours} == {"fridge-1"}
     assert "sensors_hourly.csv" in manifest["files"]
+
+
+def test_two_insurers_on_one_canteen_each_read_only_their_own_policy_and_claims(
+    client: TestClient, conn: psycopg.Connection[Any], db_url: str, app_settings: ApiSettings
+) -> None:
+    """A top-up cover: PICC and a rival insure school-001 for 2026. bk_policy_in_force names
+    one of them (the newer); PICC must still find its own policy in force, and never read
+    the rival's premium, incident or claim."""
+    assert client.post("/api/v1/policies", json=POLICY_2026).status_code == 201
+    rival = {**POLICY_2026, "insurer": "Other Mutual", "policy_no": "OM-2026-7",
+             "premium_cny": "9999.00"}  # fmt: skip
+    assert client.post("/api/v1/policies", json=rival).status_code == 201
+    at = T0.isoformat()
+    incident = client.post(
+        "/api/v1/incidents", json={"site_id": "school-001", "occurred_at": at, "kind": "illness"}
+    ).json()
+    insert_finding(conn, key="f1", notify=False)
+    process_findings(conn, now=utcnow() - timedelta(days=1), settings=app_settings)
+    row = conn.execute("SELECT id FROM tickets").fetchone()
+    assert row is not None
+    ticket_id = int(row[0])
+    app = create_app(app_settings, common=CommonSettings(database_url=db_url))
+    picc = make_user_token(conn, username="picc", role="insurer", insurer="PICC")
+    with TestClient(app, headers={"Authorization": f"Bearer {picc}"}) as insurer:
+        r = insurer.get("/api/v1/policies/in-force", params={"site_id": "school-001", "at": at})
+        assert r.status_code == 200, r.text
+        assert r.json()["policy_no"] == "PICC-2026-001"
+        r = insurer.get(f"/api/v1/tickets/{ticket_id}/policy")
+        assert r.status_code == 200, r.text
+        assert r.json()["policy_no"] == "PICC-2026-001"
+        r = insurer.get(f"/api/v1/tickets/{ticket_id}")  # the ticket page names the policy too
+        assert r.status_code == 200, r.text
+        assert r.json()["policy"]["policy_no"] == "PICC-2026-001"
+        assert "OM-2026-7" not in r.text
+        r = insurer.get(f"/api/v1/incidents/{incident['id']}/bundle.zip")
+        assert r.status_code == 200, r.text
+        zf = zipfile.ZipFile(io.BytesIO(r.content))
+        manifest = json.loads(zf.read("manifest.json"))
+        assert manifest["policy"]["policy_no"] == "PICC-2026-001"
+        text = "".join(zf.read(n).decode() for n in zf.namelist() if n.endswith(".json"))
+        assert "OM-2026-7" not in text  # nothing of the rival's
+        assert "9999" not in text
+    # an incident of 2025, when only the rival insured the canteen: not PICC's to read
+    rival_2025 = {**rival, "policy_no": "OM-2025-7", "starts_on": "2025-01-01",
+                  "ends_on": "2025-12-31"}  # fmt: skip
+    assert client.post("/api/v1/policies", json=rival_2025).status_code == 201
+    old = client.post(
+        "/api/v1/incidents",
+        json={"site_id": "school-001", "occurred_at": "2025-06-01T08:00:00+08:00",
+              "kind": "illness", "claim_status": "filed", "amount_cny": "80000"},
+    ).json()  # fmt: skip
+    with TestClient(app, headers={"Authorization": f"Bearer {picc}"}) as insurer:
+        for path in ("", "/claim", "/bundle.zip"):
+            assert insurer.get(f"/api/v1/incidents/{old['id']}{path}").status_code == 404, path
+        listed = [i["id"] for i in insurer.get("/api/v1/incidents").json()]
+        assert listed == [incident["id"]]
+        rec = insurer.get("/api/v1/insurance/risk-record", params={"site_id": "school-001"})
+        assert [i["id"] for i in rec.json()["incidents"]] == [incident["id"]]
+    # the admin still sees both
+    assert len(client.get("/api/v1/incidents").json()) == 2
+
+
+def test_a_claim_recorded_with_its_incident_follows_the_steps_rules(client: TestClient) -> None:
+    body = {"site_id": "school-001", "occurred_at": T0.isoformat(), "kind": "illness"}
+    r = client.post("/api/v1/incidents", json={**body, "claim_status": "paid"})
+    assert r.status_code == 422, r.text  # paid with no amount
+    assert "amount_cny" in r.text
+    r = client.post("/api/v1/incidents", json={**body, "claim_status": "rejected"})
+    assert r.status_code == 422, r.text  # rejected with no reason
+    r = client.post("/api/v1/incidents", json={**body, "claim_status": "paid", "amount_cny": "1"})
+    assert r.status_code == 201, r.text
+    assert client.get("/api/v1/incidents").json()[0]["amount_cny"] == "1.00"

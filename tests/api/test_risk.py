@@ -251,3 +251,71 @@ def test_the_score_now_follows_the_record_while_the_history_stays_daily(
         _ELIGIBLE.format(scope="true"), {"region": None}
     ).fetchall()  # the inspection draw weighs the same number
     assert [float(r[3]) for r in drawn if r[0] == "school-001"] == [pytest.approx(now_score)]
+
+
+def test_two_risk_jobs_at_once_store_one_point_per_site(
+    db_url: str, conn: psycopg.Connection[Any], registry: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every replica's worker runs the risk-score job: two runs a millisecond apart must not
+    both store a day's point (the history the insurer reads would count the day twice)."""
+    import contextlib
+    import threading
+
+    from api.services import risk as risk_mod
+
+    real = risk_mod.compute
+    both_computing = threading.Barrier(2, timeout=3)
+
+    def compute_together(**kw: Any) -> Any:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_computing.wait()  # with the race, both runs get here before either stores
+        return real(**kw)
+
+    monkeypatch.setattr(risk_mod, "compute", compute_together)
+    stored: list[int] = []
+
+    def run(ms: int) -> None:
+        with psycopg.connect(db_url, autocommit=True) as c:
+            stored.append(
+                compute_due(c, now=NOW + timedelta(milliseconds=ms), settings=RiskSettings())
+            )
+
+    threads = [threading.Thread(target=run, args=(ms,)) for ms in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = conn.execute("SELECT site_id, count(*) FROM risk_scores GROUP BY 1 ORDER BY 1")
+    assert rows.fetchall() == [("school-001", 1), ("school-002", 1)]
+    assert sorted(stored) == [0, 2]
+
+
+def test_a_decommissioned_sensor_does_not_count_as_the_others_downtime(
+    conn: psycopg.Connection[Any], registry: None, hook: Any
+) -> None:
+    """freezer-1 went silent (its sensor_offline alarm is never cleared, nothing reports
+    again) and was then taken out of the site file: the fridge that still reports is not
+    0 % up because of it."""
+    from bkcommon.sitefile import parse_site_file
+    from brightkitchen.registry import sync_registry
+    from tests.api.conftest import site_data
+
+    add_alarm(conn, "off", "sensor_offline", T0 - timedelta(days=100), None, sensor_id="freezer-1")
+    data = site_data(hook.url)
+    data["sites"][0]["sensors"] = [s for s in data["sites"][0]["sensors"] if s["id"] == "fridge-1"]
+    sync_registry(conn, parse_site_file(data))
+    (s,) = compute(
+        conn=conn, now=NOW, scope=SiteScope.everything(), settings=RiskSettings(),
+        site_id="school-001",
+    )  # fmt: skip
+    assert s.raw.sensors == 1
+    assert s.raw.sensor_uptime == 1.0
+    assert s.components["sensor_downtime"] == 0.0
+    assert s.score == 0.0
+    # and its alarm ends with it (only a reading would have cleared it: none will come)
+    status, reason = conn.execute(
+        "SELECT a.status, f.payload->>'reason' FROM alarms a"
+        " JOIN findings f ON f.finding_key = 'alarm:' || a.id || ':cleared'"
+        " WHERE a.sensor_id = 'freezer-1'"
+    ).fetchone() or (None, None)
+    assert (status, reason) == ("cleared", "sensor removed from the site file")
