@@ -170,8 +170,20 @@ class Camera(Strict):
 
     @model_validator(mode="after")
     def _zones_in_main_stream(self) -> Camera:
+        if not self.url.strip():
+            raise ValueError(f"url: camera {self.id!r} has no URL")
+        seen_zones: set[str] = set()
+        for i, z in enumerate(self.zones):
+            if z.id in seen_zones:
+                raise ValueError(f"zones.{i}.id: duplicate zone id {z.id!r} in camera {self.id!r}")
+            seen_zones.add(z.id)
         if self.substream is None:
             return self
+        if self.substream.url.strip() == self.url.strip():
+            raise ValueError(
+                f"substream.url: camera {self.id!r}: the sub-stream is the main stream (url); "
+                "give the camera's smaller stream (e.g. .../Channels/102) or drop substream"
+            )
         w, h = self.substream.main_size
         for i, z in enumerate(self.zones):
             for j, (x, y) in enumerate(z.polygon):
@@ -223,6 +235,8 @@ class SiteFile(Strict):
                 raise ValueError(f"regions.{i}.parent: unknown region {r.parent!r}")
         seen_sensors: set[str] = set()
         seen_sites: set[str] = set()
+        seen_boxes: set[str] = set()
+        seen_cameras: dict[str, str] = {}
         seen_zigbee: set[str] = set()
         for i, s in enumerate(self.sites):
             if s.id in seen_sites:
@@ -234,6 +248,18 @@ class SiteFile(Strict):
                 for pid in ids:
                     if pid not in person_ids:
                         raise ValueError(f"sites.{i}.people.{role.value}: unknown person {pid!r}")
+            for j, b in enumerate(s.edge_boxes):
+                if b.id in seen_boxes:
+                    raise ValueError(f"sites.{i}.edge_boxes.{j}.id: duplicate edge box id {b.id!r}")
+                seen_boxes.add(b.id)
+                for k, c in enumerate(b.cameras):
+                    if c.id in seen_cameras:
+                        raise ValueError(
+                            f"sites.{i}.edge_boxes.{j}.cameras.{k}.id: duplicate camera id "
+                            f"{c.id!r} (also in edge box {seen_cameras[c.id]!r}); camera ids "
+                            "are unique in the whole file"
+                        )
+                    seen_cameras[c.id] = b.id
             for j, sn in enumerate(s.sensors):
                 if sn.id in seen_sensors:
                     raise ValueError(f"sites.{i}.sensors.{j}.id: duplicate sensor id {sn.id!r}")

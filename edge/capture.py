@@ -39,6 +39,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from bkcommon.sitefile import Camera
+from bkcommon.urls import mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -472,10 +473,7 @@ class CameraReader:
 
     def _safe_url(self) -> str:
         """The URL without credentials, for logs and status."""
-        if "@" in self.url and "://" in self.url:
-            scheme, rest = self.url.split("://", 1)
-            return f"{scheme}://***@{rest.split('@', 1)[1]}"
-        return self.url
+        return mask_url(self.url)
 
     def _read_live(self, cap: cv2.VideoCapture) -> bool:
         """Grab every frame (cheap), decode only those due for analysis."""

@@ -83,6 +83,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if not box.cameras:
         raise ConfigError(f"edge box {box.id!r} has no cameras in {path}")
     check_camera_rules(box.cameras)
+    _check_video_files(box.cameras)
     print(f"{path}: OK: edge box {box.id} of site {site.id} ({site.name})")
     for cam in box.cameras:
         print(f"  camera {cam.id} {cam.name!r} url={_safe_url(cam.url)} fps={cam.analyse_fps}")
@@ -113,13 +114,23 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _safe_url(url: str) -> str:
-    from urllib.parse import urlsplit
+def _check_video_files(cameras: list[Any]) -> None:
+    """A camera (or sub-stream) that is a video file must exist: name the camera if not."""
+    from edge.capture import source_kind
 
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+    for cam in cameras:
+        urls = [("url", cam.url)]
+        if cam.substream is not None:
+            urls.append(("substream.url", cam.substream.url))
+        for field, url in urls:
+            if source_kind(url) == "file" and not Path(url.removeprefix("file://")).exists():
+                raise ConfigError(f"camera {cam.id!r}: {field}: video file not found: {url}")
+
+
+def _safe_url(url: str) -> str:
+    from bkcommon.urls import mask_url
+
+    return mask_url(url)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

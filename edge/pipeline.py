@@ -134,7 +134,15 @@ class CameraPipeline:
         wall_ts = ts
         ts = self._ordered(ts)
         h, w = frame_bgr.shape[:2]
+        if self._main_size is None:
+            self._adopt_native_size(w, h)
         if self._main_size is not None and self._zones_for != (w, h):
+            if self.camera.substream is None:
+                logger.warning(
+                    "camera %s: resolution changed from %dx%d to %dx%d; zones scaled to it",
+                    self.camera.id, *(self._zones_for or self._main_size), w, h,
+                    extra={"camera_id": self.camera.id},
+                )  # fmt: skip
             self._fit_to_stream(w, h)
         boxes = self.motion.detect(frame_bgr)
         if (
@@ -227,6 +235,22 @@ class CameraPipeline:
             shifted = ts + self._clock_shift
         self._last_ts = shifted
         return shifted
+
+    def _adopt_native_size(self, w: int, h: int) -> None:
+        """A camera without a sub-stream: its zones are drawn in its native frame, taken to be
+        the first frame's size. A zone outside it is reported (it can never match), and when
+        the camera later changes resolution its zones are scaled from that size."""
+        self._main_size = (w, h)
+        self._zones_for = (w, h)
+        for z in self.zones.zones:
+            x1, y1, x2, y2 = z.bbox
+            if x1 < 0 or y1 < 0 or x2 > w or y2 > h:
+                logger.error(
+                    "camera %s: zone %s (%d,%d)-(%d,%d) lies outside the camera's %dx%d frame; "
+                    "redraw it on a snapshot of this camera",
+                    self.camera.id, z.id, x1, y1, x2, y2, w, h,
+                    extra={"camera_id": self.camera.id},
+                )  # fmt: skip
 
     def _fit_to_stream(self, w: int, h: int) -> None:
         """Map the main-stream zones and crop sizes onto the sub-stream's ``w`` x ``h`` frames.
