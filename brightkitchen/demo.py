@@ -305,7 +305,11 @@ def services(opts: DemoOptions, stack: contextlib.ExitStack) -> Iterator[Service
         if opts.broker == "mosquitto":
             raise ConfigError("--broker mosquitto: the mosquitto binary is not installed")
         mqtt = stack.enter_context(embedded_amqtt(logs))
-        ingest_env = {"BK_INGEST_MQTT_PROTOCOL": "3.1.1", "BK_INGEST_GROUP": ""}
+        ingest_env = {
+            "BK_INGEST_MQTT_PROTOCOL": "3.1.1",
+            "BK_INGEST_GROUP": "",
+            "BK_EDGE_MQTT_PROTOCOL": "3.1.1",  # amqtt drops an MQTT 5 CONNECT unanswered
+        }
         desc.append(f"broker: embedded amqtt {mqtt} (MQTT 3.1.1, plain subscription)")
     yield Services(db, mqtt, ingest_env, desc)
 

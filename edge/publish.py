@@ -12,8 +12,10 @@ event ids make the effect exactly once.
 
 The client speaks MQTT 5 so that a PUBACK says whether the broker took the message: under
 3.1.1 Mosquitto acknowledges a publish its ACL denies like any other, and the row would be
-deleted undelivered. A refusal of the message itself (too large) sets the row aside (kept
-in the outbox file, ``brightkitchen edge outbox`` lists it) and the rest flow; any other
+deleted undelivered. A broker that answers a v5 CONNECT with "unsupported protocol version"
+gets 3.1.1; one that just drops it (amqtt, the demo's embedded broker) needs
+``BK_EDGE_MQTT_PROTOCOL=3.1.1``. A refusal of the message itself (too large) sets the row
+aside (kept in the outbox file, ``brightkitchen edge outbox`` lists it) and the rest flow; any other
 refusal (not authorised, quota) keeps the row and pauses sending with back-off. A row
 larger than the broker's Maximum Packet Size (from its CONNACK) is set aside before it is
 sent: the broker would drop the connection on it again and again.
@@ -39,7 +41,7 @@ from datetime import datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from bkcommon.messages import MAX_PAYLOAD_BYTES, TIME_FLOOR, Alert, EdgeStatus, encode
 from bkcommon.settings import parse_mqtt_url
@@ -72,6 +74,7 @@ class EdgePublisher:
         prefix: str = DEFAULT_PREFIX,
         status_fn: StatusFn | None = None,
         inflight_max: int = 20,
+        mqtt_v5: bool = True,
         resend_after_s: float = 60.0,
         status_interval_s: float = 30.0,
         keepalive_s: int = 30,
@@ -104,35 +107,58 @@ class EdgePublisher:
         self._conn_gen = 0
         self.acked_total = 0
 
-        ep = parse_mqtt_url(mqtt_url)
-        self._endpoint = ep
-        c = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            # MQTT 5: a PUBACK carries a reason code, so a publish the broker refuses (ACL,
-            # quota) is told apart from one it took; 3.1.1 acks both alike.
-            protocol=mqtt.MQTTv5,
-        )
+        self._endpoint = parse_mqtt_url(mqtt_url)
+        self._client_id = client_id
+        self._reconnect_max_s = reconnect_max_s
+        self._downgrade = threading.Event()  # the broker speaks only MQTT 3.1.1
+        # MQTT 5: a PUBACK carries a reason code, so a publish the broker refuses (ACL,
+        # quota) is told apart from one it took; 3.1.1 acks both alike.
+        self.client = self._make_client(mqtt.MQTTv5 if mqtt_v5 else mqtt.MQTTv311)
+
+    def _make_client(self, protocol: MQTTProtocolVersion) -> mqtt.Client:
+        ep = self._endpoint
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id, protocol=protocol)
         if ep.username:
             c.username_pw_set(ep.username, ep.password)
         if ep.tls:
             c.tls_set(ca_certs=ep.ca_file, cert_reqs=ssl.CERT_REQUIRED)  # BK_MQTT_CA_FILE
-        c.max_inflight_messages_set(inflight_max)
-        c.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_s)
+        c.max_inflight_messages_set(self._inflight_max)
+        c.reconnect_delay_set(min_delay=1, max_delay=self._reconnect_max_s)
         c.will_set(self.status_topic, self._offline_payload(), qos=1, retain=True)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_publish = self._on_publish
-        self.client = c
+        return c
+
+    def _connect(self) -> None:
+        ep = self._endpoint
+        if self.client.protocol == mqtt.MQTTv5:
+            self.client.connect_async(ep.host, ep.port, self._keepalive_s, clean_start=True)
+        else:
+            self.client.connect_async(ep.host, ep.port, self._keepalive_s)
+        self.client.loop_start()
+
+    def _speak_311(self) -> None:
+        """The broker refused MQTT 5 (an embedded or old broker): talk 3.1.1 to it. Its
+        PUBACKs carry no reason, so a publish it refuses cannot be told from one it took."""
+        logger.warning(
+            "broker %s:%d does not speak MQTT 5: using 3.1.1, where a publish the broker "
+            "refuses (ACL) looks delivered; check the box's account on this broker",
+            self._endpoint.host,
+            self._endpoint.port,
+        )
+        old = self.client
+        old.disconnect()
+        old.loop_stop()
+        self._inflight.clear()  # never sent on that client: the rows go again on the new one
+        self.client = self._make_client(mqtt.MQTTv311)
+        self._connect()
 
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self) -> None:
         """Connect in the background (retrying while the broker is down) and start sending."""
-        self.client.connect_async(
-            self._endpoint.host, self._endpoint.port, self._keepalive_s, clean_start=True
-        )
-        self.client.loop_start()
+        self._connect()
         self._thread = threading.Thread(target=self._run, name="edge-sender", daemon=True)
         self._thread.start()
 
@@ -200,6 +226,10 @@ class EdgePublisher:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         if reason_code.is_failure:
+            if client.protocol == mqtt.MQTTv5 and getattr(reason_code, "value", 0) == 0x84:
+                self._downgrade.set()  # "Unsupported protocol version": the sender switches
+                self._wake.set()
+                return
             logger.warning("broker refused connection: %s", reason_code)
             return
         logger.info(
@@ -322,6 +352,9 @@ class EdgePublisher:
         seen_gen = 0
         while not self._stop.is_set():
             try:
+                if self._downgrade.is_set():
+                    self._downgrade.clear()
+                    self._speak_311()
                 self._drain_acks()
                 if self._connected.is_set():
                     now = time.monotonic()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +56,11 @@ class EdgeSettings(BaseSettings):
         "images are pruned (the events are kept).",
     )
     inflight_max: int = Field(default=20, ge=1, le=1000, description="Unacked QoS 1 publishes.")
+    mqtt_protocol: Literal["5", "3.1.1"] = Field(
+        default="5",
+        description="MQTT protocol version; 3.1.1 for brokers without v5 (amqtt). Under 3.1.1 "
+        "a publish the broker refuses (its ACL) cannot be told from a delivered one.",
+    )
     resend_after_s: float = Field(
         default=60,
         gt=0,

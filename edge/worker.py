@@ -221,6 +221,7 @@ class EdgeWorker:
             prefix=common.mqtt_prefix,
             status_fn=self.status,
             inflight_max=settings.inflight_max,
+            mqtt_v5=settings.mqtt_protocol == "5",
             resend_after_s=settings.resend_after_s,
             status_interval_s=settings.status_interval_s,
             keepalive_s=settings.keepalive_s,

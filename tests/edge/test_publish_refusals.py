@@ -130,3 +130,26 @@ def test_the_publisher_starts_with_an_unset_clock(
     ob = Outbox(tmp_path / "o.sqlite", disk_reserve_bytes=None)
     pub = _publisher("mqtt://127.0.0.1:1", ob)
     assert pub._default_status().ts == TIME_FLOOR
+
+
+def test_a_broker_that_speaks_only_mqtt_311_gets_the_events_over_311(tmp_path: Path) -> None:
+    """The demo's embedded amqtt broker drops an MQTT 5 CONNECT unanswered: with
+    ``mqtt_protocol`` 3.1.1 (what the demo sets) the box delivers to it."""
+    from brightkitchen.demo import embedded_amqtt
+
+    with embedded_amqtt(tmp_path) as url:
+        rec = Recorder(url, "bk/v1/#", f"rec-{uuid.uuid4().hex[:6]}")
+        ob = Outbox(tmp_path / "o.sqlite", disk_reserve_bytes=None)
+        for i in range(3):
+            ob.put(f"evt{i:08d}", VT, json.dumps({"i": i}).encode())
+        pub = EdgePublisher(
+            mqtt_url=url, client_id=f"edge-{uuid.uuid4().hex[:8]}", site_id="s1", box_id="b1",
+            outbox=ob, prefix="bk/v1", mqtt_v5=False,
+        )  # fmt: skip
+        pub.start()
+        try:
+            wait_until(lambda: _received(rec) == {0, 1, 2}, 20, what="events over 3.1.1")
+            wait_until(lambda: ob.depth() == 0, 5, what="outbox drained")
+        finally:
+            pub.stop(1)
+            rec.close()
