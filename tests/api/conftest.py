@@ -16,6 +16,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from api.services.notify.base import Channel
+from api.services.notify.channels import build_channels, close_channels
 from api.settings import ApiSettings
 from bkcommon.sitefile import parse_site_file
 from brightkitchen.registry import sync_registry
@@ -274,3 +276,11 @@ def admin_token(conn: psycopg.Connection[Any]) -> str:
 def admin_headers(admin_token: str) -> dict[str, str]:
     """Authorization header of the admin."""
     return {"Authorization": f"Bearer {admin_token}"}
+
+
+@pytest.fixture
+def channels(settings: ApiSettings) -> Iterator[dict[str, Channel]]:
+    """The notification channels of ``settings`` (webhook, e-mail, robots, SMS), closed after."""
+    chans = build_channels(settings)
+    yield chans
+    close_channels(chans)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +12,6 @@ import pytest
 from pydantic import ValidationError
 
 from api.services.notify.base import Channel, OutgoingMessage
-from api.services.notify.channels import build_channels, close_channels
 from api.services.notify.dingtalk import dingtalk_sign
 from api.services.notify.dispatcher import backoff_delay_s, dispatch_due
 from api.services.tickets import process_findings
@@ -23,13 +21,6 @@ from brightkitchen.registry import sync_registry
 from tests.api.conftest import T0, HookServer, SmtpServer, insert_finding, site_data
 
 NOW = T0 + timedelta(minutes=1)
-
-
-@pytest.fixture
-def channels(settings: ApiSettings) -> Iterator[dict[str, Channel]]:
-    chans = build_channels(settings)
-    yield chans
-    close_channels(chans)
 
 
 def _notifications(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
