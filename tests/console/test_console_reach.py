@@ -89,7 +89,11 @@ def test_every_waiting_complaint_is_reachable_oldest_first(
     assert find(b, "#cp-queue-h").text.endswith("(50+)")
     assert "body 1\n" in find(b, "#cp-queue li").text + "\n"  # the oldest first
     find(b, "#cp-queue-next").click()
-    wait_until(lambda: "WAIT60" in b.find_element(By.ID, "cp-queue").text, 10, what="WAIT60")
+
+    def queue_text() -> str:  # the page redraws: the list is briefly absent
+        return " ".join(e.text for e in b.find_elements(By.ID, "cp-queue"))
+
+    wait_until(lambda: "WAIT60" in queue_text(), 10, what="WAIT60")
     assert "queue_page=2" in b.current_url
     assert find(b, "#cp-queue-h").text.endswith("(60)")
 
