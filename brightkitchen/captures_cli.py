@@ -48,7 +48,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     store = _evidence_store(settings)
     finder = None if args.no_face_model else onnx_face_finder(Path(args.face_model))
     out = Path(args.out)
-    if any(p.is_dir() and any(p.iterdir()) for p in (out / "images", out / "annotations")):
+    folders = [out / sub / d for sub in ("", "needs_label") for d in ("images", "annotations")]
+    if any(p.is_dir() and any(p.iterdir()) for p in folders):
         print(f"error: {out} holds a previous export; write to a new folder")
         return 2
     with psycopg.connect(url) as conn:
@@ -65,19 +66,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
             find_faces=finder,
         )
     print(
-        f"wrote {res.images} images to {args.out} (VOC): {res.confirmed} confirmed, "
-        f"{res.dismissed} dismissed (boxes removed: hard negatives); boxes "
+        f"wrote {res.confirmed} confirmed captures to {args.out} (VOC, for training): boxes "
         + (", ".join(f"{k} {v}" for k, v in res.boxes.items()) or "none")
     )
     print(
-        f"faces blurred: {res.faces_blurred}; images left unblurred (region allows faces): "
+        f"wrote {res.dismissed} dismissed captures to {Path(args.out) / 'needs_label'}: each "
+        "box is named needs_label until a person relabels or deletes it in a labelling tool"
+    )
+    print(
+        f"faces blurred: {res.faces_blurred}; unlabelled faces painted out: "
+        f"{res.faces_masked_out}; images left unblurred (region allows faces): "
         f"{res.unblurred_images}"
     )
     for reason, n in res.left_out.items():
         print(f"left out {n}: {reason}")
     print(
         f"next: a recipe source `- path: {args.out}` (format: voc, split: auto), then "
-        "`brightkitchen models prepare` and `models train`"
+        "`brightkitchen models prepare` and `models train`; needs_label/ becomes a source "
+        "once every needs_label box is relabelled or deleted"
     )
     return 0
 
@@ -88,7 +94,11 @@ def register(subparsers: Any) -> None:
         "export-captures",
         help="confirmed and dismissed captures of the triage queue as a VOC training folder",
     )
-    p.add_argument("--out", required=True, help="folder to write (images/ + annotations/)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="new folder to write (images/ + annotations/; dismissed ones in needs_label/)",
+    )
     p.add_argument("--from", dest="from_", type=_when, required=True, help="reviewed from (ISO)")
     p.add_argument("--to", type=_when, required=True, help="reviewed before (ISO)")
     p.add_argument("--region", action="append", default=[], help="only this region (repeatable)")

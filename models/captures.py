@@ -1,24 +1,37 @@
 """``models export-captures``: the triage queue's reviewed captures as a labelled dataset.
 
 Every capture a person confirmed or dismissed (``capture_reviews``) becomes a Pascal VOC
-sample that ``models prepare`` reads like any other source (``images/<event_id>.jpg`` +
-``annotations/<event_id>.xml``), so the next ``models train`` learns from the kitchens:
+sample (``<folder>/images/<event_id>.jpg`` + ``<folder>/annotations/<event_id>.xml``). A
+training folder must not teach anything false, and a capture is labelled only where the edge
+box drew its box, so the export sorts them:
 
-- confirmed: the evidence image with the boxes the edge box drew (``evidence.boxes`` of the
-  violation), each named by its label (or the rule), mapped through ``--map``;
-- dismissed: the image with its boxes removed, a hard negative (what the model called a
-  violation was not one); a labelling tool can add the right boxes later.
+- **confirmed** -> the training folder (``out``), which ``models prepare`` reads like any other
+  source: the evidence image with the boxes the edge box drew (``evidence.boxes`` of the
+  violation), each named by its label (or the rule), mapped through ``--map``. On a face
+  capture (a face rule or a face-class box) every *other* face the shipped mask model finds is
+  unlabelled, and an unlabelled face is "background" to a trainer: those faces are painted out
+  in flat grey (``MASKED_BGR``, the letterbox fill, which the model reads as nothing) and each
+  annotation says how many (``faces_masked_out``).
+- **dismissed** -> ``out/needs_label/`` (same layout), never the training folder. A dismissal
+  says the *violation* was wrong, not what the box holds: a no-mask box dismissed because the
+  cook wore a mask is still a face (with a mask), a board box dismissed because the colour was
+  misread is still a board. Exported with its box removed it would teach the model that a
+  masked face or a board is background. Each annotation keeps the box as an object named
+  ``needs_label`` (the model's label in ``model_label``), which ``models prepare`` refuses as an
+  unknown class: a person renames or deletes it in a labelling tool (a true false alarm, a
+  poster or the back of a head, becomes a hard negative by deleting the box), then the folder
+  is a source like any other.
 
 Privacy: faces are blurred unless the capture's region is named in ``faces_allowed_regions``
 (the region's data agreement allows training on unblurred faces). Faces are what the shipped
 mask model finds (any of its classes, confidence >= ``FACE_CONF``) plus every labelled box of a
 face class. A mask label on a blurred face teaches nothing (or the wrong thing), so a
-capture with a face-class box is left out when its faces must be blurred: mask training data
-comes only from regions that allow unblurred faces. Each annotation records how many faces
-were blurred; a face the model cannot find (turned away, tiny) is not blurred, so a person
-looks through an export before it leaves the region's systems. A box counts as a face by its
-label before or after ``--map`` (any name the mask recipe maps to a face class) or by its rule
-(``no_mask``).
+capture with a face-class box is left out when its faces must be blurred (a dismissed one too:
+nobody can label a blurred face): mask training data comes only from regions that allow
+unblurred faces. Each annotation records how many faces were blurred; a face the model cannot
+find (turned away, tiny) is not blurred, so a person looks through an export before it leaves
+the region's systems. A box counts as a face by its label before or after ``--map`` (any name
+the mask recipe maps to a face class) or by its rule (``no_mask``).
 
 The evidence JPEG is drawn for people (``edge.evidence``: red box + label on the very object
 that is labelled, a caption bar below); the export cuts the bar off and paints the boxes and
@@ -53,6 +66,9 @@ FACE_RULES = frozenset({"no_mask"})
 MASK_RECIPE = Path(__file__).resolve().parent / "configs" / "mask.yaml"
 FACE_CONF = 0.2
 FACE_MARGIN = 0.25  # each blurred face box grows by this fraction of its size per side
+MASKED_BGR = (114, 114, 114)  # the letterbox fill: what the detector is trained to see as nothing
+SAME_FACE_IOU = 0.3  # a found face overlapping a reviewed box this much is that box's face
+NEEDS_LABEL = "needs_label"  # class of a dismissed box: unknown to every recipe until relabelled
 
 Image = npt.NDArray[np.uint8]
 FaceFinder = Callable[[Image], list[tuple[float, float, float, float]]]
@@ -71,12 +87,13 @@ class CaptureExport:
     dismissed: int = 0
     boxes: dict[str, int] = field(default_factory=dict)
     faces_blurred: int = 0
+    faces_masked_out: int = 0
     unblurred_images: int = 0
     left_out: dict[str, int] = field(default_factory=dict)
 
     @property
     def images(self) -> int:
-        """Images written."""
+        """Images written: confirmed to the training folder, dismissed to ``needs_label/``."""
         return self.confirmed + self.dismissed
 
 
@@ -115,6 +132,50 @@ def blur_regions(
         big = cv2.resize(small, (c - a, d - b), interpolation=cv2.INTER_LINEAR)
         out[b:d, a:c] = cv2.GaussianBlur(big, (0, 0), max(1.0, (c - a) / 10))
         n += 1
+    return out, n
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def mask_out_faces(
+    img: Image,
+    faces: Iterable[tuple[float, float, float, float]],
+    keep: Sequence[tuple[float, float, float, float]],
+) -> tuple[Image, int]:
+    """``img`` with every face that is not one of the ``keep`` boxes painted ``MASKED_BGR``.
+
+    A training image must not hold a face without a label: the trainer would learn that face
+    as background. A found face is one of ``keep`` when it overlaps it by ``SAME_FACE_IOU`` or
+    its centre lies inside it; the others are painted (grown by ``FACE_MARGIN``, as a blur
+    would be) except where they cover a kept box, whose pixels stay as they were.
+    """
+    out = img.copy()
+    h, w = img.shape[:2]
+    n = 0
+    for f in faces:
+        x1, y1, x2, y2 = f
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        if any(
+            _iou(f, k) >= SAME_FACE_IOU or (k[0] <= cx <= k[2] and k[1] <= cy <= k[3]) for k in keep
+        ):
+            continue
+        mx, my = (x2 - x1) * FACE_MARGIN, (y2 - y1) * FACE_MARGIN
+        a, b = max(0, int(x1 - mx)), max(0, int(y1 - my))
+        c, d = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
+        if c - a < 2 or d - b < 2:
+            continue
+        out[b:d, a:c] = MASKED_BGR
+        n += 1
+    for x1, y1, x2, y2 in keep:  # a kept face next to a painted one keeps every pixel
+        a, b = max(0, int(x1)), max(0, int(y1))
+        c, d = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
+        out[b:d, a:c] = img[b:d, a:c]
     return out, n
 
 
@@ -221,12 +282,16 @@ def _voc(
     h: int,
     boxes: Sequence[tuple[str, float, float, float, float]],
     meta: dict[str, str],
+    *,
+    model_labels: Sequence[str] = (),
 ) -> str:
+    """One VOC annotation; ``model_labels[i]``, where given, is box i's label on the edge box."""
     objs = "".join(
-        f"<object><name>{escape(c)}</name><difficult>0</difficult><bndbox>"
-        f"<xmin>{x1:.0f}</xmin><ymin>{y1:.0f}</ymin><xmax>{x2:.0f}</xmax><ymax>{y2:.0f}</ymax>"
-        "</bndbox></object>"
-        for c, x1, y1, x2, y2 in boxes
+        f"<object><name>{escape(c)}</name><difficult>0</difficult>"
+        + (f"<model_label>{escape(model_labels[i])}</model_label>" if i < len(model_labels) else "")
+        + f"<bndbox><xmin>{x1:.0f}</xmin><ymin>{y1:.0f}</ymin><xmax>{x2:.0f}</xmax>"
+        f"<ymax>{y2:.0f}</ymax></bndbox></object>"
+        for i, (c, x1, y1, x2, y2) in enumerate(boxes)
     )
     extra = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in meta.items())
     return (
@@ -277,21 +342,30 @@ def export_captures(
     faces_allowed_regions: Iterable[str] = (),
     find_faces: FaceFinder | None = None,
 ) -> CaptureExport:
-    """Write the reviewed captures as a VOC folder (see the module docstring)."""
+    """Write the reviewed captures as VOC folders (see the module docstring)."""
     import cv2
 
     allowed = set(faces_allowed_regions)
     table = dict(class_map or {})
     face_names = _face_names()
-    used = [p for d in ("images", "annotations") if (out / d).is_dir() for p in (out / d).iterdir()]
+    folders = {"confirmed": out, "dismissed": out / "needs_label"}
+    used = [
+        p
+        for f in folders.values()
+        for d in ("images", "annotations")
+        if (f / d).is_dir()
+        for p in (f / d).iterdir()
+    ]
     if used:  # a previous export's files (unblurred ones, say) would stay behind unreported
         raise FileExistsError(f"{out} holds a previous export ({len(used)} files): use a new one")
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    for f in folders.values():
+        (f / "images").mkdir(parents=True, exist_ok=True)
+        (f / "annotations").mkdir(parents=True, exist_ok=True)
     result = CaptureExport(out=str(out))
     left: Counter[str] = Counter()
     boxes_written: Counter[str] = Counter()
     for r in reviewed_captures(conn, from_ts=from_ts, to_ts=to_ts, regions=regions, sites=sites):
+        status = str(r["status"])
         sha = r["evidence_sha256"]
         found = fetch(sha) if sha else None
         if found is None:
@@ -313,8 +387,8 @@ def export_captures(
         img = clean
         h, w = img.shape[:2]
         labelled: list[tuple[str, float, float, float, float]] = []
-        face_boxes: list[tuple[float, float, float, float]] = []
-        face_labelled = False  # a box kept in the annotation is on a face
+        model_labels: list[str] = []
+        face_capture = str(r["rule"]) in FACE_RULES  # its boxes (and so its image) are faces
         for b in raw_boxes:
             raw = str(b.get("label") or r["rule"])
             cls = _mapped(raw, table)
@@ -322,23 +396,32 @@ def export_captures(
             x2, y2 = min(float(w), b["x2"]), min(float(h), b["y2"])
             if x2 - x1 < 1 or y2 - y1 < 1:
                 continue
-            face = _is_face(raw, cls or "", str(r["rule"]), face_names)
-            if face:
-                face_boxes.append((x1, y1, x2, y2))
-            if cls is not None:
+            face_capture = face_capture or _is_face(raw, cls or "", str(r["rule"]), face_names)
+            if status == "dismissed":  # what the box holds is for a person to say
+                labelled.append((NEEDS_LABEL, x1, y1, x2, y2))
+                model_labels.append(raw)
+            elif cls is not None:
                 labelled.append((cls, x1, y1, x2, y2))
-                face_labelled = face_labelled or face
-        keep = labelled if r["status"] == "confirmed" else []
         blur = r["region_id"] not in allowed
-        n_blurred = 0
+        if blur and face_capture:
+            left[
+                "mask label on a face that must be blurred (region does not allow faces)"
+                if status == "confirmed"
+                else "dismissed face in a region that blurs faces (nobody can label it)"
+            ] += 1
+            continue
+        found_faces: list[tuple[float, float, float, float]] = []
+        if find_faces is not None and (blur or face_capture):
+            found_faces = list(find_faces(np.asarray(img, np.uint8)))
+        n_blurred = n_masked = 0
         if blur:
-            if r["status"] == "confirmed" and face_labelled:
-                left["mask label on a face that must be blurred (region does not allow faces)"] += 1
-                continue
-            faces = list(face_boxes)
-            if find_faces is not None:
-                faces.extend(find_faces(np.asarray(img, np.uint8)))
-            img, n_blurred = blur_regions(np.asarray(img, np.uint8), faces)
+            # a face capture never gets here (left out above): the faces are the model's
+            img, n_blurred = blur_regions(np.asarray(img, np.uint8), found_faces)
+        elif face_capture:  # faces without a label would be learnt as background
+            keep = [(x1, y1, x2, y2) for _c, x1, y1, x2, y2 in labelled]
+            img, n_masked = mask_out_faces(np.asarray(img, np.uint8), found_faces, keep)
+            changed = changed or n_masked > 0
+        folder = folders[status]
         stem = str(r["event_id"])
         if blur:
             name = f"{stem}.jpg"
@@ -346,33 +429,40 @@ def export_captures(
             if not ok:
                 left["could not encode the blurred image"] += 1
                 continue
-            (out / "images" / name).write_bytes(buf.tobytes())
-        elif changed:  # the frame without the evidence overlay, losslessly
+            (folder / "images" / name).write_bytes(buf.tobytes())
+        elif changed:  # the frame without the evidence overlay (or other faces), losslessly
             name = f"{stem}.png"
             ok, buf = cv2.imencode(".png", img)
             if not ok:
                 left["could not encode the image"] += 1
                 continue
-            (out / "images" / name).write_bytes(buf.tobytes())
+            (folder / "images" / name).write_bytes(buf.tobytes())
             result.unblurred_images += 1
         else:  # the stored file as it is
             name = f"{stem}{'.png' if found[0] == 'image/png' else '.jpg'}"
-            (out / "images" / name).write_bytes(found[1])
+            (folder / "images" / name).write_bytes(found[1])
             result.unblurred_images += 1
         meta = {
-            "review": str(r["status"]),
+            "review": status,
             "rule": str(r["rule"]),
             "camera": str(r["camera_id"]),
             "site": str(r["site_id"]),
             "model_version": str(r["model_version"]),
             "faces_blurred": str(n_blurred) if blur else "not blurred (region allows faces)",
         }
+        if face_capture and not blur:
+            meta["faces_masked_out"] = (
+                str(n_masked) if find_faces is not None else "unknown (no face model)"
+            )
         if r["reason"]:
             meta["review_reason"] = str(r["reason"])
-        (out / "annotations" / f"{stem}.xml").write_text(_voc(name, w, h, keep, meta), "utf-8")
+        (folder / "annotations" / f"{stem}.xml").write_text(
+            _voc(name, w, h, labelled, meta, model_labels=model_labels), "utf-8"
+        )
         result.faces_blurred += n_blurred
-        boxes_written.update(c for c, *_ in keep)
-        if r["status"] == "confirmed":
+        result.faces_masked_out += n_masked
+        if status == "confirmed":
+            boxes_written.update(c for c, *_ in labelled)
             result.confirmed += 1
         else:
             result.dismissed += 1

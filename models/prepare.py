@@ -309,8 +309,14 @@ def prepare(
                 split = src.split
             times = repeats(sample, src.repeat_with) if split == "train" else 1
             split_of.append((sample, split, f"s{si}_{sample.image.stem}", times))
+    if not split_of and not test_samples:  # before the old dataset is removed
+        first = f" (first: {issues[0].path}: {issues[0].reason})" if issues else ""
+        raise ModelError(
+            f"no usable image in the recipe's sources: {len(issues)} file(s) skipped{first}"
+        )
     if out.exists():
         shutil.rmtree(out)
+    out.mkdir(parents=True)
     counts: dict[str, dict[str, int]] = {
         s: dict.fromkeys(config.classes, 0) for s in ("train", "val")
     }

@@ -1,6 +1,7 @@
 """Reviewed captures of the triage queue (real PostgreSQL rows written by the API's own review
-functions) exported as a VOC folder: faces blurred unless the region allows them, dismissed
-captures as hard negatives, and the folder goes through ``models prepare``."""
+functions) exported as VOC folders: faces blurred unless the region allows them, unlabelled
+faces painted out, dismissed captures set aside for a person to label, and the folders go
+through ``models prepare``."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from api.services.evidence import LocalDirStore, load_bytes
 from api.services.reviews import confirm_review, dismiss_review
 from api.services.triage import queue_for_review
 from api.settings import ApiSettings
+from bkcommon.errors import ModelError
 from models.captures import blur_regions, export_captures
 from models.prepare import DatasetConfig, SourceConfig, prepare
 from models.sources import read_folder
@@ -105,16 +107,23 @@ def reviewed(db_url: str, tmp_path: Path) -> dict[str, Any]:
         fa, fa_snap = _capture(conn, 3, site="s-strict", rule="no_mask", label="without_mask")
         open_mask, open_snap = _capture(conn, 4, site="s-open", rule="no_mask", label="bare face")
         _capture(conn, 5, site="s-open", rule="no_mask", label="without_mask")  # still pending
+        worn, worn_snap = _capture(conn, 6, site="s-open", rule="no_mask", label="without_mask")
+        capped, _ = _capture(conn, 7, site="s-strict", rule="no_hat", label="no_chef_hat")
         now = T0 + timedelta(hours=1)
         for rid in (hat, mask, open_mask):
             confirm_review(
                 conn, review_id=rid, reviewer="u1", scope=everyone, now=now, settings=settings
             )
-        dismiss_review(
-            conn, review_id=fa, reviewer="u1", reason="back of a head", scope=everyone, now=now
-        )
+        for rid, reason in (
+            (fa, "back of a head"),
+            (worn, "wears a mask"),
+            (capped, "wears a hat"),
+        ):
+            dismiss_review(
+                conn, review_id=rid, reviewer="u1", reason=reason, scope=everyone, now=now
+            )
     return {"url": db_url, "store": LocalDirStore(settings.evidence_dir), "snaps": {
-        "hat": hat_snap, "dismissed": fa_snap, "open": open_snap}}  # fmt: skip
+        "hat": hat_snap, "dismissed": fa_snap, "open": open_snap, "worn": worn_snap}}  # fmt: skip
 
 
 def _export(reviewed: dict[str, Any], out: Path, **kw: Any) -> Any:
@@ -129,7 +138,7 @@ def _export(reviewed: dict[str, Any], out: Path, **kw: Any) -> Any:
         )
 
 
-def test_export_blurs_faces_keeps_hard_negatives_and_feeds_prepare(
+def test_export_sorts_confirmed_for_training_and_dismissed_for_a_person(
     reviewed: dict[str, Any], tmp_path: Path
 ) -> None:
     out = tmp_path / "captures"
@@ -139,57 +148,113 @@ def test_export_blurs_faces_keeps_hard_negatives_and_feeds_prepare(
         class_map={"bare face": "without_mask"},
         faces_allowed_regions=["open"],
     )
-    # confirmed hat capture (blurred), dismissed false alarm (blurred, no boxes), confirmed
-    # mask capture of the region that allows faces; the strict region's mask capture is out
-    assert (res.confirmed, res.dismissed) == (2, 1)
+    # training folder: the strict region's confirmed hat capture (blurred) and the open
+    # region's confirmed mask capture; the strict region's mask captures (a confirmed one
+    # and the dismissed back of a head) are faces that must be blurred, so they are out
+    assert (res.confirmed, res.dismissed) == (2, 2)
     assert res.boxes == {"no_chef_hat": 1, "without_mask": 1}
     assert res.left_out == {
-        "mask label on a face that must be blurred (region does not allow faces)": 1
+        "mask label on a face that must be blurred (region does not allow faces)": 1,
+        "dismissed face in a region that blurs faces (nobody can label it)": 1,
     }
-    assert res.unblurred_images == 1
     assert sorted(p.name for p in (out / "images").iterdir()) == [
-        "evt-00000001.jpg", "evt-00000003.jpg", "evt-00000004.jpg"
+        "evt-00000001.jpg", "evt-00000004.jpg"
     ]  # fmt: skip
     # the open region's photo is the stored file, untouched
     assert (out / "images" / "evt-00000004.jpg").read_bytes() == reviewed["snaps"]["open"]
-    # the strict region's dismissed mask capture: the face its box was on (scaled to the
-    # snapshot) is blurred although the box is gone; the rest of the picture is as it was
-    before = cv2.imdecode(np.frombuffer(reviewed["snaps"]["dismissed"], np.uint8), cv2.IMREAD_COLOR)
-    after = cv2.imread(str(out / "images" / "evt-00000003.jpg"))
-    x1, y1, x2, y2 = (int(v) for v in FACE)
-    inside = (slice(y1, y2), slice(x1, x2))
-    assert (
-        cv2.Laplacian(after[inside], cv2.CV_64F).var()
-        < 0.2 * cv2.Laplacian(before[inside], cv2.CV_64F).var()
-    )
-    assert np.abs(after[200:, 200:].astype(int) - before[200:, 200:]).mean() < 3  # JPEG only
-    # annotations: VOC with the mapped classes, the review and what was blurred
     read = read_folder(out, "auto", {}, ["no_chef_hat", "without_mask"])
     assert read.issues == []
     boxes = {s.image.stem: [(b.cls, b.x1, b.y1, b.x2, b.y2) for b in s.boxes] for s in read.samples}
     assert boxes == {
         "evt-00000001": [("no_chef_hat", *FACE)],
-        "evt-00000003": [],  # dismissed: the wrong box removed, a hard negative
         "evt-00000004": [("without_mask", *FACE)],
     }
-    xml = (out / "annotations" / "evt-00000003.xml").read_text()
-    assert "<review>dismissed</review>" in xml
-    assert "<review_reason>back of a head</review_reason>" in xml
-    assert "<faces_blurred>1</faces_blurred>" in xml
     hat_xml = (out / "annotations" / "evt-00000001.xml").read_text()
     assert "<faces_blurred>0</faces_blurred>" in hat_xml  # a hat box is not a face; no model
     report = json.loads((out / "export_report.json").read_text())
     assert report["faces_allowed_regions"] == ["open"]
-    # usable by training: a recipe source like any other
     cfg = DatasetConfig(
         name="site",
-        classes=["no_chef_hat", "without_mask"],
+        classes=["no_chef_hat", "with_mask", "without_mask"],
         sources=[SourceConfig(path=str(out), format="voc", split="train")],
     )
     rep = prepare(cfg, tmp_path, tmp_path / "ds")
-    assert (rep.train_images, rep.issues) == (3, [])
-    assert rep.boxes_per_class["train"] == {"no_chef_hat": 1, "without_mask": 1}
-    assert (tmp_path / "ds" / "data.yaml").is_file()
+    assert (rep.train_images, rep.issues) == (2, [])
+    assert rep.boxes_per_class["train"] == {"no_chef_hat": 1, "with_mask": 0, "without_mask": 1}
+
+    # dismissed: set aside with the box kept and named needs_label, never as background
+    aside = out / "needs_label"
+    assert sorted(p.name for p in (aside / "images").iterdir()) == [
+        "evt-00000006.jpg", "evt-00000007.jpg"
+    ]  # fmt: skip
+    assert (aside / "images" / "evt-00000006.jpg").read_bytes() == reviewed["snaps"]["worn"]
+    worn_xml = (aside / "annotations" / "evt-00000006.xml").read_text()
+    assert "<review>dismissed</review>" in worn_xml
+    assert "<review_reason>wears a mask</review_reason>" in worn_xml
+    assert "<name>needs_label</name>" in worn_xml
+    assert "<model_label>without_mask</model_label>" in worn_xml
+    # as a source it trains on nothing until a person has relabelled every box
+    cfg_aside = DatasetConfig(
+        name="aside",
+        classes=["no_chef_hat", "with_mask", "without_mask"],
+        sources=[SourceConfig(path=str(aside), format="voc", split="train")],
+    )
+    with pytest.raises(ModelError, match=r"no usable image.*2 file\(s\) skipped.*needs_label"):
+        prepare(cfg_aside, tmp_path, tmp_path / "ds-aside")
+    # a person relabels: the cook's face is a masked face; the hat box was a hat, deleted
+    (aside / "annotations" / "evt-00000006.xml").write_text(
+        worn_xml.replace("<name>needs_label</name>", "<name>with_mask</name>")
+    )
+    hat_aside = aside / "annotations" / "evt-00000007.xml"
+    text = hat_aside.read_text()
+    hat_aside.write_text(text[: text.index("<object>")] + "</annotation>\n")
+    rep = prepare(cfg_aside, tmp_path, tmp_path / "ds-relabelled")
+    assert (rep.train_images, rep.issues) == (2, [])
+    assert rep.boxes_per_class["train"] == {"no_chef_hat": 0, "with_mask": 1, "without_mask": 0}
+
+
+OTHER_FACE = (200.0, 150.0, 260.0, 220.0)
+
+
+def _faces_at(*boxes: tuple[float, float, float, float]) -> Any:
+    """Where the face model reports faces in every image (the real model is run by the
+    command's test; these photos are noise, in which it finds none)."""
+    return lambda img: list(boxes)
+
+
+def test_unlabelled_faces_are_painted_out_and_faces_blurred_where_the_region_wants(
+    reviewed: dict[str, Any], tmp_path: Path
+) -> None:
+    """A capture labels the one face the edge box drew; any other face in the frame would be
+    learnt as background, so it is painted flat grey, and the labelled face keeps its pixels."""
+    out = tmp_path / "captures"
+    shifted = (FACE[0] + 3, FACE[1] - 2, FACE[2] + 2, FACE[3] + 4)  # the labelled face, found
+    res = _export(
+        reviewed, out, faces_allowed_regions=["open"], find_faces=_faces_at(shifted, OTHER_FACE)
+    )
+    # evt-4 (confirmed) and evt-6 (dismissed) are the open region's face captures
+    assert res.faces_masked_out == 2
+    img = cv2.imread(str(out / "images" / "evt-00000004.png"))  # changed: written losslessly
+    before = cv2.imdecode(np.frombuffer(reviewed["snaps"]["open"], np.uint8), cv2.IMREAD_COLOR)
+    x1, y1, x2, y2 = (int(v) for v in OTHER_FACE)
+    assert (img[y1:y2, x1:x2] == 114).all()
+    f1, g1, f2, g2 = (int(v) for v in FACE)
+    assert np.array_equal(img[g1:g2, f1:f2], before[g1:g2, f1:f2])
+    xml = (out / "annotations" / "evt-00000004.xml").read_text()
+    assert "<faces_masked_out>1</faces_masked_out>" in xml
+    # the strict region's hat capture: every face found is blurred, nothing painted
+    hat = cv2.imread(str(out / "images" / "evt-00000001.jpg"))
+    hat_before = cv2.imdecode(np.frombuffer(reviewed["snaps"]["hat"], np.uint8), cv2.IMREAD_COLOR)
+    inside = (slice(y1, y2), slice(x1, x2))
+    assert (
+        cv2.Laplacian(hat[inside], cv2.CV_64F).var()
+        < 0.2 * cv2.Laplacian(hat_before[inside], cv2.CV_64F).var()
+    )
+    assert not (hat[inside] == 114).all()
+    assert (
+        "<faces_blurred>2</faces_blurred>" in (out / "annotations" / "evt-00000001.xml").read_text()
+    )
+    assert "faces_masked_out" not in (out / "annotations" / "evt-00000001.xml").read_text()
 
 
 def test_region_and_time_filters_and_the_command(
@@ -206,9 +271,10 @@ def test_region_and_time_filters_and_the_command(
     ]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "wrote 2 images" in out
-    assert "1 confirmed, 1 dismissed" in out
+    assert "wrote 1 confirmed captures" in out
+    assert "wrote 1 dismissed captures" in out
     assert "left out 1: mask label on a face that must be blurred" in out
+    assert "left out 1: dismissed face in a region that blurs faces" in out
     later = _export(reviewed, tmp_path / "later", regions=["strict"])
     assert later.images == 2
 
@@ -230,7 +296,7 @@ def test_reexport_into_a_used_folder_leaves_no_stale_unblurred_face(
     by mistake) must not leave the first run's unblurred photos behind unreported."""
     out = tmp_path / "captures"
     first = _export(reviewed, out, faces_allowed_regions=["strict", "open"])
-    assert first.unblurred_images == 4
+    assert first.unblurred_images == 6
     try:
         again = _export(reviewed, out)  # faces blurred everywhere this time
     except FileExistsError:
@@ -320,6 +386,7 @@ def test_a_renamed_face_class_is_still_a_face_that_must_be_blurred(
     res = _export(reviewed, out, class_map=class_map, regions=["strict"])
     assert res.unblurred_images == 0
     assert res.left_out == {
-        "mask label on a face that must be blurred (region does not allow faces)": 1
+        "mask label on a face that must be blurred (region does not allow faces)": 1,
+        "dismissed face in a region that blurs faces (nobody can label it)": 1,
     }
     assert not (out / "images" / "evt-00000002.jpg").exists()

@@ -113,3 +113,22 @@ def test_repeat_with_rejects_unknown_classes_and_counts_below_one() -> None:
         _config(repeat_with={"hat": 2})
     with pytest.raises(ValidationError, match="at least 1"):
         _config(repeat_with={"with_mask": 0})
+
+
+def test_a_recipe_with_no_usable_image_says_so_and_keeps_the_old_dataset(tmp_path: Path) -> None:
+    """Every file skipped (here: a class the recipe does not know) is an error naming the
+    first reason, raised before the previous dataset in ``out`` is removed."""
+    from bkcommon.errors import ModelError
+
+    src = write_voc(tmp_path / "a", 2, seed=1)
+    for xml in (src / "annotations").glob("*.xml"):
+        text = xml.read_text()
+        for cls in CLASSES:
+            text = text.replace(f"<name>{cls}</name>", "<name>needs_label</name>")
+        xml.write_text(text)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "data.yaml").write_text("kept: true\n")
+    with pytest.raises(ModelError, match=r"no usable image.*2 file\(s\) skipped.*needs_label"):
+        prepare(_config(), tmp_path, out)
+    assert (out / "data.yaml").read_text() == "kept: true\n"
