@@ -18,6 +18,14 @@ INGEST_MARKER_SEGMENT = "_ingest"
 """Topic level under the prefix where ingest workers and their guard publish markers
 (ingest.guard); no device topic starts with it (site ids do not begin with an underscore).
 Shared here because the broker ACL (brightkitchen.mqtt_auth) must grant it too."""
+
+BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+"""Mosquitto's count, since it started, of messages it dropped at a client's queue or in-flight
+limit (``max_queued_messages``, ``max_queued_bytes``): each a message a publisher was told
+was delivered and a subscriber never got. Retained, and sent when it changes (a broker that has
+dropped nothing may send 0 or nothing at all). Ingest
+reads it (``ingest.worker``), so the ingest account's ACL allows it (``mqtt_auth``)."""
+
 _ID_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 

@@ -37,7 +37,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from bkcommon.topics import DEFAULT_PREFIX, INGEST_MARKER_SEGMENT, check_id
+from bkcommon.topics import (
+    BROKER_DROPPED_TOPIC,
+    DEFAULT_PREFIX,
+    INGEST_MARKER_SEGMENT,
+    check_id,
+)
 
 # Mosquitto's own default is 101; passwords here are random anyway. EMQX reads the same
 # hashes from mqtt_accounts with a fixed iteration count (deploy/k8s/base/emqx.yaml):
@@ -191,6 +196,9 @@ def account_topics(
         # markers the workers publish and it reads on this topic; without it the guard
         # never leaves gap mode and every message is written twice.
         lines.append(("readwrite", f"{p}/{INGEST_MARKER_SEGMENT}/+/marker"))
+        # The broker's count of messages it dropped at its queue limits (the
+        # BkBrokerDroppedMessages alert): nothing else of $SYS.
+        lines.append(("read", BROKER_DROPPED_TOPIC))
         return lines
     return None
 

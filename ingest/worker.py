@@ -42,7 +42,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from bkcommon.errors import DatabaseError
 from bkcommon.settings import CommonSettings
 from bkcommon.timeutil import utcnow
-from bkcommon.topics import ingest_subscriptions
+from bkcommon.topics import BROKER_DROPPED_TOPIC, ingest_subscriptions
 from ingest.directory import SensorDirectory
 from ingest.guard import GapGuard, worker_marker
 from ingest.mqtt_fast import FastClient
@@ -54,6 +54,11 @@ from ingest.writer import BatchWriter, Item, RuleHook, WriteResult
 logger = logging.getLogger(__name__)
 
 _TOPIC_CACHE_MAX = 200_000
+_DROPPED_RAW = BROKER_DROPPED_TOPIC.encode()
+DROPPED_SETTLE_S = 2.0
+"""After the broker grants the ``$SYS`` subscription, its retained count arrives at once; until
+this long has passed without one, the count is not reported as 0 (a 0 then the retained
+count would read as messages dropped just now)."""
 
 MAIN, GUARD = 0, 1
 """Which session a message came in on (and must be acknowledged on)."""
@@ -212,6 +217,11 @@ class IngestWorker:
         self._client: mqtt.Client | None = None
         self._topics: dict[bytes, str] = {}  # topic bytes -> text (decoding is per message)
         self._subscribed_gen = -1  # the connection on which the subscriptions were granted
+        # The broker's count of messages it dropped at queue limits (``BROKER_DROPPED_TOPIC``):
+        # None until it says; kept across reconnections (the retained count comes again).
+        self.broker_dropped: int | None = None
+        self._dropped_mid: int | None = None  # SUBSCRIBE of that topic, on this connection
+        self._dropped_granted_at: float | None = None
         # When this worker could hear the devices again (its subscriptions granted; None while
         # disconnected): the offline sweeps count silence from here at the earliest, so an
         # ingest or broker outage is not every sensor and camera of the region gone silent.
@@ -255,6 +265,8 @@ class IngestWorker:
             self._gen += 1
         subs = self._subscriptions()
         client.subscribe([(t, 1) for t in subs])
+        # apart, so that a broker without $SYS (or an ACL without it) refuses only this one
+        self._dropped_mid = client.subscribe(BROKER_DROPPED_TOPIC, 0)[1]
         logger.info(
             "connected to the broker (session present: %s); subscribed to %s",
             flags.session_present,
@@ -270,6 +282,9 @@ class IngestWorker:
         reason_codes: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
+        if mid == self._dropped_mid:
+            self._on_dropped_subscribed(reason_codes)
+            return
         if not granted(reason_codes):
             logger.error("broker refused subscriptions: %s", reason_codes)
             return
@@ -277,6 +292,36 @@ class IngestWorker:
             self._subscribed_gen = self._gen
             self._listening_since = utcnow()
         self._publish_marker(client)
+
+    def _on_dropped_subscribed(self, reason_codes: list[ReasonCode]) -> None:
+        if granted(reason_codes):
+            if self._dropped_granted_at is None:
+                self._dropped_granted_at = time.monotonic()
+            return
+        logger.warning(
+            "the broker does not let ingest read %s (%s): messages it drops at its queue "
+            "limits go unseen (no bk_ingest_broker_dropped_messages_total, no alert)",
+            BROKER_DROPPED_TOPIC,
+            reason_codes,
+        )
+
+    def _on_broker_dropped(self, payload: bytes) -> None:
+        """The broker's dropped count; anything but a plain non-negative integer is ignored."""
+        text = payload.strip()
+        if not text.isdigit() or len(text) > 19:
+            logger.debug("ignored %s payload %r", BROKER_DROPPED_TOPIC, payload[:40])
+            return
+        self.broker_dropped = int(text)
+
+    def broker_dropped_reported(self) -> int | None:
+        """The count to report: the broker's, or 0 once it has had time to send a retained
+        one and has not (it had dropped nothing), else None (not known)."""
+        if self.broker_dropped is not None:
+            return self.broker_dropped
+        since = self._dropped_granted_at
+        if since is not None and time.monotonic() - since >= DROPPED_SETTLE_S:
+            return 0
+        return None
 
     def _publish_marker(self, client: mqtt.Client) -> None:
         """Tell the group's guard that this worker's shared subscription is in place (QoS 1:
@@ -303,6 +348,9 @@ class IngestWorker:
     def _on_raw(
         self, topic_raw: bytes, payload: bytes, mid: int, qos: int, retained: bool = False
     ) -> None:
+        if topic_raw == _DROPPED_RAW:  # the broker's own (QoS 0: nothing to acknowledge)
+            self._on_broker_dropped(payload)
+            return
         self._enqueue(topic_raw, payload, mid, qos, gen=self._gen, source=MAIN, retained=retained)
 
     def _submit_guarded(  # noqa: PLR0917 - the guard's Submit callback shape
@@ -794,6 +842,14 @@ def _serve_metrics(worker: IngestWorker, port: int, addr: str = "0.0.0.0") -> An
                     "bk_ingest_guard_gap_messages",
                     "messages the gap guard handed to the writer",
                     value=guard.written_in_gap,
+                )
+            dropped = worker.broker_dropped_reported()
+            if dropped is not None:
+                yield CounterMetricFamily(
+                    "bk_ingest_broker_dropped_messages",
+                    "messages the MQTT broker dropped at a client's queue or in-flight limit "
+                    "since the broker started (its $SYS count): each one lost",
+                    value=dropped,
                 )
             yield GaugeMetricFamily(
                 "bk_ingest_last_commit_timestamp_seconds",

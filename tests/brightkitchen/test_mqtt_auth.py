@@ -108,6 +108,9 @@ def test_registry_accounts_are_enforced_by_mosquitto(
     assert "wrote 4 account(s)" in wrote.stdout
     text = acl.read_text()
     assert "topic write zigbee2mqtt/fridge_zb1" in text.split("user gw.school-002")[0]
+    ingest_acl = text.split("user svc.ingest")[1].split("\nuser ")[0]
+    assert "topic read $SYS/broker/publish/messages/dropped" in ingest_acl
+    assert "$SYS/#" not in text  # that one count, nothing else of the broker's
     assert ingest_pw not in passwd.read_text()
     assert gw1.password not in passwd.read_text()
 

@@ -177,6 +177,23 @@ def test_district_services_come_up_healthy_together(stack: Stack) -> None:
         60, 0.5, what="every rule evaluated without error",
     )  # fmt: skip
 
+    # The ingest account may publish the gap guard's markers, so the guard leaves gap mode
+    # (else every message is written twice), and may read the broker's dropped count.
+    def ingest_metric(name: str) -> str | None:
+        text = httpx.get(f"http://127.0.0.1:{ingest_port}/metrics", timeout=5).text
+        found = [ln.split()[-1] for ln in text.splitlines() if ln.startswith(name + " ")]
+        return found[0] if found else None
+
+    def guard_idle() -> bool:  # a marker of the group reached the guard after its probe
+        return "guard idle after writing" in (work / "ingest.log").read_text(errors="replace")
+
+    stack.wait(guard_idle, 60, "the gap guard idle", "ingest")
+    assert ingest_metric("bk_ingest_guard_gap") == "0.0"
+    stack.wait(
+        lambda: ingest_metric("bk_ingest_broker_dropped_messages_total") == "0.0",
+        30, "the broker's dropped count", "ingest",
+    )  # fmt: skip
+
     # Every dashboard panel's query runs on this Prometheus (PromQL valid, names resolve).
     for board in sorted((COMPOSE / "grafana/dashboards").glob("*.json")):
         for panel in json.loads(board.read_text())["panels"]:

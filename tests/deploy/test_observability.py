@@ -50,6 +50,7 @@ def _exposed() -> set[str]:
     names |= _family_names(EdgeMetrics().registry.collect())
     worker = IngestWorker(CommonSettings(database_url="postgresql://unused/x"), IngestSettings())
     worker.stats.dead["bad_json"] += 1  # a family without samples is not written
+    worker.broker_dropped = 0  # written once the broker has given its count
     server = _serve_metrics(worker, 0, addr="127.0.0.1")
     try:
         port = server.server_address[1]

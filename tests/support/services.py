@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -53,6 +53,9 @@ class Broker:
     port: int
     workdir: Path
     proc: subprocess.Popen[bytes] | None = None
+    # mosquitto.conf options that replace the deploy/ value (or are added), e.g. a small
+    # ``max_queued_messages`` to make the broker drop
+    overrides: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -67,7 +70,9 @@ class Broker:
             "persistence_location /var/lib/mosquitto/", f"persistence_location {self.workdir}/"
         )
         base = base.replace("listener 1883", f"listener {self.port} 127.0.0.1")
-        conf.write_text(base)
+        lines = [ln for ln in base.splitlines() if ln.split(" ", 1)[0] not in self.overrides]
+        lines += [f"{key} {value}" for key, value in self.overrides.items()]
+        conf.write_text("\n".join(lines) + "\n")
         log = (self.workdir / "mosquitto.log").open("ab")
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=log, stderr=log)
         wait_until(lambda: port_open("127.0.0.1", self.port), 10, what="mosquitto to listen")
@@ -95,13 +100,14 @@ def mosquitto_binary() -> str:
 
 
 @contextlib.contextmanager
-def private_broker() -> Iterator[Broker]:
-    """A private Mosquitto on a free port with persistence, torn down afterwards."""
+def private_broker(**overrides: str) -> Iterator[Broker]:
+    """A private Mosquitto on a free port with persistence, torn down afterwards; keyword
+    arguments replace options of the deploy/ configuration."""
     with tempfile.TemporaryDirectory(prefix="bk-mosq-") as d:
         # Mosquitto started as root drops to the `mosquitto` user: it must be able to
         # write its persistence file here, or sessions are lost across a restart.
         Path(d).chmod(0o777)
-        b = Broker(port=free_port(), workdir=Path(d))
+        b = Broker(port=free_port(), workdir=Path(d), overrides=overrides)
         b.start()
         try:
             yield b

@@ -28,6 +28,8 @@ user ingest
 topic read $prefix/#
 topic read zigbee2mqtt/#
 topic read \$SYS/#
+# the gap guard's markers (ingest.guard): workers publish them, the guard reads them
+topic readwrite $prefix/_ingest/+/marker
 ACL
 if [ -s "$src/devices.acl" ]; then
   printf '\n# Devices: what the registry grants each (registry mqtt-auth write):\n' >> "$auth/acl.new"
