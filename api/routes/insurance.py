@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 
 from api.auth.scope import Principal, Role
 from api.deps import ConnDep, CurrentUser, ScopeDep, WriterUser, not_found, require_role
 from api.input_types import IsoDateTime
+from api.routes.downloads import spooled_download
 from api.routes.inspections import StoreDep
 from api.routes.risk import RiskSettingsDep
 from api.schemas import ErrorPublic
@@ -20,7 +21,6 @@ from api.services.insurance import (
     PolicyCreate,
     PolicyPublic,
     RiskRecordPublic,
-    claim_bundle,
     create_incident,
     create_policy,
     get_incident,
@@ -29,6 +29,7 @@ from api.services.insurance import (
     policy_in_force,
     risk_record,
     ticket_policy,
+    write_claim_bundle,
 )
 from bkcommon.timeutil import utcnow
 
@@ -164,7 +165,7 @@ def get_claim_history(
 
 @router.get(
     "/incidents/{incident_id}/bundle.zip",
-    response_class=Response,
+    response_class=StreamingResponse,
     responses={
         200: {"content": {"application/zip": {}}, "description": "The claim evidence bundle."},
         **not_found("incident"),
@@ -172,16 +173,19 @@ def get_claim_history(
 )
 def get_bundle(
     conn: ConnDep, scope: ScopeDep, user: CurrentUser, store: StoreDep, incident_id: int
-) -> Response:
+) -> StreamingResponse:
     """One zip for a claim: manifest, tickets with timelines, evidence files, sensor trace ±24 h."""
-    data = claim_bundle(
-        conn=conn, store=store, incident_id=incident_id, scope=scope, now=utcnow(),
-        insurer=_own(user),
-    )  # fmt: skip
-    return Response(
-        data,
-        media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="incident-{incident_id}.zip"'},
+    return spooled_download(
+        lambda out: write_claim_bundle(
+            out,
+            conn=conn,
+            store=store,
+            incident_id=incident_id,
+            scope=scope,
+            now=utcnow(),
+            insurer=_own(user),
+        ),
+        filename=f"incident-{incident_id}.zip",
     )
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
@@ -11,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from api.deps import ConnDep, ScopeDep, SettingsDep, TicketUser, not_found
 from api.input_types import IsoDateTime
+from api.routes.downloads import spooled_download
 from api.routes.evidence import StoreDep
 from api.schemas import ErrorPublic
 from api.schemas_loop import (
@@ -32,8 +31,6 @@ from bkcommon.localtime import local_date
 from bkcommon.timeutil import to_utc, utcnow
 
 router = APIRouter(prefix="/reviews", tags=["capture triage"])
-
-_CHUNK = 256 * 1024
 
 
 @router.get("", response_model=ReviewsPublic)
@@ -88,23 +85,13 @@ def export_dataset(
     """Reviewed captures as a Pascal VOC dataset (JPEGImages, Annotations, confirmed/dismissed)."""
     if to_utc(to) <= to_utc(from_):
         raise HTTPException(status_code=422, detail="'to' must be after 'from'")
-    spool = tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024)  # noqa: SIM115
-    export_voc(conn, store, spool, scope=scope, from_ts=to_utc(from_), to_ts=to_utc(to))
-    spool.seek(0)
-
-    def chunks() -> Iterator[bytes]:
-        try:
-            while chunk := spool.read(_CHUNK):
-                yield chunk
-        finally:
-            spool.close()
-
     # the region's dates, as the person asked for them (UTC named the day before)
     name = f"captures-{local_date(from_):%Y%m%d}-{local_date(to):%Y%m%d}.zip"
-    return StreamingResponse(
-        chunks(),
-        media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    return spooled_download(
+        lambda out: export_voc(
+            conn, store, out, scope=scope, from_ts=to_utc(from_), to_ts=to_utc(to)
+        ),
+        filename=name,
     )
 
 

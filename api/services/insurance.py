@@ -18,7 +18,7 @@ import zipfile
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -308,7 +308,15 @@ def _dumps(obj: object) -> bytes:
 _EXT = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
-def claim_bundle(
+def claim_bundle(**kw: Any) -> bytes:
+    """``write_claim_bundle`` into memory (tests and small bundles)."""
+    buf = io.BytesIO()
+    write_claim_bundle(buf, **kw)
+    return buf.getvalue()
+
+
+def write_claim_bundle(
+    out: IO[bytes],
     *,
     conn: Conn,
     store: EvidenceStore,
@@ -316,8 +324,9 @@ def claim_bundle(
     scope: SiteScope,
     now: datetime,
     insurer: str | None = None,
-) -> bytes:
-    """The evidence bundle of an incident as zip bytes; NotFoundError when absent.
+) -> None:
+    """Write the evidence bundle of an incident as a zip to ``out``; NotFoundError when absent
+    (raised before anything is written).
 
     Layout: ``manifest.json`` (incident, policy, window, file list), ``tickets/<no>.json``
     (ticket, timeline, findings, evidence refs), ``evidence/<sha256>.<ext>`` (snapshots,
@@ -335,11 +344,10 @@ def claim_bundle(
         incident = incident.model_copy(update={"policy_id": own.id if own else None})
     tz = region_zone_name()
     lo, hi = incident.occurred_at - BUNDLE_WINDOW, incident.occurred_at + BUNDLE_WINDOW
-    buf = io.BytesIO()
     files: list[str] = []
     with (
         conn.cursor(row_factory=dict_row) as cur,
-        zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf,
     ):
         policy = None
         if incident.policy_id is not None:
@@ -406,11 +414,14 @@ def claim_bundle(
             zf.writestr(name, blob[1])
             files.append(name)
             logger.debug("bundle %s: evidence %s from %s", incident_id, sha, why)
-        trace = io.StringIO()
-        w = csv.writer(trace)
-        w.writerow(["sensor_id", "ts", "temp_c", "humidity_pct", "door_open", "battery_pct"])
         rows = 0
-        with conn.cursor() as raw_cur:
+        # streamed row by row into the zip: two days of a site's sensors can be large
+        with (
+            conn.cursor() as raw_cur,
+            io.TextIOWrapper(zf.open("sensors.csv", "w"), encoding="utf-8", newline="") as trace,
+        ):
+            w = csv.writer(trace)
+            w.writerow(["sensor_id", "ts", "temp_c", "humidity_pct", "door_open", "battery_pct"])
             raw_cur.execute(
                 """SELECT r.sensor_id, r.ts, r.temp_c, r.humidity_pct, r.door_open, r.battery_pct
                    FROM sensor_readings r JOIN sensors s ON s.id = r.sensor_id
@@ -421,7 +432,6 @@ def claim_bundle(
             for rec in raw_cur:
                 w.writerow([rec[0], rec[1].isoformat(), *("" if v is None else v for v in rec[2:])])
                 rows += 1
-        zf.writestr("sensors.csv", trace.getvalue())
         files.append("sensors.csv")
         hourly = 0
         if rows == 0:
@@ -471,7 +481,6 @@ def claim_bundle(
         rows,
         extra={"site_id": incident.site_id},
     )
-    return buf.getvalue()
 
 
 class RiskRecordPublic(BaseModel):
