@@ -308,13 +308,6 @@ def _dumps(obj: object) -> bytes:
 _EXT = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 
-def claim_bundle(**kw: Any) -> bytes:
-    """``write_claim_bundle`` into memory (tests and small bundles)."""
-    buf = io.BytesIO()
-    write_claim_bundle(buf, **kw)
-    return buf.getvalue()
-
-
 def write_claim_bundle(
     out: IO[bytes],
     *,
