@@ -84,6 +84,13 @@ class IngestSettings(BaseSettings):
         ge=0,
         description="How long before its site's registration a reading may be stamped.",
     )
+    broker_drop_count: bool = Field(
+        default=True,
+        description="Read Mosquitto's $SYS count of messages it dropped at its queue limits "
+        "(bk_ingest_broker_dropped_messages_total, the BkBrokerDroppedMessages alert). Off for "
+        "a broker without it (EMQX: watch its delivery.dropped.queue_full metric), whose ACL "
+        "would refuse the subscription.",
+    )
     guard: bool = Field(
         default=True,
         description="With a group: one worker of the group (elected by a database lock) runs "

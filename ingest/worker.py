@@ -265,8 +265,9 @@ class IngestWorker:
             self._gen += 1
         subs = self._subscriptions()
         client.subscribe([(t, 1) for t in subs])
-        # apart, so that a broker without $SYS (or an ACL without it) refuses only this one
-        self._dropped_mid = client.subscribe(BROKER_DROPPED_TOPIC, 0)[1]
+        if self.settings.broker_drop_count:
+            # apart, so that a broker without $SYS (or an ACL without it) refuses only this one
+            self._dropped_mid = client.subscribe(BROKER_DROPPED_TOPIC, 0)[1]
         logger.info(
             "connected to the broker (session present: %s); subscribed to %s",
             flags.session_present,

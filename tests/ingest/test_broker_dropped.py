@@ -5,6 +5,7 @@ and exposed for the ``BkBrokerDroppedMessages`` alert."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -118,3 +119,24 @@ def test_a_payload_that_is_not_a_count_changes_nothing() -> None:
     worker._on_broker_dropped(b"17\n")
     assert worker.broker_dropped == 17
     assert worker.broker_dropped_reported() == 17
+
+
+def test_a_broker_without_the_count_is_not_asked_for_it(dropping_broker: Broker) -> None:
+    """EMQX has no such topic and its ACL would deny it (``deny_action: disconnect``): with
+    ``BK_INGEST_BROKER_DROP_COUNT=false`` the worker subscribes to its data topics only."""
+    common = CommonSettings(database_url="postgresql://unused/x", mqtt_url=dropping_broker.url)
+    off = IngestSettings(client_id="ing-off", group="", broker_drop_count=False)
+    worker = IngestWorker(common, off)
+    client = worker._make_client()
+    client.loop_start()
+    try:
+        wait_until(worker.connected.is_set, 5, what="the ingest worker to connect")
+        _leave_a_subscriber_away(dropping_broker)
+        _publish(dropping_broker, 10)
+        time.sleep(DROPPED_SETTLE_S + 1.5)  # $SYS every second: the count was sent by now
+        assert worker.broker_dropped is None
+        assert worker.broker_dropped_reported() is None
+        assert _metric(worker) is None
+    finally:
+        client.disconnect()
+        client.loop_stop()
