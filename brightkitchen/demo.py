@@ -136,6 +136,20 @@ def describe_alert(data: dict[str, Any]) -> str:
     return str(title or json.dumps(data, ensure_ascii=False)[:200])
 
 
+def check_ports(api_port: int, hook_port: int) -> None:
+    """Refuse, before anything starts, ports the demo cannot have: the same port twice, or
+    one something else already listens on (else the API dies on start with a bare exit
+    code, after the database and broker were set up)."""
+    if api_port == hook_port:
+        raise ConfigError(f"--port and --hook-port are both {api_port}: give them two ports")
+    for port, flag in ((api_port, "--port"), (hook_port, "--hook-port")):
+        if port_open(port):
+            raise ConfigError(
+                f"port {port} on 127.0.0.1 is in use (another demo or service?): stop it, or "
+                f"pass {flag} with a free port"
+            )
+
+
 def start_sink(port: int, sink: Sink) -> ThreadingHTTPServer:
     """Serve POST /hook/... on 127.0.0.1:port in a daemon thread."""
 
@@ -372,6 +386,7 @@ class Demo:
 
         opts = self.opts
         data = opts.data_dir
+        check_ports(opts.api_port, opts.hook_port)
         if not opts.keep_data and data.exists():
             for child in data.iterdir():  # the rendered video and model in cache/ are kept
                 if child.name == CACHE_DIR:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.request
 from collections.abc import Callable
@@ -11,8 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from bkcommon.errors import ConfigError
 from bkcommon.timeutil import utcnow
-from brightkitchen.demo import Sink, describe_alert, start_sink
+from brightkitchen.demo import Sink, check_ports, describe_alert, start_sink
 from ingest.rules.offline import sweep_offline
 from tests.brightkitchen.demo_support import count, running_demo
 from tests.support.services import free_port, wait_until
@@ -236,3 +238,21 @@ def test_webhook_sink_records_and_describes_alerts() -> None:
         "ticket ZG-20261207-4 warning: 冷藏温度超标 fridge over temperature limit: 冷藏柜 1 "
         "(模拟学校食堂 1)"
     )
+
+
+def test_ports_the_demo_cannot_have_are_refused_before_anything_starts() -> None:
+    port = free_port()
+    with pytest.raises(ConfigError, match="both"):
+        check_ports(port, port)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        taken = busy.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"port {taken} .* in use.*--port"):
+            check_ports(taken, free_port())
+        with pytest.raises(ConfigError, match=rf"port {taken} .* in use.*--hook-port"):
+            check_ports(free_port(), taken)
+    finally:
+        busy.close()
+    check_ports(free_port(), free_port())
