@@ -11,9 +11,12 @@ transaction that is rolled back, on a throwaway connection (an extension that is
 installed but not in ``shared_preload_libraries`` fails with a FATAL error that ends
 the session, so the probe must not share the migrator's connection), and checks that
 the library is preloaded, because without it the background workers that run the
-refresh, compression and retention policies never start. Otherwise the plain path is
-taken and the reason is logged and returned; ``timescale="require"`` turns that
-reason into an error instead.
+refresh, compression and retention policies never start, and that the server runs the
+Community Edition: the Apache 2 Edition (``timescaledb.license = 'apache'``, what some
+distribution packages build) has no continuous aggregates, compression, retention policies
+or jobs, so the Timescale path would stop half applied at its first continuous aggregate.
+Otherwise the plain path is taken and the reason is logged and returned;
+``timescale="require"`` turns that reason into an error instead.
 
 Timescale migrations run statement by statement outside a transaction block (some
 Timescale statements refuse one), so a failure can leave a version half applied;
@@ -157,16 +160,41 @@ def probe_timescale(url: str) -> TimescaleProbe:
             ver = conn.execute(
                 "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
             ).fetchone()
+            # pg_settings, not current_setting(): a setting this role may not read is
+            # left out there instead of raising (unknown is taken as usable)
+            lic = conn.execute(
+                "SELECT setting FROM pg_settings WHERE name = 'timescaledb.license'"
+            ).fetchone()
             conn.rollback()
     except psycopg.Error as exc:
         return TimescaleProbe(False, f"CREATE EXTENSION timescaledb failed: {error_text(exc)}")
-    version = str(ver[0]) if ver else "?"
+    return judge_timescale(
+        str(ver[0]) if ver else "?", preload, None if lic is None else str(lic[0])
+    )
+
+
+def judge_timescale(version: str, preload: str | None, edition: str | None) -> TimescaleProbe:
+    """Whether an extension that can be created is usable for the Timescale path.
+
+    ``preload`` is ``shared_preload_libraries`` and ``edition`` ``timescaledb.license``
+    (None where unknown). The Apache 2 Edition has no continuous aggregates, compression,
+    retention policies or jobs (TimescaleDB's edition comparison), all of which the
+    Timescale migrations create.
+    """
     if preload is not None and "timescaledb" not in _preload_names(preload):
         return TimescaleProbe(
             False,
             f"timescaledb {version} can be created but is not in shared_preload_libraries "
             f"({preload or 'empty'}): its background workers (refresh, compression, "
             "retention policies) would never run",
+        )
+    if edition is not None and edition.strip().lower() == "apache":
+        return TimescaleProbe(
+            False,
+            f"timescaledb {version} is the Apache 2 Edition (timescaledb.license = apache): "
+            "it has no continuous aggregates, compression, retention policies or jobs, "
+            "which the TimescaleDB path uses; install the Community Edition "
+            "(timescaledb.license = timescale)",
         )
     return TimescaleProbe(
         True, f"timescaledb {version} can be created here{_version_note(version)}"
