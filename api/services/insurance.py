@@ -324,7 +324,9 @@ def write_claim_bundle(
     Layout: ``manifest.json`` (incident, policy, window, file list), ``tickets/<no>.json``
     (ticket, timeline, findings, evidence refs), ``evidence/<sha256>.<ext>`` (snapshots,
     rectification and inspection photos), ``sensors.csv`` (readings of the site's sensors
-    from 24 h before to 24 h after the incident).
+    from 24 h before to 24 h after the incident) and ``sensors_hourly.csv`` (hourly
+    min / avg / max where retention has dropped the raw readings; the manifest's
+    ``sensor_trace`` says ``raw``, ``hourly``, ``raw+hourly`` or ``none``).
     """
     incident = get_incident(conn=conn, incident_id=incident_id, scope=scope, insurer=insurer)
     if incident is None:
@@ -408,6 +410,7 @@ def write_claim_bundle(
             files.append(name)
             logger.debug("bundle %s: evidence %s from %s", incident_id, sha, why)
         rows = 0
+        first_raw: dict[str, datetime] = {}  # each sensor's first raw reading in the window
         # streamed row by row into the zip: two days of a site's sensors can be large
         with (
             conn.cursor() as raw_cur,
@@ -423,29 +426,35 @@ def write_claim_bundle(
                 (incident.site_id, lo, hi),
             )
             for rec in raw_cur:
+                first_raw.setdefault(str(rec[0]), rec[1])
                 w.writerow([rec[0], rec[1].isoformat(), *("" if v is None else v for v in rec[2:])])
                 rows += 1
         files.append("sensors.csv")
+        # Raw readings are kept 400 days on TimescaleDB (retention drops whole days, oldest
+        # first), the hourly rollup longer: where a sensor's raw trace is gone for the window
+        # or for its start, the bundle carries that sensor's hours before its first raw
+        # reading, and the manifest says which trace it is. Hours the rollup lacks too were
+        # hours without readings; nothing is added for them.
         hourly = 0
-        if rows == 0:
-            # Raw readings are kept 400 days on TimescaleDB (retention), the hourly rollup
-            # longer: a claim about an older incident carries the hourly trace instead of an
-            # empty file, and the manifest says which it is.
-            hourly_trace = io.StringIO()
-            hw = csv.writer(hourly_trace)
-            hw.writerow(["sensor_id", "hour", "temp_min", "temp_avg", "temp_max", "n"])
-            for rec in conn.execute(
-                """SELECT h.sensor_id, h.bucket, h.temp_min, h.temp_avg, h.temp_max, h.n
-                   FROM readings_1h h JOIN sensors s ON s.id = h.sensor_id
-                   WHERE s.site_id = %s AND h.bucket > %s AND h.bucket <= %s
-                   ORDER BY h.sensor_id, h.bucket""",
-                (incident.site_id, lo - timedelta(hours=1), hi),
-            ):
-                hw.writerow([rec[0], rec[1].isoformat(), *rec[2:]])
-                hourly += 1
-            if hourly:
-                zf.writestr("sensors_hourly.csv", hourly_trace.getvalue())
-                files.append("sensors_hourly.csv")
+        hourly_trace = io.StringIO()
+        hw = csv.writer(hourly_trace)
+        hw.writerow(["sensor_id", "hour", "temp_min", "temp_avg", "temp_max", "n"])
+        for rec in conn.execute(
+            """SELECT h.sensor_id, h.bucket, h.temp_min, h.temp_avg, h.temp_max, h.n
+               FROM readings_1h h JOIN sensors s ON s.id = h.sensor_id
+               WHERE s.site_id = %s AND h.bucket > %s AND h.bucket <= %s
+               ORDER BY h.sensor_id, h.bucket""",
+            (incident.site_id, lo - timedelta(hours=1), hi),
+        ):
+            first = first_raw.get(str(rec[0]))
+            if first is not None and rec[1] >= first:
+                continue  # the raw readings cover this hour
+            hw.writerow([rec[0], rec[1].isoformat(), *rec[2:]])
+            hourly += 1
+        if hourly:
+            zf.writestr("sensors_hourly.csv", hourly_trace.getvalue())
+            files.append("sensors_hourly.csv")
+        trace_kind = "+".join(k for k, n in (("raw", rows), ("hourly", hourly)) if n) or "none"
         manifest = {
             "schema_version": 1,
             "generated_at": now,
@@ -461,7 +470,7 @@ def write_claim_bundle(
             "tickets": [t["ticket_no"] for t in tickets],
             "sensor_readings": rows,
             "sensor_hours": hourly,
-            "sensor_trace": "raw" if rows else ("hourly" if hourly else "none"),
+            "sensor_trace": trace_kind,
             "evidence_missing": missing,
             "files": files,
         }

@@ -7,7 +7,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -413,6 +413,55 @@ def test_a_claim_about_an_incident_past_raw_retention_carries_the_hourly_trace(
     assert len(hours) == manifest["sensor_hours"] >= 48
     assert {h["sensor_id"] for h in hours} == {"fridge-1"}
     assert "sensors_hourly.csv" in manifest["files"]
+
+
+def test_a_claim_whose_window_retention_has_half_dropped_carries_raw_and_hourly(
+    client: TestClient, conn: psycopg.Connection[Any]
+) -> None:
+    """Retention drops whole days, oldest first: about 400 days on, the first day of a claim's
+    ±24 h window is gone while the second is still raw. The bundle carried only the raw half
+    and called it the trace; now it adds the hours before the first raw reading."""
+    client.post("/api/v1/policies", json=POLICY_2026)
+    at = T0 + timedelta(hours=6)
+    timescale = conn.execute(
+        "SELECT bool_or(path = 'timescale') FROM schema_migrations"
+    ).fetchone() == (True,)
+    if timescale:
+        _readings(conn, at)
+        conn.execute(
+            "CALL refresh_continuous_aggregate('readings_1h', %s, %s)",
+            (at - timedelta(days=2), at + timedelta(days=2)),
+        )
+    else:  # the writer keeps the rollup; the test writes both as the writer would
+        _readings(conn, at)
+        conn.execute(
+            """INSERT INTO readings_1h_store (sensor_id, bucket, temp_min, temp_sum, temp_max, n)
+               SELECT sensor_id, date_trunc('hour', ts), min(temp_c), sum(temp_c), max(temp_c),
+                      count(*)
+               FROM sensor_readings WHERE sensor_id = 'fridge-1'
+               GROUP BY sensor_id, date_trunc('hour', ts)"""
+        )
+    conn.execute("DELETE FROM sensor_readings WHERE sensor_id = 'fridge-1' AND ts < %s", (at,))
+    incident = client.post(
+        "/api/v1/incidents",
+        json={"site_id": "school-001", "occurred_at": at.isoformat(), "kind": "illness"},
+    ).json()
+    zf = zipfile.ZipFile(
+        io.BytesIO(client.get(f"/api/v1/incidents/{incident['id']}/bundle.zip").content)
+    )
+    manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["sensor_trace"] == "raw+hourly"
+    raw = list(csv.DictReader(io.StringIO(zf.read("sensors.csv").decode())))
+    first_raw = min(datetime.fromisoformat(r["ts"]) for r in raw)
+    assert first_raw == at
+    assert len(raw) == manifest["sensor_readings"] == 49  # at .. at + 24 h, every 30 min
+    hours = list(csv.DictReader(io.StringIO(zf.read("sensors_hourly.csv").decode())))
+    assert len(hours) == manifest["sensor_hours"]
+    stamps = [datetime.fromisoformat(h["hour"]) for h in hours]
+    # the dropped day, hour by hour, and nothing the raw readings already cover
+    assert max(stamps) < first_raw
+    assert min(stamps) <= at - timedelta(hours=23)
+    assert len(stamps) == len(set(stamps)) >= 24
 
 
 def test_two_insurers_on_one_canteen_each_read_only_their_own_policy_and_claims(
