@@ -22,6 +22,8 @@ from api.metrics import SLA_BREACHES, TICKETS_OPENED, WORKER_ERRORS
 from api.services.duty_deadlines import DUTY_CHANNEL, DutySettings, check_deadlines
 from api.services.escalation import ESCALATION_CHANNEL, run_escalation
 from api.services.evidence_store import offload_blobs, s3_store
+from api.services.incident_traces import INTERVAL_S as TRACE_INTERVAL_S
+from api.services.incident_traces import keep_incident_traces
 from api.services.notify.base import Channel
 from api.services.notify.channels import build_channels, close_channels
 from api.services.notify.dispatcher import dispatch_due
@@ -179,6 +181,14 @@ class Workers:
             poll_interval_s=duty.interval_s,
             stop_event=self._stop,
         )
+        self.traces = ListenWorker(  # incidents' sensor traces, kept beyond raw retention
+            name="incident-traces",
+            database_url=database_url,
+            channels=(),
+            step=lambda c: keep_incident_traces(c, now=utcnow()),
+            poll_interval_s=TRACE_INTERVAL_S,
+            stop_event=self._stop,
+        )
 
         self.offload: ListenWorker | None = None
         if settings.evidence_store == "s3":  # edge snapshots: evidence_blobs -> the bucket
@@ -194,7 +204,7 @@ class Workers:
 
     def _others(self) -> tuple[ListenWorker, ...]:
         extra = (self.offload,) if self.offload is not None else ()
-        return (self.risk, self.escalation, self.duties, *extra)
+        return (self.risk, self.escalation, self.duties, self.traces, *extra)
 
     def start(self) -> None:
         """Start both threads."""

@@ -419,11 +419,20 @@ def write_claim_bundle(
             w = csv.writer(trace)
             w.writerow(["sensor_id", "ts", "temp_c", "humidity_pct", "door_open", "battery_pct"])
             raw_cur.execute(
-                """SELECT r.sensor_id, r.ts, r.temp_c, r.humidity_pct, r.door_open, r.battery_pct
-                   FROM sensor_readings r JOIN sensors s ON s.id = r.sensor_id
-                   WHERE s.site_id = %s AND r.ts BETWEEN %s AND %s
-                   ORDER BY r.sensor_id, r.ts""",
-                (incident.site_id, lo, hi),
+                # the raw readings and those kept for the incident (incident_traces): after
+                # raw retention only the kept ones are left; before it, the same rows twice
+                """SELECT sensor_id, ts, temp_c, humidity_pct, door_open, battery_pct FROM (
+                       SELECT r.sensor_id, r.ts, r.temp_c, r.humidity_pct, r.door_open,
+                              r.battery_pct
+                       FROM sensor_readings r JOIN sensors s ON s.id = r.sensor_id
+                       WHERE s.site_id = %(site)s AND r.ts BETWEEN %(lo)s AND %(hi)s
+                       UNION
+                       SELECT k.sensor_id, k.ts, k.temp_c, k.humidity_pct, k.door_open,
+                              k.battery_pct
+                       FROM incident_sensor_readings k WHERE k.incident_id = %(incident)s
+                   ) t
+                   ORDER BY sensor_id, ts""",
+                {"site": incident.site_id, "lo": lo, "hi": hi, "incident": incident_id},
             )
             for rec in raw_cur:
                 first_raw.setdefault(str(rec[0]), rec[1])

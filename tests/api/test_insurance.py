@@ -464,6 +464,65 @@ def test_a_claim_whose_window_retention_has_half_dropped_carries_raw_and_hourly(
     assert len(stamps) == len(set(stamps)) >= 24
 
 
+def test_an_incident_keeps_its_sensor_trace_after_raw_retention(
+    client: TestClient, conn: psycopg.Connection[Any]
+) -> None:
+    """Raw readings go after 400 days on TimescaleDB; a claim can be argued longer. Once the
+    incident's window has closed its readings are copied (again while late ones may arrive),
+    and the bundle is whole with the raw readings gone."""
+    from api.services.incident_traces import LATE_GRACE, keep_incident_traces
+
+    client.post("/api/v1/policies", json=POLICY_2026)
+    at = T0 + timedelta(hours=6)
+    inside = _readings(conn, at)
+    incident = client.post(
+        "/api/v1/incidents",
+        json={"site_id": "school-001", "occurred_at": at.isoformat(), "kind": "illness"},
+    ).json()
+
+    def kept() -> int:
+        row = conn.execute(
+            "SELECT count(*) FROM incident_sensor_readings WHERE incident_id = %s",
+            (incident["id"],),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    # the window is still open: nothing yet (the app's workers are off in these tests)
+    assert keep_incident_traces(conn, now=at + timedelta(hours=23)) == 0
+    assert kept() == 0
+    closed = at + timedelta(hours=24, minutes=1)
+    assert keep_incident_traces(conn, now=closed) == inside
+    assert keep_incident_traces(conn, now=closed) == 0  # idempotent
+    # a reading the gateway buffered arrives late, inside the window: copied on the next run
+    conn.execute(
+        "INSERT INTO sensor_readings (sensor_id, ts, temp_c) VALUES ('fridge-1', %s, 9.5)",
+        (at + timedelta(minutes=7),),
+    )
+    assert keep_incident_traces(conn, now=closed + timedelta(days=1)) == 1
+    final = conn.execute(
+        "SELECT trace_kept_at FROM incidents WHERE id = %s", (incident["id"],)
+    ).fetchone()
+    assert final == (None,)
+    done = closed + LATE_GRACE
+    keep_incident_traces(conn, now=done)
+    final = conn.execute(
+        "SELECT trace_kept_at FROM incidents WHERE id = %s", (incident["id"],)
+    ).fetchone()
+    assert final == (done,)
+    assert kept() == inside + 1
+
+    # retention drops the raw readings; the bundle's trace is whole all the same
+    conn.execute("DELETE FROM sensor_readings WHERE sensor_id = 'fridge-1'")
+    zf = zipfile.ZipFile(
+        io.BytesIO(client.get(f"/api/v1/incidents/{incident['id']}/bundle.zip").content)
+    )
+    manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["sensor_readings"] == inside + 1
+    assert manifest["sensor_trace"] == "raw"
+    with pytest.raises(psycopg.errors.RaiseException):  # evidence is never deleted
+        conn.execute("DELETE FROM incident_sensor_readings")
+
+
 def test_two_insurers_on_one_canteen_each_read_only_their_own_policy_and_claims(
     client: TestClient, conn: psycopg.Connection[Any], db_url: str, app_settings: ApiSettings
 ) -> None:
