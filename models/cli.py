@@ -505,7 +505,8 @@ def register(subparsers: Any) -> None:
         "--data",
         required=True,
         help="labelled folder: Pascal VOC (images/ + annotations/, JPEGImages/ + Annotations/, "
-        "or .xml beside each image), YOLO txt (images/ + labels/ + classes.txt or data.yaml), "
+        "or .xml beside each image), YOLO txt (images/ + labels/, or .txt beside each image; "
+        "classes.txt, obj.names or data.yaml; a Roboflow export; or the dataset .yaml itself), "
         "or COCO JSON (a .json with images, annotations, categories; or the .json itself)",
     )
     v.add_argument("--weights", default="models/weights/mask_yolo.onnx")

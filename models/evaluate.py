@@ -69,6 +69,8 @@ class EvalReport:
     threads: int
     augmentation: str = "none"
     difficult: int = 0  # boxes marked difficult in the folder: ignored, as in VOC
+    # images of a YOLO folder without a label file: read as background (no faces), as YOLO has it
+    unlabelled: int = 0
     # 95 % percentile-bootstrap intervals over images (``models.bootstrap``): metric name
     # (map50, ap50_<class>, precision_<class>, recall_<class>) -> [low, high]
     bootstrap_resamples: int = 0
@@ -288,6 +290,8 @@ def evaluate(
     res = read_folder(data, "auto", class_map or {}, names)
     for issue in res.issues:
         logger.warning("skipped %s: %s", issue.path, issue.reason)
+    for image in res.unlabelled:
+        logger.warning("no label file for %s: read as an image without faces", image)
     if not res.samples:
         reasons = sorted({i.reason for i in res.issues}) or ["no annotation files"]
         raise ModelError(f"{data}: no labelled image could be read ({'; '.join(reasons)[:300]})")
@@ -400,6 +404,7 @@ def evaluate(
         threads=threads,
         augmentation=probe.info.augmentation,
         difficult=n_difficult,
+        unlabelled=len(res.unlabelled),
         bootstrap_resamples=bootstrap if ci else 0,
         ci=ci,
         quantized=probe.info.quantized,
@@ -415,7 +420,13 @@ def format_report(r: EvalReport) -> str:
         f"conf {r.conf_threshold:g}, iou {r.iou_threshold:g}"
         + ("" if r.augmentation == "none" else f", test-time augmentation {r.augmentation}"),
         f"data {r.data}: {r.images} images ({r.skipped} skipped)"
-        + (f", {r.difficult} boxes marked difficult ignored" if r.difficult else ""),
+        + (f", {r.difficult} boxes marked difficult ignored" if r.difficult else "")
+        + (
+            f", {r.unlabelled} without a label file read as having no faces"
+            " (give each an empty .txt to say so; otherwise check where the labels are)"
+            if r.unlabelled
+            else ""
+        ),
         f"mAP50 {r.map50:.4f}  mAP50-95 {r.map50_95:.4f}",
         f"{'class':<24}{'inst':>6}{'AP50':>8}{'AP50-95':>9}{'P':>8}{'R':>8}",
     ]
