@@ -113,6 +113,24 @@ def _readings(conn: psycopg.Connection[Any], at: Any) -> int:
     return inside
 
 
+def _incident(client: TestClient, at: datetime) -> dict[str, Any]:
+    """An illness at school-001 at ``at``, recorded through the API."""
+    r = client.post(
+        "/api/v1/incidents",
+        json={"site_id": "school-001", "occurred_at": at.isoformat(), "kind": "illness"},
+    )
+    assert r.status_code == 201, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def _bundle(client: TestClient, incident_id: int) -> zipfile.ZipFile:
+    """The incident's claim bundle, opened."""
+    r = client.get(f"/api/v1/incidents/{incident_id}/bundle.zip")
+    assert r.status_code == 200, r.text
+    return zipfile.ZipFile(io.BytesIO(r.content))
+
+
 def test_claim_bundle_is_one_zip_with_manifest_tickets_evidence_and_sensor_trace(
     client: TestClient, conn: psycopg.Connection[Any], app_settings: ApiSettings
 ) -> None:
@@ -325,9 +343,7 @@ def test_a_claim_moves_on_step_by_step_and_its_history_travels_with_the_bundle(
     assert now["claim_updated_by"] == "admin"
     assert now["claim_updated_at"] == history[-1]["at"]
 
-    zf = zipfile.ZipFile(
-        io.BytesIO(client.get(f"/api/v1/incidents/{incident['id']}/bundle.zip").content)
-    )
+    zf = _bundle(client, incident["id"])
     manifest = json.loads(zf.read("manifest.json"))
     assert [h["to_status"] for h in manifest["claim_history"]] == [
         "filed",
@@ -399,13 +415,8 @@ def test_a_claim_about_an_incident_past_raw_retention_carries_the_hourly_trace(
                 " temp_max, n) VALUES ('fridge-1', %s, 3, 8, 5, 2)",
                 (at.replace(minute=0) + timedelta(hours=k),),
             )
-    incident = client.post(
-        "/api/v1/incidents",
-        json={"site_id": "school-001", "occurred_at": at.isoformat(), "kind": "illness"},
-    ).json()
-    zf = zipfile.ZipFile(
-        io.BytesIO(client.get(f"/api/v1/incidents/{incident['id']}/bundle.zip").content)
-    )
+    incident = _incident(client, at)
+    zf = _bundle(client, incident["id"])
     manifest = json.loads(zf.read("manifest.json"))
     assert manifest["sensor_readings"] == 0
     assert manifest["sensor_trace"] == "hourly"
@@ -442,13 +453,8 @@ def test_a_claim_whose_window_retention_has_half_dropped_carries_raw_and_hourly(
                GROUP BY sensor_id, date_trunc('hour', ts)"""
         )
     conn.execute("DELETE FROM sensor_readings WHERE sensor_id = 'fridge-1' AND ts < %s", (at,))
-    incident = client.post(
-        "/api/v1/incidents",
-        json={"site_id": "school-001", "occurred_at": at.isoformat(), "kind": "illness"},
-    ).json()
-    zf = zipfile.ZipFile(
-        io.BytesIO(client.get(f"/api/v1/incidents/{incident['id']}/bundle.zip").content)
-    )
+    incident = _incident(client, at)
+    zf = _bundle(client, incident["id"])
     manifest = json.loads(zf.read("manifest.json"))
     assert manifest["sensor_trace"] == "raw+hourly"
     raw = list(csv.DictReader(io.StringIO(zf.read("sensors.csv").decode())))
@@ -475,10 +481,7 @@ def test_an_incident_keeps_its_sensor_trace_after_raw_retention(
     client.post("/api/v1/policies", json=POLICY_2026)
     at = T0 + timedelta(hours=6)
     inside = _readings(conn, at)
-    incident = client.post(
-        "/api/v1/incidents",
-        json={"site_id": "school-001", "occurred_at": at.isoformat(), "kind": "illness"},
-    ).json()
+    incident = _incident(client, at)
 
     def kept() -> int:
         row = conn.execute(
@@ -513,9 +516,7 @@ def test_an_incident_keeps_its_sensor_trace_after_raw_retention(
 
     # retention drops the raw readings; the bundle's trace is whole all the same
     conn.execute("DELETE FROM sensor_readings WHERE sensor_id = 'fridge-1'")
-    zf = zipfile.ZipFile(
-        io.BytesIO(client.get(f"/api/v1/incidents/{incident['id']}/bundle.zip").content)
-    )
+    zf = _bundle(client, incident["id"])
     manifest = json.loads(zf.read("manifest.json"))
     assert manifest["sensor_readings"] == inside + 1
     assert manifest["sensor_trace"] == "raw"
