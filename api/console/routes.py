@@ -536,6 +536,27 @@ def read_site_sensors(conn: ConnDep, scope: ScopeDep, site_id: str) -> list[Sens
     return found
 
 
+class CameraName(BaseModel):
+    """A camera's name and the site it watches: what the capture review calls it."""
+
+    id: str
+    name: str
+    site_id: str
+
+
+@router.get("/api/cameras", response_model=list[CameraName], include_in_schema=False)
+def read_camera_names(conn: ConnDep, scope: ScopeDep) -> list[CameraName]:
+    """Every camera of your sites by name (one read, however many canteens: the capture
+    review names the cameras of its queue and of its false-alarm rates)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"""SELECT c.id, c.name, c.site_id FROM cameras c
+                WHERE {scope.clause("c.site_id")} ORDER BY c.site_id, c.id""",
+            scope.params(),
+        ).fetchall()
+    return [CameraName.model_validate(r) for r in rows]
+
+
 @router.get(
     "/api/sites/{site_id}/cameras", response_model=list[CameraBrief], include_in_schema=False
 )

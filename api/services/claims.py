@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.auth.scope import SiteScope
 from api.services.inspections import ConflictError, NotFoundError
-from api.services.insurance import ClaimStatus, get_incident
+from api.services.insurance import ClaimStatus, get_incident, person_name_sql
 from bkcommon.errors import RequestError
 
 Conn = psycopg.Connection[Any]
@@ -64,6 +64,11 @@ class ClaimEventPublic(BaseModel):
     id: int
     at: datetime
     actor: str
+    actor_name: str | None = Field(
+        default=None,
+        description="Who recorded the step as people know them: the person's name where the "
+        "user has one, else the username.",
+    )
     from_status: ClaimStatus
     to_status: ClaimStatus
     amount_cny: Decimal | None
@@ -93,10 +98,11 @@ def update_claim(
         if data.claim_status is ClaimStatus.PAID and amount is None:
             raise ClaimInputError("amount_cny: a paid claim needs the amount paid")
         event = cur.execute(
-            """INSERT INTO incident_claim_events
-                   (incident_id, actor, from_status, to_status, amount_cny, note)
-               VALUES (%s, %s, %s, %s, %s, %s)
-               RETURNING id, at, actor, from_status, to_status, amount_cny, note""",
+            f"""INSERT INTO incident_claim_events
+                    (incident_id, actor, from_status, to_status, amount_cny, note)
+                VALUES (%s, %s, %s, %s, %s, %s)
+                RETURNING id, at, actor, from_status, to_status, amount_cny, note,
+                          {person_name_sql("incident_claim_events.actor")} AS actor_name""",
             (incident_id, actor, now.value, data.claim_status.value, amount, data.note),
         ).fetchone()
         assert event is not None
@@ -118,8 +124,9 @@ def claim_history(
         raise NotFoundError(f"incident {incident_id} not found")
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            """SELECT id, at, actor, from_status, to_status, amount_cny, note
-               FROM incident_claim_events WHERE incident_id = %s ORDER BY id""",
+            f"""SELECT id, at, actor, from_status, to_status, amount_cny, note,
+                       {person_name_sql("incident_claim_events.actor")} AS actor_name
+                FROM incident_claim_events WHERE incident_id = %s ORDER BY id""",
             (incident_id,),
         ).fetchall()
     return [ClaimEventPublic.model_validate(r) for r in rows]

@@ -133,6 +133,11 @@ class IncidentPublic(BaseModel):
     created_by: str = ""
     claim_updated_at: datetime | None = None
     claim_updated_by: str | None = None
+    claim_updated_by_name: str | None = Field(
+        default=None,
+        description="Who recorded the claim's last step as people know them: the person's "
+        "name where the user has one, else the username.",
+    )
 
 
 _POLICY_COLS = "id, site_id, insurer, policy_no, cover_cny, premium_cny, starts_on, ends_on"
@@ -145,9 +150,21 @@ _INCIDENT_OF_INSURER = (
 )
 """An incident an insurer may read: one its own policy covered when it occurred (not a
 rival's incident, claim and claim amounts on a canteen both insure, or have insured)."""
+
+
+def person_name_sql(username: str) -> str:
+    """SQL of the name people know the user ``username`` (an SQL expression) by: the name of
+    the person the account belongs to, else the username itself."""
+    return (
+        f"coalesce((SELECT p.name FROM users u JOIN people p ON p.id = u.person_id "
+        f"WHERE u.username = {username}), {username})"
+    )
+
+
 _INCIDENT_COLS = (
     "id, site_id, occurred_at, kind, description, policy_id, claim_status, amount_cny, "
-    "created_at, created_by, claim_updated_at, claim_updated_by"
+    "created_at, created_by, claim_updated_at, claim_updated_by, "
+    f"{person_name_sql('incidents.claim_updated_by')} AS claim_updated_by_name"
 )
 
 

@@ -108,7 +108,7 @@ def test_policy_incident_and_claim_through_the_console(
         assert "疑似食源性疾病" in row
         assert "foodborne_illness" not in row
         _claim_step(b, "filed", amount="8000", note="报案号 R-7")
-        assert "officer-e1 于" in (text(b, "#incidents td.claim") or "")
+        assert "王食安 于" in (text(b, "#incidents td.claim") or "")  # the person, not the login
         assert b.execute_script("return document.documentElement.scrollWidth") <= 390
     finally:
         b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
@@ -136,7 +136,8 @@ def test_policy_incident_and_claim_through_the_console(
     row.find_element(By.CSS_SELECTOR, "details.claim-history-box summary").click()
     wait_until(lambda: len(row.find_elements(By.CSS_SELECTOR, ".claim-history li")) == 3)
     history = text(b, "#incidents .claim-history") or ""
-    assert "officer-e1: 未理赔 → 已报案 · ¥8,000 · 报案号 R-7" in history
+    assert "王食安: 未理赔 → 已报案 · ¥8,000 · 报案号 R-7" in history
+    assert "officer-e1" not in history
     assert "reg-east: 已受理 → 已赔付 · ¥6,500" in history
 
     # the insurer of no canteen here reads, and is offered no form
@@ -144,3 +145,86 @@ def test_policy_incident_and_claim_through_the_console(
     find(b, "#incidents")
     assert not b.find_elements(By.CSS_SELECTOR, "#incident-box, #policy-box, .claim-step")
     assert console_errors(b) == []
+
+
+def test_wrong_input_is_said_in_words_on_a_phone(
+    module_console: Console, module_browser: WebDriver
+) -> None:
+    """A policy ending before it starts, an incident still to come, a rejection without the
+    reason and a payment without the amount: each said in words beside the form, nothing sent
+    (never the API's English with its field names); every opener is big enough for a finger."""
+    c, b = module_console, module_browser
+    viewport(b, 390, 844, mobile=True)
+    try:
+        sign_in_as(b, c, "reg-east", "/console/insurance")
+        find(b, "#policy-box summary").click()
+        Select(find(b, "#pf-site")).select_by_value("east-2")
+        find(b, "#pf-insurer").send_keys("太平洋财险")
+        find(b, "#pf-no").send_keys("CPIC-E2-2026")
+        find(b, "#pf-cover").send_keys("1000000")
+        find(b, "#pf-premium").send_keys("2000")
+        b.execute_script("document.getElementById('pf-end').value = '2020-01-01';")
+        find(b, "#policy-save").click()
+        wait_until(
+            lambda: text(b, "#policy-status") == "终止日期不能早于起保日期。", what="policy refused"
+        )
+
+        find(b, "#incident-box summary").click()
+        Select(find(b, "#if-site")).select_by_value("east-2")
+        b.execute_script("document.getElementById('if-at').value = '2099-06-01T12:00';")
+        find(b, "#if-desc").send_keys("午餐后一名学生呕吐")
+        find(b, "#incident-save").click()
+        wait_until(
+            lambda: text(b, "#incident-status") == "发生时间不能晚于现在。", what="incident refused"
+        )
+        with psycopg.connect(c.db_url) as conn:
+            assert (
+                conn.execute(
+                    "SELECT 1 FROM policies WHERE policy_no = 'CPIC-E2-2026' "
+                    "UNION ALL SELECT 1 FROM incidents WHERE site_id = 'east-2'"
+                ).fetchall()
+                == []
+            )
+        b.execute_script("document.getElementById('if-at').value = '2024-03-05T12:00';")
+        find(b, "#incident-save").click()
+        wait_until(lambda: "事故已记录" in (text(b, "#incident-status") or ""), what="recorded")
+        with psycopg.connect(c.db_url) as conn:
+            (iid,) = conn.execute(
+                "SELECT id FROM incidents WHERE site_id = 'east-2'"
+            ).fetchone() or (0,)
+        mine = f"#incidents tr[data-incident-id='{iid}']"
+
+        def step(to: str, note: str = "") -> None:
+            row = find(b, mine)
+            if not row.find_element(By.CSS_SELECTOR, "details.claim-step").get_attribute("open"):
+                row.find_element(By.CSS_SELECTOR, "details.claim-step summary").click()
+            Select(row.find_element(By.CSS_SELECTOR, "select[name=claim_status]")).select_by_value(
+                to
+            )
+            if note:
+                row.find_element(By.CSS_SELECTOR, "input[name=note]").send_keys(note)
+            row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+        status = f"{mine} p[role=status]"
+        step("filed")
+        wait_until(lambda: find(b, f"{mine} td.claim").get_attribute("data-claim") == "filed")
+        step("rejected")  # no reason
+        wait_until(
+            lambda: text(b, status) == "拒赔请在“说明”中写明保险机构的理由。", what="no reason"
+        )
+        step("accepted")
+        wait_until(lambda: find(b, f"{mine} td.claim").get_attribute("data-claim") == "accepted")
+        step("paid")  # no amount agreed, none typed
+        wait_until(lambda: text(b, status) == "已赔付请填写赔付金额。", what="no amount")
+        assert find(b, f"{mine} td.claim").get_attribute("data-claim") == "accepted"
+        # a finger's worth of height for each opener and the bundle link
+        heights = b.execute_script(
+            "return [...document.querySelectorAll('main summary, main a.bundle-link')]"
+            ".map((e) => e.getBoundingClientRect().height)"
+        )
+        assert heights
+        assert min(heights) >= 36, heights
+        assert b.execute_script("return document.documentElement.scrollWidth") <= 390
+        assert all("422" not in e for e in console_errors(b))  # nothing refused: nothing sent
+    finally:
+        b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -28,6 +28,9 @@ const WORDS = {
     claim_save: "记录", claim_history: "理赔记录", policy_saved: "保单 {no} 已登记。", policy_taken: "保单号 {no} 已存在。",
     incident_saved: "事故已记录。", claim_saved: "理赔状态已改为“{s}”。", claim_final: "已赔付，理赔结束。",
     by: "{who} 于 {at}", no_sites: "没有可选的食堂。", risk_hint_staff: "保险机构看到的就是这份风险记录（只读）。",
+    needs_reason: "拒赔请在“说明”中写明保险机构的理由。", needs_amount: "已赔付请填写赔付金额。",
+    bad_amount: "金额不对：请填写不小于 0、最多两位小数的金额。", ends_before: "终止日期不能早于起保日期。",
+    future: "发生时间不能晚于现在。", bad_time: "发生时间不对，请重新选择。", with_incident: "随事故一并记录",
   },
   en: {
     new_policy: "Register a policy", new_incident: "Record an incident", save: "Save", starts_on: "Starts on", ends_on: "Ends on",
@@ -35,6 +38,9 @@ const WORDS = {
     claim_save: "Record", claim_history: "Claim history", policy_saved: "Policy {no} registered.", policy_taken: "Policy number {no} exists already.",
     incident_saved: "Incident recorded.", claim_saved: "Claim changed to “{s}”.", claim_final: "Paid: the claim is settled.",
     by: "{who} at {at}", no_sites: "No canteen to choose.", risk_hint_staff: "The insurer sees this same risk record, read-only.",
+    needs_reason: "A rejection needs the insurer's reason in the note.", needs_amount: "A paid claim needs the amount paid.",
+    bad_amount: "The amount is not right: a sum of 0 or more with at most two decimals.", ends_before: "The policy cannot end before it starts.",
+    future: "The time it occurred cannot be later than now.", bad_time: "The time it occurred is not right; choose it again.", with_incident: "recorded with the incident",
   },
 };
 const w = wordsOf(WORDS);
@@ -42,12 +48,21 @@ const w = wordsOf(WORDS);
 const field = (id, label, input) => h("div", { class: "field" }, h("label", { for: id }, label), input);
 const siteSelect = (id, sites) => h("select", { id, name: "site_id", required: true }, sites.map((s) => h("option", { value: s.id }, s.name)));
 
-/** Submit `form` to the API and report in `status`; `message(answer)` on success, a refusal in words. */
-function wire(form, status, send, message, refusal = () => null) {
+/** Submit `form` to the API and report in `status`; `message(answer)` on success, a refusal in
+ * words. `check(data)` names what is wrong before anything is sent ([words, the field to fix]),
+ * `refusal(e)` words a refusal of the API (a 409, or a 422 naming a field) its own way. */
+function wire(form, status, send, message, refusal = () => null, check = () => null) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     if (!form.reportValidity()) return;
     status.className = "";
+    const wrong = check(new FormData(form));
+    if (wrong) {
+      say(status, wrong[0]);
+      status.className = "error";
+      form.querySelector(`[name=${wrong[1]}]`)?.focus();
+      return;
+    }
     try {
       const answer = await send(new FormData(form));
       form.reset(); // recorded: the page redraws with an empty form, not the values just sent
@@ -81,7 +96,9 @@ function policyForm(sites) {
       starts_on: d.get("starts_on"), ends_on: d.get("ends_on"),
     } }),
     (p) => w("policy_saved", { no: p.policy_no }),
-    (e) => (e instanceof ApiError && e.status === 409 ? w("policy_taken", { no: form.querySelector("#pf-no").value }) : null));
+    (e) => (e instanceof ApiError && e.status === 409 ? w("policy_taken", { no: form.querySelector("#pf-no").value })
+      : unprocessable(e, /ends_on/) ? w("ends_before") : null),
+    (d) => (String(d.get("ends_on")) < String(d.get("starts_on")) ? [w("ends_before"), "ends_on"] : null));
   return h("div", {}, h("details", { class: "form-box", id: "policy-box" }, h("summary", {}, w("new_policy")), form), status);
 }
 
@@ -98,9 +115,18 @@ function incidentForm(sites) {
       site_id: d.get("site_id"), occurred_at: localToIso(String(d.get("occurred_at"))), kind: d.get("kind"),
       description: String(d.get("description")).trim(),
     } }),
-    () => w("incident_saved"));
+    () => w("incident_saved"),
+    (e) => (unprocessable(e, /occurred_at/) ? (/passed/.test(e.message) ? w("future") : w("bad_time")) : null),
+    (d) => (new Date(localToIso(String(d.get("occurred_at")))) > Date.now() + SKEW_MS ? [w("future"), "occurred_at"] : null));
   return h("div", {}, h("details", { class: "form-box", id: "incident-box" }, h("summary", {}, w("new_incident")), form), status);
 }
+
+/** A refusal of the form's input (422) whose message names a field matching `field`. */
+const unprocessable = (e, field) => e instanceof ApiError && e.status === 422 && field.test(e.message);
+/** How far ahead of the server a phone's clock may run (INCIDENT_CLOCK_SKEW in insurance.py). */
+const SKEW_MS = 10 * 60 * 1000;
+/** An amount as the API takes it: at least 0, at most two decimals, 14 digits. */
+const AMOUNT = /^\d{1,12}(\.\d{1,2})?$/;
 
 /** The next step of one incident's claim: its state, the amount, a note; `status` says how it went. */
 function claimForm(incident, status) {
@@ -116,9 +142,22 @@ function claimForm(incident, status) {
       claim_status: d.get("claim_status"), note: String(d.get("note") || "").trim(),
       amount_cny: String(d.get("amount_cny") || "") === "" ? null : String(d.get("amount_cny")),
     } }),
-    (e) => w("claim_saved", { s: t(`claim_${e.to_status}`) }));
+    (e) => w("claim_saved", { s: t(`claim_${e.to_status}`) }),
+    (e) => (unprocessable(e, /note/) ? w("needs_reason")
+      : unprocessable(e, /amount/) ? (incident.amount_cny === null ? w("needs_amount") : w("bad_amount")) : null),
+    (d) => {
+      const to = d.get("claim_status");
+      const amount = String(d.get("amount_cny") || "").trim();
+      if (to === "rejected" && !String(d.get("note") || "").trim()) return [w("needs_reason"), "note"];
+      if (amount && !AMOUNT.test(amount)) return [w("bad_amount"), "amount_cny"];
+      if (to === "paid" && !amount && incident.amount_cny === null) return [w("needs_amount"), "amount_cny"];
+      return null;
+    });
   return form;
 }
+
+/** The note the API keeps on a claim recorded with its incident (create_incident). */
+const WITH_INCIDENT = "recorded with the incident";
 
 /** Every recorded step of a claim, read when the reader opens it (most rows are never opened). */
 function historyBox(incident) {
@@ -130,8 +169,10 @@ function historyBox(incident) {
     try {
       const steps = await api(`/incidents/${incident.id}/claim`);
       mount(list, steps.length ? steps.map((s) => h("li", {},
-        `${fmtTime(s.at)} ${s.actor}: ${t(`claim_${s.from_status}`)} → ${t(`claim_${s.to_status}`)}`,
-        s.amount_cny === null ? "" : ` · ${money(s.amount_cny)}`, s.note ? ` · ${s.note}` : "")) : h("li", {}, t("claim_none")));
+        `${fmtTime(s.at)} `, h("span", { class: "actor", title: s.actor }, s.actor_name || s.actor),
+        `: ${t(`claim_${s.from_status}`)} → ${t(`claim_${s.to_status}`)}`,
+        s.amount_cny === null ? "" : ` · ${money(s.amount_cny)}`,
+        s.note ? ` · ${s.note === WITH_INCIDENT ? w("with_incident") : s.note}` : "")) : h("li", {}, t("claim_none")));
     } catch (e) {
       delete box.dataset.loaded;
       mount(list, h("li", { class: "error" }, explain(e)));
@@ -144,7 +185,7 @@ function claimCell(incident, canWrite) {
   const next = NEXT[incident.claim_status] || [];
   const status = h("p", { id: `claim-${incident.id}-status`, role: "status", "data-keep": true });
   const updated = incident.claim_updated_at
-    ? h("span", { class: "muted small" }, ` · ${w("by", { who: incident.claim_updated_by, at: fmtTime(incident.claim_updated_at) })}`) : null;
+    ? h("span", { class: "muted small" }, ` · ${w("by", { who: incident.claim_updated_by_name || incident.claim_updated_by, at: fmtTime(incident.claim_updated_at) })}`) : null;
   return c("ins_claim", { class: "claim", dataset: { claim: incident.claim_status } }, h("div", {},
     h("strong", {}, t(`claim_${incident.claim_status}`)), updated,
     canWrite && next.length ? h("details", { class: "claim-step" }, h("summary", {}, w("claim_step")), claimForm(incident, status)) : null,

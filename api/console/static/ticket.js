@@ -3,7 +3,7 @@
 import { api, ApiError } from "./api.js";
 import { me, refresh, render } from "./app.js";
 import { h, mount, qs, say } from "./dom.js";
-import { explain, fmtTime, getLang, t, tOr } from "./i18n.js";
+import { explain, fmtTime, getLang, localNow, localToIso, t, tOr } from "./i18n.js";
 import { adviceFor, escalationLabel, ruleLabel, sourceLabel, ticketTitle, tierLabel } from "./labels.js";
 import { onLiveAt, onLiveView } from "./live.js";
 import { capturePhotos } from "./notice.js";
@@ -275,14 +275,17 @@ const REVIEWS_PAGE = 50;
 export async function renderReviews(main, params = new URLSearchParams()) {
   const user = me();
   const page = Math.max(1, Number(params.get("page")) || 1);
-  const [reviews, sites, stats] = await Promise.all([
-    api(`/reviews${qs({ status: "pending", limit: REVIEWS_PAGE, offset: (page - 1) * REVIEWS_PAGE })}`), api("/sites"), api("/reviews/stats")]);
+  const [reviews, sites, stats, cameras] = await Promise.all([
+    api(`/reviews${qs({ status: "pending", limit: REVIEWS_PAGE, offset: (page - 1) * REVIEWS_PAGE })}`), api("/sites"), api("/reviews/stats"),
+    api("/console/api/cameras")]);
   const pages = Math.max(1, Math.ceil(reviews.count / REVIEWS_PAGE));
   const go = (p) => `/console/reviews${qs({ page: p > 1 ? p : "" })}`;
   const names = Object.fromEntries(sites.data.map((s) => [s.id, s.name]));
-  const siteIds = [...new Set([...reviews.data.map((r) => r.site_id), ...sites.data.map((s) => s.id)])].slice(0, 50);
-  const cameraLists = await Promise.all(siteIds.map((s) => api(`/console/api/sites/${encodeURIComponent(s)}/cameras`)));
-  const cameraNames = Object.fromEntries(cameraLists.flat().map((c) => [c.id, c.name]));
+  // every camera in scope by name, in one read: a regulator's hundreds of canteens included
+  const cameraNames = Object.fromEntries(cameras.map((c) => [c.id, c.name]));
+  const cameraSites = Object.fromEntries(cameras.map((c) => [c.id, c.site_id]));
+  // the same name ("凉菜专间") hangs in many canteens: a rate names the canteen too
+  const cameraLabel = (k) => (cameraNames[k] ? `${names[cameraSites[k]] || t("site")} · ${cameraNames[k]}` : t("device"));
   const msg = h("p", { id: "review-message", role: "status", "aria-live": "polite", "data-keep": true });
   function row(r, index) {
     const reason = h("input", { id: `reason-${r.id}`, maxlength: 2000, "aria-label": t("reason"), placeholder: t("reason") });
@@ -332,6 +335,42 @@ export async function renderReviews(main, params = new URLSearchParams()) {
     h("section", { class: "card", "aria-labelledby": "stats-h" },
       h("h2", { id: "stats-h" }, t("reviews_stats")),
       h("div", { class: "grid2" },
-        rateTable("stats-camera", t("reviews_by_camera"), stats.by_camera, (k) => cameraNames[k] || t("device")),
-        rateTable("stats-rule", t("reviews_by_rule"), stats.by_rule, (k) => ruleLabel(k)))));
+        rateTable("stats-camera", t("reviews_by_camera"), stats.by_camera, cameraLabel),
+        rateTable("stats-rule", t("reviews_by_rule"), stats.by_rule, (k) => ruleLabel(k)),
+        rateTable("stats-model", t("reviews_by_model"), stats.by_model_version, (k) => k || t("model_unknown")))),
+    user.read_only ? null : exportForm());
+}
+
+/** The reviewed captures of the days chosen (the region's dates, the last one whole) as the
+ * API's Pascal VOC zip (GET /reviews/export.zip?from=&to=, by when each was reviewed). */
+function exportForm() {
+  const today = localNow().slice(0, 10);
+  const monthAgo = new Date(Date.parse(`${today}T00:00:00Z`) - 30 * 86400000).toISOString().slice(0, 10);
+  // the API takes days of 2000-2099 in UTC: the region's first and last such day are not whole
+  const day = (id, name, value) => h("input", { id, name, type: "date", required: true, value, min: "2000-01-02", max: "2099-12-30" });
+  const status = h("p", { id: "export-status", role: "status", "data-keep": true });
+  const link = h("a", { id: "export-link", hidden: true, download: "" });
+  const form = h("form", { id: "export-form", class: "filters", novalidate: true },
+    h("div", { class: "field" }, h("label", { for: "export-from" }, t("reviews_export_from")), day("export-from", "from", monthAgo)),
+    h("div", { class: "field" }, h("label", { for: "export-to" }, t("reviews_export_to")), day("export-to", "to", today)),
+    h("button", { type: "submit", id: "export-go" }, t("reviews_export_go")), link);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (!form.reportValidity()) return;
+    const from = form.elements.from.value;
+    const to = form.elements.to.value;
+    if (to < from) {
+      status.className = "error";
+      say(status, t("reviews_export_order"));
+      form.elements.to.focus();
+      return;
+    }
+    const end = localToIso(`${to}T23:59`); // through the last moment of the last day
+    link.href = `/api/v1/reviews/export.zip${qs({ from: localToIso(`${from}T00:00`), to: `${to}T23:59:59.999${end.slice(19)}` })}`;
+    link.click();
+    status.className = "ok";
+    say(status, t("reviews_export_started", { from, to }));
+  });
+  return h("section", { class: "card", "aria-labelledby": "export-h" },
+    h("h2", { id: "export-h" }, t("reviews_export")), h("p", { class: "muted" }, t("reviews_export_hint")), form, status);
 }
