@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Literal
+from typing import IO, Literal
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
@@ -124,7 +124,23 @@ def tickets_xlsx(
     time_zone: str = DEFAULT_TIME_ZONE,
     title: str | None = None,
 ) -> bytes:
-    """The ledger workbook: one sheet, a frozen header, one row per ticket (write-only mode)."""
+    """``write_tickets_xlsx`` into memory (a few tickets: tests, small exports)."""
+    out = io.BytesIO()
+    write_tickets_xlsx(out, tickets, site_names, lang=lang, time_zone=time_zone, title=title)
+    return out.getvalue()
+
+
+def write_tickets_xlsx(
+    out: IO[bytes],
+    tickets: Iterable[TicketPublic],
+    site_names: dict[str, str],
+    *,
+    lang: Lang = "zh-CN",
+    time_zone: str = DEFAULT_TIME_ZONE,
+    title: str | None = None,
+) -> None:
+    """The ledger workbook into ``out``: one sheet, a frozen header, one row per ticket
+    (write-only mode: rows are not kept in memory)."""
     zone = ZoneInfo(time_zone)
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title or ("整改台账" if lang != "en" else "Rectification ledger"))
@@ -152,6 +168,4 @@ def tickets_xlsx(
                 for (key, *_), v in zip(COLUMNS, values, strict=True)
             ]
         )
-    out = io.BytesIO()
     wb.save(out)
-    return out.getvalue()

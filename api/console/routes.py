@@ -14,23 +14,24 @@ import logging
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from api.auth.scope import SiteScope
 from api.console import events, ticket_notice
-from api.console.ledger_export import XLSX_MEDIA_TYPE, tickets_xlsx
+from api.console.ledger_export import XLSX_MEDIA_TYPE, write_tickets_xlsx
 from api.console.wall import WallPublic, wall_data
 from api.deps import ConnDep, CurrentUser, ScopeDep
 from api.input_types import IsoDateTime
 from api.queries.sites import list_sites
 from api.queries.tickets import list_tickets
 from api.routes.complaints import Inspector, RegionPath, own_region_or_404
+from api.routes.downloads import spooled_download
 from api.schemas import TicketPublic, TicketSource, TicketStatus
 from api.services.labels import (
     DEFAULT_ADVICE,
@@ -401,17 +402,27 @@ def csv_cell(value: object) -> str:
     return str(defuse(str(value)))
 
 
-def tickets_csv(tickets: Iterator[TicketPublic], site_names: dict[str, str]) -> str:
-    """The rectification ledger as CSV text (header row first)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for t in tickets:
-        row = t.model_dump()
-        row["site_name"] = site_names.get(t.site_id, "")
-        row["status"] = t.status.value
-        writer.writerow([csv_cell(row[c]) for c in CSV_COLUMNS])
-    return out.getvalue()
+def write_tickets_csv(
+    out: IO[bytes], tickets: Iterator[TicketPublic], site_names: dict[str, str]
+) -> None:
+    """The rectification ledger as CSV into ``out``: a BOM (spreadsheet programs then read
+    UTF-8 Chinese right), the header row, a row per ticket as it is read."""
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    try:
+        text.write("\ufeff")
+        writer = csv.writer(text, lineterminator="\r\n")
+        writer.writerow(CSV_COLUMNS)
+        for t in tickets:
+            row = t.model_dump()
+            row["site_name"] = site_names.get(t.site_id, "")
+            row["status"] = t.status.value
+            writer.writerow([csv_cell(row[c]) for c in CSV_COLUMNS])
+        text.flush()
+    finally:
+        text.detach()  # ``out`` stays open for the download
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 @router.get("/export/tickets.csv", include_in_schema=False)
@@ -426,31 +437,27 @@ def export_tickets(
     overdue: bool = False,
     opened_from: IsoDateTime | None = None,
     source: TicketSource | None = None,
-) -> Response:
-    """The rectification ledger (整改台账) of the current filter as CSV, only your sites."""
+) -> StreamingResponse:
+    """The rectification ledger (整改台账) of the current filter as CSV, only your sites
+    (written to a spooled file, then streamed: up to 100,000 tickets)."""
     names = {s.id: s.name for s in list_sites(conn=conn, scope=scope).data}
-    body = tickets_csv(
-        matching_tickets(
-            conn=conn,
-            scope=scope,
-            site_id=site_id or None,
-            status=status,
-            rule=rule or None,
-            tier=tier,
-            overdue=overdue,
-            opened_from=opened_from,
-            source=source,
-        ),
-        names,
+    tickets = matching_tickets(
+        conn=conn,
+        scope=scope,
+        site_id=site_id or None,
+        status=status,
+        rule=rule or None,
+        tier=tier,
+        overdue=overdue,
+        opened_from=opened_from,
+        source=source,
     )
-    logger.info("ticket ledger exported (%d bytes)", len(body))
-    return Response(
-        content="\ufeff" + body,  # BOM: spreadsheet programs then read UTF-8 (Chinese) right
+    logger.info("ticket ledger exported as CSV")
+    return spooled_download(
+        lambda out: write_tickets_csv(out, tickets, names),
+        filename="tickets.csv",
         media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": 'attachment; filename="tickets.csv"',
-            "Cache-Control": "no-store",
-        },
+        headers=_NO_STORE,
     )
 
 
@@ -467,34 +474,32 @@ def export_tickets_xlsx(
     opened_from: IsoDateTime | None = None,
     source: TicketSource | None = None,
     lang: Literal["zh-CN", "en"] = "zh-CN",
-) -> Response:
+) -> StreamingResponse:
     """The ledger of the current filter as XLSX: words, local times, only your sites."""
     names = {s.id: s.name for s in list_sites(conn=conn, scope=scope).data}
-    body = tickets_xlsx(
-        matching_tickets(
-            conn=conn,
-            scope=scope,
-            site_id=site_id or None,
-            status=status,
-            rule=rule or None,
-            tier=tier,
-            overdue=overdue,
-            opened_from=opened_from,
-            source=source,
-        ),
-        names,
-        lang=lang,
-        time_zone=console_time_zone(),
+    tickets = matching_tickets(
+        conn=conn,
+        scope=scope,
+        site_id=site_id or None,
+        status=status,
+        rule=rule or None,
+        tier=tier,
+        overdue=overdue,
+        opened_from=opened_from,
+        source=source,
     )
-    logger.info("ticket ledger exported as XLSX (%d bytes)", len(body))
+    logger.info("ticket ledger exported as XLSX")
     stamp = local_today().strftime("%Y%m%d")
-    return Response(
-        content=body,
+    return spooled_download(
+        lambda out: write_tickets_xlsx(
+            out, tickets, names, lang=lang, time_zone=console_time_zone()
+        ),
+        filename=f"ledger-{stamp}.xlsx",
         media_type=XLSX_MEDIA_TYPE,
         headers={
             "Content-Disposition": f'attachment; filename="ledger-{stamp}.xlsx"; '
             f"filename*=UTF-8''%E6%95%B4%E6%94%B9%E5%8F%B0%E8%B4%A6-{stamp}.xlsx",
-            "Cache-Control": "no-store",
+            **_NO_STORE,
         },
     )
 

@@ -10,7 +10,7 @@ error and not a truncated download.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import IO
 
 from fastapi.responses import StreamingResponse
@@ -20,9 +20,14 @@ CHUNK_BYTES = 256 * 1024
 
 
 def spooled_download(
-    write: Callable[[IO[bytes]], object], *, filename: str, media_type: str = "application/zip"
+    write: Callable[[IO[bytes]], object],
+    *,
+    filename: str,
+    media_type: str = "application/zip",
+    headers: Mapping[str, str] | None = None,
 ) -> StreamingResponse:
-    """Run ``write(file)`` into a spooled temporary file and stream the file as an attachment."""
+    """Run ``write(file)`` into a spooled temporary file and stream the file as an attachment
+    (``headers`` are added, a ``Content-Disposition`` among them replacing the plain one)."""
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
     try:
         write(spool)
@@ -41,5 +46,5 @@ def spooled_download(
     return StreamingResponse(
         chunks(),
         media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', **(headers or {})},
     )

@@ -85,6 +85,8 @@ def test_export_and_reads_need_sign_in_and_keep_to_the_users_sites(console: Cons
         assert r.status_code == 200
         assert r.headers["content-type"] == "text/csv; charset=utf-8"
         assert r.headers["content-disposition"] == 'attachment; filename="tickets.csv"'
+        assert r.headers["cache-control"] == "no-store"
+        assert r.content.startswith(b"\xef\xbb\xbfticket_no,")  # a BOM: Excel reads UTF-8
         rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
         assert sorted(x["site_id"] for x in rows) == ["east-1", "east-1", "east-2"]
         assert "west" not in r.text
