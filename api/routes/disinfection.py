@@ -21,9 +21,10 @@ from api.queries.disinfection import (
     list_cycles,
     site_visible,
 )
+from api.routes.downloads import spooled_download
 from api.schemas import ErrorPublic
 from api.schemas_disinfection import ChecksPublic, CyclesPublic, Outcome, Verdict
-from api.services.disinfection_export import cycles_csv, cycles_xlsx
+from api.services.disinfection_export import write_cycles
 from bkcommon.localtime import region_zone_name
 
 logger = logging.getLogger(__name__)
@@ -137,17 +138,13 @@ def _export(
     }
     tz = region_zone_name()
     rows = iter_cycles(conn=conn, scope=scope, filt=filt, max_rows=EXPORT_MAX_ROWS)
-    headers = {
-        "Content-Disposition": f'attachment; filename="disinfection.{fmt}"',
-        "Cache-Control": "no-store",
-    }
-    if fmt == "csv":
-        body = "\ufeff" + cycles_csv(rows, lang=lang, time_zone=tz, site_zones=zones)
-        logger.info("disinfection ledger exported as CSV (%d bytes)", len(body))
-        return Response(body, media_type="text/csv; charset=utf-8", headers=headers)
-    data = cycles_xlsx(rows, lang=lang, time_zone=tz, site_zones=zones)
-    logger.info("disinfection ledger exported as XLSX (%d bytes)", len(data))
-    return Response(data, media_type=XLSX_MEDIA_TYPE, headers=headers)
+    logger.info("disinfection ledger exported as %s", fmt.upper())
+    return spooled_download(
+        lambda out: write_cycles(out, fmt, rows, lang=lang, time_zone=tz, site_zones=zones),
+        filename=f"disinfection.{fmt}",
+        media_type="text/csv; charset=utf-8" if fmt == "csv" else XLSX_MEDIA_TYPE,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.get("/cycles.csv", response_class=Response, responses=_FILE_ERRORS)

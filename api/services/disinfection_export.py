@@ -8,11 +8,11 @@ region's), like the rectification ledger's XLSX export.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import IO, Literal
 from zoneinfo import ZoneInfo
 
 from api.schemas_disinfection import CyclePublic
-from api.services.spreadsheet import table_csv, table_xlsx
+from api.services.spreadsheet import write_table_csv, write_table_xlsx
 
 Lang = Literal["zh-CN", "en"]
 
@@ -81,27 +81,19 @@ def _rows(
         yield row_values(c, lang, zones[site_zones.get(c.site_id, time_zone)])
 
 
-def cycles_csv(
+def write_cycles(
+    out: IO[bytes],
+    fmt: Literal["csv", "xlsx"],
     cycles: Iterable[CyclePublic],
     *,
     lang: Lang,
     time_zone: str,
     site_zones: Mapping[str, str] | None = None,
-) -> str:
-    """The ledger as CSV text, header row first (the caller prepends a BOM for Excel).
-    ``site_zones``: the zone of each site's meal schedule; others are in ``time_zone``."""
+) -> None:
+    """The ledger into ``out`` as the cycles are read: CSV (with a BOM) or XLSX."""
     header = [en if lang == "en" else zh for _k, zh, en in COLUMNS]
-    return table_csv(header, _rows(cycles, lang, time_zone, site_zones or {}))
-
-
-def cycles_xlsx(
-    cycles: Iterable[CyclePublic],
-    *,
-    lang: Lang,
-    time_zone: str,
-    site_zones: Mapping[str, str] | None = None,
-) -> bytes:
-    """The ledger as an XLSX workbook: one sheet, bold frozen header."""
-    header = [en if lang == "en" else zh for _k, zh, en in COLUMNS]
-    sheet = "消毒记录" if lang != "en" else "Disinfection ledger"
-    return table_xlsx(sheet, header, _rows(cycles, lang, time_zone, site_zones or {}))
+    rows = _rows(cycles, lang, time_zone, site_zones or {})
+    if fmt == "csv":
+        write_table_csv(out, header, rows)
+    else:
+        write_table_xlsx(out, "消毒记录" if lang != "en" else "Disinfection ledger", header, rows)

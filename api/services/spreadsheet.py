@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Sequence
+from typing import IO, TextIO
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -33,15 +34,42 @@ def defuse(value: object) -> object:
 def table_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     """CSV text, header row first, CRLF line ends (the caller prepends a BOM for Excel)."""
     out = io.StringIO()
+    _write_csv(out, header, rows)
+    return out.getvalue()
+
+
+def write_table_csv(
+    out: IO[bytes], header: Sequence[str], rows: Iterable[Sequence[object]]
+) -> None:
+    """CSV into ``out`` as the rows come: a BOM (spreadsheet programs then read UTF-8 Chinese
+    right), the header row, CRLF line ends; ``out`` stays open."""
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    try:
+        text.write("\ufeff")
+        _write_csv(text, header, rows)
+        text.flush()
+    finally:
+        text.detach()
+
+
+def _write_csv(out: TextIO, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(header)
     for row in rows:
         w.writerow([defuse(v) for v in row])
-    return out.getvalue()
 
 
 def table_xlsx(sheet: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
     """An XLSX workbook of one sheet: bold frozen header, then the rows (write-only mode)."""
+    out = io.BytesIO()
+    write_table_xlsx(out, sheet, header, rows)
+    return out.getvalue()
+
+
+def write_table_xlsx(
+    out: IO[bytes], sheet: str, header: Sequence[str], rows: Iterable[Sequence[object]]
+) -> None:
+    """``table_xlsx`` into ``out`` (write-only mode: rows are not kept in memory)."""
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(sheet)
     ws.freeze_panes = "A2"
@@ -53,6 +81,4 @@ def table_xlsx(sheet: str, header: Sequence[str], rows: Iterable[Sequence[object
     ws.append(cells)
     for row in rows:
         ws.append([defuse(v) for v in row])
-    out = io.BytesIO()
     wb.save(out)
-    return out.getvalue()
