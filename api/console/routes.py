@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from psycopg.rows import dict_row
@@ -425,8 +425,7 @@ def write_tickets_csv(
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-@router.get("/export/tickets.csv", include_in_schema=False)
-def export_tickets(
+def _ledger_tickets(
     *,
     conn: ConnDep,
     scope: ScopeDep,
@@ -437,11 +436,9 @@ def export_tickets(
     overdue: bool = False,
     opened_from: IsoDateTime | None = None,
     source: TicketSource | None = None,
-) -> StreamingResponse:
-    """The rectification ledger (整改台账) of the current filter as CSV, only your sites
-    (written to a spooled file, then streamed: up to 100,000 tickets)."""
-    names = {s.id: s.name for s in list_sites(conn=conn, scope=scope).data}
-    tickets = matching_tickets(
+) -> Iterator[TicketPublic]:
+    """The tickets of the ledger's filter (the query of both exports), read as written."""
+    return matching_tickets(
         conn=conn,
         scope=scope,
         site_id=site_id or None,
@@ -452,6 +449,16 @@ def export_tickets(
         opened_from=opened_from,
         source=source,
     )
+
+
+LedgerTickets = Annotated[Iterator[TicketPublic], Depends(_ledger_tickets)]
+
+
+@router.get("/export/tickets.csv", include_in_schema=False)
+def export_tickets(conn: ConnDep, scope: ScopeDep, tickets: LedgerTickets) -> StreamingResponse:
+    """The rectification ledger (整改台账) of the current filter as CSV, only your sites
+    (written to a spooled file, then streamed: up to 100,000 tickets)."""
+    names = {s.id: s.name for s in list_sites(conn=conn, scope=scope).data}
     logger.info("ticket ledger exported as CSV")
     return spooled_download(
         lambda out: write_tickets_csv(out, tickets, names),
@@ -463,31 +470,13 @@ def export_tickets(
 
 @router.get("/export/tickets.xlsx", include_in_schema=False)
 def export_tickets_xlsx(
-    *,
     conn: ConnDep,
     scope: ScopeDep,
-    site_id: str | None = None,
-    status: TicketStatus | None = None,
-    rule: str | None = None,
-    tier: Annotated[int | None, Query(ge=1, le=3)] = None,
-    overdue: bool = False,
-    opened_from: IsoDateTime | None = None,
-    source: TicketSource | None = None,
+    tickets: LedgerTickets,
     lang: Literal["zh-CN", "en"] = "zh-CN",
 ) -> StreamingResponse:
     """The ledger of the current filter as XLSX: words, local times, only your sites."""
     names = {s.id: s.name for s in list_sites(conn=conn, scope=scope).data}
-    tickets = matching_tickets(
-        conn=conn,
-        scope=scope,
-        site_id=site_id or None,
-        status=status,
-        rule=rule or None,
-        tier=tier,
-        overdue=overdue,
-        opened_from=opened_from,
-        source=source,
-    )
     logger.info("ticket ledger exported as XLSX")
     stamp = local_today().strftime("%Y%m%d")
     return spooled_download(
