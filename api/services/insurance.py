@@ -489,8 +489,10 @@ def write_claim_bundle(
             "site": site,
             "window": {"from": lo, "to": hi},
             "claim_history": cur.execute(
-                """SELECT at, actor, from_status, to_status, amount_cny, note
-                   FROM incident_claim_events WHERE incident_id = %s ORDER BY id""",
+                f"""SELECT at, actor,
+                           {person_name_sql("incident_claim_events.actor")} AS actor_name,
+                           from_status, to_status, amount_cny, note
+                    FROM incident_claim_events WHERE incident_id = %s ORDER BY id""",
                 (incident_id,),
             ).fetchall(),
             "tickets": [t["ticket_no"] for t in tickets],

@@ -352,6 +352,10 @@ def test_a_claim_moves_on_step_by_step_and_its_history_travels_with_the_bundle(
         "accepted",
         "paid",
     ]
+    # who recorded each step, as the account and as people know them (admin has no person)
+    assert {(h["actor"], h["actor_name"]) for h in manifest["claim_history"]} == {
+        ("admin", "admin")
+    }
 
     # an incident recorded with its claim already filed starts its history there
     filed = client.post(
