@@ -54,6 +54,8 @@ from xml.sax.saxutils import escape
 import numpy as np
 import numpy.typing as npt
 
+from bkcommon.datasets import NEEDS_LABEL
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -68,7 +70,6 @@ FACE_CONF = 0.2
 FACE_MARGIN = 0.25  # each blurred face box grows by this fraction of its size per side
 MASKED_BGR = (114, 114, 114)  # the letterbox fill: what the detector is trained to see as nothing
 SAME_FACE_IOU = 0.3  # a found face overlapping a reviewed box this much is that box's face
-NEEDS_LABEL = "needs_label"  # class of a dismissed box: unknown to every recipe until relabelled
 
 Image = npt.NDArray[np.uint8]
 FaceFinder = Callable[[Image], list[tuple[float, float, float, float]]]

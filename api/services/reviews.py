@@ -24,6 +24,7 @@ from api.auth.scope import SiteScope
 from api.services.evidence import EvidenceStore, UnsupportedMediaError, load_bytes, sniff_image
 from api.services.tickets import load_finding, open_or_add
 from api.settings import ApiSettings
+from bkcommon.datasets import NEEDS_LABEL
 from bkcommon.errors import RequestError
 
 logger = logging.getLogger(__name__)
@@ -189,9 +190,14 @@ def _voc_xml(
     ET.SubElement(root, "review").text = str(review["status"])
     if review["reason"]:
         ET.SubElement(root, "review_reason").text = str(review["reason"])
+    dismissed = review["status"] == "dismissed"
     for b in boxes:
         obj = ET.SubElement(root, "object")
-        ET.SubElement(obj, "name").text = str(b.get("label") or rule)
+        label = str(b.get("label") or rule)
+        # a dismissed box is not what the edge box called it, nor background: a person says
+        ET.SubElement(obj, "name").text = NEEDS_LABEL if dismissed else label
+        if dismissed:
+            ET.SubElement(obj, "model_label").text = label
         ET.SubElement(obj, "pose").text = "Unspecified"
         ET.SubElement(obj, "truncated").text = "0"
         ET.SubElement(obj, "difficult").text = "0"
@@ -217,9 +223,11 @@ def export_voc(
     """Write reviewed captures (reviewed in [from, to)) as a Pascal VOC zip; return images.
 
     Layout: ``JPEGImages/<event>.jpg``, ``Annotations/<event>.xml`` (boxes from the
-    violation's ``evidence.boxes``, label = box label or rule), ``ImageSets/Main/
-    confirmed.txt`` and ``dismissed.txt``. Captures without an image, or whose stored
-    evidence is not an image, are left out (logged).
+    violation's ``evidence.boxes``, label = box label or rule; a dismissed capture's box is
+    named ``needs_label`` with that label as ``model_label``, since the dismissal says only
+    that it was not the violation), ``ImageSets/Main/confirmed.txt`` and ``dismissed.txt``.
+    Captures without an image, or whose stored evidence is not an image, are left out
+    (logged).
     """
     with conn.cursor(row_factory=dict_row) as cur:
         reviews = cur.execute(
@@ -254,7 +262,10 @@ def export_voc(
             name = f"{r['event_id']}"
             payload = r["payload"] or {}
             boxes = list((payload.get("evidence") or {}).get("boxes") or [])
-            labels.update(str(b.get("label") or r["rule"]) for b in boxes)
+            if r["status"] == "dismissed":
+                labels.update([NEEDS_LABEL] if boxes else [])
+            else:
+                labels.update(str(b.get("label") or r["rule"]) for b in boxes)
             zf.writestr(f"JPEGImages/{name}.jpg", data, compress_type=zipfile.ZIP_STORED)
             zf.writestr(
                 f"Annotations/{name}.xml",

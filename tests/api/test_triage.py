@@ -185,7 +185,9 @@ def test_review_queue_over_http(
         assert ann.findtext("review_reason") == "it was a cat"
         obj = ann.find("object")
         assert obj is not None
-        assert obj.findtext("name") == "head"
+        # not "head" (it was a cat): a dismissed box is for a person to name, never a label
+        assert obj.findtext("name") == "needs_label"
+        assert obj.findtext("model_label") == "head"
         box = [obj.findtext(f"bndbox/{k}") for k in ("xmin", "ymin", "xmax", "ymax")]
         assert box == ["10", "20", "110", "240"]  # clipped to the image
     other = c.get("/api/v1/reviews/export.zip", params={"from": start, "to": end},
