@@ -284,3 +284,24 @@ def channels(settings: ApiSettings) -> Iterator[dict[str, Channel]]:
     chans = build_channels(settings)
     yield chans
     close_channels(chans)
+
+
+@pytest.fixture
+def world(conn: psycopg.Connection[Any]) -> Any:
+    """Two districts of canteens with a user of every role (``tests.api.authz_world``)."""
+    from tests.api.authz_world import build_world  # it imports this module
+
+    return build_world(conn)
+
+
+@pytest.fixture
+def client(db_url: str, settings: ApiSettings, tmp_path: Any) -> Iterator[Any]:
+    """The API (workers off) with evidence in a fresh folder; nobody signed in."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from bkcommon.settings import CommonSettings
+
+    app_settings = settings.model_copy(update={"evidence_dir": tmp_path / "evidence"})
+    with TestClient(create_app(app_settings, common=CommonSettings(database_url=db_url))) as c:
+        yield c

@@ -29,7 +29,6 @@ from tests.api.authz_world import (
     SITES,
     WRITERS,
     World,
-    build_world,
 )
 
 Kind = Literal[
@@ -341,11 +340,6 @@ def _fingerprint(conn: psycopg.Connection[Any], site: str) -> tuple[Any, ...]:
 @pytest.fixture
 def app(db_url: str, settings: ApiSettings) -> FastAPI:
     return create_app(settings, common=CommonSettings(database_url=db_url))
-
-
-@pytest.fixture
-def world(conn: psycopg.Connection[Any]) -> World:
-    return build_world(conn)
 
 
 def test_every_api_route_is_classified_and_documents_its_errors(app: FastAPI) -> None:

@@ -28,18 +28,13 @@ from api.services.tickets import process_findings
 from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
 from bkcommon.timeutil import utcnow
-from tests.api.authz_world import World, build_world
+from tests.api.authz_world import World
 from tests.api.conftest import HookServer
 from tests.api.loop_support import jpeg_bytes
 from tests.support.services import wait_until
 
 API = "/api/v1"
 ITEMS = [i.key for i in DEFAULT_CHECKLISTS["school_canteen"]]
-
-
-@pytest.fixture
-def world(conn: psycopg.Connection[Any]) -> World:
-    return build_world(conn)
 
 
 @pytest.fixture

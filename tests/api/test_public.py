@@ -32,16 +32,11 @@ from ingest.directory import SensorDirectory
 from ingest.rules.disinfection_windows import sweep_disinfection
 from ingest.rules.engine import RuleEngine
 from ingest.types import NewReading
-from tests.api.authz_world import World, build_world
+from tests.api.authz_world import World
 from tests.api.conftest import make_user_token
 
 PUBLISH = {"enabled": True}
 CST = ZoneInfo("Asia/Shanghai")
-
-
-@pytest.fixture
-def world(conn: psycopg.Connection[Any]) -> World:
-    return build_world(conn)
 
 
 @pytest.fixture

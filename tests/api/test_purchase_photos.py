@@ -3,34 +3,12 @@ read by whoever may read the delivery, written only by a writer of its site."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
-
 import cv2
 import numpy as np
-import psycopg
-import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.settings import ApiSettings
-from bkcommon.settings import CommonSettings
 from bkcommon.timeutil import utcnow
-from tests.api.authz_world import World, build_world
-
-
-@pytest.fixture
-def world(conn: psycopg.Connection[Any]) -> World:
-    return build_world(conn)
-
-
-@pytest.fixture
-def client(db_url: str, settings: ApiSettings, tmp_path: Path) -> Iterator[TestClient]:
-    app_settings = settings.model_copy(update={"evidence_dir": tmp_path / "evidence"})
-    app = create_app(app_settings, common=CommonSettings(database_url=db_url))
-    with TestClient(app) as c:
-        yield c
+from tests.api.authz_world import World
 
 
 def _jpeg() -> bytes:

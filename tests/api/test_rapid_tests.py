@@ -27,15 +27,10 @@ from api.services.tickets import process_findings
 from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
 from bkcommon.timeutil import utcnow
-from tests.api.authz_world import World, build_world
+from tests.api.authz_world import World
 from tests.support.images import small_png
 
 TODAY = utcnow().date()
-
-
-@pytest.fixture
-def world(conn: psycopg.Connection[Any]) -> World:
-    return build_world(conn)
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,21 +21,8 @@ from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
 from bkcommon.sitefile import parse_site_file
 from brightkitchen.registry import sync_registry
-from tests.api.authz_world import World, build_world
+from tests.api.authz_world import World
 from tests.api.conftest import HookServer, site_data
-
-
-@pytest.fixture
-def world(conn: psycopg.Connection[Any]) -> World:
-    return build_world(conn)
-
-
-@pytest.fixture
-def client(db_url: str, settings: ApiSettings, tmp_path: Path) -> Iterator[TestClient]:
-    app_settings = settings.model_copy(update={"evidence_dir": tmp_path / "evidence"})
-    app = create_app(app_settings, common=CommonSettings(database_url=db_url))
-    with TestClient(app) as c:
-        yield c
 
 
 def _rapid_test(site: str, **extra: Any) -> dict[str, Any]:

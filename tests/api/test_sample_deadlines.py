@@ -7,9 +7,7 @@ samples from the officer's 留样 record; a meal is due its samples by its end p
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,13 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
-from api.app import create_app
 from api.services.duty_deadlines import LOG_EACH_MAX, DutySettings
 from api.services.sample_deadlines import check_sample_deadlines
 from api.services.tickets import process_findings
 from api.settings import ApiSettings
-from bkcommon.settings import CommonSettings
-from tests.api.authz_world import World, build_world
+from tests.api.authz_world import World
 
 API = "/api/v1"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -35,21 +31,6 @@ SERVICES = [
 ]
 DAY1, DAY2 = date(2026, 12, 1), date(2026, 12, 2)
 NOW = datetime(2026, 12, 2, 14, 0, tzinfo=SHANGHAI)  # day 2, after lunch, before dinner
-
-
-@pytest.fixture
-def world(conn: psycopg.Connection[Any]) -> World:
-    return build_world(conn)
-
-
-@pytest.fixture
-def client(db_url: str, settings: ApiSettings, tmp_path: Path) -> Iterator[TestClient]:
-    app = create_app(
-        settings.model_copy(update={"evidence_dir": tmp_path / "evidence"}),
-        common=CommonSettings(database_url=db_url),
-    )
-    with TestClient(app) as c:
-        yield c
 
 
 def _keep_duties(c: TestClient, w: World, site: str, since: date) -> None:
