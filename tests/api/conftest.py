@@ -20,6 +20,7 @@ from api.services.notify.base import Channel
 from api.services.notify.channels import build_channels, close_channels
 from api.settings import ApiSettings
 from bkcommon.sitefile import parse_site_file
+from bkcommon.timeutil import utcnow
 from brightkitchen.registry import sync_registry
 from tests.support.services import free_port
 
@@ -305,3 +306,20 @@ def client(db_url: str, settings: ApiSettings, tmp_path: Any) -> Iterator[Any]:
     app_settings = settings.model_copy(update={"evidence_dir": tmp_path / "evidence"})
     with TestClient(create_app(app_settings, common=CommonSettings(database_url=db_url))) as c:
         yield c
+
+
+def rapid_test_body(site: str, **extra: Any) -> dict[str, Any]:
+    """A rapid test's POST body: a failed pesticide test of greens at ``site``."""
+    return {
+        "site_id": site,
+        "sample_no": "S-001",
+        "product": "青菜",
+        "item": "pesticide_enzyme",
+        "method": "酶抑制率法 GB/T 5009.199",
+        "result": "fail",
+        "value": 62.5,
+        "limit": 50,
+        "unit": "%",
+        "tester": "Tester Zhang",
+        "tested_at": utcnow().isoformat(),
+    } | extra

@@ -28,6 +28,7 @@ from api.settings import ApiSettings
 from bkcommon.settings import CommonSettings
 from bkcommon.timeutil import utcnow
 from tests.api.authz_world import World
+from tests.api.conftest import rapid_test_body
 from tests.support.images import small_png
 
 TODAY = utcnow().date()
@@ -61,22 +62,6 @@ def _purchase(c: TestClient, w: World, role: str, site: str, **extra: Any) -> di
     return dict(r.json())
 
 
-def _test_body(site: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "site_id": site,
-        "sample_no": "S-001",
-        "product": "青菜",
-        "item": "pesticide_enzyme",
-        "method": "酶抑制率法 GB/T 5009.199",
-        "result": "fail",
-        "value": 62.5,
-        "limit": 50,
-        "unit": "%",
-        "tester": "Tester Zhang",
-        "tested_at": utcnow().isoformat(),
-    } | extra
-
-
 def test_failed_sample_opens_a_ticket_and_flags_the_suppliers_recent_deliveries(
     client: TestClient, world: World, conn: psycopg.Connection[Any], app_settings: ApiSettings
 ) -> None:
@@ -89,7 +74,7 @@ def test_failed_sample_opens_a_ticket_and_flags_the_suppliers_recent_deliveries(
 
     r = c.post(
         "/api/v1/rapid-tests",
-        json=_test_body("site-a1", purchase_id=bought["id"], supplier_licence=None),
+        json=rapid_test_body("site-a1", purchase_id=bought["id"], supplier_licence=None),
         headers=w.headers("officer"),
     )
     assert r.status_code == 201, r.text
@@ -135,7 +120,7 @@ def test_failed_sample_opens_a_ticket_and_flags_the_suppliers_recent_deliveries(
     # the same sample again: nothing new (200 with the stored test), no second finding
     again = c.post(
         "/api/v1/rapid-tests",
-        json=_test_body("site-a1", purchase_id=bought["id"]),
+        json=rapid_test_body("site-a1", purchase_id=bought["id"]),
         headers=w.headers("officer"),
     )
     assert again.status_code == 200
@@ -148,7 +133,7 @@ def test_failed_sample_opens_a_ticket_and_flags_the_suppliers_recent_deliveries(
     # a passing sample opens nothing
     ok = c.post(
         "/api/v1/rapid-tests",
-        json=_test_body("site-a1", sample_no="S-002", result="pass", value=12.0),
+        json=rapid_test_body("site-a1", sample_no="S-002", result="pass", value=12.0),
         headers=w.headers("officer"),
     )
     assert ok.status_code == 201
@@ -161,15 +146,15 @@ def test_each_role_sees_and_writes_only_its_sites(client: TestClient, world: Wor
     for site in ("site-a1", "site-a2", "site-b1"):
         r = c.post(
             "/api/v1/rapid-tests",
-            json=_test_body(site, result="pass", supplier_licence=None),
+            json=rapid_test_body(site, result="pass", supplier_licence=None),
             headers=w.headers("admin"),
         )
         assert r.status_code == 201, r.text
     # an officer writes for their site only: another site does not exist for them
-    r = c.post("/api/v1/rapid-tests", json=_test_body("site-a2"), headers=w.headers("officer"))
+    r = c.post("/api/v1/rapid-tests", json=rapid_test_body("site-a2"), headers=w.headers("officer"))
     assert r.status_code == 404
     assert "site_id" in r.json()["detail"]
-    body = _test_body("site-a1", sample_no="X")
+    body = rapid_test_body("site-a1", sample_no="X")
     assert c.post("/api/v1/rapid-tests", json=body, headers=w.headers("insurer")).status_code == 403
     assert c.post("/api/v1/rapid-tests", json=body, headers=w.headers("device")).status_code == 403
     assert c.get("/api/v1/rapid-tests", headers=w.headers("device")).status_code == 403
@@ -204,7 +189,7 @@ def test_each_role_sees_and_writes_only_its_sites(client: TestClient, world: Wor
     # a purchase of another site cannot be named as a sample's origin
     r = c.post(
         "/api/v1/rapid-tests",
-        json=_test_body("site-a1", sample_no="Y", purchase_id=p["id"]),
+        json=rapid_test_body("site-a1", sample_no="Y", purchase_id=p["id"]),
         headers=w.headers("admin"),
     )
     assert r.status_code == 404
@@ -214,10 +199,10 @@ def test_each_role_sees_and_writes_only_its_sites(client: TestClient, world: Wor
 def test_bad_input_is_refused_naming_the_field(client: TestClient, world: World) -> None:
     c, h = client, world.headers("admin")
     cases = {
-        "item": _test_body("site-a1", item="magic"),
-        "tested_at": _test_body("site-a1", tested_at="2026-03-01T08:00:00"),
-        "result": _test_body("site-a1", result="maybe"),
-        "value": _test_body("site-a1", value="NaN"),
+        "item": rapid_test_body("site-a1", item="magic"),
+        "tested_at": rapid_test_body("site-a1", tested_at="2026-03-01T08:00:00"),
+        "result": rapid_test_body("site-a1", result="maybe"),
+        "value": rapid_test_body("site-a1", value="NaN"),
     }
     for name, body in cases.items():
         r = c.post("/api/v1/rapid-tests", json=body, headers=h)
@@ -225,7 +210,7 @@ def test_bad_input_is_refused_naming_the_field(client: TestClient, world: World)
         assert f"body.{name}" in r.json()["detail"], (name, r.text)
     r = c.post(
         "/api/v1/rapid-tests",
-        json=_test_body("site-a1", supplier_licence="NOT-KNOWN"),
+        json=rapid_test_body("site-a1", supplier_licence="NOT-KNOWN"),
         headers=h,
     )
     assert r.status_code == 422
@@ -334,7 +319,7 @@ def test_monthly_statistics_count_batches_pass_rate_and_failures(
     for no, site, at, item, result, lic in samples:
         r = c.post(
             "/api/v1/rapid-tests",
-            json=_test_body(
+            json=rapid_test_body(
                 site,
                 sample_no=no,
                 tested_at=at,
@@ -372,7 +357,7 @@ def test_photo_of_the_strip_goes_through_the_evidence_checks(
 ) -> None:
     c = client
     test = c.post(
-        "/api/v1/rapid-tests", json=_test_body("site-a1"), headers=world.headers("officer")
+        "/api/v1/rapid-tests", json=rapid_test_body("site-a1"), headers=world.headers("officer")
     ).json()
     url = f"/api/v1/rapid-tests/{test['id']}/photo"
     officer = world.headers("officer")

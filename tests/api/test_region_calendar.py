@@ -22,24 +22,7 @@ from bkcommon.settings import CommonSettings
 from bkcommon.sitefile import parse_site_file
 from brightkitchen.registry import sync_registry
 from tests.api.authz_world import World
-from tests.api.conftest import HookServer, site_data
-
-
-def _rapid_test(site: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "site_id": site,
-        "sample_no": "S-001",
-        "product": "青菜",
-        "item": "pesticide_enzyme",
-        "method": "酶抑制率法 GB/T 5009.199",
-        "result": "pass",
-        "value": 12.0,
-        "limit": 50,
-        "unit": "%",
-        "tester": "Tester Zhang",
-        "supplier_licence": "JY13301000000001",
-        "supplier_name": "绿源蔬菜配送",
-    } | extra
+from tests.api.conftest import HookServer, rapid_test_body, site_data
 
 
 def _frozen_datetime(at: datetime) -> type[datetime]:
@@ -62,7 +45,9 @@ def test_rapid_test_stats_default_to_the_regions_month_not_utcs(
     h = world.headers("admin")
     r = client.post(
         "/api/v1/rapid-tests",
-        json=_rapid_test("site-a1", tested_at="2026-06-01T00:10:00+08:00"),
+        json=rapid_test_body(
+            "site-a1", tested_at="2026-06-01T00:10:00+08:00", result="pass", value=12.0
+        ),
         headers=h,
     )
     assert r.status_code == 201, r.text
@@ -94,7 +79,7 @@ def test_supplier_flag_window_counts_the_regions_days_whatever_the_offset(
     assert old.status_code == 201, old.text
     r = client.post(
         "/api/v1/rapid-tests",
-        json=_rapid_test("site-a1", tested_at=tested_at, result="fail", value=62.5),
+        json=rapid_test_body("site-a1", tested_at=tested_at),
         headers=h,
     )
     assert r.status_code == 201, r.text
