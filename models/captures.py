@@ -111,6 +111,18 @@ def onnx_face_finder(weights: Path, conf: float = FACE_CONF) -> FaceFinder:
     return find
 
 
+def _grown_face(
+    box: tuple[float, float, float, float], w: int, h: int
+) -> tuple[int, int, int, int] | None:
+    """A face box grown by ``FACE_MARGIN`` each side, clipped to the image, in whole pixels;
+    None when too small to hold a face (under 2 px)."""
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * FACE_MARGIN, (y2 - y1) * FACE_MARGIN
+    a, b = max(0, int(x1 - mx)), max(0, int(y1 - my))
+    c, d = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
+    return None if c - a < 2 or d - b < 2 else (a, b, c, d)
+
+
 def blur_regions(
     img: Image, boxes: Iterable[tuple[float, float, float, float]]
 ) -> tuple[Image, int]:
@@ -121,11 +133,10 @@ def blur_regions(
     h, w = img.shape[:2]
     n = 0
     for x1, y1, x2, y2 in boxes:
-        mx, my = (x2 - x1) * FACE_MARGIN, (y2 - y1) * FACE_MARGIN
-        a, b = max(0, int(x1 - mx)), max(0, int(y1 - my))
-        c, d = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
-        if c - a < 2 or d - b < 2:
+        grown = _grown_face((x1, y1, x2, y2), w, h)
+        if grown is None:
             continue
+        a, b, c, d = grown
         patch = out[b:d, a:c]
         # pixelate to ~6 cells across, then smooth: no feature of the face survives
         cells = (max(1, (c - a) // 8), max(1, (d - b) // 8))
@@ -134,14 +145,6 @@ def blur_regions(
         out[b:d, a:c] = cv2.GaussianBlur(big, (0, 0), max(1.0, (c - a) / 10))
         n += 1
     return out, n
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def mask_out_faces(
@@ -156,21 +159,26 @@ def mask_out_faces(
     its centre lies inside it; the others are painted (grown by ``FACE_MARGIN``, as a blur
     would be) except where they cover a kept box, whose pixels stay as they were.
     """
+    from models.evaluate import box_iou
+
     out = img.copy()
     h, w = img.shape[:2]
+    faces = list(faces)
+    overlap = box_iou(
+        np.asarray(faces, np.float32).reshape(-1, 4), np.asarray(keep, np.float32).reshape(-1, 4)
+    )
     n = 0
-    for f in faces:
+    for f, ious in zip(faces, overlap, strict=True):
         x1, y1, x2, y2 = f
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        if any(
-            _iou(f, k) >= SAME_FACE_IOU or (k[0] <= cx <= k[2] and k[1] <= cy <= k[3]) for k in keep
+        if (ious >= SAME_FACE_IOU).any() or any(
+            k[0] <= cx <= k[2] and k[1] <= cy <= k[3] for k in keep
         ):
             continue
-        mx, my = (x2 - x1) * FACE_MARGIN, (y2 - y1) * FACE_MARGIN
-        a, b = max(0, int(x1 - mx)), max(0, int(y1 - my))
-        c, d = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
-        if c - a < 2 or d - b < 2:
+        grown = _grown_face((x1, y1, x2, y2), w, h)
+        if grown is None:
             continue
+        a, b, c, d = grown
         out[b:d, a:c] = MASKED_BGR
         n += 1
     for x1, y1, x2, y2 in keep:  # a kept face next to a painted one keeps every pixel

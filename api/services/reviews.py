@@ -8,7 +8,6 @@ reviewed captures into training data.
 
 from __future__ import annotations
 
-import io
 import logging
 import zipfile
 from dataclasses import dataclass
@@ -283,11 +282,3 @@ def export_voc(
             zf.writestr(f"ImageSets/Main/{split}.txt", "".join(n + "\n" for n in names))
         zf.writestr("labels.txt", "".join(n + "\n" for n in sorted(labels)))
     return sum(len(v) for v in splits.values())
-
-
-def export_voc_bytes(conn: Conn, store: EvidenceStore, **kw: Any) -> bytes:
-    """``export_voc`` into memory (tests and small exports)."""
-    buf = io.BytesIO()
-    export_voc(conn, store, buf, **kw)
-    data: bytes = buf.getvalue()
-    return data
