@@ -19,7 +19,7 @@ from api.auth.scope import SiteScope
 from api.services.duties import DutySiteIn, set_duty_site
 from bkcommon.timeutil import utcnow
 from tests.console.conftest import Console, console_errors, png_bytes, shot, viewport
-from tests.console.test_console_browser import find, text
+from tests.console.test_console_browser import attr, find, text
 from tests.console.test_console_pages import nav, sign_in_as
 from tests.console.test_console_phone import PHONE, sideways
 from tests.support.services import wait_until
@@ -133,9 +133,7 @@ def test_officer_does_the_days_duties_on_a_phone(
         )
         assert "午餐" in (text(b, "#sample-list") or "")
         wait_until(
-            lambda: (
-                find(b, "#meal-due li[data-meal='lunch']").get_attribute("data-state") == "sampled"
-            ),
+            lambda: attr(b, "#meal-due li[data-meal='lunch']", "data-state") == "sampled",
             what="lunch sampled",
         )
         assert "已留样 2 道菜" in find(b, "#meal-due li[data-meal='lunch']").text
@@ -203,9 +201,7 @@ def test_meals_of_a_schedule_in_another_zone_are_sampled_under_their_own_date(
         find(b, "#dish-g-0").send_keys("150")
         find(b, "#samples-submit").click()
         wait_until(
-            lambda: (
-                find(b, "#meal-due li[data-meal='lunch']").get_attribute("data-state") == "sampled"
-            ),
+            lambda: attr(b, "#meal-due li[data-meal='lunch']", "data-state") == "sampled",
             what="lunch sampled",
         )
         assert "番茄炒蛋" in (text(b, "#sample-list") or "")  # listed under the meal's date

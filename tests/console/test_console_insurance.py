@@ -16,7 +16,7 @@ from api.services.tickets import process_findings
 from api.settings import ApiSettings
 from bkcommon.timeutil import utcnow
 from tests.console.conftest import PASSWORD, Console, console_errors, viewport
-from tests.console.test_console_browser import find, text
+from tests.console.test_console_browser import attr, find, text
 from tests.console.test_console_pages import sign_in_as
 from tests.support.services import wait_until
 
@@ -35,9 +35,7 @@ def _claim_step(b: WebDriver, to: str, *, amount: str = "", note: str = "") -> N
         row.find_element(By.CSS_SELECTOR, "input[name=note]").send_keys(note)
     row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait_until(
-        lambda: (
-            find(b, "#incidents tr[data-incident-id] td.claim").get_attribute("data-claim") == to
-        ),
+        lambda: attr(b, "#incidents tr[data-incident-id] td.claim", "data-claim") == to,
         what=f"the claim {to}",
     )
 
@@ -207,13 +205,13 @@ def test_wrong_input_is_said_in_words_on_a_phone(
 
         status = f"{mine} p[role=status]"
         step("filed")
-        wait_until(lambda: find(b, f"{mine} td.claim").get_attribute("data-claim") == "filed")
+        wait_until(lambda: attr(b, f"{mine} td.claim", "data-claim") == "filed")
         step("rejected")  # no reason
         wait_until(
             lambda: text(b, status) == "拒赔请在“说明”中写明保险机构的理由。", what="no reason"
         )
         step("accepted")
-        wait_until(lambda: find(b, f"{mine} td.claim").get_attribute("data-claim") == "accepted")
+        wait_until(lambda: attr(b, f"{mine} td.claim", "data-claim") == "accepted")
         step("paid")  # no amount agreed, none typed
         wait_until(lambda: text(b, status) == "已赔付请填写赔付金额。", what="no amount")
         assert find(b, f"{mine} td.claim").get_attribute("data-claim") == "accepted"

@@ -19,6 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+try:  # the browser tests poll pages that redraw; a node replaced mid-read is "not yet"
+    from selenium.common.exceptions import StaleElementReferenceException as _ReplacedError
+except ImportError:  # pragma: no cover - selenium is a dev dependency
+
+    class _ReplacedError(Exception):  # type: ignore[no-redef]
+        """Stands in where selenium is not installed: nothing raises it."""
+
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -37,11 +45,18 @@ def free_port() -> int:
 
 
 def wait_until(pred: object, timeout: float = 10.0, interval: float = 0.05, what: str = "") -> None:
-    """Poll ``pred()`` until true or raise AssertionError after ``timeout`` seconds."""
+    """Poll ``pred()`` until true or raise AssertionError after ``timeout`` seconds.
+
+    A browser element that the page replaced while ``pred`` read it counts as "not yet": live
+    pages redraw rows under a test's feet, and the next poll finds the new node.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if pred():  # type: ignore[operator]
-            return
+        try:
+            if pred():  # type: ignore[operator]
+                return
+        except _ReplacedError:
+            pass
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or pred}")
 
