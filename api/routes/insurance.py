@@ -20,16 +20,20 @@ from api.services.insurance import (
     IncidentPublic,
     PolicyCreate,
     PolicyPublic,
-    RiskRecordPublic,
     create_incident,
     create_policy,
     get_incident,
     list_incidents,
     list_policies,
     policy_in_force,
-    risk_record,
     ticket_policy,
     write_claim_bundle,
+)
+from api.services.insurance_risk import (
+    RiskRecordPublic,
+    RiskRecordsPublic,
+    risk_record,
+    risk_records,
 )
 from bkcommon.timeutil import utcnow
 
@@ -201,3 +205,12 @@ def get_risk_record(
     if found is None:
         raise HTTPException(status_code=404, detail=f"site {site_id} not found")
     return found
+
+
+@router.get("/insurance/risk-records", response_model=RiskRecordsPublic)
+def get_risk_records(
+    conn: ConnDep, scope: ScopeDep, risk: RiskSettingsDep, user: CurrentUser
+) -> RiskRecordsPublic:
+    """The risk summary of every insured canteen you may read (an insurer: those it covers),
+    the highest score first; the lists of one canteen are in ``/insurance/risk-record``."""
+    return risk_records(conn=conn, scope=scope, now=utcnow(), settings=risk, insurer=_own(user))

@@ -29,7 +29,6 @@ from api.input_types import IsoDate, IsoDateTime
 from api.services.evidence import EvidenceStore, load_bytes
 from api.services.inspections import ConflictError, NotFoundError
 from api.services.insurance_sql import own_policy_sql
-from api.services.risk import RiskPoint, RiskSettings, compute, history
 from api.services.ticket_timeline import TIMELINE_SQL
 from bkcommon.localtime import region_zone_name
 from bkcommon.timeutil import utcnow
@@ -510,60 +509,4 @@ def write_claim_bundle(
         len(shas) - len(missing),
         rows,
         extra={"site_id": incident.site_id},
-    )
-
-
-class RiskRecordPublic(BaseModel):
-    """What an insurer sees of a site it insures: the record behind the risk score."""
-
-    site_id: str
-    site_name: str
-    policies: list[PolicyPublic]
-    open_tickets: int
-    overdue_tickets: int
-    repeated_tickets: int
-    excursion_min: float
-    camera_uptime: float | None
-    sensor_uptime: float | None
-    inspection_fail_rate: float | None
-    score: float
-    window_days: float
-    incidents: list[IncidentPublic]
-    history: list[RiskPoint]
-
-
-def risk_record(
-    *,
-    conn: Conn,
-    site_id: str,
-    scope: SiteScope,
-    now: datetime,
-    settings: RiskSettings,
-    insurer: str | None = None,
-) -> RiskRecordPublic | None:
-    """The read-only risk record of one site; None when absent or out of scope. ``insurer``:
-    the policies listed are that insurer's only."""
-    if not scope.allows(site_id):
-        return None
-    scores = compute(conn=conn, now=now, scope=scope, settings=settings, site_id=site_id)
-    if not scores:
-        return None
-    s = scores[0]
-    name = conn.execute("SELECT name FROM sites WHERE id = %s", (site_id,)).fetchone()
-    done = s.raw.items_passed + s.raw.items_failed
-    return RiskRecordPublic(
-        site_id=site_id,
-        site_name=str(name[0]) if name else site_id,
-        policies=list_policies(conn=conn, scope=scope, site_id=site_id, insurer=insurer),
-        open_tickets=s.raw.open_tickets,
-        overdue_tickets=s.raw.overdue_tickets,
-        repeated_tickets=s.raw.repeated_tickets,
-        excursion_min=round(s.raw.excursion_min, 1),
-        camera_uptime=s.raw.camera_uptime,
-        sensor_uptime=s.raw.sensor_uptime,
-        inspection_fail_rate=None if done == 0 else s.raw.items_failed / done,
-        score=s.score,
-        window_days=settings.window_days,
-        incidents=list_incidents(conn=conn, scope=scope, site_id=site_id, insurer=insurer),
-        history=history(conn=conn, site_id=site_id, scope=scope),
     )

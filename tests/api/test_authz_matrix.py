@@ -145,6 +145,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/incidents/{incident_id}/claim"): _loose_write(WRITERS),
     ("GET", "/incidents/{incident_id}/claim"): Spec("read"),
     ("GET", "/insurance/risk-record"): Spec("read", site_query=True),
+    ("GET", "/insurance/risk-records"): Spec("list"),
     ("GET", "/sites/{site_id}/risk"): Spec("read"),
     ("POST", "/risk/compute"): _loose_write(frozenset({"admin"})),
     # deadline overrides and triage modes: admins and regulators (in their region) only

@@ -274,6 +274,40 @@ def test_insurer_reads_the_risk_record_of_insured_sites_only_and_writes_nothing(
         assert stranger.get("/api/v1/policies").json() == []
 
 
+def test_the_risk_records_of_every_insured_canteen_come_from_one_request(
+    client: TestClient, conn: psycopg.Connection[Any], db_url: str, app_settings: ApiSettings
+) -> None:
+    assert client.get("/api/v1/insurance/risk-records").json()["data"] == []  # none insured
+    client.post("/api/v1/policies", json=POLICY_2026)
+    ping_an = {**POLICY_2026, "site_id": "school-002", "insurer": "Ping An", "policy_no": "PA-7"}
+    assert client.post("/api/v1/policies", json=ping_an).status_code == 201
+    insert_finding(conn, key="f1", notify=False)  # school-001: an overdue ticket
+    process_findings(conn, now=utcnow() - timedelta(days=10), settings=app_settings)
+
+    every = client.get("/api/v1/insurance/risk-records").json()
+    assert [r["site_id"] for r in every["data"]] == ["school-001", "school-002"]  # worst first
+    first, second = every["data"]
+    assert first["score"] > second["score"]
+    assert (first["site_name"], second["site_name"]) == ("第一实验小学食堂", "第二中学食堂")
+    assert (first["open_tickets"], first["overdue_tickets"]) == (1, 1)
+    assert every["window_days"] == first["window_days"] > 0
+    one = client.get("/api/v1/insurance/risk-record", params={"site_id": "school-001"}).json()
+    assert {k: one[k] for k in first} == first  # the list says what the record says
+    assert not {"incidents", "history", "policies"} & set(first)  # lists stay per canteen
+
+    app = create_app(app_settings, common=CommonSettings(database_url=db_url))
+    for username, insurer, sites in (
+        ("picc", "PICC", ["school-001"]),
+        ("pa", "Ping An", ["school-002"]),
+        ("none", "Nobody", []),
+    ):
+        token = make_user_token(conn, username=username, role="insurer", insurer=insurer)
+        with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as insurer_client:
+            got = insurer_client.get("/api/v1/insurance/risk-records")
+            assert got.status_code == 200, got.text
+            assert [r["site_id"] for r in got.json()["data"]] == sites, insurer
+
+
 def test_a_claim_moves_on_step_by_step_and_its_history_travels_with_the_bundle(
     client: TestClient, conn: psycopg.Connection[Any], db_url: str, app_settings: ApiSettings
 ) -> None:

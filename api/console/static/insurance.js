@@ -4,7 +4,7 @@
 // incident and each step of its claim as the insurer decides (the insurer's account reads only).
 import { api, ApiError } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
-import { cell, h, mount, qs, say } from "./dom.js";
+import { cell, h, mount, say } from "./dom.js";
 import { explain, fmtNum, fmtTime, localNow, localToIso, t, wordsOf } from "./i18n.js";
 import { incidentKindLabel, incidentKindOptions } from "./labels.js";
 
@@ -198,9 +198,10 @@ export async function renderInsurance(main) {
   const u = me();
   const canPolicy = ["admin", "regulator"].includes(u.role) && !u.read_only;
   const canIncident = ["admin", "regulator", "officer", "director"].includes(u.role) && !u.read_only;
-  const [policies, incidents, sites] = await Promise.all([api("/policies"), api("/incidents"), canIncident ? api("/sites") : { data: [] }]);
-  const insured = [...new Set(policies.map((p) => p.site_id))];
-  const records = await Promise.all(insured.map((s) => api(`/insurance/risk-record${qs({ site_id: s })}`)));
+  // every insured canteen's record from one request, the highest score first
+  const [policies, incidents, sites, risk] = await Promise.all([api("/policies"), api("/incidents"),
+    canIncident ? api("/sites") : { data: [] }, api("/insurance/risk-records")]);
+  const records = risk.data;
   const siteList = sites.data.map((s) => ({ id: s.id, name: s.name }));
   mount(main,
     h("h1", {}, t("nav_insurance")),

@@ -1,0 +1,134 @@
+"""The insurer's risk record (风险记录): what an insurer reads of the canteens it covers.
+
+One site's whole record (policies, incidents, score history) answers "tell me about this
+canteen"; the list answers "which of my canteens need attention", so it is computed for every
+insured canteen in one set-based query (``risk.compute``) instead of one request per canteen,
+which an insurer covering hundreds of canteens could not wait for.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from pydantic import BaseModel, Field
+
+from api.auth.scope import SiteScope
+from api.services.insurance import IncidentPublic, PolicyPublic, list_incidents, list_policies
+from api.services.risk import RiskPoint, RiskScore, RiskSettings, compute, history
+
+Conn = psycopg.Connection[Any]
+
+
+class RiskSummaryPublic(BaseModel):
+    """The record behind one insured canteen's risk score, without its lists."""
+
+    site_id: str
+    site_name: str
+    open_tickets: int
+    overdue_tickets: int
+    repeated_tickets: int
+    excursion_min: float
+    camera_uptime: float | None
+    sensor_uptime: float | None
+    inspection_fail_rate: float | None
+    score: float
+    window_days: float
+
+
+class RiskRecordPublic(RiskSummaryPublic):
+    """What an insurer sees of a site it insures: the record behind the risk score."""
+
+    policies: list[PolicyPublic]
+    incidents: list[IncidentPublic]
+    history: list[RiskPoint]
+
+
+class RiskRecordsPublic(BaseModel):
+    """Every insured canteen in scope, the highest score first."""
+
+    data: list[RiskSummaryPublic]
+    window_days: float = Field(description="The risk window the counts cover, in days.")
+
+
+def _summary(s: RiskScore, name: str, window_days: float) -> RiskSummaryPublic:
+    """The public summary of one computed score."""
+    done = s.raw.items_passed + s.raw.items_failed
+    return RiskSummaryPublic(
+        site_id=s.site_id,
+        site_name=name,
+        open_tickets=s.raw.open_tickets,
+        overdue_tickets=s.raw.overdue_tickets,
+        repeated_tickets=s.raw.repeated_tickets,
+        excursion_min=round(s.raw.excursion_min, 1),
+        camera_uptime=s.raw.camera_uptime,
+        sensor_uptime=s.raw.sensor_uptime,
+        inspection_fail_rate=None if done == 0 else s.raw.items_failed / done,
+        score=s.score,
+        window_days=window_days,
+    )
+
+
+def _names(conn: Conn, site_ids: list[str]) -> dict[str, str]:
+    """Site names by id, from one read."""
+    rows = conn.execute("SELECT id, name FROM sites WHERE id = ANY(%s)", (site_ids,)).fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def risk_record(
+    *,
+    conn: Conn,
+    site_id: str,
+    scope: SiteScope,
+    now: datetime,
+    settings: RiskSettings,
+    insurer: str | None = None,
+) -> RiskRecordPublic | None:
+    """The read-only risk record of one site; None when absent or out of scope. ``insurer``:
+    the policies listed are that insurer's only."""
+    if not scope.allows(site_id):
+        return None
+    scores = compute(conn=conn, now=now, scope=scope, settings=settings, site_id=site_id)
+    if not scores:
+        return None
+    name = _names(conn, [site_id]).get(site_id, site_id)
+    summary = _summary(scores[0], name, settings.window_days)
+    return RiskRecordPublic(
+        **summary.model_dump(),
+        policies=list_policies(conn=conn, scope=scope, site_id=site_id, insurer=insurer),
+        incidents=list_incidents(conn=conn, scope=scope, site_id=site_id, insurer=insurer),
+        history=history(conn=conn, site_id=site_id, scope=scope),
+    )
+
+
+def risk_records(
+    *,
+    conn: Conn,
+    scope: SiteScope,
+    now: datetime,
+    settings: RiskSettings,
+    insurer: str | None = None,
+) -> RiskRecordsPublic:
+    """The risk summary of every canteen in scope that has a policy (``insurer``: a policy of
+    that insurer), the highest score first; one query for all of them."""
+    insured = [
+        str(r[0])
+        for r in conn.execute(
+            f"""SELECT DISTINCT site_id FROM policies
+                WHERE {scope.clause()} AND (%(insurer)s::text IS NULL OR insurer = %(insurer)s)
+                ORDER BY site_id""",
+            {"insurer": insurer, **scope.params()},
+        ).fetchall()
+    ]
+    if not insured:
+        return RiskRecordsPublic(data=[], window_days=settings.window_days)
+    # the insured sites were read through the caller's scope; narrow it to them
+    only = SiteScope(all_sites=False, site_ids=tuple(insured))
+    names = _names(conn, insured)
+    data = [
+        _summary(s, names.get(s.site_id, s.site_id), settings.window_days)
+        for s in compute(conn=conn, now=now, scope=only, settings=settings)
+    ]
+    data.sort(key=lambda r: (-r.score, r.site_name, r.site_id))
+    return RiskRecordsPublic(data=data, window_days=settings.window_days)
