@@ -4,14 +4,19 @@ insurer's decisions up to the payment, and the insurer reads it all without a fo
 
 from __future__ import annotations
 
+import json
+import zipfile
+from pathlib import Path
+
 import psycopg
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
-from api.auth.scope import Role
+from api.auth.scope import Role, SiteScope
 from api.auth.users import create_user
+from api.services.insurance import IncidentCreate, create_incident
 from api.services.tickets import process_findings
 from api.settings import ApiSettings
 from bkcommon.timeutil import utcnow
@@ -226,3 +231,40 @@ def test_wrong_input_is_said_in_words_on_a_phone(
         assert all("422" not in e for e in console_errors(b))  # nothing refused: nothing sent
     finally:
         b.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_the_claim_bundle_is_saved_from_the_page_and_a_failure_said_beside_it(
+    module_console: Console, module_browser: WebDriver, module_downloads: Path
+) -> None:
+    """The bundle link is fetched by the page: the file lands under the API's name with the
+    page saying so; an incident gone meanwhile is said in words beside its link, not only as
+    "Failed" in the browser's download bar."""
+    c, b = module_console, module_browser
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        made = create_incident(
+            conn=conn,
+            data=IncidentCreate(site_id="east-1", occurred_at=utcnow(), kind="complaint"),
+            scope=SiteScope.everything(),
+            actor="reg-east",
+        )
+    sign_in_as(b, c, "reg-east", "/console/insurance")
+    link = f"#incidents tr[data-incident-id='{made.id}'] a.bundle-link"
+    before = set(module_downloads.iterdir())
+    find(b, link).click()
+    said = f"#incidents tr[data-incident-id='{made.id}'] .download-status"
+    name = f"incident-{made.id}.zip"
+    wait_until(lambda: text(b, said) == f"已下载 {name}。", timeout=20, what="saved")
+    wait_until(lambda: module_downloads / name in set(module_downloads.iterdir()) - before)
+    wait_until(lambda: not list(module_downloads.glob("*.crdownload")), what="complete")
+    with zipfile.ZipFile(module_downloads / name) as zf:
+        assert json.loads(zf.read("manifest.json"))["incident"]["id"] == made.id
+
+    b.execute_script(  # as if the incident were gone since the page was drawn
+        "document.querySelector(arguments[0]).setAttribute('href', arguments[1])",
+        link,
+        "/api/v1/incidents/999999999/bundle.zip",
+    )
+    find(b, link).click()
+    wait_until(lambda: text(b, said) == "未找到，或不在您的管辖范围内。", what="the refusal")
+    assert "error" in (attr(b, said, "class") or "")
+    assert all("404" in e for e in console_errors(b))  # the refusal, and nothing else

@@ -4,6 +4,7 @@ and model version, and the reviewed captures exported as a dataset for the days 
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -92,7 +93,16 @@ def test_rates_name_every_camera_with_its_canteen_and_the_dataset_exports(
         )
         before = set(module_downloads.iterdir())
         find(b, "#export-go").click()
-        wait_until(lambda: "已开始下载" in (text(b, "#export-status") or ""), what="started")
+        wait_until(  # the page says when the file is saved, by the API's name for it
+            lambda: (
+                re.fullmatch(
+                    r"已下载 captures-20010101-\d{8}\.zip。", text(b, "#export-status") or ""
+                )
+                is not None
+            ),
+            timeout=20,
+            what="saved",
+        )
         wait_until(
             lambda: any(
                 p.name.startswith("captures-20010101-") and p.suffix == ".zip"

@@ -22,6 +22,7 @@ import { renderVisits } from "./visits.js";
 import { renderReports } from "./reports.js";
 import { renderSettings } from "./settings.js";
 import { renderWall } from "./wall.js";
+import { installDownloads } from "./downloads.js";
 
 const BASE = "/console";
 const main = document.getElementById("main");
@@ -319,12 +320,15 @@ export async function render({ quiet = false } = {}) {
     h("p", {}, h("a", { href: `${BASE}/`, "data-link": true }, t("nav_overview")))));
 }
 
-setUnauthorizedHandler(() => {
+function signedOut() {
   state.me = null;
   state.configured = false;
   stopLive();
   renderLogin();
-});
+}
+
+setUnauthorizedHandler(signedOut);
+installDownloads(signedOut);
 
 document.addEventListener("click", (ev) => {
   if (!(ev.target.closest && ev.target.closest("details.nav-group"))) closeMenus(); // a click elsewhere

@@ -349,7 +349,7 @@ function exportForm() {
   // the API takes days of 2000-2099 in UTC: the region's first and last such day are not whole
   const day = (id, name, value) => h("input", { id, name, type: "date", required: true, value, min: "2000-01-02", max: "2099-12-30" });
   const status = h("p", { id: "export-status", role: "status", "data-keep": true });
-  const link = h("a", { id: "export-link", hidden: true, download: "" });
+  const link = h("a", { id: "export-link", hidden: true, download: "", dataset: { status: "export-status" } });
   const form = h("form", { id: "export-form", class: "filters", novalidate: true },
     h("div", { class: "field" }, h("label", { for: "export-from" }, t("reviews_export_from")), day("export-from", "from", monthAgo)),
     h("div", { class: "field" }, h("label", { for: "export-to" }, t("reviews_export_to")), day("export-to", "to", today)),
@@ -367,9 +367,7 @@ function exportForm() {
     }
     const end = localToIso(`${to}T23:59`); // through the last moment of the last day
     link.href = `/api/v1/reviews/export.zip${qs({ from: localToIso(`${from}T00:00`), to: `${to}T23:59:59.999${end.slice(19)}` })}`;
-    link.click();
-    status.className = "ok";
-    say(status, t("reviews_export_started", { from, to }));
+    link.click(); // the download handler says "preparing", then the file's name or the refusal
   });
   return h("section", { class: "card", "aria-labelledby": "export-h" },
     h("h2", { id: "export-h" }, t("reviews_export")), h("p", { class: "muted" }, t("reviews_export_hint")), form, status);
