@@ -17,7 +17,11 @@ judged by the run's length alone (``judged_by = power``: ``valid`` when the plug
 power for ``min_hold_s``, else ``too_short``). A power sample takes over a cycle the
 temperature began (a plug that reported late); a plug that says nothing leaves the
 temperature in charge. After a plug-timed cycle ends while the cabinet is still hot, the
-temperature may start a cycle again only once it has been below ``start_temp_c``.
+temperature may start a cycle again only once it has been below ``start_temp_c``. A plug
+that draws power again within ``PLUG_PAUSE`` of switching off (a thermostat cutting the
+heater once the chamber is hot) continues the same cycle: the ledger row written at the
+switch-off is updated when the cycle really ends, and temperature readings during the pause
+keep its hold going (a reading below ``start_temp_c`` ends the pause for good).
 
 The state of a cycle in progress lives in ``rule_state`` (rule ``disinfection``) and is
 written in the writer's transaction with the readings, so a worker restarted mid-cycle
@@ -47,6 +51,12 @@ logger = logging.getLogger(__name__)
 
 STATE_RULE = "disinfection"
 """``rule_state.rule`` of the per-cabinet cycle state."""
+
+PLUG_PAUSE = timedelta(minutes=5)
+"""A plug-timed cycle whose plug draws power again within this long of switching off is
+the same cycle going on: a cabinet's thermostat cuts the heater once the chamber is hot
+(a few watts for a few minutes) and switches it back on, and that pause is part of the
+hold, not the end of one short cycle and the start of another."""
 
 PLUG_SILENT = timedelta(minutes=10)
 """A plug-timed cycle whose plug has sent nothing for this long ends by the temperature
@@ -271,6 +281,10 @@ def step(  # noqa: PLR0911 - one return per phase of the cycle
         if ts <= state.ended_at:  # a late reading of the plug-timed cycle that ended
             folded = _heat(state, t, ts, cab)
             return folded, _ended(folded, state.ended_at, cab)
+        if ts - state.ended_at < PLUG_PAUSE and t >= cab.start_temp_c:
+            # the plug may yet switch back on (a thermostat's pause): keep the hold going;
+            # the ledger row stays as ended unless the plug does
+            return _heat(state, t, ts, cab), None
         state = CycleState(last_ts=state.last_ts, last_power_ts=state.last_power_ts, armed=False)
     if state.running and state.driver == "power" and cab.has_plug:
         assert state.started_at is not None
@@ -316,6 +330,17 @@ def step_power(state: CycleState, p: NewPower, cab: Cabinet) -> tuple[CycleState
         return replace(state, running=False, closing=True, ended_at=ts), cycle
     if not on:
         return replace(state, last_power_ts=ts), None
+    if state.closing and state.ended_at is not None and ts - state.ended_at < PLUG_PAUSE:
+        # switched back on within the pause: the same cycle (same start, same ledger row,
+        # updated when it ends), its hold and on-time running through the pause
+        peak_w = state.peak_w if watts is None else max(state.peak_w or 0.0, watts)
+        held = state.held_s
+        if state.peak_c is None and state.on_since is not None:
+            held = (ts - state.on_since).total_seconds()
+        resumed = replace(
+            state, running=True, closing=False, ended_at=None, last_power_ts=ts, peak_w=peak_w
+        )
+        return replace(resumed, held_s=held), None
     started = CycleState(
         running=True,
         last_ts=state.last_ts,
@@ -374,12 +399,14 @@ ON CONFLICT (sensor_id, started_at) DO UPDATE SET
     verdict = EXCLUDED.verdict, judged_by = EXCLUDED.judged_by, on_s = EXCLUDED.on_s,
     peak_w = EXCLUDED.peak_w, valid_at = EXCLUDED.valid_at
 WHERE c.judged_by <> 'temperature'
-  AND (c.peak_c, c.held_s, c.verdict, c.judged_by)
-      IS DISTINCT FROM (EXCLUDED.peak_c, EXCLUDED.held_s, EXCLUDED.verdict, EXCLUDED.judged_by)
+  AND (c.ended_at, c.peak_c, c.held_s, c.verdict, c.judged_by, c.on_s, c.peak_w, c.valid_at)
+      IS DISTINCT FROM (EXCLUDED.ended_at, EXCLUDED.peak_c, EXCLUDED.held_s, EXCLUDED.verdict,
+                        EXCLUDED.judged_by, EXCLUDED.on_s, EXCLUDED.peak_w, EXCLUDED.valid_at)
 RETURNING (xmax = 0) AS inserted
 """
 """A replayed cycle is a no-op; a plug-timed cycle is updated by temperature readings that
-arrived after the plug's end (never a temperature-timed one: its end is final)."""
+arrived after the plug's end, and by the plug switching back on within ``PLUG_PAUSE`` (never
+a temperature-timed one: its end is final)."""
 
 
 def _write_cycles(cur: psycopg.Cursor[Any], cycles: list[Cycle]) -> int:

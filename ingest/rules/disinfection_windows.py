@@ -49,7 +49,10 @@ MAX_PER_SWEEP = 200
 (about 5 ms per window, docs/disinfection.md)."""
 JUDGE_GRACE = timedelta(minutes=5)
 """A window is judged this long after it closes, so readings still in flight (a gateway's
-batch, a worker's flush) are counted; the finding is still dated at the window's end."""
+batch, a worker's flush) are counted; the finding is still dated at the window's end. It is
+not shorter than the plug's ``PLUG_PAUSE``: a thermostat's pause that began before the
+window closed has been decided (resumed, or ended) by the time the window is judged, and one
+that began after it cannot make the window's cycle valid in time."""
 
 
 @dataclass(frozen=True, slots=True)

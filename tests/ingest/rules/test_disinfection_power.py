@@ -8,11 +8,22 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from bkcommon.errors import ConfigError
 from bkcommon.sitefile import parse_site_file
-from ingest.rules.disinfection import Cabinet, Cycle, CycleState, step, step_power
+from brightkitchen.registry import sync_registry
+from ingest.rules.disinfection import (
+    PLUG_PAUSE,
+    Cabinet,
+    Cycle,
+    CycleState,
+    apply_cycles,
+    step,
+    step_power,
+)
+from ingest.rules.disinfection_windows import JUDGE_GRACE
 from ingest.types import NewPower, NewReading
 
 T0 = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
@@ -106,6 +117,54 @@ def test_a_plug_that_dies_mid_cycle_does_not_hold_it_open() -> None:
     assert _feed(sorted(events, key=lambda e: e.ts)) == []
 
 
+def test_a_thermostats_pause_is_part_of_the_hold_not_two_short_cycles() -> None:
+    """A steam cabinet hot from minute 2; its thermostat cuts the heater (5 W) from 6 to 9
+    while the chamber stays at 102 °C, the heater runs again to 15, then the cabinet is off
+    and cools. One valid cycle (13 min hot), not a 4-min and a 6-min too-short pair."""
+    power = [_p(m, 1500.0) for m in range(6)] + [_p(6, 5.0), _p(7, 5.0), _p(8, 5.0)]
+    power += [_p(m, 1500.0) for m in range(9, 15)] + [_p(15, 5.0)]
+    temps = [_t(0, 40.0), _t(1, 80.0)] + [_t(m, 102.0) for m in range(2, 16)]
+    temps += [_t(17, 90.0), _t(25, 50.0)]
+    cycles = _feed(sorted([*power, *temps], key=lambda e: (e.ts, isinstance(e, NewReading))))
+    assert {c.started_at for c in cycles} == {T0}  # one cycle: its row written, then updated
+    first, last = cycles[0], cycles[-1]
+    assert (first.ended_at, first.verdict) == (T0 + timedelta(minutes=6), "too_short")
+    assert (last.ended_at, last.verdict, last.judged_by) == (
+        T0 + timedelta(minutes=15),
+        "valid",
+        "power_temperature",
+    )
+    assert (last.held_s, last.on_s) == (780.0, 900.0)  # hot 2-15; on 0-15, the pause counted
+    assert last.valid_at == T0 + timedelta(minutes=12)
+
+
+def test_a_pause_longer_than_plug_pause_or_a_cool_down_ends_the_cycle() -> None:
+    # off at 6, on again at 12 (6 min later, beyond PLUG_PAUSE): two cycles
+    events: list[NewReading | NewPower] = [_p(0, 1500.0), _p(6, 5.0), _p(12, 1500.0)]
+    events += [_p(30, 5.0)]
+    cycles = _feed(events)
+    assert [(c.started_at, c.verdict) for c in cycles] == [
+        (T0, "too_short"),
+        (T0 + timedelta(minutes=12), "valid"),
+    ]
+    # off at 6, the chamber below start_temp_c at 7: over, even if the plug draws at 8
+    events = [_p(0, 1500.0), _t(1, 101.0), _p(6, 5.0), _t(7, 50.0), _p(8, 1500.0), _p(20, 5.0)]
+    starts = [c.started_at for c in _feed(events)]
+    assert starts == [T0, T0 + timedelta(minutes=8)]
+
+
+def test_windows_are_judged_no_sooner_than_a_pause_is_decided() -> None:
+    assert JUDGE_GRACE >= PLUG_PAUSE  # see JUDGE_GRACE's docstring
+
+
+def test_a_plug_without_probe_resumes_within_the_pause() -> None:
+    cycles = _feed([_p(0, 1500.0), _p(4, 5.0), _p(6, 1500.0), _p(12, 5.0)])
+    assert [(c.started_at, c.verdict, c.on_s) for c in cycles] == [
+        (T0, "too_short", 240.0),
+        (T0, "valid", 720.0),  # the same cycle: on 0-12 with a 2-min pause
+    ]
+
+
 @pytest.mark.parametrize(
     ("sensors", "message"),
     [
@@ -161,3 +220,51 @@ def test_on_thresholds_per_type_region_and_cabinet() -> None:
     assert (specs["a"].on_w, specs["a"].on_current_a) == (300.0, 1.364)  # steam default
     assert (specs["b"].on_w, specs["b"].on_current_a) == (800.0, 3.636)  # the region's
     assert (specs["c"].on_w, specs["c"].on_current_a) == (200.0, 0.5)  # the cabinet's
+
+
+def test_the_ledger_row_of_a_resumed_cycle_is_updated_once_and_replays_change_nothing(
+    db_url: str,
+) -> None:
+    """On PostgreSQL: the row written at the thermostat's switch-off is the same row when the
+    cycle really ends (its end, hold, on-time and verdict updated); a replay of the whole
+    stream writes nothing."""
+    data = {
+        "regions": [{"id": "d", "name": "D"}],
+        "sites": [
+            {
+                "id": "s1",
+                "name": "S",
+                "region": "d",
+                "sensors": [
+                    {"id": "c", "profile": "disinfection", "cabinet": {"type": "steam", "plug": {}}}
+                ],
+            }
+        ],
+    }
+    power = [_p(m, 1500.0) for m in range(6)] + [_p(6, 5.0)]
+    power += [_p(m, 1500.0) for m in range(8, 15)] + [_p(15, 5.0)]
+    temps = [_t(1, 80.0)] + [_t(m, 102.0) for m in range(2, 16)] + [_t(25, 50.0)]
+
+    def apply(p: list[NewPower], t: list[NewReading]) -> int:
+        with psycopg.connect(db_url) as conn, conn.transaction(), conn.cursor() as cur:
+            return apply_cycles(cur, {"c": t} if t else {}, T0, {"c": p} if p else {})
+
+    with psycopg.connect(db_url) as conn:
+        sync_registry(conn, parse_site_file(data))
+    assert apply(power[:7], temps[:5]) == 1  # to the switch-off at 6: a short cycle so far
+    rows = "SELECT started_at, ended_at, verdict, held_s, on_s FROM disinfection_cycles"
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute(rows).fetchall() == [
+            (T0, T0 + timedelta(minutes=6), "too_short", 180.0, 360.0)
+        ]
+        apply(power[7:], temps[5:])  # back on at 8, off at 15, cool by 25
+        assert conn.execute(rows).fetchall() == [
+            (T0, T0 + timedelta(minutes=15), "valid", 780.0, 900.0)
+        ]
+    with psycopg.connect(db_url) as conn:
+        conn.execute("DELETE FROM rule_state")
+    assert apply(power, temps) == 0  # a replay from scratch: the same row, nothing new
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute(rows).fetchall() == [
+            (T0, T0 + timedelta(minutes=15), "valid", 780.0, 900.0)
+        ]
