@@ -195,6 +195,12 @@ def test_officer_is_offered_only_what_it_may_do(world: Console, module_browser: 
 
 def test_insurer_reads_its_insured_canteens_only(world: Console, module_browser: WebDriver) -> None:
     c, b = world, module_browser
+    with psycopg.connect(c.db_url, autocommit=True) as conn:  # two past scores of east-1
+        conn.execute(
+            "INSERT INTO risk_scores (site_id, computed_at, score, components) "
+            "SELECT 'east-1', now() - d * interval '1 day', 20 + d, '{}' "
+            "FROM unnest('{30,60}'::int[]) d"
+        )
     sign_in_as(b, c, "insurer-pa", "/console/insurance")
     row = find(b, "#risk-records tr[data-site-id]")
     assert row.get_attribute("data-site-id") == "east-1"
@@ -212,6 +218,13 @@ def test_insurer_reads_its_insured_canteens_only(world: Console, module_browser:
         assert policy.find_element(By.CSS_SELECTOR, "th").text == "东区第一小学食堂"
         record = find(b, "#risk-records tr[data-site-id='east-1'] td")
         assert record.get_attribute("data-label") == "风险分"
+        # what an insurer prices on: the score's trend and the losses, opened on demand
+        find(b, "#risk-records tr[data-site-id='east-1'] details.risk-more summary").click()
+        chart = "#risk-records tr[data-site-id='east-1'] .risk-more-body svg.chart"
+        wait_until(lambda: attr(b, chart, "aria-label") == "东区第一小学食堂风险分走势")
+        assert b.find_elements(By.CSS_SELECTOR, f"{chart} polyline")  # two stored points
+        losses = text(b, "#risk-records tr[data-site-id='east-1'] .losses") or ""
+        assert losses == "无事故记录。" or losses.startswith("事故 "), losses
         assert (
             b.execute_script(
                 "const e = document.scrollingElement; return e.scrollWidth - e.clientWidth;"

@@ -7,6 +7,7 @@ import { me, refresh, siteName } from "./app.js";
 import { cell, h, mount, say } from "./dom.js";
 import { explain, fmtNum, fmtTime, localNow, localToIso, t, wordsOf } from "./i18n.js";
 import { incidentKindLabel, incidentKindOptions } from "./labels.js";
+import { lineChart } from "./site.js";
 
 const pct = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)}%`);
 const money = (x) => (x === null || x === undefined ? "—" : `¥${Number(x).toLocaleString("zh-CN")}`);
@@ -31,6 +32,8 @@ const WORDS = {
     needs_reason: "拒赔请在“说明”中写明保险机构的理由。", needs_amount: "已赔付请填写赔付金额。",
     bad_amount: "金额不对：请填写不小于 0、最多两位小数的金额。", ends_before: "终止日期不能早于起保日期。",
     future: "发生时间不能晚于现在。", bad_time: "发生时间不对，请重新选择。", with_incident: "随事故一并记录",
+    risk_more: "风险分走势与事故", risk_trend: "{name}风险分走势", no_history: "尚无历史风险分。",
+    losses: "事故 {n} 起，已赔付 {paid}，处理中 {open} 起。", no_losses: "无事故记录。",
   },
   en: {
     new_policy: "Register a policy", new_incident: "Record an incident", save: "Save", starts_on: "Starts on", ends_on: "Ends on",
@@ -41,6 +44,8 @@ const WORDS = {
     needs_reason: "A rejection needs the insurer's reason in the note.", needs_amount: "A paid claim needs the amount paid.",
     bad_amount: "The amount is not right: a sum of 0 or more with at most two decimals.", ends_before: "The policy cannot end before it starts.",
     future: "The time it occurred cannot be later than now.", bad_time: "The time it occurred is not right; choose it again.", with_incident: "recorded with the incident",
+    risk_more: "Score trend and incidents", risk_trend: "Risk score of {name} over time", no_history: "No past score yet.",
+    losses: "{n} incident(s), {paid} paid, {open} claim(s) in progress.", no_losses: "No incident recorded.",
   },
 };
 const w = wordsOf(WORDS);
@@ -194,6 +199,32 @@ function claimCell(incident, canWrite) {
     status));
 }
 
+/** The score's trend and the loss history of one insured canteen (what an insurer prices on),
+ * read from its whole risk record when the reader opens it. */
+function riskMore(summary) {
+  const body = h("div", { class: "risk-more-body" });
+  const box = h("details", { class: "risk-more" }, h("summary", {}, w("risk_more")), body);
+  let asked = false;
+  box.addEventListener("toggle", async () => {
+    if (!box.open || asked) return;
+    asked = true;
+    body.replaceChildren(h("p", { class: "loading", role: "status" }, t("loading")));
+    try {
+      const r = await api(`/insurance/risk-record?site_id=${encodeURIComponent(summary.site_id)}`);
+      const hist = [...r.history].reverse().map((p) => ({ x: new Date(p.computed_at).getTime(), y: p.score }));
+      const paid = r.incidents.filter((i) => i.claim_status === "paid").reduce((sum, i) => sum + Number(i.amount_cny || 0), 0);
+      const open = r.incidents.filter((i) => ["filed", "accepted"].includes(i.claim_status)).length;
+      body.replaceChildren(
+        hist.length ? lineChart(hist, { label: w("risk_trend", { name: r.site_name }), gapMs: Infinity }) : h("p", { class: "muted small" }, w("no_history")),
+        h("p", { class: "small losses" }, r.incidents.length ? w("losses", { n: r.incidents.length, paid: money(paid), open }) : w("no_losses")));
+    } catch (e) {
+      asked = false; // opening it again asks again
+      body.replaceChildren(h("p", { class: "error", role: "alert" }, explain(e)));
+    }
+  });
+  return box;
+}
+
 export async function renderInsurance(main) {
   const u = me();
   const canPolicy = ["admin", "regulator"].includes(u.role) && !u.read_only;
@@ -211,7 +242,7 @@ export async function renderInsurance(main) {
       h("div", { class: "table-wrap" }, h("table", { id: "risk-records", class: "stack" },
         head(RISK_COLS),
         h("tbody", {}, records.length ? records.map((r) => h("tr", { dataset: { siteId: r.site_id } },
-          h("th", { scope: "row" }, r.site_name), c("risk", { class: "num" }, fmtNum(r.score, 0)),
+          h("th", { scope: "row" }, r.site_name, riskMore(r)), c("risk", { class: "num" }, fmtNum(r.score, 0)),
           c("open_tickets", { class: "num" }, r.open_tickets), c("overdue_tickets", { class: "num" }, r.overdue_tickets),
           c("ins_repeated", { class: "num" }, r.repeated_tickets), c("ins_excursion", { class: "num" }, fmtNum(r.excursion_min, 0)),
           c("ins_sensor_uptime", { class: "num" }, pct(r.sensor_uptime)), c("ins_camera_uptime", { class: "num" }, pct(r.camera_uptime)),
