@@ -69,6 +69,9 @@ MAX_DETAILS_DEPTH = 8
 MAX_BOX_PX = 100_000.0
 """Largest pixel coordinate or image side anyone will draw (and far above any camera)."""
 
+MAX_ZONE_POINTS = 256
+"""Most corners of a zone outline sent with the evidence (a site file's zones have a handful)."""
+
 
 def _storable_text(v: str) -> str:
     """Refuse text PostgreSQL cannot store: NUL (text and jsonb reject it) and lone UTF-16
@@ -321,8 +324,21 @@ class BoxXYXY(BaseModel):
     confidence: float = Field(default=0.0, ge=0, le=1, allow_inf_nan=False)
 
 
+Pixel = Annotated[float, Field(ge=-MAX_BOX_PX, le=MAX_BOX_PX, allow_inf_nan=False, strict=True)]
+"""A finite pixel coordinate on an evidence image."""
+
+
 class Evidence(BaseModel):
-    """Evidence attached to a violation: an inline JPEG (base64) and/or its content hash."""
+    """Evidence attached to a violation: an inline JPEG (base64) and/or its content hash.
+
+    ``scale`` and ``zone_polygon_px`` describe the drawing for whoever takes it off again
+    (the training export, ``models.captures``): the zone outline is drawn in the image's own
+    pixels, which differ from the zone's (camera-native) pixels when the frame was shrunk to
+    fit the evidence width. Both are optional: boxes that predate them send neither, and a
+    consumer then cannot know where the outline lies. A box that records them sends ``scale``
+    always and ``zone_polygon_px`` for every outline it drew, so ``scale`` without a polygon
+    means no outline was drawn.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -331,6 +347,22 @@ class Evidence(BaseModel):
     width_px: int | None = Field(default=None, gt=0, le=int(MAX_BOX_PX))
     height_px: int | None = Field(default=None, gt=0, le=int(MAX_BOX_PX))
     boxes: list[BoxXYXY] = Field(default_factory=list, max_length=1000)
+    scale: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        strict=True,
+        description="Evidence pixels per pixel of the event's frame (1 = not shrunk; the "
+        "evidence is never enlarged)",
+    )
+    zone_polygon_px: list[tuple[Pixel, Pixel]] | None = Field(
+        default=None,
+        min_length=3,
+        max_length=MAX_ZONE_POINTS,
+        description="The zone outline as drawn, in pixels of the evidence image; absent when "
+        "no outline was drawn",
+    )
 
 
 class Violation(Contract):

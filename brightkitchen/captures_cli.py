@@ -78,6 +78,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"{res.faces_masked_out}; images left unblurred (region allows faces): "
         f"{res.unblurred_images}"
     )
+    if res.zone_outlines_kept:  # evidence of boxes that do not record where they drew it
+        print(
+            f"zone outlines painted out: {res.zone_outlines_removed}; left on "
+            f"{res.zone_outlines_kept} images (their edge box did not record where it drew "
+            "the outline: zone_outline_removed false in the annotation)"
+        )
+    elif res.zone_outlines_removed:
+        print(f"zone outlines painted out: {res.zone_outlines_removed}")
     for reason, n in res.left_out.items():
         print(f"left out {n}: {reason}")
     print(

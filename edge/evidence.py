@@ -6,6 +6,11 @@ OpenCV cannot draw Chinese; the Chinese rule title is drawn only when a CJK font
 is installed (Pillow + a font file), never fetched. The payload keeps under
 ``MAX_PAYLOAD_BYTES`` by lowering JPEG quality, then the size, then leaving the
 image out (its sha256 stays).
+
+The payload's evidence also says how the frame was shrunk (``scale``) and where the zone
+outline was drawn in the image's pixels (``zone_polygon_px``): the zone's polygon is in the
+camera's pixels, and the training export (``models.captures``) must find the outline to take
+it off a confirmed capture.
 """
 
 from __future__ import annotations
@@ -24,7 +29,15 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from bkcommon.messages import MAX_PAYLOAD_BYTES, BoxXYXY, Evidence, Violation, encode
+from bkcommon.messages import (
+    MAX_BOX_PX,
+    MAX_PAYLOAD_BYTES,
+    MAX_ZONE_POINTS,
+    BoxXYXY,
+    Evidence,
+    Violation,
+    encode,
+)
 from bkcommon.timeutil import rfc3339
 from edge.events import ViolationEvent
 from edge.rulenames import rule_title
@@ -46,13 +59,16 @@ _MIN_WIDTH_PX = 160
 
 @dataclass(frozen=True, slots=True)
 class EvidenceImage:
-    """An encoded evidence JPEG with its hash, size and the boxes in its pixels."""
+    """An encoded evidence JPEG with its hash, size, the boxes in its pixels, the scale from
+    the event's frame to it and the zone outline's corners as drawn (None: no outline)."""
 
     jpeg: bytes
     sha256: str
     width_px: int
     height_px: int
     boxes: list[BoxXYXY]
+    scale: float = 1.0
+    zone_polygon: list[tuple[float, float]] | None = None
 
 
 def new_event_id(now_s: float | None = None) -> str:
@@ -118,9 +134,11 @@ def render_evidence(
     h, w = img.shape[:2]
     thick = max(1, round(w / 400))
     font_scale = max(0.35, w / 1600)
+    drawn: list[tuple[float, float]] | None = None
     if event.zone_polygon:
         pts = np.array([[x * scale, y * scale] for x, y in event.zone_polygon], dtype=np.int32)
         cv2.polylines(img, [pts], isClosed=True, color=_ZONE_BGR, thickness=thick)
+        drawn = [(float(x), float(y)) for x, y in pts.tolist()]
     boxes: list[BoxXYXY] = []
     for b in event.boxes:
         x1, y1, x2, y2 = (round(v * scale) for v in (b.x1, b.y1, b.x2, b.y2))
@@ -176,6 +194,8 @@ def render_evidence(
         width_px=int(img.shape[1]),
         height_px=int(img.shape[0]),
         boxes=boxes,
+        scale=scale,
+        zone_polygon=drawn,
     )
 
 
@@ -184,18 +204,44 @@ def _json_safe(details: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _outline_to_send(
+    polygon: list[tuple[float, float]] | None,
+) -> list[tuple[float, float]] | None:
+    """The drawn outline as the contract takes it (``Evidence.zone_polygon_px``), or None.
+
+    A zone of fewer than 3 or more than ``MAX_ZONE_POINTS`` corners, or one reaching past
+    ``MAX_BOX_PX``, would make the whole violation invalid at ingest; the violation matters
+    more than taking its outline off a training image, so such an outline is not sent (and
+    neither is the scale, see ``build_violation``).
+    """
+    if polygon is None or not 3 <= len(polygon) <= MAX_ZONE_POINTS:
+        return None
+    if any(abs(v) > MAX_BOX_PX for pt in polygon for v in pt):
+        return None
+    return polygon
+
+
 def build_violation(
     event: ViolationEvent, event_id: str, image: EvidenceImage | None, *, inline: bool = True
 ) -> Violation:
-    """Turn a decided event (and its evidence image) into the versioned MQTT payload model."""
+    """Turn a decided event (and its evidence image) into the versioned MQTT payload model.
+
+    ``scale`` set without ``zone_polygon_px`` tells the backend that no outline was drawn, so
+    where an outline was drawn but cannot be sent, the scale is left out too: the export then
+    treats the image like an older box's, whose outline may be there (and says so).
+    """
     evidence = None
     if image is not None:
+        outline = _outline_to_send(image.zone_polygon)
+        recorded = outline is not None or image.zone_polygon is None
         evidence = Evidence(
             jpeg_b64=base64.b64encode(image.jpeg).decode("ascii") if inline else None,
             sha256=image.sha256,
             width_px=image.width_px,
             height_px=image.height_px,
             boxes=image.boxes,
+            scale=image.scale if recorded else None,
+            zone_polygon_px=outline,
         )
     return Violation(
         event_id=event_id,

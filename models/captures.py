@@ -34,9 +34,15 @@ the region's systems. A box counts as a face by its label before or after ``--ma
 the mask recipe maps to a face class) or by its rule (``no_mask``).
 
 The evidence JPEG is drawn for people (``edge.evidence``: red box + label on the very object
-that is labelled, a caption bar below); the export cuts the bar off and paints the boxes and
-the title over (``strip_overlay``) so the training image does not carry its answer. The zone
-outline stays. The output folder must be new: a previous export's files are never mixed in.
+that is labelled, the zone's outline, a caption bar below); the export cuts the bar off and
+paints the boxes, the title and the zone outline over from their surroundings
+(``strip_overlay``) so the training image does not carry its answer. The outline is found
+where the edge box recorded it (``evidence.zone_polygon_px``, in the image's own pixels: the
+zone's polygon is in camera pixels, and a frame wider than the evidence width was shrunk).
+Evidence from boxes that predate the record says neither the polygon nor the scale, so an
+outline on it (a violation in a zone) stays, and its annotation says so
+(``zone_outline_removed``: false; counted in the report as ``zone_outlines_kept``). The output
+folder must be new: a previous export's files are never mixed in.
 """
 
 from __future__ import annotations
@@ -89,6 +95,8 @@ class CaptureExport:
     boxes: dict[str, int] = field(default_factory=dict)
     faces_blurred: int = 0
     faces_masked_out: int = 0
+    zone_outlines_removed: int = 0
+    zone_outlines_kept: int = 0
     unblurred_images: int = 0
     left_out: dict[str, int] = field(default_factory=dict)
 
@@ -217,6 +225,7 @@ def _is_face(raw: str, mapped: str, rule: str, face_names: frozenset[str]) -> bo
 
 _BAR_BGR = (32, 32, 32)  # edge.evidence's caption bar
 _BOX_BGR = (0, 0, 255)  # edge.evidence's box colour
+OVERLAY_MARGIN_PX = 2  # every painted-over mark grows this much each side: JPEG smears edges
 
 
 def _frame_height(h: int) -> int | None:
@@ -227,12 +236,59 @@ def _frame_height(h: int) -> int | None:
     return None
 
 
-def strip_overlay(img: Image, boxes: Sequence[Mapping[str, Any]], rule: str = "") -> Image:
+def zone_outline_polygon(
+    evidence: Mapping[str, Any], sx: float, sy: float
+) -> list[tuple[float, float]] | None:
+    """Where the edge box drew the zone outline on this image, or None where it is not known.
+
+    Only the recorded outline (``zone_polygon_px``) is used, scaled like the boxes when the
+    stored image is not the size the payload describes. The zone's polygon in camera pixels is
+    never guessed onto the image: the shrink is not recorded by older boxes, and an evidence
+    width at or under the limit does not prove the frame was not shrunk (a payload over its
+    size limit is re-rendered at half width, and a sub-stream frame has other pixels again).
+    """
+    pts = evidence.get("zone_polygon_px")
+    if not isinstance(pts, list) or len(pts) < 3:
+        return None
+    return [(float(x) * sx, float(y) * sy) for x, y in pts]
+
+
+def outline_may_be_drawn(payload: Mapping[str, Any]) -> bool:
+    """Whether the evidence may carry a zone outline whose place is not recorded: it was drawn
+    on every violation in a zone, and a box that records outlines (``evidence.scale`` is set)
+    records each one it draws."""
+    evidence = payload.get("evidence") or {}
+    return bool(payload.get("zone")) and evidence.get("scale") is None
+
+
+def _zone_mask(
+    shape: tuple[int, ...], polygon: Sequence[tuple[float, float]], width: int
+) -> npt.NDArray[np.uint8]:
+    """The pixels of the zone outline ``edge.evidence`` drew on an image ``width`` px wide:
+    the same closed polyline at the same thickness (``strip_overlay`` grows it by
+    ``OVERLAY_MARGIN_PX``)."""
+    import cv2
+
+    mask = np.zeros(shape[:2], np.uint8)
+    thick = max(1, round(width / 400))  # edge.evidence's line
+    pts = np.array([[round(x), round(y)] for x, y in polygon], dtype=np.int32)
+    cv2.polylines(mask, [pts], isClosed=True, color=255, thickness=thick)
+    return mask
+
+
+def strip_overlay(
+    img: Image,
+    boxes: Sequence[Mapping[str, Any]],
+    rule: str = "",
+    zone_polygon: Sequence[tuple[float, float]] | None = None,
+) -> Image:
     """The evidence frame without what ``edge.evidence.render_evidence`` drew for people: the
     caption bar below the frame is cut off and each box's outline and label tab (red, at the
-    box's own pixels) and the rule's Chinese title (top left, where a CJK font was installed)
-    are painted over from their surroundings. Images without the overlay (checked by its
-    colours) come back unchanged."""
+    box's own pixels), the rule's Chinese title (top left, where a CJK font was installed) and
+    the zone outline (at ``zone_polygon``, in the image's pixels, where known) are painted over
+    from their surroundings (Telea inpainting, one pass for all of them, so no part is filled
+    from another's colour). Images without the overlay (checked by its colours) come back
+    unchanged; the zone outline is taken off wherever ``zone_polygon`` says it was drawn."""
     import cv2
 
     h, w = img.shape[:2]
@@ -267,9 +323,12 @@ def strip_overlay(img: Image, boxes: Sequence[Mapping[str, Any]], rule: str = ""
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thick - 1)
         ty = max(th + base, y1)
         cv2.rectangle(mask, (x1, ty - th - base), (x1 + tw, ty), 255, -1)
+    if zone_polygon is not None:
+        mask |= _zone_mask(mask.shape, zone_polygon, w)
     if not mask.any():
         return np.asarray(out, np.uint8)
-    grown = cv2.dilate(mask, np.ones((5, 5), np.uint8))
+    side = 2 * OVERLAY_MARGIN_PX + 1
+    grown = cv2.dilate(mask, np.ones((side, side), np.uint8))
     return np.asarray(cv2.inpaint(np.ascontiguousarray(out), grown, 5, cv2.INPAINT_TELEA), np.uint8)
 
 
@@ -391,7 +450,9 @@ def export_captures(
         raw_boxes = [
             {**b, **{k: float(b[k]) * f for k, f in scale}} for b in evidence.get("boxes") or []
         ]
-        clean = strip_overlay(np.asarray(img, np.uint8), raw_boxes, str(r["rule"]))
+        outline = zone_outline_polygon(evidence, sx, sy)
+        clean = strip_overlay(np.asarray(img, np.uint8), raw_boxes, str(r["rule"]), outline)
+        outline_kept = outline is None and outline_may_be_drawn(r["payload"] or {})
         changed = clean.shape != img.shape or not np.array_equal(clean, img)
         img = clean
         h, w = img.shape[:2]
@@ -463,6 +524,8 @@ def export_captures(
             meta["faces_masked_out"] = (
                 str(n_masked) if find_faces is not None else "unknown (no face model)"
             )
+        if outline is not None or outline_kept:
+            meta["zone_outline_removed"] = "true" if outline is not None else "false"
         if r["reason"]:
             meta["review_reason"] = str(r["reason"])
         (folder / "annotations" / f"{stem}.xml").write_text(
@@ -470,6 +533,8 @@ def export_captures(
         )
         result.faces_blurred += n_blurred
         result.faces_masked_out += n_masked
+        result.zone_outlines_removed += int(outline is not None)
+        result.zone_outlines_kept += int(outline_kept)
         if status == "confirmed":
             boxes_written.update(c for c, *_ in labelled)
             result.confirmed += 1

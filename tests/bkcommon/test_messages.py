@@ -157,3 +157,57 @@ def test_times_of_names_every_time_field() -> None:
     noon = datetime(2026, 1, 1, 12, tzinfo=UTC)
     with pytest.raises(PayloadError, match="ended_at: timestamp"):
         check_not_future(dict(times_of(v))["ended_at"], noon, field="ended_at")
+
+
+SHA = "0" * 64
+SQUARE = [[10, 10], [110, 10], [110, 90], [10, 90]]
+
+
+def test_evidence_scale_and_zone_outline_are_optional() -> None:
+    """A box that predates the record sends neither; one that records them round-trips."""
+    old = decode(Violation, json.dumps({**VIOLATION, "evidence": {"sha256": SHA}}).encode())
+    assert old.evidence is not None
+    assert (old.evidence.scale, old.evidence.zone_polygon_px) == (None, None)
+    new = decode(
+        Violation,
+        json.dumps(
+            {**VIOLATION, "evidence": {"sha256": SHA, "scale": 2 / 3, "zone_polygon_px": SQUARE}}
+        ).encode(),
+    )
+    assert new.evidence is not None
+    assert new.evidence.scale == pytest.approx(2 / 3)
+    assert new.evidence.zone_polygon_px == [
+        (10.0, 10.0),
+        (110.0, 10.0),
+        (110.0, 90.0),
+        (10.0, 90.0),
+    ]
+    assert decode(Violation, encode(new)) == new
+    assert decode(Violation, json.dumps({**VIOLATION, "evidence": {"scale": 1}}).encode())
+
+
+@pytest.mark.parametrize(
+    ("evidence", "reason"),
+    [
+        ({"scale": -0.5}, r"evidence\.scale: Input should be greater than 0"),
+        ({"scale": 0}, r"evidence\.scale: Input should be greater than 0"),
+        ({"scale": 1.5}, r"evidence\.scale: Input should be less than or equal to 1"),
+        ({"scale": float("nan")}, r"evidence\.scale: Input should be a finite number"),
+        ({"scale": float("inf")}, r"evidence\.scale: Input should be"),
+        ({"scale": True}, r"evidence\.scale: Input should be a valid number"),
+        ({"scale": "0.5"}, r"evidence\.scale: Input should be a valid number"),
+        ({"zone_polygon_px": SQUARE[:2]}, r"evidence\.zone_polygon_px: .*at least 3"),
+        ({"zone_polygon_px": [[0, 0]] * 257}, r"evidence\.zone_polygon_px: .*at most 256"),
+        ({"zone_polygon_px": [*SQUARE, [float("nan"), 1]]}, r"zone_polygon_px\.4\.0: .*finite"),
+        ({"zone_polygon_px": [*SQUARE, [1, 1e9]]}, r"zone_polygon_px\.4\.1: .*less than or equal"),
+        ({"zone_polygon_px": [*SQUARE, [1, 2, 3]]}, r"zone_polygon_px\.4: .*at most 2"),
+    ],
+)
+def test_nonsense_scale_or_zone_outline_is_refused_with_the_field(
+    evidence: dict[str, Any], reason: str
+) -> None:
+    """A scale outside (0, 1] (the evidence is never enlarged), not finite or not a number,
+    and an outline that is not a polygon of finite pixels, are refused with the field's path."""
+    raw = json.dumps({**VIOLATION, "evidence": {"sha256": SHA, **evidence}}).encode()
+    with pytest.raises(PayloadError, match=reason):
+        decode(Violation, raw)

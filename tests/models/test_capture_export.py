@@ -390,3 +390,136 @@ def test_a_renamed_face_class_is_still_a_face_that_must_be_blurred(
         "dismissed face in a region that blurs faces (nobody can label it)": 1,
     }
     assert not (out / "images" / "evt-00000002.jpg").exists()
+
+
+def _zone_frame(width: int, height: int) -> np.ndarray:
+    """A smooth synthetic kitchen frame (blocks of colour, no overlay drawn on it)."""
+    rng = np.random.default_rng(11)
+    small = rng.integers(60, 200, (24, 32, 3), dtype=np.uint8)
+    return np.asarray(cv2.resize(small, (width, height)), np.uint8)
+
+
+def _zone_capture(
+    conn: psycopg.Connection[Any], n: int, frame: np.ndarray, *, recorded: bool
+) -> int:
+    """A no-mask violation in a zone as an edge box sends it (``prepare_violation``: the
+    rendered JPEG with the zone outline) and ingest stores it (the payload without the inline
+    JPEG); ``recorded=False`` is a box that predates ``scale`` / ``zone_polygon_px``."""
+    from bkcommon.messages import Violation, decode
+    from edge.events import EvidenceBox, ViolationEvent
+    from edge.evidence import prepare_violation
+
+    h, w = frame.shape[:2]
+    event = ViolationEvent(
+        rule="no_mask", camera_id="cam-z", zone_id="prep", started_at=T0, ended_at=None,
+        confidence=0.8, track_id=1, model_version="mask-v4", frame=frame,
+        boxes=[EvidenceBox(w * 0.45, h * 0.4, w * 0.6, h * 0.65, "without_mask", 0.8)],
+        zone_polygon=[(w * 0.1, h * 0.15), (w * 0.85, h * 0.1), (w * 0.9, h * 0.9),
+                      (w * 0.15, h * 0.8)],
+    )  # fmt: skip
+    event_id = f"evt-zone-{n}"
+    prep = prepare_violation(event, event_id, inline=False)
+    v = decode(Violation, prep.payload)  # what ingest accepts
+    payload = v.model_dump(mode="json")  # what ingest stores in findings.payload
+    payload["evidence_sha256"] = prep.image.sha256
+    if not recorded:
+        del payload["evidence"]["scale"], payload["evidence"]["zone_polygon_px"]
+    conn.execute(  # the same frame renders the same JPEG: one blob, whatever the payload
+        "INSERT INTO evidence_blobs (sha256, media_type, bytes) VALUES (%s, 'image/jpeg', %s) "
+        "ON CONFLICT (sha256) DO NOTHING",
+        (prep.image.sha256, prep.image.jpeg),
+    )
+    row = conn.execute(
+        """INSERT INTO findings (finding_key, kind, site_id, subject, rule, tier, occurred_at,
+                                 payload)
+           VALUES (%s, 'violation', 's-open', 'cam-z', 'no_mask', 2, %s, %s) RETURNING id""",
+        (f"violation:{event_id}", T0, Jsonb(payload)),
+    ).fetchone()
+    assert row is not None
+    queue_for_review(conn, finding_id=int(row[0]), site_id="s-open", camera_id="cam-z",
+                     rule="no_mask", payload=payload, now=T0)  # fmt: skip
+    rid = conn.execute("SELECT id FROM capture_reviews WHERE event_id = %s", (event_id,)).fetchone()
+    assert rid is not None
+    return int(rid[0])
+
+
+def _along_outline(img: np.ndarray, clean: np.ndarray, polygon: list[Any]) -> tuple[float, float]:
+    """Along the drawn outline (edge.evidence's thickness): the mean colour difference from
+    the clean frame, and the share of pixels in the outline's colour."""
+    from edge.evidence import _ZONE_BGR
+
+    line = np.zeros(clean.shape[:2], np.uint8)
+    thick = max(1, round(clean.shape[1] / 400))
+    cv2.polylines(line, [np.array(polygon, np.int32)], isClosed=True, color=255, thickness=thick)
+    px, ref = img[line > 0].astype(int), clean[line > 0].astype(int)
+    zone_coloured = (np.abs(px - np.array(_ZONE_BGR)).max(axis=1) < 60).mean()
+    return float(np.abs(px - ref).mean()), float(zone_coloured)
+
+
+@pytest.mark.parametrize(("width", "height"), [(1920, 1080), (640, 480)])
+def test_exported_training_image_has_no_zone_outline(
+    db_url: str, tmp_path: Path, width: int, height: int
+) -> None:
+    """The zone outline is drawn in the evidence image's pixels (a 1920 px frame shrunk to
+    1280, a 640 px one as it is); the payload records where, and the export paints it out
+    from its surroundings, so the training image is the scene, not the zone's answer. An
+    older box's capture (no record) is still exported, with the outline, and says so."""
+    settings = ApiSettings(evidence_dir=tmp_path / "evidence")
+    frame = _zone_frame(width, height)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO regions (id, name) VALUES ('open', 'Open')")
+        conn.execute("INSERT INTO sites (id, region_id, name) VALUES ('s-open', 'open', 'B')")
+        for rid in (_zone_capture(conn, 1, frame, recorded=True),
+                    _zone_capture(conn, 2, frame, recorded=False)):  # fmt: skip
+            confirm_review(conn, review_id=rid, reviewer="u1", scope=SiteScope.everything(),
+                           now=T0 + timedelta(hours=1), settings=settings)  # fmt: skip
+        payload = conn.execute(
+            "SELECT payload FROM findings WHERE finding_key = 'violation:evt-zone-1'"
+        ).fetchone()
+    assert payload is not None
+    polygon = payload[0]["evidence"]["zone_polygon_px"]
+    out = tmp_path / "captures"
+    res = _export({"url": db_url, "store": LocalDirStore(settings.evidence_dir)}, out,
+                  faces_allowed_regions=["open"])  # fmt: skip
+    assert (res.confirmed, res.zone_outlines_removed, res.zone_outlines_kept) == (2, 1, 1)
+    ew = min(width, 1280)  # the evidence width: frames wider than 1280 px are shrunk
+    eh = round(height * ew / width)
+    clean = cv2.resize(frame, (ew, eh), interpolation=cv2.INTER_AREA) if ew < width else frame
+
+    removed = cv2.imread(str(out / "images" / "evt-zone-1.png"))
+    assert removed is not None
+    assert removed.shape == clean.shape  # the frame without the caption bar
+    diff, zone_coloured = _along_outline(removed, clean, polygon)
+    assert diff < 8  # the scene is back (the JPEG alone differs by ~3)
+    assert zone_coloured == 0.0  # and no pixel of the outline's colour is left on it
+    xml = (out / "annotations" / "evt-zone-1.xml").read_text()
+    assert "<zone_outline_removed>true</zone_outline_removed>" in xml
+
+    kept = cv2.imread(str(out / "images" / "evt-zone-2.png"))  # its boxes were painted out
+    assert kept is not None
+    assert kept.shape == clean.shape
+    diff, zone_coloured = _along_outline(kept, clean, polygon)
+    assert diff > 40
+    assert zone_coloured > 0.5  # the outline stays where its place is not recorded
+    xml = (out / "annotations" / "evt-zone-2.xml").read_text()
+    assert "<zone_outline_removed>false</zone_outline_removed>" in xml
+    report = json.loads((out / "export_report.json").read_text())
+    assert (report["zone_outlines_removed"], report["zone_outlines_kept"]) == (1, 1)
+    read = read_folder(out, "auto", {}, ["without_mask"])
+    assert (len(read.samples), read.issues) == (2, [])
+
+
+def test_a_capture_outside_any_zone_says_nothing_of_an_outline(db_url: str, tmp_path: Path) -> None:
+    """No zone, no outline drawn: nothing to report (the rendered capture of the box test)."""
+    settings = ApiSettings(evidence_dir=tmp_path / "evidence")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO regions (id, name) VALUES ('open', 'Open')")
+        conn.execute("INSERT INTO sites (id, region_id, name) VALUES ('s-open', 'open', 'B')")
+        rid, _box = _rendered_capture(conn, "s-open")
+        confirm_review(conn, review_id=rid, reviewer="u1", scope=SiteScope.everything(),
+                       now=T0 + timedelta(hours=1), settings=settings)  # fmt: skip
+    out = tmp_path / "captures"
+    res = _export({"url": db_url, "store": LocalDirStore(settings.evidence_dir)}, out,
+                  faces_allowed_regions=["open"])  # fmt: skip
+    assert (res.confirmed, res.zone_outlines_removed, res.zone_outlines_kept) == (1, 0, 0)
+    assert "zone_outline" not in (out / "annotations" / "evt-rendered.xml").read_text()
