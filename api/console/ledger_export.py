@@ -35,7 +35,6 @@ from bkcommon.localtime import DEFAULT_TIME_ZONE
 
 Lang = Literal["zh-CN", "en"]
 
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 COLUMNS: tuple[tuple[str, str, str, int], ...] = (
     # key, zh header, en header, width

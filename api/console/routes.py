@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from api.auth.scope import SiteScope
 from api.console import events, ticket_notice
-from api.console.ledger_export import XLSX_MEDIA_TYPE, write_tickets_xlsx
+from api.console.ledger_export import write_tickets_xlsx
 from api.console.wall import WallPublic, wall_data
 from api.deps import ConnDep, CurrentUser, ScopeDep
 from api.input_types import IsoDateTime
@@ -48,7 +48,7 @@ from api.services.labels import (
 )
 from api.services.publication import PublicationPublic, effective_for_region
 from api.services.risk import LATEST_SQL
-from api.services.spreadsheet import defuse
+from api.services.spreadsheet import XLSX_MEDIA_TYPE, defuse
 from bkcommon.localtime import local_today, region_zone_name
 from bkcommon.timeutil import utcnow
 

@@ -25,6 +25,7 @@ from api.routes.downloads import spooled_download
 from api.schemas import ErrorPublic
 from api.schemas_disinfection import ChecksPublic, CyclesPublic, Outcome, Verdict
 from api.services.disinfection_export import write_cycles
+from api.services.spreadsheet import XLSX_MEDIA_TYPE
 from bkcommon.localtime import region_zone_name
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/disinfection", tags=["disinfection"])
 
 EXPORT_MAX_ROWS = 100_000
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorPublic, "description": "No such site, or it is outside your sites."},

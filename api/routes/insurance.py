@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path
 from fastapi.responses import StreamingResponse
@@ -34,7 +34,10 @@ from api.services.insurance_risk import (
     RiskRecordsPublic,
     risk_record,
     risk_records,
+    write_risk_records,
 )
+from api.services.risk import RiskSettings
+from api.services.spreadsheet import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE
 from bkcommon.timeutil import utcnow
 
 router = APIRouter(tags=["insurance"])
@@ -214,3 +217,39 @@ def get_risk_records(
     """The risk summary of every insured canteen you may read (an insurer: those it covers),
     the highest score first; the lists of one canteen are in ``/insurance/risk-record``."""
     return risk_records(conn=conn, scope=scope, now=utcnow(), settings=risk, insurer=_own(user))
+
+
+Lang = Literal["zh-CN", "en"]
+_SHEET: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The risk records as a spreadsheet."}
+}
+
+
+def _risk_sheet(
+    conn: ConnDep, scope: ScopeDep, risk: RiskSettings, user: Principal, *, fmt: str, lang: Lang
+) -> StreamingResponse:
+    """The risk records of ``/insurance/risk-records`` as a file of ``fmt``."""
+    records = risk_records(conn=conn, scope=scope, now=utcnow(), settings=risk, insurer=_own(user))
+    return spooled_download(
+        lambda out: write_risk_records(out, records, fmt, lang),
+        filename=f"risk-records.{fmt}",
+        media_type=CSV_MEDIA_TYPE if fmt == "csv" else XLSX_MEDIA_TYPE,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/insurance/risk-records.csv", response_class=StreamingResponse, responses=_SHEET)
+def export_risk_records_csv(
+    conn: ConnDep, scope: ScopeDep, risk: RiskSettingsDep, user: CurrentUser, lang: Lang = "zh-CN"
+) -> StreamingResponse:
+    """The risk records as CSV (UTF-8 with a BOM): canteen names, rates in percent, the
+    highest score first, headers in ``lang``."""
+    return _risk_sheet(conn, scope, risk, user, fmt="csv", lang=lang)
+
+
+@router.get("/insurance/risk-records.xlsx", response_class=StreamingResponse, responses=_SHEET)
+def export_risk_records_xlsx(
+    conn: ConnDep, scope: ScopeDep, risk: RiskSettingsDep, user: CurrentUser, lang: Lang = "zh-CN"
+) -> StreamingResponse:
+    """The risk records as an XLSX workbook, as the CSV."""
+    return _risk_sheet(conn, scope, risk, user, fmt="xlsx", lang=lang)

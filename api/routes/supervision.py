@@ -27,6 +27,7 @@ from api.queries.coverage import (
     coverage_xlsx,
 )
 from api.services.duty_deadlines import DutySettings
+from api.services.spreadsheet import XLSX_MEDIA_TYPE
 from api.services.supervision import (
     ChecklistPublic,
     FrequencyIn,
@@ -47,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/supervision", tags=["supervision"])
 
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 Cadre = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.REGULATOR))]
 Lang = Literal["zh-CN", "en"]

@@ -9,7 +9,7 @@ which an insurer covering hundreds of canteens could not wait for.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 from pydantic import BaseModel, Field
@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from api.auth.scope import SiteScope
 from api.services.insurance import IncidentPublic, PolicyPublic, list_incidents, list_policies
 from api.services.risk import RiskPoint, RiskScore, RiskSettings, compute, history
+from api.services.spreadsheet import write_table_csv, write_table_xlsx
 
 Conn = psycopg.Connection[Any]
 
@@ -132,3 +133,47 @@ def risk_records(
     ]
     data.sort(key=lambda r: (-r.score, r.site_name, r.site_id))
     return RiskRecordsPublic(data=data, window_days=settings.window_days)
+
+
+RISK_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("食堂", "Canteen"),
+    ("风险分", "Risk score"),
+    ("待处理整改单", "Open tickets"),
+    ("逾期整改单", "Overdue tickets"),
+    ("重复发生", "Repeated tickets"),
+    ("温度超标（分钟）", "Temperature excursion (min)"),
+    ("传感器在线率（%）", "Sensor uptime (%)"),
+    ("摄像头在线率（%）", "Camera uptime (%)"),
+    ("检查不合格率（%）", "Inspection fail rate (%)"),
+    ("统计期（天）", "Window (days)"),
+)
+"""The risk-record sheet's columns, in the reader's language (zh-CN, en)."""
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else round(x * 100, 1)
+
+
+def write_risk_records(out: IO[bytes], records: RiskRecordsPublic, fmt: str, lang: str) -> None:
+    """The risk records as a CSV (UTF-8 with BOM) or XLSX sheet into ``out``: names, not
+    codes; rates as percentages; the worst first, as listed. Insurers price in spreadsheets."""
+    header = [zh if lang == "zh-CN" else en for zh, en in RISK_COLUMNS]
+    rows = (
+        [
+            r.site_name,
+            round(r.score, 1),
+            r.open_tickets,
+            r.overdue_tickets,
+            r.repeated_tickets,
+            r.excursion_min,
+            _pct(r.sensor_uptime),
+            _pct(r.camera_uptime),
+            _pct(r.inspection_fail_rate),
+            r.window_days,
+        ]
+        for r in records.data
+    )
+    if fmt == "csv":
+        write_table_csv(out, header, rows)
+    else:
+        write_table_xlsx(out, "风险记录" if lang == "zh-CN" else "Risk record", header, rows)

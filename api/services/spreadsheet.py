@@ -19,6 +19,9 @@ from openpyxl.styles import Font
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+
 
 def defuse(value: object) -> object:
     """Text that begins like a formula, quoted with ``'``; control characters an XLSX cell

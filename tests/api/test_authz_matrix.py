@@ -146,6 +146,8 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/incidents/{incident_id}/claim"): Spec("read"),
     ("GET", "/insurance/risk-record"): Spec("read", site_query=True),
     ("GET", "/insurance/risk-records"): Spec("list"),
+    ("GET", "/insurance/risk-records.csv"): Spec("list"),
+    ("GET", "/insurance/risk-records.xlsx"): Spec("list"),
     ("GET", "/sites/{site_id}/risk"): Spec("read"),
     ("POST", "/risk/compute"): _loose_write(frozenset({"admin"})),
     # deadline overrides and triage modes: admins and regulators (in their region) only

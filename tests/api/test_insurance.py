@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from openpyxl import load_workbook
 from psycopg.types.json import Jsonb
 
 from api.app import create_app
@@ -295,6 +296,26 @@ def test_the_risk_records_of_every_insured_canteen_come_from_one_request(
     assert {k: one[k] for k in first} == first  # the list says what the record says
     assert not {"incidents", "history", "policies"} & set(first)  # lists stay per canteen
 
+    # the same records as a spreadsheet, in the reader's words
+    sheet = client.get("/api/v1/insurance/risk-records.csv")
+    assert sheet.status_code == 200, sheet.text
+    assert sheet.headers["content-disposition"] == 'attachment; filename="risk-records.csv"'
+    rows = list(csv.reader(io.StringIO(sheet.content.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["食堂", "风险分", "待处理整改单"]
+    assert [r[0] for r in rows[1:]] == ["第一实验小学食堂", "第二中学食堂"]
+    assert rows[1][2:4] == ["1", "1"]
+    assert rows[1][7] == "100.0"  # camera uptime in percent
+    book = client.get("/api/v1/insurance/risk-records.xlsx", params={"lang": "en"})
+    assert book.status_code == 200, book.text
+    ws = load_workbook(io.BytesIO(book.content), read_only=True).worksheets[0]
+    table = [list(r) for r in ws.iter_rows(values_only=True)]
+    assert table[0][:2] == ["Canteen", "Risk score"]
+    assert [r[0] for r in table[1:]] == ["第一实验小学食堂", "第二中学食堂"]
+    assert table[1][1] == round(first["score"], 1)
+    assert (
+        client.get("/api/v1/insurance/risk-records.csv", params={"lang": "fr"}).status_code == 422
+    )
+
     app = create_app(app_settings, common=CommonSettings(database_url=db_url))
     for username, insurer, sites in (
         ("picc", "PICC", ["school-001"]),
@@ -306,6 +327,8 @@ def test_the_risk_records_of_every_insured_canteen_come_from_one_request(
             got = insurer_client.get("/api/v1/insurance/risk-records")
             assert got.status_code == 200, got.text
             assert [r["site_id"] for r in got.json()["data"]] == sites, insurer
+            sheet = insurer_client.get("/api/v1/insurance/risk-records.csv").content
+            assert len(sheet.decode("utf-8-sig").splitlines()) == 1 + len(sites)  # theirs only
 
 
 def test_a_claim_moves_on_step_by_step_and_its_history_travels_with_the_bundle(

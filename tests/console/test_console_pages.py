@@ -193,7 +193,9 @@ def test_officer_is_offered_only_what_it_may_do(world: Console, module_browser: 
     assert console_errors(b) == []
 
 
-def test_insurer_reads_its_insured_canteens_only(world: Console, module_browser: WebDriver) -> None:
+def test_insurer_reads_its_insured_canteens_only(
+    world: Console, module_browser: WebDriver, module_downloads: Path
+) -> None:
     c, b = world, module_browser
     with psycopg.connect(c.db_url, autocommit=True) as conn:  # two past scores of east-1
         conn.execute(
@@ -224,6 +226,16 @@ def test_insurer_reads_its_insured_canteens_only(world: Console, module_browser:
         wait_until(lambda: attr(b, chart, "aria-label") == "东区第一小学食堂风险分走势")
         assert b.find_elements(By.CSS_SELECTOR, f"{chart} polyline")  # two stored points
         losses = text(b, "#risk-records tr[data-site-id='east-1'] .losses") or ""
+        find(b, "#risk-xlsx").click()  # the records as a sheet, saved from the phone
+        wait_until(
+            lambda: (
+                (text(b, "#risk-xlsx + .download-status") or "") == "已下载 risk-records.xlsx。"
+            ),
+            timeout=20,
+            what="the sheet saved",
+        )
+        sheet = load_workbook(module_downloads / "risk-records.xlsx", read_only=True).worksheets[0]
+        assert [r[0] for r in sheet.iter_rows(min_row=2, values_only=True)] == ["东区第一小学食堂"]
         assert losses == "无事故记录。" or losses.startswith("事故 "), losses
         assert (
             b.execute_script(

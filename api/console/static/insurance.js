@@ -5,7 +5,7 @@
 import { api, ApiError } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
 import { cell, h, mount, say } from "./dom.js";
-import { explain, fmtNum, fmtTime, localNow, localToIso, t, wordsOf } from "./i18n.js";
+import { explain, fmtNum, fmtTime, getLang, localNow, localToIso, t, wordsOf } from "./i18n.js";
 import { incidentKindLabel, incidentKindOptions } from "./labels.js";
 import { lineChart } from "./site.js";
 
@@ -34,6 +34,7 @@ const WORDS = {
     future: "发生时间不能晚于现在。", bad_time: "发生时间不对，请重新选择。", with_incident: "随事故一并记录",
     risk_more: "风险分走势与事故", risk_trend: "{name}风险分走势", no_history: "尚无历史风险分。",
     losses: "事故 {n} 起，已赔付 {paid}，处理中 {open} 起。", no_losses: "无事故记录。",
+    csv: "导出 CSV", xlsx: "导出 Excel",
   },
   en: {
     new_policy: "Register a policy", new_incident: "Record an incident", save: "Save", starts_on: "Starts on", ends_on: "Ends on",
@@ -46,6 +47,7 @@ const WORDS = {
     future: "The time it occurred cannot be later than now.", bad_time: "The time it occurred is not right; choose it again.", with_incident: "recorded with the incident",
     risk_more: "Score trend and incidents", risk_trend: "Risk score of {name} over time", no_history: "No past score yet.",
     losses: "{n} incident(s), {paid} paid, {open} claim(s) in progress.", no_losses: "No incident recorded.",
+    csv: "Export CSV", xlsx: "Export Excel",
   },
 };
 const w = wordsOf(WORDS);
@@ -239,6 +241,9 @@ export async function renderInsurance(main) {
     h("section", { class: "card", "aria-labelledby": "rr-h" },
       h("h2", { id: "rr-h" }, t("ins_risk_record")),
       h("p", { class: "muted" }, u.role === "insurer" ? t("ins_risk_hint") : w("risk_hint_staff")),
+      records.length ? h("div", { class: "row" },
+        h("a", { id: "risk-csv", class: "button secondary", href: `/api/v1/insurance/risk-records.csv?lang=${getLang()}`, download: "risk-records.csv" }, w("csv")),
+        h("a", { id: "risk-xlsx", class: "button secondary", href: `/api/v1/insurance/risk-records.xlsx?lang=${getLang()}`, download: "risk-records.xlsx" }, w("xlsx"))) : null,
       h("div", { class: "table-wrap" }, h("table", { id: "risk-records", class: "stack" },
         head(RISK_COLS),
         h("tbody", {}, records.length ? records.map((r) => h("tr", { dataset: { siteId: r.site_id } },
