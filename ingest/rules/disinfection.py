@@ -21,7 +21,9 @@ temperature may start a cycle again only once it has been below ``start_temp_c``
 that draws power again within ``PLUG_PAUSE`` of switching off (a thermostat cutting the
 heater once the chamber is hot) continues the same cycle: the ledger row written at the
 switch-off is updated when the cycle really ends, and temperature readings during the pause
-keep its hold going (a reading below ``start_temp_c`` ends the pause for good).
+keep its hold going (a reading below ``start_temp_c`` ends the pause for good). The plug's
+samples decide the pause whenever they arrive, and a cycle's hold is counted up to its end
+(``_hold_until``), so the ledger ends the same whichever gateway's batch comes first.
 
 The state of a cycle in progress lives in ``rule_state`` (rule ``disinfection``) and is
 written in the writer's transaction with the readings, so a worker restarted mid-cycle
@@ -115,6 +117,9 @@ class CycleState:
     ended_at: datetime | None = None
     armed: bool = True
     valid_at: datetime | None = None
+    prior_s: float = 0.0
+    """The longest hold run that ended before the current one (``hot_since``): what the hold
+    was before heat read after the cycle's end, should a late plug sample end it earlier."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON stored in ``rule_state.state``."""
@@ -134,6 +139,7 @@ class CycleState:
             "ended_at": _iso(self.ended_at),
             "armed": self.armed,
             "valid_at": _iso(self.valid_at),
+            "prior_s": self.prior_s,
         }
 
     @classmethod
@@ -165,6 +171,13 @@ class CycleState:
             ended_at=ts("ended_at"),
             armed=bool(raw.get("armed", True)),
             valid_at=ts("valid_at"),
+            # a state stored before prior_s: its hold so far, unless a run is going on
+            prior_s=float(
+                raw.get(
+                    "prior_s",
+                    raw.get("held_s", 0.0) if raw.get("hot_since") is None else 0.0,
+                )
+            ),
         )
 
 
@@ -228,21 +241,39 @@ def _ended(state: CycleState, end: datetime, cab: Cabinet) -> Cycle:
             state.peak_w,
             reached,
         )
+    held = _hold_until(state, end)
+    reached = state.valid_at
+    if held < cab.min_hold_s or (reached is not None and reached > end):
+        reached = None
     return Cycle(
         cab.sensor_id,
         cab.site_id,
         state.started_at,
         end,
         state.peak_c,
-        state.held_s,
-        verdict_for(state.peak_c, state.held_s, cab),
+        held,
+        verdict_for(state.peak_c, held, cab),
         cab.min_temp_c,
         cab.min_hold_s,
         "power_temperature" if state.driver == "power" else "temperature",
         on_s,
         state.peak_w,
-        state.valid_at if state.held_s >= cab.min_hold_s else None,
+        reached,
     )
+
+
+def _hold_until(state: CycleState, end: datetime) -> float:
+    """The cycle's hold counted up to ``end``: a probe's batch may have brought heat read
+    after the plug's end (its samples came later), which is not this cycle's, and the hold
+    is never longer than the cycle."""
+    assert state.started_at is not None
+    held = state.held_s
+    if state.last_hot is not None and state.last_hot > end:
+        if state.hot_since is not None and state.hot_since <= end:
+            held = max(state.prior_s, (end - state.hot_since).total_seconds())
+        elif state.hot_since is not None:
+            held = state.prior_s
+    return max(0.0, min(held, (end - state.started_at).total_seconds()))
 
 
 def _heat(state: CycleState, t: float, ts: datetime, cab: Cabinet) -> CycleState:
@@ -264,7 +295,7 @@ def _heat(state: CycleState, t: float, ts: datetime, cab: Cabinet) -> CycleState
             held_s=held,
             valid_at=valid_at,
         )
-    return replace(state, last_ts=ts, peak_c=peak, hot_since=None, held_s=held)
+    return replace(state, last_ts=ts, peak_c=peak, hot_since=None, held_s=held, prior_s=held)
 
 
 def step(  # noqa: PLR0911 - one return per phase of the cycle
@@ -281,9 +312,11 @@ def step(  # noqa: PLR0911 - one return per phase of the cycle
         if ts <= state.ended_at:  # a late reading of the plug-timed cycle that ended
             folded = _heat(state, t, ts, cab)
             return folded, _ended(folded, state.ended_at, cab)
-        if ts - state.ended_at < PLUG_PAUSE and t >= cab.start_temp_c:
-            # the plug may yet switch back on (a thermostat's pause): keep the hold going;
-            # the ledger row stays as ended unless the plug does
+        plug_heard = state.last_power_ts is not None and ts - state.last_power_ts <= PLUG_SILENT
+        if t >= cab.start_temp_c and plug_heard:
+            # the plug may yet switch back on within PLUG_PAUSE (a thermostat's pause), which
+            # the plug's own samples decide, whenever they arrive: keep the hold going; the
+            # ledger row stays as ended unless the plug does
             return _heat(state, t, ts, cab), None
         state = CycleState(last_ts=state.last_ts, last_power_ts=state.last_power_ts, armed=False)
     if state.running and state.driver == "power" and cab.has_plug:
@@ -329,6 +362,9 @@ def step_power(state: CycleState, p: NewPower, cab: Cabinet) -> tuple[CycleState
         cycle = _ended(state, ts, cab)
         return replace(state, running=False, closing=True, ended_at=ts), cycle
     if not on:
+        if state.closing and state.ended_at is not None and ts - state.ended_at >= PLUG_PAUSE:
+            # still off past the pause: the cycle is over (the chamber may still be hot)
+            return CycleState(last_ts=state.last_ts, last_power_ts=ts, armed=False), None
         return replace(state, last_power_ts=ts), None
     if state.closing and state.ended_at is not None and ts - state.ended_at < PLUG_PAUSE:
         # switched back on within the pause: the same cycle (same start, same ledger row,
@@ -338,7 +374,13 @@ def step_power(state: CycleState, p: NewPower, cab: Cabinet) -> tuple[CycleState
         if state.peak_c is None and state.on_since is not None:
             held = (ts - state.on_since).total_seconds()
         resumed = replace(
-            state, running=True, closing=False, ended_at=None, last_power_ts=ts, peak_w=peak_w
+            state,
+            running=True,
+            closing=False,
+            ended_at=None,
+            last_power_ts=ts,
+            peak_w=peak_w,
+            on_since=state.on_since or ts,  # a temperature-begun cycle the plug first saw off
         )
         return replace(resumed, held_s=held), None
     started = CycleState(

@@ -153,6 +153,62 @@ def test_a_pause_longer_than_plug_pause_or_a_cool_down_ends_the_cycle() -> None:
     assert starts == [T0, T0 + timedelta(minutes=8)]
 
 
+def _final(cycles: list[Cycle]) -> dict[datetime, tuple[Any, ...]]:
+    """Each cycle's last ledger row (a row is updated in place, keyed by its start)."""
+    return {c.started_at: (c.ended_at, c.held_s, c.verdict, c.on_s, c.valid_at) for c in cycles}
+
+
+def _in_time_order(events: list[NewReading | NewPower]) -> list[NewReading | NewPower]:
+    return sorted(events, key=lambda e: (e.ts, isinstance(e, NewReading)))
+
+
+_HOT = 102.0
+ARRIVALS: dict[str, list[NewReading | NewPower]] = {
+    # the plug's switch-off comes after the probe's batch, which ran on past it
+    "late switch-off": [_p(m, 1500.0) for m in range(6)]
+    + [_t(m, _HOT) for m in range(15)]
+    + [_p(m, 5.0) for m in range(6, 20)]
+    + [_t(20, 40.0)],
+    # the probe's batch reaches 6 min past the switch-off before the plug's resume arrives
+    "late resume": [_p(m, 1500.0) for m in range(6)]
+    + [_p(6, 5.0)]
+    + [_t(m, _HOT) for m in range(2, 13)]
+    + [_p(m, 1500.0) for m in range(8, 16)]
+    + [_p(16, 5.0)]
+    + [_t(m, _HOT) for m in range(13, 17)]
+    + [_t(25, 40.0)],
+    # heat read during the pause, then a one-minute resume: not this cycle's past its end
+    "short resume": [_p(m, 1500.0) for m in range(6)]
+    + [_p(6, 5.0)]
+    + [_t(m, _HOT) for m in range(11)]
+    + [_p(7, 1500.0), _p(8, 5.0), _t(20, 40.0)],
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARRIVALS))
+def test_the_ledger_ends_the_same_whichever_stream_arrives_first(name: str) -> None:
+    """Plug and probe report through different gateways; each stream is in order, the two
+    are not. The rows left in the ledger are those of the streams in time order, and no row
+    holds longer than it lasted or became valid after it ended."""
+    as_arrived = _final(_feed(ARRIVALS[name]))
+    assert as_arrived == _final(_feed(_in_time_order(ARRIVALS[name])))
+    for start, (end, held, _verdict, _on_s, valid_at) in as_arrived.items():
+        assert held <= (end - start).total_seconds()
+        assert valid_at is None or valid_at <= end
+
+
+def test_a_cycle_the_temperature_began_resumes_with_its_on_time() -> None:
+    events: list[NewReading | NewPower] = [_t(0, 80.0), _t(1, _HOT), _p(1.5, 5.0)]
+    events += [_p(3, 1500.0)] + [_t(m, _HOT) for m in range(2, 20)] + [_p(20, 5.0)]
+    last = _feed(_in_time_order(events))[-1]
+    assert (last.started_at, last.ended_at, last.verdict) == (
+        T0,
+        T0 + timedelta(minutes=20),
+        "valid",
+    )
+    assert last.on_s == 17 * 60.0  # from the first sample drawing power
+
+
 def test_windows_are_judged_no_sooner_than_a_pause_is_decided() -> None:
     assert JUDGE_GRACE >= PLUG_PAUSE  # see JUDGE_GRACE's docstring
 
