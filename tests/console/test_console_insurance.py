@@ -5,6 +5,7 @@ insurer's decisions up to the payment, and the insurer reads it all without a fo
 from __future__ import annotations
 
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -250,12 +251,20 @@ def test_the_claim_bundle_is_saved_from_the_page_and_a_failure_said_beside_it(
     sign_in_as(b, c, "reg-east", "/console/insurance")
     link = f"#incidents tr[data-incident-id='{made.id}'] a.bundle-link"
     before = set(module_downloads.iterdir())
-    find(b, link).click()
+    find(b, link)
+    b.execute_script(  # a double tap, and the live table redrawn while the file is prepared
+        "const a = document.querySelector(arguments[0]); a.click(); a.click();"
+        "const tr = a.closest('tr'); tr.replaceWith(tr.cloneNode(true));",
+        link,
+    )
     said = f"#incidents tr[data-incident-id='{made.id}'] .download-status"
     name = f"incident-{made.id}.zip"
     wait_until(lambda: text(b, said) == f"已下载 {name}。", timeout=20, what="saved")
     wait_until(lambda: module_downloads / name in set(module_downloads.iterdir()) - before)
     wait_until(lambda: not list(module_downloads.glob("*.crdownload")), what="complete")
+    time.sleep(0.5)  # a second file, had the double tap fetched twice, would be there by now
+    assert [p.name for p in set(module_downloads.iterdir()) - before] == [name]
+    assert attr(b, link, "aria-busy") is None
     with zipfile.ZipFile(module_downloads / name) as zf:
         assert json.loads(zf.read("manifest.json"))["incident"]["id"] == made.id
 

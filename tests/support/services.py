@@ -51,14 +51,16 @@ def wait_until(pred: object, timeout: float = 10.0, interval: float = 0.05, what
     pages redraw rows under a test's feet, and the next poll finds the new node.
     """
     deadline = time.monotonic() + timeout
+    replaced: _ReplacedError | None = None
     while time.monotonic() < deadline:
         try:
             if pred():  # type: ignore[operator]
                 return
-        except _ReplacedError:
-            pass
+            replaced = None
+        except _ReplacedError as e:
+            replaced = e  # named below if it is still so at the end
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or pred}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or pred}") from replaced
 
 
 @dataclass

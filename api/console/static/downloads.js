@@ -7,7 +7,7 @@ import { explain, t } from "./i18n.js";
 
 /** The file name the API gave (Content-Disposition, RFC 6266 / 5987), else `fallback`. */
 function fileName(disposition, fallback) {
-  const star = /filename\*\s*=\s*(?:UTF-8|utf-8)''([^;]+)/.exec(disposition || "");
+  const star = /filename\*\s*=\s*utf-8'[^']*'([^;]+)/i.exec(disposition || ""); // charset'lang'name
   if (star) {
     try {
       return decodeURIComponent(star[1].trim());
@@ -33,19 +33,36 @@ function statusFor(link) {
   return made;
 }
 
-async function fetchAndSave(link, onUnauthorized) {
-  const status = statusFor(link);
-  const url = link.getAttribute("href");
+const inFlight = new Set(); // the URLs being fetched: one fetch of each at a time
+
+/** Say `text` (class `kind`: "", "ok" or "error") beside the link to `url` as the page is now:
+ * a live page may have redrawn the link (and its status line) while the file was prepared. */
+function sayFor(link, url, text, kind) {
+  let here = link;
+  if (!here.isConnected) {
+    here = [...document.querySelectorAll("a[download]")].find((a) => a.getAttribute("href") === url);
+    if (!here) return; // the page moved on: nothing to say it beside
+  }
+  const status = statusFor(here);
+  status.classList.remove("ok", "error");
+  if (kind) status.classList.add(kind);
+  say(status, text);
+  if (inFlight.has(url)) here.setAttribute("aria-busy", "true");
+  else here.removeAttribute("aria-busy");
+}
+
+async function fetchAndSave(link, url, onUnauthorized) {
   const fallback = link.getAttribute("download") || url.split("?")[0].split("/").pop();
-  status.className = status.className.replace(/\b(ok|error)\b/g, "").trim();
-  link.setAttribute("aria-busy", "true");
-  say(status, t("download_preparing"));
+  inFlight.add(url);
+  sayFor(link, url, t("download_preparing"), "");
   try {
     let r;
+    let blob;
     try {
       r = await fetch(url, { credentials: "same-origin" });
+      blob = r.ok ? await r.blob() : null; // the whole file, or the refusal's JSON below
     } catch (e) {
-      throw new ApiError(0, "", "network");
+      throw new ApiError(0, "", "network"); // offline, or the connection dropped mid-file
     }
     if (!r.ok) {
       const body = await r.json().catch(() => null);
@@ -54,7 +71,6 @@ async function fetchAndSave(link, onUnauthorized) {
       throw new ApiError(r.status, detail, r.headers.get("X-BK-Reason") || "");
     }
     const name = fileName(r.headers.get("Content-Disposition"), fallback);
-    const blob = await r.blob();
     const href = URL.createObjectURL(blob);
     const save = document.createElement("a");
     save.href = href; // a blob: link, which the click handler below leaves alone
@@ -64,26 +80,25 @@ async function fetchAndSave(link, onUnauthorized) {
     save.click();
     save.remove();
     setTimeout(() => URL.revokeObjectURL(href), 60000);
-    status.classList.add("ok");
-    say(status, t("download_done", { name }));
+    inFlight.delete(url);
+    sayFor(link, url, t("download_done", { name }), "ok");
   } catch (e) {
-    status.classList.add("error");
-    say(status, explain(e));
-  } finally {
-    link.removeAttribute("aria-busy");
+    inFlight.delete(url);
+    sayFor(link, url, explain(e), "error");
   }
 }
 
 /** Take over every click on a download link to the API (`a[download]` whose href is below
- * /api/); `onUnauthorized` is called when the session has ended. */
+ * /api/); `onUnauthorized` is called when the session has ended. The file is held by the
+ * page until it is whole (Chrome keeps a large one on disk), then saved under its name. */
 export function installDownloads(onUnauthorized) {
   document.addEventListener("click", (ev) => {
     const link = ev.target.closest && ev.target.closest("a[download]");
     if (!link || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0) return;
-    const href = link.getAttribute("href") || "";
-    if (!href.startsWith("/api/")) return;
+    const url = link.getAttribute("href") || "";
+    if (!url.startsWith("/api/")) return;
     ev.preventDefault();
-    if (link.getAttribute("aria-busy") === "true") return; // one fetch of it at a time
-    fetchAndSave(link, onUnauthorized);
+    if (inFlight.has(url)) return; // already being prepared (a double tap, a redrawn link)
+    fetchAndSave(link, url, onUnauthorized);
   });
 }
