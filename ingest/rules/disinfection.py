@@ -312,8 +312,13 @@ def step(  # noqa: PLR0911 - one return per phase of the cycle
         if ts <= state.ended_at:  # a late reading of the plug-timed cycle that ended
             folded = _heat(state, t, ts, cab)
             return folded, _ended(folded, state.ended_at, cab)
-        plug_heard = state.last_power_ts is not None and ts - state.last_power_ts <= PLUG_SILENT
-        if t >= cab.start_temp_c and plug_heard:
+        heard = state.last_power_ts
+        # the pause is open until the plug reports past it (still off: the cycle is over),
+        # or says nothing for PLUG_SILENT; late readings up to the end still count (above)
+        pause_open = (
+            heard is not None and heard - state.ended_at < PLUG_PAUSE and ts - heard <= PLUG_SILENT
+        )
+        if t >= cab.start_temp_c and pause_open:
             # the plug may yet switch back on within PLUG_PAUSE (a thermostat's pause), which
             # the plug's own samples decide, whenever they arrive: keep the hold going; the
             # ledger row stays as ended unless the plug does
@@ -362,9 +367,6 @@ def step_power(state: CycleState, p: NewPower, cab: Cabinet) -> tuple[CycleState
         cycle = _ended(state, ts, cab)
         return replace(state, running=False, closing=True, ended_at=ts), cycle
     if not on:
-        if state.closing and state.ended_at is not None and ts - state.ended_at >= PLUG_PAUSE:
-            # still off past the pause: the cycle is over (the chamber may still be hot)
-            return CycleState(last_ts=state.last_ts, last_power_ts=ts, armed=False), None
         return replace(state, last_power_ts=ts), None
     if state.closing and state.ended_at is not None and ts - state.ended_at < PLUG_PAUSE:
         # switched back on within the pause: the same cycle (same start, same ledger row,

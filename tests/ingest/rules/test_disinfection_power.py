@@ -177,6 +177,11 @@ ARRIVALS: dict[str, list[NewReading | NewPower]] = {
     + [_p(16, 5.0)]
     + [_t(m, _HOT) for m in range(13, 17)]
     + [_t(25, 40.0)],
+    # a plug reporting "off" every minute, all sent before the probe's late batch
+    "plug reports on": [_p(m, 1500.0) for m in range(6)]
+    + [_p(m, 5.0) for m in range(6, 20)]
+    + [_t(m, _HOT) for m in range(1, 12)]
+    + [_t(25, 40.0)],
     # heat read during the pause, then a one-minute resume: not this cycle's past its end
     "short resume": [_p(m, 1500.0) for m in range(6)]
     + [_p(6, 5.0)]
