@@ -60,6 +60,9 @@ the same cycle going on: a cabinet's thermostat cuts the heater once the chamber
 (a few watts for a few minutes) and switches it back on, and that pause is part of the
 hold, not the end of one short cycle and the start of another."""
 
+MAX_RUNS = 16
+"""Ended hold runs kept per cycle (a cycle has a few; a thermostat's pauses add one each)."""
+
 PLUG_SILENT = timedelta(minutes=10)
 """A plug-timed cycle whose plug has sent nothing for this long ends by the temperature
 (below ``start_temp_c``), so a plug that died mid-cycle does not hold it open."""
@@ -117,9 +120,12 @@ class CycleState:
     ended_at: datetime | None = None
     armed: bool = True
     valid_at: datetime | None = None
+    runs: tuple[tuple[datetime, datetime], ...] = ()
+    """The cycle's ended hold runs (first to last reading at ``min_temp_c``), the latest
+    ``MAX_RUNS``: a probe's batch may bring heat read after a switch-off the plug reports
+    later, and the hold up to the cycle's end is counted from these (``_hold_until``)."""
     prior_s: float = 0.0
-    """The longest hold run that ended before the current one (``hot_since``): what the hold
-    was before heat read after the cycle's end, should a late plug sample end it earlier."""
+    """The longest of the cycle's ended runs no longer in ``runs``."""
 
     def to_json(self) -> dict[str, Any]:
         """The JSON stored in ``rule_state.state``."""
@@ -139,6 +145,7 @@ class CycleState:
             "ended_at": _iso(self.ended_at),
             "armed": self.armed,
             "valid_at": _iso(self.valid_at),
+            "runs": [[a.isoformat(), b.isoformat()] for a, b in self.runs],
             "prior_s": self.prior_s,
         }
 
@@ -171,13 +178,12 @@ class CycleState:
             ended_at=ts("ended_at"),
             armed=bool(raw.get("armed", True)),
             valid_at=ts("valid_at"),
-            # a state stored before prior_s: its hold so far, unless a run is going on
-            prior_s=float(
-                raw.get(
-                    "prior_s",
-                    raw.get("held_s", 0.0) if raw.get("hot_since") is None else 0.0,
-                )
+            runs=tuple(
+                (datetime.fromisoformat(str(a)), datetime.fromisoformat(str(b)))
+                for a, b in raw.get("runs", ())
             ),
+            # a state stored before runs were kept: its hold so far stands for them
+            prior_s=float(raw.get("prior_s", raw.get("held_s", 0.0))),
         )
 
 
@@ -241,10 +247,7 @@ def _ended(state: CycleState, end: datetime, cab: Cabinet) -> Cycle:
             state.peak_w,
             reached,
         )
-    held = _hold_until(state, end)
-    reached = state.valid_at
-    if held < cab.min_hold_s or (reached is not None and reached > end):
-        reached = None
+    held, reached = _hold_until(state, end, cab)
     return Cycle(
         cab.sensor_id,
         cab.site_id,
@@ -262,18 +265,28 @@ def _ended(state: CycleState, end: datetime, cab: Cabinet) -> Cycle:
     )
 
 
-def _hold_until(state: CycleState, end: datetime) -> float:
-    """The cycle's hold counted up to ``end``: a probe's batch may have brought heat read
-    after the plug's end (its samples came later), which is not this cycle's, and the hold
-    is never longer than the cycle."""
+def _hold_until(state: CycleState, end: datetime, cab: Cabinet) -> tuple[float, datetime | None]:
+    """The cycle's hold counted up to ``end``, and when it first reached ``min_hold_s`` (None:
+    not by then). A probe's batch may have brought heat read after a switch-off the plug
+    reported later: that heat is not this cycle's, so the runs are cut at ``end``."""
     assert state.started_at is not None
-    held = state.held_s
-    if state.last_hot is not None and state.last_hot > end:
-        if state.hot_since is not None and state.hot_since <= end:
-            held = max(state.prior_s, (end - state.hot_since).total_seconds())
-        elif state.hot_since is not None:
-            held = state.prior_s
-    return max(0.0, min(held, (end - state.started_at).total_seconds()))
+    if state.last_hot is None or state.last_hot <= end:  # nothing read hot after the end
+        reached = state.valid_at if state.held_s >= cab.min_hold_s else None
+        return state.held_s, reached
+    runs = list(state.runs)
+    if state.hot_since is not None:
+        runs.append((state.hot_since, state.last_hot))
+    held, reached = state.prior_s, None
+    for a, b in runs:  # oldest first
+        if a > end:
+            break
+        length = (min(b, end) - a).total_seconds()
+        held = max(held, length)
+        if reached is None and length >= cab.min_hold_s:
+            reached = a + timedelta(seconds=cab.min_hold_s)
+    if held < cab.min_hold_s:
+        reached = None
+    return max(0.0, min(held, (end - state.started_at).total_seconds())), reached
 
 
 def _heat(state: CycleState, t: float, ts: datetime, cab: Cabinet) -> CycleState:
@@ -295,7 +308,15 @@ def _heat(state: CycleState, t: float, ts: datetime, cab: Cabinet) -> CycleState
             held_s=held,
             valid_at=valid_at,
         )
-    return replace(state, last_ts=ts, peak_c=peak, hot_since=None, held_s=held, prior_s=held)
+    if state.hot_since is None or state.last_hot is None:
+        return replace(state, last_ts=ts, peak_c=peak, held_s=held)
+    runs, prior = (*state.runs, (state.hot_since, state.last_hot)), state.prior_s
+    if len(runs) > MAX_RUNS:  # the oldest goes; its length stays in prior_s
+        (a, b), runs = runs[0], runs[1:]
+        prior = max(prior, (b - a).total_seconds())
+    return replace(
+        state, last_ts=ts, peak_c=peak, hot_since=None, held_s=held, runs=runs, prior_s=prior
+    )
 
 
 def step(  # noqa: PLR0911 - one return per phase of the cycle
@@ -355,6 +376,9 @@ def step_power(state: CycleState, p: NewPower, cab: Cabinet) -> tuple[CycleState
     ts, on = p.ts, cab.switched_on(p)
     watts = p.power_w
     if state.running:
+        if not on and state.started_at is not None and ts < state.started_at:
+            # "off" from before the cycle began (a plug that reported late): not its end
+            return replace(state, last_power_ts=ts), None
         peak_w = state.peak_w if watts is None else max(state.peak_w or 0.0, watts)
         if state.driver != "power":  # the plug takes over a cycle the temperature began
             state = replace(state, driver="power", on_since=ts if on else None)
