@@ -17,6 +17,8 @@ measures in two phases:
    * sensor chart, the site page's zoom steps from the rollups: 24 h at 5 min, 7 days,
      30 days and a year at 1 h (the limits the page asks for);
    * the ledger's first page ``GET /api/v1/tickets?limit=25`` and a ticket's detail;
+   * the insurance page's risk records of every insured canteen (all of them are:
+     ``GET /api/v1/insurance/risk-records``, scores computed on request);
 
 2. ``--clients`` concurrent keep-alive connections (``wrk``) for ``--duration`` seconds
    sending the ticket list / detail mix of ``bench api`` (random filters and pages; four
@@ -220,6 +222,14 @@ def _seed(
                   'sensor_offline', 2, now() - interval '1 hour', now()
            FROM generate_series(1, %s) i""",
         (opts.sites, max(1, opts.sites // 50)),
+    )
+    step(  # every canteen insured, by one of three insurers (the insurer's risk records)
+        "policies",
+        """INSERT INTO policies (site_id, insurer, policy_no, cover_cny, premium_cny,
+                                 starts_on, ends_on)
+           SELECT id, (ARRAY['人保财险','平安产险','太平洋财险'])[1 + mod(abs(hashtext(id)), 3)],
+                  'BENCH-' || id, 2000000, 3000, current_date - 100, current_date + 265
+           FROM sites""",
     )
     step(
         "risk_scores",
@@ -506,6 +516,7 @@ def _cases(now: datetime, ticket_id: int) -> dict[str, tuple[str, dict[str, Any]
         "chart_365d_1h": chart(365, "1h", 9000),
         "ledger_page": ("/api/v1/tickets", {"limit": 25}),
         "ticket_detail": (f"/api/v1/tickets/{ticket_id}", {}),
+        "risk_records": ("/api/v1/insurance/risk-records", {}),  # every insured canteen
     }
 
 
