@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import StreamingResponse
 
 from api.auth.scope import Principal, Role
@@ -212,11 +212,26 @@ def get_risk_record(
 
 @router.get("/insurance/risk-records", response_model=RiskRecordsPublic)
 def get_risk_records(
-    conn: ConnDep, scope: ScopeDep, risk: RiskSettingsDep, user: CurrentUser
+    *,
+    conn: ConnDep,
+    scope: ScopeDep,
+    risk: RiskSettingsDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> RiskRecordsPublic:
-    """The risk summary of every insured canteen you may read (an insurer: those it covers),
-    the highest score first; the lists of one canteen are in ``/insurance/risk-record``."""
-    return risk_records(conn=conn, scope=scope, now=utcnow(), settings=risk, insurer=_own(user))
+    """A page of the risk summaries of the insured canteens you may read (an insurer: those
+    it covers), the highest latest stored score first, with ``total``; the counts and score
+    are computed now. The lists of one canteen are in ``/insurance/risk-record``."""
+    return risk_records(
+        conn=conn,
+        scope=scope,
+        now=utcnow(),
+        settings=risk,
+        insurer=_own(user),
+        limit=limit,
+        offset=offset,
+    )
 
 
 Lang = Literal["zh-CN", "en"]

@@ -47,9 +47,12 @@ class RiskRecordPublic(RiskSummaryPublic):
 
 
 class RiskRecordsPublic(BaseModel):
-    """Every insured canteen in scope, the highest score first."""
+    """A page of the insured canteens in scope, the highest stored score first."""
 
     data: list[RiskSummaryPublic]
+    total: int = Field(description="Insured canteens in scope, on every page.")
+    limit: int | None = Field(description="The page size asked for (None: every canteen).")
+    offset: int
     window_days: float = Field(description="The risk window the counts cover, in days.")
 
 
@@ -110,29 +113,41 @@ def risk_records(
     now: datetime,
     settings: RiskSettings,
     insurer: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> RiskRecordsPublic:
-    """The risk summary of every canteen in scope that has a policy (``insurer``: a policy of
-    that insurer), the highest score first; one query for all of them."""
-    insured = [
-        str(r[0])
+    """The risk summary of the canteens in scope that have a policy (``insurer``: a policy of
+    that insurer), ordered by their latest stored score (``risk_current``, the overview's;
+    the highest first, never scored last), a page of ``limit`` from ``offset``. The order
+    comes from the stored scores so that a page costs one page of computing: the counts and
+    the score shown are computed now, for the page's canteens only, in one query."""
+    ordered = [
+        (str(r[0]), str(r[1]))
         for r in conn.execute(
-            f"""SELECT DISTINCT site_id FROM policies
-                WHERE {scope.clause()} AND (%(insurer)s::text IS NULL OR insurer = %(insurer)s)
-                ORDER BY site_id""",
+            f"""WITH insured AS (
+                    SELECT DISTINCT site_id FROM policies
+                    WHERE {scope.clause()} AND (%(insurer)s::text IS NULL OR insurer = %(insurer)s))
+                SELECT s.id, s.name FROM insured i JOIN sites s ON s.id = i.site_id
+                LEFT JOIN risk_current c ON c.site_id = s.id
+                LEFT JOIN LATERAL (SELECT r.score FROM risk_scores r WHERE r.site_id = s.id
+                                   ORDER BY r.computed_at DESC LIMIT 1) h ON c.site_id IS NULL
+                ORDER BY coalesce(c.score, h.score) DESC NULLS LAST, s.name, s.id""",
             {"insurer": insurer, **scope.params()},
         ).fetchall()
     ]
-    if not insured:
-        return RiskRecordsPublic(data=[], window_days=settings.window_days)
-    # the insured sites were read through the caller's scope; narrow it to them
-    only = SiteScope(all_sites=False, site_ids=tuple(insured))
-    names = _names(conn, insured)
-    data = [
-        _summary(s, names.get(s.site_id, s.site_id), settings.window_days)
-        for s in compute(conn=conn, now=now, scope=only, settings=settings)
+    page = ordered[offset:] if limit is None else ordered[offset : offset + limit]
+    out = RiskRecordsPublic(
+        data=[], total=len(ordered), limit=limit, offset=offset, window_days=settings.window_days
+    )
+    if not page:
+        return out
+    # the page's sites were read through the caller's scope; narrow it to them
+    only = SiteScope(all_sites=False, site_ids=tuple(sid for sid, _ in page))
+    scores = {s.site_id: s for s in compute(conn=conn, now=now, scope=only, settings=settings)}
+    out.data = [
+        _summary(scores[sid], name, settings.window_days) for sid, name in page if sid in scores
     ]
-    data.sort(key=lambda r: (-r.score, r.site_name, r.site_id))
-    return RiskRecordsPublic(data=data, window_days=settings.window_days)
+    return out
 
 
 RISK_COLUMNS: tuple[tuple[str, str], ...] = (

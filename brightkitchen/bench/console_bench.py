@@ -17,8 +17,9 @@ measures in two phases:
    * sensor chart, the site page's zoom steps from the rollups: 24 h at 5 min, 7 days,
      30 days and a year at 1 h (the limits the page asks for);
    * the ledger's first page ``GET /api/v1/tickets?limit=25`` and a ticket's detail;
-   * the insurance page's risk records of every insured canteen (all of them are:
-     ``GET /api/v1/insurance/risk-records``, scores computed on request);
+   * the insurance page's risk records (every canteen is insured): its first page and the
+     last of 5,000 (``GET /api/v1/insurance/risk-records?limit=50``, ordered by the stored
+     score, the page's counts and scores computed on request);
 
 2. ``--clients`` concurrent keep-alive connections (``wrk``) for ``--duration`` seconds
    sending the ticket list / detail mix of ``bench api`` (random filters and pages; four
@@ -516,7 +517,8 @@ def _cases(now: datetime, ticket_id: int) -> dict[str, tuple[str, dict[str, Any]
         "chart_365d_1h": chart(365, "1h", 9000),
         "ledger_page": ("/api/v1/tickets", {"limit": 25}),
         "ticket_detail": (f"/api/v1/tickets/{ticket_id}", {}),
-        "risk_records": ("/api/v1/insurance/risk-records", {}),  # every insured canteen
+        "risk_records": ("/api/v1/insurance/risk-records", {"limit": 50}),  # the page's
+        "risk_records_last": ("/api/v1/insurance/risk-records", {"limit": 50, "offset": 4950}),
     }
 
 

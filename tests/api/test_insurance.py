@@ -284,9 +284,22 @@ def test_the_risk_records_of_every_insured_canteen_come_from_one_request(
     assert client.post("/api/v1/policies", json=ping_an).status_code == 201
     insert_finding(conn, key="f1", notify=False)  # school-001: an overdue ticket
     process_findings(conn, now=utcnow() - timedelta(days=10), settings=app_settings)
+    assert client.post("/api/v1/risk/compute").status_code == 200  # the stored scores
 
     every = client.get("/api/v1/insurance/risk-records").json()
     assert [r["site_id"] for r in every["data"]] == ["school-001", "school-002"]  # worst first
+    assert (every["total"], every["limit"], every["offset"]) == (2, 50, 0)
+    pages = [
+        client.get("/api/v1/insurance/risk-records", params={"limit": 1, "offset": o}).json()
+        for o in (0, 1, 2)
+    ]
+    assert [[r["site_id"] for r in p["data"]] for p in pages] == [
+        ["school-001"],
+        ["school-002"],
+        [],
+    ]
+    assert {p["total"] for p in pages} == {2}
+    assert client.get("/api/v1/insurance/risk-records", params={"limit": 0}).status_code == 422
     first, second = every["data"]
     assert first["score"] > second["score"]
     assert (first["site_name"], second["site_name"]) == ("第一实验小学食堂", "第二中学食堂")

@@ -277,3 +277,48 @@ def test_the_claim_bundle_is_saved_from_the_page_and_a_failure_said_beside_it(
     wait_until(lambda: text(b, said) == "未找到，或不在您的管辖范围内。", what="the refusal")
     assert "error" in (attr(b, said, "class") or "")
     assert all("404" in e for e in console_errors(b))  # the refusal, and nothing else
+
+
+def test_the_risk_records_of_many_canteens_come_a_page_at_a_time(
+    module_console: Console, module_browser: WebDriver
+) -> None:
+    """A region with more insured canteens than a page: 50 rows, the page and the count said,
+    the next page in the address; the highest stored score first."""
+    c, b = module_console, module_browser
+    extra = [f"bulk-{i:02d}" for i in range(55)]
+    with psycopg.connect(c.db_url, autocommit=True) as conn:
+        for i, site in enumerate(extra):
+            conn.execute(
+                "INSERT INTO sites (id, region_id, name) VALUES (%s, 'd-east', %s)",
+                (site, f"批量食堂 {i:02d}"),
+            )
+            conn.execute(
+                "INSERT INTO policies (site_id, insurer, policy_no, cover_cny, premium_cny,"
+                " starts_on, ends_on) VALUES (%s, '人保财险', %s, 1000000, 2000,"
+                " current_date - 10, current_date + 300)",
+                (site, f"BULK-{i:02d}"),
+            )
+        conn.execute(  # the riskiest by its stored score
+            "INSERT INTO risk_scores (site_id, computed_at, score, components)"
+            " VALUES ('bulk-54', now(), 99, '{}')"
+        )
+        (total,) = conn.execute(
+            "SELECT count(DISTINCT p.site_id) FROM policies p JOIN sites s ON s.id = p.site_id"
+            " WHERE s.region_id = 'd-east'"
+        ).fetchone() or (0,)
+    try:
+        sign_in_as(b, c, "reg-east", "/console/insurance")
+        rows = "#risk-records tr[data-site-id]"
+        wait_until(lambda: len(b.find_elements(By.CSS_SELECTOR, rows)) == 50, what="a page")
+        assert attr(b, rows, "data-site-id") == "bulk-54"  # the highest stored score first
+        assert f"第 1 / 2 页（共 {total} 家）" in (text(b, "#risk-pager") or "")
+        find(b, "#risk-next").click()
+        wait_until(lambda: "page=2" in b.current_url, what="page 2 in the address")
+        wait_until(lambda: len(b.find_elements(By.CSS_SELECTOR, rows)) == total - 50)
+        assert f"第 2 / 2 页（共 {total} 家）" in (text(b, "#risk-pager") or "")
+        assert console_errors(b) == []
+    finally:
+        with psycopg.connect(c.db_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM risk_scores WHERE site_id LIKE 'bulk-%'")
+            conn.execute("DELETE FROM policies WHERE site_id LIKE 'bulk-%'")
+            conn.execute("DELETE FROM sites WHERE id LIKE 'bulk-%'")

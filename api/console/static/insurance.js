@@ -4,7 +4,7 @@
 // incident and each step of its claim as the insurer decides (the insurer's account reads only).
 import { api, ApiError } from "./api.js";
 import { me, refresh, siteName } from "./app.js";
-import { cell, h, mount, say } from "./dom.js";
+import { cell, h, mount, pager, qs, say } from "./dom.js";
 import { explain, fmtNum, fmtTime, getLang, localNow, localToIso, t, wordsOf } from "./i18n.js";
 import { incidentKindLabel, incidentKindOptions } from "./labels.js";
 import { lineChart } from "./site.js";
@@ -12,6 +12,7 @@ import { lineChart } from "./site.js";
 const pct = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed(1)}%`);
 const money = (x) => (x === null || x === undefined ? "—" : `¥${Number(x).toLocaleString("zh-CN")}`);
 
+const RISK_PAGE = 50; // canteens per page of the risk records
 const RISK_COLS = ["site", "risk", "open_tickets", "overdue_tickets", "ins_repeated", "ins_excursion", "ins_sensor_uptime", "ins_camera_uptime", "ins_fail_rate"];
 const POLICY_COLS = ["site", "ins_insurer", "ins_policy_no", "ins_cover", "ins_premium", "ins_period"];
 const INCIDENT_COLS = ["created_at", "site", "kind", "ins_description", "ins_claim", "ins_amount", "ins_bundle"];
@@ -34,7 +35,8 @@ const WORDS = {
     future: "发生时间不能晚于现在。", bad_time: "发生时间不对，请重新选择。", with_incident: "随事故一并记录",
     risk_more: "风险分走势与事故", risk_trend: "{name}风险分走势", no_history: "尚无历史风险分。",
     losses: "事故 {n} 起，已赔付 {paid}，处理中 {open} 起。", no_losses: "无事故记录。",
-    csv: "导出 CSV", xlsx: "导出 Excel",
+    csv: "导出 CSV", xlsx: "导出 Excel", risk_order: "按最近一次评分从高到低排列；各项为当前数值。",
+    risk_pages: "第 {p} / {n} 页（共 {total} 家）", risk_pager: "承保食堂分页",
   },
   en: {
     new_policy: "Register a policy", new_incident: "Record an incident", save: "Save", starts_on: "Starts on", ends_on: "Ends on",
@@ -47,7 +49,8 @@ const WORDS = {
     future: "The time it occurred cannot be later than now.", bad_time: "The time it occurred is not right; choose it again.", with_incident: "recorded with the incident",
     risk_more: "Score trend and incidents", risk_trend: "Risk score of {name} over time", no_history: "No past score yet.",
     losses: "{n} incident(s), {paid} paid, {open} claim(s) in progress.", no_losses: "No incident recorded.",
-    csv: "Export CSV", xlsx: "Export Excel",
+    csv: "Export CSV", xlsx: "Export Excel", risk_order: "Highest latest stored score first; the figures are as of now.",
+    risk_pages: "page {p} of {n} ({total} canteens)", risk_pager: "Pages of insured canteens",
   },
 };
 const w = wordsOf(WORDS);
@@ -227,13 +230,23 @@ function riskMore(summary) {
   return box;
 }
 
-export async function renderInsurance(main) {
+/** The risk records' pager (`?page=N`: back, forward and reload keep it), or nothing. */
+function riskPager(page, total) {
+  const pages = Math.max(1, Math.ceil(total / RISK_PAGE));
+  const info = w("risk_pages", { p: Math.min(page, pages), n: pages, total });
+  return pager({ id: "risk-pager", nextId: "risk-next", page, more: page < pages, href: (p) => `/console/insurance?page=${p}`,
+    prev: t("prev"), next: t("next"), label: w("risk_pager"), info });
+}
+
+export async function renderInsurance(main, params = new URLSearchParams()) {
+  const page = Math.max(1, Number(params.get("page")) || 1);
   const u = me();
   const canPolicy = ["admin", "regulator"].includes(u.role) && !u.read_only;
   const canIncident = ["admin", "regulator", "officer", "director"].includes(u.role) && !u.read_only;
   // every insured canteen's record from one request, the highest score first
   const [policies, incidents, sites, risk] = await Promise.all([api("/policies"), api("/incidents"),
-    canIncident ? api("/sites") : { data: [] }, api("/insurance/risk-records")]);
+    canIncident ? api("/sites") : { data: [] },
+    api(`/insurance/risk-records${qs({ limit: RISK_PAGE, offset: (page - 1) * RISK_PAGE })}`)]);
   const records = risk.data;
   const siteList = sites.data.map((s) => ({ id: s.id, name: s.name }));
   mount(main,
@@ -241,6 +254,7 @@ export async function renderInsurance(main) {
     h("section", { class: "card", "aria-labelledby": "rr-h" },
       h("h2", { id: "rr-h" }, t("ins_risk_record")),
       h("p", { class: "muted" }, u.role === "insurer" ? t("ins_risk_hint") : w("risk_hint_staff")),
+      risk.total ? h("p", { class: "muted small" }, w("risk_order")) : null,
       records.length ? h("div", { class: "row" },
         h("a", { id: "risk-csv", class: "button secondary", href: `/api/v1/insurance/risk-records.csv?lang=${getLang()}`, download: "risk-records.csv" }, w("csv")),
         h("a", { id: "risk-xlsx", class: "button secondary", href: `/api/v1/insurance/risk-records.xlsx?lang=${getLang()}`, download: "risk-records.xlsx" }, w("xlsx"))) : null,
@@ -252,7 +266,8 @@ export async function renderInsurance(main) {
           c("ins_repeated", { class: "num" }, r.repeated_tickets), c("ins_excursion", { class: "num" }, fmtNum(r.excursion_min, 0)),
           c("ins_sensor_uptime", { class: "num" }, pct(r.sensor_uptime)), c("ins_camera_uptime", { class: "num" }, pct(r.camera_uptime)),
           c("ins_fail_rate", { class: "num" }, pct(r.inspection_fail_rate))))
-          : h("tr", {}, h("td", { colspan: RISK_COLS.length }, t("ins_none"))))))),
+          : h("tr", {}, h("td", { colspan: RISK_COLS.length }, t("ins_none")))))),
+      riskPager(page, risk.total)),
     h("section", { class: "card", "aria-labelledby": "pol-h" },
       h("h2", { id: "pol-h" }, t("ins_policies")),
       canPolicy ? (siteList.length ? policyForm(siteList) : h("p", {}, w("no_sites"))) : null,
