@@ -68,12 +68,25 @@ def post_policy(
     return create_policy(conn=conn, data=body, scope=scope)
 
 
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+
+
 @router.get("/policies", response_model=list[PolicyPublic])
 def get_policies(
-    conn: ConnDep, scope: ScopeDep, user: CurrentUser, site_id: str | None = None
+    *,
+    conn: ConnDep,
+    scope: ScopeDep,
+    user: CurrentUser,
+    site_id: str | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[PolicyPublic]:
-    """Policies of your sites, newest period first (an insurer: its own policies only)."""
-    return list_policies(conn=conn, scope=scope, site_id=site_id, insurer=_own(user))
+    """Policies of your sites, newest period first (an insurer: its own policies only), a
+    page of ``limit`` from ``offset`` (ask for one more than a page to know of another)."""
+    return list_policies(
+        conn=conn, scope=scope, site_id=site_id, insurer=_own(user), limit=limit, offset=offset
+    )
 
 
 @router.get(
@@ -120,10 +133,19 @@ def post_incident(
 
 @router.get("/incidents", response_model=list[IncidentPublic])
 def get_incidents(
-    conn: ConnDep, scope: ScopeDep, user: CurrentUser, site_id: str | None = None
+    *,
+    conn: ConnDep,
+    scope: ScopeDep,
+    user: CurrentUser,
+    site_id: str | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[IncidentPublic]:
-    """Incidents of your sites, newest first (an insurer: those its policies covered)."""
-    return list_incidents(conn=conn, scope=scope, site_id=site_id, insurer=_own(user))
+    """Incidents of your sites, newest first (an insurer: those its policies covered), a page
+    of ``limit`` from ``offset`` (ask for one more than a page to know of another)."""
+    return list_incidents(
+        conn=conn, scope=scope, site_id=site_id, insurer=_own(user), limit=limit, offset=offset
+    )
 
 
 @router.get(
@@ -217,8 +239,8 @@ def get_risk_records(
     scope: ScopeDep,
     risk: RiskSettingsDep,
     user: CurrentUser,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> RiskRecordsPublic:
     """A page of the risk summaries of the insured canteens you may read (an insurer: those
     it covers), the highest latest stored score first, with ``total``; the counts and score

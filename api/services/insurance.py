@@ -189,17 +189,30 @@ def create_policy(*, conn: Conn, data: PolicyCreate, scope: SiteScope) -> Policy
 
 
 def list_policies(
-    *, conn: Conn, scope: SiteScope, site_id: str | None, insurer: str | None = None
+    *,
+    conn: Conn,
+    scope: SiteScope,
+    site_id: str | None,
+    insurer: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[PolicyPublic]:
-    """Policies in scope, newest period first; ``insurer``: only that insurer's (an insurer's
-    account reads its own policies, not a rival's premium on a canteen they both cover)."""
+    """Policies in scope, newest period first, ``limit`` from ``offset`` (None: all);
+    ``insurer``: only that insurer's (an insurer's account reads its own policies, not a
+    rival's premium on a canteen they both cover)."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"""SELECT {_POLICY_COLS} FROM policies
                 WHERE (%(site)s::text IS NULL OR site_id = %(site)s) AND {scope.clause()}
                   AND (%(insurer)s::text IS NULL OR insurer = %(insurer)s)
-                ORDER BY starts_on DESC, id DESC""",
-            {"site": site_id, "insurer": insurer, **scope.params()},
+                ORDER BY starts_on DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s""",
+            {
+                "site": site_id,
+                "insurer": insurer,
+                "limit": limit,
+                "offset": offset,
+                **scope.params(),
+            },
         ).fetchall()
     return [PolicyPublic.model_validate(r) for r in rows]
 
@@ -295,16 +308,30 @@ def get_incident(
 
 
 def list_incidents(
-    *, conn: Conn, scope: SiteScope, site_id: str | None, insurer: str | None = None
+    *,
+    conn: Conn,
+    scope: SiteScope,
+    site_id: str | None,
+    insurer: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[IncidentPublic]:
-    """Incidents in scope, newest first (``insurer``: those its own policies covered)."""
+    """Incidents in scope, newest first, ``limit`` from ``offset`` (None: all); ``insurer``:
+    those its own policies covered."""
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             f"""SELECT {_INCIDENT_COLS} FROM incidents
                 WHERE (%(site)s::text IS NULL OR site_id = %(site)s) AND {scope.clause()}
                   AND {_INCIDENT_OF_INSURER}
-                ORDER BY occurred_at DESC, id DESC""",
-            {"site": site_id, "insurer": insurer, "tz": region_zone_name(), **scope.params()},
+                ORDER BY occurred_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s""",
+            {
+                "site": site_id,
+                "insurer": insurer,
+                "tz": region_zone_name(),
+                "limit": limit,
+                "offset": offset,
+                **scope.params(),
+            },
         ).fetchall()
     return [IncidentPublic.model_validate(r) for r in rows]
 

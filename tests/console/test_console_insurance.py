@@ -283,7 +283,7 @@ def test_the_risk_records_of_many_canteens_come_a_page_at_a_time(
     module_console: Console, module_browser: WebDriver
 ) -> None:
     """A region with more insured canteens than a page: 50 rows, the page and the count said,
-    the next page in the address; the highest stored score first."""
+    the next page in the address; the highest stored score first; the policies paged too."""
     c, b = module_console, module_browser
     extra = [f"bulk-{i:02d}" for i in range(55)]
     with psycopg.connect(c.db_url, autocommit=True) as conn:
@@ -316,6 +316,18 @@ def test_the_risk_records_of_many_canteens_come_a_page_at_a_time(
         wait_until(lambda: "page=2" in b.current_url, what="page 2 in the address")
         wait_until(lambda: len(b.find_elements(By.CSS_SELECTOR, rows)) == total - 50)
         assert f"第 2 / 2 页（共 {total} 家）" in (text(b, "#risk-pager") or "")
+        # the policies too: 50 a page, the next page in the address beside the risk page's
+        policies = "#policies tr[data-policy-no]"
+        assert len(b.find_elements(By.CSS_SELECTOR, policies)) == 50
+        assert (text(b, "#policies-pager") or "").startswith("第 1 页")
+        find(b, "#policies-next").click()
+        wait_until(lambda: b.current_url.endswith("/console/insurance?page=2&policies_page=2"))
+        with psycopg.connect(c.db_url) as conn:
+            (n_policies,) = conn.execute(
+                "SELECT count(*) FROM policies p JOIN sites s ON s.id = p.site_id"
+                " WHERE s.region_id = 'd-east'"
+            ).fetchone() or (0,)
+        wait_until(lambda: len(b.find_elements(By.CSS_SELECTOR, policies)) == n_policies - 50)
         assert console_errors(b) == []
     finally:
         with psycopg.connect(c.db_url, autocommit=True) as conn:

@@ -13,6 +13,7 @@ const pct = (x) => (x === null || x === undefined ? "—" : `${(x * 100).toFixed
 const money = (x) => (x === null || x === undefined ? "—" : `¥${Number(x).toLocaleString("zh-CN")}`);
 
 const RISK_PAGE = 50; // canteens per page of the risk records
+const LIST_PAGE = 50; // policies, incidents per page
 const RISK_COLS = ["site", "risk", "open_tickets", "overdue_tickets", "ins_repeated", "ins_excursion", "ins_sensor_uptime", "ins_camera_uptime", "ins_fail_rate"];
 const POLICY_COLS = ["site", "ins_insurer", "ins_policy_no", "ins_cover", "ins_premium", "ins_period"];
 const INCIDENT_COLS = ["created_at", "site", "kind", "ins_description", "ins_claim", "ins_amount", "ins_bundle"];
@@ -37,6 +38,7 @@ const WORDS = {
     losses: "事故 {n} 起，已赔付 {paid}，处理中 {open} 起。", no_losses: "无事故记录。",
     csv: "导出 CSV", xlsx: "导出 Excel", risk_order: "按最近一次评分从高到低排列；各项为当前数值。",
     risk_pages: "第 {p} / {n} 页（共 {total} 家）", risk_pager: "承保食堂分页",
+    page_n: "第 {p} 页", policies_pager: "保单分页", incidents_pager: "事故分页",
   },
   en: {
     new_policy: "Register a policy", new_incident: "Record an incident", save: "Save", starts_on: "Starts on", ends_on: "Ends on",
@@ -51,6 +53,7 @@ const WORDS = {
     losses: "{n} incident(s), {paid} paid, {open} claim(s) in progress.", no_losses: "No incident recorded.",
     csv: "Export CSV", xlsx: "Export Excel", risk_order: "Highest latest stored score first; the figures are as of now.",
     risk_pages: "page {p} of {n} ({total} canteens)", risk_pager: "Pages of insured canteens",
+    page_n: "page {p}", policies_pager: "Pages of policies", incidents_pager: "Pages of incidents",
   },
 };
 const w = wordsOf(WORDS);
@@ -231,10 +234,10 @@ function riskMore(summary) {
 }
 
 /** The risk records' pager (`?page=N`: back, forward and reload keep it), or nothing. */
-function riskPager(page, total) {
+function riskPager(page, total, params) {
   const pages = Math.max(1, Math.ceil(total / RISK_PAGE));
   const info = w("risk_pages", { p: Math.min(page, pages), n: pages, total });
-  return pager({ id: "risk-pager", nextId: "risk-next", page, more: page < pages, href: (p) => `/console/insurance?page=${p}`,
+  return pager({ id: "risk-pager", nextId: "risk-next", page, more: page < pages, href: (p) => `/console/insurance${qs({ ...Object.fromEntries(params), page: p > 1 ? p : "" })}`,
     prev: t("prev"), next: t("next"), label: w("risk_pager"), info });
 }
 
@@ -244,10 +247,19 @@ export async function renderInsurance(main, params = new URLSearchParams()) {
   const canPolicy = ["admin", "regulator"].includes(u.role) && !u.read_only;
   const canIncident = ["admin", "regulator", "officer", "director"].includes(u.role) && !u.read_only;
   // every insured canteen's record from one request, the highest score first
-  const [policies, incidents, sites, risk] = await Promise.all([api("/policies"), api("/incidents"),
+  const polPage = Math.max(1, Number(params.get("policies_page")) || 1);
+  const incPage = Math.max(1, Number(params.get("incidents_page")) || 1);
+  // one more than a page says that another page exists
+  const [policiesMore, incidentsMore, sites, risk] = await Promise.all([
+    api(`/policies${qs({ limit: LIST_PAGE + 1, offset: (polPage - 1) * LIST_PAGE })}`),
+    api(`/incidents${qs({ limit: LIST_PAGE + 1, offset: (incPage - 1) * LIST_PAGE })}`),
     canIncident ? api("/sites") : { data: [] },
     api(`/insurance/risk-records${qs({ limit: RISK_PAGE, offset: (page - 1) * RISK_PAGE })}`)]);
   const records = risk.data;
+  const policies = policiesMore.slice(0, LIST_PAGE), incidents = incidentsMore.slice(0, LIST_PAGE);
+  const listPager = (key, id, pg, more) => pager({ id: `${id}-pager`, nextId: `${id}-next`, page: pg, more,
+    href: (n) => `/console/insurance${qs({ ...Object.fromEntries(params), [key]: n > 1 ? n : "" })}`,
+    prev: t("prev"), next: t("next"), label: w(`${id}_pager`), info: w("page_n", { p: pg }) });
   const siteList = sites.data.map((s) => ({ id: s.id, name: s.name }));
   mount(main,
     h("h1", {}, t("nav_insurance")),
@@ -267,7 +279,7 @@ export async function renderInsurance(main, params = new URLSearchParams()) {
           c("ins_sensor_uptime", { class: "num" }, pct(r.sensor_uptime)), c("ins_camera_uptime", { class: "num" }, pct(r.camera_uptime)),
           c("ins_fail_rate", { class: "num" }, pct(r.inspection_fail_rate))))
           : h("tr", {}, h("td", { colspan: RISK_COLS.length }, t("ins_none")))))),
-      riskPager(page, risk.total)),
+      riskPager(page, risk.total, params)),
     h("section", { class: "card", "aria-labelledby": "pol-h" },
       h("h2", { id: "pol-h" }, t("ins_policies")),
       canPolicy ? (siteList.length ? policyForm(siteList) : h("p", {}, w("no_sites"))) : null,
@@ -277,7 +289,8 @@ export async function renderInsurance(main, params = new URLSearchParams()) {
           h("th", { scope: "row" }, siteName(p.site_id)), c("ins_insurer", {}, p.insurer), c("ins_policy_no", {}, p.policy_no),
           c("ins_cover", { class: "num" }, money(p.cover_cny)), c("ins_premium", { class: "num" }, money(p.premium_cny)),
           c("ins_period", {}, `${p.starts_on} – ${p.ends_on}`)))
-          : h("tr", {}, h("td", { colspan: POLICY_COLS.length }, t("ins_none"))))))),
+          : h("tr", {}, h("td", { colspan: POLICY_COLS.length }, t("ins_none")))))),
+      listPager("policies_page", "policies", polPage, policiesMore.length > LIST_PAGE)),
     h("section", { class: "card", "aria-labelledby": "inc-h" },
       h("h2", { id: "inc-h" }, t("ins_incidents")),
       canIncident && siteList.length ? incidentForm(siteList) : null,
@@ -287,5 +300,6 @@ export async function renderInsurance(main, params = new URLSearchParams()) {
           h("th", { scope: "row" }, fmtTime(i.occurred_at)), c("site", {}, siteName(i.site_id)), c("kind", {}, incidentKindLabel(i.kind)),
           c("ins_description", {}, i.description), claimCell(i, canIncident), c("ins_amount", { class: "num" }, money(i.amount_cny)),
           c("ins_bundle", {}, h("a", { href: `/api/v1/incidents/${i.id}/bundle.zip`, download: `claim-${i.id}.zip`, class: "bundle-link" }, t("ins_download")))))
-          : h("tr", {}, h("td", { colspan: INCIDENT_COLS.length }, t("ins_no_incidents"))))))));
+          : h("tr", {}, h("td", { colspan: INCIDENT_COLS.length }, t("ins_no_incidents")))))),
+      listPager("incidents_page", "incidents", incPage, incidentsMore.length > LIST_PAGE)));
 }
